@@ -1,0 +1,211 @@
+"""Normalized record schemas, canonical record bytes and record hashes.
+
+Every importer produces frames with these columns; every loader returns them.
+
+    >>> import polars as pl
+    >>> from investigator import schema
+    >>> frame = schema.empty_messages()
+    >>> sorted(schema.MESSAGE_CONTENT_FIELDS)[:3]
+    ['attachment_md5', 'attachment_name', 'attachment_sha256']
+
+Times are UTC with microsecond precision (``ts``). A record's *canonical bytes*
+are the RFC 8785 (JSON Canonicalization Scheme) serialization of its content
+fields only, so the same message seen in two overlapping exports hashes the
+same; provenance columns (file, position, raw hash, batch) are kept beside the
+record and are not part of its hash (docs/archive-format.md, "Records").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+import polars as pl
+import rfc8785
+
+SCHEMA_VERSION = 1
+
+MSG_TYPES = ("text", "image", "voice", "video", "file", "link", "system", "recall", "other")
+CONVERSATION_TYPES = ("direct", "group", "channel", "other")
+
+UTC_US = pl.Datetime("us", "UTC")
+
+# Content fields: what a message *says*. These and only these are hashed.
+MESSAGE_CONTENT_SCHEMA: dict[str, pl.DataType] = {
+    "message_id": pl.String(),
+    "source": pl.String(),  # platform or format, e.g. "slack", "wecom", "jsonl"
+    "conversation_id": pl.String(),
+    "conversation_name": pl.String(),
+    "conversation_type": pl.String(),  # one of CONVERSATION_TYPES
+    "ts": UTC_US,
+    "sender_id": pl.String(),
+    "sender_name": pl.String(),
+    "recipients": pl.List(pl.String()),
+    "msg_type": pl.String(),  # one of MSG_TYPES
+    "text": pl.String(),
+    "attachment_name": pl.String(),
+    "attachment_type": pl.String(),
+    "attachment_size": pl.Int64(),
+    "attachment_sha256": pl.String(),
+    "attachment_md5": pl.String(),
+    "reply_to": pl.String(),
+    "original_id": pl.String(),  # for edits and recalls: the message they change
+}
+
+# Provenance fields: where a record came from. Kept, not hashed.
+PROVENANCE_SCHEMA: dict[str, pl.DataType] = {
+    "source_file": pl.String(),  # file name as given (no directories)
+    "source_sha256": pl.String(),  # SHA-256 of the whole source file
+    "source_position": pl.String(),  # "line 12", "row 3", "$.messages[4]", "zip:general/2016-01-01.json[2]"
+    "raw_sha256": pl.String(),  # SHA-256 of the raw line / canonical raw object
+    "platform_ids": pl.String(),  # JSON object of the platform's own ids
+}
+
+# Added by the archive at ingest; returned by the loader.
+STORAGE_SCHEMA: dict[str, pl.DataType] = {
+    "record_hash": pl.String(),  # hex SHA-256 of canonical bytes
+    "version": pl.Int32(),  # 1 for the first content seen for an id, then 2, 3 ...
+    "batch_seq": pl.Int64(),  # ingest batch (manifest sequence number)
+    "leaf_index": pl.Int64(),  # position of record_hash among the batch's Merkle leaves
+}
+
+EVENT_CONTENT_SCHEMA: dict[str, pl.DataType] = {
+    "event_id": pl.String(),
+    "source": pl.String(),
+    "ts": UTC_US,
+    "actor": pl.String(),  # user or account the event is about
+    "event_type": pl.String(),  # login, logout, login_failed, alert, order, ticket ...
+    "host": pl.String(),
+    "ip": pl.String(),
+    "outcome": pl.String(),  # success, failure, or empty
+    "details": pl.String(),  # free text or a JSON object as text
+}
+
+MESSAGE_CONTENT_FIELDS = tuple(MESSAGE_CONTENT_SCHEMA)
+EVENT_CONTENT_FIELDS = tuple(EVENT_CONTENT_SCHEMA)
+MESSAGE_SCHEMA = {**MESSAGE_CONTENT_SCHEMA, **PROVENANCE_SCHEMA}
+EVENT_SCHEMA = {**EVENT_CONTENT_SCHEMA, **PROVENANCE_SCHEMA}
+REQUIRED_MESSAGE_FIELDS = ("message_id", "ts")
+REQUIRED_EVENT_FIELDS = ("event_id", "ts", "event_type")
+
+# Columns that carry content (what "metadata only" grants leave out).
+CONTENT_COLUMNS = ("text", "attachment_name", "attachment_type", "attachment_size", "attachment_sha256", "attachment_md5")
+
+KINDS = ("messages", "events")
+
+
+def content_schema(kind: str) -> dict[str, pl.DataType]:
+    """The hashed fields of ``kind`` ("messages" or "events").
+
+    Raises ValueError for an unknown kind.
+    """
+    if kind == "messages":
+        return MESSAGE_CONTENT_SCHEMA
+    if kind == "events":
+        return EVENT_CONTENT_SCHEMA
+    raise ValueError(f"unknown record kind {kind!r}")
+
+
+def full_schema(kind: str) -> dict[str, pl.DataType]:
+    """Content plus provenance fields of ``kind``: what importers produce."""
+    return {**content_schema(kind), **PROVENANCE_SCHEMA}
+
+
+def id_field(kind: str) -> str:
+    """The identifying column of ``kind``."""
+    return "message_id" if kind == "messages" else "event_id"
+
+
+def empty_messages() -> pl.DataFrame:
+    """An empty frame with the importer-side message schema."""
+    return pl.DataFrame(schema=MESSAGE_SCHEMA)
+
+
+def empty_events() -> pl.DataFrame:
+    """An empty frame with the importer-side event schema."""
+    return pl.DataFrame(schema=EVENT_SCHEMA)
+
+
+def conform(frame: pl.DataFrame, kind: str) -> pl.DataFrame:
+    """Return ``frame`` with exactly the importer-side columns of ``kind``, in order.
+
+    Missing optional columns are added as nulls; extra columns are dropped;
+    types are cast strictly (a failed cast raises polars' error, which callers
+    turn into an ImportFormatError naming the column).
+    """
+    target = full_schema(kind)
+    exprs = []
+    for name, dtype in target.items():
+        if name in frame.columns:
+            exprs.append(pl.col(name).cast(dtype, strict=True))
+        else:
+            exprs.append(pl.lit(None, dtype=dtype).alias(name))
+    return frame.select(exprs)
+
+
+def format_ts(value: datetime) -> str:
+    """A UTC timestamp as the fixed-width text used in canonical bytes.
+
+    ``2026-11-28T14:20:00.000000Z``. Naive datetimes are taken as UTC.
+    """
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _canonical_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return format_ts(value)
+    if isinstance(value, (list, tuple)):
+        return [_canonical_value(v) for v in value]
+    return value
+
+
+def canonical_record(record: Mapping[str, Any], kind: str) -> dict[str, Any]:
+    """The JSON object that is canonicalized for ``record``: content fields only.
+
+    Null fields are left out, so adding an optional column later does not
+    change the hash of old records. ``kind`` and the schema version are included
+    so that a message and an event can never share a hash.
+    """
+    obj: dict[str, Any] = {"_kind": kind, "_v": SCHEMA_VERSION}
+    for name in content_schema(kind):
+        value = record.get(name)
+        if value is None:
+            continue
+        obj[name] = _canonical_value(value)
+    return obj
+
+
+def canonical_bytes(record: Mapping[str, Any], kind: str) -> bytes:
+    """RFC 8785 canonical bytes of ``record`` (see :func:`canonical_record`)."""
+    return rfc8785.dumps(canonical_record(record, kind))
+
+
+def record_hash(record: Mapping[str, Any], kind: str) -> str:
+    """Hex SHA-256 of the canonical bytes of ``record``."""
+    return hashlib.sha256(canonical_bytes(record, kind)).hexdigest()
+
+
+def record_hashes(frame: pl.DataFrame, kind: str) -> list[str]:
+    """Record hashes of every row of ``frame``, in order."""
+    fields = [c for c in content_schema(kind) if c in frame.columns]
+    return [record_hash(row, kind) for row in frame.select(fields).iter_rows(named=True)]
+
+
+def canonical_json(obj: Any) -> bytes:
+    """RFC 8785 bytes of any JSON-compatible object (manifests, grants, audit entries)."""
+    return rfc8785.dumps(obj)
+
+
+def json_text(obj: Any) -> str:
+    """Readable, stable JSON for files people open (sorted keys, UTF-8)."""
+    return json.dumps(obj, ensure_ascii=False, sort_keys=True, indent=2) + "\n"
+
+
+def iter_records(frame: pl.DataFrame) -> Iterable[dict[str, Any]]:
+    """Rows of ``frame`` as dicts (a thin alias kept for readability)."""
+    return frame.iter_rows(named=True)
