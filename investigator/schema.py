@@ -190,10 +190,69 @@ def record_hash(record: Mapping[str, Any], kind: str) -> str:
     return hashlib.sha256(canonical_bytes(record, kind)).hexdigest()
 
 
+def _json_string_expr(expr: pl.Expr) -> pl.Expr:
+    # JCS string form for text without control characters: only backslash and
+    # quote need escaping (RFC 8785 3.2.2.2 keeps non-ASCII as is). Rows with
+    # control characters take the reference path in canonical_strings().
+    return pl.lit('"') + expr.str.replace_all("\\", "\\\\", literal=True).str.replace_all('"', '\\"', literal=True) + pl.lit('"')
+
+
+_CONTROL_CHARS = "[\x00-\x1f]"
+_MAX_SAFE_INT = 2**53 - 1
+
+
+def canonical_strings(frame: pl.DataFrame, kind: str) -> pl.Series:
+    """RFC 8785 canonical text of every row, computed column-wise.
+
+    Equal, byte for byte, to :func:`canonical_bytes` of each row (a property
+    test holds the two together); rows with control characters in a string are
+    serialized by the reference implementation instead. Polars' string kernels
+    make this about two orders of magnitude faster than a per-row loop.
+
+    Raises ValueError when an integer is outside the range JSON numbers carry
+    exactly (|n| > 2**53 - 1).
+    """
+    fields = [c for c in sorted(content_schema(kind)) if c in frame.columns]
+    schema = content_schema(kind)
+    parts: list[pl.Expr] = [pl.lit('{"_kind":"%s","_v":%d' % (kind, SCHEMA_VERSION))]
+    has_control = pl.lit(False)
+    for name in fields:
+        dtype = schema[name]
+        col = pl.col(name)
+        if dtype == pl.String():
+            value = _json_string_expr(col)
+            has_control = has_control | col.str.contains(_CONTROL_CHARS).fill_null(False)
+        elif isinstance(dtype, pl.Datetime):
+            value = pl.lit('"') + col.dt.convert_time_zone("UTC").dt.to_string("%Y-%m-%dT%H:%M:%S%.6fZ") + pl.lit('"')
+        elif isinstance(dtype, pl.List):
+            inner = col.list.eval(_json_string_expr(pl.element())).list.join(",")
+            value = pl.lit("[") + inner + pl.lit("]")
+            has_control = has_control | col.list.eval(pl.element().str.contains(_CONTROL_CHARS)).list.any().fill_null(False)
+        else:
+            big = frame.select((pl.col(name).abs() > _MAX_SAFE_INT).any()).item()
+            if big:
+                raise ValueError(f"column {name!r} holds an integer JSON cannot carry exactly")
+            value = col.cast(pl.String())
+        parts.append(pl.when(col.is_null()).then(pl.lit("")).otherwise(pl.lit(f',"{name}":') + value))
+    parts.append(pl.lit("}"))
+    out = frame.select(pl.concat_str(parts).alias("canonical"), has_control.alias("control"))
+    strings = out["canonical"]
+    flagged = out["control"]
+    if flagged.any():
+        texts = strings.to_list()
+        rows = frame.select(fields)
+        for index in flagged.arg_true().to_list():
+            texts[index] = canonical_bytes(rows.row(index, named=True), kind).decode("utf-8")
+        strings = pl.Series("canonical", texts, dtype=pl.String())
+    return strings
+
+
 def record_hashes(frame: pl.DataFrame, kind: str) -> list[str]:
-    """Record hashes of every row of ``frame``, in order."""
-    fields = [c for c in content_schema(kind) if c in frame.columns]
-    return [record_hash(row, kind) for row in frame.select(fields).iter_rows(named=True)]
+    """Hex record hashes of every row of ``frame``, in order (see canonical_strings)."""
+    if frame.height == 0:
+        return []
+    sha256 = hashlib.sha256
+    return [sha256(text.encode("utf-8")).hexdigest() for text in canonical_strings(frame, kind).to_list()]
 
 
 def canonical_json(obj: Any) -> bytes:

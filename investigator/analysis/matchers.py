@@ -1,0 +1,230 @@
+"""Per-text matchers behind search's word, fuzzy and pinyin modes, and highlighting spans.
+
+    >>> from investigator.analysis.matchers import word_match, fuzzy_match, pinyin_variants, find_spans
+    >>> word_match("今天要加班吗", "加班"), word_match("增加班级", "加班")
+    (True, False)
+    >>> word_match("reset my password now", "password"), word_match("all passwords", "password")
+    (True, False)
+    >>> fuzzy_match("my pasword is", "password", 1), pinyin_variants("加班费")
+    (True, ['jiabanfei'])
+    >>> find_spans("加 班 費 and more", "加班费")
+    [(0, 5)]
+
+These run in Python, so search calls them only on candidate rows: rows whose compact normalized text
+already contains the term (word mode) or one of its pigeonhole pieces (fuzzy mode). Everything here
+takes and compares *compact normalized* strings (normalize.py), so the evasions that normalization
+removes are handled once, there.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+import unicodedata
+from collections.abc import Iterator
+from typing import Any
+
+from investigator.analysis.normalize import compact_with_offsets, normalize_text, tables
+
+_JIEBA_LOCK = threading.Lock()
+_WINDOW = 24  # compact characters segmented on each side of a Chinese occurrence
+
+
+def is_han(ch: str) -> bool:
+    """True for CJK ideographs (the characters segmentation applies to)."""
+    cp = ord(ch)
+    return (0x4E00 <= cp <= 0x9FFF or 0x3400 <= cp <= 0x4DBF or 0x20000 <= cp <= 0x3FFFF
+            or 0xF900 <= cp <= 0xFAFF)
+
+
+def _is_word_char(ch: str) -> bool:
+    return ch.isalnum() or unicodedata.category(ch).startswith("M")
+
+
+@functools.lru_cache(maxsize=1)
+def _tokenizer() -> Any:
+    # A private jieba tokenizer, created on first use: importing investigator.analysis stays free of
+    # side effects, and the words we add for queries never leak into the caller's jieba.
+    import jieba
+
+    jieba.setLogLevel(logging.WARNING)
+    tok = jieba.Tokenizer()
+    tok.initialize()
+    return tok
+
+
+_ADDED: set[str] = set()
+
+
+def add_words(words: list[str]) -> None:
+    """Add query terms (compact normalized, containing Chinese) to the segmentation dictionary.
+
+    jieba then cuts them out as words where the context allows (see ``word_match``).
+    """
+    new = [w for w in words if w not in _ADDED and any(is_han(c) for c in w)]
+    if not new:
+        return
+    tok = _tokenizer()
+    with _JIEBA_LOCK:
+        for w in new:
+            tok.add_word(w)
+            _ADDED.add(w)
+
+
+def _occurrences(text: str, term: str) -> Iterator[int]:
+    start = text.find(term)
+    while start >= 0:
+        yield start
+        start = text.find(term, start + 1)
+
+
+def _han_boundaries(compact: str, start: int, end: int) -> set[int]:
+    lo, hi = max(0, start - _WINDOW), min(len(compact), end + _WINDOW)
+    cuts = {lo}
+    pos = lo
+    with _JIEBA_LOCK:
+        tokens = list(_tokenizer().cut(compact[lo:hi], HMM=False))
+    for token in tokens:
+        pos += len(token)
+        cuts.add(pos)
+    return cuts
+
+
+class _Text:
+    """A text prepared for boundary checks: compact form plus (lazily) the offset map."""
+
+    def __init__(self, original: str, compact: str | None = None) -> None:
+        self.original = original
+        self.compact = compact if compact is not None else normalize_text(original)
+        self._offsets: list[int] | None = None
+
+    def separated(self, left: int, right: int) -> bool:
+        """True when the original text has a separator between compact positions left and right."""
+        if self._offsets is None:
+            compact, self._offsets = compact_with_offsets(self.original)
+            if compact != self.compact:  # a stale stored text_norm: trust the original
+                self.compact = compact
+        a, b = self._offsets[left], self._offsets[right]
+        display = tables()[0]
+        return any(display.get(ord(c), c) != "" for c in self.original[a + 1 : b])
+
+
+def _boundary(text: _Text, pos: int, han_cuts: set[int] | None) -> bool:
+    compact = text.compact
+    if pos <= 0 or pos >= len(compact):
+        return True
+    left, right = compact[pos - 1], compact[pos]
+    if is_han(left) and is_han(right):
+        return han_cuts is not None and pos in han_cuts
+    if is_han(left) != is_han(right):
+        return True  # a change of script is a word boundary
+    if not (_is_word_char(left) and _is_word_char(right)):
+        return True
+    return text.separated(pos - 1, pos)
+
+
+def word_match(original: str, term: str, compact: str | None = None) -> bool:
+    """True when ``term`` (compact normalized) occurs in ``original`` as whole word(s).
+
+    Chinese boundaries come from jieba segmentation of the compact text around the occurrence (with
+    the query terms in the dictionary, see :func:`add_words`); Latin, digit and other boundaries from
+    separators in the original text or a change of script.
+    """
+    text = _Text(original, compact)
+    if not term:
+        return False
+    for start in _occurrences(text.compact, term):
+        end = start + len(term)
+        needs_han = (start > 0 and is_han(text.compact[start - 1]) and is_han(text.compact[start])) or (
+            end < len(text.compact) and is_han(text.compact[end - 1]) and is_han(text.compact[end]))
+        cuts = _han_boundaries(text.compact, start, end) if needs_han else None
+        if _boundary(text, start, cuts) and _boundary(text, end, cuts):
+            return True
+    return False
+
+
+def edits_for(term: str, thresholds: tuple[tuple[int, int], ...]) -> int:
+    """Allowed edits for a compact term: the largest ``edits`` whose ``min_length`` it reaches.
+
+    Chinese terms are matched exactly (edits make little sense on two or three ideographs).
+    """
+    if any(is_han(c) for c in term):
+        return 0
+    allowed = 0
+    for min_length, edits in sorted(thresholds):
+        if len(term) >= min_length:
+            allowed = edits
+    return allowed
+
+
+def pieces(term: str, edits: int) -> list[str]:
+    """``edits + 1`` disjoint pieces of ``term``: a match with at most ``edits`` edits contains one exactly."""
+    if edits <= 0:
+        return [term]
+    n = edits + 1
+    size = len(term) // n
+    out = [term[i * size : (i + 1) * size] for i in range(n - 1)]
+    out.append(term[(n - 1) * size :])
+    return [p for p in out if p]
+
+
+def fuzzy_match(compact: str, term: str, edits: int) -> bool:
+    """True when some substring of ``compact`` is within ``edits`` Levenshtein edits of ``term``.
+
+    Sellers' algorithm (edit distance with a free start and end in the text), O(len(term) * len(text)).
+    """
+    if edits <= 0:
+        return term in compact
+    if term in compact:
+        return True
+    m = len(term)
+    prev = list(range(m + 1))
+    for ch in compact:
+        cur = [0] * (m + 1)
+        for j in range(1, m + 1):
+            cost = 0 if term[j - 1] == ch else 1
+            cur[j] = min(prev[j - 1] + cost, prev[j] + 1, cur[j - 1] + 1)
+        if cur[m] <= edits:
+            return True
+        prev = cur
+    return False
+
+
+def pinyin_variants(term: str) -> list[str]:
+    """Pinyin spellings (compact, tone-less) of a compact term that contains Chinese; [] otherwise.
+
+    ``ü`` is spelled both ``v`` and ``u`` (people type either).
+    """
+    if not any(is_han(c) for c in term):
+        return []
+    from pypinyin import lazy_pinyin  # local import: loading its dictionaries takes a moment
+
+    spelled = normalize_text("".join(lazy_pinyin(term)))
+    variants = [spelled]
+    if "v" in spelled:
+        variants.append(spelled.replace("v", "u"))
+    return [v for v in dict.fromkeys(variants) if v and v != term]
+
+
+def find_spans(original: str, term: str, mode: str = "exact") -> list[tuple[int, int]]:
+    """``(start, end)`` spans of the original text where ``term`` matches, for highlighting.
+
+    ``term`` is normalized here. ``mode`` "word" keeps only whole-word occurrences. Spans index
+    ``original`` (Python string indices, end exclusive).
+    """
+    needle = normalize_text(term)
+    if not needle or not original:
+        return []
+    compact, offsets = compact_with_offsets(original)
+    text = _Text(original, compact)
+    text._offsets = offsets
+    spans = []
+    for start in _occurrences(compact, needle):
+        end = start + len(needle)
+        if mode == "word":
+            cuts = _han_boundaries(compact, start, end) if any(is_han(c) for c in needle) else None
+            if not (_boundary(text, start, cuts) and _boundary(text, end, cuts)):
+                continue
+        spans.append((offsets[start], offsets[end - 1] + 1))
+    return spans

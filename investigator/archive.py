@@ -1,0 +1,372 @@
+"""The encrypted, append-only evidence archive (format: docs/archive-format.md).
+
+    >>> archive = Archive.create(Path("case-archive"), passphrase="...")   # doctest: +SKIP
+    >>> keys = archive.unlock("...")                                        # doctest: +SKIP
+    >>> archive.ingest([Path("export.jsonl")], keys=keys, actor="alice")   # doctest: +SKIP
+    >>> archive.verify(keys=keys).ok                                        # doctest: +SKIP
+    True
+
+Layout (one directory)::
+
+    archive.toml                  settings: id, format version, time zone, chunk size, public key
+    keys/master.json              passphrase-protected master keys (KEK versions) + archive signing key
+    keys/index-key.json           wrapped key of the deduplication index
+    batches/NNNNNNNN/             one committed ingest batch, never changed afterwards
+        manifest.json             signed manifest (RFC 8785 bytes)
+        keys/<kind>/<day>.json    wrapped data keys of partitions this batch created
+        <kind>/<day>/<HHMMSS>.chk AES-256-GCM encrypted Parquet, one per time chunk
+        index.chk                 encrypted (kind, id, record hash, version) of the batch
+    audit/log.jsonl               hash-chained audit log, audit/checkpoints.jsonl signed heads
+    staging/                      batches being written; never read, removed by the next writer
+
+A batch becomes part of the archive in one atomic step: the rename of its
+staging directory (manifest inside) to ``batches/NNNNNNNN``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import io
+import json
+import shutil
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+
+from . import _crypto
+from .audit import AuditLog
+from .config import CONFIG_NAME, FORMAT_VERSION, ArchiveConfig, check_timezone, validate_chunk_seconds
+from .errors import ArchiveError, IntegrityError, WrongPassphrase
+from .fsutil import atomic_write, write_synced
+from .keys import KeyFile, MasterKeys, chunk_key
+from .manifest import GENESIS, ChunkEntry, Manifest
+from .schema import canonical_json, format_ts
+
+if TYPE_CHECKING:
+    from .importers import ImportOptions
+    from .ingest import IngestResult
+
+CHUNK_MAGIC = b"IVCHUNK1"
+INDEX_MAGIC = b"IVINDEX1"
+BATCH_DIGITS = 8
+
+
+def chunk_aad(archive_id: str, batch_seq: int, kind: str, partition: str, chunk: str) -> bytes:
+    """Associated data of a chunk file: binds it to its archive, batch, kind, partition and chunk."""
+    return canonical_json({"archive": archive_id, "batch": batch_seq, "chunk": chunk, "format": FORMAT_VERSION,
+                           "kind": kind, "partition": partition, "purpose": "chunk"})
+
+
+def index_aad(archive_id: str, batch_seq: int) -> bytes:
+    return canonical_json({"archive": archive_id, "batch": batch_seq, "format": FORMAT_VERSION, "purpose": "index"})
+
+
+def batch_dir_name(seq: int) -> str:
+    return str(seq).zfill(BATCH_DIGITS)
+
+
+@dataclass
+class VerifyReport:
+    """What :meth:`Archive.verify` found. ``ok`` when there are no problems."""
+
+    manifests: int = 0
+    chunks: int = 0
+    chunks_decrypted: int = 0
+    records: int = 0
+    audit_entries: int = 0
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+class Archive:
+    """An archive directory. Open with :meth:`open`, make with :meth:`create`."""
+
+    def __init__(self, root: Path, config: ArchiveConfig) -> None:
+        self.root = Path(root)
+        self.config = config
+        self.audit = AuditLog(self.root / "audit")
+        self._manifest_cache: tuple[tuple[str, ...], list[Manifest]] | None = None
+
+    def __repr__(self) -> str:
+        return f"Archive(root={str(self.root)!r}, id={self.config.archive_id!r})"
+
+    # --- paths ---------------------------------------------------------------
+
+    @property
+    def archive_id(self) -> str:
+        return self.config.archive_id
+
+    @property
+    def keyfile_path(self) -> Path:
+        return self.root / "keys" / "master.json"
+
+    @property
+    def batches_dir(self) -> Path:
+        return self.root / "batches"
+
+    @property
+    def staging_dir(self) -> Path:
+        return self.root / "staging"
+
+    @property
+    def signing_public(self) -> _crypto.VerifyKey:
+        return _crypto.VerifyKey.from_b64(self.config.signing_public_key)
+
+    # --- making and opening ----------------------------------------------------
+
+    @classmethod
+    def create(cls, root: Path, *, passphrase: str, timezone_name: str = "Asia/Shanghai",
+               chunk_seconds: int = 3600, actor: str = "admin", kdf_n: int = _crypto.SCRYPT_N,
+               now: datetime | None = None) -> "Archive":
+        """Create a new archive at ``root`` (absent or an empty directory).
+
+        Raises ArchiveError if ``root`` holds anything, ConfigError for a bad
+        time zone or chunk size, WrongPassphrase for an empty passphrase.
+        """
+        root = Path(root)
+        check_timezone(timezone_name)
+        validate_chunk_seconds(chunk_seconds)
+        if not passphrase:
+            raise WrongPassphrase("an empty passphrase is not accepted",
+                                  hint="set INVESTIGATOR_PASSPHRASE or answer the prompt")
+        if root.exists() and any(root.iterdir()):
+            raise ArchiveError(f"{root}: directory is not empty; refusing to create an archive there")
+        when = now or datetime.now(timezone.utc)
+        archive_id = str(uuid.uuid4())
+        for sub in ("keys", "batches", "audit", "staging", "locks"):
+            (root / sub).mkdir(parents=True, exist_ok=True)
+        keyfile, keys = KeyFile.create(root / "keys" / "master.json", archive_id, passphrase, kdf_n=kdf_n, now=when)
+        index_key = _crypto.new_key()
+        atomic_write(root / "keys" / "index-key.json",
+                     (json.dumps(keys.wrap(index_key, "index", "all"), sort_keys=True) + "\n").encode())
+        config = ArchiveConfig(archive_id=archive_id, created=format_ts(when), timezone=timezone_name,
+                               chunk_seconds=chunk_seconds, signing_public_key=keys.signing.public.b64())
+        atomic_write(root / "keys" / "archive-signing.pub", (config.signing_public_key + "\n").encode())
+        # The settings file last: until it exists, this is not an archive.
+        atomic_write(root / CONFIG_NAME, config.to_toml().encode())
+        archive = cls(root, config)
+        archive.audit.append(actor, "init", archive_id, {"timezone": timezone_name, "chunk_seconds": chunk_seconds,
+                                                         "signing_key_id": keys.signing.public.key_id}, now=when)
+        archive.audit.checkpoint(keys.signing, archive_id=archive_id, now=when)
+        return archive
+
+    @classmethod
+    def open(cls, root: Path | str) -> "Archive":
+        """Open an existing archive. Raises ArchiveError if ``root`` is not one."""
+        root = Path(root)
+        return cls(root, ArchiveConfig.load(root))
+
+    def unlock(self, passphrase: str, *, actor: str = "") -> MasterKeys:
+        """Unlock the master keys. A wrong passphrase raises WrongPassphrase and is audited."""
+        try:
+            keys = KeyFile.load(self.keyfile_path).unlock(passphrase)
+        except WrongPassphrase:
+            self.audit.append(actor or "unknown", "unlock", self.archive_id, {"reason": "wrong passphrase"},
+                              outcome="denied")
+            raise
+        if keys.archive_id != self.archive_id or keys.signing.public.b64() != self.config.signing_public_key:
+            raise IntegrityError("key file belongs to another archive", path=str(self.keyfile_path))
+        return keys
+
+    # --- locking -----------------------------------------------------------------
+
+    @contextmanager
+    def write_lock(self) -> Iterator[None]:
+        """Exclusive lock for writers (ingest, rotation, retention)."""
+        lock_dir = self.root / "locks"
+        lock_dir.mkdir(exist_ok=True)
+        with open(lock_dir / "write.lock", "a+") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def discard_staging(self) -> list[str]:
+        """Remove uncommitted batches left by an interrupted writer. Call under the write lock."""
+        removed = []
+        if self.staging_dir.exists():
+            for entry in sorted(self.staging_dir.iterdir()):
+                shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+                removed.append(entry.name)
+        return removed
+
+    # --- manifests and chunks ------------------------------------------------------
+
+    def batch_names(self) -> list[str]:
+        if not self.batches_dir.exists():
+            return []
+        return sorted(p.name for p in self.batches_dir.iterdir())
+
+    def manifests(self) -> list[Manifest]:
+        """Committed manifests in order, signatures and chain checked.
+
+        Raises IntegrityError naming the first manifest that does not verify.
+        """
+        names = tuple(self.batch_names())
+        if self._manifest_cache and self._manifest_cache[0] == names:
+            return self._manifest_cache[1]
+        out: list[Manifest] = []
+        prev = GENESIS
+        key = self.signing_public
+        for position, name in enumerate(names, start=1):
+            where = f"batches/{name}/manifest.json"
+            if name != batch_dir_name(position):
+                raise IntegrityError(f"batch directory {name!r} out of sequence (expected {batch_dir_name(position)})",
+                                     path=f"batches/{name}")
+            manifest = Manifest.load(self.batches_dir / name / "manifest.json")
+            manifest.verify_signature(key, what=where)
+            if manifest.seq != position or manifest.body.get("archive_id") != self.archive_id:
+                raise IntegrityError("manifest sequence or archive id does not match its place", path=where)
+            if manifest.body.get("prev_manifest") != prev:
+                raise IntegrityError("chain link to the previous manifest is broken", path=where)
+            prev = manifest.digest
+            out.append(manifest)
+        self._manifest_cache = (names, out)
+        return out
+
+    def chunk_entries(self, kind: str | None = None) -> list[ChunkEntry]:
+        """Every committed chunk (optionally of one kind), in batch order."""
+        return [c for m in self.manifests() for c in m.chunks if kind is None or c.kind == kind]
+
+    def partition_key_paths(self) -> dict[tuple[str, str], str]:
+        """(kind, partition) -> relative path of its wrapped data key."""
+        out: dict[tuple[str, str], str] = {}
+        for manifest in self.manifests():
+            for entry in manifest.body.get("partition_keys", []):
+                out.setdefault((entry["kind"], entry["partition"]), entry["path"])
+        return out
+
+    def _read_json(self, relative: str) -> dict[str, Any]:
+        try:
+            return json.loads((self.root / relative).read_bytes())
+        except (OSError, ValueError) as exc:
+            raise IntegrityError("missing or unreadable key file", path=relative) from exc
+
+    def data_key(self, keys: MasterKeys, kind: str, partition: str) -> bytes:
+        """Unwrap the data key of a partition. Raises IntegrityError if absent or altered."""
+        relative = self.partition_key_paths().get((kind, partition))
+        if relative is None:
+            raise IntegrityError(f"no data key for partition {kind}/{partition}")
+        wrapped = self._read_json(relative)
+        if wrapped.get("kind") != kind or wrapped.get("partition") != partition:
+            raise IntegrityError("wrapped key belongs to another partition", path=relative)
+        return keys.unwrap(wrapped, what=relative)
+
+    def index_key(self, keys: MasterKeys) -> bytes:
+        return keys.unwrap(self._read_json("keys/index-key.json"), what="keys/index-key.json")
+
+    def chunk_key_for(self, keys: MasterKeys, kind: str, partition: str, chunk: str) -> bytes:
+        return chunk_key(self.data_key(keys, kind, partition), archive_id=self.archive_id, kind=kind,
+                         partition=partition, chunk=chunk)
+
+    def read_chunk_bytes(self, entry: ChunkEntry) -> bytes:
+        """The chunk file's bytes, checked against the manifest's SHA-256."""
+        path = self.root / entry.path
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise IntegrityError("chunk file missing or unreadable", path=entry.path) from exc
+        if _crypto.sha256_hex(data) != entry.sha256:
+            raise IntegrityError("chunk file does not match its manifest", path=entry.path)
+        return data
+
+    def decrypt_chunk(self, entry: ChunkEntry, key: bytes, data: bytes | None = None) -> pl.DataFrame:
+        """Authenticate and decrypt one chunk into a frame. Raises IntegrityError."""
+        blob = self.read_chunk_bytes(entry) if data is None else data
+        if not blob.startswith(CHUNK_MAGIC):
+            raise IntegrityError("not a chunk file", path=entry.path)
+        plain = _crypto.open_sealed(key, blob[len(CHUNK_MAGIC):], what=entry.path,
+                                    aad=chunk_aad(self.archive_id, entry.batch_seq, entry.kind, entry.partition,
+                                                  entry.chunk))
+        try:
+            frame = pl.read_parquet(io.BytesIO(plain))
+        except Exception as exc:  # authenticated but unparsable: a writer bug, still untrusted
+            raise IntegrityError("chunk content is not valid Parquet", path=entry.path) from exc
+        if frame.height != entry.rows:
+            raise IntegrityError("chunk row count differs from the manifest", path=entry.path)
+        return frame
+
+    def read_index(self, keys: MasterKeys) -> pl.DataFrame:
+        """The deduplication index of every committed batch: kind, id, record_hash, version."""
+        key = self.index_key(keys)
+        frames = []
+        for manifest in self.manifests():
+            relative = manifest.body["index"]["path"]
+            data = (self.root / relative).read_bytes() if (self.root / relative).exists() else b""
+            if _crypto.sha256_hex(data) != manifest.body["index"]["sha256"] or not data.startswith(INDEX_MAGIC):
+                raise IntegrityError("index file does not match its manifest", path=relative)
+            plain = _crypto.open_sealed(key, data[len(INDEX_MAGIC):], aad=index_aad(self.archive_id, manifest.seq),
+                                        what=relative)
+            frames.append(pl.read_parquet(io.BytesIO(plain)))
+        if not frames:
+            return pl.DataFrame(schema={"kind": pl.String, "id": pl.String, "record_hash": pl.String,
+                                        "version": pl.Int32})
+        return pl.concat(frames)
+
+    # --- ingest ------------------------------------------------------------------
+
+    def ingest(self, paths: Sequence[Path | str], *, keys: MasterKeys, actor: str, format: str = "auto",
+               options: "ImportOptions | None" = None, now: datetime | None = None,
+               progress: bool = False) -> "IngestResult":
+        """Import export files as one atomic, idempotent batch (see :mod:`investigator.ingest`)."""
+        from .ingest import ingest_paths
+
+        return ingest_paths(self, [Path(p) for p in paths], keys=keys, actor=actor, format=format,
+                            options=options, now=now, progress=progress)
+
+    # --- info and verify -------------------------------------------------------------
+
+    def info(self) -> dict[str, Any]:
+        """Counts only, never content: messages, events, partitions, first and last time."""
+        counts = {"messages": 0, "events": 0}
+        partitions: set[tuple[str, str]] = set()
+        first: str | None = None
+        last: str | None = None
+        for entry in self.chunk_entries():
+            counts[entry.kind] = counts.get(entry.kind, 0) + entry.rows
+            partitions.add((entry.kind, entry.partition))
+            first = entry.ts_min if first is None or entry.ts_min < first else first
+            last = entry.ts_max if last is None or entry.ts_max > last else last
+        return {"archive_id": self.archive_id, "messages": counts["messages"], "events": counts["events"],
+                "partitions": len(partitions), "batches": len(self.batch_names()), "first_ts": first,
+                "last_ts": last, "timezone": self.config.timezone}
+
+    def verify(self, *, keys: MasterKeys | None = None, actor: str = "verifier") -> VerifyReport:
+        """Check every manifest, chain link, file hash, signature and the audit log.
+
+        With ``keys``, also decrypt every chunk, recompute every record hash and
+        Merkle root. Never raises for tampering: problems are collected in the
+        report, each naming the file. The run itself is audited.
+        """
+        from .verify import verify_archive
+
+        report = verify_archive(self, keys=keys)
+        self.audit.append(actor, "verify", self.archive_id,
+                          {"mode": "full" if keys else "offline", "ok": report.ok, "problems": len(report.problems)},
+                          outcome="ok" if report.ok else "error")
+        if keys is not None:
+            self.audit.checkpoint(keys.signing, archive_id=self.archive_id)
+        return report
+
+
+def utc_day_bounds(day: str) -> tuple[datetime, datetime]:
+    start = datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=timezone.utc)
+    return start, start + timedelta(days=1)
+
+
+def write_file(path: Path, data: bytes) -> None:
+    """Create a new file inside a staging tree (parents made, fsynced)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_synced(path, data)
+

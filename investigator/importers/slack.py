@@ -1,0 +1,251 @@
+"""Slack workspace export (zip or folder): channels / groups / dms / mpims, users, day files.
+
+    >>> from investigator.importers import read_export
+    >>> result = read_export("Acme Slack export.zip", format="slack")   # doctest: +SKIP
+
+Layout: ``channels.json``, ``groups.json``, ``dms.json``, ``mpims.json`` describe
+conversations, ``users.json`` names people, and ``<conversation>/YYYY-MM-DD.json``
+holds one day's messages. A message's ``ts`` is unique only within its
+conversation, so ``message_id`` is ``<conversation id>:<ts>``.
+
+- ``thread_ts`` different from ``ts`` -> ``reply_to`` = the parent's id.
+- ``edited`` -> the message is kept as exported; the edit time is in platform_ids.
+- ``message_changed`` -> a text record with ``original_id``; ``message_deleted``
+  and ``tombstone`` -> msg_type "recall" (``original_id`` where Slack gives it).
+- joins, leaves, topic / purpose / name changes, bot_add ... -> msg_type "system".
+- ``files``: the first file fills the attachment columns, each further file is its
+  own row ``<id>/<n>``; files found inside the export are hashed (SHA-256).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from ._container import Container, member_names
+from ._model import ImportOptions, ImportResult, finish
+from ._records import BadRecord, Collector, as_int, kind_from_mime, load_json, raw_sha256
+
+NAME = "slack"
+
+_DAY = re.compile(r"^(?:(.+)/)?([^/]+)/(\d{4}-\d{2}-\d{2})\.json$")
+_META = {"channels.json": "channel", "groups.json": "channel", "dms.json": "direct", "mpims.json": "group"}
+_SYSTEM = frozenset({
+    "channel_join", "channel_leave", "channel_topic", "channel_purpose", "channel_name", "channel_archive",
+    "channel_unarchive", "group_join", "group_leave", "group_topic", "group_purpose", "group_name",
+    "group_archive", "group_unarchive", "bot_add", "bot_remove", "pinned_item", "unpinned_item",
+    "reminder_add", "channel_convert_to_private", "channel_convert_to_public", "huddle_thread",
+    "channel_posting_permissions", "sh_room_created", "joiner_notification",
+})
+_TS = re.compile(r"^(\d{1,12})(?:\.(\d{1,6}))?$")
+
+
+def _prefix(names: list[str]) -> str | None:
+    """The folder holding users.json / channels.json ('' at the root), or None."""
+    for name in names:
+        path = PurePosixPath(name)
+        if path.name in ("channels.json", "users.json") and len(path.parts) <= 2:
+            return "" if len(path.parts) == 1 else path.parts[0] + "/"
+    return None
+
+
+def sniff(path: Path, head: bytes) -> bool:
+    """A zip or folder with users.json / channels.json and ``<conversation>/YYYY-MM-DD.json`` files."""
+    names = member_names(path, head)
+    if not names:
+        return False
+    prefix = _prefix(names)
+    return prefix is not None and any(_DAY.match(n) for n in names)
+
+
+def _ts_us(ts: Any) -> int:
+    match = _TS.match(ts) if isinstance(ts, str) else None
+    if match is None:
+        raise BadRecord("a Slack 'ts' such as '1452845865.000008'")
+    return int(match.group(1)) * 1_000_000 + int((match.group(2) or "0").ljust(6, "0"))
+
+
+def _user_name(user: dict[str, Any]) -> str | None:
+    profile = user.get("profile") or {}
+    for value in (user.get("real_name"), profile.get("real_name"), profile.get("display_name"), user.get("name")):
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+class _Export:
+    """What the metadata files say: people, conversations, and files shipped in the export."""
+
+    def __init__(self, box: Container, prefix: str) -> None:
+        self.users: dict[str, str] = {}
+        self.conversations: dict[str, tuple[str, str | None, str, list[str]]] = {}
+        if box.has(prefix + "users.json"):
+            for user in _list(box, prefix + "users.json"):
+                if isinstance(user, dict) and isinstance(user.get("id"), str):
+                    name = _user_name(user)
+                    if name:
+                        self.users[user["id"]] = name
+        for meta, ctype in _META.items():
+            if not box.has(prefix + meta):
+                continue
+            for conv in _list(box, prefix + meta):
+                if not isinstance(conv, dict) or not isinstance(conv.get("id"), str):
+                    continue
+                name = conv.get("name") if isinstance(conv.get("name"), str) else None
+                members = [m for m in conv.get("members") or [] if isinstance(m, str)]
+                # Day folders are named after the channel / mpim name, or the id for DMs.
+                folder = name if name and ctype != "direct" else conv["id"]
+                self.conversations[folder] = (conv["id"], name, ctype, members)
+        # Files inside the export (slackdump: __uploads/<file id>/<name>; others: attachments/).
+        self.files: dict[str, str] = {}
+        for member in box.members():
+            parts = PurePosixPath(member).parts
+            if len(parts) >= 3 and parts[-3] in ("__uploads", "attachments"):
+                self.files.setdefault(parts[-2], member)
+
+
+def _list(box: Container, member: str) -> list[Any]:
+    data = load_json(box.read(member), box.name, box.position(member, ""))
+    if not isinstance(data, list):
+        raise box.error(member, "$", "a JSON array")
+    return data
+
+
+def _attachment(box: Container, export: _Export, item: dict[str, Any], cache: dict[str, tuple[str, int]]
+                ) -> dict[str, Any]:
+    file_id = item.get("id") if isinstance(item.get("id"), str) else None
+    name = item.get("name") if isinstance(item.get("name"), str) else item.get("title")
+    mime = item.get("mimetype") if isinstance(item.get("mimetype"), str) else item.get("filetype")
+    out: dict[str, Any] = {
+        "attachment_name": name if isinstance(name, str) else None,
+        "attachment_type": mime if isinstance(mime, str) and mime else None,
+        "attachment_size": as_int(item.get("size")),
+    }
+    member = export.files.get(file_id) if file_id else None
+    if member is not None:
+        if member not in cache:
+            data = box.read(member)
+            cache[member] = (hashlib.sha256(data).hexdigest(), len(data))
+        out["attachment_sha256"], size = cache[member]
+        out["attachment_size"] = out["attachment_size"] or size
+    return out
+
+
+def _message(m: dict[str, Any], conv_id: str, export: _Export) -> tuple[dict[str, Any], dict[str, Any]]:
+    ts = m.get("ts")
+    us = _ts_us(ts)
+    subtype = m.get("subtype")
+    body = m
+    rec: dict[str, Any] = {"message_id": f"{conv_id}:{ts}", "ts": us}
+    ids: dict[str, Any] = {"channel": conv_id, "ts": ts}
+    if subtype == "message_changed" and isinstance(m.get("message"), dict):
+        body = m["message"]
+        rec["original_id"] = f"{conv_id}:{body.get('ts')}" if isinstance(body.get("ts"), str) else None
+        rec["msg_type"] = "text"
+    elif subtype == "message_deleted":
+        deleted = m.get("deleted_ts")
+        rec["original_id"] = f"{conv_id}:{deleted}" if isinstance(deleted, str) else None
+        rec["msg_type"] = "recall"
+        body = m.get("previous_message") if isinstance(m.get("previous_message"), dict) else m
+    elif subtype == "tombstone":
+        rec["msg_type"] = "recall"
+    elif subtype in _SYSTEM or (isinstance(subtype, str) and subtype.endswith(("_join", "_leave"))):
+        rec["msg_type"] = "system"
+    user = body.get("user") if isinstance(body.get("user"), str) else None
+    bot = body.get("bot_id") if isinstance(body.get("bot_id"), str) else None
+    rec["sender_id"] = user or bot
+    name = export.users.get(user) if user else None
+    if name is None:
+        profile = body.get("user_profile") if isinstance(body.get("user_profile"), dict) else {}
+        bot_profile = body.get("bot_profile") if isinstance(body.get("bot_profile"), dict) else {}
+        for value in (profile.get("real_name"), body.get("username"), bot_profile.get("name")):
+            if isinstance(value, str) and value:
+                name = value
+                break
+    rec["sender_name"] = name
+    text = body.get("text")
+    if not isinstance(text, str):
+        text = None
+    if not text and isinstance(body.get("attachments"), list):
+        # Bot posts carry their content in attachments; the fallback is what Slack shows.
+        fallbacks = [a.get("fallback") for a in body["attachments"] if isinstance(a, dict)]
+        text = "\n".join(f for f in fallbacks if isinstance(f, str)) or text
+    rec["text"] = text
+    thread = body.get("thread_ts")
+    if isinstance(thread, str) and thread != ts:
+        rec["reply_to"] = f"{conv_id}:{thread}"
+        ids["thread_ts"] = thread
+    for key in ("client_msg_id", "user", "bot_id", "subtype"):
+        if isinstance(body.get(key), str):
+            ids[key] = body[key]
+    edited = body.get("edited")
+    if isinstance(edited, dict) and isinstance(edited.get("ts"), str):
+        ids["edited_ts"] = edited["ts"]
+    return rec, ids
+
+
+def parse(path: Path, options: ImportOptions) -> ImportResult:
+    """Read a Slack export folder or zip.
+
+    Raises ImportFormatError for a hostile or unreadable container, invalid JSON,
+    or (strict mode) a message without a valid ``ts``.
+    """
+    box = Container.open(path)
+    rows = Collector("messages", source=NAME, lenient=options.lenient)
+    try:
+        prefix = _prefix(box.members())
+        if prefix is None or box.kind == "file":
+            raise box.error(box.name, "", "a Slack export with users.json or channels.json")
+        export = _Export(box, prefix)
+        cache: dict[str, tuple[str, int]] = {}
+        for member in box.members():
+            match = _DAY.match(member)
+            if match is None or (match.group(1) + "/" if match.group(1) else "") != prefix:
+                continue
+            folder = match.group(2)
+            conv_id, conv_name, conv_type, members = export.conversations.get(folder, (folder, folder, "other", []))
+            if conv_name is None and conv_type == "direct":
+                conv_name = ", ".join(export.users.get(u, u) for u in members) or None
+            messages = _list(box, member)
+            file_name, sha = box.provenance(member)
+            for index, m in enumerate(messages):
+                position = box.position(member, f"[{index}]")
+                try:
+                    if not isinstance(m, dict):
+                        raise BadRecord("a JSON object for each message")
+                    raw = raw_sha256(m, depth=2)
+                    rec, ids = _message(m, conv_id, export)
+                    files = m.get("files") if isinstance(m.get("files"), list) else []
+                    if isinstance(m.get("file"), dict):
+                        files = [m["file"], *files]
+                    atts = [_attachment(box, export, f, cache) for f in files if isinstance(f, dict)]
+                except BadRecord as bad:
+                    rows.bad(file_name, position, bad.expected)
+                    continue
+                rec["conversation_id"] = conv_id
+                rec["conversation_name"] = conv_name
+                rec["conversation_type"] = conv_type
+                if conv_type in ("direct", "group") and members:
+                    rec["recipients"] = [u for u in members if u != rec.get("sender_id")]
+                if atts:
+                    rec.update(atts[0])
+                    rec.setdefault("msg_type", "file" if m.get("subtype") == "file_share" and
+                                   kind_from_mime(atts[0]["attachment_type"]) == "file"
+                                   else kind_from_mime(atts[0]["attachment_type"]))
+                    ids["files"] = [f.get("id") for f in files if isinstance(f, dict)]
+                rec.setdefault("msg_type", "text")
+                rows.add(rec, file=file_name, sha=sha, position=position, raw_sha=raw, platform_ids=ids)
+                for n, extra in enumerate(atts[1:], start=1):
+                    row = {key: rec.get(key) for key in ("ts", "conversation_id", "conversation_name",
+                                                          "conversation_type", "sender_id", "sender_name",
+                                                          "recipients", "reply_to")}
+                    row.update(extra)
+                    row["message_id"] = f"{rec['message_id']}/{n}"
+                    row["msg_type"] = kind_from_mime(extra["attachment_type"])
+                    rows.add(row, file=file_name, sha=sha, position=position, raw_sha=raw,
+                             platform_ids={**ids, "file_index": n})
+        return finish(box, NAME, messages=rows)
+    finally:
+        box.close()

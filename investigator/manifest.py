@@ -1,0 +1,119 @@
+"""Signed ingest manifests (the seed's 时间戳校验文件, "timestamp check file").
+
+One manifest per ingest batch: source files and their SHA-256, every chunk file
+with its ciphertext SHA-256, row counts, the time range, the RFC 9162 Merkle
+root over the batch's record hashes, and the hash of the previous manifest.
+The archive signing key signs the RFC 8785 canonical body.
+
+    >>> m = Manifest.load(Path("batches/00000001/manifest.json"))   # doctest: +SKIP
+    >>> m.verify_signature(archive_public_key)                       # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import _crypto
+from .errors import IntegrityError
+from .schema import canonical_json
+
+MANIFEST_FORMAT = "investigator-manifest/1"
+GENESIS = "0" * 64
+
+
+@dataclass(frozen=True)
+class ChunkEntry:
+    """One chunk file as a manifest lists it."""
+
+    batch_seq: int
+    kind: str
+    partition: str  # UTC day, YYYY-MM-DD
+    chunk: str  # chunk start within the day, HHMMSS
+    path: str  # relative to the archive root
+    sha256: str  # of the file's bytes (ciphertext)
+    rows: int
+    start: str  # chunk window [start, end) in UTC
+    end: str
+    ts_min: str
+    ts_max: str
+    leaf_start: int
+    leaf_count: int
+
+    @property
+    def chunk_id(self) -> str:
+        """Stable name of the time chunk (shared by every batch that wrote into it)."""
+        return f"{self.kind}/{self.partition}/{self.chunk}"
+
+    @classmethod
+    def from_json(cls, batch_seq: int, obj: dict[str, Any]) -> "ChunkEntry":
+        return cls(batch_seq=batch_seq, **{k: obj[k] for k in (
+            "kind", "partition", "chunk", "path", "sha256", "rows", "start", "end", "ts_min", "ts_max",
+            "leaf_start", "leaf_count")})
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in (
+            "kind", "partition", "chunk", "path", "sha256", "rows", "start", "end", "ts_min", "ts_max",
+            "leaf_start", "leaf_count")}
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A signed manifest as stored: ``{"body": ..., "key_id": ..., "signature": ...}``."""
+
+    body: dict[str, Any]
+    key_id: str
+    signature: str
+    file_bytes: bytes
+
+    @property
+    def seq(self) -> int:
+        return int(self.body["seq"])
+
+    @property
+    def digest(self) -> str:
+        """SHA-256 of the manifest file: what the next manifest and the audit log point at."""
+        return hashlib.sha256(self.file_bytes).hexdigest()
+
+    @property
+    def chunks(self) -> list[ChunkEntry]:
+        return [ChunkEntry.from_json(self.seq, c) for c in self.body.get("chunks", [])]
+
+    @classmethod
+    def build(cls, body: dict[str, Any], signer: _crypto.SigningKey) -> "Manifest":
+        body = {"format": MANIFEST_FORMAT, **body}
+        signature = signer.sign(canonical_json(body))
+        record = {"body": body, "key_id": signer.public.key_id, "signature": signature}
+        return cls(body, signer.public.key_id, signature, canonical_json(record))
+
+    @classmethod
+    def parse(cls, data: bytes, *, what: str) -> "Manifest":
+        """Parse manifest bytes. Raises IntegrityError naming ``what`` if malformed."""
+        try:
+            obj = json.loads(data)
+            body, key_id, signature = obj["body"], str(obj["key_id"]), str(obj["signature"])
+            if body.get("format") != MANIFEST_FORMAT:
+                raise IntegrityError(f"unknown manifest format {body.get('format')!r}", path=what)
+            int(body["seq"])
+        except IntegrityError:
+            raise
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise IntegrityError("not a valid manifest", path=what) from exc
+        return cls(body, key_id, signature, data)
+
+    @classmethod
+    def load(cls, path: Path) -> "Manifest":
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise IntegrityError(f"manifest unreadable ({exc.strerror})", path=str(path)) from exc
+        return cls.parse(data, what=str(path))
+
+    def verify_signature(self, key: _crypto.VerifyKey, *, what: str = "") -> None:
+        """Raise IntegrityError unless the archive key signed this body."""
+        if self.key_id != key.key_id:
+            raise IntegrityError(f"signed by key {self.key_id!r}, not the archive key {key.key_id!r}", path=what)
+        key.verify(self.signature, canonical_json(self.body), what=what)
