@@ -1,0 +1,211 @@
+"""Archive commands: init, ingest, info, verify, audit, samples, demo."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..archive import Archive
+from ..config import DEFAULT_CHUNK_SECONDS, DEFAULT_TZ
+from .options import (actor_option, archive_argument, archive_passphrase, default_actor, echo_json, json_option,
+                      open_and_unlock)
+
+
+@click.command()
+@archive_argument
+@click.option("--tz", "tz", default=DEFAULT_TZ, show_default=True, help="Archive time zone (IANA name).")
+@click.option("--chunk-seconds", default=DEFAULT_CHUNK_SECONDS, show_default=True, type=int,
+              help="Time-chunk size; keys are released per chunk. Must divide a day.")
+@click.option("--kdf-cost", default=17, show_default=True, type=click.IntRange(14, 22),
+              help="scrypt cost as a power of two (memory ~ 2^N * 1 KiB).")
+@actor_option
+def init(archive: Path, tz: str, chunk_seconds: int, kdf_cost: int, actor: str | None) -> None:
+    """Create a new encrypted archive.
+
+    \b
+    The passphrase comes from INVESTIGATOR_PASSPHRASE, else a prompt.
+    Example:
+      INVESTIGATOR_PASSPHRASE=... investigator init ./case-archive --tz Asia/Shanghai
+    """
+    created = Archive.create(archive, passphrase=archive_passphrase(confirm=True), timezone_name=tz,
+                             chunk_seconds=chunk_seconds, actor=default_actor(actor), kdf_n=2**kdf_cost)
+    click.echo(f"created archive {created.archive_id} at {archive} (time zone {tz})")
+
+
+@click.command()
+@archive_argument
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--format", "fmt", default="auto", show_default=True,
+              help="Export format, or 'auto' to detect each file. See docs/formats.md.")
+@click.option("--tz", "tz", default=None, help="Zone of local times in the export (default: the archive's).")
+@click.option("--lenient", is_flag=True, help="Skip malformed records (listed in the manifest) instead of failing.")
+@click.option("--date-order", type=click.Choice(["dmy", "mdy", "ymd"]), default=None,
+              help="WhatsApp: day/month order, when detection is ambiguous.")
+@click.option("--map", "mappings", multiple=True, metavar="FIELD=COLUMN",
+              help="csv/jsonl: map a normalized field to a source column (repeatable).")
+@click.option("--room-names", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="wecom: JSON or CSV mapping roomid -> group name.")
+@actor_option
+@json_option
+def ingest(archive: Path, paths: tuple[Path, ...], fmt: str, tz: str | None, lenient: bool, date_order: str | None,
+           mappings: tuple[str, ...], room_names: str | None, actor: str | None, as_json: bool) -> None:
+    """Import export files into the archive as one atomic, idempotent batch.
+
+    \b
+    Examples:
+      investigator ingest ./case-archive data_samples/normalized/messages.jsonl
+      investigator ingest ./case-archive slack-export.zip chat.txt --format auto
+      investigator ingest ./case-archive dingtalk.csv --format csv --map ts=发送时间 --map sender_name=发送人
+    """
+    from ..importers import ImportOptions
+
+    who = default_actor(actor)
+    opened, keys = open_and_unlock(archive, who)
+    mapping = {}
+    for item in mappings:
+        if "=" not in item:
+            raise click.BadParameter(f"{item!r}: expected FIELD=COLUMN", param_hint="--map")
+        field, column = item.split("=", 1)
+        mapping[field.strip()] = column.strip()
+    options = ImportOptions(tz=tz or opened.config.timezone, lenient=lenient, date_order=date_order,
+                            mapping=mapping or None, room_names=room_names)
+    result = opened.ingest(list(paths), keys=keys, actor=who, format=fmt, options=options, progress=not as_json)
+    if as_json:
+        echo_json(result.to_json())
+        return
+    if result.batch_seq is None:
+        click.echo(f"nothing new: {result.duplicates} records already in the archive")
+    else:
+        click.echo(f"batch {result.batch_seq}: {result.messages_added} messages, {result.events_added} events "
+                   f"({result.duplicates} duplicates skipped, {result.new_versions} new versions, "
+                   f"{result.chunks} chunks); Merkle root {result.merkle_root[:16]}...")
+    if result.skipped:
+        click.secho(f"warning: {result.skipped} malformed records skipped (listed in the manifest)", fg="yellow")
+
+
+@click.command()
+@archive_argument
+@json_option
+def info(archive: Path, as_json: bool) -> None:
+    """Counts only, never content: messages, events, partitions, first and last time.
+
+    \b
+    Example:
+      investigator info ./case-archive --json
+    """
+    summary = Archive.open(archive).info()
+    if as_json:
+        echo_json(summary)
+        return
+    for key in ("archive_id", "messages", "events", "partitions", "batches", "first_ts", "last_ts", "timezone"):
+        click.echo(f"{key:>11}: {summary[key]}")
+
+
+@click.command()
+@archive_argument
+@click.option("--offline", is_flag=True, help="Check everything that needs no key (no passphrase asked).")
+@actor_option
+@json_option
+def verify(archive: Path, offline: bool, actor: str | None, as_json: bool) -> None:
+    """Verify every chunk, manifest, chain link, Merkle root, signature and the audit log.
+
+    \b
+    Exit 0 when intact; 4 with each problem (file and reason) otherwise.
+    Examples:
+      investigator verify ./case-archive
+      investigator verify ./case-archive --offline
+    """
+    who = default_actor(actor)
+    if offline:
+        opened, keys = Archive.open(archive), None
+    else:
+        opened, keys = open_and_unlock(archive, who)
+    report = opened.verify(keys=keys, actor=who)
+    if as_json:
+        echo_json({"ok": report.ok, **report.__dict__})
+    else:
+        mode = "offline" if offline else "full"
+        click.echo(f"{mode} verification: {report.manifests} manifests, {report.chunks} chunks "
+                   f"({report.chunks_decrypted} decrypted, {report.records} records), {report.audit_entries} audit entries")
+        for warning in report.warnings:
+            click.secho(f"warning: {warning}", fg="yellow")
+        for problem in report.problems:
+            click.secho(f"FAIL {problem}", fg="red", err=True)
+        click.echo("intact" if report.ok else f"{len(report.problems)} problem(s) found")
+    if not report.ok:
+        raise SystemExit(4)
+
+
+@click.group()
+def audit() -> None:
+    """Read and verify the audit log (no content access)."""
+
+
+@audit.command("verify")
+@archive_argument
+@json_option
+def audit_verify(archive: Path, as_json: bool) -> None:
+    """Check the audit log's hash chain and signed checkpoints.
+
+    \b
+    Finds any edit, insertion, deletion or truncation up to the last checkpoint.
+    Example:
+      investigator audit verify ./case-archive
+    """
+    opened = Archive.open(archive)
+    keys = {opened.signing_public.key_id: opened.signing_public}
+    keys.update(_person_keys(opened))
+    report = opened.audit.verify(keys)
+    if as_json:
+        echo_json({"ok": report.ok, **report.__dict__})
+    else:
+        click.echo(f"{report.entries} entries, {report.checkpoints} checkpoints (last covers entry "
+                   f"{report.last_checkpoint_seq})")
+        for problem in report.problems:
+            click.secho(f"FAIL audit/{problem}", fg="red", err=True)
+        click.echo("intact" if report.ok else f"{len(report.problems)} problem(s) found")
+    if not report.ok:
+        raise SystemExit(4)
+
+
+def _person_keys(archive: Archive) -> dict:
+    """Public keys of enrolled people, who may also sign checkpoints (when the directory exists)."""
+    try:
+        from ..directory import Directory  # type: ignore[attr-defined]
+    except ImportError:
+        return {}
+    try:
+        return Directory.public_keys(archive)  # type: ignore[attr-defined]
+    except Exception:  # noqa: BLE001 - a damaged directory is reported by its own commands
+        return {}
+
+
+@audit.command("show")
+@archive_argument
+@click.option("--action", default=None, help="Only entries of this action (ingest, request, load ...).")
+@click.option("--actor", "who", default=None, help="Only entries by this actor.")
+@click.option("--limit", default=50, show_default=True, help="Show the last N entries (0 = all).")
+@json_option
+def audit_show(archive: Path, action: str | None, who: str | None, limit: int, as_json: bool) -> None:
+    """Show audit entries (who did what, when, allowed or refused, and why).
+
+    \b
+    Example:
+      investigator audit show ./case-archive --action ingest --limit 10
+    """
+    entries = [e for e in Archive.open(archive).audit.entries()
+               if (action is None or e.action == action) and (who is None or e.actor == who)]
+    if limit:
+        entries = entries[-limit:]
+    if as_json:
+        echo_json([e.to_json() for e in entries])
+        return
+    for e in entries:
+        reason = e.details.get("reason", "")
+        click.echo(f"{e.seq:>6} {e.ts} {e.actor:<12} {e.action:<10} {e.outcome:<7} {e.target} {reason}".rstrip())
+
+
+def register(main: click.Group) -> None:
+    for command in (init, ingest, info, verify, audit):
+        main.add_command(command)
