@@ -159,10 +159,13 @@ def edits_for(term: str, thresholds: tuple[tuple[int, int], ...]) -> int:
 
 
 def pieces(term: str, edits: int) -> list[str]:
-    """``edits + 1`` disjoint pieces of ``term``: a match with at most ``edits`` edits contains one exactly."""
+    """Disjoint pieces of ``term`` one of which any match with at most ``edits`` edits contains exactly.
+
+    An edit spoils at most one piece, a transposition at most two: ``2 * edits + 1`` pieces.
+    """
     if edits <= 0:
         return [term]
-    n = edits + 1
+    n = min(2 * edits + 1, len(term))
     size = len(term) // n
     out = [term[i * size : (i + 1) * size] for i in range(n - 1)]
     out.append(term[(n - 1) * size :])
@@ -170,24 +173,30 @@ def pieces(term: str, edits: int) -> list[str]:
 
 
 def fuzzy_match(compact: str, term: str, edits: int) -> bool:
-    """True when some substring of ``compact`` is within ``edits`` Levenshtein edits of ``term``.
+    """True when some substring of ``compact`` is within ``edits`` edits of ``term``.
 
-    Sellers' algorithm (edit distance with a free start and end in the text), O(len(term) * len(text)).
+    Edits are insertions, deletions, substitutions and transpositions of neighbours (optimal string
+    alignment), with a free start and end in the text (Sellers' algorithm), O(len(term) * len(text)).
     """
     if edits <= 0:
         return term in compact
     if term in compact:
         return True
     m = len(term)
+    before: list[int] | None = None
     prev = list(range(m + 1))
+    prev_ch = ""
     for ch in compact:
         cur = [0] * (m + 1)
         for j in range(1, m + 1):
             cost = 0 if term[j - 1] == ch else 1
-            cur[j] = min(prev[j - 1] + cost, prev[j] + 1, cur[j - 1] + 1)
+            best = min(prev[j - 1] + cost, prev[j] + 1, cur[j - 1] + 1)
+            if before is not None and j > 1 and term[j - 1] == prev_ch and term[j - 2] == ch:
+                best = min(best, before[j - 2] + 1)
+            cur[j] = best
         if cur[m] <= edits:
             return True
-        prev = cur
+        before, prev, prev_ch = prev, cur, ch
     return False
 
 

@@ -1,0 +1,269 @@
+"""Keyword search over message frames: query language, four modes, normalization, matched terms.
+
+    >>> import polars as pl
+    >>> from investigator.analysis import search
+    >>> frame = pl.DataFrame({"message_id": ["1", "2", "3"],
+    ...                       "text": ["加 班 費怎么算", "增加班级", "reset the ＶＰＮ password"]})
+    >>> search(frame, "加班费 OR vpn")["matched_terms"].to_list()
+    [['加班费'], ['vpn']]
+    >>> search(frame, "加班", mode="word")["message_id"].to_list()
+    []
+
+How a search runs (docs/analysis.md, "Search"): the query is parsed (query.py); every term is
+normalized like the texts (normalize.py). Rows are first narrowed in Rust with a single regex
+alternation of the terms that any match must contain, over the compact normalized column
+(``text_norm`` when the frame has it, as stored at ingest; computed otherwise). Only those candidates
+go through the per-term checks: substring (exact), segmentation and word boundaries (word), edit
+distance (fuzzy). Field filters (``from:``, ``in:``, ``has:``, ``before:``, ``after:``, ``on:``) are
+plain Polars expressions.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import polars as pl
+
+from investigator.analysis import matchers
+from investigator.analysis.normalize import (
+    NORM_COLUMN, ContentNotGranted, display_column_expr, normalize_column_expr, normalize_text, tables,
+)
+from investigator.analysis.query import And, Field, Node, Not, Or, Term, parse, parse_date, terms
+from investigator.errors import QueryError
+
+MODES = ("exact", "word", "fuzzy", "regex")
+DEFAULT_FUZZY = ((5, 1), (9, 2))
+DEFAULT_TZ = "Asia/Shanghai"
+MATCHED = "matched_terms"
+_LINK = r"(?i)(https?://|www\.)"
+
+
+class _Compiled:
+    """One distinct query term: its normalized forms and the flag column it is evaluated into."""
+
+    def __init__(self, term: Term, index: int, mode: str, pinyin: bool, fuzzy: tuple[tuple[int, int], ...]) -> None:
+        self.term = term
+        self.column = f"__t{index}"
+        self.norm = normalize_text(term.text)
+        if not self.norm:
+            raise QueryError("term has no searchable characters (only spaces, punctuation or symbols)",
+                             position=term.pos)
+        self.variants = [self.norm, *(matchers.pinyin_variants(self.norm) if pinyin else [])]
+        self.edits = [matchers.edits_for(v, fuzzy) if mode == "fuzzy" else 0 for v in self.variants]
+
+    def needles(self) -> list[str]:
+        """Literal strings at least one of which a matching compact text must contain."""
+        return [p for v, k in zip(self.variants, self.edits) for p in matchers.pieces(v, k)]
+
+
+def _alternation(needles: Iterable[str]) -> str:
+    # One regex alternation of literals: Rust's regex compiles it to Aho-Corasick / Teddy, which beat
+    # contains_any and one contains() per term (measured, docs/benchmarks-analysis.md).
+    ordered = sorted(set(needles), key=lambda s: (-len(s), s))
+    return "|".join(re.escape(n) for n in ordered)
+
+
+def _required(node: Node, compiled: dict[tuple[str, bool], _Compiled]) -> set[str] | None:
+    """Needles one of which every matching row contains, or None when no such set exists."""
+    if isinstance(node, Term):
+        return set(compiled[(node.text, node.phrase)].needles())
+    if isinstance(node, And):
+        sets = [s for s in (_required(i, compiled) for i in node.items) if s is not None]
+        return min(sets, key=len) if sets else None
+    if isinstance(node, Or):
+        union: set[str] = set()
+        for item in node.items:
+            sub = _required(item, compiled)
+            if sub is None:
+                return None
+            union |= sub
+        return union
+    return None  # NOT and field filters guarantee no term
+
+
+def _local_to_utc(value: datetime, tz: str) -> datetime:
+    return value.replace(tzinfo=ZoneInfo(tz)).astimezone(ZoneInfo("UTC"))
+
+
+def _match_names(frame: pl.DataFrame, columns: Iterable[str], wanted: set[str]) -> pl.Expr:
+    """Rows whose value in any of ``columns`` normalizes to one of ``wanted``.
+
+    Normalizes each distinct value once (names repeat on millions of rows).
+    """
+    expr = pl.lit(False)
+    for col in columns:
+        if col not in frame.columns:
+            continue
+        dtype = frame.schema[col]
+        if dtype == pl.List(pl.String()):
+            values = frame[col].explode().drop_nulls().unique().to_list()
+            hits = [v for v in values if normalize_text(v) in wanted]
+            expr = expr | pl.col(col).list.eval(pl.element().is_in(hits)).list.any().fill_null(False)
+        else:
+            values = frame[col].drop_nulls().unique().to_list()
+            hits = [v for v in values if normalize_text(str(v)) in wanted]
+            expr = expr | pl.col(col).is_in(hits).fill_null(False)
+    return expr
+
+
+def _field_expr(frame: pl.DataFrame, field: Field, tz: str,
+                identities: Mapping[str, Iterable[str]] | None) -> pl.Expr:
+    value = field.value
+    if field.name in ("from", "in"):
+        wanted = {normalize_text(value)}
+        if field.name == "from" and identities:
+            for person, accounts in identities.items():
+                if normalize_text(person) in wanted:
+                    wanted |= {normalize_text(a) for a in accounts}
+        wanted.discard("")
+        cols = ("sender_id", "sender_name") if field.name == "from" else ("conversation_id", "conversation_name")
+        return _match_names(frame, cols, wanted)
+    if field.name == "has":
+        return _has_expr(frame, value)
+    moment, whole_day = parse_date(value, field.pos)
+    start = _local_to_utc(moment, tz)
+    if field.name == "before":
+        return pl.col("ts") < start
+    if field.name == "after":  # Slack: after:DATE means from the next day on
+        return pl.col("ts") >= (_local_to_utc(moment + timedelta(days=1), tz) if whole_day else start)
+    end = _local_to_utc(moment + (timedelta(days=1) if whole_day else timedelta(minutes=1)), tz)
+    return (pl.col("ts") >= start) & (pl.col("ts") < end)
+
+
+def _has_expr(frame: pl.DataFrame, value: str) -> pl.Expr:
+    cols = frame.columns
+    msg_type = pl.col("msg_type") if "msg_type" in cols else pl.lit(None, pl.String)
+    att_type = pl.col("attachment_type") if "attachment_type" in cols else pl.lit(None, pl.String)
+    att_name = pl.col("attachment_name") if "attachment_name" in cols else pl.lit(None, pl.String)
+    prefix = {"image": "image", "voice": "audio", "video": "video"}
+    if value == "file":
+        expr = (msg_type == "file") | att_name.is_not_null()
+    elif value == "link":
+        expr = msg_type == "link"
+        if "text" in cols:
+            expr = expr | pl.col("text").str.contains(_LINK)
+    else:
+        expr = (msg_type == value) | att_type.str.starts_with(prefix[value])
+    return expr.fill_null(False)
+
+
+def _to_expr(node: Node, compiled: dict[tuple[str, bool], _Compiled], fields: dict[int, pl.Expr]) -> pl.Expr:
+    if isinstance(node, Term):
+        return pl.col(compiled[(node.text, node.phrase)].column)
+    if isinstance(node, Field):
+        return fields[id(node)]
+    if isinstance(node, Not):
+        return ~_to_expr(node.item, compiled, fields)
+    parts = [_to_expr(i, compiled, fields) for i in node.items]
+    out = parts[0]
+    for p in parts[1:]:
+        out = (out & p) if isinstance(node, And) else (out | p)
+    return out
+
+
+def _fields(node: Node) -> list[Field]:
+    if isinstance(node, Field):
+        return [node]
+    if isinstance(node, Not):
+        return _fields(node.item)
+    if isinstance(node, (And, Or)):
+        return [f for i in node.items for f in _fields(i)]
+    return []
+
+
+def _norm_expr(frame: pl.DataFrame, column: str) -> pl.Expr:
+    if column == "text" and NORM_COLUMN in frame.columns:
+        return pl.col(NORM_COLUMN)
+    return normalize_column_expr(column)
+
+
+def _flags(cand: pl.DataFrame, term: _Compiled, mode: str, column: str) -> pl.Series:
+    """Whether each candidate row matches ``term`` (compact column ``__norm`` already present)."""
+    exact = cand.select(
+        pl.any_horizontal([pl.col("__norm").str.contains(v, literal=True) for v in term.variants])
+        .fill_null(False))[:, 0]
+    if mode == "exact":
+        return exact
+    if mode == "word":
+        if column not in cand.columns:
+            raise ContentNotGranted("word search")
+        matchers.add_words(term.variants)
+        out = []
+        for hit, original, compact in zip(exact.to_list(), cand[column].to_list(), cand["__norm"].to_list()):
+            out.append(bool(hit) and any(matchers.word_match(original, v, compact) for v in term.variants))
+        return pl.Series(out, dtype=pl.Boolean)
+    # fuzzy: pigeonhole pieces first, then edit distance on the rows that have one
+    pieces = pl.any_horizontal([pl.col("__norm").str.contains(p, literal=True) for p in term.needles()])
+    has_piece = cand.select(pieces.fill_null(False))[:, 0].to_list()
+    out = []
+    for ok, compact in zip(has_piece, cand["__norm"].to_list()):
+        out.append(bool(ok) and any(matchers.fuzzy_match(compact, v, k) for v, k in zip(term.variants, term.edits)))
+    return pl.Series(out, dtype=pl.Boolean)
+
+
+def _regex_search(frame: pl.DataFrame, pattern: str, column: str) -> pl.DataFrame:
+    if column not in frame.columns:
+        raise ContentNotGranted("regex search")
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise QueryError("invalid regular expression", position=exc.pos) from None
+    # Texts are case-folded and simplified by display normalization: fold the pattern's Chinese the
+    # same way and match case-insensitively, so the regex applies "as given" to what the reader sees.
+    display = tables()[0]
+    folded = "".join(display.get(ord(c), c) if matchers.is_han(c) else c for c in pattern)
+    try:
+        mask = frame.select(display_column_expr(column).str.contains(f"(?i){folded}").fill_null(False))[:, 0]
+    except pl.exceptions.ComputeError:
+        raise QueryError("regular expression not supported by the search engine", position=0) from None
+    hits = frame.filter(mask)
+    return hits.with_columns(pl.lit([pattern], dtype=pl.List(pl.String)).alias(MATCHED))
+
+
+def search(frame: pl.DataFrame, query: str, *, mode: str = "exact", column: str = "text", pinyin: bool = False,
+           tz: str = DEFAULT_TZ, identities: Mapping[str, Iterable[str]] | None = None,
+           fuzzy_edits: tuple[tuple[int, int], ...] = DEFAULT_FUZZY) -> pl.DataFrame:
+    """Rows of ``frame`` matching ``query``, in their order, with a ``matched_terms`` list column.
+
+    ``mode`` is "exact" (substring after normalization), "word" (whole words), "fuzzy" (edits per
+    ``fuzzy_edits``: (min_length, edits) pairs) or "regex" (the whole query is one regular expression,
+    matched case-insensitively against the display-normalized text). ``pinyin`` lets Chinese terms match
+    their pinyin spelling. Dates in ``before:``/``after:``/``on:`` are read in ``tz``. ``identities``
+    (person -> account ids/names) lets ``from:PERSON`` cover every linked account.
+
+    Raises QueryError (with the position) for a malformed query or an unknown mode, and
+    ContentNotGranted when the query has terms but the frame has no text.
+    """
+    if mode not in MODES:
+        raise QueryError(f"unknown search mode; use one of {', '.join(MODES)}", position=None)
+    if isinstance(frame, pl.LazyFrame):
+        frame = frame.collect()
+    if mode == "regex":
+        return _regex_search(frame, query, column)
+    ast = parse(query)
+    compiled: dict[tuple[str, bool], _Compiled] = {}
+    for term, _neg in terms(ast):
+        key = (term.text, term.phrase)
+        if key not in compiled:
+            compiled[key] = _Compiled(term, len(compiled), mode, pinyin, fuzzy_edits)
+    if compiled and column not in frame.columns and not (column == "text" and NORM_COLUMN in frame.columns):
+        raise ContentNotGranted("keyword search")
+    field_exprs = {id(f): _field_expr(frame, f, tz, identities) for f in _fields(ast)}
+
+    cand = frame
+    if compiled:
+        cand = cand.with_columns(_norm_expr(frame, column).alias("__norm"))
+        required = _required(ast, compiled)
+        if required:
+            cand = cand.filter(pl.col("__norm").str.contains(_alternation(required)).fill_null(False))
+        cand = cand.with_columns([_flags(cand, c, mode, column).alias(c.column) for c in compiled.values()])
+    hits = cand.filter(_to_expr(ast, compiled, field_exprs))
+    positive_keys = {(t.text, t.phrase) for t, neg in terms(ast) if not neg}
+    positive = [c for key, c in compiled.items() if key in positive_keys]
+    matched = pl.concat_list([pl.when(pl.col(c.column)).then(pl.lit(c.term.text)).otherwise(None) for c in positive]
+                             ).list.drop_nulls() if positive else pl.lit([], dtype=pl.List(pl.String))
+    hits = hits.with_columns(matched.alias(MATCHED))
+    return hits.drop([c for c in hits.columns if c == "__norm" or c.startswith("__t")])
