@@ -1,0 +1,161 @@
+"""Archive: create, ingest (idempotent, versioned), verify, tamper detection, bad input."""
+
+import json
+import shutil
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from conftest import PASSPHRASE, archive_snapshot, event_frame, message_frame
+from investigator import errors
+from investigator.archive import Archive
+from investigator.ingest import ingest_frames
+
+
+def ingest(archive, keys, messages=None, events=None):
+    return ingest_frames(archive, messages=messages, events=events, keys=keys, actor="tester",
+                         sources=[{"name": "test.jsonl", "sha256": "0" * 64, "size": 1, "format": "jsonl"}], skipped=[])
+
+
+def test_create_writes_settings_keys_and_audit(make_archive):
+    archive, keys = make_archive(timezone_name="UTC", chunk_seconds=1800)
+    reopened = Archive.open(archive.root)
+    assert reopened.config.timezone == "UTC" and reopened.config.chunk_seconds == 1800
+    assert [e.action for e in reopened.audit.entries()] == ["init"]
+    assert "master" not in repr(keys) and keys.current_version == 1
+    assert reopened.info()["messages"] == 0
+
+
+def test_create_refuses_a_non_empty_directory(tmp_path):
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "file").write_text("keep me")
+    with pytest.raises(errors.ArchiveError, match="not empty"):
+        Archive.create(tmp_path / "x", passphrase=PASSPHRASE, kdf_n=2**14)
+    assert (tmp_path / "x" / "file").read_text() == "keep me"
+
+
+def test_wrong_passphrase_is_refused_and_audited(make_archive):
+    archive, _ = make_archive()
+    with pytest.raises(errors.WrongPassphrase) as info:
+        archive.unlock("not the passphrase", actor="mallory")
+    assert "not the passphrase" not in str(info.value)
+    last = list(archive.audit.entries())[-1]
+    assert (last.actor, last.action, last.outcome) == ("mallory", "unlock", "denied")
+
+
+def test_ingest_is_idempotent_and_versions_changed_content(make_archive):
+    archive, keys = make_archive()
+    first = ingest(archive, keys, message_frame(40), event_frame(5))
+    assert (first.batch_seq, first.messages_added, first.events_added) == (1, 40, 5)
+    again = ingest(archive, keys, message_frame(40), event_frame(5))
+    assert again.batch_seq is None and again.duplicates == 45
+    # an overlapping later export: 20 old + 20 new messages
+    overlap = ingest(archive, keys, message_frame(40, start_id=20))
+    assert (overlap.messages_added, overlap.duplicates) == (20, 20)
+    # same id, different content: a new version, the first kept
+    edited = message_frame(1, text="edited {i}")
+    result = ingest(archive, keys, edited)
+    assert (result.messages_added, result.new_versions) == (1, 1)
+    rows = []
+    for entry in archive.chunk_entries("messages"):
+        rows.append(archive.decrypt_chunk(entry, archive.chunk_key_for(keys, entry.kind, entry.partition, entry.chunk)))
+    stored = pl.concat(rows)
+    assert stored.height == 61
+    versions = stored.filter(pl.col("message_id") == "m0").sort("version")
+    assert versions["version"].to_list() == [1, 2] and versions["text"].to_list() == ["hello 0", "edited 0"]
+    assert archive.verify(keys=keys).ok
+
+
+def test_chunks_are_per_hour_and_bound_to_their_place(make_archive):
+    archive, keys = make_archive()
+    ingest(archive, keys, message_frame(48))
+    entries = archive.chunk_entries("messages")
+    assert len(entries) == 24 and {e.partition for e in entries} == {"2026-11-18"}
+    a, b = entries[0], entries[1]
+    key_a = archive.chunk_key_for(keys, a.kind, a.partition, a.chunk)
+    # the right key on another chunk's bytes fails (AAD + key bind the place)
+    with pytest.raises(errors.IntegrityError):
+        archive.decrypt_chunk(a, key_a, data=archive.read_chunk_bytes(b))
+
+
+def _tamper_targets(root: Path):
+    chunk = sorted(root.glob("batches/00000001/messages/*/*.chk"))[0]
+    return {"chunk": chunk, "manifest": root / "batches/00000001/manifest.json",
+            "audit": root / "audit/log.jsonl", "index": root / "batches/00000001/index.chk",
+            "dek": sorted(root.glob("batches/00000001/keys/messages/*.json"))[0]}
+
+
+@pytest.mark.parametrize("target", ["chunk", "manifest", "audit", "index", "dek"])
+def test_one_flipped_byte_anywhere_is_found_and_named(make_archive, target):
+    archive, keys = make_archive()
+    ingest(archive, keys, message_frame(30))
+    path = _tamper_targets(archive.root)[target]
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    for with_keys in (keys, None):
+        report = Archive.open(archive.root).verify(keys=with_keys)
+        assert not report.ok
+        assert any(path.name in p for p in report.problems), report.problems
+
+
+def test_deleted_swapped_and_added_chunk_files_are_found(make_archive):
+    archive, keys = make_archive()
+    ingest(archive, keys, message_frame(30))
+    chunks = sorted(archive.root.glob("batches/00000001/messages/*/*.chk"))
+    a, b = chunks[0].read_bytes(), chunks[1].read_bytes()
+    chunks[0].write_bytes(b)
+    chunks[1].write_bytes(a)
+    report = archive.verify(keys=None)
+    assert sum(chunks[0].name in p or chunks[1].name in p for p in report.problems) >= 2
+    chunks[0].write_bytes(a)
+    chunks[1].write_bytes(b)
+    assert archive.verify(keys=keys).ok
+    chunks[2].unlink()
+    assert any("missing (removed)" in p and chunks[2].name in p for p in archive.verify(keys=None).problems)
+    shutil.copy(chunks[0], chunks[0].with_name("999999.chk"))
+    assert any("999999.chk" in p and "added" in p for p in archive.verify(keys=None).problems)
+
+
+def test_removed_last_batch_is_found_through_the_audit_log(make_archive):
+    archive, keys = make_archive()
+    ingest(archive, keys, message_frame(10))
+    ingest(archive, keys, message_frame(10, day=19))
+    shutil.rmtree(archive.root / "batches/00000002")
+    report = archive.verify(keys=keys)
+    assert any("not in the archive" in p for p in report.problems)
+
+
+def test_reordered_batches_break_the_chain(make_archive):
+    archive, keys = make_archive()
+    ingest(archive, keys, message_frame(10))
+    ingest(archive, keys, message_frame(10, day=19))
+    root = archive.root / "batches"
+    (root / "00000001").rename(root / "tmp")
+    (root / "00000002").rename(root / "00000001")
+    (root / "tmp").rename(root / "00000002")
+    assert not Archive.open(archive.root).verify(keys=keys).ok
+
+
+@pytest.mark.parametrize("problem,frame_change,expected", [
+    ("missing id", lambda f: f.with_columns(pl.lit(None, dtype=pl.String).alias("message_id")), "message_id"),
+    ("time out of range", lambda f: f.with_columns(pl.col("ts").dt.offset_by("-60y")), "between 1990 and 2100"),
+])
+def test_bad_records_leave_the_archive_unchanged(make_archive, problem, frame_change, expected):
+    archive, keys = make_archive()
+    ingest(archive, keys, message_frame(5))
+    before = archive_snapshot(archive.root)
+    with pytest.raises(errors.ImportFormatError, match=expected) as info:
+        ingest(archive, keys, frame_change(message_frame(5, day=20)))
+    assert "test.jsonl" in str(info.value) and "line 1" in str(info.value)
+    assert archive_snapshot(archive.root) == before
+
+
+def test_info_prints_counts_only(make_archive):
+    archive, keys = make_archive()
+    ingest(archive, keys, message_frame(30, text="secret text {i}"), event_frame(4))
+    info = archive.info()
+    assert (info["messages"], info["events"], info["partitions"]) == (30, 4, 2)
+    assert "secret" not in json.dumps(info)
+    assert info["first_ts"].startswith("2026-11-18T00:00")
