@@ -61,13 +61,25 @@ class Collector:
         self.fields = tuple(schema.full_schema(kind))
         self.columns: dict[str, list[Any]] = {name: [] for name in self.fields}
         self.skipped: list[Skip] = []
+        self._id_field = schema.id_field(kind)
+        self._seen: dict[str, str] = {}
 
     def __len__(self) -> int:
         return len(self.columns["ts"])
 
     def add(self, record: dict[str, Any], *, file: str, sha: str, position: str, raw_sha: str,
             platform_ids: dict[str, Any] | None = None) -> None:
-        """Append one record. ``ts`` is integer microseconds since the epoch (UTC)."""
+        """Append one record. ``ts`` is integer microseconds since the epoch (UTC).
+
+        A record whose id and raw hash repeat an earlier one (an export listing a
+        message twice) is noted in ``skipped`` instead of being added again.
+        """
+        record_id = record.get(self._id_field)
+        if record_id is not None:
+            if self._seen.get(record_id) == raw_sha:
+                self.note(position, "duplicate of an identical earlier record with the same id")
+                return
+            self._seen[record_id] = raw_sha
         record["source"] = self.source
         record["source_file"] = file
         record["source_sha256"] = sha

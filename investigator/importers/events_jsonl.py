@@ -1,0 +1,35 @@
+"""``events-jsonl``: system events as JSON lines (one object per line, UTF-8).
+
+    >>> from investigator.importers import read_export
+    >>> read_export("alerts.jsonl", format="events-jsonl")   # doctest: +SKIP
+
+Fields as in ``events-csv``; a ``details`` object is kept as JSON text.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+
+from ._model import ImportOptions, ImportResult
+from ._normalized import parse_records
+
+NAME = "events-jsonl"
+
+
+def sniff(path: Path, head: bytes) -> bool:
+    """JSON lines whose first object has an ``event_type`` key."""
+    first = head.lstrip(b"\xef\xbb\xbf \t\r\n").split(b"\n", 1)[0].strip()
+    if not first.startswith(b"{"):
+        return False
+    try:
+        obj = orjson.loads(first)
+    except orjson.JSONDecodeError:
+        return False
+    return isinstance(obj, dict) and "event_type" in obj
+
+
+def parse(path: Path, options: ImportOptions) -> ImportResult:
+    """Read event objects. Raises ImportFormatError (see ``_normalized.parse_records``)."""
+    return parse_records(path, options, fmt=NAME, kind="events", reader="jsonl")
