@@ -52,5 +52,6 @@ def test_killed_ingest_leaves_a_verifiable_archive(make_archive, point, monkeypa
                      for e in final.chunk_entries("messages")])["message_id"]
     assert ids.n_unique() == ids.len() == 230
     assert not any((final.root / "staging").iterdir())
-    audited = [e for e in final.audit.entries() if e.action == "ingest"]
+    audited = [e for e in final.audit.entries() if e.action == "ingest" and "manifest_sha256" in e.details]
     assert len(audited) == 2  # one per committed batch, recovered or not
+    assert any(e.details.get("recovered") for e in audited) == committed
