@@ -8,9 +8,20 @@
 
 Nothing here imports the archive, keys, crypto, loader or widgets: functions take frames with the
 columns of :mod:`investigator.schema` and return frames. Importing this package has no side effects
-(jieba, OpenCC and pypinyin tables load on first use).
+(jieba, OpenCC and pypinyin tables load on first use). docs/analysis.md is the guide.
 """
 
+from investigator.analysis.context import context
+from investigator.analysis.filters import (
+    by_conversations,
+    by_groups,
+    by_participants,
+    by_senders,
+    by_types,
+    time_window,
+)
+from investigator.analysis.matchers import find_spans
+from investigator.analysis.metrics import activity_heatmap, contact_edges, response_times
 from investigator.analysis.normalize import (
     NORM_COLUMN,
     ContentNotGranted,
@@ -19,19 +30,46 @@ from investigator.analysis.normalize import (
     normalize_column_expr,
     normalize_text,
 )
-from investigator.analysis.matchers import find_spans
+from investigator.analysis.pii import detect, find_pii, mask_text, pseudonymize_text, redact_frame
 from investigator.analysis.query import parse
 from investigator.analysis.search import MODES, search
+from investigator.analysis.tags import STANDARD_TAGS, TagEntry, TagSet, apply_tags, filter_by_tag
+from investigator.analysis.timeline import align_events, align_messages, first_replies, silences, timeline
 
 __all__ = [
     "MODES",
     "NORM_COLUMN",
+    "STANDARD_TAGS",
     "ContentNotGranted",
+    "TagEntry",
+    "TagSet",
+    "activity_heatmap",
     "add_normalized_column",
+    "align_events",
+    "align_messages",
+    "apply_tags",
+    "by_conversations",
+    "by_groups",
+    "by_participants",
+    "by_senders",
+    "by_types",
+    "contact_edges",
+    "context",
+    "detect",
     "display_normalize",
+    "filter_by_tag",
+    "find_pii",
     "find_spans",
+    "first_replies",
+    "mask_text",
     "normalize_column_expr",
     "normalize_text",
     "parse",
+    "pseudonymize_text",
+    "redact_frame",
+    "response_times",
     "search",
+    "silences",
+    "time_window",
+    "timeline",
 ]
