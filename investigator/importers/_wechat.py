@@ -65,6 +65,7 @@ def parse_wechat_csv(path: Path, options: ImportOptions, *, fmt: str, required: 
         for column in required:
             if column not in header:
                 raise box.error(member, f"column '{column}'", f"the {fmt} column '{column}' in the header")
+        seen: set[str] = set()
         for position, row in source:
             if "\x00bad" in row:
                 rows.bad(file_name, position, row["\x00bad"])
@@ -74,6 +75,11 @@ def parse_wechat_csv(path: Path, options: ImportOptions, *, fmt: str, required: 
             except BadRecord as bad:
                 rows.bad(file_name, position, bad.expected)
                 continue
+            if rec["message_id"] in seen:
+                # Server ids should be unique; where an export repeats one for different rows,
+                # the local row id keeps both (deterministically, so a re-import agrees).
+                rec["message_id"] = f"{rec['message_id']}:local:{row.get('id') or row.get('localId') or position}"
+            seen.add(rec["message_id"])
             rows.add(rec, file=file_name, sha=sha, position=position, raw_sha=row_hash(row), platform_ids=ids)
         return finish(box, fmt, messages=rows)
     finally:
