@@ -1,0 +1,734 @@
+"""Roles, rules and decisions: who may ask for what, who must approve.
+
+    >>> policy = Policy.default()
+    >>> decision = policy.decide("request", person=zhangwei, directory=directory,
+    ...                          request=req, now=now, tz=ZoneInfo("Asia/Shanghai"))   # doctest: +SKIP
+    >>> decision.allowed, decision.rule                                              # doctest: +SKIP
+    (False, 'window.lookback')
+
+:meth:`Policy.decide` is pure: time, time zone, the person and the directory
+are passed in; nothing is read or written. It denies by default (an unknown
+action, role, purpose or field means no) and every :class:`Decision` names the
+rule that decided it, the reason, and each rule consulted on the way (as
+datasette's permission checks carry a reason). Callers audit the decision.
+
+The policy file format, every action and every rule are documented in
+docs/policy.md. In an archive the policy lives as signed versions in
+``ARCHIVE/org/policy/`` (see :class:`PolicyStore`); a copy edited outside the
+CLI fails its signature and every decision is then refused.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from . import _crypto
+from .directory import ARCHIVE_SIGNER, Directory, Person, Signer, check_signer
+from .errors import ConfigError, IntegrityError, PolicyDenied
+from .fsutil import atomic_write
+from .schema import canonical_json, format_ts
+
+if TYPE_CHECKING:
+    from .archive import Archive
+
+POLICY_FORMAT = "investigator-policy/1"
+# Every action a decision can be asked about (docs/policy.md, "Actions").
+ACTIONS = ("request", "approve", "grant", "retrieve", "search", "read_content", "archive", "export", "audit",
+           "admin")
+# Permissions a role may hold: the actions above that are plain permission checks, plus approve/request.
+PERMISSIONS = ("request", "retrieve", "search", "read_content", "archive", "export", "approve", "audit", "admin")
+LOOKBACKS = ("none", "day", "week", "month", "all")
+FIELDS = ("metadata", "content", "attachments")
+CONTENT_PERMISSIONS = frozenset({"read_content", "export", "retrieve"})
+
+
+# --- data the policy decides on -------------------------------------------------
+
+@dataclass(frozen=True)
+class Request:
+    """A retrieval request (电子证据调取申请单), before or after signing.
+
+    ``start``/``end`` are aware UTC datetimes: the window is ``[start, end)``.
+    ``tz`` is the zone the requester's times were read in (for display only).
+    """
+
+    id: str
+    archive_id: str
+    case: str
+    purpose: str
+    requester: str
+    key_id: str
+    start: datetime
+    end: datetime
+    tz: str
+    fields: tuple[str, ...]
+    reason: str
+    created: datetime
+    operator: str = ""
+    conversations: tuple[str, ...] = ()
+    participants: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
+    legal_basis: str = ""
+    consent: str = ""
+    templates: tuple[str, ...] = ()
+
+    @property
+    def performer(self) -> str:
+        """Who performs the retrieval: the operator if named, else the requester."""
+        return self.operator or self.requester
+
+    @property
+    def scope(self) -> dict[str, list[str]]:
+        return {"conversations": list(self.conversations), "participants": list(self.participants),
+                "groups": list(self.groups)}
+
+    def to_body(self) -> dict[str, Any]:
+        """The signed body (RFC 8785 canonical bytes are what is signed)."""
+        return {"format": "investigator-request/1", "id": self.id, "archive_id": self.archive_id,
+                "case": self.case, "purpose": self.purpose, "requester": self.requester,
+                "operator": self.performer, "key_id": self.key_id,
+                "window": {"start": format_ts(self.start), "end": format_ts(self.end), "tz": self.tz},
+                "scope": self.scope, "fields": list(self.fields), "reason": self.reason,
+                "legal_basis": self.legal_basis, "consent": self.consent, "templates": list(self.templates),
+                "created": format_ts(self.created)}
+
+    @classmethod
+    def from_body(cls, body: dict[str, Any]) -> "Request":
+        """Parse a request body. Raises IntegrityError if fields are missing or malformed."""
+        try:
+            if body["format"] != "investigator-request/1":
+                raise ValueError("format")
+            window, scope = body["window"], body["scope"]
+            operator = str(body.get("operator") or "")
+            return cls(id=str(body["id"]), archive_id=str(body["archive_id"]), case=str(body["case"]),
+                       purpose=str(body["purpose"]), requester=str(body["requester"]), key_id=str(body["key_id"]),
+                       start=parse_utc(window["start"]), end=parse_utc(window["end"]), tz=str(window["tz"]),
+                       fields=tuple(body["fields"]), reason=str(body["reason"]), created=parse_utc(body["created"]),
+                       operator="" if operator == body["requester"] else operator,
+                       conversations=tuple(scope.get("conversations", ())),
+                       participants=tuple(scope.get("participants", ())), groups=tuple(scope.get("groups", ())),
+                       legal_basis=str(body.get("legal_basis", "")), consent=str(body.get("consent", "")),
+                       templates=tuple(body.get("templates", ())))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise IntegrityError("malformed retrieval request") from exc
+
+
+def parse_utc(text: str) -> datetime:
+    """Parse a ``format_ts`` timestamp (or any ISO 8601 with offset) into an aware UTC datetime."""
+    from datetime import timezone
+
+    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        raise ValueError("timestamp without offset")
+    return value.astimezone(timezone.utc)
+
+
+@dataclass(frozen=True)
+class Check:
+    """One rule consulted on the way to a decision."""
+
+    rule: str
+    passed: bool
+    detail: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"rule": self.rule, "passed": self.passed, "detail": self.detail}
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The answer to one question: allowed or not, the deciding rule, the reason, the trail."""
+
+    allowed: bool
+    rule: str
+    reason: str
+    consulted: tuple[Check, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"allowed": self.allowed, "rule": self.rule, "reason": self.reason,
+                "consulted": [c.to_json() for c in self.consulted]}
+
+    def raise_if_denied(self) -> "Decision":
+        """Raise PolicyDenied (carrying this decision) unless allowed."""
+        if not self.allowed:
+            raise PolicyDenied(self.reason, rule=self.rule, decision=self)
+        return self
+
+
+class _Trail:
+    def __init__(self) -> None:
+        self.checks: list[Check] = []
+
+    def ok(self, rule: str, detail: str) -> None:
+        self.checks.append(Check(rule, True, detail))
+
+    def deny(self, rule: str, reason: str) -> Decision:
+        self.checks.append(Check(rule, False, reason))
+        return Decision(False, rule, reason, tuple(self.checks))
+
+    def allow(self, rule: str, reason: str) -> Decision:
+        return Decision(True, rule, reason, tuple(self.checks))
+
+
+# --- the policy ----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Role:
+    """One role: business (what may be asked for) or duty (separated duties)."""
+
+    name: str
+    label: str
+    kind: str
+    permissions: frozenset[str]
+    forbid: frozenset[str] = frozenset()
+    lookback: str = "none"
+    team_only: bool = True
+    templates_only: bool = False
+    max_window_days: int = 0
+    grant_hours: int = 0
+
+
+@dataclass(frozen=True)
+class Rights:
+    """A person's effective rights: the union of their roles, minus every role's ``forbid``."""
+
+    permissions: frozenset[str]
+    forbidden: frozenset[str]
+    forbidding_roles: tuple[str, ...]
+    lookback: str
+    team_only: bool
+    templates_only: bool
+    max_window_days: int
+    grant_hours: int
+
+    def may(self, permission: str) -> bool:
+        return permission in self.permissions and permission not in self.forbidden
+
+
+_LOOKBACK_ORDER = {name: i for i, name in enumerate(LOOKBACKS)}
+
+
+def period_start(lookback: str, now: datetime, tz: ZoneInfo) -> datetime | None:
+    """Start of the calendar period ``lookback`` containing ``now`` in ``tz`` (None for 'all').
+
+    Weeks start on Monday 00:00 local time; months on the 1st at 00:00.
+    """
+    local = now.astimezone(tz).date()
+    if lookback == "all":
+        return None
+    if lookback == "day":
+        first = local
+    elif lookback == "week":
+        first = local - timedelta(days=local.weekday())
+    elif lookback == "month":
+        first = local.replace(day=1)
+    else:  # "none" or unknown: nothing is in reach
+        return datetime.max.replace(tzinfo=tz)
+    return datetime.combine(first, time(0), tzinfo=tz)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A parsed policy file. Make with :meth:`from_toml`, :meth:`load` or :meth:`default`."""
+
+    roles: dict[str, Role]
+    purposes: tuple[str, ...]
+    fields: dict[str, str]
+    consent_purposes: tuple[str, ...]
+    supervisor_required: bool
+    approver_roles: tuple[str, ...]
+    required_approvals: int
+    sensitive_purposes: tuple[str, ...]
+    sensitive_fields: tuple[str, ...]
+    sensitive_required: int
+    legal_review_roles: tuple[str, ...]
+    exclusive: tuple[tuple[str, ...], ...]
+    totp_skew_steps: int = 1
+    max_failures: int = 5
+    failure_window_minutes: int = 15
+    lockout_minutes: int = 15
+    session_hours: int = 8
+    source_sha256: str = ""
+    version: int = 0
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    # --- loading ---------------------------------------------------------------
+
+    @classmethod
+    def from_toml(cls, text: str, *, source: str = "policy") -> "Policy":
+        """Parse and validate a policy. Raises ConfigError naming the first problem."""
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{source}: not valid TOML ({exc})") from exc
+        problems = validate(data)
+        if problems:
+            raise ConfigError(f"{source}: {problems[0]}" + (f" (and {len(problems) - 1} more)" if len(problems) > 1
+                                                             else ""),
+                              hint=f"run 'investigator policy check {source}' for the full list")
+        approval = data.get("approval", {})
+        sensitive = approval.get("sensitive", {})
+        identity = data.get("identity", {})
+        roles = {name: Role(name=name, label=str(spec.get("label", name)), kind=str(spec.get("kind", "business")),
+                            permissions=frozenset(spec.get("permissions", ())), forbid=frozenset(spec.get("forbid", ())),
+                            lookback=str(spec.get("lookback", "none")), team_only=bool(spec.get("team_only", True)),
+                            templates_only=bool(spec.get("templates_only", False)),
+                            max_window_days=int(spec.get("max_window_days", 0)),
+                            grant_hours=int(spec.get("grant_hours", 0)))
+                 for name, spec in data.get("roles", {}).items()}
+        return cls(roles=roles, purposes=tuple(data.get("purposes", ())), fields=dict(data.get("fields", {})),
+                   consent_purposes=tuple(data.get("consent", {}).get("purposes", ())),
+                   supervisor_required=bool(approval.get("supervisor_required", True)),
+                   approver_roles=tuple(approval.get("approver_roles", ())),
+                   required_approvals=int(approval.get("required", 1)),
+                   sensitive_purposes=tuple(sensitive.get("purposes", ())),
+                   sensitive_fields=tuple(sensitive.get("fields", ())),
+                   sensitive_required=int(sensitive.get("required", 2)),
+                   legal_review_roles=tuple(sensitive.get("legal_review_roles", ())),
+                   exclusive=tuple(tuple(pair) for pair in data.get("separation", {}).get("exclusive", ())),
+                   totp_skew_steps=int(identity.get("totp_skew_steps", 1)),
+                   max_failures=int(identity.get("max_failures", 5)),
+                   failure_window_minutes=int(identity.get("failure_window_minutes", 15)),
+                   lockout_minutes=int(identity.get("lockout_minutes", 15)),
+                   session_hours=int(identity.get("session_hours", 8)),
+                   source_sha256=_crypto.sha256_hex(text.encode("utf-8")), raw=data)
+
+    @classmethod
+    def load(cls, path: Path) -> "Policy":
+        """Read a policy file. Raises ConfigError."""
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: cannot read the policy file") from exc
+        return cls.from_toml(text, source=str(path))
+
+    @classmethod
+    def default(cls) -> "Policy":
+        """The packaged default policy (the seed's tables)."""
+        return cls.from_toml(default_policy_text(), source="default_policy.toml")
+
+    # --- rights --------------------------------------------------------------------
+
+    def rights(self, person: Person) -> Rights:
+        """Effective rights of ``person``. Unknown roles give nothing."""
+        roles = [self.roles[r] for r in person.roles if r in self.roles]
+        perms = frozenset().union(*(r.permissions for r in roles)) if roles else frozenset()
+        forbidden = frozenset().union(*(r.forbid for r in roles)) if roles else frozenset()
+        asking = [r for r in roles if "request" in r.permissions]
+        lookback = max((r.lookback for r in asking), key=lambda lb: _LOOKBACK_ORDER.get(lb, 0), default="none")
+        return Rights(permissions=perms, forbidden=forbidden,
+                      forbidding_roles=tuple(r.name for r in roles if r.forbid),
+                      lookback=lookback, team_only=all(r.team_only for r in asking) if asking else True,
+                      templates_only=all(r.templates_only for r in asking) if asking else False,
+                      max_window_days=max((r.max_window_days for r in asking), default=0),
+                      grant_hours=max((r.grant_hours for r in asking), default=0))
+
+    def is_sensitive(self, request: Request) -> bool:
+        return request.purpose in self.sensitive_purposes or bool(set(request.fields) & set(self.sensitive_fields))
+
+    def required_for(self, request: Request) -> int:
+        return max(self.required_approvals, self.sensitive_required if self.is_sensitive(request) else 0)
+
+    def grant_lifetime(self, person: Person) -> timedelta:
+        return timedelta(hours=self.rights(person).grant_hours)
+
+    def conflicting_roles(self, roles: Sequence[str]) -> list[tuple[str, ...]]:
+        """The exclusive role sets of the policy that ``roles`` break."""
+        held = set(roles)
+        return [group for group in self.exclusive if set(group) <= held]
+
+    # --- decide ---------------------------------------------------------------------
+
+    def decide(self, action: str, *, person: Person, directory: Directory, now: datetime, tz: ZoneInfo,
+               request: Request | None = None, approvers: Sequence[str] = ()) -> Decision:
+        """Decide whether ``person`` may do ``action`` (for ``request``, with ``approvers``).
+
+        Pure and total: never raises for a refusal; the Decision says which rule
+        refused and why. Unknown actions are denied by rule ``default.deny``.
+        """
+        trail = _Trail()
+        if action not in ACTIONS:
+            return trail.deny("default.deny", f"unknown action {action!r} (deny by default)")
+        if action == "grant":
+            if request is None:
+                return trail.deny("default.deny", "no request to grant")
+            return self._decide_grant(trail, request, approvers, directory)
+        if not person.active:
+            return trail.deny("person.active", f"{person.id} is not active (status {person.status})")
+        trail.ok("person.active", f"{person.id} is active")
+        if action == "request":
+            if request is None:
+                return trail.deny("default.deny", "no request given")
+            return self._decide_request(trail, person, request, directory, now, tz)
+        if action == "approve":
+            if request is None:
+                return trail.deny("default.deny", "no request to approve")
+            return self._decide_approve(trail, person, request, directory)
+        return self._permission(trail, person, action)
+
+    def _permission(self, trail: _Trail, person: Person, permission: str) -> Decision:
+        rights = self.rights(person)
+        if permission in rights.forbidden:
+            roles = ", ".join(r for r in rights.forbidding_roles if permission in self.roles[r].forbid)
+            if permission in CONTENT_PERMISSIONS:
+                return trail.deny("duty.no_content",
+                                  f"{person.id} holds duty role {roles}, which never reads content ({permission})")
+            return trail.deny("duty.separation", f"{person.id} holds duty role {roles}, which forbids {permission}")
+        if permission not in rights.permissions:
+            return trail.deny("role.permission",
+                              f"no role of {person.id} ({', '.join(person.roles) or 'none'}) grants {permission}")
+        trail.ok("role.permission", f"{person.id} may {permission}")
+        return trail.allow("role.permission", f"{person.id} holds {permission}")
+
+    def _decide_request(self, trail: _Trail, person: Person, req: Request, directory: Directory, now: datetime,
+                        tz: ZoneInfo) -> Decision:
+        key = person.key(req.key_id)
+        if key is None:
+            return trail.deny("person.key", f"request signed with key {req.key_id!r}, which is not {person.id}'s")
+        if key.revoked:
+            return trail.deny("person.key", f"{person.id}'s key {req.key_id} was revoked at {key.revoked}")
+        trail.ok("person.key", f"key {req.key_id} is live")
+        conflicts = self.conflicting_roles(person.roles)
+        if conflicts:
+            return trail.deny("duty.separation", f"{person.id} holds roles that must be apart: {conflicts[0]}")
+        for needed in ("request",):
+            decision = self._permission(_Trail(), person, needed)
+            if not decision.allowed:
+                return trail.deny(decision.rule, decision.reason)
+        trail.ok("role.permission", f"{person.id} may file requests")
+        rights = self.rights(person)
+        if req.purpose not in self.purposes:
+            return trail.deny("purpose.known", f"purpose {req.purpose!r} is not one of {', '.join(self.purposes)}")
+        trail.ok("purpose.known", req.purpose)
+        if not req.fields:
+            return trail.deny("fields.known", "no fields requested")
+        for name in req.fields:
+            needed = self.fields.get(name)
+            if needed is None:
+                return trail.deny("fields.known", f"field {name!r} is not one of {', '.join(self.fields)}")
+            decision = self._permission(_Trail(), person, needed)
+            if not decision.allowed:
+                rule = "duty.no_content" if decision.rule == "duty.no_content" else "fields.permission"
+                return trail.deny(rule, f"field {name!r} needs {needed}: {decision.reason}")
+        trail.ok("fields.permission", f"{', '.join(req.fields)} allowed")
+        if req.operator and req.operator != req.requester:
+            operator = directory.find(req.operator)
+            if operator is None or not operator.active:
+                return trail.deny("operator.eligible", f"operator {req.operator!r} is not an active person")
+            if "operator" not in operator.roles:
+                return trail.deny("operator.eligible", f"{req.operator} does not hold the operator role")
+            for name in req.fields:
+                decision = self._permission(_Trail(), operator, self.fields[name])
+                if not decision.allowed:
+                    return trail.deny("operator.eligible", f"operator {req.operator}: {decision.reason}")
+            trail.ok("operator.eligible", f"{req.operator} performs the retrieval")
+        if not req.reason.strip():
+            return trail.deny("request.reason", "a request needs a reason")
+        trail.ok("request.reason", "given")
+        if req.purpose in self.consent_purposes and not req.consent.strip():
+            return trail.deny("consent.required",
+                              f"purpose {req.purpose} needs a customer-consent reference (客户知情同意书, --consent)")
+        trail.ok("consent.required", "consent reference given" if req.consent else "not needed for this purpose")
+        # the window
+        if req.start.tzinfo is None or req.end.tzinfo is None or req.start >= req.end:
+            return trail.deny("window.order", "the window's start must be before its end")
+        trail.ok("window.order", "start < end")
+        if req.start >= now:
+            return trail.deny("window.future", "the window starts in the future")
+        trail.ok("window.future", "starts in the past")
+        length = req.end - req.start
+        if length > timedelta(days=rights.max_window_days):
+            return trail.deny("window.max_days", f"window of {_days(length)} is longer than the "
+                              f"{rights.max_window_days} days {person.id}'s roles allow")
+        trail.ok("window.max_days", f"{_days(length)} <= {rights.max_window_days} days")
+        first = period_start(rights.lookback, now, tz)
+        if first is not None and req.start < first:
+            if rights.lookback == "none":
+                return trail.deny("window.lookback", f"{person.id}'s roles have no lookback")
+            return trail.deny("window.lookback", f"window starts before the current {rights.lookback} "
+                              f"({first.isoformat()}), the lookback of {person.id}'s roles")
+        trail.ok("window.lookback", f"lookback {rights.lookback}")
+        # the scope
+        if rights.team_only:
+            decision = self._team_scope(person, req, directory)
+            if decision is not None:
+                return trail.deny("scope.team", decision)
+            trail.ok("scope.team", "scope within the requester's team")
+        if rights.templates_only and not req.templates:
+            return trail.deny("scope.templates", f"{person.id} may only hold grants limited to named templates")
+        if req.templates and not rights.templates_only:
+            trail.ok("scope.templates", "templates named (informative)")
+        return trail.allow("request.allowed", f"every rule passed for {person.id}'s {req.purpose} request")
+
+    @staticmethod
+    def _team_scope(person: Person, req: Request, directory: Directory) -> str | None:
+        if not (req.groups or req.participants):
+            return "a team-only role must scope the request to its own group (--group) or teammates (--participant)"
+        outside = [g for g in req.groups if g not in person.groups]
+        if outside:
+            return f"group {outside[0]!r} is not one of {person.id}'s groups ({', '.join(person.groups) or 'none'})"
+        mates = directory.teammates(person.id)
+        accounts = directory.identities()
+        for participant in req.participants:
+            owner = participant if participant in mates else next(
+                (pid for pid in mates if participant in accounts.get(pid, ())), None)
+            if owner is None:
+                return f"participant {participant!r} is not in {person.id}'s team"
+        return None
+
+    def _decide_approve(self, trail: _Trail, approver: Person, req: Request, directory: Directory) -> Decision:
+        if approver.id in (req.requester, req.performer):
+            return trail.deny("approval.self", f"{approver.id} cannot approve their own request")
+        trail.ok("approval.self", "approver is not the requester or operator")
+        if approver.current_key is None:
+            return trail.deny("person.key", f"{approver.id} has no live signing key")
+        decision = self._permission(_Trail(), approver, "approve")
+        if not decision.allowed:
+            return trail.deny("approval.permission", decision.reason)
+        trail.ok("approval.permission", f"{approver.id} may approve")
+        requester = directory.find(req.requester)
+        supervisor = requester.supervisor if requester else ""
+        if approver.id == supervisor:
+            trail.ok("approval.eligible", f"{approver.id} is {req.requester}'s direct supervisor")
+            return trail.allow("approval.eligible", f"{approver.id} is the requester's direct supervisor")
+        role = next((r for r in approver.roles if r in self.approver_roles), None)
+        if role:
+            trail.ok("approval.eligible", f"{approver.id} holds approver role {role}")
+            return trail.allow("approval.eligible", f"{approver.id} holds approver role {role}")
+        return trail.deny("approval.eligible", f"{approver.id} is neither {req.requester}'s direct supervisor "
+                          f"({supervisor or 'none'}) nor holds an approver role ({', '.join(self.approver_roles)})")
+
+    def _decide_grant(self, trail: _Trail, req: Request, approvers: Sequence[str], directory: Directory) -> Decision:
+        distinct = list(dict.fromkeys(approvers))
+        for approver_id in distinct:
+            approver = directory.find(approver_id)
+            if approver is None:
+                return trail.deny("approval.eligible", f"approver {approver_id!r} is not in the directory")
+            decision = self._decide_approve(_Trail(), approver, req, directory)
+            if not decision.allowed:
+                return trail.deny(decision.rule, decision.reason)
+        trail.ok("approval.eligible", f"{len(distinct)} eligible approver(s)")
+        needed = self.required_for(req)
+        if len(distinct) < needed:
+            what = "a sensitive request" if self.is_sensitive(req) else "this request"
+            return trail.deny("approval.count", f"{what} needs {needed} approvals, has {len(distinct)}")
+        trail.ok("approval.count", f"{len(distinct)} of {needed} approvals")
+        requester = directory.find(req.requester)
+        supervisor = requester.supervisor if requester else ""
+        if self.supervisor_required:
+            if supervisor and supervisor not in distinct:
+                return trail.deny("approval.supervisor", f"the direct supervisor {supervisor} has not approved")
+            trail.ok("approval.supervisor", f"{supervisor} approved" if supervisor
+                     else "requester has no supervisor: an approver role suffices")
+        if self.is_sensitive(req) and self.legal_review_roles:
+            reviewers = [a for a in distinct if set(directory.person(a).roles) & set(self.legal_review_roles)]
+            if not reviewers:
+                return trail.deny("approval.legal_review",
+                                  f"a sensitive request needs a legal review by {', '.join(self.legal_review_roles)}")
+            trail.ok("approval.legal_review", f"reviewed by {reviewers[0]}")
+        return trail.allow("grant.issued", f"approved by {', '.join(distinct)}")
+
+
+def _days(delta: timedelta) -> str:
+    return f"{delta.total_seconds() / 86400:.4g} days"
+
+
+def default_policy_text() -> str:
+    return resources.files("investigator").joinpath("default_policy.toml").read_text(encoding="utf-8")
+
+
+def validate(data: dict[str, Any]) -> list[str]:
+    """Every problem of a parsed policy file, as sentences (empty list: valid)."""
+    problems: list[str] = []
+    if data.get("format") != POLICY_FORMAT:
+        problems.append(f"format must be {POLICY_FORMAT!r}")
+    known_top = {"format", "purposes", "roles", "separation", "approval", "fields", "consent", "identity"}
+    problems += [f"unknown section or key {key!r} (deny by default: remove it or fix the name)"
+                 for key in data if key not in known_top]
+    roles = data.get("roles")
+    if not isinstance(roles, dict) or not roles:
+        problems.append("no [roles.*] defined")
+        roles = {}
+    role_keys = {"label", "kind", "permissions", "forbid", "lookback", "team_only", "templates_only",
+                 "max_window_days", "grant_hours"}
+    for name, spec in roles.items():
+        if not isinstance(spec, dict):
+            problems.append(f"roles.{name}: must be a table")
+            continue
+        problems += [f"roles.{name}: unknown key {k!r}" for k in spec if k not in role_keys]
+        if spec.get("kind", "business") not in ("business", "duty"):
+            problems.append(f"roles.{name}.kind must be 'business' or 'duty'")
+        for key in ("permissions", "forbid"):
+            problems += [f"roles.{name}.{key}: unknown permission {p!r}" for p in spec.get(key, ())
+                         if p not in PERMISSIONS]
+        both = set(spec.get("permissions", ())) & set(spec.get("forbid", ()))
+        if both:
+            problems.append(f"roles.{name}: {sorted(both)} both permitted and forbidden")
+        if spec.get("lookback", "none") not in LOOKBACKS:
+            problems.append(f"roles.{name}.lookback must be one of {', '.join(LOOKBACKS)}")
+        if "request" in spec.get("permissions", ()):
+            for key in ("max_window_days", "grant_hours"):
+                value = spec.get(key)
+                if not isinstance(value, int) or value <= 0:
+                    problems.append(f"roles.{name}.{key} must be a positive integer for a role that may request")
+    purposes = data.get("purposes", [])
+    if not purposes:
+        problems.append("no purposes listed")
+    fields_map = data.get("fields", {})
+    for fname, perm in fields_map.items():
+        if fname not in FIELDS:
+            problems.append(f"fields.{fname}: unknown field (known: {', '.join(FIELDS)})")
+        if perm not in PERMISSIONS:
+            problems.append(f"fields.{fname}: unknown permission {perm!r}")
+    approval = data.get("approval", {})
+    for key in ("approver_roles",):
+        problems += [f"approval.{key}: unknown role {r!r}" for r in approval.get(key, ()) if r not in roles]
+    if int(approval.get("required", 1)) < 1:
+        problems.append("approval.required must be at least 1 (nobody reads without an approval)")
+    sensitive = approval.get("sensitive", {})
+    problems += [f"approval.sensitive.purposes: unknown purpose {p!r}" for p in sensitive.get("purposes", ())
+                 if p not in purposes]
+    problems += [f"approval.sensitive.fields: unknown field {f!r}" for f in sensitive.get("fields", ())
+                 if f not in fields_map]
+    problems += [f"approval.sensitive.legal_review_roles: unknown role {r!r}"
+                 for r in sensitive.get("legal_review_roles", ()) if r not in roles]
+    problems += [f"consent.purposes: unknown purpose {p!r}" for p in data.get("consent", {}).get("purposes", ())
+                 if p not in purposes]
+    for group in data.get("separation", {}).get("exclusive", ()):
+        problems += [f"separation.exclusive: unknown role {r!r}" for r in group if r not in roles]
+    identity = data.get("identity", {})
+    for key in ("max_failures", "failure_window_minutes", "lockout_minutes", "session_hours"):
+        if key in identity and (not isinstance(identity[key], int) or identity[key] <= 0):
+            problems.append(f"identity.{key} must be a positive integer")
+    if identity.get("totp_skew_steps", 1) not in (0, 1, 2):
+        problems.append("identity.totp_skew_steps must be 0, 1 or 2")
+    return problems
+
+
+def check_policy_text(text: str) -> list[str]:
+    """Problems of a policy file's text (TOML errors included)."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        return [f"not valid TOML: {exc}"]
+    return validate(data)
+
+
+# --- the signed policy in the archive -------------------------------------------------
+
+class PolicyStore:
+    """Signed policy versions in ``ARCHIVE/org/policy/NNNNNN.toml`` (+ ``.sig.json``)."""
+
+    def __init__(self, archive: "Archive") -> None:
+        self.archive = archive
+        self.root = Path(archive.root) / "org" / "policy"
+
+    def _latest(self) -> int:
+        if not self.root.exists():
+            return 0
+        numbers = [int(p.name.split(".")[0]) for p in self.root.glob("[0-9]*.sig.json")]
+        numbers += [int(p.name.split(".")[0]) for p in self.root.glob("[0-9]*.toml")]
+        return max(numbers, default=0)
+
+    def load(self, directory: Directory) -> Policy:
+        """The newest policy, its signature checked against ``directory``'s admins or the archive key.
+
+        Raises IntegrityError if the file was changed outside the CLI (hash or
+        signature mismatch), ConfigError if no policy is installed.
+        """
+        version = self._latest()
+        if version == 0:
+            raise ConfigError("no policy installed in this archive",
+                              hint="install one with 'investigator policy set ARCHIVE FILE'")
+        what = f"org/policy/{version:06d}.toml"
+        try:
+            text_bytes = (self.root / f"{version:06d}.toml").read_bytes()
+            record = json.loads((self.root / f"{version:06d}.sig.json").read_bytes())
+            body, sig = record["body"], record["signature"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise IntegrityError("policy file or its signature record is missing or unreadable", path=what) from exc
+        if body.get("archive_id") != self.archive.archive_id or body.get("version") != version:
+            raise IntegrityError("signature record does not belong to this policy version", path=what)
+        if body.get("sha256") != _crypto.sha256_hex(text_bytes):
+            raise IntegrityError("policy file altered outside the CLI (its hash does not match the signed one)",
+                                 path=what)
+        check_signer(str(sig.get("signer")), str(sig.get("key_id")), str(sig.get("signature")),
+                     canonical_json(body), archive_public=self.archive.signing_public, directory=directory, what=what)
+        policy = Policy.from_toml(text_bytes.decode("utf-8"), source=what)
+        return _with_version(policy, version)
+
+    def install(self, text: str, *, signer: Signer, directory: Directory, now: datetime,
+                note: str = "") -> Policy:
+        """Validate ``text``, sign it as the next version and audit the change.
+
+        The archive key may sign only while the directory has no enrolled admin.
+        Raises ConfigError (invalid policy) or PolicyDenied (signer not allowed; audited).
+        """
+        policy = Policy.from_toml(text, source="new policy")
+        if signer.id == ARCHIVE_SIGNER and directory.admins():
+            reason = "the directory has an enrolled admin: the policy must be signed by an admin (--as ADMIN)"
+            self.archive.audit.append(signer.id, "policy.set", "policy", {"rule": "policy.signer", "reason": reason},
+                                      outcome="denied", now=now)
+            raise PolicyDenied(reason, rule="policy.signer")
+        version = self._latest() + 1
+        prev = ""
+        if version > 1:
+            prev = _crypto.sha256_hex((self.root / f"{version - 1:06d}.toml").read_bytes())
+        body = {"format": "investigator-policy-signature/1", "archive_id": self.archive.archive_id,
+                "version": version, "sha256": _crypto.sha256_hex(text.encode("utf-8")), "prev": prev,
+                "ts": format_ts(now), "note": note}
+        data = canonical_json(body)
+        try:
+            check_signer(signer.id, signer.key.public.key_id, signer.key.sign(data), data,
+                         archive_public=self.archive.signing_public, directory=directory, what="new policy")
+        except IntegrityError as exc:
+            self.archive.audit.append(signer.id, "policy.set", "policy",
+                                      {"rule": "policy.signer", "reason": str(exc)}, outcome="denied", now=now)
+            raise PolicyDenied(str(exc), rule="policy.signer") from exc
+        self.archive.audit.append(signer.id, "policy.set", f"policy v{version}",
+                                  {"sha256": body["sha256"], "rule": "policy.signer", "note": note}, now=now)
+        self.root.mkdir(parents=True, exist_ok=True)
+        atomic_write(self.root / f"{version:06d}.toml", text.encode("utf-8"))
+        record = {"body": body, "signature": {"signer": signer.id, "key_id": signer.key.public.key_id,
+                                              "signature": signer.key.sign(data)}}
+        atomic_write(self.root / f"{version:06d}.sig.json",
+                     (json.dumps(record, ensure_ascii=False, indent=1, sort_keys=True) + "\n").encode())
+        return _with_version(policy, version)
+
+
+def _with_version(policy: Policy, version: int) -> Policy:
+    from dataclasses import replace
+
+    return replace(policy, version=version)
+
+
+def load_for_decision(archive: "Archive", directory: Directory, *, actor: str, action: str, target: str,
+                      now: datetime) -> Policy:
+    """The archive's policy, or an audited PolicyDenied (rule ``policy.integrity``) when it does not verify.
+
+    Every caller that decides uses this: a policy altered outside the CLI refuses everything.
+    """
+    try:
+        return PolicyStore(archive).load(directory)
+    except (IntegrityError, ConfigError) as exc:
+        reason = str(exc)
+        archive.audit.append(actor, action, target, {"rule": "policy.integrity", "reason": reason},
+                             outcome="denied", now=now)
+        raise PolicyDenied(reason, rule="policy.integrity") from exc
+
+
+def record_decision(archive: "Archive", decision: Decision, *, actor: str, action: str, target: str,
+                    now: datetime, details: dict[str, Any] | None = None) -> Decision:
+    """Audit ``decision`` (allowed or denied, with its rule and reason) and return it."""
+    archive.audit.append(actor, action, target,
+                         {**(details or {}), "rule": decision.rule, "reason": decision.reason},
+                         outcome="allowed" if decision.allowed else "denied", now=now)
+    return decision
