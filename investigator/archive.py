@@ -298,7 +298,7 @@ class Archive:
         return frame
 
     def read_index(self, keys: MasterKeys) -> pl.DataFrame:
-        """The deduplication index of every committed batch: kind, id, record_hash, version."""
+        """The deduplication index of every committed batch: kind, source, id, record_hash, version."""
         key = self.index_key(keys)
         frames = []
         for manifest in self.manifests():
@@ -310,8 +310,8 @@ class Archive:
                                         what=relative)
             frames.append(pl.read_parquet(io.BytesIO(plain)))
         if not frames:
-            return pl.DataFrame(schema={"kind": pl.String, "id": pl.String, "record_hash": pl.String,
-                                        "version": pl.Int32})
+            return pl.DataFrame(schema={"kind": pl.String, "source": pl.String, "id": pl.String,
+                                        "record_hash": pl.String, "version": pl.Int32})
         return pl.concat(frames)
 
     # --- ingest ------------------------------------------------------------------

@@ -116,17 +116,23 @@ def _validate(frame: pl.DataFrame, kind: str) -> pl.DataFrame:
 
 
 def _prepare(frame: pl.DataFrame, kind: str, index: pl.DataFrame, chunk_seconds: int) -> tuple[pl.DataFrame, int, int]:
-    """Hash, deduplicate, version and place the records of one kind."""
+    """Hash, deduplicate, version and place the records of one kind.
+
+    A record's identity is (source, id): platform ids are only unique within
+    their platform, so a Slack ts and a Telegram id never collide.
+    """
     idc = id_field(kind)
-    frame = frame.with_columns(pl.Series("record_hash", record_hashes(frame, kind), dtype=pl.String))
+    identity = ["source", idc]
+    frame = frame.with_columns(pl.Series("record_hash", record_hashes(frame, kind), dtype=pl.String),
+                               pl.col("source").fill_null(""))
     incoming = frame.height
-    frame = frame.unique(subset=[idc, "record_hash"], keep="first", maintain_order=True)
-    known = index.filter(pl.col("kind") == kind)
-    frame = frame.join(known.select(pl.col("id").alias(idc), "record_hash"), on=[idc, "record_hash"], how="anti")
+    frame = frame.unique(subset=[*identity, "record_hash"], keep="first", maintain_order=True)
+    known = index.filter(pl.col("kind") == kind).rename({"id": idc})
+    frame = frame.join(known.select(*identity, "record_hash"), on=[*identity, "record_hash"], how="anti")
     duplicates = incoming - frame.height
-    latest = known.group_by("id").agg(pl.col("version").max().alias("_prev")).rename({"id": idc})
-    frame = (frame.join(latest, on=idc, how="left", maintain_order="left")
-             .with_columns((pl.col("_prev").fill_null(0) + pl.int_range(1, pl.len() + 1).over(idc))
+    latest = known.group_by(identity).agg(pl.col("version").max().alias("_prev"))
+    frame = (frame.join(latest, on=identity, how="left", maintain_order="left")
+             .with_columns((pl.col("_prev").fill_null(0) + pl.int_range(1, pl.len() + 1).over(identity))
                            .cast(pl.Int32).alias("version")).drop("_prev"))
     new_versions = frame.filter(pl.col("version") > 1).height
     seconds = (pl.col("ts").dt.hour().cast(pl.Int64) * 3600 + pl.col("ts").dt.minute().cast(pl.Int64) * 60
@@ -192,7 +198,8 @@ def ingest_frames(archive: Archive, *, messages: pl.DataFrame | None, events: pl
             frame = frame.with_columns(pl.lit(seq, dtype=pl.Int64).alias("batch_seq"),
                                        pl.int_range(leaf_start, leaf_start + pl.len(), dtype=pl.Int64).alias("leaf_index"))
             leaf_hashes.extend(frame["record_hash"].to_list())
-            index_rows.append(frame.select(pl.lit(kind).alias("kind"), pl.col(idc).alias("id"), "record_hash", "version"))
+            index_rows.append(frame.select(pl.lit(kind).alias("kind"), "source", pl.col(idc).alias("id"), "record_hash",
+                                           "version"))
             for part in frame.partition_by(["_partition", "_chunk"], maintain_order=True):
                 jobs.append((kind, part["_partition"][0], part["_chunk"][0], part))
         for kind, partition, _chunk, _part in jobs:

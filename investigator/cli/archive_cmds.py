@@ -81,7 +81,7 @@ def ingest(archive: Path, paths: tuple[Path, ...], fmt: str, tz: str | None, len
                    f"({result.duplicates} duplicates skipped, {result.new_versions} new versions, "
                    f"{result.chunks} chunks); Merkle root {result.merkle_root[:16]}...")
     if result.skipped:
-        click.secho(f"warning: {result.skipped} malformed records skipped (listed in the manifest)", fg="yellow")
+        click.secho(f"note: {result.skipped} input records skipped; each is listed with its position and reason in the batch manifest", fg="yellow")
 
 
 @click.command()
