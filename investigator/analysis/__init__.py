@@ -34,7 +34,14 @@ from investigator.analysis.pii import detect, find_pii, mask_text, pseudonymize_
 from investigator.analysis.query import parse
 from investigator.analysis.search import MODES, search
 from investigator.analysis.tags import STANDARD_TAGS, TagEntry, TagSet, apply_tags, filter_by_tag
-from investigator.analysis.timeline import align_events, align_messages, first_replies, silences, timeline
+from investigator.analysis.timeline import (
+    align_events,
+    align_messages,
+    first_replies,
+    silences,
+    timeline,
+    unusual_logins,
+)
 
 __all__ = [
     "MODES",
@@ -72,4 +79,5 @@ __all__ = [
     "silences",
     "time_window",
     "timeline",
+    "unusual_logins",
 ]

@@ -124,6 +124,8 @@ def _field_expr(frame: pl.DataFrame, field: Field, tz: str,
     if field.name == "has":
         return _has_expr(frame, value)
     moment, whole_day = parse_date(value, field.pos)
+    if "ts" not in frame.columns:
+        raise QueryError(f"{field.name}: needs a 'ts' column in the frame", position=field.pos)
     start = _local_to_utc(moment, tz)
     if field.name == "before":
         return pl.col("ts") < start

@@ -173,3 +173,16 @@ def _align(events: pl.DataFrame, messages: pl.DataFrame, event_types: Iterable[s
         "event_type", "actor", "host", "ip", "message_id", "message_ts",
         pl.col("message_ts").dt.convert_time_zone(tz).alias("message_ts_local"), "sender", "delta",
         (pl.col("delta").dt.total_microseconds() / 60e6).alias("delta_minutes"))
+
+
+def unusual_logins(events: pl.DataFrame, *, min_share: float = 0.2,
+                   event_types: Iterable[str] = ("login",)) -> pl.DataFrame:
+    """Logins of ``events`` with an ``unusual`` flag: the actor rarely uses that IP.
+
+    An IP is unusual for an actor when it carries less than ``min_share`` of the actor's logins in
+    ``events`` (pass a long enough history, e.g. the month before, for a meaningful baseline).
+    Adds ``ip_share`` and ``unusual`` columns; only rows of ``event_types`` are returned.
+    """
+    logins = events.filter(pl.col("event_type").is_in(list(event_types)))
+    share = (pl.len().over(["actor", "ip"]) / pl.len().over("actor")).alias("ip_share")
+    return logins.with_columns(share).with_columns((pl.col("ip_share") < min_share).alias("unusual")).sort("ts")
