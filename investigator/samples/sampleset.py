@@ -16,10 +16,11 @@ messages so tests and demos can find a case whichever format they ingest.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import polars as pl
@@ -29,6 +30,7 @@ from investigator.samples import authlog, directory, normalized, planted
 from investigator.samples.events import generate_events
 from investigator.samples.messages import DEFAULT_DAYS, DEFAULT_START, DEFAULT_TZ, generate_messages
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 PLATFORM_BULK = 300  # bulk messages in each platform export, besides the planted ones
 
 
@@ -58,6 +60,22 @@ def register(name: str) -> Callable[[Writer], Writer]:
         return fn
 
     return wrap
+
+
+def local_rows(frame: pl.DataFrame, tz: str) -> list[dict]:
+    """Rows of ``frame`` as dicts with an aware ``local`` datetime in ``tz`` (for platform writers)."""
+    return frame.with_columns(local=pl.col("ts").dt.convert_time_zone(tz)).to_dicts()
+
+
+def epoch_ms(ts: datetime) -> int:
+    """Epoch milliseconds of an aware datetime, in integers (float timestamps round badly)."""
+    return (ts - _EPOCH) // timedelta(milliseconds=1)
+
+
+def stable_number(text: str, digits: int) -> int:
+    """A stable ``digits``-digit number derived from ``text`` (platform ids that look random)."""
+    value = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big")
+    return 10 ** (digits - 1) + value % (9 * 10 ** (digits - 1))
 
 
 def platform_subset(frame: pl.DataFrame, size: int = PLATFORM_BULK) -> pl.DataFrame:
