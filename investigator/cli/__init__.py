@@ -18,6 +18,7 @@ from ..errors import InvestigatorError, exit_codes
 # Command modules, in --help order. Each defines ``register(group)``.
 _COMMAND_MODULES = (
     "investigator.cli.archive_cmds",
+    "investigator.cli.demo_cmds",
 )
 
 
