@@ -384,3 +384,60 @@ def merge_people(current: Directory, incoming: Iterable[Person]) -> tuple[Person
             index[person.id] = len(people)
             people.append(person)
     return tuple(people)
+
+
+# --- admin operations (the ``people`` commands) ------------------------------------------
+
+def _check_roles(people: Iterable[Person], policy: Any) -> None:
+    """Raise ConfigError for a role the policy does not know, or roles that must be apart."""
+    if policy is None:
+        return
+    for p in people:
+        unknown = [r for r in p.roles if r not in policy.roles]
+        if unknown:
+            raise ConfigError(f"{p.id}: unknown role {unknown[0]!r}",
+                              hint=f"roles of the policy: {', '.join(policy.roles)}")
+        conflicts = policy.conflicting_roles(p.roles)
+        if conflicts:
+            raise ConfigError(f"{p.id}: roles {' + '.join(conflicts[0])} must be held by different people "
+                              "(separation of duties)")
+
+
+def add_people(archive: "Archive", people: Sequence[Person], *, signer: Signer, now: datetime,
+               policy: Any = None, action: str = "add") -> Directory:
+    """Add or update ``people`` in one signed, audited directory change.
+
+    Existing keys and TOTP enrolment are kept. Raises ConfigError (unknown
+    role, conflicting roles, unknown supervisor) or PolicyDenied (signer).
+    """
+    _check_roles(people, policy)
+    store = DirectoryStore(archive)
+    current = store.load()
+    merged = merge_people(current, people)
+    target = people[0].id if len(people) == 1 else f"{len(people)} people"
+    return store.commit(merged, signer=signer, action=action, target=target,
+                        details={"people": [p.id for p in people][:50]}, now=now)
+
+
+def set_status(archive: "Archive", person_id: str, status: str, *, signer: Signer, now: datetime,
+               reason: str = "") -> Directory:
+    """Mark a person active or left (``people deactivate``). Signed and audited."""
+    if status not in STATUSES:
+        raise ConfigError(f"status must be one of {', '.join(STATUSES)}")
+    store = DirectoryStore(archive)
+    current = store.load()
+    person = current.person(person_id)
+    return store.commit(current.with_person(replace(person, status=status)), signer=signer,
+                        action="deactivate" if status == "left" else "activate", target=person_id,
+                        details={"reason": reason}, now=now)
+
+
+def link_identity(archive: "Archive", person_id: str, identities: Sequence[str], *, signer: Signer,
+                  now: datetime) -> Directory:
+    """Add ``platform:account`` identities to a person. Signed and audited."""
+    store = DirectoryStore(archive)
+    current = store.load()
+    person = current.person(person_id)
+    merged = tuple(dict.fromkeys([*person.identities, *identities]))
+    return store.commit(current.with_person(replace(person, identities=merged)), signer=signer,
+                        action="link-identity", target=person_id, details={"identities": list(identities)}, now=now)
