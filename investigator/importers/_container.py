@@ -21,6 +21,7 @@ import hashlib
 import os
 import stat
 import zipfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
@@ -123,7 +124,7 @@ class Container:
         try:
             archive = zipfile.ZipFile(self.path)
             infos = archive.infolist()
-        except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        except Exception as exc:  # zipfile raises many types on corrupt input; all mean "not readable"
             raise ImportFormatError(self.name, "", "a readable zip archive") from exc
         total = 0
         for info in infos:
@@ -184,10 +185,12 @@ class Container:
                 with self._zip.open(info) as handle:
                     # Declared sizes can lie: never read past the cap.
                     data = handle.read(limit + 1)
-            except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as exc:
+            except (zipfile.BadZipFile, zlib.error, OSError, ValueError, EOFError, NotImplementedError) as exc:
                 raise ImportFormatError(self.name, f"zip:{member}", "an intact zip member") from exc
             except RuntimeError as exc:  # encrypted members surface as RuntimeError
                 raise ImportFormatError(self.name, f"zip:{member}", "an unencrypted zip member") from exc
+            except Exception as exc:  # other decompressors (lzma, bz2) have their own error types
+                raise ImportFormatError(self.name, f"zip:{member}", "an intact zip member") from exc
             if len(data) > limit:
                 raise ImportFormatError(self.name, f"zip:{member}", f"a member of at most {limit} bytes")
             return data
