@@ -46,7 +46,7 @@ def _author(p: directory.Person) -> dict:
 
 @register("discord")
 def write_discord(ctx: SampleContext) -> WriterResult:
-    """Write one JSON per channel under ``discord/``; ids are the message snowflakes."""
+    """Write one JSON per channel under ``discord/``; ids are ``<channel id>:<snowflake>``."""
     convs = {c.id: c for c in directory.CORE_CONVERSATIONS}
     rows = [r for r in local_rows(ctx.subset, ctx.tz) if r["msg_type"] != "recall"]
     by_conv: dict[str, list[dict]] = {}
@@ -71,7 +71,7 @@ def write_discord(ctx: SampleContext) -> WriterResult:
         for row in by_conv[cid]:
             p = directory.person(row["sender_id"])
             snowflake = _snowflake(row["ts"], row["message_id"])
-            ids[row["message_id"]] = snowflake
+            ids[row["message_id"]] = f"{channel_id}:{snowflake}"
             mtype, content = "Default", row["text"] or ""
             if row["msg_type"] == "system":
                 mtype = "ChannelNameChange" if "修改群名" in content else "GuildMemberJoin"
@@ -79,7 +79,7 @@ def write_discord(ctx: SampleContext) -> WriterResult:
             reference = None
             if row["reply_to"] and row["reply_to"] in ids:
                 mtype = "Reply"
-                reference = {"messageId": ids[row["reply_to"]], "channelId": channel_id, "guildId": guild["id"]}
+                reference = {"messageId": ids[row["reply_to"]].rpartition(":")[2], "channelId": channel_id, "guildId": guild["id"]}
             attachments = []
             if row["attachment_name"]:
                 att_id = _snowflake(row["ts"], row["message_id"] + "att")

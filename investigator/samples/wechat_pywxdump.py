@@ -70,7 +70,7 @@ def _src(row: dict, owner: directory.Person) -> str:
 
 @register("wechat-pywxdump")
 def write_pywxdump(ctx: SampleContext) -> WriterResult:
-    """Write ``wechat/pywxdump/<chat>.csv`` files; ids are the MsgSvrIDs."""
+    """Write ``wechat/pywxdump/<chat>.csv`` files; ids are ``<room_name>:<MsgSvrID>``."""
     convs = {c.id: c for c in directory.CORE_CONVERSATIONS}
     by_conv: dict[str, list[dict]] = defaultdict(list)
     for row in local_rows(ctx.subset, ctx.tz):
@@ -87,7 +87,7 @@ def write_pywxdump(ctx: SampleContext) -> WriterResult:
         for n, row in enumerate(by_conv[cid], start=1):
             sender = directory.person(row["sender_id"])
             svr = str(stable_number(row["message_id"] + "svr", 19))
-            ids[row["message_id"]] = svr
+            ids[row["message_id"]] = f"{chat_name(conv)}:{svr}"
             out.writerow([n, svr, TYPE_NAMES[row["msg_type"]], int(sender.id == owner.id), sender.wxid, chat_name(conv),
                           message_text(row), _src(row, owner), create_time(row["local"])])
         path = folder / f"{conv.name.replace(' / ', '_')}.csv"

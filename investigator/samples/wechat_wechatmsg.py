@@ -35,7 +35,7 @@ HEADER = ["localId", "TalkerId", "Type", "SubType", "IsSender", "CreateTime", "S
 
 @register("wechat-wechatmsg")
 def write_wechatmsg(ctx: SampleContext) -> WriterResult:
-    """Write ``wechat/wechatmsg/<chat>.csv`` files; ids are ``<TalkerId>:<localId>``."""
+    """Write ``wechat/wechatmsg/<chat>.csv`` files; ids are ``<TalkerId>:<localId>:<CreateTime>``."""
     convs = {c.id: c for c in directory.CORE_CONVERSATIONS}
     by_conv: dict[str, list[dict]] = defaultdict(list)
     for row in local_rows(ctx.subset, ctx.tz):
@@ -53,7 +53,7 @@ def write_wechatmsg(ctx: SampleContext) -> WriterResult:
         for n, row in enumerate(by_conv[cid], start=1):
             sender = directory.person(row["sender_id"])
             mtype, sub = TYPES[row["msg_type"]]
-            ids[row["message_id"]] = f"{talker}:{n}"
+            ids[row["message_id"]] = f"{talker}:{n}:{int(row['ts'].timestamp())}"
             text = message_text(row).replace("\r\n", "\n").replace("\n", "\r\n")  # Windows tools write CRLF inside fields too
             out.writerow([n, talker, mtype, sub, int(sender.id == owner.id), int(row["ts"].timestamp()), 2, text,
                           f"{row['local']:%Y-%m-%d %H:%M:%S}", conv.name, sender.name, sender.wxid])
