@@ -1,0 +1,120 @@
+"""Importer throughput: Slack folder export and WhatsApp text export, against orjson alone.
+
+    python benchmarks/bench_importers.py --messages 200000
+
+Generates (in a temp dir) a Slack-shaped export of N messages (a folder of day
+files over a few channels) and a WhatsApp .txt of N lines, then prints messages/s
+for ``read_export`` and, for Slack, the ratio to ``orjson.loads`` of every day
+file (the practical ceiling: reading JSON without building any records).
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from investigator.importers import ImportOptions, read_export  # noqa: E402
+
+WORDS = ("合同", "加班费", "meeting", "tomorrow", "ok", "发给法务了", "please", "check", "订单", "客户", "refund", "👍")
+
+
+def _text(rng: random.Random) -> str:
+    return " ".join(rng.choice(WORDS) for _ in range(rng.randint(2, 14)))
+
+
+def make_slack(root: Path, n: int, per_day: int = 500) -> int:
+    rng = random.Random(7)
+    channels = [{"id": f"C{i:04d}", "name": f"chan-{i}", "members": ["U1", "U2", "U3"]} for i in range(8)]
+    (root / "channels.json").write_bytes(orjson.dumps(channels))
+    (root / "users.json").write_bytes(orjson.dumps([{"id": f"U{i}", "real_name": f"User {i}"} for i in range(1, 4)]))
+    written = 0
+    day = 0
+    start = 1_600_000_000
+    while written < n:
+        for channel in channels:
+            if written >= n:
+                break
+            count = min(per_day, n - written)
+            base = start + day * 86_400
+            messages = []
+            for k in range(count):
+                ts = f"{base + k * 10}.{rng.randint(0, 999_999):06d}"
+                msg = {"type": "message", "user": f"U{rng.randint(1, 3)}", "text": _text(rng), "ts": ts,
+                       "client_msg_id": f"{rng.getrandbits(64):016x}"}
+                if k % 10 == 3:
+                    msg["thread_ts"] = messages[0]["ts"]
+                messages.append(msg)
+            folder = root / channel["name"]
+            folder.mkdir(exist_ok=True)
+            date = time.strftime("%Y-%m-%d", time.gmtime(base))
+            (folder / f"{date}.json").write_bytes(orjson.dumps(messages, option=orjson.OPT_INDENT_2))
+            written += count
+        day += 1
+    return written
+
+
+def make_whatsapp(path: Path, n: int) -> int:
+    rng = random.Random(11)
+    lines = []
+    minute = 0
+    for i in range(n):
+        if i % 50 == 49:
+            lines.append(_text(rng))  # a continuation line
+            continue
+        minute += rng.randint(0, 3)
+        day, rem = divmod(minute, 1440)
+        hour, mins = divmod(rem, 60)
+        d = 1 + day % 28
+        m = 1 + (day // 28) % 12
+        y = 20 + day // 336
+        lines.append(f"{d}/{m}/{y}, {hour:02d}:{mins:02d} - {rng.choice(('Alice', 'Bob', '张伟'))}: {_text(rng)}")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return n
+
+
+def bench_slack(root: Path) -> tuple[int, float, float]:
+    t0 = time.perf_counter()
+    for day_file in root.glob("*/*.json"):
+        orjson.loads(day_file.read_bytes())
+    baseline = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    result = read_export(root, format="slack")
+    parsed = time.perf_counter() - t0
+    return result.messages.height, parsed, baseline
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--messages", type=int, default=1_000_000, help="messages / lines to generate")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "slack"
+        root.mkdir()
+        make_slack(root, args.messages)
+        rows, parsed, baseline = bench_slack(root)
+        print(f"slack: {rows} messages in {parsed:.2f} s = {rows / parsed:,.0f} messages/s; "
+              f"orjson.loads alone {baseline:.2f} s = {rows / baseline:,.0f} messages/s; "
+              f"ratio {baseline / parsed:.2f}x")
+        chat = Path(tmp) / "WhatsApp Chat with Bench.txt"
+        make_whatsapp(chat, args.messages)
+        t0 = time.perf_counter()
+        result = read_export(chat, format="whatsapp", options=ImportOptions(date_order="dmy"))
+        parsed = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        chat.read_bytes().split(b"\n")
+        split = time.perf_counter() - t0
+        rows = result.messages.height
+        print(f"whatsapp: {args.messages} lines -> {rows} messages in {parsed:.2f} s = {rows / parsed:,.0f} messages/s "
+              f"(reading + splitting lines alone: {split:.2f} s)")
+
+
+if __name__ == "__main__":
+    main()
