@@ -59,13 +59,14 @@ class Collector:
         self.source = source
         self.lenient = lenient
         self.fields = tuple(schema.full_schema(kind))
-        self.columns: dict[str, list[Any]] = {name: [] for name in self.fields}
+        # Whole records; polars builds the columns in Rust at the end (faster than per-field appends).
+        self.records: list[dict[str, Any]] = []
         self.skipped: list[Skip] = []
         self._id_field = schema.id_field(kind)
         self._seen: dict[str, str] = {}
 
     def __len__(self) -> int:
-        return len(self.columns["ts"])
+        return len(self.records)
 
     def add(self, record: dict[str, Any], *, file: str, sha: str, position: str, raw_sha: str,
             platform_ids: dict[str, Any] | None = None) -> None:
@@ -87,9 +88,7 @@ class Collector:
         record["raw_sha256"] = raw_sha
         if platform_ids is not None:
             record["platform_ids"] = orjson.dumps(platform_ids, option=orjson.OPT_SORT_KEYS).decode()
-        get = record.get
-        for name, column in self.columns.items():
-            column.append(get(name))
+        self.records.append(record)
 
     def bad(self, file: str, position: str, expected: str) -> None:
         """A malformed record: raise (strict) or remember it (lenient)."""
@@ -104,11 +103,9 @@ class Collector:
     def frame(self) -> pl.DataFrame:
         """The collected rows as a frame with exactly the importer-side schema."""
         target = schema.full_schema(self.kind)
-        data: dict[str, Any] = dict(self.columns)
-        ts = data.pop("ts")
-        frame_schema = {name: dtype for name, dtype in target.items() if name != "ts"}
-        frame = pl.DataFrame(data, schema=frame_schema)
-        frame = frame.with_columns(pl.Series("ts", ts, dtype=pl.Int64).cast(schema.UTC_US))
+        frame_schema = {name: (pl.Int64() if name == "ts" else dtype) for name, dtype in target.items()}
+        frame = pl.DataFrame(self.records, schema=frame_schema, orient="row" if not self.records else None)
+        frame = frame.with_columns(pl.col("ts").cast(schema.UTC_US))
         return schema.conform(frame, self.kind)
 
 
