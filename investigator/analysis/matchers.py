@@ -28,7 +28,7 @@ from typing import Any
 from investigator.analysis.normalize import compact_with_offsets, normalize_text, tables
 
 _JIEBA_LOCK = threading.Lock()
-_WINDOW = 24  # compact characters segmented on each side of a Chinese occurrence
+_WINDOW = 10  # compact characters segmented on each side of a Chinese occurrence
 
 
 def is_han(ch: str) -> bool:

@@ -193,9 +193,11 @@ def _flags(cand: pl.DataFrame, term: _Compiled, mode: str, column: str) -> pl.Se
         if column not in cand.columns:
             raise ContentNotGranted("word search")
         matchers.add_words(term.variants)
-        out = []
-        for hit, original, compact in zip(exact.to_list(), cand[column].to_list(), cand["__norm"].to_list()):
-            out.append(bool(hit) and any(matchers.word_match(original, v, compact) for v in term.variants))
+        out = [False] * cand.height
+        rows = exact.arg_true()  # only substring hits can be word hits: segment those alone
+        originals, compacts = cand[column].gather(rows).to_list(), cand["__norm"].gather(rows).to_list()
+        for i, original, compact in zip(rows.to_list(), originals, compacts):
+            out[i] = any(matchers.word_match(original, v, compact) for v in term.variants)
         return pl.Series(out, dtype=pl.Boolean)
     # fuzzy: pigeonhole pieces first, then edit distance on the rows that have one
     pieces = pl.any_horizontal([pl.col("__norm").str.contains(p, literal=True) for p in term.needles()])

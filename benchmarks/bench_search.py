@@ -1,0 +1,159 @@
+"""Search throughput over N generated messages, against ripgrep on the same texts. Prints figures.
+
+    .venv/bin/python benchmarks/bench_search.py --messages 1000000
+
+Measures (best of ``--repeat`` runs, wall clock):
+
+* normalization at ingest: ``add_normalized_column`` (Polars ``str.replace_many`` with the character
+  table) and the Python ``str.translate`` path;
+* ``search`` in exact and word mode, 1 keyword and 20 keywords, with ``text_norm`` precomputed (the
+  "at ingest" design) and computed at query time;
+* the same 20-keyword search split in two halves run on two threads (Polars releases the GIL);
+* ``rg -F -c`` over the same texts written one per line (ripgrep's own multi-threading, default).
+
+MB/s counts the UTF-8 bytes of the original texts. Texts are built from the sample generator's
+templates (three per message plus a random number, so nearly all are distinct) with the labeled
+evasions mixed in at about 1 in 2,000 messages.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date
+from pathlib import Path
+
+import polars as pl
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from investigator.analysis import add_normalized_column, normalize_text, search  # noqa: E402
+from investigator.analysis.normalize import tables  # noqa: E402
+
+ONE = ["加班费"]
+TWENTY = ["加班费", "投诉", "回扣", "辱骂", "password", "vpn", "泄密", "密码", "删除日志", "改记录",
+          "红包", "返点", "贿赂", "私下", "报销", "离职", "赔偿", "封口费", "转账", "违规"]
+EVASIONS = ["加 班 费还没到", "加\u3000班\u3000费少算", "加/班/费标准", "加\u200b班\u200b费", "加班費按小時",
+            "ＶＰＮ账号", "PassWord expires", "投 诉了", "回.扣那部分", "辱-骂了"]
+
+
+def make_texts(n: int, seed: int = 7) -> pl.DataFrame:
+    """``n`` messages with ~100-byte texts, nearly all distinct."""
+    try:
+        from investigator.samples import generate_messages
+
+        pool = generate_messages(min(n, 20000), seed=seed, start=date(2026, 11, 2), days=28)["text"].drop_nulls()
+    except ImportError:  # the generator is someone else's module: keep the benchmark runnable without it
+        pool = pl.Series(["地址已帮您修改为北区停车场", "请问可以改一下送餐地址吗?", "Can we move the sync to 10am?"])
+    k = len(pool)
+    idx = pl.int_range(n, eager=True)
+    pick = lambda salt: ((idx * 2654435761 + salt * 97531) % 1000003) % k  # noqa: E731
+    frame = pl.DataFrame({"i": idx}).with_columns(
+        pl.concat_str([pool.gather(pick(1)), pool.gather(pick(2)), pool.gather(pick(3)),
+                       ((idx * 7919) % 100000).cast(pl.String)], separator=" ").alias("text"),
+        pl.format("m{}", idx).alias("message_id"))
+    # evasions rare, as real hits are: one message in 2,000 starts with one
+    evasion = pl.Series(EVASIONS).gather(idx // 2000 % len(EVASIONS))
+    frame = frame.with_columns(pl.when(idx % 2000 == 0).then(pl.concat_str([evasion, pl.col("text")], separator=" "))
+                               .otherwise(pl.col("text")).alias("text"))
+    return frame.drop("i")
+
+
+def best(fn: Callable[[], object], repeat: int) -> tuple[float, object]:
+    times, out = [], None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    return min(times), out
+
+
+def rg_count(path: Path, words: list[str], repeat: int) -> tuple[float, int] | None:
+    rg = shutil.which("rg")
+    if rg is None:
+        return None
+    args = [rg, "-F", "-c"] + [a for w in words for a in ("-e", w)] + [str(path)]
+    secs, out = best(lambda: subprocess.run(args, capture_output=True, text=True, check=False).stdout, repeat)
+    return secs, int(str(out).strip() or 0)
+
+
+def two_threads(frame: pl.DataFrame, query: str, mode: str) -> pl.DataFrame:
+    half = frame.height // 2
+    parts = [frame.slice(0, half), frame.slice(half)]
+    with ThreadPoolExecutor(2) as pool:
+        return pl.concat(list(pool.map(lambda p: search(p, query, mode=mode), parts)))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--messages", type=int, default=5_000_000)
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+    n, repeat = args.messages, args.repeat
+
+    print(f"# bench_search: {n:,} messages, {os.cpu_count()} cores, {platform.processor() or platform.machine()}, "
+          f"Python {platform.python_version()}, Polars {pl.__version__}, {time.strftime('%Y-%m-%d')}")
+    t0 = time.perf_counter()
+    tables()
+    print(f"normalization tables built in {time.perf_counter() - t0:.2f} s (once per process)")
+    t0 = time.perf_counter()
+    search(pl.DataFrame({"message_id": ["w"], "text": ["加班费"]}), "加班费", mode="word")
+    print(f"jieba dictionary loaded in {time.perf_counter() - t0:.2f} s (once per process, first word search)")
+    t0 = time.perf_counter()
+    frame = make_texts(n)
+    mb = frame["text"].str.len_bytes().sum() / 1e6
+    print(f"generated {n:,} texts, {mb:,.0f} MB, in {time.perf_counter() - t0:.1f} s")
+
+    secs, stored = best(lambda: add_normalized_column(frame), 1)
+    print(f"normalize at ingest, Polars replace_many: {secs:6.2f} s  {mb / secs:7.1f} MB/s  {n / secs:11,.0f} msg/s")
+    sample = frame["text"].head(min(n, 500_000)).to_list()
+    smb = sum(len(s.encode()) for s in sample) / 1e6
+    secs, _ = best(lambda: [normalize_text(s) for s in sample], 1)
+    print(f"normalize in Python, str.translate:       {secs * n / len(sample):6.2f} s  {smb / secs:7.1f} MB/s  "
+          f"(measured on {len(sample):,})")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "texts.txt"
+        frame.select(pl.col("text").str.replace_all("\n", " ")).write_csv(path, include_header=False, quote_style="never")
+        rg = {label: rg_count(path, words, repeat) for label, words in (("1", ONE), ("20", TWENTY))}
+    if rg["1"] is None:
+        print("ripgrep (rg) not found: no ripgrep comparison")
+
+    rows = []
+    for label, words in (("1", ONE), ("20", TWENTY)):
+        query = " OR ".join(words)
+        for mode in ("exact", "word"):
+            for where, data in (("stored", stored), ("query-time", frame)):
+                if mode == "word" and where == "query-time" and label == "1":
+                    continue
+                secs, hits = best(lambda: search(data, query, mode=mode), repeat)
+                rows.append((label, mode, where, secs, hits.height))  # type: ignore[union-attr]
+        secs, hits = best(lambda: two_threads(stored, query, "exact"), repeat)
+        rows.append((label, "exact", "stored, 2 threads", secs, hits.height))
+
+    print(f"\n{'kw':>3} {'mode':6} {'text_norm':18} {'seconds':>8} {'MB/s':>8} {'msg/s':>12} {'hits':>8} {'vs rg':>6}")
+    for label, mode, where, secs, hits in rows:
+        ref = rg[label]
+        ratio = f"{ref[0] / secs:5.2f}x" if ref else "  n/a"
+        print(f"{label:>3} {mode:6} {where:18} {secs:8.3f} {mb / secs:8.1f} {n / secs:12,.0f} {hits:8,} {ratio:>6}")
+    for label in ("1", "20"):
+        ref = rg[label]
+        if ref:
+            print(f"{label:>3} rg -F -c (plain text, no normalization) {ref[0]:8.3f} s {mb / ref[0]:8.1f} MB/s "
+                  f"{n / ref[0]:12,.0f} msg/s {ref[1]:8,} lines")
+    exact = {(r[0], r[2]): r[3] for r in rows if r[1] == "exact"}
+    word = {(r[0], r[2]): r[3] for r in rows if r[1] == "word"}
+    for key, secs in word.items():
+        print(f"word / exact, {key[0]} keyword(s), {key[1]}: {secs / exact[key]:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
