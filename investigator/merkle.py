@@ -42,9 +42,10 @@ def _root_of_hashes(hashes: Sequence[bytes]) -> bytes:
     # carried up unchanged, which gives the same tree as the recursive split.
     if not hashes:
         return hashlib.sha256(b"").digest()
+    sha256 = hashlib.sha256
     level = list(hashes)
     while len(level) > 1:
-        nxt = [node_hash(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
+        nxt = [sha256(b"\x01" + level[i] + level[i + 1]).digest() for i in range(0, len(level) - 1, 2)]
         if len(level) % 2:
             nxt.append(level[-1])
         level = nxt
@@ -58,7 +59,8 @@ def tree_root(leaves: Sequence[bytes]) -> bytes:
 
 def root_of_record_hashes(record_hashes_hex: Sequence[str]) -> str:
     """Hex Merkle root whose leaves are the 32-byte record hashes (hex input)."""
-    return tree_root([bytes.fromhex(h) for h in record_hashes_hex]).hex()
+    sha256 = hashlib.sha256
+    return _root_of_hashes([sha256(b"\x00" + bytes.fromhex(h)).digest() for h in record_hashes_hex]).hex()
 
 
 def _path(index: int, hashes: Sequence[bytes]) -> list[bytes]:

@@ -190,14 +190,25 @@ def record_hash(record: Mapping[str, Any], kind: str) -> str:
     return hashlib.sha256(canonical_bytes(record, kind)).hexdigest()
 
 
-def _json_string_expr(expr: pl.Expr) -> pl.Expr:
-    # JCS string form for text without control characters: only backslash and
-    # quote need escaping (RFC 8785 3.2.2.2 keeps non-ASCII as is). Rows with
-    # control characters take the reference path in canonical_strings().
-    return pl.lit('"') + expr.str.replace_all("\\", "\\\\", literal=True).str.replace_all('"', '\\"', literal=True) + pl.lit('"')
+# RFC 8785 3.2.2.2: these control characters have short escapes; the others are \u00XX.
+_SHORT_ESCAPES = (("\b", "\\b"), ("\t", "\\t"), ("\n", "\\n"), ("\f", "\\f"), ("\r", "\\r"))
 
 
-_CONTROL_CHARS = "[\x00-\x1f]"
+def _json_string_expr(expr: pl.Expr, *, needs_escaping: bool = True) -> pl.Expr:
+    # JCS string form: backslash, quote and the short-escape control characters
+    # are escaped here (non-ASCII stays as is). Rows holding any other control
+    # character take the reference path in canonical_strings(). Columns with
+    # nothing to escape (most id columns) skip the seven replace passes.
+    out = expr
+    if needs_escaping:
+        out = out.str.replace_all("\\", "\\\\", literal=True).str.replace_all('"', '\\"', literal=True)
+        for char, escaped in _SHORT_ESCAPES:
+            out = out.str.replace_all(char, escaped, literal=True)
+    return pl.lit('"') + out + pl.lit('"')
+
+
+_ESCAPABLE = r'[\\"\x00-\x1f]'
+_CONTROL_CHARS = "[\x00-\x07\x0b\x0e-\x1f]"
 _MAX_SAFE_INT = 2**53 - 1
 
 
@@ -220,12 +231,14 @@ def canonical_strings(frame: pl.DataFrame, kind: str) -> pl.Series:
         dtype = schema[name]
         col = pl.col(name)
         if dtype == pl.String():
-            value = _json_string_expr(col)
+            escape = bool(frame.select(col.str.contains(_ESCAPABLE).any()).item())
+            value = _json_string_expr(col, needs_escaping=escape)
             has_control = has_control | col.str.contains(_CONTROL_CHARS).fill_null(False)
         elif isinstance(dtype, pl.Datetime):
             value = pl.lit('"') + col.dt.convert_time_zone("UTC").dt.to_string("%Y-%m-%dT%H:%M:%S%.6fZ") + pl.lit('"')
         elif isinstance(dtype, pl.List):
-            inner = col.list.eval(_json_string_expr(pl.element())).list.join(",")
+            escape = bool(frame.select(col.list.join("").str.contains(_ESCAPABLE).any()).item())
+            inner = col.list.eval(_json_string_expr(pl.element(), needs_escaping=escape)).list.join(",")
             value = pl.lit("[") + inner + pl.lit("]")
             has_control = has_control | col.list.eval(pl.element().str.contains(_CONTROL_CHARS)).list.any().fill_null(False)
         else:
@@ -239,11 +252,10 @@ def canonical_strings(frame: pl.DataFrame, kind: str) -> pl.Series:
     strings = out["canonical"]
     flagged = out["control"]
     if flagged.any():
-        texts = strings.to_list()
+        indices = flagged.arg_true()
         rows = frame.select(fields)
-        for index in flagged.arg_true().to_list():
-            texts[index] = canonical_bytes(rows.row(index, named=True), kind).decode("utf-8")
-        strings = pl.Series("canonical", texts, dtype=pl.String())
+        values = [canonical_bytes(rows.row(i, named=True), kind).decode("utf-8") for i in indices.to_list()]
+        strings = strings.clone().scatter(indices, pl.Series(values, dtype=pl.String()))
     return strings
 
 
