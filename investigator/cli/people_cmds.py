@@ -1,0 +1,301 @@
+"""People commands: the org directory, enrolment (signing key + TOTP), key revocation, lock-outs.
+
+Also the helpers the policy and request commands share (admin signer, personal
+key passphrases, time parsing).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import click
+
+from ..archive import Archive
+from ..config import KEY_PASSPHRASE_ENV
+from ..directory import DirectoryStore, Person, Signer, add_people, link_identity, read_people_csv, set_status
+from ..errors import ConfigError
+from .options import archive_argument, archive_passphrase, echo_json, json_option
+
+NEW_KEY_PASSPHRASE_ENV = "INVESTIGATOR_NEW_KEY_PASSPHRASE"
+
+key_dir_option = click.option("--key-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
+                              help="Folder of personal key files (default: $INVESTIGATOR_KEY_DIR, else "
+                                   "~/.investigator/keys/<archive id>).")
+admin_option = click.option("--as", "as_id", default=None, metavar="ADMIN",
+                            help="The admin who signs this change (personal key; passphrase from "
+                                 "INVESTIGATOR_KEY_PASSPHRASE or a prompt). Omit only to bootstrap with the "
+                                 "archive passphrase, before any admin is enrolled.")
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def personal_passphrase(person_id: str, *, env: str = KEY_PASSPHRASE_ENV, confirm: bool = False) -> str:
+    """A personal key passphrase from ``env``, else a prompt."""
+    value = os.environ.get(env)
+    if value:
+        return value
+    return click.prompt(f"Passphrase of {person_id}'s personal key / 个人密钥口令", hide_input=True,
+                        confirmation_prompt=confirm)
+
+
+def person_key(archive: Archive, person_id: str, key_dir: Path | None):
+    from ..identity import unlock_person_key
+
+    return unlock_person_key(archive, person_id, personal_passphrase(person_id), key_dir=key_dir)
+
+
+def admin_signer(archive: Archive, as_id: str | None, key_dir: Path | None) -> Signer:
+    """The signer of an admin change: ``as_id``'s personal key, or the archive key (bootstrap)."""
+    if as_id:
+        return Signer(as_id, person_key(archive, as_id, key_dir))
+    keys = archive.unlock(archive_passphrase(), actor="archive")
+    return Signer.archive(keys.signing)
+
+
+def parse_time(text: str, zone: ZoneInfo, *, what: str) -> datetime:
+    """ISO 8601 time; without an offset it is read in ``zone`` (the archive's). Returns aware UTC."""
+    try:
+        value = datetime.fromisoformat(text.strip().replace(" ", "T", 1).replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ConfigError(f"{what}: {text!r} is not an ISO 8601 time",
+                          hint="e.g. 2026-11-18T14:20 (archive time zone) or 2026-11-18T06:20Z") from exc
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=zone)
+    return value.astimezone(timezone.utc)
+
+
+def _split_multi(values: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(v.strip() for item in values for v in item.split(",") if v.strip())
+
+
+def _policy_or_default(archive: Archive):
+    from ..policy import Policy, PolicyStore
+
+    try:
+        return PolicyStore(archive).load(DirectoryStore(archive).load())
+    except ConfigError:
+        return Policy.default()
+
+
+@click.group()
+def people() -> None:
+    """The org directory: people, roles, supervisors, chat identities, keys (admin only).
+
+    \b
+    Every change is signed by an admin and audited. Example:
+      investigator people add ./case-archive --id zhangwei --name 张伟 --role agent \\
+          --supervisor zhaomin --group 客服一组 --as wugang
+    """
+
+
+@people.command("add")
+@archive_argument
+@click.option("--id", "pid", required=True, help="Person id (letters, digits, . _ -).")
+@click.option("--name", required=True, help="Display name.")
+@click.option("--role", "roles", multiple=True, help="Role from the policy (repeatable).")
+@click.option("--supervisor", default="", help="Id of the direct supervisor (approves their requests).")
+@click.option("--dept", default="", help="Department.")
+@click.option("--group", "groups", multiple=True, help="Team / group (repeatable).")
+@click.option("--identity", "identities", multiple=True, metavar="PLATFORM:ACCOUNT",
+              help="Chat identity, e.g. slack:U0ZHANGWEI, wecom:zhangwei, wechat:wxid_x (repeatable).")
+@admin_option
+@key_dir_option
+def add_cmd(archive: Path, pid: str, name: str, roles: tuple[str, ...], supervisor: str, dept: str,
+            groups: tuple[str, ...], identities: tuple[str, ...], as_id: str | None, key_dir: Path | None) -> None:
+    """Add (or update) one person.
+
+    \b
+    Bootstrap the first admin with the archive passphrase (no --as):
+      INVESTIGATOR_PASSPHRASE=... investigator people add ./case-archive --id wugang --name 吴刚 --role admin
+    """
+    opened = Archive.open(archive)
+    person = Person(id=pid, name=name, department=dept, groups=tuple(groups), supervisor=supervisor,
+                    roles=_split_multi(roles), identities=tuple(identities))
+    directory = add_people(opened, [person], signer=admin_signer(opened, as_id, key_dir), now=utc_now(),
+                           policy=_policy_or_default(opened))
+    click.echo(f"added {pid} (directory version {directory.version})")
+
+
+@people.command("import")
+@archive_argument
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@admin_option
+@key_dir_option
+def import_cmd(archive: Path, file: Path, as_id: str | None, key_dir: Path | None) -> None:
+    """Add or update people from a CSV file (id,name,department,groups,supervisor,roles,identities).
+
+    \b
+    Lists are ';'-separated; identities are platform:account. Example:
+      investigator people import ./case-archive data_samples/people.csv --as wugang
+    """
+    opened = Archive.open(archive)
+    incoming = read_people_csv(file)
+    directory = add_people(opened, incoming, signer=admin_signer(opened, as_id, key_dir), now=utc_now(),
+                           policy=_policy_or_default(opened), action="import")
+    click.echo(f"imported {len(incoming)} people (directory version {directory.version})")
+
+
+@people.command("list")
+@archive_argument
+@json_option
+def list_cmd(archive: Path, as_json: bool) -> None:
+    """List people (signatures of every directory version are checked first).
+
+    \b
+    Example:
+      investigator people list ./case-archive
+    """
+    directory = DirectoryStore(Archive.open(archive)).load()
+    if as_json:
+        echo_json({"version": directory.version, "people": [p.to_json() for p in directory.people]})
+        return
+    for p in directory.people:
+        key = p.current_key.key_id if p.current_key else "-"
+        click.echo(f"{p.id:<12} {p.name:<8} {p.status:<6} roles={','.join(p.roles) or '-':<22} "
+                   f"supervisor={p.supervisor or '-':<10} groups={','.join(p.groups) or '-'} key={key} "
+                   f"totp={'yes' if p.totp_enrolled else 'no'}")
+
+
+@people.command("deactivate")
+@archive_argument
+@click.argument("person_id")
+@click.option("--reason", default="", help="Why (kept in the audit log).")
+@admin_option
+@key_dir_option
+def deactivate_cmd(archive: Path, person_id: str, reason: str, as_id: str | None, key_dir: Path | None) -> None:
+    """Mark a person as left: their requests, approvals and grants stop being valid.
+
+    \b
+    Example:
+      investigator people deactivate ./case-archive liuyang --reason "left the company" --as wugang
+    """
+    opened = Archive.open(archive)
+    set_status(opened, person_id, "left", signer=admin_signer(opened, as_id, key_dir), now=utc_now(), reason=reason)
+    click.echo(f"{person_id} deactivated")
+
+
+@people.command("link-identity")
+@archive_argument
+@click.argument("person_id")
+@click.argument("identities", nargs=-1, required=True)
+@admin_option
+@key_dir_option
+def link_identity_cmd(archive: Path, person_id: str, identities: tuple[str, ...], as_id: str | None,
+                      key_dir: Path | None) -> None:
+    """Link chat identities (platform:account) to a person, so searches cover all their accounts.
+
+    \b
+    Example:
+      investigator people link-identity ./case-archive zhangwei wechat:wxid_zw2024 phone:+8613800000000 --as wugang
+    """
+    opened = Archive.open(archive)
+    link_identity(opened, person_id, identities, signer=admin_signer(opened, as_id, key_dir), now=utc_now())
+    click.echo(f"linked {len(identities)} identities to {person_id}")
+
+
+@people.command("enroll")
+@archive_argument
+@click.argument("person_id")
+@admin_option
+@key_dir_option
+@click.option("--kdf-cost", default=17, show_default=True, type=click.IntRange(14, 22),
+              help="scrypt cost of the personal key file, as a power of two.")
+@click.option("--no-qr", is_flag=True, help="Print the otpauth:// URI only, no QR code.")
+def enroll_cmd(archive: Path, person_id: str, as_id: str | None, key_dir: Path | None, kdf_cost: int,
+               no_qr: bool) -> None:
+    """Give a person a signing key (their own passphrase) and a TOTP secret, shown once.
+
+    \b
+    Needs the archive passphrase (INVESTIGATOR_PASSPHRASE: the TOTP secret is sealed under the
+    master key), the admin's key passphrase (INVESTIGATOR_KEY_PASSPHRASE) and the new person's
+    passphrase (INVESTIGATOR_NEW_KEY_PASSPHRASE, else a prompt; when bootstrapping without --as,
+    INVESTIGATOR_KEY_PASSPHRASE). Example:
+      investigator people enroll ./case-archive zhangwei --as wugang
+    """
+    from ..identity import enroll
+
+    opened = Archive.open(archive)
+    signer = admin_signer(opened, as_id, key_dir)
+    keys = opened.unlock(archive_passphrase(), actor=as_id or "archive")
+    env = NEW_KEY_PASSPHRASE_ENV if as_id or os.environ.get(NEW_KEY_PASSPHRASE_ENV) else KEY_PASSPHRASE_ENV
+    passphrase = personal_passphrase(person_id, env=env, confirm=True)
+    result = enroll(opened, keys, person_id, signer=signer, passphrase=passphrase, now=utc_now(), key_dir=key_dir,
+                    kdf_n=2**kdf_cost)
+    click.echo(f"enrolled {person_id}: key {result.key_id} in {result.key_path}")
+    click.echo("TOTP secret -- shown once; add it to an authenticator app now / 仅显示一次:")
+    click.echo(f"  {result.totp_uri}")
+    if not no_qr:
+        click.echo(_qr_text(result.totp_uri))
+
+
+def _qr_text(uri: str) -> str:
+    try:
+        import segno
+    except ImportError:  # the URI above is enough
+        return "(install 'segno' to see a QR code here)"
+    out = io.StringIO()
+    segno.make(uri, error="m").terminal(out=out, compact=True)
+    return out.getvalue()
+
+
+@people.command("revoke-key")
+@archive_argument
+@click.argument("person_id")
+@click.option("--key-id", default=None, help="Revoke this key only (default: every live key).")
+@click.option("--reason", required=True, help="Why (kept in the directory change and the audit log).")
+@admin_option
+@key_dir_option
+def revoke_key_cmd(archive: Path, person_id: str, key_id: str | None, reason: str, as_id: str | None,
+                   key_dir: Path | None) -> None:
+    """Revoke a person's signing key: requests and approvals signed with it are refused.
+
+    \b
+    Example:
+      investigator people revoke-key ./case-archive zhangwei --reason "laptop lost" --as wugang
+    """
+    from ..identity import revoke_key
+
+    opened = Archive.open(archive)
+    revoke_key(opened, person_id, signer=admin_signer(opened, as_id, key_dir), now=utc_now(), reason=reason,
+               key_id=key_id)
+    click.echo(f"revoked the key(s) of {person_id}; re-enrol to issue a new one")
+
+
+@people.command("unlock")
+@archive_argument
+@click.argument("person_id")
+@admin_option
+@key_dir_option
+def unlock_cmd(archive: Path, person_id: str, as_id: str | None, key_dir: Path | None) -> None:
+    """Clear a TOTP lock-out (after repeated failed codes) before it runs out.
+
+    \b
+    Example:
+      investigator people unlock ./case-archive zhangwei --as wugang
+    """
+    from ..identity import TotpStore
+
+    opened = Archive.open(archive)
+    signer = admin_signer(opened, as_id, key_dir)
+    me = DirectoryStore(opened).load().find(signer.id)
+    if signer.id != "archive" and (me is None or "admin" not in me.roles or not me.active):
+        from ..errors import PolicyDenied
+
+        opened.audit.append(signer.id, "people.unlock", person_id, {"rule": "role.permission",
+                                                                    "reason": "only an admin clears lock-outs"},
+                            outcome="denied", now=utc_now())
+        raise PolicyDenied("only an admin clears lock-outs", rule="role.permission")
+    keys = opened.unlock(archive_passphrase(), actor=signer.id)
+    TotpStore(opened).unlock_person(keys, person_id)
+    opened.audit.append(signer.id, "people.unlock", person_id, {"rule": "identity.lockout"}, now=utc_now())
+    click.echo(f"lock-out of {person_id} cleared")
+
+
+def register(group: click.Group) -> None:
+    group.add_command(people)
