@@ -92,3 +92,27 @@ def test_data_samples_csv_and_jsonl_agree() -> None:
     # Same content; only ``source`` (the format name, a hashed field) tells them apart.
     assert (a["source"].unique().to_list(), b["source"].unique().to_list()) == (["csv"], ["jsonl"])
     assert schema.record_hashes(a.drop("source"), "messages") == schema.record_hashes(b.drop("source"), "messages")
+
+
+def _sample_exports() -> list[str]:
+    if not SAMPLES.exists():
+        return []
+    skip = {"README.md", "planted.json", "people.csv", "rooms.json"}
+    return sorted(p.relative_to(SAMPLES).as_posix() for p in SAMPLES.rglob("*") if p.is_file() and p.name not in skip)
+
+
+@pytest.mark.parametrize("relative", _sample_exports() or ["(none)"])
+def test_every_data_sample_detects_and_parses_strictly(relative: str) -> None:
+    from investigator.importers import ImportOptions, detect_format
+
+    path = SAMPLES / relative
+    if not path.exists():
+        pytest.skip("data_samples/ not generated yet")
+    fmt = detect_format(path)
+    assert relative.split("/")[0] in fmt or fmt in ("csv", "jsonl", "events-csv", "events-jsonl", "authlog")
+    rooms = SAMPLES / "wecom" / "rooms.json"
+    options = ImportOptions(year=2026, room_names=str(rooms) if fmt == "wecom" else None)
+    result = read_export(path, options=options)
+    assert result.messages.height + result.events.height > 0
+    if fmt == "wecom":
+        assert result.messages.filter(pl.col("conversation_type") == "group")["conversation_name"].null_count() == 0
