@@ -34,7 +34,7 @@ import polars as pl
 
 from investigator.analysis.normalize import ContentNotGranted
 
-KINDS = ("resident_id", "bank_card", "phone", "email", "ipv4", "ipv6")
+KINDS = ("resident_id", "phone", "bank_card", "email", "ipv4", "ipv6")
 LABELS = {"resident_id": "ID", "bank_card": "CARD", "phone": "PHONE", "email": "EMAIL", "ipv4": "IP",
           "ipv6": "IP"}
 
@@ -43,9 +43,9 @@ _ID_CHECK = "10X98765432"
 _SEP = r"[ \-\u00a0\u3000]?"
 _PATTERNS: dict[str, re.Pattern[str]] = {
     "resident_id": re.compile(r"(?<![0-9])[1-9]\d{5}(?:18|19|20)\d{2}\d{2}\d{2}\d{3}[0-9Xx](?![0-9A-Za-z])"),
-    "bank_card": re.compile(r"(?<![0-9])[3-9]\d{3}(?:[ \-]?\d{4}){2}[ \-]?\d{1,7}(?![0-9])"),
+    "bank_card": re.compile(r"(?<![0-9])[3-9]\d{3}(?:[ \-]?\d{4}){2,3}(?:[ \-]?\d{1,3})?(?![0-9])"),
     "phone": re.compile(rf"(?<![0-9+])(?:(?:\+|00)?86{_SEP})?1[3-9]\d{_SEP}\d{{4}}{_SEP}\d{{4}}(?![0-9])"),
-    "email": re.compile(r"(?<![\w.+-])[A-Za-z0-9][A-Za-z0-9._%+-]*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"),
+    "email": re.compile(r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9][A-Za-z0-9._%+-]*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"),
     "ipv4": re.compile(r"(?<![0-9.])(?:\d{1,3}\.){3}\d{1,3}(?![0-9]|\.[0-9])"),
     "ipv6": re.compile(r"(?<![0-9A-Fa-f:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![0-9A-Fa-f:])"),
 }
