@@ -290,7 +290,7 @@ class Archive:
                                     aad=chunk_aad(self.archive_id, entry.batch_seq, entry.kind, entry.partition,
                                                   entry.chunk))
         try:
-            frame = pl.read_parquet(io.BytesIO(plain))
+            frame = _read_stored_parquet(plain)
         except Exception as exc:  # authenticated but unparsable: a writer bug, still untrusted
             raise IntegrityError("chunk content is not valid Parquet", path=entry.path) from exc
         if frame.height != entry.rows:
@@ -298,7 +298,7 @@ class Archive:
         return frame
 
     def read_index(self, keys: MasterKeys) -> pl.DataFrame:
-        """The deduplication index of every committed batch: kind, source, id, record_hash, version."""
+        """The deduplication index of every committed batch: kind, source, id, hash_prefix, version."""
         key = self.index_key(keys)
         frames = []
         for manifest in self.manifests():
@@ -308,10 +308,10 @@ class Archive:
                 raise IntegrityError("index file does not match its manifest", path=relative)
             plain = _crypto.open_sealed(key, data[len(INDEX_MAGIC):], aad=index_aad(self.archive_id, manifest.seq),
                                         what=relative)
-            frames.append(pl.read_parquet(io.BytesIO(plain)))
+            frames.append(_read_stored_parquet(plain))
         if not frames:
             return pl.DataFrame(schema={"kind": pl.String, "source": pl.String, "id": pl.String,
-                                        "record_hash": pl.String, "version": pl.Int32})
+                                        "hash_prefix": pl.String, "version": pl.Int32})
         return pl.concat(frames)
 
     # --- ingest ------------------------------------------------------------------
@@ -358,6 +358,15 @@ class Archive:
         if keys is not None:
             self.audit.checkpoint(keys.signing, archive_id=self.archive_id)
         return report
+
+
+def _read_stored_parquet(plain: bytes) -> pl.DataFrame:
+    """Parse a decrypted chunk or index; record hashes back to hex text (archive-format.md)."""
+    frame = pl.read_parquet(io.BytesIO(plain))
+    hashes = [c for c in ("record_hash", "hash_prefix") if c in frame.columns]
+    if hashes:
+        frame = frame.with_columns(pl.col(c).bin.encode("hex") for c in hashes)
+    return frame
 
 
 def utc_day_bounds(day: str) -> tuple[datetime, datetime]:

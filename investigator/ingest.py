@@ -43,7 +43,11 @@ from .schema import KINDS, conform, format_ts, id_field, record_hashes
 # Timestamps outside this range are almost always a unit mistake (ms read as s ...).
 EARLIEST = datetime(1990, 1, 1, tzinfo=timezone.utc)
 LATEST = datetime(2100, 1, 1, tzinfo=timezone.utc)
-CRASH_ENV = "INVESTIGATOR_TEST_CRASH_AT"  # fault injection for the crash tests only
+CRASH_ENV = "INVESTIGATOR_TEST_CRASH_AT"
+# The dedup index keeps 128 bits of each record hash: ample to tell versions
+# apart (a false "duplicate" needs a 2^-128 collision on the same id) at half
+# the size of the full hash, which is the index's largest column.
+INDEX_HASH_HEX = 32  # fault injection for the crash tests only
 
 
 def _crash_point(name: str) -> None:
@@ -128,7 +132,9 @@ def _prepare(frame: pl.DataFrame, kind: str, index: pl.DataFrame, chunk_seconds:
     incoming = frame.height
     frame = frame.unique(subset=[*identity, "record_hash"], keep="first", maintain_order=True)
     known = index.filter(pl.col("kind") == kind).rename({"id": idc})
-    frame = frame.join(known.select(*identity, "record_hash"), on=[*identity, "record_hash"], how="anti")
+    frame = (frame.with_columns(pl.col("record_hash").str.slice(0, INDEX_HASH_HEX).alias("hash_prefix"))
+             .join(known.select(*identity, "hash_prefix"), on=[*identity, "hash_prefix"], how="anti")
+             .drop("hash_prefix"))
     duplicates = incoming - frame.height
     latest = known.group_by(identity).agg(pl.col("version").max().alias("_prev"))
     frame = (frame.join(latest, on=identity, how="left", maintain_order="left")
@@ -147,6 +153,11 @@ def _prepare(frame: pl.DataFrame, kind: str, index: pl.DataFrame, chunk_seconds:
 
 
 def _parquet_bytes(frame: pl.DataFrame) -> bytes:
+    # archive-format.md, "Byte layouts": record hashes are stored as 32 raw
+    # bytes (hex would double the largest incompressible column).
+    hashes = [c for c in ("record_hash", "hash_prefix") if c in frame.columns]
+    if hashes:
+        frame = frame.with_columns(pl.col(c).str.decode("hex") for c in hashes)
     buffer = io.BytesIO()
     frame.write_parquet(buffer, compression="zstd", statistics=False)
     return buffer.getvalue()
@@ -198,7 +209,8 @@ def ingest_frames(archive: Archive, *, messages: pl.DataFrame | None, events: pl
             frame = frame.with_columns(pl.lit(seq, dtype=pl.Int64).alias("batch_seq"),
                                        pl.int_range(leaf_start, leaf_start + pl.len(), dtype=pl.Int64).alias("leaf_index"))
             leaf_hashes.extend(frame["record_hash"].to_list())
-            index_rows.append(frame.select(pl.lit(kind).alias("kind"), "source", pl.col(idc).alias("id"), "record_hash",
+            index_rows.append(frame.select(pl.lit(kind).alias("kind"), "source", pl.col(idc).alias("id"),
+                                           pl.col("record_hash").str.slice(0, INDEX_HASH_HEX).alias("hash_prefix"),
                                            "version"))
             for part in frame.partition_by(["_partition", "_chunk"], maintain_order=True):
                 jobs.append((kind, part["_partition"][0], part["_chunk"][0], part))
