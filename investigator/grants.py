@@ -36,7 +36,7 @@ from .directory import ADMIN_ROLE, Directory, DirectoryStore, Person, Signer, ch
 from .errors import (ConfigError, GrantExpired, GrantInvalid, IdentityCheckFailed, IntegrityError, PolicyDenied)
 from .fsutil import atomic_write
 from .identity import verify_totp
-from .policy import Decision, Policy, PolicyStore, Request, load_for_decision, parse_utc, record_decision
+from .policy import Decision, Policy, PolicyStore, Request, load_org, parse_utc, record_decision
 from .schema import canonical_json, format_ts
 
 if TYPE_CHECKING:
@@ -284,13 +284,18 @@ class Grant:
         req = self.request.request
         if req.archive_id != archive_id or self.body.get("archive_id") != archive_id:
             raise GrantInvalid("grant belongs to another archive")
-        requester = self.request.verify_signature(directory)
-        # the grant body pins the request and the approvals; the archive key signs it
+        # the grant body pins the request (field by field) and the approvals; the archive key signs it
         if not archive_public.is_valid(self.signature, canonical_json(self.body)):
             raise GrantInvalid("the grant's archive signature does not verify: the grant body was edited after "
                                "issue (expiry, approvals ...)")
+        pinned = self.body.get("request_fields", {})
+        current = request_field_hashes(self.request.body)
+        changed = sorted(k for k in set(pinned) | set(current) if pinned.get(k) != current.get(k))
+        if changed:
+            raise GrantInvalid(f"the request was edited after approval: {', '.join(changed)} changed")
         if self.body.get("request_hash") != self.request.hash:
             raise GrantInvalid("the grant does not match its request (request replaced after approval)")
+        requester = self.request.verify_signature(directory)
         approve = [a for a in self.approvals if a.decision == "approve"]
         if sorted(self.body.get("approvals", [])) != sorted(a.hash for a in self.approvals):
             raise GrantInvalid("the grant's approvals differ from the signed list (approval added or removed)")
@@ -353,6 +358,11 @@ class Grant:
                 "expiry": self.body.get("expiry"), "request_id": self.request.id, "grant_hash": self.hash}
 
 
+def request_field_hashes(body: dict[str, Any]) -> dict[str, str]:
+    """Each top-level field of a request body -> hash, so an edit names the field that changed."""
+    return {key: body_hash({"field": key, "value": value}) for key, value in body.items()}
+
+
 def load_grant(path: Path | str) -> Grant:
     """Read a grant file (not yet verified: call :meth:`Grant.verify`)."""
     return Grant.from_file(path)
@@ -401,9 +411,8 @@ def new_request(archive: "Archive", *, requester: str, signing_key: _crypto.Sign
 
     Raises PolicyDenied (audited with its rule) when the policy refuses.
     """
-    directory = DirectoryStore(archive).load()
     request_id = f"REQ-{now.astimezone(archive.config.zone):%Y%m%d}-{secrets.token_hex(4)}"
-    policy = load_for_decision(archive, directory, actor=requester, action="request.new", target=request_id, now=now)
+    directory, policy = load_org(archive, actor=requester, action="request.new", target=request_id, now=now)
     person = directory.find(requester)
     if person is None:
         decision = Decision(False, "person.known", f"no person {requester!r} in the directory")
@@ -495,8 +504,7 @@ def approve(archive: "Archive", keys: "MasterKeys", request_id: str, *, approver
     action = "request.approve" if decision == "approve" else "request.reject"
     if decision not in DECISIONS:
         raise ConfigError(f"decision must be one of {', '.join(DECISIONS)}")
-    directory = DirectoryStore(archive).load()
-    policy = load_for_decision(archive, directory, actor=approver, action=action, target=request_id, now=now)
+    directory, policy = load_org(archive, actor=approver, action=action, target=request_id, now=now)
     signed = load_request(archive, request_id)
     req = signed.request
     try:
@@ -568,6 +576,7 @@ def _issue(archive: "Archive", keys: "MasterKeys", signed: SignedRequest, approv
     grant_id = f"G-{signed.hash[:16]}"
     body = {"format": "investigator-grant-body/1", "grant_id": grant_id, "archive_id": archive.archive_id,
             "request_id": signed.id, "request_hash": signed.hash, "approvals": [a.hash for a in approvals],
+            "request_fields": request_field_hashes(signed.body),
             "issued": format_ts(now), "expiry": format_ts(now + policy.grant_lifetime(requester)),
             "policy_version": policy.version, "policy_sha256": policy.source_sha256}
     grant = Grant(signed, tuple(approvals), body, keys.signing.sign(canonical_json(body)))

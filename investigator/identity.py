@@ -37,7 +37,7 @@ from . import _crypto
 from .directory import Directory, DirectoryStore, Person, PersonKey, Signer
 from .errors import ConfigError, IdentityCheckFailed, IntegrityError, PolicyDenied, WrongPassphrase
 from .fsutil import atomic_write
-from .policy import Policy, load_for_decision, parse_utc
+from .policy import Policy, load_for_decision, load_org, parse_utc
 from .schema import canonical_json, format_ts
 
 if TYPE_CHECKING:
@@ -275,9 +275,7 @@ def verify_totp(archive: "Archive", keys: "MasterKeys", person_id: str, code: st
     locked out, not enrolled). Both outcomes are audited (action ``totp.<purpose>``).
     """
     if policy is None:
-        directory = DirectoryStore(archive).load()
-        policy = load_for_decision(archive, directory, actor=person_id, action=f"totp.{purpose}", target=person_id,
-                                   now=now)
+        _, policy = load_org(archive, actor=person_id, action=f"totp.{purpose}", target=person_id, now=now)
     try:
         ok, rule, reason, counter = TotpStore(archive).check(keys, person_id, code, now=now, policy=policy)
     except (IdentityCheckFailed, IntegrityError) as exc:
@@ -371,8 +369,7 @@ def login(archive: "Archive", keys: "MasterKeys", person_id: str, *, totp: str, 
     Lifetime: ``hours``, else the policy's ``identity.session_hours`` (8).
     Raises IdentityCheckFailed (audited).
     """
-    directory = DirectoryStore(archive).load()
-    policy = load_for_decision(archive, directory, actor=person_id, action="login", target=person_id, now=now)
+    directory, policy = load_org(archive, actor=person_id, action="login", target=person_id, now=now)
     person = _active_person(archive, directory, person_id, action="login", now=now)
     verify_totp(archive, keys, person.id, totp, now=now, policy=policy, purpose="login")
     sid = secrets.token_hex(16)
@@ -472,7 +469,7 @@ def check_identity(archive: "Archive", keys: "MasterKeys", person_id: str, *, to
     Returns the directory's Person. Raises IdentityCheckFailed with the reason;
     both outcomes are audited (action ``identity.check``).
     """
-    directory = DirectoryStore(archive).load()
+    directory, _ = load_org(archive, actor=person_id, action="identity.check", target=person_id, now=now)
     person = _active_person(archive, directory, person_id, action="identity.check", now=now)
     if totp:
         verify_totp(archive, keys, person_id, totp, now=now, purpose="identity")

@@ -399,12 +399,17 @@ class Policy:
         conflicts = self.conflicting_roles(person.roles)
         if conflicts:
             return trail.deny("duty.separation", f"{person.id} holds roles that must be apart: {conflicts[0]}")
-        for needed in ("request",):
-            decision = self._permission(_Trail(), person, needed)
-            if not decision.allowed:
-                return trail.deny(decision.rule, decision.reason)
-        trail.ok("role.permission", f"{person.id} may file requests")
         rights = self.rights(person)
+        # content first: an admin or auditor asking for content gets the separation-of-duties reason
+        for name in req.fields:
+            needed = self.fields.get(name, "")
+            if needed in rights.forbidden and needed in CONTENT_PERMISSIONS:
+                return trail.deny("duty.no_content", f"field {name!r}: " + self._permission(
+                    _Trail(), person, needed).reason)
+        decision = self._permission(_Trail(), person, "request")
+        if not decision.allowed:
+            return trail.deny(decision.rule, decision.reason)
+        trail.ok("role.permission", f"{person.id} may file requests")
         if req.purpose not in self.purposes:
             return trail.deny("purpose.known", f"purpose {req.purpose!r} is not one of {', '.join(self.purposes)}")
         trail.ok("purpose.known", req.purpose)
@@ -723,6 +728,25 @@ def load_for_decision(archive: "Archive", directory: Directory, *, actor: str, a
         archive.audit.append(actor, action, target, {"rule": "policy.integrity", "reason": reason},
                              outcome="denied", now=now)
         raise PolicyDenied(reason, rule="policy.integrity") from exc
+
+
+def load_org(archive: "Archive", *, actor: str, action: str, target: str,
+             now: datetime) -> tuple[Directory, Policy]:
+    """The verified directory and policy, or an audited PolicyDenied naming which one does not verify.
+
+    Rules: ``directory.integrity`` (a directory version edited outside the CLI)
+    and ``policy.integrity`` (the policy file altered, or none installed).
+    """
+    from .directory import DirectoryStore
+
+    try:
+        directory = DirectoryStore(archive).load()
+    except IntegrityError as exc:
+        reason = f"org directory altered outside the CLI: {exc}"
+        archive.audit.append(actor, action, target, {"rule": "directory.integrity", "reason": reason},
+                             outcome="denied", now=now)
+        raise PolicyDenied(reason, rule="directory.integrity") from exc
+    return directory, load_for_decision(archive, directory, actor=actor, action=action, target=target, now=now)
 
 
 def record_decision(archive: "Archive", decision: Decision, *, actor: str, action: str, target: str,
