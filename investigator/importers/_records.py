@@ -81,7 +81,10 @@ class Collector:
                 self.note(position, "duplicate of an identical earlier record with the same id")
                 return
             self._seen[record_id] = raw_sha
-        record["source"] = self.source
+        # Normalized inputs (csv, jsonl) may name their own source platform; keep
+        # it, so one message in two normalized files hashes the same.
+        if not record.get("source"):
+            record["source"] = self.source
         record["source_file"] = file
         record["source_sha256"] = sha
         record["source_position"] = position

@@ -207,7 +207,7 @@ def normalize(row: dict[str, Any], fields: dict[str, str], kind: str, tz: str) -
                 rec[field] = orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
             elif field == "source":
                 if value not in (None, ""):
-                    ids["source"] = as_str(value)
+                    rec["source"] = as_str(value)
             else:
                 rec[field] = as_str(value)
         except BadRecord as bad:
