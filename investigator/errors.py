@@ -109,6 +109,15 @@ class PolicyDenied(InvestigatorError):
         self.decision = decision
 
 
+class ContentNotGranted(PolicyDenied):
+    """A function needs message text, and the grant is metadata-only (no content for this frame)."""
+
+    def __init__(self, what: str = "this function") -> None:
+        super().__init__(f"{what} needs message text, and content was not granted for this frame "
+                         "(metadata-only grant)", rule="fields.content")
+        self.hint = "request a grant that includes content"
+
+
 class GrantInvalid(InvestigatorError):
     """A grant's signatures, fields or approvals do not verify."""
 
