@@ -1,0 +1,150 @@
+"""Directory, enrolment, TOTP state, sessions, and the grant API the loader uses."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from investigator import _crypto
+from investigator.directory import DirectoryStore, Person, PersonKey, Signer, add_people, read_people_csv
+from investigator.errors import IdentityCheckFailed, IntegrityError, PolicyDenied, WrongPassphrase
+from investigator.grants import load_grant
+from investigator.identity import check_identity, login, revoke_session, unlock_person_key, verify_totp
+from investigator.schema import canonical_json
+
+from .conftest import NOW, SHANGHAI, Org
+
+PEOPLE_CSV = Path(__file__).resolve().parents[3] / "data_samples" / "people.csv"
+
+
+def test_people_csv_gives_identities_and_groups(org: Org):
+    directory = org.directory()
+    zhangwei = directory.person("zhangwei")
+    assert zhangwei.supervisor == "zhaomin" and "agent" in zhangwei.roles
+    names = directory.identities()["zhangwei"]
+    assert names[:2] == ["zhangwei", "张伟"]
+    if PEOPLE_CSV.exists():
+        assert "U0ZHANGWEI" in names and "wxid_zhangwei" in names
+        assert len(read_people_csv(PEOPLE_CSV)) == len(directory.people)
+    groups = directory.groups()
+    assert {"zhangwei", "zhaomin"} <= set(groups["客服一组"])
+    assert directory.teammates("zhangwei") >= {"zhangwei", "zhaomin"}
+
+
+def test_self_made_admin_breaks_the_directory_chain(org: Org):
+    store = DirectoryStore(org.archive)
+    current = store.load()
+    rogue = _crypto.SigningKey.generate()
+    zhangwei = current.person("zhangwei")
+    promoted = Person(**{**zhangwei.__dict__, "roles": ("admin",),
+                         "keys": (PersonKey(rogue.public.key_id, rogue.public.b64(), "x"),)})
+    body = {"format": "investigator-directory/1", "archive_id": org.archive.archive_id,
+            "version": current.version + 1, "prev": current.digest, "ts": "x", "change": {},
+            "people": [p.to_json() for p in current.with_person(promoted)]}
+    doc = {"body": body, "signature": {"signer": "zhangwei", "key_id": rogue.public.key_id,
+                                       "signature": rogue.sign(canonical_json(body))}}
+    (store.root / f"{current.version + 1:06d}.json").write_text(json.dumps(doc))
+    with pytest.raises(IntegrityError, match="not an admin"):
+        store.load()
+
+
+def test_archive_key_cannot_sign_once_an_admin_is_enrolled(org: Org):
+    with pytest.raises(PolicyDenied) as caught:
+        add_people(org.archive, [Person("newbie", "N", roles=("agent",))], signer=Signer.archive(org.keys.signing),
+                   now=NOW)
+    assert caught.value.rule == "directory.signer"
+    assert org.audit()[-1]["outcome"] == "denied"
+
+
+def test_admin_adds_people_and_roles_are_checked(org: Org):
+    from investigator.errors import ConfigError
+    from investigator.policy import Policy
+
+    add_people(org.archive, [Person("newbie", "N", roles=("agent",), supervisor="zhaomin")],
+               signer=org.signer("wugang"), now=NOW, policy=Policy.default())
+    assert "newbie" in org.directory()
+    with pytest.raises(ConfigError, match="separation of duties"):
+        add_people(org.archive, [Person("both", "B", roles=("admin", "auditor"))], signer=org.signer("wugang"),
+                   now=NOW, policy=Policy.default())
+    with pytest.raises(ConfigError, match="supervisor"):
+        add_people(org.archive, [Person("orphan", "O", supervisor="nobody")], signer=org.signer("wugang"), now=NOW)
+
+
+def test_wrong_key_passphrase(org: Org):
+    with pytest.raises(WrongPassphrase):
+        unlock_person_key(org.archive, "sunli", "not it", key_dir=org.key_dir)
+
+
+def test_skew_of_one_step_is_accepted(org: Org):
+    when = NOW + timedelta(minutes=3)
+    verify_totp(org.archive, org.keys, "zhaomin", org.code("zhaomin", when - timedelta(seconds=30)), now=when)
+
+
+def test_lockout_runs_out(org: Org):
+    when = NOW + timedelta(minutes=1)
+    for i in range(5):
+        with pytest.raises(IdentityCheckFailed):
+            verify_totp(org.archive, org.keys, "zhaomin", "000000x"[:6] if i % 2 else "12345", now=when)
+    with pytest.raises(IdentityCheckFailed, match="locked out"):
+        verify_totp(org.archive, org.keys, "zhaomin", org.code("zhaomin", when), now=when)
+    later = when + timedelta(minutes=16)
+    verify_totp(org.archive, org.keys, "zhaomin", org.code("zhaomin", later), now=later)
+
+
+def test_edited_totp_state_is_detected(org: Org):
+    path = org.archive.root / "org" / "totp" / "zhouzong.json"
+    doc = json.loads(path.read_text())
+    doc["state"]["last_counter"] = -1  # try to re-open used codes
+    path.write_text(json.dumps(doc))
+    with pytest.raises(IdentityCheckFailed, match="altered"):
+        verify_totp(org.archive, org.keys, "zhouzong", org.code("zhouzong", NOW), now=NOW)
+
+
+def test_sessions(org: Org):
+    token = login(org.archive, org.keys, "sunli", totp=org.code("sunli", NOW), now=NOW)
+    assert check_identity(org.archive, org.keys, "sunli", session=token, now=NOW + timedelta(hours=7)).id == "sunli"
+    revoke_session(org.archive, token, actor="sunli", now=NOW)
+    with pytest.raises(IdentityCheckFailed, match="revoked"):
+        check_identity(org.archive, org.keys, "sunli", session=token, now=NOW + timedelta(hours=1))
+    forged = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
+    with pytest.raises(IdentityCheckFailed, match="signature"):
+        check_identity(org.archive, org.keys, "sunli", session=forged, now=NOW)
+    with pytest.raises(IdentityCheckFailed, match="TOTP code or a session"):
+        check_identity(org.archive, org.keys, "sunli", now=NOW)
+
+
+def test_demo_grant_gives_the_loader_what_it_needs(org: Org):
+    grant = load_grant(org.grant_path).verify(org.archive, now=NOW)
+    start, end = grant.window
+    assert start == datetime(2026, 11, 18, 14, tzinfo=SHANGHAI) and end == datetime(2026, 11, 18, 17, tzinfo=SHANGHAI)
+    assert start.tzinfo is not None and start.utcoffset() == timedelta(0)
+    assert grant.operator == "sunli" and grant.fields == ("metadata", "content")
+    assert grant.scope == {"conversations": [], "participants": [], "groups": []}
+    assert grant.id.startswith("G-") and len(grant.hash) == 64
+    assert grant.allows_template("anything")
+    assert org.audit()[-1]["action"] == "grant.verify" and org.audit()[-1]["outcome"] == "allowed"
+
+
+def test_sensitive_request_with_two_approvals_and_legal_review(org: Org):
+    req = org.request("zhaomin", purpose="legal_dispute", fields=("metadata", "content"))
+    first = org.approve(req.id, "zhouzong")
+    assert first.grant_path is None and first.decision.rule == "approval.count"
+    second = org.approve(req.id, "sunli")
+    assert second.grant_path is not None
+    grant = load_grant(second.grant_path).verify(org.archive, now=NOW + timedelta(minutes=1))
+    assert [a.approver for a in grant.approvals] == ["zhouzong", "sunli"]
+    assert grant.expiry - grant.issued == timedelta(hours=72)  # team lead's grant lifetime
+
+
+def test_operator_performs_for_an_executive(org: Org):
+    req = org.request("zhouzong", operator="qianjin", purpose="internal_audit")
+    # zhouzong has no supervisor: an approver role (legal) approves
+    result = org.approve(req.id, "sunli")
+    grant = load_grant(result.grant_path)
+    assert grant.operator == "qianjin" and grant.requester == "zhouzong"
+    with pytest.raises(PolicyDenied, match="own request"):
+        org.approve(org.request("zhouzong", operator="qianjin", case="T-3").id, "qianjin",
+                    when=NOW + timedelta(minutes=1))
