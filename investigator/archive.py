@@ -57,10 +57,10 @@ INDEX_MAGIC = b"IVINDEX1"
 BATCH_DIGITS = 8
 
 
-def chunk_aad(archive_id: str, batch_seq: int, kind: str, partition: str, chunk: str) -> bytes:
-    """Associated data of a chunk file: binds it to its archive, batch, kind, partition and chunk."""
+def chunk_aad(archive_id: str, batch_seq: int, kind: str, partition: str, chunk: str, part: str) -> bytes:
+    """Associated data of a chunk part file: binds it to its archive, batch, kind, partition, chunk and part."""
     return canonical_json({"archive": archive_id, "batch": batch_seq, "chunk": chunk, "format": FORMAT_VERSION,
-                           "kind": kind, "partition": partition, "purpose": "chunk"})
+                           "kind": kind, "part": part, "partition": partition, "purpose": "chunk"})
 
 
 def index_aad(archive_id: str, batch_seq: int) -> bytes:
@@ -266,36 +266,62 @@ class Archive:
     def index_key(self, keys: MasterKeys) -> bytes:
         return keys.unwrap(self._read_json("keys/index-key.json"), what="keys/index-key.json")
 
-    def chunk_key_for(self, keys: MasterKeys, kind: str, partition: str, chunk: str) -> bytes:
+    def chunk_key_for(self, keys: MasterKeys, kind: str, partition: str, chunk: str, part: str) -> bytes:
+        """Derive one chunk part's key from the master keys (the embedded key service's job)."""
         return chunk_key(self.data_key(keys, kind, partition), archive_id=self.archive_id, kind=kind,
-                         partition=partition, chunk=chunk)
+                         partition=partition, chunk=chunk, part=part)
 
-    def read_chunk_bytes(self, entry: ChunkEntry) -> bytes:
-        """The chunk file's bytes, checked against the manifest's SHA-256."""
-        path = self.root / entry.path
+    def read_part_bytes(self, entry: ChunkEntry, part: str) -> bytes:
+        """A chunk part file's bytes, checked against the manifest's SHA-256. Raises IntegrityError."""
+        relative, digest = entry.part(part)
         try:
-            data = path.read_bytes()
+            data = (self.root / relative).read_bytes()
         except OSError as exc:
-            raise IntegrityError("chunk file missing or unreadable", path=entry.path) from exc
-        if _crypto.sha256_hex(data) != entry.sha256:
-            raise IntegrityError("chunk file does not match its manifest", path=entry.path)
+            raise IntegrityError("chunk file missing or unreadable", path=relative) from exc
+        if _crypto.sha256_hex(data) != digest:
+            raise IntegrityError("chunk file does not match its manifest", path=relative)
         return data
 
-    def decrypt_chunk(self, entry: ChunkEntry, key: bytes, data: bytes | None = None) -> pl.DataFrame:
-        """Authenticate and decrypt one chunk into a frame. Raises IntegrityError."""
-        blob = self.read_chunk_bytes(entry) if data is None else data
+    def decrypt_part(self, entry: ChunkEntry, part: str, key: bytes, data: bytes | None = None) -> pl.DataFrame:
+        """Authenticate and decrypt one chunk part into a frame. Raises IntegrityError."""
+        relative, _ = entry.part(part)
+        blob = self.read_part_bytes(entry, part) if data is None else data
         if not blob.startswith(CHUNK_MAGIC):
-            raise IntegrityError("not a chunk file", path=entry.path)
-        plain = _crypto.open_sealed(key, blob[len(CHUNK_MAGIC):], what=entry.path,
+            raise IntegrityError("not a chunk file", path=relative)
+        plain = _crypto.open_sealed(key, blob[len(CHUNK_MAGIC):], what=relative,
                                     aad=chunk_aad(self.archive_id, entry.batch_seq, entry.kind, entry.partition,
-                                                  entry.chunk))
+                                                  entry.chunk, part))
         try:
             frame = _read_stored_parquet(plain)
         except Exception as exc:  # authenticated but unparsable: a writer bug, still untrusted
-            raise IntegrityError("chunk content is not valid Parquet", path=entry.path) from exc
+            raise IntegrityError("chunk content is not valid Parquet", path=relative) from exc
         if frame.height != entry.rows:
-            raise IntegrityError("chunk row count differs from the manifest", path=entry.path)
+            raise IntegrityError("chunk row count differs from the manifest", path=relative)
         return frame
+
+    def decrypt_chunk(self, entry: ChunkEntry, part_keys: dict[str, bytes]) -> pl.DataFrame:
+        """Decrypt the parts in ``part_keys`` (``meta`` required) and join them column-wise.
+
+        Raises IntegrityError when any part fails to authenticate or the parts'
+        rows do not line up.
+        """
+        if "meta" not in part_keys:
+            raise IntegrityError(f"chunk {entry.chunk_id}: the meta part's key is required")
+        frame = self.decrypt_part(entry, "meta", part_keys["meta"])
+        for part in entry.part_names:
+            if part == "meta" or part not in part_keys:
+                continue
+            extra = self.decrypt_part(entry, part, part_keys[part])
+            if not extra["leaf_index"].equals(frame["leaf_index"]):
+                raise IntegrityError("chunk parts do not line up", path=entry.part(part)[0])
+            frame = frame.hstack(extra.drop("leaf_index"))
+        return frame
+
+    def read_chunk(self, entry: ChunkEntry, keys: MasterKeys, parts: tuple[str, ...] | None = None) -> pl.DataFrame:
+        """Decrypt a chunk with the master keys (verification, ingest tools, tests)."""
+        names = parts or entry.part_names
+        return self.decrypt_chunk(entry, {p: self.chunk_key_for(keys, entry.kind, entry.partition, entry.chunk, p)
+                                          for p in names})
 
     def read_index(self, keys: MasterKeys) -> pl.DataFrame:
         """The deduplication index of every committed batch: kind, source, id, hash_prefix, version."""

@@ -38,7 +38,8 @@ from .errors import ImportFormatError
 from .fsutil import fsync_dir
 from .keys import MasterKeys, chunk_key
 from .manifest import GENESIS, Manifest
-from .schema import KINDS, conform, format_ts, id_field, record_hashes
+from .schema import KINDS, conform, format_ts, id_field, record_hashes, split_parts
+from .textnorm import add_normalized_column
 
 # Timestamps outside this range are almost always a unit mistake (ms read as s ...).
 EARLIEST = datetime(1990, 1, 1, tzinfo=timezone.utc)
@@ -183,6 +184,11 @@ def ingest_frames(archive: Archive, *, messages: pl.DataFrame | None, events: pl
             if frame is None or frame.height == 0:
                 continue
             frame, dup, ver = _prepare(_validate(frame, kind), kind, index, archive.config.chunk_seconds)
+            if kind == "messages" and frame.height:
+                # The search form of the text, computed once here and stored
+                # (encrypted, in the content part) beside it: normalizing at
+                # every query is ten times slower (docs/benchmarks.md).
+                frame = add_normalized_column(frame)
             duplicates += dup
             new_versions += ver
             if frame.height:
@@ -231,14 +237,17 @@ def ingest_frames(archive: Archive, *, messages: pl.DataFrame | None, events: pl
         def seal_chunk(job: tuple[str, str, str, pl.DataFrame]) -> dict[str, Any]:
             kind, partition, chunk, part = job
             stored = part.drop("_partition", "_chunk")
-            key = chunk_key(data_keys[(kind, partition)], archive_id=archive.archive_id, kind=kind,
-                            partition=partition, chunk=chunk)
-            blob = CHUNK_MAGIC + _crypto.seal(key, _parquet_bytes(stored),
-                                              aad=chunk_aad(archive.archive_id, seq, kind, partition, chunk))
-            write_file(stage / kind / partition / f"{chunk}.chk", blob)
+            parts = {}
+            for name, frame_part in split_parts(stored, kind).items():
+                key = chunk_key(data_keys[(kind, partition)], archive_id=archive.archive_id, kind=kind,
+                                partition=partition, chunk=chunk, part=name)
+                blob = CHUNK_MAGIC + _crypto.seal(key, _parquet_bytes(frame_part),
+                                                  aad=chunk_aad(archive.archive_id, seq, kind, partition, chunk, name))
+                write_file(stage / kind / partition / f"{chunk}.{name}.chk", blob)
+                parts[name] = {"path": f"{batch}/{kind}/{partition}/{chunk}.{name}.chk",
+                               "sha256": _crypto.sha256_hex(blob)}
             start = datetime.strptime(f"{partition}{chunk}", "%Y-%m-%d%H%M%S").replace(tzinfo=timezone.utc)
-            return {"kind": kind, "partition": partition, "chunk": chunk,
-                    "path": f"{batch}/{kind}/{partition}/{chunk}.chk", "sha256": _crypto.sha256_hex(blob),
+            return {"kind": kind, "partition": partition, "chunk": chunk, "parts": parts,
                     "rows": stored.height, "start": format_ts(start),
                     "end": format_ts(start + timedelta(seconds=archive.config.chunk_seconds)),
                     "ts_min": format_ts(stored["ts"].min()), "ts_max": format_ts(stored["ts"].max()),

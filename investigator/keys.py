@@ -41,9 +41,10 @@ def _dek_aad(archive_id: str, kind: str, partition: str, kek_version: int) -> by
                            "partition": partition, "purpose": "dek"})
 
 
-def chunk_key(dek: bytes, *, archive_id: str, kind: str, partition: str, chunk: str) -> bytes:
-    """The AES-256 key of one time chunk, derived from its partition's data key."""
-    return _crypto.hkdf(dek, salt=archive_id.encode(), info=f"investigator/chunk/v1/{kind}/{partition}/{chunk}".encode())
+def chunk_key(dek: bytes, *, archive_id: str, kind: str, partition: str, chunk: str, part: str) -> bytes:
+    """The AES-256 key of one part of one time chunk, derived from its partition's data key."""
+    info = f"investigator/chunk/v1/{kind}/{partition}/{chunk}/{part}".encode()
+    return _crypto.hkdf(dek, salt=archive_id.encode(), info=info)
 
 
 class MasterKeys:

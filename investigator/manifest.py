@@ -25,16 +25,17 @@ MANIFEST_FORMAT = "investigator-manifest/1"
 GENESIS = "0" * 64
 
 
+_CHUNK_FIELDS = ("kind", "partition", "chunk", "rows", "start", "end", "ts_min", "ts_max", "leaf_start", "leaf_count")
+
+
 @dataclass(frozen=True)
 class ChunkEntry:
-    """One chunk file as a manifest lists it."""
+    """One time chunk of one batch as a manifest lists it: its parts' files and hashes."""
 
     batch_seq: int
     kind: str
     partition: str  # UTC day, YYYY-MM-DD
     chunk: str  # chunk start within the day, HHMMSS
-    path: str  # relative to the archive root
-    sha256: str  # of the file's bytes (ciphertext)
     rows: int
     start: str  # chunk window [start, end) in UTC
     end: str
@@ -42,22 +43,33 @@ class ChunkEntry:
     ts_max: str
     leaf_start: int
     leaf_count: int
+    parts: tuple[tuple[str, str, str], ...]  # (part, path relative to the archive, SHA-256 of the file)
 
     @property
     def chunk_id(self) -> str:
         """Stable name of the time chunk (shared by every batch that wrote into it)."""
         return f"{self.kind}/{self.partition}/{self.chunk}"
 
+    @property
+    def part_names(self) -> tuple[str, ...]:
+        return tuple(p for p, _, _ in self.parts)
+
+    def part(self, name: str) -> tuple[str, str]:
+        """(path, sha256) of part ``name``. Raises IntegrityError if the manifest lists no such part."""
+        for part, path, digest in self.parts:
+            if part == name:
+                return path, digest
+        raise IntegrityError(f"chunk {self.chunk_id} of batch {self.batch_seq} has no {name!r} part")
+
     @classmethod
     def from_json(cls, batch_seq: int, obj: dict[str, Any]) -> "ChunkEntry":
-        return cls(batch_seq=batch_seq, **{k: obj[k] for k in (
-            "kind", "partition", "chunk", "path", "sha256", "rows", "start", "end", "ts_min", "ts_max",
-            "leaf_start", "leaf_count")})
+        parts = tuple((name, str(v["path"]), str(v["sha256"])) for name, v in sorted(obj["parts"].items()))
+        return cls(batch_seq=batch_seq, parts=parts, **{k: obj[k] for k in _CHUNK_FIELDS})
 
     def to_json(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in (
-            "kind", "partition", "chunk", "path", "sha256", "rows", "start", "end", "ts_min", "ts_max",
-            "leaf_start", "leaf_count")}
+        out: dict[str, Any] = {k: getattr(self, k) for k in _CHUNK_FIELDS}
+        out["parts"] = {name: {"path": path, "sha256": digest} for name, path, digest in self.parts}
+        return out
 
 
 @dataclass(frozen=True)

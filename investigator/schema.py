@@ -96,6 +96,44 @@ CONTENT_COLUMNS = ("text", "attachment_name", "attachment_type", "attachment_siz
 
 KINDS = ("messages", "events")
 
+# Each time chunk is stored as separately keyed parts, so a metadata-only grant
+# never receives a key that opens message text (archive-format.md, "Parts").
+PARTS = ("meta", "content", "attachments")
+PART_COLUMNS: dict[str, tuple[str, ...]] = {
+    "content": ("text", "text_norm"),
+    "attachments": ("attachment_name", "attachment_type", "attachment_size", "attachment_sha256", "attachment_md5"),
+}
+# Grant fields (policy vocabulary) -> the parts they open; "meta" is always needed.
+FIELD_PARTS: dict[str, tuple[str, ...]] = {"metadata": ("meta",), "content": ("meta", "content"),
+                                           "attachments": ("meta", "attachments")}
+
+
+def kind_parts(kind: str) -> tuple[str, ...]:
+    """The parts a chunk of ``kind`` is stored in (events carry no content part)."""
+    return PARTS if kind == "messages" else ("meta",)
+
+
+def parts_for_fields(fields: Iterable[str], kind: str = "messages") -> tuple[str, ...]:
+    """The parts that grant ``fields`` open for ``kind``. Unknown fields open nothing (deny by default)."""
+    wanted = {"meta"}
+    for name in fields:
+        wanted.update(FIELD_PARTS.get(name, ()))
+    return tuple(p for p in kind_parts(kind) if p in wanted)
+
+
+def split_parts(frame: pl.DataFrame, kind: str) -> dict[str, pl.DataFrame]:
+    """Split a stored chunk frame into its parts; non-meta parts keep ``leaf_index`` to re-align."""
+    parts: dict[str, pl.DataFrame] = {}
+    taken: set[str] = set()
+    for part in kind_parts(kind):
+        if part == "meta":
+            continue
+        cols = [c for c in PART_COLUMNS[part] if c in frame.columns]
+        taken.update(cols)
+        parts[part] = frame.select("leaf_index", *cols)
+    parts["meta"] = frame.select([c for c in frame.columns if c not in taken])
+    return {p: parts[p] for p in kind_parts(kind)}
+
 
 def content_schema(kind: str) -> dict[str, pl.DataType]:
     """The hashed fields of ``kind`` ("messages" or "events").

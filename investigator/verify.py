@@ -84,7 +84,8 @@ def verify_archive(archive: Archive, *, keys: MasterKeys | None) -> VerifyReport
 def _check_files(archive: Archive, manifest: Manifest, where: str, report: VerifyReport) -> None:
     expected = {"manifest.json": None}
     for chunk in manifest.chunks:
-        expected[chunk.path.removeprefix(where + "/")] = chunk.sha256
+        for _part, path, digest in chunk.parts:
+            expected[path.removeprefix(where + "/")] = digest
     for entry in manifest.body.get("partition_keys", []):
         expected[entry["path"].removeprefix(where + "/")] = entry["sha256"]
     index = manifest.body.get("index", {})
@@ -111,8 +112,7 @@ def _check_content(archive: Archive, manifest: Manifest, keys: MasterKeys, repor
     leaves: dict[int, str] = {}
     for chunk in manifest.chunks:
         try:
-            key = archive.chunk_key_for(keys, chunk.kind, chunk.partition, chunk.chunk)
-            frame = archive.decrypt_chunk(chunk, key)
+            frame = archive.read_chunk(chunk, keys)
         except IntegrityError as err:
             report.problems.append(str(err))
             continue
@@ -121,7 +121,7 @@ def _check_content(archive: Archive, manifest: Manifest, keys: MasterKeys, repor
         content = frame.select([c for c in content_schema(chunk.kind) if c in frame.columns])
         recomputed = record_hashes(content, chunk.kind)
         if recomputed != frame["record_hash"].to_list():
-            report.problems.append(f"{chunk.path}: a record does not match its record hash")
+            report.problems.append(f"{chunk.part('meta')[0]}: a record does not match its record hash")
         for leaf, digest in zip(frame["leaf_index"].to_list(), frame["record_hash"].to_list()):
             leaves[int(leaf)] = digest
     count = int(manifest.body["merkle"]["leaves"])

@@ -59,7 +59,7 @@ def test_ingest_is_idempotent_and_versions_changed_content(make_archive):
     assert (result.messages_added, result.new_versions) == (1, 1)
     rows = []
     for entry in archive.chunk_entries("messages"):
-        rows.append(archive.decrypt_chunk(entry, archive.chunk_key_for(keys, entry.kind, entry.partition, entry.chunk)))
+        rows.append(archive.read_chunk(entry, keys))
     stored = pl.concat(rows)
     assert stored.height == 61
     versions = stored.filter(pl.col("message_id") == "m0").sort("version")
@@ -73,14 +73,17 @@ def test_chunks_are_per_hour_and_bound_to_their_place(make_archive):
     entries = archive.chunk_entries("messages")
     assert len(entries) == 24 and {e.partition for e in entries} == {"2026-11-18"}
     a, b = entries[0], entries[1]
-    key_a = archive.chunk_key_for(keys, a.kind, a.partition, a.chunk)
+    key_a = archive.chunk_key_for(keys, a.kind, a.partition, a.chunk, "meta")
     # the right key on another chunk's bytes fails (AAD + key bind the place)
     with pytest.raises(errors.IntegrityError):
-        archive.decrypt_chunk(a, key_a, data=archive.read_chunk_bytes(b))
+        archive.decrypt_part(a, "meta", key_a, data=archive.read_part_bytes(b, "meta"))
+    # a part's key does not open another part of the same chunk
+    with pytest.raises(errors.IntegrityError):
+        archive.decrypt_part(a, "content", key_a)
 
 
 def _tamper_targets(root: Path):
-    chunk = sorted(root.glob("batches/00000001/messages/*/*.chk"))[0]
+    chunk = sorted(root.glob("batches/00000001/messages/*/*.content.chk"))[0]
     return {"chunk": chunk, "manifest": root / "batches/00000001/manifest.json",
             "audit": root / "audit/log.jsonl", "index": root / "batches/00000001/index.chk",
             "dek": sorted(root.glob("batches/00000001/keys/messages/*.json"))[0]}
@@ -103,7 +106,7 @@ def test_one_flipped_byte_anywhere_is_found_and_named(make_archive, target):
 def test_deleted_swapped_and_added_chunk_files_are_found(make_archive):
     archive, keys = make_archive()
     ingest(archive, keys, message_frame(30))
-    chunks = sorted(archive.root.glob("batches/00000001/messages/*/*.chk"))
+    chunks = sorted(archive.root.glob("batches/00000001/messages/*/*.meta.chk"))
     a, b = chunks[0].read_bytes(), chunks[1].read_bytes()
     chunks[0].write_bytes(b)
     chunks[1].write_bytes(a)
@@ -114,8 +117,8 @@ def test_deleted_swapped_and_added_chunk_files_are_found(make_archive):
     assert archive.verify(keys=keys).ok
     chunks[2].unlink()
     assert any("missing (removed)" in p and chunks[2].name in p for p in archive.verify(keys=None).problems)
-    shutil.copy(chunks[0], chunks[0].with_name("999999.chk"))
-    assert any("999999.chk" in p and "added" in p for p in archive.verify(keys=None).problems)
+    shutil.copy(chunks[0], chunks[0].with_name("999999.meta.chk"))
+    assert any("999999.meta.chk" in p and "added" in p for p in archive.verify(keys=None).problems)
 
 
 def test_removed_last_batch_is_found_through_the_audit_log(make_archive):
@@ -159,3 +162,18 @@ def test_info_prints_counts_only(make_archive):
     assert (info["messages"], info["events"], info["partitions"]) == (30, 4, 2)
     assert "secret" not in json.dumps(info)
     assert info["first_ts"].startswith("2026-11-18T00:00")
+
+
+def test_parts_separate_content_from_metadata(make_archive):
+    archive, keys = make_archive()
+    frame = message_frame(5, text="加 班 費 {i}").with_columns(pl.lit("a.pdf").alias("attachment_name"))
+    ingest(archive, keys, frame)
+    entry = archive.chunk_entries("messages")[0]
+    assert entry.part_names == ("attachments", "content", "meta")
+    meta_only = archive.read_chunk(entry, keys, parts=("meta",))
+    assert not {"text", "text_norm", "attachment_name"} & set(meta_only.columns)
+    full = archive.read_chunk(entry, keys)
+    assert full["text_norm"][0].startswith("加班费") and full["attachment_name"][0] == "a.pdf"
+    # events have no content part at all
+    ingest(archive, keys, events=event_frame(2))
+    assert archive.chunk_entries("events")[0].part_names == ("meta",)
