@@ -1,0 +1,224 @@
+"""Key services: the only way a loader gets chunk keys. One interface, two homes.
+
+    >>> service = EmbeddedKeyService(archive, archive.unlock(passphrase))            # doctest: +SKIP
+    >>> ticket = service.open(grant=grant, person="sunli", totp="123456", now=now)    # doctest: +SKIP
+    >>> keys = service.release(ticket, [ChunkRef("messages", "2026-11-18", "060000", "meta")], now=now)  # doctest: +SKIP
+
+- :class:`EmbeddedKeyService` runs in-process with the master keys (one trusted
+  machine; see docs/threat-model.md for its limits).
+- :class:`RemoteKeyService` talks to ``investigator keyserver``, a separate
+  process that alone holds the master keys; the notebook side never sees one.
+
+Both check, before anything is released: the grant (signatures, approvals,
+expiry, revocation, policy), that the person is the grant's operator, and the
+person's identity (a single-use TOTP code or a live session). Every release
+returns keys only for chunk parts that overlap the grant's window and that its
+fields open; anything else is refused with :class:`PolicyDenied` and audited.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any, Protocol
+
+from . import _crypto
+from .errors import IdentityCheckFailed, IntegrityError, PolicyDenied
+from .schema import format_ts, parts_for_fields
+
+if TYPE_CHECKING:
+    from .archive import Archive
+    from .grants import Grant
+    from .keys import MasterKeys
+
+TICKET_LIFETIME = timedelta(hours=8)
+
+
+@dataclass(frozen=True, order=True)
+class ChunkRef:
+    """One part of one time chunk: what a key is released for."""
+
+    kind: str
+    partition: str
+    chunk: str
+    part: str
+
+    def to_json(self) -> list[str]:
+        return [self.kind, self.partition, self.chunk, self.part]
+
+    @classmethod
+    def from_json(cls, obj: Sequence[str]) -> "ChunkRef":
+        kind, partition, chunk, part = (str(x) for x in obj)
+        return cls(kind, partition, chunk, part)
+
+    def window(self, chunk_seconds: int) -> tuple[datetime, datetime]:
+        start = datetime.strptime(f"{self.partition}{self.chunk}", "%Y-%m-%d%H%M%S").replace(tzinfo=timezone.utc)
+        return start, start + timedelta(seconds=chunk_seconds)
+
+
+@dataclass(frozen=True)
+class Ticket:
+    """Proof that a case was opened: grant, person, window and the parts the fields open.
+
+    ``token`` is opaque (a random id for the embedded service, a server-issued
+    token for the key server). Never contains key material.
+    """
+
+    token: str
+    grant_id: str
+    person: str
+    start: datetime
+    end: datetime
+    parts: tuple[str, ...]
+    expires: datetime
+
+    def __repr__(self) -> str:
+        return f"Ticket(grant_id={self.grant_id!r}, person={self.person!r}, parts={self.parts})"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"token": self.token, "grant_id": self.grant_id, "person": self.person, "start": format_ts(self.start),
+                "end": format_ts(self.end), "parts": list(self.parts), "expires": format_ts(self.expires)}
+
+
+class KeyService(Protocol):
+    """What the loader needs from a key service."""
+
+    def open(self, *, grant: "Grant", person: str, totp: str | None = None, session: str | None = None,
+             monitor: str | None = None, monitor_totp: str | None = None, now: datetime | None = None) -> Ticket: ...
+
+    def release(self, ticket: Ticket, refs: Sequence[ChunkRef], *, now: datetime | None = None) -> dict[ChunkRef, bytes]: ...
+
+
+def _utcnow(now: datetime | None) -> datetime:
+    return now or datetime.now(timezone.utc)
+
+
+class GrantGate:
+    """The checks both key services run: open a case, then judge each key request.
+
+    Holds the master keys; lives in-process (embedded) or inside the key server.
+    """
+
+    def __init__(self, archive: "Archive", keys: "MasterKeys") -> None:
+        self.archive = archive
+        self._keys = keys
+        self._tickets: dict[str, tuple[Ticket, "Grant"]] = {}
+        self._lock = threading.Lock()
+        self.released = 0  # number of keys released, for tests and the server's metrics
+
+    def __repr__(self) -> str:
+        return f"GrantGate(archive={self.archive.archive_id!r}, open_tickets={len(self._tickets)})"
+
+    def open(self, *, grant: "Grant", person: str, totp: str | None = None, session: str | None = None,
+             monitor: str | None = None, monitor_totp: str | None = None, now: datetime | None = None) -> Ticket:
+        """Verify grant, operator, identity (and the monitor's, under dual control); audit either way.
+
+        Raises GrantInvalid / GrantExpired, PolicyDenied (not the operator),
+        IdentityCheckFailed.
+        """
+        from .identity import check_identity
+
+        when = _utcnow(now)
+        grant.verify(self.archive, now=when, actor=person)
+        if person != grant.operator:
+            reason = f"{person} is not the operator of grant {grant.id} (the operator is {grant.operator})"
+            self.archive.audit.append(person, "case.open", grant.id, {"rule": "grant.operator", "reason": reason},
+                                      outcome="denied", now=when)
+            raise PolicyDenied(reason, rule="grant.operator")
+        check_identity(self.archive, self._keys, person, totp=totp, session=session, now=when)
+        if monitor is not None:
+            if monitor == person:
+                reason = "the monitor (监控人) must be another person than the operator"
+                self.archive.audit.append(person, "case.open", grant.id, {"rule": "dual_control.distinct",
+                                                                          "reason": reason}, outcome="denied", now=when)
+                raise PolicyDenied(reason, rule="dual_control.distinct")
+            check_identity(self.archive, self._keys, monitor, totp=monitor_totp, now=when)
+        start, end = grant.window
+        ticket = Ticket(token=secrets.token_urlsafe(24), grant_id=grant.id, person=person, start=start, end=end,
+                        parts=parts_for_fields(grant.fields), expires=min(grant.expiry, when + TICKET_LIFETIME))
+        with self._lock:
+            self._tickets[ticket.token] = (ticket, grant)
+        self.archive.audit.append(person, "case.open", grant.id,
+                                  {"rule": "case.opened", "grant_hash": grant.hash, "window": [format_ts(start),
+                                   format_ts(end)], "parts": list(ticket.parts), "monitor": monitor or ""},
+                                  outcome="allowed", now=when)
+        return ticket
+
+    def ticket(self, token: str) -> tuple[Ticket, "Grant"]:
+        with self._lock:
+            found = self._tickets.get(token)
+        if found is None:
+            raise IdentityCheckFailed("unknown or closed case ticket; open the case again")
+        return found
+
+    def release(self, ticket: Ticket, refs: Sequence[ChunkRef], *, now: datetime | None = None) -> dict[ChunkRef, bytes]:
+        """Chunk-part keys for ``refs``; all or nothing. Refusals raise PolicyDenied and are audited."""
+        when = _utcnow(now)
+        known, grant = self.ticket(ticket.token)
+        refused = self._judge(known, grant, refs, when)
+        if refused:
+            ref, rule, reason = refused
+            self.archive.audit.append(known.person, "key.release", grant.id,
+                                      {"rule": rule, "reason": reason, "chunk": "/".join(ref.to_json()),
+                                       "requested": len(refs)}, outcome="denied", now=when)
+            raise PolicyDenied(reason, rule=rule)
+        out: dict[ChunkRef, bytes] = {}
+        data_keys: dict[tuple[str, str], bytes] = {}
+        from .keys import chunk_key
+
+        for ref in refs:
+            dek = data_keys.get((ref.kind, ref.partition))
+            if dek is None:
+                dek = data_keys[(ref.kind, ref.partition)] = self.archive.data_key(self._keys, ref.kind, ref.partition)
+            out[ref] = chunk_key(dek, archive_id=self.archive.archive_id, kind=ref.kind, partition=ref.partition,
+                                 chunk=ref.chunk, part=ref.part)
+        self.released += len(out)
+        parts = sorted({r.part for r in refs})
+        self.archive.audit.append(known.person, "key.release", grant.id,
+                                  {"rule": "grant.window", "keys": len(out), "parts": parts,
+                                   "chunks": sorted({f"{r.kind}/{r.partition}/{r.chunk}" for r in refs})[:200]},
+                                  outcome="allowed", now=when)
+        return out
+
+    def _judge(self, ticket: Ticket, grant: "Grant", refs: Sequence[ChunkRef],
+               when: datetime) -> tuple[ChunkRef, str, str] | None:
+        from .grants import revocations
+
+        if when >= ticket.expires:
+            return (refs[0] if refs else ChunkRef("", "", "", ""), "ticket.expired",
+                    f"the case ticket expired at {format_ts(ticket.expires)}; open the case again")
+        if grant.id in revocations(self.archive):
+            return (refs[0] if refs else ChunkRef("", "", "", ""), "grant.revoked", f"grant {grant.id} was revoked")
+        chunk_seconds = self.archive.config.chunk_seconds
+        for ref in refs:
+            if ref.part not in parts_for_fields(grant.fields, ref.kind):
+                return ref, "fields.parts", (f"the grant's fields ({', '.join(grant.fields)}) do not open the "
+                                              f"{ref.part!r} part")
+            try:
+                start, end = ref.window(chunk_seconds)
+            except ValueError:
+                return ref, "chunk.unknown", "malformed chunk reference"
+            if not (start < ticket.end and end > ticket.start):
+                return ref, "grant.window", (f"chunk {ref.kind}/{ref.partition}/{ref.chunk} is outside the granted "
+                                              f"window [{format_ts(ticket.start)}, {format_ts(ticket.end)})")
+        return None
+
+
+class EmbeddedKeyService(GrantGate):
+    """The in-process key service: master keys in this process (one trusted machine)."""
+
+
+def wrap_release(keys: dict[ChunkRef, bytes]) -> dict[str, str]:
+    """Keys as JSON-safe text for the wire (base64)."""
+    return {"/".join(ref.to_json()): _crypto.b64(key) for ref, key in keys.items()}
+
+
+def unwrap_release(obj: dict[str, str], refs: Sequence[ChunkRef]) -> dict[ChunkRef, bytes]:
+    """Parse a key-server answer; raises IntegrityError unless it holds exactly the keys asked for."""
+    wanted = {"/".join(r.to_json()): r for r in refs}
+    if set(obj) != set(wanted):
+        raise IntegrityError("the key server answered with other keys than were asked for")
+    return {wanted[name]: _crypto.unb64(value) for name, value in obj.items()}

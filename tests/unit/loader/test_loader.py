@@ -1,0 +1,165 @@
+"""The policy-checked loader: exactly the granted window, scope and fields; every refusal audited."""
+
+from datetime import datetime, timedelta, timezone
+
+import polars as pl
+import pytest
+
+from investigator import errors
+from investigator.keyservice import ChunkRef, EmbeddedKeyService
+
+from .conftest import EDGE_DAY, SHANGHAI
+
+
+def test_window_edges_and_only_overlapping_chunks(world):
+    grant = world.grant(start=EDGE_DAY, end=EDGE_DAY + timedelta(hours=1))
+    service = EmbeddedKeyService(world.archive, world.keys)
+    case = world.open(grant, key_service=service)
+    frame = case.messages()
+    edge = frame.filter(pl.col("source") == "edge")["message_id"].to_list()
+    assert sorted(edge) == ["edge-inside", "edge-start"]  # start is in, end is out
+    assert frame["ts"].min() >= EDGE_DAY and frame["ts"].max() < EDGE_DAY + timedelta(hours=1)
+    # only the one chunk hour overlaps: 10:00 of 2026-11-20, in every batch that wrote into it
+    assert case.stats.chunk_ids == {"messages/2026-11-20/100000"}
+    entries = [e for e in world.archive.chunk_entries("messages") if e.chunk_id == "messages/2026-11-20/100000"]
+    assert case.stats.chunks_decrypted == len(entries)
+    assert service.released == case.stats.keys_released == 2  # meta + content of one chunk hour (no attachments field)
+
+
+def test_archive_zone_and_utc_windows_agree(world):
+    utc = world.grant(start=EDGE_DAY, end=EDGE_DAY + timedelta(hours=1))
+    local = world.grant(start=datetime(2026, 11, 20, 18, 0, tzinfo=SHANGHAI), end=datetime(2026, 11, 20, 19, 0, tzinfo=SHANGHAI))
+    a, b = world.open(utc).messages(), world.open(local).messages()
+    assert a.height > 2 and a["record_hash"].to_list() == b["record_hash"].to_list()
+
+
+def test_rows_carry_provenance_and_frames_are_copies(world):
+    case = world.open(world.demo_grant)
+    frame = case.messages()
+    assert {"chunk_id", "record_hash", "batch_seq", "leaf_index", "version"} <= set(frame.columns)
+    assert frame["record_hash"].str.len_chars().unique().to_list() == [64]
+    before = world.archive.info()
+    frame.with_columns(pl.lit("x").alias("text"))
+    assert world.archive.info() == before
+
+
+def test_complaint_window_holds_the_planted_case(world):
+    case = world.open(world.demo_grant)
+    frame = case.messages()
+    assert "p-c1-complaint" in frame["message_id"].to_list()
+    local = frame["ts"].dt.convert_time_zone("Asia/Shanghai")
+    assert local.min().hour >= 14 and local.max() < datetime(2026, 11, 18, 17, 0, tzinfo=SHANGHAI)
+    events = case.events()
+    assert "delivery_delay_alert" in events["event_type"].to_list()
+    info = case.info()
+    assert info["messages"] == frame.height and info["window"]["tz"] == "Asia/Shanghai"
+
+
+def test_metadata_only_grant_has_no_text_and_no_content_keys(world):
+    grant = world.grant(start=EDGE_DAY, end=EDGE_DAY + timedelta(hours=1), fields=("metadata",))
+    service = EmbeddedKeyService(world.archive, world.keys)
+    case = world.open(grant, key_service=service)
+    frame = case.messages()
+    assert frame.height > 0
+    assert not {"text", "text_norm", "attachment_name", "attachment_sha256"} & set(frame.columns)
+    released = [e for e in world.audit("key.release") if e.outcome == "allowed"][-1]
+    assert released.details["parts"] == ["meta"]
+    with pytest.raises(errors.ContentNotGranted):
+        case.messages(columns=["ts", "text"])
+    # asking the key service directly for the content part is refused and audited
+    with pytest.raises(errors.PolicyDenied) as info:
+        service.release(case.ticket, [ChunkRef("messages", "2026-11-20", "100000", "content")], now=world.clock)
+    assert info.value.rule == "fields.parts"
+    assert world.audit("key.release")[-1].outcome == "denied"
+
+
+def test_a_key_outside_the_window_is_refused_and_audited(world):
+    grant = world.grant(start=EDGE_DAY, end=EDGE_DAY + timedelta(hours=1))
+    service = EmbeddedKeyService(world.archive, world.keys)
+    case = world.open(grant, key_service=service)
+    with pytest.raises(errors.PolicyDenied) as info:
+        service.release(case.ticket, [ChunkRef("messages", "2026-11-20", "110000", "meta")], now=world.clock)
+    assert info.value.rule == "grant.window"
+    last = world.audit("key.release")[-1]
+    assert last.outcome == "denied" and "outside the granted window" in last.details["reason"]
+    assert service.released == 0
+
+
+def test_scope_limits_rows_to_conversations(world):
+    grant = world.grant(start=EDGE_DAY - timedelta(days=1), end=EDGE_DAY + timedelta(hours=1),
+                        conversations=["edge-conv"])
+    frame = world.open(grant).messages()
+    assert set(frame["conversation_id"].to_list()) == {"edge-conv"}
+    assert sorted(frame["message_id"].to_list()) == ["edge-before", "edge-inside", "edge-start"]
+
+
+def test_lazy_path_equals_eager_and_pushes_filters(world):
+    case = world.open(world.demo_grant)
+    eager = case.messages()
+    lazy = case.messages(lazy=True)
+    assert isinstance(lazy, pl.LazyFrame)
+    assert lazy.collect()["record_hash"].to_list() == eager["record_hash"].to_list()
+    one = lazy.filter(pl.col("sender_id") == "zhangwei").select("message_id", "ts").collect()
+    assert one["message_id"].to_list() == eager.filter(pl.col("sender_id") == "zhangwei")["message_id"].to_list()
+
+
+def test_tampered_chunk_returns_nothing(world):
+    grant = world.grant(start=EDGE_DAY, end=EDGE_DAY + timedelta(hours=1))
+    case = world.open(grant)
+    entry = [e for e in world.archive.chunk_entries("messages") if e.chunk_id == "messages/2026-11-20/100000"][0]
+    path = world.archive.root / entry.part("content")[0]
+    data = bytearray(path.read_bytes())
+    data[-5] ^= 1
+    path.write_bytes(bytes(data))
+    with pytest.raises(errors.IntegrityError, match="content.chk"):
+        case.messages()
+
+
+@pytest.mark.parametrize("attempt", ["expired", "edited", "revoked", "not_operator", "replayed", "no_identity",
+                                     "wrong_code"])
+def test_bypass_attempts_on_open_are_refused_and_audited(world, attempt):
+    import json
+
+    from investigator.grants import find_grant, revoke_grant
+    from investigator.directory import Signer
+    from investigator.loader import open_case
+
+    grant = world.grant(start=EDGE_DAY, end=EDGE_DAY + timedelta(hours=1))
+    service = EmbeddedKeyService(world.archive, world.keys)
+    when = world.tick()
+    kwargs = dict(grant=grant, person="sunli", totp=world.code("sunli", when), key_service=service, now=when)
+    expected: type[Exception] = errors.InvestigatorError
+    if attempt == "expired":
+        kwargs["now"] = when + timedelta(days=400)
+        kwargs["totp"] = world.code("sunli", kwargs["now"])
+        expected = errors.GrantExpired
+    elif attempt == "edited":
+        path = find_grant(world.archive, grant)
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        doc["request"]["body"]["end"] = "2026-11-30T00:00:00.000000Z"
+        path.write_text(json.dumps(doc), encoding="utf-8")
+        expected = errors.GrantInvalid
+    elif attempt == "revoked":
+        revoke_grant(world.archive, grant, signer=Signer("wugang", world.key("wugang")), reason="test", now=when)
+        kwargs["now"] = when = world.tick()
+        kwargs["totp"] = world.code("sunli", when)
+        expected = errors.GrantExpired
+    elif attempt == "not_operator":
+        kwargs["person"] = "zhouzong"
+        kwargs["totp"] = world.code("zhouzong", when)
+        expected = errors.PolicyDenied
+    elif attempt == "replayed":
+        open_case(world.archive, **kwargs)
+        expected = errors.IdentityCheckFailed
+    elif attempt == "no_identity":
+        kwargs["totp"] = None
+        expected = errors.IdentityCheckFailed
+    elif attempt == "wrong_code":
+        kwargs["totp"] = "000000" if kwargs["totp"] != "000000" else "111111"
+        expected = errors.IdentityCheckFailed
+    before = len(world.audit())
+    with pytest.raises(expected):
+        open_case(world.archive, **kwargs)
+    denied = [e for e in world.audit()[before:] if e.outcome == "denied"]
+    assert denied, f"{attempt}: no denied audit entry"
+    assert service.released == 0 or attempt == "replayed"
