@@ -214,12 +214,16 @@ class Archive:
         Raises IntegrityError naming the first manifest that does not verify.
         """
         names = tuple(self.batch_names())
-        if self._manifest_cache and self._manifest_cache[0] == names:
-            return self._manifest_cache[1]
-        out: list[Manifest] = []
-        prev = GENESIS
+        cached_names, cached = self._manifest_cache or ((), [])
+        if cached_names == names:
+            return cached
+        # Batches are append-only: when the known ones are a prefix, verify only the new ones.
+        if names[:len(cached_names)] == cached_names:
+            out, prev, done = list(cached), (cached[-1].digest if cached else GENESIS), len(cached_names)
+        else:
+            out, prev, done = [], GENESIS, 0
         key = self.signing_public
-        for position, name in enumerate(names, start=1):
+        for position, name in enumerate(names[done:], start=done + 1):
             where = f"batches/{name}/manifest.json"
             if name != batch_dir_name(position):
                 raise IntegrityError(f"batch directory {name!r} out of sequence (expected {batch_dir_name(position)})",

@@ -11,7 +11,10 @@ unattended: never use it, or an archive made by the demo, for real records.
 
 from __future__ import annotations
 
+import json
 import shutil
+import warnings
+from datetime import datetime, timezone
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +25,8 @@ from .errors import ArchiveError
 
 DEMO_PASSPHRASE = "demo-only-passphrase-仅供演示"  # DEMO ONLY: public, never for real data
 DEMO_MARKER = "DEMO-ARCHIVE-NOT-FOR-REAL-DATA.txt"
+DEMO_SESSION = "DEMO-SESSION.txt"  # the demo operator's session token (demo only)
+DEMO_OPERATOR = "sunli"
 REPO_SAMPLES = Path(__file__).resolve().parents[1] / "data_samples"
 # Files in data_samples/ that are not exports.
 NOT_EXPORTS = {"README.md", "people.csv", "planted.json"}
@@ -30,6 +35,9 @@ NOT_EXPORTS = {"README.md", "people.csv", "planted.json"}
 @dataclass
 class DemoResult:
     archive: Path
+    grant_id: str = ""
+    operator: str = ""
+    case_info: dict[str, Any] = field(default_factory=dict)
     batches: list[dict[str, Any]] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
     verified: bool = False
@@ -39,6 +47,11 @@ class DemoResult:
 def sample_exports(samples: Path) -> list[tuple[Path, dict[str, Any]]]:
     """Each export file under ``samples`` with the import options it needs, in a stable order."""
     out: list[tuple[Path, dict[str, Any]]] = []
+    host_zone = None
+    planted = samples / "planted.json"
+    if planted.exists():
+        # the sample auth.log was written by hosts on this zone (syslog has no offset)
+        host_zone = json.loads(planted.read_text(encoding="utf-8")).get("authlog_host_time_zone")
     for path in sorted(p for p in samples.rglob("*") if p.is_file()):
         rel = path.relative_to(samples)
         if path.name in NOT_EXPORTS or rel.parts[0] in NOT_EXPORTS or "room" in path.name.lower():
@@ -47,6 +60,8 @@ def sample_exports(samples: Path) -> list[tuple[Path, dict[str, Any]]]:
         rooms = [p for p in path.parent.glob("*room*") if p.is_file()]
         if rooms:
             options["room_names"] = str(rooms[0])
+        if host_zone and path.name.startswith("auth.log"):
+            options["tz"] = host_zone
         out.append((path, options))
     return out
 
@@ -89,7 +104,7 @@ def run_demo(out: Path, *, samples: Path | None = None, echo: Callable[[str], No
     keys = archive.unlock(DEMO_PASSPHRASE, actor="demo-admin")
     result = DemoResult(archive=out)
     for path, extra in sample_exports(source):
-        options = ImportOptions(tz=archive.config.timezone, lenient=False, **extra)
+        options = ImportOptions(**{"tz": archive.config.timezone, "lenient": False, **extra})
         batch = archive.ingest([path], keys=keys, actor="demo-operator", options=options)
         row = {"file": str(path.relative_to(source)), "batch": batch.batch_seq, "messages": batch.messages_added,
                "events": batch.events_added, "duplicates": batch.duplicates, "skipped": batch.skipped}
@@ -101,4 +116,60 @@ def run_demo(out: Path, *, samples: Path | None = None, echo: Callable[[str], No
     result.info = archive.info()
     echo(f"verified: {'intact' if report.ok else 'PROBLEMS'} ({report.chunks_decrypted} chunks, "
          f"{report.records} records, {report.audit_entries} audit entries)")
+    if not report.ok:
+        return result
+    now = datetime.now(timezone.utc)
+    from .grants import demo_authority
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the demo says so itself, once, below
+        authority = demo_authority(archive, keys, now=now, **({"kdf_n": kdf_n} if kdf_n else {}))
+    result.grant_id, result.operator = authority.grant_id, authority.operator_id
+    echo(f"authority: {len(authority.enrolled)} demo people enrolled (DEMO-ONLY secrets); grant {authority.grant_id} "
+         f"for {authority.operator_id}, approved by the supervisor")
+    case = open_demo_case(out, now=now, keys=keys)
+    result.case_info = case.info()
+    echo(f"case opened by {case.person}: {result.case_info['messages']} messages and {result.case_info['events']} "
+         f"events in {result.case_info['window']['start']} .. {result.case_info['window']['end']} (UTC)")
     return result
+
+
+def demo_session(archive_path: Path | str, *, now: datetime | None = None, keys: Any = None) -> str:
+    """DEMO ONLY: the demo operator's session token, logging in again (demo TOTP secret) when expired."""
+    from .grants import DEMO_ONLY_TOTP_SECRETS
+    from .identity import check_session, login
+    from . import _crypto
+
+    root = Path(archive_path)
+    when = now or datetime.now(timezone.utc)
+    archive = Archive.open(root)
+    path = root / DEMO_SESSION
+    if path.exists():
+        token = path.read_text(encoding="utf-8").strip()
+        try:
+            check_session(archive, token, DEMO_OPERATOR, now=when)
+            return token
+        except Exception:  # noqa: BLE001 - expired or revoked: log in again below
+            pass
+    keys = keys or archive.unlock(DEMO_PASSPHRASE, actor=DEMO_OPERATOR)
+    code = _crypto.totp(DEMO_ONLY_TOTP_SECRETS[DEMO_OPERATOR], when.timestamp())
+    token = login(archive, keys, DEMO_OPERATOR, totp=code, now=when)
+    path.write_text(token + "\n", encoding="utf-8")
+    return token
+
+
+def demo_grant(archive_path: Path | str) -> str:
+    """DEMO ONLY: the id of the demo archive's complaint grant."""
+    grants = sorted((Path(archive_path) / "org" / "grants").glob("*.json"))
+    if not grants:
+        raise ArchiveError(f"{archive_path}: no demo grant; run 'investigator demo' first")
+    return grants[0].stem
+
+
+def open_demo_case(archive_path: Path | str, *, now: datetime | None = None, keys: Any = None) -> Any:
+    """DEMO ONLY: open the demo grant's case as the demo operator, with the demo session."""
+    from .loader import open_case
+
+    session = demo_session(archive_path, now=now, keys=keys)
+    return open_case(archive_path, grant=demo_grant(archive_path), person=DEMO_OPERATOR, session=session,
+                     passphrase=DEMO_PASSPHRASE, now=now)
