@@ -156,6 +156,12 @@ class Case:
             self._directory = DirectoryStore(self.archive).load()
         return self._directory
 
+    def tags(self) -> Any:
+        """The case's tags and notes (stored beside the archive, audited; originals untouched)."""
+        from .tagstore import TagStore
+
+        return TagStore(self.archive, case=self.grant.case, actor=self.person)
+
     def identities(self) -> dict[str, list[str]]:
         """person id -> every account id / name linked to them (for analysis filters)."""
         return self.directory().identities()

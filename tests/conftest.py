@@ -69,3 +69,17 @@ def archive_snapshot(root: Path) -> dict[str, bytes]:
         if path.is_file() and not rel.startswith(("audit/", "locks/")):
             out[rel] = path.read_bytes()
     return out
+
+
+@pytest.fixture(scope="session")
+def demo_archive(tmp_path_factory) -> Path:
+    """The demo archive (samples, people, an approved grant, a session), built once per test worker.
+
+    Tests that change it must copy it first (``shutil.copytree``).
+    """
+    from investigator.demo import run_demo
+
+    out = tmp_path_factory.mktemp("demo") / "demo-archive"
+    result = run_demo(out, kdf_n=TEST_KDF_N)
+    assert result.verified, result.problems
+    return out
