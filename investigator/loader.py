@@ -34,6 +34,10 @@ from .schema import (CONTENT_COLUMNS, PART_COLUMNS, format_ts, full_schema, id_f
 
 PROVENANCE_COLUMNS = ("chunk_id", "batch_seq", "leaf_index", "record_hash", "version")
 THREADS = 2
+# Keys are asked for a bounded number of chunks at a time: a long load never
+# holds the keys of the whole window at once, and a key server that goes away
+# mid-load stops it at the next batch (with an error, never partial data).
+KEY_BATCH = 128
 
 
 @dataclass
@@ -103,6 +107,7 @@ class Case:
         # A frozen clock (tests, reproducing a report at its recorded time) for the
         # embedded service; the key server always judges by its own clock.
         self._now = now
+        self.key_batch = KEY_BATCH
         self.archive = archive
         self.grant = grant
         self.ticket = ticket
@@ -260,11 +265,14 @@ class Case:
             raise ConfigError(f"unknown column {unknown[0]!r}", hint=f"columns are: {', '.join(base)}")
         return list(columns)
 
+    def _batches(self, entries: Sequence[ChunkEntry]) -> Iterator[Sequence[ChunkEntry]]:
+        for first in range(0, len(entries), self.key_batch):
+            yield entries[first:first + self.key_batch]
+
     def _load(self, kind: str, columns: Sequence[str] | None, extra: pl.Expr | None = None,
               progress: bool | None = None) -> pl.DataFrame:
         wanted = self._columns(kind, columns)
         entries = self._entries(kind)
-        keys = self._release(entries, kind)
         row_filter = self._row_filter(kind)
         pieces: list[pl.DataFrame] = []
         show = progress if progress is not None else len(entries) > 200
@@ -275,11 +283,13 @@ class Case:
             bar = tqdm(total=len(entries), desc=f"decrypting {kind}", unit="chunk")
         try:
             with ThreadPoolExecutor(max_workers=THREADS) as pool:
-                for piece in pool.map(lambda e: self._decrypt(e, keys, row_filter, extra, wanted), entries):
-                    if piece.height:
-                        pieces.append(piece)
-                    if bar is not None:
-                        bar.update(1)
+                for batch in self._batches(entries):
+                    keys = self._release(batch, kind)
+                    for piece in pool.map(lambda e: self._decrypt(e, keys, row_filter, extra, wanted), batch):
+                        if piece.height:
+                            pieces.append(piece)
+                        if bar is not None:
+                            bar.update(1)
         finally:
             if bar is not None:
                 bar.close()
@@ -322,8 +332,8 @@ class Case:
         def source(with_columns: list[str] | None, predicate: pl.Expr | None, n_rows: int | None,
                    batch_size: int | None) -> Iterator[pl.DataFrame]:
             entries = self._entries(kind)
-            keys = self._release(entries, kind)
             row_filter = self._row_filter(kind)
+            keys: dict[ChunkRef, bytes] = {}
             cols = [c for c in wanted if with_columns is None or c in with_columns or c == "ts"]
             produced = 0
             with ThreadPoolExecutor(max_workers=THREADS) as pool:
@@ -331,6 +341,8 @@ class Case:
                 # the result plus a few chunks, not by the whole window.
                 for first in range(0, len(entries), THREADS * 2):
                     batch = entries[first:first + THREADS * 2]
+                    if first % self.key_batch == 0:
+                        keys = self._release(entries[first:first + self.key_batch], kind)
                     for piece in pool.map(lambda e: self._decrypt(e, keys, row_filter, predicate, cols), batch):
                         if with_columns is not None:
                             piece = piece.select([c for c in with_columns if c in piece.columns])

@@ -19,6 +19,7 @@ from ..errors import InvestigatorError, exit_codes
 _COMMAND_MODULES = (
     "investigator.cli.archive_cmds",
     "investigator.cli.demo_cmds",
+    "investigator.cli.case_cmds",
     "investigator.cli.people_cmds",
     "investigator.cli.policy_cmds",
     "investigator.cli.request_cmds",

@@ -1,0 +1,91 @@
+"""Case commands: open (what a grant lets you read) and the key server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .options import archive_argument, archive_passphrase, echo_json, json_option
+
+
+@click.command("open")
+@archive_argument
+@click.option("--grant", required=True, help="Grant id (or grant file).")
+@click.option("--as", "person", required=True, metavar="ID", help="Who opens the case (the grant's operator).")
+@click.option("--totp", default=None, help="A fresh TOTP code (动态验证码).")
+@click.option("--session", default=None, help="A session token from 'investigator login' instead of a code.")
+@click.option("--monitor", default=None, metavar="ID", help="Dual control: the monitor (监控人) present.")
+@click.option("--monitor-totp", default=None, help="Dual control: the monitor's TOTP code.")
+@click.option("--keyserver", default=None, metavar="URL", help="Use a key server instead of the embedded service.")
+@click.option("--cafile", default=None, type=click.Path(exists=True, dir_okay=False), help="CA for an https key server.")
+@json_option
+def open_cmd(archive: Path, grant: str, person: str, totp: str | None, session: str | None, monitor: str | None,
+             monitor_totp: str | None, keyserver: str | None, cafile: str | None, as_json: bool) -> None:
+    """Open a case and print what it holds: counts, window, scope, fields (no content).
+
+    \b
+    Runs the same checks as a notebook's open_case(): grant, operator, identity, policy.
+    Examples:
+      investigator open ./case-archive --grant G-1a2b --as sunli --totp 123456
+      investigator open ./case-archive --grant G-1a2b --as sunli --session ivs1.... --keyserver http://127.0.0.1:8765
+    """
+    from ..loader import open_case
+
+    passphrase = None if keyserver else archive_passphrase()
+    case = open_case(archive, grant=grant, person=person, totp=totp, session=session, monitor=monitor,
+                     monitor_totp=monitor_totp, keyserver=keyserver, cafile=cafile, passphrase=passphrase)
+    info = case.info()
+    if as_json:
+        echo_json(info)
+        return
+    click.echo(f"case {info['case']} (grant {info['grant_id']}) opened by {info['person']}")
+    click.echo(f"  window: {info['window']['start']} .. {info['window']['end']} (UTC; archive zone {info['window']['tz']})")
+    click.echo(f"  fields: {', '.join(info['fields'])}   scope: {info['scope'] or 'whole window'}")
+    click.echo(f"  {info['messages']} messages in {info['conversations']} conversations from {info['senders']} senders; "
+               f"{info['events']} events")
+
+
+@click.command()
+@archive_argument
+@click.option("--listen", default="127.0.0.1:8765", show_default=True, metavar="HOST:PORT",
+              help="Address to listen on. Loopback by default; expose it only behind TLS.")
+@click.option("--cert", "certfile", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="TLS certificate (PEM); serves https.")
+@click.option("--key", "keyfile", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="TLS private key (PEM) for --cert.")
+@click.option("--rate", default=20.0, show_default=True, help="Requests per second per client (burst 3x).")
+def keyserver(archive: Path, listen: str, certfile: str | None, keyfile: str | None, rate: float) -> None:
+    """Serve chunk keys to notebooks; the only process holding the master keys.
+
+    \b
+    Checks grant, identity and policy itself on every request; releases only keys
+    of chunks overlapping the grant's window; rate-limits; audits everything.
+    Example:
+      INVESTIGATOR_PASSPHRASE=... investigator keyserver ./case-archive --listen 127.0.0.1:8765
+    """
+    from ..archive import Archive
+    from ..keyserver import RateLimit, serve
+
+    host, _, port = listen.rpartition(":")
+    if not host or not port.isdigit():
+        raise click.BadParameter("expected HOST:PORT", param_hint="--listen")
+    opened = Archive.open(archive)
+    keys = opened.unlock(archive_passphrase(), actor="keyserver")
+    server = serve(opened, keys, host=host, port=int(port), certfile=certfile, keyfile=keyfile,
+                   limit=RateLimit(rate=rate, burst=int(rate * 3)))
+    scheme = "https" if certfile else "http"
+    click.echo(f"key server for archive {opened.archive_id} listening on {scheme}://{host}:{server.server_address[1]}",
+               err=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+        opened.audit.append("keyserver", "keyserver.stop", listen, {})
+
+
+def register(main: click.Group) -> None:
+    main.add_command(open_cmd)
+    main.add_command(keyserver)

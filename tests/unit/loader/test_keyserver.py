@@ -1,0 +1,134 @@
+"""The key server as a real process on 127.0.0.1: same answers, its own checks, clean failures."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from conftest import PASSPHRASE
+from investigator import errors
+from investigator.keyserver import RemoteKeyService
+from investigator.loader import open_case
+
+from .conftest import EDGE_DAY
+
+
+@pytest.fixture
+def server(world):
+    env = {**os.environ, "INVESTIGATOR_PASSPHRASE": PASSPHRASE}
+    proc = subprocess.Popen([sys.executable, "-m", "investigator.cli", "keyserver", str(world.archive.root),
+                             "--listen", "127.0.0.1:0", "--rate", "50"], env=env, stderr=subprocess.PIPE, text=True)
+    line = proc.stderr.readline()
+    match = re.search(r"http://127\.0\.0\.1:(\d+)", line)
+    assert match, line
+    url = f"http://127.0.0.1:{match.group(1)}"
+    yield proc, url
+    proc.send_signal(signal.SIGTERM) if proc.poll() is None else None
+    proc.wait(timeout=10)
+
+
+def now_code(world, person="sunli"):
+    # the server judges by its own clock: codes for the real time
+    return world.code(person, datetime.now(timezone.utc))
+
+
+def post(url, path, body):
+    request = urllib.request.Request(url + path, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_remote_case_reads_what_the_embedded_one_reads(world, server):
+    _, url = server
+    grant = world.grant(start=EDGE_DAY, end=EDGE_DAY + timedelta(hours=1))
+    embedded = world.open(grant).messages()
+    case = open_case(world.archive, grant=grant, person="sunli", totp=now_code(world), keyserver=url)
+    assert isinstance(case._keys, RemoteKeyService)
+    remote = case.messages()
+    assert remote["record_hash"].to_list() == embedded["record_hash"].to_list()
+    assert any(e.action == "key.release" and e.outcome == "allowed" for e in world.audit())
+
+
+def test_no_or_wrong_identity_is_refused_and_audited(world, server):
+    _, url = server
+    status, answer = post(url, "/v1/keys", {"refs": [["messages", "2026-11-20", "100000", "meta"]]})
+    assert status == 401 and answer["error"] == "IdentityCheckFailed"
+    status, answer = post(url, "/v1/keys", {"token": "forged", "refs": []})
+    assert status == 401
+    grant = world.grant(start=EDGE_DAY, end=EDGE_DAY + timedelta(hours=1))
+    with pytest.raises(errors.IdentityCheckFailed):
+        open_case(world.archive, grant=grant, person="sunli", totp="000000", keyserver=url)
+    denied = [e for e in world.audit() if e.outcome == "denied"]
+    assert any(e.action == "key.release" for e in denied) and any(e.action in ("identity.check", "totp.identity") for e in denied)
+
+
+def test_direct_request_outside_the_window_is_refused(world, server):
+    _, url = server
+    grant = world.grant(start=EDGE_DAY, end=EDGE_DAY + timedelta(hours=1))
+    case = open_case(world.archive, grant=grant, person="sunli", totp=now_code(world), keyserver=url)
+    status, answer = post(url, "/v1/keys", {"token": case.ticket.token,
+                                            "refs": [["messages", "2026-11-21", "100000", "meta"]]})
+    assert status == 403 and answer["rule"] == "grant.window"
+    last = [e for e in world.audit() if e.action == "key.release"][-1]
+    assert last.outcome == "denied" and last.details["rule"] == "grant.window"
+
+
+def test_edited_client_grant_is_refused(world, server):
+    _, url = server
+    grant_id = world.grant(start=EDGE_DAY, end=EDGE_DAY + timedelta(hours=1))
+    from investigator.grants import Grant, find_grant
+
+    grant = Grant.from_file(find_grant(world.archive, grant_id))
+    doc = grant.to_json()
+    doc["request"]["body"]["end"] = "2026-11-30T00:00:00.000000Z"
+    status, answer = post(url, "/v1/open", {"grant_id": grant_id, "grant_hash": Grant.from_json(doc).hash,
+                                            "person": "sunli", "totp": now_code(world)})
+    assert status == 403 and answer["error"] == "GrantInvalid"
+
+
+def test_server_killed_mid_load_gives_an_error_not_partial_data(world, server):
+    proc, url = server
+
+    class KillAfterFirst(RemoteKeyService):
+        calls = 0
+
+        def release(self, ticket, refs, *, now=None):
+            KillAfterFirst.calls += 1
+            if KillAfterFirst.calls == 2:
+                proc.kill()
+                proc.wait(timeout=10)
+            return super().release(ticket, refs, now=now)
+
+    grant = world.grant(start=EDGE_DAY - timedelta(days=2), end=EDGE_DAY + timedelta(hours=1))
+    service = KillAfterFirst(url)
+    case = open_case(world.archive, grant=grant, person="sunli", totp=now_code(world), key_service=service)
+    case.key_batch = 4
+    with pytest.raises(errors.KeyServiceError, match="unreachable"):
+        case.messages()
+    assert KillAfterFirst.calls == 2
+
+
+def test_rate_limit_answers_429_and_audits(world):
+    env = {**os.environ, "INVESTIGATOR_PASSPHRASE": PASSPHRASE}
+    proc = subprocess.Popen([sys.executable, "-m", "investigator.cli", "keyserver", str(world.archive.root),
+                             "--listen", "127.0.0.1:0", "--rate", "1"], env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        url = "http://127.0.0.1:" + re.search(r":(\d+)$", proc.stderr.readline().strip()).group(1)
+        statuses = [post(url, "/v1/keys", {"token": "x", "refs": []})[0] for _ in range(8)]
+        assert 429 in statuses
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+    assert any(e.details.get("rule") == "keyserver.rate_limit" for e in world.audit())
