@@ -111,8 +111,11 @@ def add_cmd(archive: Path, pid: str, name: str, roles: tuple[str, ...], supervis
     """Add (or update) one person.
 
     \b
-    Bootstrap the first admin with the archive passphrase (no --as):
+    Examples:
+      # bootstrap the first admin with the archive passphrase (no --as)
       INVESTIGATOR_PASSPHRASE=... investigator people add ./case-archive --id wugang --name 吴刚 --role admin
+      # later changes are signed by an admin
+      investigator people add ./case-archive --id zhangwei --name 张伟 --role agent --supervisor zhaomin --as wugang
     """
     opened = Archive.open(archive)
     person = Person(id=pid, name=name, department=dept, groups=tuple(groups), supervisor=supervisor,

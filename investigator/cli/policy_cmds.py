@@ -67,7 +67,8 @@ def set_cmd(archive: Path, file: Path, note: str, as_id: str | None, key_dir: Pa
     """Install a policy file in the archive as the next signed version.
 
     \b
-    Bootstrap (before any admin is enrolled) with the archive passphrase, later --as ADMIN:
+    Bootstrap (before any admin is enrolled) with the archive passphrase, later --as ADMIN.
+    Example:
       investigator policy set ./case-archive policy.toml --as wugang --note "two approvals for exports"
     """
     from ..policy import PolicyStore
