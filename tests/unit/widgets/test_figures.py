@@ -1,0 +1,105 @@
+"""figures.py: frames in, plotly figures out, traces as the analysis functions say."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import polars as pl
+import pytest
+
+from investigator import analysis as A
+from investigator.widgets import figures as F
+from investigator.widgets.i18n import label, resolve_lang
+
+UTC = timezone.utc
+
+
+def _messages() -> pl.DataFrame:
+    t0 = datetime(2026, 11, 18, 6, 20, tzinfo=UTC)  # 14:20 in Shanghai
+    rows = [("m1", t0, "zhangwei", "张伟", ["liqiang"], "c1", "快递到哪了"),
+            ("m2", t0 + timedelta(minutes=15), "wangfang", "王芳", ["zhangwei"], "c2", "我要投诉"),
+            ("m3", t0 + timedelta(minutes=135), "zhangwei", "张伟", ["wangfang"], "c2", "抱歉, 投诉已收到"),
+            ("m4", t0 + timedelta(minutes=140), "wangfang", "王芳", [], "c3", "好的")]
+    return pl.DataFrame([{"message_id": m, "ts": ts, "sender_id": s, "sender_name": n, "recipients": r,
+                          "conversation_id": c, "conversation_name": c, "msg_type": "text", "text": t}
+                         for m, ts, s, n, r, c, t in rows])
+
+
+def _events() -> pl.DataFrame:
+    t0 = datetime(2026, 11, 18, 6, 40, tzinfo=UTC)
+    return pl.DataFrame({"event_id": ["e1", "e2"], "ts": [t0, t0 + timedelta(minutes=5)],
+                         "actor": ["system", "zhangwei"], "event_type": ["alert", "login"],
+                         "host": [None, "erp-01"], "ip": [None, "10.0.0.1"], "outcome": [None, "success"],
+                         "details": ["{}", "{}"]})
+
+
+def _kinds(fig) -> list[str]:
+    return [t.meta["kind"] for t in fig.data]
+
+
+def test_timeline_lanes_events_gaps_and_delays():
+    msgs, events = _messages(), _events()
+    gaps = A.silences(msgs, timedelta(minutes=60), by="sender_id")
+    delays = A.first_replies(msgs, agents=["zhangwei"])
+    fig = F.timeline_figure(msgs, events, gaps=gaps, delays=delays, lang="en", highlight=["m2"])
+    assert _kinds(fig) == ["message", "event", "event", "gap", "delay"]
+    message = fig.data[0]
+    assert list(message.customdata) == ["m1", "m2", "m3", "m4"]
+    assert list(message.marker.size) == [8, 14, 8, 8]
+    # wall-clock times in the archive's zone, the zone named on the axis
+    assert message.x[0] == datetime(2026, 11, 18, 14, 20)
+    assert fig.layout.xaxis.title.text == "Time (Asia/Shanghai)"
+    assert {t.meta["event_type"] for t in fig.data if t.meta["kind"] == "event"} == {"alert", "login"}
+    assert set(fig.layout.yaxis.categoryarray) == {"张伟", "王芳", "system", "zhangwei"}
+    delay = fig.data[-1]
+    assert "delay 120 min" in delay.text[0]
+    assert len(fig.layout.shapes) == gaps.height
+
+
+def test_timeline_empty_and_max_lanes():
+    fig = F.timeline_figure(_messages().head(0), None, lang="en")
+    assert fig.data == () and fig.layout.annotations[0].text == "No data"
+    fig = F.timeline_figure(_messages(), None, max_lanes=1)
+    assert set(fig.data[0].y) == {"张伟"}  # the busiest lane first
+
+
+def test_heatmap_counts_follow_analysis():
+    msgs = _messages()
+    fig = F.activity_heatmap_figure(msgs, lang="en")
+    grid = A.activity_heatmap(msgs)
+    assert sum(map(sum, fig.data[0].z)) == grid["count"].sum() == 4
+    assert fig.data[0].z[2][14] == 2  # Wednesday 14:xx Shanghai
+    assert list(fig.data[0].y)[0] == "Mon"
+    assert F.activity_heatmap_figure(msgs, lang="zh-CN").data[0].y[0] == "周一"
+
+
+def test_contact_graph_edges_follow_contact_edges():
+    msgs = _messages()
+    fig = F.contact_graph_figure(msgs, names={"zhangwei": "张伟"})
+    edges = {(t.meta["source"], t.meta["target"]): t.meta["count"] for t in fig.data if t.meta["kind"] == "edge"}
+    expected = {(s, t): n for s, t, _k, n in A.contact_edges(msgs).iter_rows()}
+    assert edges == expected
+    nodes = [t for t in fig.data if t.meta["kind"] == "node"]
+    assert {t.meta["node_kind"] for t in nodes} == {"person", "conversation"}
+    assert "张伟" in nodes[0].text
+
+
+@pytest.mark.parametrize("by,expected", [("sender", {"王芳": 1, "张伟": 1}), ("day", {"2026-11-18": 2}),
+                                         ("term", {"投诉": 2})])
+def test_hit_counts(by, expected):
+    hits = A.search(_messages(), "投诉")
+    fig = F.hit_counts_figure(hits, by=by, lang="en")
+    assert dict(zip(fig.data[0].y, fig.data[0].x)) == expected
+
+
+def test_hit_counts_rejects_unknown_grouping():
+    with pytest.raises(ValueError):
+        F.hit_counts_figure(_messages(), by="colour")
+
+
+def test_labels_default_to_chinese(monkeypatch):
+    monkeypatch.delenv("INVESTIGATOR_LANG", raising=False)
+    assert resolve_lang() == "zh-CN" and label("messages") == "消息"
+    monkeypatch.setenv("INVESTIGATOR_LANG", "en")
+    assert label("messages") == "Messages"
+    assert label("messages", "zh") == "消息"
