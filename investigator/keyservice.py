@@ -129,13 +129,7 @@ class GrantGate:
                                       outcome="denied", now=when)
             raise PolicyDenied(reason, rule="grant.operator")
         check_identity(self.archive, self._keys, person, totp=totp, session=session, now=when)
-        if monitor is not None:
-            if monitor == person:
-                reason = "the monitor (监控人) must be another person than the operator"
-                self.archive.audit.append(person, "case.open", grant.id, {"rule": "dual_control.distinct",
-                                                                          "reason": reason}, outcome="denied", now=when)
-                raise PolicyDenied(reason, rule="dual_control.distinct")
-            check_identity(self.archive, self._keys, monitor, totp=monitor_totp, now=when)
+        self._check_monitor(grant, person, monitor, monitor_totp, when)
         start, end = grant.window
         ticket = Ticket(token=secrets.token_urlsafe(24), grant_id=grant.id, person=person, start=start, end=end,
                         parts=parts_for_fields(grant.fields), expires=min(grant.expiry, when + TICKET_LIFETIME))
@@ -146,6 +140,36 @@ class GrantGate:
                                    format_ts(end)], "parts": list(ticket.parts), "monitor": monitor or ""},
                                   outcome="allowed", now=when)
         return ticket
+
+    def _check_monitor(self, grant: "Grant", person: str, monitor: str | None, monitor_totp: str | None,
+                       when: datetime) -> None:
+        """Dual control (操作人+监控人): required for the policy's purposes; the monitor is checked whenever named."""
+        from .directory import DirectoryStore
+        from .identity import check_identity
+        from .policy import PolicyStore
+
+        directory = DirectoryStore(self.archive).load()
+        policy = PolicyStore(self.archive).load(directory)
+        refusal = None
+        if monitor is None:
+            if grant.purpose in policy.dual_control_purposes:
+                refusal = ("dual_control.required", f"cases of purpose {grant.purpose!r} need a monitor (监控人) "
+                           "to pass an identity check too (open_case(monitor=..., monitor_totp=...))")
+        elif monitor == person:
+            refusal = ("dual_control.distinct", "the monitor (监控人) must be another person than the operator")
+        else:
+            found = directory.find(monitor)
+            roles = [policy.roles[r] for r in (found.roles if found else ()) if r in policy.roles]
+            if found is None or not found.active or not any({"approve", "audit"} & set(r.permissions) for r in roles):
+                refusal = ("dual_control.monitor_role", f"{monitor} cannot act as monitor (an active person with "
+                           "an approve or audit permission is needed)")
+        if refusal:
+            rule, reason = refusal
+            self.archive.audit.append(person, "case.open", grant.id, {"rule": rule, "reason": reason},
+                                      outcome="denied", now=when)
+            raise PolicyDenied(reason, rule=rule)
+        if monitor is not None:
+            check_identity(self.archive, self._keys, monitor, totp=monitor_totp, now=when)
 
     def ticket(self, token: str) -> tuple[Ticket, "Grant"]:
         with self._lock:

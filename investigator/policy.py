@@ -256,6 +256,8 @@ class Policy:
     failure_window_minutes: int = 15
     lockout_minutes: int = 15
     session_hours: int = 8
+    # 双重验证机制(操作人+监控人): purposes whose cases open only with a monitor's code too
+    dual_control_purposes: tuple[str, ...] = ()
     source_sha256: str = ""
     version: int = 0
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
@@ -298,6 +300,7 @@ class Policy:
                    max_failures=int(identity.get("max_failures", 5)),
                    failure_window_minutes=int(identity.get("failure_window_minutes", 15)),
                    lockout_minutes=int(identity.get("lockout_minutes", 15)),
+                   dual_control_purposes=tuple(identity.get("dual_control_purposes", ())),
                    session_hours=int(identity.get("session_hours", 8)),
                    source_sha256=_crypto.sha256_hex(text.encode("utf-8")), raw=data)
 
@@ -615,6 +618,11 @@ def validate(data: dict[str, Any]) -> list[str]:
             problems.append(f"identity.{key} must be a positive integer")
     if identity.get("totp_skew_steps", 1) not in (0, 1, 2):
         problems.append("identity.totp_skew_steps must be 0, 1 or 2")
+    problems += [f"identity.dual_control_purposes: unknown purpose {p!r}"
+                 for p in identity.get("dual_control_purposes", ()) if p not in purposes]
+    known_identity = {"totp_skew_steps", "max_failures", "failure_window_minutes", "lockout_minutes", "session_hours",
+                      "dual_control_purposes"}
+    problems += [f"identity: unknown key {k!r}" for k in identity if k not in known_identity]
     return problems
 
 

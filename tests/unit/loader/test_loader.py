@@ -163,3 +163,39 @@ def test_bypass_attempts_on_open_are_refused_and_audited(world, attempt):
     denied = [e for e in world.audit()[before:] if e.outcome == "denied"]
     assert denied, f"{attempt}: no denied audit entry"
     assert service.released == 0 or attempt == "replayed"
+
+
+def test_dual_control_needs_a_monitor_for_sensitive_purposes(world):
+    from investigator.grants import approve, new_request
+    from investigator.loader import open_case
+
+    when = world.tick()
+    signed = new_request(world.archive, requester="qianjin", signing_key=world.key("qianjin"), case="T-DUAL",
+                         purpose="legal_dispute", start=EDGE_DAY, end=EDGE_DAY + timedelta(hours=1),
+                         fields=("metadata", "content"), reason="dual control test", now=when)
+    approve(world.archive, world.keys, signed.id, approver="zhouzong", signing_key=world.key("zhouzong"),
+            totp=world.code("zhouzong", when), now=when)
+    result = approve(world.archive, world.keys, signed.id, approver="sunli", signing_key=world.key("sunli"),
+                     totp=world.code("sunli", when), now=when)
+    grant = result.grant_path.stem
+
+    def attempt(**kw):
+        at = world.tick()
+        return open_case(world.archive, grant=grant, person="qianjin", totp=world.code("qianjin", at),
+                         key_service=EmbeddedKeyService(world.archive, world.keys), now=at,
+                         **{k: (v(at) if callable(v) else v) for k, v in kw.items()})
+
+    with pytest.raises(errors.PolicyDenied) as info:
+        attempt()
+    assert info.value.rule == "dual_control.required"
+    with pytest.raises(errors.PolicyDenied) as info:
+        attempt(monitor="zhangwei", monitor_totp=lambda at: world.code("zhangwei", at))
+    assert info.value.rule == "dual_control.monitor_role"
+    with pytest.raises(errors.IdentityCheckFailed):
+        attempt(monitor="zhengjie", monitor_totp="000000")
+    case = attempt(monitor="zhengjie", monitor_totp=lambda at: world.code("zhengjie", at))
+    assert case.messages().height > 0
+    opened = [e for e in world.audit("case.open") if e.outcome == "allowed"][-1]
+    assert opened.details["monitor"] == "zhengjie"
+    assert [e.details["rule"] for e in world.audit("case.open") if e.outcome == "denied"][-2:] == [
+        "dual_control.required", "dual_control.monitor_role"]
