@@ -7,7 +7,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from conftest import PASSPHRASE, archive_snapshot, event_frame, message_frame
+from support import PASSPHRASE, archive_snapshot, event_frame, message_frame
 from investigator import errors
 from investigator.archive import Archive
 from investigator.ingest import ingest_frames

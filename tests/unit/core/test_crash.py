@@ -7,14 +7,14 @@ import textwrap
 import polars as pl
 import pytest
 
-from conftest import PASSPHRASE
+from support import PASSPHRASE
 from investigator.archive import Archive
 from investigator.ingest import CRASH_ENV
 
 SCRIPT = textwrap.dedent("""
     import sys
     sys.path.insert(0, {tests!r})
-    from conftest import message_frame, event_frame, PASSPHRASE
+    from support import message_frame, event_frame, PASSPHRASE
     from investigator.archive import Archive
     from investigator.ingest import ingest_frames
     archive = Archive.open({root!r})
@@ -26,7 +26,7 @@ SCRIPT = textwrap.dedent("""
 
 @pytest.mark.parametrize("point", ["mid-chunks", "before-manifest", "before-commit", "after-commit"])
 def test_killed_ingest_leaves_a_verifiable_archive(make_archive, point, monkeypatch):
-    from conftest import REPO, message_frame
+    from support import REPO, message_frame
     from investigator.ingest import ingest_frames
 
     archive, keys = make_archive()

@@ -12,7 +12,7 @@ from typing import Any
 import polars as pl
 import pytest
 
-from conftest import DATA_SAMPLES, PASSPHRASE, TEST_KDF_N
+from support import DATA_SAMPLES, PASSPHRASE, TEST_KDF_N
 from investigator import _crypto, schema
 from investigator.archive import Archive
 from investigator.grants import DEMO_ONLY_PASSPHRASE, DEMO_ONLY_TOTP_SECRETS, approve, demo_authority, new_request

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from conftest import PASSPHRASE
+from support import PASSPHRASE
 from investigator import errors
 from investigator.keyserver import RemoteKeyService
 from investigator.loader import open_case
