@@ -1,0 +1,99 @@
+"""OpenCaseForm: archive, grant, person, TOTP code (or a session) -> an opened Case; refusals show their reason.
+
+    >>> form = OpenCaseForm(archive="demo-archive", lang="en")   # doctest: +SKIP
+    >>> form                                                      # doctest: +SKIP
+    >>> case = form.case                                          # after "Open case"   # doctest: +SKIP
+
+The form calls :func:`investigator.open_case`, the one public door: the policy, the identity check and
+the audit happen there. On success it shows the grant's window (in the archive's zone, named), scope
+and fields; on a refusal it shows the error's own message (for PolicyDenied, the deciding rule and
+reason), never a traceback.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import ipywidgets as widgets
+
+from investigator.errors import InvestigatorError
+from investigator.widgets.i18n import label
+
+
+def describe_case(case: Any, lang: str | None = None) -> str:
+    """HTML: grant id, case, person, window in the archive's zone, scope and fields."""
+    zone = ZoneInfo(case.timezone)
+    start, end = (t.astimezone(zone).strftime("%Y-%m-%d %H:%M") for t in case.window)
+    scope = {k: v for k, v in case.scope.items() if v}
+    scope_text = "; ".join(f"{k}: {', '.join(v)}" for k, v in scope.items()) or label("all", lang)
+    rows = [(label("grant", lang), case.grant.id), (label("case", lang), case.grant.case),
+            (label("person", lang), case.person),
+            (label("window", lang), f"{start} – {end} ({case.timezone})"),
+            (label("scope", lang), scope_text), (label("fields", lang), ", ".join(case.fields))]
+    body = "".join(f"<tr><th style='text-align:left'>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>"
+                   for k, v in rows)
+    return f"<table class='investigator-case'>{body}</table>"
+
+
+class OpenCaseForm(widgets.VBox):
+    """Open a case from a notebook without code; :attr:`case` holds it once opened."""
+
+    def __init__(self, *, archive: str = "", grant: str = "", person: str = "", session: str = "",
+                 passphrase: str = "", keyserver: str = "", lang: str | None = None,
+                 opener: Callable[..., Any] | None = None, **kwargs: Any) -> None:
+        self.lang = lang
+        self.case: Any = None
+        self._callbacks: list[Callable[[Any], None]] = []
+        if opener is None:
+            from investigator import open_case
+
+            opener = open_case
+        self._opener = opener
+        L = lambda key: label(key, lang)  # noqa: E731
+        self.archive = widgets.Text(value=str(archive), description=L("archive"))
+        self.grant = widgets.Text(value=grant, description=L("grant"))
+        self.person = widgets.Text(value=person, description=L("person"))
+        self.totp = widgets.Text(description=L("totp"), placeholder="123456")
+        self.session = widgets.Password(value=session, description=L("session"))
+        self.passphrase = widgets.Password(value=passphrase, description=L("passphrase"))
+        self.keyserver = keyserver
+        self.open_button = widgets.Button(description=L("open_case"), icon="folder-open", button_style="primary")
+        self.result = widgets.HTML()
+        self.result.add_class("investigator-open-result")
+        self.open_button.on_click(lambda _b: self.open())
+        super().__init__([self.archive, self.grant, self.person, self.totp, self.session, self.passphrase,
+                          self.open_button, self.result], **kwargs)
+        self.add_class("investigator-open-case")
+
+    def on_open(self, callback: Callable[[Any], None]) -> None:
+        """Call ``callback(case)`` when a case opens."""
+        self._callbacks.append(callback)
+
+    def open(self) -> Any:
+        """Open the case with the form's values; returns it, or None after showing the refusal."""
+        options: dict[str, Any] = {"grant": self.grant.value.strip(), "person": self.person.value.strip()}
+        if self.totp.value.strip():
+            options["totp"] = self.totp.value.strip()
+        if self.session.value.strip():
+            options["session"] = self.session.value.strip()
+        if self.passphrase.value:
+            options["passphrase"] = self.passphrase.value
+        if self.keyserver:
+            options["keyserver"] = self.keyserver
+        try:
+            case = self._opener(self.archive.value.strip(), **options)
+        except InvestigatorError as exc:
+            self.case = None
+            self.result.value = (f"<div style='color:#b00020'><b>{html.escape(label('refused', self.lang))}</b>: "
+                                 f"{html.escape(str(exc))}</div>")
+            return None
+        finally:
+            self.totp.value = ""  # a TOTP code is single-use: never leave it in the form
+        self.case = case
+        self.result.value = f"<b>{html.escape(label('opened', self.lang))}</b>" + describe_case(case, self.lang)
+        for callback in self._callbacks:
+            callback(case)
+        return case

@@ -1,0 +1,66 @@
+"""ActivityHeatmap (hour x weekday) and ContactGraph (who talks to whom) over a case or a frame.
+
+    >>> ActivityHeatmap(case)          # doctest: +SKIP
+    >>> ContactGraph(case, lang="en")  # doctest: +SKIP
+
+Thin widgets over :mod:`investigator.widgets.figures`; :meth:`update` redraws with another frame
+(for instance a SearchPanel's results: ``panel.on_results(heatmap.update)``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ipywidgets as widgets
+import plotly.graph_objects as go
+import polars as pl
+
+from investigator.widgets.figures import activity_heatmap_figure, contact_graph_figure
+from investigator.widgets.timeline import _interactive, _static
+
+
+class _FigureBox(widgets.VBox):
+    def __init__(self, case: Any, messages: pl.DataFrame | None, lang: str | None, **kwargs: Any) -> None:
+        self.case, self.lang, self.tz = case, lang, case.timezone
+        self.messages: pl.DataFrame = case.messages() if messages is None else messages
+        self.figure: go.Figure = go.Figure()
+        super().__init__(**kwargs)
+        self.update(self.messages)
+
+    def _build(self, messages: pl.DataFrame) -> go.Figure:
+        raise NotImplementedError
+
+    def update(self, messages: pl.DataFrame) -> go.Figure:
+        """Redraw for ``messages``."""
+        self.messages = messages
+        self.figure = _interactive(self._build(messages))
+        self.children = [self.figure] if isinstance(self.figure, widgets.DOMWidget) else [_static(self.figure)]
+        return self.figure
+
+
+class ActivityHeatmap(_FigureBox):
+    """Message counts per hour and weekday in the archive's zone."""
+
+    def __init__(self, case: Any, *, messages: pl.DataFrame | None = None, lang: str | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(case, messages, lang, **kwargs)
+
+    def _build(self, messages: pl.DataFrame) -> go.Figure:
+        return activity_heatmap_figure(messages, tz=self.tz, lang=self.lang)
+
+
+class ContactGraph(_FigureBox):
+    """Who talks to whom, people named from the org directory."""
+
+    def __init__(self, case: Any, *, messages: pl.DataFrame | None = None, lang: str | None = None,
+                 max_nodes: int = 40, **kwargs: Any) -> None:
+        self.max_nodes = max_nodes
+        super().__init__(case, messages, lang, **kwargs)
+
+    def _build(self, messages: pl.DataFrame) -> go.Figure:
+        names: dict[str, str] = {}
+        if {"sender_id", "sender_name"} <= set(messages.columns):
+            for sid, name in messages.select("sender_id", "sender_name").unique().iter_rows():
+                if sid and name:
+                    names[sid] = name
+        return contact_graph_figure(messages, names=names, lang=self.lang, max_nodes=self.max_nodes)

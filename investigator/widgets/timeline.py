@@ -1,0 +1,122 @@
+"""TimelineView: a lane per participant, events overlaid, gaps and reply delays marked; click a point for context.
+
+    >>> view = TimelineView(case, agents=["zhangwei"], lang="en")   # doctest: +SKIP
+    >>> view.select("p-c1-complaint")                                # doctest: +SKIP
+
+The figure is :func:`investigator.widgets.figures.timeline_figure` (pure) shown as a plotly
+``FigureWidget`` so that a click on a message opens its conversation and a click on an event shows the
+event, in the pane beside it. :meth:`TimelineView.update` redraws with other messages (e.g. the hits of a
+:class:`~investigator.widgets.search.SearchPanel`, via ``panel.on_results(view.show_hits)``).
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterable, Sequence
+from datetime import timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import ipywidgets as widgets
+import plotly.graph_objects as go
+import polars as pl
+
+from investigator import analysis as A
+from investigator.widgets.conversation import context_html
+from investigator.widgets.figures import timeline_figure
+from investigator.widgets.i18n import label
+
+
+class TimelineView(widgets.VBox):
+    """Messages and events of a case on one time axis (the case's messages and events unless given)."""
+
+    def __init__(self, case: Any, *, messages: pl.DataFrame | None = None, events: pl.DataFrame | None = None,
+                 agents: Iterable[str] = (), gap: timedelta | None = timedelta(minutes=30),
+                 highlight: Sequence[str] = (), lang: str | None = None, max_lanes: int = 40,
+                 **kwargs: Any) -> None:
+        self.case, self.lang, self.max_lanes = case, lang, max_lanes
+        self.tz = case.timezone
+        self.all_messages: pl.DataFrame = case.messages() if messages is None else messages
+        self.events: pl.DataFrame = case.events() if events is None else events
+        self.identities = case.identities()
+        self.agents, self.gap = list(agents), gap
+        self.messages = self.all_messages
+        self.highlight = list(highlight)
+        self.figure: go.Figure = go.Figure()
+        self.detail = widgets.HTML(f"<i>{html.escape(label('no_selection', lang))}</i>")
+        self.detail.add_class("investigator-timeline-detail")
+        self.holder = widgets.Box(layout=widgets.Layout(width="100%"))
+        super().__init__([self.holder, self.detail], **kwargs)
+        self.add_class("investigator-timeline")
+        self.update()
+
+    def gaps(self) -> pl.DataFrame | None:
+        """Silences longer than ``gap`` per conversation (analysis.silences)."""
+        if self.gap is None or self.messages.height == 0:
+            return None
+        return A.silences(self.messages, self.gap, tz=self.tz)
+
+    def delays(self) -> pl.DataFrame | None:
+        """First-reply delays of the ``agents`` (analysis.first_replies), answered turns only."""
+        if not self.agents or self.messages.height == 0:
+            return None
+        replies = A.first_replies(self.messages, agents=self.agents, identities=self.identities, tz=self.tz)
+        return replies.filter(pl.col("reply_id").is_not_null())
+
+    def update(self, messages: pl.DataFrame | None = None, *, highlight: Sequence[str] | None = None) -> go.Figure:
+        """Redraw with ``messages`` (default: all of the case's) and ``highlight``ed message ids."""
+        if messages is not None:
+            self.messages = messages
+        if highlight is not None:
+            self.highlight = list(highlight)
+        figure = timeline_figure(self.messages, self.events, tz=self.tz, gaps=self.gaps(), delays=self.delays(),
+                                 highlight=self.highlight, lang=self.lang, max_lanes=self.max_lanes)
+        self.figure = _interactive(figure)
+        for trace in self.figure.data:
+            if isinstance(trace.meta, dict) and trace.meta.get("kind") in ("message", "event") and \
+                    hasattr(trace, "on_click"):
+                trace.on_click(self._on_click)
+        self.holder.children = [self.figure] if isinstance(self.figure, widgets.DOMWidget) else [_static(self.figure)]
+        return self.figure
+
+    def show_hits(self, hits: pl.DataFrame) -> None:
+        """Keep all messages on the timeline and enlarge ``hits`` (a search result)."""
+        self.update(self.all_messages, highlight=hits["message_id"].to_list() if hits.height else [])
+
+    def _on_click(self, trace: Any, points: Any, _selector: Any) -> None:
+        for index in getattr(points, "point_inds", []) or []:
+            self.select(str(trace.customdata[index]))
+            return
+
+    def select(self, item_id: str) -> pl.DataFrame:
+        """Show the context of a message, or the details of an event, in the pane below the figure."""
+        if self.all_messages.height and item_id in set(self.all_messages["message_id"].to_list()):
+            snippet = A.context(self.all_messages, [item_id], before=5, after=5)
+            self.detail.value = context_html(snippet, tz=self.tz, lang=self.lang)
+            return snippet
+        event = self.events.filter(pl.col("event_id") == item_id) if self.events.height else self.events
+        if event.height:
+            row = event.row(0, named=True)
+            when = row["ts"].astimezone(ZoneInfo(self.tz)).strftime("%Y-%m-%d %H:%M:%S")
+            fields = ("event_type", "actor", "host", "ip", "outcome", "details")
+            self.detail.value = (f"<b>{html.escape(label('events', self.lang))}</b> {html.escape(when)} "
+                                 f"({html.escape(self.tz)})<br>" + "<br>".join(
+                                     f"{f}: {html.escape(str(row.get(f) or ''))}" for f in fields))
+            return event
+        self.detail.value = f"<i>{html.escape(label('no_selection', self.lang))}</i>"
+        return self.all_messages.head(0)
+
+
+def _interactive(figure: go.Figure) -> go.Figure:
+    """A FigureWidget (click events) when anywidget is installed; else the static figure."""
+    try:
+        return go.FigureWidget(figure)
+    except Exception:  # noqa: BLE001 - plotly raises ImportError/ValueError without anywidget
+        return figure
+
+
+def _static(figure: go.Figure) -> widgets.Widget:
+    out = widgets.Output()
+    with out:
+        figure.show()
+    return out

@@ -1,0 +1,117 @@
+"""TimelineView, ActivityHeatmap, ContactGraph, TagPanel, OpenCaseForm, TagStore on the demo case."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import polars as pl
+import pytest
+
+from investigator import analysis as A
+from investigator.errors import IntegrityError
+from investigator.widgets import ActivityHeatmap, ContactGraph, OpenCaseForm, SearchPanel, TagPanel, TimelineView
+
+
+def _kinds(fig) -> list[str]:
+    return [t.meta["kind"] for t in fig.data]
+
+
+def test_timeline_traces_follow_the_case(demo_case, demo_messages):
+    events = demo_case.events()
+    view = TimelineView(demo_case, messages=demo_messages, events=events, agents=["zhangwei"], lang="en")
+    kinds = _kinds(view.figure)
+    assert kinds.count("message") == 1 and "gap" in kinds and "delay" in kinds
+    assert len(view.figure.data[0].x) == demo_messages.height
+    event_points = sum(len(t.x) for t in view.figure.data if t.meta["kind"] == "event")
+    assert event_points == events.height
+    gaps = A.silences(demo_messages, timedelta(minutes=30))
+    assert len(view.figure.layout.shapes) == gaps.height
+    # selecting a point opens its context / its event
+    snippet = view.select("p-c1-complaint")
+    assert "p-c1-complaint" in snippet["message_id"].to_list() and "data-message-id='p-c1-complaint'" in view.detail.value
+    view.select("p-c1-alert")
+    assert "delivery_delay_alert" in view.detail.value and "Asia/Shanghai" in view.detail.value
+    # fewer messages -> fewer points; hits highlighted
+    view.update(demo_messages.head(5))
+    assert len(view.figure.data[0].x) == 5
+    hits = A.search(demo_messages, "投诉")
+    view.show_hits(hits)
+    assert sum(1 for s in view.figure.data[0].marker.size if s > 8) == hits.height
+
+
+def test_timeline_linked_to_search(demo_case, demo_messages):
+    panel = SearchPanel(demo_case, messages=demo_messages, lang="en")
+    view = TimelineView(demo_case, messages=demo_messages, events=demo_case.events(), lang="en")
+    panel.on_results(view.show_hits)
+    panel.query.value = "投诉"
+    assert sum(1 for s in view.figure.data[0].marker.size if s > 8) == panel.count_value
+
+
+def test_heatmap_and_contacts(demo_case, demo_messages):
+    heat = ActivityHeatmap(demo_case, messages=demo_messages, lang="en")
+    assert sum(map(sum, heat.figure.data[0].z)) == demo_messages.height
+    heat.update(demo_messages.head(3))
+    assert sum(map(sum, heat.figure.data[0].z)) == 3
+    graph = ContactGraph(demo_case, messages=demo_messages, lang="en", max_nodes=500)
+    edges = [t for t in graph.figure.data if t.meta["kind"] == "edge"]
+    assert len(edges) == A.contact_edges(demo_messages).height
+
+
+def test_tag_panel_tags_audits_and_filters(fresh_case):
+    panel = SearchPanel(fresh_case, lang="en")
+    tags = TagPanel(fresh_case, source=panel, lang="en")
+    panel.query.value = "投诉"
+    chosen = panel.results["message_id"].head(2).to_list()
+    panel.table.select(chosen)
+    assert tags.selection.value.endswith(": 2")
+    tags.note.value = "complaint thread"
+    tags.add_button.click()
+    tagged = tags.tagged()
+    assert sorted(tagged["message_id"]) == sorted(chosen)
+    audit = [e for e in fresh_case.archive.audit.entries() if e.action == "tag"]
+    assert [e.target for e in audit] == chosen and all(e.actor == "sunli" for e in audit)
+    assert all("complaint thread" not in json.dumps(e.details, ensure_ascii=False) for e in audit)
+    tags.tag_selected("key", message_ids=chosen[:1])
+    tags.filter.value = "key"
+    assert tags.tagged()["message_id"].to_list() == chosen[:1]
+    tags.filter.value = ""
+    tags.untag_selected("evidence", message_ids=chosen[:1])
+    store = fresh_case.tags()
+    assert sorted(store.to_frame().filter(pl.col("tag") == "evidence")["message_id"]) == chosen[1:]
+    assert store.history().height == 4  # the removal is recorded, nothing erased
+    tags.tag.value = "Bad Tag!"
+    tags.add_button.click()
+    assert "Error" in tags.status.value
+
+
+def test_tagstore_never_touches_originals_and_detects_damage(fresh_case):
+    root = fresh_case.archive.root
+    before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file() and "batches" in p.parts}
+    store = fresh_case.tags()
+    store.add(["p-c1-complaint"], "evidence", note="x")
+    assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file() and "batches" in p.parts} == before
+    assert store.path.parent.parent.name == "cases"
+    with open(store.path, "ab") as handle:
+        handle.write(b"not json\n")
+    with pytest.raises(IntegrityError):
+        store.tagset()
+
+
+def test_open_case_form(widget_archive):
+    from investigator.demo import DEMO_PASSPHRASE, demo_grant, demo_session
+
+    form = OpenCaseForm(archive=str(widget_archive), grant=demo_grant(widget_archive), person="sunli",
+                        passphrase=DEMO_PASSPHRASE, lang="en")
+    opened = []
+    form.on_open(opened.append)
+    form.totp.value = "000000"
+    assert form.open() is None
+    assert "Refused" in form.result.value and form.totp.value == ""
+    form.session.value = demo_session(widget_archive)
+    form.open_button.click()
+    assert form.case is not None and opened == [form.case]
+    assert "2026-11-18 14:00 – 2026-11-18 17:00 (Asia/Shanghai)" in form.result.value
+    assert "metadata, content" in form.result.value
+    form.grant.value = "G-doesnotexist"
+    assert form.open() is None and "Refused" in form.result.value
