@@ -21,6 +21,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
+from itertools import chain
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -61,12 +62,43 @@ class Collector:
         self.fields = tuple(schema.full_schema(kind))
         # Whole records; polars builds the columns in Rust at the end (faster than per-field appends).
         self.records: list[dict[str, Any]] = []
+        # Earlier rows, in order: finished record lists and ready-made frames (add_frame).
+        self._segments: list[list[dict[str, Any]] | pl.DataFrame] = []
+        self._done = 0
         self.skipped: list[Skip] = []
         self._id_field = schema.id_field(kind)
         self._seen: dict[str, str] = {}
 
     def __len__(self) -> int:
-        return len(self.records)
+        return self._done + len(self.records)
+
+    def claim(self, ids: list[str], raw_shas: list[str]) -> bool:
+        """Register a batch of new, distinct ids with their raw hashes, as :meth:`add` would.
+
+        Returns False, registering nothing, when an id repeats within the batch or
+        was seen before: the caller then adds those records one by one, so the
+        duplicate rule of :meth:`add` applies.
+        """
+        seen = self._seen
+        if len(set(ids)) != len(ids) or not seen.keys().isdisjoint(ids):
+            return False
+        seen.update(zip(ids, raw_shas))
+        return True
+
+    def add_frame(self, frame: pl.DataFrame) -> None:
+        """Append rows built column-wise: provenance filled in, ``ts`` as Int64 microseconds.
+
+        The ids must have been registered with :meth:`claim`. Columns not in the
+        frame are null; row order with :meth:`add` is kept.
+        """
+        if frame.height == 0:
+            return
+        if self.records:
+            self._segments.append(self.records)
+            self._done += len(self.records)
+            self.records = []
+        self._segments.append(frame)
+        self._done += frame.height
 
     def add(self, record: dict[str, Any], *, file: str, sha: str, position: str, raw_sha: str,
             platform_ids: dict[str, Any] | None = None) -> None:
@@ -107,7 +139,20 @@ class Collector:
         """The collected rows as a frame with exactly the importer-side schema."""
         target = schema.full_schema(self.kind)
         frame_schema = {name: (pl.Int64() if name == "ts" else dtype) for name, dtype in target.items()}
-        frame = pl.DataFrame(self.records, schema=frame_schema, orient="row" if not self.records else None)
+        segments = [s for s in (*self._segments, self.records) if len(s)]
+        if not segments:
+            frame = pl.DataFrame(self.records, schema=frame_schema, orient="row")
+        else:
+            parts = []
+            for segment in segments:
+                if isinstance(segment, list):
+                    parts.append(pl.DataFrame(segment, schema=frame_schema))
+                else:
+                    parts.append(segment.select(
+                        pl.col(name).cast(dtype, strict=True) if name in segment.columns
+                        else pl.lit(None, dtype=dtype).alias(name)
+                        for name, dtype in frame_schema.items()))
+            frame = parts[0] if len(parts) == 1 else pl.concat(parts, how="vertical")
         frame = frame.with_columns(pl.col("ts").cast(schema.UTC_US))
         return schema.conform(frame, self.kind)
 
@@ -159,6 +204,62 @@ def raw_sha256(obj: Any, *, depth: int = 0) -> str:
         except Exception:  # rfc8785 refuses integers beyond 2**53: keep a stable hash anyway
             data = orjson.dumps(obj, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
     return hashlib.sha256(data).hexdigest()
+
+
+_SAFE_LEAVES = frozenset({str, bool, type(None)})
+# A list element that separates the objects in one orjson dump of a whole batch.
+_SPLIT = "\x00\uffff\x00"
+_SPLIT_BYTES = b',"\\u0000\xef\xbf\xbf\\u0000",'
+
+
+def _flat_and_plain(objs: list[dict[str, Any]]) -> bool:
+    """True if no object holds containers, numbers or keys at/above U+E000 (then _check is True for all)."""
+    leaves = set(map(type, chain.from_iterable(map(dict.values, objs))))
+    if not leaves <= _SAFE_LEAVES:
+        return False
+    keys = "".join(chain.from_iterable(objs))
+    return keys.isascii() or max(keys) < "\ue000"
+
+
+def _sorted_dumps(objs: list[dict[str, Any]]) -> list[bytes]:
+    """``orjson.dumps(obj, option=OPT_SORT_KEYS)`` of each object, from one dump of the whole batch.
+
+    The objects are dumped as one list with a separator string between them and
+    the output is split there. An occurrence of the separator is a list element
+    equal to _SPLIT (an unescaped quote after a comma opens a string; a list
+    element is the only string followed by a comma there), so the split is exact
+    whenever it yields one piece per object; otherwise each object is dumped alone.
+    """
+    if len(objs) < 2:
+        return [orjson.dumps(obj, option=orjson.OPT_SORT_KEYS) for obj in objs]
+    spaced: list[Any] = [_SPLIT] * (2 * len(objs) - 1)
+    spaced[::2] = objs
+    pieces = orjson.dumps(spaced, option=orjson.OPT_SORT_KEYS)[1:-1].split(_SPLIT_BYTES)
+    if len(pieces) != len(objs):  # some object holds the separator itself
+        return [orjson.dumps(obj, option=orjson.OPT_SORT_KEYS) for obj in objs]
+    return pieces
+
+
+def raw_sha256_many(objs: list[dict[str, Any]], *, depth: int = 0) -> list[str]:
+    """``[raw_sha256(obj, depth=depth) for obj in objs]`` for JSON objects, computed batch-wise.
+
+    Same bytes are hashed as by :func:`raw_sha256`; what is saved is the per-object
+    type walk (one pass over all values when every object is flat) and the
+    per-object orjson call. Raises BadRecord when an object is nested too deeply.
+    """
+    if depth < MAX_JSON_DEPTH and _flat_and_plain(objs):
+        plain = None
+    else:
+        plain = [_check(obj, depth) for obj in objs]
+    try:
+        pieces = _sorted_dumps(objs)
+    except orjson.JSONEncodeError:  # nothing orjson.loads returns, but keep the reference path for it
+        return [raw_sha256(obj, depth=depth) for obj in objs]
+    sha256 = hashlib.sha256
+    if plain is None:
+        return [sha256(piece).hexdigest() for piece in pieces]
+    return [sha256(piece).hexdigest() if ok else raw_sha256(obj, depth=depth)
+            for obj, piece, ok in zip(objs, pieces, plain)]
 
 
 def sha256_hex(data: bytes) -> str:

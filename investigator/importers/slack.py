@@ -24,9 +24,13 @@ import re
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+import orjson
+import polars as pl
+
 from ._container import Container, member_names
 from ._model import ImportOptions, ImportResult, finish
-from ._records import BadRecord, Collector, as_int, kind_from_mime, load_json, raw_sha256
+from ._records import (BadRecord, Collector, as_int, kind_from_mime, load_json, raw_sha256,
+                       raw_sha256_many)
 
 NAME = "slack"
 
@@ -151,7 +155,7 @@ def _message(m: dict[str, Any], conv_id: str, export: _Export) -> tuple[dict[str
         body = m.get("previous_message") if isinstance(m.get("previous_message"), dict) else m
     elif subtype == "tombstone":
         rec["msg_type"] = "recall"
-    elif subtype in _SYSTEM or (isinstance(subtype, str) and subtype.endswith(("_join", "_leave"))):
+    elif isinstance(subtype, str) and (subtype in _SYSTEM or subtype.endswith(("_join", "_leave"))):
         rec["msg_type"] = "system"
     user = body.get("user") if isinstance(body.get("user"), str) else None
     bot = body.get("bot_id") if isinstance(body.get("bot_id"), str) else None
@@ -186,6 +190,214 @@ def _message(m: dict[str, Any], conv_id: str, export: _Export) -> tuple[dict[str
     return rec, ids
 
 
+# Messages the column-wise path leaves to the record-wise one (they change other records or carry files).
+_SLOW_SUBTYPES = frozenset({"message_changed", "message_deleted"})
+_ASCII_TS = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,6})?")
+_COLUMNS = ("message_id", "ts", "sender_id", "sender_name", "text", "reply_to", "msg_type", "platform_ids",
+            "raw_sha256", "recipients")
+
+
+class _Columns:
+    """Rows of plain messages, column by column, for whole day files (the fast path of :func:`parse`).
+
+    A day file goes this way only if every message is a JSON object with an
+    ASCII ``ts``, no files and no edit/delete wrapper, and none repeats an id;
+    otherwise :func:`_add_records` reads it as before. Both give the same rows.
+    """
+
+    def __init__(self, rows: Collector) -> None:
+        self.rows = rows
+        self._clear()
+
+    def _clear(self) -> None:
+        self.cols: dict[str, list[Any]] = {name: [] for name in _COLUMNS}
+        self.consts: dict[str, list[Any]] = {name: [] for name in (
+            "conversation_id", "conversation_name", "conversation_type", "source_file", "source_sha256")}
+        self.where: list[str] = []
+        self.index: list[int] = []
+
+    def add_day(self, messages: list[Any], conv: tuple[str, str | None, str, list[str]], export: _Export,
+                file_name: str, sha: str, where: str) -> bool:
+        """Add a day file's messages; False (nothing added) when the file needs the record-wise path."""
+        conv_id, conv_name, conv_type, members = conv
+        built = _plain_day(messages, conv_id, conv_type in ("direct", "group") and members, members, export)
+        if built is None:
+            return False
+        ids, ts, senders, names, texts, replies, types, pids, recipients = built
+        try:
+            raws = raw_sha256_many(messages, depth=2)
+        except BadRecord:
+            return False
+        if not self.rows.claim(ids, raws):
+            return False
+        n = len(messages)
+        cols = self.cols
+        for name, values in (("message_id", ids), ("ts", ts), ("sender_id", senders), ("sender_name", names),
+                             ("text", texts), ("reply_to", replies), ("msg_type", types), ("platform_ids", pids),
+                             ("raw_sha256", raws), ("recipients", recipients)):
+            cols[name].extend(values)
+        for name, value in (("conversation_id", conv_id), ("conversation_name", conv_name),
+                            ("conversation_type", conv_type), ("source_file", file_name), ("source_sha256", sha)):
+            self.consts[name].extend([value] * n)
+        self.where.extend([where] * n)
+        self.index.extend(range(n))
+        return True
+
+    def flush(self) -> None:
+        """Hand the collected rows to the Collector as one frame."""
+        if not self.index:
+            return
+        frame = pl.DataFrame({**self.cols, **self.consts, "where": self.where, "index": self.index}, schema={
+            **{name: pl.String() for name in (*_COLUMNS, *self.consts, "where")},
+            "recipients": pl.List(pl.String()), "index": pl.Int64()})
+        seconds = pl.col("ts").str.split_exact(".", 1)
+        frame = frame.with_columns(
+            ts=seconds.struct.field("field_0").cast(pl.Int64) * 1_000_000
+            + seconds.struct.field("field_1").str.pad_end(6, "0").cast(pl.Int64).fill_null(0),
+            source=pl.lit(NAME),
+            source_position=pl.concat_str(pl.col("where"), pl.lit("["), pl.col("index").cast(pl.String), pl.lit("]")),
+        ).drop("where", "index")
+        self.rows.add_frame(frame)
+        self._clear()
+
+
+def _plain_day(messages: list[Any], conv_id: str, with_recipients: Any, members: list[str], export: _Export
+               ) -> tuple[list[Any], ...] | None:
+    """The columns of a day file of plain messages (what _message gives for them), or None."""
+    ids: list[str] = []
+    ts_list: list[str] = []
+    senders: list[str | None] = []
+    names: list[str | None] = []
+    texts: list[str | None] = []
+    replies: list[str | None] = []
+    types: list[str] = []
+    pids: list[str] = []
+    recipients: list[list[str] | None] = []
+    users = export.users
+    others: dict[str | None, list[str]] = {}
+    prefix = conv_id + ":"
+    dumps = orjson.dumps
+    sort = orjson.OPT_SORT_KEYS
+    ascii_ts = _ASCII_TS.fullmatch
+    for m in messages:
+        if type(m) is not dict or "files" in m or "file" in m:
+            return None
+        get = m.get
+        ts = get("ts")
+        if type(ts) is not str or ascii_ts(ts) is None:
+            return None
+        subtype = get("subtype")
+        ids_: dict[str, Any] = {"channel": conv_id, "ts": ts}
+        if subtype is None:
+            msg_type = "text"
+        elif type(subtype) is str:
+            if subtype in _SLOW_SUBTYPES:
+                return None
+            if subtype == "tombstone":
+                msg_type = "recall"
+            elif subtype in _SYSTEM or subtype.endswith(("_join", "_leave")):
+                msg_type = "system"
+            else:
+                msg_type = "text"
+            ids_["subtype"] = subtype
+        else:
+            msg_type = "text"
+        user = get("user")
+        if type(user) is not str:
+            user = None
+        else:
+            ids_["user"] = user
+        bot = get("bot_id")
+        if type(bot) is not str:
+            bot = None
+        else:
+            ids_["bot_id"] = bot
+        sender = user or bot
+        name = users.get(user) if user else None
+        if name is None:
+            profile = get("user_profile") if type(get("user_profile")) is dict else {}
+            bot_profile = get("bot_profile") if type(get("bot_profile")) is dict else {}
+            for value in (profile.get("real_name"), get("username"), bot_profile.get("name")):
+                if type(value) is str and value:
+                    name = value
+                    break
+        text = get("text")
+        if type(text) is not str:
+            text = None
+        if not text and type(get("attachments")) is list:
+            fallbacks = [a.get("fallback") for a in m["attachments"] if type(a) is dict]
+            text = "\n".join(f for f in fallbacks if type(f) is str) or text
+        thread = get("thread_ts")
+        if type(thread) is str and thread != ts:
+            replies.append(prefix + thread)
+            ids_["thread_ts"] = thread
+        else:
+            replies.append(None)
+        client = get("client_msg_id")
+        if type(client) is str:
+            ids_["client_msg_id"] = client
+        edited = get("edited")
+        if type(edited) is dict and type(edited.get("ts")) is str:
+            ids_["edited_ts"] = edited["ts"]
+        if with_recipients:
+            if sender not in others:
+                others[sender] = [u for u in members if u != sender]
+            recipients.append(others[sender])
+        else:
+            recipients.append(None)
+        ids.append(prefix + ts)
+        ts_list.append(ts)
+        senders.append(sender)
+        names.append(name)
+        texts.append(text)
+        types.append(msg_type)
+        pids.append(dumps(ids_, option=sort).decode())
+    return ids, ts_list, senders, names, texts, replies, types, pids, recipients
+
+
+def _add_records(rows: Collector, box: Container, export: _Export, member: str, messages: list[Any],
+                 conv: tuple[str, str | None, str, list[str]], file_name: str, sha: str,
+                 cache: dict[str, tuple[str, int]]) -> None:
+    """Add a day file's messages one record at a time (any message shape; strict / lenient errors)."""
+    conv_id, conv_name, conv_type, members = conv
+    for index, m in enumerate(messages):
+        position = box.position(member, f"[{index}]")
+        try:
+            if not isinstance(m, dict):
+                raise BadRecord("a JSON object for each message")
+            raw = raw_sha256(m, depth=2)
+            rec, ids = _message(m, conv_id, export)
+            files = m.get("files") if isinstance(m.get("files"), list) else []
+            if isinstance(m.get("file"), dict):
+                files = [m["file"], *files]
+            atts = [_attachment(box, export, f, cache) for f in files if isinstance(f, dict)]
+        except BadRecord as bad:
+            rows.bad(file_name, position, bad.expected)
+            continue
+        rec["conversation_id"] = conv_id
+        rec["conversation_name"] = conv_name
+        rec["conversation_type"] = conv_type
+        if conv_type in ("direct", "group") and members:
+            rec["recipients"] = [u for u in members if u != rec.get("sender_id")]
+        if atts:
+            rec.update(atts[0])
+            rec.setdefault("msg_type", "file" if m.get("subtype") == "file_share" and
+                           kind_from_mime(atts[0]["attachment_type"]) == "file"
+                           else kind_from_mime(atts[0]["attachment_type"]))
+            ids["files"] = [f.get("id") for f in files if isinstance(f, dict)]
+        rec.setdefault("msg_type", "text")
+        rows.add(rec, file=file_name, sha=sha, position=position, raw_sha=raw, platform_ids=ids)
+        for n, extra in enumerate(atts[1:], start=1):
+            row = {key: rec.get(key) for key in ("ts", "conversation_id", "conversation_name",
+                                                  "conversation_type", "sender_id", "sender_name",
+                                                  "recipients", "reply_to")}
+            row.update(extra)
+            row["message_id"] = f"{rec['message_id']}/{n}"
+            row["msg_type"] = kind_from_mime(extra["attachment_type"])
+            rows.add(row, file=file_name, sha=sha, position=position, raw_sha=raw,
+                     platform_ids={**ids, "file_index": n})
+
+
 def parse(path: Path, options: ImportOptions) -> ImportResult:
     """Read a Slack export folder or zip.
 
@@ -200,6 +412,7 @@ def parse(path: Path, options: ImportOptions) -> ImportResult:
             raise box.error(box.name, "", "a Slack export with users.json or channels.json")
         export = _Export(box, prefix)
         cache: dict[str, tuple[str, int]] = {}
+        columns = _Columns(rows)
         for member in box.members():
             match = _DAY.match(member)
             if match is None or (match.group(1) + "/" if match.group(1) else "") != prefix:
@@ -208,44 +421,14 @@ def parse(path: Path, options: ImportOptions) -> ImportResult:
             conv_id, conv_name, conv_type, members = export.conversations.get(folder, (folder, folder, "other", []))
             if conv_name is None and conv_type == "direct":
                 conv_name = ", ".join(export.users.get(u, u) for u in members) or None
+            conv = (conv_id, conv_name, conv_type, members)
             messages = _list(box, member)
             file_name, sha = box.provenance(member)
-            for index, m in enumerate(messages):
-                position = box.position(member, f"[{index}]")
-                try:
-                    if not isinstance(m, dict):
-                        raise BadRecord("a JSON object for each message")
-                    raw = raw_sha256(m, depth=2)
-                    rec, ids = _message(m, conv_id, export)
-                    files = m.get("files") if isinstance(m.get("files"), list) else []
-                    if isinstance(m.get("file"), dict):
-                        files = [m["file"], *files]
-                    atts = [_attachment(box, export, f, cache) for f in files if isinstance(f, dict)]
-                except BadRecord as bad:
-                    rows.bad(file_name, position, bad.expected)
-                    continue
-                rec["conversation_id"] = conv_id
-                rec["conversation_name"] = conv_name
-                rec["conversation_type"] = conv_type
-                if conv_type in ("direct", "group") and members:
-                    rec["recipients"] = [u for u in members if u != rec.get("sender_id")]
-                if atts:
-                    rec.update(atts[0])
-                    rec.setdefault("msg_type", "file" if m.get("subtype") == "file_share" and
-                                   kind_from_mime(atts[0]["attachment_type"]) == "file"
-                                   else kind_from_mime(atts[0]["attachment_type"]))
-                    ids["files"] = [f.get("id") for f in files if isinstance(f, dict)]
-                rec.setdefault("msg_type", "text")
-                rows.add(rec, file=file_name, sha=sha, position=position, raw_sha=raw, platform_ids=ids)
-                for n, extra in enumerate(atts[1:], start=1):
-                    row = {key: rec.get(key) for key in ("ts", "conversation_id", "conversation_name",
-                                                          "conversation_type", "sender_id", "sender_name",
-                                                          "recipients", "reply_to")}
-                    row.update(extra)
-                    row["message_id"] = f"{rec['message_id']}/{n}"
-                    row["msg_type"] = kind_from_mime(extra["attachment_type"])
-                    rows.add(row, file=file_name, sha=sha, position=position, raw_sha=raw,
-                             platform_ids={**ids, "file_index": n})
+            if columns.add_day(messages, conv, export, file_name, sha, box.position(member, "")):
+                continue
+            columns.flush()
+            _add_records(rows, box, export, member, messages, conv, file_name, sha, cache)
+        columns.flush()
         return finish(box, NAME, messages=rows)
     finally:
         box.close()

@@ -1,0 +1,88 @@
+"""The column-wise fast paths give exactly what the record-wise reference paths give."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from investigator.importers import ImportOptions, read_export, slack
+from investigator.importers._records import _SPLIT, BadRecord, raw_sha256, raw_sha256_many
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**60), 2**60) | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8) | st.just(_SPLIT),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
+    max_leaves=20,
+)
+_flat = st.dictionaries(st.text(max_size=6), st.none() | st.booleans() | st.text(max_size=8) | st.just(_SPLIT),
+                        max_size=6)
+
+
+@settings(max_examples=300, deadline=None)
+@given(objs=st.lists(st.dictionaries(st.text(max_size=6), _json, max_size=4) | _flat, max_size=6),
+       depth=st.integers(0, 3))
+def test_raw_sha256_many_equals_one_by_one(objs: list, depth: int) -> None:
+    assert raw_sha256_many(objs, depth=depth) == [raw_sha256(o, depth=depth) for o in objs]
+
+
+def test_raw_sha256_many_separator_inside_data_and_deep_objects() -> None:
+    objs = [{"a": ["x", _SPLIT, "y"]}, {"b": 1}, {"c": [_SPLIT, _SPLIT]}]
+    assert raw_sha256_many(objs) == [raw_sha256(o) for o in objs]
+    deep: object = "x"
+    for _ in range(70):
+        deep = [deep]
+    with pytest.raises(BadRecord):
+        raw_sha256_many([{"a": 1}, {"d": deep}], depth=2)
+    assert raw_sha256_many([{"a": "b"}, {}], depth=63) == [raw_sha256({"a": "b"}, depth=63), raw_sha256({}, depth=63)]
+    with pytest.raises(BadRecord):
+        raw_sha256_many([{}, {"a": "b"}], depth=64)
+
+
+def _slack_export(root: Path) -> Path:
+    (root / "general").mkdir(parents=True)
+    (root / "D1").mkdir()
+    (root / "channels.json").write_text(json.dumps([{"id": "C1", "name": "general", "members": ["U1", "U2"]}]))
+    (root / "dms.json").write_text(json.dumps([{"id": "D1", "members": ["U1", "U2"]}]))
+    (root / "users.json").write_text(json.dumps([{"id": "U1", "real_name": "Ann"}]))
+    plain = [
+        {"type": "message", "user": "U1", "text": "hi \"there\"\n", "ts": "1452845865.000008", "client_msg_id": "c1"},
+        {"type": "message", "user": "U2", "user_profile": {"real_name": "Bo"}, "text": "x", "ts": "1452845866.1",
+         "thread_ts": "1452845865.000008", "edited": {"ts": "1452845867.0"}, "reply_count": 2},
+        {"type": "message", "subtype": "channel_join", "user": "U2", "ts": "1452845868"},
+        {"type": "message", "subtype": "bot_message", "bot_id": "B1", "username": "bot", "text": "",
+         "attachments": [{"fallback": "fb"}], "ts": "1452845869.5", "score": 0.5},
+        {"type": "message", "subtype": "tombstone", "ts": "1452845870.000001", "\ue000": 1, "\U0001f600": 2},
+        {"type": "message", "user": "", "bot_id": "B2", "text": "合同 👍", "ts": "1452845871.25", "subtype": [1]},
+    ]
+    (root / "general" / "2016-01-15.json").write_text(json.dumps(plain, ensure_ascii=False))
+    mixed = [*plain[:2], {"type": "message", "user": "U1", "ts": "1452845872.0", "text": "f",
+                          "files": [{"id": "F1", "name": "a.png", "mimetype": "image/png"}, {"id": "F2"}]}]
+    (root / "general" / "2016-01-16.json").write_text(json.dumps(mixed))
+    (root / "D1" / "2016-01-15.json").write_text(json.dumps([*plain, {"user": "U1", "ts": "1452845873.0"}]))
+    (root / "D1" / "2016-01-16.json").write_text(json.dumps(plain[2:4]))  # repeats ids: duplicate rule applies
+    return root
+
+
+@pytest.mark.parametrize("lenient", [False, True])
+def test_slack_column_path_equals_record_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lenient: bool) -> None:
+    root = _slack_export(tmp_path / "export")
+    options = ImportOptions(lenient=lenient)
+    taken: list[bool] = []
+    add_day = slack._Columns.add_day
+    monkeypatch.setattr(slack._Columns, "add_day", lambda self, *args: taken.append(add_day(self, *args)) or taken[-1])
+    fast = read_export(root, format="slack", options=options)
+    assert taken == [True, False, True, False]  # files, and repeated ids, take the record path
+    monkeypatch.setattr(slack._Columns, "add_day", lambda self, *args: False)
+    slow = read_export(root, format="slack", options=options)
+    assert fast.messages.equals(slow.messages, null_equal=True)
+    assert fast.skipped == slow.skipped and fast.source_files == slow.source_files
+    assert fast.messages.height == 15 and len(fast.skipped) == 4  # two ids repeated in two files
+    row = fast.messages.row(5, named=True)
+    # Documented fix: a non-string subtype is ignored (it used to escape as TypeError).
+    assert row["msg_type"] == "text" and row["sender_id"] == "B2"
+    assert orjson.loads(row["platform_ids"]) == {"channel": "D1", "ts": "1452845871.25", "user": "", "bot_id": "B2"}
