@@ -1,0 +1,255 @@
+"""Helpers that report templates call inside the kernel: open, show, redact, record provenance.
+
+    >>> from investigator.reports import notebook as rn
+    >>> rn.setup(seed=0)                                                      # doctest: +SKIP
+    >>> case = rn.open_report_case(archive, grant=grant, person=person)        # doctest: +SKIP
+    >>> rn.show_table(case.messages().head(5), redact=True, tz=case.timezone)  # doctest: +SKIP
+    >>> rn.record_provenance(case, frames={"messages": messages})             # doctest: +SKIP
+
+Everything shown is deterministic (sorted rows, times in the archive's zone,
+fixed figure ids, no wall-clock values), so re-running a report under the same
+grant gives the same content digest (docs/reviewer.md, "Reproduce"). The
+identity never enters the notebook: the session comes from
+``$INVESTIGATOR_SESSION`` (set by ``investigator report run``) unless passed in,
+and the archive passphrase from ``$INVESTIGATOR_PASSPHRASE``.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import os
+import random
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import polars as pl
+
+PROVENANCE_MIME = "application/vnd.investigator.provenance+json"
+PLOTLY_MIME = "application/vnd.plotly.v1+json"
+# Columns whose values are personal data in a report unless redact=False.
+REDACT_TEXT_COLUMNS = ("text", "summary", "details", "context", "snippet_text")
+REDACT_VALUE_COLUMNS = {"ip": "[IP]"}
+TABLE_ROWS = 60
+_FIGURES = {"count": 0}
+
+
+def setup(*, seed: int = 0) -> None:
+    """Fixed seeds, quiet libraries (jieba prints timings), wide stable tables."""
+    random.seed(seed)
+    try:
+        import numpy
+
+        numpy.random.seed(seed)
+    except ImportError:  # pragma: no cover - numpy comes with plotly's stack
+        pass
+    try:
+        import jieba
+
+        jieba.setLogLevel(logging.WARNING)
+    except ImportError:  # pragma: no cover
+        pass
+    _FIGURES["count"] = 0
+    pl.Config.set_tbl_rows(TABLE_ROWS)
+    pl.Config.set_tbl_cols(-1)
+    pl.Config.set_fmt_str_lengths(120)
+    pl.Config.set_tbl_hide_dataframe_shape(False)
+
+
+def open_report_case(archive: str, *, grant: str, person: str, session: str | None = None) -> Any:
+    """Open the report's case with a session (parameter, else $INVESTIGATOR_SESSION).
+
+    Raises ReportError when no grant, operator or session is given; otherwise
+    whatever :func:`investigator.open_case` raises.
+    """
+    from ..errors import ReportError
+    from ..identity import SESSION_ENV
+    from ..loader import open_case
+
+    token = session or os.environ.get(SESSION_ENV)
+    if not (archive and grant and person):
+        raise ReportError("a report needs the parameters archive, grant and person",
+                          hint="run it with 'investigator report run TEMPLATE --archive A --grant G --as ID ...'")
+    if not token:
+        raise ReportError("no session for the report's operator",
+                          hint="'investigator report run' logs in for you; with plain papermill set "
+                               "INVESTIGATOR_SESSION from 'investigator login'")
+    return open_case(archive, grant=grant, person=person, session=token)
+
+
+def report_window(case: Any, window: Sequence[str] | None) -> tuple[datetime, datetime]:
+    """The report's window: ``window`` (two local times in the archive's zone) or the grant's.
+
+    Raises ReportError when the window is not inside the grant's window.
+    """
+    from ..analysis.filters import to_utc
+    from ..errors import ReportError
+
+    start, end = case.window
+    if window:
+        if len(window) != 2:
+            raise ReportError("window must be two times: [start, end]")
+        lo, hi = (to_utc(str(w), case.timezone) for w in window)
+        if lo < start or hi > end or lo >= hi:
+            raise ReportError("the report window must lie inside the grant's window",
+                              hint=f"the grant covers {fmt_local(start, case.timezone)} .. "
+                                   f"{fmt_local(end, case.timezone)}")
+        start, end = lo, hi
+    return start, end
+
+
+def in_window(frame: pl.DataFrame, start: datetime, end: datetime) -> pl.DataFrame:
+    return frame.filter((pl.col("ts") >= start) & (pl.col("ts") < end))
+
+
+def fmt_local(value: datetime | None, tz: str) -> str:
+    """A time as ``YYYY-MM-DD HH:MM:SS`` in ``tz`` (the archive's zone)."""
+    if value is None:
+        return ""
+    from zoneinfo import ZoneInfo
+
+    return value.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def localize(frame: pl.DataFrame, tz: str) -> pl.DataFrame:
+    """Datetime columns as text in ``tz`` (fixed width), so tables never show UTC or offsets."""
+    out = []
+    for name, dtype in frame.schema.items():
+        if isinstance(dtype, pl.Datetime):
+            out.append(pl.col(name).dt.convert_time_zone(tz).dt.strftime("%Y-%m-%d %H:%M:%S").alias(name))
+        elif isinstance(dtype, pl.Duration):
+            out.append((pl.col(name).dt.total_seconds() / 60).round(1).alias(name))
+    return frame.with_columns(out) if out else frame
+
+
+def redact_frame(frame: pl.DataFrame, redact: bool = True) -> pl.DataFrame:
+    """Personal data masked in text-like columns and IP addresses (a no-op when ``redact`` is False)."""
+    if not redact:
+        return frame
+    from ..analysis.pii import mask_text
+
+    exprs = []
+    for name in frame.columns:
+        if name in REDACT_TEXT_COLUMNS and frame.schema[name] == pl.String:
+            exprs.append(pl.col(name).map_elements(mask_text, return_dtype=pl.String).alias(name))
+        elif name in REDACT_VALUE_COLUMNS:
+            exprs.append(pl.when(pl.col(name).is_null()).then(None).otherwise(pl.lit(REDACT_VALUE_COLUMNS[name]))
+                         .alias(name))
+    return frame.with_columns(exprs) if exprs else frame
+
+
+def show_table(frame: pl.DataFrame, *, redact: bool = True, tz: str = "Asia/Shanghai", title: str = "",
+               sort: Sequence[str] | None = None, rows: int = TABLE_ROWS) -> None:
+    """Display ``frame`` (sorted, local times, redacted)."""
+    from IPython.display import Markdown, display
+
+    shown = frame
+    if sort:
+        shown = shown.sort(list(sort), nulls_last=True)
+    shown = localize(redact_frame(shown, redact), tz)
+    shown = shown.select([c for c in shown.columns if not c.startswith("__")])
+    if title:
+        display(Markdown(f"**{title}** ({frame.height} rows{', first ' + str(rows) if frame.height > rows else ''})"))
+    with pl.Config(tbl_rows=rows):
+        display(shown.head(rows))
+
+
+def show_figure(fig: Any) -> None:
+    """Display a plotly figure: plotly's own mime (JupyterLab) plus offline HTML (nbconvert).
+
+    The HTML uses a fixed element id and no plotly.js: the HTML export adds
+    plotly.js once (investigator.reports.html), so the report renders with no network.
+    """
+    from IPython.display import display
+
+    _FIGURES["count"] += 1
+    div_id = f"investigator-figure-{_FIGURES['count']}"
+    fig_json = json.loads(fig.to_json())
+    html_text = fig.to_html(full_html=False, include_plotlyjs=False, div_id=div_id,
+                            config={"displaylogo": False, "responsive": True})
+    display({PLOTLY_MIME: fig_json, "text/html": html_text,
+             "text/plain": f"<figure {div_id}: {html.escape(str(fig.layout.title.text or ''))}>"}, raw=True)
+
+
+def markdown(text: str) -> None:
+    from IPython.display import Markdown, display
+
+    display(Markdown(text))
+
+
+def scope_statement(case: Any, start: datetime, end: datetime, *, redact: bool, lang: str = "zh",
+                    limits: Iterable[str] = ()) -> str:
+    """The report's scope and limits, as Markdown (grant, window, scope, fields, redaction)."""
+    zh = not lang.lower().startswith("en")
+    scope = {k: v for k, v in case.scope.items() if v} or ("整个时间窗" if zh else "the whole window")
+    lines = [
+        ("## 范围与限制" if zh else "## Scope and limits"),
+        "",
+        f"- {'授权' if zh else 'Grant'}: `{case.grant.id}` ({'案件' if zh else 'case'} `{case.grant.case}`, "
+        f"{'目的' if zh else 'purpose'} `{case.grant.purpose}`)",
+        f"- {'调取人' if zh else 'Operator'}: `{case.person}`",
+        f"- {'报告时间窗' if zh else 'Report window'}: {fmt_local(start, case.timezone)} .. "
+        f"{fmt_local(end, case.timezone)} ({case.timezone}), "
+        f"{'授权时间窗' if zh else 'grant window'} {fmt_local(case.start, case.timezone)} .. "
+        f"{fmt_local(case.end, case.timezone)}",
+        f"- {'范围' if zh else 'Scope'}: {scope}; {'字段' if zh else 'fields'}: {', '.join(case.fields)}",
+        f"- {'个人信息' if zh else 'Personal data'}: "
+        + (("已脱敏（手机号、身份证号、银行卡号、邮箱、IP）" if zh else "masked (phone, ID, card, e-mail, IP numbers)")
+           if redact else ("未脱敏 — 导出前须经法律顾问放行" if zh else "NOT masked — export needs a legal release")),
+        f"- {'限制' if zh else 'Limits'}: " + ("; ".join(limits) or "-"),
+        f"- {'本报告只读取授权时间窗内的记录；原始记录未被修改。' if zh else 'Only records inside the granted window were read; originals are unchanged.'}",
+    ]
+    return "\n".join(lines)
+
+
+def record_provenance(case: Any, *, frames: Mapping[str, pl.DataFrame] | None = None,
+                      extra: Mapping[str, Any] | None = None) -> None:
+    """Display what the report read (chunks, Merkle roots, counts) for the sealer.
+
+    Shown as a JSON output of type ``application/vnd.investigator.provenance+json``
+    (the sealer copies it into the signed provenance; ``report verify --archive``
+    checks the roots against the archive's signed manifests).
+    """
+    from IPython.display import display
+
+    info = case.info() if case is not None else {}
+    sources = case.sources() if case is not None else {"chunks": [], "merkle_roots": {}}
+    record = {
+        "format": "investigator-report-provenance/1",
+        "archive_id": case.archive.archive_id if case is not None else "",
+        "grant_id": info.get("grant_id", ""),
+        "window": info.get("window", {}),
+        "rows": {"messages": info.get("messages", 0), "events": info.get("events", 0),
+                 **{f"shown.{k}": int(v.height) for k, v in sorted((frames or {}).items())}},
+        "chunks": sources["chunks"],
+        "merkle_roots": sources["merkle_roots"],
+        **dict(extra or {}),
+    }
+    counts = ", ".join(f"{v} {k}" for k, v in record["rows"].items() if not k.startswith("shown."))
+    summary = (f"provenance: {len(record['chunks'])} chunks in {len(record['merkle_roots'])} batches; "
+               f"{counts or 'no rows'} in the grant window")
+    display({PROVENANCE_MIME: record, "text/plain": summary}, raw=True)
+
+
+def with_person(frame: pl.DataFrame, identities: Mapping[str, Iterable[str]], *, out: str = "person",
+                columns: Sequence[str] = ("sender_id", "sender_name")) -> pl.DataFrame:
+    """Add ``out``: the directory person behind each row's account (sender id or name), else the raw value."""
+    from ..analysis.normalize import normalize_text
+
+    lookup = {normalize_text(a): p for p, accounts in identities.items() for a in [p, *accounts]}
+    present = [c for c in columns if c in frame.columns]
+    if not present:
+        return frame.with_columns(pl.lit(None, pl.String).alias(out))
+
+    def resolve(row: dict[str, Any]) -> str | None:
+        for col in present:
+            value = row.get(col)
+            if value is not None and normalize_text(str(value)) in lookup:
+                return lookup[normalize_text(str(value))]
+        first = row.get(present[0])
+        return None if first is None else str(first)
+
+    values = [resolve(r) for r in frame.select(present).iter_rows(named=True)]
+    return frame.with_columns(pl.Series(out, values, dtype=pl.String))

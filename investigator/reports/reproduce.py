@@ -1,0 +1,96 @@
+"""Reproducing a sealed report: re-execute its template with the recorded parameters, compare digests.
+
+    >>> result = reproduce_report(Path("report.ipynb"), archive=archive, person="sunli", passphrase=...,
+    ...                           session=token)        # doctest: +SKIP
+    >>> result.same, result.differences                 # doctest: +SKIP
+    (True, [])
+
+Runs under the same grant (it must still be valid) as its operator, from the
+template the seal names (its SHA-256 must match, or the run is refused), and
+compares the new notebook's content digest with the sealed one; when they
+differ, the cells that differ are named. Reports are built to be
+deterministic (sorted tables, fixed seeds, no wall-clock values in outputs).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..config import PASSPHRASE_ENV
+from ..errors import ReportError
+
+if TYPE_CHECKING:
+    from ..archive import Archive
+
+
+@dataclass
+class ReproduceResult:
+    original: Path
+    reproduction: Path
+    sealed_digest: str
+    new_digest: str
+    differences: list[str] = field(default_factory=list)
+
+    @property
+    def same(self) -> bool:
+        return self.sealed_digest == self.new_digest
+
+    def to_json(self) -> dict[str, object]:
+        return {"same": self.same, "sealed_digest": self.sealed_digest, "new_digest": self.new_digest,
+                "reproduction": str(self.reproduction), "differences": self.differences}
+
+
+def reproduce_report(notebook: Path, *, archive: "Archive", person: str, passphrase: str, totp: str | None = None,
+                     session: str | None = None, output: Path | None = None,
+                     now: datetime | None = None) -> ReproduceResult:
+    """Re-execute ``notebook``'s template with its sealed parameters and compare content digests.
+
+    Raises ReportError (not sealed, template changed or missing, run failed),
+    PolicyDenied / GrantInvalid / IdentityCheckFailed from opening the case.
+    """
+    import nbformat
+
+    from ..identity import SESSION_ENV, login, revoke_session
+    from .canonical import content_digest, diff_cells
+    from .run import check_template_allowed, execute, find_template
+    from .seal import META_KEY, file_sha256
+
+    when = now or datetime.now(timezone.utc)
+    nb = nbformat.read(str(notebook), as_version=4)
+    seal = ((nb.get("metadata") or {}).get(META_KEY) or {}).get("seal")
+    if not seal:
+        raise ReportError("the notebook is not sealed; nothing to reproduce")
+    body = seal["body"]
+    template = find_template(body["template"]["name"])
+    recorded = body["template"].get("sha256")
+    if recorded and file_sha256(template) != recorded:
+        raise ReportError(f"template {template.name} changed since the report was sealed",
+                          hint="reproduce with the template version the seal names (its SHA-256 is in the seal)")
+    from ..grants import Grant, find_grant
+
+    grant = Grant.from_file(find_grant(archive, body["grant"]["id"]))
+    check_template_allowed(archive, grant, template.stem, person, when)
+    params = dict(body.get("parameters") or {})
+    own_session = False
+    if totp:
+        session = login(archive, archive.unlock(passphrase, actor=person), person, totp=totp, now=when)
+        own_session = True
+    if not session:
+        raise ReportError("reproducing needs --totp CODE or --session TOKEN")
+    target = output or Path(notebook).with_name(Path(notebook).stem + ".reproduced.ipynb")
+    try:
+        execute(template, target, params, env={PASSPHRASE_ENV: passphrase, SESSION_ENV: session})
+    finally:
+        if own_session:
+            revoke_session(archive, session, actor=person, now=datetime.now(timezone.utc))
+    again = nbformat.read(str(target), as_version=4)
+    result = ReproduceResult(original=Path(notebook), reproduction=target, sealed_digest=str(body["digest"]),
+                             new_digest=content_digest(again),
+                             differences=list(diff_cells(list(body.get("cell_digests") or []), again)))
+    archive.audit.append(person, "report.reproduce", str(body["digest"]),
+                         {"report_id": body.get("report_id"), "same": result.same, "new_digest": result.new_digest},
+                         outcome="ok" if result.same else "error", now=when)
+    return result

@@ -1,0 +1,195 @@
+"""Running a report template through papermill, then sealing it and writing the reviewer's HTML copy.
+
+    >>> result = run_report("complaint_investigation", archive="demo-archive", grant="G-...", person="sunli",
+    ...                     totp="123456", passphrase=..., key_passphrase=..., out_dir=Path("reports"))  # doctest: +SKIP
+    >>> result.notebook                                                                                  # doctest: +SKIP
+    PosixPath('reports/DEMO-2026-11-18-complaint/20261118T061500Z-complaint_investigation.ipynb')
+
+Identity: a TOTP code is single-use, so a run with ``totp=`` logs in once
+(:func:`investigator.identity.login`) and hands the kernel the session through
+``$INVESTIGATOR_SESSION``, with the archive passphrase in
+``$INVESTIGATOR_PASSPHRASE``: neither ever enters the notebook's parameters or
+outputs. A session made for the run is revoked when the run ends.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..config import PASSPHRASE_ENV
+from ..errors import PolicyDenied, ReportError
+from ..schema import format_ts
+
+if TYPE_CHECKING:
+    from .. import _crypto
+    from ..archive import Archive
+
+KERNEL = "python3"
+REPO_TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
+PACKAGE_TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
+TEMPLATE_NAMES = ("complaint_investigation", "internal_investigation", "keyword_sweep", "timeline_reconstruction",
+                  "audit_review")
+
+
+def template_dirs() -> list[Path]:
+    return [d for d in (REPO_TEMPLATES, PACKAGE_TEMPLATES) if d.is_dir()]
+
+
+def find_template(name: str | Path) -> Path:
+    """A template by path or by name (``templates/<name>.ipynb``). Raises ReportError."""
+    candidate = Path(name)
+    if candidate.suffix == ".ipynb" and candidate.exists():
+        return candidate
+    for folder in template_dirs():
+        path = folder / f"{Path(name).stem}.ipynb"
+        if path.exists():
+            return path
+    known = sorted({p.stem for d in template_dirs() for p in d.glob("*.ipynb")})
+    raise ReportError(f"no report template {str(name)!r}", hint=f"templates: {', '.join(known) or 'none found'}")
+
+
+def list_templates() -> list[Path]:
+    seen: dict[str, Path] = {}
+    for folder in template_dirs():
+        for path in sorted(folder.glob("*.ipynb")):
+            seen.setdefault(path.stem, path)
+    return [seen[k] for k in sorted(seen)]
+
+
+@contextmanager
+def environment(values: Mapping[str, str]) -> Iterator[None]:
+    """Set environment variables for the kernel papermill starts (it inherits them), then restore."""
+    saved = {k: os.environ.get(k) for k in values}
+    try:
+        os.environ.update({k: v for k, v in values.items() if v is not None})
+        yield
+    finally:
+        for key, old in saved.items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old
+
+
+def execute(template: Path, output: Path, parameters: Mapping[str, Any], *, env: Mapping[str, str],
+            cwd: Path | None = None) -> tuple[str, str]:
+    """Execute ``template`` into ``output`` with papermill. Returns (started, ended) UTC texts.
+
+    Raises ReportError naming the failing cell (the failed notebook stays at ``output``).
+    """
+    import logging
+
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    started = format_ts(datetime.now(timezone.utc))
+    logging.getLogger("papermill").setLevel(logging.WARNING)
+    try:
+        with environment(env):
+            papermill.execute_notebook(str(template), str(output), parameters=dict(parameters), kernel_name=KERNEL,
+                                       progress_bar=False, log_output=False, cwd=str(cwd or output.parent))
+    except PapermillExecutionError as exc:
+        raise ReportError(f"the report failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}",
+                          hint=f"the failed notebook is at {output}") from None
+    return started, format_ts(datetime.now(timezone.utc))
+
+
+def output_path(out_dir: Path, case: str, template: str, when: datetime) -> Path:
+    safe_case = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in case) or "case"
+    return Path(out_dir) / safe_case / f"{when.strftime('%Y%m%dT%H%M%SZ')}-{template}.ipynb"
+
+
+def template_parameters(path: Path) -> dict[str, Any]:
+    """The template's parameters and their defaults (papermill's inspection of the ``parameters`` cell)."""
+    import logging
+
+    import papermill
+
+    logging.getLogger("papermill").setLevel(logging.ERROR)
+    return dict(papermill.inspect_notebook(str(path)))
+
+
+@dataclass
+class RunResult:
+    notebook: Path
+    html: Path
+    digest: str
+    report_id: str
+    held: bool
+    reasons: list[str] = field(default_factory=list)
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+
+def check_template_allowed(archive: "Archive", grant: Any, name: str, person: str, now: datetime) -> None:
+    """A standing (service) grant limited to named templates refuses the others (audited)."""
+    if not grant.allows_template(name):
+        reason = f"grant {grant.id} is limited to the templates {', '.join(grant.templates)}; not {name}"
+        archive.audit.append(person, "report.run", grant.id, {"rule": "grant.templates", "reason": reason,
+                                                              "template": name}, outcome="denied", now=now)
+        raise PolicyDenied(reason, rule="grant.templates")
+
+
+def run_report(template: str | Path, *, archive: "Archive", grant: str, person: str, signer: "_crypto.SigningKey",
+               passphrase: str, totp: str | None = None, session: str | None = None,
+               parameters: Mapping[str, Any] | None = None, out_dir: Path = Path("reports"),
+               output: Path | None = None, html: bool = True, now: datetime | None = None) -> RunResult:
+    """Execute a template under ``grant`` as ``person``, seal it, write the HTML copy.
+
+    Raises PolicyDenied (template not allowed by a standing grant),
+    IdentityCheckFailed, GrantInvalid, ReportError (the run failed, or it
+    cannot be sealed).
+    """
+    import nbformat
+
+    from ..grants import Grant, find_grant
+    from ..identity import SESSION_ENV, login, revoke_session
+    from .html import write_html
+    from .seal import SECRET_PARAMETERS, seal_notebook
+
+    when = now or datetime.now(timezone.utc)
+    path = find_template(template)
+    name = path.stem
+    loaded = Grant.from_file(find_grant(archive, grant))
+    check_template_allowed(archive, loaded, name, person, when)
+    params = dict(parameters or {})
+    secret = sorted(k for k in params if k in SECRET_PARAMETERS)
+    if secret:
+        raise ReportError(f"{', '.join(secret)} may not be a parameter (it would be written into the report)",
+                          hint="use --totp or --session; the run passes the session to the kernel privately")
+    params.update({"archive": str(Path(archive.root).resolve()), "grant": loaded.id, "person": person})
+    params.setdefault("case", loaded.case)
+    declared = template_parameters(path)
+    if "until" in declared and not params.get("until"):
+        # audit_review reads the log up to a fixed entry, so its reproduction reads the same entries
+        from .audit_view import head_seq
+
+        params["until"] = head_seq(archive)
+    own_session = False
+    if totp:
+        keys = archive.unlock(passphrase, actor=person)
+        session = login(archive, keys, person, totp=totp, now=when)
+        own_session = True
+    if not session:
+        raise ReportError("a report run needs --totp CODE or --session TOKEN")
+    target = output or output_path(out_dir, str(params["case"]), name, when)
+    archive.audit.append(person, "report.run", loaded.id, {"template": name, "output": target.name},
+                         outcome="allowed", now=when)
+    try:
+        started, ended = execute(path, target, params, env={PASSPHRASE_ENV: passphrase, SESSION_ENV: session})
+    finally:
+        if own_session:
+            revoke_session(archive, session, actor=person, now=datetime.now(timezone.utc))
+    nb = nbformat.read(str(target), as_version=4)
+    sealed = seal_notebook(nb, archive=archive, signer=signer, person=person, template=path, started=started,
+                           ended=ended)
+    nbformat.write(nb, str(target))
+    html_path = write_html(target) if html else target.with_suffix(".html")
+    return RunResult(notebook=target, html=html_path, digest=sealed.digest, report_id=sealed.report_id,
+                     held=sealed.held, reasons=sealed.reasons, parameters=params)

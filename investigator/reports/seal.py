@@ -1,0 +1,379 @@
+"""Sealing a report: provenance + content digest, signed by the operator and registered in the audit log.
+
+    >>> nb = nbformat.read("reports/C-1/20261118T061500Z-complaint_investigation.ipynb", 4)   # doctest: +SKIP
+    >>> seal_notebook(nb, archive=archive, signer=operator_key, person="sunli")              # doctest: +SKIP
+    >>> verify_report(nb, archive=archive).ok                                                 # doctest: +SKIP
+    True
+
+The seal lives in the notebook's metadata (``metadata.investigator.seal``)::
+
+    {"body": {"format": "investigator-report-seal/1", "report_id", "digest", "cell_digests",
+              "metadata_digest", "canonical", "template": {"name", "sha256"}, "parameters",
+              "grant": {"id", "hash", "case", "purpose", "window", "request_id", "request_hash",
+                        "requester", "operator", "approvals": [{"approver", "hash"}]},
+              "data": {"archive_id", "chunks", "merkle_roots", "rows"},
+              "run": {"started", "ended"}, "package": {...}, "breaker": {...}, "sealed_at"},
+     "signer": "sunli", "key_id": "...", "public": "b64", "signature": "b64 Ed25519 over JCS(body)"}
+
+The digest (:mod:`investigator.reports.canonical`) leaves the metadata out, so
+sealing, reviews and releases never change it. Verification needs the
+operator's public key only: from the archive's signed directory (``--archive``)
+or a key file (``--pubkey``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .. import _crypto
+from ..errors import ConfigError, IntegrityError, ReportError
+from ..schema import canonical_json, format_ts
+from .canonical import CANONICAL_FORMAT, cell_digests, content_digest, diff_cells, metadata_digest
+from .notebook import PROVENANCE_MIME
+
+if TYPE_CHECKING:
+    from ..archive import Archive
+
+SEAL_FORMAT = "investigator-report-seal/1"
+META_KEY = "investigator"
+SECRET_PARAMETERS = ("session", "totp", "passphrase", "token")
+
+
+def meta_of(nb: Any) -> dict[str, Any]:
+    """``metadata.investigator`` of ``nb`` (created empty when absent)."""
+    metadata = nb.setdefault("metadata", {})
+    return metadata.setdefault(META_KEY, {})
+
+
+def signature_hash(signature: str) -> str:
+    return hashlib.sha256(signature.encode("ascii")).hexdigest()
+
+
+def sign_body(body: dict[str, Any], signer: _crypto.SigningKey, person: str) -> dict[str, Any]:
+    return {"body": body, "signer": person, "key_id": signer.public.key_id, "public": signer.public.b64(),
+            "signature": signer.sign(canonical_json(body))}
+
+
+def provenance_output(nb: Any) -> dict[str, Any] | None:
+    """The last provenance record the notebook displayed (investigator.reports.notebook.record_provenance)."""
+    found = None
+    for cell in nb.get("cells", []):
+        for output in cell.get("outputs", []) or []:
+            data = output.get("data") or {}
+            if PROVENANCE_MIME in data:
+                value = data[PROVENANCE_MIME]
+                found = json.loads(value) if isinstance(value, str) else dict(value)
+    return found
+
+
+def notebook_parameters(nb: Any) -> dict[str, Any]:
+    """The parameters papermill injected (``metadata.papermill.parameters``)."""
+    return dict(((nb.get("metadata") or {}).get("papermill") or {}).get("parameters") or {})
+
+
+def template_name(nb: Any, template: Path | None = None) -> str:
+    name = meta_of(nb).get("template")
+    if name:
+        return str(name)
+    if template is not None:
+        return Path(template).stem
+    source = ((nb.get("metadata") or {}).get("papermill") or {}).get("input_path") or ""
+    return Path(source).stem if source else "unknown"
+
+
+def field_hashes(body: dict[str, Any]) -> dict[str, str]:
+    """Each top-level field of a seal body -> hash (kept in the audit entry, so an edit names the field)."""
+    return {key: hashlib.sha256(canonical_json({"field": key, "value": value})).hexdigest()[:32]
+            for key, value in sorted(body.items())}
+
+
+def file_sha256(path: Path) -> str:
+    return "sha256:" + _crypto.sha256_file(path)
+
+
+def _package() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for name in ("investigator", "papermill", "polars", "plotly"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:  # pragma: no cover
+            out[name] = "unknown"
+    return out
+
+
+def grant_record(grant: Any) -> dict[str, Any]:
+    start, end = grant.window
+    return {"id": grant.id, "hash": grant.hash, "case": grant.case, "purpose": grant.purpose,
+            "window": [format_ts(start), format_ts(end)], "fields": list(grant.fields), "scope": grant.scope,
+            "templates": list(grant.templates), "request_id": grant.request.id, "request_hash": grant.request.hash,
+            "requester": grant.requester, "operator": grant.operator, "expiry": grant.body.get("expiry"),
+            "approvals": [{"approver": a.approver, "hash": a.hash} for a in grant.approvals]}
+
+
+@dataclass
+class SealResult:
+    digest: str
+    report_id: str
+    held: bool
+    reasons: list[str]
+
+
+def seal_notebook(nb: Any, *, archive: "Archive", signer: _crypto.SigningKey, person: str,
+                  template: Path | None = None, started: str = "", ended: str = "",
+                  now: datetime | None = None) -> SealResult:
+    """Seal ``nb`` in place (metadata.investigator.seal) and register the seal in the audit log.
+
+    Raises ReportError when the notebook has no provenance record, carries a
+    secret in its parameters, failed while running, or names another archive;
+    GrantInvalid when its grant does not load.
+    """
+    from ..grants import Grant, find_grant
+    from .breaker import assess_report
+
+    when = now or datetime.now(timezone.utc)
+    parameters = notebook_parameters(nb)
+    leaked = sorted(k for k in parameters if k in SECRET_PARAMETERS and parameters[k])
+    if leaked:
+        raise ReportError(f"the notebook carries a secret parameter ({', '.join(leaked)}); it must not be sealed",
+                          hint="pass the session through INVESTIGATOR_SESSION ('investigator report run' does)")
+    for cell in nb.get("cells", []):
+        if any(o.get("output_type") == "error" for o in cell.get("outputs", []) or []):
+            raise ReportError("the notebook ended with an error; fix and re-run before sealing")
+    data = provenance_output(nb)
+    if data is None:
+        raise ReportError("the notebook has no provenance record (the template's last cell calls "
+                          "investigator.reports.notebook.record_provenance)")
+    if data.get("archive_id") != archive.archive_id:
+        raise ReportError("the notebook read another archive than the one given")
+    grant_id = str(data.get("grant_id") or parameters.get("grant") or "")
+    grant = Grant.from_file(find_grant(archive, grant_id))
+    if grant.operator != person:
+        raise ReportError(f"{person} is not the operator of grant {grant.id}; only the operator seals its reports")
+    name = template_name(nb, template)
+    papermill = (nb.get("metadata") or {}).get("papermill") or {}
+    verdict = assess_report(nb, archive=archive, grant=grant)
+    body = {
+        "format": SEAL_FORMAT, "report_id": str(uuid.uuid4()), "canonical": CANONICAL_FORMAT,
+        "digest": content_digest(nb), "cell_digests": cell_digests(nb), "metadata_digest": metadata_digest(nb),
+        "template": {"name": name, "sha256": file_sha256(template) if template and Path(template).exists() else ""},
+        "parameters": parameters, "grant": grant_record(grant), "data": data,
+        "run": {"started": started or str(papermill.get("start_time") or ""),
+                "ended": ended or str(papermill.get("end_time") or "")},
+        "package": _package(), "breaker": verdict.to_json(), "sealed_at": format_ts(when),
+    }
+    seal = sign_body(body, signer, person)
+    meta = meta_of(nb)
+    meta["template"] = name
+    meta["seal"] = seal
+    meta["reviews"] = []  # a new seal starts a new review
+    archive.audit.append(person, "report.seal", body["digest"],
+                         {"report_id": body["report_id"], "template": name, "grant_id": grant.id,
+                          "signature_sha256": signature_hash(seal["signature"]), "held": verdict.held,
+                          "fields": field_hashes(body)},
+                         outcome="ok", now=when)
+    if verdict.held:
+        archive.audit.append(person, "breaker.alert", body["digest"],
+                             {"rule": "breaker.report", "grant_id": grant.id, "report_id": body["report_id"],
+                              "reason": "; ".join(verdict.reasons)}, outcome="denied", now=when)
+    return SealResult(body["digest"], body["report_id"], verdict.held, verdict.reasons)
+
+
+# --- verification ---------------------------------------------------------------------------
+
+@dataclass
+class VerifyResult:
+    """What :func:`verify_report` found. ``ok`` when there are no problems."""
+
+    digest: str = ""
+    status: str = "unsealed"
+    signer: str = ""
+    problems: list[str] = field(default_factory=list)
+    checked: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_json(self) -> dict[str, Any]:
+        return {"ok": self.ok, "digest": self.digest, "status": self.status, "signer": self.signer,
+                "problems": self.problems, "checked": self.checked, "warnings": self.warnings}
+
+
+def load_pubkey(path: Path) -> _crypto.VerifyKey:
+    """A public key file: base64 Ed25519 on one line, or a JSON file with ``public`` (a person key file)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the key file") from exc
+    if text.startswith("{"):
+        try:
+            text = str(json.loads(text)["public"])
+        except (ValueError, KeyError) as exc:
+            raise ConfigError(f"{path}: no 'public' key in this JSON file") from exc
+    try:
+        return _crypto.VerifyKey.from_b64(text.split()[0])
+    except Exception as exc:  # noqa: BLE001 - any parse failure is a bad key file
+        raise ConfigError(f"{path}: not an Ed25519 public key") from exc
+
+
+def check_signature(signed: dict[str, Any], *, what: str, archive: "Archive | None",
+                    pubkeys: list[_crypto.VerifyKey], problems: list[str], directory: Any = None) -> None:
+    """Verify a ``sign_body`` record and that its key is anchored (directory or a trusted key)."""
+    try:
+        key = _crypto.VerifyKey.from_b64(str(signed.get("public")))
+    except Exception:  # noqa: BLE001
+        problems.append(f"{what}: the public key is malformed")
+        return
+    if key.key_id != signed.get("key_id"):
+        problems.append(f"{what}: key id does not match the public key")
+        return
+    if not key.is_valid(str(signed.get("signature")), canonical_json(signed.get("body"))):
+        problems.append(f"{what}: the signature does not verify (the signed record was changed)")
+        return
+    if any(k.key_id == key.key_id for k in pubkeys):
+        return
+    if archive is not None and directory is not None:
+        person = directory.find(str(signed.get("signer")))
+        registered = person.key(key.key_id) if person is not None else None
+        if registered is None:
+            problems.append(f"{what}: key {key.key_id} is not {signed.get('signer')}'s in the archive's directory")
+        elif registered.public != key.b64():
+            problems.append(f"{what}: key {key.key_id} differs from the directory's")
+        elif registered.revoked and registered.revoked <= str((signed.get("body") or {}).get("ts")
+                                                                or (signed.get("body") or {}).get("sealed_at")):
+            problems.append(f"{what}: key {key.key_id} was revoked at {registered.revoked}, before it signed")
+        return
+    problems.append(f"{what}: the signing key {key.key_id} is not anchored; pass --archive or --pubkey")
+
+
+def _check_data(body: dict[str, Any], archive: "Archive", problems: list[str], checked: list[str]) -> None:
+    data = body.get("data") or {}
+    if data.get("archive_id") != archive.archive_id:
+        problems.append("provenance: the report names another archive")
+        return
+    try:
+        manifests = {m.seq: m for m in archive.manifests()}
+    except IntegrityError as exc:
+        problems.append(f"provenance: the archive's manifests do not verify ({exc})")
+        return
+    for seq, root in sorted((data.get("merkle_roots") or {}).items(), key=lambda kv: int(kv[0])):
+        manifest = manifests.get(int(seq))
+        if manifest is None:
+            problems.append(f"provenance: batch {seq} is not in the archive")
+        elif manifest.body.get("merkle", {}).get("root") != root:
+            problems.append(f"provenance: the Merkle root of batch {seq} differs from its signed manifest")
+    known = {f"{e.batch_seq}/{e.chunk_id}" for m in manifests.values() for e in m.chunks}
+    missing = [c for c in data.get("chunks") or [] if c not in known]
+    if missing:
+        problems.append(f"provenance: {len(missing)} chunk(s) not in the signed manifests, e.g. {missing[0]}")
+    checked.append(f"provenance: {len(data.get('chunks') or [])} chunks and "
+                   f"{len(data.get('merkle_roots') or {})} Merkle roots match the archive's signed manifests")
+
+
+def _check_grant(body: dict[str, Any], archive: "Archive", problems: list[str], checked: list[str]) -> None:
+    from ..grants import Grant, find_grant
+
+    recorded = body.get("grant") or {}
+    try:
+        grant = Grant.from_file(find_grant(archive, str(recorded.get("id"))))
+    except Exception as exc:  # noqa: BLE001 - any failure is a finding, not a crash
+        problems.append(f"grant: {recorded.get('id')} cannot be read from the archive ({exc})")
+        return
+    if grant.hash != recorded.get("hash"):
+        problems.append(f"grant: {grant.id} in the archive differs from the sealed grant hash")
+    else:
+        checked.append(f"grant {grant.id}: hash matches the archive's grant file")
+
+
+def _check_audit(body: dict[str, Any], seal: dict[str, Any], archive: "Archive", problems: list[str],
+                 checked: list[str]) -> None:
+    want = signature_hash(str(seal.get("signature")))
+    candidates = [e for e in archive.audit.entries() if e.action == "report.seal"
+                  and (e.target == body.get("digest") or (e.details or {}).get("signature_sha256") == want
+                       or (e.details or {}).get("report_id") == body.get("report_id"))]
+    exact = [e for e in candidates if e.target == body.get("digest")
+             and (e.details or {}).get("signature_sha256") == want]
+    registered = exact[-1] if exact else (candidates[-1] if candidates else None)
+    if registered is None:
+        problems.append("audit: the seal is not registered in the archive's audit log")
+        return
+    recorded = (registered.details or {}).get("fields") or {}
+    current = field_hashes(body)
+    changed = sorted(k for k in set(recorded) | set(current) if recorded.get(k) != current.get(k))
+    if changed:
+        problems.append("provenance changed since sealing (audit entry #%d): %s" % (registered.seq, ", ".join(changed)))
+    elif not exact:
+        problems.append("audit: the seal's signature differs from the one registered at sealing")
+    else:
+        checked.append(f"audit: sealed at entry #{registered.seq} by {registered.actor}")
+
+
+def verify_report(nb: Any, *, archive: "Archive | None" = None, pubkeys: list[_crypto.VerifyKey] | None = None,
+                  actor: str = "verifier", now: datetime | None = None) -> VerifyResult:
+    """Check digest, signatures (seal and reviews), provenance and the audit registration.
+
+    Never raises for tampering: each problem is named (the changed cell, the
+    changed provenance field ...). With ``archive``, the data read is checked
+    against the signed manifests and the check itself is audited.
+    """
+    from .review import check_reviews, status_of
+
+    result = VerifyResult()
+    meta = (nb.get("metadata") or {}).get(META_KEY) or {}
+    seal = meta.get("seal")
+    if not isinstance(seal, dict) or not isinstance(seal.get("body"), dict):
+        result.problems.append("the notebook is not sealed")
+        return result
+    body = seal["body"]
+    result.digest, result.signer, result.status = str(body.get("digest")), str(seal.get("signer")), status_of(meta)
+    if body.get("format") != SEAL_FORMAT:
+        result.problems.append(f"unknown seal format {body.get('format')!r}")
+        return result
+    actual = content_digest(nb)
+    if actual != body.get("digest"):
+        changed = list(diff_cells(list(body.get("cell_digests") or []), nb))
+        if metadata_digest(nb) != body.get("metadata_digest"):
+            changed.append("the notebook's kernel or widget metadata changed")
+        result.problems.append("content digest differs: " + ("; ".join(changed) or "the notebook changed"))
+    else:
+        result.checked.append(f"content digest {actual}")
+    if body.get("cell_digests") != cell_digests(nb) and actual == body.get("digest"):
+        result.problems.append("the per-cell digests in the seal do not match the notebook (seal edited)")
+    shown = provenance_output(nb)
+    if shown is not None and shown != body.get("data"):
+        result.problems.append("provenance: the sealed data record differs from the one the notebook shows")
+    directory = None
+    if archive is not None:
+        from ..directory import DirectoryStore
+
+        try:
+            directory = DirectoryStore(archive).load()
+        except IntegrityError as exc:
+            result.problems.append(f"the archive's directory does not verify ({exc})")
+    keys = list(pubkeys or [])
+    before = len(result.problems)
+    check_signature(seal, what="seal", archive=archive, pubkeys=keys, problems=result.problems, directory=directory)
+    if len(result.problems) == before:
+        result.checked.append(f"seal signature of {seal.get('signer')} (key {seal.get('key_id')})")
+    if seal.get("signer") != (body.get("grant") or {}).get("operator"):
+        result.problems.append("seal: the signer is not the grant's operator")
+    check_reviews(meta, body, seal, archive=archive, pubkeys=keys, directory=directory, result=result)
+    if archive is not None:
+        _check_data(body, archive, result.problems, result.checked)
+        _check_grant(body, archive, result.problems, result.checked)
+        _check_audit(body, seal, archive, result.problems, result.checked)
+        archive.audit.append(actor, "report.verify", str(body.get("digest")),
+                             {"ok": result.ok, "problems": len(result.problems),
+                              "report_id": str(body.get("report_id"))},
+                             outcome="ok" if result.ok else "error", now=now)
+    return result

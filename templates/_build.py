@@ -1,0 +1,367 @@
+"""Writes the report templates (templates/*.ipynb) from the cell sources below.
+
+    .venv/bin/python templates/_build.py
+
+The notebooks are the artifacts (edit them in JupyterLab if you like, then port the
+change here). Each has a cell tagged ``parameters`` (papermill), states its scope and
+limits, redacts personal data unless ``redact=False``, and ends by recording what it
+read (investigator.reports.notebook.record_provenance) for the sealer.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+HERE = Path(__file__).resolve().parent
+
+COMMON_PARAMETERS = '''\
+archive = "demo-archive"   # archive folder
+grant = ""                 # grant id or grant file
+person = ""                # the grant's operator (调取人)
+session = None             # prefer the INVESTIGATOR_SESSION variable, set by investigator report run
+case = ""                  # case label (default: the grant's case)
+window = []                # two local times inside the grant, start and end; empty means the whole grant
+redact = True              # mask personal data in every table: phone, ID, card, e-mail and IP numbers
+lang = "zh"                # zh or en
+seed = 0
+'''
+
+OPEN_CASE = '''\
+import polars as pl
+import plotly.graph_objects as go
+from investigator import analysis
+from investigator.reports import notebook as rn
+
+rn.setup(seed=seed)
+c = rn.open_report_case(archive, grant=grant, person=person, session=session)
+tz = c.timezone
+start, end = rn.report_window(c, window)
+messages = rn.in_window(c.messages(progress=False), start, end)
+events = rn.in_window(c.events(progress=False), start, end)
+identities = c.identities()
+zh = not lang.lower().startswith("en")
+rn.markdown(f"**{'案件' if zh else 'Case'}: `{case or c.grant.case}`** — "
+            f"{messages.height} {'条消息' if zh else 'messages'}, {events.height} {'条事件' if zh else 'events'}")
+'''
+
+PROVENANCE = '''\
+rn.record_provenance(c, frames={"messages": messages, "events": events})
+'''
+
+
+def scope(limits: list[str]) -> str:
+    return ("limits = " + repr(limits) + "\n"
+            "rn.markdown(rn.scope_statement(c, start, end, redact=redact, lang=lang, limits=limits))\n")
+
+
+TEMPLATES: dict[str, dict] = {}
+
+TEMPLATES["complaint_investigation"] = {
+    "title": "# 客户投诉处理 / Complaint investigation\n\n"
+             "The agent / customer / courier / system timeline of a customer complaint and the handling delay: "
+             "when the customer complained, when the agents first answered, what happened in between.",
+    "parameters": 'keywords = ["投诉", "complaint"]   # words that mark the complaint\n'
+                  'people = ["zhangwei"]              # the agents whose handling is examined\n',
+    "cells": [
+        scope(["投诉以关键词识别，可能漏掉未使用这些词的投诉 (complaints found by keywords only)",
+               "角色按组织目录判定 (roles from the org directory)",
+               "同一消息可能在多个来源中出现，每个来源单独计算 (each source is counted on its own)"]),
+        ("md", "## 投诉消息 / Complaint messages"),
+        '''\
+agents = analysis.filters.expand_people(people, identities)
+tagged = rn.with_person(messages, identities)
+is_agent = analysis.filters.people_expr(tagged, agents)
+query = " OR ".join(f'"{k}"' for k in keywords)
+hits = analysis.search(tagged, query) if keywords else tagged.head(0)
+complaints = hits.filter(~analysis.filters.people_expr(hits, agents)).sort(["ts", "source", "message_id"])
+customers = sorted(set(complaints["person"].drop_nulls().to_list()))
+rn.show_table(complaints.select("ts", "source", "conversation_id", "person", "text"), redact=redact, tz=tz,
+              title="投诉 / complaints")
+''',
+        ("md", "## 处理时长 / Handling delay"),
+        '''\
+delays = analysis.first_replies(tagged, agents=people, identities=identities, trigger_ids=complaints["message_id"],
+                                tz=tz).sort(["ts", "conversation_id", "message_id"])
+rn.show_table(delays.select("ts", "conversation_id", "sender", "reply_ts", "replier", "delay_minutes"),
+              redact=redact, tz=tz, title="首次回复 / first agent reply after each complaint")
+answered = delays.filter(pl.col("delay_minutes").is_not_null())
+summary = pl.DataFrame({
+    "complaints": [complaints.height], "answered": [answered.height],
+    "unanswered": [delays.height - answered.height],
+    "median_delay_minutes": [answered["delay_minutes"].median() if answered.height else None],
+    "max_delay_minutes": [answered["delay_minutes"].max() if answered.height else None]})
+rn.show_table(summary, redact=redact, tz=tz, title="汇总 / summary")
+if answered.height:
+    fig = go.Figure(go.Bar(x=answered["conversation_id"].to_list(), y=answered["delay_minutes"].to_list(),
+                           marker_color="#d62728"))
+    fig.update_layout(title="处理时长（分钟）/ handling delay (minutes)", xaxis_title="conversation",
+                      yaxis_title="minutes", height=360)
+    rn.show_figure(fig)
+''',
+        ("md", "## 时间线 / Timeline (agent · customer · courier · system)"),
+        '''\
+convs = set(complaints["conversation_id"].to_list())
+agent_convs = set(tagged.filter(is_agent & pl.col("ts").is_between(start, end))["conversation_id"].to_list())
+involved = tagged.filter(pl.col("conversation_id").is_in(sorted(convs | agent_convs)))
+role = (pl.when(analysis.filters.people_expr(involved, agents)).then(pl.lit("agent"))
+        .when(pl.col("person").is_in(customers)).then(pl.lit("customer")).otherwise(pl.lit("other / courier")))
+involved = involved.with_columns(role.alias("role"))
+system = events.with_columns(pl.lit("system").alias("role"), pl.col("actor").alias("person"))
+lanes = pl.concat([
+    involved.select("ts", "role", "person", pl.col("msg_type").alias("what"), pl.col("text").alias("summary"),
+                    "source"),
+    system.select("ts", "role", "person", pl.col("event_type").alias("what"), pl.col("details").alias("summary"),
+                  "source"),
+], how="vertical").sort(["ts", "role", "person", "what", "source"])
+rn.show_table(lanes, redact=redact, tz=tz, title="时间线 / timeline")
+plot = rn.localize(lanes.unique(["ts", "role", "person", "what"], keep="first", maintain_order=True), tz)
+fig = go.Figure()
+colors = {"agent": "#1f77b4", "customer": "#d62728", "other / courier": "#2ca02c", "system": "#7f7f7f"}
+for name in ["agent", "customer", "other / courier", "system"]:
+    part = plot.filter(pl.col("role") == name)
+    fig.add_trace(go.Scatter(x=part["ts"].to_list(), y=part["person"].to_list(), mode="markers", name=name,
+                             marker={"size": 10, "color": colors[name]}, text=part["what"].to_list()))
+fig.update_layout(title="角色时间线 / timeline by role", xaxis_title=f"time ({tz})", height=420)
+rn.show_figure(fig)
+''',
+        ("md", "## 结论要点 / Findings"),
+        '''\
+lines = []
+for row in answered.sort("ts").iter_rows(named=True):
+    lines.append(f"- {rn.fmt_local(row['ts'], tz)}: complaint in `{row['conversation_id']}`, first agent reply "
+                 f"{rn.fmt_local(row['reply_ts'], tz)} by {row['replier']} — **{row['delay_minutes']:.0f} min**")
+for row in delays.filter(pl.col("delay_minutes").is_null()).iter_rows(named=True):
+    lines.append(f"- {rn.fmt_local(row['ts'], tz)}: complaint in `{row['conversation_id']}` — no agent reply in the window")
+rn.markdown("\\n".join(lines) or "- no complaint found by the keywords in this window")
+''',
+    ],
+}
+
+TEMPLATES["internal_investigation"] = {
+    "title": "# 内部调查 / Internal investigation\n\n"
+             "Lock the window, extract the key fragments between the people concerned, and line them up with "
+             "abnormal logins.",
+    "parameters": 'keywords = ["回扣", "删", "记录", "kickback"]   # words that mark a key fragment\n'
+                  'people = ["liuyang", "chenlei"]                  # the people under investigation\n'
+                  'context_messages = 3\n',
+    "cells": [
+        scope(["关键片段以关键词和人员识别 (fragments found by keywords and people)",
+               "异常登录以时间窗内 IP 占比判定，基线较短 (unusual = rare IP within the window only)",
+               "时间窗已锁定为授权范围内 (window locked inside the grant)"]),
+        ("md", "## 关键片段 / Key fragments"),
+        '''\
+tagged = rn.with_person(messages, identities)
+own = analysis.by_participants(tagged, people, identities=identities) if people else tagged
+query = " OR ".join(f'"{k}"' for k in keywords)
+key_hits = analysis.search(own, query) if keywords else own.head(0)
+key_hits = key_hits.sort(["ts", "source", "message_id"])
+rn.show_table(key_hits.select("ts", "source", "conversation_id", "person", "text"), redact=redact, tz=tz,
+              title="关键消息 / key messages")
+fragments = analysis.context(own, key_hits["message_id"].to_list(), before=context_messages, after=context_messages)
+rn.show_table(fragments.select("snippet", "ts", "conversation_id", "person", "is_hit", "text"), redact=redact, tz=tz,
+              title="上下文 / context")
+''',
+        ("md", "## 异常登录 / Abnormal logins"),
+        '''\
+logins = analysis.unusual_logins(events).sort(["ts", "event_id"]) if events.height else events
+if logins.height:
+    rn.show_table(logins.select("ts", "actor", "host", "ip", "outcome", "ip_share", "unusual"), redact=redact,
+                  tz=tz, title="登录 / logins")
+    aligned = analysis.align_events(own, logins.filter(pl.col("unusual")), same_actor=True, identities=identities,
+                                    tz=tz).sort(["event_ts", "event_id"])
+    rn.show_table(aligned.select("event_ts", "actor", "host", "ip", "message_ts", "sender", "delta_minutes"),
+                  redact=redact, tz=tz, title="登录与消息对齐 / logins lined up with messages")
+else:
+    rn.markdown("- no login events in the window")
+''',
+        '''\
+plot_m = rn.localize(key_hits, tz)
+fig = go.Figure()
+fig.add_trace(go.Scatter(x=plot_m["ts"].to_list(), y=plot_m["person"].to_list(), mode="markers",
+                         name="key messages", marker={"size": 9, "color": "#1f77b4"}))
+if logins.height:
+    plot_l = rn.localize(logins, tz)
+    fig.add_trace(go.Scatter(x=plot_l["ts"].to_list(), y=plot_l["actor"].to_list(), mode="markers", name="logins",
+                             marker={"size": 12, "symbol": "x",
+                                     "color": ["#d62728" if u else "#7f7f7f" for u in plot_l["unusual"].to_list()]}))
+fig.update_layout(title="关键消息与登录 / key messages and logins", xaxis_title=f"time ({tz})", height=400)
+rn.show_figure(fig)
+''',
+    ],
+}
+
+TEMPLATES["keyword_sweep"] = {
+    "title": "# 关键词排查 / Keyword sweep\n\n"
+             "Hit counts by person, conversation and day, with the context of each hit.",
+    "parameters": 'keywords = ["投诉", "退款", "加班费", "refund"]\n'
+                  'people = []          # restrict to these senders; empty means everyone\n'
+                  'mode = "exact"       # exact, word or fuzzy\n'
+                  'context_messages = 2\n',
+    "cells": [
+        scope(["只统计关键词命中，不判断语义 (literal hits, no semantics)",
+               "同一消息在多个来源出现时分别计数 (a message in several exports counts once per source)"]),
+        ("md", "## 命中统计 / Hit counts"),
+        '''\
+tagged = rn.with_person(messages, identities)
+pool = analysis.by_senders(tagged, people, identities=identities) if people else tagged
+rows = []
+for keyword in keywords:
+    found = analysis.search(pool, f'"{keyword}"', mode=mode)
+    rows.append(found.with_columns(pl.lit(keyword).alias("keyword")))
+hits = (pl.concat(rows, how="diagonal_relaxed") if rows else pool.head(0).with_columns(pl.lit("").alias("keyword")))
+hits = hits.with_columns(pl.col("ts").dt.convert_time_zone(tz).dt.strftime("%Y-%m-%d").alias("day"))
+hits = hits.sort(["ts", "source", "message_id", "keyword"])
+for by in (["keyword", "person"], ["keyword", "conversation_id"], ["keyword", "day"]):
+    counts = hits.group_by(by).agg(pl.len().alias("hits")).sort(["hits", *by], descending=[True] + [False] * len(by))
+    rn.show_table(counts, redact=redact, tz=tz, title="命中 / hits by " + " × ".join(by))
+''',
+        '''\
+if hits.height:
+    per = hits.group_by(["day", "keyword"]).agg(pl.len().alias("hits")).sort(["day", "keyword"])
+    fig = go.Figure()
+    for keyword in sorted(set(per["keyword"].to_list())):
+        part = per.filter(pl.col("keyword") == keyword)
+        fig.add_trace(go.Bar(x=part["day"].to_list(), y=part["hits"].to_list(), name=keyword))
+    fig.update_layout(barmode="stack", title="每日命中 / hits per day", height=360)
+    rn.show_figure(fig)
+''',
+        ("md", "## 命中上下文 / Context of each hit"),
+        '''\
+ids = list(dict.fromkeys(hits["message_id"].to_list()))
+ctx = analysis.context(tagged, ids, before=context_messages, after=context_messages)
+rn.show_table(ctx.select("snippet", "ts", "source", "conversation_id", "person", "is_hit", "text"), redact=redact,
+              tz=tz, title="上下文 / context", rows=200)
+''',
+    ],
+}
+
+TEMPLATES["timeline_reconstruction"] = {
+    "title": "# 时间线重建 / Timeline reconstruction\n\n"
+             "Messages and events of the window on one time axis, by person, with activity and silences.",
+    "parameters": 'keywords = []        # optional, mark messages with these words\n'
+                  'people = []          # restrict to these participants; empty means everyone\n'
+                  'silence_minutes = 30\n',
+    "cells": [
+        scope(["时间以归档时区显示 (times in the archive's zone)",
+               "事件来自导入的系统日志 (events as imported from system logs)"]),
+        ("md", "## 合并时间线 / Merged timeline"),
+        '''\
+tagged = rn.with_person(messages, identities)
+pool = analysis.by_participants(tagged, people, identities=identities) if people else tagged
+ev = events.filter(pl.col("actor").is_in(sorted(analysis.filters.expand_people(people, identities)))) \\
+    if people else events
+line = analysis.timeline(pool, ev, tz=tz).drop("ts_local")
+if keywords:
+    marked = analysis.search(pool, " OR ".join(f'"{k}"' for k in keywords))["message_id"].to_list()
+    line = line.with_columns(pl.col("item_id").is_in(marked).alias("keyword_hit"))
+line = line.sort(["ts", "kind", "item_id", "lane"])
+rn.show_table(line.drop("item_id"), redact=redact, tz=tz, title="时间线 / timeline", rows=200)
+''',
+        '''\
+per_hour = (line.with_columns(pl.col("ts").dt.convert_time_zone(tz).dt.strftime("%Y-%m-%d %H:00").alias("hour"))
+            .group_by(["hour", "kind"]).agg(pl.len().alias("count")).sort(["hour", "kind"]))
+fig = go.Figure()
+for kind in ["message", "event"]:
+    part = per_hour.filter(pl.col("kind") == kind)
+    fig.add_trace(go.Bar(x=part["hour"].to_list(), y=part["count"].to_list(), name=kind))
+fig.update_layout(barmode="stack", title="每小时活动 / activity per hour", height=360)
+rn.show_figure(fig)
+''',
+        ("md", "## 沉默时段 / Silences"),
+        '''\
+from datetime import timedelta
+gaps = analysis.silences(pool, timedelta(minutes=silence_minutes), tz=tz).sort(["start", "conversation_id"])
+rn.show_table(gaps.select("conversation_id", "start", "end", "minutes"), redact=redact, tz=tz,
+              title=f"超过 {silence_minutes} 分钟的沉默 / silences over {silence_minutes} minutes")
+''',
+    ],
+}
+
+TEMPLATES["audit_review"] = {
+    "title": "# 审计复核 / Audit review\n\n"
+             "What was done under the grant: case openings, key releases, refusals, reports and exports, "
+             "and whether the audit chain is intact. Reads the audit log only (no message content).",
+    "parameters": 'keywords = []        # unused, kept for a uniform command line\n'
+                  'people = []          # restrict to these actors; empty means everyone\n'
+                  'until = 0            # last audit entry read; 0 means the head now; report run fixes it\n',
+    "cells": [
+        '''\
+from investigator.reports import audit_view
+r = audit_view.case_audit(archive, grant=grant, people=people, until=until)
+tz = r.timezone
+limits = ["只读取审计日志，不含消息内容 (audit log only, no content)",
+          "审计链校验到最后一个签名检查点 (chain verified up to the last signed checkpoint)"]
+rn.markdown(audit_view.scope_statement(r, lang=lang, limits=limits))
+''',
+        ("md", "## 审计链 / Audit chain"),
+        '''\
+rn.show_table(r.chain, redact=redact, tz=tz, title="校验 / verification")
+''',
+        ("md", "## 操作汇总 / Actions"),
+        '''\
+rn.show_table(r.by_action, redact=redact, tz=tz, title="按操作 / by action and outcome")
+rn.show_table(r.entries.filter(pl.col("outcome") == "denied").select("seq", "ts", "actor", "action", "rule", "reason"),
+              redact=redact, tz=tz, title="拒绝 / refusals")
+rn.show_table(r.entries.select("seq", "ts", "actor", "action", "outcome", "rule"), redact=redact, tz=tz,
+              title="条目 / entries", rows=200)
+''',
+        '''\
+if r.entries.height:
+    per = r.by_action
+    fig = go.Figure()
+    for outcome in sorted(set(per["outcome"].to_list())):
+        part = per.filter(pl.col("outcome") == outcome)
+        fig.add_trace(go.Bar(x=part["action"].to_list(), y=part["entries"].to_list(), name=outcome))
+    fig.update_layout(barmode="stack", title="审计条目 / audit entries", height=360)
+    rn.show_figure(fig)
+''',
+    ],
+    "open": '''\
+import polars as pl
+import plotly.graph_objects as go
+from investigator.reports import notebook as rn
+
+rn.setup(seed=seed)
+zh = not lang.lower().startswith("en")
+''',
+    "provenance": '''\
+rn.record_provenance(None, extra=r.provenance())
+''',
+}
+
+
+def build(name: str, spec: dict) -> nbformat.NotebookNode:
+    nb = new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["language_info"] = {"name": "python"}
+    nb.metadata["investigator"] = {"template": name}
+    cells = [new_markdown_cell(spec["title"])]
+    params = new_code_cell(COMMON_PARAMETERS + spec["parameters"])
+    params.metadata["tags"] = ["parameters"]
+    cells.append(params)
+    cells.append(new_code_cell(spec.get("open", OPEN_CASE)))
+    for item in spec["cells"]:
+        if isinstance(item, tuple):
+            cells.append(new_markdown_cell(item[1]))
+        else:
+            cells.append(new_code_cell(item))
+    cells.append(new_markdown_cell("## 数据来源 / Provenance\n\nThe chunks and Merkle roots this report read "
+                                   "(the seal copies them into the signed provenance)."))
+    cells.append(new_code_cell(spec.get("provenance", PROVENANCE)))
+    # stable cell ids: a template's hash must not change when it is rebuilt
+    for i, cell in enumerate(cells):
+        cell["id"] = f"{name[:20]}-{i:02d}"
+    nb.cells = cells
+    return nb
+
+
+def main() -> None:
+    for name, spec in TEMPLATES.items():
+        nbformat.write(build(name, spec), HERE / f"{name}.ipynb")
+
+
+if __name__ == "__main__":
+    main()
