@@ -23,6 +23,7 @@ _COMMAND_MODULES = (
     "investigator.cli.people_cmds",
     "investigator.cli.policy_cmds",
     "investigator.cli.request_cmds",
+    "investigator.cli.report_cmds",
 )
 
 

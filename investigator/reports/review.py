@@ -12,7 +12,7 @@ digest and the seal's signature, kept in ``metadata.investigator.reviews`` and
 registered in the audit log. The reviewer is never the operator. When the
 circuit breaker holds the report, release needs a person with a legal-review
 role (policy ``[approval.sensitive] legal_review_roles``) who acknowledges the
-hold.
+hold; otherwise a legal reviewer or a person with the approve permission may release.
 """
 
 from __future__ import annotations
@@ -167,10 +167,18 @@ def release_report(nb: Any, *, archive: "Archive", releaser: str, signer: _crypt
         _deny(archive, releaser, "report.release", digest, "review.separation",
               "the operator may not release their own report", when)
     person, policy = _person_roles(archive, releaser)
-    if not set(person.roles) & set(policy.legal_review_roles):
-        _deny(archive, releaser, "report.release", digest, "release.legal_role",
-              f"{releaser} holds no legal-review role ({', '.join(policy.legal_review_roles)})", when)
     breaker = seal["body"].get("breaker") or {}
+    legal = bool(set(person.roles) & set(policy.legal_review_roles))
+    if breaker.get("held") and not legal:
+        archive.audit.append(releaser, "breaker.alert", digest, {"rule": "breaker.legal_role",
+                                                                 "reason": "; ".join(breaker.get("reasons", []))},
+                             outcome="denied", now=when)
+        _deny(archive, releaser, "report.release", digest, "release.legal_role",
+              f"the circuit breaker holds this report; only a legal reviewer "
+              f"({', '.join(policy.legal_review_roles)}) may release it, and {releaser} is none", when)
+    if not (legal or policy.rights(person).may("approve")):
+        _deny(archive, releaser, "report.release", digest, "release.role",
+              f"{releaser} holds neither a legal-review role nor the approve permission", when)
     if breaker.get("held") and not acknowledge_hold:
         archive.audit.append(releaser, "breaker.alert", digest, {"rule": "breaker.hold",
                                                                  "reason": "; ".join(breaker.get("reasons", []))},

@@ -93,7 +93,9 @@ def execute(template: Path, output: Path, parameters: Mapping[str, Any], *, env:
     logging.getLogger("papermill").setLevel(logging.WARNING)
     try:
         with environment(env):
-            papermill.execute_notebook(str(template), str(output), parameters=dict(parameters), kernel_name=KERNEL,
+            # sorted: the injected cell is part of the digest, so its order must not depend on the caller
+            papermill.execute_notebook(str(template), str(output), parameters=dict(sorted(parameters.items())),
+                                       kernel_name=KERNEL,
                                        progress_bar=False, log_output=False, cwd=str(cwd or output.parent))
     except PapermillExecutionError as exc:
         raise ReportError(f"the report failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}",

@@ -1,0 +1,338 @@
+"""Report commands: run, seal, verify, reproduce, review, release, export, templates."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .options import archive_passphrase, echo_json, json_option
+
+archive_option = click.option("--archive", "archive_path", type=click.Path(path_type=Path, file_okay=False),
+                              default=None, help="The archive (default: the one the report names, if present).")
+key_dir_option = click.option("--key-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
+                              help="Folder of personal key files (default: $INVESTIGATOR_KEY_DIR).")
+notebook_argument = click.argument("notebook", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+
+
+def _signing_key(archive: Any, person: str, key_dir: Path | None) -> Any:
+    from ..config import KEY_PASSPHRASE_ENV
+    from ..identity import unlock_person_key
+
+    secret = os.environ.get(KEY_PASSPHRASE_ENV) or click.prompt(f"Passphrase of {person}'s signing key / 个人密钥口令",
+                                                               hide_input=True)
+    return unlock_person_key(archive, person, secret, key_dir=key_dir)
+
+
+def _read(notebook: Path) -> Any:
+    import nbformat
+
+    return nbformat.read(str(notebook), as_version=4)
+
+
+def _write(nb: Any, notebook: Path) -> None:
+    import nbformat
+
+    nbformat.write(nb, str(notebook))
+
+
+def _archive_for(nb: Any, given: Path | None) -> Any:
+    """--archive, else the archive the sealed parameters name (when it is there)."""
+    from ..archive import Archive
+    from ..errors import ConfigError
+
+    if given is not None:
+        return Archive.open(given)
+    meta = (nb.get("metadata") or {}).get("investigator") or {}
+    recorded = ((meta.get("seal") or {}).get("body") or {}).get("parameters", {}).get("archive") \
+        or ((nb.get("metadata") or {}).get("papermill") or {}).get("parameters", {}).get("archive")
+    if recorded and Path(recorded).is_dir():
+        return Archive.open(Path(recorded))
+    raise ConfigError("which archive? pass --archive")
+
+
+def _parse_value(text: str) -> Any:
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+@click.group()
+def report() -> None:
+    """Report notebooks: run a template, seal, verify, reproduce, review and release (结果应用).
+
+    \b
+    Example (the demo archive; see docs/reviewer.md and docs/automation.md):
+      investigator report run complaint_investigation --archive demo-archive --grant G-... --as sunli --totp 123456
+      investigator report verify reports/DEMO-.../20261118T061500Z-complaint_investigation.ipynb
+    """
+
+
+@report.command("templates")
+@json_option
+def templates_cmd(as_json: bool) -> None:
+    """List the report templates and their parameters.
+
+    \b
+    Example:
+      investigator report templates
+    """
+    from ..reports.run import list_templates, template_parameters
+
+    rows = [{"name": p.stem, "path": str(p), "parameters": sorted(template_parameters(p))} for p in list_templates()]
+    if as_json:
+        echo_json(rows)
+        return
+    for row in rows:
+        click.echo(f"{row['name']:<26} {', '.join(row['parameters'])}")
+
+
+@report.command("run")
+@click.argument("template")
+@click.option("--archive", "archive_path", required=True, type=click.Path(path_type=Path, file_okay=False))
+@click.option("--grant", required=True, help="Grant id or grant file.")
+@click.option("--as", "person", required=True, metavar="ID", help="The grant's operator (or its service identity).")
+@click.option("--totp", default=None, help="A fresh TOTP code: the run logs in once and passes the session privately.")
+@click.option("--session", default=None, help="A session token from 'investigator login' (or $INVESTIGATOR_SESSION).")
+@click.option("-p", "--parameter", "params", multiple=True, nargs=2, metavar="NAME VALUE",
+              help="A template parameter, parsed as YAML (papermill's -p): -p keywords '[投诉, 退款]'.")
+@click.option("-r", "--raw-parameter", "raw_params", multiple=True, nargs=2, metavar="NAME VALUE",
+              help="A string parameter taken as is: -r case_id 042 stays '042'.")
+@click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), default=Path("reports"),
+              show_default=True, help="Reports folder; the notebook goes to OUT/<case>/<time>-<template>.ipynb.")
+@key_dir_option
+@click.option("--no-html", is_flag=True, help="Skip the HTML copy.")
+@json_option
+def run_cmd(template: str, archive_path: Path, grant: str, person: str, totp: str | None, session: str | None,
+            params: tuple[tuple[str, str], ...], raw_params: tuple[tuple[str, str], ...], out_dir: Path,
+            key_dir: Path | None, no_html: bool, as_json: bool) -> None:
+    """Execute a report template under a grant (papermill), seal it and write the HTML copy.
+
+    \b
+    The archive passphrase comes from $INVESTIGATOR_PASSPHRASE (or a prompt), the signing key's
+    from $INVESTIGATOR_KEY_PASSPHRASE (or a prompt). Neither, nor the session, enters the report.
+    Examples:
+      investigator report run complaint_investigation --archive demo-archive --grant G-1a2b --as sunli --totp 123456
+      investigator report run keyword_sweep --archive A --grant G --as svc-qa --session "$INVESTIGATOR_SESSION" \\
+          -p keywords '[退款, refund]' -r case QA-2026-11 -o /srv/reports
+    """
+    from ..archive import Archive
+    from ..identity import SESSION_ENV
+    from ..reports.run import run_report
+
+    opened = Archive.open(archive_path)
+    passphrase = archive_passphrase()
+    signer = _signing_key(opened, person, key_dir)
+    parameters: dict[str, Any] = {name: _parse_value(value) for name, value in params}
+    parameters.update({name: value for name, value in raw_params})
+    result = run_report(template, archive=opened, grant=grant, person=person, signer=signer, passphrase=passphrase,
+                        totp=totp, session=session or (None if totp else os.environ.get(SESSION_ENV)),
+                        parameters=parameters, out_dir=out_dir, html=not no_html)
+    if as_json:
+        echo_json({"notebook": str(result.notebook), "html": str(result.html), "digest": result.digest,
+                   "report_id": result.report_id, "held": result.held, "reasons": result.reasons})
+        return
+    click.echo(f"report: {result.notebook}")
+    click.echo(f"html:   {result.html}")
+    click.echo(f"sealed: {result.digest} (status draft)")
+    if result.held:
+        click.secho("held by the circuit breaker (熔断): " + "; ".join(result.reasons), fg="yellow")
+
+
+@report.command("seal")
+@notebook_argument
+@archive_option
+@click.option("--as", "person", required=True, metavar="ID", help="The grant's operator, who signs.")
+@click.option("--template", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="The template it was run from (for its hash; default: by the name in the notebook).")
+@key_dir_option
+@click.option("--html/--no-html", default=True, help="Write the HTML copy beside it.")
+def seal_cmd(notebook: Path, archive_path: Path | None, person: str, template: Path | None, key_dir: Path | None,
+             html: bool) -> None:
+    """Seal a notebook executed with plain papermill (provenance, digest, signature, audit).
+
+    \b
+    Example:
+      papermill templates/keyword_sweep.ipynb out.ipynb -p archive A -p grant G -p person sunli
+      investigator report seal out.ipynb --archive A --as sunli
+    """
+    from ..errors import ReportError
+    from ..reports.html import write_html
+    from ..reports.run import find_template
+    from ..reports.seal import seal_notebook, template_name
+
+    nb = _read(notebook)
+    opened = _archive_for(nb, archive_path)
+    if template is None:
+        try:
+            template = find_template(template_name(nb))
+        except ReportError:
+            template = None
+    result = seal_notebook(nb, archive=opened, signer=_signing_key(opened, person, key_dir), person=person,
+                           template=template)
+    _write(nb, notebook)
+    if html:
+        write_html(notebook)
+    click.echo(f"sealed: {result.digest}")
+    if result.held:
+        click.secho("held by the circuit breaker (熔断): " + "; ".join(result.reasons), fg="yellow")
+
+
+@report.command("verify")
+@notebook_argument
+@archive_option
+@click.option("--pubkey", "pubkeys", multiple=True, type=click.Path(path_type=Path, dir_okay=False, exists=True),
+              help="A trusted public key file (base64 Ed25519, or a person key file); repeatable.")
+@click.option("--as", "actor", default="verifier", metavar="ID", help="Who verifies (for the audit log).")
+@json_option
+@click.pass_context
+def verify_cmd(ctx: click.Context, notebook: Path, archive_path: Path | None, pubkeys: tuple[Path, ...], actor: str,
+               as_json: bool) -> None:
+    """Check a report's digest, signatures, provenance and audit registration. Exit 0 when intact.
+
+    \b
+    On failure it names what changed: the cell, the provenance field, the signature.
+    Examples:
+      investigator report verify reports/C-1/20261118T061500Z-complaint_investigation.ipynb --archive A
+      investigator report verify report.ipynb --pubkey sunli.pub     # offline: digest and signature only
+    """
+    from ..errors import ConfigError, IntegrityError
+    from ..reports.seal import load_pubkey, verify_report
+
+    nb = _read(notebook)
+    try:
+        opened = _archive_for(nb, archive_path) if (archive_path or not pubkeys) else None
+    except ConfigError:
+        opened = None
+    result = verify_report(nb, archive=opened, pubkeys=[load_pubkey(p) for p in pubkeys], actor=actor)
+    if as_json:
+        echo_json(result.to_json())
+    else:
+        for line in result.checked:
+            click.echo(f"  ok   {line}")
+        for line in result.problems:
+            click.secho(f"  FAIL {line}", fg="red")
+        click.echo(f"{notebook}: {'intact' if result.ok else 'NOT INTACT'} (status {result.status})")
+    if not result.ok:
+        ctx.exit(IntegrityError.exit_code)
+
+
+@report.command("reproduce")
+@notebook_argument
+@archive_option
+@click.option("--as", "person", required=True, metavar="ID")
+@click.option("--totp", default=None)
+@click.option("--session", default=None)
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Where to write the re-executed notebook (default: NOTEBOOK.reproduced.ipynb).")
+@json_option
+@click.pass_context
+def reproduce_cmd(ctx: click.Context, notebook: Path, archive_path: Path | None, person: str, totp: str | None,
+                  session: str | None, output: Path | None, as_json: bool) -> None:
+    """Re-execute a sealed report from its recorded parameters and compare the content digests.
+
+    \b
+    Example:
+      investigator report reproduce reports/C-1/20261118T061500Z-complaint_investigation.ipynb --as sunli --totp 123456
+    """
+    from ..errors import IntegrityError
+    from ..identity import SESSION_ENV
+    from ..reports.reproduce import reproduce_report
+
+    nb = _read(notebook)
+    opened = _archive_for(nb, archive_path)
+    result = reproduce_report(notebook, archive=opened, person=person, passphrase=archive_passphrase(), totp=totp,
+                              session=session or (None if totp else os.environ.get(SESSION_ENV)), output=output)
+    if as_json:
+        echo_json(result.to_json())
+    else:
+        click.echo(f"sealed digest:     {result.sealed_digest}")
+        click.echo(f"reproduced digest: {result.new_digest}")
+        for line in result.differences:
+            click.secho(f"  differs: {line}", fg="red")
+        click.echo("reproduced: identical" if result.same else "reproduced: DIFFERENT")
+    if not result.same:
+        ctx.exit(IntegrityError.exit_code)
+
+
+@report.command("review")
+@notebook_argument
+@archive_option
+@click.option("--as", "person", required=True, metavar="ID", help="The reviewer (never the operator).")
+@click.option("--decision", type=click.Choice(["approve", "reject"]), required=True)
+@click.option("--note", required=True, help="The reviewer's note (recorded and signed).")
+@key_dir_option
+def review_cmd(notebook: Path, archive_path: Path | None, person: str, decision: str, note: str,
+               key_dir: Path | None) -> None:
+    """Add a reviewer's signed decision (法律顾问审核): draft -> reviewed (or rejected).
+
+    \b
+    Example:
+      investigator report review report.ipynb --as zhouzong --decision approve --note "scope and findings checked"
+    """
+    from ..reports.review import review_report
+
+    nb = _read(notebook)
+    opened = _archive_for(nb, archive_path)
+    status = review_report(nb, archive=opened, reviewer=person, signer=_signing_key(opened, person, key_dir),
+                           decision=decision, note=note)
+    _write(nb, notebook)
+    click.echo(f"{notebook}: {status}")
+
+
+@report.command("release")
+@notebook_argument
+@archive_option
+@click.option("--as", "person", required=True, metavar="ID", help="A legal reviewer (not the operator).")
+@click.option("--acknowledge-hold", is_flag=True, help="Release although the circuit breaker holds it (read why first).")
+@click.option("--note", default="", help="Recorded with the release.")
+@key_dir_option
+def release_cmd(notebook: Path, archive_path: Path | None, person: str, acknowledge_hold: bool, note: str,
+                key_dir: Path | None) -> None:
+    """Release a reviewed report for export (reviewed -> released).
+
+    \b
+    Example:
+      investigator report release report.ipynb --as sunli --acknowledge-hold --note "customer consent on file"
+    """
+    from ..reports.review import release_report
+
+    nb = _read(notebook)
+    opened = _archive_for(nb, archive_path)
+    status = release_report(nb, archive=opened, releaser=person, signer=_signing_key(opened, person, key_dir),
+                            acknowledge_hold=acknowledge_hold, note=note)
+    _write(nb, notebook)
+    from ..reports.html import write_html
+
+    if notebook.with_suffix(".html").exists():
+        write_html(notebook)
+    click.echo(f"{notebook}: {status}")
+
+
+@report.command("export")
+@notebook_argument
+@archive_option
+@click.option("--as", "person", required=True, metavar="ID", help="Who exports (needs the export permission).")
+@click.option("-o", "--out", "out_dir", required=True, type=click.Path(path_type=Path, file_okay=False))
+def export_cmd(notebook: Path, archive_path: Path | None, person: str, out_dir: Path) -> None:
+    """Copy a released report (notebook + HTML) out of the system; needs the export permission.
+
+    \b
+    Example:
+      investigator report export report.ipynb --as sunli -o /media/usb/case-042
+    """
+    from ..reports.review import export_report
+
+    opened = _archive_for(_read(notebook), archive_path)
+    for path in export_report(notebook, archive=opened, person=person, out_dir=out_dir):
+        click.echo(f"exported: {path}")
+
+
+def register(main: click.Group) -> None:
+    main.add_command(report)
