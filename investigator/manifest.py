@@ -80,6 +80,7 @@ class Manifest:
     key_id: str
     signature: str
     file_bytes: bytes
+    signed_bytes: bytes  # the RFC 8785 bytes of ``body``, exactly as signed
 
     @property
     def seq(self) -> int:
@@ -97,16 +98,29 @@ class Manifest:
     @classmethod
     def build(cls, body: dict[str, Any], signer: _crypto.SigningKey) -> "Manifest":
         body = {"format": MANIFEST_FORMAT, **body}
-        signature = signer.sign(canonical_json(body))
+        signed = canonical_json(body)
+        signature = signer.sign(signed)
         record = {"body": body, "key_id": signer.public.key_id, "signature": signature}
-        return cls(body, signer.public.key_id, signature, canonical_json(record))
+        return cls(body, signer.public.key_id, signature, canonical_json(record), signed)
 
     @classmethod
     def parse(cls, data: bytes, *, what: str) -> "Manifest":
-        """Parse manifest bytes. Raises IntegrityError naming ``what`` if malformed."""
+        """Parse manifest bytes. Raises IntegrityError naming ``what`` if malformed.
+
+        The file is the RFC 8785 form of ``{"body", "key_id", "signature"}``, so
+        it is ``{"body":`` + the signed bytes + ``,"key_id":"…","signature":"…"}``.
+        The body is parsed from exactly the signed bytes (archive-format.md,
+        "Manifest"), which spares re-canonicalizing a large body to verify it.
+        """
         try:
-            obj = json.loads(data)
-            body, key_id, signature = obj["body"], str(obj["key_id"]), str(obj["signature"])
+            outer = json.loads(data)
+            key_id, signature = str(outer["key_id"]), str(outer["signature"])
+            prefix = b'{"body":'
+            suffix = canonical_json({"key_id": key_id, "signature": signature})[1:]  # '"key_id":…}'
+            if not (data.startswith(prefix) and data.endswith(b"," + suffix)):
+                raise IntegrityError("manifest is not in canonical form", path=what)
+            signed = data[len(prefix):len(data) - len(suffix) - 1]
+            body = json.loads(signed)
             if body.get("format") != MANIFEST_FORMAT:
                 raise IntegrityError(f"unknown manifest format {body.get('format')!r}", path=what)
             int(body["seq"])
@@ -114,7 +128,7 @@ class Manifest:
             raise
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise IntegrityError("not a valid manifest", path=what) from exc
-        return cls(body, key_id, signature, data)
+        return cls(body, key_id, signature, data, signed)
 
     @classmethod
     def load(cls, path: Path) -> "Manifest":
@@ -128,4 +142,4 @@ class Manifest:
         """Raise IntegrityError unless the archive key signed this body."""
         if self.key_id != key.key_id:
             raise IntegrityError(f"signed by key {self.key_id!r}, not the archive key {key.key_id!r}", path=what)
-        key.verify(self.signature, canonical_json(self.body), what=what)
+        key.verify(self.signature, self.signed_bytes, what=what)

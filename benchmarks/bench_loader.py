@@ -1,0 +1,160 @@
+"""Benchmark: open a case and load a 30-day window vs. polars.read_parquet of the same rows.
+
+    .venv/bin/python benchmarks/bench_loader.py --messages 5000000 --work /tmp/bench-loader
+
+Builds (once, reused from --work) a year of generated messages (20,000
+conversations) as an encrypted archive with demo people and grants, and the same
+rows as plain zstd Parquet, one file per day. Then, each in a fresh subprocess
+so peak memory is its own:
+
+1. open_case (grant, identity, policy) + case.messages() for 30 days;
+2. polars.read_parquet of the same 30 days of plain files, filtered to the window;
+3. a selective lazy query (one sender, one keyword, 90 days) through case.messages(lazy=True).
+
+Prints seconds, MB/s, peak RSS and the ratios; record them in docs/benchmarks.md.
+Aims: load <= 1.3x plain Parquet; open + load well under 5 s; the lazy query's
+memory under 2x (its result + one partition).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+import warnings
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+PASS = "bench-passphrase"
+START = datetime(2025, 12, 1, tzinfo=timezone.utc)
+WINDOW = (datetime(2026, 3, 1, tzinfo=timezone.utc), datetime(2026, 3, 31, tzinfo=timezone.utc))
+LAZY_WINDOW = (datetime(2026, 3, 1, tzinfo=timezone.utc), datetime(2026, 5, 30, tzinfo=timezone.utc))
+NOW = datetime(2026, 11, 28, 4, 0, tzinfo=timezone.utc)
+
+
+def rss_mb() -> float:
+    """Peak resident memory of this process so far, in MB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def build(work: Path, n: int) -> None:
+    import polars as pl
+
+    from investigator import _crypto
+    from investigator.archive import Archive
+    from investigator.grants import DEMO_ONLY_PASSPHRASE, DEMO_ONLY_TOTP_SECRETS, approve, demo_authority, new_request
+    from investigator.identity import unlock_person_key
+    from investigator.ingest import ingest_frames
+    from investigator.samples import generate_messages
+
+    if (work / "ready.json").exists():
+        return
+    work.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    frame = generate_messages(n, seed=5, start=START.date(), days=365, conversations=20000)
+    print(f"generated {frame.height:,} messages in {time.perf_counter() - t0:.0f} s", flush=True)
+    plain = work / "plain"
+    keyed = frame.with_columns(pl.col("ts").dt.to_string("%Y-%m-%d").alias("_day"))
+    for part in keyed.partition_by("_day"):
+        part.drop("_day").write_parquet(plain / f"{part['_day'][0]}.parquet", compression="zstd", mkdir=True)
+    archive = Archive.create(work / "archive", passphrase=PASS, kdf_n=2**14, now=NOW - timedelta(days=1))
+    keys = archive.unlock(PASS)
+    t0 = time.perf_counter()
+    ingest_frames(archive, messages=frame, events=None, sources=[], skipped=[], keys=keys, actor="bench",
+                  now=NOW - timedelta(days=1))
+    print(f"ingested in {time.perf_counter() - t0:.0f} s", flush=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        demo_authority(archive, keys, now=NOW - timedelta(hours=2))
+    grants = {}
+    for name, (start, end), minutes in (("window30", WINDOW, 20), ("lazy90", LAZY_WINDOW, 10)):  # codes in time order
+        when = NOW - timedelta(minutes=minutes)
+        key = unlock_person_key(archive, "sunli", DEMO_ONLY_PASSPHRASE.format(person="sunli"),
+                                key_dir=archive.root / "demo-keys")
+        signed = new_request(archive, requester="sunli", signing_key=key, case="BENCH", purpose="internal_audit",
+                             start=start, end=end, fields=("metadata", "content"), reason="benchmark", now=when)
+        approver_key = unlock_person_key(archive, "zhouzong", DEMO_ONLY_PASSPHRASE.format(person="zhouzong"),
+                                         key_dir=archive.root / "demo-keys")
+        code = _crypto.totp(DEMO_ONLY_TOTP_SECRETS["zhouzong"], when.timestamp())
+        grants[name] = approve(archive, keys, signed.id, approver="zhouzong", signing_key=approver_key, totp=code,
+                               now=when).grant_path.stem
+    sender = frame.filter(pl.col("ts").is_between(*LAZY_WINDOW))["sender_id"].mode()[0]
+    (work / "ready.json").write_text(json.dumps({"grants": grants, "sender": sender, "n": frame.height}))
+
+
+def measure(work: Path, what: str) -> dict:
+    import polars as pl
+
+    ready = json.loads((work / "ready.json").read_text())
+    if what != "plain":
+        import investigator.loader  # noqa: F401 - imports count towards the baseline, not the load
+    base = rss_mb()
+    if what == "plain":
+        t0 = time.perf_counter()
+        days = [(WINDOW[0] + timedelta(days=i)).strftime("%Y-%m-%d") for i in range((WINDOW[1] - WINDOW[0]).days)]
+        files = [work / "plain" / f"{d}.parquet" for d in days if (work / "plain" / f"{d}.parquet").exists()]
+        frame = pl.read_parquet(files).filter(pl.col("ts").is_between(*WINDOW, closed="left"))
+        seconds = time.perf_counter() - t0
+        return {"seconds": seconds, "rows": frame.height, "mb": frame.estimated_size() / 1e6,
+                "peak_mb": rss_mb() - base}
+    from investigator import _crypto
+    from investigator.grants import DEMO_ONLY_TOTP_SECRETS
+    from investigator.loader import open_case
+
+    grant = ready["grants"]["window30" if what == "case" else "lazy90"]
+    # TOTP codes are single-use: every measurement run opens its cases at later times
+    run = int((work / "runs").read_text()) if (work / "runs").exists() else 0
+    when = NOW + timedelta(minutes=5 * run + (1 if what == "case" else 2))
+    code = _crypto.totp(DEMO_ONLY_TOTP_SECRETS["sunli"], when.timestamp())
+    t0 = time.perf_counter()
+    case = open_case(work / "archive", grant=grant, person="sunli", totp=code, passphrase=PASS, now=when)
+    opened = time.perf_counter() - t0
+    if what == "case":
+        frame = case.messages(progress=False)
+    else:
+        frame = (case.messages(lazy=True).filter(pl.col("sender_id") == ready["sender"])
+                 .filter(pl.col("text_norm").str.contains("项目", literal=True)).collect())
+    seconds = time.perf_counter() - t0
+    return {"seconds": seconds, "open_seconds": opened, "rows": frame.height, "mb": frame.estimated_size() / 1e6,
+            "peak_mb": rss_mb() - base, "chunks": case.stats.chunks_decrypted}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--messages", type=int, default=5_000_000)
+    parser.add_argument("--work", type=Path, default=Path("/tmp/bench-loader"))
+    parser.add_argument("--measure", choices=["plain", "case", "lazy"], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.measure:
+        print(json.dumps(measure(args.work, args.measure)))
+        return
+    build(args.work, args.messages)
+    runs = args.work / "runs"
+    runs.write_text(str(int(runs.read_text()) + 1 if runs.exists() else 1))
+    results = {}
+    for what in ("plain", "case", "lazy"):
+        out = subprocess.run([sys.executable, __file__, "--work", str(args.work), "--measure", what],
+                             capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+        if out.returncode:
+            sys.exit(out.stderr)
+        results[what] = json.loads(out.stdout.strip().splitlines()[-1])
+    plain, case, lazy = results["plain"], results["case"], results["lazy"]
+    print(f"\narchive: {json.loads((args.work / 'ready.json').read_text())['n']:,} messages over 365 days")
+    print(f"{'':36}{'seconds':>9}{'rows':>11}{'MB/s':>9}{'peak +MB':>9}")
+    for name, r in (("plain read_parquet (30 days)", plain), ("open_case + messages() (30 days)", case),
+                    ("lazy: one sender + keyword (90 d)", lazy)):
+        print(f"{name:36}{r['seconds']:>9.2f}{r['rows']:>11,}{r['mb'] / r['seconds']:>9.0f}{r['peak_mb']:>9.0f}")
+    print("(MB/s: in-memory size of the result per second; peak +MB: growth of the process's peak RSS during the"
+          " measurement, after imports)")
+    print(f"\nopen (grant + identity + policy): {case['open_seconds']:.2f} s; chunks decrypted: {case['chunks']}")
+    print(f"load ratio (case / plain): {case['seconds'] / plain['seconds']:.2f}x   (aim <= 1.3x; whole retrieval "
+          f"aim < 5 s)")
+    print(f"lazy query: result {lazy['mb']:.1f} MB, peak +{lazy['peak_mb']:.0f} MB over {lazy['chunks']} chunks")
+
+
+if __name__ == "__main__":
+    main()
