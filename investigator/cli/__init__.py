@@ -24,6 +24,7 @@ _COMMAND_MODULES = (
     "investigator.cli.policy_cmds",
     "investigator.cli.request_cmds",
     "investigator.cli.report_cmds",
+    "investigator.cli.bundle_cmds",
 )
 
 

@@ -1,0 +1,135 @@
+"""Evidence bundle commands: export, release, verify (电子取证)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from .options import archive_passphrase, echo_json, json_option
+
+
+def _signing_key(archive, person: str, key_dir: Path | None):  # type: ignore[no-untyped-def]
+    from .report_cmds import _signing_key as unlock
+
+    return unlock(archive, person, key_dir)
+
+
+@click.group()
+def bundle() -> None:
+    """Evidence bundles: export under a grant, release, verify offline.
+
+    \b
+    Example:
+      investigator bundle export --archive A --grant G --as sunli --totp 123456 -o case.zip
+      investigator bundle verify case.zip --pubkey A/keys/archive-signing.pub
+    """
+
+
+@bundle.command("export")
+@click.option("--archive", "archive_path", required=True, type=click.Path(path_type=Path, file_okay=False))
+@click.option("--grant", required=True, help="Grant id or grant file.")
+@click.option("--as", "person", required=True, metavar="ID", help="The grant's operator (needs the export permission).")
+@click.option("--totp", default=None)
+@click.option("--session", default=None)
+@click.option("--ids", "ids_file", type=click.Path(path_type=Path, dir_okay=False, exists=True), default=None,
+              help="Export only these message ids (one per line).")
+@click.option("--prefix", default="EV", show_default=True, help="Evidence number prefix (EV-000001 ...).")
+@click.option("--key-dir", type=click.Path(path_type=Path, file_okay=False), default=None)
+@click.option("-o", "--out", required=True, type=click.Path(path_type=Path, dir_okay=False))
+@json_option
+@click.pass_context
+def export_cmd(ctx: click.Context, archive_path: Path, grant: str, person: str, totp: str | None,
+               session: str | None, ids_file: Path | None, prefix: str, key_dir: Path | None, out: Path,
+               as_json: bool) -> None:
+    """Export the grant's messages as a signed, offline-verifiable bundle (zip).
+
+    \b
+    Held by the circuit breaker (personal data, a sensitive grant), the bundle stays in the
+    archive until a legal reviewer runs 'investigator bundle release'; exit code 6 then.
+    Example:
+      investigator bundle export --archive A --grant G-1a2b --as sunli --totp 123456 --prefix ACME -o case.zip
+    """
+    from ..archive import Archive
+    from ..bundles import export_bundle
+    from ..errors import PolicyDenied
+    from ..identity import SESSION_ENV
+
+    opened = Archive.open(archive_path)
+    ids = None
+    if ids_file:
+        ids = [line.strip() for line in ids_file.read_text(encoding="utf-8").splitlines() if line.strip()]
+    result = export_bundle(opened, grant=grant, person=person, signer=_signing_key(opened, person, key_dir),
+                           passphrase=archive_passphrase(), totp=totp,
+                           session=session or (None if totp else os.environ.get(SESSION_ENV)), ids=ids,
+                           prefix=prefix, out=out)
+    if as_json:
+        echo_json({"bundle_id": result.bundle_id, "path": str(result.path), "items": result.items,
+                   "held": result.held, "reasons": result.reasons})
+    elif result.held:
+        click.secho(f"held by the circuit breaker (熔断): {'; '.join(result.reasons)}", fg="yellow")
+        click.echo(f"bundle {result.bundle_id} kept in the archive; a legal reviewer releases it with:\n"
+                   f"  investigator bundle release {result.bundle_id} --archive {archive_path} --as LEGAL -o {out}")
+    else:
+        click.echo(f"bundle {result.bundle_id}: {result.items} items -> {result.path}")
+    if result.held:
+        ctx.exit(PolicyDenied.exit_code)
+
+
+@bundle.command("release")
+@click.argument("bundle_id")
+@click.option("--archive", "archive_path", required=True, type=click.Path(path_type=Path, file_okay=False))
+@click.option("--as", "person", required=True, metavar="ID", help="A legal reviewer (not the operator).")
+@click.option("--note", required=True)
+@click.option("--key-dir", type=click.Path(path_type=Path, file_okay=False), default=None)
+@click.option("-o", "--out", required=True, type=click.Path(path_type=Path, dir_okay=False))
+def release_cmd(bundle_id: str, archive_path: Path, person: str, note: str, key_dir: Path | None, out: Path) -> None:
+    """Release a bundle the circuit breaker held (a legal reviewer's signed release).
+
+    \b
+    Example:
+      investigator bundle release B-1a2b3c --archive A --as fawu --note "court order 2026-17" -o case.zip
+    """
+    from ..archive import Archive
+    from ..bundles import release_bundle
+
+    opened = Archive.open(archive_path)
+    path = release_bundle(opened, bundle_id, releaser=person, signer=_signing_key(opened, person, key_dir),
+                          passphrase=archive_passphrase(), note=note, out=out)
+    click.echo(f"released: {path}")
+
+
+@bundle.command("verify")
+@click.argument("path", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.option("--pubkey", "pubkeys", multiple=True, required=True,
+              type=click.Path(path_type=Path, dir_okay=False, exists=True),
+              help="The archive's public key file (ARCHIVE/keys/archive-signing.pub); repeatable.")
+@json_option
+@click.pass_context
+def verify_cmd(ctx: click.Context, path: Path, pubkeys: tuple[Path, ...], as_json: bool) -> None:
+    """Verify a bundle offline: no archive, no secret. Exit 0 when intact.
+
+    \b
+    Example:
+      investigator bundle verify case.zip --pubkey archive-signing.pub
+    """
+    from ..bundles import verify_bundle
+    from ..errors import IntegrityError
+    from ..reports.seal import load_pubkey
+
+    result = verify_bundle(path, pubkeys=[load_pubkey(p) for p in pubkeys])
+    if as_json:
+        echo_json(result.to_json())
+    else:
+        for line in result.checked:
+            click.echo(f"  ok   {line}")
+        for line in result.problems:
+            click.secho(f"  FAIL {line}", fg="red")
+        click.echo(f"{path}: {'intact' if result.ok else 'NOT INTACT'} ({result.items} items)")
+    if not result.ok:
+        ctx.exit(IntegrityError.exit_code)
+
+
+def register(main: click.Group) -> None:
+    main.add_command(bundle)
