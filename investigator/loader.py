@@ -244,27 +244,26 @@ class Case:
             if piece.height != rows:
                 raise IntegrityError(f"{kind} {part} parts hold {piece.height} rows; the manifests list {rows}")
             if frame is None:
+                # Each file's rows, in file order, must be exactly its manifest's leaf range:
+                # this checks per-file row counts and the order the chunk ids below rely on.
+                expected = pl.DataFrame({"s": [e.leaf_start for e in entries], "n": [e.rows for e in entries]}).select(
+                    pl.int_ranges("s", pl.col("s") + pl.col("n")).explode().alias("leaf_index"))["leaf_index"]
+                if not piece["leaf_index"].cast(pl.Int64).equals(expected.cast(pl.Int64)):
+                    raise IntegrityError(f"{kind} chunk rows differ from their manifests' leaf ranges")
                 frame = piece
             else:
                 if not piece["leaf_index"].equals(frame["leaf_index"]):
                     raise IntegrityError(f"{kind} {part} parts do not line up with their meta parts")
                 frame = frame.hstack(piece.drop("leaf_index"))
         assert frame is not None  # meta is always granted
+        # rows come in file order, so each entry's chunk id repeats for its row count
+        ids = pl.DataFrame({"chunk_id": [f"{e.batch_seq}/{e.chunk_id}" for e in entries],
+                            "n": [e.rows for e in entries]})
+        frame = frame.with_columns(ids.select(pl.col("chunk_id").repeat_by("n")).explode("chunk_id")["chunk_id"])
         self.stats.chunks_decrypted += len(entries)
         self.stats.rows_read += rows
         self.stats.chunk_ids.update(e.chunk_id for e in entries)
         return frame
-
-    def _with_chunk_id(self, frame: pl.DataFrame, kind: str) -> pl.DataFrame:
-        # the chunk a row came from follows from its batch and time: no per-file bookkeeping needed
-        step = self.archive.config.chunk_seconds
-        seconds = (pl.col("ts").dt.hour().cast(pl.Int64) * 3600 + pl.col("ts").dt.minute().cast(pl.Int64) * 60
-                   + pl.col("ts").dt.second().cast(pl.Int64))
-        start = seconds // step * step
-        return frame.with_columns(pl.format(
-            "{}/{}/{}/{}{}{}", pl.col("batch_seq"), pl.lit(kind), pl.col("ts").dt.to_string("%Y-%m-%d"),
-            (start // 3600).cast(pl.String).str.zfill(2), (start % 3600 // 60).cast(pl.String).str.zfill(2),
-            (start % 60).cast(pl.String).str.zfill(2)).alias("chunk_id"))
 
     def _columns(self, kind: str, columns: Sequence[str] | None) -> list[str]:
         base = list(full_schema(kind))
@@ -312,8 +311,7 @@ class Case:
                     if extra is not None:
                         frame = frame.filter(extra)
                     if frame.height:
-                        pieces.append(self._with_chunk_id(frame, kind).select(
-                            [c for c in wanted if c in frame.columns or c == "chunk_id"]))
+                        pieces.append(frame.select([c for c in wanted if c in frame.columns]))
                     if bar is not None:
                         bar.update(len(batch))
         finally:
@@ -321,8 +319,11 @@ class Case:
                 bar.close()
         if not pieces:
             return self._empty(kind, wanted)
-        frame = pl.concat(pieces, how="diagonal_relaxed")
-        return frame.select([c for c in wanted if c in frame.columns]).sort(_order(kind, wanted))
+        frame = pl.concat(pieces, how="diagonal_relaxed").select([c for c in wanted if c in pieces[0].columns])
+        if len({e.batch_seq for e in entries}) == 1:
+            # one batch: its chunks are in time order and each is sorted by (ts, id) at ingest
+            return frame
+        return frame.sort(_order(kind, wanted))
 
     def _empty(self, kind: str, wanted: Sequence[str]) -> pl.DataFrame:
         schema = {**full_schema(kind), "text_norm": pl.String(), "chunk_id": pl.String(), "batch_seq": pl.Int64(),
@@ -369,7 +370,6 @@ class Case:
                     piece = self._read_group(kind, group, self._release(group, kind), pool).filter(row_filter)
                     if predicate is not None:
                         piece = piece.filter(predicate)
-                    piece = self._with_chunk_id(piece, kind)
                     piece = piece.select([c for c in cols if c in piece.columns])
                     if with_columns is not None:
                         piece = piece.select([c for c in with_columns if c in piece.columns])

@@ -11,6 +11,7 @@ The archive signing key signs the RFC 8785 canonical body.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
@@ -91,8 +92,9 @@ class Manifest:
         """SHA-256 of the manifest file: what the next manifest and the audit log point at."""
         return hashlib.sha256(self.file_bytes).hexdigest()
 
-    @property
+    @functools.cached_property
     def chunks(self) -> list[ChunkEntry]:
+        """The batch's chunk entries (parsed once: large archives list thousands)."""
         return [ChunkEntry.from_json(self.seq, c) for c in self.body.get("chunks", [])]
 
     @classmethod
