@@ -1,0 +1,148 @@
+"""Evidence bundles: export under the demo grant, offline verification, tamper detection, refusals."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from investigator.archive import Archive
+from investigator.bundles import export_bundle, inclusion_proofs, verify_bundle
+from investigator.demo import DEMO_PASSPHRASE, demo_grant, demo_session
+from investigator.errors import PolicyDenied
+from investigator.grants import DEMO_ONLY_PASSPHRASE
+from investigator.identity import unlock_person_key
+from investigator.merkle import verify_inclusion
+
+pytestmark = pytest.mark.slow
+
+
+def key(archive: Archive, person: str):
+    return unlock_person_key(archive, person, DEMO_ONLY_PASSPHRASE.format(person=person),
+                             key_dir=archive.root / "demo-keys")
+
+
+@pytest.fixture(scope="module")
+def bundle_archive(demo_archive, tmp_path_factory) -> Archive:
+    root = tmp_path_factory.mktemp("bundles") / "archive"
+    shutil.copytree(demo_archive, root)
+    return Archive.open(root)
+
+
+@pytest.fixture(scope="module")
+def bundle(bundle_archive, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("b") / "case.zip"
+    result = export_bundle(bundle_archive, grant=demo_grant(bundle_archive.root), person="sunli",
+                           signer=key(bundle_archive, "sunli"), passphrase=DEMO_PASSPHRASE,
+                           session=demo_session(bundle_archive.root), prefix="ACME", out=out)
+    assert not result.held and result.path == out
+    return out
+
+
+def rewrite(source: Path, target: Path, change) -> Path:  # type: ignore[no-untyped-def]
+    with zipfile.ZipFile(source) as zf:
+        files = {n: zf.read(n) for n in zf.namelist()}
+    change(files)
+    with zipfile.ZipFile(target, "w") as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+    return target
+
+
+def test_bundle_verifies_offline_with_the_archive_key_only(bundle, bundle_archive):
+    result = verify_bundle(bundle, pubkeys=[bundle_archive.signing_public])
+    assert result.ok, result.problems
+    with zipfile.ZipFile(bundle) as zf:
+        names = set(zf.namelist())
+        summary = zf.read("summary.csv").decode("utf-8-sig").splitlines()
+    assert {"messages.parquet", "messages.jsonl", "proofs.jsonl", "attachments.jsonl", "summary.csv", "grant.json",
+            "audit.jsonl", "manifest.json", "signature.json", "archive.pub"} <= names
+    assert summary[0].startswith("evidence_no,") and summary[1].startswith("ACME-000001,")
+    assert not verify_bundle(bundle, pubkeys=[key(bundle_archive, "sunli").public]).ok  # wrong anchor
+
+
+def test_each_proof_checks_against_the_signed_manifest_root(bundle, bundle_archive):
+    with zipfile.ZipFile(bundle) as zf:
+        proofs = [json.loads(line) for line in zf.read("proofs.jsonl").decode().splitlines()]
+    roots = {m.seq: m.body["merkle"] for m in bundle_archive.manifests()}
+    for proof in proofs:
+        merkle = roots[proof["batch_seq"]]
+        assert proof["root"] == merkle["root"] and proof["tree_size"] == merkle["leaves"]
+        assert verify_inclusion(bytes.fromhex(proof["record_hash"]), proof["leaf_index"], merkle["leaves"],
+                                [bytes.fromhex(p) for p in proof["path"]], bytes.fromhex(merkle["root"]))
+
+
+def test_inclusion_proofs_outside_the_window(bundle_archive):
+    keys = bundle_archive.unlock(DEMO_PASSPHRASE)
+    manifest = bundle_archive.manifests()[0]
+    last = manifest.body["merkle"]["leaves"] - 1
+    [proof] = inclusion_proofs(bundle_archive, keys, manifest.seq, [last])
+    assert set(proof) == {"batch_seq", "leaf_index", "tree_size", "record_hash", "root", "path"}
+
+
+@pytest.mark.parametrize("change", [
+    pytest.param(lambda f: f.__setitem__("summary.csv", f["summary.csv"] + b"x"), id="change-file"),
+    pytest.param(lambda f: f.__setitem__("extra.txt", b"added"), id="add-file"),
+    pytest.param(lambda f: f.pop("audit.jsonl"), id="remove-file"),
+    pytest.param(lambda f: f.pop("manifests/" + sorted(n[10:] for n in f if n.startswith("manifests/"))[0]),
+                 id="remove-ingest-manifest"),
+    pytest.param(lambda f: f.__setitem__("signature.json", f["signature.json"].replace(b'"signature":"', b'"signature":"A', 1)),
+                 id="signature"),
+])
+def test_any_file_change_fails(bundle, bundle_archive, tmp_path, change):
+    tampered = rewrite(bundle, tmp_path / "t.zip", change)
+    assert not verify_bundle(tampered, pubkeys=[bundle_archive.signing_public]).ok
+
+
+def test_a_changed_message_fails_even_with_a_fixed_manifest(bundle, bundle_archive, tmp_path):
+    import hashlib
+
+    def change(files):
+        lines = files["messages.jsonl"].decode().splitlines()
+        row = json.loads(lines[0])
+        row["text"] = (row.get("text") or "") + " (edited)"
+        row["complete"] = True
+        lines[0] = json.dumps(row, ensure_ascii=False, sort_keys=True)
+        files["messages.jsonl"] = ("\n".join(lines) + "\n").encode()
+        manifest = json.loads(files["manifest.json"])
+        manifest["files"]["messages.jsonl"]["sha256"] = hashlib.sha256(files["messages.jsonl"]).hexdigest()
+        files["manifest.json"] = json.dumps(manifest).encode()
+
+    result = verify_bundle(rewrite(bundle, tmp_path / "m.zip", change), pubkeys=[bundle_archive.signing_public])
+    assert not result.ok
+    assert any("record hash" in p or "manifest.json changed" in p for p in result.problems)
+
+
+def test_export_needs_the_export_permission(bundle_archive, tmp_path):
+    with pytest.raises(PolicyDenied):
+        export_bundle(bundle_archive, grant=demo_grant(bundle_archive.root), person="zhangwei",
+                      signer=key(bundle_archive, "zhangwei"), passphrase=DEMO_PASSPHRASE, session="x",
+                      out=tmp_path / "no.zip")
+    assert not (tmp_path / "no.zip").exists()
+    denied = [e for e in bundle_archive.audit.entries() if e.action == "bundle.export" and e.outcome == "denied"]
+    assert denied
+
+
+def test_breaker_holds_the_bundle_until_a_legal_release(bundle_archive, tmp_path, monkeypatch):
+    from investigator.reports import breaker
+
+    monkeypatch.setattr(breaker, "sensitive_categories", lambda policy: {"complaint": ["投诉"]})
+    result = export_bundle(bundle_archive, grant=demo_grant(bundle_archive.root), person="sunli",
+                           signer=key(bundle_archive, "sunli"), passphrase=DEMO_PASSPHRASE,
+                           session=demo_session(bundle_archive.root), out=tmp_path / "held.zip")
+    assert result.held and not (tmp_path / "held.zip").exists()
+    assert result.path.is_relative_to(bundle_archive.root)
+    assert any(e.action == "breaker.alert" for e in bundle_archive.audit.entries())
+    # held and unreleased, the bundle itself says so
+    assert not verify_bundle(result.path, pubkeys=[bundle_archive.signing_public]).ok
+    from investigator.bundles import release_bundle
+
+    with pytest.raises(PolicyDenied):  # an executive is no legal reviewer; the operator may not release
+        release_bundle(bundle_archive, result.bundle_id, releaser="zhouzong", signer=key(bundle_archive, "zhouzong"),
+                       passphrase=DEMO_PASSPHRASE, note="x", out=tmp_path / "r.zip")
+    with pytest.raises(PolicyDenied):
+        release_bundle(bundle_archive, result.bundle_id, releaser="sunli", signer=key(bundle_archive, "sunli"),
+                       passphrase=DEMO_PASSPHRASE, note="x", out=tmp_path / "r.zip")
