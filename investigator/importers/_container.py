@@ -224,6 +224,26 @@ class Container:
             yield number, data[start:end]
             start = end + 1
 
+    def split_lines(self, data: bytes, member: str) -> tuple[list[bytes], int | None]:
+        """The lines :meth:`iter_lines` yields for ``data`` (the bytes of ``member``), as one list,
+        and the number of the first line longer than MAX_LINE_BYTES (None if there is none).
+
+        Nothing is raised: a caller that walks the lines raises :meth:`long_line`
+        on reaching that number, where iter_lines would have raised.
+        """
+        lines = data.split(b"\n")
+        if not lines[-1]:
+            lines.pop()  # iter_lines yields no empty last line
+        too_long = None
+        if len(data) > MAX_LINE_BYTES:
+            too_long = next((n for n, line in enumerate(lines, 1) if len(line) > MAX_LINE_BYTES), None)
+        return lines, too_long
+
+    def long_line(self, member: str, number: int) -> ImportFormatError:
+        """The error :meth:`iter_lines` raises for line ``number`` of ``member``."""
+        return ImportFormatError(self._file_name(member), self.position(member, f"line {number}"),
+                                 f"lines of at most {MAX_LINE_BYTES} bytes")
+
     # -- provenance ---------------------------------------------------------------------------
 
     def _file_name(self, member: str) -> str:

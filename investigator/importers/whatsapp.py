@@ -27,17 +27,24 @@ from __future__ import annotations
 
 import hashlib
 import re
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from pathlib import Path, PurePosixPath
 from typing import Any
+from zoneinfo import ZoneInfo
+
+import orjson
+import polars as pl
 
 from investigator.errors import ImportFormatError
 
 from ._container import Container, member_names
 from ._model import DATE_ORDERS, ImportOptions, ImportResult, finish
-from ._records import BadRecord, Collector, decode_text, derived_id, kind_from_name, local_to_us
+from ._records import BadRecord, Collector, decode_text, derived_id, kind_from_name, zone
 
 NAME = "whatsapp"
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MICROSECOND = timedelta(microseconds=1)
 
 _SP = r"[ \u00a0\u202f]"
 _AMPM = r"(?P<ampm>[aApP]\.?" + _SP + r"?[mM]\.?|上午|下午)"
@@ -177,6 +184,64 @@ def _classify(text: str, box: Container, folder: str) -> tuple[str, dict[str, An
     return "text", {}, {}
 
 
+class _Times:
+    """Local date and time strings -> microseconds, caching each date, each time and each pair.
+
+    Gives what ``local_to_us(_to_datetime(date, time, ampm, order), tz)`` gives,
+    or raises the same BadRecord.
+    """
+
+    def __init__(self, order: str, tz: str) -> None:
+        self.order = order
+        self.tz = tz
+        self.pairs: dict[tuple[str, str, str | None], int | str] = {}
+        self.dates: dict[str, tuple[int, int, int]] = {}
+        self.times: dict[tuple[str, str | None], tuple[int, int, int] | str] = {}
+        self._zone: ZoneInfo | None = None  # looked up at the first valid time, as local_to_us does
+
+    def us(self, date: str, time: str, ampm: str | None) -> int:
+        key = (date, time, ampm)
+        found = self.pairs.get(key)
+        if found is None:
+            found = self.pairs[key] = self._convert(date, time, ampm)
+        if type(found) is str:
+            raise BadRecord(found)
+        return found  # type: ignore[return-value]
+
+    def _convert(self, date: str, time: str, ampm: str | None) -> int | str:
+        ymd = self.dates.get(date)
+        if ymd is None:
+            a, b, c = _split_date(date)
+            year, month, day = {"dmy": (c, b, a), "mdy": (c, a, b), "ymd": (a, b, c)}[self.order]
+            ymd = self.dates[date] = (year + 2000 if year < 100 else year, month, day)
+        hms = self.times.get((time, ampm))
+        if hms is None:
+            pieces = [int(p) for p in re.split(r"[:.]", time)]
+            hour, minute, second = pieces[0], pieces[1], pieces[2] if len(pieces) > 2 else 0
+            if ampm and hour > 12:
+                hms = "a 12-hour time with AM/PM"
+            else:
+                if ampm:
+                    pm = ampm.lower().startswith("p") or ampm == "下午"
+                    hour = hour % 12 + (12 if pm else 0)
+                hms = (hour, minute, second)
+            self.times[(time, ampm)] = hms
+        if type(hms) is str:
+            return hms
+        if self._zone is None:  # an impossible date is reported before an unknown zone
+            try:
+                datetime(*ymd, *hms)
+            except ValueError:
+                return f"a valid date in {self.order} order"
+            self._zone = zone(self.tz)
+        try:
+            local = datetime(*ymd, *hms, tzinfo=self._zone)
+        except ValueError:
+            return f"a valid date in {self.order} order"
+        # = local_to_us(naive, tz): the earlier of an ambiguous pair (fold=0), microseconds since the epoch.
+        return (local - _EPOCH) // _MICROSECOND
+
+
 def parse(path: Path, options: ImportOptions) -> ImportResult:
     """Read a WhatsApp chat export (.txt, or the .zip WhatsApp shares).
 
@@ -196,75 +261,134 @@ def parse(path: Path, options: ImportOptions) -> ImportResult:
             raise box.error(box.name, "", "a zip holding one WhatsApp chat .txt")
         folder = str(PurePosixPath(member).parent) + "/" if "/" in member else ""
         file_name, sha = box.provenance(member)
-        _, encoding = decode_text(box.read(member), file_name)
-        # Pass 1: split into messages (header line + continuation lines).
-        messages: list[list[Any]] = []  # [line_no, match, [raw lines], [text lines]]
-        for number, raw in box.iter_lines(member):
-            line = raw.decode(encoding).rstrip("\r")
-            if number == 1:
-                line = line.lstrip("\ufeff")
-            match = _header(line)
+        data = box.read(member)
+        _, encoding = decode_text(data, file_name)
+        # Pass 1: split into messages (header line + continuation lines). Decoding the
+        # whole text at once equals decoding line by line: b"\n" never occurs inside
+        # a UTF-8 or GB18030 multi-byte sequence.
+        raw_lines, too_long = box.split_lines(data, member)
+        text_lines = data.decode(encoding).split("\n")[:len(raw_lines)]
+        heads: list[int] = []  # line index of each message's header
+        matches: list[re.Match[str]] = []
+        more: dict[int, list[int]] = {}  # message -> line indexes of its continuation lines
+        header = _header
+        for index, line in enumerate(text_lines):
+            if index + 1 == too_long:
+                raise box.long_line(member, too_long)
+            if line.endswith("\r"):
+                line = text_lines[index] = line.rstrip("\r")
+            if index == 0:
+                line = text_lines[0] = line.lstrip("\ufeff")
+            match = header(line)
             if match is not None:
-                messages.append([number, match, [raw], [match.group("rest")]])
-            elif messages:
-                messages[-1][2].append(raw)
-                messages[-1][3].append(line)
+                heads.append(index)
+                matches.append(match)
+            elif matches:
+                more.setdefault(len(matches) - 1, []).append(index)
             elif line.strip():
-                rows.bad(file_name, box.position(member, f"line {number}"), "a line starting with a WhatsApp date and time")
-        ordered = [m[1].group("date") for m in messages]
+                rows.bad(file_name, box.position(member, f"line {index + 1}"),
+                         "a line starting with a WhatsApp date and time")
+        ordered = [m.group("date") for m in matches]
         try:
             order = options.date_order or detect_order(set(ordered), ordered)
         except BadRecord as bad:
             raise box.error(member, "", bad.expected) from None
         conv_name = conversation_name(box.name if box.kind == "zip" else file_name)
         conv_id = "whatsapp:" + derived_id("whatsapp", conv_name)[:24]
-        # Pass 2: times, senders, types, ids.
-        times: dict[tuple[str, str, str | None], int] = {}
+        # Pass 2: times, senders, types, ids, column by column.
+        times = _Times(order, options.tz)
         ordinals: dict[tuple[int, str | None, str], int] = {}
         senders: set[str] = set()
-        built: list[tuple[dict[str, Any], str, str, dict[str, Any]]] = []
         group_hint = False
-        for number, match, raw_lines, text_lines in messages:
-            position = box.position(member, f"line {number}")
-            groups = match.groupdict()
-            ampm = groups.get("ampm") or groups.get("pre")
-            key = (groups["date"], groups["time"], ampm)
+        sha256 = hashlib.sha256
+        id_prefix = b"[" + orjson.dumps(conv_id) + b","
+        json_names: dict[str | None, bytes] = {}
+        pid_texts: dict[tuple[tuple[str, Any], ...], str] = {}
+        cols: dict[str, list[Any]] = {name: [] for name in (
+            "message_id", "ts", "sender_id", "msg_type", "text", "attachment_name", "attachment_type",
+            "attachment_size", "attachment_sha256", "source_position", "raw_sha256", "platform_ids")}
+        ids_col, ts_col, sender_col, type_col, text_col = (cols[k] for k in (
+            "message_id", "ts", "sender_id", "msg_type", "text"))
+        atts: list[tuple[int, dict[str, Any]]] = []
+        ios_omitted = _IOS_OMITTED.match
+        pos_col, raw_col, pid_col = cols["source_position"], cols["raw_sha256"], cols["platform_ids"]
+        for n, (first, match) in enumerate(zip(heads, matches)):
+            date, time, ampm = match.group("date", "time", "ampm")
+            if ampm is None and match.re is _ANDROID:
+                ampm = match.group("pre")
             try:
-                us = times.get(key)
-                if us is None:
-                    us = times[key] = local_to_us(_to_datetime(groups["date"], groups["time"], ampm, order), options.tz)
+                us = times.us(date, time, ampm)
             except BadRecord as bad:
-                rows.bad(file_name, position, bad.expected)
+                rows.bad(file_name, box.position(member, f"line {first + 1}"), bad.expected)
                 continue
-            rest = "\n".join(text_lines)
+            extra = more.get(n)
+            if extra is None:
+                rest = match.group("rest")
+                raw = raw_lines[first]
+            else:
+                rest = "\n".join([match.group("rest"), *(text_lines[i] for i in extra)])
+                raw = b"\n".join([raw_lines[first], *(raw_lines[i] for i in extra)])
             sender, sep, body = rest.partition(": ")
             if not sep or '"' in sender or "\n" in sender:
                 sender_name, text, msg_type, att, ids = None, rest, "system", {}, {}
                 group_hint = group_hint or "group" in rest.lower()
             else:
                 sender_name, text = sender.strip(_MARKS), body
-                msg_type, att, ids = _classify(text, box, folder)
+                stripped = text.lstrip(_MARKS)
+                first_line = stripped.partition("\n")[0]
+                # _classify's patterns all need one of these: a leading "<", " (" or an "omitted" line.
+                if first_line[:1] != "<" and " (" not in first_line and ios_omitted(first_line) is None:
+                    msg_type, att, ids = ("recall" if stripped.strip() in _DELETED else "text"), {}, {}
+                else:
+                    msg_type, att, ids = _classify(text, box, folder)
                 if msg_type == "text" and text.startswith("\u200e"):
                     msg_type = "system"  # iOS prefixes system notices in groups with U+200E
                 senders.add(sender_name)
-            text_hash = hashlib.sha256(text.encode("utf-8")).hexdigest()
+            text_hash = sha256(text.encode("utf-8")).hexdigest()
             okey = (us, sender_name, text_hash)
-            ordinals[okey] = ordinals.get(okey, 0) + 1
-            rec = {
-                "message_id": derived_id(conv_id, us, sender_name, text_hash, ordinals[okey]),
-                "ts": us,
-                "sender_id": sender_name,
-                "sender_name": sender_name,
-                "msg_type": msg_type,
-                "text": text,
-                **att,
-            }
-            raw = hashlib.sha256(b"\n".join(raw_lines)).hexdigest()
-            built.append((rec, position, raw, {"date_order": order, **ids}))
+            ordinal = ordinals[okey] = ordinals.get(okey, 0) + 1
+            # derived_id(conv_id, us, sender_name, text_hash, ordinal), with the orjson list written out.
+            name_json = json_names.get(sender_name)
+            if name_json is None:
+                name_json = json_names[sender_name] = orjson.dumps(sender_name)
+            ids_col.append(sha256(b'%s%d,%s,"%s",%d]' % (id_prefix, us, name_json, text_hash.encode(), ordinal)
+                                  ).hexdigest()[:32])
+            ts_col.append(us)
+            sender_col.append(sender_name)
+            type_col.append(msg_type)
+            text_col.append(text)
+            if att:
+                atts.append((len(ts_col) - 1, att))
+            pos_col.append(first + 1)
+            raw_col.append(sha256(raw).hexdigest())
+            pid_key = tuple(ids.items())
+            pid = pid_texts.get(pid_key)
+            if pid is None:
+                pid = pid_texts[pid_key] = orjson.dumps({"date_order": order, **ids}, option=orjson.OPT_SORT_KEYS
+                                                        ).decode()
+            pid_col.append(pid)
         conv_type = "group" if group_hint or len(senders) > 2 else "direct"
-        for rec, position, raw, ids in built:
-            rec.update(conversation_id=conv_id, conversation_name=conv_name, conversation_type=conv_type)
-            rows.add(rec, file=file_name, sha=sha, position=position, raw_sha=raw, platform_ids=ids)
+        for key in ("attachment_name", "attachment_type", "attachment_size", "attachment_sha256"):
+            column = cols[key] = [None] * len(ts_col)
+            for row, att in atts:
+                column[row] = att.get(key)
+        where = box.position(member, "line ")
+        cols["source_position"] = [where + str(number) for number in pos_col]
+        if rows.claim(ids_col, raw_col):
+            frame = pl.DataFrame(cols, schema={**{k: pl.String() for k in cols}, "ts": pl.Int64(),
+                                               "attachment_size": pl.Int64()})
+            rows.add_frame(frame.with_columns(
+                sender_name=pl.col("sender_id"), source=pl.lit(NAME), conversation_id=pl.lit(conv_id),
+                conversation_name=pl.lit(conv_name), conversation_type=pl.lit(conv_type),
+                source_file=pl.lit(file_name), source_sha256=pl.lit(sha)))
+        else:  # repeated ids: impossible by construction (ordinals), but keep the Collector's rule
+            for row in pl.DataFrame(cols, schema_overrides={"ts": pl.Int64()}).iter_rows(named=True):
+                ids = orjson.loads(row.pop("platform_ids"))
+                rec = {key: value for key, value in row.items() if not key.startswith(("source", "raw"))}
+                rec.update(sender_name=rec["sender_id"], conversation_id=conv_id, conversation_name=conv_name,
+                           conversation_type=conv_type)
+                rows.add(rec, file=file_name, sha=sha, position=row["source_position"], raw_sha=row["raw_sha256"],
+                         platform_ids=ids)
         return finish(box, NAME, messages=rows)
     finally:
         box.close()

@@ -86,3 +86,44 @@ def test_slack_column_path_equals_record_path(tmp_path: Path, monkeypatch: pytes
     # Documented fix: a non-string subtype is ignored (it used to escape as TypeError).
     assert row["msg_type"] == "text" and row["sender_id"] == "B2"
     assert orjson.loads(row["platform_ids"]) == {"channel": "D1", "ts": "1452845871.25", "user": "", "bot_id": "B2"}
+
+
+def test_whatsapp_ids_equal_derived_id_for_any_sender(write) -> None:
+    import hashlib
+
+    from investigator.importers._records import derived_id
+    from investigator.importers.whatsapp import conversation_name
+
+    senders = ['Al "x" (a quote: a system line)', 'back \\ slash', "张伟 👍", "tab\there", "e\u0301", "<b>"]
+    lines = [f"12/9/20, 23:5{i} - {name}: hi {i}" for i, name in enumerate(senders)]
+    lines += ["12/9/20, 23:59 - Messages are end-to-end encrypted", "12/9/20, 23:59 - Messages are end-to-end encrypted"]
+    path = write("WhatsApp Chat with Odd.txt", "\n".join(lines) + "\n")
+    frame = read_export(path, format="whatsapp", options=ImportOptions(tz="UTC")).messages
+    conv_id = "whatsapp:" + derived_id("whatsapp", conversation_name(path.name))[:24]
+    ordinals: dict[tuple, int] = {}
+    for row in frame.iter_rows(named=True):
+        us = int(row["ts"].timestamp()) * 1_000_000
+        text_hash = hashlib.sha256(row["text"].encode()).hexdigest()
+        key = (us, row["sender_name"], text_hash)
+        ordinals[key] = ordinals.get(key, 0) + 1
+        assert row["message_id"] == derived_id(conv_id, us, row["sender_name"], text_hash, ordinals[key])
+    assert frame["sender_name"].to_list()[:6] == [None, *senders[1:]] and frame["msg_type"].to_list()[-1] == "system"
+
+
+def test_whatsapp_line_cap_and_line_order_of_errors(write, monkeypatch: pytest.MonkeyPatch) -> None:
+    from investigator.errors import ImportFormatError
+    from investigator.importers import _container
+
+    monkeypatch.setattr(_container, "MAX_LINE_BYTES", 40)
+    good = "12/9/20, 23:55 - A: hello"
+    long = "12/9/20, 23:56 - B: " + "x" * 40
+    for lenient in (False, True):
+        with pytest.raises(ImportFormatError, match="line 2: expected lines of at most 40 bytes"):
+            read_export(write("a.txt", f"{good}\n{long}\n"), format="whatsapp", options=ImportOptions(lenient=lenient))
+    with pytest.raises(ImportFormatError, match="line 1: expected a line starting with a WhatsApp date"):
+        read_export(write("b.txt", f"junk\n{good}\n{long}\n"), format="whatsapp")
+    result = read_export(write("c.txt", f"\ufeff{good}\r\ncontinued\r\n\r\n{good}"), format="whatsapp")
+    assert result.messages["text"].to_list() == ["hello\ncontinued\n", "hello"]
+    import hashlib
+
+    assert result.messages["raw_sha256"][0] == hashlib.sha256(f"\ufeff{good}\r\ncontinued\r\n\r".encode()).hexdigest()
