@@ -38,6 +38,10 @@ class DemoResult:
     grant_id: str = ""
     operator: str = ""
     case_info: dict[str, Any] = field(default_factory=dict)
+    report: Path | None = None
+    report_html: Path | None = None
+    report_verified: bool = False
+    report_problems: list[str] = field(default_factory=list)
     batches: list[dict[str, Any]] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
     verified: bool = False
@@ -131,7 +135,37 @@ def run_demo(out: Path, *, samples: Path | None = None, echo: Callable[[str], No
     result.case_info = case.info()
     echo(f"case opened by {case.person}: {result.case_info['messages']} messages and {result.case_info['events']} "
          f"events in {result.case_info['window']['start']} .. {result.case_info['window']['end']} (UTC)")
+    demo_report(result, authority, echo=echo)
     return result
+
+
+def demo_report(result: DemoResult, authority: Any, *, echo: Callable[[str], None] = lambda _: None) -> None:
+    """DEMO ONLY: run complaint_investigation as the demo operator, seal it, verify it (reports/ in the archive)."""
+    import nbformat
+
+    from .errors import InvestigatorError
+    from .identity import unlock_person_key
+    from .reports.run import run_report
+    from .reports.seal import verify_report
+
+    archive = Archive.open(result.archive)
+    try:
+        signer = unlock_person_key(archive, authority.operator_id, authority.operator_passphrase,
+                                   key_dir=authority.key_dir)
+        run = run_report("complaint_investigation", archive=archive, grant=authority.grant_id,
+                         person=authority.operator_id, signer=signer, passphrase=DEMO_PASSPHRASE,
+                         session=demo_session(result.archive), out_dir=result.archive / "reports")
+        check = verify_report(nbformat.read(str(run.notebook), as_version=4), archive=archive,
+                              actor=authority.operator_id)
+    except InvestigatorError as exc:
+        result.report_problems.append(str(exc))
+        echo(f"report: FAILED ({exc})")
+        return
+    result.report, result.report_html = run.notebook, run.html
+    result.report_verified, result.report_problems = check.ok, check.problems
+    echo(f"report: complaint_investigation sealed ({run.digest[:19]}...) and "
+         f"{'verified' if check.ok else 'NOT verified'}: {run.notebook}")
+    echo(f"  reviewer copy: {run.html}")
 
 
 def demo_session(archive_path: Path | str, *, now: datetime | None = None, keys: Any = None) -> str:
