@@ -1,0 +1,106 @@
+"""The archive commands end to end through the real CLI: init, ingest, info, verify, audit; bad input."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from support import DATA_SAMPLES, archive_snapshot
+
+PASS = "cli-test-passphrase"
+
+
+def run(*args, passphrase=PASS, check=True):
+    env = {**os.environ, "INVESTIGATOR_PASSPHRASE": passphrase}
+    out = subprocess.run([sys.executable, "-m", "investigator", *map(str, args)], env=env, capture_output=True,
+                         text=True, timeout=300)
+    if check and out.returncode:
+        raise AssertionError(f"{args}: exit {out.returncode}\n{out.stdout}\n{out.stderr}")
+    return out
+
+
+@pytest.fixture
+def archive(tmp_path):
+    run("init", tmp_path / "a", "--kdf-cost", "14", "--tz", "Asia/Shanghai")
+    return tmp_path / "a"
+
+
+def test_init_ingest_info_verify_audit(archive):
+    first = run("ingest", archive, DATA_SAMPLES / "normalized" / "messages.jsonl", "--json")
+    added = json.loads(first.stdout)
+    assert added["messages_added"] == 3000 and added["batch_seq"] == 1
+    again = json.loads(run("ingest", archive, DATA_SAMPLES / "normalized" / "messages.csv", "--json").stdout)
+    assert again["batch_seq"] is None and again["duplicates"] == 3000  # the same messages, as CSV
+    info = json.loads(run("info", archive, "--json").stdout)
+    assert {"messages", "events", "partitions", "first_ts", "last_ts"} <= set(info) and info["messages"] == 3000
+    assert "加班" not in run("info", archive, "--json").stdout  # counts only
+    assert "intact" in run("verify", archive).stdout
+    assert "intact" in run("verify", archive, "--offline", passphrase="").stdout
+    assert "intact" in run("audit", "verify", archive).stdout
+    actions = [e["action"] for e in json.loads(run("audit", "show", archive, "--json", "--limit", "0").stdout)]
+    assert actions[:2] == ["init", "ingest"] and "verify" in actions
+
+
+def test_tampering_fails_verify_with_the_file_named(archive):
+    run("ingest", archive, DATA_SAMPLES / "events" / "events.jsonl")
+    victim = sorted(archive.glob("batches/00000001/events/*/*.chk"))[3]
+    data = bytearray(victim.read_bytes())
+    data[40] ^= 0xFF
+    victim.write_bytes(bytes(data))
+    out = run("verify", archive, check=False)
+    assert out.returncode == 4 and victim.name in out.stderr
+    log = archive / "audit" / "log.jsonl"
+    log.write_text("\n".join(log.read_text().splitlines()[:-2]) + "\n")
+    out = run("audit", "verify", archive, check=False)
+    assert out.returncode == 4 and "truncated" in out.stderr
+
+
+BAD = {
+    "unreadable": (lambda p: p.write_bytes(b"\x00\x01garbage\xff" * 10), "bad.jsonl", "bad.jsonl"),
+    "missing column": (lambda p: p.write_text("message_id,text\n1,hello\n", encoding="utf-8"), "bad.csv", "ts"),
+    "invalid timestamp": (lambda p: p.write_text('{"message_id": "1", "ts": "yesterday", "text": "x"}\n',
+                                                  encoding="utf-8"), "bad.jsonl", "line 1"),
+    "non-utf8": (lambda p: p.write_bytes('{"message_id": "1", "ts": "2026-11-18T06:00:00Z", "text": "'.encode()
+                                         + b"\xff\xfe\xfa" + b'"}\n'), "bad.jsonl", "UTF-8"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_input_is_named_and_changes_nothing(archive, tmp_path, case):
+    make, name, expected = BAD[case]
+    run("ingest", archive, DATA_SAMPLES / "events" / "events.jsonl")
+    before = archive_snapshot(archive)
+    bad = tmp_path / name
+    make(bad)
+    fmt = "csv" if name.endswith(".csv") else "jsonl"
+    out = run("ingest", archive, bad, "--format", fmt, check=False)
+    assert out.returncode == 6, out.stderr
+    assert name in out.stderr and expected in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr
+    assert archive_snapshot(archive) == before
+    last = json.loads(run("audit", "show", archive, "--json", "--limit", "1").stdout)[-1]
+    assert (last["action"], last["outcome"]) == ("ingest", "error")
+
+
+def test_wrong_passphrase_is_refused_cleanly(archive):
+    before = archive_snapshot(archive)
+    out = run("ingest", archive, DATA_SAMPLES / "events" / "events.jsonl", passphrase="Zebra-Secret-991", check=False)
+    assert out.returncode == 5 and "passphrase does not unlock" in out.stderr
+    assert "Zebra-Secret-991" not in out.stderr + out.stdout
+    assert archive_snapshot(archive) == before
+
+
+@pytest.mark.slow
+def test_demo_command_runs_the_main_job(tmp_path):
+    out = run("demo", "--out", tmp_path / "demo", "--json", passphrase="")
+    result = json.loads(out.stdout)
+    assert result["verified"] and result["info"]["messages"] > 5000
+    again = run("demo", "--out", tmp_path / "demo", "--json", passphrase="")  # replaces its own earlier demo
+    assert json.loads(again.stdout)["verified"]
+    (tmp_path / "not-demo").mkdir()
+    (tmp_path / "not-demo" / "keep.txt").write_text("mine")
+    refused = run("demo", "--out", tmp_path / "not-demo", passphrase="", check=False)
+    assert refused.returncode == 3 and (tmp_path / "not-demo" / "keep.txt").read_text() == "mine"
