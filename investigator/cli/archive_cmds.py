@@ -44,12 +44,15 @@ def init(archive: Path, tz: str, chunk_seconds: int, kdf_cost: int, actor: str |
               help="WhatsApp: day/month order, when detection is ambiguous.")
 @click.option("--map", "mappings", multiple=True, metavar="FIELD=COLUMN",
               help="csv/jsonl: map a normalized field to a source column (repeatable).")
+@click.option("--map-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="csv/jsonl: a saved mapping, JSON or TOML {field = column}; --map entries override it.")
 @click.option("--room-names", type=click.Path(exists=True, dir_okay=False), default=None,
               help="wecom: JSON or CSV mapping roomid -> group name.")
 @actor_option
 @json_option
 def ingest(archive: Path, paths: tuple[Path, ...], fmt: str, tz: str | None, lenient: bool, date_order: str | None,
-           mappings: tuple[str, ...], room_names: str | None, actor: str | None, as_json: bool) -> None:
+           mappings: tuple[str, ...], map_file: Path | None, room_names: str | None, actor: str | None,
+           as_json: bool) -> None:
     """Import export files into the archive as one atomic, idempotent batch.
 
     \b
@@ -57,12 +60,13 @@ def ingest(archive: Path, paths: tuple[Path, ...], fmt: str, tz: str | None, len
       investigator ingest ./case-archive data_samples/normalized/messages.jsonl
       investigator ingest ./case-archive slack-export.zip chat.txt --format auto
       investigator ingest ./case-archive dingtalk.csv --format csv --map ts=发送时间 --map sender_name=发送人
+      investigator ingest ./case-archive dingtalk.csv --format csv --map-file dingtalk-mapping.toml
     """
     from ..importers import ImportOptions
 
     who = default_actor(actor)
     opened, keys = open_and_unlock(archive, who)
-    mapping = {}
+    mapping = _read_mapping(map_file) if map_file else {}
     for item in mappings:
         if "=" not in item:
             raise click.BadParameter(f"{item!r}: expected FIELD=COLUMN", param_hint="--map")
@@ -82,6 +86,23 @@ def ingest(archive: Path, paths: tuple[Path, ...], fmt: str, tz: str | None, len
                    f"{result.chunks} chunks); Merkle root {result.merkle_root[:16]}...")
     if result.skipped:
         click.secho(f"note: {result.skipped} input records skipped; each is listed with its position and reason in the batch manifest", fg="yellow")
+
+
+def _read_mapping(path: Path) -> dict[str, str]:
+    """A saved column mapping: a JSON object or a TOML table of field = column."""
+    import json
+    import tomllib
+
+    from ..errors import ImportFormatError
+
+    text = path.read_text(encoding="utf-8-sig")
+    try:
+        data = tomllib.loads(text) if path.suffix.lower() == ".toml" else json.loads(text)
+    except (ValueError, tomllib.TOMLDecodeError) as exc:
+        raise ImportFormatError(path.name, "", "a JSON object or TOML table of field = column") from exc
+    if not isinstance(data, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in data.items()):
+        raise ImportFormatError(path.name, "", "only field = column pairs (strings)")
+    return dict(data)
 
 
 @click.command()

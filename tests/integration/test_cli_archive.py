@@ -104,3 +104,15 @@ def test_demo_command_runs_the_main_job(tmp_path):
     (tmp_path / "not-demo" / "keep.txt").write_text("mine")
     refused = run("demo", "--out", tmp_path / "not-demo", passphrase="", check=False)
     assert refused.returncode == 3 and (tmp_path / "not-demo" / "keep.txt").read_text() == "mine"
+
+
+def test_saved_column_mapping_file(archive, tmp_path):
+    export = tmp_path / "dingtalk.csv"
+    export.write_text("消息ID,发送时间,发送人,内容\nd1,2026-11-18 14:20:00,张伟,加班费的事明天说\n", encoding="utf-8")
+    mapping = tmp_path / "dingtalk.toml"
+    mapping.write_text('message_id = "消息ID"\nts = "发送时间"\nsender_name = "发送人"\ntext = "内容"\n',
+                       encoding="utf-8")
+    out = json.loads(run("ingest", archive, export, "--format", "csv", "--map-file", mapping, "--json").stdout)
+    assert out["messages_added"] == 1
+    info = json.loads(run("info", archive, "--json").stdout)
+    assert info["first_ts"] == "2026-11-18T06:20:00.000000Z"  # local Asia/Shanghai time -> UTC
