@@ -1,0 +1,78 @@
+"""Benchmark: encrypted ingest vs. plain zstd Parquet partitions written by the same process.
+
+    .venv/bin/python benchmarks/bench_ingest.py --messages 1000000
+
+Prints messages/s and MB/s for both, and the ratios the issue sets as aims:
+encrypted ingest >= 0.7x plain Parquet write throughput, archive size <= 1.1x.
+Record the figures in docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import polars as pl
+
+from investigator.archive import Archive
+from investigator.ingest import ingest_frames
+from investigator.samples import generate_messages
+
+
+def tree_size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def plain_parquet(frame: pl.DataFrame, out: Path) -> None:
+    """The baseline: the same rows as zstd Parquet, one folder per UTC day, one file per hour."""
+    keyed = frame.with_columns(pl.col("ts").dt.to_string("%Y-%m-%d").alias("_day"),
+                               pl.col("ts").dt.hour().alias("_hour"))
+    for part in keyed.partition_by(["_day", "_hour"], maintain_order=True):
+        folder = out / part["_day"][0]
+        folder.mkdir(parents=True, exist_ok=True)
+        part.drop("_day", "_hour").write_parquet(folder / f"{part['_hour'][0]:02d}.parquet", compression="zstd")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--messages", type=int, default=1_000_000)
+    parser.add_argument("--days", type=int, default=28)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
+    try:
+        t0 = time.perf_counter()
+        frame = generate_messages(args.messages, seed=11, days=args.days)
+        print(f"generated {frame.height:,} messages in {time.perf_counter() - t0:.1f} s")
+        text_mb = frame["text"].str.len_bytes().sum() / 1e6
+
+        t0 = time.perf_counter()
+        plain_parquet(frame, work / "plain")
+        plain_s = time.perf_counter() - t0
+        plain_bytes = tree_size(work / "plain")
+
+        archive = Archive.create(work / "archive", passphrase="bench", kdf_n=2**14)
+        keys = archive.unlock("bench")
+        t0 = time.perf_counter()
+        result = ingest_frames(archive, messages=frame, events=None, sources=[], skipped=[], keys=keys,
+                               actor="bench")
+        enc_s = time.perf_counter() - t0
+        enc_bytes = tree_size(work / "archive" / "batches")
+
+        n = frame.height
+        print(f"\n{'':28}{'seconds':>10}{'msgs/s':>14}{'MB/s (text)':>14}{'size MB':>10}")
+        print(f"{'plain zstd Parquet':28}{plain_s:>10.2f}{n / plain_s:>14,.0f}{text_mb / plain_s:>14.1f}"
+              f"{plain_bytes / 1e6:>10.1f}")
+        print(f"{'encrypted ingest':28}{enc_s:>10.2f}{n / enc_s:>14,.0f}{text_mb / enc_s:>14.1f}"
+              f"{enc_bytes / 1e6:>10.1f}")
+        print(f"\nthroughput ratio (encrypted / plain): {plain_s / enc_s:.2f}x   (aim >= 0.7x)")
+        print(f"size ratio (encrypted / plain):       {enc_bytes / plain_bytes:.2f}x   (aim <= 1.1x)")
+        print(f"chunks: {result.chunks}, batch {result.batch_seq}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
