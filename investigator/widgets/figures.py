@@ -58,14 +58,16 @@ def _empty(fig: go.Figure, lang: str | None) -> go.Figure:
 
 def timeline_figure(messages: pl.DataFrame | None = None, events: pl.DataFrame | None = None, *,
                     tz: str = DEFAULT_TZ, gaps: pl.DataFrame | None = None, delays: pl.DataFrame | None = None,
-                    highlight: Sequence[str] = (), lang: str | None = None, title: str | None = None,
-                    max_lanes: int = 60) -> go.Figure:
+                    highlight: Sequence[str] = (), lanes: dict[str, str] | None = None, lang: str | None = None,
+                    title: str | None = None, max_lanes: int = 60) -> go.Figure:
     """A lane per participant (message senders, event actors), events overlaid, gaps and delays marked.
 
     ``gaps``: a :func:`~investigator.analysis.timeline.silences` frame (``start``, ``end``, ``minutes``),
     drawn as shaded spans. ``delays``: a :func:`~investigator.analysis.timeline.first_replies` frame
     (``ts``, ``sender``, ``reply_ts``, ``replier``, ``delay_minutes``), drawn as dashed arrows from the
     customer's message to the first reply. ``highlight``: item ids drawn larger (e.g. search hits).
+    ``lanes`` maps a sender or actor (account id or name) to its lane, so that one person's accounts
+    on several platforms share one lane (see :func:`person_lanes`).
     Lanes beyond ``max_lanes`` (the least active) are dropped from the picture, not from the data.
     """
     fig = go.Figure()
@@ -77,9 +79,11 @@ def timeline_figure(messages: pl.DataFrame | None = None, events: pl.DataFrame |
     if frame is None or frame.height == 0:
         return _empty(fig, lang)
     frame = frame.with_columns(pl.col("lane").fill_null("?"))
-    lanes = frame.group_by("lane").agg(pl.len().alias("n"), pl.col("ts").min().alias("first")).sort(
+    if lanes:
+        frame = frame.with_columns(pl.col("lane").replace(lanes))
+    busiest = frame.group_by("lane").agg(pl.len().alias("n"), pl.col("ts").min().alias("first")).sort(
         ["n", "first"], descending=[True, False]).head(max_lanes)
-    order = lanes.sort("first")["lane"].to_list()
+    order = busiest.sort("first")["lane"].to_list()
     frame = frame.filter(pl.col("lane").is_in(order))
     marked = set(highlight)
     msgs = frame.filter(pl.col("kind") == "message")
@@ -107,11 +111,32 @@ def timeline_figure(messages: pl.DataFrame | None = None, events: pl.DataFrame |
     if gaps is not None and gaps.height:
         _add_gaps(fig, gaps, tz, lang)
     if delays is not None and delays.height:
+        if lanes:
+            delays = delays.with_columns(pl.col("sender").replace(lanes), pl.col("replier").replace(lanes))
         _add_delays(fig, delays.filter(pl.col("reply_ts").is_not_null() & pl.col("sender").is_in(order)
                                        & pl.col("replier").is_in(order)), tz, lang)
     fig.update_yaxes(categoryorder="array", categoryarray=list(reversed(order)), type="category")
     fig.update_layout(height=max(320, 60 + 28 * len(order)))
     return fig
+
+
+def person_lanes(identities: dict[str, list[str]], senders: pl.DataFrame | None = None) -> dict[str, str]:
+    """Account id or name -> one lane per person, from the org directory's ``identities``.
+
+    The lane is the person's display name (the first linked name, e.g. 张伟) followed by the id.
+    ``senders`` (a frame with sender_id and sender_name) adds the names an export used for an account.
+    """
+    out: dict[str, str] = {}
+    for pid, accounts in identities.items():
+        linked = [a for a in accounts if a != pid]
+        lane = f"{linked[0]} ({pid})" if linked else pid
+        for account in [pid, *accounts]:
+            out[account] = lane
+    if senders is not None and {"sender_id", "sender_name"} <= set(senders.columns):
+        for sid, name in senders.select("sender_id", "sender_name").unique().iter_rows():
+            if sid in out and name and name not in out:
+                out[name] = out[sid]
+    return out
 
 
 def _add_gaps(fig: go.Figure, gaps: pl.DataFrame, tz: str, lang: str | None) -> None:

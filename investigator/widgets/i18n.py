@@ -60,6 +60,7 @@ _LABELS: dict[str, tuple[str, str]] = {  # key: (zh-CN, en)
     "results": ("结果", "Results"),
     "count": ("条数", "Count"),
     "hits": ("命中", "hits"),
+    "count_text": ("命中 {hits} 条 (筛选后 {base} 条, 授权内共 {total} 条)", "{hits} hits ({base} after filters, {total} in the grant)"),
     "of": ("共", "of"),
     "page": ("页", "Page"),
     "prev": ("上一页", "Previous"),

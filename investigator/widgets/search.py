@@ -262,8 +262,9 @@ class SearchPanel(widgets.VBox):
             self.progress.layout.visibility = "hidden"
         self.status.value = ""
         self.results = frame
-        self.count.value = (f"<b class='investigator-hits'>{frame.height:,}</b> {html.escape(label('hits', self.lang))}"
-                            f" / {base:,} {html.escape(label('of', self.lang))} {self.messages.height:,}")
+        self.count.value = html.escape(label("count_text", self.lang)).format(
+            hits=f"<b class='investigator-hits'>{frame.height:,}</b>", base=f"{base:,}",
+            total=f"{self.messages.height:,}")
         self.table.set_frame(frame, mode=self.mode.value, query=query)
         for callback in self._callbacks:
             callback(frame)

@@ -23,7 +23,7 @@ import polars as pl
 
 from investigator import analysis as A
 from investigator.widgets.conversation import context_html
-from investigator.widgets.figures import timeline_figure
+from investigator.widgets.figures import person_lanes, timeline_figure
 from investigator.widgets.i18n import label
 
 
@@ -51,10 +51,11 @@ class TimelineView(widgets.VBox):
         self.update()
 
     def gaps(self) -> pl.DataFrame | None:
-        """Silences longer than ``gap`` per conversation (analysis.silences)."""
+        """Quiet periods longer than ``gap`` in which nobody wrote (analysis.silences over all messages)."""
         if self.gap is None or self.messages.height == 0:
             return None
-        return A.silences(self.messages, self.gap, tz=self.tz)
+        return A.silences(self.messages.with_columns(pl.lit("all").alias("__all")), self.gap, by="__all",
+                          tz=self.tz)
 
     def delays(self) -> pl.DataFrame | None:
         """First-reply delays of the ``agents`` (analysis.first_replies), answered turns only."""
@@ -70,7 +71,8 @@ class TimelineView(widgets.VBox):
         if highlight is not None:
             self.highlight = list(highlight)
         figure = timeline_figure(self.messages, self.events, tz=self.tz, gaps=self.gaps(), delays=self.delays(),
-                                 highlight=self.highlight, lang=self.lang, max_lanes=self.max_lanes)
+                                 highlight=self.highlight, lang=self.lang, max_lanes=self.max_lanes,
+                                 lanes=person_lanes(self.identities, self.all_messages))
         self.figure = _interactive(figure)
         for trace in self.figure.data:
             if isinstance(trace.meta, dict) and trace.meta.get("kind") in ("message", "event") and \

@@ -103,3 +103,10 @@ def test_labels_default_to_chinese(monkeypatch):
     monkeypatch.setenv("INVESTIGATOR_LANG", "en")
     assert label("messages") == "Messages"
     assert label("messages", "zh") == "消息"
+
+
+def test_person_lanes_merge_accounts():
+    lanes = F.person_lanes({"zhangwei": ["zhangwei", "张伟", "wxid_zhangwei"]})
+    assert lanes["wxid_zhangwei"] == lanes["zhangwei"] == "张伟 (zhangwei)"
+    fig = F.timeline_figure(_messages(), _events(), lanes=lanes)
+    assert "张伟 (zhangwei)" in fig.data[0].y and "zhangwei" not in fig.data[2].y

@@ -19,14 +19,19 @@ def _kinds(fig) -> list[str]:
 
 def test_timeline_traces_follow_the_case(demo_case, demo_messages):
     events = demo_case.events()
-    view = TimelineView(demo_case, messages=demo_messages, events=events, agents=["zhangwei"], lang="en")
+    view = TimelineView(demo_case, messages=demo_messages, events=events, agents=["zhangwei"], lang="en",
+                        gap=timedelta(minutes=10))
     kinds = _kinds(view.figure)
     assert kinds.count("message") == 1 and "gap" in kinds and "delay" in kinds
     assert len(view.figure.data[0].x) == demo_messages.height
     event_points = sum(len(t.x) for t in view.figure.data if t.meta["kind"] == "event")
     assert event_points == events.height
-    gaps = A.silences(demo_messages, timedelta(minutes=30))
-    assert len(view.figure.layout.shapes) == gaps.height
+    quiet = A.silences(demo_messages.with_columns(pl.lit(1).alias("all")), timedelta(minutes=10), by="all")
+    assert quiet.height > 0
+    assert len(view.figure.layout.shapes) == quiet.height
+    # one lane per person: 张伟's WeCom, WeChat and Slack accounts share a lane
+    lanes = set(view.figure.data[0].y)
+    assert "张伟 (zhangwei)" in lanes and "wxid_zhangwei" not in lanes
     # selecting a point opens its context / its event
     snippet = view.select("p-c1-complaint")
     assert "p-c1-complaint" in snippet["message_id"].to_list() and "data-message-id='p-c1-complaint'" in view.detail.value
