@@ -39,7 +39,6 @@ from .fsutil import fsync_dir
 from .keys import MasterKeys, chunk_key
 from .manifest import GENESIS, Manifest
 from .schema import KINDS, conform, format_ts, id_field, record_hashes, split_parts
-from .textnorm import add_normalized_column
 
 # Timestamps outside this range are almost always a unit mistake (ms read as s ...).
 EARLIEST = datetime(1990, 1, 1, tzinfo=timezone.utc)
@@ -184,11 +183,6 @@ def ingest_frames(archive: Archive, *, messages: pl.DataFrame | None, events: pl
             if frame is None or frame.height == 0:
                 continue
             frame, dup, ver = _prepare(_validate(frame, kind), kind, index, archive.config.chunk_seconds)
-            if kind == "messages" and frame.height:
-                # The search form of the text, computed once here and stored
-                # (encrypted, in the content part) beside it: normalizing at
-                # every query is ten times slower (docs/benchmarks.md).
-                frame = add_normalized_column(frame)
             duplicates += dup
             new_versions += ver
             if frame.height:

@@ -31,6 +31,7 @@ from .errors import ConfigError, IntegrityError
 from .keyservice import ChunkRef, EmbeddedKeyService, KeyService, Ticket
 from .manifest import ChunkEntry
 from .schema import (CONTENT_COLUMNS, PART_COLUMNS, format_ts, full_schema, id_field, kind_parts)
+from .textnorm import add_normalized_column
 
 PROVENANCE_COLUMNS = ("chunk_id", "batch_seq", "leaf_index", "record_hash", "version")
 THREADS = 2
@@ -49,6 +50,17 @@ class LoadStats:
     chunks_decrypted: int = 0
     rows_read: int = 0
     chunk_ids: set[str] = field(default_factory=set)
+
+
+def _searchable(frame: pl.DataFrame) -> pl.DataFrame:
+    """Add ``text_norm``, the search form of the text, to granted rows (once per load, in Polars).
+
+    Normalizing per load rather than storing it at ingest keeps the archive
+    small; the analysis functions reuse the column for every query.
+    """
+    if "text" in frame.columns and "text_norm" not in frame.columns:
+        return add_normalized_column(frame)
+    return frame
 
 
 def _order(kind: str, columns: Sequence[str]) -> list[str]:
@@ -307,7 +319,7 @@ class Case:
             with ThreadPoolExecutor(max_workers=THREADS) as pool:
                 for batch in self._batches(entries):
                     keys = self._release(batch, kind)
-                    frame = self._read_group(kind, batch, keys, pool).filter(row_filter)
+                    frame = _searchable(self._read_group(kind, batch, keys, pool).filter(row_filter))
                     if extra is not None:
                         frame = frame.filter(extra)
                     if frame.height:
@@ -367,7 +379,8 @@ class Case:
                 # plus one group, not by the whole window.
                 for first in range(0, len(entries), LAZY_GROUP):
                     group = entries[first:first + LAZY_GROUP]
-                    piece = self._read_group(kind, group, self._release(group, kind), pool).filter(row_filter)
+                    piece = _searchable(self._read_group(kind, group, self._release(group, kind), pool)
+                                        .filter(row_filter))
                     if predicate is not None:
                         piece = piece.filter(predicate)
                     piece = piece.select([c for c in cols if c in piece.columns])

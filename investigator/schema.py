@@ -100,7 +100,7 @@ KINDS = ("messages", "events")
 # never receives a key that opens message text (archive-format.md, "Parts").
 PARTS = ("meta", "content", "attachments")
 PART_COLUMNS: dict[str, tuple[str, ...]] = {
-    "content": ("text", "text_norm"),
+    "content": ("text", "text_norm"),  # text_norm: written by format-1 archives of before 2026-11-28 only
     "attachments": ("attachment_name", "attachment_type", "attachment_size", "attachment_sha256", "attachment_md5"),
 }
 # Grant fields (policy vocabulary) -> the parts they open; "meta" is always needed.

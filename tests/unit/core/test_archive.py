@@ -173,7 +173,7 @@ def test_parts_separate_content_from_metadata(make_archive):
     meta_only = archive.read_chunk(entry, keys, parts=("meta",))
     assert not {"text", "text_norm", "attachment_name"} & set(meta_only.columns)
     full = archive.read_chunk(entry, keys)
-    assert full["text_norm"][0].startswith("加班费") and full["attachment_name"][0] == "a.pdf"
+    assert full["text"][0].startswith("加 班 費") and full["attachment_name"][0] == "a.pdf"
     # events have no content part at all
     ingest(archive, keys, events=event_frame(2))
     assert archive.chunk_entries("events")[0].part_names == ("meta",)
