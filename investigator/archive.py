@@ -257,11 +257,19 @@ class Archive:
         except (OSError, ValueError) as exc:
             raise IntegrityError("missing or unreadable key file", path=relative) from exc
 
-    def data_key(self, keys: MasterKeys, kind: str, partition: str) -> bytes:
-        """Unwrap the data key of a partition. Raises IntegrityError if absent or altered."""
+    def current_data_key_path(self, kind: str, partition: str) -> Path:
+        """The wrapped data key to use: the rewrapped copy after a rotation, else the batch's original."""
+        rewrapped = self.root / "keys" / "rewrapped" / kind / f"{partition}.json"
+        if rewrapped.exists():
+            return rewrapped
         relative = self.partition_key_paths().get((kind, partition))
         if relative is None:
             raise IntegrityError(f"no data key for partition {kind}/{partition}")
+        return self.root / relative
+
+    def data_key(self, keys: MasterKeys, kind: str, partition: str) -> bytes:
+        """Unwrap the data key of a partition. Raises IntegrityError if absent or altered."""
+        relative = self.current_data_key_path(kind, partition).relative_to(self.root).as_posix()
         wrapped = self._read_json(relative)
         if wrapped.get("kind") != kind or wrapped.get("partition") != partition:
             raise IntegrityError("wrapped key belongs to another partition", path=relative)

@@ -165,6 +165,11 @@ class KeyFile:
         self._write()
         return version
 
+    def remove_kek_version(self, version: int) -> None:
+        """Drop a master-key version from the file (retirement). Callers check nothing depends on it."""
+        self.data["keks"] = [e for e in self.data["keks"] if int(e["version"]) != version]
+        self._write()
+
     @property
     def signing_public(self) -> _crypto.VerifyKey:
         return _crypto.VerifyKey.from_b64(self.data["signing_key"]["public"])

@@ -20,6 +20,7 @@ _COMMAND_MODULES = (
     "investigator.cli.archive_cmds",
     "investigator.cli.demo_cmds",
     "investigator.cli.case_cmds",
+    "investigator.cli.keys_cmds",
     "investigator.cli.people_cmds",
     "investigator.cli.policy_cmds",
     "investigator.cli.request_cmds",

@@ -1,0 +1,58 @@
+"""Master-key rotation: rewrap under a new version, keep reading, retire the old version."""
+
+import json
+from datetime import datetime, timedelta, timezone
+
+import polars as pl
+import pytest
+
+from support import PASSPHRASE, event_frame, message_frame
+from investigator import errors
+from investigator.archive import Archive
+from investigator.ingest import ingest_frames
+from investigator.rotation import retire, rotate, status
+
+
+def _ingest(archive, keys, frame, events=None):
+    return ingest_frames(archive, messages=frame, events=events, sources=[], skipped=[], keys=keys, actor="t")
+
+
+def test_rotate_then_retire_keeps_every_record_readable(make_archive):
+    archive, keys = make_archive()
+    _ingest(archive, keys, message_frame(30), event_frame(3))
+    before = pl.concat([archive.read_chunk(e, keys) for e in archive.chunk_entries("messages")])
+    result = rotate(archive, PASSPHRASE, actor="wugang")
+    assert result.version == 2 and result.rewrapped == 3  # 2 partitions + the index key
+    with pytest.raises(errors.ArchiveError, match="current"):
+        retire(archive, PASSPHRASE, version=2, actor="wugang")
+    retire(archive, PASSPHRASE, version=1, actor="wugang")
+    reopened = Archive.open(archive.root)
+    keys2 = reopened.unlock(PASSPHRASE)
+    assert keys2.current_version == 2 and "1" not in json.dumps([e["version"] for e in
+                                                                json.loads(reopened.keyfile_path.read_text())["keks"]])
+    after = pl.concat([reopened.read_chunk(e, keys2) for e in reopened.chunk_entries("messages")])
+    assert after["record_hash"].to_list() == before["record_hash"].to_list()
+    # new data after rotation is wrapped under the new version; the archive still verifies
+    _ingest(reopened, keys2, message_frame(5, day=21, start_id=500))
+    assert reopened.verify(keys=keys2).ok
+    assert {v["version"]: v["keys_wrapped"] for v in status(reopened)["versions"]} == {2: 4}
+    actions = [e.action for e in reopened.audit.entries()]
+    assert "keys.rotate" in actions and "keys.retire" in actions
+
+
+def test_retire_refuses_while_keys_depend_on_the_version(make_archive):
+    archive, keys = make_archive()
+    _ingest(archive, keys, message_frame(5))
+    from investigator.keys import KeyFile
+
+    KeyFile.load(archive.keyfile_path).add_kek_version(PASSPHRASE)  # a version added without rewrapping
+    with pytest.raises(errors.ArchiveError, match="still wrapped"):
+        retire(archive, PASSPHRASE, version=1, actor="wugang")
+    assert archive.read_chunk(archive.chunk_entries()[0], archive.unlock(PASSPHRASE)).height > 0
+
+
+def test_status_says_when_rotation_is_due(make_archive):
+    archive, _ = make_archive()
+    later = datetime.now(timezone.utc) + timedelta(days=100)
+    assert status(archive)["rotation_due"] is False
+    assert status(archive, now=later)["rotation_due"] is True
