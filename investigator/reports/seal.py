@@ -178,7 +178,7 @@ def seal_notebook(nb: Any, *, archive: "Archive", signer: _crypto.SigningKey, pe
     archive.audit.append(person, "report.seal", body["digest"],
                          {"report_id": body["report_id"], "template": name, "grant_id": grant.id,
                           "signature_sha256": signature_hash(seal["signature"]), "held": verdict.held,
-                          "fields": field_hashes(body)},
+                          "field_hashes": field_hashes(body)},
                          outcome="ok", now=when)
     if verdict.held:
         archive.audit.append(person, "breaker.alert", body["digest"],
@@ -307,7 +307,7 @@ def _check_audit(body: dict[str, Any], seal: dict[str, Any], archive: "Archive",
     if registered is None:
         problems.append("audit: the seal is not registered in the archive's audit log")
         return
-    recorded = (registered.details or {}).get("fields") or {}
+    recorded = (registered.details or {}).get("field_hashes") or {}
     current = field_hashes(body)
     changed = sorted(k for k in set(recorded) | set(current) if recorded.get(k) != current.get(k))
     if changed:
