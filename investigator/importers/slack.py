@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import re
 from pathlib import Path, PurePosixPath
+from itertools import repeat
 from typing import Any
 
 import orjson
@@ -193,8 +194,13 @@ def _message(m: dict[str, Any], conv_id: str, export: _Export) -> tuple[dict[str
 # Messages the column-wise path leaves to the record-wise one (they change other records or carry files).
 _SLOW_SUBTYPES = frozenset({"message_changed", "message_deleted"})
 _ASCII_TS = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,6})?")
-_COLUMNS = ("message_id", "ts", "sender_id", "sender_name", "text", "reply_to", "msg_type", "platform_ids",
-            "raw_sha256", "recipients")
+# platform_ids parts built column-wise, in sorted key order (channel and ts are always there).
+_ID_KEYS = ("bot_id", "channel", "client_msg_id", "edited_ts", "subtype", "thread_ts", "ts", "user")
+_COLUMNS = ("message_id", "ts", "sender_id", "sender_name", "text", "reply_to", "msg_type", "raw_sha256",
+            "recipients", *(f"id_{key}" for key in _ID_KEYS if key not in ("channel", "ts")))
+_JSON_ESCAPES = r'[\\"\x00-\x1f]'  # what orjson escapes in a string; nothing else is escaped
+_JSON_ESCAPE = re.compile(_JSON_ESCAPES)
+_NONE = type(None)
 
 
 class _Columns:
@@ -211,148 +217,175 @@ class _Columns:
 
     def _clear(self) -> None:
         self.cols: dict[str, list[Any]] = {name: [] for name in _COLUMNS}
-        self.consts: dict[str, list[Any]] = {name: [] for name in (
-            "conversation_id", "conversation_name", "conversation_type", "source_file", "source_sha256")}
-        self.where: list[str] = []
-        self.index: list[int] = []
+        # One entry per day file; polars repeats them over the file's rows.
+        self.files: dict[str, list[Any]] = {name: [] for name in (
+            "conversation_id", "conversation_name", "conversation_type", "source_file", "source_sha256", "where",
+            "count")}
 
     def add_day(self, messages: list[Any], conv: tuple[str, str | None, str, list[str]], export: _Export,
                 file_name: str, sha: str, where: str) -> bool:
         """Add a day file's messages; False (nothing added) when the file needs the record-wise path."""
         conv_id, conv_name, conv_type, members = conv
-        built = _plain_day(messages, conv_id, conv_type in ("direct", "group") and members, members, export)
+        built = _plain_day(messages, conv_id, members if conv_type in ("direct", "group") else [], export)
         if built is None:
             return False
-        ids, ts, senders, names, texts, replies, types, pids, recipients = built
         try:
-            raws = raw_sha256_many(messages, depth=2)
+            built["raw_sha256"] = raw_sha256_many(messages, depth=2)
         except BadRecord:
             return False
-        if not self.rows.claim(ids, raws):
+        if not self.rows.claim(built["message_id"], built["raw_sha256"]):
             return False
-        n = len(messages)
-        cols = self.cols
-        for name, values in (("message_id", ids), ("ts", ts), ("sender_id", senders), ("sender_name", names),
-                             ("text", texts), ("reply_to", replies), ("msg_type", types), ("platform_ids", pids),
-                             ("raw_sha256", raws), ("recipients", recipients)):
-            cols[name].extend(values)
+        for name, values in self.cols.items():
+            values.extend(built[name])
         for name, value in (("conversation_id", conv_id), ("conversation_name", conv_name),
-                            ("conversation_type", conv_type), ("source_file", file_name), ("source_sha256", sha)):
-            self.consts[name].extend([value] * n)
-        self.where.extend([where] * n)
-        self.index.extend(range(n))
+                            ("conversation_type", conv_type), ("source_file", file_name), ("source_sha256", sha),
+                            ("where", where), ("count", len(messages))):
+            self.files[name].append(value)
         return True
 
     def flush(self) -> None:
         """Hand the collected rows to the Collector as one frame."""
-        if not self.index:
+        if not self.cols["ts"]:
             return
-        frame = pl.DataFrame({**self.cols, **self.consts, "where": self.where, "index": self.index}, schema={
-            **{name: pl.String() for name in (*_COLUMNS, *self.consts, "where")},
-            "recipients": pl.List(pl.String()), "index": pl.Int64()})
+        escaping = [key for key, values in (("channel", self.files["conversation_id"]), *(
+            (key, self.cols[f"id_{key}"]) for key in _ID_KEYS if key not in ("channel", "ts")))
+            if _JSON_ESCAPE.search("".join(filter(None, values)))]  # ts is ASCII digits and a dot
+        files = pl.DataFrame(self.files, schema={**{name: pl.String() for name in self.files}, "count": pl.Int64()})
+        files = files.with_columns(first=pl.col("count").cum_sum() - pl.col("count"))
+        per_row = files.select(pl.exclude("count").repeat_by(pl.col("count")).explode())
+        rows = pl.DataFrame(self.cols, schema={**{name: pl.String() for name in _COLUMNS},
+                                               "recipients": pl.List(pl.String())})
+        frame = pl.concat([rows, per_row], how="horizontal").with_columns(
+            index=pl.int_range(pl.len(), dtype=pl.Int64) - pl.col("first"))
+        self._clear()
         seconds = pl.col("ts").str.split_exact(".", 1)
         frame = frame.with_columns(
+            platform_ids=_platform_ids(frame, escaping),
             ts=seconds.struct.field("field_0").cast(pl.Int64) * 1_000_000
             + seconds.struct.field("field_1").str.pad_end(6, "0").cast(pl.Int64).fill_null(0),
             source=pl.lit(NAME),
             source_position=pl.concat_str(pl.col("where"), pl.lit("["), pl.col("index").cast(pl.String), pl.lit("]")),
-        ).drop("where", "index")
-        self.rows.add_frame(frame)
-        self._clear()
+        )
+        self.rows.add_frame(frame.drop("where", "index", "first", *(c for c in frame.columns if c.startswith("id_"))))
 
 
-def _plain_day(messages: list[Any], conv_id: str, with_recipients: Any, members: list[str], export: _Export
-               ) -> tuple[list[Any], ...] | None:
-    """The columns of a day file of plain messages (what _message gives for them), or None."""
-    ids: list[str] = []
-    ts_list: list[str] = []
-    senders: list[str | None] = []
-    names: list[str | None] = []
-    texts: list[str | None] = []
-    replies: list[str | None] = []
-    types: list[str] = []
-    pids: list[str] = []
-    recipients: list[list[str] | None] = []
-    users = export.users
-    others: dict[str | None, list[str]] = {}
+def _platform_ids(frame: pl.DataFrame, escaping: list[str]) -> pl.Series:
+    """``orjson.dumps(ids, option=OPT_SORT_KEYS)`` text of each row's platform ids, built column-wise.
+
+    ``escaping`` names the keys that have some value orjson would escape; rows
+    with such a value are dumped by orjson itself.
+    """
+    names = {key: ("conversation_id" if key == "channel" else key if key == "ts" else f"id_{key}")
+             for key in _ID_KEYS}
+    parts: list[pl.Expr] = [pl.lit("{")]
+    for key, name in names.items():
+        lead = "" if key in ("bot_id", "channel") else ","
+        tail = '",' if key == "bot_id" else '"'
+        # null when the value is (the key is left out); concat_str below skips it
+        parts.append(pl.concat_str(pl.lit(f'{lead}"{key}":"'), pl.col(name), pl.lit(tail)))
+    parts.append(pl.lit("}"))
+    texts = frame.select(pl.concat_str(parts, ignore_nulls=True)).to_series()
+    if escaping:
+        escapes = pl.any_horizontal(pl.col(names[key]).str.contains(_JSON_ESCAPES).fill_null(False)
+                                    for key in escaping)
+        out = frame.select(escape=escapes)
+        rows = out["escape"].arg_true()
+        fixed = []
+        for row in frame.select(names.values())[rows].iter_rows():
+            ids = {key: value for key, value in zip(names, row) if value is not None}
+            fixed.append(orjson.dumps(ids, option=orjson.OPT_SORT_KEYS).decode())
+        texts = texts.scatter(rows, pl.Series(fixed, dtype=pl.String()))
+    return texts
+
+
+def _strings(values: list[Any]) -> list[Any]:
+    """``values`` with everything but strings replaced by None (isinstance(v, str) in _message)."""
+    if set(map(type, values)) <= {str, _NONE}:
+        return values
+    return [v if type(v) is str else None for v in values]
+
+
+def _plain_day(messages: list[Any], conv_id: str, members: list[str], export: _Export
+               ) -> dict[str, list[Any]] | None:
+    """The columns (as _message and _add_records give them) of a day file of plain messages, or None."""
+    if not set(map(type, messages)) <= {dict}:
+        return None
+    n = len(messages)
+    get = dict.get
+
+    def column(key: str) -> list[Any]:
+        return list(map(get, messages, repeat(key, n)))
+
+    if not set(map(type, column("files"))) <= {_NONE} or not set(map(type, column("file"))) <= {_NONE}:
+        return None
+    ts = column("ts")
+    if not set(map(type, ts)) <= {str} or not all(map(_ASCII_TS.fullmatch, ts)):
+        return None
     prefix = conv_id + ":"
-    dumps = orjson.dumps
-    sort = orjson.OPT_SORT_KEYS
-    ascii_ts = _ASCII_TS.fullmatch
-    for m in messages:
-        if type(m) is not dict or "files" in m or "file" in m:
-            return None
-        get = m.get
-        ts = get("ts")
-        if type(ts) is not str or ascii_ts(ts) is None:
-            return None
-        subtype = get("subtype")
-        ids_: dict[str, Any] = {"channel": conv_id, "ts": ts}
-        if subtype is None:
-            msg_type = "text"
-        elif type(subtype) is str:
-            if subtype in _SLOW_SUBTYPES:
+    subtypes = column("subtype")
+    if set(map(type, subtypes)) <= {_NONE}:
+        types = ["text"] * n
+    else:
+        subtypes = _strings(subtypes)
+        types = []
+        for subtype in subtypes:
+            if subtype is None:
+                types.append("text")
+            elif subtype in _SLOW_SUBTYPES:
                 return None
-            if subtype == "tombstone":
-                msg_type = "recall"
+            elif subtype == "tombstone":
+                types.append("recall")
             elif subtype in _SYSTEM or subtype.endswith(("_join", "_leave")):
-                msg_type = "system"
+                types.append("system")
             else:
-                msg_type = "text"
-            ids_["subtype"] = subtype
-        else:
-            msg_type = "text"
-        user = get("user")
-        if type(user) is not str:
-            user = None
-        else:
-            ids_["user"] = user
-        bot = get("bot_id")
-        if type(bot) is not str:
-            bot = None
-        else:
-            ids_["bot_id"] = bot
-        sender = user or bot
-        name = users.get(user) if user else None
-        if name is None:
-            profile = get("user_profile") if type(get("user_profile")) is dict else {}
-            bot_profile = get("bot_profile") if type(get("bot_profile")) is dict else {}
-            for value in (profile.get("real_name"), get("username"), bot_profile.get("name")):
-                if type(value) is str and value:
-                    name = value
-                    break
-        text = get("text")
-        if type(text) is not str:
-            text = None
-        if not text and type(get("attachments")) is list:
-            fallbacks = [a.get("fallback") for a in m["attachments"] if type(a) is dict]
-            text = "\n".join(f for f in fallbacks if type(f) is str) or text
-        thread = get("thread_ts")
-        if type(thread) is str and thread != ts:
-            replies.append(prefix + thread)
-            ids_["thread_ts"] = thread
-        else:
-            replies.append(None)
-        client = get("client_msg_id")
-        if type(client) is str:
-            ids_["client_msg_id"] = client
-        edited = get("edited")
-        if type(edited) is dict and type(edited.get("ts")) is str:
-            ids_["edited_ts"] = edited["ts"]
-        if with_recipients:
-            if sender not in others:
-                others[sender] = [u for u in members if u != sender]
-            recipients.append(others[sender])
-        else:
-            recipients.append(None)
-        ids.append(prefix + ts)
-        ts_list.append(ts)
-        senders.append(sender)
-        names.append(name)
-        texts.append(text)
-        types.append(msg_type)
-        pids.append(dumps(ids_, option=sort).decode())
-    return ids, ts_list, senders, names, texts, replies, types, pids, recipients
+                types.append("text")
+    users = _strings(column("user"))
+    bots = _strings(column("bot_id"))
+    if set(bots) == {None} or not bots:
+        senders = [u or None for u in users] if "" in users else users
+    else:
+        senders = [u or b for u, b in zip(users, bots)]
+    known = export.users
+    names = list(map(known.get, users)) if "" not in known else [known.get(u) if u else None for u in users]
+    if None in names:
+        for i, name in enumerate(names):
+            if name is None:
+                m = messages[i]
+                profile = m.get("user_profile") if type(m.get("user_profile")) is dict else {}
+                bot_profile = m.get("bot_profile") if type(m.get("bot_profile")) is dict else {}
+                for value in (profile.get("real_name"), m.get("username"), bot_profile.get("name")):
+                    if type(value) is str and value:
+                        names[i] = value
+                        break
+    texts = _strings(column("text"))
+    if not all(texts):
+        for i, text in enumerate(texts):
+            if not text and type(messages[i].get("attachments")) is list:
+                # Bot posts carry their content in attachments; the fallback is what Slack shows.
+                fallbacks = [a.get("fallback") for a in messages[i]["attachments"] if type(a) is dict]
+                texts[i] = "\n".join(f for f in fallbacks if type(f) is str) or text
+    threads = column("thread_ts")
+    if set(map(type, threads)) <= {_NONE}:
+        replies = id_threads = threads
+    else:
+        id_threads = [t if type(t) is str and t != own else None for t, own in zip(threads, ts)]
+        replies = [None if t is None else prefix + t for t in id_threads]
+    edits = column("edited")
+    if not set(map(type, edits)) <= {_NONE}:
+        edits = [e["ts"] if type(e) is dict and type(e.get("ts")) is str else None for e in edits]
+    if members:
+        others: dict[str | None, list[str]] = {}
+        for sender in set(senders):
+            others[sender] = [u for u in members if u != sender]
+        recipients: list[Any] = list(map(others.__getitem__, senders))
+    else:
+        recipients = [None] * n
+    return {
+        "message_id": list(map(prefix.__add__, ts)), "ts": ts, "sender_id": senders, "sender_name": names,
+        "text": texts, "reply_to": replies, "msg_type": types, "recipients": recipients,
+        "id_bot_id": bots, "id_client_msg_id": _strings(column("client_msg_id")), "id_edited_ts": edits,
+        "id_subtype": subtypes, "id_thread_ts": id_threads, "id_user": users,
+    }
 
 
 def _add_records(rows: Collector, box: Container, export: _Export, member: str, messages: list[Any],
