@@ -127,3 +127,18 @@ def test_whatsapp_line_cap_and_line_order_of_errors(write, monkeypatch: pytest.M
     import hashlib
 
     assert result.messages["raw_sha256"][0] == hashlib.sha256(f"\ufeff{good}\r\ncontinued\r\n\r".encode()).hexdigest()
+
+
+def test_slack_platform_ids_with_escapes_equal_record_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "export"
+    (root / "q").mkdir(parents=True)
+    (root / "channels.json").write_text(json.dumps([{"id": 'C"\\1', "name": "q", "members": ["U1"]}]))
+    (root / "q" / "2020-01-01.json").write_text(json.dumps([
+        {"user": 'U"1', "client_msg_id": "a\\b\n\x01", "text": "t", "ts": "1577836800.5", "subtype": "x\ty"},
+        {"user": "U2", "text": "plain", "ts": "1577836801", "edited": {"ts": "e\u2028"}},
+    ]))
+    fast = read_export(root, format="slack")
+    monkeypatch.setattr(slack._Columns, "add_day", lambda self, *args: False)
+    slow = read_export(root, format="slack")
+    assert fast.messages.equals(slow.messages, null_equal=True)
+    assert orjson.loads(fast.messages["platform_ids"][0])["client_msg_id"] == "a\\b\n\x01"
