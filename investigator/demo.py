@@ -192,12 +192,17 @@ def demo_session(archive_path: Path | str, *, now: datetime | None = None, keys:
     return token
 
 
+DEMO_CASE = "DEMO-2026-11-18-complaint"
+
+
 def demo_grant(archive_path: Path | str) -> str:
-    """DEMO ONLY: the id of the demo archive's complaint grant."""
-    grants = sorted((Path(archive_path) / "org" / "grants").glob("*.json"))
-    if not grants:
-        raise ArchiveError(f"{archive_path}: no demo grant; run 'investigator demo' first")
-    return grants[0].stem
+    """DEMO ONLY: the id of the demo archive's complaint grant (found by its case, not by file order)."""
+    from .grants import Grant
+
+    for path in sorted((Path(archive_path) / "org" / "grants").glob("*.json")):
+        if Grant.from_file(path).case == DEMO_CASE:
+            return path.stem
+    raise ArchiveError(f"{archive_path}: no demo grant; run 'investigator demo' first")
 
 
 def open_demo_case(archive_path: Path | str, *, now: datetime | None = None, keys: Any = None) -> Any:

@@ -143,6 +143,10 @@ class Directory:
     def __contains__(self, person_id: object) -> bool:
         return person_id in self._by_id
 
+    def public_keys(self) -> dict[str, _crypto.VerifyKey]:
+        """Every person's public keys by key id (revoked ones too: they verify what was signed before)."""
+        return {k.key_id: k.verify_key() for p in self.people for k in p.keys}
+
     def identities(self) -> dict[str, list[str]]:
         """person id -> every id and name they appear under (id, name, each platform account)."""
         out: dict[str, list[str]] = {}

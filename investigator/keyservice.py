@@ -139,7 +139,13 @@ class GrantGate:
                                   {"rule": "case.opened", "grant_hash": grant.hash, "window": [format_ts(start),
                                    format_ts(end)], "parts": list(ticket.parts), "monitor": monitor or ""},
                                   outcome="allowed", now=when)
+        self._checkpoint(when)
         return ticket
+
+    def _checkpoint(self, when: datetime) -> None:
+        # The key service holds the archive key: it pins the audit chain's head
+        # after every decision it makes, so truncation is found up to here.
+        self.archive.audit.checkpoint(self._keys.signing, archive_id=self.archive.archive_id, now=when)
 
     def _check_monitor(self, grant: "Grant", person: str, monitor: str | None, monitor_totp: str | None,
                        when: datetime) -> None:
@@ -205,6 +211,7 @@ class GrantGate:
                                   {"rule": "grant.window", "keys": len(out), "parts": parts,
                                    "chunks": sorted({f"{r.kind}/{r.partition}/{r.chunk}" for r in refs})[:200]},
                                   outcome="allowed", now=when)
+        self._checkpoint(when)
         return out
 
     def _judge(self, ticket: Ticket, grant: "Grant", refs: Sequence[ChunkRef],

@@ -329,6 +329,7 @@ class Case:
         finally:
             if bar is not None:
                 bar.close()
+        self._audit_load(kind, sum(p.height for p in pieces), len(entries), wanted)
         if not pieces:
             return self._empty(kind, wanted)
         frame = pl.concat(pieces, how="diagonal_relaxed").select([c for c in wanted if c in pieces[0].columns])
@@ -336,6 +337,22 @@ class Case:
             # one batch: its chunks are in time order and each is sorted by (ts, id) at ingest
             return frame
         return frame.sort(_order(kind, wanted))
+
+    def _audit_load(self, kind: str, rows: int, chunks: int, columns: Sequence[str], *, lazy: bool = False) -> None:
+        """Record what was read (counts and columns, never content)."""
+        self.archive.audit.append(self.person, "load", self.grant.id,
+                                  {"kind": kind, "rows": rows, "chunks": chunks, "lazy": lazy,
+                                   "content": any(c in CONTENT_COLUMNS for c in columns)}, now=self._now)
+
+    def record_search(self, query: str, *, mode: str, hits: int, searched: int) -> None:
+        """Audit a search run on this case's rows (the widgets and templates call it).
+
+        The query is the investigator's own input, kept (up to 200 characters) so
+        an auditor can see what was looked for; message text never is.
+        """
+        self.archive.audit.append(self.person, "search", self.grant.id,
+                                  {"query": query[:200], "mode": mode, "hits": hits, "searched": searched},
+                                  now=self._now)
 
     def _empty(self, kind: str, wanted: Sequence[str]) -> pl.DataFrame:
         schema = {**full_schema(kind), "text_norm": pl.String(), "chunk_id": pl.String(), "batch_seq": pl.Int64(),
@@ -392,7 +409,8 @@ class Case:
                         produced += piece.height
                         yield piece
                     if n_rows is not None and produced >= n_rows:
-                        return
+                        break
+            self._audit_load(kind, produced, len(entries), cols, lazy=True)
 
         return register_io_source(io_source=source, schema=schema).sort(_order(kind, wanted))
 

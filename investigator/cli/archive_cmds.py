@@ -191,15 +191,12 @@ def audit_verify(archive: Path, as_json: bool) -> None:
 
 
 def _person_keys(archive: Archive) -> dict:
-    """Public keys of enrolled people, who may also sign checkpoints (when the directory exists)."""
-    try:
-        from ..directory import Directory  # type: ignore[attr-defined]
-    except ImportError:
+    """Public keys of enrolled people, who may also sign checkpoints (empty before anyone is enrolled)."""
+    from ..directory import DirectoryStore
+
+    if not DirectoryStore(archive).exists():
         return {}
-    try:
-        return Directory.public_keys(archive)  # type: ignore[attr-defined]
-    except Exception:  # noqa: BLE001 - a damaged directory is reported by its own commands
-        return {}
+    return DirectoryStore(archive).load().public_keys()
 
 
 @audit.command("show")

@@ -251,6 +251,8 @@ class SearchPanel(widgets.VBox):
             if query:
                 frame = A.search(frame, query, mode=self.mode.value, pinyin=self.pinyin.value, tz=self.tz,
                                  identities=self.identities)
+                if hasattr(self.case, "record_search"):
+                    self.case.record_search(query, mode=self.mode.value, hits=frame.height, searched=base)
             else:
                 frame = frame.with_columns(pl.lit([], dtype=pl.List(pl.String)).alias("matched_terms"))
             self.progress.value += 1

@@ -201,3 +201,16 @@ def test_dual_control_needs_a_monitor_for_sensitive_purposes(world):
     assert opened.details["monitor"] == "zhengjie"
     assert [e.details["rule"] for e in world.audit("case.open") if e.outcome == "denied"][-2:] == [
         "dual_control.required", "dual_control.monitor_role"]
+
+
+def test_loads_and_searches_are_audited_and_checkpointed(world):
+    case = world.open(world.demo_grant)
+    frame = case.messages()
+    load = world.audit("load")[-1]
+    assert (load.actor, load.details["rows"], load.details["content"]) == ("sunli", frame.height, True)
+    case.record_search("投诉 OR 辱骂", mode="word", hits=3, searched=frame.height)
+    search = world.audit("search")[-1]
+    assert search.details == {"query": "投诉 OR 辱骂", "mode": "word", "hits": 3, "searched": frame.height}
+    public = world.archive.signing_public
+    report = world.archive.audit.verify({public.key_id: public})
+    assert report.ok and report.last_checkpoint_seq >= load.seq - 1  # the key release before the load is pinned
