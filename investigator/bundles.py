@@ -14,10 +14,10 @@ every file; the operator signs it and the archive key attests the operator's
 key, so ``verify_bundle`` needs no archive and no secret.
 
 Inclusion proofs need every leaf (record hash) of a batch, and a case holds
-keys only for its window: :func:`inclusion_proofs` computes proofs with the
-master keys, the way the embedded key service holds them, and returns only
-hashes — never keys or other records' content (docs/evidence-bundle.md,
-"Proofs without keys").
+keys only for its window: the case's key service computes them
+(``key_service.proofs``, :mod:`investigator.proofs`) for leaves inside the
+grant's window and returns only hashes — never keys or other records' content
+(docs/evidence-bundle.md, "Proofs without keys").
 """
 
 from __future__ import annotations
@@ -39,7 +39,6 @@ import polars as pl
 from . import _crypto
 from .errors import BundleError, IntegrityError, PolicyDenied
 from .manifest import Manifest
-from .merkle import inclusion_proof as _merkle_proof
 from .merkle import verify_inclusion
 from .schema import canonical_json, format_ts, record_hash
 
@@ -55,50 +54,7 @@ SUMMARY_COLUMNS = ("evidence_no", "message_id", "source", "conversation_id", "co
                    "record_hash", "batch_seq", "leaf_index")
 
 
-# --- proofs -----------------------------------------------------------------------------------
-
-def batch_leaves(archive: "Archive", keys: "MasterKeys", batch_seq: int) -> list[str]:
-    """All record hashes of batch ``batch_seq`` in leaf order (meta parts only), checked against its root."""
-    manifest = next((m for m in archive.manifests() if m.seq == batch_seq), None)
-    if manifest is None:
-        raise BundleError(f"no batch {batch_seq} in the archive")
-    pairs: list[tuple[int, str]] = []
-    for entry in manifest.chunks:
-        meta = archive.read_chunk(entry, keys, parts=("meta",))
-        pairs.extend(zip(meta["leaf_index"].to_list(), meta["record_hash"].to_list()))
-    pairs.sort()
-    leaves = [h for _, h in pairs]
-    merkle = manifest.body.get("merkle") or {}
-    if [i for i, _ in pairs] != list(range(len(pairs))) or len(leaves) != merkle.get("leaves"):
-        raise IntegrityError(f"batch {batch_seq}: leaves do not match the manifest's count")
-    from .merkle import root_of_record_hashes
-
-    if root_of_record_hashes(leaves) != merkle.get("root"):
-        raise IntegrityError(f"batch {batch_seq}: recomputed Merkle root differs from the signed manifest")
-    return leaves
-
-
-def inclusion_proofs(archive: "Archive", keys: "MasterKeys", batch_seq: int,
-                     leaf_indexes: Sequence[int]) -> list[dict[str, Any]]:
-    """RFC 9162 inclusion proofs for ``leaf_indexes`` of one batch.
-
-    Meant to run where the master keys are (the embedded key service; later the
-    key server, behind its own grant check): it returns, per leaf, the leaf's
-    record hash, the tree size, the audit path and the root — hashes only.
-    Raises BundleError / IntegrityError.
-    """
-    leaves = batch_leaves(archive, keys, batch_seq)
-    data = [bytes.fromhex(h) for h in leaves]
-    root = next(m for m in archive.manifests() if m.seq == batch_seq).body["merkle"]["root"]
-    out = []
-    for index in leaf_indexes:
-        if not 0 <= index < len(leaves):
-            raise BundleError(f"batch {batch_seq} has no leaf {index}")
-        out.append({"batch_seq": batch_seq, "leaf_index": int(index), "tree_size": len(leaves),
-                    "record_hash": leaves[index], "root": root,
-                    "path": [p.hex() for p in _merkle_proof(data, int(index))]})
-    return out
-
+# --- proofs: computed by the key service (investigator.proofs), hashes only -------------------------------
 
 # --- export -------------------------------------------------------------------------------------
 
@@ -183,7 +139,7 @@ def export_bundle(archive: "Archive", *, grant: str, person: str, signer: _crypt
         by_batch.setdefault(int(row["batch_seq"]), []).append(row)
     manifests = {m.seq: m for m in archive.manifests()}
     for seq, items in sorted(by_batch.items()):
-        for row, proof in zip(items, inclusion_proofs(archive, keys, seq, [int(r["leaf_index"]) for r in items])):
+        for row, proof in zip(items, case.key_service.proofs(case.ticket, seq, [int(r["leaf_index"]) for r in items])):
             proofs.append({"evidence_no": row["evidence_no"], "message_id": row["message_id"], **proof})
     proofs.sort(key=lambda p: p["evidence_no"])
     files: dict[str, bytes] = {}

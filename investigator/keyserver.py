@@ -14,6 +14,8 @@ Protocol (JSON over POST; docs/admin.md, "Key server"):
   service (grant, operator, identity, policy), audited either way.
 - ``POST /v1/keys`` ``{"token", "refs": [[kind, partition, chunk, part], ...]}`` -> ``{"keys": {...}}``,
   only for chunk parts overlapping the ticket's window and opened by its fields.
+- ``POST /v1/proofs`` ``{"token", "batch_seq", "leaf_indexes"}`` -> ``{"proofs": [...]}``: RFC 9162
+  inclusion proofs (hashes only) for records inside the ticket's window.
 
 Refusals answer 401 (identity), 403 (policy, grant) or 429 (rate limit) with
 ``{"error": <class>, "message": <safe text>, "rule": ...}``; every one is audited.
@@ -143,6 +145,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._open(body)
         elif self.path == "/v1/keys":
             self._keys(body)
+        elif self.path == "/v1/proofs":
+            self._proofs(body)
         else:
             self._send(404, {"error": "NotFound", "message": "unknown path"})
 
@@ -189,6 +193,23 @@ class _Handler(BaseHTTPRequestHandler):
             self._refuse(err, action="key.release", person=ticket.person)
             return
         self._send(200, {"keys": wrap_release(released)})
+
+    def _proofs(self, body: dict[str, Any]) -> None:
+        gate = self.server.gate
+        try:
+            ticket, _grant = gate.ticket(str(body.get("token") or ""))
+            batch = int(body.get("batch_seq"))
+            leaves = [int(i) for i in body.get("leaf_indexes") or []][:MAX_REFS]
+        except (errors.InvestigatorError, ValueError, TypeError) as err:
+            safe = err if isinstance(err, errors.InvestigatorError) else errors.KeyServiceError("malformed proof request")
+            self._refuse(safe, action="proof.release", audited=False)
+            return
+        try:
+            proofs = gate.proofs(ticket, batch, leaves)
+        except errors.InvestigatorError as err:  # audited by the gate
+            self._refuse(err, action="proof.release", person=ticket.person)
+            return
+        self._send(200, {"proofs": proofs})
 
 
 def serve(archive: "Archive", keys: "MasterKeys", *, host: str = "127.0.0.1", port: int = 8765,
@@ -245,6 +266,12 @@ class RemoteKeyService:
     def release(self, ticket: Ticket, refs: Sequence[ChunkRef], *, now: datetime | None = None) -> dict[ChunkRef, bytes]:
         answer = self._post("/v1/keys", {"token": ticket.token, "refs": [r.to_json() for r in refs]})
         return unwrap_release(answer.get("keys") or {}, refs)
+
+    def proofs(self, ticket: Ticket, batch_seq: int, leaf_indexes: Sequence[int], *,
+               now: datetime | None = None) -> list[dict[str, Any]]:
+        answer = self._post("/v1/proofs", {"token": ticket.token, "batch_seq": batch_seq,
+                                           "leaf_indexes": list(leaf_indexes)})
+        return list(answer.get("proofs") or [])
 
 
 def _error_from(answer: dict[str, Any], status: int) -> errors.InvestigatorError:

@@ -91,6 +91,9 @@ class KeyService(Protocol):
 
     def release(self, ticket: Ticket, refs: Sequence[ChunkRef], *, now: datetime | None = None) -> dict[ChunkRef, bytes]: ...
 
+    def proofs(self, ticket: Ticket, batch_seq: int, leaf_indexes: Sequence[int], *,
+               now: datetime | None = None) -> list[dict[str, Any]]: ...
+
 
 def _utcnow(now: datetime | None) -> datetime:
     return now or datetime.now(timezone.utc)
@@ -212,6 +215,40 @@ class GrantGate:
                                    "chunks": sorted({f"{r.kind}/{r.partition}/{r.chunk}" for r in refs})[:200]},
                                   outcome="allowed", now=when)
         self._checkpoint(when)
+        return out
+
+    def proofs(self, ticket: Ticket, batch_seq: int, leaf_indexes: Sequence[int], *,
+               now: datetime | None = None) -> list[dict[str, Any]]:
+        """RFC 9162 inclusion proofs (hashes only) for records of the ticket's window. Audited.
+
+        Each leaf must lie in a chunk that overlaps the grant's window; anything
+        else is refused with PolicyDenied (rule ``grant.window``).
+        """
+        from .proofs import inclusion_proofs
+
+        when = _utcnow(now)
+        known, grant = self.ticket(ticket.token)
+        manifest = next((m for m in self.archive.manifests() if m.seq == batch_seq), None)
+        start, end = format_ts(known.start), format_ts(known.end)
+        refusal = None
+        if manifest is None:
+            refusal = f"no batch {batch_seq}"
+        else:
+            for index in leaf_indexes:
+                entry = next((c for c in manifest.chunks if c.leaf_start <= index < c.leaf_start + c.leaf_count), None)
+                if entry is None or not (entry.start < end and entry.end > start):
+                    refusal = f"leaf {index} of batch {batch_seq} is not in the granted window"
+                    break
+        if when >= known.expires:
+            refusal = f"the case ticket expired at {format_ts(known.expires)}"
+        if refusal:
+            self.archive.audit.append(known.person, "proof.release", grant.id,
+                                      {"rule": "grant.window", "reason": refusal}, outcome="denied", now=when)
+            raise PolicyDenied(refusal, rule="grant.window")
+        out = inclusion_proofs(self.archive, self._keys, batch_seq, list(leaf_indexes))
+        self.archive.audit.append(known.person, "proof.release", grant.id,
+                                  {"rule": "grant.window", "batch": batch_seq, "proofs": len(out)},
+                                  outcome="allowed", now=when)
         return out
 
     def _judge(self, ticket: Ticket, grant: "Grant", refs: Sequence[ChunkRef],

@@ -139,6 +139,11 @@ class Case:
         return self.ticket.person
 
     @property
+    def key_service(self) -> KeyService:
+        """The key service this case talks to (embedded or the key server)."""
+        return self._keys
+
+    @property
     def start(self) -> datetime:
         return self.ticket.start
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from investigator.archive import Archive
-from investigator.bundles import export_bundle, inclusion_proofs, verify_bundle
+from investigator.bundles import export_bundle, verify_bundle
+from investigator.proofs import inclusion_proofs
 from investigator.demo import DEMO_PASSPHRASE, demo_grant, demo_session
 from investigator.errors import PolicyDenied
 from investigator.grants import DEMO_ONLY_PASSPHRASE

@@ -132,3 +132,21 @@ def test_rate_limit_answers_429_and_audits(world):
         proc.kill()
         proc.wait(timeout=10)
     assert any(e.details.get("rule") == "keyserver.rate_limit" for e in world.audit())
+
+
+def test_proofs_come_from_the_key_server_for_granted_records_only(world, server):
+    from investigator.merkle import verify_inclusion
+
+    _, url = server
+    grant = world.grant(start=EDGE_DAY, end=EDGE_DAY + timedelta(hours=1))
+    case = open_case(world.archive, grant=grant, person="sunli", totp=now_code(world), keyserver=url)
+    row = case.messages().row(0, named=True)
+    [proof] = case.key_service.proofs(case.ticket, row["batch_seq"], [row["leaf_index"]])
+    manifest = world.archive.manifests()[row["batch_seq"] - 1]
+    assert proof["record_hash"] == row["record_hash"] and proof["root"] == manifest.body["merkle"]["root"]
+    assert verify_inclusion(bytes.fromhex(proof["record_hash"]), proof["leaf_index"], proof["tree_size"],
+                            [bytes.fromhex(p) for p in proof["path"]], bytes.fromhex(proof["root"]))
+    outside = next(c for c in manifest.chunks if c.chunk_id != "messages/2026-11-20/100000")
+    with pytest.raises(errors.PolicyDenied, match="not in the granted window"):
+        case.key_service.proofs(case.ticket, row["batch_seq"], [outside.leaf_start])
+    assert [e.outcome for e in world.audit("proof.release")][-2:] == ["allowed", "denied"]
