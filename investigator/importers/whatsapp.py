@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path, PurePosixPath
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -43,7 +43,7 @@ from ._records import BadRecord, Collector, decode_text, derived_id, kind_from_n
 
 NAME = "whatsapp"
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH_ORDINAL = datetime(1970, 1, 1).toordinal()
 _MICROSECOND = timedelta(microseconds=1)
 
 _SP = r"[ \u00a0\u202f]"
@@ -54,6 +54,9 @@ _ANDROID = re.compile(_DATE + r",?" + _SP + r"(?:" + _AMPM.replace("ampm", "pre"
                       + r"(?:" + _SP + r"?" + _AMPM + r")?" + _SP + r"-" + _SP + r"(?P<rest>.*)$")
 _IOS = re.compile(r"\[" + _DATE + r",?" + _SP + _TIME + r"(?:" + _SP + r"?" + _AMPM + r")?\]" + _SP
                   + r"(?P<rest>.*)$")
+# Group order of the two header patterns, as unpacked from match.groups() in parse().
+assert tuple(_ANDROID.groupindex) == ("date", "pre", "time", "ampm", "rest")
+assert tuple(_IOS.groupindex) == ("date", "time", "ampm", "rest")
 _MARKS = "\u200e\u200f\ufeff"
 _OMITTED = re.compile(r"^(?:<Media omitted>|<Medien ausgeschlossen>|<Multimedia omitido>|<Médias omis>"
                       r"|<省略多媒体文件>|<多媒体文件已忽略>|<媒體已略去>)$", re.IGNORECASE)
@@ -235,11 +238,14 @@ class _Times:
                 return f"a valid date in {self.order} order"
             self._zone = zone(self.tz)
         try:
-            local = datetime(*ymd, *hms, tzinfo=self._zone)
+            naive = datetime(*ymd, *hms)
         except ValueError:
             return f"a valid date in {self.order} order"
-        # = local_to_us(naive, tz): the earlier of an ambiguous pair (fold=0), microseconds since the epoch.
-        return (local - _EPOCH) // _MICROSECOND
+        # = local_to_us(naive, tz), i.e. (aware - epoch) with the zone's offset for fold=0 (the
+        # earlier of an ambiguous pair), without building the aware datetime and the timedelta.
+        offset = self._zone.utcoffset(naive)
+        local = (naive.toordinal() - _EPOCH_ORDINAL) * 86_400 + hms[0] * 3600 + hms[1] * 60 + hms[2]
+        return local * 1_000_000 - offset // _MICROSECOND
 
 
 def parse(path: Path, options: ImportOptions) -> ImportResult:
@@ -269,7 +275,9 @@ def parse(path: Path, options: ImportOptions) -> ImportResult:
         raw_lines, too_long = box.split_lines(data, member)
         text_lines = data.decode(encoding).split("\n")[:len(raw_lines)]
         heads: list[int] = []  # line index of each message's header
-        matches: list[re.Match[str]] = []
+        # (date, time, am/pm, rest of the line) of each header; tuples of strings, which the garbage
+        # collector stops tracking, unlike match objects
+        fields: list[tuple[str, str, str | None, str]] = []
         more: dict[int, list[int]] = {}  # message -> line indexes of its continuation lines
         header = _header
         for index, line in enumerate(text_lines):
@@ -282,90 +290,92 @@ def parse(path: Path, options: ImportOptions) -> ImportResult:
             match = header(line)
             if match is not None:
                 heads.append(index)
-                matches.append(match)
-            elif matches:
-                more.setdefault(len(matches) - 1, []).append(index)
+                if match.re is _ANDROID:
+                    date, pre, time, ampm, rest = match.groups()
+                    fields.append((date, time, ampm or pre, rest))
+                else:
+                    fields.append(match.groups())  # type: ignore[arg-type]
+            elif fields:
+                more.setdefault(len(fields) - 1, []).append(index)
             elif line.strip():
                 rows.bad(file_name, box.position(member, f"line {index + 1}"),
                          "a line starting with a WhatsApp date and time")
-        ordered = [m.group("date") for m in matches]
+        ordered = [f[0] for f in fields]
         try:
             order = options.date_order or detect_order(set(ordered), ordered)
         except BadRecord as bad:
             raise box.error(member, "", bad.expected) from None
         conv_name = conversation_name(box.name if box.kind == "zip" else file_name)
         conv_id = "whatsapp:" + derived_id("whatsapp", conv_name)[:24]
-        # Pass 2: times, senders, types, ids, column by column.
+        # Pass 2: times, senders, types, ids; one tuple per message, turned into columns below.
         times = _Times(order, options.tz)
-        ordinals: dict[tuple[int, str | None, str], int] = {}
+        known_us = times.pairs
+        ordinals: dict[bytes, int] = {}
         senders: set[str] = set()
         group_hint = False
         sha256 = hashlib.sha256
         id_prefix = b"[" + orjson.dumps(conv_id) + b","
         json_names: dict[str | None, bytes] = {}
-        pid_texts: dict[tuple[tuple[str, Any], ...], str] = {}
-        cols: dict[str, list[Any]] = {name: [] for name in (
-            "message_id", "ts", "sender_id", "msg_type", "text", "attachment_name", "attachment_type",
-            "attachment_size", "attachment_sha256", "source_position", "raw_sha256", "platform_ids")}
-        ids_col, ts_col, sender_col, type_col, text_col = (cols[k] for k in (
-            "message_id", "ts", "sender_id", "msg_type", "text"))
+        pid_texts: dict[tuple[tuple[str, Any], ...], str] = {(): orjson.dumps({"date_order": order}).decode()}
+        plain_pid = pid_texts[()]
+        names = ("message_id", "ts", "sender_id", "msg_type", "text", "source_position", "raw_sha256", "platform_ids")
+        cols: dict[str, list[Any]] = {name: [] for name in names}
+        ids_col, ts_col, sender_col, type_col, text_col, pos_col, raw_col, pid_col = cols.values()
         atts: list[tuple[int, dict[str, Any]]] = []
         ios_omitted = _IOS_OMITTED.match
-        pos_col, raw_col, pid_col = cols["source_position"], cols["raw_sha256"], cols["platform_ids"]
-        for n, (first, match) in enumerate(zip(heads, matches)):
-            date, time, ampm = match.group("date", "time", "ampm")
-            if ampm is None and match.re is _ANDROID:
-                ampm = match.group("pre")
-            try:
-                us = times.us(date, time, ampm)
-            except BadRecord as bad:
-                rows.bad(file_name, box.position(member, f"line {first + 1}"), bad.expected)
-                continue
+        for n, (first, (date, time, ampm, rest)) in enumerate(zip(heads, fields)):
+            us = known_us.get((date, time, ampm))
+            if type(us) is not int:
+                try:
+                    us = times.us(date, time, ampm)
+                except BadRecord as bad:
+                    rows.bad(file_name, box.position(member, f"line {first + 1}"), bad.expected)
+                    continue
             extra = more.get(n)
             if extra is None:
-                rest = match.group("rest")
                 raw = raw_lines[first]
             else:
-                rest = "\n".join([match.group("rest"), *(text_lines[i] for i in extra)])
+                rest = "\n".join([rest, *(text_lines[i] for i in extra)])
                 raw = b"\n".join([raw_lines[first], *(raw_lines[i] for i in extra)])
-            sender, sep, body = rest.partition(": ")
+            sender, sep, text = rest.partition(": ")
+            pid = plain_pid
             if not sep or '"' in sender or "\n" in sender:
-                sender_name, text, msg_type, att, ids = None, rest, "system", {}, {}
+                sender_name, text, msg_type = None, rest, "system"
                 group_hint = group_hint or "group" in rest.lower()
             else:
-                sender_name, text = sender.strip(_MARKS), body
+                sender_name = sender.strip(_MARKS)
                 stripped = text.lstrip(_MARKS)
                 first_line = stripped.partition("\n")[0]
                 # _classify's patterns all need one of these: a leading "<", " (" or an "omitted" line.
                 if first_line[:1] != "<" and " (" not in first_line and ios_omitted(first_line) is None:
-                    msg_type, att, ids = ("recall" if stripped.strip() in _DELETED else "text"), {}, {}
+                    msg_type = "recall" if stripped.strip() in _DELETED else "text"
                 else:
                     msg_type, att, ids = _classify(text, box, folder)
+                    if att:
+                        atts.append((len(ts_col), att))
+                    if ids:
+                        pid_key = tuple(ids.items())
+                        pid = pid_texts.get(pid_key)  # type: ignore[assignment]
+                        if pid is None:
+                            pid = pid_texts[pid_key] = orjson.dumps({"date_order": order, **ids},
+                                                                    option=orjson.OPT_SORT_KEYS).decode()
                 if msg_type == "text" and text.startswith("\u200e"):
                     msg_type = "system"  # iOS prefixes system notices in groups with U+200E
                 senders.add(sender_name)
-            text_hash = sha256(text.encode("utf-8")).hexdigest()
-            okey = (us, sender_name, text_hash)
-            ordinal = ordinals[okey] = ordinals.get(okey, 0) + 1
-            # derived_id(conv_id, us, sender_name, text_hash, ordinal), with the orjson list written out.
+            # derived_id(conv_id, us, sender_name, text_hash, ordinal), with the orjson list written out;
+            # the bytes before the ordinal are also the key for counting identical messages.
             name_json = json_names.get(sender_name)
             if name_json is None:
                 name_json = json_names[sender_name] = orjson.dumps(sender_name)
-            ids_col.append(sha256(b'%s%d,%s,"%s",%d]' % (id_prefix, us, name_json, text_hash.encode(), ordinal)
-                                  ).hexdigest()[:32])
+            okey = b'%s%d,%s,"%s",' % (id_prefix, us, name_json, sha256(text.encode("utf-8")).hexdigest().encode())
+            ordinal = ordinals[okey] = ordinals.get(okey, 0) + 1
+            ids_col.append(sha256(b"%s%d]" % (okey, ordinal)).hexdigest()[:32])
             ts_col.append(us)
             sender_col.append(sender_name)
             type_col.append(msg_type)
             text_col.append(text)
-            if att:
-                atts.append((len(ts_col) - 1, att))
             pos_col.append(first + 1)
             raw_col.append(sha256(raw).hexdigest())
-            pid_key = tuple(ids.items())
-            pid = pid_texts.get(pid_key)
-            if pid is None:
-                pid = pid_texts[pid_key] = orjson.dumps({"date_order": order, **ids}, option=orjson.OPT_SORT_KEYS
-                                                        ).decode()
             pid_col.append(pid)
         conv_type = "group" if group_hint or len(senders) > 2 else "direct"
         for key in ("attachment_name", "attachment_type", "attachment_size", "attachment_sha256"):
@@ -373,15 +383,16 @@ def parse(path: Path, options: ImportOptions) -> ImportResult:
             for row, att in atts:
                 column[row] = att.get(key)
         where = box.position(member, "line ")
-        cols["source_position"] = [where + str(number) for number in pos_col]
         if rows.claim(ids_col, raw_col):
             frame = pl.DataFrame(cols, schema={**{k: pl.String() for k in cols}, "ts": pl.Int64(),
-                                               "attachment_size": pl.Int64()})
+                                               "attachment_size": pl.Int64(), "source_position": pl.Int64()})
             rows.add_frame(frame.with_columns(
+                source_position=pl.lit(where) + pl.col("source_position").cast(pl.String),
                 sender_name=pl.col("sender_id"), source=pl.lit(NAME), conversation_id=pl.lit(conv_id),
                 conversation_name=pl.lit(conv_name), conversation_type=pl.lit(conv_type),
                 source_file=pl.lit(file_name), source_sha256=pl.lit(sha)))
         else:  # repeated ids: impossible by construction (ordinals), but keep the Collector's rule
+            cols["source_position"] = [where + str(number) for number in pos_col]
             for row in pl.DataFrame(cols, schema_overrides={"ts": pl.Int64()}).iter_rows(named=True):
                 ids = orjson.loads(row.pop("platform_ids"))
                 rec = {key: value for key, value in row.items() if not key.startswith(("source", "raw"))}

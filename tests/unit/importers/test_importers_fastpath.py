@@ -142,3 +142,15 @@ def test_slack_platform_ids_with_escapes_equal_record_path(tmp_path: Path, monke
     slow = read_export(root, format="slack")
     assert fast.messages.equals(slow.messages, null_equal=True)
     assert orjson.loads(fast.messages["platform_ids"][0])["client_msg_id"] == "a\\b\n\x01"
+
+
+def test_whatsapp_record_fallback_equals_column_path(monkeypatch: pytest.MonkeyPatch, write) -> None:
+    from investigator.importers._records import Collector
+
+    path = write("WhatsApp Chat with Two.txt", "12/9/20, 23:55 - A: hi\nmore\n12/9/20, 23:55 - A: hi\n"
+                                               "12/9/20, 23:56 - B: x (file attached)\n"
+                                               "12/9/20, 23:57 - B: <Media omitted>\n12/9/20, 23:58 - B joined\n")
+    fast = read_export(path, format="whatsapp")
+    monkeypatch.setattr(Collector, "claim", lambda self, ids, raws: False)
+    slow = read_export(path, format="whatsapp")
+    assert fast.messages.equals(slow.messages, null_equal=True) and fast.messages.height == 5
