@@ -635,7 +635,8 @@ def explain(archive: "Archive", person_id: str, request: Request, *, now: dateti
 #: Never use these for real people: anyone who reads this file can log in as them.
 DEMO_ONLY_TOTP_SECRETS: dict[str, bytes] = {
     pid: hashlib.sha1(f"investigator DEMO ONLY totp secret for {pid}".encode()).digest()
-    for pid in ("wugang", "zhouzong", "sunli", "zhaomin", "zhangwei", "zhengjie", "qianjin", "xuming", "liuyang")
+    for pid in ("wugang", "zhouzong", "sunli", "lixia", "zhaomin", "zhangwei", "zhengjie", "qianjin", "xuming",
+                "liuyang")
 }
 DEMO_ONLY_PASSPHRASE = "DEMO-ONLY-passphrase-{person}"
 DEMO_KDF_N = 2**14  # DEMO ONLY: low scrypt cost so the demo runs in seconds
@@ -643,6 +644,7 @@ DEMO_KDF_N = 2**14  # DEMO ONLY: low scrypt cost so the demo runs in seconds
 _BUILTIN_PEOPLE = (  # used when data_samples/people.csv is absent
     ("zhouzong", "周总", "总经办", "管理层", "", "executive"),
     ("sunli", "孙丽", "法务部", "法务部", "zhouzong", "legal;operator"),
+    ("lixia", "李霞", "法务部", "法务部", "zhouzong", "legal"),
     ("wugang", "吴刚", "信息技术部", "信息技术部", "zhouzong", "admin"),
     ("zhengjie", "郑洁", "审计部", "审计部", "zhouzong", "auditor"),
     ("zhaomin", "赵敏", "客服部", "客服一组", "zhouzong", "team_lead"),
@@ -696,6 +698,10 @@ def demo_authority(archive: "Archive", keys: "MasterKeys", *, now: datetime, key
     else:
         people = [Person(id=p[0], name=p[1], department=p[2], groups=tuple(p[3].split(";")), supervisor=p[4],
                          roles=tuple(p[5].split(";"))) for p in _BUILTIN_PEOPLE]
+    known = {p.id for p in people}
+    # the demo's legal reviewer (法律顾问), so the review -> release path runs end to end
+    people += [Person(id=p[0], name=p[1], department=p[2], groups=tuple(p[3].split(";")), supervisor=p[4],
+                      roles=tuple(p[5].split(";"))) for p in _BUILTIN_PEOPLE if p[0] == "lixia" and p[0] not in known]
     root = Signer.archive(keys.signing)
     when = now
     add_people(archive, people, signer=root, now=when, policy=Policy.default(), action="import")

@@ -558,7 +558,7 @@ def validate(data: dict[str, Any]) -> list[str]:
     problems: list[str] = []
     if data.get("format") != POLICY_FORMAT:
         problems.append(f"format must be {POLICY_FORMAT!r}")
-    known_top = {"format", "purposes", "roles", "separation", "approval", "fields", "consent", "identity"}
+    known_top = {"format", "purposes", "roles", "separation", "approval", "fields", "consent", "identity", "breaker"}
     problems += [f"unknown section or key {key!r} (deny by default: remove it or fix the name)"
                  for key in data if key not in known_top]
     roles = data.get("roles")
@@ -618,6 +618,13 @@ def validate(data: dict[str, Any]) -> list[str]:
             problems.append(f"identity.{key} must be a positive integer")
     if identity.get("totp_skew_steps", 1) not in (0, 1, 2):
         problems.append("identity.totp_skew_steps must be 0, 1 or 2")
+    breaker = data.get("breaker", {})
+    if not isinstance(breaker, dict) or set(breaker) - {"categories"}:
+        problems.append("breaker: only a [breaker.categories] table (category = [keywords]) is allowed")
+    else:
+        for category, words in (breaker.get("categories") or {}).items():
+            if not isinstance(words, list) or not words or not all(isinstance(w, str) and w.strip() for w in words):
+                problems.append(f"breaker.categories.{category}: expected a non-empty list of keywords")
     problems += [f"identity.dual_control_purposes: unknown purpose {p!r}"
                  for p in identity.get("dual_control_purposes", ()) if p not in purposes]
     known_identity = {"totp_skew_steps", "max_failures", "failure_window_minutes", "lockout_minutes", "session_hours",
