@@ -15,6 +15,7 @@ outputs. A session made for the run is revoked when the run ends.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
 
 KERNEL = "python3"
 REPO_TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
-PACKAGE_TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
+PACKAGE_TEMPLATES = Path(sys.prefix) / "share" / "investigator" / "templates"  # wheel installs
 TEMPLATE_NAMES = ("complaint_investigation", "internal_investigation", "keyword_sweep", "timeline_reconstruction",
                   "audit_review")
 
