@@ -273,21 +273,22 @@ def parse(path: Path, options: ImportOptions) -> ImportResult:
         # whole text at once equals decoding line by line: b"\n" never occurs inside
         # a UTF-8 or GB18030 multi-byte sequence.
         raw_lines, too_long = box.split_lines(data, member)
-        text_lines = data.decode(encoding).split("\n")[:len(raw_lines)]
+        text = data.decode(encoding)
+        text_lines = text.split("\n")[:len(raw_lines)]
+        if "\r" in text:
+            text_lines = [line.rstrip("\r") for line in text_lines]
+        if text_lines:
+            text_lines[0] = text_lines[0].lstrip("\ufeff")
         heads: list[int] = []  # line index of each message's header
         # (date, time, am/pm, rest of the line) of each header; tuples of strings, which the garbage
         # collector stops tracking, unlike match objects
         fields: list[tuple[str, str, str | None, str]] = []
         more: dict[int, list[int]] = {}  # message -> line indexes of its continuation lines
-        header = _header
-        for index, line in enumerate(text_lines):
-            if index + 1 == too_long:
-                raise box.long_line(member, too_long)
-            if line.endswith("\r"):
-                line = text_lines[index] = line.rstrip("\r")
-            if index == 0:
-                line = text_lines[0] = line.lstrip("\ufeff")
-            match = header(line)
+        ios, android = _IOS.match, _ANDROID.match
+        # Lines up to the first one over the line cap, which then raises (as iter_lines does).
+        for index, line in enumerate(text_lines if too_long is None else text_lines[:too_long - 1]):
+            head = line.lstrip(_MARKS)  # = _header(line)
+            match = ios(head) if head.startswith("[") else android(head)
             if match is not None:
                 heads.append(index)
                 if match.re is _ANDROID:
@@ -300,6 +301,8 @@ def parse(path: Path, options: ImportOptions) -> ImportResult:
             elif line.strip():
                 rows.bad(file_name, box.position(member, f"line {index + 1}"),
                          "a line starting with a WhatsApp date and time")
+        if too_long is not None:
+            raise box.long_line(member, too_long)
         ordered = [f[0] for f in fields]
         try:
             order = options.date_order or detect_order(set(ordered), ordered)

@@ -122,6 +122,8 @@ def test_whatsapp_line_cap_and_line_order_of_errors(write, monkeypatch: pytest.M
             read_export(write("a.txt", f"{good}\n{long}\n"), format="whatsapp", options=ImportOptions(lenient=lenient))
     with pytest.raises(ImportFormatError, match="line 1: expected a line starting with a WhatsApp date"):
         read_export(write("b.txt", f"junk\n{good}\n{long}\n"), format="whatsapp")
+    with pytest.raises(ImportFormatError, match="line 2: expected a line starting with a WhatsApp date"):
+        read_export(write("d.txt", f"\r\n\u200e\n{good}\n"), format="whatsapp")  # a mark alone is not blank
     result = read_export(write("c.txt", f"\ufeff{good}\r\ncontinued\r\n\r\n{good}"), format="whatsapp")
     assert result.messages["text"].to_list() == ["hello\ncontinued\n", "hello"]
     import hashlib
