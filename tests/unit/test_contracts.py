@@ -19,7 +19,7 @@ LAYERS = {
     "errors": 0, "schema": 0, "config": 0, "fsutil": 0, "textnorm": 0,
     "_crypto": 1, "merkle": 1,
     "keys": 2, "audit": 2, "importers": 2, "manifest": 2, "samples": 2,
-    "policy": 3, "directory": 3, "identity": 3, "grants": 3, "archive": 3, "ingest": 3, "verify": 3, "rotation": 3,
+    "policy": 3, "directory": 3, "identity": 3, "grants": 3, "archive": 3, "ingest": 3, "verify": 3, "rotation": 3, "proofs": 3,
     "keyservice": 4, "loader": 4, "analysis": 4, "tagstore": 4, "keyserver": 4,
     "widgets": 5, "reports": 5, "bundles": 5, "backup": 5, "demo": 5, "demo_cases": 5,
     "cli": 6, "__main__": 6, "__init__": 6,
