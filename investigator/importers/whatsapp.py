@@ -26,6 +26,7 @@ both contain.
 from __future__ import annotations
 
 import hashlib
+from binascii import hexlify
 import re
 from datetime import datetime, timedelta
 from pathlib import Path, PurePosixPath
@@ -60,7 +61,10 @@ assert tuple(_IOS.groupindex) == ("date", "time", "ampm", "rest")
 _MARKS = "\u200e\u200f\ufeff"
 _OMITTED = re.compile(r"^(?:<Media omitted>|<Medien ausgeschlossen>|<Multimedia omitido>|<Médias omis>"
                       r"|<省略多媒体文件>|<多媒体文件已忽略>|<媒體已略去>)$", re.IGNORECASE)
-_IOS_OMITTED = re.compile(r"^(image|video|audio|sticker|GIF|document|Contact card) omitted$", re.IGNORECASE)
+_IOS_KINDS = ("image", "video", "audio", "sticker", "GIF", "document", "Contact card")
+_IOS_OMITTED = re.compile(r"^(" + "|".join(_IOS_KINDS) + ") omitted$", re.IGNORECASE)
+# Lengths of the lines _IOS_OMITTED can match (it has no newline; case-insensitive matching is char by char).
+_IOS_OMITTED_LENGTHS = frozenset(len(kind) + len(" omitted") for kind in _IOS_KINDS)
 _ATTACHED = re.compile(r"^(?:<attached: (?P<ios>[^<>]+)>|(?P<android>[^\n]+?) \((?:file attached|Datei angehängt"
                        r"|archivo adjunto|fichier joint|文件已附上)\))", re.IGNORECASE)
 _DELETED = ("This message was deleted", "You deleted this message", "此消息已删除", "你删除了此消息")
@@ -350,7 +354,8 @@ def parse(path: Path, options: ImportOptions) -> ImportResult:
                 stripped = text.lstrip(_MARKS)
                 first_line = stripped.partition("\n")[0]
                 # _classify's patterns all need one of these: a leading "<", " (" or an "omitted" line.
-                if first_line[:1] != "<" and " (" not in first_line and ios_omitted(first_line) is None:
+                if (first_line[:1] != "<" and " (" not in first_line
+                        and (len(first_line) not in _IOS_OMITTED_LENGTHS or ios_omitted(first_line) is None)):
                     msg_type = "recall" if stripped.strip() in _DELETED else "text"
                 else:
                     msg_type, att, ids = _classify(text, box, folder)
@@ -370,7 +375,7 @@ def parse(path: Path, options: ImportOptions) -> ImportResult:
             name_json = json_names.get(sender_name)
             if name_json is None:
                 name_json = json_names[sender_name] = orjson.dumps(sender_name)
-            okey = b'%s%d,%s,"%s",' % (id_prefix, us, name_json, sha256(text.encode("utf-8")).hexdigest().encode())
+            okey = b'%s%d,%s,"%s",' % (id_prefix, us, name_json, hexlify(sha256(text.encode("utf-8")).digest()))
             ordinal = ordinals[okey] = ordinals.get(okey, 0) + 1
             ids_col.append(sha256(b"%s%d]" % (okey, ordinal)).hexdigest()[:32])
             ts_col.append(us)

@@ -156,3 +156,13 @@ def test_whatsapp_record_fallback_equals_column_path(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(Collector, "claim", lambda self, ids, raws: False)
     slow = read_export(path, format="whatsapp")
     assert fast.messages.equals(slow.messages, null_equal=True) and fast.messages.height == 5
+
+
+def test_whatsapp_omitted_media_in_any_case(write) -> None:
+    lines = ["[12/9/20, 23:55:01] A: \u200eımage omitted", "[12/9/20, 23:55:02] A: STICKER OMITTED",
+             "[12/9/20, 23:55:03] A: ſticker omitted", "[12/9/20, 23:55:04] A: image omitted later",
+             "[12/9/20, 23:55:05] A: This message was deleted"]
+    frame = read_export(write("chat.txt", "\n".join(lines)), format="whatsapp").messages
+    # (the kind is looked up by the lower-cased word, so the dotless and long-s spellings give "file")
+    assert frame["msg_type"].to_list() == ["file", "image", "file", "text", "recall"]
+    assert frame["platform_ids"][0] == '{"date_order":"dmy","media_omitted":true}'
