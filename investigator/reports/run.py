@@ -38,6 +38,23 @@ TEMPLATE_NAMES = ("complaint_investigation", "internal_investigation", "keyword_
                   "audit_review")
 
 
+def _ipc_kernel_manager() -> type:
+    """A kernel manager that talks to the report kernel over Unix sockets (0600), not TCP ports.
+
+    The kernel then holds decrypted records behind file permissions rather than
+    loopback ports any local user could connect to (and ipykernel stops warning
+    about unencrypted TCP).
+    """
+    from jupyter_client.manager import AsyncKernelManager
+
+    class IPCKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.transport = "ipc"
+
+    return IPCKernelManager
+
+
 def template_dirs() -> list[Path]:
     return [d for d in (REPO_TEMPLATES, PACKAGE_TEMPLATES) if d.is_dir()]
 
@@ -96,7 +113,7 @@ def execute(template: Path, output: Path, parameters: Mapping[str, Any], *, env:
         with environment(env):
             # sorted: the injected cell is part of the digest, so its order must not depend on the caller
             papermill.execute_notebook(str(template), str(output), parameters=dict(sorted(parameters.items())),
-                                       kernel_name=KERNEL,
+                                       kernel_name=KERNEL, kernel_manager_class=_ipc_kernel_manager(),
                                        progress_bar=False, log_output=False, cwd=str(cwd or output.parent))
     except PapermillExecutionError as exc:
         raise ReportError(f"the report failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}",
