@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .options import archive_passphrase, echo_json, json_option
+from .options import archive_passphrase, echo_checks, echo_json, json_option
 
 
 def _signing_key(archive, person: str, key_dir: Path | None):  # type: ignore[no-untyped-def]
@@ -119,14 +119,7 @@ def verify_cmd(ctx: click.Context, path: Path, pubkeys: tuple[Path, ...], as_jso
     from ..reports.seal import load_pubkey
 
     result = verify_bundle(path, pubkeys=[load_pubkey(p) for p in pubkeys])
-    if as_json:
-        echo_json(result.to_json())
-    else:
-        for line in result.checked:
-            click.echo(f"  ok   {line}")
-        for line in result.problems:
-            click.secho(f"  FAIL {line}", fg="red")
-        click.echo(f"{path}: {'intact' if result.ok else 'NOT INTACT'} ({result.items} items)")
+    echo_checks(result, as_json=as_json, summary=f"{path}: {'intact' if result.ok else 'NOT INTACT'} ({result.items} items)")
     if not result.ok:
         ctx.exit(IntegrityError.exit_code)
 

@@ -48,3 +48,15 @@ def open_and_unlock(path: Path, actor: str) -> tuple[Archive, MasterKeys]:
 
 def echo_json(obj: Any) -> None:
     click.echo(json.dumps(obj, ensure_ascii=False, indent=2, sort_keys=True, default=str))
+
+
+def echo_checks(result: Any, *, as_json: bool, summary: str) -> None:
+    """Print a verification result (``checked`` and ``problems`` lines, then ``summary``), or its JSON."""
+    if as_json:
+        echo_json(result.to_json())
+        return
+    for line in result.checked:
+        click.echo(f"  ok   {line}")
+    for line in result.problems:
+        click.secho(f"  FAIL {line}", fg="red")
+    click.echo(summary)

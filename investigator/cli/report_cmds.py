@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from .options import archive_passphrase, echo_json, json_option
+from .options import archive_passphrase, echo_checks, echo_json, json_option
 
 archive_option = click.option("--archive", "archive_path", type=click.Path(path_type=Path, file_okay=False),
                               default=None, help="The archive (default: the one the report names, if present).")
@@ -211,14 +211,8 @@ def verify_cmd(ctx: click.Context, notebook: Path, archive_path: Path | None, pu
     except ConfigError:
         opened = None
     result = verify_report(nb, archive=opened, pubkeys=[load_pubkey(p) for p in pubkeys], actor=actor)
-    if as_json:
-        echo_json(result.to_json())
-    else:
-        for line in result.checked:
-            click.echo(f"  ok   {line}")
-        for line in result.problems:
-            click.secho(f"  FAIL {line}", fg="red")
-        click.echo(f"{notebook}: {'intact' if result.ok else 'NOT INTACT'} (status {result.status})")
+    echo_checks(result, as_json=as_json,
+                summary=f"{notebook}: {'intact' if result.ok else 'NOT INTACT'} (status {result.status})")
     if not result.ok:
         ctx.exit(IntegrityError.exit_code)
 
