@@ -166,3 +166,52 @@ def test_whatsapp_omitted_media_in_any_case(write) -> None:
     # (the kind is looked up by the lower-cased word, so the dotless and long-s spellings give "file")
     assert frame["msg_type"].to_list() == ["file", "image", "file", "text", "recall"]
     assert frame["platform_ids"][0] == '{"date_order":"dmy","media_omitted":true}'
+
+
+_value = st.none() | st.booleans() | st.integers(-5, 5) | st.sampled_from(["", "U1", "U2", "B1", "x\"y", "a\nb"]) \
+    | st.floats(allow_nan=False, allow_infinity=False) | st.lists(st.sampled_from(["a", 1]), max_size=2)
+_message = st.fixed_dictionaries({}, optional={
+    "ts": st.sampled_from(["1452845865.000008", "1452845866", "1452845867.5", "14528.1234567", "١٢", "1\n", 5]),
+    "user": _value, "bot_id": _value, "text": _value, "thread_ts": st.sampled_from(["1452845865.000008", "1", 3]),
+    "subtype": st.sampled_from(["channel_join", "tombstone", "bot_message", "x_leave", "message_changed", 7, None]),
+    "client_msg_id": _value, "edited": st.sampled_from([{"ts": "1"}, {"ts": 2}, "e", None]),
+    "attachments": st.sampled_from([[{"fallback": "f"}], [1], "no"]), "username": _value,
+    "user_profile": st.sampled_from([{"real_name": "R"}, {"real_name": 1}, []]), "files": st.sampled_from([[], None]),
+    "\ue000": _value, "k": st.floats(allow_nan=False, allow_infinity=False) | st.integers(-(2**60), 2**60),
+})
+
+
+@settings(max_examples=150, deadline=None)
+@given(days=st.lists(st.lists(_message | st.sampled_from([None, "m", [1]]), max_size=5), min_size=1, max_size=3),
+       lenient=st.booleans())
+def test_slack_column_path_equals_record_path_fuzzed(days: list, lenient: bool) -> None:
+    import tempfile
+
+    from investigator.errors import ImportFormatError
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "channels.json").write_text(json.dumps([{"id": "C1", "name": "general", "members": ["U1", "U2"]}]))
+        (root / "dms.json").write_text(json.dumps([{"id": "D1", "members": ["U1", "U2"]}]))
+        (root / "users.json").write_text(json.dumps([{"id": "U1", "real_name": "Ann"}]))
+        for folder in ("general", "D1"):
+            (root / folder).mkdir()
+            for n, day in enumerate(days):
+                (root / folder / f"2016-01-{n + 10}.json").write_text(json.dumps(day))
+        outcomes = []
+        for fast in (True, False):
+            original = slack._Columns.add_day
+            if not fast:
+                slack._Columns.add_day = lambda self, *args: False  # type: ignore[method-assign]
+            try:
+                result = read_export(root, format="slack", options=ImportOptions(lenient=lenient))
+                outcomes.append((result.messages, result.skipped))
+            except ImportFormatError as exc:
+                outcomes.append((None, str(exc)))
+            finally:
+                slack._Columns.add_day = original  # type: ignore[method-assign]
+        (fast_frame, fast_rest), (slow_frame, slow_rest) = outcomes
+        assert fast_rest == slow_rest
+        assert (fast_frame is None) == (slow_frame is None)
+        if fast_frame is not None:
+            assert fast_frame.equals(slow_frame, null_equal=True)
