@@ -61,7 +61,7 @@ class _Compiled:
 
 def _alternation(needles: Iterable[str]) -> str:
     # One regex alternation of literals: Rust's regex compiles it to Aho-Corasick / Teddy, which beat
-    # contains_any and one contains() per term (measured, docs/benchmarks-analysis.md).
+    # contains_any and one contains() per term (measured, docs/benchmarks.md ("Search")).
     ordered = sorted(set(needles), key=lambda s: (-len(s), s))
     return "|".join(re.escape(n) for n in ordered)
 
