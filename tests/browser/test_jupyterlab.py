@@ -3,8 +3,9 @@
 Starts ``jupyter lab`` on 127.0.0.1 with a token (no browser of its own) over a temporary copy of the
 notebooks and the demo archive (JupyterLab autosaves), opens ``02_keyword_investigation``, waits for
 the kernel to be idle and connected, runs all cells, types a keyword into the SearchPanel and checks
-that the hit count and the table change and that the plotly timeline renders. Screenshots go to
-docs/screenshots/ (the README shows them). Uses Debian's ``chromium``; never downloads a browser.
+that the hit count and the table change and that the plotly timeline renders. Screenshots go to test-artifacts/screenshots/ (kept by CI runs);
+with INVESTIGATOR_UPDATE_SCREENSHOTS=1 they replace docs/screenshots/, which the README shows, so
+an ordinary test run never changes the repository. Uses Debian's ``chromium``; never downloads a browser.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run"]
-SCREENSHOTS = REPO / "docs" / "screenshots"
+SCREENSHOTS = (REPO / "docs" / "screenshots" if os.environ.get("INVESTIGATOR_UPDATE_SCREENSHOTS")
+               else REPO / "test-artifacts" / "screenshots")
 KEYWORD = "投诉"
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
