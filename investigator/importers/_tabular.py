@@ -90,7 +90,7 @@ def iter_csv(box: Container, member: str) -> tuple[list[str], Iterator[tuple[str
     return header, rows()
 
 
-def iter_jsonl(box: Container, member: str) -> Iterator[tuple[str, Any, str | None]]:
+def iter_jsonl(box: Container, member: str) -> Iterator[tuple[str, Any, str]]:
     """``(position, object, raw_sha256)`` per non-blank line; object None + reason text when malformed."""
     for number, raw in box.iter_lines(member):
         raw = raw.rstrip(b"\r")

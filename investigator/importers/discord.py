@@ -101,7 +101,8 @@ def parse(path: Path, options: ImportOptions) -> ImportResult:
                 if msg_id is None:
                     raise BadRecord("a message 'id'")
                 us = iso_to_us(m.get("timestamp"), options.tz)
-                author = m.get("author") if isinstance(m.get("author"), dict) else {}
+                found = m.get("author")
+                author: dict[str, Any] = found if isinstance(found, dict) else {}
                 atts = _attachments(m, path)
                 content = m.get("content") if isinstance(m.get("content"), str) else None
             except BadRecord as bad:
@@ -113,7 +114,8 @@ def parse(path: Path, options: ImportOptions) -> ImportResult:
                 ids["type"] = mtype
             if m.get("timestampEdited"):
                 ids["edited"] = m["timestampEdited"]
-            ref = m.get("reference") if isinstance(m.get("reference"), dict) else {}
+            found = m.get("reference")
+            ref: dict[str, Any] = found if isinstance(found, dict) else {}
             reply = as_str(ref.get("messageId")) if isinstance(ref.get("messageId"), (str, int)) else None
             ref_channel = as_str(ref.get("channelId")) if isinstance(ref.get("channelId"), (str, int)) else None
             name = author.get("nickname") or author.get("name")

@@ -153,7 +153,8 @@ def _message(m: dict[str, Any], conv_id: str, export: _Export) -> tuple[dict[str
         deleted = m.get("deleted_ts")
         rec["original_id"] = f"{conv_id}:{deleted}" if isinstance(deleted, str) else None
         rec["msg_type"] = "recall"
-        body = m.get("previous_message") if isinstance(m.get("previous_message"), dict) else m
+        previous = m.get("previous_message")
+        body = previous if isinstance(previous, dict) else m
     elif subtype == "tombstone":
         rec["msg_type"] = "recall"
     elif isinstance(subtype, str) and (subtype in _SYSTEM or subtype.endswith(("_join", "_leave"))):
@@ -163,8 +164,10 @@ def _message(m: dict[str, Any], conv_id: str, export: _Export) -> tuple[dict[str
     rec["sender_id"] = user or bot
     name = export.users.get(user) if user else None
     if name is None:
-        profile = body.get("user_profile") if isinstance(body.get("user_profile"), dict) else {}
-        bot_profile = body.get("bot_profile") if isinstance(body.get("bot_profile"), dict) else {}
+        found = body.get("user_profile")
+        profile: dict[str, Any] = found if isinstance(found, dict) else {}
+        found = body.get("bot_profile")
+        bot_profile: dict[str, Any] = found if isinstance(found, dict) else {}
         for value in (profile.get("real_name"), body.get("username"), bot_profile.get("name")):
             if isinstance(value, str) and value:
                 name = value
@@ -400,7 +403,8 @@ def _add_records(rows: Collector, box: Container, export: _Export, member: str, 
                 raise BadRecord("a JSON object for each message")
             raw = raw_sha256(m, depth=2)
             rec, ids = _message(m, conv_id, export)
-            files = m.get("files") if isinstance(m.get("files"), list) else []
+            listed = m.get("files")
+            files: list[Any] = listed if isinstance(listed, list) else []
             if isinstance(m.get("file"), dict):
                 files = [m["file"], *files]
             atts = [_attachment(box, export, f, cache) for f in files if isinstance(f, dict)]

@@ -58,6 +58,7 @@ def _convert(row: dict[str, str], options: ImportOptions) -> tuple[dict[str, Any
     contact = (row.get("Remark") or "").strip() or (row.get("NickName") or "").strip() or None
     group = talker.endswith("@chatroom")
     sender = (row.get("Sender") or "").strip() or None
+    sender_id: str | None
     if is_sender == "1":
         sender_id, sender_name = "self", sender
     elif group:

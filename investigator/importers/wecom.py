@@ -90,7 +90,8 @@ def load_room_names(path: str) -> dict[str, str]:
 
 def _body(obj: dict[str, Any], msgtype: str) -> tuple[str, str | None, dict[str, Any], dict[str, Any]]:
     """msg_type, text, attachment columns, extra platform ids."""
-    body = obj.get(msgtype) if isinstance(obj.get(msgtype), dict) else {}
+    found = obj.get(msgtype)
+    body: dict[str, Any] = found if isinstance(found, dict) else {}
     if msgtype == "text":
         content = body.get("content")
         if not isinstance(content, str):
@@ -115,7 +116,8 @@ def _body(obj: dict[str, Any], msgtype: str) -> tuple[str, str | None, dict[str,
         parts = [body.get("title"), body.get("description"), body.get("link_url")]
         return "link", "\n".join(p for p in parts if isinstance(p, str) and p) or None, {}, {}
     if msgtype == "markdown":
-        info = body.get("info") if isinstance(body.get("info"), dict) else body
+        found = body.get("info")
+        info: dict[str, Any] = found if isinstance(found, dict) else body
         content = info.get("content")
         return "text", content if isinstance(content, str) else None, {}, {}
     if msgtype == "mixed":

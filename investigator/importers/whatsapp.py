@@ -233,7 +233,7 @@ class _Times:
                     hour = hour % 12 + (12 if pm else 0)
                 hms = (hour, minute, second)
             self.times[(time, ampm)] = hms
-        if type(hms) is str:
+        if isinstance(hms, str):
             return hms
         if self._zone is None:  # an impossible date is reported before an unknown zone
             try:
@@ -248,6 +248,7 @@ class _Times:
         # = local_to_us(naive, tz), i.e. (aware - epoch) with the zone's offset for fold=0 (the
         # earlier of an ambiguous pair), without building the aware datetime and the timedelta.
         offset = self._zone.utcoffset(naive)
+        assert offset is not None  # a ZoneInfo always has an offset
         local = (naive.toordinal() - _EPOCH_ORDINAL) * 86_400 + hms[0] * 3600 + hms[1] * 60 + hms[2]
         return local * 1_000_000 - offset // _MICROSECOND
 
@@ -401,12 +402,12 @@ def parse(path: Path, options: ImportOptions) -> ImportResult:
                 source_file=pl.lit(file_name), source_sha256=pl.lit(sha)))
         else:  # repeated ids: impossible by construction (ordinals), but keep the Collector's rule
             cols["source_position"] = [where + str(number) for number in pos_col]
-            for row in pl.DataFrame(cols, schema_overrides={"ts": pl.Int64()}).iter_rows(named=True):
-                ids = orjson.loads(row.pop("platform_ids"))
-                rec = {key: value for key, value in row.items() if not key.startswith(("source", "raw"))}
+            for record in pl.DataFrame(cols, schema_overrides={"ts": pl.Int64()}).iter_rows(named=True):
+                ids = orjson.loads(record.pop("platform_ids"))
+                rec = {key: value for key, value in record.items() if not key.startswith(("source", "raw"))}
                 rec.update(sender_name=rec["sender_id"], conversation_id=conv_id, conversation_name=conv_name,
                            conversation_type=conv_type)
-                rows.add(rec, file=file_name, sha=sha, position=row["source_position"], raw_sha=row["raw_sha256"],
+                rows.add(rec, file=file_name, sha=sha, position=record["source_position"], raw_sha=record["raw_sha256"],
                          platform_ids=ids)
         return finish(box, NAME, messages=rows)
     finally:
