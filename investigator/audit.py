@@ -167,7 +167,7 @@ class AuditLog:
                     seq, prev = int(head["seq"]) + 1, str(head["hash"])
                 except (ValueError, KeyError, TypeError) as exc:
                     raise AuditError(f"{self.log_path}: the last entry is damaged; run 'audit verify'") from exc
-            entry = {"seq": seq, "ts": format_ts(when), "actor": actor, "action": action,
+            entry: dict[str, Any] = {"seq": seq, "ts": format_ts(when), "actor": actor, "action": action,
                      "target": target, "outcome": outcome, "details": dict(details or {}), "prev": prev}
             entry["hash"] = _entry_hash(entry)
             line = json.dumps(entry, ensure_ascii=False, sort_keys=True).encode("utf-8") + b"\n"

@@ -86,6 +86,8 @@ def ingest_paths(archive: Archive, paths: Sequence[Path], *, keys: MasterKeys, a
     from .importers import ImportOptions, read_export
 
     options = options or ImportOptions(tz=archive.config.timezone)
+    sources: list[dict[str, Any]]
+    skipped: list[dict[str, Any]]
     messages, events, sources, skipped = [], [], [], []
     try:
         for path in paths:
@@ -223,10 +225,10 @@ def ingest_frames(archive: Archive, *, messages: pl.DataFrame | None, events: pl
                 dek, wrapped = keys.new_data_key(kind, partition)
                 data_keys[(kind, partition)] = dek
                 relative = f"{batch}/keys/{kind}/{partition}.json"
-                body = _json_bytes(wrapped)
-                write_file(stage / "keys" / kind / f"{partition}.json", body)
+                key_file = _json_bytes(wrapped)
+                write_file(stage / "keys" / kind / f"{partition}.json", key_file)
                 partition_keys.append({"kind": kind, "partition": partition, "path": relative,
-                                       "sha256": _crypto.sha256_hex(body)})
+                                       "sha256": _crypto.sha256_hex(key_file)})
 
         def seal_chunk(job: tuple[str, str, str, pl.DataFrame]) -> dict[str, Any]:
             kind, partition, chunk, part = job
@@ -241,10 +243,12 @@ def ingest_frames(archive: Archive, *, messages: pl.DataFrame | None, events: pl
                 parts[name] = {"path": f"{batch}/{kind}/{partition}/{chunk}.{name}.chk",
                                "sha256": _crypto.sha256_hex(blob)}
             start = datetime.strptime(f"{partition}{chunk}", "%Y-%m-%d%H%M%S").replace(tzinfo=timezone.utc)
+            ts_min, ts_max = stored["ts"].min(), stored["ts"].max()
+            assert isinstance(ts_min, datetime) and isinstance(ts_max, datetime)  # a chunk has rows, ts is Datetime
             return {"kind": kind, "partition": partition, "chunk": chunk, "parts": parts,
                     "rows": stored.height, "start": format_ts(start),
                     "end": format_ts(start + timedelta(seconds=archive.config.chunk_seconds)),
-                    "ts_min": format_ts(stored["ts"].min()), "ts_max": format_ts(stored["ts"].max()),
+                    "ts_min": format_ts(ts_min), "ts_max": format_ts(ts_max),
                     "leaf_start": int(stored["leaf_index"][0]), "leaf_count": stored.height}
 
         bar = None
@@ -267,7 +271,7 @@ def ingest_frames(archive: Archive, *, messages: pl.DataFrame | None, events: pl
         write_file(stage / "index.chk", index_blob)
         _crash_point("before-manifest")
         all_ts = [e["ts_min"] for e in chunk_entries] + [e["ts_max"] for e in chunk_entries]
-        body = {
+        body: dict[str, Any] = {
             "archive_id": archive.archive_id, "seq": seq, "batch_id": stage.name, "created": format_ts(when),
             "actor": actor, "tool": f"investigator {__version__}", "sources": sources,
             "chunks": chunk_entries, "partition_keys": partition_keys,

@@ -198,7 +198,10 @@ class _Handler(BaseHTTPRequestHandler):
         gate = self.server.gate
         try:
             ticket, _grant = gate.ticket(str(body.get("token") or ""))
-            batch = int(body.get("batch_seq"))
+            batch_seq = body.get("batch_seq")
+            if batch_seq is None:
+                raise errors.KeyServiceError("malformed proof request")
+            batch = int(batch_seq)
             leaves = [int(i) for i in body.get("leaf_indexes") or []][:MAX_REFS]
         except (errors.InvestigatorError, ValueError, TypeError) as err:
             safe = err if isinstance(err, errors.InvestigatorError) else errors.KeyServiceError("malformed proof request")

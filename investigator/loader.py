@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 import polars as pl
 
@@ -286,7 +286,7 @@ class Case:
         base = list(full_schema(kind))
         if kind == "messages":
             base.append("text_norm")
-            hidden = set()
+            hidden: set[str] = set()
             for part, cols in PART_COLUMNS.items():
                 if part not in self.ticket.parts:
                     hidden.update(cols)
@@ -364,6 +364,16 @@ class Case:
                   "leaf_index": pl.Int64(), "record_hash": pl.String(), "version": pl.Int32()}
         return pl.DataFrame(schema={c: schema[c] for c in wanted if c in schema})
 
+    @overload
+    def messages(self, columns: Sequence[str] | None = None, lazy: Literal[False] = False, *,
+                 progress: bool | None = None) -> pl.DataFrame: ...
+    @overload
+    def messages(self, columns: Sequence[str] | None = None, *, lazy: Literal[True],
+                 progress: bool | None = None) -> pl.LazyFrame: ...
+    @overload
+    def messages(self, columns: Sequence[str] | None = None, lazy: bool = False, *,
+                 progress: bool | None = None) -> pl.DataFrame | pl.LazyFrame: ...
+
     def messages(self, columns: Sequence[str] | None = None, lazy: bool = False, *,
                  progress: bool | None = None) -> pl.DataFrame | pl.LazyFrame:
         """The granted messages: rows with ``start <= ts < end`` in scope, granted fields only.
@@ -376,6 +386,16 @@ class Case:
         if lazy:
             return self._lazy("messages", columns)
         return self._load("messages", columns, progress=progress)
+
+    @overload
+    def events(self, columns: Sequence[str] | None = None, lazy: Literal[False] = False, *,
+               progress: bool | None = None) -> pl.DataFrame: ...
+    @overload
+    def events(self, columns: Sequence[str] | None = None, *, lazy: Literal[True],
+               progress: bool | None = None) -> pl.LazyFrame: ...
+    @overload
+    def events(self, columns: Sequence[str] | None = None, lazy: bool = False, *,
+               progress: bool | None = None) -> pl.DataFrame | pl.LazyFrame: ...
 
     def events(self, columns: Sequence[str] | None = None, lazy: bool = False, *,
                progress: bool | None = None) -> pl.DataFrame | pl.LazyFrame:

@@ -405,7 +405,7 @@ class Policy:
         rights = self.rights(person)
         # content first: an admin or auditor asking for content gets the separation-of-duties reason
         for name in req.fields:
-            needed = self.fields.get(name, "")
+            needed: str | None = self.fields.get(name, "")
             if needed in rights.forbidden and needed in CONTENT_PERMISSIONS:
                 return trail.deny("duty.no_content", f"field {name!r}: " + self._permission(
                     _Trail(), person, needed).reason)
@@ -466,9 +466,9 @@ class Policy:
         trail.ok("window.lookback", f"lookback {rights.lookback}")
         # the scope
         if rights.team_only:
-            decision = self._team_scope(person, req, directory)
-            if decision is not None:
-                return trail.deny("scope.team", decision)
+            problem = self._team_scope(person, req, directory)
+            if problem is not None:
+                return trail.deny("scope.team", problem)
             trail.ok("scope.team", "scope within the requester's team")
         if rights.templates_only and not req.templates:
             return trail.deny("scope.templates", f"{person.id} may only hold grants limited to named templates")

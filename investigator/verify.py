@@ -84,10 +84,10 @@ def verify_archive(archive: Archive, *, keys: MasterKeys | None) -> VerifyReport
 
 
 def _check_files(archive: Archive, manifest: Manifest, where: str, report: VerifyReport) -> None:
-    expected = {"manifest.json": None}
+    expected: dict[str, str | None] = {"manifest.json": None}
     for chunk in manifest.chunks:
-        for _part, path, digest in chunk.parts:
-            expected[path.removeprefix(where + "/")] = digest
+        for _part, part_path, part_digest in chunk.parts:
+            expected[part_path.removeprefix(where + "/")] = part_digest
     for entry in manifest.body.get("partition_keys", []):
         expected[entry["path"].removeprefix(where + "/")] = entry["sha256"]
     index = manifest.body.get("index", {})
