@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import _crypto
 from .archive import Archive
 from .errors import ArchiveError
 
@@ -100,8 +101,7 @@ def run_demo(out: Path, *, samples: Path | None = None, echo: Callable[[str], No
         shutil.rmtree(out)
     source = ensure_samples(samples, out.parent)
     echo(f"samples: {source}")
-    kwargs = {"kdf_n": kdf_n} if kdf_n else {}
-    archive = Archive.create(out, passphrase=DEMO_PASSPHRASE, actor="demo-admin", **kwargs)
+    archive = Archive.create(out, passphrase=DEMO_PASSPHRASE, actor="demo-admin", kdf_n=kdf_n or _crypto.SCRYPT_N)
     (out / DEMO_MARKER).write_text(
         "This archive was made by `investigator demo` with a public demo-only passphrase:\n"
         f"{DEMO_PASSPHRASE}\nNever put real records into it.\n", encoding="utf-8")
@@ -123,11 +123,11 @@ def run_demo(out: Path, *, samples: Path | None = None, echo: Callable[[str], No
     if not report.ok:
         return result
     now = datetime.now(timezone.utc)
-    from .grants import demo_authority
+    from .grants import DEMO_KDF_N, demo_authority
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the demo says so itself, once, below
-        authority = demo_authority(archive, keys, now=now, **({"kdf_n": kdf_n} if kdf_n else {}))
+        authority = demo_authority(archive, keys, now=now, kdf_n=kdf_n or DEMO_KDF_N)
     result.grant_id, result.operator = authority.grant_id, authority.operator_id
     echo(f"authority: {len(authority.enrolled)} demo people enrolled (DEMO-ONLY secrets); grant {authority.grant_id} "
          f"for {authority.operator_id}, approved by the supervisor")

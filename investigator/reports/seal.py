@@ -161,7 +161,7 @@ def seal_notebook(nb: Any, *, archive: "Archive", signer: _crypto.SigningKey, pe
     name = template_name(nb, template)
     papermill = (nb.get("metadata") or {}).get("papermill") or {}
     verdict = assess_report(nb, archive=archive, grant=grant)
-    body = {
+    body: dict[str, Any] = {
         "format": SEAL_FORMAT, "report_id": str(uuid.uuid4()), "canonical": CANONICAL_FORMAT,
         "digest": content_digest(nb), "cell_digests": cell_digests(nb), "metadata_digest": metadata_digest(nb),
         "template": {"name": name, "sha256": file_sha256(template) if template and Path(template).exists() else ""},

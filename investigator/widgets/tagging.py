@@ -35,7 +35,7 @@ class TagPanel(widgets.VBox):
         self.store = case.tags()
         self.table = getattr(source, "table", source)
         self.messages: pl.DataFrame = messages if messages is not None else \
-            getattr(source, "messages", None) if source is not None and hasattr(source, "messages") else case.messages()
+            getattr(source, "messages") if source is not None and hasattr(source, "messages") else case.messages()
         L = lambda key: label(key, lang)  # noqa: E731
         self.tag = widgets.Combobox(options=list(STANDARD_TAGS), value="evidence", description=L("tag"),
                                     ensure_option=False)
