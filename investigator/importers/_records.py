@@ -286,6 +286,23 @@ def decode_text(data: bytes, file: str, *, utf8_only: bool = False) -> tuple[str
         raise ImportFormatError(file, f"byte {exc.start}", "text in UTF-8 or GB18030") from None
 
 
+def first_line(head: bytes) -> bytes:
+    """The first non-blank line of a file's head (BOM and leading blanks skipped), for sniffing."""
+    return head.lstrip(b"\xef\xbb\xbf \t\r\n").split(b"\n", 1)[0].strip()
+
+
+def first_json_object(head: bytes) -> dict[str, Any] | None:
+    """The JSON object on the first line of a file's head, or None (for sniffing JSON-lines formats)."""
+    first = first_line(head)
+    if not first.startswith(b"{"):
+        return None
+    try:
+        obj = orjson.loads(first)
+    except orjson.JSONDecodeError:
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
 def load_json(data: bytes, file: str, position: str = "") -> Any:
     """Parse a whole JSON document (UTF-8, BOM tolerated) with orjson.
 

@@ -10,24 +10,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import orjson
-
 from ._model import ImportOptions, ImportResult
 from ._normalized import parse_records
+from ._records import first_json_object
 
 NAME = "events-jsonl"
 
 
 def sniff(path: Path, head: bytes) -> bool:
     """JSON lines whose first object has an ``event_type`` key."""
-    first = head.lstrip(b"\xef\xbb\xbf \t\r\n").split(b"\n", 1)[0].strip()
-    if not first.startswith(b"{"):
-        return False
-    try:
-        obj = orjson.loads(first)
-    except orjson.JSONDecodeError:
-        return False
-    return isinstance(obj, dict) and "event_type" in obj
+    obj = first_json_object(head)
+    return obj is not None and "event_type" in obj
 
 
 def parse(path: Path, options: ImportOptions) -> ImportResult:

@@ -12,13 +12,14 @@ from pathlib import Path
 
 from ._model import ImportOptions, ImportResult
 from ._normalized import parse_records
+from ._records import first_line
 
 NAME = "jsonl"
 
 
 def sniff(path: Path, head: bytes) -> bool:
     """A ``*.jsonl`` / ``*.ndjson`` file, or any file whose first line is a JSON object and not more."""
-    first = head.lstrip(b"\xef\xbb\xbf \t\r\n").split(b"\n", 1)[0].strip()
+    first = first_line(head)
     if path.suffix.lower() in (".jsonl", ".ndjson"):
         return True
     return first.startswith(b"{") and first.endswith(b"}") and b"\n" in head.strip()

@@ -33,7 +33,7 @@ from investigator.errors import ImportFormatError
 
 from ._container import Container
 from ._model import ImportOptions, ImportResult, finish
-from ._records import BadRecord, Collector, as_int, as_str, decode_text, epoch_to_us
+from ._records import BadRecord, Collector, as_int, as_str, decode_text, epoch_to_us, first_json_object
 from ._tabular import iter_jsonl
 
 NAME = "wecom"
@@ -46,14 +46,8 @@ _SIZE_KEYS = ("filesize", "voice_size", "imagesize")
 
 def sniff(path: Path, head: bytes) -> bool:
     """JSON lines whose first object has WeCom's ``msgid`` and ``msgtime`` / ``action``."""
-    first = head.lstrip(b"\xef\xbb\xbf \t\r\n").split(b"\n", 1)[0].strip()
-    if not first.startswith(b"{"):
-        return False
-    try:
-        obj = orjson.loads(first)
-    except orjson.JSONDecodeError:
-        return False
-    return isinstance(obj, dict) and "msgid" in obj and ("msgtime" in obj or "action" in obj)
+    obj = first_json_object(head)
+    return obj is not None and "msgid" in obj and ("msgtime" in obj or "action" in obj)
 
 
 def load_room_names(path: str) -> dict[str, str]:
