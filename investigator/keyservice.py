@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from . import _crypto
 from .errors import IdentityCheckFailed, IntegrityError, PolicyDenied
-from .schema import format_ts, parts_for_fields
+from .schema import KINDS, format_ts, parts_for_fields
 
 if TYPE_CHECKING:
     from .archive import Archive
@@ -205,7 +205,14 @@ class GrantGate:
         for ref in refs:
             dek = data_keys.get((ref.kind, ref.partition))
             if dek is None:
-                dek = data_keys[(ref.kind, ref.partition)] = self.archive.data_key(self._keys, ref.kind, ref.partition)
+                try:
+                    dek = self.archive.data_key(self._keys, ref.kind, ref.partition)
+                except IntegrityError as exc:  # no such partition, or its wrapped key was altered
+                    self.archive.audit.append(known.person, "key.release", grant.id,
+                                              {"rule": "chunk.unknown", "reason": str(exc),
+                                               "chunk": "/".join(ref.to_json())}, outcome="denied", now=when)
+                    raise
+                data_keys[(ref.kind, ref.partition)] = dek
             out[ref] = chunk_key(dek, archive_id=self.archive.archive_id, kind=ref.kind, partition=ref.partition,
                                  chunk=ref.chunk, part=ref.part)
         self.released += len(out)
@@ -262,6 +269,8 @@ class GrantGate:
             return (refs[0] if refs else ChunkRef("", "", "", ""), "grant.revoked", f"grant {grant.id} was revoked")
         chunk_seconds = self.archive.config.chunk_seconds
         for ref in refs:
+            if ref.kind not in KINDS:
+                return ref, "chunk.unknown", f"no record kind {ref.kind!r}"
             if ref.part not in parts_for_fields(grant.fields, ref.kind):
                 return ref, "fields.parts", (f"the grant's fields ({', '.join(grant.fields)}) do not open the "
                                               f"{ref.part!r} part")

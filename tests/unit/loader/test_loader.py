@@ -214,3 +214,24 @@ def test_loads_and_searches_are_audited_and_checkpointed(world):
     public = world.archive.signing_public
     report = world.archive.audit.verify({public.key_id: public})
     assert report.ok and report.last_checkpoint_seq >= load.seq - 1  # the key release before the load is pinned
+
+
+def test_unknown_kinds_and_damaged_partition_keys_are_refused_and_audited(world):
+    import json
+
+    grant = world.grant(start=EDGE_DAY, end=EDGE_DAY + timedelta(hours=1))
+    service = EmbeddedKeyService(world.archive, world.keys)
+    case = world.open(grant, key_service=service)
+    with pytest.raises(errors.PolicyDenied) as info:
+        service.release(case.ticket, [ChunkRef("bogus", "2026-11-20", "100000", "meta")], now=world.clock)
+    assert info.value.rule == "chunk.unknown"
+    # a wrapped partition key altered on disk: nothing is derived, and the refusal is audited
+    path = world.archive.current_data_key_path("events", "2026-11-20")
+    wrapped = json.loads(path.read_text())
+    wrapped["wrapped"] = wrapped["wrapped"][:-8] + ("A" * 8 if not wrapped["wrapped"].endswith("A" * 8) else "B" * 8)
+    path.write_text(json.dumps(wrapped))
+    with pytest.raises(errors.IntegrityError):
+        service.release(case.ticket, [ChunkRef("events", "2026-11-20", "100000", "meta")], now=world.clock)
+    last = world.audit("key.release")[-1]
+    assert (last.outcome, last.details["rule"]) == ("denied", "chunk.unknown")
+    assert service.released == 0
