@@ -151,7 +151,7 @@ def detect(text: str | None, kinds: Iterable[str] = KINDS) -> list[Finding]:
     return sorted(found, key=lambda f: f.start)
 
 
-def _replace(text: str, findings: list[Finding], render) -> str:  # type: ignore[no-untyped-def]
+def _replace(text: str, findings: list[Finding], render) -> str:
     out, last = [], 0
     for f in findings:
         out.append(text[last : f.start])

@@ -35,7 +35,7 @@ def _exit_code_help() -> str:
 
 
 class _Main(click.Group):
-    def invoke(self, ctx: click.Context):  # type: ignore[override]
+    def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except InvestigatorError as err:

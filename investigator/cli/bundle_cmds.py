@@ -10,7 +10,7 @@ import click
 from .options import archive_passphrase, echo_checks, echo_json, json_option
 
 
-def _signing_key(archive, person: str, key_dir: Path | None):  # type: ignore[no-untyped-def]
+def _signing_key(archive, person: str, key_dir: Path | None):
     from .report_cmds import _signing_key as unlock
 
     return unlock(archive, person, key_dir)

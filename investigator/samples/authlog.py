@@ -34,7 +34,7 @@ def _num(text: str, lo: int, hi: int) -> int:
     return lo + int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big") % (hi - lo)
 
 
-def _stamp(ts) -> str:  # type: ignore[no-untyped-def]
+def _stamp(ts) -> str:
     # Syslog pads a one-digit day with a space: "Nov  4 09:01:02".
     return f"{ts:%b} {ts.day:2d} {ts:%H:%M:%S}"
 

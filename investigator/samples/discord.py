@@ -29,12 +29,12 @@ _EPOCH_MS = 1420070400000  # Discord epoch, 2015-01-01
 _CATEGORY = {"courier": "客服", "team": "客服", "patrol": "安保", "project": "项目"}
 
 
-def _stamp(dt) -> str:  # type: ignore[no-untyped-def]
+def _stamp(dt) -> str:
     # DiscordChatExporter writes the exporting machine's offset, with milliseconds.
     return dt.isoformat(timespec="milliseconds")
 
 
-def _snowflake(ts, salt: str) -> str:  # type: ignore[no-untyped-def]
+def _snowflake(ts, salt: str) -> str:
     ms = epoch_ms(ts)
     return str(((ms - _EPOCH_MS) << 22) | (stable_number(salt, 6) % (1 << 22)))
 

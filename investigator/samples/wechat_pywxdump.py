@@ -37,7 +37,7 @@ def chat_name(conv: directory.Conversation) -> str:
     return directory.person(conv.members[-1]).wxid
 
 
-def create_time(local) -> str:  # type: ignore[no-untyped-def]
+def create_time(local) -> str:
     return f"{local.year}/{local.month}/{local.day} {local.hour}:{local.minute:02d}"
 
 

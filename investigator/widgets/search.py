@@ -83,8 +83,8 @@ class SearchPanel(widgets.VBox):
         self.case, self.lang, self.before, self.after = case, lang, before, after
         self.tz = case.timezone
         self.zone = ZoneInfo(self.tz)
-        self.window: tuple[datetime, datetime] = tuple(case.window)  # type: ignore[assignment]
-        self.messages: pl.DataFrame = messages if messages is not None else case.messages()  # type: ignore[assignment]
+        self.window: tuple[datetime, datetime] = tuple(case.window)
+        self.messages: pl.DataFrame = messages if messages is not None else case.messages()
         self.identities = case.identities()
         self.group_map = case.groups()
         self.results = self.messages.head(0)
