@@ -276,7 +276,6 @@ class DirectoryStore:
         the directory has an enrolled admin, the archive key may not be used
         (an admin signs). Raises PolicyDenied (audited) when the signer may not sign.
         """
-        from .errors import PolicyDenied
 
         current = self.load()
         _check_people(people)

@@ -37,7 +37,7 @@ from . import _crypto
 from .directory import Directory, DirectoryStore, Person, PersonKey, Signer
 from .errors import ConfigError, IdentityCheckFailed, IntegrityError, PolicyDenied, WrongPassphrase
 from .fsutil import atomic_write
-from .policy import Policy, load_for_decision, load_org, parse_utc
+from .policy import Policy, load_org, parse_utc
 from .schema import canonical_json, format_ts
 
 if TYPE_CHECKING:

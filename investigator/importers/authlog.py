@@ -30,7 +30,6 @@ from typing import Any
 
 import orjson
 
-from investigator.errors import ImportFormatError
 
 from ._container import Container
 from ._model import ImportOptions, ImportResult, finish

@@ -187,7 +187,7 @@ EVENTS: list[PlantedEvent] = [
     PlantedEvent("c1.delivered", _C1, "2026-11-18 15:05:00", "liqiang", "order", "order-svc", "", "success",
                  f'{{"order_id": "{COMPLAINT_ORDER}", "status": "delivered"}}'),
     PlantedEvent("c1.ticket_close", _C1, "2026-11-18 17:06:00", "zhangwei", "ticket", "crm-01", "", "success",
-                 f'{{"ticket_id": "T-20261118-031", "status": "closed", "resolution": "settled", "compensation": "coupon_30"}}'),
+                 '{"ticket_id": "T-20261118-031", "status": "closed", "resolution": "settled", "compensation": "coupon_30"}'),
     PlantedEvent("c2.login1", _C2, "2026-11-24 08:41:07", "liuyang", "login", ERP_HOST, UNUSUAL_IP, "success", _ANOM),
     PlantedEvent("c2.logout1", _C2, "2026-11-24 08:47:30", "liuyang", "logout", ERP_HOST, UNUSUAL_IP, "success", "{}"),
     PlantedEvent("c2.login2", _C2, "2026-11-24 08:52:19", "liuyang", "login", ERP_HOST, UNUSUAL_IP, "success", _ANOM),

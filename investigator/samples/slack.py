@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import zipfile
 from collections import defaultdict
-from pathlib import Path
 
 from investigator.samples import directory
 from investigator.samples.sampleset import SampleContext, WriterResult, local_rows, register, stable_number
