@@ -37,7 +37,7 @@ def make_archive(tmp_path):
 
 
 @pytest.fixture
-def messages() -> pl.DataFrame:
+def messages():
     return message_frame()
 
 

@@ -7,7 +7,7 @@ codes are computed from the secrets the enrol command shows once.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest

@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 
-from investigator import _crypto
 from investigator.directory import set_status
 from investigator.errors import GrantExpired, GrantInvalid, IdentityCheckFailed, PolicyDenied
 from investigator.grants import load_grant, revoke_grant

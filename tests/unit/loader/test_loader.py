@@ -1,6 +1,6 @@
 """The policy-checked loader: exactly the granted window, scope and fields; every refusal audited."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import polars as pl
 import pytest
