@@ -169,9 +169,12 @@ def test_every_action_permission_and_rule_is_documented():
         assert f"`{name}`" in text, f"action/permission {name} is not documented in docs/policy.md"
     import re
 
-    source = "\n".join((Path(__file__).resolve().parents[3] / "investigator" / f).read_text(encoding="utf-8")
-                       for f in ("policy.py", "grants.py", "identity.py", "directory.py"))
+    package = Path(__file__).resolve().parents[3] / "investigator"
+    source = "\n".join(p.read_text(encoding="utf-8") for p in [*package.glob("policy/*.py"), package / "grants.py",
+                                                                package / "identity.py", package / "directory.py",
+                                                                package / "keyservice.py", package / "keyserver.py"])
     rules = set(re.findall(r'"((?:person|role|duty|purpose|fields|operator|request|consent|window|scope|approval|'
-                           r'grant|policy|directory|identity|default)\.[a-z_]+)"', source))
+                           r'grant|policy|directory|identity|default|dual_control|chunk|ticket|keyserver|case)'
+                           r'\.[a-z_]+)"', source))
     missing = sorted(r for r in rules - {"request.json"} if f"`{r}`" not in text)
     assert not missing, f"rules not documented in docs/policy.md: {missing}"

@@ -1,182 +1,35 @@
-"""Roles, rules and decisions: who may ask for what, who must approve.
+"""The policy: roles, lookbacks and rules; ``Policy.decide`` is pure and denies by default.
 
-    >>> policy = Policy.default()
-    >>> decision = policy.decide("request", person=zhangwei, directory=directory,
-    ...                          request=req, now=now, tz=ZoneInfo("Asia/Shanghai"))   # doctest: +SKIP
-    >>> decision.allowed, decision.rule                                              # doctest: +SKIP
-    (False, 'window.lookback')
+    >>> Policy.default().decide("request", person=p, directory=d, request=r, now=now, tz=tz)  # doctest: +SKIP
 
-:meth:`Policy.decide` is pure: time, time zone, the person and the directory
-are passed in; nothing is read or written. It denies by default (an unknown
-action, role, purpose or field means no) and every :class:`Decision` names the
-rule that decided it, the reason, and each rule consulted on the way (as
-datasette's permission checks carry a reason). Callers audit the decision.
-
-The policy file format, every action and every rule are documented in
-docs/policy.md. In an archive the policy lives as signed versions in
-``ARCHIVE/org/policy/`` (see :class:`PolicyStore`); a copy edited outside the
-CLI fails its signature and every decision is then refused.
+Part of :mod:`investigator.policy` (docs/policy.md).
 """
 
 from __future__ import annotations
 
-import json
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from . import _crypto
-from .directory import ARCHIVE_SIGNER, Directory, Person, Signer, check_signer
-from .errors import ConfigError, IntegrityError, PolicyDenied
-from .fsutil import atomic_write
-from .schema import canonical_json, format_ts
-
-if TYPE_CHECKING:
-    from .archive import Archive
-
-POLICY_FORMAT = "investigator-policy/1"
-# Every action a decision can be asked about (docs/policy.md, "Actions").
-ACTIONS = ("request", "approve", "grant", "retrieve", "search", "read_content", "archive", "export", "audit",
-           "admin")
-# Permissions a role may hold: the actions above that are plain permission checks, plus approve/request.
-PERMISSIONS = ("request", "retrieve", "search", "read_content", "archive", "export", "approve", "audit", "admin")
-LOOKBACKS = ("none", "day", "week", "month", "all")
-FIELDS = ("metadata", "content", "attachments")
-CONTENT_PERMISSIONS = frozenset({"read_content", "export", "retrieve"})
-
-
-# --- data the policy decides on -------------------------------------------------
-
-@dataclass(frozen=True)
-class Request:
-    """A retrieval request (电子证据调取申请单), before or after signing.
-
-    ``start``/``end`` are aware UTC datetimes: the window is ``[start, end)``.
-    ``tz`` is the zone the requester's times were read in (for display only).
-    """
-
-    id: str
-    archive_id: str
-    case: str
-    purpose: str
-    requester: str
-    key_id: str
-    start: datetime
-    end: datetime
-    tz: str
-    fields: tuple[str, ...]
-    reason: str
-    created: datetime
-    operator: str = ""
-    conversations: tuple[str, ...] = ()
-    participants: tuple[str, ...] = ()
-    groups: tuple[str, ...] = ()
-    legal_basis: str = ""
-    consent: str = ""
-    templates: tuple[str, ...] = ()
-
-    @property
-    def performer(self) -> str:
-        """Who performs the retrieval: the operator if named, else the requester."""
-        return self.operator or self.requester
-
-    @property
-    def scope(self) -> dict[str, list[str]]:
-        return {"conversations": list(self.conversations), "participants": list(self.participants),
-                "groups": list(self.groups)}
-
-    def to_body(self) -> dict[str, Any]:
-        """The signed body (RFC 8785 canonical bytes are what is signed)."""
-        return {"format": "investigator-request/1", "id": self.id, "archive_id": self.archive_id,
-                "case": self.case, "purpose": self.purpose, "requester": self.requester,
-                "operator": self.performer, "key_id": self.key_id,
-                "window": {"start": format_ts(self.start), "end": format_ts(self.end), "tz": self.tz},
-                "scope": self.scope, "fields": list(self.fields), "reason": self.reason,
-                "legal_basis": self.legal_basis, "consent": self.consent, "templates": list(self.templates),
-                "created": format_ts(self.created)}
-
-    @classmethod
-    def from_body(cls, body: dict[str, Any]) -> "Request":
-        """Parse a request body. Raises IntegrityError if fields are missing or malformed."""
-        try:
-            if body["format"] != "investigator-request/1":
-                raise ValueError("format")
-            window, scope = body["window"], body["scope"]
-            operator = str(body.get("operator") or "")
-            return cls(id=str(body["id"]), archive_id=str(body["archive_id"]), case=str(body["case"]),
-                       purpose=str(body["purpose"]), requester=str(body["requester"]), key_id=str(body["key_id"]),
-                       start=parse_utc(window["start"]), end=parse_utc(window["end"]), tz=str(window["tz"]),
-                       fields=tuple(body["fields"]), reason=str(body["reason"]), created=parse_utc(body["created"]),
-                       operator="" if operator == body["requester"] else operator,
-                       conversations=tuple(scope.get("conversations", ())),
-                       participants=tuple(scope.get("participants", ())), groups=tuple(scope.get("groups", ())),
-                       legal_basis=str(body.get("legal_basis", "")), consent=str(body.get("consent", "")),
-                       templates=tuple(body.get("templates", ())))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise IntegrityError("malformed retrieval request") from exc
-
-
-def parse_utc(text: str) -> datetime:
-    """Parse a ``format_ts`` timestamp (or any ISO 8601 with offset) into an aware UTC datetime."""
-    from datetime import timezone
-
-    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    if value.tzinfo is None:
-        raise ValueError("timestamp without offset")
-    return value.astimezone(timezone.utc)
-
-
-@dataclass(frozen=True)
-class Check:
-    """One rule consulted on the way to a decision."""
-
-    rule: str
-    passed: bool
-    detail: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {"rule": self.rule, "passed": self.passed, "detail": self.detail}
-
-
-@dataclass(frozen=True)
-class Decision:
-    """The answer to one question: allowed or not, the deciding rule, the reason, the trail."""
-
-    allowed: bool
-    rule: str
-    reason: str
-    consulted: tuple[Check, ...] = ()
-
-    def to_json(self) -> dict[str, Any]:
-        return {"allowed": self.allowed, "rule": self.rule, "reason": self.reason,
-                "consulted": [c.to_json() for c in self.consulted]}
-
-    def raise_if_denied(self) -> "Decision":
-        """Raise PolicyDenied (carrying this decision) unless allowed."""
-        if not self.allowed:
-            raise PolicyDenied(self.reason, rule=self.rule, decision=self)
-        return self
-
-
-class _Trail:
-    def __init__(self) -> None:
-        self.checks: list[Check] = []
-
-    def ok(self, rule: str, detail: str) -> None:
-        self.checks.append(Check(rule, True, detail))
-
-    def deny(self, rule: str, reason: str) -> Decision:
-        self.checks.append(Check(rule, False, reason))
-        return Decision(False, rule, reason, tuple(self.checks))
-
-    def allow(self, rule: str, reason: str) -> Decision:
-        return Decision(True, rule, reason, tuple(self.checks))
-
+from .. import _crypto
+from ..directory import Directory, Person
+from ..errors import ConfigError
+from .model import (
+    ACTIONS,
+    CONTENT_PERMISSIONS,
+    FIELDS,
+    LOOKBACKS,
+    PERMISSIONS,
+    POLICY_FORMAT,
+    Decision,
+    Request,
+    _Trail,
+)
 
 # --- the policy ----------------------------------------------------------------------
 
@@ -642,132 +495,3 @@ def check_policy_text(text: str) -> list[str]:
     return validate(data)
 
 
-# --- the signed policy in the archive -------------------------------------------------
-
-class PolicyStore:
-    """Signed policy versions in ``ARCHIVE/org/policy/NNNNNN.toml`` (+ ``.sig.json``)."""
-
-    def __init__(self, archive: "Archive") -> None:
-        self.archive = archive
-        self.root = Path(archive.root) / "org" / "policy"
-
-    def _latest(self) -> int:
-        if not self.root.exists():
-            return 0
-        numbers = [int(p.name.split(".")[0]) for p in self.root.glob("[0-9]*.sig.json")]
-        numbers += [int(p.name.split(".")[0]) for p in self.root.glob("[0-9]*.toml")]
-        return max(numbers, default=0)
-
-    def load(self, directory: Directory) -> Policy:
-        """The newest policy, its signature checked against ``directory``'s admins or the archive key.
-
-        Raises IntegrityError if the file was changed outside the CLI (hash or
-        signature mismatch), ConfigError if no policy is installed.
-        """
-        version = self._latest()
-        if version == 0:
-            raise ConfigError("no policy installed in this archive",
-                              hint="install one with 'investigator policy set ARCHIVE FILE'")
-        what = f"org/policy/{version:06d}.toml"
-        try:
-            text_bytes = (self.root / f"{version:06d}.toml").read_bytes()
-            record = json.loads((self.root / f"{version:06d}.sig.json").read_bytes())
-            body, sig = record["body"], record["signature"]
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise IntegrityError("policy file or its signature record is missing or unreadable", path=what) from exc
-        if body.get("archive_id") != self.archive.archive_id or body.get("version") != version:
-            raise IntegrityError("signature record does not belong to this policy version", path=what)
-        if body.get("sha256") != _crypto.sha256_hex(text_bytes):
-            raise IntegrityError("policy file altered outside the CLI (its hash does not match the signed one)",
-                                 path=what)
-        check_signer(str(sig.get("signer")), str(sig.get("key_id")), str(sig.get("signature")),
-                     canonical_json(body), archive_public=self.archive.signing_public, directory=directory, what=what)
-        policy = Policy.from_toml(text_bytes.decode("utf-8"), source=what)
-        return _with_version(policy, version)
-
-    def install(self, text: str, *, signer: Signer, directory: Directory, now: datetime,
-                note: str = "") -> Policy:
-        """Validate ``text``, sign it as the next version and audit the change.
-
-        The archive key may sign only while the directory has no enrolled admin.
-        Raises ConfigError (invalid policy) or PolicyDenied (signer not allowed; audited).
-        """
-        policy = Policy.from_toml(text, source="new policy")
-        if signer.id == ARCHIVE_SIGNER and directory.admins():
-            reason = "the directory has an enrolled admin: the policy must be signed by an admin (--as ADMIN)"
-            self.archive.audit.append(signer.id, "policy.set", "policy", {"rule": "policy.signer", "reason": reason},
-                                      outcome="denied", now=now)
-            raise PolicyDenied(reason, rule="policy.signer")
-        version = self._latest() + 1
-        prev = ""
-        if version > 1:
-            prev = _crypto.sha256_hex((self.root / f"{version - 1:06d}.toml").read_bytes())
-        body = {"format": "investigator-policy-signature/1", "archive_id": self.archive.archive_id,
-                "version": version, "sha256": _crypto.sha256_hex(text.encode("utf-8")), "prev": prev,
-                "ts": format_ts(now), "note": note}
-        data = canonical_json(body)
-        try:
-            check_signer(signer.id, signer.key.public.key_id, signer.key.sign(data), data,
-                         archive_public=self.archive.signing_public, directory=directory, what="new policy")
-        except IntegrityError as exc:
-            self.archive.audit.append(signer.id, "policy.set", "policy",
-                                      {"rule": "policy.signer", "reason": str(exc)}, outcome="denied", now=now)
-            raise PolicyDenied(str(exc), rule="policy.signer") from exc
-        self.archive.audit.append(signer.id, "policy.set", f"policy v{version}",
-                                  {"sha256": body["sha256"], "rule": "policy.signer", "note": note}, now=now)
-        self.root.mkdir(parents=True, exist_ok=True)
-        atomic_write(self.root / f"{version:06d}.toml", text.encode("utf-8"))
-        record = {"body": body, "signature": {"signer": signer.id, "key_id": signer.key.public.key_id,
-                                              "signature": signer.key.sign(data)}}
-        atomic_write(self.root / f"{version:06d}.sig.json",
-                     (json.dumps(record, ensure_ascii=False, indent=1, sort_keys=True) + "\n").encode())
-        return _with_version(policy, version)
-
-
-def _with_version(policy: Policy, version: int) -> Policy:
-    from dataclasses import replace
-
-    return replace(policy, version=version)
-
-
-def load_for_decision(archive: "Archive", directory: Directory, *, actor: str, action: str, target: str,
-                      now: datetime) -> Policy:
-    """The archive's policy, or an audited PolicyDenied (rule ``policy.integrity``) when it does not verify.
-
-    Every caller that decides uses this: a policy altered outside the CLI refuses everything.
-    """
-    try:
-        return PolicyStore(archive).load(directory)
-    except (IntegrityError, ConfigError) as exc:
-        reason = str(exc)
-        archive.audit.append(actor, action, target, {"rule": "policy.integrity", "reason": reason},
-                             outcome="denied", now=now)
-        raise PolicyDenied(reason, rule="policy.integrity") from exc
-
-
-def load_org(archive: "Archive", *, actor: str, action: str, target: str,
-             now: datetime) -> tuple[Directory, Policy]:
-    """The verified directory and policy, or an audited PolicyDenied naming which one does not verify.
-
-    Rules: ``directory.integrity`` (a directory version edited outside the CLI)
-    and ``policy.integrity`` (the policy file altered, or none installed).
-    """
-    from .directory import DirectoryStore
-
-    try:
-        directory = DirectoryStore(archive).load()
-    except IntegrityError as exc:
-        reason = f"org directory altered outside the CLI: {exc}"
-        archive.audit.append(actor, action, target, {"rule": "directory.integrity", "reason": reason},
-                             outcome="denied", now=now)
-        raise PolicyDenied(reason, rule="directory.integrity") from exc
-    return directory, load_for_decision(archive, directory, actor=actor, action=action, target=target, now=now)
-
-
-def record_decision(archive: "Archive", decision: Decision, *, actor: str, action: str, target: str,
-                    now: datetime, details: dict[str, Any] | None = None) -> Decision:
-    """Audit ``decision`` (allowed or denied, with its rule and reason) and return it."""
-    archive.audit.append(actor, action, target,
-                         {**(details or {}), "rule": decision.rule, "reason": decision.reason},
-                         outcome="allowed" if decision.allowed else "denied", now=now)
-    return decision
