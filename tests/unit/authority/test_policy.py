@@ -170,7 +170,7 @@ def test_every_action_permission_and_rule_is_documented():
     import re
 
     package = Path(__file__).resolve().parents[3] / "investigator"
-    source = "\n".join(p.read_text(encoding="utf-8") for p in [*package.glob("policy/*.py"), package / "grants.py",
+    source = "\n".join(p.read_text(encoding="utf-8") for p in [*package.glob("policy/*.py"), *package.glob("grants/*.py"),
                                                                 package / "identity.py", package / "directory.py",
                                                                 package / "keyservice.py", package / "keyserver.py"])
     rules = set(re.findall(r'"((?:person|role|duty|purpose|fields|operator|request|consent|window|scope|approval|'
