@@ -14,15 +14,15 @@ from __future__ import annotations
 import json
 import shutil
 import warnings
-from datetime import datetime, timezone
 from collections.abc import Callable
+from datetime import datetime, timezone
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import _crypto
 from .archive import Archive
-from .errors import ArchiveError
+from .errors import ArchiveError, IdentityCheckFailed
 
 DEMO_PASSPHRASE = "demo-only-passphrase-仅供演示"  # DEMO ONLY: public, never for real data
 DEMO_MARKER = "DEMO-ARCHIVE-NOT-FOR-REAL-DATA.txt"
@@ -170,9 +170,8 @@ def demo_report(result: DemoResult, authority: Any, *, echo: Callable[[str], Non
 
 def demo_session(archive_path: Path | str, *, now: datetime | None = None, keys: Any = None) -> str:
     """DEMO ONLY: the demo operator's session token, logging in again (demo TOTP secret) when expired."""
-    from .grants import DEMO_ONLY_TOTP_SECRETS
+    from .grants import demo_totp
     from .identity import check_session, login
-    from . import _crypto
 
     root = Path(archive_path)
     when = now or datetime.now(timezone.utc)
@@ -183,11 +182,10 @@ def demo_session(archive_path: Path | str, *, now: datetime | None = None, keys:
         try:
             check_session(archive, token, DEMO_OPERATOR, now=when)
             return token
-        except Exception:  # noqa: BLE001 - expired or revoked: log in again below
+        except IdentityCheckFailed:  # expired, revoked or forged: log in again below
             pass
     keys = keys or archive.unlock(DEMO_PASSPHRASE, actor=DEMO_OPERATOR)
-    code = _crypto.totp(DEMO_ONLY_TOTP_SECRETS[DEMO_OPERATOR], when.timestamp())
-    token = login(archive, keys, DEMO_OPERATOR, totp=code, now=when)
+    token = login(archive, keys, DEMO_OPERATOR, totp=demo_totp(DEMO_OPERATOR, when), now=when)
     path.write_text(token + "\n", encoding="utf-8")
     return token
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -62,9 +62,8 @@ def misconduct_grant(archive_path: Path | str, *, now: datetime | None = None) -
     skew), and failing that the call waits for a fresh step. Raises PolicyDenied, IdentityCheckFailed
     or GrantInvalid as the grant API does.
     """
-    from . import _crypto
     from .demo import DEMO_PASSPHRASE
-    from .grants import DEMO_ONLY_PASSPHRASE, DEMO_ONLY_TOTP_SECRETS, approve, new_request, request_status
+    from .grants import DEMO_ONLY_PASSPHRASE, approve, demo_totp, new_request, request_status
     from .identity import unlock_person_key
 
     root = Path(archive_path)
@@ -87,13 +86,12 @@ def misconduct_grant(archive_path: Path | str, *, now: datetime | None = None) -
                          legal_basis="DEMO: 内部调查制度", now=when)
     approver_key = unlock_person_key(archive, APPROVER, DEMO_ONLY_PASSPHRASE.format(person=APPROVER),
                                      key_dir=key_dir)
-    secret = DEMO_ONLY_TOTP_SECRETS[APPROVER]
     last_error: IdentityCheckFailed | None = None
     for attempt in range(3):
         if attempt == 2:  # both codes of this step and the next were used: wait for a fresh step
             time.sleep(31 - (time.time() % 30))
             when = datetime.now(timezone.utc) if now is None else when
-        code = _crypto.totp(secret, when.timestamp() + (30 if attempt == 1 else 0))
+        code = demo_totp(APPROVER, when + timedelta(seconds=30 if attempt == 1 else 0))
         try:
             result = approve(archive, keys, signed.id, approver=APPROVER, signing_key=approver_key, totp=code,
                              now=when, note="DEMO approval")

@@ -137,6 +137,9 @@ class GrantGate:
         ticket = Ticket(token=secrets.token_urlsafe(24), grant_id=grant.id, person=person, start=start, end=end,
                         parts=parts_for_fields(grant.fields), expires=min(grant.expiry, when + TICKET_LIFETIME))
         with self._lock:
+            # a long-running key server forgets expired tickets as new ones arrive
+            for token in [t for t, (old, _) in self._tickets.items() if old.expires <= when]:
+                del self._tickets[token]
             self._tickets[ticket.token] = (ticket, grant)
         self.archive.audit.append(person, "case.open", grant.id,
                                   {"rule": "case.opened", "grant_hash": grant.hash, "window": [format_ts(start),

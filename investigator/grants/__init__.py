@@ -18,40 +18,14 @@ material (archive key, directory, policy, revocation list) can verify it; any
 change to a signed field breaks it. Every decision is audited with its rule.
 """
 
-from .demo import (
-                        DEMO_KDF_N,
-                        DEMO_ONLY_PASSPHRASE,
-                        DEMO_ONLY_TOTP_SECRETS,
-                        DemoAuthority,
-                        demo_authority,
-)
-from .documents import (
-                        APPROVAL_FORMAT,
-                        DECISIONS,
-                        GRANT_FORMAT,
-                        Approval,
-                        Grant,
-                        SignedRequest,
-                        body_hash,
-                        find_grant,
-                        load_grant,
-                        request_field_hashes,
-                        revocations,
-)
-from .workflow import (
-                        ApprovalResult,
-                        approve,
-                        explain,
-                        list_requests,
-                        load_request,
-                        new_request,
-                        request_approvals,
-                        request_status,
-                        revoke_grant,
-)
+from .demo import DEMO_KDF_N, DEMO_ONLY_PASSPHRASE, DEMO_ONLY_TOTP_SECRETS, DemoAuthority, demo_authority, demo_totp
+from .documents import (APPROVAL_FORMAT, DECISIONS, GRANT_FORMAT, Approval, Grant, SignedRequest, body_hash,
+                        find_grant, load_grant, request_field_hashes, revocations)
+from .workflow import (ApprovalResult, approve, explain, list_requests, load_request, new_request, request_approvals,
+                       request_status, revoke_grant)
 
 __all__ = ["APPROVAL_FORMAT", "DECISIONS", "DEMO_KDF_N", "DEMO_ONLY_PASSPHRASE", "DEMO_ONLY_TOTP_SECRETS",
            "GRANT_FORMAT", "Approval", "ApprovalResult", "DemoAuthority", "Grant", "SignedRequest", "approve",
-           "body_hash", "demo_authority", "explain", "find_grant", "list_requests", "load_grant", "load_request",
-           "new_request", "request_approvals", "request_field_hashes", "request_status", "revocations",
-           "revoke_grant"]
+           "body_hash", "demo_authority", "demo_totp", "explain", "find_grant", "list_requests", "load_grant",
+           "load_request", "new_request", "request_approvals", "request_field_hashes", "request_status",
+           "revocations", "revoke_grant"]

@@ -50,6 +50,11 @@ _BUILTIN_PEOPLE = (  # used when data_samples/people.csv is absent
 )
 
 
+def demo_totp(person_id: str, at: datetime) -> str:
+    """DEMO ONLY: the TOTP code of a demo person at ``at``, from the public demo secret."""
+    return _crypto.totp(DEMO_ONLY_TOTP_SECRETS[person_id], at.timestamp())
+
+
 @dataclass(frozen=True)
 class DemoAuthority:
     """What :func:`demo_authority` set up. DEMO ONLY: its secrets are public constants."""
@@ -64,7 +69,7 @@ class DemoAuthority:
 
     def totp_for(self, person_id: str, now: datetime) -> str:
         """The DEMO-ONLY TOTP code of ``person_id`` at ``now`` (each code is accepted once)."""
-        return _crypto.totp(DEMO_ONLY_TOTP_SECRETS[person_id], now.timestamp())
+        return demo_totp(person_id, now)
 
     def passphrase_for(self, person_id: str) -> str:
         return DEMO_ONLY_PASSPHRASE.format(person=person_id)
@@ -127,7 +132,7 @@ def demo_authority(archive: "Archive", keys: "MasterKeys", *, now: datetime, key
     approver = directory.person(operator).supervisor or "zhouzong"
     approver_key = unlock_person_key(archive, approver, DEMO_ONLY_PASSPHRASE.format(person=approver), key_dir=key_dir)
     result = approve(archive, keys, signed.id, approver=approver, signing_key=approver_key,
-                     totp=_crypto.totp(DEMO_ONLY_TOTP_SECRETS[approver], when.timestamp()), now=when,
+                     totp=demo_totp(approver, when), now=when,
                      note="DEMO approval")
     if result.grant_path is None:
         raise PolicyDenied(result.decision.reason, rule=result.decision.rule, decision=result.decision)
