@@ -17,9 +17,9 @@ from pathlib import Path
 
 import polars as pl
 
-from investigator.archive import Archive
-from investigator.ingest import ingest_frames
-from investigator.samples import generate_messages
+from investigator.vault.store import Archive
+from investigator.vault.ingest import ingest_frames
+from investigator.demo.samples import generate_messages
 
 
 def realistic_texts(frame: pl.DataFrame) -> pl.DataFrame:

@@ -45,11 +45,12 @@ def build(work: Path, n: int) -> None:
     import polars as pl
 
     from investigator import _crypto
-    from investigator.archive import Archive
-    from investigator.grants import DEMO_ONLY_PASSPHRASE, DEMO_ONLY_TOTP_SECRETS, approve, demo_authority, new_request
-    from investigator.identity import unlock_person_key
-    from investigator.ingest import ingest_frames
-    from investigator.samples import generate_messages
+    from investigator.vault.store import Archive
+    from investigator.authority.grants import approve, new_request
+    from investigator.demo.people import DEMO_ONLY_PASSPHRASE, DEMO_ONLY_TOTP_SECRETS, demo_authority
+    from investigator.authority.identity import unlock_person_key
+    from investigator.vault.ingest import ingest_frames
+    from investigator.demo.samples import generate_messages
 
     if (work / "ready.json").exists():
         return
@@ -91,7 +92,7 @@ def measure(work: Path, what: str) -> dict:
 
     ready = json.loads((work / "ready.json").read_text())
     if what != "plain":
-        import investigator.loader  # noqa: F401 - imports count towards the baseline, not the load
+        import investigator.access.case  # noqa: F401 - imports count towards the baseline, not the load
     base = rss_mb()
     if what == "plain":
         t0 = time.perf_counter()
@@ -102,8 +103,8 @@ def measure(work: Path, what: str) -> dict:
         return {"seconds": seconds, "rows": frame.height, "mb": frame.estimated_size() / 1e6,
                 "peak_mb": rss_mb() - base}
     from investigator import _crypto
-    from investigator.grants import DEMO_ONLY_TOTP_SECRETS
-    from investigator.loader import open_case
+    from investigator.demo.people import DEMO_ONLY_TOTP_SECRETS
+    from investigator.access.case import open_case
 
     grant = ready["grants"]["window30" if what == "case" else "lazy90"]
     # TOTP codes are single-use: every measurement run opens its cases at later times

@@ -48,7 +48,7 @@ EVASIONS = ["加 班 费还没到", "加\u3000班\u3000费少算", "加/班/费�
 def make_texts(n: int, seed: int = 7) -> pl.DataFrame:
     """``n`` messages with ~100-byte texts, nearly all distinct."""
     try:
-        from investigator.samples import generate_messages
+        from investigator.demo.samples import generate_messages
 
         pool = generate_messages(min(n, 20000), seed=seed, start=date(2026, 11, 2), days=28)["text"].drop_nulls()
     except ImportError:  # the generator is someone else's module: keep the benchmark runnable without it

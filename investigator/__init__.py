@@ -7,7 +7,7 @@
     >>> hits = investigator.search(case.messages(), '加班费 OR "overtime pay"', mode="word")        # doctest: +SKIP
 
 The public API is small on purpose; everything else is reachable through its
-module (``investigator.archive``, ``investigator.analysis`` ...). Importing the
+module (``investigator.vault.store``, ``investigator.analysis`` ...). Importing the
 package has no side effects.
 """
 
@@ -23,23 +23,23 @@ __all__ = ["Archive", "Case", "InvestigatorError", "__version__", "open_case", "
 def __getattr__(name: str) -> Any:
     # Lazy so that `import investigator` stays light (no Polars or jieba until used).
     if name == "open_case":
-        from .loader import open_case
+        from investigator.access.case import open_case
 
         return open_case
     if name == "Case":
-        from .loader import Case
+        from investigator.access.case import Case
 
         return Case
     if name == "Archive":
-        from .archive import Archive
+        from investigator.vault.store import Archive
 
         return Archive
     if name == "search":
-        from .analysis import search
+        from investigator.analysis import search
 
         return search
     if name == "InvestigatorError":
-        from .errors import InvestigatorError
+        from investigator.errors import InvestigatorError
 
         return InvestigatorError
     raise AttributeError(f"module 'investigator' has no attribute {name!r}")

@@ -1,5 +1,5 @@
 """``python -m investigator`` runs the command line."""
 
-from .cli import main
+from investigator.cli import main
 
 main()

@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
-from .errors import IntegrityError, WrongPassphrase
+from investigator.errors import IntegrityError, WrongPassphrase
 
 KEY_BYTES = 32  # AES-256
 NONCE_BYTES = 12  # AES-GCM standard nonce

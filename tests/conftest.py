@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from investigator.archive import Archive
+from investigator.vault.store import Archive
 
 from support import PASSPHRASE, TEST_KDF_N, message_frame
 

@@ -13,7 +13,7 @@ import sys
 
 import click
 
-from ..errors import InvestigatorError, exit_codes
+from investigator.errors import InvestigatorError, exit_codes
 
 # Command modules, in --help order. Each defines ``register(group)``.
 _COMMAND_MODULES = (

@@ -1,5 +1,5 @@
 """``python -m investigator.cli`` runs the command line (as the ``investigator`` script does)."""
 
-from . import main
+from investigator.cli import main
 
 main()

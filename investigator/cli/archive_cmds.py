@@ -6,9 +6,9 @@ from pathlib import Path
 
 import click
 
-from ..archive import Archive
-from ..config import DEFAULT_CHUNK_SECONDS, DEFAULT_TZ
-from .options import (actor_option, archive_argument, archive_passphrase, default_actor, echo_json, json_option,
+from investigator.vault.store import Archive
+from investigator.vault.config import DEFAULT_CHUNK_SECONDS, DEFAULT_TZ
+from investigator.cli.options import (actor_option, archive_argument, archive_passphrase, default_actor, echo_json, json_option,
                       open_and_unlock)
 
 
@@ -62,7 +62,7 @@ def ingest(archive: Path, paths: tuple[Path, ...], fmt: str, tz: str | None, len
       investigator ingest ./case-archive dingtalk.csv --format csv --map ts=发送时间 --map sender_name=发送人
       investigator ingest ./case-archive dingtalk.csv --format csv --map-file dingtalk-mapping.toml
     """
-    from ..importers import ImportOptions
+    from investigator.importers import ImportOptions
 
     who = default_actor(actor)
     opened, keys = open_and_unlock(archive, who)
@@ -93,7 +93,7 @@ def _read_mapping(path: Path) -> dict[str, str]:
     import json
     import tomllib
 
-    from ..errors import ImportFormatError
+    from investigator.errors import ImportFormatError
 
     text = path.read_text(encoding="utf-8-sig")
     try:
@@ -192,7 +192,7 @@ def audit_verify(archive: Path, as_json: bool) -> None:
 
 def _person_keys(archive: Archive) -> dict:
     """Public keys of enrolled people, who may also sign checkpoints (empty before anyone is enrolled)."""
-    from ..directory import DirectoryStore
+    from investigator.authority.directory import DirectoryStore
 
     if not DirectoryStore(archive).exists():
         return {}

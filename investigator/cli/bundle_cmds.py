@@ -7,11 +7,11 @@ from pathlib import Path
 
 import click
 
-from .options import archive_passphrase, echo_checks, echo_json, json_option
+from investigator.cli.options import archive_passphrase, echo_checks, echo_json, json_option
 
 
 def _signing_key(archive, person: str, key_dir: Path | None):
-    from .report_cmds import _signing_key as unlock
+    from investigator.cli.report_cmds import _signing_key as unlock
 
     return unlock(archive, person, key_dir)
 
@@ -51,10 +51,10 @@ def export_cmd(ctx: click.Context, archive_path: Path, grant: str, person: str, 
     Example:
       investigator bundle export --archive A --grant G-1a2b --as sunli --totp 123456 --prefix ACME -o case.zip
     """
-    from ..archive import Archive
-    from ..bundles import export_bundle
-    from ..errors import PolicyDenied
-    from ..identity import SESSION_ENV
+    from investigator.vault.store import Archive
+    from investigator.reports.bundles import export_bundle
+    from investigator.errors import PolicyDenied
+    from investigator.authority.identity import SESSION_ENV
 
     opened = Archive.open(archive_path)
     ids = None
@@ -91,8 +91,8 @@ def release_cmd(bundle_id: str, archive_path: Path, person: str, note: str, key_
     Example:
       investigator bundle release B-1a2b3c --archive A --as fawu --note "court order 2026-17" -o case.zip
     """
-    from ..archive import Archive
-    from ..bundles import release_bundle
+    from investigator.vault.store import Archive
+    from investigator.reports.bundles import release_bundle
 
     opened = Archive.open(archive_path)
     path = release_bundle(opened, bundle_id, releaser=person, signer=_signing_key(opened, person, key_dir),
@@ -114,9 +114,9 @@ def verify_cmd(ctx: click.Context, path: Path, pubkeys: tuple[Path, ...], as_jso
     Example:
       investigator bundle verify case.zip --pubkey archive-signing.pub
     """
-    from ..bundles import verify_bundle
-    from ..errors import IntegrityError
-    from ..reports.seal import load_pubkey
+    from investigator.reports.bundles import verify_bundle
+    from investigator.errors import IntegrityError
+    from investigator.reports.seal import load_pubkey
 
     result = verify_bundle(path, pubkeys=[load_pubkey(p) for p in pubkeys])
     echo_checks(result, as_json=as_json, summary=f"{path}: {'intact' if result.ok else 'NOT INTACT'} ({result.items} items)")

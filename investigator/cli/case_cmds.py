@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .options import archive_argument, archive_passphrase, echo_json, json_option
+from investigator.cli.options import archive_argument, archive_passphrase, echo_json, json_option
 
 
 @click.command("open")
@@ -30,7 +30,7 @@ def open_cmd(archive: Path, grant: str, person: str, totp: str | None, session: 
       investigator open ./case-archive --grant G-1a2b --as sunli --totp 123456
       investigator open ./case-archive --grant G-1a2b --as sunli --session ivs1.... --keyserver http://127.0.0.1:8765
     """
-    from ..loader import open_case
+    from investigator.access.case import open_case
 
     passphrase = None if keyserver else archive_passphrase()
     case = open_case(archive, grant=grant, person=person, totp=totp, session=session, monitor=monitor,
@@ -64,8 +64,8 @@ def keyserver(archive: Path, listen: str, certfile: str | None, keyfile: str | N
     Example:
       INVESTIGATOR_PASSPHRASE=... investigator keyserver ./case-archive --listen 127.0.0.1:8765
     """
-    from ..archive import Archive
-    from ..keyserver import RateLimit, serve
+    from investigator.vault.store import Archive
+    from investigator.access.keyserver import RateLimit, serve
 
     host, _, port = listen.rpartition(":")
     if not host or not port.isdigit():

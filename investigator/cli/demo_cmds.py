@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .options import echo_json, json_option
+from investigator.cli.options import echo_json, json_option
 
 
 @click.command()
@@ -24,7 +24,7 @@ def demo(out: Path, samples: Path | None, as_json: bool) -> None:
     Example:
       investigator demo --out ./demo-archive
     """
-    from ..demo import DEMO_PASSPHRASE, run_demo
+    from investigator.demo.run import DEMO_PASSPHRASE, run_demo
 
     result = run_demo(out, samples=samples, echo=(lambda _: None) if as_json else click.echo)
     if as_json:
@@ -55,7 +55,7 @@ def samples(n_messages: int, seed: int, out: Path, as_json: bool) -> None:
     Example:
       investigator samples --messages 100000 --seed 7 --out ./big-samples
     """
-    from ..samples import write_sample_set
+    from investigator.demo.samples import write_sample_set
 
     written = write_sample_set(out, messages=n_messages, seed=seed)
     if as_json:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .options import actor_option, archive_argument, archive_passphrase, default_actor, echo_json, json_option
+from investigator.cli.options import actor_option, archive_argument, archive_passphrase, default_actor, echo_json, json_option
 
 
 @click.group()
@@ -24,8 +24,8 @@ def status_cmd(archive: Path, as_json: bool) -> None:
     Example:
       investigator keys status ./case-archive
     """
-    from ..archive import Archive
-    from ..rotation import status
+    from investigator.vault.store import Archive
+    from investigator.custody.rotation import status
 
     info = status(Archive.open(archive))
     if as_json:
@@ -49,8 +49,8 @@ def rotate_cmd(archive: Path, actor: str | None) -> None:
     Example:
       INVESTIGATOR_PASSPHRASE=... investigator keys rotate ./case-archive --as wugang
     """
-    from ..archive import Archive
-    from ..rotation import rotate
+    from investigator.vault.store import Archive
+    from investigator.custody.rotation import rotate
 
     result = rotate(Archive.open(archive), archive_passphrase(), actor=default_actor(actor))
     click.echo(f"master key v{result.version} is current; {result.rewrapped} keys rewrapped under it")
@@ -67,8 +67,8 @@ def retire_cmd(archive: Path, version: int, actor: str | None) -> None:
     Example:
       INVESTIGATOR_PASSPHRASE=... investigator keys retire ./case-archive --version 1 --as wugang
     """
-    from ..archive import Archive
-    from ..rotation import retire
+    from investigator.vault.store import Archive
+    from investigator.custody.rotation import retire
 
     retire(Archive.open(archive), archive_passphrase(), version=version, actor=default_actor(actor))
     click.echo(f"master key v{version} retired")

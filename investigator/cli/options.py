@@ -15,9 +15,9 @@ from typing import Any, TypeVar
 
 import click
 
-from ..archive import Archive
-from ..config import PASSPHRASE_ENV, passphrase_from_env
-from ..keys import MasterKeys
+from investigator.vault.store import Archive
+from investigator.vault.config import PASSPHRASE_ENV, passphrase_from_env
+from investigator.custody.file import MasterKeys
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -14,11 +14,11 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from ..archive import Archive
-from ..config import KEY_PASSPHRASE_ENV
-from ..directory import DirectoryStore, Person, Signer, add_people, link_identity, read_people_csv, set_status
-from ..errors import ConfigError
-from .options import archive_argument, archive_passphrase, echo_json, json_option
+from investigator.vault.store import Archive
+from investigator.vault.config import KEY_PASSPHRASE_ENV
+from investigator.authority.directory import DirectoryStore, Person, Signer, add_people, link_identity, read_people_csv, set_status
+from investigator.errors import ConfigError
+from investigator.cli.options import archive_argument, archive_passphrase, echo_json, json_option
 
 NEW_KEY_PASSPHRASE_ENV = "INVESTIGATOR_NEW_KEY_PASSPHRASE"
 
@@ -45,7 +45,7 @@ def personal_passphrase(person_id: str, *, env: str = KEY_PASSPHRASE_ENV, confir
 
 
 def person_key(archive: Archive, person_id: str, key_dir: Path | None):
-    from ..identity import unlock_person_key
+    from investigator.authority.identity import unlock_person_key
 
     return unlock_person_key(archive, person_id, personal_passphrase(person_id), key_dir=key_dir)
 
@@ -75,7 +75,7 @@ def _split_multi(values: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def _policy_or_default(archive: Archive):
-    from ..policy import Policy, PolicyStore
+    from investigator.authority.policy import Policy, PolicyStore
 
     try:
         return PolicyStore(archive).load(DirectoryStore(archive).load())
@@ -221,7 +221,7 @@ def enroll_cmd(archive: Path, person_id: str, as_id: str | None, key_dir: Path |
     INVESTIGATOR_KEY_PASSPHRASE). Example:
       investigator people enroll ./case-archive zhangwei --as wugang
     """
-    from ..identity import enroll
+    from investigator.authority.identity import enroll
 
     opened = Archive.open(archive)
     signer = admin_signer(opened, as_id, key_dir)
@@ -262,7 +262,7 @@ def revoke_key_cmd(archive: Path, person_id: str, key_id: str | None, reason: st
     Example:
       investigator people revoke-key ./case-archive zhangwei --reason "laptop lost" --as wugang
     """
-    from ..identity import revoke_key
+    from investigator.authority.identity import revoke_key
 
     opened = Archive.open(archive)
     revoke_key(opened, person_id, signer=admin_signer(opened, as_id, key_dir), now=utc_now(), reason=reason,
@@ -282,13 +282,13 @@ def unlock_cmd(archive: Path, person_id: str, as_id: str | None, key_dir: Path |
     Example:
       investigator people unlock ./case-archive zhangwei --as wugang
     """
-    from ..identity import TotpStore
+    from investigator.authority.identity import TotpStore
 
     opened = Archive.open(archive)
     signer = admin_signer(opened, as_id, key_dir)
     me = DirectoryStore(opened).load().find(signer.id)
     if signer.id != "archive" and (me is None or "admin" not in me.roles or not me.active):
-        from ..errors import PolicyDenied
+        from investigator.errors import PolicyDenied
 
         opened.audit.append(signer.id, "people.unlock", person_id, {"rule": "role.permission",
                                                                     "reason": "only an admin clears lock-outs"},

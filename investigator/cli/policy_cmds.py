@@ -6,11 +6,11 @@ from pathlib import Path
 
 import click
 
-from ..archive import Archive
-from ..directory import DirectoryStore
-from ..errors import ConfigError
-from .options import archive_argument, echo_json, json_option
-from .people_cmds import admin_option, key_dir_option, parse_time, utc_now
+from investigator.vault.store import Archive
+from investigator.authority.directory import DirectoryStore
+from investigator.errors import ConfigError
+from investigator.cli.options import archive_argument, echo_json, json_option
+from investigator.cli.people_cmds import admin_option, key_dir_option, parse_time, utc_now
 
 
 @click.group()
@@ -34,7 +34,7 @@ def check_cmd(file: Path) -> None:
     Example:
       investigator policy check investigator/default_policy.toml
     """
-    from ..policy import check_policy_text
+    from investigator.authority.policy import check_policy_text
 
     problems = check_policy_text(file.read_text(encoding="utf-8"))
     if problems:
@@ -52,7 +52,7 @@ def default_cmd() -> None:
     Example:
       investigator policy default > policy.toml
     """
-    from ..policy import default_policy_text
+    from investigator.authority.policy import default_policy_text
 
     click.echo(default_policy_text(), nl=False)
 
@@ -71,8 +71,8 @@ def set_cmd(archive: Path, file: Path, note: str, as_id: str | None, key_dir: Pa
     Example:
       investigator policy set ./case-archive policy.toml --as wugang --note "two approvals for exports"
     """
-    from ..policy import PolicyStore
-    from .people_cmds import admin_signer
+    from investigator.authority.policy import PolicyStore
+    from investigator.cli.people_cmds import admin_signer
 
     opened = Archive.open(archive)
     signer = admin_signer(opened, as_id, key_dir)
@@ -91,7 +91,7 @@ def show_cmd(archive: Path, as_json: bool) -> None:
     Example:
       investigator policy show ./case-archive
     """
-    from ..policy import PolicyStore
+    from investigator.authority.policy import PolicyStore
 
     opened = Archive.open(archive)
     installed = PolicyStore(opened).load(DirectoryStore(opened).load())
@@ -131,8 +131,8 @@ def explain_cmd(archive: Path, person_id: str, request_id: str | None, purpose: 
           --start 2026-11-01T00:00 --end 2026-11-02T00:00 --group 客服一组
       investigator policy explain ./case-archive --person sunli --request REQ-20261128-1a2b3c4d --approver zhouzong
     """
-    from ..grants import explain, load_request
-    from ..policy import Request
+    from investigator.authority.grants import explain, load_request
+    from investigator.authority.policy import Request
 
     opened = Archive.open(archive)
     now = utc_now()
@@ -146,7 +146,7 @@ def explain_cmd(archive: Path, person_id: str, request_id: str | None, purpose: 
         directory = DirectoryStore(opened).load()
         person = directory.person(person_id)
         live = person.current_key
-        from .people_cmds import _split_multi
+        from investigator.cli.people_cmds import _split_multi
 
         req = Request(id="EXPLAIN", archive_id=opened.archive_id, case="explain", purpose=purpose,
                       requester=person_id, key_id=live.key_id if live else "(none)",

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from .options import archive_passphrase, echo_checks, echo_json, json_option
+from investigator.cli.options import archive_passphrase, echo_checks, echo_json, json_option
 
 archive_option = click.option("--archive", "archive_path", type=click.Path(path_type=Path, file_okay=False),
                               default=None, help="The archive (default: the one the report names, if present).")
@@ -18,8 +18,8 @@ notebook_argument = click.argument("notebook", type=click.Path(path_type=Path, d
 
 
 def _signing_key(archive: Any, person: str, key_dir: Path | None) -> Any:
-    from ..config import KEY_PASSPHRASE_ENV
-    from ..identity import unlock_person_key
+    from investigator.vault.config import KEY_PASSPHRASE_ENV
+    from investigator.authority.identity import unlock_person_key
 
     secret = os.environ.get(KEY_PASSPHRASE_ENV) or click.prompt(f"Passphrase of {person}'s signing key / 个人密钥口令",
                                                                hide_input=True)
@@ -40,8 +40,8 @@ def _write(nb: Any, notebook: Path) -> None:
 
 def _archive_for(nb: Any, given: Path | None) -> Any:
     """--archive, else the archive the sealed parameters name (when it is there)."""
-    from ..archive import Archive
-    from ..errors import ConfigError
+    from investigator.vault.store import Archive
+    from investigator.errors import ConfigError
 
     if given is not None:
         return Archive.open(given)
@@ -82,7 +82,7 @@ def templates_cmd(as_json: bool) -> None:
     Example:
       investigator report templates
     """
-    from ..reports.run import list_templates, template_parameters
+    from investigator.reports.run import list_templates, template_parameters
 
     rows = [{"name": p.stem, "path": str(p), "parameters": sorted(template_parameters(p))} for p in list_templates()]
     if as_json:
@@ -121,9 +121,9 @@ def run_cmd(template: str, archive_path: Path, grant: str, person: str, totp: st
       investigator report run keyword_sweep --archive A --grant G --as svc-qa --session "$INVESTIGATOR_SESSION" \\
           -p keywords '[退款, refund]' -r case QA-2026-11 -o /srv/reports
     """
-    from ..archive import Archive
-    from ..identity import SESSION_ENV
-    from ..reports.run import run_report
+    from investigator.vault.store import Archive
+    from investigator.authority.identity import SESSION_ENV
+    from investigator.reports.run import run_report
 
     opened = Archive.open(archive_path)
     passphrase = archive_passphrase()
@@ -161,10 +161,10 @@ def seal_cmd(notebook: Path, archive_path: Path | None, person: str, template: P
       papermill templates/keyword_sweep.ipynb out.ipynb -p archive A -p grant G -p person sunli
       investigator report seal out.ipynb --archive A --as sunli
     """
-    from ..errors import ReportError
-    from ..reports.html import write_html
-    from ..reports.run import find_template
-    from ..reports.seal import seal_notebook, template_name
+    from investigator.errors import ReportError
+    from investigator.reports.html import write_html
+    from investigator.reports.run import find_template
+    from investigator.reports.seal import seal_notebook, template_name
 
     nb = _read(notebook)
     opened = _archive_for(nb, archive_path)
@@ -201,8 +201,8 @@ def verify_cmd(ctx: click.Context, notebook: Path, archive_path: Path | None, pu
       investigator report verify reports/C-1/20261118T061500Z-complaint_investigation.ipynb --archive A
       investigator report verify report.ipynb --pubkey sunli.pub     # offline: digest and signature only
     """
-    from ..errors import ConfigError, IntegrityError
-    from ..reports.seal import load_pubkey, verify_report
+    from investigator.errors import ConfigError, IntegrityError
+    from investigator.reports.seal import load_pubkey, verify_report
 
     nb = _read(notebook)
     try:
@@ -234,9 +234,9 @@ def reproduce_cmd(ctx: click.Context, notebook: Path, archive_path: Path | None,
     Example:
       investigator report reproduce reports/C-1/20261118T061500Z-complaint_investigation.ipynb --as sunli --totp 123456
     """
-    from ..errors import IntegrityError
-    from ..identity import SESSION_ENV
-    from ..reports.reproduce import reproduce_report
+    from investigator.errors import IntegrityError
+    from investigator.authority.identity import SESSION_ENV
+    from investigator.reports.reproduce import reproduce_report
 
     nb = _read(notebook)
     opened = _archive_for(nb, archive_path)
@@ -269,7 +269,7 @@ def review_cmd(notebook: Path, archive_path: Path | None, person: str, decision:
     Example:
       investigator report review report.ipynb --as zhouzong --decision approve --note "scope and findings checked"
     """
-    from ..reports.review import review_report
+    from investigator.reports.review import review_report
 
     nb = _read(notebook)
     opened = _archive_for(nb, archive_path)
@@ -294,14 +294,14 @@ def release_cmd(notebook: Path, archive_path: Path | None, person: str, acknowle
     Example:
       investigator report release report.ipynb --as sunli --acknowledge-hold --note "customer consent on file"
     """
-    from ..reports.review import release_report
+    from investigator.reports.review import release_report
 
     nb = _read(notebook)
     opened = _archive_for(nb, archive_path)
     status = release_report(nb, archive=opened, releaser=person, signer=_signing_key(opened, person, key_dir),
                             acknowledge_hold=acknowledge_hold, note=note)
     _write(nb, notebook)
-    from ..reports.html import write_html
+    from investigator.reports.html import write_html
 
     if notebook.with_suffix(".html").exists():
         write_html(notebook)
@@ -320,7 +320,7 @@ def export_cmd(notebook: Path, archive_path: Path | None, person: str, out_dir: 
     Example:
       investigator report export report.ipynb --as sunli -o /media/usb/case-042
     """
-    from ..reports.review import export_report
+    from investigator.reports.review import export_report
 
     opened = _archive_for(_read(notebook), archive_path)
     for path in export_report(notebook, archive=opened, person=person, out_dir=out_dir):

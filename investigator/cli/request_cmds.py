@@ -8,10 +8,10 @@ from pathlib import Path
 
 import click
 
-from ..archive import Archive
-from ..errors import ConfigError
-from .options import archive_argument, archive_passphrase, echo_json, json_option
-from .people_cmds import _split_multi, key_dir_option, parse_time, person_key, utc_now
+from investigator.vault.store import Archive
+from investigator.errors import ConfigError
+from investigator.cli.options import archive_argument, archive_passphrase, echo_json, json_option
+from investigator.cli.people_cmds import _split_multi, key_dir_option, parse_time, person_key, utc_now
 
 PURPOSES = ("internal_audit", "legal_dispute", "regulatory_check", "customer_complaint")
 as_person = click.option("--as", "as_id", required=True, metavar="ID",
@@ -60,7 +60,7 @@ def new_cmd(archive: Path, as_id: str, case: str, purpose: str, start: str, end:
       investigator request new ./case-archive --as zhaomin --case C-7 --purpose internal_audit \\
           --start 2026-11-24T08:30 --end 2026-11-24T09:15 --conversation g-cs-team --reason "..."
     """
-    from ..grants import new_request
+    from investigator.authority.grants import new_request
 
     opened = Archive.open(archive)
     zone = opened.config.zone
@@ -74,7 +74,7 @@ def new_cmd(archive: Path, as_id: str, case: str, purpose: str, start: str, end:
 
 def _decide(archive: Path, request_id: str, as_id: str, totp: str, note: str, key_dir: Path | None,
             decision: str) -> None:
-    from ..grants import approve
+    from investigator.authority.grants import approve
 
     opened = Archive.open(archive)
     signing_key = person_key(opened, as_id, key_dir)
@@ -136,7 +136,7 @@ def show_request_cmd(archive: Path, request_id: str, as_json: bool) -> None:
     Example:
       investigator request show ./case-archive REQ-20261128-1a2b3c4d
     """
-    from ..grants import load_request, request_approvals, request_status
+    from investigator.authority.grants import load_request, request_approvals, request_status
 
     opened = Archive.open(archive)
     signed = load_request(opened, request_id)
@@ -158,7 +158,7 @@ def list_requests_cmd(archive: Path, as_json: bool) -> None:
     Example:
       investigator request list ./case-archive
     """
-    from ..grants import list_requests
+    from investigator.authority.grants import list_requests
 
     rows = list_requests(Archive.open(archive))
     if as_json:
@@ -190,7 +190,7 @@ def verify_cmd(archive: Path, grant_ref: str, as_id: str) -> None:
     GRANT is a grant id or a grant file. Example:
       investigator grant verify ./case-archive G-1a2b3c4d5e6f7a8b
     """
-    from ..grants import find_grant, load_grant
+    from investigator.authority.grants import find_grant, load_grant
 
     opened = Archive.open(archive)
     checked = load_grant(find_grant(opened, grant_ref)).verify(opened, now=utc_now(), actor=as_id)
@@ -210,7 +210,7 @@ def show_grant_cmd(archive: Path, grant_ref: str, as_json: bool) -> None:
     Example:
       investigator grant show ./case-archive G-1a2b3c4d5e6f7a8b --json
     """
-    from ..grants import find_grant, load_grant
+    from investigator.authority.grants import find_grant, load_grant
 
     opened = Archive.open(archive)
     loaded = load_grant(find_grant(opened, grant_ref))
@@ -233,8 +233,8 @@ def revoke_cmd(archive: Path, grant_ref: str, reason: str, as_id: str | None, ke
     Example:
       investigator grant revoke ./case-archive G-1a2b3c4d5e6f7a8b --reason "case closed" --as wugang
     """
-    from ..grants import revoke_grant
-    from .people_cmds import admin_signer
+    from investigator.authority.grants import revoke_grant
+    from investigator.cli.people_cmds import admin_signer
 
     opened = Archive.open(archive)
     grant_id = revoke_grant(opened, grant_ref, signer=admin_signer(opened, as_id, key_dir), reason=reason,
@@ -262,7 +262,7 @@ def login(archive: Path, as_id: str, totp: str, hours: int | None, session_file:
     The token is printed and kept in a file (mode 600); pass it as INVESTIGATOR_SESSION. Example:
       investigator login ./case-archive --as sunli --totp 123456
     """
-    from ..identity import login as do_login
+    from investigator.authority.identity import login as do_login
 
     opened = Archive.open(archive)
     keys = opened.unlock(archive_passphrase(), actor=as_id)
@@ -287,7 +287,7 @@ def logout(archive: Path, as_id: str, session_file: Path | None) -> None:
     Example:
       investigator logout ./case-archive --as sunli
     """
-    from ..identity import revoke_session
+    from investigator.authority.identity import revoke_session
 
     opened = Archive.open(archive)
     path = _session_file(opened.archive_id, as_id, session_file)

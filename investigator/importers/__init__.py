@@ -21,7 +21,7 @@ from types import ModuleType
 
 from investigator.errors import ImportFormatError
 
-from . import (
+from investigator.importers import (
     authlog,
     discord,
     events_csv,
@@ -35,8 +35,8 @@ from . import (
     wecom,
     whatsapp,
 )
-from ._container import read_head
-from ._model import ImportOptions, ImportResult, SourceFile, Skipped
+from investigator.importers._container import read_head
+from investigator.importers._model import ImportOptions, ImportResult, SourceFile, Skipped
 
 __all__ = [
     "FORMATS",

@@ -12,8 +12,8 @@ import polars as pl
 
 from investigator import schema
 
-from ._container import Container
-from ._records import Collector
+from investigator.importers._container import Container
+from investigator.importers._records import Collector
 
 DATE_ORDERS = ("dmy", "mdy", "ymd")
 

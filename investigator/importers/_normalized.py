@@ -16,10 +16,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ._container import Container
-from ._model import ImportOptions, ImportResult, finish
-from ._records import BadRecord, Collector
-from ._tabular import event_id_for, iter_csv, iter_jsonl, normalize, resolve_mapping, row_hash
+from investigator.importers._container import Container
+from investigator.importers._model import ImportOptions, ImportResult, finish
+from investigator.importers._records import BadRecord, Collector
+from investigator.importers._tabular import event_id_for, iter_csv, iter_jsonl, normalize, resolve_mapping, row_hash
 
 
 def parse_records(path: Path, options: ImportOptions, *, fmt: str, kind: str, reader: str) -> ImportResult:

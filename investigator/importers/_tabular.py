@@ -21,8 +21,8 @@ import orjson
 from investigator import schema
 from investigator.errors import ImportFormatError
 
-from ._container import Container
-from ._records import (MAX_JSON_DEPTH, BadRecord, any_ts_to_us, as_int, as_str, decode_text, derived_id,
+from investigator.importers._container import Container
+from investigator.importers._records import (MAX_JSON_DEPTH, BadRecord, any_ts_to_us, as_int, as_str, decode_text, derived_id,
                        raw_sha256, sha256_hex)
 
 # csv's default field cap (128 KiB) is too small for long chat messages; lines are capped separately.

@@ -13,10 +13,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ._container import Container
-from ._model import ImportOptions, ImportResult, finish
-from ._records import BadRecord, Collector
-from ._tabular import csv_header, iter_csv, row_hash
+from investigator.importers._container import Container
+from investigator.importers._model import ImportOptions, ImportResult, finish
+from investigator.importers._records import BadRecord, Collector
+from investigator.importers._tabular import csv_header, iter_csv, row_hash
 
 # PyWxDump's type_name values (Chinese UI labels) -> msg_type.
 _TYPE_NAMES = {

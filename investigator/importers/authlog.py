@@ -31,9 +31,9 @@ from typing import Any
 import orjson
 
 
-from ._container import Container
-from ._model import ImportOptions, ImportResult, finish
-from ._records import BadRecord, Collector, decode_text, derived_id, iso_to_us, local_to_us, sha256_hex
+from investigator.importers._container import Container
+from investigator.importers._model import ImportOptions, ImportResult, finish
+from investigator.importers._records import BadRecord, Collector, decode_text, derived_id, iso_to_us, local_to_us, sha256_hex
 
 NAME = "authlog"
 

@@ -21,9 +21,9 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import unquote
 
-from ._container import MAX_MEMBER_BYTES, Container
-from ._model import ImportOptions, ImportResult, finish
-from ._records import BadRecord, Collector, as_int, as_str, iso_to_us, kind_from_name, load_json, raw_sha256
+from investigator.importers._container import MAX_MEMBER_BYTES, Container
+from investigator.importers._model import ImportOptions, ImportResult, finish
+from investigator.importers._records import BadRecord, Collector, as_int, as_str, iso_to_us, kind_from_name, load_json, raw_sha256
 
 NAME = "discord"
 

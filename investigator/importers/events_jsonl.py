@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ._model import ImportOptions, ImportResult
-from ._normalized import parse_records
-from ._records import first_json_object
+from investigator.importers._model import ImportOptions, ImportResult
+from investigator.importers._normalized import parse_records
+from investigator.importers._records import first_json_object
 
 NAME = "events-jsonl"
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ._model import ImportOptions, ImportResult
-from ._normalized import parse_records
-from ._tabular import csv_header
+from investigator.importers._model import ImportOptions, ImportResult
+from investigator.importers._normalized import parse_records
+from investigator.importers._tabular import csv_header
 
 NAME = "csv"
 

@@ -28,9 +28,9 @@ from typing import Any
 import orjson
 import polars as pl
 
-from ._container import Container, member_names
-from ._model import ImportOptions, ImportResult, finish
-from ._records import (BadRecord, Collector, as_int, kind_from_mime, load_json, raw_sha256,
+from investigator.importers._container import Container, member_names
+from investigator.importers._model import ImportOptions, ImportResult, finish
+from investigator.importers._records import (BadRecord, Collector, as_int, kind_from_mime, load_json, raw_sha256,
                        raw_sha256_many)
 
 NAME = "slack"

@@ -24,9 +24,9 @@ import hashlib
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from ._container import Container, member_names
-from ._model import ImportOptions, ImportResult, finish
-from ._records import (BadRecord, Collector, as_int, as_str, derived_id, epoch_to_us, iso_to_us, kind_from_name,
+from investigator.importers._container import Container, member_names
+from investigator.importers._model import ImportOptions, ImportResult, finish
+from investigator.importers._records import (BadRecord, Collector, as_int, as_str, derived_id, epoch_to_us, iso_to_us, kind_from_name,
                        load_json, raw_sha256)
 
 NAME = "telegram"

@@ -20,9 +20,9 @@ from __future__ import annotations
 from pathlib import Path, PureWindowsPath
 from typing import Any
 
-from ._model import ImportOptions, ImportResult
-from ._records import BadRecord, any_ts_to_us
-from ._wechat import classify_type_name, has_columns, is_recall_notice, parse_wechat_csv
+from investigator.importers._model import ImportOptions, ImportResult
+from investigator.importers._records import BadRecord, any_ts_to_us
+from investigator.importers._wechat import classify_type_name, has_columns, is_recall_notice, parse_wechat_csv
 
 NAME = "wechat-pywxdump"
 COLUMNS = ("id", "MsgSvrID", "type_name", "is_sender", "talker", "room_name", "msg", "src", "CreateTime")

@@ -21,9 +21,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ._model import ImportOptions, ImportResult
-from ._records import BadRecord, any_ts_to_us, epoch_to_us
-from ._wechat import has_columns, is_recall_notice, parse_wechat_csv
+from investigator.importers._model import ImportOptions, ImportResult
+from investigator.importers._records import BadRecord, any_ts_to_us, epoch_to_us
+from investigator.importers._wechat import has_columns, is_recall_notice, parse_wechat_csv
 
 NAME = "wechat-wechatmsg"
 COLUMNS = ("localId", "TalkerId", "Type", "SubType", "IsSender", "CreateTime", "StrContent")

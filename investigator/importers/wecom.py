@@ -31,10 +31,10 @@ import orjson
 
 from investigator.errors import ImportFormatError
 
-from ._container import Container
-from ._model import ImportOptions, ImportResult, finish
-from ._records import BadRecord, Collector, as_int, as_str, decode_text, epoch_to_us, first_json_object
-from ._tabular import iter_jsonl
+from investigator.importers._container import Container
+from investigator.importers._model import ImportOptions, ImportResult, finish
+from investigator.importers._records import BadRecord, Collector, as_int, as_str, decode_text, epoch_to_us, first_json_object
+from investigator.importers._tabular import iter_jsonl
 
 NAME = "wecom"
 

@@ -38,9 +38,9 @@ import polars as pl
 
 from investigator.errors import ImportFormatError
 
-from ._container import Container, member_names
-from ._model import DATE_ORDERS, ImportOptions, ImportResult, finish
-from ._records import BadRecord, Collector, decode_text, derived_id, kind_from_name, zone
+from investigator.importers._container import Container, member_names
+from investigator.importers._model import DATE_ORDERS, ImportOptions, ImportResult, finish
+from investigator.importers._records import BadRecord, Collector, decode_text, derived_id, kind_from_name, zone
 
 NAME = "whatsapp"
 

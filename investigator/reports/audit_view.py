@@ -17,8 +17,8 @@ from typing import Any
 
 import polars as pl
 
-from ..archive import Archive
-from ..audit import AuditEntry
+from investigator.vault.store import Archive
+from investigator.vault.audit import AuditEntry
 
 
 def grant_entries(archive: Archive, grant_id: str, *, request_id: str = "", until: int = 0) -> list[AuditEntry]:
@@ -60,7 +60,7 @@ class CaseAudit:
 
 def case_audit(archive: str | Path, *, grant: str, people: list[str] | None = None, until: int = 0) -> CaseAudit:
     """The grant's audit entries, the chain verification and counts by action (no content is read)."""
-    from ..grants import Grant, find_grant
+    from investigator.authority.grants import Grant, find_grant
 
     opened = Archive.open(Path(archive))
     loaded = Grant.from_file(find_grant(opened, grant))

@@ -27,10 +27,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .notebook import PLOTLY_MIME, PROVENANCE_MIME
+from investigator.reports.notebook import PLOTLY_MIME, PROVENANCE_MIME
 
 if TYPE_CHECKING:
-    from ..archive import Archive
+    from investigator.vault.store import Archive
 
 _SCANNED_MIMES = ("text/plain", "text/html", "text/markdown")
 
@@ -48,8 +48,8 @@ class Verdict:
 
 
 def _policy(archive: "Archive") -> Any:
-    from ..directory import DirectoryStore
-    from ..policy import PolicyStore
+    from investigator.authority.directory import DirectoryStore
+    from investigator.authority.policy import PolicyStore
 
     return PolicyStore(archive).load(DirectoryStore(archive).load())
 
@@ -96,8 +96,8 @@ def _texts_of_notebook(nb: Any) -> Iterable[str]:
 
 
 def _scan(texts: Iterable[str], categories: dict[str, list[str]]) -> tuple[Counter[str], Counter[str]]:
-    from ..analysis.normalize import normalize_text
-    from ..analysis.pii import detect
+    from investigator.analysis.normalize import normalize_text
+    from investigator.analysis.pii import detect
 
     pii: Counter[str] = Counter()
     hits: Counter[str] = Counter()

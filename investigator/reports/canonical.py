@@ -31,7 +31,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from ..schema import canonical_json
+from investigator.schema import canonical_json
 
 CANONICAL_FORMAT = "investigator-notebook-canonical/1"
 _TIMING_LINES = re.compile(

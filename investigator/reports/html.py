@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ..errors import ReportError
+from investigator.errors import ReportError
 
 _EXTERNAL_SCRIPT = re.compile(r'<script[^>]*\ssrc="https?://[^"]*"[^>]*>\s*</script>', re.IGNORECASE)
 
@@ -41,7 +41,7 @@ def _banner(nb: Any) -> str:
 
 
 def seal_status(meta: dict[str, Any]) -> str:
-    from .review import status_of
+    from investigator.reports.review import status_of
 
     return status_of(meta)
 

@@ -64,9 +64,9 @@ def open_report_case(archive: str, *, grant: str, person: str, session: str | No
     Raises ReportError when no grant, operator or session is given; otherwise
     whatever :func:`investigator.open_case` raises.
     """
-    from ..errors import ReportError
-    from ..identity import SESSION_ENV
-    from ..loader import open_case
+    from investigator.errors import ReportError
+    from investigator.authority.identity import SESSION_ENV
+    from investigator.access.case import open_case
 
     token = session or os.environ.get(SESSION_ENV)
     if not (archive and grant and person):
@@ -84,8 +84,8 @@ def report_window(case: Any, window: Sequence[str] | None) -> tuple[datetime, da
 
     Raises ReportError when the window is not inside the grant's window.
     """
-    from ..analysis.filters import to_utc
-    from ..errors import ReportError
+    from investigator.analysis.filters import to_utc
+    from investigator.errors import ReportError
 
     start, end = case.window
     if window:
@@ -128,7 +128,7 @@ def redact_frame(frame: pl.DataFrame, redact: bool = True) -> pl.DataFrame:
     """Personal data masked in text-like columns and IP addresses (a no-op when ``redact`` is False)."""
     if not redact:
         return frame
-    from ..analysis.pii import mask_text
+    from investigator.analysis.pii import mask_text
 
     exprs = []
     for name in frame.columns:
@@ -236,7 +236,7 @@ def record_provenance(case: Any, *, frames: Mapping[str, pl.DataFrame] | None = 
 def with_person(frame: pl.DataFrame, identities: Mapping[str, Iterable[str]], *, out: str = "person",
                 columns: Sequence[str] = ("sender_id", "sender_name")) -> pl.DataFrame:
     """Add ``out``: the directory person behind each row's account (sender id or name), else the raw value."""
-    from ..analysis.normalize import normalize_text
+    from investigator.analysis.normalize import normalize_text
 
     lookup = {normalize_text(a): p for p, accounts in identities.items() for a in [p, *accounts]}
     present = [c for c in columns if c in frame.columns]

@@ -19,11 +19,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..config import PASSPHRASE_ENV
-from ..errors import ReportError
+from investigator.vault.config import PASSPHRASE_ENV
+from investigator.errors import ReportError
 
 if TYPE_CHECKING:
-    from ..archive import Archive
+    from investigator.vault.store import Archive
 
 
 @dataclass
@@ -53,10 +53,10 @@ def reproduce_report(notebook: Path, *, archive: "Archive", person: str, passphr
     """
     import nbformat
 
-    from ..identity import SESSION_ENV, login, revoke_session
-    from .canonical import content_digest, diff_cells
-    from .run import check_template_allowed, execute, find_template
-    from .seal import META_KEY, file_sha256
+    from investigator.authority.identity import SESSION_ENV, login, revoke_session
+    from investigator.reports.canonical import content_digest, diff_cells
+    from investigator.reports.run import check_template_allowed, execute, find_template
+    from investigator.reports.seal import META_KEY, file_sha256
 
     when = now or datetime.now(timezone.utc)
     nb = nbformat.read(str(notebook), as_version=4)
@@ -69,7 +69,7 @@ def reproduce_report(notebook: Path, *, archive: "Archive", person: str, passphr
     if recorded and file_sha256(template) != recorded:
         raise ReportError(f"template {template.name} changed since the report was sealed",
                           hint="reproduce with the template version the seal names (its SHA-256 is in the seal)")
-    from ..grants import Grant, find_grant
+    from investigator.authority.grants import Grant, find_grant
 
     grant = Grant.from_file(find_grant(archive, body["grant"]["id"]))
     check_template_allowed(archive, grant, template.stem, person, when)

@@ -22,12 +22,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .. import _crypto
-from ..errors import PolicyDenied, ReportError
-from ..schema import format_ts
+from investigator import _crypto
+from investigator.errors import PolicyDenied, ReportError
+from investigator.schema import format_ts
 
 if TYPE_CHECKING:
-    from ..archive import Archive
+    from investigator.vault.store import Archive
 
 DECISIONS = ("approve", "reject")
 
@@ -48,7 +48,7 @@ def status_of(meta: dict[str, Any]) -> str:
 
 def check_reviews(meta: dict[str, Any], body: dict[str, Any], seal: dict[str, Any], *, archive: "Archive | None",
                   pubkeys: list[_crypto.VerifyKey], directory: Any, result: Any) -> None:
-    from .seal import check_signature, signature_hash
+    from investigator.reports.seal import check_signature, signature_hash
 
     want = signature_hash(str(seal.get("signature")))
     registered: set[str] = set()
@@ -72,7 +72,7 @@ def check_reviews(meta: dict[str, Any], body: dict[str, Any], seal: dict[str, An
 
 
 def _seal(nb: Any) -> dict[str, Any]:
-    from .seal import META_KEY
+    from investigator.reports.seal import META_KEY
 
     seal = ((nb.get("metadata") or {}).get(META_KEY) or {}).get("seal")
     if not seal:
@@ -81,7 +81,7 @@ def _seal(nb: Any) -> dict[str, Any]:
 
 
 def _require_intact(nb: Any, archive: "Archive", actor: str, now: datetime) -> None:
-    from .seal import verify_report
+    from investigator.reports.seal import verify_report
 
     result = verify_report(nb, archive=archive, actor=actor, now=now)
     if not result.ok:
@@ -89,8 +89,8 @@ def _require_intact(nb: Any, archive: "Archive", actor: str, now: datetime) -> N
 
 
 def _person_roles(archive: "Archive", person_id: str) -> tuple[Any, Any]:
-    from ..directory import DirectoryStore
-    from ..policy import PolicyStore
+    from investigator.authority.directory import DirectoryStore
+    from investigator.authority.policy import PolicyStore
 
     directory = DirectoryStore(archive).load()
     policy = PolicyStore(archive).load(directory)
@@ -104,7 +104,7 @@ def _deny(archive: "Archive", actor: str, action: str, target: str, rule: str, r
 
 def _append(nb: Any, archive: "Archive", *, kind: str, person: str, signer: _crypto.SigningKey,
             extra: dict[str, Any], now: datetime) -> dict[str, Any]:
-    from .seal import META_KEY, sign_body, signature_hash
+    from investigator.reports.seal import META_KEY, sign_body, signature_hash
 
     seal = _seal(nb)
     body = {"kind": kind, "report_digest": seal["body"]["digest"],
@@ -127,7 +127,7 @@ def review_report(nb: Any, *, archive: "Archive", reviewer: str, signer: _crypto
     PolicyDenied (the operator reviewing their own report; no approve or
     legal-review right) — refusals are audited.
     """
-    from .seal import META_KEY
+    from investigator.reports.seal import META_KEY
 
     when = now or datetime.now(timezone.utc)
     if decision not in DECISIONS:
@@ -155,7 +155,7 @@ def release_report(nb: Any, *, archive: "Archive", releaser: str, signer: _crypt
     Raises ReportError (not reviewed) or PolicyDenied (not a legal reviewer,
     the operator, or a breaker hold not acknowledged — audited as an alert).
     """
-    from .seal import META_KEY
+    from investigator.reports.seal import META_KEY
 
     when = now or datetime.now(timezone.utc)
     seal = _seal(nb)
@@ -200,8 +200,8 @@ def export_report(notebook: Path, *, archive: "Archive", person: str, out_dir: P
     """
     import nbformat
 
-    from ..policy import load_org, record_decision
-    from .seal import META_KEY
+    from investigator.authority.policy import load_org, record_decision
+    from investigator.reports.seal import META_KEY
 
     when = now or datetime.now(timezone.utc)
     nb = nbformat.read(str(notebook), as_version=4)

@@ -6,7 +6,7 @@
     PosixPath('reports/DEMO-2026-11-18-complaint/20261118T061500Z-complaint_investigation.ipynb')
 
 Identity: a TOTP code is single-use, so a run with ``totp=`` logs in once
-(:func:`investigator.identity.login`) and hands the kernel the session through
+(:func:`investigator.authority.identity.login`) and hands the kernel the session through
 ``$INVESTIGATOR_SESSION``, with the archive passphrase in
 ``$INVESTIGATOR_PASSPHRASE``: neither ever enters the notebook's parameters or
 outputs. A session made for the run is revoked when the run ends.
@@ -23,13 +23,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..config import PASSPHRASE_ENV
-from ..errors import PolicyDenied, ReportError
-from ..schema import format_ts
+from investigator.vault.config import PASSPHRASE_ENV
+from investigator.errors import PolicyDenied, ReportError
+from investigator.schema import format_ts
 
 if TYPE_CHECKING:
-    from .. import _crypto
-    from ..archive import Archive
+    from investigator import _crypto
+    from investigator.vault.store import Archive
 
 KERNEL = "python3"
 REPO_TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
@@ -168,10 +168,10 @@ def run_report(template: str | Path, *, archive: "Archive", grant: str, person: 
     """
     import nbformat
 
-    from ..grants import Grant, find_grant
-    from ..identity import SESSION_ENV, login, revoke_session
-    from .html import write_html
-    from .seal import SECRET_PARAMETERS, seal_notebook
+    from investigator.authority.grants import Grant, find_grant
+    from investigator.authority.identity import SESSION_ENV, login, revoke_session
+    from investigator.reports.html import write_html
+    from investigator.reports.seal import SECRET_PARAMETERS, seal_notebook
 
     when = now or datetime.now(timezone.utc)
     path = find_template(template)
@@ -188,7 +188,7 @@ def run_report(template: str | Path, *, archive: "Archive", grant: str, person: 
     declared = template_parameters(path)
     if "until" in declared and not params.get("until"):
         # audit_review reads the log up to a fixed entry, so its reproduction reads the same entries
-        from .audit_view import head_seq
+        from investigator.reports.audit_view import head_seq
 
         params["until"] = head_seq(archive)
     own_session = False

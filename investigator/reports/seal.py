@@ -32,14 +32,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .. import _crypto
-from ..errors import ConfigError, IntegrityError, ReportError
-from ..schema import canonical_json, format_ts
-from .canonical import CANONICAL_FORMAT, cell_digests, content_digest, diff_cells, metadata_digest
-from .notebook import PROVENANCE_MIME
+from investigator import _crypto
+from investigator.errors import ConfigError, IntegrityError, ReportError
+from investigator.schema import canonical_json, format_ts
+from investigator.reports.canonical import CANONICAL_FORMAT, cell_digests, content_digest, diff_cells, metadata_digest
+from investigator.reports.notebook import PROVENANCE_MIME
 
 if TYPE_CHECKING:
-    from ..archive import Archive
+    from investigator.vault.store import Archive
 
 SEAL_FORMAT = "investigator-report-seal/1"
 META_KEY = "investigator"
@@ -136,8 +136,8 @@ def seal_notebook(nb: Any, *, archive: "Archive", signer: _crypto.SigningKey, pe
     secret in its parameters, failed while running, or names another archive;
     GrantInvalid when its grant does not load.
     """
-    from ..grants import Grant, find_grant
-    from .breaker import assess_report
+    from investigator.authority.grants import Grant, find_grant
+    from investigator.reports.breaker import assess_report
 
     when = now or datetime.now(timezone.utc)
     parameters = notebook_parameters(nb)
@@ -281,7 +281,7 @@ def _check_data(body: dict[str, Any], archive: "Archive", problems: list[str], c
 
 
 def _check_grant(body: dict[str, Any], archive: "Archive", problems: list[str], checked: list[str]) -> None:
-    from ..grants import Grant, find_grant
+    from investigator.authority.grants import Grant, find_grant
 
     recorded = body.get("grant") or {}
     try:
@@ -326,7 +326,7 @@ def verify_report(nb: Any, *, archive: "Archive | None" = None, pubkeys: list[_c
     changed provenance field ...). With ``archive``, the data read is checked
     against the signed manifests and the check itself is audited.
     """
-    from .review import check_reviews, status_of
+    from investigator.reports.review import check_reviews, status_of
 
     result = VerifyResult()
     meta = (nb.get("metadata") or {}).get(META_KEY) or {}
@@ -354,7 +354,7 @@ def verify_report(nb: Any, *, archive: "Archive | None" = None, pubkeys: list[_c
         result.problems.append("provenance: the sealed data record differs from the one the notebook shows")
     directory = None
     if archive is not None:
-        from ..directory import DirectoryStore
+        from investigator.authority.directory import DirectoryStore
 
         try:
             directory = DirectoryStore(archive).load()

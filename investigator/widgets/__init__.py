@@ -3,7 +3,7 @@
     >>> from investigator.widgets import SearchPanel       # doctest: +SKIP
     >>> SearchPanel(case)                                    # doctest: +SKIP
 
-Widgets are views: they take a :class:`~investigator.loader.Case` (or frames) and call the pure
+Widgets are views: they take a :class:`~investigator.access.case.Case` (or frames) and call the pure
 functions of :mod:`investigator.analysis`; they hold no crypto or policy logic and never open an
 archive themselves (:class:`OpenCaseForm` calls ``investigator.open_case``, the public door).
 :mod:`investigator.widgets.figures` is pure (frames -> plotly figures) and is what report templates

@@ -3,7 +3,7 @@
     >>> tags = TagPanel(case, source=panel, lang="en")        # doctest: +SKIP
     >>> panel.table.select(["p-c1-complaint"]); tags.tag_selected("evidence", note="the complaint")  # doctest: +SKIP
 
-Storage and auditing are :class:`investigator.tagstore.TagStore` (``case.tags()``): tags live beside
+Storage and auditing are :class:`investigator.vault.tagstore.TagStore` (``case.tags()``): tags live beside
 the archive, append-only, and never touch the records. ``source`` is anything with a ``selected`` list
 of message ids (a :class:`~investigator.widgets.table.PagedTable`, or a SearchPanel whose table is used).
 """

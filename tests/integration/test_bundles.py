@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from investigator.archive import Archive
-from investigator.bundles import export_bundle, verify_bundle
-from investigator.proofs import inclusion_proofs
+from investigator.vault.store import Archive
+from investigator.reports.bundles import export_bundle, verify_bundle
+from investigator.vault.proofs import inclusion_proofs
 from investigator.demo import DEMO_PASSPHRASE, demo_grant, demo_session
 from investigator.errors import PolicyDenied
-from investigator.grants import DEMO_ONLY_PASSPHRASE
-from investigator.identity import unlock_person_key
-from investigator.merkle import verify_inclusion
+from investigator.demo.people import DEMO_ONLY_PASSPHRASE
+from investigator.authority.identity import unlock_person_key
+from investigator.vault.merkle import verify_inclusion
 
 pytestmark = pytest.mark.slow
 
@@ -139,7 +139,7 @@ def test_breaker_holds_the_bundle_until_a_legal_release(bundle_archive, tmp_path
     assert any(e.action == "breaker.alert" for e in bundle_archive.audit.entries())
     # held and unreleased, the bundle itself says so
     assert not verify_bundle(result.path, pubkeys=[bundle_archive.signing_public]).ok
-    from investigator.bundles import release_bundle
+    from investigator.reports.bundles import release_bundle
 
     with pytest.raises(PolicyDenied):  # an executive is no legal reviewer; the operator may not release
         release_bundle(bundle_archive, result.bundle_id, releaser="zhouzong", signer=key(bundle_archive, "zhouzong"),

@@ -3,7 +3,7 @@
 import pytest
 
 from support import PASSPHRASE, SHARED_FIXTURES, TEST_KDF_N
-from investigator.archive import Archive
+from investigator.vault.store import Archive
 from investigator.importers import ImportOptions
 
 pytestmark = pytest.mark.fixtures

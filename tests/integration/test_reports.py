@@ -13,11 +13,11 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from investigator.archive import Archive
+from investigator.vault.store import Archive
 from investigator.demo import DEMO_PASSPHRASE, demo_grant, demo_session
 from investigator.errors import PolicyDenied, ReportError
-from investigator.grants import DEMO_ONLY_PASSPHRASE
-from investigator.identity import unlock_person_key
+from investigator.demo.people import DEMO_ONLY_PASSPHRASE
+from investigator.authority.identity import unlock_person_key
 from investigator.reports.run import TEMPLATE_NAMES, check_template_allowed, run_report
 from investigator.reports.review import export_report, release_report, review_report
 from investigator.reports.seal import verify_report

@@ -18,8 +18,8 @@ from pathlib import Path
 import polars as pl
 
 from investigator import schema
-from investigator.archive import Archive
-from investigator.ingest import ingest_frames
+from investigator.vault.store import Archive
+from investigator.vault.ingest import ingest_frames
 
 HERE = Path(__file__).resolve().parent
 PASSPHRASE = "known-answer-v1"

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from investigator import schema
-from investigator.archive import Archive
+from investigator.vault.store import Archive
 
 HERE = Path(__file__).resolve().parent
 PASSPHRASE = "known-answer-v1"

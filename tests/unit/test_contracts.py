@@ -107,7 +107,7 @@ def test_importing_the_package_has_no_side_effects():
 
 def test_key_objects_never_show_secrets(tmp_path):
     from investigator import _crypto
-    from investigator.keys import MasterKeys
+    from investigator.custody.file import MasterKeys
 
     signing = _crypto.SigningKey.generate()
     kek = b"\x01" * 32

@@ -1,6 +1,6 @@
 """Factories for the authority tests: a demo organisation (people, keys, TOTP, policy, one grant).
 
-The organisation is built once per session with :func:`investigator.grants.demo_authority`
+The organisation is built once per session with :func:`investigator.authority.grants.demo_authority`
 (DEMO-ONLY secrets, low scrypt cost) and copied for every test, so each test
 can change it freely and the suite stays fast.
 """
@@ -18,10 +18,11 @@ from typing import Any
 import pytest
 
 from investigator import _crypto
-from investigator.archive import Archive
-from investigator.directory import DirectoryStore, Signer
-from investigator.grants import DEMO_ONLY_PASSPHRASE, DEMO_ONLY_TOTP_SECRETS, approve, demo_authority, new_request
-from investigator.identity import unlock_person_key
+from investigator.vault.store import Archive
+from investigator.authority.directory import DirectoryStore, Signer
+from investigator.authority.grants import approve, new_request
+from investigator.demo.people import DEMO_ONLY_PASSPHRASE, DEMO_ONLY_TOTP_SECRETS, demo_authority
+from investigator.authority.identity import unlock_person_key
 
 PASSPHRASE = "authority-test-passphrase"
 # Saturday 2026-11-28 12:00 in Asia/Shanghai: the week began Monday 23rd, the month on the 1st.

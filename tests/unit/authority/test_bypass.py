@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from investigator.directory import set_status
+from investigator.authority.directory import set_status
 from investigator.errors import GrantExpired, GrantInvalid, IdentityCheckFailed, PolicyDenied
-from investigator.grants import load_grant, revoke_grant
-from investigator.identity import check_identity, login, revoke_key
+from investigator.authority.grants import load_grant, revoke_grant
+from investigator.authority.identity import check_identity, login, revoke_key
 from investigator.schema import canonical_json
 
 from .conftest import NOW, SHANGHAI, Org

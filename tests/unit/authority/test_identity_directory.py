@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from investigator import _crypto
-from investigator.directory import DirectoryStore, Person, PersonKey, Signer, add_people, read_people_csv
+from investigator.authority.directory import DirectoryStore, Person, PersonKey, Signer, add_people, read_people_csv
 from investigator.errors import IdentityCheckFailed, IntegrityError, PolicyDenied, WrongPassphrase
-from investigator.grants import load_grant
-from investigator.identity import check_identity, login, revoke_session, unlock_person_key, verify_totp
+from investigator.authority.grants import load_grant
+from investigator.authority.identity import check_identity, login, revoke_session, unlock_person_key, verify_totp
 from investigator.schema import canonical_json
 
 from .conftest import NOW, SHANGHAI, Org
@@ -62,7 +62,7 @@ def test_archive_key_cannot_sign_once_an_admin_is_enrolled(org: Org):
 
 def test_admin_adds_people_and_roles_are_checked(org: Org):
     from investigator.errors import ConfigError
-    from investigator.policy import Policy
+    from investigator.authority.policy import Policy
 
     add_people(org.archive, [Person("newbie", "N", roles=("agent",), supervisor="zhaomin")],
                signer=org.signer("wugang"), now=NOW, policy=Policy.default())

@@ -8,9 +8,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from investigator.directory import Directory, Person, PersonKey
+from investigator.authority.directory import Directory, Person, PersonKey
 from investigator.errors import ConfigError
-from investigator.policy import ACTIONS, PERMISSIONS, Policy, Request, check_policy_text, default_policy_text, period_start
+from investigator.authority.policy import ACTIONS, PERMISSIONS, Policy, Request, check_policy_text, default_policy_text, period_start
 
 TZ = ZoneInfo("Asia/Shanghai")
 NOW = datetime(2026, 11, 28, 4, 0, tzinfo=timezone.utc)  # Saturday noon in Shanghai
@@ -170,9 +170,8 @@ def test_every_action_permission_and_rule_is_documented():
     import re
 
     package = Path(__file__).resolve().parents[3] / "investigator"
-    source = "\n".join(p.read_text(encoding="utf-8") for p in [*package.glob("policy/*.py"), *package.glob("grants/*.py"),
-                                                                package / "identity.py", package / "directory.py",
-                                                                package / "keyservice.py", package / "keyserver.py"])
+    source = "\n".join(p.read_text(encoding="utf-8") for p in [*package.glob("authority/**/*.py"),
+                                                                *package.glob("access/*.py")])
     rules = set(re.findall(r'"((?:person|role|duty|purpose|fields|operator|request|consent|window|scope|approval|'
                            r'grant|policy|directory|identity|default|dual_control|chunk|ticket|keyserver|case)'
                            r'\.[a-z_]+)"', source))

@@ -9,8 +9,8 @@ import pytest
 
 from support import PASSPHRASE, archive_snapshot, event_frame, message_frame
 from investigator import errors
-from investigator.archive import Archive
-from investigator.ingest import ingest_frames
+from investigator.vault.store import Archive
+from investigator.vault.ingest import ingest_frames
 
 
 def ingest(archive, keys, messages=None, events=None):

@@ -6,7 +6,7 @@ import multiprocessing
 import pytest
 
 from investigator import _crypto
-from investigator.audit import AuditLog
+from investigator.vault.audit import AuditLog
 
 
 @pytest.fixture

@@ -8,15 +8,15 @@ import polars as pl
 import pytest
 
 from support import PASSPHRASE
-from investigator.archive import Archive
-from investigator.ingest import CRASH_ENV
+from investigator.vault.store import Archive
+from investigator.vault.ingest import CRASH_ENV
 
 SCRIPT = textwrap.dedent("""
     import sys
     sys.path.insert(0, {tests!r})
     from support import message_frame, event_frame, PASSPHRASE
-    from investigator.archive import Archive
-    from investigator.ingest import ingest_frames
+    from investigator.vault.store import Archive
+    from investigator.vault.ingest import ingest_frames
     archive = Archive.open({root!r})
     keys = archive.unlock(PASSPHRASE)
     ingest_frames(archive, messages=message_frame(200, day=19, start_id=1000), events=event_frame(20, day=19), keys=keys,
@@ -27,7 +27,7 @@ SCRIPT = textwrap.dedent("""
 @pytest.mark.parametrize("point", ["mid-chunks", "before-manifest", "before-commit", "after-commit"])
 def test_killed_ingest_leaves_a_verifiable_archive(make_archive, point, monkeypatch):
     from support import REPO, message_frame
-    from investigator.ingest import ingest_frames
+    from investigator.vault.ingest import ingest_frames
 
     archive, keys = make_archive()
     ingest_frames(archive, messages=message_frame(30), events=None, keys=keys, actor="t", sources=[], skipped=[])

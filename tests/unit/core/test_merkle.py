@@ -3,7 +3,7 @@
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from investigator import merkle
+from investigator.vault import merkle
 
 # The eight leaves used by RFC 6962/9162 implementations' test suites, and the
 # root of each prefix of them (certificate-transparency test data).

@@ -8,9 +8,9 @@ import pytest
 
 from support import PASSPHRASE, event_frame, message_frame
 from investigator import errors
-from investigator.archive import Archive
-from investigator.ingest import ingest_frames
-from investigator.rotation import retire, rotate, status
+from investigator.vault.store import Archive
+from investigator.vault.ingest import ingest_frames
+from investigator.custody.rotation import retire, rotate, status
 
 
 def _ingest(archive, keys, frame, events=None):
@@ -43,7 +43,7 @@ def test_rotate_then_retire_keeps_every_record_readable(make_archive):
 def test_retire_refuses_while_keys_depend_on_the_version(make_archive):
     archive, keys = make_archive()
     _ingest(archive, keys, message_frame(5))
-    from investigator.keys import KeyFile
+    from investigator.custody.file import KeyFile
 
     KeyFile.load(archive.keyfile_path).add_kek_version(PASSPHRASE)  # a version added without rewrapping
     with pytest.raises(errors.ArchiveError, match="still wrapped"):

@@ -14,11 +14,12 @@ import pytest
 
 from support import DATA_SAMPLES, PASSPHRASE, TEST_KDF_N
 from investigator import _crypto, schema
-from investigator.archive import Archive
-from investigator.grants import DEMO_ONLY_PASSPHRASE, DEMO_ONLY_TOTP_SECRETS, approve, demo_authority, new_request
-from investigator.identity import unlock_person_key
+from investigator.vault.store import Archive
+from investigator.authority.grants import approve, new_request
+from investigator.demo.people import DEMO_ONLY_PASSPHRASE, DEMO_ONLY_TOTP_SECRETS, demo_authority
+from investigator.authority.identity import unlock_person_key
 from investigator.importers import ImportOptions
-from investigator.ingest import ingest_frames
+from investigator.vault.ingest import ingest_frames
 
 NOW = datetime(2026, 11, 28, 4, 0, tzinfo=timezone.utc)
 SHANGHAI = timezone(timedelta(hours=8))
@@ -84,8 +85,8 @@ class World:
         return result.grant_path.stem
 
     def open(self, grant: str, person: str = "sunli", **kw: Any):
-        from investigator.keyservice import EmbeddedKeyService
-        from investigator.loader import open_case
+        from investigator.access.keyservice import EmbeddedKeyService
+        from investigator.access.case import open_case
 
         when = self.tick()
         service = kw.pop("key_service", None) or EmbeddedKeyService(self.archive, self.keys)

@@ -14,8 +14,8 @@ import pytest
 
 from support import PASSPHRASE
 from investigator import errors
-from investigator.keyserver import RemoteKeyService
-from investigator.loader import open_case
+from investigator.access.keyserver import RemoteKeyService
+from investigator.access.case import open_case
 
 from .conftest import EDGE_DAY
 
@@ -87,7 +87,7 @@ def test_direct_request_outside_the_window_is_refused(world, server):
 def test_edited_client_grant_is_refused(world, server):
     _, url = server
     grant_id = world.grant(start=EDGE_DAY, end=EDGE_DAY + timedelta(hours=1))
-    from investigator.grants import Grant, find_grant
+    from investigator.authority.grants import Grant, find_grant
 
     grant = Grant.from_file(find_grant(world.archive, grant_id))
     doc = grant.to_json()
@@ -134,7 +134,7 @@ def test_rate_limit_answers_429_and_audits(world):
 
 
 def test_proofs_come_from_the_key_server_for_granted_records_only(world, server):
-    from investigator.merkle import verify_inclusion
+    from investigator.vault.merkle import verify_inclusion
 
     _, url = server
     grant = world.grant(start=EDGE_DAY, end=EDGE_DAY + timedelta(hours=1))

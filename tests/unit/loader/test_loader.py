@@ -6,7 +6,7 @@ import polars as pl
 import pytest
 
 from investigator import errors
-from investigator.keyservice import ChunkRef, EmbeddedKeyService
+from investigator.access.keyservice import ChunkRef, EmbeddedKeyService
 
 from .conftest import EDGE_DAY, SHANGHAI
 
@@ -122,9 +122,9 @@ def test_tampered_chunk_returns_nothing(world):
 def test_bypass_attempts_on_open_are_refused_and_audited(world, attempt):
     import json
 
-    from investigator.grants import find_grant, revoke_grant
-    from investigator.directory import Signer
-    from investigator.loader import open_case
+    from investigator.authority.grants import find_grant, revoke_grant
+    from investigator.authority.directory import Signer
+    from investigator.access.case import open_case
 
     grant = world.grant(start=EDGE_DAY, end=EDGE_DAY + timedelta(hours=1))
     service = EmbeddedKeyService(world.archive, world.keys)
@@ -168,8 +168,8 @@ def test_bypass_attempts_on_open_are_refused_and_audited(world, attempt):
 
 
 def test_dual_control_needs_a_monitor_for_sensitive_purposes(world):
-    from investigator.grants import approve, new_request
-    from investigator.loader import open_case
+    from investigator.authority.grants import approve, new_request
+    from investigator.access.case import open_case
 
     when = world.tick()
     signed = new_request(world.archive, requester="qianjin", signing_key=world.key("qianjin"), case="T-DUAL",

@@ -9,7 +9,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from investigator.samples import ALL_FORMATS, planted, write_sample_set
+from investigator.demo.samples import ALL_FORMATS, write_sample_set
+from investigator.demo.samples import planted
 
 DATA = Path(__file__).resolve().parents[3] / "data_samples"
 TZ = "Asia/Shanghai"

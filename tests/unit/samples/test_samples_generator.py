@@ -10,7 +10,9 @@ import polars as pl
 import pytest
 
 from investigator import schema
-from investigator.samples import generate_events, generate_messages, planted, vocabulary, write_sample_set
+from investigator.demo.samples import generate_events, generate_messages, write_sample_set
+from investigator.demo.samples import planted
+from investigator.demo.samples import vocabulary
 
 TZ = "Asia/Shanghai"
 

@@ -1,0 +1,463 @@
+"""Open a case: grant -> identity check -> key release -> decrypt -> filter -> Polars.
+
+    >>> import investigator
+    >>> case = investigator.open_case("demo-archive", grant="GRANT-ID", person="sunli", totp="123456")  # doctest: +SKIP
+    >>> case.messages().height                                                                         # doctest: +SKIP
+    57
+
+The loader is the one door between the vault side (keys, archive, grants) and
+the analysis side. It asks a key service (embedded or the key server) only for
+the chunk-part keys that overlap the grant's window, decrypts those chunks,
+authenticates each against the signed manifests, drops every row outside the
+window ``[start, end)`` and outside the grant's scope, and keeps only the
+granted fields. Frames are new objects: nothing is written back.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal, overload
+
+import polars as pl
+
+from investigator.vault.store import Archive, read_parts
+from investigator.vault.config import PASSPHRASE_ENV
+from investigator.errors import ConfigError, IntegrityError
+from investigator.access.keyservice import ChunkRef, EmbeddedKeyService, KeyService, Ticket
+from investigator.vault.manifest import ChunkEntry
+from investigator.schema import (CONTENT_COLUMNS, PART_COLUMNS, format_ts, full_schema, id_field, kind_parts)
+from investigator.textnorm import add_normalized_column
+
+PROVENANCE_COLUMNS = ("chunk_id", "batch_seq", "leaf_index", "record_hash", "version")
+THREADS = 2
+# Keys are asked for a bounded number of chunks at a time: a long load never
+# holds the keys of the whole window at once, and a key server that goes away
+# mid-load stops it at the next batch (with an error, never partial data).
+KEY_BATCH = 128
+LAZY_GROUP = 32  # chunks whose keys are asked for, decrypted and parsed together on the lazy path
+
+
+@dataclass
+class LoadStats:
+    """What the last loads touched (for tests, benchmarks and case.info())."""
+
+    keys_released: int = 0
+    chunks_decrypted: int = 0
+    rows_read: int = 0
+    chunk_ids: set[str] = field(default_factory=set)
+
+
+def _searchable(frame: pl.DataFrame) -> pl.DataFrame:
+    """Add ``text_norm``, the search form of the text, to granted rows (once per load, in Polars).
+
+    Normalizing per load rather than storing it at ingest keeps the archive
+    small; the analysis functions reuse the column for every query.
+    """
+    if "text" in frame.columns and "text_norm" not in frame.columns:
+        return add_normalized_column(frame)
+    return frame
+
+
+def _order(kind: str, columns: Sequence[str]) -> list[str]:
+    """Stable row order: time, then id (of the columns present)."""
+    return [c for c in ("ts", id_field(kind)) if c in columns]
+
+
+def _as_archive(archive: Archive | str | Path) -> Archive:
+    return archive if isinstance(archive, Archive) else Archive.open(Path(archive))
+
+
+def open_case(archive: Archive | str | Path, *, grant: Any, person: str, totp: str | None = None,
+              session: str | None = None, monitor: str | None = None, monitor_totp: str | None = None,
+              key_service: KeyService | None = None, keyserver: str | None = None, passphrase: str | None = None,
+              cafile: str | None = None, now: datetime | None = None) -> "Case":
+    """Open a case on ``archive`` under ``grant`` as ``person``, after an identity check.
+
+    ``grant`` is a Grant, a grant file path or a grant id in the archive. The
+    key service is, in order: ``key_service``; a key server at ``keyserver``
+    (URL); else the embedded service, unlocked with ``passphrase`` or
+    $INVESTIGATOR_PASSPHRASE. With dual control, name the ``monitor`` (监控人)
+    and pass their code as ``monitor_totp``.
+
+    Raises GrantInvalid / GrantExpired, PolicyDenied, IdentityCheckFailed,
+    KeyServiceError, WrongPassphrase or ConfigError; every outcome is audited.
+    """
+    from investigator.authority.grants import Grant, find_grant
+
+    opened = _as_archive(archive)
+    if not isinstance(grant, Grant):
+        grant = Grant.from_file(find_grant(opened, grant))
+    if key_service is None:
+        if keyserver:
+            from investigator.access.keyserver import RemoteKeyService
+
+            key_service = RemoteKeyService(keyserver, cafile=cafile)
+        else:
+            secret = passphrase or os.environ.get(PASSPHRASE_ENV)
+            if not secret:
+                raise ConfigError("the embedded key service needs the archive passphrase",
+                                  hint=f"set {PASSPHRASE_ENV}, pass passphrase=, or use keyserver='http://...'")
+            key_service = EmbeddedKeyService(opened, opened.unlock(secret, actor=person))
+    ticket = key_service.open(grant=grant, person=person, totp=totp, session=session, monitor=monitor,
+                              monitor_totp=monitor_totp, now=now)
+    return Case(opened, grant, ticket, key_service, now=now)
+
+
+class Case:
+    """An opened case: read-only access to exactly the granted records.
+
+    Use :meth:`messages`, :meth:`events` and :meth:`info`. The repr names the
+    grant and the window, never content.
+    """
+
+    def __init__(self, archive: Archive, grant: Any, ticket: Ticket, key_service: KeyService, *,
+                 now: datetime | None = None) -> None:
+        # A frozen clock (tests, reproducing a report at its recorded time) for the
+        # embedded service; the key server always judges by its own clock.
+        self._now = now
+        self.key_batch = KEY_BATCH
+        self.archive = archive
+        self.grant = grant
+        self.ticket = ticket
+        self._keys = key_service
+        self.stats = LoadStats()
+        self._directory: Any = None
+
+    def __repr__(self) -> str:
+        return (f"Case(grant={self.grant.id!r}, case={self.grant.case!r}, person={self.person!r}, "
+                f"window=[{format_ts(self.start)}, {format_ts(self.end)}))")
+
+    # --- what the case is ---------------------------------------------------------
+
+    @property
+    def person(self) -> str:
+        return self.ticket.person
+
+    @property
+    def key_service(self) -> KeyService:
+        """The key service this case talks to (embedded or the key server)."""
+        return self._keys
+
+    @property
+    def start(self) -> datetime:
+        return self.ticket.start
+
+    @property
+    def end(self) -> datetime:
+        return self.ticket.end
+
+    @property
+    def window(self) -> tuple[datetime, datetime]:
+        return self.ticket.start, self.ticket.end
+
+    @property
+    def timezone(self) -> str:
+        return self.archive.config.timezone
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        return tuple(self.grant.fields)
+
+    @property
+    def scope(self) -> dict[str, list[str]]:
+        return dict(self.grant.scope)
+
+    @property
+    def has_content(self) -> bool:
+        return "content" in self.ticket.parts
+
+    def directory(self) -> Any:
+        """The org directory (people, identities, groups), loaded once."""
+        if self._directory is None:
+            from investigator.authority.directory import DirectoryStore
+
+            self._directory = DirectoryStore(self.archive).load()
+        return self._directory
+
+    def tags(self) -> Any:
+        """The case's tags and notes (stored beside the archive, audited; originals untouched)."""
+        from investigator.vault.tagstore import TagStore
+
+        return TagStore(self.archive, case=self.grant.case, actor=self.person)
+
+    def identities(self) -> dict[str, list[str]]:
+        """person id -> every account id / name linked to them (for analysis filters)."""
+        return self.directory().identities()
+
+    def groups(self) -> dict[str, list[str]]:
+        """group or department -> person ids (for analysis filters)."""
+        return self.directory().groups()
+
+    # --- reading ----------------------------------------------------------------------
+
+    def _entries(self, kind: str) -> list[ChunkEntry]:
+        start, end = format_ts(self.start), format_ts(self.end)
+        # chunk windows are fixed-width strings in UTC: string comparison is time comparison
+        return [e for e in self.archive.chunk_entries(kind) if e.start < end and e.end > start]
+
+    def _release(self, entries: Sequence[ChunkEntry], kind: str) -> dict[ChunkRef, bytes]:
+        wanted = [p for p in kind_parts(kind) if p in self.ticket.parts]
+        refs = sorted({ChunkRef(e.kind, e.partition, e.chunk, p) for e in entries for p in wanted})
+        if not refs:
+            return {}
+        keys = self._keys.release(self.ticket, refs, now=self._now)
+        self.stats.keys_released += len(keys)
+        return keys
+
+    def _scope_filter(self, kind: str) -> pl.Expr | None:
+        scope = self.scope
+        conversations = list(scope.get("conversations") or [])
+        people = set(scope.get("participants") or [])
+        groups = list(scope.get("groups") or [])
+        if not (conversations or people or groups):
+            return None
+        if groups or people:
+            directory_groups = self.groups() if groups else {}
+            for group in groups:
+                people.update(directory_groups.get(group, []))
+        accounts: set[str] = set()
+        if people:
+            links = self.identities()
+            for pid in people:
+                accounts.add(pid)
+                accounts.update(links.get(pid, []))
+        if kind == "events":
+            return pl.col("actor").is_in(sorted(accounts)) if accounts else None
+        conditions = []
+        if conversations:
+            conditions.append(pl.col("conversation_id").is_in(conversations))
+        if accounts:
+            accounts_list = sorted(accounts)
+            conditions.append(pl.col("sender_id").is_in(accounts_list) | pl.col("sender_name").is_in(accounts_list)
+                              | pl.col("recipients").list.eval(pl.element().is_in(accounts_list)).list.any())
+        expr = conditions[0]
+        for extra in conditions[1:]:
+            expr = expr & extra
+        return expr
+
+    def _row_filter(self, kind: str) -> pl.Expr:
+        expr = (pl.col("ts") >= self.start) & (pl.col("ts") < self.end)
+        scope = self._scope_filter(kind)
+        return expr & scope if scope is not None else expr
+
+    def _read_group(self, kind: str, entries: Sequence[ChunkEntry], keys: dict[ChunkRef, bytes],
+                    pool: ThreadPoolExecutor) -> pl.DataFrame:
+        """Decrypt the granted parts of ``entries`` (threads), then parse each part kind in one read."""
+        parts = [p for p in kind_parts(kind) if p in self.ticket.parts]
+        jobs = [(e, p) for e in entries for p in parts if p in e.part_names]
+        plains = list(pool.map(
+            lambda job: self.archive.open_part(job[0], job[1], keys[ChunkRef(kind, job[0].partition, job[0].chunk,
+                                                                               job[1])]), jobs))
+        rows = sum(e.rows for e in entries)
+        frame: pl.DataFrame | None = None
+        for part in parts:
+            texts = [plain for (_, p), plain in zip(jobs, plains) if p == part]
+            piece = read_parts(texts, what=f"{kind} {part} parts")
+            if piece.height != rows:
+                raise IntegrityError(f"{kind} {part} parts hold {piece.height} rows; the manifests list {rows}")
+            if frame is None:
+                # Each file's rows, in file order, must be exactly its manifest's leaf range:
+                # this checks per-file row counts and the order the chunk ids below rely on.
+                expected = pl.DataFrame({"s": [e.leaf_start for e in entries], "n": [e.rows for e in entries]}).select(
+                    pl.int_ranges("s", pl.col("s") + pl.col("n")).explode().alias("leaf_index"))["leaf_index"]
+                if not piece["leaf_index"].cast(pl.Int64).equals(expected.cast(pl.Int64)):
+                    raise IntegrityError(f"{kind} chunk rows differ from their manifests' leaf ranges")
+                frame = piece
+            else:
+                if not piece["leaf_index"].equals(frame["leaf_index"]):
+                    raise IntegrityError(f"{kind} {part} parts do not line up with their meta parts")
+                frame = frame.hstack(piece.drop("leaf_index"))
+        assert frame is not None  # meta is always granted
+        # rows come in file order, so each entry's chunk id repeats for its row count
+        ids = pl.DataFrame({"chunk_id": [f"{e.batch_seq}/{e.chunk_id}" for e in entries],
+                            "n": [e.rows for e in entries]})
+        frame = frame.with_columns(ids.select(pl.col("chunk_id").repeat_by("n")).explode("chunk_id")["chunk_id"])
+        self.stats.chunks_decrypted += len(entries)
+        self.stats.rows_read += rows
+        self.stats.chunk_ids.update(e.chunk_id for e in entries)
+        return frame
+
+    def _columns(self, kind: str, columns: Sequence[str] | None) -> list[str]:
+        base = list(full_schema(kind))
+        if kind == "messages":
+            base.append("text_norm")
+            hidden: set[str] = set()
+            for part, cols in PART_COLUMNS.items():
+                if part not in self.ticket.parts:
+                    hidden.update(cols)
+            base = [c for c in base if c not in hidden]
+        base += list(PROVENANCE_COLUMNS)
+        if columns is None:
+            return base
+        unknown = [c for c in columns if c not in base]
+        if unknown:
+            not_granted = [c for c in unknown if c in CONTENT_COLUMNS or c == "text_norm"]
+            if not_granted:
+                from investigator.errors import ContentNotGranted
+
+                raise ContentNotGranted(f"column {not_granted[0]!r}")
+            raise ConfigError(f"unknown column {unknown[0]!r}", hint=f"columns are: {', '.join(base)}")
+        return list(columns)
+
+    def _batches(self, entries: Sequence[ChunkEntry]) -> Iterator[Sequence[ChunkEntry]]:
+        for first in range(0, len(entries), self.key_batch):
+            yield entries[first:first + self.key_batch]
+
+    def _load(self, kind: str, columns: Sequence[str] | None, extra: pl.Expr | None = None,
+              progress: bool | None = None) -> pl.DataFrame:
+        wanted = self._columns(kind, columns)
+        entries = self._entries(kind)
+        row_filter = self._row_filter(kind)
+        pieces: list[pl.DataFrame] = []
+        show = progress if progress is not None else len(entries) > 200
+        bar = None
+        if show:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(entries), desc=f"decrypting {kind}", unit="chunk")
+        try:
+            with ThreadPoolExecutor(max_workers=THREADS) as pool:
+                for batch in self._batches(entries):
+                    keys = self._release(batch, kind)
+                    frame = _searchable(self._read_group(kind, batch, keys, pool).filter(row_filter))
+                    if extra is not None:
+                        frame = frame.filter(extra)
+                    if frame.height:
+                        pieces.append(frame.select([c for c in wanted if c in frame.columns]))
+                    if bar is not None:
+                        bar.update(len(batch))
+        finally:
+            if bar is not None:
+                bar.close()
+        self._audit_load(kind, sum(p.height for p in pieces), len(entries), wanted)
+        if not pieces:
+            return self._empty(kind, wanted)
+        frame = pl.concat(pieces, how="diagonal_relaxed").select([c for c in wanted if c in pieces[0].columns])
+        if len({e.batch_seq for e in entries}) == 1:
+            # one batch: its chunks are in time order and each is sorted by (ts, id) at ingest
+            return frame
+        return frame.sort(_order(kind, wanted))
+
+    def _audit_load(self, kind: str, rows: int, chunks: int, columns: Sequence[str], *, lazy: bool = False) -> None:
+        """Record what was read (counts and columns, never content)."""
+        self.archive.audit.append(self.person, "load", self.grant.id,
+                                  {"kind": kind, "rows": rows, "chunks": chunks, "lazy": lazy,
+                                   "content": any(c in CONTENT_COLUMNS for c in columns)}, now=self._now)
+
+    def record_search(self, query: str, *, mode: str, hits: int, searched: int) -> None:
+        """Audit a search run on this case's rows (the widgets and templates call it).
+
+        The query is the investigator's own input, kept (up to 200 characters) so
+        an auditor can see what was looked for; message text never is.
+        """
+        self.archive.audit.append(self.person, "search", self.grant.id,
+                                  {"query": query[:200], "mode": mode, "hits": hits, "searched": searched},
+                                  now=self._now)
+
+    def _empty(self, kind: str, wanted: Sequence[str]) -> pl.DataFrame:
+        schema = {**full_schema(kind), "text_norm": pl.String(), "chunk_id": pl.String(), "batch_seq": pl.Int64(),
+                  "leaf_index": pl.Int64(), "record_hash": pl.String(), "version": pl.Int32()}
+        return pl.DataFrame(schema={c: schema[c] for c in wanted if c in schema})
+
+    @overload
+    def messages(self, columns: Sequence[str] | None = None, lazy: Literal[False] = False, *,
+                 progress: bool | None = None) -> pl.DataFrame: ...
+    @overload
+    def messages(self, columns: Sequence[str] | None = None, *, lazy: Literal[True],
+                 progress: bool | None = None) -> pl.LazyFrame: ...
+    @overload
+    def messages(self, columns: Sequence[str] | None = None, lazy: bool = False, *,
+                 progress: bool | None = None) -> pl.DataFrame | pl.LazyFrame: ...
+
+    def messages(self, columns: Sequence[str] | None = None, lazy: bool = False, *,
+                 progress: bool | None = None) -> pl.DataFrame | pl.LazyFrame:
+        """The granted messages: rows with ``start <= ts < end`` in scope, granted fields only.
+
+        ``lazy=True`` returns a LazyFrame that decrypts and filters chunk by chunk
+        when collected, pushing your filters into each chunk, so memory follows
+        the result rather than the window. Raises IntegrityError (tampered chunk:
+        nothing is returned), PolicyDenied (key refused), KeyServiceError.
+        """
+        if lazy:
+            return self._lazy("messages", columns)
+        return self._load("messages", columns, progress=progress)
+
+    @overload
+    def events(self, columns: Sequence[str] | None = None, lazy: Literal[False] = False, *,
+               progress: bool | None = None) -> pl.DataFrame: ...
+    @overload
+    def events(self, columns: Sequence[str] | None = None, *, lazy: Literal[True],
+               progress: bool | None = None) -> pl.LazyFrame: ...
+    @overload
+    def events(self, columns: Sequence[str] | None = None, lazy: bool = False, *,
+               progress: bool | None = None) -> pl.DataFrame | pl.LazyFrame: ...
+
+    def events(self, columns: Sequence[str] | None = None, lazy: bool = False, *,
+               progress: bool | None = None) -> pl.DataFrame | pl.LazyFrame:
+        """Event-log rows (logins, alerts, tickets ...) in the window, for correlation."""
+        if lazy:
+            return self._lazy("events", columns)
+        return self._load("events", columns, progress=progress)
+
+    def _lazy(self, kind: str, columns: Sequence[str] | None) -> pl.LazyFrame:
+        from polars.io.plugins import register_io_source
+
+        wanted = self._columns(kind, columns)
+        schema = self._empty(kind, wanted).schema
+
+        def source(with_columns: list[str] | None, predicate: pl.Expr | None, n_rows: int | None,
+                   batch_size: int | None) -> Iterator[pl.DataFrame]:
+            entries = self._entries(kind)
+            row_filter = self._row_filter(kind)
+            cols = [c for c in wanted if with_columns is None or c in with_columns or c == "ts"]
+            produced = 0
+            with ThreadPoolExecutor(max_workers=THREADS) as pool:
+                # A group of chunks at a time: memory is bounded by the result
+                # plus one group, not by the whole window.
+                for first in range(0, len(entries), LAZY_GROUP):
+                    group = entries[first:first + LAZY_GROUP]
+                    piece = _searchable(self._read_group(kind, group, self._release(group, kind), pool)
+                                        .filter(row_filter))
+                    if predicate is not None:
+                        piece = piece.filter(predicate)
+                    piece = piece.select([c for c in cols if c in piece.columns])
+                    if with_columns is not None:
+                        piece = piece.select([c for c in with_columns if c in piece.columns])
+                    if n_rows is not None:
+                        piece = piece.head(n_rows - produced)
+                    if piece.height:
+                        produced += piece.height
+                        yield piece
+                    if n_rows is not None and produced >= n_rows:
+                        break
+            self._audit_load(kind, produced, len(entries), cols, lazy=True)
+
+        return register_io_source(io_source=source, schema=schema).sort(_order(kind, wanted))
+
+    def info(self) -> dict[str, Any]:
+        """Counts and the window — what the case holds, without content."""
+        messages = self.messages(columns=["ts", "conversation_id", "sender_id"], progress=False)
+        events = self.events(columns=["ts"], progress=False)
+        return {"grant_id": self.grant.id, "case": self.grant.case, "person": self.person,
+                "window": {"start": format_ts(self.start), "end": format_ts(self.end), "tz": self.timezone},
+                "scope": self.scope, "fields": list(self.fields), "parts": list(self.ticket.parts),
+                "messages": messages.height, "events": events.height,
+                "conversations": messages["conversation_id"].n_unique() if messages.height else 0,
+                "senders": messages["sender_id"].n_unique() if messages.height else 0,
+                "chunks_decrypted": self.stats.chunks_decrypted, "keys_released": self.stats.keys_released}
+
+    def sources(self) -> dict[str, Any]:
+        """Provenance of what this case read: the chunks and their batches' Merkle roots (for reports)."""
+        batches = {int(c.split("/", 1)[0]) for c in self._read_chunk_ids()}
+        roots = {m.seq: m.body["merkle"]["root"] for m in self.archive.manifests() if m.seq in batches}
+        return {"chunks": sorted(self._read_chunk_ids()), "merkle_roots": {str(k): v for k, v in sorted(roots.items())}}
+
+    def _read_chunk_ids(self) -> set[str]:
+        return {f"{e.batch_seq}/{e.chunk_id}" for k in ("messages", "events") for e in self._entries(k)}
+
+

@@ -1,0 +1,304 @@
+"""Key services: the only way a loader gets chunk keys. One interface, two homes.
+
+    >>> service = EmbeddedKeyService(archive, archive.unlock(passphrase))            # doctest: +SKIP
+    >>> ticket = service.open(grant=grant, person="sunli", totp="123456", now=now)    # doctest: +SKIP
+    >>> keys = service.release(ticket, [ChunkRef("messages", "2026-11-18", "060000", "meta")], now=now)  # doctest: +SKIP
+
+- :class:`EmbeddedKeyService` runs in-process with the master keys (one trusted
+  machine; see docs/threat-model.md for its limits).
+- :class:`RemoteKeyService` talks to ``investigator keyserver``, a separate
+  process that alone holds the master keys; the notebook side never sees one.
+
+Both check, before anything is released: the grant (signatures, approvals,
+expiry, revocation, policy), that the person is the grant's operator, and the
+person's identity (a single-use TOTP code or a live session). Every release
+returns keys only for chunk parts that overlap the grant's window and that its
+fields open; anything else is refused with :class:`PolicyDenied` and audited.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any, Protocol
+
+from investigator import _crypto
+from investigator.errors import IdentityCheckFailed, IntegrityError, PolicyDenied
+from investigator.schema import KINDS, format_ts, parts_for_fields
+
+if TYPE_CHECKING:
+    from investigator.vault.store import Archive
+    from investigator.authority.grants import Grant
+    from investigator.custody.file import MasterKeys
+
+TICKET_LIFETIME = timedelta(hours=8)
+
+
+@dataclass(frozen=True, order=True)
+class ChunkRef:
+    """One part of one time chunk: what a key is released for."""
+
+    kind: str
+    partition: str
+    chunk: str
+    part: str
+
+    def to_json(self) -> list[str]:
+        return [self.kind, self.partition, self.chunk, self.part]
+
+    @classmethod
+    def from_json(cls, obj: Sequence[str]) -> "ChunkRef":
+        kind, partition, chunk, part = (str(x) for x in obj)
+        return cls(kind, partition, chunk, part)
+
+    def window(self, chunk_seconds: int) -> tuple[datetime, datetime]:
+        start = datetime.strptime(f"{self.partition}{self.chunk}", "%Y-%m-%d%H%M%S").replace(tzinfo=timezone.utc)
+        return start, start + timedelta(seconds=chunk_seconds)
+
+
+@dataclass(frozen=True)
+class Ticket:
+    """Proof that a case was opened: grant, person, window and the parts the fields open.
+
+    ``token`` is opaque (a random id for the embedded service, a server-issued
+    token for the key server). Never contains key material.
+    """
+
+    token: str
+    grant_id: str
+    person: str
+    start: datetime
+    end: datetime
+    parts: tuple[str, ...]
+    expires: datetime
+
+    def __repr__(self) -> str:
+        return f"Ticket(grant_id={self.grant_id!r}, person={self.person!r}, parts={self.parts})"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"token": self.token, "grant_id": self.grant_id, "person": self.person, "start": format_ts(self.start),
+                "end": format_ts(self.end), "parts": list(self.parts), "expires": format_ts(self.expires)}
+
+
+class KeyService(Protocol):
+    """What the loader needs from a key service."""
+
+    def open(self, *, grant: "Grant", person: str, totp: str | None = None, session: str | None = None,
+             monitor: str | None = None, monitor_totp: str | None = None, now: datetime | None = None) -> Ticket: ...
+
+    def release(self, ticket: Ticket, refs: Sequence[ChunkRef], *, now: datetime | None = None) -> dict[ChunkRef, bytes]: ...
+
+    def proofs(self, ticket: Ticket, batch_seq: int, leaf_indexes: Sequence[int], *,
+               now: datetime | None = None) -> list[dict[str, Any]]: ...
+
+
+def _utcnow(now: datetime | None) -> datetime:
+    return now or datetime.now(timezone.utc)
+
+
+class GrantGate:
+    """The checks both key services run: open a case, then judge each key request.
+
+    Holds the master keys; lives in-process (embedded) or inside the key server.
+    """
+
+    def __init__(self, archive: "Archive", keys: "MasterKeys") -> None:
+        self.archive = archive
+        self._keys = keys
+        self._tickets: dict[str, tuple[Ticket, "Grant"]] = {}
+        self._lock = threading.Lock()
+        self.released = 0  # number of keys released, for tests and the server's metrics
+
+    def __repr__(self) -> str:
+        return f"GrantGate(archive={self.archive.archive_id!r}, open_tickets={len(self._tickets)})"
+
+    def open(self, *, grant: "Grant", person: str, totp: str | None = None, session: str | None = None,
+             monitor: str | None = None, monitor_totp: str | None = None, now: datetime | None = None) -> Ticket:
+        """Verify grant, operator, identity (and the monitor's, under dual control); audit either way.
+
+        Raises GrantInvalid / GrantExpired, PolicyDenied (not the operator),
+        IdentityCheckFailed.
+        """
+        from investigator.authority.identity import check_identity
+
+        when = _utcnow(now)
+        grant.verify(self.archive, now=when, actor=person)
+        if person != grant.operator:
+            reason = f"{person} is not the operator of grant {grant.id} (the operator is {grant.operator})"
+            self.archive.audit.append(person, "case.open", grant.id, {"rule": "grant.operator", "reason": reason},
+                                      outcome="denied", now=when)
+            raise PolicyDenied(reason, rule="grant.operator")
+        check_identity(self.archive, self._keys, person, totp=totp, session=session, now=when)
+        self._check_monitor(grant, person, monitor, monitor_totp, when)
+        start, end = grant.window
+        ticket = Ticket(token=secrets.token_urlsafe(24), grant_id=grant.id, person=person, start=start, end=end,
+                        parts=parts_for_fields(grant.fields), expires=min(grant.expiry, when + TICKET_LIFETIME))
+        with self._lock:
+            # a long-running key server forgets expired tickets as new ones arrive
+            for token in [t for t, (old, _) in self._tickets.items() if old.expires <= when]:
+                del self._tickets[token]
+            self._tickets[ticket.token] = (ticket, grant)
+        self.archive.audit.append(person, "case.open", grant.id,
+                                  {"rule": "case.opened", "grant_hash": grant.hash, "window": [format_ts(start),
+                                   format_ts(end)], "parts": list(ticket.parts), "monitor": monitor or ""},
+                                  outcome="allowed", now=when)
+        self._checkpoint(when)
+        return ticket
+
+    def _checkpoint(self, when: datetime) -> None:
+        # The key service holds the archive key: it pins the audit chain's head
+        # after every decision it makes, so truncation is found up to here.
+        self.archive.audit.checkpoint(self._keys.signing, archive_id=self.archive.archive_id, now=when)
+
+    def _check_monitor(self, grant: "Grant", person: str, monitor: str | None, monitor_totp: str | None,
+                       when: datetime) -> None:
+        """Dual control (操作人+监控人): required for the policy's purposes; the monitor is checked whenever named."""
+        from investigator.authority.directory import DirectoryStore
+        from investigator.authority.identity import check_identity
+        from investigator.authority.policy import PolicyStore
+
+        directory = DirectoryStore(self.archive).load()
+        policy = PolicyStore(self.archive).load(directory)
+        refusal = None
+        if monitor is None:
+            if grant.purpose in policy.dual_control_purposes:
+                refusal = ("dual_control.required", f"cases of purpose {grant.purpose!r} need a monitor (监控人) "
+                           "to pass an identity check too (open_case(monitor=..., monitor_totp=...))")
+        elif monitor == person:
+            refusal = ("dual_control.distinct", "the monitor (监控人) must be another person than the operator")
+        else:
+            found = directory.find(monitor)
+            roles = [policy.roles[r] for r in (found.roles if found else ()) if r in policy.roles]
+            if found is None or not found.active or not any({"approve", "audit"} & set(r.permissions) for r in roles):
+                refusal = ("dual_control.monitor_role", f"{monitor} cannot act as monitor (an active person with "
+                           "an approve or audit permission is needed)")
+        if refusal:
+            rule, reason = refusal
+            self.archive.audit.append(person, "case.open", grant.id, {"rule": rule, "reason": reason},
+                                      outcome="denied", now=when)
+            raise PolicyDenied(reason, rule=rule)
+        if monitor is not None:
+            check_identity(self.archive, self._keys, monitor, totp=monitor_totp, now=when)
+
+    def ticket(self, token: str) -> tuple[Ticket, "Grant"]:
+        with self._lock:
+            found = self._tickets.get(token)
+        if found is None:
+            raise IdentityCheckFailed("unknown or closed case ticket; open the case again")
+        return found
+
+    def release(self, ticket: Ticket, refs: Sequence[ChunkRef], *, now: datetime | None = None) -> dict[ChunkRef, bytes]:
+        """Chunk-part keys for ``refs``; all or nothing. Refusals raise PolicyDenied and are audited."""
+        when = _utcnow(now)
+        known, grant = self.ticket(ticket.token)
+        refused = self._judge(known, grant, refs, when)
+        if refused:
+            ref, rule, reason = refused
+            self.archive.audit.append(known.person, "key.release", grant.id,
+                                      {"rule": rule, "reason": reason, "chunk": "/".join(ref.to_json()),
+                                       "requested": len(refs)}, outcome="denied", now=when)
+            raise PolicyDenied(reason, rule=rule)
+        out: dict[ChunkRef, bytes] = {}
+        data_keys: dict[tuple[str, str], bytes] = {}
+        from investigator.custody.file import chunk_key
+
+        for ref in refs:
+            dek = data_keys.get((ref.kind, ref.partition))
+            if dek is None:
+                try:
+                    dek = self.archive.data_key(self._keys, ref.kind, ref.partition)
+                except IntegrityError as exc:  # no such partition, or its wrapped key was altered
+                    self.archive.audit.append(known.person, "key.release", grant.id,
+                                              {"rule": "chunk.unknown", "reason": str(exc),
+                                               "chunk": "/".join(ref.to_json())}, outcome="denied", now=when)
+                    raise
+                data_keys[(ref.kind, ref.partition)] = dek
+            out[ref] = chunk_key(dek, archive_id=self.archive.archive_id, kind=ref.kind, partition=ref.partition,
+                                 chunk=ref.chunk, part=ref.part)
+        self.released += len(out)
+        parts = sorted({r.part for r in refs})
+        self.archive.audit.append(known.person, "key.release", grant.id,
+                                  {"rule": "grant.window", "keys": len(out), "parts": parts,
+                                   "chunks": sorted({f"{r.kind}/{r.partition}/{r.chunk}" for r in refs})[:200]},
+                                  outcome="allowed", now=when)
+        self._checkpoint(when)
+        return out
+
+    def proofs(self, ticket: Ticket, batch_seq: int, leaf_indexes: Sequence[int], *,
+               now: datetime | None = None) -> list[dict[str, Any]]:
+        """RFC 9162 inclusion proofs (hashes only) for records of the ticket's window. Audited.
+
+        Each leaf must lie in a chunk that overlaps the grant's window; anything
+        else is refused with PolicyDenied (rule ``grant.window``).
+        """
+        from investigator.vault.proofs import inclusion_proofs
+
+        when = _utcnow(now)
+        known, grant = self.ticket(ticket.token)
+        manifest = next((m for m in self.archive.manifests() if m.seq == batch_seq), None)
+        start, end = format_ts(known.start), format_ts(known.end)
+        refusal = None
+        if manifest is None:
+            refusal = f"no batch {batch_seq}"
+        else:
+            for index in leaf_indexes:
+                entry = next((c for c in manifest.chunks if c.leaf_start <= index < c.leaf_start + c.leaf_count), None)
+                if entry is None or not (entry.start < end and entry.end > start):
+                    refusal = f"leaf {index} of batch {batch_seq} is not in the granted window"
+                    break
+        if when >= known.expires:
+            refusal = f"the case ticket expired at {format_ts(known.expires)}"
+        if refusal:
+            self.archive.audit.append(known.person, "proof.release", grant.id,
+                                      {"rule": "grant.window", "reason": refusal}, outcome="denied", now=when)
+            raise PolicyDenied(refusal, rule="grant.window")
+        out = inclusion_proofs(self.archive, self._keys, batch_seq, list(leaf_indexes))
+        self.archive.audit.append(known.person, "proof.release", grant.id,
+                                  {"rule": "grant.window", "batch": batch_seq, "proofs": len(out)},
+                                  outcome="allowed", now=when)
+        return out
+
+    def _judge(self, ticket: Ticket, grant: "Grant", refs: Sequence[ChunkRef],
+               when: datetime) -> tuple[ChunkRef, str, str] | None:
+        from investigator.authority.grants import revocations
+
+        if when >= ticket.expires:
+            return (refs[0] if refs else ChunkRef("", "", "", ""), "ticket.expired",
+                    f"the case ticket expired at {format_ts(ticket.expires)}; open the case again")
+        if grant.id in revocations(self.archive):
+            return (refs[0] if refs else ChunkRef("", "", "", ""), "grant.revoked", f"grant {grant.id} was revoked")
+        chunk_seconds = self.archive.config.chunk_seconds
+        for ref in refs:
+            if ref.kind not in KINDS:
+                return ref, "chunk.unknown", f"no record kind {ref.kind!r}"
+            if ref.part not in parts_for_fields(grant.fields, ref.kind):
+                return ref, "fields.parts", (f"the grant's fields ({', '.join(grant.fields)}) do not open the "
+                                              f"{ref.part!r} part")
+            try:
+                start, end = ref.window(chunk_seconds)
+            except ValueError:
+                return ref, "chunk.unknown", "malformed chunk reference"
+            if not (start < ticket.end and end > ticket.start):
+                return ref, "grant.window", (f"chunk {ref.kind}/{ref.partition}/{ref.chunk} is outside the granted "
+                                              f"window [{format_ts(ticket.start)}, {format_ts(ticket.end)})")
+        return None
+
+
+class EmbeddedKeyService(GrantGate):
+    """The in-process key service: master keys in this process (one trusted machine)."""
+
+
+def wrap_release(keys: dict[ChunkRef, bytes]) -> dict[str, str]:
+    """Keys as JSON-safe text for the wire (base64)."""
+    return {"/".join(ref.to_json()): _crypto.b64(key) for ref, key in keys.items()}
+
+
+def unwrap_release(obj: dict[str, str], refs: Sequence[ChunkRef]) -> dict[ChunkRef, bytes]:
+    """Parse a key-server answer; raises IntegrityError unless it holds exactly the keys asked for."""
+    wanted = {"/".join(r.to_json()): r for r in refs}
+    if set(obj) != set(wanted):
+        raise IntegrityError("the key server answered with other keys than were asked for")
+    return {wanted[name]: _crypto.unb64(value) for name, value in obj.items()}

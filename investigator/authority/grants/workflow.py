@@ -1,0 +1,282 @@
+"""The request workflow: file, approve (with a TOTP check), issue, revoke, explain.
+
+    >>> approve(archive, keys, "REQ-1", approver="zhouzong", signing_key=key, totp="123456", now=now)  # doctest: +SKIP
+
+Part of :mod:`investigator.authority.grants`.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from investigator import _crypto
+from investigator.authority.directory import DirectoryStore, Person, Signer, check_signer
+from investigator.errors import (
+    ConfigError,
+    GrantInvalid,
+    IdentityCheckFailed,
+    IntegrityError,
+    PolicyDenied,
+)
+from investigator.authority.identity import verify_totp
+from investigator.authority.policy import Decision, Policy, PolicyStore, Request, load_org, record_decision
+from investigator.schema import canonical_json, format_ts
+from investigator.authority.grants.documents import (
+    APPROVAL_FORMAT,
+    DECISIONS,
+    Approval,
+    Grant,
+    SignedRequest,
+    _org,
+    _read_json,
+    _write_json,
+    find_grant,
+    load_grant,
+    request_field_hashes,
+)
+
+if TYPE_CHECKING:
+    from investigator.vault.store import Archive
+    from investigator.custody.file import MasterKeys
+
+# --- the request workflow --------------------------------------------------------------------
+
+def _requests_dir(archive: "Archive", request_id: str) -> Path:
+    if not request_id.replace("-", "").isalnum():
+        raise ConfigError(f"invalid request id {request_id!r}")
+    return _org(archive) / "requests" / request_id
+
+
+def new_request(archive: "Archive", *, requester: str, signing_key: _crypto.SigningKey, case: str, purpose: str,
+                start: datetime, end: datetime, fields: Sequence[str], reason: str, now: datetime,
+                conversations: Sequence[str] = (), participants: Sequence[str] = (), groups: Sequence[str] = (),
+                legal_basis: str = "", consent: str = "", operator: str = "",
+                templates: Sequence[str] = ()) -> SignedRequest:
+    """File a signed retrieval request (电子证据调取申请单) after the policy allows it.
+
+    Raises PolicyDenied (audited with its rule) when the policy refuses.
+    """
+    request_id = f"REQ-{now.astimezone(archive.config.zone):%Y%m%d}-{secrets.token_hex(4)}"
+    directory, policy = load_org(archive, actor=requester, action="request.new", target=request_id, now=now)
+    person = directory.find(requester)
+    if person is None:
+        decision = Decision(False, "person.known", f"no person {requester!r} in the directory")
+        record_decision(archive, decision, actor=requester, action="request.new", target=request_id, now=now)
+        decision.raise_if_denied()
+    assert person is not None
+    req = Request(id=request_id, archive_id=archive.archive_id, case=case, purpose=purpose, requester=requester,
+                  key_id=signing_key.public.key_id, start=start, end=end, tz=archive.config.timezone,
+                  fields=tuple(dict.fromkeys(fields)), reason=reason, created=now,
+                  operator="" if operator == requester else operator, conversations=tuple(conversations),
+                  participants=tuple(participants), groups=tuple(groups), legal_basis=legal_basis, consent=consent,
+                  templates=tuple(templates))
+    decision = policy.decide("request", person=person, directory=directory, request=req, now=now,
+                             tz=archive.config.zone)
+    record_decision(archive, decision, actor=requester, action="request.new", target=request_id, now=now,
+                    details={"case": case, "purpose": purpose, "window": [format_ts(start), format_ts(end)],
+                             "fields": list(req.fields)})
+    decision.raise_if_denied()
+    body = req.to_body()
+    signed = SignedRequest(req, signing_key.sign(canonical_json(body)), body)
+    folder = _requests_dir(archive, request_id)
+    _write_json(folder / "request.json", signed.to_json())
+    return signed
+
+
+def load_request(archive: "Archive", request_id: str) -> SignedRequest:
+    return SignedRequest.from_json(_read_json(_requests_dir(archive, request_id) / "request.json",
+                                              f"request {request_id}"))
+
+
+def request_approvals(archive: "Archive", request_id: str) -> list[Approval]:
+    folder = _requests_dir(archive, request_id) / "approvals"
+    if not folder.exists():
+        return []
+    return [Approval.from_json(_read_json(p, p.name)) for p in sorted(folder.glob("*.json"))]
+
+
+def request_status(archive: "Archive", request_id: str) -> str:
+    """'pending', 'rejected' or 'granted'."""
+    if (_requests_dir(archive, request_id) / "grant").exists():
+        return "granted"
+    if any(a.decision == "reject" for a in request_approvals(archive, request_id)):
+        return "rejected"
+    return "pending"
+
+
+def list_requests(archive: "Archive") -> list[dict[str, Any]]:
+    root = _org(archive) / "requests"
+    out = []
+    for folder in sorted(root.iterdir()) if root.exists() else []:
+        try:
+            signed = load_request(archive, folder.name)
+        except (GrantInvalid, ConfigError):
+            continue
+        req = signed.request
+        out.append({"id": req.id, "case": req.case, "purpose": req.purpose, "requester": req.requester,
+                    "start": format_ts(req.start), "end": format_ts(req.end), "status": request_status(archive, req.id)})
+    return out
+
+
+@dataclass(frozen=True)
+class ApprovalResult:
+    """What :func:`approve` did: the approval written, and the grant if the policy is now satisfied."""
+
+    approval: Approval
+    decision: Decision  # the "grant" decision after this approval
+    grant_path: Path | None = None
+
+
+def _deny(archive: "Archive", actor: str, action: str, target: str, rule: str, reason: str, now: datetime,
+          exc: type[Exception] = PolicyDenied) -> None:
+    archive.audit.append(actor, action, target, {"rule": rule, "reason": reason}, outcome="denied", now=now)
+    if exc is PolicyDenied:
+        raise PolicyDenied(reason, rule=rule)
+    raise exc(reason)
+
+
+def approve(archive: "Archive", keys: "MasterKeys", request_id: str, *, approver: str,
+            signing_key: _crypto.SigningKey, totp: str, now: datetime, note: str = "",
+            decision: str = "approve") -> ApprovalResult:
+    """Record ``approver``'s signed decision (after a TOTP check); issue the grant once the policy is met.
+
+    Checks, in order, each audited when it refuses: the request's signature
+    and validity, the approver's eligibility (never oneself; the requester's
+    direct supervisor or an approver role), the approver's live key, the TOTP
+    code (wrong, expired, replayed, lock-out). Raises PolicyDenied,
+    IdentityCheckFailed or GrantInvalid.
+    """
+    action = "request.approve" if decision == "approve" else "request.reject"
+    if decision not in DECISIONS:
+        raise ConfigError(f"decision must be one of {', '.join(DECISIONS)}")
+    directory, policy = load_org(archive, actor=approver, action=action, target=request_id, now=now)
+    signed = load_request(archive, request_id)
+    req = signed.request
+    try:
+        signed.verify_signature(directory)
+    except GrantInvalid as exc:
+        _deny(archive, approver, action, request_id, "request.signature", str(exc), now)
+    status = request_status(archive, request_id)
+    if status != "pending":
+        _deny(archive, approver, action, request_id, "request.status", f"request {request_id} is already {status}", now)
+    person = directory.find(approver)
+    if person is None:
+        _deny(archive, approver, action, request_id, "person.known", f"no person {approver!r} in the directory", now)
+    assert person is not None
+    eligible = policy.decide("approve", person=person, directory=directory, request=req, now=now,
+                             tz=archive.config.zone)
+    if not eligible.allowed:
+        record_decision(archive, eligible, actor=approver, action=action, target=request_id, now=now)
+        eligible.raise_if_denied()
+    live = person.current_key
+    if live is None or live.key_id != signing_key.public.key_id:
+        _deny(archive, approver, action, request_id, "person.key",
+              f"{approver} signs with key {signing_key.public.key_id}, which is not their live key (revoked?)", now)
+    requester = directory.find(req.requester)
+    asked = policy.decide("request", person=requester, directory=directory, request=req, now=req.created,
+                          tz=archive.config.zone) if requester else Decision(False, "person.known", "unknown requester")
+    if not asked.allowed:
+        record_decision(archive, asked, actor=approver, action=action, target=request_id, now=now)
+        asked.raise_if_denied()
+    if requester is not None and not requester.active:
+        _deny(archive, approver, action, request_id, "person.active", f"the requester {requester.id} has left", now)
+    try:
+        counter = verify_totp(archive, keys, approver, totp, now=now, policy=policy, purpose="approve")
+    except IdentityCheckFailed as exc:
+        _deny(archive, approver, action, request_id, "identity.totp", str(exc), now, IdentityCheckFailed)
+        raise  # unreachable: _deny raises
+    body = {"format": APPROVAL_FORMAT, "request_id": request_id, "request_hash": signed.hash, "approver": approver,
+            "key_id": signing_key.public.key_id, "decision": decision, "note": note, "ts": format_ts(now),
+            "totp_verified": True}
+    unsigned = Approval(body, signing_key.sign(canonical_json(body)), "", counter)
+    approval = Approval(body, unsigned.signature, keys.signing.sign(unsigned.attestation_bytes()), counter)
+    folder = _requests_dir(archive, request_id) / "approvals"
+    existing = request_approvals(archive, request_id)
+    if any(a.approver == approver for a in existing):
+        _deny(archive, approver, action, request_id, "approval.duplicate", f"{approver} has already decided", now)
+    _write_json(folder / f"{len(existing) + 1:02d}-{approver}.json", approval.to_json())
+    archive.audit.append(approver, action, request_id, {"rule": eligible.rule, "reason": eligible.reason,
+                                                        "approval_hash": approval.hash, "note": note},
+                         outcome="allowed", now=now)
+    if decision == "reject":
+        return ApprovalResult(approval, Decision(False, "request.rejected", f"rejected by {approver}"))
+    approvals = [*existing, approval]
+    granted = policy.decide("grant", person=requester or person, directory=directory, request=req,
+                            approvers=[a.approver for a in approvals if a.decision == "approve"], now=now,
+                            tz=archive.config.zone)
+    if not granted.allowed:
+        archive.audit.append(approver, "grant.issue", request_id, {"rule": granted.rule, "reason": granted.reason,
+                                                                   "state": "waiting"}, outcome="denied", now=now)
+        return ApprovalResult(approval, granted)
+    path = _issue(archive, keys, signed, approvals, policy=policy, requester=requester or person, now=now)
+    archive.audit.append(approver, "grant.issue", path.stem, {"rule": granted.rule, "reason": granted.reason,
+                                                              "request": request_id,
+                                                              "grant_hash": load_grant(path).hash},
+                         outcome="allowed", now=now)
+    return ApprovalResult(approval, granted, path)
+
+
+def _issue(archive: "Archive", keys: "MasterKeys", signed: SignedRequest, approvals: Sequence[Approval], *,
+           policy: Policy, requester: Person, now: datetime) -> Path:
+    grant_id = f"G-{signed.hash[:16]}"
+    body = {"format": "investigator-grant-body/1", "grant_id": grant_id, "archive_id": archive.archive_id,
+            "request_id": signed.id, "request_hash": signed.hash, "approvals": [a.hash for a in approvals],
+            "request_fields": request_field_hashes(signed.body),
+            "issued": format_ts(now), "expiry": format_ts(now + policy.grant_lifetime(requester)),
+            "policy_version": policy.version, "policy_sha256": policy.source_sha256}
+    grant = Grant(signed, tuple(approvals), body, keys.signing.sign(canonical_json(body)))
+    path = _org(archive) / "grants" / f"{grant_id}.json"
+    _write_json(path, grant.to_json())
+    (_requests_dir(archive, signed.id) / "grant").write_text(grant_id + "\n")
+    return path
+
+
+def revoke_grant(archive: "Archive", grant: str | Path, *, signer: Signer, reason: str, now: datetime) -> str:
+    """Revoke a grant: an admin-signed line in ``org/revocations.jsonl``. Audited. Returns the grant id.
+
+    Raises PolicyDenied (audited) if ``signer`` is not an admin (or the archive key).
+    """
+    path = find_grant(archive, grant)
+    grant_id = load_grant(path).id
+    directory = DirectoryStore(archive).load()
+    body = {"format": "investigator-revocation/1", "grant_id": grant_id, "ts": format_ts(now), "reason": reason}
+    data = canonical_json(body)
+    signature = signer.key.sign(data)
+    try:
+        check_signer(signer.id, signer.key.public.key_id, signature, data, archive_public=archive.signing_public,
+                     directory=directory, what="revocation")
+    except IntegrityError as exc:
+        _deny(archive, signer.id, "grant.revoke", grant_id, "grant.revoke", str(exc), now)
+    record = {"body": body, "signature": {"signer": signer.id, "key_id": signer.key.public.key_id,
+                                          "signature": signature}}
+    archive.audit.append(signer.id, "grant.revoke", grant_id, {"rule": "grant.revoke", "reason": reason}, now=now)
+    target = _org(archive) / "revocations.jsonl"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n")
+    return grant_id
+
+
+def explain(archive: "Archive", person_id: str, request: Request, *, now: datetime,
+            approvers: Sequence[str] = ()) -> list[Decision]:
+    """Decisions for ``request`` by ``person_id``: filing it, and (with ``approvers``) granting it. Pure reads."""
+    directory = DirectoryStore(archive).load()
+    policy = PolicyStore(archive).load(directory)
+    person = directory.person(person_id)
+    out = [policy.decide("request", person=person, directory=directory, request=request, now=now,
+                         tz=archive.config.zone)]
+    for approver in approvers:
+        out.append(policy.decide("approve", person=directory.person(approver), directory=directory, request=request,
+                                 now=now, tz=archive.config.zone))
+    if approvers:
+        out.append(policy.decide("grant", person=person, directory=directory, request=request, approvers=approvers,
+                                 now=now, tz=archive.config.zone))
+    return out
+
+

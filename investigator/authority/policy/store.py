@@ -1,0 +1,155 @@
+"""The signed policy in the archive (``ARCHIVE/org/policy/``) and audited decisions.
+
+    >>> directory, policy = load_org(archive, actor="sunli", action="request", target="REQ-1", now=now)  # doctest: +SKIP
+
+Part of :mod:`investigator.authority.policy` (docs/policy.md).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from investigator import _crypto
+from investigator.authority.directory import ARCHIVE_SIGNER, Directory, Signer, check_signer
+from investigator.errors import ConfigError, IntegrityError, PolicyDenied
+from investigator._fs import atomic_write
+from investigator.schema import canonical_json, format_ts
+from investigator.authority.policy.model import Decision
+from investigator.authority.policy.rules import Policy
+
+if TYPE_CHECKING:
+    from investigator.vault.store import Archive
+
+# --- the signed policy in the archive -------------------------------------------------
+
+class PolicyStore:
+    """Signed policy versions in ``ARCHIVE/org/policy/NNNNNN.toml`` (+ ``.sig.json``)."""
+
+    def __init__(self, archive: "Archive") -> None:
+        self.archive = archive
+        self.root = Path(archive.root) / "org" / "policy"
+
+    def _latest(self) -> int:
+        if not self.root.exists():
+            return 0
+        numbers = [int(p.name.split(".")[0]) for p in self.root.glob("[0-9]*.sig.json")]
+        numbers += [int(p.name.split(".")[0]) for p in self.root.glob("[0-9]*.toml")]
+        return max(numbers, default=0)
+
+    def load(self, directory: Directory) -> Policy:
+        """The newest policy, its signature checked against ``directory``'s admins or the archive key.
+
+        Raises IntegrityError if the file was changed outside the CLI (hash or
+        signature mismatch), ConfigError if no policy is installed.
+        """
+        version = self._latest()
+        if version == 0:
+            raise ConfigError("no policy installed in this archive",
+                              hint="install one with 'investigator policy set ARCHIVE FILE'")
+        what = f"org/policy/{version:06d}.toml"
+        try:
+            text_bytes = (self.root / f"{version:06d}.toml").read_bytes()
+            record = json.loads((self.root / f"{version:06d}.sig.json").read_bytes())
+            body, sig = record["body"], record["signature"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise IntegrityError("policy file or its signature record is missing or unreadable", path=what) from exc
+        if body.get("archive_id") != self.archive.archive_id or body.get("version") != version:
+            raise IntegrityError("signature record does not belong to this policy version", path=what)
+        if body.get("sha256") != _crypto.sha256_hex(text_bytes):
+            raise IntegrityError("policy file altered outside the CLI (its hash does not match the signed one)",
+                                 path=what)
+        check_signer(str(sig.get("signer")), str(sig.get("key_id")), str(sig.get("signature")),
+                     canonical_json(body), archive_public=self.archive.signing_public, directory=directory, what=what)
+        policy = Policy.from_toml(text_bytes.decode("utf-8"), source=what)
+        return _with_version(policy, version)
+
+    def install(self, text: str, *, signer: Signer, directory: Directory, now: datetime,
+                note: str = "") -> Policy:
+        """Validate ``text``, sign it as the next version and audit the change.
+
+        The archive key may sign only while the directory has no enrolled admin.
+        Raises ConfigError (invalid policy) or PolicyDenied (signer not allowed; audited).
+        """
+        policy = Policy.from_toml(text, source="new policy")
+        if signer.id == ARCHIVE_SIGNER and directory.admins():
+            reason = "the directory has an enrolled admin: the policy must be signed by an admin (--as ADMIN)"
+            self.archive.audit.append(signer.id, "policy.set", "policy", {"rule": "policy.signer", "reason": reason},
+                                      outcome="denied", now=now)
+            raise PolicyDenied(reason, rule="policy.signer")
+        version = self._latest() + 1
+        prev = ""
+        if version > 1:
+            prev = _crypto.sha256_hex((self.root / f"{version - 1:06d}.toml").read_bytes())
+        body = {"format": "investigator-policy-signature/1", "archive_id": self.archive.archive_id,
+                "version": version, "sha256": _crypto.sha256_hex(text.encode("utf-8")), "prev": prev,
+                "ts": format_ts(now), "note": note}
+        data = canonical_json(body)
+        try:
+            check_signer(signer.id, signer.key.public.key_id, signer.key.sign(data), data,
+                         archive_public=self.archive.signing_public, directory=directory, what="new policy")
+        except IntegrityError as exc:
+            self.archive.audit.append(signer.id, "policy.set", "policy",
+                                      {"rule": "policy.signer", "reason": str(exc)}, outcome="denied", now=now)
+            raise PolicyDenied(str(exc), rule="policy.signer") from exc
+        self.archive.audit.append(signer.id, "policy.set", f"policy v{version}",
+                                  {"sha256": body["sha256"], "rule": "policy.signer", "note": note}, now=now)
+        self.root.mkdir(parents=True, exist_ok=True)
+        atomic_write(self.root / f"{version:06d}.toml", text.encode("utf-8"))
+        record = {"body": body, "signature": {"signer": signer.id, "key_id": signer.key.public.key_id,
+                                              "signature": signer.key.sign(data)}}
+        atomic_write(self.root / f"{version:06d}.sig.json",
+                     (json.dumps(record, ensure_ascii=False, indent=1, sort_keys=True) + "\n").encode())
+        return _with_version(policy, version)
+
+
+def _with_version(policy: Policy, version: int) -> Policy:
+    from dataclasses import replace
+
+    return replace(policy, version=version)
+
+
+def load_for_decision(archive: "Archive", directory: Directory, *, actor: str, action: str, target: str,
+                      now: datetime) -> Policy:
+    """The archive's policy, or an audited PolicyDenied (rule ``policy.integrity``) when it does not verify.
+
+    Every caller that decides uses this: a policy altered outside the CLI refuses everything.
+    """
+    try:
+        return PolicyStore(archive).load(directory)
+    except (IntegrityError, ConfigError) as exc:
+        reason = str(exc)
+        archive.audit.append(actor, action, target, {"rule": "policy.integrity", "reason": reason},
+                             outcome="denied", now=now)
+        raise PolicyDenied(reason, rule="policy.integrity") from exc
+
+
+def load_org(archive: "Archive", *, actor: str, action: str, target: str,
+             now: datetime) -> tuple[Directory, Policy]:
+    """The verified directory and policy, or an audited PolicyDenied naming which one does not verify.
+
+    Rules: ``directory.integrity`` (a directory version edited outside the CLI)
+    and ``policy.integrity`` (the policy file altered, or none installed).
+    """
+    from investigator.authority.directory import DirectoryStore
+
+    try:
+        directory = DirectoryStore(archive).load()
+    except IntegrityError as exc:
+        reason = f"org directory altered outside the CLI: {exc}"
+        archive.audit.append(actor, action, target, {"rule": "directory.integrity", "reason": reason},
+                             outcome="denied", now=now)
+        raise PolicyDenied(reason, rule="directory.integrity") from exc
+    return directory, load_for_decision(archive, directory, actor=actor, action=action, target=target, now=now)
+
+
+def record_decision(archive: "Archive", decision: Decision, *, actor: str, action: str, target: str,
+                    now: datetime, details: dict[str, Any] | None = None) -> Decision:
+    """Audit ``decision`` (allowed or denied, with its rule and reason) and return it."""
+    archive.audit.append(actor, action, target,
+                         {**(details or {}), "rule": decision.rule, "reason": decision.reason},
+                         outcome="allowed" if decision.allowed else "denied", now=now)
+    return decision
+

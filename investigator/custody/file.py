@@ -1,0 +1,188 @@
+"""Key hierarchy: passphrase -> key file -> master keys (KEK) -> data keys -> chunk keys.
+
+    passphrase --scrypt--> file key --AES-GCM--> KEK v1, v2 ... and the archive signing key
+    KEK vN --AES-GCM wrap--> per-partition data key (DEK), one per (kind, UTC day)
+    DEK --HKDF-SHA256(info = kind/partition/chunk)--> chunk key, one per time chunk
+
+Only chunk keys ever leave a key service; a KEK or a DEK never does
+(docs/archive-format.md, "Keys"; docs/threat-model.md).
+
+    >>> master = KeyFile.create(path, archive_id, "correct horse")    # doctest: +SKIP
+    >>> keys = KeyFile.load(path).unlock("correct horse")              # doctest: +SKIP
+    >>> dek, wrapped = keys.new_data_key("messages", "2026-11-28")     # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from investigator import _crypto
+from investigator.errors import ArchiveError, IntegrityError, WrongPassphrase
+from investigator.schema import canonical_json, format_ts
+
+KEYFILE_FORMAT = "investigator-keyfile/1"
+WRAP_FORMAT = "investigator-wrapped-key/1"
+
+
+def _kek_aad(archive_id: str, version: int) -> bytes:
+    return canonical_json({"archive": archive_id, "purpose": "kek", "version": version})
+
+
+def _signing_aad(archive_id: str) -> bytes:
+    return canonical_json({"archive": archive_id, "purpose": "archive-signing-key"})
+
+
+def _dek_aad(archive_id: str, kind: str, partition: str, kek_version: int) -> bytes:
+    return canonical_json({"archive": archive_id, "kek_version": kek_version, "kind": kind,
+                           "partition": partition, "purpose": "dek"})
+
+
+def chunk_key(dek: bytes, *, archive_id: str, kind: str, partition: str, chunk: str, part: str) -> bytes:
+    """The AES-256 key of one part of one time chunk, derived from its partition's data key."""
+    info = f"investigator/chunk/v1/{kind}/{partition}/{chunk}/{part}".encode()
+    return _crypto.hkdf(dek, salt=archive_id.encode(), info=info)
+
+
+class MasterKeys:
+    """Unlocked key-encryption keys and the archive signing key. Never printed."""
+
+    def __init__(self, archive_id: str, keks: dict[int, bytes], signing: _crypto.SigningKey) -> None:
+        self.archive_id = archive_id
+        self._keks = dict(keks)
+        self.signing = signing
+
+    def __repr__(self) -> str:
+        return f"MasterKeys(archive_id={self.archive_id!r}, versions={sorted(self._keks)})"
+
+    @property
+    def current_version(self) -> int:
+        return max(self._keks)
+
+    def new_data_key(self, kind: str, partition: str) -> tuple[bytes, dict[str, Any]]:
+        """A fresh DEK for a partition and its wrapped form (a JSON object to store)."""
+        dek = _crypto.new_key()
+        return dek, self.wrap(dek, kind, partition)
+
+    def wrap(self, dek: bytes, kind: str, partition: str) -> dict[str, Any]:
+        """Wrap ``dek`` under the current KEK."""
+        version = self.current_version
+        blob = _crypto.seal(self._keks[version], dek, aad=_dek_aad(self.archive_id, kind, partition, version))
+        return {"format": WRAP_FORMAT, "kind": kind, "partition": partition, "kek_version": version,
+                "wrapped": _crypto.b64(blob)}
+
+    def unwrap(self, wrapped: dict[str, Any], *, what: str = "") -> bytes:
+        """The DEK inside ``wrapped``. Raises IntegrityError if it was altered or moved."""
+        try:
+            version = int(wrapped["kek_version"])
+            kind, partition = str(wrapped["kind"]), str(wrapped["partition"])
+            blob = _crypto.unb64(wrapped["wrapped"])
+        except (KeyError, ValueError, TypeError) as exc:
+            raise IntegrityError("malformed wrapped key", path=what) from exc
+        if version not in self._keks:
+            raise IntegrityError(f"wrapped under unknown master key version {version}", path=what)
+        return _crypto.open_sealed(self._keks[version], blob,
+                                   aad=_dek_aad(self.archive_id, kind, partition, version), what=what)
+
+
+@dataclass(frozen=True)
+class KeyFile:
+    """The passphrase-protected key file ``ARCHIVE/keys/master.json``."""
+
+    path: Path
+    data: dict[str, Any]
+
+    @classmethod
+    def create(cls, path: Path, archive_id: str, passphrase: str, *, kdf_n: int = _crypto.SCRYPT_N,
+               now: datetime | None = None) -> tuple["KeyFile", MasterKeys]:
+        """Make a new key file with KEK version 1 and a new archive signing key.
+
+        Raises ArchiveError if the file exists (keys are never overwritten).
+        """
+        if path.exists():
+            raise ArchiveError(f"{path}: a key file already exists; refusing to overwrite it")
+        params = _crypto.KdfParams.new(n=kdf_n)
+        file_key = _crypto.derive_passphrase_key(passphrase, params)
+        kek = _crypto.new_key()
+        signing = _crypto.SigningKey.generate()
+        created = format_ts(now or datetime.now(timezone.utc))
+        data = {
+            "format": KEYFILE_FORMAT,
+            "archive_id": archive_id,
+            "kdf": params.to_json(),
+            "keks": [{"version": 1, "created": created,
+                      "sealed": _crypto.b64(_crypto.seal(file_key, kek, aad=_kek_aad(archive_id, 1)))}],
+            "signing_key": {"public": signing.public.b64(),
+                            "sealed": _crypto.b64(_crypto.seal(file_key, signing.raw(), aad=_signing_aad(archive_id)))},
+        }
+        keyfile = cls(path, data)
+        keyfile._write()
+        return keyfile, MasterKeys(archive_id, {1: kek}, signing)
+
+    @classmethod
+    def load(cls, path: Path) -> "KeyFile":
+        """Read a key file. Raises ArchiveError if missing or not a key file."""
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ArchiveError(f"{path}: key file not found") from exc
+        except (OSError, ValueError) as exc:
+            raise ArchiveError(f"{path}: not a readable key file") from exc
+        if data.get("format") != KEYFILE_FORMAT:
+            raise ArchiveError(f"{path}: unknown key file format {data.get('format')!r}")
+        return cls(path, data)
+
+    def unlock(self, passphrase: str) -> MasterKeys:
+        """Decrypt every KEK and the signing key. Raises WrongPassphrase."""
+        archive_id = self.data["archive_id"]
+        params = _crypto.KdfParams.from_json(self.data["kdf"])
+        file_key = _crypto.derive_passphrase_key(passphrase, params)
+        keks = {}
+        for entry in self.data["keks"]:
+            version = int(entry["version"])
+            keks[version] = _crypto.open_with_passphrase_key(
+                file_key, _crypto.unb64(entry["sealed"]), aad=_kek_aad(archive_id, version), what=str(self.path))
+        raw = _crypto.open_with_passphrase_key(
+            file_key, _crypto.unb64(self.data["signing_key"]["sealed"]), aad=_signing_aad(archive_id),
+            what=str(self.path))
+        signing = _crypto.SigningKey.from_raw(raw)
+        if signing.public.b64() != self.data["signing_key"]["public"]:
+            raise WrongPassphrase(f"{self.path}: signing key does not match its public key")
+        return MasterKeys(archive_id, keks, signing)
+
+    def add_kek_version(self, passphrase: str, *, now: datetime | None = None) -> int:
+        """Add a new master key version (rotation). Old versions stay to unwrap old data keys."""
+        keys = self.unlock(passphrase)
+        params = _crypto.KdfParams.from_json(self.data["kdf"])
+        file_key = _crypto.derive_passphrase_key(passphrase, params)
+        version = keys.current_version + 1
+        self.data["keks"].append({
+            "version": version, "created": format_ts(now or datetime.now(timezone.utc)),
+            "sealed": _crypto.b64(_crypto.seal(file_key, _crypto.new_key(), aad=_kek_aad(keys.archive_id, version)))})
+        self._write()
+        return version
+
+    def remove_kek_version(self, version: int) -> None:
+        """Drop a master-key version from the file (retirement). Callers check nothing depends on it."""
+        self.data["keks"] = [e for e in self.data["keks"] if int(e["version"]) != version]
+        self._write()
+
+    @property
+    def signing_public(self) -> _crypto.VerifyKey:
+        return _crypto.VerifyKey.from_b64(self.data["signing_key"]["public"])
+
+    def _write(self) -> None:
+        from investigator._fs import atomic_write
+
+        atomic_write(self.path, (json.dumps(self.data, indent=2, sort_keys=True) + "\n").encode(), mode=0o600)
+
+
+def check_passphrase(passphrase: str | None) -> str:
+    """Raise WrongPassphrase for a missing passphrase."""
+    if not passphrase:
+        raise WrongPassphrase("no passphrase given",
+                              hint="set INVESTIGATOR_PASSPHRASE or answer the prompt")
+    return passphrase

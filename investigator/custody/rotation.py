@@ -1,0 +1,121 @@
+"""Master-key rotation (定期更新加密密钥, quarterly by the seed): add a KEK version, rewrap, retire.
+
+    >>> rotate(archive, passphrase, actor="wugang")                 # doctest: +SKIP
+    RotationResult(version=2, rewrapped=58)
+    >>> retire(archive, passphrase, version=1, actor="wugang")      # doctest: +SKIP
+
+Rotation wraps every data key (per partition), the index key and the TOTP key
+again under a new master-key version; new partitions get keys under it too.
+The rewrapped copies of partition keys live in ``keys/rewrapped/`` because the
+originals sit inside committed, immutable batches. Retiring a version removes it
+from the key file once nothing depends on it, so its wrapped copies become
+dead bytes. As with any rewrap-only rotation, data keys themselves do not
+change: rotation protects against a master key that leaks *after* it was
+retired, not before (docs/threat-model.md).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from investigator.vault.store import Archive
+from investigator.errors import ArchiveError
+from investigator._fs import atomic_write
+from investigator.custody.file import KeyFile
+from investigator.schema import format_ts
+
+FIXED_KEYS = ("index-key.json", "totp-key.json")  # wrapped keys kept in keys/ itself
+ROTATE_AFTER = timedelta(days=92)  # the seed: every quarter
+
+
+@dataclass(frozen=True)
+class RotationResult:
+    version: int
+    rewrapped: int
+
+
+def _write_wrapped(path: Path, wrapped: dict[str, Any]) -> None:
+    atomic_write(path, (json.dumps(wrapped, sort_keys=True) + "\n").encode(), mode=0o600)
+
+
+def rotate(archive: Archive, passphrase: str, *, actor: str, now: datetime | None = None) -> RotationResult:
+    """Add a master-key version and rewrap every key under it. Audited.
+
+    Raises WrongPassphrase, IntegrityError (a wrapped key that does not open).
+    """
+    when = now or datetime.now(timezone.utc)
+    with archive.write_lock():
+        KeyFile.load(archive.keyfile_path).add_kek_version(passphrase, now=when)
+        keys = archive.unlock(passphrase, actor=actor)
+        count = 0
+        for (kind, partition) in sorted(archive.partition_key_paths()):
+            dek = archive.data_key(keys, kind, partition)
+            _write_wrapped(archive.root / "keys" / "rewrapped" / kind / f"{partition}.json",
+                           keys.wrap(dek, kind, partition))
+            count += 1
+        for name in FIXED_KEYS:
+            path = archive.root / "keys" / name
+            if path.exists():
+                wrapped = json.loads(path.read_text(encoding="utf-8"))
+                plain = keys.unwrap(wrapped, what=f"keys/{name}")
+                _write_wrapped(path, keys.wrap(plain, wrapped["kind"], wrapped["partition"]))
+                count += 1
+        archive.audit.append(actor, "keys.rotate", archive.archive_id,
+                             {"version": keys.current_version, "rewrapped": count}, now=when)
+        archive.audit.checkpoint(keys.signing, archive_id=archive.archive_id, now=when)
+    return RotationResult(keys.current_version, count)
+
+
+def wrapped_versions(archive: Archive) -> dict[str, int]:
+    """Each key the archive needs (by name) and the master-key version it is wrapped under now."""
+    out: dict[str, int] = {}
+    for kind, partition in sorted(archive.partition_key_paths()):
+        path = archive.current_data_key_path(kind, partition)
+        out[f"{kind}/{partition}"] = int(json.loads(path.read_text(encoding="utf-8"))["kek_version"])
+    for name in FIXED_KEYS:
+        path = archive.root / "keys" / name
+        if path.exists():
+            out[name] = int(json.loads(path.read_text(encoding="utf-8"))["kek_version"])
+    return out
+
+
+def retire(archive: Archive, passphrase: str, *, version: int, actor: str, now: datetime | None = None) -> None:
+    """Remove master-key ``version`` from the key file. Audited.
+
+    Raises ArchiveError when it is the current version or a key still depends on it.
+    """
+    when = now or datetime.now(timezone.utc)
+    with archive.write_lock():
+        keyfile = KeyFile.load(archive.keyfile_path)
+        keyfile.unlock(passphrase)  # proves the passphrase before anything changes
+        versions = [int(e["version"]) for e in keyfile.data["keks"]]
+        if version not in versions:
+            raise ArchiveError(f"master key version {version} is not in the key file (versions: {versions})")
+        if version == max(versions):
+            raise ArchiveError(f"version {version} is the current master key; rotate first")
+        users = sorted(name for name, v in wrapped_versions(archive).items() if v == version)
+        if users:
+            raise ArchiveError(f"{len(users)} keys are still wrapped only under version {version} "
+                               f"(e.g. {users[0]}); run 'investigator keys rotate' first")
+        keyfile.remove_kek_version(version)
+        archive.audit.append(actor, "keys.retire", archive.archive_id, {"version": version}, now=when)
+
+
+def status(archive: Archive, *, now: datetime | None = None) -> dict[str, Any]:
+    """Master-key versions (no secrets), how many keys each wraps, and whether rotation is due."""
+    when = now or datetime.now(timezone.utc)
+    keyfile = KeyFile.load(archive.keyfile_path)
+    versions = {int(e["version"]): str(e["created"]) for e in keyfile.data["keks"]}
+    usage: dict[int, int] = {v: 0 for v in versions}
+    for v in wrapped_versions(archive).values():
+        usage[v] = usage.get(v, 0) + 1
+    current = max(versions)
+    created = datetime.strptime(versions[current], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+    return {"current_version": current, "current_created": versions[current],
+            "rotation_due": when - created > ROTATE_AFTER, "rotate_after_days": ROTATE_AFTER.days,
+            "versions": [{"version": v, "created": versions[v], "keys_wrapped": usage.get(v, 0)}
+                         for v in sorted(versions)], "checked": format_ts(when)}

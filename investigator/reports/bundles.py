@@ -1,0 +1,444 @@
+"""Evidence bundles (电子取证): export under a grant, verify offline with only the archive's public key.
+
+    >>> result = export_bundle(archive, grant="G-...", person="sunli", session=token, passphrase=...,
+    ...                        signer=sunli_key, out=Path("case.zip"))          # doctest: +SKIP
+    >>> verify_bundle(Path("case.zip"), pubkeys=[archive.signing_public]).ok   # doctest: +SKIP
+    True
+
+The format is docs/evidence-bundle.md. Every exported message gets an
+evidence number (``EV-000001`` ..., prefix configurable, like eDiscovery Bates
+numbers), its record hash is recomputed from its content, and it carries an
+RFC 9162 inclusion proof against the Merkle root of its signed ingest manifest
+(the manifests travel in the bundle). The bundle manifest lists the SHA-256 of
+every file; the operator signs it and the archive key attests the operator's
+key, so ``verify_bundle`` needs no archive and no secret.
+
+Inclusion proofs need every leaf (record hash) of a batch, and a case holds
+keys only for its window: the case's key service computes them
+(``key_service.proofs``, :mod:`investigator.vault.proofs`) for leaves inside the
+grant's window and returns only hashes — never keys or other records' content
+(docs/evidence-bundle.md, "Proofs without keys").
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import uuid
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+
+from investigator import _crypto
+from investigator.errors import BundleError, IntegrityError, PolicyDenied
+from investigator.vault.manifest import Manifest
+from investigator.vault.merkle import verify_inclusion
+from investigator.schema import canonical_json, format_ts, record_hash
+
+if TYPE_CHECKING:
+    from investigator.vault.store import Archive
+    from investigator.custody.file import MasterKeys
+
+BUNDLE_FORMAT = "investigator-bundle/1"
+SIGNED_FILES = ("manifest.json", "signature.json", "release.json")
+ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+SUMMARY_COLUMNS = ("evidence_no", "message_id", "source", "conversation_id", "conversation_name", "ts_utc",
+                   "ts_local", "sender_id", "sender_name", "msg_type", "attachment_name", "attachment_sha256",
+                   "record_hash", "batch_seq", "leaf_index")
+
+
+# --- proofs: computed by the key service (investigator.vault.proofs), hashes only -------------------------------
+
+# --- export -------------------------------------------------------------------------------------
+
+@dataclass
+class BundleResult:
+    bundle_id: str
+    path: Path
+    items: int
+    held: bool
+    reasons: list[str] = field(default_factory=list)
+
+
+def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: (format_ts(v) if isinstance(v, datetime) else v) for k, v in row.items()}
+
+
+def _zip_bytes(files: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name in sorted(files):
+            info = zipfile.ZipInfo(name, date_time=ZIP_TIME)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(info, files[name])
+    return buffer.getvalue()
+
+
+def _attest(keys: "MasterKeys", body: dict[str, Any]) -> dict[str, Any]:
+    return {"body": body, "key_id": keys.signing.public.key_id, "signature": keys.signing.sign(canonical_json(body))}
+
+
+def held_dir(archive: "Archive") -> Path:
+    return Path(archive.root) / "exports" / "held"
+
+
+def export_bundle(archive: "Archive", *, grant: str, person: str, signer: _crypto.SigningKey, passphrase: str,
+                  totp: str | None = None, session: str | None = None, ids: Sequence[str] | None = None,
+                  prefix: str = "EV", out: Path, now: datetime | None = None) -> BundleResult:
+    """Build a signed evidence bundle of the grant's messages (or ``ids``) at ``out``.
+
+    Needs the export permission (PolicyDenied otherwise, audited). When the
+    circuit breaker holds the bundle (personal data, sensitive grant), it is
+    kept inside the archive (``exports/held/<id>.zip``) with an audit alert and
+    ``held=True``; :func:`release_bundle` lets a legal reviewer release it.
+    """
+    from investigator.authority.grants import Grant, find_grant
+    from investigator.access.keyservice import EmbeddedKeyService
+    from investigator.access.case import open_case
+    from investigator.authority.policy import load_org, record_decision
+    from investigator.reports.audit_view import grant_entries
+    from investigator.reports.breaker import assess_messages
+
+    when = now or datetime.now(timezone.utc)
+    loaded = Grant.from_file(find_grant(archive, grant))
+    directory, policy = load_org(archive, actor=person, action="export", target=loaded.id, now=when)
+    decision = policy.decide("export", person=directory.person(person), directory=directory, now=when,
+                             tz=archive.config.zone)
+    record_decision(archive, decision, actor=person, action="bundle.export", target=loaded.id, now=when)
+    decision.raise_if_denied()
+    keys = archive.unlock(passphrase, actor=person)
+    case = open_case(archive, grant=loaded, person=person, totp=totp, session=session,
+                     key_service=EmbeddedKeyService(archive, keys), now=now)
+    messages = case.messages(progress=False)
+    if ids is not None:
+        wanted = list(dict.fromkeys(ids))
+        messages = messages.filter(pl.col("message_id").is_in(wanted))
+        if messages.height == 0:
+            raise BundleError("none of the given ids is in the grant's window and scope")
+    messages = messages.sort(["ts", "source", "message_id", "version"])
+    digits = max(6, len(str(messages.height)))
+    messages = messages.with_columns(
+        pl.format(f"{prefix}-{{}}", pl.int_range(1, messages.height + 1).cast(pl.String).str.zfill(digits))
+        .alias("evidence_no"))
+    drop = [c for c in ("text_norm", "chunk_id") if c in messages.columns]
+    rows = [_jsonable(r) for r in messages.drop(drop).iter_rows(named=True)]
+    for row in rows:
+        # a record with parts the grant does not open (attachments) cannot be re-hashed from what is exported;
+        # it still carries its stored hash and inclusion proof, and the signed file hashes cover its content
+        row["complete"] = record_hash(row, "messages") == row["record_hash"]
+    proofs: list[dict[str, Any]] = []
+    by_batch: dict[int, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_batch.setdefault(int(row["batch_seq"]), []).append(row)
+    manifests = {m.seq: m for m in archive.manifests()}
+    for seq, items in sorted(by_batch.items()):
+        for row, proof in zip(items, case.key_service.proofs(case.ticket, seq, [int(r["leaf_index"]) for r in items])):
+            proofs.append({"evidence_no": row["evidence_no"], "message_id": row["message_id"], **proof})
+    proofs.sort(key=lambda p: p["evidence_no"])
+    files: dict[str, bytes] = {}
+    parquet = io.BytesIO()
+    messages.drop(drop).with_columns(pl.Series("complete", [r["complete"] for r in rows])).write_parquet(parquet)
+    files["messages.parquet"] = parquet.getvalue()
+    files["messages.jsonl"] = "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in rows).encode()
+    files["proofs.jsonl"] = "".join(json.dumps(p, sort_keys=True) + "\n" for p in proofs).encode()
+    attachments = [{"evidence_no": r["evidence_no"], "message_id": r["message_id"],
+                    **{k: r.get(k) for k in ("attachment_name", "attachment_type", "attachment_size",
+                                             "attachment_sha256", "attachment_md5")}}
+                   for r in rows if r.get("attachment_name") or r.get("attachment_sha256")]
+    files["attachments.jsonl"] = "".join(json.dumps(a, ensure_ascii=False, sort_keys=True) + "\n"
+                                         for a in attachments).encode()
+    files["summary.csv"] = _summary_csv(rows, archive.config.timezone)
+    for seq in sorted(by_batch):
+        files[f"manifests/{seq:08d}.json"] = manifests[seq].file_bytes
+    files["grant.json"] = (json.dumps(loaded.to_json(), ensure_ascii=False, sort_keys=True, indent=2) + "\n").encode()
+    audit = grant_entries(archive, loaded.id, request_id=loaded.request.id)
+    files["audit.jsonl"] = "".join(json.dumps(e.to_json(), ensure_ascii=False, sort_keys=True) + "\n"
+                                   for e in audit).encode()
+    files["archive.pub"] = (archive.signing_public.b64() + "\n").encode()
+    verdict = assess_messages([r.get("text") for r in rows], archive=archive, grant=loaded)
+    bundle_id = "B-" + uuid.uuid4().hex[:16]
+    manifest = {"format": BUNDLE_FORMAT, "bundle_id": bundle_id, "archive_id": archive.archive_id,
+                "created": format_ts(when), "operator": person, "grant_id": loaded.id, "grant_hash": loaded.hash,
+                "case": loaded.case, "evidence_prefix": prefix, "items": len(rows),
+                "first": rows[0]["evidence_no"] if rows else "", "last": rows[-1]["evidence_no"] if rows else "",
+                "breaker": verdict.to_json(),
+                "files": {name: {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+                          for name, data in sorted(files.items())}}
+    manifest_bytes = canonical_json(manifest)
+    files["manifest.json"] = manifest_bytes
+    manifest_sha = hashlib.sha256(manifest_bytes).hexdigest()
+    signature = {"operator": {"signer": person, "key_id": signer.public.key_id, "public": signer.public.b64(),
+                              "signature": signer.sign(manifest_bytes)},
+                 "archive": _attest(keys, {"purpose": "bundle-operator", "archive_id": archive.archive_id,
+                                           "bundle_id": bundle_id, "manifest_sha256": manifest_sha,
+                                           "operator": person, "operator_key_id": signer.public.key_id,
+                                           "grant_id": loaded.id})}
+    files["signature.json"] = canonical_json(signature)
+    data = _zip_bytes(files)
+    details = {"bundle_id": bundle_id, "items": len(rows), "manifest_sha256": manifest_sha, "prefix": prefix,
+               "held": verdict.held}
+    if verdict.held:
+        target = held_dir(archive) / f"{bundle_id}.zip"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+        archive.audit.append(person, "breaker.alert", loaded.id, {"rule": "breaker.bundle", "bundle_id": bundle_id,
+                                                                  "reason": "; ".join(verdict.reasons)},
+                             outcome="denied", now=when)
+        archive.audit.append(person, "bundle.export", loaded.id, {**details, "rule": "breaker.hold"},
+                             outcome="denied", now=when)
+        return BundleResult(bundle_id, target, len(rows), True, verdict.reasons)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(data)
+    archive.audit.append(person, "bundle.export", loaded.id, details, outcome="ok", now=when)
+    return BundleResult(bundle_id, out, len(rows), False, [])
+
+
+def _summary_csv(rows: list[dict[str, Any]], tz: str) -> bytes:
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo(tz)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(SUMMARY_COLUMNS)
+    for r in rows:
+        ts = datetime.strptime(r["ts"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+        values = {**r, "ts_utc": r["ts"], "ts_local": ts.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")}
+        writer.writerow(["" if values.get(c) is None else values.get(c) for c in SUMMARY_COLUMNS])
+    return ("\ufeff" + buffer.getvalue()).encode("utf-8")  # BOM: spreadsheet tools read UTF-8 Chinese correctly
+
+
+def release_bundle(archive: "Archive", bundle_id: str, *, releaser: str, signer: _crypto.SigningKey,
+                   passphrase: str, note: str, out: Path, now: datetime | None = None) -> Path:
+    """A legal reviewer releases a held bundle: adds a signed ``release.json`` and writes it to ``out``.
+
+    Raises PolicyDenied (not a legal reviewer, or the operator) or BundleError.
+    """
+    from investigator.authority.directory import DirectoryStore
+    from investigator.authority.policy import PolicyStore
+
+    when = now or datetime.now(timezone.utc)
+    source = held_dir(archive) / f"{bundle_id}.zip"
+    if not source.exists():
+        raise BundleError(f"no held bundle {bundle_id}")
+    with zipfile.ZipFile(source) as zf:
+        files = {name: zf.read(name) for name in zf.namelist()}
+    manifest = json.loads(files["manifest.json"])
+    directory = DirectoryStore(archive).load()
+    policy = PolicyStore(archive).load(directory)
+    person = directory.person(releaser)
+    reason = ""
+    if releaser == manifest.get("operator"):
+        reason = "the operator may not release their own bundle"
+    elif not set(person.roles) & set(policy.legal_review_roles):
+        reason = f"only a legal reviewer ({', '.join(policy.legal_review_roles)}) may release a held bundle"
+    if reason:
+        archive.audit.append(releaser, "bundle.release", bundle_id, {"rule": "release.legal_role", "reason": reason},
+                             outcome="denied", now=when)
+        raise PolicyDenied(reason, rule="release.legal_role")
+    keys = archive.unlock(passphrase, actor=releaser)
+    body = {"purpose": "bundle-release", "bundle_id": bundle_id,
+            "manifest_sha256": hashlib.sha256(files["manifest.json"]).hexdigest(), "reviewer": releaser,
+            "reviewer_key_id": signer.public.key_id, "ts": format_ts(when), "note": note,
+            "acknowledged": manifest.get("breaker", {}).get("reasons", [])}
+    files["release.json"] = canonical_json({"reviewer": {"signer": releaser, "key_id": signer.public.key_id,
+                                                         "public": signer.public.b64(),
+                                                         "signature": signer.sign(canonical_json(body))},
+                                            "body": body, "archive": _attest(keys, body)})
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(_zip_bytes(files))
+    archive.audit.append(releaser, "bundle.release", bundle_id, {"rule": "release.legal_role", "out": out.name},
+                         outcome="ok", now=when)
+    return out
+
+
+# --- verification ------------------------------------------------------------------------------
+
+@dataclass
+class BundleVerifyResult:
+    items: int = 0
+    released: bool = False
+    problems: list[str] = field(default_factory=list)
+    checked: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_json(self) -> dict[str, Any]:
+        return {"ok": self.ok, "items": self.items, "released": self.released, "problems": self.problems,
+                "checked": self.checked}
+
+
+def _trusted(pubkeys: Sequence[_crypto.VerifyKey], key_id: str) -> _crypto.VerifyKey | None:
+    return next((k for k in pubkeys if k.key_id == key_id), None)
+
+
+def verify_bundle(path: Path, *, pubkeys: Sequence[_crypto.VerifyKey]) -> BundleVerifyResult:
+    """Check a bundle offline against trusted public keys (the archive's). Never raises for tampering."""
+    result = BundleVerifyResult()
+    problems = result.problems
+    try:
+        with zipfile.ZipFile(path) as zf:
+            files = {name: zf.read(name) for name in zf.namelist()}
+    except (OSError, zipfile.BadZipFile) as exc:
+        problems.append(f"not a readable zip file ({exc.__class__.__name__})")
+        return result
+    try:
+        manifest = json.loads(files["manifest.json"])
+        signature = json.loads(files["signature.json"])
+    except (KeyError, ValueError):
+        problems.append("manifest.json or signature.json missing or unreadable")
+        return result
+    manifest_sha = hashlib.sha256(files["manifest.json"]).hexdigest()
+    # 1. the archive attests the operator's key for this manifest
+    attest = signature.get("archive") or {}
+    archive_key = _trusted(pubkeys, str(attest.get("key_id")))
+    body = attest.get("body") or {}
+    if archive_key is None:
+        problems.append(f"the archive key {attest.get('key_id')!r} is not among the trusted keys (--pubkey)")
+    elif not archive_key.is_valid(str(attest.get("signature")), canonical_json(body)):
+        problems.append("signature.json: the archive's attestation does not verify")
+    elif body.get("manifest_sha256") != manifest_sha:
+        problems.append("manifest.json changed: its SHA-256 differs from the one the archive attested")
+    else:
+        result.checked.append("archive attestation of the operator and the manifest")
+    operator = signature.get("operator") or {}
+    try:
+        op_key = _crypto.VerifyKey.from_b64(str(operator.get("public")))
+        if op_key.key_id != body.get("operator_key_id") and _trusted(pubkeys, op_key.key_id) is None:
+            problems.append("signature.json: the operator's key is not the one the archive attested")
+        elif not op_key.is_valid(str(operator.get("signature")), files["manifest.json"]):
+            problems.append("manifest.json: the operator's signature does not verify")
+        else:
+            result.checked.append(f"operator signature of {operator.get('signer')}")
+    except Exception:  # noqa: BLE001 - a malformed key is a finding
+        problems.append("signature.json: the operator's public key is malformed")
+    # 2. every file listed, none added, hashes match
+    listed = manifest.get("files") or {}
+    for name in sorted(set(files) - set(SIGNED_FILES)):
+        if name not in listed:
+            problems.append(f"{name}: not listed in the manifest (added)")
+        elif hashlib.sha256(files[name]).hexdigest() != listed[name].get("sha256"):
+            problems.append(f"{name}: SHA-256 differs from the manifest (changed)")
+    for name in sorted(set(listed) - set(files)):
+        problems.append(f"{name}: listed in the manifest but missing (removed)")
+    # 3. ingest manifests signed by the archive key
+    roots: dict[int, tuple[str, int]] = {}
+    for name in sorted(n for n in files if n.startswith("manifests/")):
+        try:
+            ingest = Manifest.parse(files[name], what=name)
+            key = _trusted(pubkeys, ingest.key_id)
+            if key is None:
+                raise IntegrityError(f"signed by an untrusted key {ingest.key_id!r}", path=name)
+            ingest.verify_signature(key, what=name)
+            roots[ingest.seq] = (ingest.body["merkle"]["root"], int(ingest.body["merkle"]["leaves"]))
+        except (IntegrityError, KeyError, ValueError) as exc:
+            problems.append(f"{name}: {exc}")
+    # 4. each message: record hash from content, inclusion proof against its signed root
+    try:
+        rows = [json.loads(line) for line in files.get("messages.jsonl", b"").decode().splitlines() if line]
+        proofs = {p["evidence_no"]: p for p in (json.loads(line) for line in
+                                                files.get("proofs.jsonl", b"").decode().splitlines() if line)}
+    except ValueError:
+        problems.append("messages.jsonl or proofs.jsonl is not JSON lines")
+        return result
+    bad = partial = 0
+    for row in rows:
+        number = row.get("evidence_no")
+        recomputed = record_hash({k: v for k, v in row.items()}, "messages")
+        proof = proofs.get(number)
+        if recomputed != row.get("record_hash"):
+            if row.get("complete") is False:
+                partial += 1
+                recomputed = str(row.get("record_hash"))
+            else:
+                problems.append(f"{number}: message content does not match its record hash")
+                bad += 1
+                continue
+        if proof is None or proof.get("record_hash") != recomputed:
+            problems.append(f"{number}: no inclusion proof for its record hash")
+            bad += 1
+            continue
+        signed = roots.get(int(row.get("batch_seq", -1)))
+        if signed is None:
+            problems.append(f"{number}: its ingest manifest (batch {row.get('batch_seq')}) is not in the bundle")
+            bad += 1
+            continue
+        root, size = signed
+        ok = verify_inclusion(bytes.fromhex(recomputed), int(row["leaf_index"]), size,
+                              [bytes.fromhex(p) for p in proof.get("path", [])], bytes.fromhex(root))
+        if not ok or int(proof.get("leaf_index", -1)) != int(row["leaf_index"]):
+            problems.append(f"{number}: inclusion proof does not check against the signed root of batch "
+                            f"{row.get('batch_seq')}")
+            bad += 1
+    if len(rows) != manifest.get("items"):
+        problems.append(f"messages.jsonl holds {len(rows)} messages, the manifest says {manifest.get('items')}")
+    result.items = len(rows)
+    if rows and not bad:
+        result.checked.append(f"{len(rows)} messages: inclusion proofs check against {len(roots)} signed manifest "
+                              f"roots; {len(rows) - partial} record hashes recomputed from content"
+                              + (f", {partial} hold parts the grant did not open (stored hash proven)"
+                                 if partial else ""))
+    # 5. the Parquet copy holds the same records
+    try:
+        frame = pl.read_parquet(io.BytesIO(files["messages.parquet"]))
+        if frame["record_hash"].to_list() != [r.get("record_hash") for r in rows] \
+                or frame["evidence_no"].to_list() != [r.get("evidence_no") for r in rows]:
+            problems.append("messages.parquet differs from messages.jsonl")
+        else:
+            from investigator.schema import record_hashes
+
+            complete = frame.filter(pl.col("complete"))
+            if record_hashes(complete, "messages") != complete["record_hash"].to_list():
+                problems.append("messages.parquet: a message's content does not match its record hash")
+    except Exception as exc:  # noqa: BLE001 - unreadable parquet is a finding
+        problems.append(f"messages.parquet unreadable ({exc.__class__.__name__})")
+    # 6. the grant's archive signature
+    try:
+        from investigator.authority.grants import Grant
+
+        grant = Grant.from_json(json.loads(files["grant.json"]))
+        if archive_key is None or not archive_key.is_valid(grant.signature, canonical_json(grant.body)):
+            problems.append("grant.json: the archive's signature on the grant does not verify")
+        elif grant.id != manifest.get("grant_id") or grant.hash != manifest.get("grant_hash"):
+            problems.append("grant.json: not the grant the manifest names")
+        else:
+            result.checked.append(f"grant {grant.id} signed by the archive")
+    except Exception:  # noqa: BLE001
+        problems.append("grant.json missing or malformed")
+    # 7. audit excerpt: each entry's own hash
+    from investigator.vault.audit import _entry_hash
+
+    for line in files.get("audit.jsonl", b"").decode().splitlines():
+        entry = json.loads(line)
+        if _entry_hash({k: v for k, v in entry.items() if k != "hash"}) != entry.get("hash"):
+            problems.append(f"audit.jsonl: entry {entry.get('seq')} was altered")
+    # 8. release (for a bundle the breaker held)
+    if "release.json" in files:
+        release = json.loads(files["release.json"])
+        attested = release.get("archive") or {}
+        rel_body = release.get("body") or {}
+        reviewer = release.get("reviewer") or {}
+        ok = (archive_key is not None and attested.get("body") == rel_body
+              and archive_key.is_valid(str(attested.get("signature")), canonical_json(rel_body))
+              and rel_body.get("manifest_sha256") == manifest_sha
+              and _crypto.VerifyKey.from_b64(str(reviewer.get("public"))).key_id == rel_body.get("reviewer_key_id")
+              and _crypto.VerifyKey.from_b64(str(reviewer.get("public"))).is_valid(
+                  str(reviewer.get("signature")), canonical_json(rel_body)))
+        if ok:
+            result.released = True
+            result.checked.append(f"released by {rel_body.get('reviewer')}")
+        else:
+            problems.append("release.json does not verify")
+    elif (manifest.get("breaker") or {}).get("held"):
+        problems.append("the circuit breaker held this bundle and it carries no release")
+    return result

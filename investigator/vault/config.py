@@ -1,0 +1,113 @@
+"""Archive settings (``archive.toml``) and runtime settings, loaded at the edge.
+
+    >>> cfg = ArchiveConfig.load(Path("case-archive"))   # doctest: +SKIP
+    >>> cfg.timezone
+    'Asia/Shanghai'
+
+Nothing here reads the environment at import time; the CLI or a notebook's
+first cell loads settings and passes them in.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from investigator.errors import ArchiveError, ConfigError
+
+FORMAT_VERSION = 1
+CONFIG_NAME = "archive.toml"
+DEFAULT_TZ = "Asia/Shanghai"
+DEFAULT_CHUNK_SECONDS = 3600
+PASSPHRASE_ENV = "INVESTIGATOR_PASSPHRASE"
+KEY_PASSPHRASE_ENV = "INVESTIGATOR_KEY_PASSPHRASE"
+LANG_ENV = "INVESTIGATOR_LANG"
+
+
+def check_timezone(name: str) -> ZoneInfo:
+    """The zone called ``name``. Raises ConfigError for an unknown zone."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError(f"unknown time zone {name!r}", hint="use an IANA name such as Asia/Shanghai or UTC") from exc
+
+
+@dataclass(frozen=True)
+class ArchiveConfig:
+    """The settings an archive is created with; fixed for its lifetime."""
+
+    archive_id: str
+    created: str
+    timezone: str = DEFAULT_TZ
+    chunk_seconds: int = DEFAULT_CHUNK_SECONDS
+    signing_public_key: str = ""  # base64 Ed25519
+    format_version: int = FORMAT_VERSION
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return check_timezone(self.timezone)
+
+    def to_toml(self) -> str:
+        return (
+            "# investigator archive settings. Do not edit: the archive id and key are bound into every chunk.\n"
+            "[archive]\n"
+            f'id = "{self.archive_id}"\n'
+            f"format_version = {self.format_version}\n"
+            f'created = "{self.created}"\n'
+            f'timezone = "{self.timezone}"\n'
+            f"chunk_seconds = {self.chunk_seconds}\n"
+            f'signing_public_key = "{self.signing_public_key}"\n'
+        )
+
+    @classmethod
+    def load(cls, root: Path) -> "ArchiveConfig":
+        """Read ``root/archive.toml``.
+
+        Raises ArchiveError when it is missing, unreadable or of an unknown
+        format version (archive-format.md: reject unknown versions first).
+        """
+        path = Path(root) / CONFIG_NAME
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))["archive"]
+        except FileNotFoundError as exc:
+            raise ArchiveError(f"{root}: not an investigator archive (no {CONFIG_NAME})",
+                               hint="create one with 'investigator init PATH'") from exc
+        except (OSError, tomllib.TOMLDecodeError, KeyError, UnicodeDecodeError) as exc:
+            raise ArchiveError(f"{path}: unreadable archive settings") from exc
+        version = data.get("format_version")
+        if version != FORMAT_VERSION:
+            raise ArchiveError(f"{path}: archive format version {version!r} is not supported "
+                               f"(this program reads version {FORMAT_VERSION})")
+        try:
+            cfg = cls(archive_id=str(data["id"]), created=str(data["created"]),
+                      timezone=str(data["timezone"]), chunk_seconds=int(data["chunk_seconds"]),
+                      signing_public_key=str(data["signing_public_key"]), format_version=int(version))
+        except (KeyError, ValueError) as exc:
+            raise ArchiveError(f"{path}: missing or invalid setting ({exc})") from exc
+        check_timezone(cfg.timezone)
+        if cfg.chunk_seconds <= 0 or 86400 % cfg.chunk_seconds:
+            raise ArchiveError(f"{path}: chunk_seconds must divide a day, got {cfg.chunk_seconds}")
+        return cfg
+
+
+def validate_chunk_seconds(value: int) -> int:
+    """Raise ConfigError unless ``value`` divides a day into whole chunks (60 s .. 86400 s)."""
+    if value < 60 or value > 86400 or 86400 % value:
+        raise ConfigError(f"chunk size {value} s must be between 60 and 86400 and divide a day evenly",
+                          hint="e.g. 900, 1800, 3600 (default), 21600 or 86400")
+    return value
+
+
+def passphrase_from_env(var: str = PASSPHRASE_ENV) -> str | None:
+    """The passphrase in environment variable ``var``, or None (callers then prompt)."""
+    value = os.environ.get(var)
+    return value if value else None
+
+
+def ui_language(explicit: str | None = None) -> str:
+    """'zh' (default) or 'en': the explicit choice, else INVESTIGATOR_LANG."""
+    value = (explicit or os.environ.get(LANG_ENV) or "zh").lower()
+    return "en" if value.startswith("en") else "zh"

@@ -1,0 +1,339 @@
+"""Ingest: importer frames -> deduplicated, versioned, encrypted chunks + a signed manifest.
+
+    >>> result = archive.ingest([Path("export.jsonl")], keys=keys, actor="alice")   # doctest: +SKIP
+    >>> result.messages_added, result.duplicates                                   # doctest: +SKIP
+    (120, 0)
+
+Guarantees (docs/archive-format.md, "Ingest"):
+
+- idempotent: a record already in the archive (same kind, id and record hash)
+  is skipped; the same id with other content is stored as a new version
+  (``version`` 2, 3 ...), never overwriting the first;
+- atomic: everything is written under ``staging/`` and committed by renaming
+  that directory to ``batches/NNNNNNNN`` (manifest inside); an interrupted
+  ingest leaves only staging residue, which the next writer removes;
+- verifiable: the signed manifest lists every file's SHA-256 and the RFC 9162
+  Merkle root of the batch's record hashes, chained to the previous manifest.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import uuid
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from investigator import __version__, _crypto
+from investigator.vault import merkle
+from investigator.vault.store import (CHUNK_MAGIC, INDEX_MAGIC, Archive, batch_dir_name, chunk_aad, index_aad, write_file)
+from investigator.errors import ImportFormatError
+from investigator._fs import fsync_dir
+from investigator.custody.file import MasterKeys, chunk_key
+from investigator.vault.manifest import GENESIS, Manifest
+from investigator.schema import KINDS, conform, format_ts, id_field, record_hashes, split_parts
+
+# Timestamps outside this range are almost always a unit mistake (ms read as s ...).
+EARLIEST = datetime(1990, 1, 1, tzinfo=timezone.utc)
+LATEST = datetime(2100, 1, 1, tzinfo=timezone.utc)
+CRASH_ENV = "INVESTIGATOR_TEST_CRASH_AT"
+# The dedup index keeps 128 bits of each record hash: ample to tell versions
+# apart (a false "duplicate" needs a 2^-128 collision on the same id) at half
+# the size of the full hash, which is the index's largest column.
+INDEX_HASH_HEX = 32  # fault injection for the crash tests only
+
+
+def _crash_point(name: str) -> None:
+    # Testing aid: the crash tests set this variable in a subprocess to be
+    # killed with SIGKILL at a named step. Never set in normal use.
+    if os.environ.get(CRASH_ENV) == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+@dataclass
+class IngestResult:
+    """What one ingest added. ``batch_seq`` is None when nothing was new."""
+
+    batch_seq: int | None
+    messages_added: int = 0
+    events_added: int = 0
+    duplicates: int = 0
+    new_versions: int = 0
+    skipped: int = 0
+    chunks: int = 0
+    manifest_digest: str = ""
+    merkle_root: str = ""
+    sources: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def ingest_paths(archive: Archive, paths: Sequence[Path], *, keys: MasterKeys, actor: str, format: str = "auto",
+                 options: Any = None, now: datetime | None = None, progress: bool = False) -> IngestResult:
+    """Read every path with the importers, then ingest all of it as one batch.
+
+    Raises ImportFormatError (file, position, what was expected) for bad input;
+    the archive is then unchanged and the refusal is audited.
+    """
+    from investigator.importers import ImportOptions, read_export
+
+    options = options or ImportOptions(tz=archive.config.timezone)
+    sources: list[dict[str, Any]]
+    skipped: list[dict[str, Any]]
+    messages, events, sources, skipped = [], [], [], []
+    try:
+        for path in paths:
+            result = read_export(path, format=format, options=options)
+            messages.append(result.messages)
+            events.append(result.events)
+            sources.extend({"name": s.name, "sha256": s.sha256, "size": s.size, "format": s.format}
+                           for s in result.source_files)
+            skipped.extend({"file": path.name, "position": s.position, "reason": s.reason} for s in result.skipped)
+    except ImportFormatError as err:
+        archive.audit.append(actor, "ingest", ", ".join(p.name for p in paths), {"reason": str(err)},
+                             outcome="error", now=now)
+        raise
+    _crash_point("after-read")
+    return ingest_frames(archive, messages=pl.concat(messages, how="vertical_relaxed") if messages else None,
+                         events=pl.concat(events, how="vertical_relaxed") if events else None,
+                         sources=sources, skipped=skipped, keys=keys, actor=actor, now=now, progress=progress)
+
+
+def _validate(frame: pl.DataFrame, kind: str) -> pl.DataFrame:
+    frame = conform(frame, kind)
+    idc = id_field(kind)
+    bad = frame.with_row_index("_row").filter(
+        pl.col(idc).is_null() | (pl.col(idc) == "") | pl.col("ts").is_null()
+        | (pl.col("ts") < EARLIEST) | (pl.col("ts") >= LATEST))
+    if bad.height:
+        row = bad.row(0, named=True)
+        where = row.get("source_position") or f"record {row['_row'] + 1}"
+        raise ImportFormatError(row.get("source_file") or "input", where,
+                                f"a non-empty {idc} and a time between 1990 and 2100 (UTC)")
+    return frame
+
+
+def _prepare(frame: pl.DataFrame, kind: str, index: pl.DataFrame, chunk_seconds: int) -> tuple[pl.DataFrame, int, int]:
+    """Hash, deduplicate, version and place the records of one kind.
+
+    A record's identity is (source, id): platform ids are only unique within
+    their platform, so a Slack ts and a Telegram id never collide.
+    """
+    idc = id_field(kind)
+    identity = ["source", idc]
+    frame = frame.with_columns(pl.Series("record_hash", record_hashes(frame, kind), dtype=pl.String),
+                               pl.col("source").fill_null(""))
+    incoming = frame.height
+    frame = frame.unique(subset=[*identity, "record_hash"], keep="first", maintain_order=True)
+    known = index.filter(pl.col("kind") == kind).rename({"id": idc})
+    frame = (frame.with_columns(pl.col("record_hash").str.slice(0, INDEX_HASH_HEX).alias("hash_prefix"))
+             .join(known.select(*identity, "hash_prefix"), on=[*identity, "hash_prefix"], how="anti")
+             .drop("hash_prefix"))
+    duplicates = incoming - frame.height
+    latest = known.group_by(identity).agg(pl.col("version").max().alias("_prev"))
+    frame = (frame.join(latest, on=identity, how="left", maintain_order="left")
+             .with_columns((pl.col("_prev").fill_null(0) + pl.int_range(1, pl.len() + 1).over(identity))
+                           .cast(pl.Int32).alias("version")).drop("_prev"))
+    new_versions = frame.filter(pl.col("version") > 1).height
+    seconds = (pl.col("ts").dt.hour().cast(pl.Int64) * 3600 + pl.col("ts").dt.minute().cast(pl.Int64) * 60
+               + pl.col("ts").dt.second().cast(pl.Int64))
+    start = (seconds // chunk_seconds) * chunk_seconds
+    frame = frame.with_columns(
+        pl.col("ts").dt.to_string("%Y-%m-%d").alias("_partition"),
+        pl.format("{}{}{}", (start // 3600).cast(pl.String).str.zfill(2), (start % 3600 // 60).cast(pl.String).str.zfill(2),
+                  (start % 60).cast(pl.String).str.zfill(2)).alias("_chunk"),
+    ).sort(["_partition", "_chunk", "ts", idc], maintain_order=True)
+    return frame, duplicates, new_versions
+
+
+def _parquet_bytes(frame: pl.DataFrame) -> bytes:
+    # archive-format.md, "Byte layouts": record hashes are stored as 32 raw
+    # bytes (hex would double the largest incompressible column).
+    hashes = [c for c in ("record_hash", "hash_prefix") if c in frame.columns]
+    if hashes:
+        frame = frame.with_columns(pl.col(c).str.decode("hex") for c in hashes)
+    buffer = io.BytesIO()
+    frame.write_parquet(buffer, compression="zstd", statistics=False)
+    return buffer.getvalue()
+
+
+def ingest_frames(archive: Archive, *, messages: pl.DataFrame | None, events: pl.DataFrame | None,
+                  sources: list[dict[str, Any]], skipped: list[dict[str, Any]], keys: MasterKeys, actor: str,
+                  now: datetime | None = None, progress: bool = False) -> IngestResult:
+    """Ingest normalized frames as one batch (see the module docstring)."""
+    when = now or datetime.now(timezone.utc)
+    inputs = {"messages": messages, "events": events}
+    with archive.write_lock():
+        archive.discard_staging()
+        record_unaudited_batches(archive, actor=actor)
+        committed = archive.manifests()
+        seq = len(committed) + 1
+        prev = committed[-1].digest if committed else GENESIS
+        index = archive.read_index(keys)
+        prepared: dict[str, pl.DataFrame] = {}
+        duplicates = new_versions = 0
+        for kind in KINDS:
+            frame = inputs.get(kind)
+            if frame is None or frame.height == 0:
+                continue
+            frame, dup, ver = _prepare(_validate(frame, kind), kind, index, archive.config.chunk_seconds)
+            duplicates += dup
+            new_versions += ver
+            if frame.height:
+                prepared[kind] = frame
+        result = IngestResult(batch_seq=None, duplicates=duplicates, new_versions=new_versions,
+                              skipped=len(skipped), sources=sources)
+        if not prepared:
+            archive.audit.append(actor, "ingest", "no new records",
+                                 {"duplicates": duplicates, "skipped": len(skipped), "sources": sources}, now=when)
+            return result
+        batch = f"batches/{batch_dir_name(seq)}"
+        stage = archive.staging_dir / uuid.uuid4().hex
+        stage.mkdir(parents=True)
+        known_partitions = archive.partition_key_paths()
+        leaf_hashes: list[str] = []
+        chunk_entries: list[dict[str, Any]] = []
+        partition_keys: list[dict[str, Any]] = []
+        index_rows: list[pl.DataFrame] = []
+        data_keys: dict[tuple[str, str], bytes] = {}
+        jobs: list[tuple[str, str, str, pl.DataFrame]] = []
+        for kind, frame in prepared.items():
+            idc = id_field(kind)
+            leaf_start = len(leaf_hashes)
+            frame = frame.with_columns(pl.lit(seq, dtype=pl.Int64).alias("batch_seq"),
+                                       pl.int_range(leaf_start, leaf_start + pl.len(), dtype=pl.Int64).alias("leaf_index"))
+            leaf_hashes.extend(frame["record_hash"].to_list())
+            index_rows.append(frame.select(pl.lit(kind).alias("kind"), "source", pl.col(idc).alias("id"),
+                                           pl.col("record_hash").str.slice(0, INDEX_HASH_HEX).alias("hash_prefix"),
+                                           "version"))
+            for part in frame.partition_by(["_partition", "_chunk"], maintain_order=True):
+                jobs.append((kind, part["_partition"][0], part["_chunk"][0], part))
+        for kind, partition, _chunk, _part in jobs:
+            if (kind, partition) in data_keys:
+                continue
+            if (kind, partition) in known_partitions:
+                data_keys[(kind, partition)] = archive.data_key(keys, kind, partition)
+            else:
+                dek, wrapped = keys.new_data_key(kind, partition)
+                data_keys[(kind, partition)] = dek
+                relative = f"{batch}/keys/{kind}/{partition}.json"
+                key_file = _json_bytes(wrapped)
+                write_file(stage / "keys" / kind / f"{partition}.json", key_file)
+                partition_keys.append({"kind": kind, "partition": partition, "path": relative,
+                                       "sha256": _crypto.sha256_hex(key_file)})
+
+        def seal_chunk(job: tuple[str, str, str, pl.DataFrame]) -> dict[str, Any]:
+            kind, partition, chunk, part = job
+            stored = part.drop("_partition", "_chunk")
+            parts = {}
+            for name, frame_part in split_parts(stored, kind).items():
+                key = chunk_key(data_keys[(kind, partition)], archive_id=archive.archive_id, kind=kind,
+                                partition=partition, chunk=chunk, part=name)
+                blob = CHUNK_MAGIC + _crypto.seal(key, _parquet_bytes(frame_part),
+                                                  aad=chunk_aad(archive.archive_id, seq, kind, partition, chunk, name))
+                write_file(stage / kind / partition / f"{chunk}.{name}.chk", blob)
+                parts[name] = {"path": f"{batch}/{kind}/{partition}/{chunk}.{name}.chk",
+                               "sha256": _crypto.sha256_hex(blob)}
+            start = datetime.strptime(f"{partition}{chunk}", "%Y-%m-%d%H%M%S").replace(tzinfo=timezone.utc)
+            ts_min, ts_max = stored["ts"].min(), stored["ts"].max()
+            assert isinstance(ts_min, datetime) and isinstance(ts_max, datetime)  # a chunk has rows, ts is Datetime
+            return {"kind": kind, "partition": partition, "chunk": chunk, "parts": parts,
+                    "rows": stored.height, "start": format_ts(start),
+                    "end": format_ts(start + timedelta(seconds=archive.config.chunk_seconds)),
+                    "ts_min": format_ts(ts_min), "ts_max": format_ts(ts_max),
+                    "leaf_start": int(stored["leaf_index"][0]), "leaf_count": stored.height}
+
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(jobs), desc="encrypting chunks", unit="chunk")
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            for number, entry in enumerate(pool.map(seal_chunk, jobs)):
+                chunk_entries.append(entry)
+                if bar is not None:
+                    bar.update(1)
+                if number == len(jobs) // 2:
+                    _crash_point("mid-chunks")
+        if bar is not None:
+            bar.close()
+        index_frame = pl.concat(index_rows)
+        index_blob = INDEX_MAGIC + _crypto.seal(archive.index_key(keys), _parquet_bytes(index_frame),
+                                                aad=index_aad(archive.archive_id, seq))
+        write_file(stage / "index.chk", index_blob)
+        _crash_point("before-manifest")
+        all_ts = [e["ts_min"] for e in chunk_entries] + [e["ts_max"] for e in chunk_entries]
+        body: dict[str, Any] = {
+            "archive_id": archive.archive_id, "seq": seq, "batch_id": stage.name, "created": format_ts(when),
+            "actor": actor, "tool": f"investigator {__version__}", "sources": sources,
+            "chunks": chunk_entries, "partition_keys": partition_keys,
+            "index": {"path": f"{batch}/index.chk", "sha256": _crypto.sha256_hex(index_blob)},
+            "counts": {"messages": prepared["messages"].height if "messages" in prepared else 0,
+                       "events": prepared["events"].height if "events" in prepared else 0,
+                       "duplicates_skipped": duplicates, "new_versions": new_versions},
+            "time_range": {"first": min(all_ts), "last": max(all_ts)},
+            "merkle": {"algorithm": merkle.ALGORITHM, "leaves": len(leaf_hashes),
+                       "root": merkle.root_of_record_hashes(leaf_hashes)},
+            "skipped": skipped, "prev_manifest": prev,
+        }
+        manifest = Manifest.build(body, keys.signing)
+        write_file(stage / "manifest.json", manifest.file_bytes)
+        fsync_dir(stage)
+        _crash_point("before-commit")
+        archive.batches_dir.mkdir(exist_ok=True)
+        os.rename(stage, archive.batches_dir / batch_dir_name(seq))
+        fsync_dir(archive.batches_dir)
+        _crash_point("after-commit")
+        _audit_ingest(archive, manifest, actor=actor, now=when)
+        archive.audit.checkpoint(keys.signing, archive_id=archive.archive_id, now=when)
+        result.batch_seq = seq
+        result.messages_added = body["counts"]["messages"]
+        result.events_added = body["counts"]["events"]
+        result.chunks = len(chunk_entries)
+        result.manifest_digest = manifest.digest
+        result.merkle_root = body["merkle"]["root"]
+        return result
+
+
+def _json_bytes(obj: dict[str, Any]) -> bytes:
+    return (json.dumps(obj, sort_keys=True) + "\n").encode()
+
+
+def _audit_ingest(archive: Archive, manifest: Manifest, *, actor: str, now: datetime | None,
+                  recovered: bool = False) -> None:
+    counts = manifest.body["counts"]
+    details = {"batch": manifest.seq, "manifest_sha256": manifest.digest, "merkle_root": manifest.body["merkle"]["root"],
+               "messages": counts["messages"], "events": counts["events"],
+               "duplicates": counts["duplicates_skipped"], "new_versions": counts["new_versions"],
+               "skipped": len(manifest.body.get("skipped", [])),
+               "sources": [{"name": s.get("name"), "sha256": s.get("sha256")} for s in manifest.body["sources"]]}
+    if recovered:
+        details["recovered"] = True
+    archive.audit.append(actor, "ingest", f"batch {manifest.seq}", details, now=now)
+
+
+def audited_manifest_digests(archive: Archive) -> set[str]:
+    """Manifest hashes that an ingest audit entry records."""
+    return {str(e.details.get("manifest_sha256")) for e in archive.audit.entries() if e.action == "ingest"
+            and e.details.get("manifest_sha256")}
+
+
+def record_unaudited_batches(archive: Archive, *, actor: str) -> int:
+    """Audit committed batches whose audit entry was lost to a crash (call under the write lock)."""
+    audited = audited_manifest_digests(archive)
+    missing = [m for m in archive.manifests() if m.digest not in audited]
+    for manifest in missing:
+        _audit_ingest(archive, manifest, actor=actor, now=None, recovered=True)
+    return len(missing)
+
+
+__all__ = ["IngestResult", "ingest_frames", "ingest_paths"]

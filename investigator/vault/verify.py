@@ -1,0 +1,149 @@
+"""Whole-archive verification: manifests, chain, files, chunks, record hashes, Merkle roots, audit.
+
+    >>> report = verify_archive(archive, keys=keys)   # doctest: +SKIP
+    >>> report.ok, report.problems                    # doctest: +SKIP
+    (True, [])
+
+Without keys ("offline") everything that needs no secret is checked: manifest
+signatures and chain, every file's SHA-256, unexpected or missing files, and the
+audit log. With keys every chunk is also decrypted and its record hashes and the
+batch's Merkle root recomputed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+
+from investigator import _crypto
+from investigator.vault import merkle
+from investigator.vault.store import Archive, VerifyReport, batch_dir_name
+from investigator.errors import IntegrityError
+from investigator.custody.file import MasterKeys
+from investigator.vault.manifest import GENESIS, Manifest
+from investigator.schema import content_schema, record_hashes
+
+
+def _files_under(path: Path) -> set[str]:
+    return {str(p.relative_to(path)) for p in path.rglob("*") if p.is_file() or p.is_symlink()}
+
+
+def verify_archive(archive: Archive, *, keys: MasterKeys | None) -> VerifyReport:
+    """Check the archive; collect every problem (naming the file) instead of stopping at the first."""
+    report = VerifyReport()
+    public = archive.signing_public
+    prev = GENESIS
+    names = archive.batch_names()
+    manifests: list[Manifest] = []
+    for position, name in enumerate(names, start=1):
+        where = f"batches/{name}"
+        if name != batch_dir_name(position):
+            report.problems.append(f"{where}: unexpected entry (expected batch {batch_dir_name(position)}); "
+                                   "a batch was removed, renamed or added")
+            continue
+        try:
+            manifest = Manifest.load(archive.batches_dir / name / "manifest.json")
+            manifest.verify_signature(public, what=f"{where}/manifest.json")
+        except IntegrityError as err:
+            report.problems.append(str(err))
+            prev = "?"
+            continue
+        report.manifests += 1
+        if manifest.seq != position or manifest.body.get("archive_id") != archive.archive_id:
+            report.problems.append(f"{where}/manifest.json: sequence or archive id does not match its place")
+        if prev != "?" and manifest.body.get("prev_manifest") != prev:
+            report.problems.append(f"{where}/manifest.json: chain link to the previous manifest is broken "
+                                   "(a batch was removed, replaced or reordered)")
+        prev = manifest.digest
+        manifests.append(manifest)
+        _check_files(archive, manifest, where, report)
+        if keys is not None:
+            _check_content(archive, manifest, keys, report)
+    audit = archive.audit.verify({public.key_id: public})
+    report.audit_entries = audit.entries
+    report.problems.extend(f"audit/{p}" for p in audit.problems)
+    from investigator.vault.ingest import audited_manifest_digests
+
+    audited = audited_manifest_digests(archive)
+    for manifest in manifests:
+        if manifest.digest not in audited:
+            if manifest is manifests[-1]:
+                report.warnings.append(f"batches/{batch_dir_name(manifest.seq)}: committed but its audit entry is "
+                                       "missing (an interrupted ingest); the next ingest records it")
+            else:
+                report.problems.append(f"batches/{batch_dir_name(manifest.seq)}: no audit entry records this batch")
+    recorded = {e.details.get("manifest_sha256") for e in archive.audit.entries() if e.action == "ingest"}
+    recorded.discard(None)
+    present = {m.digest for m in manifests}
+    for digest in sorted(str(d) for d in recorded - present):
+        report.problems.append(f"batches/: the audit log records a batch (manifest {digest[:16]}...) that is "
+                               "not in the archive (removed or replaced)")
+    if archive.staging_dir.exists() and any(archive.staging_dir.iterdir()):
+        report.warnings.append("staging/: residue of an interrupted ingest (never read; removed by the next ingest)")
+    return report
+
+
+def _check_files(archive: Archive, manifest: Manifest, where: str, report: VerifyReport) -> None:
+    expected: dict[str, str | None] = {"manifest.json": None}
+    for chunk in manifest.chunks:
+        for _part, part_path, part_digest in chunk.parts:
+            expected[part_path.removeprefix(where + "/")] = part_digest
+    for entry in manifest.body.get("partition_keys", []):
+        expected[entry["path"].removeprefix(where + "/")] = entry["sha256"]
+    index = manifest.body.get("index", {})
+    expected[str(index.get("path", "")).removeprefix(where + "/")] = index.get("sha256")
+    present = _files_under(archive.root / where)
+    for extra in sorted(present - set(expected)):
+        report.problems.append(f"{where}/{extra}: file not listed in the manifest (added)")
+    for relative, digest in sorted(expected.items()):
+        if relative not in present:
+            report.problems.append(f"{where}/{relative}: listed in the manifest but missing (removed)")
+            continue
+        if digest is None:
+            continue
+        path = archive.root / where / relative
+        if path.is_symlink():
+            report.problems.append(f"{where}/{relative}: is a symbolic link")
+        elif _crypto.sha256_file(path) != digest:
+            report.problems.append(f"{where}/{relative}: content does not match the manifest's SHA-256 "
+                                   "(altered or swapped)")
+    report.chunks += len(manifest.chunks)
+
+
+def _check_content(archive: Archive, manifest: Manifest, keys: MasterKeys, report: VerifyReport) -> None:
+    frames: dict[str, list] = {}
+    for chunk in manifest.chunks:
+        try:
+            frame = archive.read_chunk(chunk, keys)
+        except IntegrityError as err:
+            report.problems.append(str(err))
+            continue
+        report.chunks_decrypted += 1
+        report.records += frame.height
+        frames.setdefault(chunk.kind, []).append((chunk, frame))
+    leaves: dict[int, str] = {}
+    for kind, pairs in frames.items():
+        # one hashing pass per kind and batch: per-chunk calls cost more in overhead than in hashing
+        stored = pl.concat([f.select([c for c in content_schema(kind) if c in f.columns] + ["record_hash",
+                                                                                            "leaf_index"])
+                            for _, f in pairs], how="diagonal_relaxed")
+        recomputed = record_hashes(stored, kind)
+        mismatched = [i for i, (a, b) in enumerate(zip(recomputed, stored["record_hash"].to_list())) if a != b]
+        if mismatched:
+            offset = 0
+            for chunk, frame in pairs:
+                if any(offset <= i < offset + frame.height for i in mismatched):
+                    report.problems.append(f"{chunk.part('meta')[0]}: a record does not match its record hash")
+                offset += frame.height
+        for leaf, digest in zip(stored["leaf_index"].to_list(), stored["record_hash"].to_list()):
+            leaves[int(leaf)] = digest
+    count = int(manifest.body["merkle"]["leaves"])
+    if sorted(leaves) != list(range(count)):
+        if report.ok:
+            report.problems.append(f"batches/{batch_dir_name(manifest.seq)}: records missing from the batch's leaves")
+        return
+    root = merkle.root_of_record_hashes([leaves[i] for i in range(count)])
+    if root != manifest.body["merkle"]["root"]:
+        report.problems.append(f"batches/{batch_dir_name(manifest.seq)}/manifest.json: Merkle root does not match "
+                               "the records")
