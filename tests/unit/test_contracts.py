@@ -1,6 +1,8 @@
-"""Contracts that keep the codebase honest: error tree, CLI help, import direction, safe reprs."""
+"""Contracts that keep the codebase honest: error tree, CLI help, safe reprs.
 
-import ast
+Import direction is checked in test_architecture.py.
+"""
+
 import inspect
 import subprocess
 import sys
@@ -13,60 +15,6 @@ from investigator import errors
 from investigator.cli import main
 
 PACKAGE = Path(__file__).resolve().parents[2] / "investigator"
-
-# STYLE.md import direction: a module may import only from its own layer or lower ones.
-LAYERS = {
-    "errors": 0, "schema": 0, "config": 0, "fsutil": 0, "textnorm": 0,
-    "_crypto": 1, "merkle": 1,
-    "keys": 2, "audit": 2, "importers": 2, "manifest": 2, "samples": 2,
-    "policy": 3, "directory": 3, "identity": 3, "grants": 3, "archive": 3, "ingest": 3, "verify": 3, "rotation": 3, "proofs": 3,
-    "keyservice": 4, "loader": 4, "analysis": 4, "tagstore": 4, "keyserver": 4,
-    "widgets": 5, "reports": 5, "bundles": 5, "backup": 5, "demo": 5, "demo_cases": 5,
-    "cli": 6, "__main__": 6, "__init__": 6,
-}
-
-
-def _module_name(path: Path) -> str:
-    rel = path.relative_to(PACKAGE)
-    return rel.parts[0].removesuffix(".py")
-
-
-def _imported_modules(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    # imports for type hints only (under `if TYPE_CHECKING:`) do not run: leave them out
-    for node in ast.walk(tree):
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            node.body = []
-    found: set[str] = set()
-    package_parts = list(path.relative_to(PACKAGE).parts[:-1])  # e.g. ["analysis"] for analysis/search.py
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package_parts[:len(package_parts) - (node.level - 1)]
-                full = base + (node.module.split(".") if node.module else [])
-                if full:
-                    found.add(full[0])
-                else:  # "from . import x" at the top of the package
-                    found.update(alias.name for alias in node.names)
-            elif (node.module or "").startswith("investigator."):
-                found.add(node.module.split(".")[1])
-        elif isinstance(node, ast.Import):
-            for alias in node.names:
-                if alias.name.startswith("investigator."):
-                    found.add(alias.name.split(".")[1])
-    return {m for m in found if m}
-
-
-@pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.py")), ids=lambda p: str(p.relative_to(PACKAGE)))
-def test_imports_point_down_the_layers(path):
-    name = _module_name(path)
-    if name not in LAYERS:
-        pytest.fail(f"{name}: add the module to LAYERS in this test (and to STYLE.md's map)")
-    for imported in _imported_modules(path):
-        if imported not in LAYERS or imported == name:
-            continue
-        assert LAYERS[imported] <= LAYERS[name], f"{name} (layer {LAYERS[name]}) imports {imported} (layer {LAYERS[imported]})"
-
 
 def test_analysis_and_widgets_hold_no_crypto():
     for folder in ("analysis", "widgets"):
