@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 
 from investigator.demo.samples import directory
-from investigator.demo.samples.sampleset import SampleContext, WriterResult, epoch_ms, local_rows, register, stable_number
+from investigator.demo.samples.registry import SampleContext, WriterResult, epoch_ms, local_rows, register, stable_number
 
 GUILD = {"id": "1180000000000000001", "name": "Sample Co 示例公司", "iconUrl": "https://cdn.discordapp.com/embed/avatars/1.png"}
 DM_GUILD = {"id": "0", "name": "Direct Messages", "iconUrl": "https://cdn.discordapp.com/embed/avatars/0.png"}

@@ -6,76 +6,36 @@
     >>> [p.name for p in files["jsonl"]]
     ['messages.jsonl']
 
-Each writer is registered under its format name and gets a :class:`SampleContext`
-(the full normalized frame, a smaller subset for platform exports, the events).
-It returns the files it wrote and, for every message it wrote, the id that
-message has in its format; planted.json lists those ids for the planted
-messages so tests and demos can find a case whichever format they ingest.
+Each writer is registered under its format name (:mod:`investigator.demo.samples.registry`)
+and gets a :class:`~investigator.demo.samples.registry.SampleContext` (the full normalized
+frame, a smaller subset for platform exports, the events). It returns the files it
+wrote and, for every message it wrote, the id that message has in its format;
+planted.json lists those ids for the planted messages so tests and demos can find a
+case whichever format they ingest.
 """
 
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from collections.abc import Iterable
+from datetime import date
 from pathlib import Path
 
 import polars as pl
 
 from investigator import schema
 from investigator.demo.samples import authlog, directory, normalized, planted
+# The platform writers register themselves with @register when imported (registry.py holds the registry,
+# so they need not import this module).
+from investigator.demo.samples import (  # noqa: F401
+    discord, slack, telegram, wechat_pywxdump, wechat_wechatmsg, wecom, whatsapp,
+)
 from investigator.demo.samples.events import generate_events
 from investigator.demo.samples.messages import DEFAULT_DAYS, DEFAULT_START, DEFAULT_TZ, generate_messages
+from investigator.demo.samples.registry import SampleContext, Writer, WriterResult, register, registered
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 PLATFORM_BULK = 300  # bulk messages in each platform export, besides the planted ones
-
-
-@dataclass
-class SampleContext:
-    """What a writer gets: frames, where to write, and the settings used."""
-
-    out_dir: Path
-    messages: pl.DataFrame  # the full normalized set
-    subset: pl.DataFrame  # planted + a few hundred bulk messages, for platform exports
-    events: pl.DataFrame
-    seed: int
-    tz: str
-    conversations: dict[str, directory.Conversation] = field(default_factory=dict)
-
-
-WriterResult = tuple[list[Path], dict[str, str]]  # files written, message_id -> id in the format
-Writer = Callable[[SampleContext], WriterResult]
-_WRITERS: dict[str, Writer] = {}
-
-
-def register(name: str) -> Callable[[Writer], Writer]:
-    """Register a writer for format ``name`` (used as a decorator by writer modules)."""
-
-    def wrap(fn: Writer) -> Writer:
-        _WRITERS[name] = fn
-        return fn
-
-    return wrap
-
-
-def local_rows(frame: pl.DataFrame, tz: str) -> list[dict]:
-    """Rows of ``frame`` as dicts with an aware ``local`` datetime in ``tz`` (for platform writers)."""
-    return frame.with_columns(local=pl.col("ts").dt.convert_time_zone(tz)).to_dicts()
-
-
-def epoch_ms(ts: datetime) -> int:
-    """Epoch milliseconds of an aware datetime, in integers (float timestamps round badly)."""
-    return (ts - _EPOCH) // timedelta(milliseconds=1)
-
-
-def stable_number(text: str, digits: int) -> int:
-    """A stable ``digits``-digit number derived from ``text`` (platform ids that look random)."""
-    value = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big")
-    return 10 ** (digits - 1) + value % (9 * 10 ** (digits - 1))
 
 
 def platform_subset(frame: pl.DataFrame, size: int = PLATFORM_BULK) -> pl.DataFrame:
@@ -120,24 +80,13 @@ def _authlog(ctx: SampleContext) -> WriterResult:
     return [authlog.write_authlog(ctx.events, ctx.out_dir / "events" / "auth.log")], {}
 
 
-def _load_platform_writers() -> None:
-    # Imported here, not at the top: each module registers itself and imports this one.
-    from investigator.demo.samples import (  # noqa: F401
-        discord, slack, telegram, wechat_pywxdump, wechat_wechatmsg, wecom, whatsapp,
-    )
-
-
 ALL_FORMATS = ("jsonl", "csv", "events-jsonl", "events-csv", "authlog", "slack", "telegram", "whatsapp", "discord",
                "wecom", "wechat-pywxdump", "wechat-wechatmsg")
 
 
 def writers() -> dict[str, Writer]:
     """Registered writers by format name."""
-    try:
-        _load_platform_writers()
-    except ImportError:  # a platform writer still missing: the others keep working
-        pass
-    return dict(_WRITERS)
+    return registered()
 
 
 def people_csv(people: list[directory.Person]) -> str:

@@ -25,7 +25,7 @@ import zipfile
 from collections import defaultdict
 
 from investigator.demo.samples import directory
-from investigator.demo.samples.sampleset import SampleContext, WriterResult, local_rows, register, stable_number
+from investigator.demo.samples.registry import SampleContext, WriterResult, local_rows, register, stable_number
 
 TEAM = "T0SAMPLE01"
 _ZIP_TIME = (2026, 11, 29, 12, 0, 0)  # fixed, so the zip is byte-identical on every run

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 
 from investigator.demo.samples import directory
-from investigator.demo.samples.sampleset import SampleContext, WriterResult, local_rows, register, stable_number
+from investigator.demo.samples.registry import SampleContext, WriterResult, local_rows, register, stable_number
 
 NOT_INCLUDED = "(File not included. Change data exporting settings to download.)"
 

@@ -23,7 +23,7 @@ import io
 from collections import defaultdict
 
 from investigator.demo.samples import directory
-from investigator.demo.samples.sampleset import SampleContext, WriterResult, local_rows, register, stable_number
+from investigator.demo.samples.registry import SampleContext, WriterResult, local_rows, register, stable_number
 
 TYPE_NAMES = {"text": "文本", "image": "图片", "voice": "语音", "video": "视频", "file": "文件", "link": "卡片式链接",
               "system": "系统通知", "recall": "系统通知"}

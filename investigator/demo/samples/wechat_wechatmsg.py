@@ -24,7 +24,7 @@ import io
 from collections import defaultdict
 
 from investigator.demo.samples import directory
-from investigator.demo.samples.sampleset import SampleContext, WriterResult, local_rows, register
+from investigator.demo.samples.registry import SampleContext, WriterResult, local_rows, register
 from investigator.demo.samples.wechat_pywxdump import chat_name, message_text
 
 TYPES = {"text": (1, 0), "image": (3, 0), "voice": (34, 0), "video": (43, 0), "file": (49, 6), "link": (49, 5),

@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 
 from investigator.demo.samples import directory
-from investigator.demo.samples.sampleset import SampleContext, WriterResult, epoch_ms, local_rows, register, stable_number
+from investigator.demo.samples.registry import SampleContext, WriterResult, epoch_ms, local_rows, register, stable_number
 
 
 def room_id(conv: directory.Conversation) -> str:

@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from investigator.demo.samples import directory
-from investigator.demo.samples.sampleset import SampleContext, WriterResult, local_rows, register
+from investigator.demo.samples.registry import SampleContext, WriterResult, local_rows, register
 
 IOS_CHATS = ("g-patrol",)
 _E2E = ("Messages and calls are end-to-end encrypted. No one outside of this chat, not even WhatsApp, can read or "
