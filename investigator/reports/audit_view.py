@@ -17,6 +17,7 @@ from typing import Any
 
 import polars as pl
 
+from investigator.authority.grants import Grant, find_grant
 from investigator.vault.store import Archive
 from investigator.vault.audit import AuditEntry
 
@@ -60,8 +61,6 @@ class CaseAudit:
 
 def case_audit(archive: str | Path, *, grant: str, people: list[str] | None = None, until: int = 0) -> CaseAudit:
     """The grant's audit entries, the chain verification and counts by action (no content is read)."""
-    from investigator.authority.grants import Grant, find_grant
-
     opened = Archive.open(Path(archive))
     loaded = Grant.from_file(find_grant(opened, grant))
     until = until or head_seq(opened)

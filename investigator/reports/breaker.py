@@ -27,6 +27,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from investigator.analysis.normalize import normalize_text
+from investigator.analysis.pii import detect
+from investigator.authority.directory import DirectoryStore
+from investigator.authority.policy import PolicyStore
 from investigator.reports.notebook import PLOTLY_MIME, PROVENANCE_MIME
 
 if TYPE_CHECKING:
@@ -48,9 +52,6 @@ class Verdict:
 
 
 def _policy(archive: "Archive") -> Any:
-    from investigator.authority.directory import DirectoryStore
-    from investigator.authority.policy import PolicyStore
-
     return PolicyStore(archive).load(DirectoryStore(archive).load())
 
 
@@ -96,9 +97,6 @@ def _texts_of_notebook(nb: Any) -> Iterable[str]:
 
 
 def _scan(texts: Iterable[str], categories: dict[str, list[str]]) -> tuple[Counter[str], Counter[str]]:
-    from investigator.analysis.normalize import normalize_text
-    from investigator.analysis.pii import detect
-
     pii: Counter[str] = Counter()
     hits: Counter[str] = Counter()
     normalized_words = {name: [normalize_text(w) for w in words] for name, words in categories.items()}

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from investigator.errors import ReportError
+from investigator.reports.review import status_of
 
 _EXTERNAL_SCRIPT = re.compile(r'<script[^>]*\ssrc="https?://[^"]*"[^>]*>\s*</script>', re.IGNORECASE)
 
@@ -41,13 +42,12 @@ def _banner(nb: Any) -> str:
 
 
 def seal_status(meta: dict[str, Any]) -> str:
-    from investigator.reports.review import status_of
-
     return status_of(meta)
 
 
 def render_html(nb: Any) -> str:
     """The notebook as a standalone HTML page whose plots render offline."""
+    # nbconvert and plotly are heavy imports: loaded here, so importing investigator.reports stays light
     try:
         import nbformat
         from nbconvert import HTMLExporter

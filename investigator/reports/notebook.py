@@ -27,6 +27,13 @@ from typing import Any
 
 import polars as pl
 
+from investigator.access.case import open_case
+from investigator.analysis.filters import to_utc
+from investigator.analysis.normalize import normalize_text
+from investigator.analysis.pii import mask_text
+from investigator.authority.identity import SESSION_ENV
+from investigator.errors import ReportError
+
 PROVENANCE_MIME = "application/vnd.investigator.provenance+json"
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
 # Columns whose values are personal data in a report unless redact=False.
@@ -64,10 +71,6 @@ def open_report_case(archive: str, *, grant: str, person: str, session: str | No
     Raises ReportError when no grant, operator or session is given; otherwise
     whatever :func:`investigator.open_case` raises.
     """
-    from investigator.errors import ReportError
-    from investigator.authority.identity import SESSION_ENV
-    from investigator.access.case import open_case
-
     token = session or os.environ.get(SESSION_ENV)
     if not (archive and grant and person):
         raise ReportError("a report needs the parameters archive, grant and person",
@@ -84,9 +87,6 @@ def report_window(case: Any, window: Sequence[str] | None) -> tuple[datetime, da
 
     Raises ReportError when the window is not inside the grant's window.
     """
-    from investigator.analysis.filters import to_utc
-    from investigator.errors import ReportError
-
     start, end = case.window
     if window:
         if len(window) != 2:
@@ -128,8 +128,6 @@ def redact_frame(frame: pl.DataFrame, redact: bool = True) -> pl.DataFrame:
     """Personal data masked in text-like columns and IP addresses (a no-op when ``redact`` is False)."""
     if not redact:
         return frame
-    from investigator.analysis.pii import mask_text
-
     exprs = []
     for name in frame.columns:
         if name in REDACT_TEXT_COLUMNS and frame.schema[name] == pl.String:
@@ -236,8 +234,6 @@ def record_provenance(case: Any, *, frames: Mapping[str, pl.DataFrame] | None = 
 def with_person(frame: pl.DataFrame, identities: Mapping[str, Iterable[str]], *, out: str = "person",
                 columns: Sequence[str] = ("sender_id", "sender_name")) -> pl.DataFrame:
     """Add ``out``: the directory person behind each row's account (sender id or name), else the raw value."""
-    from investigator.analysis.normalize import normalize_text
-
     lookup = {normalize_text(a): p for p, accounts in identities.items() for a in [p, *accounts]}
     present = [c for c in columns if c in frame.columns]
     if not present:

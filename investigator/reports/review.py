@@ -23,8 +23,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from investigator import _crypto
+from investigator.authority.directory import DirectoryStore
+from investigator.authority.policy import PolicyStore, load_org, record_decision
 from investigator.errors import PolicyDenied, ReportError
 from investigator.schema import format_ts
+from investigator.reports.seal import META_KEY, verify_report
+from investigator.reports.signature import sign_body, signature_hash, status_of
 
 if TYPE_CHECKING:
     from investigator.vault.store import Archive
@@ -32,48 +36,7 @@ if TYPE_CHECKING:
 DECISIONS = ("approve", "reject")
 
 
-def status_of(meta: dict[str, Any]) -> str:
-    """draft / reviewed / rejected / released (from the records, signatures not checked here)."""
-    if not meta.get("seal"):
-        return "unsealed"
-    status = "draft"
-    for record in meta.get("reviews") or []:
-        body = record.get("body") or {}
-        if body.get("kind") == "review":
-            status = "reviewed" if body.get("decision") == "approve" else "rejected"
-        elif body.get("kind") == "release" and status == "reviewed":
-            status = "released"
-    return status
-
-
-def check_reviews(meta: dict[str, Any], body: dict[str, Any], seal: dict[str, Any], *, archive: "Archive | None",
-                  pubkeys: list[_crypto.VerifyKey], directory: Any, result: Any) -> None:
-    from investigator.reports.seal import check_signature, signature_hash
-
-    want = signature_hash(str(seal.get("signature")))
-    registered: set[str] = set()
-    if archive is not None:
-        registered = {str((e.details or {}).get("signature_sha256")) for e in archive.audit.entries()
-                      if e.action in ("report.review", "report.release") and e.target == body.get("digest")}
-    for i, record in enumerate(meta.get("reviews") or []):
-        review = record.get("body") or {}
-        what = f"{review.get('kind', 'review')} {i + 1} by {record.get('signer')}"
-        before = len(result.problems)
-        check_signature(record, what=what, archive=archive, pubkeys=pubkeys, problems=result.problems,
-                        directory=directory)
-        if review.get("report_digest") != body.get("digest") or review.get("seal_signature_sha256") != want:
-            result.problems.append(f"{what}: signed for another report or seal")
-        if record.get("signer") == seal.get("signer"):
-            result.problems.append(f"{what}: the operator reviewed their own report")
-        if archive is not None and signature_hash(str(record.get("signature"))) not in registered:
-            result.problems.append(f"{what}: not registered in the archive's audit log")
-        if len(result.problems) == before:
-            result.checked.append(f"{what}: {review.get('decision', 'release')} signature")
-
-
 def _seal(nb: Any) -> dict[str, Any]:
-    from investigator.reports.seal import META_KEY
-
     seal = ((nb.get("metadata") or {}).get(META_KEY) or {}).get("seal")
     if not seal:
         raise ReportError("the notebook is not sealed; run 'investigator report seal' first")
@@ -81,17 +44,12 @@ def _seal(nb: Any) -> dict[str, Any]:
 
 
 def _require_intact(nb: Any, archive: "Archive", actor: str, now: datetime) -> None:
-    from investigator.reports.seal import verify_report
-
     result = verify_report(nb, archive=archive, actor=actor, now=now)
     if not result.ok:
         raise ReportError("the report does not verify: " + "; ".join(result.problems[:3]))
 
 
 def _person_roles(archive: "Archive", person_id: str) -> tuple[Any, Any]:
-    from investigator.authority.directory import DirectoryStore
-    from investigator.authority.policy import PolicyStore
-
     directory = DirectoryStore(archive).load()
     policy = PolicyStore(archive).load(directory)
     return directory.person(person_id), policy
@@ -104,8 +62,6 @@ def _deny(archive: "Archive", actor: str, action: str, target: str, rule: str, r
 
 def _append(nb: Any, archive: "Archive", *, kind: str, person: str, signer: _crypto.SigningKey,
             extra: dict[str, Any], now: datetime) -> dict[str, Any]:
-    from investigator.reports.seal import META_KEY, sign_body, signature_hash
-
     seal = _seal(nb)
     body = {"kind": kind, "report_digest": seal["body"]["digest"],
             "seal_signature_sha256": signature_hash(seal["signature"]), "reviewer": person, "ts": format_ts(now),
@@ -127,8 +83,6 @@ def review_report(nb: Any, *, archive: "Archive", reviewer: str, signer: _crypto
     PolicyDenied (the operator reviewing their own report; no approve or
     legal-review right) — refusals are audited.
     """
-    from investigator.reports.seal import META_KEY
-
     when = now or datetime.now(timezone.utc)
     if decision not in DECISIONS:
         raise ReportError(f"decision must be one of {', '.join(DECISIONS)}")
@@ -155,8 +109,6 @@ def release_report(nb: Any, *, archive: "Archive", releaser: str, signer: _crypt
     Raises ReportError (not reviewed) or PolicyDenied (not a legal reviewer,
     the operator, or a breaker hold not acknowledged — audited as an alert).
     """
-    from investigator.reports.seal import META_KEY
-
     when = now or datetime.now(timezone.utc)
     seal = _seal(nb)
     digest = seal["body"]["digest"]
@@ -198,10 +150,7 @@ def export_report(notebook: Path, *, archive: "Archive", person: str, out_dir: P
     Raises PolicyDenied (no export permission; not released; held) or
     ReportError (does not verify). Every outcome is audited.
     """
-    import nbformat
-
-    from investigator.authority.policy import load_org, record_decision
-    from investigator.reports.seal import META_KEY
+    import nbformat  # third-party, loaded here: importing investigator.reports stays free of nbformat
 
     when = now or datetime.now(timezone.utc)
     nb = nbformat.read(str(notebook), as_version=4)

@@ -27,16 +27,23 @@ import hashlib
 import json
 import platform
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from investigator import _crypto
-from investigator.errors import ConfigError, IntegrityError, ReportError
+from investigator.authority.directory import DirectoryStore
+from investigator.authority.grants import Grant, find_grant
+from investigator.errors import IntegrityError, ReportError
 from investigator.schema import canonical_json, format_ts
+from investigator.verification import Verification
+from investigator.reports.breaker import assess_report
 from investigator.reports.canonical import CANONICAL_FORMAT, cell_digests, content_digest, diff_cells, metadata_digest
 from investigator.reports.notebook import PROVENANCE_MIME
+from investigator.reports.signature import (  # noqa: F401 - load_pubkey: the CLI imports it from here
+    check_reviews, check_signature, load_pubkey, sign_body, signature_hash, status_of,
+)
 
 if TYPE_CHECKING:
     from investigator.vault.store import Archive
@@ -50,15 +57,6 @@ def meta_of(nb: Any) -> dict[str, Any]:
     """``metadata.investigator`` of ``nb`` (created empty when absent)."""
     metadata = nb.setdefault("metadata", {})
     return metadata.setdefault(META_KEY, {})
-
-
-def signature_hash(signature: str) -> str:
-    return hashlib.sha256(signature.encode("ascii")).hexdigest()
-
-
-def sign_body(body: dict[str, Any], signer: _crypto.SigningKey, person: str) -> dict[str, Any]:
-    return {"body": body, "signer": person, "key_id": signer.public.key_id, "public": signer.public.b64(),
-            "signature": signer.sign(canonical_json(body))}
 
 
 def provenance_output(nb: Any) -> dict[str, Any] | None:
@@ -136,9 +134,6 @@ def seal_notebook(nb: Any, *, archive: "Archive", signer: _crypto.SigningKey, pe
     secret in its parameters, failed while running, or names another archive;
     GrantInvalid when its grant does not load.
     """
-    from investigator.authority.grants import Grant, find_grant
-    from investigator.reports.breaker import assess_report
-
     when = now or datetime.now(timezone.utc)
     parameters = notebook_parameters(nb)
     leaked = sorted(k for k in parameters if k in SECRET_PARAMETERS and parameters[k])
@@ -189,73 +184,6 @@ def seal_notebook(nb: Any, *, archive: "Archive", signer: _crypto.SigningKey, pe
 
 # --- verification ---------------------------------------------------------------------------
 
-@dataclass
-class VerifyResult:
-    """What :func:`verify_report` found. ``ok`` when there are no problems."""
-
-    digest: str = ""
-    status: str = "unsealed"
-    signer: str = ""
-    problems: list[str] = field(default_factory=list)
-    checked: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-    def to_json(self) -> dict[str, Any]:
-        return {"ok": self.ok, "digest": self.digest, "status": self.status, "signer": self.signer,
-                "problems": self.problems, "checked": self.checked, "warnings": self.warnings}
-
-
-def load_pubkey(path: Path) -> _crypto.VerifyKey:
-    """A public key file: base64 Ed25519 on one line, or a JSON file with ``public`` (a person key file)."""
-    try:
-        text = Path(path).read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the key file") from exc
-    if text.startswith("{"):
-        try:
-            text = str(json.loads(text)["public"])
-        except (ValueError, KeyError) as exc:
-            raise ConfigError(f"{path}: no 'public' key in this JSON file") from exc
-    try:
-        return _crypto.VerifyKey.from_b64(text.split()[0])
-    except Exception as exc:  # noqa: BLE001 - any parse failure is a bad key file
-        raise ConfigError(f"{path}: not an Ed25519 public key") from exc
-
-
-def check_signature(signed: dict[str, Any], *, what: str, archive: "Archive | None",
-                    pubkeys: list[_crypto.VerifyKey], problems: list[str], directory: Any = None) -> None:
-    """Verify a ``sign_body`` record and that its key is anchored (directory or a trusted key)."""
-    try:
-        key = _crypto.VerifyKey.from_b64(str(signed.get("public")))
-    except Exception:  # noqa: BLE001
-        problems.append(f"{what}: the public key is malformed")
-        return
-    if key.key_id != signed.get("key_id"):
-        problems.append(f"{what}: key id does not match the public key")
-        return
-    if not key.is_valid(str(signed.get("signature")), canonical_json(signed.get("body"))):
-        problems.append(f"{what}: the signature does not verify (the signed record was changed)")
-        return
-    if any(k.key_id == key.key_id for k in pubkeys):
-        return
-    if archive is not None and directory is not None:
-        person = directory.find(str(signed.get("signer")))
-        registered = person.key(key.key_id) if person is not None else None
-        if registered is None:
-            problems.append(f"{what}: key {key.key_id} is not {signed.get('signer')}'s in the archive's directory")
-        elif registered.public != key.b64():
-            problems.append(f"{what}: key {key.key_id} differs from the directory's")
-        elif registered.revoked and registered.revoked <= str((signed.get("body") or {}).get("ts")
-                                                                or (signed.get("body") or {}).get("sealed_at")):
-            problems.append(f"{what}: key {key.key_id} was revoked at {registered.revoked}, before it signed")
-        return
-    problems.append(f"{what}: the signing key {key.key_id} is not anchored; pass --archive or --pubkey")
-
-
 def _check_data(body: dict[str, Any], archive: "Archive", problems: list[str], checked: list[str]) -> None:
     data = body.get("data") or {}
     if data.get("archive_id") != archive.archive_id:
@@ -281,8 +209,6 @@ def _check_data(body: dict[str, Any], archive: "Archive", problems: list[str], c
 
 
 def _check_grant(body: dict[str, Any], archive: "Archive", problems: list[str], checked: list[str]) -> None:
-    from investigator.authority.grants import Grant, find_grant
-
     recorded = body.get("grant") or {}
     try:
         grant = Grant.from_file(find_grant(archive, str(recorded.get("id"))))
@@ -319,54 +245,52 @@ def _check_audit(body: dict[str, Any], seal: dict[str, Any], archive: "Archive",
 
 
 def verify_report(nb: Any, *, archive: "Archive | None" = None, pubkeys: list[_crypto.VerifyKey] | None = None,
-                  actor: str = "verifier", now: datetime | None = None) -> VerifyResult:
+                  actor: str = "verifier", now: datetime | None = None) -> Verification:
     """Check digest, signatures (seal and reviews), provenance and the audit registration.
 
     Never raises for tampering: each problem is named (the changed cell, the
     changed provenance field ...). With ``archive``, the data read is checked
-    against the signed manifests and the check itself is audited.
+    against the signed manifests and the check itself is audited. The result's
+    facts are the report's ``digest``, ``status`` and ``signer`` (empty and
+    ``unsealed`` when the notebook carries no seal).
     """
-    from investigator.reports.review import check_reviews, status_of
-
-    result = VerifyResult()
+    result = Verification("report", facts={"digest": "", "status": "unsealed", "signer": ""})
     meta = (nb.get("metadata") or {}).get(META_KEY) or {}
     seal = meta.get("seal")
     if not isinstance(seal, dict) or not isinstance(seal.get("body"), dict):
-        result.problems.append("the notebook is not sealed")
+        result.problem("the notebook is not sealed")
         return result
     body = seal["body"]
-    result.digest, result.signer, result.status = str(body.get("digest")), str(seal.get("signer")), status_of(meta)
+    result.facts.update(digest=str(body.get("digest")), status=status_of(meta), signer=str(seal.get("signer")))
     if body.get("format") != SEAL_FORMAT:
-        result.problems.append(f"unknown seal format {body.get('format')!r}")
+        result.problem(f"unknown seal format {body.get('format')!r}")
         return result
     actual = content_digest(nb)
     if actual != body.get("digest"):
         changed = list(diff_cells(list(body.get("cell_digests") or []), nb))
         if metadata_digest(nb) != body.get("metadata_digest"):
             changed.append("the notebook's kernel or widget metadata changed")
-        result.problems.append("content digest differs: " + ("; ".join(changed) or "the notebook changed"))
+        result.problem("content digest differs: " + ("; ".join(changed) or "the notebook changed"))
     else:
-        result.checked.append(f"content digest {actual}")
+        result.check(f"content digest {actual}")
     if body.get("cell_digests") != cell_digests(nb) and actual == body.get("digest"):
-        result.problems.append("the per-cell digests in the seal do not match the notebook (seal edited)")
+        result.problem("the per-cell digests in the seal do not match the notebook (seal edited)")
     shown = provenance_output(nb)
     if shown is not None and shown != body.get("data"):
-        result.problems.append("provenance: the sealed data record differs from the one the notebook shows")
+        result.problem("provenance: the sealed data record differs from the one the notebook shows")
     directory = None
     if archive is not None:
-        from investigator.authority.directory import DirectoryStore
-
         try:
             directory = DirectoryStore(archive).load()
         except IntegrityError as exc:
-            result.problems.append(f"the archive's directory does not verify ({exc})")
+            result.problem(f"the archive's directory does not verify ({exc})")
     keys = list(pubkeys or [])
     before = len(result.problems)
     check_signature(seal, what="seal", archive=archive, pubkeys=keys, problems=result.problems, directory=directory)
     if len(result.problems) == before:
-        result.checked.append(f"seal signature of {seal.get('signer')} (key {seal.get('key_id')})")
+        result.check(f"seal signature of {seal.get('signer')} (key {seal.get('key_id')})")
     if seal.get("signer") != (body.get("grant") or {}).get("operator"):
-        result.problems.append("seal: the signer is not the grant's operator")
+        result.problem("seal: the signer is not the grant's operator")
     check_reviews(meta, body, seal, archive=archive, pubkeys=keys, directory=directory, result=result)
     if archive is not None:
         _check_data(body, archive, result.problems, result.checked)
