@@ -7,29 +7,23 @@
     True
 
 One concept per module: :mod:`.run` (papermill execution), :mod:`.canonical`
-(canonical notebook and content digest), :mod:`.seal` (provenance, signature,
-verification), :mod:`.review` (review, release, export), :mod:`.breaker` (the
-sensitive-information circuit breaker), :mod:`.reproduce`, :mod:`.html` (the
-reviewer's offline HTML copy) and :mod:`.notebook` (helpers templates call in
-the kernel). docs/reviewer.md and docs/automation.md are the user guides.
+(canonical notebook and content digest), :mod:`.seal` (provenance, sealing,
+verification), :mod:`.signature` (signed records over a report's digest and the
+keys they are trusted by), :mod:`.review` (review, release, export),
+:mod:`.breaker` (the sensitive-information circuit breaker), :mod:`.reproduce`,
+:mod:`.html` (the reviewer's offline HTML copy) and :mod:`.notebook` (helpers
+templates call in the kernel). docs/reviewer.md and docs/automation.md are the user guides.
 """
 
 from __future__ import annotations
 
-from typing import Any
+# papermill and nbconvert are imported inside the functions that run or render a notebook, so templates
+# importing investigator.reports.notebook in the kernel do not load them.
+from investigator.reports.canonical import content_digest
+from investigator.reports.reproduce import reproduce_report
+from investigator.reports.review import release_report, review_report, status_of
+from investigator.reports.run import find_template, run_report
+from investigator.reports.seal import seal_notebook, verify_report
 
 __all__ = ["content_digest", "find_template", "release_report", "reproduce_report", "review_report", "run_report",
            "seal_notebook", "status_of", "verify_report"]
-
-_WHERE = {"content_digest": "canonical", "find_template": "run", "run_report": "run", "seal_notebook": "seal",
-          "verify_report": "seal", "review_report": "review", "release_report": "review", "status_of": "review",
-          "reproduce_report": "reproduce"}
-
-
-def __getattr__(name: str) -> Any:
-    # lazy: templates import investigator.reports.notebook without papermill or nbconvert
-    if name in _WHERE:
-        from importlib import import_module
-
-        return getattr(import_module(f"{__name__}.{_WHERE[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

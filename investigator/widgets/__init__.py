@@ -8,26 +8,18 @@ functions of :mod:`investigator.analysis`; they hold no crypto or policy logic a
 archive themselves (:class:`OpenCaseForm` calls ``investigator.open_case``, the public door).
 :mod:`investigator.widgets.figures` is pure (frames -> plotly figures) and is what report templates
 use. Labels are Chinese by default; pass ``lang="en"`` or set ``INVESTIGATOR_LANG=en``. Importing
-this package has no side effects and does not import ipywidgets until a widget is used.
+this package has no side effects; it loads ipywidgets and plotly (the widgets are ipywidgets classes).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from investigator.widgets import figures
+from investigator.widgets.opencase import OpenCaseForm
+from investigator.widgets.overview import ActivityHeatmap, ContactGraph
+from investigator.widgets.search import SearchPanel
+from investigator.widgets.table import PagedTable
+from investigator.widgets.tagging import TagPanel
+from investigator.widgets.timeline import TimelineView
 
 __all__ = ["ActivityHeatmap", "ContactGraph", "OpenCaseForm", "PagedTable", "SearchPanel", "TagPanel",
            "TimelineView", "figures"]
-
-_WHERE = {"ActivityHeatmap": "overview", "ContactGraph": "overview", "OpenCaseForm": "opencase",
-          "PagedTable": "table", "SearchPanel": "search", "TagPanel": "tagging", "TimelineView": "timeline"}
-
-
-def __getattr__(name: str) -> Any:
-    import importlib
-
-    if name == "figures":
-        return importlib.import_module("investigator.widgets.figures")
-    if name in _WHERE:
-        module = importlib.import_module(f"investigator.widgets.{_WHERE[name]}")
-        return getattr(module, name)
-    raise AttributeError(f"module 'investigator.widgets' has no attribute {name!r}")

@@ -4,10 +4,10 @@
     >>> form                                                      # doctest: +SKIP
     >>> case = form.case                                          # after "Open case"   # doctest: +SKIP
 
-The form calls :func:`investigator.open_case`, the one public door: the policy, the identity check and
-the audit happen there. On success it shows the grant's window (in the archive's zone, named), scope
-and fields; on a refusal it shows the error's own message (for PolicyDenied, the deciding rule and
-reason), never a traceback.
+The form calls :func:`~investigator.access.case.open_case` (``investigator.open_case``), the one
+public door: the policy, the identity check and the audit happen there. On success it shows the
+grant's window (in the archive's zone, named), scope and fields; on a refusal it shows the error's
+own message (for PolicyDenied, the deciding rule and reason), never a traceback.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 import ipywidgets as widgets
 
+from investigator.access.case import open_case
 from investigator.errors import InvestigatorError
 from investigator.widgets.i18n import label
 
@@ -47,11 +48,7 @@ class OpenCaseForm(widgets.VBox):
         self.lang = lang
         self.case: Any = None
         self._callbacks: list[Callable[[Any], None]] = []
-        if opener is None:
-            from investigator import open_case
-
-            opener = open_case
-        self._opener = opener
+        self._opener = opener if opener is not None else open_case
         L = lambda key: label(key, lang)  # noqa: E731
         self.archive = widgets.Text(value=str(archive), description=L("archive"))
         self.grant = widgets.Text(value=grant, description=L("grant"))
