@@ -17,9 +17,10 @@ from pathlib import Path
 
 import polars as pl
 
-from investigator.vault.store import Archive
 from investigator.vault.ingest import ingest_frames
 from investigator.demo.samples import generate_messages
+from investigator.custody.file import create_archive
+from investigator.custody.file import unlock_archive
 
 
 def realistic_texts(frame: pl.DataFrame) -> pl.DataFrame:
@@ -66,8 +67,8 @@ def main() -> None:
         plain_s = time.perf_counter() - t0
         plain_bytes = tree_size(work / "plain")
 
-        archive = Archive.create(work / "archive", passphrase="bench", kdf_n=2**14)
-        keys = archive.unlock("bench")
+        archive = create_archive(work / "archive", passphrase="bench", kdf_n=2**14)
+        keys = unlock_archive(archive, "bench")
         t0 = time.perf_counter()
         result = ingest_frames(archive, messages=frame, events=None, sources=[], skipped=[], keys=keys,
                                actor="bench")

@@ -28,6 +28,8 @@ import time
 import warnings
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from investigator.custody.file import create_archive
+from investigator.custody.file import unlock_archive
 
 PASS = "bench-passphrase"
 START = datetime(2025, 12, 1, tzinfo=timezone.utc)
@@ -45,7 +47,6 @@ def build(work: Path, n: int) -> None:
     import polars as pl
 
     from investigator import _crypto
-    from investigator.vault.store import Archive
     from investigator.authority.grants import approve, new_request
     from investigator.demo.people import DEMO_ONLY_PASSPHRASE, DEMO_ONLY_TOTP_SECRETS, demo_authority
     from investigator.authority.identity import unlock_person_key
@@ -62,8 +63,8 @@ def build(work: Path, n: int) -> None:
     keyed = frame.with_columns(pl.col("ts").dt.to_string("%Y-%m-%d").alias("_day"))
     for part in keyed.partition_by("_day"):
         part.drop("_day").write_parquet(plain / f"{part['_day'][0]}.parquet", compression="zstd", mkdir=True)
-    archive = Archive.create(work / "archive", passphrase=PASS, kdf_n=2**14, now=NOW - timedelta(days=1))
-    keys = archive.unlock(PASS)
+    archive = create_archive(work / "archive", passphrase=PASS, kdf_n=2**14, now=NOW - timedelta(days=1))
+    keys = unlock_archive(archive, PASS)
     t0 = time.perf_counter()
     ingest_frames(archive, messages=frame, events=None, sources=[], skipped=[], keys=keys, actor="bench",
                   now=NOW - timedelta(days=1))

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from investigator.vault.store import Archive
 
 from support import PASSPHRASE, TEST_KDF_N, message_frame
+from investigator.custody.file import create_archive
+from investigator.custody.file import unlock_archive
 
 os.environ.setdefault("INVESTIGATOR_LANG", "en")
 
@@ -26,8 +27,8 @@ def make_archive(tmp_path):
 
     def make(name: str = "archive", **kwargs):
         kwargs.setdefault("kdf_n", TEST_KDF_N)
-        archive = Archive.create(tmp_path / name, passphrase=PASSPHRASE, actor="tester", **kwargs)
-        return archive, archive.unlock(PASSPHRASE)
+        archive = create_archive(tmp_path / name, passphrase=PASSPHRASE, actor="tester", **kwargs)
+        return archive, unlock_archive(archive, PASSPHRASE)
 
     return make
 

@@ -32,6 +32,12 @@ from investigator.access.keyservice import ChunkRef, EmbeddedKeyService, KeyServ
 from investigator.vault.manifest import ChunkEntry
 from investigator.schema import (CONTENT_COLUMNS, PART_COLUMNS, format_ts, full_schema, id_field, kind_parts)
 from investigator.textnorm import add_normalized_column
+from investigator.custody.file import unlock_archive
+from investigator.authority.grants import Grant, find_grant
+from investigator.access.keyserver import RemoteKeyService
+from investigator.authority.directory import DirectoryStore
+from investigator.vault.tagstore import TagStore
+from investigator.errors import ContentNotGranted
 
 PROVENANCE_COLUMNS = ("chunk_id", "batch_seq", "leaf_index", "record_hash", "version")
 THREADS = 2
@@ -87,14 +93,12 @@ def open_case(archive: Archive | str | Path, *, grant: Any, person: str, totp: s
     Raises GrantInvalid / GrantExpired, PolicyDenied, IdentityCheckFailed,
     KeyServiceError, WrongPassphrase or ConfigError; every outcome is audited.
     """
-    from investigator.authority.grants import Grant, find_grant
 
     opened = _as_archive(archive)
     if not isinstance(grant, Grant):
         grant = Grant.from_file(find_grant(opened, grant))
     if key_service is None:
         if keyserver:
-            from investigator.access.keyserver import RemoteKeyService
 
             key_service = RemoteKeyService(keyserver, cafile=cafile)
         else:
@@ -102,7 +106,7 @@ def open_case(archive: Archive | str | Path, *, grant: Any, person: str, totp: s
             if not secret:
                 raise ConfigError("the embedded key service needs the archive passphrase",
                                   hint=f"set {PASSPHRASE_ENV}, pass passphrase=, or use keyserver='http://...'")
-            key_service = EmbeddedKeyService(opened, opened.unlock(secret, actor=person))
+            key_service = EmbeddedKeyService(opened, unlock_archive(opened, secret, actor=person))
     ticket = key_service.open(grant=grant, person=person, totp=totp, session=session, monitor=monitor,
                               monitor_totp=monitor_totp, now=now)
     return Case(opened, grant, ticket, key_service, now=now)
@@ -174,14 +178,12 @@ class Case:
     def directory(self) -> Any:
         """The org directory (people, identities, groups), loaded once."""
         if self._directory is None:
-            from investigator.authority.directory import DirectoryStore
 
             self._directory = DirectoryStore(self.archive).load()
         return self._directory
 
     def tags(self) -> Any:
         """The case's tags and notes (stored beside the archive, audited; originals untouched)."""
-        from investigator.vault.tagstore import TagStore
 
         return TagStore(self.archive, case=self.grant.case, actor=self.person)
 
@@ -298,7 +300,6 @@ class Case:
         if unknown:
             not_granted = [c for c in unknown if c in CONTENT_COLUMNS or c == "text_norm"]
             if not_granted:
-                from investigator.errors import ContentNotGranted
 
                 raise ContentNotGranted(f"column {not_granted[0]!r}")
             raise ConfigError(f"unknown column {unknown[0]!r}", hint=f"columns are: {', '.join(base)}")

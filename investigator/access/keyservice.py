@@ -1,6 +1,6 @@
 """Key services: the only way a loader gets chunk keys. One interface, two homes.
 
-    >>> service = EmbeddedKeyService(archive, archive.unlock(passphrase))            # doctest: +SKIP
+    >>> service = EmbeddedKeyService(archive, unlock_archive(archive, passphrase))            # doctest: +SKIP
     >>> ticket = service.open(grant=grant, person="sunli", totp="123456", now=now)    # doctest: +SKIP
     >>> keys = service.release(ticket, [ChunkRef("messages", "2026-11-18", "060000", "meta")], now=now)  # doctest: +SKIP
 
@@ -28,11 +28,17 @@ from typing import TYPE_CHECKING, Any, Protocol
 from investigator import _crypto
 from investigator.errors import IdentityCheckFailed, IntegrityError, PolicyDenied
 from investigator.schema import KINDS, format_ts, parts_for_fields
+from investigator.custody.file import MasterKeys
+from investigator.vault.format import chunk_key
+from investigator.custody.file import unlock_archive as _unlock_with_passphrase
+from investigator.authority.identity import check_identity
+from investigator.authority.directory import DirectoryStore
+from investigator.authority.policy import PolicyStore
+from investigator.vault.proofs import inclusion_proofs
+from investigator.authority.grants import revocations
+from investigator.vault.store import Archive
+from investigator.authority.grants import Grant
 
-if TYPE_CHECKING:
-    from investigator.vault.store import Archive
-    from investigator.authority.grants import Grant
-    from investigator.custody.file import MasterKeys
 
 TICKET_LIFETIME = timedelta(hours=8)
 
@@ -122,7 +128,6 @@ class GrantGate:
         Raises GrantInvalid / GrantExpired, PolicyDenied (not the operator),
         IdentityCheckFailed.
         """
-        from investigator.authority.identity import check_identity
 
         when = _utcnow(now)
         grant.verify(self.archive, now=when, actor=person)
@@ -156,9 +161,6 @@ class GrantGate:
     def _check_monitor(self, grant: "Grant", person: str, monitor: str | None, monitor_totp: str | None,
                        when: datetime) -> None:
         """Dual control (操作人+监控人): required for the policy's purposes; the monitor is checked whenever named."""
-        from investigator.authority.directory import DirectoryStore
-        from investigator.authority.identity import check_identity
-        from investigator.authority.policy import PolicyStore
 
         directory = DirectoryStore(self.archive).load()
         policy = PolicyStore(self.archive).load(directory)
@@ -203,7 +205,6 @@ class GrantGate:
             raise PolicyDenied(reason, rule=rule)
         out: dict[ChunkRef, bytes] = {}
         data_keys: dict[tuple[str, str], bytes] = {}
-        from investigator.custody.file import chunk_key
 
         for ref in refs:
             dek = data_keys.get((ref.kind, ref.partition))
@@ -234,7 +235,6 @@ class GrantGate:
         Each leaf must lie in a chunk that overlaps the grant's window; anything
         else is refused with PolicyDenied (rule ``grant.window``).
         """
-        from investigator.vault.proofs import inclusion_proofs
 
         when = _utcnow(now)
         known, grant = self.ticket(ticket.token)
@@ -263,7 +263,6 @@ class GrantGate:
 
     def _judge(self, ticket: Ticket, grant: "Grant", refs: Sequence[ChunkRef],
                when: datetime) -> tuple[ChunkRef, str, str] | None:
-        from investigator.authority.grants import revocations
 
         if when >= ticket.expires:
             return (refs[0] if refs else ChunkRef("", "", "", ""), "ticket.expired",
@@ -302,3 +301,13 @@ def unwrap_release(obj: dict[str, str], refs: Sequence[ChunkRef]) -> dict[ChunkR
     if set(obj) != set(wanted):
         raise IntegrityError("the key server answered with other keys than were asked for")
     return {wanted[name]: _crypto.unb64(value) for name, value in obj.items()}
+
+
+def unlock_archive(archive: Archive, passphrase: str, *, actor: str = "") -> MasterKeys:
+    """The archive's master keys for the embedded key service (one trusted machine).
+
+    Whoever holds the passphrase holds every key: only the demo, the key server
+    itself and single-machine use call this (docs/threat-model.md). A wrong
+    passphrase raises WrongPassphrase and is audited.
+    """
+    return _unlock_with_passphrase(archive, passphrase, actor=actor)

@@ -33,7 +33,7 @@ from investigator.analysis.normalize import (
 from investigator.analysis.pii import detect, find_pii, mask_text, pseudonymize_text, redact_frame
 from investigator.analysis.query import parse
 from investigator.analysis.search import MODES, search
-from investigator.analysis.tags import STANDARD_TAGS, TagEntry, TagSet, apply_tags, filter_by_tag
+from investigator.tags import STANDARD_TAGS, TagEntry, TagSet, apply_tags, filter_by_tag
 from investigator.analysis.timeline import (
     align_events,
     align_messages,

@@ -32,9 +32,10 @@ from investigator import _crypto
 from investigator.errors import ConfigError, IntegrityError
 from investigator._fs import atomic_write
 from investigator.schema import canonical_json, format_ts
+from investigator.errors import ImportFormatError
+from investigator.errors import PolicyDenied
+from investigator.vault.store import Archive
 
-if TYPE_CHECKING:
-    from investigator.vault.store import Archive
 
 DIRECTORY_FORMAT = "investigator-directory/1"
 ADMIN_ROLE = "admin"
@@ -312,7 +313,6 @@ class DirectoryStore:
         return self.load()
 
     def _deny(self, signer: Signer, action: str, target: str, rule: str, reason: str, now: datetime) -> None:
-        from investigator.errors import PolicyDenied
 
         self.archive.audit.append(signer.id, f"people.{action}", target, {"rule": rule, "reason": reason},
                                   outcome="denied", now=now)
@@ -348,7 +348,6 @@ def read_people_csv(path: Path) -> list[Person]:
     Lists are ``;``-separated; identities are ``platform:account``. Raises
     ImportFormatError naming the line of a bad row.
     """
-    from investigator.errors import ImportFormatError
 
     try:
         text = Path(path).read_text(encoding="utf-8-sig")

@@ -39,10 +39,9 @@ from investigator.errors import ConfigError, IdentityCheckFailed, IntegrityError
 from investigator._fs import atomic_write
 from investigator.authority.policy import Policy, load_org, parse_utc
 from investigator.schema import canonical_json, format_ts
+from investigator.vault.store import Archive
+from investigator.custody.file import MasterKeys
 
-if TYPE_CHECKING:
-    from investigator.vault.store import Archive
-    from investigator.custody.file import MasterKeys
 
 PERSON_KEY_FORMAT = "investigator-person-key/1"
 KEY_DIR_ENV = "INVESTIGATOR_KEY_DIR"

@@ -10,6 +10,9 @@ from investigator.vault.store import Archive
 from investigator.vault.config import DEFAULT_CHUNK_SECONDS, DEFAULT_TZ
 from investigator.cli.options import (actor_option, archive_argument, archive_passphrase, default_actor, echo_json, json_option,
                       open_and_unlock)
+from investigator.custody.file import create_archive
+from investigator.vault.ingest import ingest_paths
+from investigator.vault.verify import verify_archive
 
 
 @click.command()
@@ -28,7 +31,7 @@ def init(archive: Path, tz: str, chunk_seconds: int, kdf_cost: int, actor: str |
     Example:
       INVESTIGATOR_PASSPHRASE=... investigator init ./case-archive --tz Asia/Shanghai
     """
-    created = Archive.create(archive, passphrase=archive_passphrase(confirm=True), timezone_name=tz,
+    created = create_archive(archive, passphrase=archive_passphrase(confirm=True), timezone_name=tz,
                              chunk_seconds=chunk_seconds, actor=default_actor(actor), kdf_n=2**kdf_cost)
     click.echo(f"created archive {created.archive_id} at {archive} (time zone {tz})")
 
@@ -74,7 +77,7 @@ def ingest(archive: Path, paths: tuple[Path, ...], fmt: str, tz: str | None, len
         mapping[field.strip()] = column.strip()
     options = ImportOptions(tz=tz or opened.config.timezone, lenient=lenient, date_order=date_order,
                             mapping=mapping or None, room_names=room_names)
-    result = opened.ingest(list(paths), keys=keys, actor=who, format=fmt, options=options, progress=not as_json)
+    result = ingest_paths(opened, list(paths), keys=keys, actor=who, format=fmt, options=options, progress=not as_json)
     if as_json:
         echo_json(result.to_json())
         return
@@ -142,13 +145,13 @@ def verify(archive: Path, offline: bool, actor: str | None, as_json: bool) -> No
         opened, keys = Archive.open(archive), None
     else:
         opened, keys = open_and_unlock(archive, who)
-    report = opened.verify(keys=keys, actor=who)
+    report = verify_archive(opened, keys=keys, actor=who)
     if as_json:
         echo_json({"ok": report.ok, **report.__dict__})
     else:
         mode = "offline" if offline else "full"
-        click.echo(f"{mode} verification: {report.manifests} manifests, {report.chunks} chunks "
-                   f"({report.chunks_decrypted} decrypted, {report.records} records), {report.audit_entries} audit entries")
+        click.echo(f"{mode} verification: {report.counts['manifests']} manifests, {report.counts['chunks']} chunks "
+                   f"({report.counts['chunks_decrypted']} decrypted, {report.counts['records']} records), {report.counts['audit_entries']} audit entries")
         for warning in report.warnings:
             click.secho(f"warning: {warning}", fg="yellow")
         for problem in report.problems:
@@ -181,8 +184,8 @@ def audit_verify(archive: Path, as_json: bool) -> None:
     if as_json:
         echo_json({"ok": report.ok, **report.__dict__})
     else:
-        click.echo(f"{report.entries} entries, {report.checkpoints} checkpoints (last covers entry "
-                   f"{report.last_checkpoint_seq})")
+        click.echo(f"{report.counts['entries']} entries, {report.counts['checkpoints']} checkpoints (last covers "
+                   f"entry {report.counts['last_checkpoint_seq']})")
         for problem in report.problems:
             click.secho(f"FAIL audit/{problem}", fg="red", err=True)
         click.echo("intact" if report.ok else f"{len(report.problems)} problem(s) found")

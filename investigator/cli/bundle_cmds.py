@@ -119,7 +119,7 @@ def verify_cmd(ctx: click.Context, path: Path, pubkeys: tuple[Path, ...], as_jso
     from investigator.reports.seal import load_pubkey
 
     result = verify_bundle(path, pubkeys=[load_pubkey(p) for p in pubkeys])
-    echo_checks(result, as_json=as_json, summary=f"{path}: {'intact' if result.ok else 'NOT INTACT'} ({result.items} items)")
+    echo_checks(result, as_json=as_json, summary=f"{path}: {'intact' if result.ok else 'NOT INTACT'} ({result.counts['items']} items)")
     if not result.ok:
         ctx.exit(IntegrityError.exit_code)
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from investigator.cli.options import archive_argument, archive_passphrase, echo_json, json_option
+from investigator.custody.file import unlock_archive
 
 
 @click.command("open")
@@ -71,7 +72,7 @@ def keyserver(archive: Path, listen: str, certfile: str | None, keyfile: str | N
     if not host or not port.isdigit():
         raise click.BadParameter("expected HOST:PORT", param_hint="--listen")
     opened = Archive.open(archive)
-    keys = opened.unlock(archive_passphrase(), actor="keyserver")
+    keys = unlock_archive(opened, archive_passphrase(), actor="keyserver")
     server = serve(opened, keys, host=host, port=int(port), certfile=certfile, keyfile=keyfile,
                    limit=RateLimit(rate=rate, burst=int(rate * 3)))
     scheme = "https" if certfile else "http"

@@ -18,6 +18,7 @@ import click
 from investigator.vault.store import Archive
 from investigator.vault.config import PASSPHRASE_ENV, passphrase_from_env
 from investigator.custody.file import MasterKeys
+from investigator.custody.file import unlock_archive
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -43,7 +44,7 @@ def archive_passphrase(*, confirm: bool = False) -> str:
 
 def open_and_unlock(path: Path, actor: str) -> tuple[Archive, MasterKeys]:
     archive = Archive.open(path)
-    return archive, archive.unlock(archive_passphrase(), actor=actor)
+    return archive, unlock_archive(archive, archive_passphrase(), actor=actor)
 
 
 def echo_json(obj: Any) -> None:

@@ -19,6 +19,7 @@ from investigator.vault.config import KEY_PASSPHRASE_ENV
 from investigator.authority.directory import DirectoryStore, Person, Signer, add_people, link_identity, read_people_csv, set_status
 from investigator.errors import ConfigError
 from investigator.cli.options import archive_argument, archive_passphrase, echo_json, json_option
+from investigator.custody.file import unlock_archive
 
 NEW_KEY_PASSPHRASE_ENV = "INVESTIGATOR_NEW_KEY_PASSPHRASE"
 
@@ -54,7 +55,7 @@ def admin_signer(archive: Archive, as_id: str | None, key_dir: Path | None) -> S
     """The signer of an admin change: ``as_id``'s personal key, or the archive key (bootstrap)."""
     if as_id:
         return Signer(as_id, person_key(archive, as_id, key_dir))
-    keys = archive.unlock(archive_passphrase(), actor="archive")
+    keys = unlock_archive(archive, archive_passphrase(), actor="archive")
     return Signer.archive(keys.signing)
 
 
@@ -225,7 +226,7 @@ def enroll_cmd(archive: Path, person_id: str, as_id: str | None, key_dir: Path |
 
     opened = Archive.open(archive)
     signer = admin_signer(opened, as_id, key_dir)
-    keys = opened.unlock(archive_passphrase(), actor=as_id or "archive")
+    keys = unlock_archive(opened, archive_passphrase(), actor=as_id or "archive")
     env = NEW_KEY_PASSPHRASE_ENV if as_id or os.environ.get(NEW_KEY_PASSPHRASE_ENV) else KEY_PASSPHRASE_ENV
     passphrase = personal_passphrase(person_id, env=env, confirm=True)
     result = enroll(opened, keys, person_id, signer=signer, passphrase=passphrase, now=utc_now(), key_dir=key_dir,
@@ -294,7 +295,7 @@ def unlock_cmd(archive: Path, person_id: str, as_id: str | None, key_dir: Path |
                                                                     "reason": "only an admin clears lock-outs"},
                             outcome="denied", now=utc_now())
         raise PolicyDenied("only an admin clears lock-outs", rule="role.permission")
-    keys = opened.unlock(archive_passphrase(), actor=signer.id)
+    keys = unlock_archive(opened, archive_passphrase(), actor=signer.id)
     TotpStore(opened).unlock_person(keys, person_id)
     opened.audit.append(signer.id, "people.unlock", person_id, {"rule": "identity.lockout"}, now=utc_now())
     click.echo(f"lock-out of {person_id} cleared")

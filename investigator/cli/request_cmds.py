@@ -12,6 +12,7 @@ from investigator.vault.store import Archive
 from investigator.errors import ConfigError
 from investigator.cli.options import archive_argument, archive_passphrase, echo_json, json_option
 from investigator.cli.people_cmds import _split_multi, key_dir_option, parse_time, person_key, utc_now
+from investigator.custody.file import unlock_archive
 
 PURPOSES = ("internal_audit", "legal_dispute", "regulatory_check", "customer_complaint")
 as_person = click.option("--as", "as_id", required=True, metavar="ID",
@@ -78,7 +79,7 @@ def _decide(archive: Path, request_id: str, as_id: str, totp: str, note: str, ke
 
     opened = Archive.open(archive)
     signing_key = person_key(opened, as_id, key_dir)
-    keys = opened.unlock(archive_passphrase(), actor=as_id)
+    keys = unlock_archive(opened, archive_passphrase(), actor=as_id)
     result = approve(opened, keys, request_id, approver=as_id, signing_key=signing_key, totp=totp, now=utc_now(),
                      note=note, decision=decision)
     if decision == "reject":
@@ -265,7 +266,7 @@ def login(archive: Path, as_id: str, totp: str, hours: int | None, session_file:
     from investigator.authority.identity import login as do_login
 
     opened = Archive.open(archive)
-    keys = opened.unlock(archive_passphrase(), actor=as_id)
+    keys = unlock_archive(opened, archive_passphrase(), actor=as_id)
     token = do_login(opened, keys, as_id, totp=totp, now=utc_now(), hours=hours)
     path = _session_file(opened.archive_id, as_id, session_file)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -10,6 +10,12 @@ Only chunk keys ever leave a key service; a KEK or a DEK never does
     >>> master = KeyFile.create(path, archive_id, "correct horse")    # doctest: +SKIP
     >>> keys = KeyFile.load(path).unlock("correct horse")              # doctest: +SKIP
     >>> dek, wrapped = keys.new_data_key("messages", "2026-11-28")     # doctest: +SKIP
+    >>> archive = create_archive(Path("case-archive"), passphrase="correct horse")  # doctest: +SKIP
+    >>> keys = unlock_archive(archive, "correct horse", actor="admin")              # doctest: +SKIP
+
+This is the first custody backend: the master keys live in the archive's
+``keys/master.json``, sealed under a key derived from the passphrase (scrypt).
+Chunk keys are derived in :func:`investigator.vault.format.chunk_key`.
 """
 
 from __future__ import annotations
@@ -21,7 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from investigator import _crypto
+from investigator._fs import atomic_write
 from investigator.errors import ArchiveError, IntegrityError, WrongPassphrase
+from investigator.vault.config import check_timezone, validate_chunk_seconds
+from investigator.vault.store import Archive
 from investigator.schema import canonical_json, format_ts
 
 KEYFILE_FORMAT = "investigator-keyfile/1"
@@ -39,12 +48,6 @@ def _signing_aad(archive_id: str) -> bytes:
 def _dek_aad(archive_id: str, kind: str, partition: str, kek_version: int) -> bytes:
     return canonical_json({"archive": archive_id, "kek_version": kek_version, "kind": kind,
                            "partition": partition, "purpose": "dek"})
-
-
-def chunk_key(dek: bytes, *, archive_id: str, kind: str, partition: str, chunk: str, part: str) -> bytes:
-    """The AES-256 key of one part of one time chunk, derived from its partition's data key."""
-    info = f"investigator/chunk/v1/{kind}/{partition}/{chunk}/{part}".encode()
-    return _crypto.hkdf(dek, salt=archive_id.encode(), info=info)
 
 
 class MasterKeys:
@@ -175,8 +178,6 @@ class KeyFile:
         return _crypto.VerifyKey.from_b64(self.data["signing_key"]["public"])
 
     def _write(self) -> None:
-        from investigator._fs import atomic_write
-
         atomic_write(self.path, (json.dumps(self.data, indent=2, sort_keys=True) + "\n").encode(), mode=0o600)
 
 
@@ -186,3 +187,42 @@ def check_passphrase(passphrase: str | None) -> str:
         raise WrongPassphrase("no passphrase given",
                               hint="set INVESTIGATOR_PASSPHRASE or answer the prompt")
     return passphrase
+
+
+def create_archive(root: Path | str, *, passphrase: str, timezone_name: str = "Asia/Shanghai",
+                   chunk_seconds: int = 3600, actor: str = "admin", kdf_n: int = _crypto.SCRYPT_N,
+                   now: datetime | None = None) -> Archive:
+    """Create a new archive at ``root`` whose master keys live in a passphrase-protected key file.
+
+    Raises ConfigError for a bad time zone or chunk size, WrongPassphrase for an
+    empty passphrase, ArchiveError if ``root`` holds anything.
+    """
+    check_timezone(timezone_name)
+    validate_chunk_seconds(chunk_seconds)
+    if not passphrase:
+        raise WrongPassphrase("an empty passphrase is not accepted",
+                              hint="set INVESTIGATOR_PASSPHRASE or answer the prompt")
+    when = now or datetime.now(timezone.utc)
+
+    def new_keyring(archive_id: str, keyfile_path: Path) -> MasterKeys:
+        return KeyFile.create(keyfile_path, archive_id, passphrase, kdf_n=kdf_n, now=when)[1]
+
+    return Archive.create(Path(root), new_keyring=new_keyring, timezone_name=timezone_name,
+                          chunk_seconds=chunk_seconds, actor=actor, now=when)
+
+
+def unlock_archive(archive: Archive, passphrase: str, *, actor: str = "") -> MasterKeys:
+    """Unlock the archive's master keys. A wrong passphrase raises WrongPassphrase and is audited.
+
+    Raises IntegrityError if the key file belongs to another archive (its id or
+    signing key differ from ``archive.toml``'s).
+    """
+    try:
+        keys = KeyFile.load(archive.keyfile_path).unlock(passphrase)
+    except WrongPassphrase:
+        archive.audit.append(actor or "unknown", "unlock", archive.archive_id, {"reason": "wrong passphrase"},
+                             outcome="denied")
+        raise
+    if keys.archive_id != archive.archive_id or keys.signing.public.b64() != archive.config.signing_public_key:
+        raise IntegrityError("key file belongs to another archive", path=str(archive.keyfile_path))
+    return keys

@@ -27,6 +27,7 @@ from investigator.errors import ArchiveError
 from investigator._fs import atomic_write
 from investigator.custody.file import KeyFile
 from investigator.schema import format_ts
+from investigator.custody.file import unlock_archive
 
 FIXED_KEYS = ("index-key.json", "totp-key.json")  # wrapped keys kept in keys/ itself
 ROTATE_AFTER = timedelta(days=92)  # the seed: every quarter
@@ -50,7 +51,7 @@ def rotate(archive: Archive, passphrase: str, *, actor: str, now: datetime | Non
     when = now or datetime.now(timezone.utc)
     with archive.write_lock():
         KeyFile.load(archive.keyfile_path).add_kek_version(passphrase, now=when)
-        keys = archive.unlock(passphrase, actor=actor)
+        keys = unlock_archive(archive, passphrase, actor=actor)
         count = 0
         for (kind, partition) in sorted(archive.partition_key_paths()):
             dek = archive.data_key(keys, kind, partition)

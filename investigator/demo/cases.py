@@ -23,6 +23,14 @@ from typing import Any
 
 from investigator.vault.store import Archive
 from investigator.errors import ArchiveError, IdentityCheckFailed
+from investigator.custody.file import unlock_archive
+from investigator.authority.grants import Grant
+from investigator.demo.run import DEMO_PASSPHRASE
+from investigator.authority.grants import approve, new_request, request_status
+from investigator.demo.people import DEMO_ONLY_PASSPHRASE, demo_totp
+from investigator.authority.identity import unlock_person_key
+from investigator.demo.run import DEMO_OPERATOR, DEMO_PASSPHRASE, demo_session
+from investigator.access.case import open_case
 
 COMPLAINT_CASE = "DEMO-2026-11-18-complaint"
 MISCONDUCT_CASE = "DEMO-2026-11-24-misconduct"
@@ -34,7 +42,6 @@ APPROVER = "zhouzong"
 
 
 def _grants(root: Path) -> list[Any]:
-    from investigator.authority.grants import Grant
 
     return [Grant.from_file(p) for p in sorted((root / "org" / "grants").glob("*.json"))]
 
@@ -62,10 +69,6 @@ def misconduct_grant(archive_path: Path | str, *, now: datetime | None = None) -
     skew), and failing that the call waits for a fresh step. Raises PolicyDenied, IdentityCheckFailed
     or GrantInvalid as the grant API does.
     """
-    from investigator.demo.run import DEMO_PASSPHRASE
-    from investigator.authority.grants import approve, new_request, request_status
-    from investigator.demo.people import DEMO_ONLY_PASSPHRASE, demo_totp
-    from investigator.authority.identity import unlock_person_key
 
     root = Path(archive_path)
     existing = find_case_grant(root, MISCONDUCT_CASE, now=now)
@@ -73,7 +76,7 @@ def misconduct_grant(archive_path: Path | str, *, now: datetime | None = None) -
         return existing
     warnings.warn("DEMO ONLY: creating the misconduct grant with public demo secrets", UserWarning, stacklevel=2)
     archive = Archive.open(root)
-    keys = archive.unlock(DEMO_PASSPHRASE, actor=REQUESTER)
+    keys = unlock_archive(archive, DEMO_PASSPHRASE, actor=REQUESTER)
     key_dir = root / "demo-keys"
     zone = archive.config.zone
     (y0, m0, d0, h0, n0), (y1, m1, d1, h1, n1) = MISCONDUCT_WINDOW
@@ -119,8 +122,6 @@ def open_misconduct_case(archive_path: Path | str, *, now: datetime | None = Non
 
 
 def _open(archive_path: Path | str, grant: str, now: datetime | None) -> Any:
-    from investigator.demo.run import DEMO_OPERATOR, DEMO_PASSPHRASE, demo_session
-    from investigator.access.case import open_case
 
     session = demo_session(archive_path, now=now)
     return open_case(archive_path, grant=grant, person=DEMO_OPERATOR, session=session, passphrase=DEMO_PASSPHRASE,

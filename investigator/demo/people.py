@@ -19,10 +19,12 @@ from investigator.authority.directory import ADMIN_ROLE, DirectoryStore, Person,
 from investigator.errors import PolicyDenied
 from investigator.authority.policy import Policy, PolicyStore
 from investigator.authority.grants.workflow import approve, new_request
+from investigator.authority.directory import add_people, read_people_csv
+from investigator.authority.identity import enroll, unlock_person_key
+from investigator.authority.policy import default_policy_text
+from investigator.vault.store import Archive
+from investigator.custody.file import MasterKeys
 
-if TYPE_CHECKING:
-    from investigator.vault.store import Archive
-    from investigator.custody.file import MasterKeys
 
 # --- the demo --------------------------------------------------------------------------------
 
@@ -85,9 +87,6 @@ def demo_authority(archive: "Archive", keys: "MasterKeys", *, now: datetime, key
     time zone), approved by her supervisor 周总 (zhouzong) with a computed code.
     Warns on every call: these identities are not secret.
     """
-    from investigator.authority.directory import add_people, read_people_csv
-    from investigator.authority.identity import enroll, unlock_person_key
-    from investigator.authority.policy import default_policy_text
 
     warnings.warn("DEMO ONLY: demo people use public TOTP secrets and passphrases (investigator.authority.grants."
                   "DEMO_ONLY_TOTP_SECRETS); never use this archive for real evidence", UserWarning, stacklevel=2)

@@ -23,6 +23,21 @@ from typing import Any
 from investigator import _crypto
 from investigator.vault.store import Archive
 from investigator.errors import ArchiveError, IdentityCheckFailed
+from investigator.custody.file import create_archive
+from investigator.custody.file import unlock_archive
+from investigator.vault.ingest import ingest_paths
+from investigator.vault.verify import verify_archive
+from investigator.demo.samples import write_sample_set
+from investigator.importers import ImportOptions
+from investigator.demo.people import DEMO_KDF_N, demo_authority
+from investigator.errors import InvestigatorError
+from investigator.authority.identity import unlock_person_key
+from investigator.reports.run import run_report
+from investigator.reports.seal import verify_report
+from investigator.demo.people import demo_totp
+from investigator.authority.identity import check_session, login
+from investigator.authority.grants import Grant
+from investigator.access.case import open_case
 
 DEMO_PASSPHRASE = "demo-only-passphrase-仅供演示"  # DEMO ONLY: public, never for real data
 DEMO_MARKER = "DEMO-ARCHIVE-NOT-FOR-REAL-DATA.txt"
@@ -77,7 +92,6 @@ def ensure_samples(samples: Path | None, workdir: Path) -> Path:
         return samples
     if REPO_SAMPLES.is_dir() and any(REPO_SAMPLES.iterdir()):
         return REPO_SAMPLES
-    from investigator.demo.samples import write_sample_set
 
     target = workdir / "generated-samples"
     write_sample_set(target)
@@ -91,7 +105,6 @@ def run_demo(out: Path, *, samples: Path | None = None, echo: Callable[[str], No
     Replaces ``out`` only if it is an earlier demo archive (it carries the demo
     marker file); raises ArchiveError rather than touch anything else.
     """
-    from investigator.importers import ImportOptions
 
     out = Path(out)
     if out.exists() and any(out.iterdir()):
@@ -101,29 +114,28 @@ def run_demo(out: Path, *, samples: Path | None = None, echo: Callable[[str], No
         shutil.rmtree(out)
     source = ensure_samples(samples, out.parent)
     echo(f"samples: {source}")
-    archive = Archive.create(out, passphrase=DEMO_PASSPHRASE, actor="demo-admin", kdf_n=kdf_n or _crypto.SCRYPT_N)
+    archive = create_archive(out, passphrase=DEMO_PASSPHRASE, actor="demo-admin", kdf_n=kdf_n or _crypto.SCRYPT_N)
     (out / DEMO_MARKER).write_text(
         "This archive was made by `investigator demo` with a public demo-only passphrase:\n"
         f"{DEMO_PASSPHRASE}\nNever put real records into it.\n", encoding="utf-8")
-    keys = archive.unlock(DEMO_PASSPHRASE, actor="demo-admin")
+    keys = unlock_archive(archive, DEMO_PASSPHRASE, actor="demo-admin")
     result = DemoResult(archive=out)
     for path, extra in sample_exports(source):
         options = ImportOptions(**{"tz": archive.config.timezone, "lenient": False, **extra})
-        batch = archive.ingest([path], keys=keys, actor="demo-operator", options=options)
+        batch = ingest_paths(archive, [path], keys=keys, actor="demo-operator", options=options)
         row = {"file": str(path.relative_to(source)), "batch": batch.batch_seq, "messages": batch.messages_added,
                "events": batch.events_added, "duplicates": batch.duplicates, "skipped": batch.skipped}
         result.batches.append(row)
         echo(f"ingested {row['file']}: {row['messages']} messages, {row['events']} events"
              + (f", {row['skipped']} skipped lines" if row["skipped"] else ""))
-    report = archive.verify(keys=keys, actor="demo-admin")
+    report = verify_archive(archive, keys=keys, actor="demo-admin")
     result.verified, result.problems = report.ok, report.problems
     result.info = archive.info()
-    echo(f"verified: {'intact' if report.ok else 'PROBLEMS'} ({report.chunks_decrypted} chunks, "
-         f"{report.records} records, {report.audit_entries} audit entries)")
+    echo(f"verified: {'intact' if report.ok else 'PROBLEMS'} ({report.counts['chunks_decrypted']} chunks, "
+         f"{report.counts['records']} records, {report.counts['audit_entries']} audit entries)")
     if not report.ok:
         return result
     now = datetime.now(timezone.utc)
-    from investigator.demo.people import DEMO_KDF_N, demo_authority
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the demo says so itself, once, below
@@ -143,10 +155,6 @@ def demo_report(result: DemoResult, authority: Any, *, echo: Callable[[str], Non
     """DEMO ONLY: run complaint_investigation as the demo operator, seal it, verify it (reports/ in the archive)."""
     import nbformat
 
-    from investigator.errors import InvestigatorError
-    from investigator.authority.identity import unlock_person_key
-    from investigator.reports.run import run_report
-    from investigator.reports.seal import verify_report
 
     archive = Archive.open(result.archive)
     try:
@@ -170,8 +178,6 @@ def demo_report(result: DemoResult, authority: Any, *, echo: Callable[[str], Non
 
 def demo_session(archive_path: Path | str, *, now: datetime | None = None, keys: Any = None) -> str:
     """DEMO ONLY: the demo operator's session token, logging in again (demo TOTP secret) when expired."""
-    from investigator.demo.people import demo_totp
-    from investigator.authority.identity import check_session, login
 
     root = Path(archive_path)
     when = now or datetime.now(timezone.utc)
@@ -184,7 +190,7 @@ def demo_session(archive_path: Path | str, *, now: datetime | None = None, keys:
             return token
         except IdentityCheckFailed:  # expired, revoked or forged: log in again below
             pass
-    keys = keys or archive.unlock(DEMO_PASSPHRASE, actor=DEMO_OPERATOR)
+    keys = keys or unlock_archive(archive, DEMO_PASSPHRASE, actor=DEMO_OPERATOR)
     token = login(archive, keys, DEMO_OPERATOR, totp=demo_totp(DEMO_OPERATOR, when), now=when)
     path.write_text(token + "\n", encoding="utf-8")
     return token
@@ -195,7 +201,6 @@ DEMO_CASE = "DEMO-2026-11-18-complaint"
 
 def demo_grant(archive_path: Path | str) -> str:
     """DEMO ONLY: the id of the demo archive's complaint grant (found by its case, not by file order)."""
-    from investigator.authority.grants import Grant
 
     for path in sorted((Path(archive_path) / "org" / "grants").glob("*.json")):
         if Grant.from_file(path).case == DEMO_CASE:
@@ -205,7 +210,6 @@ def demo_grant(archive_path: Path | str) -> str:
 
 def open_demo_case(archive_path: Path | str, *, now: datetime | None = None, keys: Any = None) -> Any:
     """DEMO ONLY: open the demo grant's case as the demo operator, with the demo session."""
-    from investigator.access.case import open_case
 
     session = demo_session(archive_path, now=now, keys=keys)
     return open_case(archive_path, grant=demo_grant(archive_path), person=DEMO_OPERATOR, session=session,

@@ -37,14 +37,26 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from investigator import _crypto
+from investigator.verification import Verification
 from investigator.errors import BundleError, IntegrityError, PolicyDenied
 from investigator.vault.manifest import Manifest
 from investigator.vault.merkle import verify_inclusion
 from investigator.schema import canonical_json, format_ts, record_hash
+from investigator.access.keyservice import unlock_archive
+from investigator.authority.grants import Grant, find_grant
+from investigator.access.keyservice import EmbeddedKeyService
+from investigator.access.case import open_case
+from investigator.authority.policy import load_org, record_decision
+from investigator.reports.audit_view import grant_entries
+from investigator.reports.breaker import assess_messages
+from investigator.authority.directory import DirectoryStore
+from investigator.authority.policy import PolicyStore
+from investigator.vault.audit import _entry_hash
+from investigator.authority.grants import Grant
+from investigator.schema import record_hashes
+from investigator.vault.store import Archive
+from investigator.vault.format import Keyring
 
-if TYPE_CHECKING:
-    from investigator.vault.store import Archive
-    from investigator.custody.file import MasterKeys
 
 BUNDLE_FORMAT = "investigator-bundle/1"
 SIGNED_FILES = ("manifest.json", "signature.json", "release.json")
@@ -81,7 +93,7 @@ def _zip_bytes(files: dict[str, bytes]) -> bytes:
     return buffer.getvalue()
 
 
-def _attest(keys: "MasterKeys", body: dict[str, Any]) -> dict[str, Any]:
+def _attest(keys: Keyring, body: dict[str, Any]) -> dict[str, Any]:
     return {"body": body, "key_id": keys.signing.public.key_id, "signature": keys.signing.sign(canonical_json(body))}
 
 
@@ -99,12 +111,6 @@ def export_bundle(archive: "Archive", *, grant: str, person: str, signer: _crypt
     kept inside the archive (``exports/held/<id>.zip``) with an audit alert and
     ``held=True``; :func:`release_bundle` lets a legal reviewer release it.
     """
-    from investigator.authority.grants import Grant, find_grant
-    from investigator.access.keyservice import EmbeddedKeyService
-    from investigator.access.case import open_case
-    from investigator.authority.policy import load_org, record_decision
-    from investigator.reports.audit_view import grant_entries
-    from investigator.reports.breaker import assess_messages
 
     when = now or datetime.now(timezone.utc)
     loaded = Grant.from_file(find_grant(archive, grant))
@@ -113,7 +119,7 @@ def export_bundle(archive: "Archive", *, grant: str, person: str, signer: _crypt
                              tz=archive.config.zone)
     record_decision(archive, decision, actor=person, action="bundle.export", target=loaded.id, now=when)
     decision.raise_if_denied()
-    keys = archive.unlock(passphrase, actor=person)
+    keys = unlock_archive(archive, passphrase, actor=person)
     case = open_case(archive, grant=loaded, person=person, totp=totp, session=session,
                      key_service=EmbeddedKeyService(archive, keys), now=now)
     messages = case.messages(progress=False)
@@ -221,8 +227,6 @@ def release_bundle(archive: "Archive", bundle_id: str, *, releaser: str, signer:
 
     Raises PolicyDenied (not a legal reviewer, or the operator) or BundleError.
     """
-    from investigator.authority.directory import DirectoryStore
-    from investigator.authority.policy import PolicyStore
 
     when = now or datetime.now(timezone.utc)
     source = held_dir(archive) / f"{bundle_id}.zip"
@@ -243,7 +247,7 @@ def release_bundle(archive: "Archive", bundle_id: str, *, releaser: str, signer:
         archive.audit.append(releaser, "bundle.release", bundle_id, {"rule": "release.legal_role", "reason": reason},
                              outcome="denied", now=when)
         raise PolicyDenied(reason, rule="release.legal_role")
-    keys = archive.unlock(passphrase, actor=releaser)
+    keys = unlock_archive(archive, passphrase, actor=releaser)
     body = {"purpose": "bundle-release", "bundle_id": bundle_id,
             "manifest_sha256": hashlib.sha256(files["manifest.json"]).hexdigest(), "reviewer": releaser,
             "reviewer_key_id": signer.public.key_id, "ts": format_ts(when), "note": note,
@@ -262,29 +266,13 @@ def release_bundle(archive: "Archive", bundle_id: str, *, releaser: str, signer:
 
 # --- verification ------------------------------------------------------------------------------
 
-@dataclass
-class BundleVerifyResult:
-    items: int = 0
-    released: bool = False
-    problems: list[str] = field(default_factory=list)
-    checked: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-    def to_json(self) -> dict[str, Any]:
-        return {"ok": self.ok, "items": self.items, "released": self.released, "problems": self.problems,
-                "checked": self.checked}
-
-
 def _trusted(pubkeys: Sequence[_crypto.VerifyKey], key_id: str) -> _crypto.VerifyKey | None:
     return next((k for k in pubkeys if k.key_id == key_id), None)
 
 
-def verify_bundle(path: Path, *, pubkeys: Sequence[_crypto.VerifyKey]) -> BundleVerifyResult:
+def verify_bundle(path: Path, *, pubkeys: Sequence[_crypto.VerifyKey]) -> Verification:
     """Check a bundle offline against trusted public keys (the archive's). Never raises for tampering."""
-    result = BundleVerifyResult()
+    result = Verification("bundle", counts={"items": 0}, facts={"released": False})
     problems = result.problems
     try:
         with zipfile.ZipFile(path) as zf:
@@ -382,7 +370,7 @@ def verify_bundle(path: Path, *, pubkeys: Sequence[_crypto.VerifyKey]) -> Bundle
             bad += 1
     if len(rows) != manifest.get("items"):
         problems.append(f"messages.jsonl holds {len(rows)} messages, the manifest says {manifest.get('items')}")
-    result.items = len(rows)
+    result.counts["items"] = len(rows)
     if rows and not bad:
         result.checked.append(f"{len(rows)} messages: inclusion proofs check against {len(roots)} signed manifest "
                               f"roots; {len(rows) - partial} record hashes recomputed from content"
@@ -395,7 +383,6 @@ def verify_bundle(path: Path, *, pubkeys: Sequence[_crypto.VerifyKey]) -> Bundle
                 or frame["evidence_no"].to_list() != [r.get("evidence_no") for r in rows]:
             problems.append("messages.parquet differs from messages.jsonl")
         else:
-            from investigator.schema import record_hashes
 
             complete = frame.filter(pl.col("complete"))
             if record_hashes(complete, "messages") != complete["record_hash"].to_list():
@@ -404,7 +391,6 @@ def verify_bundle(path: Path, *, pubkeys: Sequence[_crypto.VerifyKey]) -> Bundle
         problems.append(f"messages.parquet unreadable ({exc.__class__.__name__})")
     # 6. the grant's archive signature
     try:
-        from investigator.authority.grants import Grant
 
         grant = Grant.from_json(json.loads(files["grant.json"]))
         if archive_key is None or not archive_key.is_valid(grant.signature, canonical_json(grant.body)):
@@ -416,7 +402,6 @@ def verify_bundle(path: Path, *, pubkeys: Sequence[_crypto.VerifyKey]) -> Bundle
     except Exception:  # noqa: BLE001
         problems.append("grant.json missing or malformed")
     # 7. audit excerpt: each entry's own hash
-    from investigator.vault.audit import _entry_hash
 
     for line in files.get("audit.jsonl", b"").decode().splitlines():
         entry = json.loads(line)
@@ -435,7 +420,7 @@ def verify_bundle(path: Path, *, pubkeys: Sequence[_crypto.VerifyKey]) -> Bundle
               and _crypto.VerifyKey.from_b64(str(reviewer.get("public"))).is_valid(
                   str(reviewer.get("signature")), canonical_json(rel_body)))
         if ok:
-            result.released = True
+            result.facts["released"] = True
             result.checked.append(f"released by {rel_body.get('reviewer')}")
         else:
             problems.append("release.json does not verify")

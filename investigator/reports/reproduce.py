@@ -17,13 +17,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from investigator.vault.config import PASSPHRASE_ENV
 from investigator.errors import ReportError
+from investigator.access.keyservice import unlock_archive
+from investigator.authority.identity import SESSION_ENV, login, revoke_session
+from investigator.reports.canonical import content_digest, diff_cells
+from investigator.reports.run import check_template_allowed, execute, find_template
+from investigator.reports.seal import META_KEY, file_sha256
+from investigator.authority.grants import Grant, find_grant
+from investigator.vault.store import Archive
 
-if TYPE_CHECKING:
-    from investigator.vault.store import Archive
 
 
 @dataclass
@@ -53,10 +57,6 @@ def reproduce_report(notebook: Path, *, archive: "Archive", person: str, passphr
     """
     import nbformat
 
-    from investigator.authority.identity import SESSION_ENV, login, revoke_session
-    from investigator.reports.canonical import content_digest, diff_cells
-    from investigator.reports.run import check_template_allowed, execute, find_template
-    from investigator.reports.seal import META_KEY, file_sha256
 
     when = now or datetime.now(timezone.utc)
     nb = nbformat.read(str(notebook), as_version=4)
@@ -69,14 +69,13 @@ def reproduce_report(notebook: Path, *, archive: "Archive", person: str, passphr
     if recorded and file_sha256(template) != recorded:
         raise ReportError(f"template {template.name} changed since the report was sealed",
                           hint="reproduce with the template version the seal names (its SHA-256 is in the seal)")
-    from investigator.authority.grants import Grant, find_grant
 
     grant = Grant.from_file(find_grant(archive, body["grant"]["id"]))
     check_template_allowed(archive, grant, template.stem, person, when)
     params = dict(body.get("parameters") or {})
     own_session = False
     if totp:
-        session = login(archive, archive.unlock(passphrase, actor=person), person, totp=totp, now=when)
+        session = login(archive, unlock_archive(archive, passphrase, actor=person), person, totp=totp, now=when)
         own_session = True
     if not session:
         raise ReportError("reproducing needs --totp CODE or --session TOKEN")

@@ -21,15 +21,20 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from investigator.vault.config import PASSPHRASE_ENV
 from investigator.errors import PolicyDenied, ReportError
 from investigator.schema import format_ts
+from investigator.access.keyservice import unlock_archive
+from investigator.authority.grants import Grant, find_grant
+from investigator.authority.identity import SESSION_ENV, login, revoke_session
+from investigator.reports.html import write_html
+from investigator.reports.seal import SECRET_PARAMETERS, seal_notebook
+from investigator.reports.audit_view import head_seq
+from investigator import _crypto
+from investigator.vault.store import Archive
 
-if TYPE_CHECKING:
-    from investigator import _crypto
-    from investigator.vault.store import Archive
 
 KERNEL = "python3"
 REPO_TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
@@ -168,10 +173,6 @@ def run_report(template: str | Path, *, archive: "Archive", grant: str, person: 
     """
     import nbformat
 
-    from investigator.authority.grants import Grant, find_grant
-    from investigator.authority.identity import SESSION_ENV, login, revoke_session
-    from investigator.reports.html import write_html
-    from investigator.reports.seal import SECRET_PARAMETERS, seal_notebook
 
     when = now or datetime.now(timezone.utc)
     path = find_template(template)
@@ -188,12 +189,11 @@ def run_report(template: str | Path, *, archive: "Archive", grant: str, person: 
     declared = template_parameters(path)
     if "until" in declared and not params.get("until"):
         # audit_review reads the log up to a fixed entry, so its reproduction reads the same entries
-        from investigator.reports.audit_view import head_seq
 
         params["until"] = head_seq(archive)
     own_session = False
     if totp:
-        keys = archive.unlock(passphrase, actor=person)
+        keys = unlock_archive(archive, passphrase, actor=person)
         session = login(archive, keys, person, totp=totp, now=when)
         own_session = True
     if not session:

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from investigator import _crypto
+from investigator.verification import Verification
 from investigator.errors import AuditError, IntegrityError
 from investigator.schema import canonical_json, format_ts
 
@@ -61,20 +62,6 @@ class AuditEntry:
         return {"seq": self.seq, "ts": self.ts, "actor": self.actor, "action": self.action,
                 "target": self.target, "outcome": self.outcome, "details": self.details,
                 "prev": self.prev, "hash": self.hash}
-
-
-@dataclass
-class AuditReport:
-    """Result of :meth:`AuditLog.verify`."""
-
-    entries: int
-    checkpoints: int
-    last_checkpoint_seq: int
-    problems: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
 
 
 class AuditLog:
@@ -202,7 +189,7 @@ class AuditLog:
 
     # --- verifying -----------------------------------------------------------
 
-    def verify(self, public_keys: Mapping[str, _crypto.VerifyKey]) -> AuditReport:
+    def verify(self, public_keys: Mapping[str, _crypto.VerifyKey]) -> Verification:
         """Check the chain and every checkpoint; collect problems (never raises for tampering).
 
         ``public_keys`` maps key ids to the keys allowed to sign checkpoints.
@@ -254,5 +241,5 @@ class AuditLog:
                 problems.append(f"{where}: checkpoint covers entry {seq}, which is missing (log truncated)")
             elif by_seq[seq] != cp.get("hash"):
                 problems.append(f"{where}: entry {seq} differs from the checkpointed one (log rewritten)")
-        return AuditReport(entries=count, checkpoints=len(checkpoints), last_checkpoint_seq=last_cp,
-                           problems=problems)
+        return Verification("audit", problems=problems,
+                            counts={"entries": count, "checkpoints": len(checkpoints), "last_checkpoint_seq": last_cp})

@@ -17,8 +17,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from investigator.errors import ArchiveError, ConfigError
+from investigator.vault.format import FORMAT_VERSION
 
-FORMAT_VERSION = 1
 CONFIG_NAME = "archive.toml"
 DEFAULT_TZ = "Asia/Shanghai"
 DEFAULT_CHUNK_SECONDS = 3600

@@ -1,6 +1,6 @@
 """Ingest: importer frames -> deduplicated, versioned, encrypted chunks + a signed manifest.
 
-    >>> result = archive.ingest([Path("export.jsonl")], keys=keys, actor="alice")   # doctest: +SKIP
+    >>> result = ingest_paths(archive, [Path("export.jsonl")], keys=keys, actor="alice")   # doctest: +SKIP
     >>> result.messages_added, result.duplicates                                   # doctest: +SKIP
     (120, 0)
 
@@ -32,12 +32,15 @@ from typing import Any
 
 import polars as pl
 
-from investigator import __version__, _crypto
+from investigator import _crypto
+from investigator._version import __version__
 from investigator.vault import merkle
-from investigator.vault.store import (CHUNK_MAGIC, INDEX_MAGIC, Archive, batch_dir_name, chunk_aad, index_aad, write_file)
+from investigator.vault.format import CHUNK_MAGIC, INDEX_MAGIC, Keyring, batch_dir_name, chunk_aad, chunk_key, index_aad
+from investigator.vault.store import Archive, write_file
+from investigator.vault.verify import audited_manifest_digests
 from investigator.errors import ImportFormatError
+from investigator.importers import ImportOptions, read_export
 from investigator._fs import fsync_dir
-from investigator.custody.file import MasterKeys, chunk_key
 from investigator.vault.manifest import GENESIS, Manifest
 from investigator.schema import KINDS, conform, format_ts, id_field, record_hashes, split_parts
 
@@ -77,21 +80,20 @@ class IngestResult:
         return dict(self.__dict__)
 
 
-def ingest_paths(archive: Archive, paths: Sequence[Path], *, keys: MasterKeys, actor: str, format: str = "auto",
-                 options: Any = None, now: datetime | None = None, progress: bool = False) -> IngestResult:
+def ingest_paths(archive: Archive, paths: Sequence[Path | str], *, keys: Keyring, actor: str, format: str = "auto",
+                 options: ImportOptions | None = None, now: datetime | None = None, progress: bool = False) -> IngestResult:
     """Read every path with the importers, then ingest all of it as one batch.
 
     Raises ImportFormatError (file, position, what was expected) for bad input;
     the archive is then unchanged and the refusal is audited.
     """
-    from investigator.importers import ImportOptions, read_export
-
+    files = [Path(p) for p in paths]
     options = options or ImportOptions(tz=archive.config.timezone)
     sources: list[dict[str, Any]]
     skipped: list[dict[str, Any]]
     messages, events, sources, skipped = [], [], [], []
     try:
-        for path in paths:
+        for path in files:
             result = read_export(path, format=format, options=options)
             messages.append(result.messages)
             events.append(result.events)
@@ -99,7 +101,7 @@ def ingest_paths(archive: Archive, paths: Sequence[Path], *, keys: MasterKeys, a
                            for s in result.source_files)
             skipped.extend({"file": path.name, "position": s.position, "reason": s.reason} for s in result.skipped)
     except ImportFormatError as err:
-        archive.audit.append(actor, "ingest", ", ".join(p.name for p in paths), {"reason": str(err)},
+        archive.audit.append(actor, "ingest", ", ".join(p.name for p in files), {"reason": str(err)},
                              outcome="error", now=now)
         raise
     _crash_point("after-read")
@@ -167,7 +169,7 @@ def _parquet_bytes(frame: pl.DataFrame) -> bytes:
 
 
 def ingest_frames(archive: Archive, *, messages: pl.DataFrame | None, events: pl.DataFrame | None,
-                  sources: list[dict[str, Any]], skipped: list[dict[str, Any]], keys: MasterKeys, actor: str,
+                  sources: list[dict[str, Any]], skipped: list[dict[str, Any]], keys: Keyring, actor: str,
                   now: datetime | None = None, progress: bool = False) -> IngestResult:
     """Ingest normalized frames as one batch (see the module docstring)."""
     when = now or datetime.now(timezone.utc)
@@ -319,12 +321,6 @@ def _audit_ingest(archive: Archive, manifest: Manifest, *, actor: str, now: date
     if recovered:
         details["recovered"] = True
     archive.audit.append(actor, "ingest", f"batch {manifest.seq}", details, now=now)
-
-
-def audited_manifest_digests(archive: Archive) -> set[str]:
-    """Manifest hashes that an ingest audit entry records."""
-    return {str(e.details.get("manifest_sha256")) for e in archive.audit.entries() if e.action == "ingest"
-            and e.details.get("manifest_sha256")}
 
 
 def record_unaudited_batches(archive: Archive, *, actor: str) -> int:

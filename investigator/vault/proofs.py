@@ -15,17 +15,15 @@ another record's content (docs/evidence-bundle.md, "Proofs without keys").
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from investigator.errors import BundleError, IntegrityError
 from investigator.vault.merkle import inclusion_proof, root_of_record_hashes
-
-if TYPE_CHECKING:
-    from investigator.vault.store import Archive
-    from investigator.custody.file import MasterKeys
+from investigator.vault.format import Keyring
+from investigator.vault.store import Archive
 
 
-def batch_leaves(archive: "Archive", keys: "MasterKeys", batch_seq: int) -> list[str]:
+def batch_leaves(archive: Archive, keys: Keyring, batch_seq: int) -> list[str]:
     """All record hashes of batch ``batch_seq`` in leaf order (meta parts only), checked against its root.
 
     Raises BundleError (no such batch) or IntegrityError (leaves or root differ from the manifest).
@@ -47,7 +45,7 @@ def batch_leaves(archive: "Archive", keys: "MasterKeys", batch_seq: int) -> list
     return leaves
 
 
-def inclusion_proofs(archive: "Archive", keys: "MasterKeys", batch_seq: int,
+def inclusion_proofs(archive: Archive, keys: Keyring, batch_seq: int,
                      leaf_indexes: Sequence[int]) -> list[dict[str, Any]]:
     """Per leaf: its record hash, the tree size, the audit path and the root — hashes only.
 

@@ -1,10 +1,16 @@
 """The encrypted, append-only evidence archive (format: docs/archive-format.md).
 
-    >>> archive = Archive.create(Path("case-archive"), passphrase="...")   # doctest: +SKIP
-    >>> keys = archive.unlock("...")                                        # doctest: +SKIP
-    >>> archive.ingest([Path("export.jsonl")], keys=keys, actor="alice")   # doctest: +SKIP
-    >>> archive.verify(keys=keys).ok                                        # doctest: +SKIP
+    >>> archive = create_archive(Path("case-archive"), passphrase="...")   # doctest: +SKIP
+    >>> keys = unlock_archive(archive, "...", actor="alice")                # doctest: +SKIP
+    >>> ingest_paths(archive, [Path("export.jsonl")], keys=keys, actor="alice")  # doctest: +SKIP
+    >>> verify_archive(archive, keys=keys).ok                               # doctest: +SKIP
     True
+
+(``create_archive`` and ``unlock_archive`` come from the key custody,
+``investigator.custody.file``; ``ingest_paths`` and ``verify_archive`` from
+``investigator.vault.ingest`` and ``investigator.vault.verify``.) The Archive
+itself holds no master keys: operations that need them take a
+:class:`~investigator.vault.format.Keyring`.
 
 Layout (one directory)::
 
@@ -30,63 +36,24 @@ import io
 import json
 import shutil
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import polars as pl
 
 from investigator import _crypto
 from investigator.vault.audit import AuditLog
-from investigator.vault.config import CONFIG_NAME, FORMAT_VERSION, ArchiveConfig, check_timezone, validate_chunk_seconds
-from investigator.errors import ArchiveError, IntegrityError, WrongPassphrase
+from investigator.vault.config import CONFIG_NAME, ArchiveConfig, check_timezone, validate_chunk_seconds
+from investigator.errors import ArchiveError, IntegrityError
 from investigator._fs import atomic_write, write_synced
-from investigator.custody.file import KeyFile, MasterKeys, chunk_key
+from investigator.vault.format import (BATCH_DIGITS, CHUNK_MAGIC, INDEX_MAGIC, Keyring, batch_dir_name, chunk_aad,
+                                       chunk_key, index_aad)
 from investigator.vault.manifest import GENESIS, ChunkEntry, Manifest
 from investigator.schema import canonical_json, format_ts
-
-if TYPE_CHECKING:
-    from investigator.importers import ImportOptions
-    from investigator.vault.ingest import IngestResult
-
-CHUNK_MAGIC = b"IVCHUNK1"
-INDEX_MAGIC = b"IVINDEX1"
-BATCH_DIGITS = 8
-
-
-def chunk_aad(archive_id: str, batch_seq: int, kind: str, partition: str, chunk: str, part: str) -> bytes:
-    """Associated data of a chunk part file: binds it to its archive, batch, kind, partition, chunk and part."""
-    return canonical_json({"archive": archive_id, "batch": batch_seq, "chunk": chunk, "format": FORMAT_VERSION,
-                           "kind": kind, "part": part, "partition": partition, "purpose": "chunk"})
-
-
-def index_aad(archive_id: str, batch_seq: int) -> bytes:
-    return canonical_json({"archive": archive_id, "batch": batch_seq, "format": FORMAT_VERSION, "purpose": "index"})
-
-
-def batch_dir_name(seq: int) -> str:
-    return str(seq).zfill(BATCH_DIGITS)
-
-
-@dataclass
-class VerifyReport:
-    """What :meth:`Archive.verify` found. ``ok`` when there are no problems."""
-
-    manifests: int = 0
-    chunks: int = 0
-    chunks_decrypted: int = 0
-    records: int = 0
-    audit_entries: int = 0
-    problems: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
 
 class Archive:
     """An archive directory. Open with :meth:`open`, make with :meth:`create`."""
@@ -125,27 +92,26 @@ class Archive:
     # --- making and opening ----------------------------------------------------
 
     @classmethod
-    def create(cls, root: Path, *, passphrase: str, timezone_name: str = "Asia/Shanghai",
-               chunk_seconds: int = 3600, actor: str = "admin", kdf_n: int = _crypto.SCRYPT_N,
-               now: datetime | None = None) -> "Archive":
+    def create(cls, root: Path, *, new_keyring: Callable[[str, Path], Keyring], timezone_name: str = "Asia/Shanghai",
+               chunk_seconds: int = 3600, actor: str = "admin", now: datetime | None = None) -> "Archive":
         """Create a new archive at ``root`` (absent or an empty directory).
 
-        Raises ArchiveError if ``root`` holds anything, ConfigError for a bad
-        time zone or chunk size, WrongPassphrase for an empty passphrase.
+        ``new_keyring(archive_id, keyfile_path)`` is the key custody's part: it
+        makes the master keys (writing whatever it keeps at ``keyfile_path``)
+        and returns them unlocked; :func:`investigator.custody.file.create_archive`
+        is the usual caller. Raises ArchiveError if ``root`` holds anything,
+        ConfigError for a bad time zone or chunk size.
         """
         root = Path(root)
         check_timezone(timezone_name)
         validate_chunk_seconds(chunk_seconds)
-        if not passphrase:
-            raise WrongPassphrase("an empty passphrase is not accepted",
-                                  hint="set INVESTIGATOR_PASSPHRASE or answer the prompt")
         if root.exists() and any(root.iterdir()):
             raise ArchiveError(f"{root}: directory is not empty; refusing to create an archive there")
         when = now or datetime.now(timezone.utc)
         archive_id = str(uuid.uuid4())
         for sub in ("keys", "batches", "audit", "staging", "locks"):
             (root / sub).mkdir(parents=True, exist_ok=True)
-        keyfile, keys = KeyFile.create(root / "keys" / "master.json", archive_id, passphrase, kdf_n=kdf_n, now=when)
+        keys = new_keyring(archive_id, root / "keys" / "master.json")
         index_key = _crypto.new_key()
         atomic_write(root / "keys" / "index-key.json",
                      (json.dumps(keys.wrap(index_key, "index", "all"), sort_keys=True) + "\n").encode())
@@ -165,18 +131,6 @@ class Archive:
         """Open an existing archive. Raises ArchiveError if ``root`` is not one."""
         root = Path(root)
         return cls(root, ArchiveConfig.load(root))
-
-    def unlock(self, passphrase: str, *, actor: str = "") -> MasterKeys:
-        """Unlock the master keys. A wrong passphrase raises WrongPassphrase and is audited."""
-        try:
-            keys = KeyFile.load(self.keyfile_path).unlock(passphrase)
-        except WrongPassphrase:
-            self.audit.append(actor or "unknown", "unlock", self.archive_id, {"reason": "wrong passphrase"},
-                              outcome="denied")
-            raise
-        if keys.archive_id != self.archive_id or keys.signing.public.b64() != self.config.signing_public_key:
-            raise IntegrityError("key file belongs to another archive", path=str(self.keyfile_path))
-        return keys
 
     # --- locking -----------------------------------------------------------------
 
@@ -267,7 +221,7 @@ class Archive:
             raise IntegrityError(f"no data key for partition {kind}/{partition}")
         return self.root / relative
 
-    def data_key(self, keys: MasterKeys, kind: str, partition: str) -> bytes:
+    def data_key(self, keys: Keyring, kind: str, partition: str) -> bytes:
         """Unwrap the data key of a partition. Raises IntegrityError if absent or altered."""
         relative = self.current_data_key_path(kind, partition).relative_to(self.root).as_posix()
         wrapped = self._read_json(relative)
@@ -275,10 +229,10 @@ class Archive:
             raise IntegrityError("wrapped key belongs to another partition", path=relative)
         return keys.unwrap(wrapped, what=relative)
 
-    def index_key(self, keys: MasterKeys) -> bytes:
+    def index_key(self, keys: Keyring) -> bytes:
         return keys.unwrap(self._read_json("keys/index-key.json"), what="keys/index-key.json")
 
-    def chunk_key_for(self, keys: MasterKeys, kind: str, partition: str, chunk: str, part: str) -> bytes:
+    def chunk_key_for(self, keys: Keyring, kind: str, partition: str, chunk: str, part: str) -> bytes:
         """Derive one chunk part's key from the master keys (the embedded key service's job)."""
         return chunk_key(self.data_key(keys, kind, partition), archive_id=self.archive_id, kind=kind,
                          partition=partition, chunk=chunk, part=part)
@@ -329,13 +283,13 @@ class Archive:
             frame = frame.hstack(extra.drop("leaf_index"))
         return frame
 
-    def read_chunk(self, entry: ChunkEntry, keys: MasterKeys, parts: tuple[str, ...] | None = None) -> pl.DataFrame:
+    def read_chunk(self, entry: ChunkEntry, keys: Keyring, parts: tuple[str, ...] | None = None) -> pl.DataFrame:
         """Decrypt a chunk with the master keys (verification, ingest tools, tests)."""
         names = parts or entry.part_names
         return self.decrypt_chunk(entry, {p: self.chunk_key_for(keys, entry.kind, entry.partition, entry.chunk, p)
                                           for p in names})
 
-    def read_index(self, keys: MasterKeys) -> pl.DataFrame:
+    def read_index(self, keys: Keyring) -> pl.DataFrame:
         """The deduplication index of every committed batch: kind, source, id, hash_prefix, version."""
         key = self.index_key(keys)
         frames = []
@@ -352,18 +306,7 @@ class Archive:
                                         "hash_prefix": pl.String, "version": pl.Int32})
         return pl.concat(frames)
 
-    # --- ingest ------------------------------------------------------------------
-
-    def ingest(self, paths: Sequence[Path | str], *, keys: MasterKeys, actor: str, format: str = "auto",
-               options: "ImportOptions | None" = None, now: datetime | None = None,
-               progress: bool = False) -> "IngestResult":
-        """Import export files as one atomic, idempotent batch (see :mod:`investigator.vault.ingest`)."""
-        from investigator.vault.ingest import ingest_paths
-
-        return ingest_paths(self, [Path(p) for p in paths], keys=keys, actor=actor, format=format,
-                            options=options, now=now, progress=progress)
-
-    # --- info and verify -------------------------------------------------------------
+    # --- info -------------------------------------------------------------
 
     def info(self) -> dict[str, Any]:
         """Counts only, never content: messages, events, partitions, first and last time."""
@@ -379,23 +322,6 @@ class Archive:
         return {"archive_id": self.archive_id, "messages": counts["messages"], "events": counts["events"],
                 "partitions": len(partitions), "batches": len(self.batch_names()), "first_ts": first,
                 "last_ts": last, "timezone": self.config.timezone}
-
-    def verify(self, *, keys: MasterKeys | None = None, actor: str = "verifier") -> VerifyReport:
-        """Check every manifest, chain link, file hash, signature and the audit log.
-
-        With ``keys``, also decrypt every chunk, recompute every record hash and
-        Merkle root. Never raises for tampering: problems are collected in the
-        report, each naming the file. The run itself is audited.
-        """
-        from investigator.vault.verify import verify_archive
-
-        report = verify_archive(self, keys=keys)
-        self.audit.append(actor, "verify", self.archive_id,
-                          {"mode": "full" if keys else "offline", "ok": report.ok, "problems": len(report.problems)},
-                          outcome="ok" if report.ok else "error")
-        if keys is not None:
-            self.audit.checkpoint(keys.signing, archive_id=self.archive_id)
-        return report
 
 
 def read_parts(plaintexts: list[bytes], *, columns: list[str] | None = None, what: str = "chunk") -> pl.DataFrame:

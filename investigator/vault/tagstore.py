@@ -5,7 +5,7 @@
     >>> store.to_frame()["message_id"].to_list()                         # doctest: +SKIP
     ['p-c1-complaint']
 
-Layout: ``ARCHIVE/cases/<case>/tags.jsonl``, one :class:`~investigator.analysis.tags.TagEntry` per
+Layout: ``ARCHIVE/cases/<case>/tags.jsonl``, one :class:`~investigator.tags.TagEntry` per
 line (``{message_id, tag, note, author, ts}``, plus ``"op": "remove"`` for removals). Lines are only
 ever appended: removing a tag appends a removal, so the history stays readable. Originals (batches,
 manifests) are never touched. Every entry is first written to the audit log as action ``tag``
@@ -28,7 +28,7 @@ from typing import Any
 
 import polars as pl
 
-from investigator.analysis.tags import TagSet, apply_tags, filter_by_tag
+from investigator.tags import TagSet, apply_tags, filter_by_tag
 from investigator.errors import ConfigError, IntegrityError
 
 TAGS_FILE = "tags.jsonl"

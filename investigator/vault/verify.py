@@ -18,9 +18,10 @@ import polars as pl
 
 from investigator import _crypto
 from investigator.vault import merkle
-from investigator.vault.store import Archive, VerifyReport, batch_dir_name
+from investigator.vault.format import Keyring, batch_dir_name
+from investigator.vault.store import Archive
+from investigator.verification import Verification
 from investigator.errors import IntegrityError
-from investigator.custody.file import MasterKeys
 from investigator.vault.manifest import GENESIS, Manifest
 from investigator.schema import content_schema, record_hashes
 
@@ -29,9 +30,33 @@ def _files_under(path: Path) -> set[str]:
     return {str(p.relative_to(path)) for p in path.rglob("*") if p.is_file() or p.is_symlink()}
 
 
-def verify_archive(archive: Archive, *, keys: MasterKeys | None) -> VerifyReport:
-    """Check the archive; collect every problem (naming the file) instead of stopping at the first."""
-    report = VerifyReport()
+def verify_archive(archive: Archive, *, keys: Keyring | None = None, actor: str = "verifier") -> Verification:
+    """Check every manifest, chain link, file hash, signature and the audit log.
+
+    With ``keys``, also decrypt every chunk, recompute every record hash and
+    Merkle root. Never raises for tampering: problems are collected in the
+    result, each naming the file. The run itself is audited, and a full run
+    (with keys) signs an audit checkpoint.
+    """
+    report = check_archive(archive, keys=keys)
+    archive.audit.append(actor, "verify", archive.archive_id,
+                         {"mode": "full" if keys else "offline", "ok": report.ok, "problems": len(report.problems)},
+                         outcome="ok" if report.ok else "error")
+    if keys is not None:
+        archive.audit.checkpoint(keys.signing, archive_id=archive.archive_id)
+    return report
+
+
+def audited_manifest_digests(archive: Archive) -> set[str]:
+    """Manifest hashes that an ingest audit entry records."""
+    return {str(e.details.get("manifest_sha256")) for e in archive.audit.entries() if e.action == "ingest"
+            and e.details.get("manifest_sha256")}
+
+
+def check_archive(archive: Archive, *, keys: Keyring | None) -> Verification:
+    """Check the archive without auditing the check; collect every problem (naming the file)."""
+    report = Verification("archive", counts={"manifests": 0, "chunks": 0, "chunks_decrypted": 0, "records": 0,
+                                              "audit_entries": 0})
     public = archive.signing_public
     prev = GENESIS
     names = archive.batch_names()
@@ -49,7 +74,7 @@ def verify_archive(archive: Archive, *, keys: MasterKeys | None) -> VerifyReport
             report.problems.append(str(err))
             prev = "?"
             continue
-        report.manifests += 1
+        report.count("manifests")
         if manifest.seq != position or manifest.body.get("archive_id") != archive.archive_id:
             report.problems.append(f"{where}/manifest.json: sequence or archive id does not match its place")
         if prev != "?" and manifest.body.get("prev_manifest") != prev:
@@ -61,10 +86,8 @@ def verify_archive(archive: Archive, *, keys: MasterKeys | None) -> VerifyReport
         if keys is not None:
             _check_content(archive, manifest, keys, report)
     audit = archive.audit.verify({public.key_id: public})
-    report.audit_entries = audit.entries
+    report.counts["audit_entries"] = audit.counts["entries"]
     report.problems.extend(f"audit/{p}" for p in audit.problems)
-    from investigator.vault.ingest import audited_manifest_digests
-
     audited = audited_manifest_digests(archive)
     for manifest in manifests:
         if manifest.digest not in audited:
@@ -84,7 +107,7 @@ def verify_archive(archive: Archive, *, keys: MasterKeys | None) -> VerifyReport
     return report
 
 
-def _check_files(archive: Archive, manifest: Manifest, where: str, report: VerifyReport) -> None:
+def _check_files(archive: Archive, manifest: Manifest, where: str, report: Verification) -> None:
     expected: dict[str, str | None] = {"manifest.json": None}
     for chunk in manifest.chunks:
         for _part, part_path, part_digest in chunk.parts:
@@ -108,10 +131,10 @@ def _check_files(archive: Archive, manifest: Manifest, where: str, report: Verif
         elif _crypto.sha256_file(path) != digest:
             report.problems.append(f"{where}/{relative}: content does not match the manifest's SHA-256 "
                                    "(altered or swapped)")
-    report.chunks += len(manifest.chunks)
+    report.count("chunks", len(manifest.chunks))
 
 
-def _check_content(archive: Archive, manifest: Manifest, keys: MasterKeys, report: VerifyReport) -> None:
+def _check_content(archive: Archive, manifest: Manifest, keys: Keyring, report: Verification) -> None:
     frames: dict[str, list] = {}
     for chunk in manifest.chunks:
         try:
@@ -119,8 +142,8 @@ def _check_content(archive: Archive, manifest: Manifest, keys: MasterKeys, repor
         except IntegrityError as err:
             report.problems.append(str(err))
             continue
-        report.chunks_decrypted += 1
-        report.records += frame.height
+        report.count("chunks_decrypted")
+        report.count("records", frame.height)
         frames.setdefault(chunk.kind, []).append((chunk, frame))
     leaves: dict[int, str] = {}
     for kind, pairs in frames.items():

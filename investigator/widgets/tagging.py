@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 import ipywidgets as widgets
 import polars as pl
 
-from investigator.analysis.tags import STANDARD_TAGS
+from investigator.tags import STANDARD_TAGS
 from investigator.errors import InvestigatorError
 from investigator.widgets.i18n import label
 

@@ -17,6 +17,7 @@ from investigator.errors import PolicyDenied
 from investigator.demo.people import DEMO_ONLY_PASSPHRASE
 from investigator.authority.identity import unlock_person_key
 from investigator.vault.merkle import verify_inclusion
+from investigator.custody.file import unlock_archive
 
 pytestmark = pytest.mark.slow
 
@@ -77,7 +78,7 @@ def test_each_proof_checks_against_the_signed_manifest_root(bundle, bundle_archi
 
 
 def test_inclusion_proofs_outside_the_window(bundle_archive):
-    keys = bundle_archive.unlock(DEMO_PASSPHRASE)
+    keys = unlock_archive(bundle_archive, DEMO_PASSPHRASE)
     manifest = bundle_archive.manifests()[0]
     last = manifest.body["merkle"]["leaves"] - 1
     [proof] = inclusion_proofs(bundle_archive, keys, manifest.seq, [last])

@@ -18,8 +18,9 @@ from pathlib import Path
 import polars as pl
 
 from investigator import schema
-from investigator.vault.store import Archive
 from investigator.vault.ingest import ingest_frames
+from investigator.custody.file import create_archive
+from investigator.custody.file import unlock_archive
 
 HERE = Path(__file__).resolve().parent
 PASSPHRASE = "known-answer-v1"
@@ -53,8 +54,8 @@ def main() -> None:
     target = HERE / "v1-archive"
     if target.exists():
         shutil.rmtree(target)
-    archive = Archive.create(target, passphrase=PASSPHRASE, kdf_n=2**14, actor="known-answer", now=NOW)
-    keys = archive.unlock(PASSPHRASE)
+    archive = create_archive(target, passphrase=PASSPHRASE, kdf_n=2**14, actor="known-answer", now=NOW)
+    keys = unlock_archive(archive, PASSPHRASE)
     ingest_frames(archive, messages=messages(), events=events(), keys=keys, actor="known-answer", now=NOW,
                   sources=[{"name": "known.jsonl", "sha256": "0" * 64, "size": 0, "format": "jsonl"}], skipped=[])
     for lock in (target / "locks", target / "staging"):

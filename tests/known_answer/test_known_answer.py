@@ -8,6 +8,8 @@ import pytest
 
 from investigator import schema
 from investigator.vault.store import Archive
+from investigator.custody.file import unlock_archive
+from investigator.vault.verify import verify_archive
 
 HERE = Path(__file__).resolve().parent
 PASSPHRASE = "known-answer-v1"
@@ -22,10 +24,10 @@ def archive(tmp_path) -> Archive:
 
 
 def test_v1_archive_verifies_fully_and_offline(archive):
-    keys = archive.unlock(PASSPHRASE)
-    full = archive.verify(keys=keys)
-    assert full.ok and full.records == 4, full.problems
-    assert Archive.open(archive.root).verify(keys=None).ok
+    keys = unlock_archive(archive, PASSPHRASE)
+    full = verify_archive(archive, keys=keys)
+    assert full.ok and full.counts["records"] == 4, full.problems
+    assert verify_archive(Archive.open(archive.root), keys=None).ok
 
 
 def test_v1_answers_are_unchanged(archive):
@@ -33,7 +35,7 @@ def test_v1_answers_are_unchanged(archive):
     assert manifest.body["merkle"]["root"] == EXPECTED["merkle_root"]
     assert manifest.digest == EXPECTED["manifest_sha256"]
     assert {k: v for k, v in archive.info().items() if k != "archive_id"} == EXPECTED["info"]
-    keys = archive.unlock(PASSPHRASE)
+    keys = unlock_archive(archive, PASSPHRASE)
     stored = {row["message_id"]: row for entry in archive.chunk_entries("messages")
               for row in archive.read_chunk(entry, keys).iter_rows(named=True)}
     for message_id, digest in EXPECTED["record_hashes"].items():

@@ -33,7 +33,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / ROOT
 # ---------------------------------------------------------------------------------------------
 
 # Top-level modules that form the ground floor.
-GROUND_MODULES = frozenset({"errors", "schema", "_crypto", "_fs", "textnorm", "_version", "verification"})
+GROUND_MODULES = frozenset({"errors", "schema", "_crypto", "_fs", "textnorm", "_version", "verification", "tags"})
 
 # Layer names of the packages (and of the two root files) as they appear in ALLOWED.
 ROOT_FACADE = "root"  # investigator/__init__.py

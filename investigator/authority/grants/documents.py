@@ -21,9 +21,8 @@ from investigator.errors import ConfigError, GrantExpired, GrantInvalid, Integri
 from investigator._fs import atomic_write
 from investigator.authority.policy import Policy, PolicyStore, Request, parse_utc
 from investigator.schema import canonical_json, format_ts
+from investigator.vault.store import Archive
 
-if TYPE_CHECKING:
-    from investigator.vault.store import Archive
 
 GRANT_FORMAT = "investigator-grant/1"
 APPROVAL_FORMAT = "investigator-approval/1"

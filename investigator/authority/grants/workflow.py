@@ -40,10 +40,9 @@ from investigator.authority.grants.documents import (
     load_grant,
     request_field_hashes,
 )
+from investigator.vault.store import Archive
+from investigator.custody.file import MasterKeys
 
-if TYPE_CHECKING:
-    from investigator.vault.store import Archive
-    from investigator.custody.file import MasterKeys
 
 # --- the request workflow --------------------------------------------------------------------
 

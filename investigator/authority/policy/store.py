@@ -19,9 +19,9 @@ from investigator._fs import atomic_write
 from investigator.schema import canonical_json, format_ts
 from investigator.authority.policy.model import Decision
 from investigator.authority.policy.rules import Policy
+from investigator.authority.directory import DirectoryStore
+from investigator.vault.store import Archive
 
-if TYPE_CHECKING:
-    from investigator.vault.store import Archive
 
 # --- the signed policy in the archive -------------------------------------------------
 
@@ -133,7 +133,6 @@ def load_org(archive: "Archive", *, actor: str, action: str, target: str,
     Rules: ``directory.integrity`` (a directory version edited outside the CLI)
     and ``policy.integrity`` (the policy file altered, or none installed).
     """
-    from investigator.authority.directory import DirectoryStore
 
     try:
         directory = DirectoryStore(archive).load()

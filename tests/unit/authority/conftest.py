@@ -23,6 +23,8 @@ from investigator.authority.directory import DirectoryStore, Signer
 from investigator.authority.grants import approve, new_request
 from investigator.demo.people import DEMO_ONLY_PASSPHRASE, DEMO_ONLY_TOTP_SECRETS, demo_authority
 from investigator.authority.identity import unlock_person_key
+from investigator.custody.file import create_archive
+from investigator.custody.file import unlock_archive
 
 PASSPHRASE = "authority-test-passphrase"
 # Saturday 2026-11-28 12:00 in Asia/Shanghai: the week began Monday 23rd, the month on the 1st.
@@ -33,8 +35,8 @@ SHANGHAI = timezone(timedelta(hours=8))
 @pytest.fixture(scope="session")
 def org_template(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("org-template")
-    archive = Archive.create(root / "archive", passphrase=PASSPHRASE, kdf_n=2**14, now=NOW - timedelta(days=1))
-    keys = archive.unlock(PASSPHRASE)
+    archive = create_archive(root / "archive", passphrase=PASSPHRASE, kdf_n=2**14, now=NOW - timedelta(days=1))
+    keys = unlock_archive(archive, PASSPHRASE)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         demo = demo_authority(archive, keys, now=NOW - timedelta(minutes=2), key_dir=root / "archive" / "demo-keys")
@@ -99,4 +101,4 @@ class Org:
 def org(org_template: Path, tmp_path: Path) -> Org:
     shutil.copytree(org_template / "archive", tmp_path / "archive")
     archive = Archive.open(tmp_path / "archive")
-    return Org(archive, archive.unlock(PASSPHRASE), (org_template / "grant_id").read_text())
+    return Org(archive, unlock_archive(archive, PASSPHRASE), (org_template / "grant_id").read_text())

@@ -11,6 +11,9 @@ from support import PASSPHRASE, archive_snapshot, event_frame, message_frame
 from investigator import errors
 from investigator.vault.store import Archive
 from investigator.vault.ingest import ingest_frames
+from investigator.custody.file import create_archive
+from investigator.custody.file import unlock_archive
+from investigator.vault.verify import verify_archive
 
 
 def ingest(archive, keys, messages=None, events=None):
@@ -31,14 +34,14 @@ def test_create_refuses_a_non_empty_directory(tmp_path):
     (tmp_path / "x").mkdir()
     (tmp_path / "x" / "file").write_text("keep me")
     with pytest.raises(errors.ArchiveError, match="not empty"):
-        Archive.create(tmp_path / "x", passphrase=PASSPHRASE, kdf_n=2**14)
+        create_archive(tmp_path / "x", passphrase=PASSPHRASE, kdf_n=2**14)
     assert (tmp_path / "x" / "file").read_text() == "keep me"
 
 
 def test_wrong_passphrase_is_refused_and_audited(make_archive):
     archive, _ = make_archive()
     with pytest.raises(errors.WrongPassphrase) as info:
-        archive.unlock("not the passphrase", actor="mallory")
+        unlock_archive(archive, "not the passphrase", actor="mallory")
     assert "not the passphrase" not in str(info.value)
     last = list(archive.audit.entries())[-1]
     assert (last.actor, last.action, last.outcome) == ("mallory", "unlock", "denied")
@@ -64,7 +67,7 @@ def test_ingest_is_idempotent_and_versions_changed_content(make_archive):
     assert stored.height == 61
     versions = stored.filter(pl.col("message_id") == "m0").sort("version")
     assert versions["version"].to_list() == [1, 2] and versions["text"].to_list() == ["hello 0", "edited 0"]
-    assert archive.verify(keys=keys).ok
+    assert verify_archive(archive, keys=keys).ok
 
 
 def test_chunks_are_per_hour_and_bound_to_their_place(make_archive):
@@ -98,7 +101,7 @@ def test_one_flipped_byte_anywhere_is_found_and_named(make_archive, target):
     data[len(data) // 2] ^= 0x01
     path.write_bytes(bytes(data))
     for with_keys in (keys, None):
-        report = Archive.open(archive.root).verify(keys=with_keys)
+        report = verify_archive(Archive.open(archive.root), keys=with_keys)
         assert not report.ok
         assert any(path.name in p for p in report.problems), report.problems
 
@@ -110,15 +113,15 @@ def test_deleted_swapped_and_added_chunk_files_are_found(make_archive):
     a, b = chunks[0].read_bytes(), chunks[1].read_bytes()
     chunks[0].write_bytes(b)
     chunks[1].write_bytes(a)
-    report = archive.verify(keys=None)
+    report = verify_archive(archive, keys=None)
     assert sum(chunks[0].name in p or chunks[1].name in p for p in report.problems) >= 2
     chunks[0].write_bytes(a)
     chunks[1].write_bytes(b)
-    assert archive.verify(keys=keys).ok
+    assert verify_archive(archive, keys=keys).ok
     chunks[2].unlink()
-    assert any("missing (removed)" in p and chunks[2].name in p for p in archive.verify(keys=None).problems)
+    assert any("missing (removed)" in p and chunks[2].name in p for p in verify_archive(archive, keys=None).problems)
     shutil.copy(chunks[0], chunks[0].with_name("999999.meta.chk"))
-    assert any("999999.meta.chk" in p and "added" in p for p in archive.verify(keys=None).problems)
+    assert any("999999.meta.chk" in p and "added" in p for p in verify_archive(archive, keys=None).problems)
 
 
 def test_removed_last_batch_is_found_through_the_audit_log(make_archive):
@@ -126,7 +129,7 @@ def test_removed_last_batch_is_found_through_the_audit_log(make_archive):
     ingest(archive, keys, message_frame(10))
     ingest(archive, keys, message_frame(10, day=19))
     shutil.rmtree(archive.root / "batches/00000002")
-    report = archive.verify(keys=keys)
+    report = verify_archive(archive, keys=keys)
     assert any("not in the archive" in p for p in report.problems)
 
 
@@ -138,7 +141,7 @@ def test_reordered_batches_break_the_chain(make_archive):
     (root / "00000001").rename(root / "tmp")
     (root / "00000002").rename(root / "00000001")
     (root / "tmp").rename(root / "00000002")
-    assert not Archive.open(archive.root).verify(keys=keys).ok
+    assert not verify_archive(Archive.open(archive.root), keys=keys).ok
 
 
 @pytest.mark.parametrize("problem,frame_change,expected", [

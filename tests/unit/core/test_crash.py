@@ -10,6 +10,8 @@ import pytest
 from support import PASSPHRASE
 from investigator.vault.store import Archive
 from investigator.vault.ingest import CRASH_ENV
+from investigator.custody.file import unlock_archive
+from investigator.vault.verify import verify_archive
 
 SCRIPT = textwrap.dedent("""
     import sys
@@ -17,8 +19,9 @@ SCRIPT = textwrap.dedent("""
     from support import message_frame, event_frame, PASSPHRASE
     from investigator.vault.store import Archive
     from investigator.vault.ingest import ingest_frames
+    from investigator.custody.file import unlock_archive
     archive = Archive.open({root!r})
-    keys = archive.unlock(PASSPHRASE)
+    keys = unlock_archive(archive, PASSPHRASE)
     ingest_frames(archive, messages=message_frame(200, day=19, start_id=1000), events=event_frame(20, day=19), keys=keys,
                   actor="crash-test", sources=[], skipped=[])
 """)
@@ -36,7 +39,7 @@ def test_killed_ingest_leaves_a_verifiable_archive(make_archive, point, monkeypa
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == -9, proc.stderr  # really killed
     reopened = Archive.open(archive.root)
-    report = reopened.verify(keys=reopened.unlock(PASSPHRASE))
+    report = verify_archive(reopened, keys=unlock_archive(reopened, PASSPHRASE))
     assert report.ok, report.problems
     committed = point == "after-commit"
     assert reopened.info()["messages"] == (230 if committed else 30)
@@ -44,9 +47,9 @@ def test_killed_ingest_leaves_a_verifiable_archive(make_archive, point, monkeypa
     rerun = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert rerun.returncode == 0, rerun.stderr
     final = Archive.open(archive.root)
-    keys = final.unlock(PASSPHRASE)
+    keys = unlock_archive(final, PASSPHRASE)
     assert final.info()["messages"] == 230 and final.info()["events"] == 20
-    report = final.verify(keys=keys)
+    report = verify_archive(final, keys=keys)
     assert report.ok and not report.warnings, (report.problems, report.warnings)
     ids = pl.concat([final.read_chunk(e, keys)
                      for e in final.chunk_entries("messages")])["message_id"]

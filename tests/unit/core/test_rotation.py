@@ -11,6 +11,8 @@ from investigator import errors
 from investigator.vault.store import Archive
 from investigator.vault.ingest import ingest_frames
 from investigator.custody.rotation import retire, rotate, status
+from investigator.custody.file import unlock_archive
+from investigator.vault.verify import verify_archive
 
 
 def _ingest(archive, keys, frame, events=None):
@@ -27,14 +29,14 @@ def test_rotate_then_retire_keeps_every_record_readable(make_archive):
         retire(archive, PASSPHRASE, version=2, actor="wugang")
     retire(archive, PASSPHRASE, version=1, actor="wugang")
     reopened = Archive.open(archive.root)
-    keys2 = reopened.unlock(PASSPHRASE)
+    keys2 = unlock_archive(reopened, PASSPHRASE)
     assert keys2.current_version == 2 and "1" not in json.dumps([e["version"] for e in
                                                                 json.loads(reopened.keyfile_path.read_text())["keks"]])
     after = pl.concat([reopened.read_chunk(e, keys2) for e in reopened.chunk_entries("messages")])
     assert after["record_hash"].to_list() == before["record_hash"].to_list()
     # new data after rotation is wrapped under the new version; the archive still verifies
     _ingest(reopened, keys2, message_frame(5, day=21, start_id=500))
-    assert reopened.verify(keys=keys2).ok
+    assert verify_archive(reopened, keys=keys2).ok
     assert {v["version"]: v["keys_wrapped"] for v in status(reopened)["versions"]} == {2: 4}
     actions = [e.action for e in reopened.audit.entries()]
     assert "keys.rotate" in actions and "keys.retire" in actions
@@ -48,7 +50,7 @@ def test_retire_refuses_while_keys_depend_on_the_version(make_archive):
     KeyFile.load(archive.keyfile_path).add_kek_version(PASSPHRASE)  # a version added without rewrapping
     with pytest.raises(errors.ArchiveError, match="still wrapped"):
         retire(archive, PASSPHRASE, version=1, actor="wugang")
-    assert archive.read_chunk(archive.chunk_entries()[0], archive.unlock(PASSPHRASE)).height > 0
+    assert archive.read_chunk(archive.chunk_entries()[0], unlock_archive(archive, PASSPHRASE)).height > 0
 
 
 def test_status_says_when_rotation_is_due(make_archive):

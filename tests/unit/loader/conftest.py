@@ -20,6 +20,9 @@ from investigator.demo.people import DEMO_ONLY_PASSPHRASE, DEMO_ONLY_TOTP_SECRET
 from investigator.authority.identity import unlock_person_key
 from investigator.importers import ImportOptions
 from investigator.vault.ingest import ingest_frames
+from investigator.custody.file import create_archive
+from investigator.custody.file import unlock_archive
+from investigator.vault.ingest import ingest_paths
 
 NOW = datetime(2026, 11, 28, 4, 0, tzinfo=timezone.utc)
 SHANGHAI = timezone(timedelta(hours=8))
@@ -39,10 +42,10 @@ def edge_rows() -> pl.DataFrame:
 @pytest.fixture(scope="session")
 def case_template(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("case-template")
-    archive = Archive.create(root / "archive", passphrase=PASSPHRASE, kdf_n=TEST_KDF_N, now=NOW - timedelta(days=2))
-    keys = archive.unlock(PASSPHRASE)
+    archive = create_archive(root / "archive", passphrase=PASSPHRASE, kdf_n=TEST_KDF_N, now=NOW - timedelta(days=2))
+    keys = unlock_archive(archive, PASSPHRASE)
     options = ImportOptions(tz="Asia/Shanghai")
-    archive.ingest([DATA_SAMPLES / "normalized" / "messages.jsonl", DATA_SAMPLES / "events" / "events.jsonl"],
+    ingest_paths(archive, [DATA_SAMPLES / "normalized" / "messages.jsonl", DATA_SAMPLES / "events" / "events.jsonl"],
                    keys=keys, actor="loader-test", options=options, now=NOW - timedelta(days=2))
     ingest_frames(archive, messages=edge_rows(), events=None, sources=[], skipped=[], keys=keys, actor="loader-test",
                   now=NOW - timedelta(days=2))
@@ -101,4 +104,4 @@ class World:
 def world(case_template: Path, tmp_path: Path) -> World:
     shutil.copytree(case_template / "archive", tmp_path / "archive")
     archive = Archive.open(tmp_path / "archive")
-    return World(archive, archive.unlock(PASSPHRASE), (case_template / "grant_id").read_text())
+    return World(archive, unlock_archive(archive, PASSPHRASE), (case_template / "grant_id").read_text())

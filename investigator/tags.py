@@ -1,8 +1,9 @@
-"""Tags and notes on messages, instead of deletions (seed: "use marking, not deleting").
+"""Tags and notes on messages, instead of deletions (seed: "use marking, not deleting"); ground floor:
+the vault's tag store keeps them, analysis and widgets filter by them.
 
     >>> from datetime import datetime, timezone
     >>> import polars as pl
-    >>> from investigator.analysis.tags import TagSet, apply_tags, filter_by_tag
+    >>> from investigator.tags import TagSet, apply_tags, filter_by_tag
     >>> now = datetime(2026, 11, 25, 9, 0, tzinfo=timezone.utc)
     >>> tags = TagSet().add(["m1", "m2"], "evidence", note="complaint thread", author="li.si", now=now)
     >>> tags = tags.remove(["m2"], "evidence", author="li.si", now=now)
