@@ -31,7 +31,7 @@ from investigator.access.case import open_case
 from investigator.analysis.filters import to_utc
 from investigator.analysis.normalize import normalize_text
 from investigator.analysis.pii import mask_text
-from investigator.authority.identity import SESSION_ENV
+from investigator.settings import Settings
 from investigator.errors import ReportError
 
 PROVENANCE_MIME = "application/vnd.investigator.provenance+json"
@@ -68,10 +68,13 @@ def setup(*, seed: int = 0) -> None:
 def open_report_case(archive: str, *, grant: str, person: str, session: str | None = None) -> Any:
     """Open the report's case with a session (parameter, else $INVESTIGATOR_SESSION).
 
-    Raises ReportError when no grant, operator or session is given; otherwise
-    whatever :func:`investigator.open_case` raises.
+    This is the report kernel's edge: ``investigator report run`` hands the
+    session to the kernel in the environment, never as a parameter (parameters
+    are recorded in the sealed notebook). Raises ReportError when no grant,
+    operator or session is given; otherwise whatever
+    :func:`investigator.open_case` raises.
     """
-    token = session or os.environ.get(SESSION_ENV)
+    token = session or Settings.from_environ(os.environ).session
     if not (archive and grant and person):
         raise ReportError("a report needs the parameters archive, grant and person",
                           hint="run it with 'investigator report run TEMPLATE --archive A --grant G --as ID ...'")

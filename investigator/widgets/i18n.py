@@ -6,16 +6,18 @@
     >>> resolve_lang("EN")
     'en'
 
-The language is a parameter everywhere (``lang=``). When it is not given, widgets read
-``INVESTIGATOR_LANG`` at construction time (never at import), and fall back to ``zh-CN``.
+The language is a parameter everywhere (``lang=``). When it is not given, a widget built on a
+case uses the case's language (``case.lang``: :func:`investigator.open_case` takes it from
+``INVESTIGATOR_LANG`` at the edge), and everything else falls back to ``zh-CN``. Nothing here
+reads the environment.
 """
 
 from __future__ import annotations
 
-import os
+from typing import Any
 
-LANG_ENV = "INVESTIGATOR_LANG"
-DEFAULT_LANG = "zh-CN"
+from investigator.settings import normalize_lang
+
 LANGS = ("zh-CN", "en")
 
 _LABELS: dict[str, tuple[str, str]] = {  # key: (zh-CN, en)
@@ -121,9 +123,13 @@ WEEKDAYS: dict[str, tuple[str, ...]] = {
 
 
 def resolve_lang(lang: str | None = None) -> str:
-    """``lang``, else $INVESTIGATOR_LANG, else zh-CN; ``en``/``EN``/``en_US`` give ``en``, ``zh*`` ``zh-CN``."""
-    value = (lang or os.environ.get(LANG_ENV) or DEFAULT_LANG).strip().lower()
-    return "en" if value.startswith("en") else DEFAULT_LANG
+    """``lang``, else zh-CN; ``en``/``EN``/``en_US`` give ``en``, anything else ``zh-CN``."""
+    return normalize_lang(lang)
+
+
+def case_lang(case: Any, lang: str | None = None) -> str | None:
+    """``lang`` if given, else the case's language (``case.lang``, from the edge), else None (zh-CN)."""
+    return lang if lang is not None else getattr(case, "lang", None)
 
 
 def label(key: str, lang: str | None = None) -> str:

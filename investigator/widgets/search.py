@@ -26,7 +26,7 @@ import polars as pl
 from investigator import analysis as A
 from investigator.errors import InvestigatorError, PolicyDenied
 from investigator.widgets.conversation import context_html
-from investigator.widgets.i18n import label
+from investigator.widgets.i18n import case_lang, label
 from investigator.widgets.table import PagedTable
 
 PRESETS = {"grant": None, "last_week": timedelta(days=7), "last_day": timedelta(days=1),
@@ -80,6 +80,7 @@ class SearchPanel(widgets.VBox):
 
     def __init__(self, case: Any, *, lang: str | None = None, page_size: int = 25, messages: pl.DataFrame | None = None,
                  before: int = 5, after: int = 5, **kwargs: Any) -> None:
+        lang = case_lang(case, lang)
         self.case, self.lang, self.before, self.after = case, lang, before, after
         self.tz = case.timezone
         self.zone = ZoneInfo(self.tz)

@@ -21,7 +21,7 @@ import polars as pl
 
 from investigator.tags import STANDARD_TAGS
 from investigator.errors import InvestigatorError
-from investigator.widgets.i18n import label
+from investigator.widgets.i18n import case_lang, label
 
 LIST_ROWS = 200
 
@@ -31,6 +31,7 @@ class TagPanel(widgets.VBox):
 
     def __init__(self, case: Any, *, source: Any = None, messages: pl.DataFrame | None = None,
                  lang: str | None = None, **kwargs: Any) -> None:
+        lang = case_lang(case, lang)
         self.case, self.lang, self.tz = case, lang, case.timezone
         self.store = case.tags()
         self.table = getattr(source, "table", source)

@@ -24,7 +24,7 @@ import polars as pl
 from investigator import analysis as A
 from investigator.widgets.conversation import context_html
 from investigator.widgets.figures import person_lanes, timeline_figure
-from investigator.widgets.i18n import label
+from investigator.widgets.i18n import case_lang, label
 
 
 class TimelineView(widgets.VBox):
@@ -34,6 +34,7 @@ class TimelineView(widgets.VBox):
                  agents: Iterable[str] = (), gap: timedelta | None = timedelta(minutes=30),
                  highlight: Sequence[str] = (), lang: str | None = None, max_lanes: int = 40,
                  **kwargs: Any) -> None:
+        lang = case_lang(case, lang)
         self.case, self.lang, self.max_lanes = case, lang, max_lanes
         self.tz = case.timezone
         self.all_messages: pl.DataFrame = case.messages() if messages is None else messages

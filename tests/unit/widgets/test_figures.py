@@ -9,6 +9,7 @@ import pytest
 
 from investigator import analysis as A
 from investigator.widgets import figures as F
+from investigator.settings import Settings
 from investigator.widgets.i18n import label, resolve_lang
 
 UTC = timezone.utc
@@ -100,8 +101,10 @@ def test_hit_counts_rejects_unknown_grouping():
 def test_labels_default_to_chinese(monkeypatch):
     monkeypatch.delenv("INVESTIGATOR_LANG", raising=False)
     assert resolve_lang() == "zh-CN" and label("messages") == "消息"
+    # the language comes from the edge (open_case / the CLI read INVESTIGATOR_LANG), never from here
     monkeypatch.setenv("INVESTIGATOR_LANG", "en")
-    assert label("messages") == "Messages"
+    assert label("messages") == "消息"
+    assert label("messages", Settings.from_environ({"INVESTIGATOR_LANG": "en"}).lang) == "Messages"
     assert label("messages", "zh") == "消息"
 
 

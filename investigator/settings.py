@@ -1,0 +1,66 @@
+"""Settings that come from the environment, read in one place and only at the edges.
+
+    >>> s = Settings.from_environ({"INVESTIGATOR_LANG": "en-US", "INVESTIGATOR_PASSPHRASE": "x"})
+    >>> s.lang, s.passphrase == "x"
+    ('en', True)
+    >>> "x" in repr(s)
+    False
+    >>> Settings.from_environ({}).lang
+    'zh-CN'
+
+The edges are the CLI, :func:`investigator.open_case` (its keyword arguments
+fall back to these variables) and the report kernel's ``open_report_case``:
+they call ``Settings.from_environ(os.environ)`` and pass values down. Library
+functions below them never read the environment (a contract test checks
+where ``os.environ`` may appear). Secrets in a Settings object are kept out of
+its repr.
+
+| variable | meaning |
+|---|---|
+| INVESTIGATOR_PASSPHRASE | the archive passphrase (embedded key service; the CLI prompts otherwise) |
+| INVESTIGATOR_KEY_PASSPHRASE | the passphrase of a person's key file (the CLI prompts otherwise) |
+| INVESTIGATOR_SESSION | a session token from ``investigator login`` (report kernels) |
+| INVESTIGATOR_KEY_DIR | where personal key files live (default ``~/.investigator/keys/<archive id>``) |
+| INVESTIGATOR_LANG | user-interface language: ``zh-CN`` (default) or ``en`` |
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PASSPHRASE_ENV = "INVESTIGATOR_PASSPHRASE"
+KEY_PASSPHRASE_ENV = "INVESTIGATOR_KEY_PASSPHRASE"
+SESSION_ENV = "INVESTIGATOR_SESSION"
+KEY_DIR_ENV = "INVESTIGATOR_KEY_DIR"
+LANG_ENV = "INVESTIGATOR_LANG"
+
+DEFAULT_LANG = "zh-CN"
+
+
+def normalize_lang(value: str | None) -> str:
+    """``'en'`` for any English tag (``en``, ``EN``, ``en-US``), else the default ``'zh-CN'``."""
+    return "en" if (value or "").strip().lower().startswith("en") else DEFAULT_LANG
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Values the edges read from the environment. Empty variables count as unset."""
+
+    passphrase: str | None = field(default=None, repr=False)
+    key_passphrase: str | None = field(default=None, repr=False)
+    session: str | None = field(default=None, repr=False)
+    key_dir: Path | None = None
+    lang: str = DEFAULT_LANG
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> "Settings":
+        """Read the variables in the table above from ``environ`` (pass ``os.environ`` at an edge)."""
+        def get(name: str) -> str | None:
+            value = environ.get(name)
+            return value if value else None
+
+        key_dir = get(KEY_DIR_ENV)
+        return cls(passphrase=get(PASSPHRASE_ENV), key_passphrase=get(KEY_PASSPHRASE_ENV), session=get(SESSION_ENV),
+                   key_dir=Path(key_dir).expanduser() if key_dir else None, lang=normalize_lang(get(LANG_ENV)))
