@@ -544,3 +544,50 @@ def test_checker_catches_a_planted_import_in_a_copy_of_the_real_package(tmp_path
     assert len(planted) == 1, report["layers"]
     assert "layer 'vault' may not import layer 'authority'" in planted[0]
     assert "from investigator.authority import directory" in planted[0]
+
+
+# --- settings enter at the edge -------------------------------------------------------------------------
+
+# The only modules that may touch the process environment, and why (docs/architecture.md, "Edges").
+ENVIRONMENT_EDGES = {
+    "investigator/cli": "the CLI reads variables and prompts, then passes values down",
+    "investigator/access/case.py": "open_case's keyword arguments fall back to INVESTIGATOR_* variables",
+    "investigator/reports/notebook.py": "open_report_case is the report kernel's edge (session from the environment)",
+    "investigator/reports/run.py": "sets the environment of the kernel papermill starts (secrets never as parameters)",
+}
+
+
+def environment_readers(files: Mapping[str, str]) -> list[str]:
+    """``path:line`` of every use of ``os.environ`` / ``os.getenv`` / ``environ`` imported from os."""
+    found = []
+    for path, source in sorted(files.items()):
+        tree = ast.parse(source)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv", "putenv") \
+                    and isinstance(node.value, ast.Name) and node.value.id == "os":
+                found.append(f"{path}:{node.lineno}")
+            elif isinstance(node, ast.ImportFrom) and node.module == "os" \
+                    and any(a.name in ("environ", "getenv") for a in node.names):
+                found.append(f"{path}:{node.lineno}")
+    return found
+
+
+def _at_an_edge(where: str) -> bool:
+    path = where.rsplit(":", 1)[0]
+    return any(path == edge or path.startswith(edge + "/") for edge in ENVIRONMENT_EDGES)
+
+
+def test_only_the_edges_read_the_environment():
+    files = {str(p.relative_to(PACKAGE.parent)): p.read_text(encoding="utf-8") for p in PACKAGE.rglob("*.py")}
+    outside = [w for w in environment_readers(files) if not _at_an_edge(w)]
+    assert not outside, ("library code reads the environment; take a value (or a Settings) from the caller "
+                         f"instead: {outside}")
+
+
+def test_environment_check_catches_a_planted_read():
+    planted = {"investigator/vault/store.py": "import os\nSECRET = os.environ.get('INVESTIGATOR_PASSPHRASE')\n",
+               "investigator/authority/x.py": "from os import environ\n",
+               "investigator/cli/main.py": "import os\nos.environ.get('X')\n"}
+    found = environment_readers(planted)
+    assert [w for w in found if not _at_an_edge(w)] == ["investigator/authority/x.py:1",
+                                                          "investigator/vault/store.py:2"]
