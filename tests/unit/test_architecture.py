@@ -33,7 +33,8 @@ PACKAGE = Path(__file__).resolve().parents[2] / ROOT
 # ---------------------------------------------------------------------------------------------
 
 # Top-level modules that form the ground floor.
-GROUND_MODULES = frozenset({"errors", "schema", "_crypto", "_fs", "textnorm", "_version", "verification", "tags"})
+GROUND_MODULES = frozenset({"errors", "schema", "_crypto", "_fs", "textnorm", "_version", "verification", "tags",
+                            "settings"})
 
 # Layer names of the packages (and of the two root files) as they appear in ALLOWED.
 ROOT_FACADE = "root"  # investigator/__init__.py
