@@ -17,15 +17,18 @@ from investigator.errors import InvestigatorError, exit_codes
 
 # Command modules, in --help order. Each defines ``register(group)``.
 _COMMAND_MODULES = (
-    "investigator.cli.archive_cmds",
-    "investigator.cli.demo_cmds",
-    "investigator.cli.case_cmds",
-    "investigator.cli.keys_cmds",
-    "investigator.cli.people_cmds",
-    "investigator.cli.policy_cmds",
-    "investigator.cli.request_cmds",
-    "investigator.cli.report_cmds",
-    "investigator.cli.bundle_cmds",
+    "investigator.cli.archive",
+    "investigator.cli.audit",
+    "investigator.cli.demo",
+    "investigator.cli.case",
+    "investigator.cli.keys",
+    "investigator.cli.people",
+    "investigator.cli.policy",
+    "investigator.cli.request",
+    "investigator.cli.grant",
+    "investigator.cli.login",
+    "investigator.cli.report",
+    "investigator.cli.bundle",
 )
 
 

@@ -1,24 +1,34 @@
-"""Shared CLI option decorators and prompts (as sqlite-utils shares its options).
+"""Shared CLI option decorators, prompts and printers (as sqlite-utils shares its options).
 
     @click.command()
     @archive_argument
     @json_option
     def info(archive, as_json): ...
+
+Also the helpers several command groups share: personal keys and admin signers
+(people, policy, request, grant, login), time parsing, and the one printer of
+verification results (archive, audit, report and bundle verify).
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 import click
 
+from investigator.authority.directory import Signer
+from investigator.authority.identity import unlock_person_key
+from investigator.custody.file import MasterKeys, unlock_archive
+from investigator.errors import ConfigError
+from investigator.settings import KEY_PASSPHRASE_ENV, PASSPHRASE_ENV
 from investigator.vault.store import Archive
-from investigator.vault.config import PASSPHRASE_ENV, passphrase_from_env
-from investigator.custody.file import MasterKeys
-from investigator.custody.file import unlock_archive
+from investigator.verification import Verification
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -26,6 +36,16 @@ archive_argument = click.argument("archive", type=click.Path(path_type=Path, fil
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 actor_option = click.option("--as", "actor", default=None, metavar="ID",
                             help="Who is acting (recorded in the audit log). Default: $USER.")
+key_dir_option = click.option("--key-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
+                              help="Folder of personal key files (default: $INVESTIGATOR_KEY_DIR, else "
+                                   "~/.investigator/keys/<archive id>).")
+admin_option = click.option("--as", "as_id", default=None, metavar="ADMIN",
+                            help="The admin who signs this change (personal key; passphrase from "
+                                 "INVESTIGATOR_KEY_PASSPHRASE or a prompt). Omit only to bootstrap with the "
+                                 "archive passphrase, before any admin is enrolled.")
+as_person = click.option("--as", "as_id", required=True, metavar="ID",
+                         help="Who acts (their personal key signs; passphrase from INVESTIGATOR_KEY_PASSPHRASE "
+                              "or a prompt).")
 
 
 def default_actor(actor: str | None) -> str:
@@ -34,9 +54,13 @@ def default_actor(actor: str | None) -> str:
     return actor or getpass.getuser()
 
 
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
 def archive_passphrase(*, confirm: bool = False) -> str:
     """The archive passphrase from INVESTIGATOR_PASSPHRASE, else an interactive prompt."""
-    value = passphrase_from_env(PASSPHRASE_ENV)
+    value = os.environ.get(PASSPHRASE_ENV)
     if value:
         return value
     return click.prompt("Archive passphrase / 归档口令", hide_input=True, confirmation_prompt=confirm)
@@ -47,17 +71,73 @@ def open_and_unlock(path: Path, actor: str) -> tuple[Archive, MasterKeys]:
     return archive, unlock_archive(archive, archive_passphrase(), actor=actor)
 
 
+def personal_passphrase(person_id: str, *, env: str = KEY_PASSPHRASE_ENV, confirm: bool = False) -> str:
+    """A personal key passphrase from ``env``, else a prompt."""
+    value = os.environ.get(env)
+    if value:
+        return value
+    return click.prompt(f"Passphrase of {person_id}'s personal key / 个人密钥口令", hide_input=True,
+                        confirmation_prompt=confirm)
+
+
+def person_key(archive: Archive, person_id: str, key_dir: Path | None) -> Any:
+    """``person_id``'s unlocked personal signing key (people, policy, request and grant commands)."""
+    return unlock_person_key(archive, person_id, personal_passphrase(person_id), key_dir=key_dir)
+
+
+def signing_key(archive: Any, person: str, key_dir: Path | None) -> Any:
+    """``person``'s unlocked signing key, for the report and bundle commands (their own prompt text)."""
+    secret = os.environ.get(KEY_PASSPHRASE_ENV) or click.prompt(f"Passphrase of {person}'s signing key / 个人密钥口令",
+                                                               hide_input=True)
+    return unlock_person_key(archive, person, secret, key_dir=key_dir)
+
+
+def admin_signer(archive: Archive, as_id: str | None, key_dir: Path | None) -> Signer:
+    """The signer of an admin change: ``as_id``'s personal key, or the archive key (bootstrap)."""
+    if as_id:
+        return Signer(as_id, person_key(archive, as_id, key_dir))
+    keys = unlock_archive(archive, archive_passphrase(), actor="archive")
+    return Signer.archive(keys.signing)
+
+
+def parse_time(text: str, zone: ZoneInfo, *, what: str) -> datetime:
+    """ISO 8601 time; without an offset it is read in ``zone`` (the archive's). Returns aware UTC."""
+    try:
+        value = datetime.fromisoformat(text.strip().replace(" ", "T", 1).replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ConfigError(f"{what}: {text!r} is not an ISO 8601 time",
+                          hint="e.g. 2026-11-18T14:20 (archive time zone) or 2026-11-18T06:20Z") from exc
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=zone)
+    return value.astimezone(timezone.utc)
+
+
+def split_multi(values: tuple[str, ...]) -> tuple[str, ...]:
+    """Values of a repeatable option, each of which may also be comma-separated."""
+    return tuple(v.strip() for item in values for v in item.split(",") if v.strip())
+
+
 def echo_json(obj: Any) -> None:
     click.echo(json.dumps(obj, ensure_ascii=False, indent=2, sort_keys=True, default=str))
 
 
-def echo_checks(result: Any, *, as_json: bool, summary: str) -> None:
-    """Print a verification result (``checked`` and ``problems`` lines, then ``summary``), or its JSON."""
+def echo_checks(result: Verification, *, as_json: bool, summary: str, heading: str | None = None,
+                fail: str = "  FAIL ", err: bool = False) -> None:
+    """Print a verification result, or with ``as_json`` its ``to_json()``.
+
+    The lines, in order: ``heading`` (if any); ``  ok   CHECK`` for each check made;
+    ``warning: TEXT`` for each warning (yellow); ``{fail}PROBLEM`` for each problem
+    (red, on stderr with ``err``); then ``summary``.
+    """
     if as_json:
         echo_json(result.to_json())
         return
+    if heading is not None:
+        click.echo(heading)
     for line in result.checked:
         click.echo(f"  ok   {line}")
+    for line in result.warnings:
+        click.secho(f"warning: {line}", fg="yellow")
     for line in result.problems:
-        click.secho(f"  FAIL {line}", fg="red")
+        click.secho(f"{fail}{line}", fg="red", err=err)
     click.echo(summary)

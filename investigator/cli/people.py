@@ -1,78 +1,22 @@
-"""People commands: the org directory, enrolment (signing key + TOTP), key revocation, lock-outs.
-
-Also the helpers the policy and request commands share (admin signer, personal
-key passphrases, time parsing).
-"""
+"""People commands: the org directory, enrolment (signing key + TOTP), key revocation, lock-outs."""
 
 from __future__ import annotations
 
 import io
 import os
-from datetime import datetime, timezone
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import click
 
-from investigator.vault.store import Archive
-from investigator.vault.config import KEY_PASSPHRASE_ENV
-from investigator.authority.directory import DirectoryStore, Person, Signer, add_people, link_identity, read_people_csv, set_status
-from investigator.errors import ConfigError
-from investigator.cli.options import archive_argument, archive_passphrase, echo_json, json_option
+from investigator.authority.directory import DirectoryStore, Person, add_people, link_identity, read_people_csv, set_status
+from investigator.cli.options import (admin_option, admin_signer, archive_argument, archive_passphrase, echo_json,
+                                      json_option, key_dir_option, personal_passphrase, split_multi, utc_now)
 from investigator.custody.file import unlock_archive
+from investigator.errors import ConfigError
+from investigator.settings import KEY_PASSPHRASE_ENV
+from investigator.vault.store import Archive
 
 NEW_KEY_PASSPHRASE_ENV = "INVESTIGATOR_NEW_KEY_PASSPHRASE"
-
-key_dir_option = click.option("--key-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
-                              help="Folder of personal key files (default: $INVESTIGATOR_KEY_DIR, else "
-                                   "~/.investigator/keys/<archive id>).")
-admin_option = click.option("--as", "as_id", default=None, metavar="ADMIN",
-                            help="The admin who signs this change (personal key; passphrase from "
-                                 "INVESTIGATOR_KEY_PASSPHRASE or a prompt). Omit only to bootstrap with the "
-                                 "archive passphrase, before any admin is enrolled.")
-
-
-def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def personal_passphrase(person_id: str, *, env: str = KEY_PASSPHRASE_ENV, confirm: bool = False) -> str:
-    """A personal key passphrase from ``env``, else a prompt."""
-    value = os.environ.get(env)
-    if value:
-        return value
-    return click.prompt(f"Passphrase of {person_id}'s personal key / 个人密钥口令", hide_input=True,
-                        confirmation_prompt=confirm)
-
-
-def person_key(archive: Archive, person_id: str, key_dir: Path | None):
-    from investigator.authority.identity import unlock_person_key
-
-    return unlock_person_key(archive, person_id, personal_passphrase(person_id), key_dir=key_dir)
-
-
-def admin_signer(archive: Archive, as_id: str | None, key_dir: Path | None) -> Signer:
-    """The signer of an admin change: ``as_id``'s personal key, or the archive key (bootstrap)."""
-    if as_id:
-        return Signer(as_id, person_key(archive, as_id, key_dir))
-    keys = unlock_archive(archive, archive_passphrase(), actor="archive")
-    return Signer.archive(keys.signing)
-
-
-def parse_time(text: str, zone: ZoneInfo, *, what: str) -> datetime:
-    """ISO 8601 time; without an offset it is read in ``zone`` (the archive's). Returns aware UTC."""
-    try:
-        value = datetime.fromisoformat(text.strip().replace(" ", "T", 1).replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise ConfigError(f"{what}: {text!r} is not an ISO 8601 time",
-                          hint="e.g. 2026-11-18T14:20 (archive time zone) or 2026-11-18T06:20Z") from exc
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=zone)
-    return value.astimezone(timezone.utc)
-
-
-def _split_multi(values: tuple[str, ...]) -> tuple[str, ...]:
-    return tuple(v.strip() for item in values for v in item.split(",") if v.strip())
 
 
 def _policy_or_default(archive: Archive):
@@ -120,7 +64,7 @@ def add_cmd(archive: Path, pid: str, name: str, roles: tuple[str, ...], supervis
     """
     opened = Archive.open(archive)
     person = Person(id=pid, name=name, department=dept, groups=tuple(groups), supervisor=supervisor,
-                    roles=_split_multi(roles), identities=tuple(identities))
+                    roles=split_multi(roles), identities=tuple(identities))
     directory = add_people(opened, [person], signer=admin_signer(opened, as_id, key_dir), now=utc_now(),
                            policy=_policy_or_default(opened))
     click.echo(f"added {pid} (directory version {directory.version})")

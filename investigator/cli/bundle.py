@@ -7,13 +7,7 @@ from pathlib import Path
 
 import click
 
-from investigator.cli.options import archive_passphrase, echo_checks, echo_json, json_option
-
-
-def _signing_key(archive, person: str, key_dir: Path | None):
-    from investigator.cli.report_cmds import _signing_key as unlock
-
-    return unlock(archive, person, key_dir)
+from investigator.cli.options import archive_passphrase, echo_checks, echo_json, json_option, signing_key
 
 
 @click.group()
@@ -54,13 +48,13 @@ def export_cmd(ctx: click.Context, archive_path: Path, grant: str, person: str, 
     from investigator.vault.store import Archive
     from investigator.reports.bundles import export_bundle
     from investigator.errors import PolicyDenied
-    from investigator.authority.identity import SESSION_ENV
+    from investigator.settings import SESSION_ENV
 
     opened = Archive.open(archive_path)
     ids = None
     if ids_file:
         ids = [line.strip() for line in ids_file.read_text(encoding="utf-8").splitlines() if line.strip()]
-    result = export_bundle(opened, grant=grant, person=person, signer=_signing_key(opened, person, key_dir),
+    result = export_bundle(opened, grant=grant, person=person, signer=signing_key(opened, person, key_dir),
                            passphrase=archive_passphrase(), totp=totp,
                            session=session or (None if totp else os.environ.get(SESSION_ENV)), ids=ids,
                            prefix=prefix, out=out)
@@ -95,7 +89,7 @@ def release_cmd(bundle_id: str, archive_path: Path, person: str, note: str, key_
     from investigator.reports.bundles import release_bundle
 
     opened = Archive.open(archive_path)
-    path = release_bundle(opened, bundle_id, releaser=person, signer=_signing_key(opened, person, key_dir),
+    path = release_bundle(opened, bundle_id, releaser=person, signer=signing_key(opened, person, key_dir),
                           passphrase=archive_passphrase(), note=note, out=out)
     click.echo(f"released: {path}")
 

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import click
 
-from investigator.vault.store import Archive
 from investigator.authority.directory import DirectoryStore
+from investigator.cli.options import (admin_option, admin_signer, archive_argument, echo_json, json_option,
+                                      key_dir_option, parse_time, split_multi, utc_now)
 from investigator.errors import ConfigError
-from investigator.cli.options import archive_argument, echo_json, json_option
-from investigator.cli.people_cmds import admin_option, key_dir_option, parse_time, utc_now
+from investigator.vault.store import Archive
 
 
 @click.group()
@@ -72,7 +72,6 @@ def set_cmd(archive: Path, file: Path, note: str, as_id: str | None, key_dir: Pa
       investigator policy set ./case-archive policy.toml --as wugang --note "two approvals for exports"
     """
     from investigator.authority.policy import PolicyStore
-    from investigator.cli.people_cmds import admin_signer
 
     opened = Archive.open(archive)
     signer = admin_signer(opened, as_id, key_dir)
@@ -146,12 +145,10 @@ def explain_cmd(archive: Path, person_id: str, request_id: str | None, purpose: 
         directory = DirectoryStore(opened).load()
         person = directory.person(person_id)
         live = person.current_key
-        from investigator.cli.people_cmds import _split_multi
-
         req = Request(id="EXPLAIN", archive_id=opened.archive_id, case="explain", purpose=purpose,
                       requester=person_id, key_id=live.key_id if live else "(none)",
                       start=parse_time(start, zone, what="--start"), end=parse_time(end, zone, what="--end"),
-                      tz=opened.config.timezone, fields=_split_multi(fields) or ("metadata", "content"),
+                      tz=opened.config.timezone, fields=split_multi(fields) or ("metadata", "content"),
                       reason="explain", created=now, operator=operator, conversations=conversations,
                       participants=participants, groups=groups, consent=consent)
     decisions = explain(opened, person_id, req, now=now, approvers=approvers)

@@ -8,22 +8,13 @@ from typing import Any
 
 import click
 
-from investigator.cli.options import archive_passphrase, echo_checks, echo_json, json_option
+from investigator.cli.options import archive_passphrase, echo_checks, echo_json, json_option, signing_key
 
 archive_option = click.option("--archive", "archive_path", type=click.Path(path_type=Path, file_okay=False),
                               default=None, help="The archive (default: the one the report names, if present).")
 key_dir_option = click.option("--key-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
                               help="Folder of personal key files (default: $INVESTIGATOR_KEY_DIR).")
 notebook_argument = click.argument("notebook", type=click.Path(path_type=Path, dir_okay=False, exists=True))
-
-
-def _signing_key(archive: Any, person: str, key_dir: Path | None) -> Any:
-    from investigator.vault.config import KEY_PASSPHRASE_ENV
-    from investigator.authority.identity import unlock_person_key
-
-    secret = os.environ.get(KEY_PASSPHRASE_ENV) or click.prompt(f"Passphrase of {person}'s signing key / 个人密钥口令",
-                                                               hide_input=True)
-    return unlock_person_key(archive, person, secret, key_dir=key_dir)
 
 
 def _read(notebook: Path) -> Any:
@@ -122,12 +113,12 @@ def run_cmd(template: str, archive_path: Path, grant: str, person: str, totp: st
           -p keywords '[退款, refund]' -r case QA-2026-11 -o /srv/reports
     """
     from investigator.vault.store import Archive
-    from investigator.authority.identity import SESSION_ENV
+    from investigator.settings import SESSION_ENV
     from investigator.reports.run import run_report
 
     opened = Archive.open(archive_path)
     passphrase = archive_passphrase()
-    signer = _signing_key(opened, person, key_dir)
+    signer = signing_key(opened, person, key_dir)
     parameters: dict[str, Any] = {name: _parse_value(value) for name, value in params}
     parameters.update({name: value for name, value in raw_params})
     result = run_report(template, archive=opened, grant=grant, person=person, signer=signer, passphrase=passphrase,
@@ -173,7 +164,7 @@ def seal_cmd(notebook: Path, archive_path: Path | None, person: str, template: P
             template = find_template(template_name(nb))
         except ReportError:
             template = None
-    result = seal_notebook(nb, archive=opened, signer=_signing_key(opened, person, key_dir), person=person,
+    result = seal_notebook(nb, archive=opened, signer=signing_key(opened, person, key_dir), person=person,
                            template=template)
     _write(nb, notebook)
     if html:
@@ -211,7 +202,7 @@ def verify_cmd(ctx: click.Context, notebook: Path, archive_path: Path | None, pu
         opened = None
     result = verify_report(nb, archive=opened, pubkeys=[load_pubkey(p) for p in pubkeys], actor=actor)
     echo_checks(result, as_json=as_json,
-                summary=f"{notebook}: {'intact' if result.ok else 'NOT INTACT'} (status {result.status})")
+                summary=f"{notebook}: {'intact' if result.ok else 'NOT INTACT'} (status {result.facts['status']})")
     if not result.ok:
         ctx.exit(IntegrityError.exit_code)
 
@@ -235,7 +226,7 @@ def reproduce_cmd(ctx: click.Context, notebook: Path, archive_path: Path | None,
       investigator report reproduce reports/C-1/20261118T061500Z-complaint_investigation.ipynb --as sunli --totp 123456
     """
     from investigator.errors import IntegrityError
-    from investigator.authority.identity import SESSION_ENV
+    from investigator.settings import SESSION_ENV
     from investigator.reports.reproduce import reproduce_report
 
     nb = _read(notebook)
@@ -273,7 +264,7 @@ def review_cmd(notebook: Path, archive_path: Path | None, person: str, decision:
 
     nb = _read(notebook)
     opened = _archive_for(nb, archive_path)
-    status = review_report(nb, archive=opened, reviewer=person, signer=_signing_key(opened, person, key_dir),
+    status = review_report(nb, archive=opened, reviewer=person, signer=signing_key(opened, person, key_dir),
                            decision=decision, note=note)
     _write(nb, notebook)
     click.echo(f"{notebook}: {status}")
@@ -298,7 +289,7 @@ def release_cmd(notebook: Path, archive_path: Path | None, person: str, acknowle
 
     nb = _read(notebook)
     opened = _archive_for(nb, archive_path)
-    status = release_report(nb, archive=opened, releaser=person, signer=_signing_key(opened, person, key_dir),
+    status = release_report(nb, archive=opened, releaser=person, signer=signing_key(opened, person, key_dir),
                             acknowledge_hold=acknowledge_hold, note=note)
     _write(nb, notebook)
     from investigator.reports.html import write_html

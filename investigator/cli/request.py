@@ -1,23 +1,18 @@
-"""Request, grant and login commands: the retrieval authorization workflow (调取授权流程)."""
+"""Request commands: file, approve, reject, show and list retrieval requests (调取授权流程)."""
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import click
 
-from investigator.vault.store import Archive
-from investigator.errors import ConfigError
-from investigator.cli.options import archive_argument, archive_passphrase, echo_json, json_option
-from investigator.cli.people_cmds import _split_multi, key_dir_option, parse_time, person_key, utc_now
+from investigator.cli.options import (archive_argument, archive_passphrase, as_person, echo_json, json_option,
+                                      key_dir_option, parse_time, person_key, split_multi, utc_now)
 from investigator.custody.file import unlock_archive
+from investigator.vault.store import Archive
 
 PURPOSES = ("internal_audit", "legal_dispute", "regulatory_check", "customer_complaint")
-as_person = click.option("--as", "as_id", required=True, metavar="ID",
-                         help="Who acts (their personal key signs; passphrase from INVESTIGATOR_KEY_PASSPHRASE "
-                              "or a prompt).")
 
 
 @click.group()
@@ -67,7 +62,7 @@ def new_cmd(archive: Path, as_id: str, case: str, purpose: str, start: str, end:
     zone = opened.config.zone
     signed = new_request(opened, requester=as_id, signing_key=person_key(opened, as_id, key_dir), case=case,
                          purpose=purpose, start=parse_time(start, zone, what="--start"),
-                         end=parse_time(end, zone, what="--end"), fields=_split_multi(fields), reason=reason,
+                         end=parse_time(end, zone, what="--end"), fields=split_multi(fields), reason=reason,
                          now=utc_now(), conversations=conversations, participants=participants, groups=groups,
                          legal_basis=legal_basis, consent=consent, operator=operator, templates=templates)
     click.echo(signed.id)
@@ -170,139 +165,5 @@ def list_requests_cmd(archive: Path, as_json: bool) -> None:
                    f"{row['start']} .. {row['end']}  case={row['case']}")
 
 
-@click.group()
-def grant() -> None:
-    """Grants: verify, show, revoke.
-
-    \b
-    Example:
-      investigator grant verify ./case-archive G-1a2b3c4d5e6f7a8b
-    """
-
-
-@grant.command("verify")
-@archive_argument
-@click.argument("grant_ref", metavar="GRANT")
-@click.option("--as", "as_id", default="verifier", help="Who verifies (audit log).")
-def verify_cmd(archive: Path, grant_ref: str, as_id: str) -> None:
-    """Verify a grant with the archive's public material (exit code 9 if invalid or expired).
-
-    \b
-    GRANT is a grant id or a grant file. Example:
-      investigator grant verify ./case-archive G-1a2b3c4d5e6f7a8b
-    """
-    from investigator.authority.grants import find_grant, load_grant
-
-    opened = Archive.open(archive)
-    checked = load_grant(find_grant(opened, grant_ref)).verify(opened, now=utc_now(), actor=as_id)
-    start, end = checked.window
-    click.echo(f"grant {checked.id}: valid until {checked.body['expiry']} -- {checked.operator} may retrieve "
-               f"[{start.isoformat()}, {end.isoformat()}) fields={','.join(checked.fields)}")
-
-
-@grant.command("show")
-@archive_argument
-@click.argument("grant_ref", metavar="GRANT")
-@json_option
-def show_grant_cmd(archive: Path, grant_ref: str, as_json: bool) -> None:
-    """Show a grant's request, approvals and expiry (not verified: use 'grant verify').
-
-    \b
-    Example:
-      investigator grant show ./case-archive G-1a2b3c4d5e6f7a8b --json
-    """
-    from investigator.authority.grants import find_grant, load_grant
-
-    opened = Archive.open(archive)
-    loaded = load_grant(find_grant(opened, grant_ref))
-    if as_json:
-        echo_json(loaded.to_json())
-        return
-    echo_json(loaded.summary())
-
-
-@grant.command("revoke")
-@archive_argument
-@click.argument("grant_ref", metavar="GRANT")
-@click.option("--reason", required=True)
-@click.option("--as", "as_id", default=None, metavar="ADMIN", help="The admin who revokes (personal key).")
-@key_dir_option
-def revoke_cmd(archive: Path, grant_ref: str, reason: str, as_id: str | None, key_dir: Path | None) -> None:
-    """Revoke a grant (admin-signed line in org/revocations.jsonl; audited).
-
-    \b
-    Example:
-      investigator grant revoke ./case-archive G-1a2b3c4d5e6f7a8b --reason "case closed" --as wugang
-    """
-    from investigator.authority.grants import revoke_grant
-    from investigator.cli.people_cmds import admin_signer
-
-    opened = Archive.open(archive)
-    grant_id = revoke_grant(opened, grant_ref, signer=admin_signer(opened, as_id, key_dir), reason=reason,
-                            now=utc_now())
-    click.echo(f"grant {grant_id} revoked")
-
-
-def _session_file(archive_id: str, person_id: str, explicit: Path | None) -> Path:
-    if explicit:
-        return explicit
-    return Path.home() / ".investigator" / "sessions" / archive_id / f"{person_id}.token"
-
-
-@click.command()
-@archive_argument
-@as_person
-@click.option("--totp", required=True, help="Current TOTP code.")
-@click.option("--hours", type=click.IntRange(1, 24), default=None, help="Lifetime (default: the policy's, 8 h).")
-@click.option("--session-file", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help="Where to keep the token (default ~/.investigator/sessions/<archive>/<id>.token).")
-def login(archive: Path, as_id: str, totp: str, hours: int | None, session_file: Path | None) -> None:
-    """Check a TOTP code and start a short-lived signed session (for later commands and papermill runs).
-
-    \b
-    The token is printed and kept in a file (mode 600); pass it as INVESTIGATOR_SESSION. Example:
-      investigator login ./case-archive --as sunli --totp 123456
-    """
-    from investigator.authority.identity import login as do_login
-
-    opened = Archive.open(archive)
-    keys = unlock_archive(opened, archive_passphrase(), actor=as_id)
-    token = do_login(opened, keys, as_id, totp=totp, now=utc_now(), hours=hours)
-    path = _session_file(opened.archive_id, as_id, session_file)
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(token + "\n")
-    click.echo(token)
-    click.echo(f"session saved to {path}", err=True)
-
-
-@click.command()
-@archive_argument
-@as_person
-@click.option("--session-file", type=click.Path(path_type=Path, dir_okay=False), default=None)
-def logout(archive: Path, as_id: str, session_file: Path | None) -> None:
-    """Revoke the saved session of a person.
-
-    \b
-    Example:
-      investigator logout ./case-archive --as sunli
-    """
-    from investigator.authority.identity import revoke_session
-
-    opened = Archive.open(archive)
-    path = _session_file(opened.archive_id, as_id, session_file)
-    try:
-        token = path.read_text().strip()
-    except OSError as exc:
-        raise ConfigError(f"{path}: no saved session") from exc
-    revoke_session(opened, token, actor=as_id, now=utc_now())
-    path.unlink()
-    click.echo("session revoked")
-
-
 def register(group: click.Group) -> None:
     group.add_command(request)
-    group.add_command(grant)
-    group.add_command(login)
-    group.add_command(logout)

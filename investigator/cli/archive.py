@@ -1,4 +1,4 @@
-"""Archive commands: init, ingest, info, verify, audit, samples, demo."""
+"""Archive commands: init, ingest, info, verify (the audit log has its own group: cli/audit.py)."""
 
 from __future__ import annotations
 
@@ -6,13 +6,11 @@ from pathlib import Path
 
 import click
 
-from investigator.vault.store import Archive
-from investigator.vault.config import DEFAULT_CHUNK_SECONDS, DEFAULT_TZ
-from investigator.cli.options import (actor_option, archive_argument, archive_passphrase, default_actor, echo_json, json_option,
-                      open_and_unlock)
+from investigator.cli.options import (actor_option, archive_argument, archive_passphrase, default_actor, echo_checks,
+                                      echo_json, json_option, open_and_unlock)
 from investigator.custody.file import create_archive
-from investigator.vault.ingest import ingest_paths
-from investigator.vault.verify import verify_archive
+from investigator.vault.config import DEFAULT_CHUNK_SECONDS, DEFAULT_TZ
+from investigator.vault.store import Archive
 
 
 @click.command()
@@ -66,6 +64,7 @@ def ingest(archive: Path, paths: tuple[Path, ...], fmt: str, tz: str | None, len
       investigator ingest ./case-archive dingtalk.csv --format csv --map-file dingtalk-mapping.toml
     """
     from investigator.importers import ImportOptions
+    from investigator.vault.ingest import ingest_paths
 
     who = default_actor(actor)
     opened, keys = open_and_unlock(archive, who)
@@ -140,93 +139,25 @@ def verify(archive: Path, offline: bool, actor: str | None, as_json: bool) -> No
       investigator verify ./case-archive
       investigator verify ./case-archive --offline
     """
+    from investigator.vault.verify import verify_archive
+
     who = default_actor(actor)
     if offline:
         opened, keys = Archive.open(archive), None
     else:
         opened, keys = open_and_unlock(archive, who)
     report = verify_archive(opened, keys=keys, actor=who)
-    if as_json:
-        echo_json({"ok": report.ok, **report.__dict__})
-    else:
-        mode = "offline" if offline else "full"
-        click.echo(f"{mode} verification: {report.counts['manifests']} manifests, {report.counts['chunks']} chunks "
-                   f"({report.counts['chunks_decrypted']} decrypted, {report.counts['records']} records), {report.counts['audit_entries']} audit entries")
-        for warning in report.warnings:
-            click.secho(f"warning: {warning}", fg="yellow")
-        for problem in report.problems:
-            click.secho(f"FAIL {problem}", fg="red", err=True)
-        click.echo("intact" if report.ok else f"{len(report.problems)} problem(s) found")
+    counts = report.counts
+    mode = "offline" if offline else "full"
+    echo_checks(report, as_json=as_json, fail="FAIL ", err=True,
+                heading=f"{mode} verification: {counts['manifests']} manifests, {counts['chunks']} chunks "
+                        f"({counts['chunks_decrypted']} decrypted, {counts['records']} records), "
+                        f"{counts['audit_entries']} audit entries",
+                summary="intact" if report.ok else f"{len(report.problems)} problem(s) found")
     if not report.ok:
         raise SystemExit(4)
-
-
-@click.group()
-def audit() -> None:
-    """Read and verify the audit log (no content access)."""
-
-
-@audit.command("verify")
-@archive_argument
-@json_option
-def audit_verify(archive: Path, as_json: bool) -> None:
-    """Check the audit log's hash chain and signed checkpoints.
-
-    \b
-    Finds any edit, insertion, deletion or truncation up to the last checkpoint.
-    Example:
-      investigator audit verify ./case-archive
-    """
-    opened = Archive.open(archive)
-    keys = {opened.signing_public.key_id: opened.signing_public}
-    keys.update(_person_keys(opened))
-    report = opened.audit.verify(keys)
-    if as_json:
-        echo_json({"ok": report.ok, **report.__dict__})
-    else:
-        click.echo(f"{report.counts['entries']} entries, {report.counts['checkpoints']} checkpoints (last covers "
-                   f"entry {report.counts['last_checkpoint_seq']})")
-        for problem in report.problems:
-            click.secho(f"FAIL audit/{problem}", fg="red", err=True)
-        click.echo("intact" if report.ok else f"{len(report.problems)} problem(s) found")
-    if not report.ok:
-        raise SystemExit(4)
-
-
-def _person_keys(archive: Archive) -> dict:
-    """Public keys of enrolled people, who may also sign checkpoints (empty before anyone is enrolled)."""
-    from investigator.authority.directory import DirectoryStore
-
-    if not DirectoryStore(archive).exists():
-        return {}
-    return DirectoryStore(archive).load().public_keys()
-
-
-@audit.command("show")
-@archive_argument
-@click.option("--action", default=None, help="Only entries of this action (ingest, request, load ...).")
-@click.option("--actor", "who", default=None, help="Only entries by this actor.")
-@click.option("--limit", default=50, show_default=True, help="Show the last N entries (0 = all).")
-@json_option
-def audit_show(archive: Path, action: str | None, who: str | None, limit: int, as_json: bool) -> None:
-    """Show audit entries (who did what, when, allowed or refused, and why).
-
-    \b
-    Example:
-      investigator audit show ./case-archive --action ingest --limit 10
-    """
-    entries = [e for e in Archive.open(archive).audit.entries()
-               if (action is None or e.action == action) and (who is None or e.actor == who)]
-    if limit:
-        entries = entries[-limit:]
-    if as_json:
-        echo_json([e.to_json() for e in entries])
-        return
-    for e in entries:
-        reason = e.details.get("reason", "")
-        click.echo(f"{e.seq:>6} {e.ts} {e.actor:<12} {e.action:<10} {e.outcome:<7} {e.target} {reason}".rstrip())
 
 
 def register(main: click.Group) -> None:
-    for command in (init, ingest, info, verify, audit):
+    for command in (init, ingest, info, verify):
         main.add_command(command)

@@ -1,0 +1,76 @@
+"""Login and logout: short-lived signed sessions after a TOTP check."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from investigator.cli.options import archive_argument, archive_passphrase, as_person, utc_now
+from investigator.custody.file import unlock_archive
+from investigator.errors import ConfigError
+from investigator.vault.store import Archive
+
+
+def _session_file(archive_id: str, person_id: str, explicit: Path | None) -> Path:
+    if explicit:
+        return explicit
+    return Path.home() / ".investigator" / "sessions" / archive_id / f"{person_id}.token"
+
+
+@click.command()
+@archive_argument
+@as_person
+@click.option("--totp", required=True, help="Current TOTP code.")
+@click.option("--hours", type=click.IntRange(1, 24), default=None, help="Lifetime (default: the policy's, 8 h).")
+@click.option("--session-file", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Where to keep the token (default ~/.investigator/sessions/<archive>/<id>.token).")
+def login(archive: Path, as_id: str, totp: str, hours: int | None, session_file: Path | None) -> None:
+    """Check a TOTP code and start a short-lived signed session (for later commands and papermill runs).
+
+    \b
+    The token is printed and kept in a file (mode 600); pass it as INVESTIGATOR_SESSION. Example:
+      investigator login ./case-archive --as sunli --totp 123456
+    """
+    from investigator.authority.identity import login as do_login
+
+    opened = Archive.open(archive)
+    keys = unlock_archive(opened, archive_passphrase(), actor=as_id)
+    token = do_login(opened, keys, as_id, totp=totp, now=utc_now(), hours=hours)
+    path = _session_file(opened.archive_id, as_id, session_file)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(token + "\n")
+    click.echo(token)
+    click.echo(f"session saved to {path}", err=True)
+
+
+@click.command()
+@archive_argument
+@as_person
+@click.option("--session-file", type=click.Path(path_type=Path, dir_okay=False), default=None)
+def logout(archive: Path, as_id: str, session_file: Path | None) -> None:
+    """Revoke the saved session of a person.
+
+    \b
+    Example:
+      investigator logout ./case-archive --as sunli
+    """
+    from investigator.authority.identity import revoke_session
+
+    opened = Archive.open(archive)
+    path = _session_file(opened.archive_id, as_id, session_file)
+    try:
+        token = path.read_text().strip()
+    except OSError as exc:
+        raise ConfigError(f"{path}: no saved session") from exc
+    revoke_session(opened, token, actor=as_id, now=utc_now())
+    path.unlink()
+    click.echo("session revoked")
+
+
+def register(group: click.Group) -> None:
+    group.add_command(login)
+    group.add_command(logout)
