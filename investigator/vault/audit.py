@@ -32,10 +32,11 @@ from investigator import _crypto
 from investigator.verification import Verification
 from investigator.errors import AuditError, IntegrityError
 from investigator.schema import canonical_json, format_ts
+from investigator.vault.layout import AUDIT_CHECKPOINTS_NAME, AUDIT_LOG_NAME, LOCK_NAME
 
 GENESIS = "0" * 64
-LOG_NAME = "log.jsonl"
-CHECKPOINT_NAME = "checkpoints.jsonl"
+LOG_NAME = AUDIT_LOG_NAME  # names: investigator/vault/layout.py
+CHECKPOINT_NAME = AUDIT_CHECKPOINTS_NAME
 OUTCOMES = ("ok", "allowed", "denied", "error")
 
 
@@ -65,18 +66,18 @@ class AuditEntry:
 
 
 class AuditLog:
-    """The audit log in directory ``root`` (``ARCHIVE/audit``)."""
+    """The audit log in directory ``folder`` (``archive.layout.audit_dir``, i.e. ``ARCHIVE/audit``)."""
 
-    def __init__(self, root: Path) -> None:
-        self.root = Path(root)
-        self.log_path = self.root / LOG_NAME
-        self.checkpoint_path = self.root / CHECKPOINT_NAME
-        self._lock_path = self.root / ".lock"
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+        self.log_path = self.folder / LOG_NAME
+        self.checkpoint_path = self.folder / CHECKPOINT_NAME
+        self._lock_path = self.folder / LOCK_NAME
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
+            self.folder.mkdir(parents=True, exist_ok=True)
             handle = open(self._lock_path, "a+")
         except OSError as exc:
             raise AuditError(f"{self._lock_path}: cannot open the audit lock ({exc.strerror})") from exc

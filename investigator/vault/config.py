@@ -18,8 +18,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from investigator.errors import ArchiveError, ConfigError
 from investigator.vault.format import FORMAT_VERSION
+from investigator.vault.layout import CONFIG_NAME as CONFIG_NAME  # re-exported; the name lives in the layout
+from investigator.vault.layout import Layout
 
-CONFIG_NAME = "archive.toml"
 DEFAULT_TZ = "Asia/Shanghai"
 DEFAULT_CHUNK_SECONDS = 3600
 PASSPHRASE_ENV = "INVESTIGATOR_PASSPHRASE"
@@ -69,7 +70,7 @@ class ArchiveConfig:
         Raises ArchiveError when it is missing, unreadable or of an unknown
         format version (archive-format.md: reject unknown versions first).
         """
-        path = Path(root) / CONFIG_NAME
+        path = Layout(Path(root)).config
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))["archive"]
         except FileNotFoundError as exc:

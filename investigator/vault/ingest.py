@@ -35,7 +35,7 @@ import polars as pl
 from investigator import _crypto
 from investigator._version import __version__
 from investigator.vault import merkle
-from investigator.vault.format import CHUNK_MAGIC, INDEX_MAGIC, Keyring, batch_dir_name, chunk_aad, chunk_key, index_aad
+from investigator.vault.format import CHUNK_MAGIC, INDEX_MAGIC, Keyring, chunk_aad, chunk_key, index_aad
 from investigator.vault.store import Archive, write_file
 from investigator.vault.verify import audited_manifest_digests
 from investigator.errors import ImportFormatError
@@ -198,9 +198,10 @@ def ingest_frames(archive: Archive, *, messages: pl.DataFrame | None, events: pl
             archive.audit.append(actor, "ingest", "no new records",
                                  {"duplicates": duplicates, "skipped": len(skipped), "sources": sources}, now=when)
             return result
-        batch = f"batches/{batch_dir_name(seq)}"
-        stage = archive.staging_dir / uuid.uuid4().hex
-        stage.mkdir(parents=True)
+        layout = archive.layout
+        final = layout.batch(seq)  # where the batch is committed; manifests record paths relative to the root
+        stage = layout.staged_batch(uuid.uuid4().hex)
+        stage.folder.mkdir(parents=True)
         known_partitions = archive.partition_key_paths()
         leaf_hashes: list[str] = []
         chunk_entries: list[dict[str, Any]] = []
@@ -227,9 +228,9 @@ def ingest_frames(archive: Archive, *, messages: pl.DataFrame | None, events: pl
             else:
                 dek, wrapped = keys.new_data_key(kind, partition)
                 data_keys[(kind, partition)] = dek
-                relative = f"{batch}/keys/{kind}/{partition}.json"
+                relative = layout.relative(final.data_key(kind, partition))
                 key_file = _json_bytes(wrapped)
-                write_file(stage / "keys" / kind / f"{partition}.json", key_file)
+                write_file(stage.data_key(kind, partition), key_file)
                 partition_keys.append({"kind": kind, "partition": partition, "path": relative,
                                        "sha256": _crypto.sha256_hex(key_file)})
 
@@ -242,8 +243,8 @@ def ingest_frames(archive: Archive, *, messages: pl.DataFrame | None, events: pl
                                 partition=partition, chunk=chunk, part=name)
                 blob = CHUNK_MAGIC + _crypto.seal(key, _parquet_bytes(frame_part),
                                                   aad=chunk_aad(archive.archive_id, seq, kind, partition, chunk, name))
-                write_file(stage / kind / partition / f"{chunk}.{name}.chk", blob)
-                parts[name] = {"path": f"{batch}/{kind}/{partition}/{chunk}.{name}.chk",
+                write_file(stage.chunk_part(kind, partition, chunk, name), blob)
+                parts[name] = {"path": layout.relative(final.chunk_part(kind, partition, chunk, name)),
                                "sha256": _crypto.sha256_hex(blob)}
             start = datetime.strptime(f"{partition}{chunk}", "%Y-%m-%d%H%M%S").replace(tzinfo=timezone.utc)
             ts_min, ts_max = stored["ts"].min(), stored["ts"].max()
@@ -271,14 +272,14 @@ def ingest_frames(archive: Archive, *, messages: pl.DataFrame | None, events: pl
         index_frame = pl.concat(index_rows)
         index_blob = INDEX_MAGIC + _crypto.seal(archive.index_key(keys), _parquet_bytes(index_frame),
                                                 aad=index_aad(archive.archive_id, seq))
-        write_file(stage / "index.chk", index_blob)
+        write_file(stage.index, index_blob)
         _crash_point("before-manifest")
         all_ts = [e["ts_min"] for e in chunk_entries] + [e["ts_max"] for e in chunk_entries]
         body: dict[str, Any] = {
-            "archive_id": archive.archive_id, "seq": seq, "batch_id": stage.name, "created": format_ts(when),
+            "archive_id": archive.archive_id, "seq": seq, "batch_id": stage.folder.name, "created": format_ts(when),
             "actor": actor, "tool": f"investigator {__version__}", "sources": sources,
             "chunks": chunk_entries, "partition_keys": partition_keys,
-            "index": {"path": f"{batch}/index.chk", "sha256": _crypto.sha256_hex(index_blob)},
+            "index": {"path": layout.relative(final.index), "sha256": _crypto.sha256_hex(index_blob)},
             "counts": {"messages": prepared["messages"].height if "messages" in prepared else 0,
                        "events": prepared["events"].height if "events" in prepared else 0,
                        "duplicates_skipped": duplicates, "new_versions": new_versions},
@@ -288,12 +289,12 @@ def ingest_frames(archive: Archive, *, messages: pl.DataFrame | None, events: pl
             "skipped": skipped, "prev_manifest": prev,
         }
         manifest = Manifest.build(body, keys.signing)
-        write_file(stage / "manifest.json", manifest.file_bytes)
-        fsync_dir(stage)
+        write_file(stage.manifest, manifest.file_bytes)
+        fsync_dir(stage.folder)
         _crash_point("before-commit")
-        archive.batches_dir.mkdir(exist_ok=True)
-        os.rename(stage, archive.batches_dir / batch_dir_name(seq))
-        fsync_dir(archive.batches_dir)
+        layout.batches_dir.mkdir(exist_ok=True)
+        os.rename(stage.folder, final.folder)
+        fsync_dir(layout.batches_dir)
         _crash_point("after-commit")
         _audit_ingest(archive, manifest, actor=actor, now=when)
         archive.audit.checkpoint(keys.signing, archive_id=archive.archive_id, now=when)

@@ -12,7 +12,7 @@
 itself holds no master keys: operations that need them take a
 :class:`~investigator.vault.format.Keyring`.
 
-Layout (one directory)::
+Layout (one directory; :class:`investigator.vault.layout.Layout`, ``archive.layout``, names every path)::
 
     archive.toml                  settings: id, format version, time zone, chunk size, public key
     keys/master.json              passphrase-protected master keys (KEK versions) + archive signing key
@@ -47,13 +47,15 @@ import polars as pl
 
 from investigator import _crypto
 from investigator.vault.audit import AuditLog
-from investigator.vault.config import CONFIG_NAME, ArchiveConfig, check_timezone, validate_chunk_seconds
+from investigator.vault.config import ArchiveConfig, check_timezone, validate_chunk_seconds
 from investigator.errors import ArchiveError, IntegrityError
 from investigator._fs import atomic_write, write_synced
 from investigator.vault.format import (BATCH_DIGITS, CHUNK_MAGIC, INDEX_MAGIC, Keyring, batch_dir_name, chunk_aad,
                                        chunk_key, index_aad)
+from investigator.vault.layout import Layout
 from investigator.vault.manifest import GENESIS, ChunkEntry, Manifest
 from investigator.schema import canonical_json, format_ts
+
 
 class Archive:
     """An archive directory. Open with :meth:`open`, make with :meth:`create`."""
@@ -61,7 +63,8 @@ class Archive:
     def __init__(self, root: Path, config: ArchiveConfig) -> None:
         self.root = Path(root)
         self.config = config
-        self.audit = AuditLog(self.root / "audit")
+        self._layout = Layout(self.root)
+        self.audit = AuditLog(self._layout.audit_dir)
         self._manifest_cache: tuple[tuple[str, ...], list[Manifest]] | None = None
 
     def __repr__(self) -> str:
@@ -74,16 +77,24 @@ class Archive:
         return self.config.archive_id
 
     @property
+    def layout(self) -> Layout:
+        """Every path under this archive's root (:mod:`investigator.vault.layout`)."""
+        return self._layout
+
+    @property
     def keyfile_path(self) -> Path:
-        return self.root / "keys" / "master.json"
+        """``keys/master.json`` (same as ``layout.key_file``)."""
+        return self._layout.key_file
 
     @property
     def batches_dir(self) -> Path:
-        return self.root / "batches"
+        """``batches/`` (same as ``layout.batches_dir``)."""
+        return self._layout.batches_dir
 
     @property
     def staging_dir(self) -> Path:
-        return self.root / "staging"
+        """``staging/`` (same as ``layout.staging_dir``)."""
+        return self._layout.staging_dir
 
     @property
     def signing_public(self) -> _crypto.VerifyKey:
@@ -103,23 +114,24 @@ class Archive:
         ConfigError for a bad time zone or chunk size.
         """
         root = Path(root)
+        layout = Layout(root)
         check_timezone(timezone_name)
         validate_chunk_seconds(chunk_seconds)
         if root.exists() and any(root.iterdir()):
             raise ArchiveError(f"{root}: directory is not empty; refusing to create an archive there")
         when = now or datetime.now(timezone.utc)
         archive_id = str(uuid.uuid4())
-        for sub in ("keys", "batches", "audit", "staging", "locks"):
-            (root / sub).mkdir(parents=True, exist_ok=True)
-        keys = new_keyring(archive_id, root / "keys" / "master.json")
+        for folder in layout.created_dirs:
+            folder.mkdir(parents=True, exist_ok=True)
+        keys = new_keyring(archive_id, layout.key_file)
         index_key = _crypto.new_key()
-        atomic_write(root / "keys" / "index-key.json",
+        atomic_write(layout.index_key,
                      (json.dumps(keys.wrap(index_key, "index", "all"), sort_keys=True) + "\n").encode())
         config = ArchiveConfig(archive_id=archive_id, created=format_ts(when), timezone=timezone_name,
                                chunk_seconds=chunk_seconds, signing_public_key=keys.signing.public.b64())
-        atomic_write(root / "keys" / "archive-signing.pub", (config.signing_public_key + "\n").encode())
+        atomic_write(layout.signing_public_key, (config.signing_public_key + "\n").encode())
         # The settings file last: until it exists, this is not an archive.
-        atomic_write(root / CONFIG_NAME, config.to_toml().encode())
+        atomic_write(layout.config, config.to_toml().encode())
         archive = cls(root, config)
         archive.audit.append(actor, "init", archive_id, {"timezone": timezone_name, "chunk_seconds": chunk_seconds,
                                                          "signing_key_id": keys.signing.public.key_id}, now=when)
@@ -137,9 +149,8 @@ class Archive:
     @contextmanager
     def write_lock(self) -> Iterator[None]:
         """Exclusive lock for writers (ingest, rotation, retention)."""
-        lock_dir = self.root / "locks"
-        lock_dir.mkdir(exist_ok=True)
-        with open(lock_dir / "write.lock", "a+") as handle:
+        self._layout.locks_dir.mkdir(exist_ok=True)
+        with open(self._layout.write_lock, "a+") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield
@@ -178,11 +189,11 @@ class Archive:
             out, prev, done = [], GENESIS, 0
         key = self.signing_public
         for position, name in enumerate(names[done:], start=done + 1):
-            where = f"batches/{name}/manifest.json"
             if name != batch_dir_name(position):
                 raise IntegrityError(f"batch directory {name!r} out of sequence (expected {batch_dir_name(position)})",
                                      path=f"batches/{name}")
-            manifest = Manifest.load(self.batches_dir / name / "manifest.json")
+            where = self._layout.relative(self._layout.manifest(position))
+            manifest = Manifest.load(self._layout.manifest(position))
             manifest.verify_signature(key, what=where)
             if manifest.seq != position or manifest.body.get("archive_id") != self.archive_id:
                 raise IntegrityError("manifest sequence or archive id does not match its place", path=where)
@@ -207,30 +218,31 @@ class Archive:
 
     def _read_json(self, relative: str) -> dict[str, Any]:
         try:
-            return json.loads((self.root / relative).read_bytes())
+            return json.loads(self._layout.resolve(relative).read_bytes())
         except (OSError, ValueError) as exc:
             raise IntegrityError("missing or unreadable key file", path=relative) from exc
 
     def current_data_key_path(self, kind: str, partition: str) -> Path:
         """The wrapped data key to use: the rewrapped copy after a rotation, else the batch's original."""
-        rewrapped = self.root / "keys" / "rewrapped" / kind / f"{partition}.json"
+        rewrapped = self._layout.rewrapped_key(kind, partition)
         if rewrapped.exists():
             return rewrapped
         relative = self.partition_key_paths().get((kind, partition))
         if relative is None:
             raise IntegrityError(f"no data key for partition {kind}/{partition}")
-        return self.root / relative
+        return self._layout.resolve(relative)
 
     def data_key(self, keys: Keyring, kind: str, partition: str) -> bytes:
         """Unwrap the data key of a partition. Raises IntegrityError if absent or altered."""
-        relative = self.current_data_key_path(kind, partition).relative_to(self.root).as_posix()
+        relative = self._layout.relative(self.current_data_key_path(kind, partition))
         wrapped = self._read_json(relative)
         if wrapped.get("kind") != kind or wrapped.get("partition") != partition:
             raise IntegrityError("wrapped key belongs to another partition", path=relative)
         return keys.unwrap(wrapped, what=relative)
 
     def index_key(self, keys: Keyring) -> bytes:
-        return keys.unwrap(self._read_json("keys/index-key.json"), what="keys/index-key.json")
+        relative = self._layout.relative(self._layout.index_key)
+        return keys.unwrap(self._read_json(relative), what=relative)
 
     def chunk_key_for(self, keys: Keyring, kind: str, partition: str, chunk: str, part: str) -> bytes:
         """Derive one chunk part's key from the master keys (the embedded key service's job)."""
@@ -241,7 +253,7 @@ class Archive:
         """A chunk part file's bytes, checked against the manifest's SHA-256. Raises IntegrityError."""
         relative, digest = entry.part(part)
         try:
-            data = (self.root / relative).read_bytes()
+            data = self._layout.resolve(relative).read_bytes()
         except OSError as exc:
             raise IntegrityError("chunk file missing or unreadable", path=relative) from exc
         if _crypto.sha256_hex(data) != digest:
@@ -295,7 +307,8 @@ class Archive:
         frames = []
         for manifest in self.manifests():
             relative = manifest.body["index"]["path"]
-            data = (self.root / relative).read_bytes() if (self.root / relative).exists() else b""
+            path = self._layout.resolve(relative)
+            data = path.read_bytes() if path.exists() else b""
             if _crypto.sha256_hex(data) != manifest.body["index"]["sha256"] or not data.startswith(INDEX_MAGIC):
                 raise IntegrityError("index file does not match its manifest", path=relative)
             plain = _crypto.open_sealed(key, data[len(INDEX_MAGIC):], aad=index_aad(self.archive_id, manifest.seq),

@@ -5,7 +5,7 @@
     >>> store.to_frame()["message_id"].to_list()                         # doctest: +SKIP
     ['p-c1-complaint']
 
-Layout: ``ARCHIVE/cases/<case>/tags.jsonl``, one :class:`~investigator.tags.TagEntry` per
+Layout: ``ARCHIVE/cases/<case>/tags.jsonl`` (``archive.layout.case_tags(case)``), one :class:`~investigator.tags.TagEntry` per
 line (``{message_id, tag, note, author, ts}``, plus ``"op": "remove"`` for removals). Lines are only
 ever appended: removing a tag appends a removal, so the history stays readable. Originals (batches,
 manifests) are never touched. Every entry is first written to the audit log as action ``tag``
@@ -19,28 +19,19 @@ import fcntl
 import hashlib
 import json
 import os
-import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 import polars as pl
 
 from investigator.tags import TagSet, apply_tags, filter_by_tag
 from investigator.errors import ConfigError, IntegrityError
+from investigator.vault.layout import TAGS_NAME
+from investigator.vault.layout import case_folder as case_folder  # re-exported; the rule lives in the layout
 
-TAGS_FILE = "tags.jsonl"
-_CASE_RE = re.compile(r"[^A-Za-z0-9._-]")
-
-
-def case_folder(case: str) -> str:
-    """A file-system-safe folder name for a case id (other characters become ``_``)."""
-    name = _CASE_RE.sub("_", case.strip())
-    if not name or name in {".", ".."}:
-        raise ConfigError("a case needs a name to store tags under")
-    return name
+TAGS_FILE = TAGS_NAME  # names: investigator/vault/layout.py
 
 
 class TagStore:
@@ -57,7 +48,9 @@ class TagStore:
         self.archive = archive
         self.case = case
         self.actor = actor
-        self.path = Path(archive.root) / "cases" / case_folder(case) / TAGS_FILE
+        layout = archive.layout
+        self.path = layout.case_tags(case)
+        self._lock_path = layout.case_lock(case)
 
     def __repr__(self) -> str:
         return f"TagStore(case={self.case!r}, actor={self.actor!r})"
@@ -65,7 +58,7 @@ class TagStore:
     @contextmanager
     def _locked(self) -> Iterator[None]:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path.parent / ".lock", "a+") as handle:
+        with open(self._lock_path, "a+") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield

@@ -61,14 +61,17 @@ def check_archive(archive: Archive, *, keys: Keyring | None) -> Verification:
     prev = GENESIS
     names = archive.batch_names()
     manifests: list[Manifest] = []
+    layout = archive.layout
     for position, name in enumerate(names, start=1):
         where = f"batches/{name}"
         if name != batch_dir_name(position):
             report.problems.append(f"{where}: unexpected entry (expected batch {batch_dir_name(position)}); "
                                    "a batch was removed, renamed or added")
             continue
+        folder = layout.batch_dir(position)
+        where = layout.relative(folder)
         try:
-            manifest = Manifest.load(archive.batches_dir / name / "manifest.json")
+            manifest = Manifest.load(layout.manifest(position))
             manifest.verify_signature(public, what=f"{where}/manifest.json")
         except IntegrityError as err:
             report.problems.append(str(err))
@@ -82,7 +85,7 @@ def check_archive(archive: Archive, *, keys: Keyring | None) -> Verification:
                                    "(a batch was removed, replaced or reordered)")
         prev = manifest.digest
         manifests.append(manifest)
-        _check_files(archive, manifest, where, report)
+        _check_files(archive, manifest, folder, report)
         if keys is not None:
             _check_content(archive, manifest, keys, report)
     audit = archive.audit.verify({public.key_id: public})
@@ -102,12 +105,13 @@ def check_archive(archive: Archive, *, keys: Keyring | None) -> Verification:
     for digest in sorted(str(d) for d in recorded - present):
         report.problems.append(f"batches/: the audit log records a batch (manifest {digest[:16]}...) that is "
                                "not in the archive (removed or replaced)")
-    if archive.staging_dir.exists() and any(archive.staging_dir.iterdir()):
+    if layout.staging_dir.exists() and any(layout.staging_dir.iterdir()):
         report.warnings.append("staging/: residue of an interrupted ingest (never read; removed by the next ingest)")
     return report
 
 
-def _check_files(archive: Archive, manifest: Manifest, where: str, report: Verification) -> None:
+def _check_files(archive: Archive, manifest: Manifest, folder: Path, report: Verification) -> None:
+    where = archive.layout.relative(folder)
     expected: dict[str, str | None] = {"manifest.json": None}
     for chunk in manifest.chunks:
         for _part, part_path, part_digest in chunk.parts:
@@ -116,7 +120,7 @@ def _check_files(archive: Archive, manifest: Manifest, where: str, report: Verif
         expected[entry["path"].removeprefix(where + "/")] = entry["sha256"]
     index = manifest.body.get("index", {})
     expected[str(index.get("path", "")).removeprefix(where + "/")] = index.get("sha256")
-    present = _files_under(archive.root / where)
+    present = _files_under(folder)
     for extra in sorted(present - set(expected)):
         report.problems.append(f"{where}/{extra}: file not listed in the manifest (added)")
     for relative, digest in sorted(expected.items()):
@@ -125,7 +129,7 @@ def _check_files(archive: Archive, manifest: Manifest, where: str, report: Verif
             continue
         if digest is None:
             continue
-        path = archive.root / where / relative
+        path = folder / relative  # one of ``present``: found under the folder, never outside it
         if path.is_symlink():
             report.problems.append(f"{where}/{relative}: is a symbolic link")
         elif _crypto.sha256_file(path) != digest:
