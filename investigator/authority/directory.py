@@ -223,16 +223,16 @@ def check_signer(signer_id: str, key_id: str, signature: str, body: bytes, *, ar
 
 
 class DirectoryStore:
-    """The signed version chain of the directory in ``ARCHIVE/org/directory``."""
+    """The signed version chain of the directory in ``ARCHIVE/org/directory`` (``archive.layout.directory_dir``)."""
 
     def __init__(self, archive: "Archive") -> None:
         self.archive = archive
-        self.root = Path(archive.root) / "org" / "directory"
+        self.folder = archive.layout.directory_dir
 
     def _versions(self) -> list[Path]:
-        if not self.root.exists():
+        if not self.folder.exists():
             return []
-        return sorted(p for p in self.root.glob("[0-9]*.json"))
+        return sorted(p for p in self.folder.glob("[0-9]*.json"))
 
     def exists(self) -> bool:
         return bool(self._versions())
@@ -246,7 +246,7 @@ class DirectoryStore:
         directory: Directory | None = None
         prev = ""
         for number, path in enumerate(self._versions(), start=1):
-            what = f"org/directory/{path.name}"
+            what = self.archive.layout.relative(path)
             try:
                 doc = json.loads(path.read_bytes())
                 body, sig = doc["body"], doc["signature"]
@@ -301,10 +301,10 @@ class DirectoryStore:
         data = canonical_json(body)
         doc = {"body": body, "signature": {"signer": signer.id, "key_id": signer.key.public.key_id,
                                            "signature": signer.key.sign(data)}}
-        self.root.mkdir(parents=True, exist_ok=True)
-        path = self.root / f"{current.version + 1:06d}.json"
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.archive.layout.directory_version(current.version + 1)
         if path.exists():
-            raise IntegrityError("directory changed meanwhile; retry", path=f"org/directory/{path.name}")
+            raise IntegrityError("directory changed meanwhile; retry", path=self.archive.layout.relative(path))
         self.archive.audit.append(signer.id, f"people.{action}", target,
                                   {**(details or {}), "directory_version": current.version + 1,
                                    "directory_hash": _crypto.sha256_hex(data), "rule": "directory.signer"},

@@ -150,12 +150,12 @@ def _totp_aad(archive_id: str, person_id: str) -> bytes:
 
 
 class TotpStore:
-    """Sealed TOTP secrets and per-person state in ``ARCHIVE/org/totp``."""
+    """Sealed TOTP secrets and per-person state in ``ARCHIVE/org/totp`` (``archive.layout.totp_dir``)."""
 
     def __init__(self, archive: "Archive") -> None:
         self.archive = archive
-        self.root = Path(archive.root) / "org" / "totp"
-        self.key_path = Path(archive.root) / "keys" / "totp-key.json"
+        self.folder = archive.layout.totp_dir
+        self.key_path = archive.layout.totp_key
 
     def _key(self, keys: "MasterKeys", *, create: bool = False) -> bytes:
         if not self.key_path.exists():
@@ -166,13 +166,13 @@ class TotpStore:
         try:
             wrapped = json.loads(self.key_path.read_bytes())
         except (OSError, ValueError) as exc:
-            raise IntegrityError("unreadable wrapped key", path="keys/totp-key.json") from exc
-        return keys.unwrap(wrapped, what="keys/totp-key.json")
+            raise IntegrityError("unreadable wrapped key", path=self.archive.layout.relative(self.key_path)) from exc
+        return keys.unwrap(wrapped, what=self.archive.layout.relative(self.key_path))
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
-        self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / ".lock", "a+") as handle:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with open(self.archive.layout.totp_lock, "a+") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield
@@ -180,7 +180,7 @@ class TotpStore:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     def _path(self, person_id: str) -> Path:
-        return self.root / f"{person_id}.json"
+        return self.archive.layout.totp_state(person_id)
 
     def _mac(self, key: bytes, person_id: str, secret_blob: str, state: dict[str, Any]) -> str:
         data = canonical_json({"archive": self.archive.archive_id, "person": person_id, "secret": secret_blob,
@@ -199,7 +199,7 @@ class TotpStore:
         atomic_write(self._path(person_id), (json.dumps(doc, sort_keys=True) + "\n").encode(), mode=0o600)
 
     def _read(self, key: bytes, person_id: str) -> tuple[bytes, str, dict[str, Any]]:
-        what = f"org/totp/{person_id}.json"
+        what = self.archive.layout.relative(self._path(person_id))
         try:
             doc = json.loads(self._path(person_id).read_bytes())
             blob, state, mac = doc["secret"], doc["state"], doc["mac"]
@@ -357,10 +357,6 @@ def revoke_key(archive: "Archive", person_id: str, *, signer: Signer, now: datet
 
 # --- sessions ----------------------------------------------------------------------------
 
-def _sessions_dir(archive: "Archive") -> Path:
-    return Path(archive.root) / "org" / "sessions"
-
-
 def login(archive: "Archive", keys: "MasterKeys", person_id: str, *, totp: str, now: datetime,
           hours: int | None = None) -> str:
     """Check a TOTP code and issue a signed session token bound to ``person_id``.
@@ -376,7 +372,7 @@ def login(archive: "Archive", keys: "MasterKeys", person_id: str, *, totp: str, 
             "issued": format_ts(now), "expires": format_ts(now + timedelta(hours=hours or policy.session_hours))}
     data = canonical_json(body)
     token = "ivs1." + _b64url(data) + "." + _b64url(_crypto.unb64(keys.signing.sign(data)))
-    path = _sessions_dir(archive) / f"{sid}.json"
+    path = archive.layout.session(sid)
     atomic_write(path, (json.dumps({"body": body, "revoked": ""}, sort_keys=True) + "\n").encode())
     archive.audit.append(person_id, "login", person_id, {"rule": "identity.totp", "session": sid,
                                                          "expires": body["expires"]}, outcome="allowed", now=now)
@@ -419,8 +415,8 @@ def check_session(archive: "Archive", token: str, person_id: str, *, now: dateti
     if parse_utc(body["expires"]) <= now:
         raise IdentityCheckFailed(f"session expired at {body['expires']}")
     try:
-        record = json.loads((_sessions_dir(archive) / f"{body['sid']}.json").read_bytes())
-    except (OSError, ValueError) as exc:
+        record = json.loads(archive.layout.session(str(body["sid"])).read_bytes())
+    except (OSError, ValueError, ConfigError) as exc:
         raise IdentityCheckFailed("session is not recorded in the archive (revoked or forged)") from exc
     if record.get("revoked"):
         raise IdentityCheckFailed(f"session was revoked at {record['revoked']}")
@@ -432,7 +428,7 @@ def check_session(archive: "Archive", token: str, person_id: str, *, now: dateti
 def revoke_session(archive: "Archive", token_or_sid: str, *, actor: str, now: datetime) -> str:
     """Revoke a session (logout, or an admin cutting one off). Audited. Returns the session id."""
     sid = session_body(archive, token_or_sid)["sid"] if token_or_sid.startswith("ivs1.") else token_or_sid
-    path = _sessions_dir(archive) / f"{sid}.json"
+    path = archive.layout.session(sid)
     try:
         record = json.loads(path.read_bytes())
     except (OSError, ValueError) as exc:

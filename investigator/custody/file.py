@@ -218,11 +218,11 @@ def unlock_archive(archive: Archive, passphrase: str, *, actor: str = "") -> Mas
     signing key differ from ``archive.toml``'s).
     """
     try:
-        keys = KeyFile.load(archive.keyfile_path).unlock(passphrase)
+        keys = KeyFile.load(archive.layout.key_file).unlock(passphrase)
     except WrongPassphrase:
         archive.audit.append(actor or "unknown", "unlock", archive.archive_id, {"reason": "wrong passphrase"},
                              outcome="denied")
         raise
     if keys.archive_id != archive.archive_id or keys.signing.public.b64() != archive.config.signing_public_key:
-        raise IntegrityError("key file belongs to another archive", path=str(archive.keyfile_path))
+        raise IntegrityError("key file belongs to another archive", path=str(archive.layout.key_file))
     return keys

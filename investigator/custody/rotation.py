@@ -29,7 +29,6 @@ from investigator.custody.file import KeyFile
 from investigator.schema import format_ts
 from investigator.custody.file import unlock_archive
 
-FIXED_KEYS = ("index-key.json", "totp-key.json")  # wrapped keys kept in keys/ itself
 ROTATE_AFTER = timedelta(days=92)  # the seed: every quarter
 
 
@@ -50,19 +49,17 @@ def rotate(archive: Archive, passphrase: str, *, actor: str, now: datetime | Non
     """
     when = now or datetime.now(timezone.utc)
     with archive.write_lock():
-        KeyFile.load(archive.keyfile_path).add_kek_version(passphrase, now=when)
+        KeyFile.load(archive.layout.key_file).add_kek_version(passphrase, now=when)
         keys = unlock_archive(archive, passphrase, actor=actor)
         count = 0
         for (kind, partition) in sorted(archive.partition_key_paths()):
             dek = archive.data_key(keys, kind, partition)
-            _write_wrapped(archive.root / "keys" / "rewrapped" / kind / f"{partition}.json",
-                           keys.wrap(dek, kind, partition))
+            _write_wrapped(archive.layout.rewrapped_key(kind, partition), keys.wrap(dek, kind, partition))
             count += 1
-        for name in FIXED_KEYS:
-            path = archive.root / "keys" / name
+        for path in archive.layout.fixed_wrapped_keys:  # the index and TOTP keys, rewrapped in place
             if path.exists():
                 wrapped = json.loads(path.read_text(encoding="utf-8"))
-                plain = keys.unwrap(wrapped, what=f"keys/{name}")
+                plain = keys.unwrap(wrapped, what=archive.layout.relative(path))
                 _write_wrapped(path, keys.wrap(plain, wrapped["kind"], wrapped["partition"]))
                 count += 1
         archive.audit.append(actor, "keys.rotate", archive.archive_id,
@@ -77,10 +74,9 @@ def wrapped_versions(archive: Archive) -> dict[str, int]:
     for kind, partition in sorted(archive.partition_key_paths()):
         path = archive.current_data_key_path(kind, partition)
         out[f"{kind}/{partition}"] = int(json.loads(path.read_text(encoding="utf-8"))["kek_version"])
-    for name in FIXED_KEYS:
-        path = archive.root / "keys" / name
+    for path in archive.layout.fixed_wrapped_keys:
         if path.exists():
-            out[name] = int(json.loads(path.read_text(encoding="utf-8"))["kek_version"])
+            out[path.name] = int(json.loads(path.read_text(encoding="utf-8"))["kek_version"])
     return out
 
 
@@ -91,7 +87,7 @@ def retire(archive: Archive, passphrase: str, *, version: int, actor: str, now: 
     """
     when = now or datetime.now(timezone.utc)
     with archive.write_lock():
-        keyfile = KeyFile.load(archive.keyfile_path)
+        keyfile = KeyFile.load(archive.layout.key_file)
         keyfile.unlock(passphrase)  # proves the passphrase before anything changes
         versions = [int(e["version"]) for e in keyfile.data["keks"]]
         if version not in versions:
@@ -109,7 +105,7 @@ def retire(archive: Archive, passphrase: str, *, version: int, actor: str, now: 
 def status(archive: Archive, *, now: datetime | None = None) -> dict[str, Any]:
     """Master-key versions (no secrets), how many keys each wraps, and whether rotation is due."""
     when = now or datetime.now(timezone.utc)
-    keyfile = KeyFile.load(archive.keyfile_path)
+    keyfile = KeyFile.load(archive.layout.key_file)
     versions = {int(e["version"]): str(e["created"]) for e in keyfile.data["keks"]}
     usage: dict[int, int] = {v: 0 for v in versions}
     for v in wrapped_versions(archive).values():

@@ -21,12 +21,11 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from investigator.vault.layout import Layout
 from investigator.vault.store import Archive
 from investigator.errors import ArchiveError, IdentityCheckFailed
 from investigator.custody.file import unlock_archive
-from investigator.authority.grants import Grant
-from investigator.demo.run import DEMO_PASSPHRASE
-from investigator.authority.grants import approve, new_request, request_status
+from investigator.authority.grants import Grant, approve, new_request, request_status
 from investigator.demo.people import DEMO_ONLY_PASSPHRASE, demo_totp
 from investigator.authority.identity import unlock_person_key
 from investigator.demo.run import DEMO_OPERATOR, DEMO_PASSPHRASE, demo_session
@@ -42,8 +41,7 @@ APPROVER = "zhouzong"
 
 
 def _grants(root: Path) -> list[Any]:
-
-    return [Grant.from_file(p) for p in sorted((root / "org" / "grants").glob("*.json"))]
+    return [Grant.from_file(p) for p in sorted(Layout(root).grants_dir.glob("*.json"))]
 
 
 def find_case_grant(archive_path: Path | str, case: str, *, now: datetime | None = None) -> str | None:
@@ -77,7 +75,7 @@ def misconduct_grant(archive_path: Path | str, *, now: datetime | None = None) -
     warnings.warn("DEMO ONLY: creating the misconduct grant with public demo secrets", UserWarning, stacklevel=2)
     archive = Archive.open(root)
     keys = unlock_archive(archive, DEMO_PASSPHRASE, actor=REQUESTER)
-    key_dir = root / "demo-keys"
+    key_dir = archive.layout.demo_keys_dir
     zone = archive.config.zone
     (y0, m0, d0, h0, n0), (y1, m1, d1, h1, n1) = MISCONDUCT_WINDOW
     when = now or datetime.now(timezone.utc)

@@ -90,7 +90,7 @@ def demo_authority(archive: "Archive", keys: "MasterKeys", *, now: datetime, key
 
     warnings.warn("DEMO ONLY: demo people use public TOTP secrets and passphrases (investigator.authority.grants."
                   "DEMO_ONLY_TOTP_SECRETS); never use this archive for real evidence", UserWarning, stacklevel=2)
-    key_dir = Path(key_dir) if key_dir else Path(archive.root) / "demo-keys"
+    key_dir = Path(key_dir) if key_dir else archive.layout.demo_keys_dir
     csv_path = people_csv or Path(__file__).resolve().parents[2] / "data_samples" / "people.csv"
     if csv_path.exists():
         people = read_people_csv(csv_path)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from investigator import _crypto
+from investigator.vault.layout import DEMO_MARKER_NAME, DEMO_SESSION_NAME, Layout
 from investigator.vault.store import Archive
 from investigator.errors import ArchiveError, IdentityCheckFailed
 from investigator.custody.file import create_archive
@@ -40,8 +41,8 @@ from investigator.authority.grants import Grant
 from investigator.access.case import open_case
 
 DEMO_PASSPHRASE = "demo-only-passphrase-仅供演示"  # DEMO ONLY: public, never for real data
-DEMO_MARKER = "DEMO-ARCHIVE-NOT-FOR-REAL-DATA.txt"
-DEMO_SESSION = "DEMO-SESSION.txt"  # the demo operator's session token (demo only)
+DEMO_MARKER = DEMO_MARKER_NAME  # marks a demo archive (Layout.demo_marker)
+DEMO_SESSION = DEMO_SESSION_NAME  # the demo operator's session token (Layout.demo_session; demo only)
 DEMO_OPERATOR = "sunli"
 REPO_SAMPLES = Path(__file__).resolve().parents[2] / "data_samples"
 # Files in data_samples/ that are not exports.
@@ -108,16 +109,14 @@ def run_demo(out: Path, *, samples: Path | None = None, echo: Callable[[str], No
 
     out = Path(out)
     if out.exists() and any(out.iterdir()):
-        if not (out / DEMO_MARKER).exists():
+        if not Layout(out).demo_marker.exists():
             raise ArchiveError(f"{out}: exists and is not a demo archive; refusing to replace it",
                                hint="pick another folder with --out")
         shutil.rmtree(out)
     source = ensure_samples(samples, out.parent)
     echo(f"samples: {source}")
     archive = create_archive(out, passphrase=DEMO_PASSPHRASE, actor="demo-admin", kdf_n=kdf_n or _crypto.SCRYPT_N)
-    (out / DEMO_MARKER).write_text(
-        "This archive was made by `investigator demo` with a public demo-only passphrase:\n"
-        f"{DEMO_PASSPHRASE}\nNever put real records into it.\n", encoding="utf-8")
+    mark_demo_archive(archive)
     keys = unlock_archive(archive, DEMO_PASSPHRASE, actor="demo-admin")
     result = DemoResult(archive=out)
     for path, extra in sample_exports(source):
@@ -151,6 +150,13 @@ def run_demo(out: Path, *, samples: Path | None = None, echo: Callable[[str], No
     return result
 
 
+def mark_demo_archive(archive: Archive) -> None:
+    """DEMO ONLY: write the marker file (with the public passphrase) that lets :func:`run_demo` replace the folder."""
+    archive.layout.demo_marker.write_text(
+        "This archive was made by `investigator demo` with a public demo-only passphrase:\n"
+        f"{DEMO_PASSPHRASE}\nNever put real records into it.\n", encoding="utf-8")
+
+
 def demo_report(result: DemoResult, authority: Any, *, echo: Callable[[str], None] = lambda _: None) -> None:
     """DEMO ONLY: run complaint_investigation as the demo operator, seal it, verify it (reports/ in the archive)."""
     import nbformat
@@ -162,7 +168,7 @@ def demo_report(result: DemoResult, authority: Any, *, echo: Callable[[str], Non
                                    key_dir=authority.key_dir)
         run = run_report("complaint_investigation", archive=archive, grant=authority.grant_id,
                          person=authority.operator_id, signer=signer, passphrase=DEMO_PASSPHRASE,
-                         session=demo_session(result.archive), out_dir=result.archive / "reports")
+                         session=demo_session(result.archive), out_dir=archive.layout.demo_reports_dir)
         check = verify_report(nbformat.read(str(run.notebook), as_version=4), archive=archive,
                               actor=authority.operator_id)
     except InvestigatorError as exc:
@@ -179,10 +185,9 @@ def demo_report(result: DemoResult, authority: Any, *, echo: Callable[[str], Non
 def demo_session(archive_path: Path | str, *, now: datetime | None = None, keys: Any = None) -> str:
     """DEMO ONLY: the demo operator's session token, logging in again (demo TOTP secret) when expired."""
 
-    root = Path(archive_path)
     when = now or datetime.now(timezone.utc)
-    archive = Archive.open(root)
-    path = root / DEMO_SESSION
+    archive = Archive.open(Path(archive_path))
+    path = archive.layout.demo_session
     if path.exists():
         token = path.read_text(encoding="utf-8").strip()
         try:
@@ -202,7 +207,7 @@ DEMO_CASE = "DEMO-2026-11-18-complaint"
 def demo_grant(archive_path: Path | str) -> str:
     """DEMO ONLY: the id of the demo archive's complaint grant (found by its case, not by file order)."""
 
-    for path in sorted((Path(archive_path) / "org" / "grants").glob("*.json")):
+    for path in sorted(Layout(Path(archive_path)).grants_dir.glob("*.json")):
         if Grant.from_file(path).case == DEMO_CASE:
             return path.stem
     raise ArchiveError(f"{archive_path}: no demo grant; run 'investigator demo' first")

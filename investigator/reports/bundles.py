@@ -38,7 +38,7 @@ import polars as pl
 
 from investigator import _crypto
 from investigator.verification import Verification
-from investigator.errors import BundleError, IntegrityError, PolicyDenied
+from investigator.errors import BundleError, ConfigError, IntegrityError, PolicyDenied
 from investigator.vault.manifest import Manifest
 from investigator.vault.merkle import verify_inclusion
 from investigator.schema import canonical_json, format_ts, record_hash
@@ -97,10 +97,6 @@ def _attest(keys: Keyring, body: dict[str, Any]) -> dict[str, Any]:
     return {"body": body, "key_id": keys.signing.public.key_id, "signature": keys.signing.sign(canonical_json(body))}
 
 
-def held_dir(archive: "Archive") -> Path:
-    return Path(archive.root) / "exports" / "held"
-
-
 def export_bundle(archive: "Archive", *, grant: str, person: str, signer: _crypto.SigningKey, passphrase: str,
                   totp: str | None = None, session: str | None = None, ids: Sequence[str] | None = None,
                   prefix: str = "EV", out: Path, now: datetime | None = None) -> BundleResult:
@@ -145,7 +141,8 @@ def export_bundle(archive: "Archive", *, grant: str, person: str, signer: _crypt
         by_batch.setdefault(int(row["batch_seq"]), []).append(row)
     manifests = {m.seq: m for m in archive.manifests()}
     for seq, items in sorted(by_batch.items()):
-        for row, proof in zip(items, case.key_service.proofs(case.ticket, seq, [int(r["leaf_index"]) for r in items])):
+        leaves = [int(r["leaf_index"]) for r in items]
+        for row, proof in zip(items, case.key_service.proofs(case.ticket, seq, leaves, now=now)):
             proofs.append({"evidence_no": row["evidence_no"], "message_id": row["message_id"], **proof})
     proofs.sort(key=lambda p: p["evidence_no"])
     files: dict[str, bytes] = {}
@@ -191,7 +188,7 @@ def export_bundle(archive: "Archive", *, grant: str, person: str, signer: _crypt
     details = {"bundle_id": bundle_id, "items": len(rows), "manifest_sha256": manifest_sha, "prefix": prefix,
                "held": verdict.held}
     if verdict.held:
-        target = held_dir(archive) / f"{bundle_id}.zip"
+        target = archive.layout.held_bundle(bundle_id)
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
         archive.audit.append(person, "breaker.alert", loaded.id, {"rule": "breaker.bundle", "bundle_id": bundle_id,
@@ -229,7 +226,10 @@ def release_bundle(archive: "Archive", bundle_id: str, *, releaser: str, signer:
     """
 
     when = now or datetime.now(timezone.utc)
-    source = held_dir(archive) / f"{bundle_id}.zip"
+    try:
+        source = archive.layout.held_bundle(bundle_id)
+    except ConfigError as exc:  # not a plain name: no bundle id
+        raise BundleError(f"no held bundle {bundle_id}") from exc
     if not source.exists():
         raise BundleError(f"no held bundle {bundle_id}")
     with zipfile.ZipFile(source) as zf:

@@ -34,10 +34,6 @@ def body_hash(body: dict[str, Any]) -> str:
     return hashlib.sha256(canonical_json(body)).hexdigest()
 
 
-def _org(archive: "Archive") -> Path:
-    return Path(archive.root) / "org"
-
-
 def _write_json(path: Path, obj: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, (json.dumps(obj, ensure_ascii=False, indent=1, sort_keys=True) + "\n").encode())
@@ -354,15 +350,18 @@ def find_grant(archive: "Archive", grant: str | Path) -> Path:
     candidate = Path(grant)
     if candidate.exists():
         return candidate
-    path = _org(archive) / "grants" / f"{grant}.json"
-    if path.exists():
+    try:
+        path: Path | None = archive.layout.grant(str(grant))
+    except ConfigError:  # not a plain name: no grant id of this archive
+        path = None
+    if path is not None and path.exists():
         return path
     raise ConfigError(f"no grant {grant!r} (neither a file nor a grant id of this archive)")
 
 
 def revocations(archive: "Archive") -> dict[str, dict[str, Any]]:
     """grant id -> revocation record. Fail closed: any line naming a grant revokes it."""
-    path = _org(archive) / "revocations.jsonl"
+    path = archive.layout.revocations
     out: dict[str, dict[str, Any]] = {}
     if not path.exists():
         return out

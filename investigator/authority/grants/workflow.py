@@ -33,7 +33,6 @@ from investigator.authority.grants.documents import (
     Approval,
     Grant,
     SignedRequest,
-    _org,
     _read_json,
     _write_json,
     find_grant,
@@ -46,10 +45,10 @@ from investigator.custody.file import MasterKeys
 
 # --- the request workflow --------------------------------------------------------------------
 
-def _requests_dir(archive: "Archive", request_id: str) -> Path:
+def _request_id(request_id: str) -> str:
     if not request_id.replace("-", "").isalnum():
         raise ConfigError(f"invalid request id {request_id!r}")
-    return _org(archive) / "requests" / request_id
+    return request_id
 
 
 def new_request(archive: "Archive", *, requester: str, signing_key: _crypto.SigningKey, case: str, purpose: str,
@@ -83,18 +82,17 @@ def new_request(archive: "Archive", *, requester: str, signing_key: _crypto.Sign
     decision.raise_if_denied()
     body = req.to_body()
     signed = SignedRequest(req, signing_key.sign(canonical_json(body)), body)
-    folder = _requests_dir(archive, request_id)
-    _write_json(folder / "request.json", signed.to_json())
+    _write_json(archive.layout.request_file(_request_id(request_id)), signed.to_json())
     return signed
 
 
 def load_request(archive: "Archive", request_id: str) -> SignedRequest:
-    return SignedRequest.from_json(_read_json(_requests_dir(archive, request_id) / "request.json",
+    return SignedRequest.from_json(_read_json(archive.layout.request_file(_request_id(request_id)),
                                               f"request {request_id}"))
 
 
 def request_approvals(archive: "Archive", request_id: str) -> list[Approval]:
-    folder = _requests_dir(archive, request_id) / "approvals"
+    folder = archive.layout.approvals_dir(_request_id(request_id))
     if not folder.exists():
         return []
     return [Approval.from_json(_read_json(p, p.name)) for p in sorted(folder.glob("*.json"))]
@@ -102,7 +100,7 @@ def request_approvals(archive: "Archive", request_id: str) -> list[Approval]:
 
 def request_status(archive: "Archive", request_id: str) -> str:
     """'pending', 'rejected' or 'granted'."""
-    if (_requests_dir(archive, request_id) / "grant").exists():
+    if archive.layout.request_grant(_request_id(request_id)).exists():
         return "granted"
     if any(a.decision == "reject" for a in request_approvals(archive, request_id)):
         return "rejected"
@@ -110,9 +108,9 @@ def request_status(archive: "Archive", request_id: str) -> str:
 
 
 def list_requests(archive: "Archive") -> list[dict[str, Any]]:
-    root = _org(archive) / "requests"
+    requests = archive.layout.requests_dir
     out = []
-    for folder in sorted(root.iterdir()) if root.exists() else []:
+    for folder in sorted(requests.iterdir()) if requests.exists() else []:
         try:
             signed = load_request(archive, folder.name)
         except (GrantInvalid, ConfigError):
@@ -195,11 +193,10 @@ def approve(archive: "Archive", keys: "MasterKeys", request_id: str, *, approver
             "totp_verified": True}
     unsigned = Approval(body, signing_key.sign(canonical_json(body)), "", counter)
     approval = Approval(body, unsigned.signature, keys.signing.sign(unsigned.attestation_bytes()), counter)
-    folder = _requests_dir(archive, request_id) / "approvals"
     existing = request_approvals(archive, request_id)
     if any(a.approver == approver for a in existing):
         _deny(archive, approver, action, request_id, "approval.duplicate", f"{approver} has already decided", now)
-    _write_json(folder / f"{len(existing) + 1:02d}-{approver}.json", approval.to_json())
+    _write_json(archive.layout.approval(_request_id(request_id), len(existing) + 1, approver), approval.to_json())
     archive.audit.append(approver, action, request_id, {"rule": eligible.rule, "reason": eligible.reason,
                                                         "approval_hash": approval.hash, "note": note},
                          outcome="allowed", now=now)
@@ -230,9 +227,9 @@ def _issue(archive: "Archive", keys: "MasterKeys", signed: SignedRequest, approv
             "issued": format_ts(now), "expiry": format_ts(now + policy.grant_lifetime(requester)),
             "policy_version": policy.version, "policy_sha256": policy.source_sha256}
     grant = Grant(signed, tuple(approvals), body, keys.signing.sign(canonical_json(body)))
-    path = _org(archive) / "grants" / f"{grant_id}.json"
+    path = archive.layout.grant(grant_id)
     _write_json(path, grant.to_json())
-    (_requests_dir(archive, signed.id) / "grant").write_text(grant_id + "\n")
+    archive.layout.request_grant(_request_id(signed.id)).write_text(grant_id + "\n")
     return path
 
 
@@ -255,7 +252,7 @@ def revoke_grant(archive: "Archive", grant: str | Path, *, signer: Signer, reaso
     record = {"body": body, "signature": {"signer": signer.id, "key_id": signer.key.public.key_id,
                                           "signature": signature}}
     archive.audit.append(signer.id, "grant.revoke", grant_id, {"rule": "grant.revoke", "reason": reason}, now=now)
-    target = _org(archive) / "revocations.jsonl"
+    target = archive.layout.revocations
     target.parent.mkdir(parents=True, exist_ok=True)
     with open(target, "a", encoding="utf-8") as handle:
         handle.write(json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n")

@@ -26,17 +26,17 @@ from investigator.vault.store import Archive
 # --- the signed policy in the archive -------------------------------------------------
 
 class PolicyStore:
-    """Signed policy versions in ``ARCHIVE/org/policy/NNNNNN.toml`` (+ ``.sig.json``)."""
+    """Signed policy versions in ``ARCHIVE/org/policy/NNNNNN.toml`` (+ ``.sig.json``; ``archive.layout.policy_dir``)."""
 
     def __init__(self, archive: "Archive") -> None:
         self.archive = archive
-        self.root = Path(archive.root) / "org" / "policy"
+        self.folder = archive.layout.policy_dir
 
     def _latest(self) -> int:
-        if not self.root.exists():
+        if not self.folder.exists():
             return 0
-        numbers = [int(p.name.split(".")[0]) for p in self.root.glob("[0-9]*.sig.json")]
-        numbers += [int(p.name.split(".")[0]) for p in self.root.glob("[0-9]*.toml")]
+        numbers = [int(p.name.split(".")[0]) for p in self.folder.glob("[0-9]*.sig.json")]
+        numbers += [int(p.name.split(".")[0]) for p in self.folder.glob("[0-9]*.toml")]
         return max(numbers, default=0)
 
     def load(self, directory: Directory) -> Policy:
@@ -49,10 +49,11 @@ class PolicyStore:
         if version == 0:
             raise ConfigError("no policy installed in this archive",
                               hint="install one with 'investigator policy set ARCHIVE FILE'")
-        what = f"org/policy/{version:06d}.toml"
+        layout = self.archive.layout
+        what = layout.relative(layout.policy_text(version))
         try:
-            text_bytes = (self.root / f"{version:06d}.toml").read_bytes()
-            record = json.loads((self.root / f"{version:06d}.sig.json").read_bytes())
+            text_bytes = layout.policy_text(version).read_bytes()
+            record = json.loads(layout.policy_signature(version).read_bytes())
             body, sig = record["body"], record["signature"]
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise IntegrityError("policy file or its signature record is missing or unreadable", path=what) from exc
@@ -82,7 +83,7 @@ class PolicyStore:
         version = self._latest() + 1
         prev = ""
         if version > 1:
-            prev = _crypto.sha256_hex((self.root / f"{version - 1:06d}.toml").read_bytes())
+            prev = _crypto.sha256_hex(self.archive.layout.policy_text(version - 1).read_bytes())
         body = {"format": "investigator-policy-signature/1", "archive_id": self.archive.archive_id,
                 "version": version, "sha256": _crypto.sha256_hex(text.encode("utf-8")), "prev": prev,
                 "ts": format_ts(now), "note": note}
@@ -96,11 +97,11 @@ class PolicyStore:
             raise PolicyDenied(str(exc), rule="policy.signer") from exc
         self.archive.audit.append(signer.id, "policy.set", f"policy v{version}",
                                   {"sha256": body["sha256"], "rule": "policy.signer", "note": note}, now=now)
-        self.root.mkdir(parents=True, exist_ok=True)
-        atomic_write(self.root / f"{version:06d}.toml", text.encode("utf-8"))
+        self.folder.mkdir(parents=True, exist_ok=True)
+        atomic_write(self.archive.layout.policy_text(version), text.encode("utf-8"))
         record = {"body": body, "signature": {"signer": signer.id, "key_id": signer.key.public.key_id,
                                               "signature": signer.key.sign(data)}}
-        atomic_write(self.root / f"{version:06d}.sig.json",
+        atomic_write(self.archive.layout.policy_signature(version),
                      (json.dumps(record, ensure_ascii=False, indent=1, sort_keys=True) + "\n").encode())
         return _with_version(policy, version)
 

@@ -47,7 +47,7 @@ def test_self_made_admin_breaks_the_directory_chain(org: Org):
             "people": [p.to_json() for p in current.with_person(promoted)]}
     doc = {"body": body, "signature": {"signer": "zhangwei", "key_id": rogue.public.key_id,
                                        "signature": rogue.sign(canonical_json(body))}}
-    (store.root / f"{current.version + 1:06d}.json").write_text(json.dumps(doc))
+    org.archive.layout.directory_version(current.version + 1).write_text(json.dumps(doc))
     with pytest.raises(IntegrityError, match="not an admin"):
         store.load()
 
