@@ -24,14 +24,13 @@ from __future__ import annotations
 
 import fcntl
 import json
-import os
 import secrets
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from investigator import _crypto
 from investigator.authority.directory import Directory, DirectoryStore, Person, PersonKey, Signer
@@ -44,22 +43,20 @@ from investigator.custody.file import MasterKeys
 
 
 PERSON_KEY_FORMAT = "investigator-person-key/1"
-KEY_DIR_ENV = "INVESTIGATOR_KEY_DIR"
-SESSION_ENV = "INVESTIGATOR_SESSION"
 TOTP_STEP = 30
 _EXPIRED_LOOKBACK_STEPS = 20  # codes up to 10 minutes old are reported as "expired", not "wrong"
 
 
 # --- personal key files -------------------------------------------------------------
 
-def resolve_key_dir(archive_id: str, key_dir: Path | str | None = None,
-                    environ: Mapping[str, str] | None = None) -> Path:
-    """Where personal key files live: ``key_dir``, else $INVESTIGATOR_KEY_DIR, else ~/.investigator/keys/<archive_id>."""
+def resolve_key_dir(archive_id: str, key_dir: Path | str | None = None) -> Path:
+    """Where personal key files live: ``key_dir``, else ~/.investigator/keys/<archive_id>.
+
+    The CLI's ``--key-dir`` falls back to $INVESTIGATOR_KEY_DIR at the edge;
+    nothing here reads the environment.
+    """
     if key_dir:
         return Path(key_dir).expanduser()
-    env = os.environ if environ is None else environ
-    if env.get(KEY_DIR_ENV):
-        return Path(env[KEY_DIR_ENV]).expanduser()
     return Path.home() / ".investigator" / "keys" / archive_id
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from investigator.cli.options import archive_passphrase, echo_checks, echo_json, json_option, signing_key
+from investigator.cli.options import archive_passphrase, echo_checks, echo_json, json_option, key_dir_option, signing_key
 
 
 @click.group()
@@ -30,7 +30,7 @@ def bundle() -> None:
 @click.option("--ids", "ids_file", type=click.Path(path_type=Path, dir_okay=False, exists=True), default=None,
               help="Export only these message ids (one per line).")
 @click.option("--prefix", default="EV", show_default=True, help="Evidence number prefix (EV-000001 ...).")
-@click.option("--key-dir", type=click.Path(path_type=Path, file_okay=False), default=None)
+@key_dir_option
 @click.option("-o", "--out", required=True, type=click.Path(path_type=Path, dir_okay=False))
 @json_option
 @click.pass_context
@@ -76,7 +76,7 @@ def export_cmd(ctx: click.Context, archive_path: Path, grant: str, person: str, 
 @click.option("--archive", "archive_path", required=True, type=click.Path(path_type=Path, file_okay=False))
 @click.option("--as", "person", required=True, metavar="ID", help="A legal reviewer (not the operator).")
 @click.option("--note", required=True)
-@click.option("--key-dir", type=click.Path(path_type=Path, file_okay=False), default=None)
+@key_dir_option
 @click.option("-o", "--out", required=True, type=click.Path(path_type=Path, dir_okay=False))
 def release_cmd(bundle_id: str, archive_path: Path, person: str, note: str, key_dir: Path | None, out: Path) -> None:
     """Release a bundle the circuit breaker held (a legal reviewer's signed release).

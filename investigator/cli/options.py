@@ -26,7 +26,7 @@ from investigator.authority.directory import Signer
 from investigator.authority.identity import unlock_person_key
 from investigator.custody.file import MasterKeys, unlock_archive
 from investigator.errors import ConfigError
-from investigator.settings import KEY_PASSPHRASE_ENV, PASSPHRASE_ENV
+from investigator.settings import KEY_DIR_ENV, KEY_PASSPHRASE_ENV, PASSPHRASE_ENV
 from investigator.vault.store import Archive
 from investigator.verification import Verification
 
@@ -37,6 +37,7 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print machin
 actor_option = click.option("--as", "actor", default=None, metavar="ID",
                             help="Who is acting (recorded in the audit log). Default: $USER.")
 key_dir_option = click.option("--key-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
+                              envvar=KEY_DIR_ENV, show_envvar=False,
                               help="Folder of personal key files (default: $INVESTIGATOR_KEY_DIR, else "
                                    "~/.investigator/keys/<archive id>).")
 admin_option = click.option("--as", "as_id", default=None, metavar="ADMIN",

@@ -8,12 +8,10 @@ from typing import Any
 
 import click
 
-from investigator.cli.options import archive_passphrase, echo_checks, echo_json, json_option, signing_key
+from investigator.cli.options import archive_passphrase, echo_checks, echo_json, json_option, key_dir_option, signing_key
 
 archive_option = click.option("--archive", "archive_path", type=click.Path(path_type=Path, file_okay=False),
                               default=None, help="The archive (default: the one the report names, if present).")
-key_dir_option = click.option("--key-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
-                              help="Folder of personal key files (default: $INVESTIGATOR_KEY_DIR).")
 notebook_argument = click.argument("notebook", type=click.Path(path_type=Path, dir_okay=False, exists=True))
 
 

@@ -12,7 +12,6 @@ import warnings
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from investigator import _crypto
 from investigator.authority.directory import ADMIN_ROLE, DirectoryStore, Person, Signer

@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import polars as pl
 
@@ -52,7 +52,6 @@ from investigator.reports.breaker import assess_messages
 from investigator.authority.directory import DirectoryStore
 from investigator.authority.policy import PolicyStore
 from investigator.vault.audit import _entry_hash
-from investigator.authority.grants import Grant
 from investigator.schema import record_hashes
 from investigator.vault.store import Archive
 from investigator.vault.format import Keyring

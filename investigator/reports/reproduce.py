@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from investigator.vault.config import PASSPHRASE_ENV
+from investigator.settings import PASSPHRASE_ENV, SESSION_ENV
 from investigator.errors import ReportError
 from investigator.access.keyservice import unlock_archive
-from investigator.authority.identity import SESSION_ENV, login, revoke_session
+from investigator.authority.identity import login, revoke_session
 from investigator.reports.canonical import content_digest, diff_cells
 from investigator.reports.run import check_template_allowed, execute, find_template
 from investigator.reports.seal import META_KEY, file_sha256

@@ -23,12 +23,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from investigator.vault.config import PASSPHRASE_ENV
+from investigator.settings import PASSPHRASE_ENV, SESSION_ENV
 from investigator.errors import PolicyDenied, ReportError
 from investigator.schema import format_ts
 from investigator.access.keyservice import unlock_archive
 from investigator.authority.grants import Grant, find_grant
-from investigator.authority.identity import SESSION_ENV, login, revoke_session
+from investigator.authority.identity import login, revoke_session
 from investigator.reports.html import write_html
 from investigator.reports.seal import SECRET_PARAMETERS, seal_notebook
 from investigator.reports.audit_view import head_seq

@@ -10,7 +10,6 @@ first cell loads settings and passes them in.
 
 from __future__ import annotations
 
-import os
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,9 +22,6 @@ from investigator.vault.layout import Layout
 
 DEFAULT_TZ = "Asia/Shanghai"
 DEFAULT_CHUNK_SECONDS = 3600
-PASSPHRASE_ENV = "INVESTIGATOR_PASSPHRASE"
-KEY_PASSPHRASE_ENV = "INVESTIGATOR_KEY_PASSPHRASE"
-LANG_ENV = "INVESTIGATOR_LANG"
 
 
 def check_timezone(name: str) -> ZoneInfo:
@@ -100,15 +96,3 @@ def validate_chunk_seconds(value: int) -> int:
         raise ConfigError(f"chunk size {value} s must be between 60 and 86400 and divide a day evenly",
                           hint="e.g. 900, 1800, 3600 (default), 21600 or 86400")
     return value
-
-
-def passphrase_from_env(var: str = PASSPHRASE_ENV) -> str | None:
-    """The passphrase in environment variable ``var``, or None (callers then prompt)."""
-    value = os.environ.get(var)
-    return value if value else None
-
-
-def ui_language(explicit: str | None = None) -> str:
-    """'zh' (default) or 'en': the explicit choice, else INVESTIGATOR_LANG."""
-    value = (explicit or os.environ.get(LANG_ENV) or "zh").lower()
-    return "en" if value.startswith("en") else "zh"

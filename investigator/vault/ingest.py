@@ -47,17 +47,20 @@ from investigator.schema import KINDS, conform, format_ts, id_field, record_hash
 # Timestamps outside this range are almost always a unit mistake (ms read as s ...).
 EARLIEST = datetime(1990, 1, 1, tzinfo=timezone.utc)
 LATEST = datetime(2100, 1, 1, tzinfo=timezone.utc)
-CRASH_ENV = "INVESTIGATOR_TEST_CRASH_AT"
 # The dedup index keeps 128 bits of each record hash: ample to tell versions
 # apart (a false "duplicate" needs a 2^-128 collision on the same id) at half
 # the size of the full hash, which is the index's largest column.
-INDEX_HASH_HEX = 32  # fault injection for the crash tests only
+INDEX_HASH_HEX = 32
+
+
+# Fault injection for the crash-safety tests only: a child process they start sets this to a
+# step name ("mid-chunks", "before-manifest", "before-commit", "after-commit") and is killed
+# with SIGKILL there. None (never set) in normal use.
+CRASH_AT: str | None = None
 
 
 def _crash_point(name: str) -> None:
-    # Testing aid: the crash tests set this variable in a subprocess to be
-    # killed with SIGKILL at a named step. Never set in normal use.
-    if os.environ.get(CRASH_ENV) == name:
+    if CRASH_AT == name:
         os.kill(os.getpid(), signal.SIGKILL)
 
 

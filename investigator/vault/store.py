@@ -36,9 +36,8 @@ import io
 import json
 import shutil
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -50,11 +49,11 @@ from investigator.vault.audit import AuditLog
 from investigator.vault.config import ArchiveConfig, check_timezone, validate_chunk_seconds
 from investigator.errors import ArchiveError, IntegrityError
 from investigator._fs import atomic_write, write_synced
-from investigator.vault.format import (BATCH_DIGITS, CHUNK_MAGIC, INDEX_MAGIC, Keyring, batch_dir_name, chunk_aad,
+from investigator.vault.format import (CHUNK_MAGIC, INDEX_MAGIC, Keyring, batch_dir_name, chunk_aad,
                                        chunk_key, index_aad)
 from investigator.vault.layout import Layout
 from investigator.vault.manifest import GENESIS, ChunkEntry, Manifest
-from investigator.schema import canonical_json, format_ts
+from investigator.schema import format_ts
 
 
 class Archive:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from investigator import _crypto
 from investigator.authority.directory import DirectoryStore, Person, Signer, check_signer

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from investigator import _crypto
 from investigator.authority.directory import ARCHIVE_SIGNER, Directory, Signer, check_signer

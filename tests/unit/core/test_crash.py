@@ -9,7 +9,6 @@ import pytest
 
 from support import PASSPHRASE
 from investigator.vault.store import Archive
-from investigator.vault.ingest import CRASH_ENV
 from investigator.custody.file import unlock_archive
 from investigator.vault.verify import verify_archive
 
@@ -18,8 +17,10 @@ SCRIPT = textwrap.dedent("""
     sys.path.insert(0, {tests!r})
     from support import message_frame, event_frame, PASSPHRASE
     from investigator.vault.store import Archive
+    from investigator.vault import ingest
     from investigator.vault.ingest import ingest_frames
     from investigator.custody.file import unlock_archive
+    ingest.CRASH_AT = {point!r}  # fault injection: this child is killed with SIGKILL at that step
     archive = Archive.open({root!r})
     keys = unlock_archive(archive, PASSPHRASE)
     ingest_frames(archive, messages=message_frame(200, day=19, start_id=1000), events=event_frame(20, day=19), keys=keys,
@@ -34,8 +35,8 @@ def test_killed_ingest_leaves_a_verifiable_archive(make_archive, point, monkeypa
 
     archive, keys = make_archive()
     ingest_frames(archive, messages=message_frame(30), events=None, keys=keys, actor="t", sources=[], skipped=[])
-    script = SCRIPT.format(tests=str(REPO / "tests"), root=str(archive.root))
-    proc = subprocess.run([sys.executable, "-c", script], env={**__import__("os").environ, CRASH_ENV: point},
+    script = SCRIPT.format(tests=str(REPO / "tests"), root=str(archive.root), point=point)
+    proc = subprocess.run([sys.executable, "-c", script],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == -9, proc.stderr  # really killed
     reopened = Archive.open(archive.root)
@@ -44,7 +45,8 @@ def test_killed_ingest_leaves_a_verifiable_archive(make_archive, point, monkeypa
     committed = point == "after-commit"
     assert reopened.info()["messages"] == (230 if committed else 30)
     # the re-run completes with nothing lost and nothing duplicated
-    rerun = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    clean = SCRIPT.format(tests=str(REPO / "tests"), root=str(archive.root), point=None)
+    rerun = subprocess.run([sys.executable, "-c", clean], capture_output=True, text=True, timeout=120)
     assert rerun.returncode == 0, rerun.stderr
     final = Archive.open(archive.root)
     keys = unlock_archive(final, PASSPHRASE)

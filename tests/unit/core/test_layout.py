@@ -275,7 +275,7 @@ def test_only_the_layout_joins_paths_onto_an_archive_root():
     found = offenders(_package_files())
     new = {path: lines for path, lines in found.items() if path not in ALLOWLIST}
     assert not new, ("join paths onto an archive root through investigator/vault/layout.py (archive.layout.<name>, "
-                     f"or Layout(root) for a folder not opened as an archive), not by hand: "
+                     "or Layout(root) for a folder not opened as an archive), not by hand: "
                      + "; ".join(f"{p} lines {ls}" for p, ls in new.items()))
 
 
