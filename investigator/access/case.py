@@ -11,6 +11,10 @@ the chunk-part keys that overlap the grant's window, decrypts those chunks,
 authenticates each against the signed manifests, drops every row outside the
 window ``[start, end)`` and outside the grant's scope, and keeps only the
 granted fields. Frames are new objects: nothing is written back.
+
+The per-group work (keys -> decrypt -> check -> filter) is
+:func:`investigator.access.scan.scan_chunks`; the eager and the lazy path both
+call it and add up the stats it returns.
 """
 
 from __future__ import annotations
@@ -18,55 +22,28 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, overload
 
 import polars as pl
 
-from investigator.vault.store import Archive, read_parts
-from investigator.vault.config import PASSPHRASE_ENV
-from investigator.errors import ConfigError, IntegrityError
-from investigator.access.keyservice import ChunkRef, EmbeddedKeyService, KeyService, Ticket
-from investigator.vault.manifest import ChunkEntry
-from investigator.schema import (CONTENT_COLUMNS, PART_COLUMNS, format_ts, full_schema, id_field, kind_parts)
-from investigator.textnorm import add_normalized_column
-from investigator.custody.file import unlock_archive
-from investigator.authority.grants import Grant, find_grant
 from investigator.access.keyserver import RemoteKeyService
+from investigator.access.keyservice import EmbeddedKeyService, KeyService, Ticket
+from investigator.access.scan import KEY_BATCH, LoadStats, TicketKeys, scan_chunks
 from investigator.authority.directory import DirectoryStore
+from investigator.authority.grants import Grant, find_grant
+from investigator.custody.file import unlock_archive
+from investigator.errors import ConfigError, ContentNotGranted
+from investigator.schema import CONTENT_COLUMNS, PART_COLUMNS, format_ts, full_schema, id_field, kind_parts
+from investigator.settings import PASSPHRASE_ENV, Settings
+from investigator.vault.manifest import ChunkEntry
+from investigator.vault.store import Archive
 from investigator.vault.tagstore import TagStore
-from investigator.errors import ContentNotGranted
 
 PROVENANCE_COLUMNS = ("chunk_id", "batch_seq", "leaf_index", "record_hash", "version")
 THREADS = 2
-# Keys are asked for a bounded number of chunks at a time: a long load never
-# holds the keys of the whole window at once, and a key server that goes away
-# mid-load stops it at the next batch (with an error, never partial data).
-KEY_BATCH = 128
 LAZY_GROUP = 32  # chunks whose keys are asked for, decrypted and parsed together on the lazy path
-
-
-@dataclass
-class LoadStats:
-    """What the last loads touched (for tests, benchmarks and case.info())."""
-
-    keys_released: int = 0
-    chunks_decrypted: int = 0
-    rows_read: int = 0
-    chunk_ids: set[str] = field(default_factory=set)
-
-
-def _searchable(frame: pl.DataFrame) -> pl.DataFrame:
-    """Add ``text_norm``, the search form of the text, to granted rows (once per load, in Polars).
-
-    Normalizing per load rather than storing it at ingest keeps the archive
-    small; the analysis functions reuse the column for every query.
-    """
-    if "text" in frame.columns and "text_norm" not in frame.columns:
-        return add_normalized_column(frame)
-    return frame
 
 
 def _order(kind: str, columns: Sequence[str]) -> list[str]:
@@ -90,19 +67,20 @@ def open_case(archive: Archive | str | Path, *, grant: Any, person: str, totp: s
     $INVESTIGATOR_PASSPHRASE. With dual control, name the ``monitor`` (监控人)
     and pass their code as ``monitor_totp``.
 
-    Raises GrantInvalid / GrantExpired, PolicyDenied, IdentityCheckFailed,
-    KeyServiceError, WrongPassphrase or ConfigError; every outcome is audited.
+    This is an edge: it reads the environment for the arguments not given and
+    passes values down. Raises GrantInvalid / GrantExpired, PolicyDenied,
+    IdentityCheckFailed, KeyServiceError, WrongPassphrase or ConfigError; every
+    outcome is audited.
     """
-
+    settings = Settings.from_environ(os.environ)
     opened = _as_archive(archive)
     if not isinstance(grant, Grant):
         grant = Grant.from_file(find_grant(opened, grant))
     if key_service is None:
         if keyserver:
-
             key_service = RemoteKeyService(keyserver, cafile=cafile)
         else:
-            secret = passphrase or os.environ.get(PASSPHRASE_ENV)
+            secret = passphrase or settings.passphrase
             if not secret:
                 raise ConfigError("the embedded key service needs the archive passphrase",
                                   hint=f"set {PASSPHRASE_ENV}, pass passphrase=, or use keyserver='http://...'")
@@ -178,13 +156,11 @@ class Case:
     def directory(self) -> Any:
         """The org directory (people, identities, groups), loaded once."""
         if self._directory is None:
-
             self._directory = DirectoryStore(self.archive).load()
         return self._directory
 
     def tags(self) -> Any:
         """The case's tags and notes (stored beside the archive, audited; originals untouched)."""
-
         return TagStore(self.archive, case=self.grant.case, actor=self.person)
 
     def identities(self) -> dict[str, list[str]]:
@@ -202,14 +178,9 @@ class Case:
         # chunk windows are fixed-width strings in UTC: string comparison is time comparison
         return [e for e in self.archive.chunk_entries(kind) if e.start < end and e.end > start]
 
-    def _release(self, entries: Sequence[ChunkEntry], kind: str) -> dict[ChunkRef, bytes]:
-        wanted = [p for p in kind_parts(kind) if p in self.ticket.parts]
-        refs = sorted({ChunkRef(e.kind, e.partition, e.chunk, p) for e in entries for p in wanted})
-        if not refs:
-            return {}
-        keys = self._keys.release(self.ticket, refs, now=self._now)
-        self.stats.keys_released += len(keys)
-        return keys
+    def _parts(self, kind: str) -> tuple[str, ...]:
+        """The parts of ``kind`` the ticket opens (meta always; content and attachments by the grant's fields)."""
+        return tuple(p for p in kind_parts(kind) if p in self.ticket.parts)
 
     def _scope_filter(self, kind: str) -> pl.Expr | None:
         scope = self.scope
@@ -247,43 +218,6 @@ class Case:
         scope = self._scope_filter(kind)
         return expr & scope if scope is not None else expr
 
-    def _read_group(self, kind: str, entries: Sequence[ChunkEntry], keys: dict[ChunkRef, bytes],
-                    pool: ThreadPoolExecutor) -> pl.DataFrame:
-        """Decrypt the granted parts of ``entries`` (threads), then parse each part kind in one read."""
-        parts = [p for p in kind_parts(kind) if p in self.ticket.parts]
-        jobs = [(e, p) for e in entries for p in parts if p in e.part_names]
-        plains = list(pool.map(
-            lambda job: self.archive.open_part(job[0], job[1], keys[ChunkRef(kind, job[0].partition, job[0].chunk,
-                                                                               job[1])]), jobs))
-        rows = sum(e.rows for e in entries)
-        frame: pl.DataFrame | None = None
-        for part in parts:
-            texts = [plain for (_, p), plain in zip(jobs, plains) if p == part]
-            piece = read_parts(texts, what=f"{kind} {part} parts")
-            if piece.height != rows:
-                raise IntegrityError(f"{kind} {part} parts hold {piece.height} rows; the manifests list {rows}")
-            if frame is None:
-                # Each file's rows, in file order, must be exactly its manifest's leaf range:
-                # this checks per-file row counts and the order the chunk ids below rely on.
-                expected = pl.DataFrame({"s": [e.leaf_start for e in entries], "n": [e.rows for e in entries]}).select(
-                    pl.int_ranges("s", pl.col("s") + pl.col("n")).explode().alias("leaf_index"))["leaf_index"]
-                if not piece["leaf_index"].cast(pl.Int64).equals(expected.cast(pl.Int64)):
-                    raise IntegrityError(f"{kind} chunk rows differ from their manifests' leaf ranges")
-                frame = piece
-            else:
-                if not piece["leaf_index"].equals(frame["leaf_index"]):
-                    raise IntegrityError(f"{kind} {part} parts do not line up with their meta parts")
-                frame = frame.hstack(piece.drop("leaf_index"))
-        assert frame is not None  # meta is always granted
-        # rows come in file order, so each entry's chunk id repeats for its row count
-        ids = pl.DataFrame({"chunk_id": [f"{e.batch_seq}/{e.chunk_id}" for e in entries],
-                            "n": [e.rows for e in entries]})
-        frame = frame.with_columns(ids.select(pl.col("chunk_id").repeat_by("n")).explode("chunk_id")["chunk_id"])
-        self.stats.chunks_decrypted += len(entries)
-        self.stats.rows_read += rows
-        self.stats.chunk_ids.update(e.chunk_id for e in entries)
-        return frame
-
     def _columns(self, kind: str, columns: Sequence[str] | None) -> list[str]:
         base = list(full_schema(kind))
         if kind == "messages":
@@ -300,7 +234,6 @@ class Case:
         if unknown:
             not_granted = [c for c in unknown if c in CONTENT_COLUMNS or c == "text_norm"]
             if not_granted:
-
                 raise ContentNotGranted(f"column {not_granted[0]!r}")
             raise ConfigError(f"unknown column {unknown[0]!r}", hint=f"columns are: {', '.join(base)}")
         return list(columns)
@@ -309,11 +242,11 @@ class Case:
         for first in range(0, len(entries), self.key_batch):
             yield entries[first:first + self.key_batch]
 
-    def _load(self, kind: str, columns: Sequence[str] | None, extra: pl.Expr | None = None,
-              progress: bool | None = None) -> pl.DataFrame:
+    def _load(self, kind: str, columns: Sequence[str] | None, progress: bool | None = None) -> pl.DataFrame:
         wanted = self._columns(kind, columns)
         entries = self._entries(kind)
         row_filter = self._row_filter(kind)
+        keys, parts = TicketKeys(self._keys, self.ticket, self._now), self._parts(kind)
         pieces: list[pl.DataFrame] = []
         show = progress if progress is not None else len(entries) > 200
         bar = None
@@ -323,13 +256,13 @@ class Case:
             bar = tqdm(total=len(entries), desc=f"decrypting {kind}", unit="chunk")
         try:
             with ThreadPoolExecutor(max_workers=THREADS) as pool:
+                # A key batch at a time, keeping only the wanted columns of each:
+                # memory follows the result, not the granted columns of the window.
                 for batch in self._batches(entries):
-                    keys = self._release(batch, kind)
-                    frame = _searchable(self._read_group(kind, batch, keys, pool).filter(row_filter))
-                    if extra is not None:
-                        frame = frame.filter(extra)
-                    if frame.height:
-                        pieces.append(frame.select([c for c in wanted if c in frame.columns]))
+                    frames, stats = scan_chunks(self.archive, batch, keys, parts, row_filter, pool,
+                                                group_size=self.key_batch)
+                    self.stats += stats
+                    pieces += [f.select([c for c in wanted if c in f.columns]) for f in frames if f.height]
                     if bar is not None:
                         bar.update(len(batch))
         finally:
@@ -415,15 +348,17 @@ class Case:
                    batch_size: int | None) -> Iterator[pl.DataFrame]:
             entries = self._entries(kind)
             row_filter = self._row_filter(kind)
+            keys, parts = TicketKeys(self._keys, self.ticket, self._now), self._parts(kind)
             cols = [c for c in wanted if with_columns is None or c in with_columns or c == "ts"]
             produced = 0
             with ThreadPoolExecutor(max_workers=THREADS) as pool:
                 # A group of chunks at a time: memory is bounded by the result
                 # plus one group, not by the whole window.
                 for first in range(0, len(entries), LAZY_GROUP):
-                    group = entries[first:first + LAZY_GROUP]
-                    piece = _searchable(self._read_group(kind, group, self._release(group, kind), pool)
-                                        .filter(row_filter))
+                    frames, stats = scan_chunks(self.archive, entries[first:first + LAZY_GROUP], keys, parts,
+                                                row_filter, pool, group_size=LAZY_GROUP)
+                    self.stats += stats
+                    [piece] = frames
                     if predicate is not None:
                         piece = piece.filter(predicate)
                     piece = piece.select([c for c in cols if c in piece.columns])

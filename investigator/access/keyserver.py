@@ -34,16 +34,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from investigator import errors
 from investigator.access.keyservice import ChunkRef, GrantGate, Ticket, unwrap_release, wrap_release
-from investigator.authority.policy import parse_utc
 from investigator.authority.grants import Grant, find_grant
-from investigator.vault.store import Archive
-from investigator.authority.grants import Grant
+from investigator.authority.policy import parse_utc
 from investigator.custody.file import MasterKeys
-
+from investigator.vault.store import Archive
 
 MAX_BODY = 4 * 1024 * 1024
 MAX_REFS = 20000
@@ -151,7 +149,6 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(404, {"error": "NotFound", "message": "unknown path"})
 
     def _open(self, body: dict[str, Any]) -> None:
-
         gate = self.server.gate
         person = str(body.get("person") or "")
         try:

@@ -1,0 +1,179 @@
+"""The loader's unit of work: release one group's keys -> decrypt -> check -> filter -> partial frames.
+
+    >>> keys = TicketKeys(service, ticket)                                                     # doctest: +SKIP
+    >>> window = (pl.col("ts") >= ticket.start) & (pl.col("ts") < ticket.end)                  # doctest: +SKIP
+    >>> with ThreadPoolExecutor(2) as pool:                                                    # doctest: +SKIP
+    ...     frames, stats = scan_chunks(archive, entries, keys, ("meta", "content"), window, pool)
+
+:func:`scan_chunks` is a function of its arguments: it mutates nothing and
+returns its frames and its :class:`LoadStats`. Both of the loader's paths call
+it (:class:`investigator.access.case.Case`: the eager path once per key batch,
+the lazy path once per group as it streams), and the case adds the stats up.
+
+Keys come from a :class:`KeySource`, asked for one group of chunks at a time,
+in order; the first refusal stops the scan (nothing partial is returned, and no
+later group's keys are asked for). ``executor`` is anything with
+``concurrent.futures.Executor.map``: it decrypts the chunk parts of a group
+(a thread pool in the loader; the builtin ``map`` in one thread). The
+arguments are plain values (an Archive, chunk entries, part names, a Polars
+expression), so a distributed scan can also map ``scan_chunks`` itself over
+groups of entries, each worker asking the key service for its own group's keys
+through a key source of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+import polars as pl
+
+from investigator.access.keyservice import ChunkRef, KeyService, Ticket
+from investigator.errors import ConfigError, IntegrityError
+from investigator.schema import kind_parts
+from investigator.textnorm import add_normalized_column
+from investigator.vault.manifest import ChunkEntry
+from investigator.vault.store import Archive, read_parts
+
+# Keys are asked for a bounded number of chunks at a time: a long load never
+# holds the keys of the whole window at once, and a key server that goes away
+# mid-load stops it at the next group (with an error, never partial data).
+KEY_BATCH = 128
+
+
+class KeySource(Protocol):
+    """Releases the keys of one group of chunk parts: exactly ``refs``, or raises (PolicyDenied, KeyServiceError)."""
+
+    def release(self, refs: Sequence[ChunkRef]) -> dict[ChunkRef, bytes]: ...
+
+
+class Executor(Protocol):
+    """The part of ``concurrent.futures.Executor`` a scan uses: an ordered ``map``."""
+
+    def map(self, fn: Callable[..., Any], /, *iterables: Iterable[Any]) -> Iterator[Any]: ...
+
+
+@dataclass(frozen=True)
+class TicketKeys:
+    """A key service (the embedded gate or the key-server client) bound to one case ticket: a KeySource.
+
+    ``now`` is the frozen clock of tests and reproduced reports; the key server
+    judges by its own clock whatever is passed.
+    """
+
+    service: KeyService
+    ticket: Ticket
+    now: datetime | None = None
+
+    def release(self, refs: Sequence[ChunkRef]) -> dict[ChunkRef, bytes]:
+        return self.service.release(self.ticket, refs, now=self.now)
+
+
+@dataclass(frozen=True)
+class LoadStats:
+    """What loads touched (for tests, benchmarks and case.info()); add two with ``+``."""
+
+    keys_released: int = 0
+    chunks_decrypted: int = 0
+    rows_read: int = 0
+    chunk_ids: frozenset[str] = field(default_factory=frozenset)
+
+    def __add__(self, other: LoadStats) -> LoadStats:
+        return LoadStats(self.keys_released + other.keys_released, self.chunks_decrypted + other.chunks_decrypted,
+                         self.rows_read + other.rows_read, self.chunk_ids | other.chunk_ids)
+
+
+def scan_chunks(archive: Archive, entries: Sequence[ChunkEntry], key_source: KeySource, parts: Sequence[str],
+                row_filter: pl.Expr, executor: Executor, *,
+                group_size: int = KEY_BATCH) -> tuple[list[pl.DataFrame], LoadStats]:
+    """Decrypt the granted ``parts`` of ``entries`` (one kind), ``group_size`` chunks at a time.
+
+    For each group, in order: ask ``key_source`` for the keys of its parts,
+    decrypt them on ``executor``, check the rows against the manifests' leaf
+    ranges, add ``chunk_id``, keep the rows ``row_filter`` selects (the grant's
+    window and scope) and add ``text_norm`` where there is text. Returns one
+    frame per group (possibly empty), rows in file order, and the stats.
+
+    Raises whatever the key source raises (PolicyDenied, KeyServiceError) at the
+    first group it refuses, asking for no later group's keys; IntegrityError
+    for a chunk that does not authenticate or does not match its manifest;
+    ConfigError for entries of several kinds or parts without ``meta``.
+    """
+    if group_size < 1:
+        raise ConfigError(f"group_size must be at least 1, not {group_size}")
+    kinds = {e.kind for e in entries}
+    if len(kinds) > 1:
+        raise ConfigError(f"scan_chunks reads one kind at a time, not {', '.join(sorted(kinds))}")
+    frames: list[pl.DataFrame] = []
+    stats = LoadStats()
+    for first in range(0, len(entries), group_size):
+        frame, group_stats = _scan_group(archive, entries[first:first + group_size], key_source, parts, row_filter,
+                                         executor)
+        frames.append(frame)
+        stats += group_stats
+    return frames, stats
+
+
+def searchable(frame: pl.DataFrame) -> pl.DataFrame:
+    """Add ``text_norm``, the search form of the text, to granted rows (once per load, in Polars).
+
+    Normalizing per load rather than storing it at ingest keeps the archive
+    small; the analysis functions reuse the column for every query.
+    """
+    if "text" in frame.columns and "text_norm" not in frame.columns:
+        return add_normalized_column(frame)
+    return frame
+
+
+def _scan_group(archive: Archive, group: Sequence[ChunkEntry], key_source: KeySource, parts: Sequence[str],
+                row_filter: pl.Expr, executor: Executor) -> tuple[pl.DataFrame, LoadStats]:
+    kind = group[0].kind
+    wanted = [p for p in kind_parts(kind) if p in parts]
+    if "meta" not in wanted:
+        raise ConfigError(f"a scan of {kind} needs the 'meta' part (it holds ts and the leaf order)")
+    refs = sorted({ChunkRef(e.kind, e.partition, e.chunk, p) for e in group for p in wanted})
+    keys = key_source.release(refs)
+    if set(keys) != set(refs):
+        raise IntegrityError("the key service answered with other keys than were asked for")
+    jobs = [(e, p) for e in group for p in wanted if p in e.part_names]
+    plains = list(executor.map(_open_part, [archive] * len(jobs), [e for e, _ in jobs], [p for _, p in jobs],
+                               [keys[ChunkRef(kind, e.partition, e.chunk, p)] for e, p in jobs]))
+    frame = _assemble(kind, group, wanted, jobs, plains)
+    stats = LoadStats(keys_released=len(keys), chunks_decrypted=len(group), rows_read=sum(e.rows for e in group),
+                      chunk_ids=frozenset(e.chunk_id for e in group))
+    return searchable(frame.filter(row_filter)), stats
+
+
+def _open_part(archive: Archive, entry: ChunkEntry, part: str, key: bytes) -> bytes:
+    """One executor job: authenticate and decrypt one chunk part (module level, so it pickles)."""
+    return archive.open_part(entry, part, key)
+
+
+def _assemble(kind: str, group: Sequence[ChunkEntry], parts: Sequence[str],
+              jobs: Sequence[tuple[ChunkEntry, str]], plains: Sequence[bytes]) -> pl.DataFrame:
+    """Parse each part kind in one read, check it against the manifests, join the parts, add ``chunk_id``."""
+    rows = sum(e.rows for e in group)
+    frame: pl.DataFrame | None = None
+    for part in parts:
+        texts = [plain for (_, p), plain in zip(jobs, plains) if p == part]
+        piece = read_parts(texts, what=f"{kind} {part} parts")
+        if piece.height != rows:
+            raise IntegrityError(f"{kind} {part} parts hold {piece.height} rows; the manifests list {rows}")
+        if frame is None:
+            # Each file's rows, in file order, must be exactly its manifest's leaf range:
+            # this checks per-file row counts and the order the chunk ids below rely on.
+            expected = pl.DataFrame({"s": [e.leaf_start for e in group], "n": [e.rows for e in group]}).select(
+                pl.int_ranges("s", pl.col("s") + pl.col("n")).explode().alias("leaf_index"))["leaf_index"]
+            if not piece["leaf_index"].cast(pl.Int64).equals(expected.cast(pl.Int64)):
+                raise IntegrityError(f"{kind} chunk rows differ from their manifests' leaf ranges")
+            frame = piece
+        else:
+            if not piece["leaf_index"].equals(frame["leaf_index"]):
+                raise IntegrityError(f"{kind} {part} parts do not line up with their meta parts")
+            frame = frame.hstack(piece.drop("leaf_index"))
+    assert frame is not None  # parts starts with meta (checked by the caller)
+    # rows come in file order, so each entry's chunk id repeats for its row count
+    ids = pl.DataFrame({"chunk_id": [f"{e.batch_seq}/{e.chunk_id}" for e in group], "n": [e.rows for e in group]})
+    return frame.with_columns(ids.select(pl.col("chunk_id").repeat_by("n")).explode("chunk_id")["chunk_id"])
