@@ -23,22 +23,20 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from investigator import _crypto
+from investigator.authority.directory import Directory
+from investigator.authority.grants import Grant, revocations
+from investigator.authority.identity import check_identity
+from investigator.authority.policy import Policy, load_org
+from investigator.custody.file import MasterKeys
+from investigator.custody.file import unlock_archive as _unlock_with_passphrase
 from investigator.errors import IdentityCheckFailed, IntegrityError, PolicyDenied
 from investigator.schema import KINDS, format_ts, parts_for_fields
-from investigator.custody.file import MasterKeys
 from investigator.vault.format import chunk_key
-from investigator.custody.file import unlock_archive as _unlock_with_passphrase
-from investigator.authority.identity import check_identity
-from investigator.authority.directory import DirectoryStore
-from investigator.authority.policy import PolicyStore
 from investigator.vault.proofs import inclusion_proofs
-from investigator.authority.grants import revocations
 from investigator.vault.store import Archive
-from investigator.authority.grants import Grant
-
 
 TICKET_LIFETIME = timedelta(hours=8)
 
@@ -125,19 +123,22 @@ class GrantGate:
              monitor: str | None = None, monitor_totp: str | None = None, now: datetime | None = None) -> Ticket:
         """Verify grant, operator, identity (and the monitor's, under dual control); audit either way.
 
-        Raises GrantInvalid / GrantExpired, PolicyDenied (not the operator),
+        The directory and the policy are loaded once, here, for the grant and
+        dual-control checks (check_identity still loads its own: it takes
+        neither yet). Raises GrantInvalid / GrantExpired, PolicyDenied
+        (not the operator; directory or policy altered outside the CLI),
         IdentityCheckFailed.
         """
-
         when = _utcnow(now)
-        grant.verify(self.archive, now=when, actor=person)
+        directory, policy = load_org(self.archive, actor=person, action="case.open", target=grant.id, now=when)
+        grant.verify(self.archive, now=when, actor=person, policy=policy, directory=directory)
         if person != grant.operator:
             reason = f"{person} is not the operator of grant {grant.id} (the operator is {grant.operator})"
             self.archive.audit.append(person, "case.open", grant.id, {"rule": "grant.operator", "reason": reason},
                                       outcome="denied", now=when)
             raise PolicyDenied(reason, rule="grant.operator")
         check_identity(self.archive, self._keys, person, totp=totp, session=session, now=when)
-        self._check_monitor(grant, person, monitor, monitor_totp, when)
+        self._check_monitor(grant, person, monitor, monitor_totp, when, directory=directory, policy=policy)
         start, end = grant.window
         ticket = Ticket(token=secrets.token_urlsafe(24), grant_id=grant.id, person=person, start=start, end=end,
                         parts=parts_for_fields(grant.fields), expires=min(grant.expiry, when + TICKET_LIFETIME))
@@ -159,11 +160,8 @@ class GrantGate:
         self.archive.audit.checkpoint(self._keys.signing, archive_id=self.archive.archive_id, now=when)
 
     def _check_monitor(self, grant: "Grant", person: str, monitor: str | None, monitor_totp: str | None,
-                       when: datetime) -> None:
+                       when: datetime, *, directory: Directory, policy: Policy) -> None:
         """Dual control (操作人+监控人): required for the policy's purposes; the monitor is checked whenever named."""
-
-        directory = DirectoryStore(self.archive).load()
-        policy = PolicyStore(self.archive).load(directory)
         refusal = None
         if monitor is None:
             if grant.purpose in policy.dual_control_purposes:
@@ -205,7 +203,6 @@ class GrantGate:
             raise PolicyDenied(reason, rule=rule)
         out: dict[ChunkRef, bytes] = {}
         data_keys: dict[tuple[str, str], bytes] = {}
-
         for ref in refs:
             dek = data_keys.get((ref.kind, ref.partition))
             if dek is None:
@@ -235,7 +232,6 @@ class GrantGate:
         Each leaf must lie in a chunk that overlaps the grant's window; anything
         else is refused with PolicyDenied (rule ``grant.window``).
         """
-
         when = _utcnow(now)
         known, grant = self.ticket(ticket.token)
         manifest = next((m for m in self.archive.manifests() if m.seq == batch_seq), None)
@@ -263,7 +259,6 @@ class GrantGate:
 
     def _judge(self, ticket: Ticket, grant: "Grant", refs: Sequence[ChunkRef],
                when: datetime) -> tuple[ChunkRef, str, str] | None:
-
         if when >= ticket.expires:
             return (refs[0] if refs else ChunkRef("", "", "", ""), "ticket.expired",
                     f"the case ticket expired at {format_ts(ticket.expires)}; open the case again")
