@@ -11,7 +11,7 @@
   key derived (scrypt) from their passphrase; the public key is in the directory.
 * TOTP secrets are sealed in ``ARCHIVE/org/totp/<id>.json`` under a random
   "totp" key wrapped by the archive master key (``ARCHIVE/keys/totp-key.json``),
-  so checking a code needs :class:`~investigator.custody.file.MasterKeys` (the key
+  so checking a code needs a :class:`~investigator.custody.base.Custody` (the key
   service). The per-person state (last used time step, recent failures, lock-out)
   is kept in the same file under an HMAC, so an edited counter is detected.
 * Sessions are short-lived tokens signed with the archive signing key, bound
@@ -39,7 +39,7 @@ from investigator._fs import atomic_write
 from investigator.authority.policy import Policy, load_org, parse_utc
 from investigator.schema import canonical_json, format_ts
 from investigator.vault.store import Archive
-from investigator.custody.file import MasterKeys
+from investigator.custody.base import Custody
 
 
 PERSON_KEY_FORMAT = "investigator-person-key/1"
@@ -154,17 +154,17 @@ class TotpStore:
         self.folder = archive.layout.totp_dir
         self.key_path = archive.layout.totp_key
 
-    def _key(self, keys: "MasterKeys", *, create: bool = False) -> bytes:
+    def _key(self, keys: Custody, *, create: bool = False) -> bytes:
         if not self.key_path.exists():
             if not create:
                 raise IdentityCheckFailed("no TOTP key in this archive: nobody is enrolled")
-            atomic_write(self.key_path, (json.dumps(keys.wrap(_crypto.new_key(), "totp", "all"), sort_keys=True)
-                                         + "\n").encode())
+            sealed = keys.seal(_crypto.new_key(), purpose="totp", name="all")
+            atomic_write(self.key_path, (json.dumps(sealed, sort_keys=True) + "\n").encode())
         try:
             wrapped = json.loads(self.key_path.read_bytes())
         except (OSError, ValueError) as exc:
             raise IntegrityError("unreadable wrapped key", path=self.archive.layout.relative(self.key_path)) from exc
-        return keys.unwrap(wrapped, what=self.archive.layout.relative(self.key_path))
+        return keys.unseal(wrapped, what=self.archive.layout.relative(self.key_path))
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
@@ -184,7 +184,7 @@ class TotpStore:
                                "state": state})
         return _crypto.b64(_crypto.hmac_sha256(_crypto.hkdf(key, info=b"investigator/totp-state/v1"), data))
 
-    def enroll(self, keys: "MasterKeys", person_id: str, secret: bytes) -> None:
+    def enroll(self, keys: Custody, person_id: str, secret: bytes) -> None:
         key = self._key(keys, create=True)
         blob = _crypto.b64(_crypto.seal(key, secret, aad=_totp_aad(self.archive.archive_id, person_id)))
         state = {"last_counter": -1, "failures": [], "locked_until": ""}
@@ -210,7 +210,7 @@ class TotpStore:
                                      what=what)
         return secret, blob, state
 
-    def check(self, keys: "MasterKeys", person_id: str, code: str, *, now: datetime,
+    def check(self, keys: Custody, person_id: str, code: str, *, now: datetime,
               policy: Policy) -> tuple[bool, str, str, int | None]:
         """Check ``code`` and update the state: ``(ok, rule, reason, counter)``. Never raises for a bad code."""
         key = self._key(keys)
@@ -245,11 +245,11 @@ class TotpStore:
             self._write(person_id, key, blob, state)
             return ok, rule, reason, None
 
-    def locked_until(self, keys: "MasterKeys", person_id: str) -> str:
+    def locked_until(self, keys: Custody, person_id: str) -> str:
         _, _, state = self._read(self._key(keys), person_id)
         return str(state.get("locked_until") or "")
 
-    def unlock_person(self, keys: "MasterKeys", person_id: str) -> None:
+    def unlock_person(self, keys: Custody, person_id: str) -> None:
         """Clear a lock-out (admin action; the caller audits it)."""
         key = self._key(keys)
         with self._locked():
@@ -263,7 +263,7 @@ def _older_match(secret: bytes, code: str, unix: float, skew: int) -> bool:
                for c in range(now_counter - _EXPIRED_LOOKBACK_STEPS, now_counter - skew))
 
 
-def verify_totp(archive: "Archive", keys: "MasterKeys", person_id: str, code: str, *, now: datetime,
+def verify_totp(archive: "Archive", keys: Custody, person_id: str, code: str, *, now: datetime,
                 policy: Policy | None = None, purpose: str = "identity") -> int:
     """Check a TOTP code for ``person_id`` and consume it. Returns the time-step counter.
 
@@ -299,7 +299,7 @@ class Enrolment:
         return f"Enrolment(person_id={self.person_id!r}, key_id={self.key_id!r})"
 
 
-def enroll(archive: "Archive", keys: "MasterKeys", person_id: str, *, signer: Signer, passphrase: str,
+def enroll(archive: "Archive", keys: Custody, person_id: str, *, signer: Signer, passphrase: str,
            now: datetime, key_dir: Path | str | None = None, kdf_n: int = _crypto.SCRYPT_N,
            totp_secret: bytes | None = None) -> Enrolment:
     """Give ``person_id`` a signing key (in a key file under ``passphrase``) and a TOTP secret.
@@ -354,7 +354,7 @@ def revoke_key(archive: "Archive", person_id: str, *, signer: Signer, now: datet
 
 # --- sessions ----------------------------------------------------------------------------
 
-def login(archive: "Archive", keys: "MasterKeys", person_id: str, *, totp: str, now: datetime,
+def login(archive: "Archive", keys: Custody, person_id: str, *, totp: str, now: datetime,
           hours: int | None = None) -> str:
     """Check a TOTP code and issue a signed session token bound to ``person_id``.
 
@@ -454,7 +454,7 @@ def _active_person(archive: "Archive", directory: Directory, person_id: str, *, 
     return person
 
 
-def check_identity(archive: "Archive", keys: "MasterKeys", person_id: str, *, totp: str | None = None,
+def check_identity(archive: "Archive", keys: Custody, person_id: str, *, totp: str | None = None,
                    session: str | None = None, now: datetime) -> Person:
     """Prove that the person at the keyboard is ``person_id``: a fresh TOTP code or a live session.
 

@@ -49,10 +49,12 @@ def rotate_cmd(archive: Path, actor: str | None) -> None:
     Example:
       INVESTIGATOR_PASSPHRASE=... investigator keys rotate ./case-archive --as wugang
     """
-    from investigator.vault.store import Archive
+    from investigator.custody.file import unlock_archive
     from investigator.custody.rotation import rotate
+    from investigator.vault.store import Archive
 
-    result = rotate(Archive.open(archive), archive_passphrase(), actor=default_actor(actor))
+    opened, who = Archive.open(archive), default_actor(actor)
+    result = rotate(opened, unlock_archive(opened, archive_passphrase(), actor=who), actor=who)
     click.echo(f"master key v{result.version} is current; {result.rewrapped} keys rewrapped under it")
 
 
@@ -67,10 +69,12 @@ def retire_cmd(archive: Path, version: int, actor: str | None) -> None:
     Example:
       INVESTIGATOR_PASSPHRASE=... investigator keys retire ./case-archive --version 1 --as wugang
     """
-    from investigator.vault.store import Archive
+    from investigator.custody.file import unlock_archive
     from investigator.custody.rotation import retire
+    from investigator.vault.store import Archive
 
-    retire(Archive.open(archive), archive_passphrase(), version=version, actor=default_actor(actor))
+    opened, who = Archive.open(archive), default_actor(actor)
+    retire(opened, unlock_archive(opened, archive_passphrase(), actor=who), version=version, actor=who)
     click.echo(f"master key v{version} retired")
 
 

@@ -51,12 +51,19 @@ def _dek_aad(archive_id: str, kind: str, partition: str, kek_version: int) -> by
 
 
 class MasterKeys:
-    """Unlocked key-encryption keys and the archive signing key. Never printed."""
+    """Unlocked key-encryption keys and the archive signing key: the key file's :class:`Custody`. Never printed.
 
-    def __init__(self, archive_id: str, keks: dict[int, bytes], signing: _crypto.SigningKey) -> None:
+    Made by :meth:`KeyFile.unlock`; it keeps the key derived from the
+    passphrase (not the passphrase) so that rotation can add a version.
+    """
+
+    def __init__(self, archive_id: str, keks: dict[int, bytes], signing: _crypto.SigningKey, *,
+                 keyfile: "KeyFile | None" = None, file_key: bytes | None = None) -> None:
         self.archive_id = archive_id
         self._keks = dict(keks)
         self.signing = signing
+        self._keyfile = keyfile
+        self._file_key = file_key
 
     def __repr__(self) -> str:
         return f"MasterKeys(archive_id={self.archive_id!r}, versions={sorted(self._keks)})"
@@ -91,6 +98,51 @@ class MasterKeys:
                                    aad=_dek_aad(self.archive_id, kind, partition, version), what=what)
 
 
+    def seal(self, secret: bytes, *, purpose: str, name: str) -> dict[str, Any]:
+        """Seal a small secret (the TOTP key ...) under the current KEK, bound to ``purpose`` and ``name``.
+
+        The sealed form is a wrapped key (the same JSON object as a data key's).
+        """
+        return self.wrap(secret, purpose, name)
+
+    def unseal(self, sealed: dict[str, Any], *, what: str = "") -> bytes:
+        """The secret inside ``sealed``. Raises IntegrityError if it was altered or moved."""
+        return self.unwrap(sealed, what=what)
+
+    def versions(self) -> dict[int, str]:
+        """Master-key versions and when each was made (no secrets)."""
+        if self._keyfile is None:
+            return {v: "" for v in sorted(self._keks)}
+        return self._keyfile.versions()
+
+    def add_version(self, *, now: datetime) -> int:
+        """Add a new master-key version to the key file (rotation); new wraps use it. Raises ArchiveError."""
+        if self._keyfile is None or self._file_key is None:
+            raise ArchiveError("these master keys were not unlocked from a key file; cannot add a version")
+        version = self.current_version + 1
+        kek = _crypto.new_key()
+        self._keyfile.data["keks"].append({
+            "version": version, "created": format_ts(now),
+            "sealed": _crypto.b64(_crypto.seal(self._file_key, kek, aad=_kek_aad(self.archive_id, version)))})
+        self._keyfile._write()
+        self._keks[version] = kek
+        return version
+
+    def remove_version(self, version: int) -> None:
+        """Drop master-key ``version`` (retirement). Raises ArchiveError for the current or an unknown version.
+
+        Callers check first that no wrapped key depends on it.
+        """
+        if version not in self._keks:
+            raise ArchiveError(f"master key version {version} is not in the key file (versions: {sorted(self._keks)})")
+        if version == self.current_version:
+            raise ArchiveError(f"version {version} is the current master key; rotate first")
+        if self._keyfile is None:
+            raise ArchiveError("these master keys were not unlocked from a key file; cannot remove a version")
+        self._keyfile.remove_kek_version(version)
+        del self._keks[version]
+
+
 @dataclass(frozen=True)
 class KeyFile:
     """The passphrase-protected key file ``ARCHIVE/keys/master.json``."""
@@ -123,7 +175,7 @@ class KeyFile:
         }
         keyfile = cls(path, data)
         keyfile._write()
-        return keyfile, MasterKeys(archive_id, {1: kek}, signing)
+        return keyfile, MasterKeys(archive_id, {1: kek}, signing, keyfile=keyfile, file_key=file_key)
 
     @classmethod
     def load(cls, path: Path) -> "KeyFile":
@@ -154,19 +206,11 @@ class KeyFile:
         signing = _crypto.SigningKey.from_raw(raw)
         if signing.public.b64() != self.data["signing_key"]["public"]:
             raise WrongPassphrase(f"{self.path}: signing key does not match its public key")
-        return MasterKeys(archive_id, keks, signing)
+        return MasterKeys(archive_id, keks, signing, keyfile=self, file_key=file_key)
 
-    def add_kek_version(self, passphrase: str, *, now: datetime | None = None) -> int:
-        """Add a new master key version (rotation). Old versions stay to unwrap old data keys."""
-        keys = self.unlock(passphrase)
-        params = _crypto.KdfParams.from_json(self.data["kdf"])
-        file_key = _crypto.derive_passphrase_key(passphrase, params)
-        version = keys.current_version + 1
-        self.data["keks"].append({
-            "version": version, "created": format_ts(now or datetime.now(timezone.utc)),
-            "sealed": _crypto.b64(_crypto.seal(file_key, _crypto.new_key(), aad=_kek_aad(keys.archive_id, version)))})
-        self._write()
-        return version
+    def versions(self) -> dict[int, str]:
+        """Master-key versions in the file and when each was made (readable without the passphrase)."""
+        return {int(e["version"]): str(e["created"]) for e in self.data["keks"]}
 
     def remove_kek_version(self, version: int) -> None:
         """Drop a master-key version from the file (retirement). Callers check nothing depends on it."""

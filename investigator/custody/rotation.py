@@ -1,8 +1,13 @@
 """Master-key rotation (定期更新加密密钥, quarterly by the seed): add a KEK version, rewrap, retire.
 
-    >>> rotate(archive, passphrase, actor="wugang")                 # doctest: +SKIP
+    >>> custody = unlock_archive(archive, passphrase, actor="wugang")   # doctest: +SKIP
+    >>> rotate(archive, custody, actor="wugang")                        # doctest: +SKIP
     RotationResult(version=2, rewrapped=58)
-    >>> retire(archive, passphrase, version=1, actor="wugang")      # doctest: +SKIP
+    >>> retire(archive, custody, version=1, actor="wugang")             # doctest: +SKIP
+
+Rotation and retirement work on any :class:`~investigator.custody.base.Custody`
+backend; only :func:`status` reads the key file itself (its version list needs
+no secret).
 
 Rotation wraps every data key (per partition), the index key and the TOTP key
 again under a new master-key version; new partitions get keys under it too.
@@ -27,7 +32,7 @@ from investigator.errors import ArchiveError
 from investigator._fs import atomic_write
 from investigator.custody.file import KeyFile
 from investigator.schema import format_ts
-from investigator.custody.file import unlock_archive
+from investigator.custody.base import Custody
 
 ROTATE_AFTER = timedelta(days=92)  # the seed: every quarter
 
@@ -42,30 +47,30 @@ def _write_wrapped(path: Path, wrapped: dict[str, Any]) -> None:
     atomic_write(path, (json.dumps(wrapped, sort_keys=True) + "\n").encode(), mode=0o600)
 
 
-def rotate(archive: Archive, passphrase: str, *, actor: str, now: datetime | None = None) -> RotationResult:
+def rotate(archive: Archive, custody: Custody, *, actor: str, now: datetime | None = None) -> RotationResult:
     """Add a master-key version and rewrap every key under it. Audited.
 
-    Raises WrongPassphrase, IntegrityError (a wrapped key that does not open).
+    Raises IntegrityError (a wrapped key that does not open) or whatever the
+    custody backend raises when it cannot add a version.
     """
     when = now or datetime.now(timezone.utc)
     with archive.write_lock():
-        KeyFile.load(archive.layout.key_file).add_kek_version(passphrase, now=when)
-        keys = unlock_archive(archive, passphrase, actor=actor)
+        version = custody.add_version(now=when)
         count = 0
         for (kind, partition) in sorted(archive.partition_key_paths()):
-            dek = archive.data_key(keys, kind, partition)
-            _write_wrapped(archive.layout.rewrapped_key(kind, partition), keys.wrap(dek, kind, partition))
+            dek = archive.data_key(custody, kind, partition)
+            _write_wrapped(archive.layout.rewrapped_key(kind, partition), custody.wrap(dek, kind, partition))
             count += 1
         for path in archive.layout.fixed_wrapped_keys:  # the index and TOTP keys, rewrapped in place
             if path.exists():
                 wrapped = json.loads(path.read_text(encoding="utf-8"))
-                plain = keys.unwrap(wrapped, what=archive.layout.relative(path))
-                _write_wrapped(path, keys.wrap(plain, wrapped["kind"], wrapped["partition"]))
+                plain = custody.unwrap(wrapped, what=archive.layout.relative(path))
+                _write_wrapped(path, custody.wrap(plain, wrapped["kind"], wrapped["partition"]))
                 count += 1
-        archive.audit.append(actor, "keys.rotate", archive.archive_id,
-                             {"version": keys.current_version, "rewrapped": count}, now=when)
-        archive.audit.checkpoint(keys.signing, archive_id=archive.archive_id, now=when)
-    return RotationResult(keys.current_version, count)
+        archive.audit.append(actor, "keys.rotate", archive.archive_id, {"version": version, "rewrapped": count},
+                             now=when)
+        archive.audit.checkpoint(custody.signing, archive_id=archive.archive_id, now=when)
+    return RotationResult(version, count)
 
 
 def wrapped_versions(archive: Archive) -> dict[str, int]:
@@ -80,16 +85,15 @@ def wrapped_versions(archive: Archive) -> dict[str, int]:
     return out
 
 
-def retire(archive: Archive, passphrase: str, *, version: int, actor: str, now: datetime | None = None) -> None:
-    """Remove master-key ``version`` from the key file. Audited.
+def retire(archive: Archive, custody: Custody, *, version: int, actor: str, now: datetime | None = None) -> None:
+    """Remove master-key ``version`` from the custody. Audited.
 
-    Raises ArchiveError when it is the current version or a key still depends on it.
+    Raises ArchiveError when it is the current version, not a version, or a
+    key still depends on it.
     """
     when = now or datetime.now(timezone.utc)
     with archive.write_lock():
-        keyfile = KeyFile.load(archive.layout.key_file)
-        keyfile.unlock(passphrase)  # proves the passphrase before anything changes
-        versions = [int(e["version"]) for e in keyfile.data["keks"]]
+        versions = sorted(custody.versions())
         if version not in versions:
             raise ArchiveError(f"master key version {version} is not in the key file (versions: {versions})")
         if version == max(versions):
@@ -98,15 +102,14 @@ def retire(archive: Archive, passphrase: str, *, version: int, actor: str, now: 
         if users:
             raise ArchiveError(f"{len(users)} keys are still wrapped only under version {version} "
                                f"(e.g. {users[0]}); run 'investigator keys rotate' first")
-        keyfile.remove_kek_version(version)
+        custody.remove_version(version)
         archive.audit.append(actor, "keys.retire", archive.archive_id, {"version": version}, now=when)
 
 
 def status(archive: Archive, *, now: datetime | None = None) -> dict[str, Any]:
     """Master-key versions (no secrets), how many keys each wraps, and whether rotation is due."""
     when = now or datetime.now(timezone.utc)
-    keyfile = KeyFile.load(archive.layout.key_file)
-    versions = {int(e["version"]): str(e["created"]) for e in keyfile.data["keks"]}
+    versions = KeyFile.load(archive.layout.key_file).versions()
     usage: dict[int, int] = {v: 0 for v in versions}
     for v in wrapped_versions(archive).values():
         usage[v] = usage.get(v, 0) + 1

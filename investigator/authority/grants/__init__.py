@@ -18,10 +18,11 @@ material (archive key, directory, policy, revocation list) can verify it; any
 change to a signed field breaks it. Every decision is audited with its rule.
 """
 
-from investigator.authority.grants.documents import (APPROVAL_FORMAT, DECISIONS, GRANT_FORMAT, Approval, Grant, SignedRequest, body_hash,
-                        find_grant, load_grant, request_field_hashes, revocations)
-from investigator.authority.grants.workflow import (ApprovalResult, approve, explain, list_requests, load_request, new_request, request_approvals,
-                       request_status, revoke_grant)
+from investigator.authority.grants.documents import (APPROVAL_FORMAT, DECISIONS, GRANT_FORMAT, Approval, Grant,
+                                                     SignedRequest, body_hash, find_grant, load_grant,
+                                                     request_field_hashes, revocations)
+from investigator.authority.grants.workflow import (ApprovalResult, approve, explain, list_requests, load_request,
+                                                    new_request, request_approvals, request_status, revoke_grant)
 
 __all__ = ["APPROVAL_FORMAT", "DECISIONS",
            "GRANT_FORMAT", "Approval", "ApprovalResult", "Grant", "SignedRequest", "approve",

@@ -40,7 +40,7 @@ from investigator.authority.grants.documents import (
     request_field_hashes,
 )
 from investigator.vault.store import Archive
-from investigator.custody.file import MasterKeys
+from investigator.custody.base import Custody
 
 
 # --- the request workflow --------------------------------------------------------------------
@@ -138,7 +138,7 @@ def _deny(archive: "Archive", actor: str, action: str, target: str, rule: str, r
     raise exc(reason)
 
 
-def approve(archive: "Archive", keys: "MasterKeys", request_id: str, *, approver: str,
+def approve(archive: "Archive", keys: Custody, request_id: str, *, approver: str,
             signing_key: _crypto.SigningKey, totp: str, now: datetime, note: str = "",
             decision: str = "approve") -> ApprovalResult:
     """Record ``approver``'s signed decision (after a TOTP check); issue the grant once the policy is met.
@@ -218,7 +218,7 @@ def approve(archive: "Archive", keys: "MasterKeys", request_id: str, *, approver
     return ApprovalResult(approval, granted, path)
 
 
-def _issue(archive: "Archive", keys: "MasterKeys", signed: SignedRequest, approvals: Sequence[Approval], *,
+def _issue(archive: "Archive", keys: Custody, signed: SignedRequest, approvals: Sequence[Approval], *,
            policy: Policy, requester: Person, now: datetime) -> Path:
     grant_id = f"G-{signed.hash[:16]}"
     body = {"format": "investigator-grant-body/1", "grant_id": grant_id, "archive_id": archive.archive_id,

@@ -28,6 +28,7 @@ from support import PASSPHRASE, TEST_KDF_N, event_frame, message_frame
 from investigator.authority.directory import DirectoryStore, Signer
 from investigator.authority.grants import revoke_grant
 from investigator.authority.identity import unlock_person_key
+from investigator.custody.file import unlock_archive
 from investigator.custody.rotation import rotate
 from investigator.demo.people import DEMO_ONLY_PASSPHRASE, demo_authority
 from investigator.demo.run import DEMO_OPERATOR, demo_session, mark_demo_archive
@@ -183,7 +184,7 @@ def test_a_demo_style_archive_holds_no_undeclared_file(make_archive, monkeypatch
     held = export_bundle(archive, grant=demo.grant_id, person=DEMO_OPERATOR, signer=operator_key,
                          passphrase=PASSPHRASE, session=session, out=Path(layout.root.parent / "bundle.zip"), now=NOW)
     assert held.held and held.path == layout.held_bundle(held.bundle_id)
-    rotate(archive, PASSPHRASE, actor="tester", now=NOW)
+    rotate(archive, unlock_archive(archive, PASSPHRASE), actor="tester", now=NOW)
     admin = DirectoryStore(archive).load().admins()[0].id
     admin_key = unlock_person_key(archive, admin, DEMO_ONLY_PASSPHRASE.format(person=admin), key_dir=demo.key_dir)
     revoke_grant(archive, demo.grant_id, signer=Signer(admin, admin_key), reason="test", now=NOW)

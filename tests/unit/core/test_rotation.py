@@ -23,11 +23,11 @@ def test_rotate_then_retire_keeps_every_record_readable(make_archive):
     archive, keys = make_archive()
     _ingest(archive, keys, message_frame(30), event_frame(3))
     before = pl.concat([archive.read_chunk(e, keys) for e in archive.chunk_entries("messages")])
-    result = rotate(archive, PASSPHRASE, actor="wugang")
+    result = rotate(archive, unlock_archive(archive, PASSPHRASE), actor="wugang")
     assert result.version == 2 and result.rewrapped == 3  # 2 partitions + the index key
     with pytest.raises(errors.ArchiveError, match="current"):
-        retire(archive, PASSPHRASE, version=2, actor="wugang")
-    retire(archive, PASSPHRASE, version=1, actor="wugang")
+        retire(archive, unlock_archive(archive, PASSPHRASE), version=2, actor="wugang")
+    retire(archive, unlock_archive(archive, PASSPHRASE), version=1, actor="wugang")
     reopened = Archive.open(archive.root)
     keys2 = unlock_archive(reopened, PASSPHRASE)
     assert keys2.current_version == 2 and "1" not in json.dumps([e["version"] for e in
@@ -47,9 +47,10 @@ def test_retire_refuses_while_keys_depend_on_the_version(make_archive):
     _ingest(archive, keys, message_frame(5))
     from investigator.custody.file import KeyFile
 
-    KeyFile.load(archive.keyfile_path).add_kek_version(PASSPHRASE)  # a version added without rewrapping
+    custody = KeyFile.load(archive.keyfile_path).unlock(PASSPHRASE)
+    custody.add_version(now=datetime.now(timezone.utc))  # a version added without rewrapping
     with pytest.raises(errors.ArchiveError, match="still wrapped"):
-        retire(archive, PASSPHRASE, version=1, actor="wugang")
+        retire(archive, custody, version=1, actor="wugang")
     assert archive.read_chunk(archive.chunk_entries()[0], unlock_archive(archive, PASSPHRASE)).height > 0
 
 
