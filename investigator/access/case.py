@@ -36,7 +36,7 @@ from investigator.authority.grants import Grant, find_grant
 from investigator.custody.file import unlock_archive
 from investigator.errors import ConfigError, ContentNotGranted
 from investigator.schema import CONTENT_COLUMNS, PART_COLUMNS, format_ts, full_schema, id_field, kind_parts
-from investigator.settings import PASSPHRASE_ENV, Settings
+from investigator.settings import DEFAULT_LANG, PASSPHRASE_ENV, Settings, normalize_lang
 from investigator.vault.manifest import ChunkEntry
 from investigator.vault.store import Archive
 from investigator.vault.tagstore import TagStore
@@ -58,14 +58,16 @@ def _as_archive(archive: Archive | str | Path) -> Archive:
 def open_case(archive: Archive | str | Path, *, grant: Any, person: str, totp: str | None = None,
               session: str | None = None, monitor: str | None = None, monitor_totp: str | None = None,
               key_service: KeyService | None = None, keyserver: str | None = None, passphrase: str | None = None,
-              cafile: str | None = None, now: datetime | None = None) -> "Case":
+              cafile: str | None = None, lang: str | None = None, now: datetime | None = None) -> "Case":
     """Open a case on ``archive`` under ``grant`` as ``person``, after an identity check.
 
     ``grant`` is a Grant, a grant file path or a grant id in the archive. The
     key service is, in order: ``key_service``; a key server at ``keyserver``
     (URL); else the embedded service, unlocked with ``passphrase`` or
     $INVESTIGATOR_PASSPHRASE. With dual control, name the ``monitor`` (监控人)
-    and pass their code as ``monitor_totp``.
+    and pass their code as ``monitor_totp``. ``lang`` (``zh-CN`` or ``en``,
+    else $INVESTIGATOR_LANG, else ``zh-CN``) is the case's user-interface
+    language: widgets built on the case use it.
 
     This is an edge: it reads the environment for the arguments not given and
     passes values down. Raises GrantInvalid / GrantExpired, PolicyDenied,
@@ -87,7 +89,7 @@ def open_case(archive: Archive | str | Path, *, grant: Any, person: str, totp: s
             key_service = EmbeddedKeyService(opened, unlock_archive(opened, secret, actor=person))
     ticket = key_service.open(grant=grant, person=person, totp=totp, session=session, monitor=monitor,
                               monitor_totp=monitor_totp, now=now)
-    return Case(opened, grant, ticket, key_service, now=now)
+    return Case(opened, grant, ticket, key_service, now=now, lang=normalize_lang(lang or settings.lang))
 
 
 class Case:
@@ -98,7 +100,7 @@ class Case:
     """
 
     def __init__(self, archive: Archive, grant: Any, ticket: Ticket, key_service: KeyService, *,
-                 now: datetime | None = None) -> None:
+                 now: datetime | None = None, lang: str = DEFAULT_LANG) -> None:
         # A frozen clock (tests, reproducing a report at its recorded time) for the
         # embedded service; the key server always judges by its own clock.
         self._now = now
@@ -108,6 +110,7 @@ class Case:
         self.ticket = ticket
         self._keys = key_service
         self.stats = LoadStats()
+        self.lang = lang  # the user-interface language widgets on this case use (zh-CN or en)
         self._directory: Any = None
 
     def __repr__(self) -> str:

@@ -123,9 +123,8 @@ class GrantGate:
              monitor: str | None = None, monitor_totp: str | None = None, now: datetime | None = None) -> Ticket:
         """Verify grant, operator, identity (and the monitor's, under dual control); audit either way.
 
-        The directory and the policy are loaded once, here, for the grant and
-        dual-control checks (check_identity still loads its own: it takes
-        neither yet). Raises GrantInvalid / GrantExpired, PolicyDenied
+        The directory and the policy are loaded once, here, and passed to the
+        grant, identity and dual-control checks. Raises GrantInvalid / GrantExpired, PolicyDenied
         (not the operator; directory or policy altered outside the CLI),
         IdentityCheckFailed.
         """
@@ -137,7 +136,8 @@ class GrantGate:
             self.archive.audit.append(person, "case.open", grant.id, {"rule": "grant.operator", "reason": reason},
                                       outcome="denied", now=when)
             raise PolicyDenied(reason, rule="grant.operator")
-        check_identity(self.archive, self._keys, person, totp=totp, session=session, now=when)
+        check_identity(self.archive, self._keys, person, totp=totp, session=session, now=when,
+                       directory=directory, policy=policy)
         self._check_monitor(grant, person, monitor, monitor_totp, when, directory=directory, policy=policy)
         start, end = grant.window
         ticket = Ticket(token=secrets.token_urlsafe(24), grant_id=grant.id, person=person, start=start, end=end,
@@ -181,7 +181,8 @@ class GrantGate:
                                       outcome="denied", now=when)
             raise PolicyDenied(reason, rule=rule)
         if monitor is not None:
-            check_identity(self.archive, self._keys, monitor, totp=monitor_totp, now=when)
+            check_identity(self.archive, self._keys, monitor, totp=monitor_totp, now=when, directory=directory,
+                           policy=policy)
 
     def ticket(self, token: str) -> tuple[Ticket, "Grant"]:
         with self._lock:

@@ -455,16 +455,21 @@ def _active_person(archive: "Archive", directory: Directory, person_id: str, *, 
 
 
 def check_identity(archive: "Archive", keys: Custody, person_id: str, *, totp: str | None = None,
-                   session: str | None = None, now: datetime) -> Person:
+                   session: str | None = None, now: datetime, directory: Directory | None = None,
+                   policy: Policy | None = None) -> Person:
     """Prove that the person at the keyboard is ``person_id``: a fresh TOTP code or a live session.
 
-    Returns the directory's Person. Raises IdentityCheckFailed with the reason;
-    both outcomes are audited (action ``identity.check``).
+    ``directory`` and ``policy``, when the caller has already loaded them for
+    the same decision (:func:`~investigator.authority.policy.load_org`), are
+    used instead of loading them again. Returns the directory's Person. Raises
+    IdentityCheckFailed with the reason; both outcomes are audited (action
+    ``identity.check``).
     """
-    directory, _ = load_org(archive, actor=person_id, action="identity.check", target=person_id, now=now)
+    if directory is None or policy is None:
+        directory, policy = load_org(archive, actor=person_id, action="identity.check", target=person_id, now=now)
     person = _active_person(archive, directory, person_id, action="identity.check", now=now)
     if totp:
-        verify_totp(archive, keys, person_id, totp, now=now, purpose="identity")
+        verify_totp(archive, keys, person_id, totp, now=now, policy=policy, purpose="identity")
         how = "totp"
     elif session:
         try:

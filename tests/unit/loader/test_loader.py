@@ -291,9 +291,6 @@ def test_opening_a_case_loads_the_directory_and_the_policy_once(world, monkeypat
     assert (loads.counts["directory", "open"], loads.counts["policy", "open"]) == (1, 1)
 
 
-@pytest.mark.xfail(strict=True, reason="authority.identity.check_identity loads the directory and the policy itself "
-                   "(and verify_totp inside it once more); once it takes directory=/policy= keywords, pass them from "
-                   "GrantGate.open and drop this mark")
 def test_opening_a_case_loads_the_directory_and_the_policy_once_in_all(world, monkeypatch):
     loads = open_with_monitor(world, monkeypatch)
     assert (loads.total("directory"), loads.total("policy")) == (1, 1)

@@ -133,8 +133,23 @@ def test_table_selection_and_highlight(demo_messages):
     assert highlight("order DD123456", [], mode="regex", query=r"dd\d+") == "order <mark>DD123456</mark>"
 
 
-def test_labels_chinese_by_default(demo_case, demo_messages, monkeypatch):
+def test_labels_chinese_by_default(widget_archive, demo_messages, monkeypatch):
+    from investigator.demo import open_demo_case
+
     monkeypatch.delenv("INVESTIGATOR_LANG", raising=False)
-    panel = SearchPanel(demo_case, messages=demo_messages)
+    case = open_demo_case(widget_archive)  # the language is read at the edge, when the case opens
+    assert case.lang == "zh-CN"
+    panel = SearchPanel(case, messages=demo_messages)
     assert panel.query.description == "关键词" and "命中" in panel.count.value
     assert "Asia/Shanghai" in panel.range_note.value
+
+
+def test_the_case_language_comes_from_the_edge_and_an_explicit_lang_wins(widget_archive, demo_messages, monkeypatch):
+    from investigator.demo import open_demo_case
+
+    monkeypatch.setenv("INVESTIGATOR_LANG", "en-US")
+    case = open_demo_case(widget_archive)
+    assert case.lang == "en"
+    monkeypatch.delenv("INVESTIGATOR_LANG")  # widgets never read it themselves
+    assert SearchPanel(case, messages=demo_messages).query.description == "Keywords"
+    assert SearchPanel(case, messages=demo_messages, lang="zh-CN").query.description == "关键词"
