@@ -33,6 +33,7 @@ from investigator.verification import Verification
 from investigator.errors import AuditError, IntegrityError
 from investigator.schema import canonical_json, format_ts
 from investigator.vault.layout import AUDIT_CHECKPOINTS_NAME, AUDIT_LOG_NAME, LOCK_NAME
+from investigator.vault.format import ArchiveSigner
 
 GENESIS = "0" * 64
 LOG_NAME = AUDIT_LOG_NAME  # names: investigator/vault/layout.py
@@ -168,7 +169,7 @@ class AuditLog:
                 raise AuditError(f"{self.log_path}: cannot append ({exc.strerror})") from exc
         return AuditEntry(**entry)
 
-    def checkpoint(self, signer: _crypto.SigningKey, *, archive_id: str = "",
+    def checkpoint(self, signer: ArchiveSigner, *, archive_id: str = "",
                    now: datetime | None = None) -> dict[str, Any] | None:
         """Sign the current head of the chain. Returns the checkpoint, or None for an empty log."""
         when = now or datetime.now(timezone.utc)

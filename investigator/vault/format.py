@@ -46,6 +46,17 @@ def chunk_key(dek: bytes, *, archive_id: str, kind: str, partition: str, chunk: 
     return _crypto.hkdf(dek, salt=archive_id.encode(), info=info)
 
 
+class ArchiveSigner(Protocol):
+    """Signs as the archive (Ed25519): an in-memory key, or a key inside an HSM or a transit engine."""
+
+    @property
+    def public(self) -> _crypto.VerifyKey: ...
+
+    def sign(self, data: bytes) -> str:
+        """The base64 Ed25519 signature of ``data``."""
+        ...
+
+
 class Keyring(Protocol):
     """What the vault needs from unlocked key custody (``investigator.custody`` provides it).
 
@@ -58,7 +69,7 @@ class Keyring(Protocol):
     def archive_id(self) -> str: ...
 
     @property
-    def signing(self) -> _crypto.SigningKey: ...
+    def signing(self) -> ArchiveSigner: ...
 
     def new_data_key(self, kind: str, partition: str) -> tuple[bytes, dict[str, Any]]: ...
 

@@ -21,6 +21,7 @@ from typing import Any
 from investigator import _crypto
 from investigator.errors import IntegrityError
 from investigator.schema import canonical_json
+from investigator.vault.format import ArchiveSigner
 
 MANIFEST_FORMAT = "investigator-manifest/1"
 GENESIS = "0" * 64
@@ -98,7 +99,7 @@ class Manifest:
         return [ChunkEntry.from_json(self.seq, c) for c in self.body.get("chunks", [])]
 
     @classmethod
-    def build(cls, body: dict[str, Any], signer: _crypto.SigningKey) -> "Manifest":
+    def build(cls, body: dict[str, Any], signer: ArchiveSigner) -> "Manifest":
         body = {"format": MANIFEST_FORMAT, **body}
         signed = canonical_json(body)
         signature = signer.sign(signed)
