@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from investigator.cli.options import actor_option, archive_argument, archive_passphrase, default_actor, echo_json, json_option
+from investigator.cli.options import actor_option, archive_argument, default_actor, echo_json, json_option, unlock
 
 
 @click.group()
@@ -49,12 +49,11 @@ def rotate_cmd(archive: Path, actor: str | None) -> None:
     Example:
       INVESTIGATOR_PASSPHRASE=... investigator keys rotate ./case-archive --as wugang
     """
-    from investigator.custody.file import unlock_archive
     from investigator.custody.rotation import rotate
     from investigator.vault.store import Archive
 
     opened, who = Archive.open(archive), default_actor(actor)
-    result = rotate(opened, unlock_archive(opened, archive_passphrase(), actor=who), actor=who)
+    result = rotate(opened, unlock(opened, who), actor=who)
     click.echo(f"master key v{result.version} is current; {result.rewrapped} keys rewrapped under it")
 
 
@@ -69,12 +68,11 @@ def retire_cmd(archive: Path, version: int, actor: str | None) -> None:
     Example:
       INVESTIGATOR_PASSPHRASE=... investigator keys retire ./case-archive --version 1 --as wugang
     """
-    from investigator.custody.file import unlock_archive
     from investigator.custody.rotation import retire
     from investigator.vault.store import Archive
 
     opened, who = Archive.open(archive), default_actor(actor)
-    retire(opened, unlock_archive(opened, archive_passphrase(), actor=who), version=version, actor=who)
+    retire(opened, unlock(opened, who), version=version, actor=who)
     click.echo(f"master key v{version} retired")
 
 

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import click
 
-from investigator.cli.options import archive_argument, archive_passphrase, as_person, utc_now
-from investigator.custody.file import unlock_archive
+from investigator.cli.options import archive_argument, as_person, unlock, utc_now
 from investigator.errors import ConfigError
 from investigator.vault.store import Archive
 
@@ -36,7 +35,7 @@ def login(archive: Path, as_id: str, totp: str, hours: int | None, session_file:
     from investigator.authority.identity import login as do_login
 
     opened = Archive.open(archive)
-    keys = unlock_archive(opened, archive_passphrase(), actor=as_id)
+    keys = unlock(opened, as_id)
     token = do_login(opened, keys, as_id, totp=totp, now=utc_now(), hours=hours)
     path = _session_file(opened.archive_id, as_id, session_file)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)

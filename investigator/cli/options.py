@@ -67,9 +67,24 @@ def archive_passphrase(*, confirm: bool = False) -> str:
     return click.prompt("Archive passphrase / 归档口令", hide_input=True, confirmation_prompt=confirm)
 
 
+def command_path() -> str:
+    """The running command as typed (``investigator request approve``), for the audit log's unlock entries."""
+    ctx = click.get_current_context(silent=True)
+    names: list[str] = []
+    while ctx is not None and ctx.parent is not None:  # the root's name depends on how it was started
+        names.insert(0, ctx.info_name or "")
+        ctx = ctx.parent
+    return " ".join(["investigator", *names])
+
+
+def unlock(archive: Archive, actor: str) -> MasterKeys:
+    """The master keys (embedded mode), unlocked with the archive passphrase; audited with this command's name."""
+    return unlock_archive(archive, archive_passphrase(), actor=actor, purpose=command_path())
+
+
 def open_and_unlock(path: Path, actor: str) -> tuple[Archive, MasterKeys]:
     archive = Archive.open(path)
-    return archive, unlock_archive(archive, archive_passphrase(), actor=actor)
+    return archive, unlock(archive, actor)
 
 
 def personal_passphrase(person_id: str, *, env: str = KEY_PASSPHRASE_ENV, confirm: bool = False) -> str:
@@ -97,7 +112,7 @@ def admin_signer(archive: Archive, as_id: str | None, key_dir: Path | None) -> S
     """The signer of an admin change: ``as_id``'s personal key, or the archive key (bootstrap)."""
     if as_id:
         return Signer(as_id, person_key(archive, as_id, key_dir))
-    keys = unlock_archive(archive, archive_passphrase(), actor="archive")
+    keys = unlock(archive, "archive")
     return Signer.archive(keys.signing)
 
 

@@ -9,9 +9,8 @@ from pathlib import Path
 import click
 
 from investigator.authority.directory import DirectoryStore, Person, add_people, link_identity, read_people_csv, set_status
-from investigator.cli.options import (admin_option, admin_signer, archive_argument, archive_passphrase, echo_json,
-                                      json_option, key_dir_option, personal_passphrase, split_multi, utc_now)
-from investigator.custody.file import unlock_archive
+from investigator.cli.options import (admin_option, admin_signer, archive_argument, echo_json,
+                                      json_option, key_dir_option, personal_passphrase, split_multi, utc_now, unlock)
 from investigator.errors import ConfigError
 from investigator.settings import KEY_PASSPHRASE_ENV
 from investigator.vault.store import Archive
@@ -170,7 +169,7 @@ def enroll_cmd(archive: Path, person_id: str, as_id: str | None, key_dir: Path |
 
     opened = Archive.open(archive)
     signer = admin_signer(opened, as_id, key_dir)
-    keys = unlock_archive(opened, archive_passphrase(), actor=as_id or "archive")
+    keys = unlock(opened, as_id or "archive")
     env = NEW_KEY_PASSPHRASE_ENV if as_id or os.environ.get(NEW_KEY_PASSPHRASE_ENV) else KEY_PASSPHRASE_ENV
     passphrase = personal_passphrase(person_id, env=env, confirm=True)
     result = enroll(opened, keys, person_id, signer=signer, passphrase=passphrase, now=utc_now(), key_dir=key_dir,
@@ -239,7 +238,7 @@ def unlock_cmd(archive: Path, person_id: str, as_id: str | None, key_dir: Path |
                                                                     "reason": "only an admin clears lock-outs"},
                             outcome="denied", now=utc_now())
         raise PolicyDenied("only an admin clears lock-outs", rule="role.permission")
-    keys = unlock_archive(opened, archive_passphrase(), actor=signer.id)
+    keys = unlock(opened, signer.id)
     TotpStore(opened).unlock_person(keys, person_id)
     opened.audit.append(signer.id, "people.unlock", person_id, {"rule": "identity.lockout"}, now=utc_now())
     click.echo(f"lock-out of {person_id} cleared")

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import click
 
-from investigator.cli.options import (archive_argument, archive_passphrase, as_person, echo_json, json_option,
-                                      key_dir_option, parse_time, person_key, split_multi, utc_now)
-from investigator.custody.file import unlock_archive
+from investigator.cli.options import (archive_argument, as_person, echo_json, json_option,
+                                      key_dir_option, parse_time, person_key, split_multi, utc_now, unlock)
 from investigator.vault.store import Archive
 
 PURPOSES = ("internal_audit", "legal_dispute", "regulatory_check", "customer_complaint")
@@ -74,7 +73,7 @@ def _decide(archive: Path, request_id: str, as_id: str, totp: str, note: str, ke
 
     opened = Archive.open(archive)
     signing_key = person_key(opened, as_id, key_dir)
-    keys = unlock_archive(opened, archive_passphrase(), actor=as_id)
+    keys = unlock(opened, as_id)
     result = approve(opened, keys, request_id, approver=as_id, signing_key=signing_key, totp=totp, now=utc_now(),
                      note=note, decision=decision)
     if decision == "reject":

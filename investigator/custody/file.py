@@ -255,18 +255,24 @@ def create_archive(root: Path | str, *, passphrase: str, timezone_name: str = "A
                           chunk_seconds=chunk_seconds, actor=actor, now=when)
 
 
-def unlock_archive(archive: Archive, passphrase: str, *, actor: str = "") -> MasterKeys:
-    """Unlock the archive's master keys. A wrong passphrase raises WrongPassphrase and is audited.
+def unlock_archive(archive: Archive, passphrase: str, *, actor: str = "", purpose: str = "") -> MasterKeys:
+    """Unlock the archive's master keys; every unlock is audited, allowed or refused.
 
-    Raises IntegrityError if the key file belongs to another archive (its id or
-    signing key differ from ``archive.toml``'s).
+    ``purpose`` says which command or function unlocks (``investigator request
+    approve``, ``open_case`` ...): the audit entry ``unlock`` records who and
+    why, so an auditor sees every use of the passphrase. A wrong passphrase
+    raises WrongPassphrase; a key file of another archive (its id or signing
+    key differ from ``archive.toml``'s) raises IntegrityError.
     """
+    why = purpose or "unspecified"
     try:
-        keys = KeyFile.load(archive.layout.key_file).unlock(passphrase)
+        keys = KeyFile.load(archive.keyfile_path).unlock(passphrase)
     except WrongPassphrase:
-        archive.audit.append(actor or "unknown", "unlock", archive.archive_id, {"reason": "wrong passphrase"},
-                             outcome="denied")
+        archive.audit.append(actor or "unknown", "unlock", archive.archive_id,
+                             {"reason": "wrong passphrase", "purpose": why}, outcome="denied")
         raise
     if keys.archive_id != archive.archive_id or keys.signing.public.b64() != archive.config.signing_public_key:
-        raise IntegrityError("key file belongs to another archive", path=str(archive.layout.key_file))
+        raise IntegrityError("key file belongs to another archive", path=str(archive.keyfile_path))
+    archive.audit.append(actor or "unknown", "unlock", archive.archive_id,
+                         {"purpose": why, "custody": "file", "versions": sorted(keys.versions())}, outcome="ok")
     return keys

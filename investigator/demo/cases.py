@@ -74,7 +74,7 @@ def misconduct_grant(archive_path: Path | str, *, now: datetime | None = None) -
         return existing
     warnings.warn("DEMO ONLY: creating the misconduct grant with public demo secrets", UserWarning, stacklevel=2)
     archive = Archive.open(root)
-    keys = unlock_archive(archive, DEMO_PASSPHRASE, actor=REQUESTER)
+    keys = unlock_archive(archive, DEMO_PASSPHRASE, actor=REQUESTER, purpose="demo cases")
     key_dir = archive.layout.demo_keys_dir
     zone = archive.config.zone
     (y0, m0, d0, h0, n0), (y1, m1, d1, h1, n1) = MISCONDUCT_WINDOW

@@ -117,7 +117,7 @@ def run_demo(out: Path, *, samples: Path | None = None, echo: Callable[[str], No
     echo(f"samples: {source}")
     archive = create_archive(out, passphrase=DEMO_PASSPHRASE, actor="demo-admin", kdf_n=kdf_n or _crypto.SCRYPT_N)
     mark_demo_archive(archive)
-    keys = unlock_archive(archive, DEMO_PASSPHRASE, actor="demo-admin")
+    keys = unlock_archive(archive, DEMO_PASSPHRASE, actor="demo-admin", purpose="demo")
     result = DemoResult(archive=out)
     for path, extra in sample_exports(source):
         options = ImportOptions(**{"tz": archive.config.timezone, "lenient": False, **extra})
@@ -195,7 +195,7 @@ def demo_session(archive_path: Path | str, *, now: datetime | None = None, keys:
             return token
         except IdentityCheckFailed:  # expired, revoked or forged: log in again below
             pass
-    keys = keys or unlock_archive(archive, DEMO_PASSPHRASE, actor=DEMO_OPERATOR)
+    keys = keys or unlock_archive(archive, DEMO_PASSPHRASE, actor=DEMO_OPERATOR, purpose="demo session")
     token = login(archive, keys, DEMO_OPERATOR, totp=demo_totp(DEMO_OPERATOR, when), now=when)
     path.write_text(token + "\n", encoding="utf-8")
     return token

@@ -114,7 +114,7 @@ def export_bundle(archive: "Archive", *, grant: str, person: str, signer: _crypt
                              tz=archive.config.zone)
     record_decision(archive, decision, actor=person, action="bundle.export", target=loaded.id, now=when)
     decision.raise_if_denied()
-    keys = unlock_archive(archive, passphrase, actor=person)
+    keys = unlock_archive(archive, passphrase, actor=person, purpose="bundle export")
     case = open_case(archive, grant=loaded, person=person, totp=totp, session=session,
                      key_service=EmbeddedKeyService(archive, keys), now=now)
     messages = case.messages(progress=False)
@@ -246,7 +246,7 @@ def release_bundle(archive: "Archive", bundle_id: str, *, releaser: str, signer:
         archive.audit.append(releaser, "bundle.release", bundle_id, {"rule": "release.legal_role", "reason": reason},
                              outcome="denied", now=when)
         raise PolicyDenied(reason, rule="release.legal_role")
-    keys = unlock_archive(archive, passphrase, actor=releaser)
+    keys = unlock_archive(archive, passphrase, actor=releaser, purpose="bundle release")
     body = {"purpose": "bundle-release", "bundle_id": bundle_id,
             "manifest_sha256": hashlib.sha256(files["manifest.json"]).hexdigest(), "reviewer": releaser,
             "reviewer_key_id": signer.public.key_id, "ts": format_ts(when), "note": note,

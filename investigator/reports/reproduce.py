@@ -75,7 +75,7 @@ def reproduce_report(notebook: Path, *, archive: "Archive", person: str, passphr
     params = dict(body.get("parameters") or {})
     own_session = False
     if totp:
-        session = login(archive, unlock_archive(archive, passphrase, actor=person), person, totp=totp, now=when)
+        session = login(archive, unlock_archive(archive, passphrase, actor=person, purpose="report reproduce"), person, totp=totp, now=when)
         own_session = True
     if not session:
         raise ReportError("reproducing needs --totp CODE or --session TOKEN")

@@ -193,7 +193,7 @@ def run_report(template: str | Path, *, archive: "Archive", grant: str, person: 
         params["until"] = head_seq(archive)
     own_session = False
     if totp:
-        keys = unlock_archive(archive, passphrase, actor=person)
+        keys = unlock_archive(archive, passphrase, actor=person, purpose="report run")
         session = login(archive, keys, person, totp=totp, now=when)
         own_session = True
     if not session:

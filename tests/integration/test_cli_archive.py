@@ -39,8 +39,13 @@ def test_init_ingest_info_verify_audit(archive):
     assert "intact" in run("verify", archive).stdout
     assert "intact" in run("verify", archive, "--offline", passphrase="").stdout
     assert "intact" in run("audit", "verify", archive).stdout
-    actions = [e["action"] for e in json.loads(run("audit", "show", archive, "--json", "--limit", "0").stdout)]
-    assert actions[:2] == ["init", "ingest"] and "verify" in actions
+    entries = json.loads(run("audit", "show", archive, "--json", "--limit", "0").stdout)
+    actions = [e["action"] for e in entries]
+    assert actions[:3] == ["init", "unlock", "ingest"] and "verify" in actions
+    # every unlock of the master key is audited with who and which command (separation of duties)
+    unlocks = [e for e in entries if e["action"] == "unlock"]
+    assert unlocks[0]["details"]["purpose"] == "investigator ingest" and unlocks[0]["outcome"] == "ok"
+    assert any(e["details"]["purpose"] == "investigator verify" for e in unlocks)
 
 
 def test_tampering_fails_verify_with_the_file_named(archive):

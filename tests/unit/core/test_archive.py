@@ -25,7 +25,7 @@ def test_create_writes_settings_keys_and_audit(make_archive):
     archive, keys = make_archive(timezone_name="UTC", chunk_seconds=1800)
     reopened = Archive.open(archive.root)
     assert reopened.config.timezone == "UTC" and reopened.config.chunk_seconds == 1800
-    assert [e.action for e in reopened.audit.entries()] == ["init"]
+    assert [e.action for e in reopened.audit.entries()] == ["init", "unlock"]  # make_archive unlocks: audited
     assert "master" not in repr(keys) and keys.current_version == 1
     assert reopened.info()["messages"] == 0
 
