@@ -24,6 +24,7 @@ _COMMAND_MODULES = (
     "investigator.cli.keys",
     "investigator.cli.people",
     "investigator.cli.policy",
+    "investigator.cli.consent",
     "investigator.cli.request",
     "investigator.cli.grant",
     "investigator.cli.login",

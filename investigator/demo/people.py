@@ -17,6 +17,7 @@ from investigator import _crypto
 from investigator.authority.directory import ADMIN_ROLE, DirectoryStore, Person, Signer
 from investigator.errors import PolicyDenied
 from investigator.authority.policy import Policy, PolicyStore
+from investigator.authority.consent import add_consent_bytes
 from investigator.authority.grants.workflow import approve, new_request
 from investigator.authority.directory import add_people, read_people_csv
 from investigator.authority.identity import enroll, unlock_person_key
@@ -36,6 +37,12 @@ DEMO_ONLY_TOTP_SECRETS: dict[str, bytes] = {
 }
 DEMO_ONLY_PASSPHRASE = "DEMO-ONLY-passphrase-{person}"
 DEMO_KDF_N = 2**14  # DEMO ONLY: low scrypt cost so the demo runs in seconds
+#: DEMO ONLY: the text of the demo customer's consent form (a real one is a signed PDF or scan).
+DEMO_CONSENT_TEXT = ("DEMO ONLY -- 客户知情同意书（电子签名版）\n"
+                     "本人王芳（客户编号 wangfang）同意贵公司为处理本人 2026-11-18 的投诉，调取本人与客服的聊天记录。\n"
+                     "I, Wang Fang (customer wangfang), consent to the retrieval of my chat records with customer "
+                     "service for handling my complaint of 2026-11-18.\n"
+                     "电子签名 / e-signature: 王芳  2026-11-18\n")
 
 _BUILTIN_PEOPLE = (  # used when data_samples/people.csv is absent
     ("zhouzong", "周总", "总经办", "管理层", "", "executive"),
@@ -123,10 +130,14 @@ def demo_authority(archive: "Archive", keys: "MasterKeys", *, now: datetime, key
     end = datetime(2026, 11, 18, 17, 0, tzinfo=zone)
     operator = "sunli"
     sunli_key = unlock_person_key(archive, operator, DEMO_ONLY_PASSPHRASE.format(person=operator), key_dir=key_dir)
-    signed = new_request(archive, requester=operator, signing_key=sunli_key, case="DEMO-2026-11-18-complaint",
+    case = "DEMO-2026-11-18-complaint"
+    # the customer's signed consent (客户知情同意书) is registered before the request that rests on it
+    consent = add_consent_bytes(archive, keys, DEMO_CONSENT_TEXT.encode(), name="DEMO-consent-wangfang.txt",
+                                case=case, customer="wangfang", uploader=operator, signing_key=sunli_key, now=when)
+    signed = new_request(archive, requester=operator, signing_key=sunli_key, case=case,
                          purpose="customer_complaint", start=start, end=end, fields=("metadata", "content"),
                          reason="DEMO: customer complaint about delivery delay and agent conduct, 2026-11-18",
-                         legal_basis="DEMO: 内部调查制度", consent="DEMO-CONSENT-0001", now=when)
+                         legal_basis="DEMO: 内部调查制度", consent=consent.id, now=when)
     approver = directory.person(operator).supervisor or "zhouzong"
     approver_key = unlock_person_key(archive, approver, DEMO_ONLY_PASSPHRASE.format(person=approver), key_dir=key_dir)
     result = approve(archive, keys, signed.id, approver=approver, signing_key=approver_key,

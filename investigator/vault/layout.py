@@ -141,7 +141,7 @@ _AREAS: tuple[Area, ...] = (
         Entry(f"audit/{AUDIT_CHECKPOINTS_NAME}", "signed chain heads", APPEND_ONLY),
         Entry(f"audit/{LOCK_NAME}", "lock file of appenders", SCRATCH),
     )),
-    Area(ORG, "signed state beside the vault: directory, policy, TOTP, sessions, requests, grants", (
+    Area(ORG, "signed state beside the vault: directory, policy, TOTP, sessions, requests, grants, consents", (
         Entry("org/directory/*.json", "signed directory versions", WRITE_ONCE),
         Entry("org/policy/*.toml", "policy versions as installed", WRITE_ONCE),
         Entry("org/policy/*.sig.json", "signature records of policy versions", WRITE_ONCE),
@@ -153,6 +153,8 @@ _AREAS: tuple[Area, ...] = (
         Entry("org/requests/*/grant", "the id of the grant issued for a request", WRITE_ONCE),
         Entry("org/grants/*.json", "issued grants", WRITE_ONCE),
         Entry("org/revocations.jsonl", "signed grant revocations", APPEND_ONLY),
+        Entry("org/consents/*.json", "signed consent records, each with its file's wrapped key", WRITE_ONCE),
+        Entry("org/consents/*.bin", "encrypted consent files", WRITE_ONCE),
     )),
     Area(CASES, "per-case tags and notes", (
         Entry(f"cases/*/{TAGS_NAME}", "tag and note entries of a case", APPEND_ONLY),
@@ -479,6 +481,19 @@ class Layout:
     def revocations(self) -> Path:
         """``org/revocations.jsonl``: signed grant revocations, one per line."""
         return self.org_dir / "revocations.jsonl"
+
+    @property
+    def consent_dir(self) -> Path:
+        """``org/consents/``: registered consent records and their encrypted files."""
+        return self.org_dir / "consents"
+
+    def consent(self, name: str) -> Path:
+        """``org/consents/<CONSENT-id>.json``: one signed consent record."""
+        return self.consent_dir / f"{_name(name, 'consent id')}.json"
+
+    def consent_file(self, name: str) -> Path:
+        """``org/consents/<CONSENT-id>.bin``: the encrypted file of one consent record."""
+        return self.consent_dir / f"{_name(name, 'consent id')}.bin"
 
     # --- cases/ and exports/ ------------------------------------------------------------------
 

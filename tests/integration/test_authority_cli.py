@@ -66,9 +66,23 @@ def test_happy_path_end_to_end(cli, tmp_path: Path):
     out = cli("people", "add", archive, "--id", "x1", "--name", "X", "--role", "agent", code=8)
     assert "must be signed by an admin" in out
 
+    # the customer's signed consent is registered first; the request names its id
+    form = tmp_path / "王芳-知情同意书.pdf"
+    form.write_bytes(b"%PDF-1.4 consent of wangfang, e-signed 2026-11-18")
+    out = cli("consent", "add", archive, form, "--case", "C-2026-017", "--customer", "wangfang", "--as", "sunli",
+              env={"INVESTIGATOR_KEY_PASSPHRASE": "pw-sunli"})
+    consent_id = re.search(r"CONSENT-\d{8}-[0-9a-f]{8}", out).group(0)
+    assert consent_id in cli("consent", "list", archive, "--case", "C-2026-017")
+    assert "application/pdf" in cli("consent", "show", archive, consent_id)
+    assert "matches consent" in cli("consent", "verify", archive, consent_id, "--file", form)
+    out = cli("request", "new", archive, "--as", "sunli", "--case", "C-2026-017",
+              "--purpose", "customer_complaint", "--start", "2026-11-18T14:00", "--end", "2026-11-18T17:00",
+              "--participant", "zhangwei", "--reason", "complaint by 王芳", "--consent", "CONSENT-42",
+              env={"INVESTIGATOR_KEY_PASSPHRASE": "pw-sunli"}, code=8)
+    assert "consent.reference" in out and "investigator consent add" in out
     request_id = cli("request", "new", archive, "--as", "sunli", "--case", "C-2026-017",
                      "--purpose", "customer_complaint", "--start", "2026-11-18T14:00", "--end", "2026-11-18T17:00",
-                     "--participant", "zhangwei", "--reason", "complaint by 王芳", "--consent", "CONSENT-42",
+                     "--participant", "zhangwei", "--reason", "complaint by 王芳", "--consent", consent_id,
                      env={"INVESTIGATOR_KEY_PASSPHRASE": "pw-sunli"}).strip()
     assert request_id.startswith("REQ-")
     explain = cli("policy", "explain", archive, "--person", "sunli", "--request", request_id, "--approver", "zhouzong")
@@ -90,7 +104,7 @@ def test_happy_path_end_to_end(cli, tmp_path: Path):
     assert "revoked" in out
     cli("logout", archive, "--as", "sunli")
     audit = (archive / "audit" / "log.jsonl").read_text(encoding="utf-8")
-    for action in ("people.enroll", "policy.set", "request.new", "request.approve", "grant.issue", "login",
+    for action in ("people.enroll", "policy.set", "consent.add", "consent.verify", "request.new", "request.approve", "grant.issue", "login",
                    "grant.revoke", "grant.verify"):
         assert f'"action": "{action}"' in audit
 

@@ -16,6 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from investigator import _crypto
+from investigator.authority.consent import check_consent
 from investigator.authority.directory import Directory, DirectoryStore, Person
 from investigator.errors import ConfigError, GrantExpired, GrantInvalid, IntegrityError
 from investigator._fs import atomic_write
@@ -305,8 +306,9 @@ class Grant:
                policy: Policy | None = None, directory: Directory | None = None) -> "Grant":
         """Verify against the archive's public material; audit the outcome. Returns self.
 
-        Raises GrantInvalid (signatures, fields, approvals, policy) or
-        GrantExpired (past expiry or revoked), each naming the reason.
+        Raises GrantInvalid (signatures, fields, approvals, policy, the request's
+        customer consent no longer verifying) or GrantExpired (past expiry or
+        revoked), each naming the reason.
         """
         try:
             directory = directory or DirectoryStore(archive).load()
@@ -315,6 +317,13 @@ class Grant:
             self.verify_offline(archive_id=archive.archive_id, archive_public=archive.signing_public, policy=policy,
                                 directory=directory, tz=archive.config.zone, now=now,
                                 revoked=revocations(archive))
+            req = self.request.request
+            if req.purpose in policy.consent_purposes or req.consent.strip():
+                # the consent the grant rests on must still be there, signed, of this case and unaltered
+                verdict = check_consent(archive, req.consent, case=req.case, directory=directory)
+                if not verdict.allowed:
+                    raise GrantInvalid(f"the request's customer consent does not verify ({verdict.rule}): "
+                                       f"{verdict.reason}")
         except (GrantInvalid, IntegrityError, ConfigError) as exc:
             rule = "grant.expired" if isinstance(exc, GrantExpired) else "grant.invalid"
             archive.audit.append(actor, "grant.verify", self.id, {"rule": rule, "reason": str(exc)},

@@ -24,6 +24,7 @@ from investigator.errors import (
     IntegrityError,
     PolicyDenied,
 )
+from investigator.authority.consent import check_consent, consent_refusal
 from investigator.authority.identity import verify_totp
 from investigator.authority.policy import Decision, Policy, PolicyStore, Request, load_org, record_decision
 from investigator.schema import canonical_json, format_ts
@@ -58,7 +59,11 @@ def new_request(archive: "Archive", *, requester: str, signing_key: _crypto.Sign
                 templates: Sequence[str] = ()) -> SignedRequest:
     """File a signed retrieval request (电子证据调取申请单) after the policy allows it.
 
-    Raises PolicyDenied (audited with its rule) when the policy refuses.
+    Raises PolicyDenied (audited with its rule) when the policy refuses, or when
+    the request needs (or names) a customer consent and ``consent`` is not a
+    registered, signed consent of this case whose stored copy is intact
+    (rules ``consent.reference``, ``consent.unregistered``, ``consent.signature``,
+    ``consent.case``, ``consent.hash``; see :mod:`investigator.authority.consent`).
     """
     request_id = f"REQ-{now.astimezone(archive.config.zone):%Y%m%d}-{secrets.token_hex(4)}"
     directory, policy = load_org(archive, actor=requester, action="request.new", target=request_id, now=now)
@@ -76,14 +81,28 @@ def new_request(archive: "Archive", *, requester: str, signing_key: _crypto.Sign
                   templates=tuple(templates))
     decision = policy.decide("request", person=person, directory=directory, request=req, now=now,
                              tz=archive.config.zone)
+    details: dict[str, Any] = {"case": case, "purpose": purpose, "window": [format_ts(start), format_ts(end)],
+                               "fields": list(req.fields)}
+    if decision.allowed and _needs_consent(policy, req):
+        verdict = check_consent(archive, req.consent, case=case, directory=directory)
+        if not verdict.allowed:
+            record_decision(archive, Decision(False, verdict.rule, verdict.reason,
+                                              decision.consulted + verdict.consulted),
+                            actor=requester, action="request.new", target=request_id, now=now, details=details)
+            raise consent_refusal(verdict)
+        details["consent"] = req.consent
     record_decision(archive, decision, actor=requester, action="request.new", target=request_id, now=now,
-                    details={"case": case, "purpose": purpose, "window": [format_ts(start), format_ts(end)],
-                             "fields": list(req.fields)})
+                    details=details)
     decision.raise_if_denied()
     body = req.to_body()
     signed = SignedRequest(req, signing_key.sign(canonical_json(body)), body)
     _write_json(archive.layout.request_file(_request_id(request_id)), signed.to_json())
     return signed
+
+
+def _needs_consent(policy: Policy, req: Request) -> bool:
+    """A request's consent is checked when its purpose needs one, or when it names one at all."""
+    return req.purpose in policy.consent_purposes or bool(req.consent.strip())
 
 
 def load_request(archive: "Archive", request_id: str) -> SignedRequest:
@@ -145,8 +164,10 @@ def approve(archive: "Archive", keys: Custody, request_id: str, *, approver: str
 
     Checks, in order, each audited when it refuses: the request's signature
     and validity, the approver's eligibility (never oneself; the requester's
-    direct supervisor or an approver role), the approver's live key, the TOTP
-    code (wrong, expired, replayed, lock-out). Raises PolicyDenied,
+    direct supervisor or an approver role), the approver's live key, the
+    request's customer consent where it needs or names one (decrypted and
+    hashed again: ``consent.*`` rules), the TOTP code (wrong, expired,
+    replayed, lock-out). Raises PolicyDenied,
     IdentityCheckFailed or GrantInvalid.
     """
     action = "request.approve" if decision == "approve" else "request.reject"
@@ -183,6 +204,12 @@ def approve(archive: "Archive", keys: Custody, request_id: str, *, approver: str
         asked.raise_if_denied()
     if requester is not None and not requester.active:
         _deny(archive, approver, action, request_id, "person.active", f"the requester {requester.id} has left", now)
+    if decision == "approve" and _needs_consent(policy, req):
+        # again, and this time the stored copy is decrypted: a consent altered after the request is caught
+        verdict = check_consent(archive, req.consent, case=req.case, directory=directory, keys=keys)
+        if not verdict.allowed:
+            record_decision(archive, verdict, actor=approver, action=action, target=request_id, now=now)
+            raise consent_refusal(verdict)
     try:
         counter = verify_totp(archive, keys, approver, totp, now=now, policy=policy, purpose="approve")
     except IdentityCheckFailed as exc:
