@@ -28,6 +28,8 @@ from typing import Any, Literal, overload
 
 import polars as pl
 
+from investigator import _crypto
+from investigator.access.client_auth import RequestSigner
 from investigator.access.keyserver import RemoteKeyService
 from investigator.access.keyservice import EmbeddedKeyService, KeyService, Ticket
 from investigator.access.scan import KEY_BATCH, LoadStats, TicketKeys, scan_chunks
@@ -58,12 +60,15 @@ def _as_archive(archive: Archive | str | Path) -> Archive:
 def open_case(archive: Archive | str | Path, *, grant: Any, person: str, totp: str | None = None,
               session: str | None = None, monitor: str | None = None, monitor_totp: str | None = None,
               key_service: KeyService | None = None, keyserver: str | None = None, passphrase: str | None = None,
-              cafile: str | None = None, lang: str | None = None, now: datetime | None = None) -> "Case":
+              cafile: str | None = None, signing_key: _crypto.SigningKey | None = None, lang: str | None = None,
+              now: datetime | None = None) -> "Case":
     """Open a case on ``archive`` under ``grant`` as ``person``, after an identity check.
 
     ``grant`` is a Grant, a grant file path or a grant id in the archive. The
     key service is, in order: ``key_service``; a key server at ``keyserver``
-    (URL); else the embedded service, unlocked with ``passphrase`` or
+    (URL), which needs ``signing_key``, the person's unlocked personal key
+    (:func:`~investigator.authority.identity.unlock_person_key`): it signs every
+    request; else the embedded service, unlocked with ``passphrase`` or
     $INVESTIGATOR_PASSPHRASE. With dual control, name the ``monitor`` (监控人)
     and pass their code as ``monitor_totp``. ``lang`` (``zh-CN`` or ``en``,
     else $INVESTIGATOR_LANG, else ``zh-CN``) is the case's user-interface
@@ -80,7 +85,11 @@ def open_case(archive: Archive | str | Path, *, grant: Any, person: str, totp: s
         grant = Grant.from_file(find_grant(opened, grant))
     if key_service is None:
         if keyserver:
-            key_service = RemoteKeyService(keyserver, cafile=cafile)
+            if signing_key is None:
+                raise ConfigError("the key server accepts only requests signed with the person's personal key",
+                                  hint="pass signing_key=unlock_person_key(archive, person, passphrase)")
+            key_service = RemoteKeyService(keyserver, signer=RequestSigner(person, signing_key), cafile=cafile,
+                                           archive_id=opened.archive_id)
         else:
             secret = passphrase or settings.passphrase
             if not secret:

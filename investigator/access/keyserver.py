@@ -2,12 +2,13 @@
 
     $ INVESTIGATOR_PASSPHRASE=... investigator keyserver ./case-archive --listen 127.0.0.1:8765
 
+    >>> key = unlock_person_key(archive, "sunli", personal_passphrase)                    # doctest: +SKIP
     >>> case = investigator.open_case("case-archive", grant="G-...", person="sunli", totp="123456",
-    ...                               keyserver="http://127.0.0.1:8765")          # doctest: +SKIP
+    ...                               keyserver="http://127.0.0.1:8765", signing_key=key)  # doctest: +SKIP
 
 Protocol (JSON over POST; docs/admin.md, "Key server"):
 
-- ``GET /v1/health`` -> ``{"status": "ok", "archive_id": ...}``
+- ``GET /v1/health`` -> ``{"status": "ok", "archive_id": ...}`` (the one unsigned request).
 - ``POST /v1/open`` ``{"grant_id", "grant_hash", "person", "totp" | "session", "monitor"?, "monitor_totp"?}``
   -> a ticket. The server loads the grant from its own archive, checks that its
   hash is the one the client holds, then runs the same checks as the embedded
@@ -17,18 +18,28 @@ Protocol (JSON over POST; docs/admin.md, "Key server"):
 - ``POST /v1/proofs`` ``{"token", "batch_seq", "leaf_indexes"}`` -> ``{"proofs": [...]}``: RFC 9162
   inclusion proofs (hashes only) for records inside the ticket's window.
 
-Refusals answer 401 (identity), 403 (policy, grant) or 429 (rate limit) with
-``{"error": <class>, "message": <safe text>, "rule": ...}``; every one is audited.
-The server judges time by its own clock only.
+Every POST is signed with the acting person's personal key
+(:mod:`investigator.access.client_auth` has the headers and the canonical string).
+The server checks, in order: the client address's rate limit; the signature (time
+within ±120 s, active person, live key, no replayed nonce); the person's rate limit;
+the body's ids (a grant id, ticket token or chunk reference that is not one answers
+like an unknown one); only then TOTP codes, sessions and tickets. A ticket is
+accepted only with a signature of the person it was issued to.
+
+Refusals answer 400 (malformed), 401 (identity, signature), 403 (policy, grant) or 429
+(rate limit) with ``{"error": <class>, "message": <safe text>, "rule": ..., "reason": ...}``;
+every one is audited with its rule. The server judges time by its own clock only.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import ssl
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -37,37 +48,91 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from investigator import errors
+from investigator.access.client_auth import (PERSON_RE, RequestRefused, RequestSigner, RequestVerifier, SignedRequest,
+                                             signed_header_values)
 from investigator.access.keyservice import ChunkRef, GrantGate, Ticket, unwrap_release, wrap_release
-from investigator.authority.grants import Grant, find_grant
+from investigator.authority.grants import Grant
 from investigator.authority.policy import parse_utc
 from investigator.custody.file import MasterKeys
 from investigator.vault.store import Archive
 
 MAX_BODY = 4 * 1024 * 1024
 MAX_REFS = 20000
-_STATUS = {"IdentityCheckFailed": 401, "PolicyDenied": 403, "ContentNotGranted": 403, "GrantInvalid": 403,
-           "GrantExpired": 403, "IntegrityError": 409, "RateLimited": 429}
+_STATUS = {"IdentityCheckFailed": 401, "RequestRefused": 401, "PolicyDenied": 403, "ContentNotGranted": 403,
+           "GrantInvalid": 403, "GrantExpired": 403, "IntegrityError": 409, "RateLimited": 429}
+_ACTIONS = {"/v1/open": "case.open", "/v1/keys": "key.release", "/v1/proofs": "proof.release"}
+# ids in requests are checked as ids before they touch a path or a lookup
+GRANT_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
+_REF_RES = (re.compile(r"^[a-z_]{1,32}$"), re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"), re.compile(r"^[0-9]{6}$"),
+            re.compile(r"^[a-z_]{1,32}$"))
+NO_SUCH_GRANT = "no such grant in this archive"
+NO_SUCH_TICKET = "unknown or closed case ticket; open the case again"
 
 
 @dataclass
 class RateLimit:
-    """Token bucket per client address: ``rate`` requests per second, bursts of ``burst``."""
+    """Token buckets: per client address before authentication (``rate`` requests per second,
+    bursts of ``burst``), and per person after their signature verified (``person_rate``,
+    ``person_burst``; by default the same). Memory stays bounded: at ``max_buckets`` keys, refilled
+    buckets are forgotten, then the longest idle half.
+    """
 
     rate: float = 20.0
     burst: int = 60
+    person_rate: float | None = None
+    person_burst: int | None = None
+    max_buckets: int = 10000
 
     def __post_init__(self) -> None:
         self._buckets: dict[str, tuple[float, float]] = {}
+        self._people: dict[str, tuple[float, float]] = {}
         self._lock = threading.Lock()
+        if self.person_rate is None:
+            self.person_rate = self.rate
+        if self.person_burst is None:
+            self.person_burst = self.burst
 
-    def allow(self, client: str) -> bool:
+    def _take(self, buckets: dict[str, tuple[float, float]], key: str, rate: float, burst: int) -> bool:
         now = time.monotonic()
         with self._lock:
-            tokens, last = self._buckets.get(client, (float(self.burst), now))
-            tokens = min(float(self.burst), tokens + (now - last) * self.rate)
+            if key not in buckets and len(buckets) >= self.max_buckets:
+                # forget refilled buckets; if that is not enough, the longest idle half
+                for old in [k for k, (t, last) in buckets.items() if t + (now - last) * rate >= burst]:
+                    del buckets[old]
+                if len(buckets) >= self.max_buckets:
+                    idle = sorted(buckets, key=lambda k: buckets[k][1])[:max(1, len(buckets) // 2)]
+                    for old in idle:
+                        del buckets[old]
+            tokens, last = buckets.get(key, (float(burst), now))
+            tokens = min(float(burst), tokens + (now - last) * rate)
             allowed = tokens >= 1.0
-            self._buckets[client] = (tokens - 1.0 if allowed else tokens, now)
+            buckets[key] = (tokens - 1.0 if allowed else tokens, now)
         return allowed
+
+    def allow(self, client: str) -> bool:
+        """One request from client address ``client`` (checked before anything else)."""
+        return self._take(self._buckets, client, self.rate, self.burst)
+
+    def allow_person(self, person: str) -> bool:
+        """One request signed by ``person`` (checked once the signature verified)."""
+        return self._take(self._people, person, float(self.person_rate or self.rate),
+                          int(self.person_burst or self.burst))
+
+
+class _Refusal(Exception):
+    """A refusal the handler answers and audits: HTTP status, error name, message, rule."""
+
+    def __init__(self, status: int, error: str, message: str, rule: str, *, reason: str = "",
+                 details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.error, self.message, self.rule = status, error, message, rule
+        self.reason = reason or message
+        self.details = details or {}
+
+
+def _malformed(message: str) -> _Refusal:
+    return _Refusal(400, "KeyServiceError", message, "keyserver.malformed")
 
 
 class KeyServer(ThreadingHTTPServer):
@@ -75,15 +140,18 @@ class KeyServer(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], gate: GrantGate, *, limit: RateLimit | None = None) -> None:
+    def __init__(self, address: tuple[str, int], gate: GrantGate, *, limit: RateLimit | None = None,
+                 verifier: RequestVerifier | None = None) -> None:
         super().__init__(address, _Handler)
         self.gate = gate
         self.limit = limit or RateLimit()
+        self.verifier = verifier or RequestVerifier(gate.archive)
 
 
 class _Handler(BaseHTTPRequestHandler):
     server: KeyServer
     protocol_version = "HTTP/1.1"
+    timeout = 60  # seconds a connection may sit idle or trickle its request (no thread held forever)
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         # Request lines go to the audit log instead (never bodies: they hold codes and tokens).
@@ -95,119 +163,178 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/json; charset=utf-8")
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
+        if self.close_connection:
+            self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.write(body)
 
-    def _refuse(self, err: errors.InvestigatorError, *, action: str, person: str = "", audited: bool = True) -> None:
-        name = type(err).__name__
-        if not audited:
-            self.server.gate.archive.audit.append(person or f"client {self.client_address[0]}", action,
-                                                  self.path, {"reason": str(err), "rule": getattr(err, "rule", "")},
-                                                  outcome="denied")
-        status = _STATUS.get(name, 400 if not isinstance(err, errors.GrantInvalid) else 403)
-        self._send(status, {"error": name, "message": str(err), "rule": getattr(err, "rule", ""),
-                            "reason": getattr(err, "reason", str(err))})
+    def _deny(self, refusal: _Refusal, *, action: str, actor: str, target: str = "") -> None:
+        """Audit and answer a refusal the gate did not audit itself."""
+        self.server.gate.archive.audit.append(actor, action, target or self.path,
+                                              {**refusal.details, "rule": refusal.rule, "reason": refusal.reason},
+                                              outcome="denied")
+        self._answer(refusal)
 
-    def _body(self) -> dict[str, Any]:
-        length = int(self.headers.get("Content-Length") or 0)
-        if length <= 0 or length > MAX_BODY:
-            raise errors.KeyServiceError("request body missing or too large")
+    def _answer(self, refusal: _Refusal) -> None:
+        self._send(refusal.status, {"error": refusal.error, "message": refusal.message, "rule": refusal.rule,
+                                    "reason": refusal.reason})
+
+    def _gate_refused(self, err: errors.InvestigatorError) -> None:
+        """Answer an error the gate raised (and audited)."""
+        name = type(err).__name__
+        status = _STATUS.get(name, 403 if isinstance(err, errors.GrantInvalid) else 400)
+        self._answer(_Refusal(status, name, str(err), getattr(err, "rule", ""),
+                              reason=getattr(err, "reason", str(err))))
+
+    def _client(self) -> str:
+        return f"client {self.client_address[0]}"
+
+    def _limit_address(self, action: str) -> bool:
+        if self.server.limit.allow(self.client_address[0]):
+            return True
+        self.close_connection = True  # the body stays unread
+        self._deny(_Refusal(429, "RateLimited", "too many requests; slow down", "keyserver.rate_limit"),
+                   action=action, actor=self._client())
+        return False
+
+    def _raw_body(self) -> bytes:
         try:
-            obj = json.loads(self.rfile.read(length))
-        except ValueError as exc:
-            raise errors.KeyServiceError("request body is not JSON") from exc
-        if not isinstance(obj, dict):
-            raise errors.KeyServiceError("request body must be a JSON object")
-        return obj
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if length <= 0 or length > MAX_BODY:
+            self.close_connection = True
+            raise _malformed("request body missing or too large")
+        return self.rfile.read(length)
 
     def do_GET(self) -> None:  # noqa: N802 - stdlib name
+        if not self._limit_address("keyserver.request"):
+            return
         if self.path == "/v1/health":
             self._send(200, {"status": "ok", "archive_id": self.server.gate.archive.archive_id})
         else:
-            self._send(404, {"error": "NotFound", "message": "unknown path"})
+            self._deny(_Refusal(404, "NotFound", "unknown path", "keyserver.path"), action="keyserver.request",
+                       actor=self._client())
 
     def do_POST(self) -> None:  # noqa: N802 - stdlib name
-        client = self.client_address[0]
-        if not self.server.limit.allow(client):
-            err = errors.PolicyDenied("too many requests; slow down", rule="keyserver.rate_limit")
-            self.server.gate.archive.audit.append(f"client {client}", "keyserver.request", self.path,
-                                                  {"rule": err.rule, "reason": err.reason}, outcome="denied")
-            self._send(429, {"error": "RateLimited", "message": str(err), "rule": err.rule, "reason": err.reason})
+        """Address rate limit -> body -> signature -> person rate limit -> JSON -> the endpoint's checks."""
+        action = _ACTIONS.get(self.path, "keyserver.request")
+        if not self._limit_address(action):
+            return
+        if self.path not in _ACTIONS:
+            self.close_connection = True
+            self._deny(_Refusal(404, "NotFound", "unknown path", "keyserver.path"), action=action, actor=self._client())
             return
         try:
-            body = self._body()
-        except errors.InvestigatorError as err:
-            self._refuse(err, action="keyserver.request", audited=False)
+            raw = self._raw_body()
+            signed = self.server.verifier.verify("POST", self.path, signed_header_values(self.headers.get_all), raw)
+        except _Refusal as refusal:
+            self._deny(refusal, action=action, actor=self._client())
             return
-        if self.path == "/v1/open":
-            self._open(body)
-        elif self.path == "/v1/keys":
-            self._keys(body)
-        elif self.path == "/v1/proofs":
-            self._proofs(body)
-        else:
-            self._send(404, {"error": "NotFound", "message": "unknown path"})
-
-    def _open(self, body: dict[str, Any]) -> None:
-        gate = self.server.gate
-        person = str(body.get("person") or "")
-        try:
-            if not person:
-                raise errors.IdentityCheckFailed("no person named")
-            grant = Grant.from_file(find_grant(gate.archive, str(body.get("grant_id") or "")))
-            if grant.hash != body.get("grant_hash"):
-                raise errors.GrantInvalid("the client's grant differs from the archive's copy (edited grant file)")
-        except errors.InvestigatorError as err:
-            self._refuse(err, action="case.open", person=person, audited=False)
+        except RequestRefused as err:
+            # the person is unproven: the client address acts, the claimed id is a detail
+            self._deny(_Refusal(401, "IdentityCheckFailed", str(err), err.rule, details={"claimed": err.claimed}),
+                       action=action, actor=self._client())
+            return
+        if not self.server.limit.allow_person(signed.person):
+            self._deny(_Refusal(429, "RateLimited", "too many requests; slow down", "keyserver.person_rate_limit"),
+                       action=action, actor=signed.person)
             return
         try:
-            ticket = gate.open(grant=grant, person=person, totp=body.get("totp"), session=body.get("session"),
-                               monitor=body.get("monitor"), monitor_totp=body.get("monitor_totp"))
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                raise _malformed("request body is not JSON") from None
+            if not isinstance(body, dict):
+                raise _malformed("request body must be a JSON object")
+            if self.path == "/v1/open":
+                self._open(body, signed)
+            elif self.path == "/v1/keys":
+                self._keys(body, signed)
+            else:
+                self._proofs(body, signed)
+        except _Refusal as refusal:
+            self._deny(refusal, action=action, actor=signed.person)
         except errors.InvestigatorError as err:  # the gate audited it
-            self._refuse(err, action="case.open", person=person)
-            return
+            self._gate_refused(err)
+
+    def _grant(self, body: dict[str, Any]) -> Grant:
+        """The archive's own copy of the grant named by id; any id that is not one answers like an unknown id."""
+        grant_id = body.get("grant_id")
+        unknown = _Refusal(403, "GrantInvalid", NO_SUCH_GRANT, "keyserver.unknown_grant",
+                           details={"grant_id": repr(grant_id)[:80]})
+        if not isinstance(grant_id, str) or not GRANT_ID_RE.match(grant_id):
+            raise unknown
+        try:
+            path = self.server.gate.archive.layout.grant(grant_id)
+        except errors.ConfigError:
+            raise unknown from None
+        if not path.is_file():
+            raise unknown
+        try:
+            return Grant.from_file(path)
+        except errors.InvestigatorError as err:
+            raise _Refusal(403, "GrantInvalid", f"grant {grant_id} does not load: {err}", "grant.invalid") from None
+
+    def _open(self, body: dict[str, Any], signed: SignedRequest) -> None:
+        person = signed.person
+        named = body.get("person")
+        if named is not None and named != person:
+            raise _Refusal(401, "IdentityCheckFailed", "the request names another person than the one who signed it",
+                           "keyserver.person_mismatch", details={"named": repr(named)[:80]})
+        for field in ("totp", "session", "monitor", "monitor_totp"):
+            if body.get(field) is not None and not isinstance(body.get(field), str):
+                raise _malformed(f"{field} must be a string")
+        monitor = body.get("monitor")
+        if monitor is not None and not PERSON_RE.match(monitor):
+            raise _malformed("monitor is not a person id")
+        grant = self._grant(body)
+        if grant.hash != body.get("grant_hash"):
+            raise _Refusal(403, "GrantInvalid", "the client's grant differs from the archive's copy (edited grant file)",
+                           "keyserver.grant_hash")
+        # only now, with the sender proven, may a code count toward the person's lock-out
+        ticket = self.server.gate.open(grant=grant, person=person, totp=body.get("totp"), session=body.get("session"),
+                                       monitor=monitor, monitor_totp=body.get("monitor_totp"))
         self._send(200, {"ticket": ticket.to_json()})
 
-    def _keys(self, body: dict[str, Any]) -> None:
-        gate = self.server.gate
-        token = str(body.get("token") or "")
+    def _ticket(self, body: dict[str, Any], signed: SignedRequest) -> Ticket:
+        """The ticket named by the body's token; only for the person it was issued to."""
+        token = body.get("token")
+        if not isinstance(token, str) or not _TOKEN_RE.match(token):
+            raise _Refusal(401, "IdentityCheckFailed", "no case ticket: open the case first", "keyserver.ticket")
         try:
-            if not token:
-                raise errors.IdentityCheckFailed("no case ticket: open the case first")
-            ticket, _grant = gate.ticket(token)
-            refs_raw = body.get("refs")
-            if not isinstance(refs_raw, list) or len(refs_raw) > MAX_REFS:
-                raise errors.KeyServiceError(f"refs must be a list of at most {MAX_REFS} chunk references")
-            refs = [ChunkRef.from_json(r) for r in refs_raw]
-        except (errors.InvestigatorError, ValueError, TypeError) as err:
-            safe = err if isinstance(err, errors.InvestigatorError) else errors.KeyServiceError("malformed chunk reference")
-            self._refuse(safe, action="key.release", audited=False)
-            return
-        try:
-            released = gate.release(ticket, refs)
-        except errors.InvestigatorError as err:  # audited by the gate
-            self._refuse(err, action="key.release", person=ticket.person)
-            return
+            ticket, _grant = self.server.gate.ticket(token)
+        except errors.IdentityCheckFailed:
+            raise _Refusal(401, "IdentityCheckFailed", NO_SUCH_TICKET, "keyserver.ticket") from None
+        if ticket.person != signed.person:
+            # answered like an unknown ticket: a stolen token tells the thief nothing
+            raise _Refusal(401, "IdentityCheckFailed", NO_SUCH_TICKET, "keyserver.ticket_person",
+                           reason=f"ticket of {ticket.person} for grant {ticket.grant_id} presented by "
+                                  f"{signed.person}")
+        return ticket
+
+    def _keys(self, body: dict[str, Any], signed: SignedRequest) -> None:
+        ticket = self._ticket(body, signed)
+        refs_raw = body.get("refs")
+        if not isinstance(refs_raw, list) or len(refs_raw) > MAX_REFS:
+            raise _malformed(f"refs must be a list of at most {MAX_REFS} chunk references")
+        refs = []
+        for item in refs_raw:
+            if not (isinstance(item, list) and len(item) == 4 and all(isinstance(x, str) for x in item)
+                    and all(p.match(x) for p, x in zip(_REF_RES, item))):
+                raise _malformed("malformed chunk reference")
+            refs.append(ChunkRef.from_json(item))
+        released = self.server.gate.release(ticket, refs)
         self._send(200, {"keys": wrap_release(released)})
 
-    def _proofs(self, body: dict[str, Any]) -> None:
-        gate = self.server.gate
-        try:
-            ticket, _grant = gate.ticket(str(body.get("token") or ""))
-            batch_seq = body.get("batch_seq")
-            if batch_seq is None:
-                raise errors.KeyServiceError("malformed proof request")
-            batch = int(batch_seq)
-            leaves = [int(i) for i in body.get("leaf_indexes") or []][:MAX_REFS]
-        except (errors.InvestigatorError, ValueError, TypeError) as err:
-            safe = err if isinstance(err, errors.InvestigatorError) else errors.KeyServiceError("malformed proof request")
-            self._refuse(safe, action="proof.release", audited=False)
-            return
-        try:
-            proofs = gate.proofs(ticket, batch, leaves)
-        except errors.InvestigatorError as err:  # audited by the gate
-            self._refuse(err, action="proof.release", person=ticket.person)
-            return
+    def _proofs(self, body: dict[str, Any], signed: SignedRequest) -> None:
+        ticket = self._ticket(body, signed)
+        batch = body.get("batch_seq")
+        leaves = body.get("leaf_indexes") or []
+        if (not isinstance(batch, int) or isinstance(batch, bool) or not isinstance(leaves, list)
+                or len(leaves) > MAX_REFS or not all(isinstance(i, int) and not isinstance(i, bool) for i in leaves)):
+            raise _malformed("malformed proof request")
+        proofs = self.server.gate.proofs(ticket, batch, leaves)
         self._send(200, {"proofs": proofs})
 
 
@@ -221,25 +348,53 @@ def serve(archive: "Archive", keys: "MasterKeys", *, host: str = "127.0.0.1", po
         context.load_cert_chain(certfile, keyfile)
         server.socket = context.wrap_socket(server.socket, server_side=True)
     archive.audit.append("keyserver", "keyserver.start", f"{host}:{server.server_address[1]}",
-                         {"tls": bool(certfile), "rate": server.limit.rate})
+                         {"tls": bool(certfile), "rate": server.limit.rate, "person_rate": server.limit.person_rate,
+                          "signed_requests": True, "clock_skew_s": server.verifier.skew})
     return server
 
 
 class RemoteKeyService:
-    """The notebook side of the key server: no master key here, only released chunk-part keys."""
+    """The notebook side of the key server: no master key here, only released chunk-part keys.
 
-    def __init__(self, url: str, *, cafile: str | None = None, timeout: float = 30.0) -> None:
+    ``signer`` (a :class:`~investigator.access.client_auth.RequestSigner`: the person and
+    their unlocked personal key) signs every request; the server refuses unsigned ones.
+    ``archive_id`` is part of what is signed; when not given it is asked of ``GET /v1/health``.
+    """
+
+    def __init__(self, url: str, *, signer: RequestSigner | None = None, cafile: str | None = None,
+                 timeout: float = 30.0, archive_id: str | None = None) -> None:
         self.url = url.rstrip("/")
         self.timeout = timeout
+        self.signer = signer
+        self._archive_id = archive_id
+        self._prefix = urllib.parse.urlsplit(self.url).path
         self._context = ssl.create_default_context(cafile=cafile) if self.url.startswith("https") else None
 
     def __repr__(self) -> str:
-        return f"RemoteKeyService(url={self.url!r})"
+        return f"RemoteKeyService(url={self.url!r}, signer={self.signer!r})"
+
+    def _fail(self, exc: Exception) -> errors.KeyServiceError:
+        return errors.KeyServiceError(f"key server at {self.url} unreachable or broke off ({type(exc).__name__})",
+                                      hint="is 'investigator keyserver' running? nothing partial was returned")
+
+    def archive_id(self) -> str:
+        """The id of the archive the key server serves (part of every signature)."""
+        if self._archive_id is None:
+            try:
+                with urllib.request.urlopen(self.url + "/v1/health", timeout=self.timeout,
+                                            context=self._context) as response:
+                    self._archive_id = str(json.loads(response.read())["archive_id"])
+            except (urllib.error.URLError, OSError, ValueError, KeyError, TypeError) as exc:
+                raise self._fail(exc) from exc
+        return self._archive_id
 
     def _post(self, path: str, obj: dict[str, Any]) -> dict[str, Any]:
         data = json.dumps(obj).encode()
-        request = urllib.request.Request(self.url + path, data=data, method="POST",
-                                         headers={"Content-Type": "application/json"})
+        headers = {"Content-Type": "application/json"}
+        if self.signer is not None:
+            headers.update(self.signer.headers(archive_id=self.archive_id(), method="POST", path=self._prefix + path,
+                                               body=data))
+        request = urllib.request.Request(self.url + path, data=data, method="POST", headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=self.timeout, context=self._context) as response:
                 return json.loads(response.read())
@@ -250,11 +405,13 @@ class RemoteKeyService:
                 answer = {}
             raise _error_from(answer, exc.code) from None
         except (urllib.error.URLError, OSError, ValueError) as exc:
-            raise errors.KeyServiceError(f"key server at {self.url} unreachable or broke off ({type(exc).__name__})",
-                                         hint="is 'investigator keyserver' running? nothing partial was returned") from exc
+            raise self._fail(exc) from exc
 
     def open(self, *, grant: "Grant", person: str, totp: str | None = None, session: str | None = None,
              monitor: str | None = None, monitor_totp: str | None = None, now: datetime | None = None) -> Ticket:
+        if self.signer is not None and self.signer.person != person:
+            raise errors.ConfigError(f"the signing key is {self.signer.person}'s, not {person}'s",
+                                     hint="open the case with the personal key of the person who opens it")
         answer = self._post("/v1/open", {"grant_id": grant.id, "grant_hash": grant.hash, "person": person,
                                          "totp": totp, "session": session, "monitor": monitor,
                                          "monitor_totp": monitor_totp})

@@ -231,7 +231,9 @@ class GrantGate:
         """RFC 9162 inclusion proofs (hashes only) for records of the ticket's window. Audited.
 
         Each leaf must lie in a chunk that overlaps the grant's window; anything
-        else is refused with PolicyDenied (rule ``grant.window``).
+        else is refused with PolicyDenied (rule ``grant.window``); so is every
+        proof once the ticket expired (``ticket.expired``) or the grant was
+        revoked (``grant.revoked``).
         """
         when = _utcnow(now)
         known, grant = self.ticket(ticket.token)
@@ -239,19 +241,22 @@ class GrantGate:
         start, end = format_ts(known.start), format_ts(known.end)
         refusal = None
         if manifest is None:
-            refusal = f"no batch {batch_seq}"
+            refusal = ("grant.window", f"no batch {batch_seq}")
         else:
             for index in leaf_indexes:
                 entry = next((c for c in manifest.chunks if c.leaf_start <= index < c.leaf_start + c.leaf_count), None)
                 if entry is None or not (entry.start < end and entry.end > start):
-                    refusal = f"leaf {index} of batch {batch_seq} is not in the granted window"
+                    refusal = ("grant.window", f"leaf {index} of batch {batch_seq} is not in the granted window")
                     break
         if when >= known.expires:
-            refusal = f"the case ticket expired at {format_ts(known.expires)}"
+            refusal = ("ticket.expired", f"the case ticket expired at {format_ts(known.expires)}")
+        if grant.id in revocations(self.archive):
+            refusal = ("grant.revoked", f"grant {grant.id} was revoked")
         if refusal:
+            rule, reason = refusal
             self.archive.audit.append(known.person, "proof.release", grant.id,
-                                      {"rule": "grant.window", "reason": refusal}, outcome="denied", now=when)
-            raise PolicyDenied(refusal, rule="grant.window")
+                                      {"rule": rule, "reason": reason}, outcome="denied", now=when)
+            raise PolicyDenied(reason, rule=rule)
         out = inclusion_proofs(self.archive, self._keys, batch_seq, list(leaf_indexes))
         self.archive.audit.append(known.person, "proof.release", grant.id,
                                   {"rule": "grant.window", "batch": batch_seq, "proofs": len(out)},

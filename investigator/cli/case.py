@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from investigator.cli.options import archive_argument, archive_passphrase, echo_json, json_option
+from investigator.cli.options import (archive_argument, archive_passphrase, echo_json, json_option, key_dir_option,
+                                      person_key)
 from investigator.custody.file import unlock_archive
 
 
@@ -20,22 +21,33 @@ from investigator.custody.file import unlock_archive
 @click.option("--monitor-totp", default=None, help="Dual control: the monitor's TOTP code.")
 @click.option("--keyserver", default=None, metavar="URL", help="Use a key server instead of the embedded service.")
 @click.option("--cafile", default=None, type=click.Path(exists=True, dir_okay=False), help="CA for an https key server.")
+@key_dir_option
 @json_option
 def open_cmd(archive: Path, grant: str, person: str, totp: str | None, session: str | None, monitor: str | None,
-             monitor_totp: str | None, keyserver: str | None, cafile: str | None, as_json: bool) -> None:
+             monitor_totp: str | None, keyserver: str | None, cafile: str | None, key_dir: Path | None,
+             as_json: bool) -> None:
     """Open a case and print what it holds: counts, window, scope, fields (no content).
 
     \b
     Runs the same checks as a notebook's open_case(): grant, operator, identity, policy.
+    With --keyserver, every request is signed with the person's personal key
+    (passphrase from INVESTIGATOR_KEY_PASSPHRASE or a prompt); no archive passphrase is read.
     Examples:
       investigator open ./case-archive --grant G-1a2b --as sunli --totp 123456
       investigator open ./case-archive --grant G-1a2b --as sunli --session ivs1.... --keyserver http://127.0.0.1:8765
     """
     from investigator.access.case import open_case
+    from investigator.vault.store import Archive
 
-    passphrase = None if keyserver else archive_passphrase()
+    passphrase = signing = None
+    if keyserver:
+        opened = Archive.open(archive)
+        signing = person_key(opened, person, key_dir)
+    else:
+        passphrase = archive_passphrase()
     case = open_case(archive, grant=grant, person=person, totp=totp, session=session, monitor=monitor,
-                     monitor_totp=monitor_totp, keyserver=keyserver, cafile=cafile, passphrase=passphrase)
+                     monitor_totp=monitor_totp, keyserver=keyserver, cafile=cafile, passphrase=passphrase,
+                     signing_key=signing)
     info = case.info()
     if as_json:
         echo_json(info)
@@ -55,13 +67,19 @@ def open_cmd(archive: Path, grant: str, person: str, totp: str | None, session: 
               help="TLS certificate (PEM); serves https.")
 @click.option("--key", "keyfile", default=None, type=click.Path(exists=True, dir_okay=False),
               help="TLS private key (PEM) for --cert.")
-@click.option("--rate", default=20.0, show_default=True, help="Requests per second per client (burst 3x).")
-def keyserver(archive: Path, listen: str, certfile: str | None, keyfile: str | None, rate: float) -> None:
+@click.option("--rate", default=20.0, show_default=True,
+              help="Requests per second per client address, before authentication (burst 3x).")
+@click.option("--person-rate", default=20.0, show_default=True,
+              help="Requests per second per person, once their signature verified (burst 3x).")
+def keyserver(archive: Path, listen: str, certfile: str | None, keyfile: str | None, rate: float,
+              person_rate: float) -> None:
     """Serve chunk keys to notebooks; the only process holding the master keys.
 
     \b
-    Checks grant, identity and policy itself on every request; releases only keys
-    of chunks overlapping the grant's window; rate-limits; audits everything.
+    Accepts only requests signed with a person's live personal key (±120 s, no
+    replayed nonce); checks grant, identity and policy itself on every request;
+    releases only keys of chunks overlapping the grant's window; rate-limits per
+    client address and per person; audits everything.
     Example:
       INVESTIGATOR_PASSPHRASE=... investigator keyserver ./case-archive --listen 127.0.0.1:8765
     """
@@ -74,7 +92,8 @@ def keyserver(archive: Path, listen: str, certfile: str | None, keyfile: str | N
     opened = Archive.open(archive)
     keys = unlock_archive(opened, archive_passphrase(), actor="keyserver")
     server = serve(opened, keys, host=host, port=int(port), certfile=certfile, keyfile=keyfile,
-                   limit=RateLimit(rate=rate, burst=int(rate * 3)))
+                   limit=RateLimit(rate=rate, burst=max(1, int(rate * 3)), person_rate=person_rate,
+                                   person_burst=max(1, int(person_rate * 3))))
     scheme = "https" if certfile else "http"
     click.echo(f"key server for archive {opened.archive_id} listening on {scheme}://{host}:{server.server_address[1]}",
                err=True)

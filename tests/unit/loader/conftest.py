@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import os
+import re
 import shutil
+import signal
+import subprocess
+import sys
+import urllib.error
+import urllib.request
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -14,6 +24,7 @@ import pytest
 
 from support import DATA_SAMPLES, PASSPHRASE, TEST_KDF_N
 from investigator import _crypto, schema
+from investigator.access.client_auth import RequestSigner
 from investigator.vault.store import Archive
 from investigator.authority.grants import approve, new_request
 from investigator.demo.people import DEMO_ONLY_PASSPHRASE, DEMO_ONLY_TOTP_SECRETS, demo_authority
@@ -105,3 +116,54 @@ def world(case_template: Path, tmp_path: Path) -> World:
     shutil.copytree(case_template / "archive", tmp_path / "archive")
     archive = Archive.open(tmp_path / "archive")
     return World(archive, unlock_archive(archive, PASSPHRASE), (case_template / "grant_id").read_text())
+
+
+# --- the key server as a real process ------------------------------------------------------------
+
+@contextmanager
+def keyserver_process(world: World, *args: str) -> Iterator[tuple[subprocess.Popen, str]]:
+    """``investigator keyserver`` on 127.0.0.1 (a free port) over the world's archive: (process, url)."""
+    env = {**os.environ, "INVESTIGATOR_PASSPHRASE": PASSPHRASE}
+    proc = subprocess.Popen([sys.executable, "-m", "investigator.cli", "keyserver", str(world.archive.root),
+                             "--listen", "127.0.0.1:0", *args], env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stderr.readline()
+        match = re.search(r"http://127\.0\.0\.1:(\d+)", line)
+        assert match, line
+        yield proc, f"http://127.0.0.1:{match.group(1)}"
+    finally:
+        proc.send_signal(signal.SIGTERM) if proc.poll() is None else None
+        proc.wait(timeout=10)
+
+
+@pytest.fixture
+def server(world):
+    with keyserver_process(world, "--rate", "50") as running:
+        yield running
+
+
+def now_code(world: World, person: str = "sunli") -> str:
+    # the server judges by its own clock: codes for the real time
+    return world.code(person, datetime.now(timezone.utc))
+
+
+def signer(world: World, person: str = "sunli") -> RequestSigner:
+    return RequestSigner(person, world.key(person))
+
+
+def post(url: str, path: str, body: Any = None, *, sign: RequestSigner | None = None, archive_id: str = "",
+         data: bytes | None = None, signed_data: bytes | None = None, signed_path: str | None = None,
+         headers: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
+    """POST ``body`` (or raw ``data``), signed by ``sign`` over ``signed_data``/``signed_path`` (default: what is sent)."""
+    data = data if data is not None else json.dumps(body).encode()
+    sent = {"Content-Type": "application/json"}
+    if sign is not None:
+        sent.update(sign.headers(archive_id=archive_id, method="POST", path=signed_path or path,
+                                 body=data if signed_data is None else signed_data))
+    sent.update(headers or {})
+    request = urllib.request.Request(url + path, data=data, method="POST", headers=sent)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())

@@ -1,59 +1,22 @@
 """The key server as a real process on 127.0.0.1: same answers, its own checks, clean failures."""
 
-import json
-import os
-import re
-import signal
-import subprocess
-import sys
-import urllib.error
-import urllib.request
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 import pytest
 
-from support import PASSPHRASE
 from investigator import errors
 from investigator.access.keyserver import RemoteKeyService
 from investigator.access.case import open_case
 
-from .conftest import EDGE_DAY
-
-
-@pytest.fixture
-def server(world):
-    env = {**os.environ, "INVESTIGATOR_PASSPHRASE": PASSPHRASE}
-    proc = subprocess.Popen([sys.executable, "-m", "investigator.cli", "keyserver", str(world.archive.root),
-                             "--listen", "127.0.0.1:0", "--rate", "50"], env=env, stderr=subprocess.PIPE, text=True)
-    line = proc.stderr.readline()
-    match = re.search(r"http://127\.0\.0\.1:(\d+)", line)
-    assert match, line
-    url = f"http://127.0.0.1:{match.group(1)}"
-    yield proc, url
-    proc.send_signal(signal.SIGTERM) if proc.poll() is None else None
-    proc.wait(timeout=10)
-
-
-def now_code(world, person="sunli"):
-    # the server judges by its own clock: codes for the real time
-    return world.code(person, datetime.now(timezone.utc))
-
-
-def post(url, path, body):
-    request = urllib.request.Request(url + path, data=json.dumps(body).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
+from .conftest import EDGE_DAY, keyserver_process, now_code, post, signer
 
 
 def test_remote_case_reads_what_the_embedded_one_reads(world, server):
     _, url = server
     grant = world.grant(start=EDGE_DAY, end=EDGE_DAY + timedelta(hours=1))
     embedded = world.open(grant).messages()
-    case = open_case(world.archive, grant=grant, person="sunli", totp=now_code(world), keyserver=url)
+    case = open_case(world.archive, grant=grant, person="sunli", totp=now_code(world), keyserver=url,
+                     signing_key=world.key("sunli"))
     assert isinstance(case._keys, RemoteKeyService)
     remote = case.messages()
     assert remote["record_hash"].to_list() == embedded["record_hash"].to_list()
@@ -68,7 +31,8 @@ def test_no_or_wrong_identity_is_refused_and_audited(world, server):
     assert status == 401
     grant = world.grant(start=EDGE_DAY, end=EDGE_DAY + timedelta(hours=1))
     with pytest.raises(errors.IdentityCheckFailed):
-        open_case(world.archive, grant=grant, person="sunli", totp="000000", keyserver=url)
+        open_case(world.archive, grant=grant, person="sunli", totp="000000", keyserver=url,
+                  signing_key=world.key("sunli"))
     denied = [e for e in world.audit() if e.outcome == "denied"]
     assert any(e.action == "key.release" for e in denied) and any(e.action in ("identity.check", "totp.identity") for e in denied)
 
@@ -76,9 +40,11 @@ def test_no_or_wrong_identity_is_refused_and_audited(world, server):
 def test_direct_request_outside_the_window_is_refused(world, server):
     _, url = server
     grant = world.grant(start=EDGE_DAY, end=EDGE_DAY + timedelta(hours=1))
-    case = open_case(world.archive, grant=grant, person="sunli", totp=now_code(world), keyserver=url)
+    case = open_case(world.archive, grant=grant, person="sunli", totp=now_code(world), keyserver=url,
+                     signing_key=world.key("sunli"))
     status, answer = post(url, "/v1/keys", {"token": case.ticket.token,
-                                            "refs": [["messages", "2026-11-21", "100000", "meta"]]})
+                                            "refs": [["messages", "2026-11-21", "100000", "meta"]]},
+                          sign=signer(world), archive_id=world.archive.archive_id)
     assert status == 403 and answer["rule"] == "grant.window"
     last = [e for e in world.audit() if e.action == "key.release"][-1]
     assert last.outcome == "denied" and last.details["rule"] == "grant.window"
@@ -93,7 +59,8 @@ def test_edited_client_grant_is_refused(world, server):
     doc = grant.to_json()
     doc["request"]["body"]["end"] = "2026-11-30T00:00:00.000000Z"
     status, answer = post(url, "/v1/open", {"grant_id": grant_id, "grant_hash": Grant.from_json(doc).hash,
-                                            "person": "sunli", "totp": now_code(world)})
+                                            "person": "sunli", "totp": now_code(world)},
+                          sign=signer(world), archive_id=world.archive.archive_id)
     assert status == 403 and answer["error"] == "GrantInvalid"
 
 
@@ -111,7 +78,7 @@ def test_server_killed_mid_load_gives_an_error_not_partial_data(world, server):
             return super().release(ticket, refs, now=now)
 
     grant = world.grant(start=EDGE_DAY - timedelta(days=2), end=EDGE_DAY + timedelta(hours=1))
-    service = KillAfterFirst(url)
+    service = KillAfterFirst(url, signer=signer(world))
     case = open_case(world.archive, grant=grant, person="sunli", totp=now_code(world), key_service=service)
     case.key_batch = 4
     with pytest.raises(errors.KeyServiceError, match="unreachable"):
@@ -120,16 +87,9 @@ def test_server_killed_mid_load_gives_an_error_not_partial_data(world, server):
 
 
 def test_rate_limit_answers_429_and_audits(world):
-    env = {**os.environ, "INVESTIGATOR_PASSPHRASE": PASSPHRASE}
-    proc = subprocess.Popen([sys.executable, "-m", "investigator.cli", "keyserver", str(world.archive.root),
-                             "--listen", "127.0.0.1:0", "--rate", "1"], env=env, stderr=subprocess.PIPE, text=True)
-    try:
-        url = "http://127.0.0.1:" + re.search(r":(\d+)$", proc.stderr.readline().strip()).group(1)
+    with keyserver_process(world, "--rate", "1") as (_, url):
         statuses = [post(url, "/v1/keys", {"token": "x", "refs": []})[0] for _ in range(8)]
         assert 429 in statuses
-    finally:
-        proc.kill()
-        proc.wait(timeout=10)
     assert any(e.details.get("rule") == "keyserver.rate_limit" for e in world.audit())
 
 
@@ -138,7 +98,8 @@ def test_proofs_come_from_the_key_server_for_granted_records_only(world, server)
 
     _, url = server
     grant = world.grant(start=EDGE_DAY, end=EDGE_DAY + timedelta(hours=1))
-    case = open_case(world.archive, grant=grant, person="sunli", totp=now_code(world), keyserver=url)
+    case = open_case(world.archive, grant=grant, person="sunli", totp=now_code(world), keyserver=url,
+                     signing_key=world.key("sunli"))
     row = case.messages().row(0, named=True)
     [proof] = case.key_service.proofs(case.ticket, row["batch_seq"], [row["leaf_index"]])
     manifest = world.archive.manifests()[row["batch_seq"] - 1]
