@@ -35,6 +35,7 @@ from investigator.schema import canonical_json, format_ts
 from investigator.errors import ImportFormatError
 from investigator.errors import PolicyDenied
 from investigator.vault.store import Archive
+from investigator.vault.format import ArchiveSigner
 
 
 DIRECTORY_FORMAT = "investigator-directory/1"
@@ -193,10 +194,10 @@ class Signer:
     """Who signs a directory or policy change: a person's key, or the archive key (bootstrap)."""
 
     id: str
-    key: _crypto.SigningKey
+    key: ArchiveSigner  # a person's in-memory key, or the archive's (which may live in an HSM)
 
     @classmethod
-    def archive(cls, signing: _crypto.SigningKey) -> "Signer":
+    def archive(cls, signing: ArchiveSigner) -> "Signer":
         return cls(ARCHIVE_SIGNER, signing)
 
     def __repr__(self) -> str:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
 
 from investigator.cli.options import (actor_option, archive_argument, archive_passphrase, default_actor, echo_checks,
                                       echo_json, json_option, open_and_unlock)
-from investigator.custody.file import create_archive
+from investigator.custody.registry import CustodySecrets, create_archive
+from investigator.settings import Settings
 from investigator.vault.config import DEFAULT_CHUNK_SECONDS, DEFAULT_TZ
 from investigator.vault.store import Archive
 
@@ -20,18 +22,35 @@ from investigator.vault.store import Archive
               help="Time-chunk size; keys are released per chunk. Must divide a day.")
 @click.option("--kdf-cost", default=17, show_default=True, type=click.IntRange(14, 22),
               help="scrypt cost as a power of two (memory ~ 2^N * 1 KiB).")
+@click.option("--custody", "backend", type=click.Choice(["file", "pkcs11", "openbao"]), default="file",
+              show_default=True, help="Where the master keys live: a passphrase-protected key file in the archive, "
+                                      "a PKCS#11 token (HSM), or OpenBao's transit engine.")
+@click.option("--token-label", default="investigator", show_default=True,
+              help="pkcs11: the token's label (module and PIN: INVESTIGATOR_PKCS11_MODULE / _PIN).")
+@click.option("--mount", default="transit", show_default=True,
+              help="openbao: the transit mount (address and token: BAO_ADDR / BAO_TOKEN).")
 @actor_option
-def init(archive: Path, tz: str, chunk_seconds: int, kdf_cost: int, actor: str | None) -> None:
+def init(archive: Path, tz: str, chunk_seconds: int, kdf_cost: int, backend: str, token_label: str, mount: str,
+         actor: str | None) -> None:
     """Create a new encrypted archive.
 
     \b
-    The passphrase comes from INVESTIGATOR_PASSPHRASE, else a prompt.
-    Example:
+    With the key file (default), the passphrase comes from INVESTIGATOR_PASSPHRASE,
+    else a prompt. With --custody pkcs11 or openbao the master keys and the signing
+    key are made inside the token / transit engine and never leave it; archive.toml
+    records the backend (no secrets).
+    Examples:
       INVESTIGATOR_PASSPHRASE=... investigator init ./case-archive --tz Asia/Shanghai
+      INVESTIGATOR_PKCS11_MODULE=/usr/lib/softhsm/libsofthsm2.so INVESTIGATOR_PKCS11_PIN=... \\
+        investigator init ./case-archive --custody pkcs11 --token-label investigator
     """
-    created = create_archive(archive, passphrase=archive_passphrase(confirm=True), timezone_name=tz,
-                             chunk_seconds=chunk_seconds, actor=default_actor(actor), kdf_n=2**kdf_cost)
-    click.echo(f"created archive {created.archive_id} at {archive} (time zone {tz})")
+    settings = Settings.from_environ(os.environ)
+    secrets = CustodySecrets.from_settings(
+        settings, passphrase=archive_passphrase(confirm=True) if backend == "file" else None)
+    created = create_archive(archive, backend=backend, secrets=secrets, token_label=token_label, mount=mount,
+                             timezone_name=tz, chunk_seconds=chunk_seconds, actor=default_actor(actor),
+                             kdf_n=2**kdf_cost)
+    click.echo(f"created archive {created.archive_id} at {archive} (time zone {tz}, custody {backend})")
 
 
 @click.command()

@@ -18,16 +18,21 @@ def keys() -> None:
 @archive_argument
 @json_option
 def status_cmd(archive: Path, as_json: bool) -> None:
-    """Show master-key versions, what each wraps, and whether rotation is due (no passphrase).
+    """Show master-key versions, what each wraps, and whether rotation is due.
 
     \b
+    The key file's versions need no passphrase; a PKCS#11 or OpenBao custody is
+    opened (its PIN / token from the environment; audited).
     Example:
       investigator keys status ./case-archive
     """
-    from investigator.vault.store import Archive
+    from investigator.custody.registry import backend_of
     from investigator.custody.rotation import status
+    from investigator.vault.store import Archive
 
-    info = status(Archive.open(archive))
+    opened = Archive.open(archive)
+    custody = None if backend_of(opened) == "file" else unlock(opened, default_actor(None))
+    info = status(opened, custody=custody)
     if as_json:
         echo_json(info)
         return

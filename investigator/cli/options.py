@@ -24,11 +24,13 @@ import click
 
 from investigator.authority.directory import Signer
 from investigator.authority.identity import unlock_person_key
-from investigator.custody.file import MasterKeys, unlock_archive
 from investigator.errors import ConfigError
 from investigator.settings import KEY_DIR_ENV, KEY_PASSPHRASE_ENV, PASSPHRASE_ENV
 from investigator.vault.store import Archive
 from investigator.verification import Verification
+from investigator.custody.base import Custody
+from investigator.custody.registry import CustodySecrets, backend_of, open_custody
+from investigator.settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -77,12 +79,19 @@ def command_path() -> str:
     return " ".join(["investigator", *names])
 
 
-def unlock(archive: Archive, actor: str) -> MasterKeys:
-    """The master keys (embedded mode), unlocked with the archive passphrase; audited with this command's name."""
-    return unlock_archive(archive, archive_passphrase(), actor=actor, purpose=command_path())
+def unlock(archive: Archive, actor: str) -> Custody:
+    """The master keys (embedded mode) through the archive's custody; audited with this command's name.
+
+    The key file asks for the archive passphrase (INVESTIGATOR_PASSPHRASE, else a
+    prompt); a PKCS#11 or OpenBao custody takes its PIN / token from the
+    environment (investigator.settings) and never prompts for the passphrase.
+    """
+    passphrase = archive_passphrase() if backend_of(archive) == "file" else None
+    secrets = CustodySecrets.from_settings(Settings.from_environ(os.environ), passphrase=passphrase)
+    return open_custody(archive, secrets, actor=actor, purpose=command_path())
 
 
-def open_and_unlock(path: Path, actor: str) -> tuple[Archive, MasterKeys]:
+def open_and_unlock(path: Path, actor: str) -> tuple[Archive, Custody]:
     archive = Archive.open(path)
     return archive, unlock(archive, actor)
 

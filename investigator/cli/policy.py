@@ -21,7 +21,7 @@ def policy() -> None:
     Example:
       investigator policy check my-policy.toml
       investigator policy explain ./case-archive --person zhangwei --purpose customer_complaint \\
-          --start 2026-11-18T14:00 --end 2026-11-18T17:00 --participant zhangwei --consent C-1
+          --start 2026-11-18T14:00 --end 2026-11-18T17:00 --participant zhangwei --consent CONSENT-20261118-1a2b3c4d
     """
 
 

@@ -22,7 +22,7 @@ def request() -> None:
     Example:
       investigator request new ./case-archive --as sunli --case C-2026-017 --purpose customer_complaint \\
           --start 2026-11-18T14:00 --end 2026-11-18T17:00 --participant zhangwei \\
-          --reason "complaint by 王芳" --consent CONSENT-2026-0042
+          --reason "complaint by 王芳" --consent CONSENT-20261118-1a2b3c4d
       investigator request approve ./case-archive REQ-20261128-1a2b3c4d --as zhouzong --totp 123456
     """
 
@@ -41,7 +41,8 @@ def request() -> None:
               help="metadata, content, attachments (comma-separated or repeated).")
 @click.option("--reason", required=True, help="Why the records are needed.")
 @click.option("--legal-basis", default="", help="Legal basis (e.g. 劳动合同第12条, 网络安全法).")
-@click.option("--consent", default="", help="Customer-consent reference (客户知情同意书), where the policy wants one.")
+@click.option("--consent", default="",
+              help="A registered consent id (客户知情同意书, from 'investigator consent add'), where the policy wants one.")
 @click.option("--operator", default="", help="Who performs the retrieval, if not the requester (operator role).")
 @click.option("--template", "templates", multiple=True, help="Limit the grant to a named report template.")
 @key_dir_option

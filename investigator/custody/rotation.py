@@ -67,6 +67,14 @@ def rotate(archive: Archive, custody: Custody, *, actor: str, now: datetime | No
                 plain = custody.unwrap(wrapped, what=archive.layout.relative(path))
                 _write_wrapped(path, custody.wrap(plain, wrapped["kind"], wrapped["partition"]))
                 count += 1
+        for path in _consent_records(archive):  # each consent file's key, kept in its record (unsigned part)
+            record = json.loads(path.read_text(encoding="utf-8"))
+            sealed = record["key"]
+            plain = custody.unseal(sealed, what=archive.layout.relative(path))
+            record["key"] = custody.seal(plain, purpose=sealed["kind"], name=sealed["partition"])
+            atomic_write(path, (json.dumps(record, ensure_ascii=False, indent=1, sort_keys=True) + "\n").encode(),
+                         mode=0o600)
+            count += 1
         archive.audit.append(actor, "keys.rotate", archive.archive_id, {"version": version, "rewrapped": count},
                              now=when)
         archive.audit.checkpoint(custody.signing, archive_id=archive.archive_id, now=when)
@@ -82,7 +90,15 @@ def wrapped_versions(archive: Archive) -> dict[str, int]:
     for path in archive.layout.fixed_wrapped_keys:
         if path.exists():
             out[path.name] = int(json.loads(path.read_text(encoding="utf-8"))["kek_version"])
+    for path in _consent_records(archive):
+        out[f"consent {path.stem}"] = int(json.loads(path.read_text(encoding="utf-8"))["key"]["kek_version"])
     return out
+
+
+def _consent_records(archive: Archive) -> list[Path]:
+    """Consent records (org/consents/*.json): each holds its encrypted file's key, sealed by the custody."""
+    folder = archive.layout.consent_dir
+    return sorted(folder.glob("*.json")) if folder.is_dir() else []
 
 
 def retire(archive: Archive, custody: Custody, *, version: int, actor: str, now: datetime | None = None) -> None:
@@ -106,15 +122,26 @@ def retire(archive: Archive, custody: Custody, *, version: int, actor: str, now:
         archive.audit.append(actor, "keys.retire", archive.archive_id, {"version": version}, now=when)
 
 
-def status(archive: Archive, *, now: datetime | None = None) -> dict[str, Any]:
-    """Master-key versions (no secrets), how many keys each wraps, and whether rotation is due."""
+def status(archive: Archive, *, custody: Custody | None = None, now: datetime | None = None) -> dict[str, Any]:
+    """Master-key versions (no secrets), how many keys each wraps, and whether rotation is due.
+
+    The key file's versions are read without the passphrase; any other backend
+    is asked through an opened ``custody`` (ArchiveError without one).
+    """
     when = now or datetime.now(timezone.utc)
-    versions = KeyFile.load(archive.layout.key_file).versions()
+    if custody is not None:
+        versions = custody.versions()
+    elif archive.config.custody.get("backend", "file") == "file":
+        versions = KeyFile.load(archive.layout.key_file).versions()
+    else:
+        raise ArchiveError(f"the master keys of this archive live in its {archive.config.custody['backend']} "
+                           "custody; open it to read their versions")
     usage: dict[int, int] = {v: 0 for v in versions}
     for v in wrapped_versions(archive).values():
         usage[v] = usage.get(v, 0) + 1
     current = max(versions)
-    created = datetime.strptime(versions[current], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+    # to the second: the key file writes microseconds, OpenBao nanoseconds, a token whatever it keeps
+    created = datetime.strptime(versions[current][:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc)
     return {"current_version": current, "current_created": versions[current],
             "rotation_due": when - created > ROTATE_AFTER, "rotate_after_days": ROTATE_AFTER.days,
             "versions": [{"version": v, "created": versions[v], "keys_wrapped": usage.get(v, 0)}

@@ -10,8 +10,9 @@ first cell loads settings and passes them in.
 
 from __future__ import annotations
 
+import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -19,6 +20,8 @@ from investigator.errors import ArchiveError, ConfigError
 from investigator.vault.format import FORMAT_VERSION
 from investigator.vault.layout import CONFIG_NAME as CONFIG_NAME  # re-exported; the name lives in the layout
 from investigator.vault.layout import Layout
+
+_SAFE_VALUE = re.compile(r"^[A-Za-z0-9._:/@ -]{1,200}$")  # no quotes or newlines: written into TOML as is
 
 DEFAULT_TZ = "Asia/Shanghai"
 DEFAULT_CHUNK_SECONDS = 3600
@@ -42,6 +45,10 @@ class ArchiveConfig:
     chunk_seconds: int = DEFAULT_CHUNK_SECONDS
     signing_public_key: str = ""  # base64 Ed25519
     format_version: int = FORMAT_VERSION
+    # Where the master keys live ([custody] in archive.toml; names only, never a secret):
+    # backend "file" (keys/master.json, the default and what an archive without the table uses),
+    # "pkcs11" (token_label) or "openbao" (mount). investigator.custody.registry reads it.
+    custody: dict[str, str] = field(default_factory=lambda: {"backend": "file"})
 
     @property
     def zone(self) -> ZoneInfo:
@@ -57,6 +64,8 @@ class ArchiveConfig:
             f'timezone = "{self.timezone}"\n'
             f"chunk_seconds = {self.chunk_seconds}\n"
             f'signing_public_key = "{self.signing_public_key}"\n'
+            "\n[custody]\n"
+            + "".join(f'{k} = "{v}"\n' for k, v in sorted(self.custody.items()))
         )
 
     @classmethod
@@ -68,7 +77,8 @@ class ArchiveConfig:
         """
         path = Layout(Path(root)).config
         try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))["archive"]
+            document = tomllib.loads(path.read_text(encoding="utf-8"))
+            data = document["archive"]
         except FileNotFoundError as exc:
             raise ArchiveError(f"{root}: not an investigator archive (no {CONFIG_NAME})",
                                hint="create one with 'investigator init PATH'") from exc
@@ -81,13 +91,25 @@ class ArchiveConfig:
         try:
             cfg = cls(archive_id=str(data["id"]), created=str(data["created"]),
                       timezone=str(data["timezone"]), chunk_seconds=int(data["chunk_seconds"]),
-                      signing_public_key=str(data["signing_public_key"]), format_version=int(version))
+                      signing_public_key=str(data["signing_public_key"]), format_version=int(version),
+                      custody=_custody_table(document.get("custody"), path))
         except (KeyError, ValueError) as exc:
             raise ArchiveError(f"{path}: missing or invalid setting ({exc})") from exc
         check_timezone(cfg.timezone)
         if cfg.chunk_seconds <= 0 or 86400 % cfg.chunk_seconds:
             raise ArchiveError(f"{path}: chunk_seconds must divide a day, got {cfg.chunk_seconds}")
         return cfg
+
+
+def _custody_table(table: object, path: Path) -> dict[str, str]:
+    """The [custody] table: string names only; absent means the key file (archives made before it existed)."""
+    if table is None:
+        return {"backend": "file"}
+    if not isinstance(table, dict) or not all(isinstance(v, str) and _SAFE_VALUE.match(v) for v in table.values()):
+        raise ArchiveError(f"{path}: [custody] must hold plain names (backend, token_label, mount ...)")
+    if not table.get("backend"):
+        raise ArchiveError(f"{path}: [custody] names no backend (file, pkcs11 or openbao)")
+    return {str(k): str(v) for k, v in table.items()}
 
 
 def validate_chunk_seconds(value: int) -> int:

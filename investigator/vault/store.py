@@ -103,14 +103,16 @@ class Archive:
 
     @classmethod
     def create(cls, root: Path, *, new_keyring: Callable[[str, Path], Keyring], timezone_name: str = "Asia/Shanghai",
-               chunk_seconds: int = 3600, actor: str = "admin", now: datetime | None = None) -> "Archive":
+               chunk_seconds: int = 3600, actor: str = "admin", custody: dict[str, str] | None = None,
+               now: datetime | None = None) -> "Archive":
         """Create a new archive at ``root`` (absent or an empty directory).
 
         ``new_keyring(archive_id, keyfile_path)`` is the key custody's part: it
         makes the master keys (writing whatever it keeps at ``keyfile_path``)
         and returns them unlocked; :func:`investigator.custody.file.create_archive`
-        is the usual caller. Raises ArchiveError if ``root`` holds anything,
-        ConfigError for a bad time zone or chunk size.
+        is the usual caller. ``custody`` is the ``[custody]`` table recorded in
+        archive.toml (names only; default the key file). Raises ArchiveError if
+        ``root`` holds anything, ConfigError for a bad time zone or chunk size.
         """
         root = Path(root)
         layout = Layout(root)
@@ -127,13 +129,15 @@ class Archive:
         atomic_write(layout.index_key,
                      (json.dumps(keys.wrap(index_key, "index", "all"), sort_keys=True) + "\n").encode())
         config = ArchiveConfig(archive_id=archive_id, created=format_ts(when), timezone=timezone_name,
-                               chunk_seconds=chunk_seconds, signing_public_key=keys.signing.public.b64())
+                               chunk_seconds=chunk_seconds, signing_public_key=keys.signing.public.b64(),
+                               custody=dict(custody or {"backend": "file"}))
         atomic_write(layout.signing_public_key, (config.signing_public_key + "\n").encode())
         # The settings file last: until it exists, this is not an archive.
         atomic_write(layout.config, config.to_toml().encode())
         archive = cls(root, config)
         archive.audit.append(actor, "init", archive_id, {"timezone": timezone_name, "chunk_seconds": chunk_seconds,
-                                                         "signing_key_id": keys.signing.public.key_id}, now=when)
+                                                         "signing_key_id": keys.signing.public.key_id,
+                                                         "custody": config.custody["backend"]}, now=when)
         archive.audit.checkpoint(keys.signing, archive_id=archive_id, now=when)
         return archive
 

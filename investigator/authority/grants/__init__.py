@@ -2,7 +2,7 @@
 
     >>> req = new_request(archive, requester="sunli", signing_key=sunli_key, case="C-1",
     ...                   purpose="customer_complaint", start=t0, end=t1, fields=("metadata", "content"),
-    ...                   reason="complaint 2026-11-18", consent="CONSENT-7", now=now)      # doctest: +SKIP
+    ...                   reason="complaint 2026-11-18", consent="CONSENT-20261118-1a2b3c4d", now=now)  # doctest: +SKIP
     >>> result = approve(archive, keys, req.id, approver="zhouzong", signing_key=zhou_key,
     ...                  totp="123456", now=now)                                            # doctest: +SKIP
     >>> grant = load_grant(result.grant_path)                                               # doctest: +SKIP

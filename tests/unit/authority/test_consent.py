@@ -283,3 +283,18 @@ def test_the_demo_grant_rests_on_a_registered_consent(org: Org):
     record = load_consent(org.archive, grant.request.request.consent)
     assert record.case == grant.case and record.customer == "wangfang"
     assert check_consent(org.archive, record.id, case=grant.case, directory=org.directory(), keys=org.keys).allowed
+
+
+def test_consents_survive_key_rotation_and_retirement_of_the_old_version(org: Org):
+    """Rotation rewraps each consent file's key; retiring the old master key leaves every consent readable."""
+    from investigator.custody.rotation import retire, rotate, wrapped_versions
+
+    record = _add(org)
+    before = load_consent(org.archive, record.id).wrapped_key["kek_version"]
+    rotate(org.archive, org.keys, actor="wugang", now=NOW)
+    assert wrapped_versions(org.archive)[f"consent {record.id}"] == before + 1
+    retire(org.archive, org.keys, version=before, actor="wugang", now=NOW)
+    assert load_consent(org.archive, record.id).signature  # still a signed record: only its unsigned key moved
+    signed = _complaint(org, record.id)
+    result = org.approve(signed.id, "zhouzong")  # approval decrypts the stored file and checks its hash
+    assert result.grant_path is not None and request_status(org.archive, signed.id) == "granted"
