@@ -304,11 +304,11 @@ def unwrap_release(obj: dict[str, str], refs: Sequence[ChunkRef]) -> dict[ChunkR
     return {wanted[name]: _crypto.unb64(value) for name, value in obj.items()}
 
 
-def unlock_archive(archive: Archive, passphrase: str, *, actor: str = "") -> MasterKeys:
+def unlock_archive(archive: Archive, passphrase: str, *, actor: str = "", purpose: str = "") -> MasterKeys:
     """The archive's master keys for the embedded key service (one trusted machine).
 
     Whoever holds the passphrase holds every key: only the demo, the key server
     itself and single-machine use call this (docs/threat-model.md). A wrong
     passphrase raises WrongPassphrase and is audited.
     """
-    return _unlock_with_passphrase(archive, passphrase, actor=actor)
+    return _unlock_with_passphrase(archive, passphrase, actor=actor, purpose=purpose)
