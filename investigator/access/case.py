@@ -95,7 +95,7 @@ def open_case(archive: Archive | str | Path, *, grant: Any, person: str, totp: s
             if not secret:
                 raise ConfigError("the embedded key service needs the archive passphrase",
                                   hint=f"set {PASSPHRASE_ENV}, pass passphrase=, or use keyserver='http://...'")
-            key_service = EmbeddedKeyService(opened, unlock_archive(opened, secret, actor=person))
+            key_service = EmbeddedKeyService(opened, unlock_archive(opened, secret, actor=person, purpose="open_case"))
     ticket = key_service.open(grant=grant, person=person, totp=totp, session=session, monitor=monitor,
                               monitor_totp=monitor_totp, now=now)
     return Case(opened, grant, ticket, key_service, now=now, lang=normalize_lang(lang or settings.lang))

@@ -53,7 +53,7 @@ from investigator.access.client_auth import (PERSON_RE, RequestRefused, RequestS
 from investigator.access.keyservice import ChunkRef, GrantGate, Ticket, unwrap_release, wrap_release
 from investigator.authority.grants import Grant
 from investigator.authority.policy import parse_utc
-from investigator.custody.file import MasterKeys
+from investigator.custody.base import Custody
 from investigator.vault.store import Archive
 
 MAX_BODY = 4 * 1024 * 1024
@@ -338,7 +338,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(200, {"proofs": proofs})
 
 
-def serve(archive: "Archive", keys: "MasterKeys", *, host: str = "127.0.0.1", port: int = 8765,
+def serve(archive: "Archive", keys: Custody, *, host: str = "127.0.0.1", port: int = 8765,
           certfile: str | None = None, keyfile: str | None = None, limit: RateLimit | None = None) -> KeyServer:
     """Make a key server bound to ``host:port`` (TLS when ``certfile`` is given). Call ``serve_forever()``."""
     server = KeyServer((host, port), GrantGate(archive, keys), limit=limit)

@@ -30,6 +30,7 @@ from investigator.authority.directory import Directory
 from investigator.authority.grants import Grant, revocations
 from investigator.authority.identity import check_identity
 from investigator.authority.policy import Policy, load_org
+from investigator.custody.base import Custody
 from investigator.custody.file import MasterKeys
 from investigator.custody.file import unlock_archive as _unlock_with_passphrase
 from investigator.errors import IdentityCheckFailed, IntegrityError, PolicyDenied
@@ -109,7 +110,7 @@ class GrantGate:
     Holds the master keys; lives in-process (embedded) or inside the key server.
     """
 
-    def __init__(self, archive: "Archive", keys: "MasterKeys") -> None:
+    def __init__(self, archive: "Archive", keys: Custody) -> None:
         self.archive = archive
         self._keys = keys
         self._tickets: dict[str, tuple[Ticket, "Grant"]] = {}

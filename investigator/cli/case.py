@@ -7,8 +7,7 @@ from pathlib import Path
 import click
 
 from investigator.cli.options import (archive_argument, archive_passphrase, echo_json, json_option, key_dir_option,
-                                      person_key)
-from investigator.custody.file import unlock_archive
+                                      person_key, unlock)
 
 
 @click.command("open")
@@ -80,6 +79,10 @@ def keyserver(archive: Path, listen: str, certfile: str | None, keyfile: str | N
     replayed nonce); checks grant, identity and policy itself on every request;
     releases only keys of chunks overlapping the grant's window; rate-limits per
     client address and per person; audits everything.
+    The master keys come from the archive's custody ([custody] in archive.toml):
+    the key file (INVESTIGATOR_PASSPHRASE, else a prompt), a PKCS#11 token
+    (INVESTIGATOR_PKCS11_MODULE, INVESTIGATOR_PKCS11_PIN) or OpenBao transit
+    (BAO_ADDR, BAO_TOKEN); opening it is audited.
     Example:
       INVESTIGATOR_PASSPHRASE=... investigator keyserver ./case-archive --listen 127.0.0.1:8765
     """
@@ -90,7 +93,7 @@ def keyserver(archive: Path, listen: str, certfile: str | None, keyfile: str | N
     if not host or not port.isdigit():
         raise click.BadParameter("expected HOST:PORT", param_hint="--listen")
     opened = Archive.open(archive)
-    keys = unlock_archive(opened, archive_passphrase(), actor="keyserver")
+    keys = unlock(opened, "keyserver")
     server = serve(opened, keys, host=host, port=int(port), certfile=certfile, keyfile=keyfile,
                    limit=RateLimit(rate=rate, burst=max(1, int(rate * 3)), person_rate=person_rate,
                                    person_burst=max(1, int(person_rate * 3))))

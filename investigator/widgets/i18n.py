@@ -29,6 +29,7 @@ _LABELS: dict[str, tuple[str, str]] = {  # key: (zh-CN, en)
     "totp": ("动态验证码", "TOTP code"),
     "session": ("会话令牌", "Session token"),
     "passphrase": ("密钥口令", "Passphrase"),
+    "key_passphrase": ("个人密钥口令", "Personal key passphrase"),
     "opened": ("已打开", "Opened"),
     "refused": ("拒绝", "Refused"),
     "window": ("授权时间窗", "Grant window"),

@@ -22,6 +22,8 @@ import ipywidgets as widgets
 from investigator.access.case import open_case
 from investigator.errors import InvestigatorError
 from investigator.widgets.i18n import label
+from investigator.authority.identity import unlock_person_key
+from investigator.vault.store import Archive
 
 
 def describe_case(case: Any, lang: str | None = None) -> str:
@@ -40,10 +42,17 @@ def describe_case(case: Any, lang: str | None = None) -> str:
 
 
 class OpenCaseForm(widgets.VBox):
-    """Open a case from a notebook without code; :attr:`case` holds it once opened."""
+    """Open a case from a notebook without code; :attr:`case` holds it once opened.
+
+    Embedded mode (no ``keyserver``): the passphrase field is the archive
+    passphrase. With ``keyserver`` it is the person's personal-key passphrase:
+    the form unlocks their key (from ``key_dir``, default
+    ~/.investigator/keys/<archive id>) and the key server only accepts requests
+    signed with it; the archive passphrase is never asked for.
+    """
 
     def __init__(self, *, archive: str = "", grant: str = "", person: str = "", session: str = "",
-                 passphrase: str = "", keyserver: str = "", lang: str | None = None,
+                 passphrase: str = "", keyserver: str = "", key_dir: str = "", lang: str | None = None,
                  opener: Callable[..., Any] | None = None, **kwargs: Any) -> None:
         self.lang = lang
         self.case: Any = None
@@ -55,8 +64,10 @@ class OpenCaseForm(widgets.VBox):
         self.person = widgets.Text(value=person, description=L("person"))
         self.totp = widgets.Text(description=L("totp"), placeholder="123456")
         self.session = widgets.Password(value=session, description=L("session"))
-        self.passphrase = widgets.Password(value=passphrase, description=L("passphrase"))
+        self.passphrase = widgets.Password(value=passphrase,
+                                           description=L("key_passphrase") if keyserver else L("passphrase"))
         self.keyserver = keyserver
+        self.key_dir = key_dir
         self.open_button = widgets.Button(description=L("open_case"), icon="folder-open", button_style="primary")
         self.result = widgets.HTML()
         self.result.add_class("investigator-open-result")
@@ -76,11 +87,15 @@ class OpenCaseForm(widgets.VBox):
             options["totp"] = self.totp.value.strip()
         if self.session.value.strip():
             options["session"] = self.session.value.strip()
-        if self.passphrase.value:
+        if self.passphrase.value and not self.keyserver:
             options["passphrase"] = self.passphrase.value
-        if self.keyserver:
-            options["keyserver"] = self.keyserver
         try:
+            if self.keyserver:
+                # requests to the key server are signed with the person's own key, never the archive's
+                options["keyserver"] = self.keyserver
+                options["signing_key"] = unlock_person_key(Archive.open(self.archive.value.strip()),
+                                                           options["person"], self.passphrase.value,
+                                                           key_dir=self.key_dir or None)
             case = self._opener(self.archive.value.strip(), **options)
         except InvestigatorError as exc:
             self.case = None
@@ -89,6 +104,8 @@ class OpenCaseForm(widgets.VBox):
             return None
         finally:
             self.totp.value = ""  # a TOTP code is single-use: never leave it in the form
+            if self.keyserver:
+                self.passphrase.value = ""  # the personal-key passphrase is not kept either
         self.case = case
         self.result.value = f"<b>{html.escape(label('opened', self.lang))}</b>" + describe_case(case, self.lang)
         for callback in self._callbacks:

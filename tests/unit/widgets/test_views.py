@@ -120,3 +120,37 @@ def test_open_case_form(widget_archive):
     assert "metadata, content" in form.result.value
     form.grant.value = "G-doesnotexist"
     assert form.open() is None and "Refused" in form.result.value
+
+
+def test_open_case_form_in_key_server_mode_signs_with_the_person_key(widget_archive):
+    """With a key server the form unlocks the person's own key and never passes an archive passphrase."""
+    from investigator.demo import demo_grant
+    from investigator.demo.people import DEMO_ONLY_PASSPHRASE
+    from investigator.errors import KeyServiceError
+    from investigator.authority.directory import DirectoryStore
+    from investigator.vault.store import Archive
+
+    calls = []
+
+    def opener(archive, **options):  # stands where open_case would call the key server: record, then refuse
+        calls.append(options)
+        raise KeyServiceError("no key server in this test")
+
+    form = OpenCaseForm(archive=str(widget_archive), grant=demo_grant(widget_archive), person="sunli",
+                        keyserver="https://keys.example.invalid:8765", key_dir=str(widget_archive / "demo-keys"),
+                        lang="en", opener=opener)
+    assert form.passphrase.description == "Personal key passphrase"
+    form.passphrase.value = "not the passphrase"
+    assert form.open() is None and "Refused" in form.result.value and calls == []  # wrong key passphrase
+    form.passphrase.value = DEMO_ONLY_PASSPHRASE.format(person="sunli")
+    form.session.value = "a-session"
+    assert form.open() is None and "no key server in this test" in form.result.value
+    (options,) = calls
+    assert "passphrase" not in options and options["keyserver"].startswith("https://keys.")
+    key = options["signing_key"]
+    directory_keys = [k.verify_key() for k in DirectoryStore(Archive.open(widget_archive)).load().find("sunli").keys]
+    public = next(k for k in directory_keys if k.key_id == key.public.key_id)  # sunli's key in the directory
+    public.verify(key.sign(b"request"), b"request")  # raises IntegrityError if it were not
+    with pytest.raises(IntegrityError):
+        public.verify(key.sign(b"request"), b"another request")
+    assert form.passphrase.value == ""  # not kept in the form
