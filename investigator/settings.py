@@ -22,6 +22,7 @@ its repr.
 | INVESTIGATOR_SESSION | a session token from ``investigator login`` (report kernels) |
 | INVESTIGATOR_KEY_DIR | where personal key files live (default ``~/.investigator/keys/<archive id>``) |
 | INVESTIGATOR_LANG | user-interface language: ``zh-CN`` (default) or ``en`` |
+| INVESTIGATOR_KEYSERVER | the key server's URL: clients go through it and never read the archive passphrase |
 | INVESTIGATOR_PKCS11_MODULE, INVESTIGATOR_PKCS11_PIN | the PKCS#11 custody's module path and user PIN (key server host) |
 | BAO_ADDR, BAO_TOKEN, BAO_CACERT | the OpenBao transit custody's address, token and CA file (key server host) |
 """
@@ -37,6 +38,7 @@ KEY_PASSPHRASE_ENV = "INVESTIGATOR_KEY_PASSPHRASE"
 SESSION_ENV = "INVESTIGATOR_SESSION"
 KEY_DIR_ENV = "INVESTIGATOR_KEY_DIR"
 LANG_ENV = "INVESTIGATOR_LANG"
+KEYSERVER_ENV = "INVESTIGATOR_KEYSERVER"
 PKCS11_MODULE_ENV = "INVESTIGATOR_PKCS11_MODULE"
 PKCS11_PIN_ENV = "INVESTIGATOR_PKCS11_PIN"
 BAO_ADDR_ENV = "BAO_ADDR"
@@ -60,6 +62,7 @@ class Settings:
     session: str | None = field(default=None, repr=False)
     key_dir: Path | None = None
     lang: str = DEFAULT_LANG
+    keyserver: str | None = None
     pkcs11_module: str | None = None
     pkcs11_pin: str | None = field(default=None, repr=False)
     bao_addr: str | None = None
@@ -76,5 +79,5 @@ class Settings:
         key_dir = get(KEY_DIR_ENV)
         return cls(passphrase=get(PASSPHRASE_ENV), key_passphrase=get(KEY_PASSPHRASE_ENV), session=get(SESSION_ENV),
                    key_dir=Path(key_dir).expanduser() if key_dir else None, lang=normalize_lang(get(LANG_ENV)),
-                   pkcs11_module=get(PKCS11_MODULE_ENV), pkcs11_pin=get(PKCS11_PIN_ENV), bao_addr=get(BAO_ADDR_ENV),
+                   keyserver=get(KEYSERVER_ENV), pkcs11_module=get(PKCS11_MODULE_ENV), pkcs11_pin=get(PKCS11_PIN_ENV), bao_addr=get(BAO_ADDR_ENV),
                    bao_token=get(BAO_TOKEN_ENV), bao_cacert=get(BAO_CACERT_ENV))

@@ -66,7 +66,7 @@ def open_case(archive: Archive | str | Path, *, grant: Any, person: str, totp: s
 
     ``grant`` is a Grant, a grant file path or a grant id in the archive. The
     key service is, in order: ``key_service``; a key server at ``keyserver``
-    (URL), which needs ``signing_key``, the person's unlocked personal key
+    (URL; default $INVESTIGATOR_KEYSERVER), which needs ``signing_key``, the person's unlocked personal key
     (:func:`~investigator.authority.identity.unlock_person_key`): it signs every
     request; else the embedded service, unlocked with ``passphrase`` or
     $INVESTIGATOR_PASSPHRASE. With dual control, name the ``monitor`` (监控人)
@@ -83,8 +83,9 @@ def open_case(archive: Archive | str | Path, *, grant: Any, person: str, totp: s
     opened = _as_archive(archive)
     if not isinstance(grant, Grant):
         grant = Grant.from_file(find_grant(opened, grant))
+    keyserver = keyserver or settings.keyserver
     if key_service is None:
-        if keyserver:
+        if keyserver:  # the archive passphrase is never read on this path
             if signing_key is None:
                 raise ConfigError("the key server accepts only requests signed with the person's personal key",
                                   hint="pass signing_key=unlock_person_key(archive, person, passphrase)")

@@ -46,7 +46,7 @@ def init(archive: Path, tz: str, chunk_seconds: int, kdf_cost: int, backend: str
     """
     settings = Settings.from_environ(os.environ)
     secrets = CustodySecrets.from_settings(
-        settings, passphrase=archive_passphrase(confirm=True) if backend == "file" else None)
+        settings, passphrase=archive_passphrase(confirm=True, custodian=True) if backend == "file" else None)
     created = create_archive(archive, backend=backend, secrets=secrets, token_label=token_label, mount=mount,
                              timezone_name=tz, chunk_seconds=chunk_seconds, actor=default_actor(actor),
                              kdf_n=2**kdf_cost)

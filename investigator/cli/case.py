@@ -18,7 +18,8 @@ from investigator.cli.options import (archive_argument, archive_passphrase, echo
 @click.option("--session", default=None, help="A session token from 'investigator login' instead of a code.")
 @click.option("--monitor", default=None, metavar="ID", help="Dual control: the monitor (监控人) present.")
 @click.option("--monitor-totp", default=None, help="Dual control: the monitor's TOTP code.")
-@click.option("--keyserver", default=None, metavar="URL", help="Use a key server instead of the embedded service.")
+@click.option("--keyserver", default=None, metavar="URL", envvar="INVESTIGATOR_KEYSERVER", show_envvar=True,
+              help="Use a key server instead of the embedded service (default: $INVESTIGATOR_KEYSERVER).")
 @click.option("--cafile", default=None, type=click.Path(exists=True, dir_okay=False), help="CA for an https key server.")
 @key_dir_option
 @json_option
@@ -29,8 +30,9 @@ def open_cmd(archive: Path, grant: str, person: str, totp: str | None, session: 
 
     \b
     Runs the same checks as a notebook's open_case(): grant, operator, identity, policy.
-    With --keyserver, every request is signed with the person's personal key
-    (passphrase from INVESTIGATOR_KEY_PASSPHRASE or a prompt); no archive passphrase is read.
+    With --keyserver (or INVESTIGATOR_KEYSERVER), every request is signed with the
+    person's personal key (passphrase from INVESTIGATOR_KEY_PASSPHRASE or a prompt);
+    no archive passphrase is read.
     Examples:
       investigator open ./case-archive --grant G-1a2b --as sunli --totp 123456
       investigator open ./case-archive --grant G-1a2b --as sunli --session ivs1.... --keyserver http://127.0.0.1:8765
@@ -93,7 +95,7 @@ def keyserver(archive: Path, listen: str, certfile: str | None, keyfile: str | N
     if not host or not port.isdigit():
         raise click.BadParameter("expected HOST:PORT", param_hint="--listen")
     opened = Archive.open(archive)
-    keys = unlock(opened, "keyserver")
+    keys = unlock(opened, "keyserver", custodian=True)
     server = serve(opened, keys, host=host, port=int(port), certfile=certfile, keyfile=keyfile,
                    limit=RateLimit(rate=rate, burst=max(1, int(rate * 3)), person_rate=person_rate,
                                    person_burst=max(1, int(person_rate * 3))))

@@ -25,7 +25,7 @@ import click
 from investigator.authority.directory import Signer
 from investigator.authority.identity import unlock_person_key
 from investigator.errors import ConfigError
-from investigator.settings import KEY_DIR_ENV, KEY_PASSPHRASE_ENV, PASSPHRASE_ENV
+from investigator.settings import KEY_DIR_ENV, KEY_PASSPHRASE_ENV, KEYSERVER_ENV, PASSPHRASE_ENV
 from investigator.vault.store import Archive
 from investigator.verification import Verification
 from investigator.custody.base import Custody
@@ -61,8 +61,18 @@ def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def archive_passphrase(*, confirm: bool = False) -> str:
-    """The archive passphrase from INVESTIGATOR_PASSPHRASE, else an interactive prompt."""
+def archive_passphrase(*, confirm: bool = False, custodian: bool = False) -> str:
+    """The archive passphrase from INVESTIGATOR_PASSPHRASE, else an interactive prompt.
+
+    With INVESTIGATOR_KEYSERVER set this machine is a client of the key server:
+    the passphrase is never read (ConfigError) unless ``custodian`` (the key
+    server itself, the bootstrap ``init``).
+    """
+    if not custodian and os.environ.get(KEYSERVER_ENV):
+        raise ConfigError(f"{command_path()} needs the archive's master keys, and {KEYSERVER_ENV} is set: "
+                          "this client never reads the archive passphrase",
+                          hint="run it on the key server's host (the custodian), where the custody is; "
+                               "'investigator open' and open_case() go through the key server")
     value = os.environ.get(PASSPHRASE_ENV)
     if value:
         return value
@@ -79,14 +89,16 @@ def command_path() -> str:
     return " ".join(["investigator", *names])
 
 
-def unlock(archive: Archive, actor: str) -> Custody:
+def unlock(archive: Archive, actor: str, *, custodian: bool = False) -> Custody:
     """The master keys (embedded mode) through the archive's custody; audited with this command's name.
 
     The key file asks for the archive passphrase (INVESTIGATOR_PASSPHRASE, else a
     prompt); a PKCS#11 or OpenBao custody takes its PIN / token from the
     environment (investigator.settings) and never prompts for the passphrase.
     """
-    passphrase = archive_passphrase() if backend_of(archive) == "file" else None
+    if not custodian and os.environ.get(KEYSERVER_ENV):
+        archive_passphrase()  # refuses: a client of the key server holds no master keys, whatever the backend
+    passphrase = archive_passphrase(custodian=custodian) if backend_of(archive) == "file" else None
     secrets = CustodySecrets.from_settings(Settings.from_environ(os.environ), passphrase=passphrase)
     return open_custody(archive, secrets, actor=actor, purpose=command_path())
 

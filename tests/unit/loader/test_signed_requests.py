@@ -232,3 +232,24 @@ def test_rate_limit_buckets_and_nonce_memory_stay_bounded():
     assert nonces.add("zhouzong", "a" * 32, 1000, now=1100.0)  # per person
     nonces.add("sunli", "b" * 32, 1300, now=1300.0)
     assert len(nonces) == 1  # the others left the window and were forgotten
+
+
+def test_one_switch_routes_clients_through_the_key_server(world, server, monkeypatch):
+    """INVESTIGATOR_KEYSERVER: open_case goes to the server by default, and no client command reads the passphrase."""
+    _, url = server
+    grant = world.grant(**WINDOW)
+    monkeypatch.setenv("INVESTIGATOR_KEYSERVER", url)
+    monkeypatch.setenv("INVESTIGATOR_PASSPHRASE", "must-never-be-read")
+    unlocks_before = len(world.audit("unlock"))
+    case = open_case(world.archive, grant=grant, person="sunli", totp=now_code(world), signing_key=world.key("sunli"))
+    assert case.info()["messages"] > 0 and "RemoteKeyService" in repr(case.key_service)
+    # a command that needs the master keys refuses on a client, before any unlock (none is audited)
+    for args in (["verify", str(world.archive.root)], ["keys", "rotate", str(world.archive.root), "--as", "wugang"],
+                 ["login", str(world.archive.root), "--as", "sunli", "--totp", "000000"]):
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == errors.ConfigError.exit_code, (args, result.output)
+        assert "never reads the archive passphrase" in result.output and "INVESTIGATOR_KEYSERVER" in result.output
+    assert len(world.audit("unlock")) == unlocks_before
+    # what needs no keys still works on the client
+    offline = CliRunner().invoke(main, ["verify", str(world.archive.root), "--offline"])
+    assert offline.exit_code == 0 and "intact" in offline.output
