@@ -44,3 +44,64 @@ def archive_snapshot(root: Path) -> dict[str, bytes]:
         if path.is_file() and not rel.startswith(("audit/", "locks/")):
             out[rel] = path.read_bytes()
     return out
+
+
+def custody_cli_roundtrip(tmp_path: Path, *, env: dict[str, str], backend: str, init_args: list[str],
+                          wrong_secret: dict[str, str]) -> dict:
+    """The custodian's CLI path on a token / transit custody, each command its own process, no passphrase.
+
+    init --custody, ingest a real export, full verify, keys rotate + status, a refused wrong PIN / token, and
+    the key server starting on that custody. Returns what the caller asserts on further.
+    """
+    import json
+    import os
+    import subprocess
+    import sys
+    import urllib.request
+
+    base = {k: v for k, v in os.environ.items() if k not in ("INVESTIGATOR_PASSPHRASE", "INVESTIGATOR_KEYSERVER")}
+    base.update(env)
+
+    def run(*args: object, extra: dict[str, str] | None = None, check: bool = True) -> subprocess.CompletedProcess:
+        done = subprocess.run([sys.executable, "-m", "investigator", *map(str, args)], env={**base, **(extra or {})},
+                              capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+        if check and done.returncode:
+            raise AssertionError(f"{args}: exit {done.returncode}\n{done.stdout}\n{done.stderr}")
+        return done
+
+    root = tmp_path / f"{backend}-archive"
+    run("init", root, "--custody", backend, *init_args, "--as", "custodian")
+    run("ingest", root, REPO / "data_samples" / "telegram" / "result.json", "--as", "custodian")
+    verified = run("verify", root, "--json")
+    run("keys", "rotate", root, "--as", "custodian")
+    status = json.loads(run("keys", "status", root, "--json").stdout)
+    refused = run("verify", root, extra=wrong_secret, check=False)
+    after_rotation = run("verify", root, "--json")
+    port_probe = __import__("socket").socket()
+    port_probe.bind(("127.0.0.1", 0))
+    port = port_probe.getsockname()[1]
+    port_probe.close()
+    server = subprocess.Popen([sys.executable, "-m", "investigator", "keyserver", str(root), "--listen",
+                               f"127.0.0.1:{port}"], env=base, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True)
+    health = None
+    try:
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        import time
+        deadline = time.monotonic() + 60
+        while health is None and server.poll() is None and time.monotonic() < deadline:
+            try:
+                with opener.open(f"http://127.0.0.1:{port}/v1/health", timeout=1) as answer:
+                    health = json.loads(answer.read())
+            except OSError:
+                time.sleep(0.1)
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(timeout=5)
+    return {"root": root, "verified": json.loads(verified.stdout), "after_rotation": json.loads(after_rotation.stdout),
+            "status": status, "refused": refused, "health": health,
+            "config": (root / "archive.toml").read_text(encoding="utf-8")}
