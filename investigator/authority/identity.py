@@ -40,6 +40,7 @@ from investigator.authority.policy import Policy, load_org, parse_utc
 from investigator.schema import canonical_json, format_ts
 from investigator.vault.store import Archive
 from investigator.custody.base import Custody
+from investigator.vault.layout import Layout
 
 
 PERSON_KEY_FORMAT = "investigator-person-key/1"
@@ -147,11 +148,20 @@ def _totp_aad(archive_id: str, person_id: str) -> bytes:
 
 
 class TotpStore:
-    """Sealed TOTP secrets and per-person state in ``ARCHIVE/org/totp`` (``archive.layout.totp_dir``)."""
+    """Sealed TOTP secrets and per-person state (last step, failures, lock-out).
+
+    By default in ``ARCHIVE/org/totp`` (``archive.layout.totp_dir``). When the
+    archive's ``[custody]`` names a ``state_dir`` (a folder on the custodian's
+    host, beside the key server), they live there instead, in the same shape
+    (``<state_dir>/org/totp/``): people who share the archive folder then cannot
+    restore an older counter (a used code replays) or clear a lock-out.
+    """
 
     def __init__(self, archive: "Archive") -> None:
         self.archive = archive
-        self.folder = archive.layout.totp_dir
+        state_dir = archive.config.custody.get("state_dir")
+        self._paths = Layout(Path(state_dir)) if state_dir else archive.layout
+        self.folder = self._paths.totp_dir
         self.key_path = archive.layout.totp_key
 
     def _key(self, keys: Custody, *, create: bool = False) -> bytes:
@@ -169,7 +179,7 @@ class TotpStore:
     @contextmanager
     def _locked(self) -> Iterator[None]:
         self.folder.mkdir(parents=True, exist_ok=True)
-        with open(self.archive.layout.totp_lock, "a+") as handle:
+        with open(self._paths.totp_lock, "a+") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield
@@ -177,7 +187,7 @@ class TotpStore:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     def _path(self, person_id: str) -> Path:
-        return self.archive.layout.totp_state(person_id)
+        return self._paths.totp_state(person_id)
 
     def _mac(self, key: bytes, person_id: str, secret_blob: str, state: dict[str, Any]) -> str:
         data = canonical_json({"archive": self.archive.archive_id, "person": person_id, "secret": secret_blob,
@@ -196,7 +206,7 @@ class TotpStore:
         atomic_write(self._path(person_id), (json.dumps(doc, sort_keys=True) + "\n").encode(), mode=0o600)
 
     def _read(self, key: bytes, person_id: str) -> tuple[bytes, str, dict[str, Any]]:
-        what = self.archive.layout.relative(self._path(person_id))
+        what = self._paths.relative(self._path(person_id))
         try:
             doc = json.loads(self._path(person_id).read_bytes())
             blob, state, mac = doc["secret"], doc["state"], doc["mac"]

@@ -29,9 +29,12 @@ from investigator.vault.store import Archive
               help="pkcs11: the token's label (module and PIN: INVESTIGATOR_PKCS11_MODULE / _PIN).")
 @click.option("--mount", default="transit", show_default=True,
               help="openbao: the transit mount (address and token: BAO_ADDR / BAO_TOKEN).")
+@click.option("--state-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="A folder on the key server's host for TOTP secrets and counters, kept out of the shared archive "
+                   "folder (absolute path).")
 @actor_option
 def init(archive: Path, tz: str, chunk_seconds: int, kdf_cost: int, backend: str, token_label: str, mount: str,
-         actor: str | None) -> None:
+         state_dir: Path | None, actor: str | None) -> None:
     """Create a new encrypted archive.
 
     \b
@@ -48,7 +51,7 @@ def init(archive: Path, tz: str, chunk_seconds: int, kdf_cost: int, backend: str
     secrets = CustodySecrets.from_settings(
         settings, passphrase=archive_passphrase(confirm=True, custodian=True) if backend == "file" else None)
     created = create_archive(archive, backend=backend, secrets=secrets, token_label=token_label, mount=mount,
-                             timezone_name=tz, chunk_seconds=chunk_seconds, actor=default_actor(actor),
+                             state_dir=state_dir, timezone_name=tz, chunk_seconds=chunk_seconds, actor=default_actor(actor),
                              kdf_n=2**kdf_cost)
     click.echo(f"created archive {created.archive_id} at {archive} (time zone {tz}, custody {backend})")
 

@@ -235,8 +235,10 @@ def check_passphrase(passphrase: str | None) -> str:
 
 def create_archive(root: Path | str, *, passphrase: str, timezone_name: str = "Asia/Shanghai",
                    chunk_seconds: int = 3600, actor: str = "admin", kdf_n: int = _crypto.SCRYPT_N,
-                   now: datetime | None = None) -> Archive:
+                   custody: dict[str, str] | None = None, now: datetime | None = None) -> Archive:
     """Create a new archive at ``root`` whose master keys live in a passphrase-protected key file.
+
+    ``custody`` is the ``[custody]`` table to record (default ``backend = "file"``).
 
     Raises ConfigError for a bad time zone or chunk size, WrongPassphrase for an
     empty passphrase, ArchiveError if ``root`` holds anything.
@@ -252,7 +254,7 @@ def create_archive(root: Path | str, *, passphrase: str, timezone_name: str = "A
         return KeyFile.create(keyfile_path, archive_id, passphrase, kdf_n=kdf_n, now=when)[1]
 
     return Archive.create(Path(root), new_keyring=new_keyring, timezone_name=timezone_name,
-                          chunk_seconds=chunk_seconds, actor=actor, now=when)
+                          chunk_seconds=chunk_seconds, actor=actor, custody=custody, now=when)
 
 
 def unlock_archive(archive: Archive, passphrase: str, *, actor: str = "", purpose: str = "") -> MasterKeys:

@@ -10,6 +10,7 @@
     backend = "pkcs11"          # or "file" (the default), "openbao"
     token_label = "investigator"  # pkcs11: the token
     mount = "transit"           # openbao: the transit mount
+    state_dir = "/var/lib/investigator/<id>"  # optional: TOTP secrets and counters on the custodian's host
 
 The secrets (passphrase, PIN, token) come from the edge as a
 :class:`CustodySecrets` (the CLI and the key server read them from the
@@ -75,21 +76,29 @@ def _need(value: str | None, variable: str, backend: str) -> str:
 
 
 def create_archive(root: Path | str, *, backend: str = "file", secrets: CustodySecrets,
-                   token_label: str = DEFAULT_TOKEN_LABEL, mount: str = DEFAULT_MOUNT,
+                   token_label: str = DEFAULT_TOKEN_LABEL, mount: str = DEFAULT_MOUNT, state_dir: Path | None = None,
                    timezone_name: str = "Asia/Shanghai", chunk_seconds: int = 3600, actor: str = "admin",
                    kdf_n: int = _crypto.SCRYPT_N, now: datetime | None = None) -> Archive:
     """Create an archive whose master keys live in ``backend`` (provisioned now, for this archive only).
 
-    Raises ConfigError (unknown backend, missing module / address / token,
-    bad time zone or chunk size), WrongPassphrase (empty passphrase, wrong PIN
-    or token), ArchiveError (``root`` not empty, keys already provisioned).
+    ``state_dir`` (an absolute folder on the custodian's host) keeps the TOTP
+    secrets and counters out of the shared archive folder. Raises ConfigError
+    (unknown backend, missing module / address / token, bad time zone or chunk
+    size, a relative state_dir), WrongPassphrase (empty passphrase, wrong PIN or
+    token), ArchiveError (``root`` not empty, keys already provisioned).
     """
     if backend not in BACKENDS:
         raise ConfigError(f"unknown custody backend {backend!r}", hint=f"one of {', '.join(BACKENDS)}")
+    state = {}
+    if state_dir is not None:
+        if not Path(state_dir).is_absolute():
+            raise ConfigError(f"the custody state folder must be an absolute path, got {state_dir}",
+                              hint="e.g. /var/lib/investigator/<archive name> on the key server's host")
+        state = {"state_dir": str(state_dir)}
     if backend == "file":
         return file_custody.create_archive(root, passphrase=_need(secrets.passphrase, PASSPHRASE_ENV, backend),
                                            timezone_name=timezone_name, chunk_seconds=chunk_seconds, actor=actor,
-                                           kdf_n=kdf_n, now=now)
+                                           kdf_n=kdf_n, custody={"backend": "file", **state}, now=now)
     check_timezone(timezone_name)
     validate_chunk_seconds(chunk_seconds)
     when = now or datetime.now(timezone.utc)
@@ -108,7 +117,8 @@ def create_archive(root: Path | str, *, backend: str = "file", secrets: CustodyS
         opened.append(custody)
         return custody
 
-    table = {"backend": backend, **({"token_label": token_label} if backend == "pkcs11" else {"mount": mount})}
+    table = {"backend": backend, **({"token_label": token_label} if backend == "pkcs11" else {"mount": mount}),
+             **state}
     try:
         return Archive.create(Path(root), new_keyring=new_keyring, timezone_name=timezone_name,
                               chunk_seconds=chunk_seconds, actor=actor, custody=table, now=when)
