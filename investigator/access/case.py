@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, overload
 
@@ -32,16 +32,18 @@ from investigator import _crypto
 from investigator.access.client_auth import RequestSigner
 from investigator.access.keyserver import RemoteKeyService
 from investigator.access.keyservice import EmbeddedKeyService, KeyService, Ticket
-from investigator.access.scan import KEY_BATCH, LoadStats, TicketKeys, scan_chunks
+from investigator.access.process_ticket import DEFAULT_LIFETIME, ID_RE, decode
+from investigator.access.scan import KEY_BATCH, KeySource, LoadStats, ProcessTicketKeys, TicketKeys, scan_chunks
 from investigator.authority.directory import DirectoryStore
 from investigator.authority.grants import Grant, find_grant
 from investigator.custody.file import unlock_archive
-from investigator.errors import ConfigError, ContentNotGranted
+from investigator.errors import ConfigError, ContentNotGranted, GrantInvalid
 from investigator.schema import CONTENT_COLUMNS, PART_COLUMNS, format_ts, full_schema, id_field, kind_parts
 from investigator.settings import DEFAULT_LANG, PASSPHRASE_ENV, Settings, normalize_lang
 from investigator.vault.manifest import ChunkEntry
 from investigator.vault.store import Archive
 from investigator.vault.tagstore import TagStore
+from investigator.authority.identity import unlock_person_key
 
 PROVENANCE_COLUMNS = ("chunk_id", "batch_seq", "leaf_index", "record_hash", "version")
 THREADS = 2
@@ -57,18 +59,26 @@ def _as_archive(archive: Archive | str | Path) -> Archive:
     return archive if isinstance(archive, Archive) else Archive.open(Path(archive))
 
 
-def open_case(archive: Archive | str | Path, *, grant: Any, person: str, totp: str | None = None,
-              session: str | None = None, monitor: str | None = None, monitor_totp: str | None = None,
-              key_service: KeyService | None = None, keyserver: str | None = None, passphrase: str | None = None,
-              cafile: str | None = None, signing_key: _crypto.SigningKey | None = None, lang: str | None = None,
-              now: datetime | None = None) -> "Case":
+def open_case(archive: Archive | str | Path, *, grant: Any = None, person: str | None = None,
+              totp: str | None = None, session: str | None = None, monitor: str | None = None,
+              monitor_totp: str | None = None, key_service: KeyService | None = None, keyserver: str | None = None,
+              passphrase: str | None = None, cafile: str | None = None, signing_key: _crypto.SigningKey | None = None,
+              process_ticket: str | None = None, key_passphrase: str | None = None,
+              key_dir: str | Path | None = None, lang: str | None = None, now: datetime | None = None) -> "Case":
     """Open a case on ``archive`` under ``grant`` as ``person``, after an identity check.
+
+    Or, in a process the person started (a report kernel, a Dask worker), from a
+    ``process_ticket`` alone (:meth:`Case.process_ticket`): a read-only case whose keys the
+    key server at ``keyserver`` (default $INVESTIGATOR_KEYSERVER) releases against the ticket;
+    no personal key, code or passphrase is needed or read. ``grant`` and ``person``, when
+    given, must be the ticket's.
 
     ``grant`` is a Grant, a grant file path or a grant id in the archive. The
     key service is, in order: ``key_service``; a key server at ``keyserver``
-    (URL; default $INVESTIGATOR_KEYSERVER), which needs ``signing_key``, the person's unlocked personal key
-    (:func:`~investigator.authority.identity.unlock_person_key`): it signs every
-    request; else the embedded service, unlocked with ``passphrase`` or
+    (URL; default $INVESTIGATOR_KEYSERVER), which needs ``signing_key``, the
+    person's unlocked personal key (or ``key_passphrase`` and ``key_dir`` to
+    unlock it here with :func:`~investigator.authority.identity.unlock_person_key`):
+    it signs every request; else the embedded service, unlocked with ``passphrase`` or
     $INVESTIGATOR_PASSPHRASE. With dual control, name the ``monitor`` (监控人)
     and pass their code as ``monitor_totp``. ``lang`` (``zh-CN`` or ``en``,
     else $INVESTIGATOR_LANG, else ``zh-CN``) is the case's user-interface
@@ -81,11 +91,22 @@ def open_case(archive: Archive | str | Path, *, grant: Any, person: str, totp: s
     """
     settings = Settings.from_environ(os.environ)
     opened = _as_archive(archive)
+    if process_ticket is not None:
+        if any(v is not None for v in (totp, session, monitor, monitor_totp, passphrase, signing_key)):
+            raise ConfigError("a case opened with a process ticket takes no code, session, passphrase or key",
+                              hint="the process ticket is the whole credential; pass only the archive and the URL")
+        return _open_process_case(opened, process_ticket, grant=grant, person=person, key_service=key_service,
+                                  keyserver=keyserver or settings.keyserver, cafile=cafile,
+                                  lang=normalize_lang(lang or settings.lang))
+    if grant is None or person is None:
+        raise ConfigError("open_case needs grant= and person= (or process_ticket=)")
     if not isinstance(grant, Grant):
         grant = Grant.from_file(find_grant(opened, grant))
     keyserver = keyserver or settings.keyserver
     if key_service is None:
         if keyserver:  # the archive passphrase is never read on this path
+            if signing_key is None and key_passphrase and person:
+                signing_key = unlock_person_key(opened, person, key_passphrase, key_dir=key_dir)
             if signing_key is None:
                 raise ConfigError("the key server accepts only requests signed with the person's personal key",
                                   hint="pass signing_key=unlock_person_key(archive, person, passphrase)")
@@ -102,6 +123,30 @@ def open_case(archive: Archive | str | Path, *, grant: Any, person: str, totp: s
     return Case(opened, grant, ticket, key_service, now=now, lang=normalize_lang(lang or settings.lang))
 
 
+def _open_process_case(opened: Archive, token: str, *, grant: Any, person: str | None,
+                       key_service: KeyService | None, keyserver: str | None, cafile: str | None,
+                       lang: str) -> "Case":
+    """A read-only case from a process ticket: checked here against the archive's public key, judged by the server."""
+    if key_service is None:
+        if not keyserver:
+            raise ConfigError("a process ticket is redeemed at the key server that issued it",
+                              hint="pass keyserver='http://...' or set INVESTIGATOR_KEYSERVER")
+        key_service = RemoteKeyService(keyserver, cafile=cafile, archive_id=opened.archive_id)
+    if not hasattr(key_service, "release_for_process"):
+        raise ConfigError("this key service cannot redeem process tickets (only the key server's client can)")
+    ticket = decode(token, opened.signing_public, archive_id=opened.archive_id)
+    loaded = grant if isinstance(grant, Grant) else Grant.from_file(find_grant(opened, ticket.grant_id))
+    if loaded.id != ticket.grant_id or (person is not None and person != ticket.person):
+        raise ConfigError(f"the process ticket is for grant {ticket.grant_id} and person {ticket.person}",
+                          hint="leave grant= and person= out: the ticket names them")
+    if loaded.hash != ticket.grant_hash:
+        raise GrantInvalid(f"the archive's grant {loaded.id} differs from the one the process ticket was issued for")
+    view = Ticket(token="", grant_id=ticket.grant_id, person=ticket.person, start=ticket.start, end=ticket.end,
+                  parts=ticket.parts, expires=ticket.expires)
+    keys = ProcessTicketKeys(key_service, token)  # type: ignore[arg-type]  # checked with hasattr above
+    return Case(opened, loaded, view, key_service, lang=lang, key_source=keys, process=ticket.label)
+
+
 class Case:
     """An opened case: read-only access to exactly the granted records.
 
@@ -110,7 +155,8 @@ class Case:
     """
 
     def __init__(self, archive: Archive, grant: Any, ticket: Ticket, key_service: KeyService, *,
-                 now: datetime | None = None, lang: str = DEFAULT_LANG) -> None:
+                 now: datetime | None = None, lang: str = DEFAULT_LANG, key_source: KeySource | None = None,
+                 process: str = "") -> None:
         # A frozen clock (tests, reproducing a report at its recorded time) for the
         # embedded service; the key server always judges by its own clock.
         self._now = now
@@ -122,10 +168,50 @@ class Case:
         self.stats = LoadStats()
         self.lang = lang  # the user-interface language widgets on this case use (zh-CN or en)
         self._directory: Any = None
+        # a case opened from a process ticket: its key source presents the ticket; ``process`` is its label
+        self._key_source = key_source
+        self.process = process
 
     def __repr__(self) -> str:
-        return (f"Case(grant={self.grant.id!r}, case={self.grant.case!r}, person={self.person!r}, "
+        via = f", process={self.process!r}" if self.process else ""
+        return (f"Case(grant={self.grant.id!r}, case={self.grant.case!r}, person={self.person!r}{via}, "
                 f"window=[{format_ts(self.start)}, {format_ts(self.end)}))")
+
+    # --- processes the person starts -----------------------------------------------
+
+    def process_ticket(self, label: str, *, lifetime: timedelta | float = DEFAULT_LIFETIME) -> str:
+        """A short-lived process ticket for a process this person starts (a report kernel, a Dask worker).
+
+        ``label`` names the process in the audit log (e.g. ``"report run complaint_investigation"``);
+        ``lifetime`` (a timedelta or seconds; at most 2 h, never past the case ticket or the
+        grant). Hand the token to the process in its environment, never as an argument or a
+        parameter; it opens the case with ``open_case(archive, process_ticket=token,
+        keyserver=url)`` and holds no personal key. Only a case opened through the key server
+        can issue one (ConfigError otherwise). Raises PolicyDenied / GrantInvalid when the
+        server refuses.
+        """
+        if self.process:
+            raise ConfigError("a case opened with a process ticket cannot issue process tickets",
+                              hint="ask the person whose case it is")
+        if not isinstance(self._keys, RemoteKeyService):
+            raise ConfigError("process tickets come from the key server; this case uses the embedded key service, "
+                              "whose master keys would have to be handed to the process",
+                              hint="open the case with keyserver='http://...' (or INVESTIGATOR_KEYSERVER)")
+        span = lifetime if isinstance(lifetime, timedelta) else timedelta(seconds=float(lifetime))
+        if span <= timedelta(0):
+            raise ConfigError("a process ticket's lifetime must be positive")
+        return str(self._keys.process_ticket(self.ticket, label, lifetime=span)["process_ticket"])
+
+    def revoke_process_ticket(self, ticket: str) -> None:
+        """End a process ticket (its token or its ``PT-...`` id) before its expiry. Only for key-server cases."""
+        if self.process or not isinstance(self._keys, RemoteKeyService):
+            raise ConfigError("only the person's key-server case can revoke its process tickets")
+        ticket_id = ticket if ID_RE.match(ticket) else decode(ticket, self.archive.signing_public,
+                                                               archive_id=self.archive.archive_id).id
+        self._keys.revoke_process_ticket(ticket_id)
+
+    def _keys_for_scan(self) -> KeySource:
+        return self._key_source or TicketKeys(self._keys, self.ticket, self._now)
 
     # --- what the case is ---------------------------------------------------------
 
@@ -259,7 +345,7 @@ class Case:
         wanted = self._columns(kind, columns)
         entries = self._entries(kind)
         row_filter = self._row_filter(kind)
-        keys, parts = TicketKeys(self._keys, self.ticket, self._now), self._parts(kind)
+        keys, parts = self._keys_for_scan(), self._parts(kind)
         pieces: list[pl.DataFrame] = []
         show = progress if progress is not None else len(entries) > 200
         bar = None
@@ -292,8 +378,9 @@ class Case:
 
     def _audit_load(self, kind: str, rows: int, chunks: int, columns: Sequence[str], *, lazy: bool = False) -> None:
         """Record what was read (counts and columns, never content)."""
+        via = {"process": self.process} if self.process else {}
         self.archive.audit.append(self.person, "load", self.grant.id,
-                                  {"kind": kind, "rows": rows, "chunks": chunks, "lazy": lazy,
+                                  {**via, "kind": kind, "rows": rows, "chunks": chunks, "lazy": lazy,
                                    "content": any(c in CONTENT_COLUMNS for c in columns)}, now=self._now)
 
     def record_search(self, query: str, *, mode: str, hits: int, searched: int) -> None:
@@ -302,8 +389,9 @@ class Case:
         The query is the investigator's own input, kept (up to 200 characters) so
         an auditor can see what was looked for; message text never is.
         """
+        via = {"process": self.process} if self.process else {}
         self.archive.audit.append(self.person, "search", self.grant.id,
-                                  {"query": query[:200], "mode": mode, "hits": hits, "searched": searched},
+                                  {**via, "query": query[:200], "mode": mode, "hits": hits, "searched": searched},
                                   now=self._now)
 
     def _empty(self, kind: str, wanted: Sequence[str]) -> pl.DataFrame:
@@ -361,7 +449,7 @@ class Case:
                    batch_size: int | None) -> Iterator[pl.DataFrame]:
             entries = self._entries(kind)
             row_filter = self._row_filter(kind)
-            keys, parts = TicketKeys(self._keys, self.ticket, self._now), self._parts(kind)
+            keys, parts = self._keys_for_scan(), self._parts(kind)
             cols = [c for c in wanted if with_columns is None or c in with_columns or c == "ts"]
             produced = 0
             with ThreadPoolExecutor(max_workers=THREADS) as pool:

@@ -17,8 +17,14 @@ Protocol (JSON over POST; docs/admin.md, "Key server"):
   only for chunk parts overlapping the ticket's window and opened by its fields.
 - ``POST /v1/proofs`` ``{"token", "batch_seq", "leaf_indexes"}`` -> ``{"proofs": [...]}``: RFC 9162
   inclusion proofs (hashes only) for records inside the ticket's window.
+- ``POST /v1/process-ticket`` ``{"token", "label", "lifetime_s"?}`` -> ``{"process_ticket", "id", "label",
+  "expires", "chunks"}``: a short-lived process ticket for the case of ``token``
+  (:mod:`investigator.access.process_ticket`), for a process the person starts (a report kernel).
+- ``POST /v1/process-ticket/revoke`` ``{"id"}`` -> ``{"revoked": id}``: the person ends one early.
+- ``POST /v1/keys-for-process`` ``{"process_ticket", "refs"}`` -> ``{"keys": {...}}``: **not signed**;
+  the process ticket itself is the credential, and only keys of its bound chunk set are released.
 
-Every POST is signed with the acting person's personal key
+Every other POST is signed with the acting person's personal key
 (:mod:`investigator.access.client_auth` has the headers and the canonical string).
 The server checks, in order: the client address's rate limit; the signature (time
 within ±120 s, active person, live key, no replayed nonce); the person's rate limit;
@@ -43,7 +49,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -51,16 +57,24 @@ from investigator import errors
 from investigator.access.client_auth import (PERSON_RE, RequestRefused, RequestSigner, RequestVerifier, SignedRequest,
                                              signed_header_values)
 from investigator.access.keyservice import ChunkRef, GrantGate, Ticket, unwrap_release, wrap_release
+from investigator.access.process_ticket import (DEFAULT_LIFETIME, ID_RE, MAX_LIFETIME, ProcessTicketRefused,
+                                                valid_label)
 from investigator.authority.grants import Grant
 from investigator.authority.policy import parse_utc
+from investigator.schema import format_ts
 from investigator.custody.base import Custody
 from investigator.vault.store import Archive
 
 MAX_BODY = 4 * 1024 * 1024
 MAX_REFS = 20000
-_STATUS = {"IdentityCheckFailed": 401, "RequestRefused": 401, "PolicyDenied": 403, "ContentNotGranted": 403,
-           "GrantInvalid": 403, "GrantExpired": 403, "IntegrityError": 409, "RateLimited": 429}
-_ACTIONS = {"/v1/open": "case.open", "/v1/keys": "key.release", "/v1/proofs": "proof.release"}
+_STATUS = {"IdentityCheckFailed": 401, "RequestRefused": 401, "ProcessTicketRefused": 401, "PolicyDenied": 403,
+           "ContentNotGranted": 403, "GrantInvalid": 403, "GrantExpired": 403, "IntegrityError": 409,
+           "RateLimited": 429}
+_ACTIONS = {"/v1/open": "case.open", "/v1/keys": "key.release", "/v1/proofs": "proof.release",
+            "/v1/process-ticket": "process_ticket.issue", "/v1/process-ticket/revoke": "process_ticket.revoke",
+            "/v1/keys-for-process": "key.release"}
+# paths whose body carries its own credential (a process ticket) instead of the person's signature
+_UNSIGNED = frozenset({"/v1/keys-for-process"})
 # ids in requests are checked as ids before they touch a path or a lookup
 GRANT_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
@@ -227,6 +241,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         try:
             raw = self._raw_body()
+            if self.path in _UNSIGNED:
+                self._keys_for_process(raw)
+                return
             signed = self.server.verifier.verify("POST", self.path, signed_header_values(self.headers.get_all), raw)
         except _Refusal as refusal:
             self._deny(refusal, action=action, actor=self._client())
@@ -251,6 +268,10 @@ class _Handler(BaseHTTPRequestHandler):
                 self._open(body, signed)
             elif self.path == "/v1/keys":
                 self._keys(body, signed)
+            elif self.path == "/v1/process-ticket":
+                self._issue_process_ticket(body, signed)
+            elif self.path == "/v1/process-ticket/revoke":
+                self._revoke_process_ticket(body, signed)
             else:
                 self._proofs(body, signed)
         except _Refusal as refusal:
@@ -313,8 +334,8 @@ class _Handler(BaseHTTPRequestHandler):
                                   f"{signed.person}")
         return ticket
 
-    def _keys(self, body: dict[str, Any], signed: SignedRequest) -> None:
-        ticket = self._ticket(body, signed)
+    @staticmethod
+    def _refs(body: dict[str, Any]) -> list[ChunkRef]:
         refs_raw = body.get("refs")
         if not isinstance(refs_raw, list) or len(refs_raw) > MAX_REFS:
             raise _malformed(f"refs must be a list of at most {MAX_REFS} chunk references")
@@ -324,7 +345,68 @@ class _Handler(BaseHTTPRequestHandler):
                     and all(p.match(x) for p, x in zip(_REF_RES, item))):
                 raise _malformed("malformed chunk reference")
             refs.append(ChunkRef.from_json(item))
-        released = self.server.gate.release(ticket, refs)
+        return refs
+
+    def _keys(self, body: dict[str, Any], signed: SignedRequest) -> None:
+        ticket = self._ticket(body, signed)
+        released = self.server.gate.release(ticket, self._refs(body))
+        self._send(200, {"keys": wrap_release(released)})
+
+    def _issue_process_ticket(self, body: dict[str, Any], signed: SignedRequest) -> None:
+        ticket = self._ticket(body, signed)
+        label = body.get("label")
+        if not valid_label(label):
+            raise _malformed("label must be one printable line of 1 to 120 characters naming the process")
+        lifetime = body.get("lifetime_s", DEFAULT_LIFETIME.total_seconds())
+        if (not isinstance(lifetime, (int, float)) or isinstance(lifetime, bool) or not lifetime > 0
+                or lifetime == float("inf")):
+            raise _malformed("lifetime_s must be a positive number of seconds")
+        seconds = min(float(lifetime), MAX_LIFETIME.total_seconds())
+        token, issued = self.server.gate.issue_process_ticket(ticket, label=str(label), key_id=signed.key_id,
+                                                              lifetime=timedelta(seconds=seconds))
+        self._send(200, {"process_ticket": token, "id": issued.id, "label": issued.label,
+                         "expires": format_ts(issued.expires), "chunks": issued.chunks})
+
+    def _revoke_process_ticket(self, body: dict[str, Any], signed: SignedRequest) -> None:
+        ticket_id = body.get("id")
+        if not isinstance(ticket_id, str) or not ID_RE.match(ticket_id):
+            raise _malformed("id must be a process ticket id (PT-...)")
+        try:
+            self.server.gate.revoke_process_ticket(ticket_id, person=signed.person)
+        except ProcessTicketRefused as err:  # audited by the gate; another person's ticket answers like none
+            self._answer(_Refusal(401, "ProcessTicketRefused", "no such live process ticket", err.rule))
+            return
+        self._send(200, {"revoked": ticket_id})
+
+    def _keys_for_process(self, raw: bytes) -> None:
+        """Address rate limit (done) -> JSON -> the ticket's signature -> person rate limit -> the gate's checks."""
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            raise _malformed("request body is not JSON") from None
+        if not isinstance(body, dict):
+            raise _malformed("request body must be a JSON object")
+        try:
+            ticket = self.server.gate.process_ticket(body.get("process_ticket"))
+        except ProcessTicketRefused as err:
+            # no credential proven: the client address acts
+            raise _Refusal(401, "ProcessTicketRefused", str(err), err.rule) from None
+        via = {"process": ticket.label, "process_ticket": ticket.id}
+        if not self.server.limit.allow_person(ticket.person):
+            self._deny(_Refusal(429, "RateLimited", "too many requests; slow down", "keyserver.person_rate_limit",
+                                details=via), action="key.release", actor=ticket.person, target=ticket.grant_id)
+            return
+        try:
+            refs = self._refs(body)
+        except _Refusal as refusal:
+            refusal.details.update(via)
+            self._deny(refusal, action="key.release", actor=ticket.person, target=ticket.grant_id)
+            return
+        try:
+            released = self.server.gate.release_for_process(ticket, refs)
+        except errors.InvestigatorError as err:  # the gate audited it
+            self._gate_refused(err)
+            return
         self._send(200, {"keys": wrap_release(released)})
 
     def _proofs(self, body: dict[str, Any], signed: SignedRequest) -> None:
@@ -388,10 +470,10 @@ class RemoteKeyService:
                 raise self._fail(exc) from exc
         return self._archive_id
 
-    def _post(self, path: str, obj: dict[str, Any]) -> dict[str, Any]:
+    def _post(self, path: str, obj: dict[str, Any], *, sign: bool = True) -> dict[str, Any]:
         data = json.dumps(obj).encode()
         headers = {"Content-Type": "application/json"}
-        if self.signer is not None:
+        if sign and self.signer is not None:
             headers.update(self.signer.headers(archive_id=self.archive_id(), method="POST", path=self._prefix + path,
                                                body=data))
         request = urllib.request.Request(self.url + path, data=data, method="POST", headers=headers)
@@ -429,9 +511,33 @@ class RemoteKeyService:
                                            "leaf_indexes": list(leaf_indexes)})
         return list(answer.get("proofs") or [])
 
+    def process_ticket(self, ticket: Ticket, label: str, *, lifetime: timedelta = DEFAULT_LIFETIME) -> dict[str, Any]:
+        """Ask for a process ticket for the case of ``ticket`` (signed by the person).
+
+        Returns the server's answer: ``process_ticket`` (the token), ``id``, ``label``,
+        ``expires`` and ``chunks`` (the size of the bound chunk set).
+        """
+        answer = self._post("/v1/process-ticket", {"token": ticket.token, "label": label,
+                                                   "lifetime_s": lifetime.total_seconds()})
+        if not isinstance(answer.get("process_ticket"), str):
+            raise errors.KeyServiceError("the key server answered without a process ticket")
+        return answer
+
+    def revoke_process_ticket(self, ticket_id: str) -> None:
+        """End a process ticket of this person's before its expiry (signed by the person)."""
+        self._post("/v1/process-ticket/revoke", {"id": ticket_id})
+
+    def release_for_process(self, token: str, refs: Sequence[ChunkRef]) -> dict[ChunkRef, bytes]:
+        """Keys for ``refs``, presenting the process ticket ``token`` (never signed: the ticket is the credential)."""
+        answer = self._post("/v1/keys-for-process", {"process_ticket": token, "refs": [r.to_json() for r in refs]},
+                            sign=False)
+        return unwrap_release(answer.get("keys") or {}, refs)
+
 
 def _error_from(answer: dict[str, Any], status: int) -> errors.InvestigatorError:
     name, message, rule = answer.get("error", ""), answer.get("message", f"HTTP {status}"), answer.get("rule", "")
+    if name == "ProcessTicketRefused":
+        return ProcessTicketRefused(message, rule=rule or "process_ticket.invalid")
     if name == "IdentityCheckFailed" or status == 401:
         return errors.IdentityCheckFailed(message)
     if name == "GrantExpired":

@@ -14,6 +14,11 @@ expiry, revocation, policy), that the person is the grant's operator, and the
 person's identity (a single-use TOTP code or a live session). Every release
 returns keys only for chunk parts that overlap the grant's window and that its
 fields open; anything else is refused with :class:`PolicyDenied` and audited.
+
+The gate also issues *process tickets* (:mod:`investigator.access.process_ticket`) for an open
+case and releases keys to whoever presents one, within the chunk set it is bound to
+(:meth:`GrantGate.issue_process_ticket`, :meth:`GrantGate.release_for_process`): a report
+kernel or a worker the person starts then needs neither the person's key nor the master keys.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
 from investigator import _crypto
+from investigator.access.process_ticket import (DEFAULT_LIFETIME, MAX_LIFETIME, ProcessTicket, ProcessTicketRefused,
+                                                chunk_name, chunk_set, chunk_set_hash, decode, encode, new_id)
 from investigator.authority.directory import Directory
 from investigator.authority.grants import Grant, revocations
 from investigator.authority.identity import check_identity
@@ -33,13 +40,14 @@ from investigator.authority.policy import Policy, load_org
 from investigator.custody.base import Custody
 from investigator.custody.file import MasterKeys
 from investigator.custody.file import unlock_archive as _unlock_with_passphrase
-from investigator.errors import IdentityCheckFailed, IntegrityError, PolicyDenied
+from investigator.errors import GrantExpired, GrantInvalid, IdentityCheckFailed, IntegrityError, PolicyDenied
 from investigator.schema import KINDS, format_ts, parts_for_fields
 from investigator.vault.format import chunk_key
 from investigator.vault.proofs import inclusion_proofs
 from investigator.vault.store import Archive
 
 TICKET_LIFETIME = timedelta(hours=8)
+MAX_PROCESS_TICKETS = 64  # live process tickets per person (expired ones are forgotten as new ones are issued)
 
 
 @dataclass(frozen=True, order=True)
@@ -104,6 +112,16 @@ def _utcnow(now: datetime | None) -> datetime:
     return now or datetime.now(timezone.utc)
 
 
+@dataclass
+class _IssuedProcessTicket:
+    """What the gate remembers of a process ticket it issued: the ticket, its grant, the bound chunk set."""
+
+    ticket: ProcessTicket
+    grant: "Grant"
+    chunks: frozenset[str]
+    revoked: str = ""
+
+
 class GrantGate:
     """The checks both key services run: open a case, then judge each key request.
 
@@ -114,6 +132,7 @@ class GrantGate:
         self.archive = archive
         self._keys = keys
         self._tickets: dict[str, tuple[Ticket, "Grant"]] = {}
+        self._process: dict[str, _IssuedProcessTicket] = {}
         self._lock = threading.Lock()
         self.released = 0  # number of keys released, for tests and the server's metrics
 
@@ -196,11 +215,20 @@ class GrantGate:
         """Chunk-part keys for ``refs``; all or nothing. Refusals raise PolicyDenied and are audited."""
         when = _utcnow(now)
         known, grant = self.ticket(ticket.token)
+        return self._release(known, grant, refs, when, via={})
+
+    def _release(self, known: Ticket, grant: "Grant", refs: Sequence[ChunkRef], when: datetime, *,
+                 via: dict[str, Any]) -> dict[ChunkRef, bytes]:
+        """Judge ``refs`` against ``known`` (window, fields, expiry, revocation), then derive and audit the keys.
+
+        ``via`` joins the audit details: empty for a case ticket, the process label and ticket id for a
+        process ticket.
+        """
         refused = self._judge(known, grant, refs, when)
         if refused:
             ref, rule, reason = refused
             self.archive.audit.append(known.person, "key.release", grant.id,
-                                      {"rule": rule, "reason": reason, "chunk": "/".join(ref.to_json()),
+                                      {**via, "rule": rule, "reason": reason, "chunk": "/".join(ref.to_json()),
                                        "requested": len(refs)}, outcome="denied", now=when)
             raise PolicyDenied(reason, rule=rule)
         out: dict[ChunkRef, bytes] = {}
@@ -212,7 +240,7 @@ class GrantGate:
                     dek = self.archive.data_key(self._keys, ref.kind, ref.partition)
                 except IntegrityError as exc:  # no such partition, or its wrapped key was altered
                     self.archive.audit.append(known.person, "key.release", grant.id,
-                                              {"rule": "chunk.unknown", "reason": str(exc),
+                                              {**via, "rule": "chunk.unknown", "reason": str(exc),
                                                "chunk": "/".join(ref.to_json())}, outcome="denied", now=when)
                     raise
                 data_keys[(ref.kind, ref.partition)] = dek
@@ -221,11 +249,167 @@ class GrantGate:
         self.released += len(out)
         parts = sorted({r.part for r in refs})
         self.archive.audit.append(known.person, "key.release", grant.id,
-                                  {"rule": "grant.window", "keys": len(out), "parts": parts,
+                                  {**via, "rule": "grant.window", "keys": len(out), "parts": parts,
                                    "chunks": sorted({f"{r.kind}/{r.partition}/{r.chunk}" for r in refs})[:200]},
                                   outcome="allowed", now=when)
         self._checkpoint(when)
         return out
+
+    # --- process tickets ---------------------------------------------------------------
+
+    def issue_process_ticket(self, ticket: Ticket, *, label: str, key_id: str,
+                             lifetime: timedelta = DEFAULT_LIFETIME,
+                             now: datetime | None = None) -> tuple[str, ProcessTicket]:
+        """A process ticket for the open case of ``ticket``: (token, its body). Audited (never the token).
+
+        ``key_id`` is the personal key that signed the request: revoking it ends the ticket.
+        The expiry is the earliest of ``lifetime`` (at most :data:`MAX_LIFETIME`), the case
+        ticket's expiry and the grant's. Refused (PolicyDenied, GrantInvalid) when the case
+        ticket expired (``ticket.expired``), the grant was revoked (``grant.revoked``) or no
+        longer verifies, or the person holds :data:`MAX_PROCESS_TICKETS` live ones
+        (``process_ticket.limit``).
+        """
+        when = _utcnow(now)
+        known, grant = self.ticket(ticket.token)
+        where = {"label": label}
+        refusal = None
+        if when >= known.expires:
+            refusal = ("ticket.expired", f"the case ticket expired at {format_ts(known.expires)}; open the case again")
+        elif grant.id in revocations(self.archive):
+            refusal = ("grant.revoked", f"grant {grant.id} was revoked")
+        else:
+            with self._lock:
+                live = sum(1 for e in self._process.values()
+                           if e.ticket.person == known.person and e.ticket.expires > when and not e.revoked)
+            if live >= MAX_PROCESS_TICKETS:
+                refusal = ("process_ticket.limit", f"{known.person} holds {live} live process tickets (at most "
+                           f"{MAX_PROCESS_TICKETS}); revoke some or let them expire")
+        if refusal is None:
+            try:
+                grant.verify(self.archive, now=when, actor=known.person)
+            except GrantInvalid as exc:
+                rule = "grant.expired" if isinstance(exc, GrantExpired) else "grant.invalid"
+                self.archive.audit.append(known.person, "process_ticket.issue", grant.id,
+                                          {**where, "rule": rule, "reason": str(exc)}, outcome="denied", now=when)
+                raise
+        if refusal:
+            rule, reason = refusal
+            self.archive.audit.append(known.person, "process_ticket.issue", grant.id,
+                                      {**where, "rule": rule, "reason": reason}, outcome="denied", now=when)
+            raise PolicyDenied(reason, rule=rule)
+        lifetime = min(lifetime, MAX_LIFETIME)
+        chunks = chunk_set(self.archive, known.start, known.end, grant.fields)
+        issued = ProcessTicket(id=new_id(), archive_id=self.archive.archive_id, grant_id=grant.id,
+                               grant_hash=grant.hash, person=known.person, key_id=key_id, label=label,
+                               start=known.start, end=known.end, parts=known.parts, chunks=len(chunks),
+                               chunks_sha256=chunk_set_hash(chunks), issued=when,
+                               expires=min(when + lifetime, known.expires, grant.expiry))
+        token = encode(issued, self._keys.signing)
+        with self._lock:
+            for old in [i for i, e in self._process.items() if e.ticket.expires <= when]:
+                del self._process[old]
+            self._process[issued.id] = _IssuedProcessTicket(issued, grant, chunks)
+        self.archive.audit.append(known.person, "process_ticket.issue", grant.id,
+                                  {**where, "rule": "process_ticket.issued", "process_ticket": issued.id,
+                                   "expires": format_ts(issued.expires), "grant_hash": grant.hash,
+                                   "key_id": key_id, "window": [format_ts(issued.start), format_ts(issued.end)],
+                                   "parts": list(issued.parts), "chunks": issued.chunks,
+                                   "chunks_sha256": issued.chunks_sha256}, outcome="allowed", now=when)
+        self._checkpoint(when)
+        return token, issued
+
+    def process_ticket(self, token: Any) -> ProcessTicket:
+        """The body of a process ticket whose form and archive signature verify (nothing else is judged here).
+
+        Raises ProcessTicketRefused (``process_ticket.invalid``); not audited here: the caller
+        knows who presented the token.
+        """
+        return decode(token, self._keys.signing.public, archive_id=self.archive.archive_id)
+
+    def release_for_process(self, ticket: ProcessTicket, refs: Sequence[ChunkRef], *,
+                            now: datetime | None = None) -> dict[ChunkRef, bytes]:
+        """Chunk-part keys for a process presenting ``ticket`` (from :meth:`process_ticket`); all or nothing.
+
+        Checked in order, the first failure refused and audited (``key.release``, with the
+        process label and ticket id): expiry (``process_ticket.expired``); issued by this gate
+        (``process_ticket.unknown``: another or an earlier run of the key server); revoked by
+        the person (``process_ticket.revoked``); the grant revoked (``grant.revoked``); the
+        person still active with the personal key that asked for it (``process_ticket.revoked``);
+        the grant still verifies (``grant.invalid`` / ``grant.expired``); every ref inside the
+        bound chunk set (``process_ticket.scope``); then the case path's own window and field
+        checks, and the release.
+        """
+        when = _utcnow(now)
+        via = {"process": ticket.label, "process_ticket": ticket.id}
+        with self._lock:
+            issued = self._process.get(ticket.id)
+        grant = issued.grant if issued is not None else None
+        refusal: tuple[str, str] | None = None
+        if when >= ticket.expires:
+            refusal = ("process_ticket.expired", f"the process ticket expired at {format_ts(ticket.expires)}")
+        elif issued is None or issued.ticket != ticket:
+            refusal = ("process_ticket.unknown", "the process ticket was not issued by this run of the key server "
+                       "(it restarted, or the ticket is another server's); ask the person for a new one")
+        elif issued.revoked:
+            refusal = ("process_ticket.revoked", f"{ticket.person} revoked the process ticket at {issued.revoked}")
+        elif ticket.grant_id in revocations(self.archive):
+            refusal = ("grant.revoked", f"grant {ticket.grant_id} was revoked")
+        if refusal is None and grant is not None:
+            directory, policy = load_org(self.archive, actor=ticket.person, action="key.release", target=grant.id,
+                                         now=when)
+            person = directory.find(ticket.person)
+            key = person.key(ticket.key_id) if person is not None else None
+            if person is None or not person.active or key is None or key.revoked:
+                refusal = ("process_ticket.revoked", f"{ticket.person} is no longer active, or the personal key "
+                           f"{ticket.key_id} that asked for the process ticket was revoked")
+            else:
+                try:
+                    grant.verify(self.archive, now=when, actor=ticket.person, policy=policy, directory=directory)
+                except GrantInvalid as exc:
+                    rule = "grant.expired" if isinstance(exc, GrantExpired) else "grant.invalid"
+                    self.archive.audit.append(ticket.person, "key.release", ticket.grant_id,
+                                              {**via, "rule": rule, "reason": str(exc), "requested": len(refs)},
+                                              outcome="denied", now=when)
+                    raise
+        if refusal is None and issued is not None:
+            outside = next((r for r in refs if chunk_name(*r.to_json()) not in issued.chunks), None)
+            if outside is not None:
+                refusal = ("process_ticket.scope", f"chunk part {'/'.join(outside.to_json())} is outside the chunk "
+                           f"set the process ticket is bound to ({ticket.chunks} parts of the grant's window)")
+        if refusal or grant is None:
+            rule, reason = refusal or ("process_ticket.unknown", "unknown process ticket")
+            self.archive.audit.append(ticket.person, "key.release", ticket.grant_id,
+                                      {**via, "rule": rule, "reason": reason, "requested": len(refs)},
+                                      outcome="denied", now=when)
+            raise PolicyDenied(reason, rule=rule)
+        view = Ticket(token="", grant_id=grant.id, person=ticket.person, start=ticket.start, end=ticket.end,
+                      parts=ticket.parts, expires=ticket.expires)
+        return self._release(view, grant, refs, when, via=via)
+
+    def revoke_process_ticket(self, ticket_id: str, *, person: str, now: datetime | None = None) -> ProcessTicket:
+        """End a process ticket before its expiry; only the person it was issued for may. Audited.
+
+        Raises ProcessTicketRefused: ``process_ticket.unknown`` (no such live ticket) or
+        ``process_ticket.person`` (another person's; answered like an unknown one).
+        """
+        when = _utcnow(now)
+        with self._lock:
+            issued = self._process.get(ticket_id)
+            if issued is not None and issued.ticket.person == person and not issued.revoked:
+                issued.revoked = format_ts(when)
+        if issued is None or issued.ticket.person != person:
+            rule = "process_ticket.unknown" if issued is None else "process_ticket.person"
+            reason = ("no such live process ticket" if issued is None else
+                      f"process ticket of {issued.ticket.person} revoked by {person}")
+            self.archive.audit.append(person, "process_ticket.revoke", ticket_id, {"rule": rule, "reason": reason},
+                                      outcome="denied", now=when)
+            raise ProcessTicketRefused("no such live process ticket", rule=rule)
+        self.archive.audit.append(person, "process_ticket.revoke", issued.ticket.grant_id,
+                                  {"rule": "process_ticket.revoked", "process_ticket": ticket_id,
+                                   "label": issued.ticket.label, "revoked": issued.revoked}, outcome="allowed",
+                                  now=when)
+        self._checkpoint(when)
+        return issued.ticket
 
     def proofs(self, ticket: Ticket, batch_seq: int, leaf_indexes: Sequence[int], *,
                now: datetime | None = None) -> list[dict[str, Any]]:

@@ -10,7 +10,8 @@ returns its frames and its :class:`LoadStats`. Both of the loader's paths call
 it (:class:`investigator.access.case.Case`: the eager path once per key batch,
 the lazy path once per group as it streams), and the case adds the stats up.
 
-Keys come from a :class:`KeySource`, asked for one group of chunks at a time,
+Keys come from a :class:`KeySource` (:class:`TicketKeys` for the person's case,
+:class:`ProcessTicketKeys` for a process holding a process ticket), asked for one group of chunks at a time,
 in order; the first refusal stops the scan (nothing partial is returned, and no
 later group's keys are asked for). ``executor`` is anything with
 ``concurrent.futures.Executor.map``: it decrypts the chunk parts of a group
@@ -69,6 +70,28 @@ class TicketKeys:
 
     def release(self, refs: Sequence[ChunkRef]) -> dict[ChunkRef, bytes]:
         return self.service.release(self.ticket, refs, now=self.now)
+
+
+class ProcessKeyService(Protocol):
+    """A key-server client that redeems process tickets (``RemoteKeyService``)."""
+
+    def release_for_process(self, token: str, refs: Sequence[ChunkRef]) -> dict[ChunkRef, bytes]: ...
+
+
+@dataclass(frozen=True)
+class ProcessTicketKeys:
+    """A key-server client presenting a process ticket: the KeySource of a process that holds no personal key.
+
+    A report kernel or a Dask worker builds one from the token it was given
+    (:mod:`investigator.access.process_ticket`); the key server judges every request
+    against the ticket's bound chunk set, expiry and grant. The repr hides the token.
+    """
+
+    service: ProcessKeyService
+    token: str = field(repr=False)
+
+    def release(self, refs: Sequence[ChunkRef]) -> dict[ChunkRef, bytes]:
+        return self.service.release_for_process(self.token, refs)
 
 
 @dataclass(frozen=True)
