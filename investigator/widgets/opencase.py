@@ -22,8 +22,6 @@ import ipywidgets as widgets
 from investigator.access.case import open_case
 from investigator.errors import InvestigatorError
 from investigator.widgets.i18n import label
-from investigator.authority.identity import unlock_person_key
-from investigator.vault.store import Archive
 
 
 def describe_case(case: Any, lang: str | None = None) -> str:
@@ -91,11 +89,11 @@ class OpenCaseForm(widgets.VBox):
             options["passphrase"] = self.passphrase.value
         try:
             if self.keyserver:
-                # requests to the key server are signed with the person's own key, never the archive's
+                # requests to the key server are signed with the person's own key, never the archive's:
+                # open_case unlocks it from this passphrase
                 options["keyserver"] = self.keyserver
-                options["signing_key"] = unlock_person_key(Archive.open(self.archive.value.strip()),
-                                                           options["person"], self.passphrase.value,
-                                                           key_dir=self.key_dir or None)
+                options["key_passphrase"] = self.passphrase.value
+                options["key_dir"] = self.key_dir or None
             case = self._opener(self.archive.value.strip(), **options)
         except InvestigatorError as exc:
             self.case = None
