@@ -31,12 +31,12 @@ import polars as pl
 from investigator import _crypto
 from investigator.access.client_auth import RequestSigner
 from investigator.access.keyserver import RemoteKeyService
-from investigator.access.keyservice import EmbeddedKeyService, KeyService, Ticket
+from investigator.access.keyservice import EmbeddedKeyService, KeyService, Ticket, unlock_archive
 from investigator.access.process_ticket import DEFAULT_LIFETIME, ID_RE, decode
 from investigator.access.scan import KEY_BATCH, KeySource, LoadStats, ProcessTicketKeys, TicketKeys, scan_chunks
 from investigator.authority.directory import DirectoryStore
 from investigator.authority.grants import Grant, find_grant
-from investigator.custody.file import unlock_archive
+from investigator.custody.registry import CustodySecrets, backend_of
 from investigator.errors import ConfigError, ContentNotGranted, GrantInvalid
 from investigator.schema import CONTENT_COLUMNS, PART_COLUMNS, format_ts, full_schema, id_field, kind_parts
 from investigator.settings import DEFAULT_LANG, PASSPHRASE_ENV, Settings, normalize_lang
@@ -114,10 +114,13 @@ def open_case(archive: Archive | str | Path, *, grant: Any = None, person: str |
                                            archive_id=opened.archive_id)
         else:
             secret = passphrase or settings.passphrase
-            if not secret:
+            if not secret and backend_of(opened) == "file":
                 raise ConfigError("the embedded key service needs the archive passphrase",
                                   hint=f"set {PASSPHRASE_ENV}, pass passphrase=, or use keyserver='http://...'")
-            key_service = EmbeddedKeyService(opened, unlock_archive(opened, secret, actor=person, purpose="open_case"))
+            # the archive's custody (key file, PKCS#11 token or OpenBao), its secrets from the edge
+            secrets = CustodySecrets.from_settings(settings, passphrase=secret)
+            key_service = EmbeddedKeyService(opened, unlock_archive(opened, actor=person or "", purpose="open_case",
+                                                                    secrets=secrets))
     ticket = key_service.open(grant=grant, person=person, totp=totp, session=session, monitor=monitor,
                               monitor_totp=monitor_totp, now=now)
     return Case(opened, grant, ticket, key_service, now=now, lang=normalize_lang(lang or settings.lang))

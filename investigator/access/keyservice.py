@@ -26,7 +26,7 @@ from __future__ import annotations
 import secrets
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
@@ -38,8 +38,7 @@ from investigator.authority.grants import Grant, revocations
 from investigator.authority.identity import check_identity
 from investigator.authority.policy import Policy, load_org
 from investigator.custody.base import Custody
-from investigator.custody.file import MasterKeys
-from investigator.custody.file import unlock_archive as _unlock_with_passphrase
+from investigator.custody.registry import CustodySecrets, open_custody
 from investigator.errors import GrantExpired, GrantInvalid, IdentityCheckFailed, IntegrityError, PolicyDenied
 from investigator.schema import KINDS, format_ts, parts_for_fields
 from investigator.vault.format import chunk_key
@@ -489,11 +488,17 @@ def unwrap_release(obj: dict[str, str], refs: Sequence[ChunkRef]) -> dict[ChunkR
     return {wanted[name]: _crypto.unb64(value) for name, value in obj.items()}
 
 
-def unlock_archive(archive: Archive, passphrase: str, *, actor: str = "", purpose: str = "") -> MasterKeys:
-    """The archive's master keys for the embedded key service (one trusted machine).
+def unlock_archive(archive: Archive, passphrase: str | None = None, *, actor: str = "", purpose: str = "",
+                   secrets: CustodySecrets | None = None) -> Custody:
+    """The archive's master keys for the embedded key service (one trusted machine), from its configured custody.
 
-    Whoever holds the passphrase holds every key: only the demo, the key server
-    itself and single-machine use call this (docs/threat-model.md). A wrong
-    passphrase raises WrongPassphrase and is audited.
+    ``secrets`` carries what the archive's backend needs (the edge reads it from
+    the environment); ``passphrase`` alone is enough for the key file. Whoever
+    holds these holds every key: only the demo, the key server itself and
+    single-machine use call this (docs/threat-model.md). A wrong passphrase,
+    PIN or token raises WrongPassphrase and is audited; so is every open.
     """
-    return _unlock_with_passphrase(archive, passphrase, actor=actor, purpose=purpose)
+    chosen = secrets if secrets is not None else CustodySecrets(passphrase=passphrase)
+    if passphrase and secrets is not None and not secrets.passphrase:
+        chosen = replace(secrets, passphrase=passphrase)
+    return open_custody(archive, chosen, actor=actor, purpose=purpose)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from investigator.cli.options import archive_passphrase, echo_checks, echo_json, json_option, key_dir_option, signing_key
+from investigator.cli.options import custody_secrets, echo_checks, echo_json, json_option, key_dir_option, signing_key
 
 
 @click.group()
@@ -55,7 +55,7 @@ def export_cmd(ctx: click.Context, archive_path: Path, grant: str, person: str, 
     if ids_file:
         ids = [line.strip() for line in ids_file.read_text(encoding="utf-8").splitlines() if line.strip()]
     result = export_bundle(opened, grant=grant, person=person, signer=signing_key(opened, person, key_dir),
-                           passphrase=archive_passphrase(), totp=totp,
+                           custody_secrets=custody_secrets(opened), totp=totp,
                            session=session or (None if totp else os.environ.get(SESSION_ENV)), ids=ids,
                            prefix=prefix, out=out)
     if as_json:
@@ -90,7 +90,7 @@ def release_cmd(bundle_id: str, archive_path: Path, person: str, note: str, key_
 
     opened = Archive.open(archive_path)
     path = release_bundle(opened, bundle_id, releaser=person, signer=signing_key(opened, person, key_dir),
-                          passphrase=archive_passphrase(), note=note, out=out)
+                          custody_secrets=custody_secrets(opened), note=note, out=out)
     click.echo(f"released: {path}")
 
 

@@ -96,11 +96,16 @@ def unlock(archive: Archive, actor: str, *, custodian: bool = False) -> Custody:
     prompt); a PKCS#11 or OpenBao custody takes its PIN / token from the
     environment (investigator.settings) and never prompts for the passphrase.
     """
+    return open_custody(archive, custody_secrets(archive, custodian=custodian), actor=actor, purpose=command_path())
+
+
+def custody_secrets(archive: Archive, *, custodian: bool = False) -> CustodySecrets:
+    """What the archive's custody needs, read here at the edge: the passphrase (key file; else a prompt), or the
+    PKCS#11 PIN / OpenBao token from the environment. Refuses on a client of the key server (INVESTIGATOR_KEYSERVER)."""
     if not custodian and os.environ.get(KEYSERVER_ENV):
         archive_passphrase()  # refuses: a client of the key server holds no master keys, whatever the backend
     passphrase = archive_passphrase(custodian=custodian) if backend_of(archive) == "file" else None
-    secrets = CustodySecrets.from_settings(Settings.from_environ(os.environ), passphrase=passphrase)
-    return open_custody(archive, secrets, actor=actor, purpose=command_path())
+    return CustodySecrets.from_settings(Settings.from_environ(os.environ), passphrase=passphrase)
 
 
 def open_and_unlock(path: Path, actor: str) -> tuple[Archive, Custody]:

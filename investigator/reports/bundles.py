@@ -42,7 +42,7 @@ from investigator.errors import BundleError, ConfigError, IntegrityError, Policy
 from investigator.vault.manifest import Manifest
 from investigator.vault.merkle import verify_inclusion
 from investigator.schema import canonical_json, format_ts, record_hash
-from investigator.access.keyservice import unlock_archive
+from investigator.access.keyservice import CustodySecrets, unlock_archive
 from investigator.authority.grants import Grant, find_grant
 from investigator.access.keyservice import EmbeddedKeyService
 from investigator.access.case import open_case
@@ -96,8 +96,8 @@ def _attest(keys: Keyring, body: dict[str, Any]) -> dict[str, Any]:
     return {"body": body, "key_id": keys.signing.public.key_id, "signature": keys.signing.sign(canonical_json(body))}
 
 
-def export_bundle(archive: "Archive", *, grant: str, person: str, signer: _crypto.SigningKey, passphrase: str,
-                  totp: str | None = None, session: str | None = None, ids: Sequence[str] | None = None,
+def export_bundle(archive: "Archive", *, grant: str, person: str, signer: _crypto.SigningKey,
+                  passphrase: str | None = None, custody_secrets: CustodySecrets | None = None, totp: str | None = None, session: str | None = None, ids: Sequence[str] | None = None,
                   prefix: str = "EV", out: Path, now: datetime | None = None) -> BundleResult:
     """Build a signed evidence bundle of the grant's messages (or ``ids``) at ``out``.
 
@@ -114,7 +114,7 @@ def export_bundle(archive: "Archive", *, grant: str, person: str, signer: _crypt
                              tz=archive.config.zone)
     record_decision(archive, decision, actor=person, action="bundle.export", target=loaded.id, now=when)
     decision.raise_if_denied()
-    keys = unlock_archive(archive, passphrase, actor=person, purpose="bundle export")
+    keys = unlock_archive(archive, passphrase, actor=person, purpose="bundle export", secrets=custody_secrets)
     case = open_case(archive, grant=loaded, person=person, totp=totp, session=session,
                      key_service=EmbeddedKeyService(archive, keys), now=now)
     messages = case.messages(progress=False)
@@ -218,7 +218,8 @@ def _summary_csv(rows: list[dict[str, Any]], tz: str) -> bytes:
 
 
 def release_bundle(archive: "Archive", bundle_id: str, *, releaser: str, signer: _crypto.SigningKey,
-                   passphrase: str, note: str, out: Path, now: datetime | None = None) -> Path:
+                   passphrase: str | None = None, note: str, out: Path, custody_secrets: CustodySecrets | None = None,
+                   now: datetime | None = None) -> Path:
     """A legal reviewer releases a held bundle: adds a signed ``release.json`` and writes it to ``out``.
 
     Raises PolicyDenied (not a legal reviewer, or the operator) or BundleError.
@@ -246,7 +247,7 @@ def release_bundle(archive: "Archive", bundle_id: str, *, releaser: str, signer:
         archive.audit.append(releaser, "bundle.release", bundle_id, {"rule": "release.legal_role", "reason": reason},
                              outcome="denied", now=when)
         raise PolicyDenied(reason, rule="release.legal_role")
-    keys = unlock_archive(archive, passphrase, actor=releaser, purpose="bundle release")
+    keys = unlock_archive(archive, passphrase, actor=releaser, purpose="bundle release", secrets=custody_secrets)
     body = {"purpose": "bundle-release", "bundle_id": bundle_id,
             "manifest_sha256": hashlib.sha256(files["manifest.json"]).hexdigest(), "reviewer": releaser,
             "reviewer_key_id": signer.public.key_id, "ts": format_ts(when), "note": note,

@@ -360,3 +360,25 @@ def test_the_custodian_cli_runs_on_a_token_without_any_passphrase(softhsm, tmp_p
     assert {e.details.get("custody") for e in unlocks if e.outcome == "ok"} == {"pkcs11"}
     assert any(e.outcome == "denied" for e in unlocks)  # the wrong PIN
     assert any(e.details.get("purpose") == "investigator keyserver" for e in unlocks)
+
+
+def test_the_embedded_key_service_opens_a_token_archive_without_a_passphrase(softhsm, tmp_path, frozen_now):
+    """open_case / bundle export in embedded mode reach the archive's configured custody, not only the key file."""
+    from investigator.access.keyservice import EmbeddedKeyService, unlock_archive as embedded_unlock
+    from investigator.custody.registry import CustodySecrets, create_archive
+
+    secrets = CustodySecrets(pkcs11_module=softhsm.module, pkcs11_pin=softhsm.pin)
+    archive = create_archive(tmp_path / "a", backend="pkcs11", secrets=secrets, token_label=softhsm.label,
+                             now=frozen_now)
+    custody = embedded_unlock(archive, actor="sunli", purpose="open_case", secrets=secrets)
+    try:
+        assert isinstance(custody, Pkcs11Custody)
+        assert custody.signing.public.b64() == archive.config.signing_public_key
+        EmbeddedKeyService(archive, custody)  # the gate takes any custody
+        last = list(archive.audit.entries())[-1]
+        assert (last.action, last.outcome, last.details["custody"], last.details["purpose"]) == \
+            ("unlock", "ok", "pkcs11", "open_case")
+        with pytest.raises(errors.ConfigError, match="INVESTIGATOR_PKCS11_MODULE"):
+            embedded_unlock(archive, "a passphrase is not a PIN", actor="sunli", purpose="open_case")
+    finally:
+        custody.close()
