@@ -22,6 +22,7 @@ Every check, passed or failed, is audited with its rule and reason.
 
 from __future__ import annotations
 
+import base64
 import fcntl
 import json
 import secrets
@@ -387,15 +388,20 @@ def login(archive: "Archive", keys: Custody, person_id: str, *, totp: str, now: 
 
 
 def _b64url(data: bytes) -> str:
-    import base64
-
     return base64.urlsafe_b64encode(data).decode("ascii").rstrip("=")
 
 
 def _unb64url(text: str) -> bytes:
-    import base64
+    """Strict unpadded base64url: only the one canonical spelling decodes (ValueError otherwise).
 
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    Python's decoder ignores the spare bits of the last character, so without
+    the round-trip check a token with its last character changed would still be
+    accepted; a token has exactly one valid form.
+    """
+    data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    if _b64url(data) != text:
+        raise ValueError("not the canonical base64url form")
+    return data
 
 
 def session_body(archive: "Archive", token: str) -> dict[str, Any]:

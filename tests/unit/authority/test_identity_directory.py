@@ -117,6 +117,19 @@ def test_sessions(org: Org):
         check_identity(org.archive, org.keys, "sunli", now=NOW)
 
 
+def test_a_session_token_has_exactly_one_valid_spelling(org: Org):
+    """The last base64url character carries spare bits: a token with them changed must not pass as the same token."""
+    token = login(org.archive, org.keys, "sunli", totp=org.code("sunli", NOW), now=NOW)
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    last = token[-1]
+    twins = [token[:-1] + c for c in alphabet if c != last]
+    assert len(twins) == 63
+    for twin in twins:
+        with pytest.raises(IdentityCheckFailed):
+            check_identity(org.archive, org.keys, "sunli", session=twin, now=NOW)
+    assert check_identity(org.archive, org.keys, "sunli", session=token, now=NOW).id == "sunli"
+
+
 def test_demo_grant_gives_the_loader_what_it_needs(org: Org):
     grant = load_grant(org.grant_path).verify(org.archive, now=NOW)
     start, end = grant.window
