@@ -102,13 +102,24 @@ def keyserver(archive: Path, listen: str, certfile: str | None, keyfile: str | N
     scheme = "https" if certfile else "http"
     click.echo(f"key server for archive {opened.archive_id} listening on {scheme}://{host}:{server.server_address[1]}",
                err=True)
+    import signal
+    import threading
+
+    stopped: dict[str, str] = {}
+
+    def on_signal(signum: int, _frame: object) -> None:
+        # a service manager stops with SIGTERM: end serve_forever from another thread (it would wait on itself)
+        stopped["signal"] = signal.Signals(signum).name
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, on_signal)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
-        pass
+        stopped["signal"] = "SIGINT"
     finally:
         server.server_close()
-        opened.audit.append("keyserver", "keyserver.stop", listen, {})
+        opened.audit.append("keyserver", "keyserver.stop", listen, {"signal": stopped.get("signal", "")})
 
 
 def register(main: click.Group) -> None:

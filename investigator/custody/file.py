@@ -93,10 +93,36 @@ class MasterKeys:
         except (KeyError, ValueError, TypeError) as exc:
             raise IntegrityError("malformed wrapped key", path=what) from exc
         if version not in self._keks:
+            self._refresh()  # a rotation by another process (the CLI beside a running key server)
+        if version not in self._keks:
             raise IntegrityError(f"wrapped under unknown master key version {version}", path=what)
         return _crypto.open_sealed(self._keks[version], blob,
                                    aad=_dek_aad(self.archive_id, kind, partition, version), what=what)
 
+
+    def _refresh(self) -> None:
+        """Take in master-key versions added to the key file since this unlock (with the key derived then).
+
+        A version that does not open under that key (the file was replaced) is
+        left out, so unwrapping under it still fails as an unknown version.
+        """
+        if self._keyfile is None or self._file_key is None:
+            return
+        try:
+            current = KeyFile.load(self._keyfile.path)
+        except ArchiveError:
+            return
+        for entry in current.data.get("keks", []):
+            version = int(entry["version"])
+            if version in self._keks:
+                continue
+            try:
+                self._keks[version] = _crypto.open_with_passphrase_key(
+                    self._file_key, _crypto.unb64(entry["sealed"]), aad=_kek_aad(self.archive_id, version),
+                    what=str(self._keyfile.path))
+            except (WrongPassphrase, IntegrityError, ValueError, KeyError):
+                continue
+        self._keyfile = current
 
     def seal(self, secret: bytes, *, purpose: str, name: str) -> dict[str, Any]:
         """Seal a small secret (the TOTP key ...) under the current KEK, bound to ``purpose`` and ``name``.

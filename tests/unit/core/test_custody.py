@@ -68,3 +68,21 @@ def test_keys_not_from_a_key_file_cannot_change_versions():
     keys = MasterKeys("a", {1: b"\x01" * 32}, _crypto.SigningKey.generate())
     with pytest.raises(errors.ArchiveError, match="not unlocked from a key file"):
         keys.add_version(now=NOW)
+
+
+def test_a_long_running_unlock_reads_keys_rewrapped_by_a_rotation_elsewhere(make_archive):
+    """A key server unlocked before `keys rotate` (another process) still opens every rewrapped key, no restart."""
+    from support import message_frame
+    from investigator.custody.rotation import rotate
+    from investigator.vault.ingest import ingest_frames
+
+    archive, keys = make_archive()
+    ingest_frames(archive, messages=message_frame(20), events=None, keys=keys, actor="t", sources=[], skipped=[])
+    server_side = unlock_archive(archive, PASSPHRASE)  # the key server's unlock, before the rotation
+    rotate(archive, unlock_archive(archive, PASSPHRASE), actor="wugang", now=NOW)
+    partitions = sorted(archive.partition_key_paths())
+    assert partitions and all(json.loads(archive.current_data_key_path(k, p).read_text())["kek_version"] == 2
+                              for k, p in partitions)
+    for kind, partition in partitions:
+        assert archive.data_key(server_side, kind, partition) == archive.data_key(keys, kind, partition)
+    assert server_side.current_version == 2  # and new wraps use the new version

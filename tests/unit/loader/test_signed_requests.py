@@ -253,3 +253,12 @@ def test_one_switch_routes_clients_through_the_key_server(world, server, monkeyp
     # what needs no keys still works on the client
     offline = CliRunner().invoke(main, ["verify", str(world.archive.root), "--offline"])
     assert offline.exit_code == 0 and "intact" in offline.output
+
+
+def test_a_service_stop_is_audited(world):
+    """A service manager stops the key server with SIGTERM: it shuts down cleanly and the stop is in the log."""
+    with keyserver_process(world) as (proc, _url):
+        assert proc.poll() is None  # serving
+    assert proc.returncode == 0, proc.stderr.read() if proc.stderr else ""
+    stops = world.audit("keyserver.stop")
+    assert stops and stops[-1].details["signal"] == "SIGTERM"
