@@ -162,3 +162,25 @@ def test_operator_performs_for_an_executive(org: Org):
     with pytest.raises(PolicyDenied, match="own request"):
         org.approve(org.request("zhouzong", operator="qianjin", case="T-3").id, "qianjin",
                     when=NOW + timedelta(minutes=1))
+
+
+def test_a_long_lived_directory_store_reverifies_whenever_a_version_file_changes(org: Org):
+    """The key server's store checks signatures once per distinct set of version files, never on stale bytes."""
+    from investigator.authority.directory import DirectoryStore
+    from investigator.errors import IntegrityError
+
+    store = DirectoryStore(org.archive)
+    first = store.load()
+    assert store.load() is first  # same bytes: the verified result is reused
+    newest = sorted(org.archive.layout.directory_dir.glob("[0-9]*.json"))[-1]
+    original = newest.read_bytes()
+    tampered = original.replace(b'"active": true', b'"active": fals', 1) if b'"active": true' in original \
+        else original[:-3] + bytes([original[-3] ^ 1]) + original[-2:]
+    assert len(tampered) == len(original) and tampered != original
+    newest.write_bytes(tampered)  # same size, same name: only the content differs
+    with pytest.raises(IntegrityError):
+        store.load()
+    newest.write_bytes(original)
+    assert store.load().digest == first.digest
+    newest.unlink()  # a removed version is a different set: re-verified, not served from the cache
+    assert store.load().version == first.version - 1
