@@ -49,7 +49,7 @@ def _person_keys(archive: Archive) -> dict:
 
 @audit.command("show")
 @archive_argument
-@click.option("--action", default=None, help="Only entries of this action (ingest, request, load ...).")
+@click.option("--action", default=None, help="Only entries of this action (ingest, request.new, unlock, key.release ...).")
 @click.option("--actor", "who", default=None, help="Only entries by this actor.")
 @click.option("--limit", default=50, show_default=True, help="Show the last N entries (0 = all).")
 @json_option
