@@ -275,6 +275,11 @@ class DirectoryStore:
                 raise IntegrityError("chain link to the previous directory version is broken", path=what)
             if number == 1 and sig.get("signer") != ARCHIVE_SIGNER:
                 raise IntegrityError("the first directory version must be signed with the archive key", path=what)
+            if sig.get("signer") == ARCHIVE_SIGNER and directory is not None and directory.admins():
+                # commit() refuses this too: once an admin is enrolled, only an admin signs, so whoever holds
+                # the master keys (the key server's host) cannot slip in a version of their own
+                raise IntegrityError("signed with the archive key although the directory has an enrolled admin",
+                                     path=what)
             data = canonical_json(body)
             check_signer(str(sig.get("signer")), str(sig.get("key_id")), str(sig.get("signature")), data,
                          archive_public=self.archive.signing_public, directory=directory, what=what)

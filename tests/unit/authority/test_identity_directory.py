@@ -184,3 +184,26 @@ def test_a_long_lived_directory_store_reverifies_whenever_a_version_file_changes
     assert store.load().digest == first.digest
     newest.unlink()  # a removed version is a different set: re-verified, not served from the cache
     assert store.load().version == first.version - 1
+
+
+def test_a_directory_version_signed_with_the_archive_key_after_an_admin_exists_is_refused_on_load(org: Org):
+    """Whoever holds the master keys cannot add a directory version once an admin signs the directory."""
+    import json as _json
+
+    from investigator.authority.directory import ARCHIVE_SIGNER, DirectoryStore
+    from investigator.errors import IntegrityError
+    from investigator.schema import canonical_json
+
+    current = DirectoryStore(org.archive).load()
+    assert current.admins()
+    folder = org.archive.layout.directory_dir
+    newest = sorted(folder.glob("[0-9]*.json"))[-1]
+    body = dict(_json.loads(newest.read_bytes())["body"])
+    body.update(version=current.version + 1, prev=current.digest,
+                change={"action": "people.add", "target": "intruder", "by": ARCHIVE_SIGNER})
+    data = canonical_json(body)
+    forged = {"body": body, "signature": {"signer": ARCHIVE_SIGNER, "key_id": org.keys.signing.public.key_id,
+                                          "signature": org.keys.signing.sign(data)}}
+    (folder / f"{current.version + 1:06d}.json").write_text(_json.dumps(forged), encoding="utf-8")
+    with pytest.raises(IntegrityError, match="enrolled admin"):  # well formed and chained: the signer rule refuses
+        DirectoryStore(org.archive).load()
