@@ -5,6 +5,8 @@
     ('en', True)
     >>> "x" in repr(s)
     False
+    >>> "ipt1" in repr(Settings.from_environ({"INVESTIGATOR_PROCESS_TICKET": "ipt1.x.y"}))
+    False
     >>> Settings.from_environ({}).lang
     'zh-CN'
 
@@ -23,6 +25,7 @@ its repr.
 | INVESTIGATOR_KEY_DIR | where personal key files live (default ``~/.investigator/keys/<archive id>``) |
 | INVESTIGATOR_LANG | user-interface language: ``zh-CN`` (default) or ``en`` |
 | INVESTIGATOR_KEYSERVER | the key server's URL: clients go through it and never read the archive passphrase |
+| INVESTIGATOR_PROCESS_TICKET | a process ticket (``Case.process_ticket``): a report kernel's only credential in key-server mode |
 | INVESTIGATOR_PKCS11_MODULE, INVESTIGATOR_PKCS11_PIN | the PKCS#11 custody's module path and user PIN (key server host) |
 | BAO_ADDR, BAO_TOKEN, BAO_CACERT | the OpenBao transit custody's address, token and CA file (key server host) |
 """
@@ -39,6 +42,7 @@ SESSION_ENV = "INVESTIGATOR_SESSION"
 KEY_DIR_ENV = "INVESTIGATOR_KEY_DIR"
 LANG_ENV = "INVESTIGATOR_LANG"
 KEYSERVER_ENV = "INVESTIGATOR_KEYSERVER"
+PROCESS_TICKET_ENV = "INVESTIGATOR_PROCESS_TICKET"
 PKCS11_MODULE_ENV = "INVESTIGATOR_PKCS11_MODULE"
 PKCS11_PIN_ENV = "INVESTIGATOR_PKCS11_PIN"
 BAO_ADDR_ENV = "BAO_ADDR"
@@ -63,6 +67,7 @@ class Settings:
     key_dir: Path | None = None
     lang: str = DEFAULT_LANG
     keyserver: str | None = None
+    process_ticket: str | None = field(default=None, repr=False)
     pkcs11_module: str | None = None
     pkcs11_pin: str | None = field(default=None, repr=False)
     bao_addr: str | None = None
@@ -79,5 +84,6 @@ class Settings:
         key_dir = get(KEY_DIR_ENV)
         return cls(passphrase=get(PASSPHRASE_ENV), key_passphrase=get(KEY_PASSPHRASE_ENV), session=get(SESSION_ENV),
                    key_dir=Path(key_dir).expanduser() if key_dir else None, lang=normalize_lang(get(LANG_ENV)),
-                   keyserver=get(KEYSERVER_ENV), pkcs11_module=get(PKCS11_MODULE_ENV), pkcs11_pin=get(PKCS11_PIN_ENV), bao_addr=get(BAO_ADDR_ENV),
+                   keyserver=get(KEYSERVER_ENV), process_ticket=get(PROCESS_TICKET_ENV),
+                   pkcs11_module=get(PKCS11_MODULE_ENV), pkcs11_pin=get(PKCS11_PIN_ENV), bao_addr=get(BAO_ADDR_ENV),
                    bao_token=get(BAO_TOKEN_ENV), bao_cacert=get(BAO_CACERT_ENV))

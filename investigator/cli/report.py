@@ -8,11 +8,18 @@ from typing import Any
 
 import click
 
-from investigator.cli.options import archive_passphrase, echo_checks, echo_json, json_option, key_dir_option, signing_key
+from investigator.cli.options import (archive_passphrase, echo_checks, echo_json, json_option, key_dir_option, person_key,
+                                      signing_key)
+from investigator.settings import KEYSERVER_ENV
 
 archive_option = click.option("--archive", "archive_path", type=click.Path(path_type=Path, file_okay=False),
                               default=None, help="The archive (default: the one the report names, if present).")
 notebook_argument = click.argument("notebook", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+keyserver_option = click.option("--keyserver", default=None, metavar="URL", envvar=KEYSERVER_ENV, show_envvar=True,
+                                help="Run through this key server (default: $INVESTIGATOR_KEYSERVER): the kernel gets a "
+                                     "process ticket, never the archive passphrase or a session.")
+cafile_option = click.option("--cafile", default=None, type=click.Path(exists=True, dir_okay=False),
+                             help="CA for an https key server.")
 
 
 def _read(notebook: Path) -> Any:
@@ -95,33 +102,44 @@ def templates_cmd(as_json: bool) -> None:
 @click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), default=Path("reports"),
               show_default=True, help="Reports folder; the notebook goes to OUT/<case>/<time>-<template>.ipynb.")
 @key_dir_option
+@keyserver_option
+@cafile_option
 @click.option("--no-html", is_flag=True, help="Skip the HTML copy.")
 @json_option
 def run_cmd(template: str, archive_path: Path, grant: str, person: str, totp: str | None, session: str | None,
             params: tuple[tuple[str, str], ...], raw_params: tuple[tuple[str, str], ...], out_dir: Path,
-            key_dir: Path | None, no_html: bool, as_json: bool) -> None:
+            key_dir: Path | None, keyserver: str | None, cafile: str | None, no_html: bool, as_json: bool) -> None:
     """Execute a report template under a grant (papermill), seal it and write the HTML copy.
 
     \b
     The archive passphrase comes from $INVESTIGATOR_PASSPHRASE (or a prompt), the signing key's
     from $INVESTIGATOR_KEY_PASSPHRASE (or a prompt). Neither, nor the session, enters the report.
+    With --keyserver (or INVESTIGATOR_KEYSERVER) no archive passphrase is read: the case is opened
+    at the key server with the operator's personal key, and the kernel gets only the key server's
+    URL and a short-lived process ticket (revoked when the run ends).
     Examples:
       investigator report run complaint_investigation --archive demo-archive --grant G-1a2b --as sunli --totp 123456
       investigator report run keyword_sweep --archive A --grant G --as svc-qa --session "$INVESTIGATOR_SESSION" \\
           -p keywords '[退款, refund]' -r case QA-2026-11 -o /srv/reports
+      investigator report run keyword_sweep --archive A --grant G --as sunli --totp 123456 \\
+          --keyserver https://keys.example:8765 --cafile ca.pem
     """
     from investigator.vault.store import Archive
     from investigator.settings import SESSION_ENV
     from investigator.reports.run import run_report
 
     opened = Archive.open(archive_path)
-    passphrase = archive_passphrase()
-    signer = signing_key(opened, person, key_dir)
+    if keyserver:  # the key server holds the master keys: no archive passphrase is read here
+        passphrase = None
+        signer = person_key(opened, person, key_dir)
+    else:
+        passphrase = archive_passphrase()
+        signer = signing_key(opened, person, key_dir)
     parameters: dict[str, Any] = {name: _parse_value(value) for name, value in params}
     parameters.update({name: value for name, value in raw_params})
     result = run_report(template, archive=opened, grant=grant, person=person, signer=signer, passphrase=passphrase,
                         totp=totp, session=session or (None if totp else os.environ.get(SESSION_ENV)),
-                        parameters=parameters, out_dir=out_dir, html=not no_html)
+                        parameters=parameters, out_dir=out_dir, html=not no_html, keyserver=keyserver, cafile=cafile)
     if as_json:
         echo_json({"notebook": str(result.notebook), "html": str(result.html), "digest": result.digest,
                    "report_id": result.report_id, "held": result.held, "reasons": result.reasons})
@@ -213,13 +231,20 @@ def verify_cmd(ctx: click.Context, notebook: Path, archive_path: Path | None, pu
 @click.option("--session", default=None)
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Where to write the re-executed notebook (default: NOTEBOOK.reproduced.ipynb).")
+@key_dir_option
+@keyserver_option
+@cafile_option
 @json_option
 @click.pass_context
 def reproduce_cmd(ctx: click.Context, notebook: Path, archive_path: Path | None, person: str, totp: str | None,
-                  session: str | None, output: Path | None, as_json: bool) -> None:
+                  session: str | None, output: Path | None, key_dir: Path | None, keyserver: str | None,
+                  cafile: str | None, as_json: bool) -> None:
     """Re-execute a sealed report from its recorded parameters and compare the content digests.
 
     \b
+    With --keyserver (or INVESTIGATOR_KEYSERVER) the kernel gets a process ticket, as in
+    'report run'; the operator's personal key signs the requests (INVESTIGATOR_KEY_PASSPHRASE
+    or a prompt) and no archive passphrase is read.
     Example:
       investigator report reproduce reports/C-1/20261118T061500Z-complaint_investigation.ipynb --as sunli --totp 123456
     """
@@ -229,8 +254,10 @@ def reproduce_cmd(ctx: click.Context, notebook: Path, archive_path: Path | None,
 
     nb = _read(notebook)
     opened = _archive_for(nb, archive_path)
-    result = reproduce_report(notebook, archive=opened, person=person, passphrase=archive_passphrase(), totp=totp,
-                              session=session or (None if totp else os.environ.get(SESSION_ENV)), output=output)
+    passphrase, signer = (None, person_key(opened, person, key_dir)) if keyserver else (archive_passphrase(), None)
+    result = reproduce_report(notebook, archive=opened, person=person, passphrase=passphrase, totp=totp,
+                              session=session or (None if totp else os.environ.get(SESSION_ENV)), output=output,
+                              keyserver=keyserver, cafile=cafile, signer=signer)
     if as_json:
         echo_json(result.to_json())
     else:

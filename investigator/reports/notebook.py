@@ -9,7 +9,9 @@
 Everything shown is deterministic (sorted rows, times in the archive's zone,
 fixed figure ids, no wall-clock values), so re-running a report under the same
 grant gives the same content digest (docs/reviewer.md, "Reproduce"). The
-identity never enters the notebook: the session comes from
+identity never enters the notebook. In key-server mode ``investigator report run
+--keyserver URL`` gives the kernel only ``$INVESTIGATOR_KEYSERVER`` and a process ticket
+in ``$INVESTIGATOR_PROCESS_TICKET``; otherwise the session comes from
 ``$INVESTIGATOR_SESSION`` (set by ``investigator report run``) unless passed in,
 and the archive passphrase from ``$INVESTIGATOR_PASSPHRASE``.
 """
@@ -23,6 +25,7 @@ import os
 import random
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -31,8 +34,9 @@ from investigator.access.case import open_case
 from investigator.analysis.filters import to_utc
 from investigator.analysis.normalize import normalize_text
 from investigator.analysis.pii import mask_text
-from investigator.settings import Settings
-from investigator.errors import ReportError
+from investigator.authority.grants import Grant
+from investigator.settings import PROCESS_TICKET_ENV, Settings
+from investigator.errors import InvestigatorError, ReportError
 
 PROVENANCE_MIME = "application/vnd.investigator.provenance+json"
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
@@ -66,23 +70,50 @@ def setup(*, seed: int = 0) -> None:
 
 
 def open_report_case(archive: str, *, grant: str, person: str, session: str | None = None) -> Any:
-    """Open the report's case with a session (parameter, else $INVESTIGATOR_SESSION).
+    """Open the report's case: from the kernel's process ticket, else with a session.
 
-    This is the report kernel's edge: ``investigator report run`` hands the
-    session to the kernel in the environment, never as a parameter (parameters
-    are recorded in the sealed notebook). Raises ReportError when no grant,
-    operator or session is given; otherwise whatever
+    This is the report kernel's edge. In key-server mode (``investigator report run
+    --keyserver URL``) the kernel's environment holds a process ticket
+    ($INVESTIGATOR_PROCESS_TICKET) and the key server's URL ($INVESTIGATOR_KEYSERVER): the
+    case is opened from them alone, and the ticket's grant and person must be the report's
+    ``grant`` and ``person`` (ReportError otherwise). Else the session (parameter, else
+    $INVESTIGATOR_SESSION) opens it with the embedded key service. Secrets come in the
+    environment, never as parameters (parameters are recorded in the sealed notebook).
+    Raises ReportError when no grant, operator or session is given; otherwise whatever
     :func:`investigator.open_case` raises.
     """
-    token = session or Settings.from_environ(os.environ).session
+    settings = Settings.from_environ(os.environ)
     if not (archive and grant and person):
         raise ReportError("a report needs the parameters archive, grant and person",
                           hint="run it with 'investigator report run TEMPLATE --archive A --grant G --as ID ...'")
+    if settings.process_ticket:
+        case = open_case(archive, process_ticket=settings.process_ticket, keyserver=settings.keyserver)
+        if case.person != person or not _same_grant(case.grant, grant):
+            raise ReportError(f"the kernel's process ticket is for grant {case.grant.id} and person {case.person}, "
+                              f"not the report's grant {grant} and person {person}",
+                              hint=f"run the report with the grant and operator of the ticket, or unset "
+                                   f"{PROCESS_TICKET_ENV}")
+        return case
+    token = session or settings.session
     if not token:
         raise ReportError("no session for the report's operator",
                           hint="'investigator report run' logs in for you; with plain papermill set "
                                "INVESTIGATOR_SESSION from 'investigator login'")
     return open_case(archive, grant=grant, person=person, session=token)
+
+
+def _same_grant(granted: Any, grant: str) -> bool:
+    """Whether the report's ``grant`` parameter (a grant id or a grant file) names the grant ``granted``."""
+    if str(grant) == granted.id:
+        return True
+    path = Path(str(grant))
+    if not path.is_file():
+        return False
+    try:
+        other = Grant.from_file(path)
+    except (InvestigatorError, OSError, ValueError):
+        return False
+    return bool(other.id == granted.id and other.hash == granted.hash)
 
 
 def report_window(case: Any, window: Sequence[str] | None) -> tuple[datetime, datetime]:

@@ -10,20 +10,23 @@ template the seal names (its SHA-256 must match, or the run is refused), and
 compares the new notebook's content digest with the sealed one; when they
 differ, the cells that differ are named. Reports are built to be
 deterministic (sorted tables, fixed seeds, no wall-clock values in outputs).
+
+The kernel gets its credentials as in :func:`investigator.reports.run.run_report`: embedded,
+the archive passphrase and a session; with ``keyserver=`` (and ``signer=``, the operator's
+personal key), only the key server's URL and a process ticket labelled
+``report reproduce <template>``, revoked when the run ends.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from investigator.settings import PASSPHRASE_ENV, SESSION_ENV
+from investigator import _crypto
 from investigator.errors import ReportError
-from investigator.access.keyservice import unlock_archive
-from investigator.authority.identity import login, revoke_session
 from investigator.reports.canonical import content_digest, diff_cells
-from investigator.reports.run import check_template_allowed, execute, find_template
+from investigator.reports.run import TICKET_LIFETIME, check_template_allowed, execute, find_template, kernel_credentials
 from investigator.reports.seal import META_KEY, file_sha256
 from investigator.authority.grants import Grant, find_grant
 from investigator.vault.store import Archive
@@ -47,12 +50,16 @@ class ReproduceResult:
                 "reproduction": str(self.reproduction), "differences": self.differences}
 
 
-def reproduce_report(notebook: Path, *, archive: "Archive", person: str, passphrase: str, totp: str | None = None,
-                     session: str | None = None, output: Path | None = None,
-                     now: datetime | None = None) -> ReproduceResult:
+def reproduce_report(notebook: Path, *, archive: "Archive", person: str, passphrase: str | None = None,
+                     totp: str | None = None, session: str | None = None, output: Path | None = None,
+                     now: datetime | None = None, keyserver: str | None = None, cafile: str | None = None,
+                     signer: "_crypto.SigningKey | None" = None,
+                     ticket_lifetime: timedelta = TICKET_LIFETIME) -> ReproduceResult:
     """Re-execute ``notebook``'s template with its sealed parameters and compare content digests.
 
-    Raises ReportError (not sealed, template changed or missing, run failed),
+    Embedded (``passphrase``) or through the key server at ``keyserver`` (requests signed with
+    ``signer``; the kernel gets a process ticket, never the passphrase or a session).
+    Raises ReportError (not sealed, template changed or missing, run failed), ConfigError,
     PolicyDenied / GrantInvalid / IdentityCheckFailed from opening the case.
     """
     import nbformat
@@ -73,18 +80,13 @@ def reproduce_report(notebook: Path, *, archive: "Archive", person: str, passphr
     grant = Grant.from_file(find_grant(archive, body["grant"]["id"]))
     check_template_allowed(archive, grant, template.stem, person, when)
     params = dict(body.get("parameters") or {})
-    own_session = False
-    if totp:
-        session = login(archive, unlock_archive(archive, passphrase, actor=person, purpose="report reproduce"), person, totp=totp, now=when)
-        own_session = True
-    if not session:
-        raise ReportError("reproducing needs --totp CODE or --session TOKEN")
     target = output or Path(notebook).with_name(Path(notebook).stem + ".reproduced.ipynb")
-    try:
-        execute(template, target, params, env={PASSPHRASE_ENV: passphrase, SESSION_ENV: session})
-    finally:
-        if own_session:
-            revoke_session(archive, session, actor=person, now=datetime.now(timezone.utc))
+    with kernel_credentials(archive, grant, person, purpose="report reproduce",
+                            label=f"report reproduce {template.stem}",
+                            needs="reproducing needs --totp CODE or --session TOKEN", passphrase=passphrase, totp=totp,
+                            session=session, keyserver=keyserver, cafile=cafile, signer=signer,
+                            lifetime=ticket_lifetime, now=when) as credentials:
+        execute(template, target, params, env=credentials.env)
     again = nbformat.read(str(target), as_version=4)
     result = ReproduceResult(original=Path(notebook), reproduction=target, sealed_digest=str(body["digest"]),
                              new_digest=content_digest(again),

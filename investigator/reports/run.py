@@ -5,11 +5,23 @@
     >>> result.notebook                                                                                  # doctest: +SKIP
     PosixPath('reports/DEMO-2026-11-18-complaint/20261118T061500Z-complaint_investigation.ipynb')
 
-Identity: a TOTP code is single-use, so a run with ``totp=`` logs in once
-(:func:`investigator.authority.identity.login`) and hands the kernel the session through
-``$INVESTIGATOR_SESSION``, with the archive passphrase in
+Identity, embedded key service (no ``keyserver=``): a TOTP code is single-use, so a run with
+``totp=`` logs in once (:func:`investigator.authority.identity.login`) and hands the kernel the
+session through ``$INVESTIGATOR_SESSION``, with the archive passphrase in
 ``$INVESTIGATOR_PASSPHRASE``: neither ever enters the notebook's parameters or
 outputs. A session made for the run is revoked when the run ends.
+
+Key-server mode (``keyserver="https://..."``; separation of duties): the runner opens the case
+through the key server as the operator (requests signed with ``signer``, the operator's personal
+key; ``totp=`` or ``session=`` for the identity check), asks it for a process ticket labelled
+``report run <template>`` (:meth:`investigator.access.case.Case.process_ticket`, at most 2 h)
+and starts the kernel with only ``$INVESTIGATOR_KEYSERVER`` and ``$INVESTIGATOR_PROCESS_TICKET``
+added to its environment; the secrets of :data:`KERNEL_SECRETS` are removed from it. The archive
+passphrase is never read, no session is made, and the ticket is revoked when the run ends (it
+expires by itself otherwise). Sealing signs with the operator's personal key either way.
+
+    >>> result = run_report("keyword_sweep", archive=archive, grant="G-...", person="sunli", signer=key,
+    ...                     totp="123456", keyserver="https://keys.example:8765")        # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -19,14 +31,17 @@ import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from investigator.settings import PASSPHRASE_ENV, SESSION_ENV
-from investigator.errors import PolicyDenied, ReportError
+from investigator.settings import (BAO_TOKEN_ENV, KEY_PASSPHRASE_ENV, KEYSERVER_ENV, PASSPHRASE_ENV, PKCS11_PIN_ENV,
+                                   PROCESS_TICKET_ENV, SESSION_ENV)
+from investigator.errors import ConfigError, InvestigatorError, PolicyDenied, ReportError
 from investigator.schema import format_ts
+from investigator.access.case import open_case
 from investigator.access.keyservice import unlock_archive
+from investigator.access.process_ticket import MAX_LIFETIME, decode
 from investigator.authority.grants import Grant, find_grant
 from investigator.authority.identity import login, revoke_session
 from investigator.reports.html import write_html
@@ -41,6 +56,12 @@ REPO_TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 PACKAGE_TEMPLATES = Path(sys.prefix) / "share" / "investigator" / "templates"  # wheel installs
 TEMPLATE_NAMES = ("complaint_investigation", "internal_investigation", "keyword_sweep", "timeline_reconstruction",
                   "audit_review")
+# Key-server mode: how long the kernel's process ticket lives (revoked when the run ends; at most MAX_LIFETIME, 2 h)
+TICKET_LIFETIME = timedelta(hours=1)
+# Variables carrying secrets that a key-server run removes from the kernel's environment
+KERNEL_SECRETS = (PASSPHRASE_ENV, SESSION_ENV, KEY_PASSPHRASE_ENV, PKCS11_PIN_ENV, BAO_TOKEN_ENV)
+# Parameters a run refuses (they would be written into the report): the sealer's list and the key-server credentials
+RUN_SECRET_PARAMETERS = (*SECRET_PARAMETERS, "process_ticket", "key_passphrase")
 
 
 def _ipc_kernel_manager() -> type:
@@ -86,11 +107,18 @@ def list_templates() -> list[Path]:
 
 
 @contextmanager
-def environment(values: Mapping[str, str]) -> Iterator[None]:
-    """Set environment variables for the kernel papermill starts (it inherits them), then restore."""
+def environment(values: Mapping[str, str | None]) -> Iterator[None]:
+    """Set environment variables for the kernel papermill starts (it inherits them), then restore.
+
+    A value of None removes the variable for the kernel (key-server mode removes the secrets).
+    """
     saved = {k: os.environ.get(k) for k in values}
     try:
-        os.environ.update({k: v for k, v in values.items() if v is not None})
+        for key, value in values.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
         yield
     finally:
         for key, old in saved.items():
@@ -100,7 +128,7 @@ def environment(values: Mapping[str, str]) -> Iterator[None]:
                 os.environ[key] = old
 
 
-def execute(template: Path, output: Path, parameters: Mapping[str, Any], *, env: Mapping[str, str],
+def execute(template: Path, output: Path, parameters: Mapping[str, Any], *, env: Mapping[str, str | None],
             cwd: Path | None = None) -> tuple[str, str]:
     """Execute ``template`` into ``output`` with papermill. Returns (started, ended) UTC texts.
 
@@ -161,15 +189,92 @@ def check_template_allowed(archive: "Archive", grant: Any, name: str, person: st
         raise PolicyDenied(reason, rule="grant.templates")
 
 
+@dataclass
+class KernelCredentials:
+    """What the kernel gets in its environment (``env``; None removes a variable) and how the run was opened."""
+
+    env: dict[str, str | None]
+    audit: dict[str, Any] = field(default_factory=dict)  # extra details for the run's audit entry (never a secret)
+
+
+@contextmanager
+def kernel_credentials(archive: "Archive", grant: Grant, person: str, *, purpose: str, label: str, needs: str,
+                       passphrase: str | None = None, totp: str | None = None, session: str | None = None,
+                       keyserver: str | None = None, cafile: str | None = None,
+                       signer: "_crypto.SigningKey | None" = None, lifetime: timedelta = TICKET_LIFETIME,
+                       now: datetime | None = None) -> Iterator[KernelCredentials]:
+    """The kernel's credentials for one run, ended when the run ends.
+
+    Embedded (no ``keyserver``): the archive passphrase and a session (``session``, or one
+    logged in here with ``totp`` and revoked afterwards; ``purpose`` names that unlock in the
+    audit log), as ``$INVESTIGATOR_PASSPHRASE`` and ``$INVESTIGATOR_SESSION``. Key server: the
+    operator's case opened there (signed with ``signer``), a process ticket named ``label`` for
+    the kernel as ``$INVESTIGATOR_PROCESS_TICKET`` beside ``$INVESTIGATOR_KEYSERVER``, every
+    variable of :data:`KERNEL_SECRETS` removed; the ticket is revoked afterwards. ``needs`` is
+    the message when neither ``totp`` nor ``session`` is given. Raises ReportError,
+    ConfigError, and what opening the case or issuing the ticket raises.
+    """
+    when = now or datetime.now(timezone.utc)
+    if not (totp or session):
+        raise ReportError(needs)
+    if not keyserver:
+        own_session: str | None = None  # a session made for this run, revoked when it ends
+        if totp:
+            keys = unlock_archive(archive, passphrase, actor=person, purpose=purpose)
+            session = own_session = login(archive, keys, person, totp=totp, now=when)
+        # a process ticket left in the runner's environment must not divert the kernel from this session
+        env: dict[str, str | None] = {SESSION_ENV: session, PROCESS_TICKET_ENV: None}
+        if passphrase is not None:
+            env[PASSPHRASE_ENV] = passphrase
+        try:
+            yield KernelCredentials(env)
+        finally:
+            if own_session:
+                revoke_session(archive, own_session, actor=person, now=datetime.now(timezone.utc))
+        return
+    if passphrase:
+        raise ConfigError("a report run through the key server reads no archive passphrase",
+                          hint=f"unset {PASSPHRASE_ENV}: the key server is the only holder of the master keys")
+    if signer is None:
+        raise ConfigError("the key server accepts only requests signed with the operator's personal key",
+                          hint="pass signer= (the operator's unlocked personal key)")
+    case = open_case(archive, grant=grant, person=person, totp=totp, session=session, keyserver=keyserver,
+                     cafile=cafile, signing_key=signer)
+    token = case.process_ticket(label, lifetime=min(lifetime, MAX_LIFETIME))
+    ticket = decode(token, archive.signing_public, archive_id=archive.archive_id)
+    env = {name: None for name in KERNEL_SECRETS}
+    env.update({KEYSERVER_ENV: keyserver, PROCESS_TICKET_ENV: token})
+    try:
+        yield KernelCredentials(env, {"process": label, "process_ticket": ticket.id,
+                                      "ticket_expires": format_ts(ticket.expires)})
+    except BaseException:
+        try:
+            case.revoke_process_ticket(ticket.id)
+        except InvestigatorError:  # the run's own failure is the one to report; the ticket still expires
+            pass
+        raise
+    else:
+        try:
+            case.revoke_process_ticket(ticket.id)
+        except InvestigatorError as exc:
+            raise ReportError(f"the kernel finished, but its process ticket {ticket.id} could not be revoked: {exc}",
+                              hint=f"it ends by itself at {format_ts(ticket.expires)}; the executed notebook is "
+                                   "kept, unsealed (seal it with 'investigator report seal')") from exc
+
+
 def run_report(template: str | Path, *, archive: "Archive", grant: str, person: str, signer: "_crypto.SigningKey",
-               passphrase: str, totp: str | None = None, session: str | None = None,
+               passphrase: str | None = None, totp: str | None = None, session: str | None = None,
                parameters: Mapping[str, Any] | None = None, out_dir: Path = Path("reports"),
-               output: Path | None = None, html: bool = True, now: datetime | None = None) -> RunResult:
+               output: Path | None = None, html: bool = True, now: datetime | None = None,
+               keyserver: str | None = None, cafile: str | None = None,
+               ticket_lifetime: timedelta = TICKET_LIFETIME) -> RunResult:
     """Execute a template under ``grant`` as ``person``, seal it, write the HTML copy.
 
+    Embedded (``passphrase``) or through the key server at ``keyserver`` (the kernel then
+    gets a process ticket, never the passphrase or a session; see the module docstring).
     Raises PolicyDenied (template not allowed by a standing grant),
-    IdentityCheckFailed, GrantInvalid, ReportError (the run failed, or it
-    cannot be sealed).
+    IdentityCheckFailed, GrantInvalid, ConfigError, KeyServiceError, ReportError (the run
+    failed, or it cannot be sealed).
     """
     import nbformat
 
@@ -180,7 +285,7 @@ def run_report(template: str | Path, *, archive: "Archive", grant: str, person: 
     loaded = Grant.from_file(find_grant(archive, grant))
     check_template_allowed(archive, loaded, name, person, when)
     params = dict(parameters or {})
-    secret = sorted(k for k in params if k in SECRET_PARAMETERS)
+    secret = sorted(k for k in params if k in RUN_SECRET_PARAMETERS)
     if secret:
         raise ReportError(f"{', '.join(secret)} may not be a parameter (it would be written into the report)",
                           hint="use --totp or --session; the run passes the session to the kernel privately")
@@ -191,21 +296,15 @@ def run_report(template: str | Path, *, archive: "Archive", grant: str, person: 
         # audit_review reads the log up to a fixed entry, so its reproduction reads the same entries
 
         params["until"] = head_seq(archive)
-    own_session = False
-    if totp:
-        keys = unlock_archive(archive, passphrase, actor=person, purpose="report run")
-        session = login(archive, keys, person, totp=totp, now=when)
-        own_session = True
-    if not session:
-        raise ReportError("a report run needs --totp CODE or --session TOKEN")
     target = output or output_path(out_dir, str(params["case"]), name, when)
-    archive.audit.append(person, "report.run", loaded.id, {"template": name, "output": target.name},
-                         outcome="allowed", now=when)
-    try:
-        started, ended = execute(path, target, params, env={PASSPHRASE_ENV: passphrase, SESSION_ENV: session})
-    finally:
-        if own_session:
-            revoke_session(archive, session, actor=person, now=datetime.now(timezone.utc))
+    with kernel_credentials(archive, loaded, person, purpose="report run", label=f"report run {name}",
+                            needs="a report run needs --totp CODE or --session TOKEN", passphrase=passphrase,
+                            totp=totp, session=session, keyserver=keyserver, cafile=cafile, signer=signer,
+                            lifetime=ticket_lifetime, now=when) as credentials:
+        archive.audit.append(person, "report.run", loaded.id,
+                             {"template": name, "output": target.name, **credentials.audit}, outcome="allowed",
+                             now=when)
+        started, ended = execute(path, target, params, env=credentials.env)
     nb = nbformat.read(str(target), as_version=4)
     sealed = seal_notebook(nb, archive=archive, signer=signer, person=person, template=path, started=started,
                            ended=ended)

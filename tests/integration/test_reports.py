@@ -15,7 +15,7 @@ import pytest
 
 from investigator.vault.store import Archive
 from investigator.demo import DEMO_PASSPHRASE, demo_grant, demo_session
-from investigator.errors import PolicyDenied, ReportError
+from investigator.errors import ConfigError, PolicyDenied, ReportError
 from investigator.demo.people import DEMO_ONLY_PASSPHRASE
 from investigator.authority.identity import unlock_person_key
 from investigator.reports.run import TEMPLATE_NAMES, check_template_allowed, run_report
@@ -192,3 +192,217 @@ def test_executed_report_passes_nbval_lax(reports, report_archive, tmp_path):
                            "-p", "no:xdist", str(target)], env=env, cwd=tmp_path, capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 0, done.stdout[-2000:]
+
+
+# --- key-server mode: the kernel holds a process ticket, never the passphrase or a session ---------------------
+
+KS_TEMPLATE = "keyword_sweep"
+KS_LABEL = f"report run {KS_TEMPLATE}"
+# a last cell for a copy of the template: what the kernel's environment and file system held (names, never values)
+ENV_PROBE = '''import os
+from pathlib import Path
+rn.markdown("kernel environment: " + " ".join(sorted(k for k in os.environ if k.startswith(("INVESTIGATOR_", "BAO_")))))
+rn.markdown(f"master key file readable: {Path(archive, 'keys', 'master.json').exists()}")
+'''
+
+
+@pytest.fixture
+def keyserver_run(demo_archive, tmp_path):
+    """A copy of the demo archive served by a real ``investigator keyserver`` process on 127.0.0.1.
+
+    Once the server has unlocked the custody, ``keys/master.json`` is moved out of the archive:
+    the runner and its kernel (the client side) could not unlock the archive if they tried.
+    Yields (archive, url); the key file is put back before the server stops.
+    """
+    import re
+    import signal
+
+    root = tmp_path / "archive"
+    shutil.copytree(demo_archive, root)
+    env = {**os.environ, "INVESTIGATOR_PASSPHRASE": DEMO_PASSPHRASE}
+    proc = subprocess.Popen([sys.executable, "-m", "investigator.cli", "keyserver", str(root), "--listen",
+                             "127.0.0.1:0", "--rate", "50", "--person-rate", "50"], env=env, stderr=subprocess.PIPE,
+                            text=True)
+    hidden = tmp_path / "custodian-only" / "master.json"
+    try:
+        line = proc.stderr.readline()
+        match = re.search(r"http://127\.0\.0\.1:(\d+)", line)
+        assert match, line
+        hidden.parent.mkdir()
+        shutil.move(str(root / "keys" / "master.json"), str(hidden))
+        yield Archive.open(root), f"http://127.0.0.1:{match.group(1)}"
+    finally:
+        if hidden.exists():
+            shutil.move(str(hidden), str(root / "keys" / "master.json"))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=10)
+
+
+def next_code(person: str = "sunli") -> str:
+    """A TOTP code of the next 30 s step, by the real clock (the key server's): never one used already."""
+    from datetime import datetime, timedelta, timezone
+
+    from investigator import _crypto
+    from investigator.demo.people import DEMO_ONLY_TOTP_SECRETS
+
+    return _crypto.totp(DEMO_ONLY_TOTP_SECRETS[person], (datetime.now(timezone.utc) + timedelta(seconds=30)).timestamp())
+
+
+def test_keyserver_mode_gives_the_kernel_only_a_process_ticket_and_revokes_it(keyserver_run, tmp_path, monkeypatch):
+    import json
+
+    import papermill
+
+    from investigator.access.case import open_case
+    from investigator.access.process_ticket import decode
+    from investigator.settings import PROCESS_TICKET_ENV
+
+    archive, url = keyserver_run
+    for name in ("INVESTIGATOR_PASSPHRASE", "INVESTIGATOR_SESSION", "INVESTIGATOR_KEYSERVER", PROCESS_TICKET_ENV):
+        monkeypatch.delenv(name, raising=False)
+    seen: list[dict[str, str]] = []
+    original = papermill.execute_notebook
+
+    def spy(*args, **kwargs):  # the environment the kernel inherits is the runner's at this call
+        seen.append(dict(os.environ))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(papermill, "execute_notebook", spy)
+    before = len(list(archive.audit.entries()))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = run_report(KS_TEMPLATE, archive=archive, grant=demo_grant(archive.root), person="sunli",
+                            signer=person_key(archive, "sunli"), totp=next_code(), keyserver=url,
+                            out_dir=tmp_path / "out")
+    # the kernel's environment: the URL and the ticket added, no passphrase, session or key passphrase
+    [kernel_env] = seen
+    token = kernel_env[PROCESS_TICKET_ENV]
+    assert kernel_env["INVESTIGATOR_KEYSERVER"] == url and token.startswith("ipt1.")
+    assert not {"INVESTIGATOR_PASSPHRASE", "INVESTIGATOR_SESSION", "INVESTIGATOR_KEY_PASSPHRASE"} & set(kernel_env)
+    assert PROCESS_TICKET_ENV not in os.environ and "INVESTIGATOR_KEYSERVER" not in os.environ  # restored
+    ticket = decode(token, archive.signing_public, archive_id=archive.archive_id)
+    assert ticket.label == KS_LABEL and ticket.person == "sunli" and ticket.grant_id == demo_grant(archive.root)
+    assert (ticket.expires - ticket.issued).total_seconds() <= 2 * 3600
+    # it completed and sealed; the report holds no secret and records no credential parameter
+    assert verify_report(read(result.notebook), archive=archive).ok
+    text = result.notebook.read_text(encoding="utf-8")
+    for secret in (DEMO_PASSPHRASE, token, token.rsplit(".", 1)[1], "ipt1.", "ivs1."):
+        assert secret not in text
+    assert not {"session", "process_ticket", "passphrase"} & set(read(result.notebook).metadata["investigator"]["seal"]
+                                                               ["body"]["parameters"])
+    # the server released the kernel's keys against the ticket, audited with the process label; nothing unlocked
+    new = list(archive.audit.entries())[before:]
+    releases = [e for e in new if e.action == "key.release"]
+    assert releases and all(e.outcome == "allowed" and e.actor == "sunli" and e.details["process"] == KS_LABEL
+                            and e.details["process_ticket"] == ticket.id for e in releases)
+    assert not [e for e in new if e.action in ("unlock", "login")]
+    [run] = [e for e in new if e.action == "report.run"]
+    assert run.details["process"] == KS_LABEL and run.details["process_ticket"] == ticket.id
+    assert [e.outcome for e in new if e.action == "process_ticket.revoke"] == ["allowed"]
+    assert not any(token in json.dumps(e.details) for e in new)
+    # revoked when the run ended: a further key request with the ticket is refused
+    with pytest.raises(PolicyDenied) as refused:
+        open_case(archive, process_ticket=token, keyserver=url).messages()
+    assert refused.value.rule == "process_ticket.revoked"
+    # reproducing through the key server (a session this time) gives the same digest, with a ticket of its own
+    from investigator.demo import demo_session
+    from investigator.reports.reproduce import reproduce_report
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        again = reproduce_report(result.notebook, archive=archive, person="sunli", session=demo_session(archive.root),
+                                 keyserver=url, signer=person_key(archive, "sunli"), output=tmp_path / "again.ipynb")
+    assert again.same, again.differences
+    label = f"report reproduce {KS_TEMPLATE}"
+    assert any(e.action == "key.release" and e.details.get("process") == label for e in archive.audit.entries())
+    assert [e.action for e in archive.audit.entries() if e.details.get("label") == label
+            and e.outcome == "allowed"] == ["process_ticket.issue", "process_ticket.revoke"]
+
+
+def test_keyserver_mode_from_the_cli_scrubs_the_runners_secrets(keyserver_run, tmp_path):
+    import json
+    import re
+
+    from click.testing import CliRunner
+
+    from investigator.cli import main
+    from investigator.demo import demo_session
+    from investigator.reports import notebook as rn
+
+    archive, url = keyserver_run
+    template = tmp_path / f"{KS_TEMPLATE}.ipynb"
+    nb = read(Path(rn.__file__).resolve().parents[2] / "templates" / f"{KS_TEMPLATE}.ipynb")
+    nb.cells.append(nbformat.v4.new_code_cell(ENV_PROBE))
+    nbformat.write(nb, str(template))
+    session = demo_session(archive.root)  # the demo operator's live session (checked by the key server)
+    # a careless shell: the archive passphrase and a session are set; neither may reach the kernel
+    env = {"INVESTIGATOR_PASSPHRASE": DEMO_PASSPHRASE, "INVESTIGATOR_SESSION": session,
+           "INVESTIGATOR_KEY_PASSPHRASE": DEMO_ONLY_PASSPHRASE.format(person="sunli"), "INVESTIGATOR_KEYSERVER": url}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        done = CliRunner().invoke(main, ["report", "run", str(template), "--archive", str(archive.root), "--grant",
+                                         demo_grant(archive.root), "--as", "sunli", "--key-dir",
+                                         str(archive.root / "demo-keys"), "-o", str(tmp_path / "out"), "--json"],
+                                  env=env, catch_exceptions=False)
+    assert done.exit_code == 0, done.output
+    notebook = Path(json.loads(done.stdout)["notebook"])
+    text = notebook.read_text(encoding="utf-8")
+    shown = re.search(r"kernel environment: ([A-Z_ ]*)", text)
+    assert shown, "the probe cell did not run"
+    names = set(shown.group(1).split())
+    assert {"INVESTIGATOR_KEYSERVER", "INVESTIGATOR_PROCESS_TICKET"} <= names
+    assert not names & {"INVESTIGATOR_PASSPHRASE", "INVESTIGATOR_SESSION", "INVESTIGATOR_KEY_PASSPHRASE",
+                        "INVESTIGATOR_PKCS11_PIN", "BAO_TOKEN"}
+    assert "master key file readable: False" in text
+    assert DEMO_PASSPHRASE not in text and session not in text and "ipt1." not in text
+    assert verify_report(read(notebook), archive=archive).ok
+    new = [e for e in archive.audit.entries() if e.details.get("process") == KS_LABEL]
+    assert any(e.action == "key.release" and e.outcome == "allowed" for e in new)
+    assert [e.outcome for e in archive.audit.entries() if e.action == "process_ticket.revoke"] == ["allowed"]
+
+
+def test_the_kernel_refuses_a_ticket_for_another_grant_or_person(keyserver_run, monkeypatch):
+    from investigator.access.case import open_case
+    from investigator.demo import demo_session
+    from investigator.reports import notebook as rn
+
+    archive, url = keyserver_run
+    grant = demo_grant(archive.root)
+    operator = open_case(archive, grant=grant, person="sunli", session=demo_session(archive.root), keyserver=url,
+                         signing_key=person_key(archive, "sunli"))
+    token = operator.process_ticket(KS_LABEL, lifetime=300)
+    monkeypatch.setenv("INVESTIGATOR_PROCESS_TICKET", token)
+    monkeypatch.setenv("INVESTIGATOR_KEYSERVER", url)
+    monkeypatch.delenv("INVESTIGATOR_SESSION", raising=False)
+    try:
+        for wrong in ({"grant": "G-not-this-one", "person": "sunli"}, {"grant": grant, "person": "zhouzong"}):
+            with pytest.raises(ReportError, match="process ticket"):
+                rn.open_report_case(str(archive.root), **wrong)
+        case = rn.open_report_case(str(archive.root), grant=grant, person="sunli")
+        by_file = rn.open_report_case(str(archive.root), grant=str(archive.layout.grant(grant)), person="sunli")
+        assert case.process == KS_LABEL and by_file.grant.id == grant and case.messages().height > 0
+    finally:
+        operator.revoke_process_ticket(token)
+
+
+def test_keyserver_mode_revokes_the_ticket_when_the_kernel_fails(keyserver_run, tmp_path):
+    from investigator.reports import notebook as rn
+
+    archive, url = keyserver_run
+    template = tmp_path / f"{KS_TEMPLATE}.ipynb"
+    nb = read(Path(rn.__file__).resolve().parents[2] / "templates" / f"{KS_TEMPLATE}.ipynb")
+    nb.cells.append(nbformat.v4.new_code_cell("raise RuntimeError('planted failure')"))
+    nbformat.write(nb, str(template))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(ReportError, match="planted failure"):
+            run_report(template, archive=archive, grant=demo_grant(archive.root), person="sunli",
+                       signer=person_key(archive, "sunli"), totp=next_code(), keyserver=url,
+                       out_dir=tmp_path / "out")
+    [run] = [e for e in archive.audit.entries() if e.action == "report.run" and "process_ticket" in e.details]
+    revokes = [e for e in archive.audit.entries() if e.action == "process_ticket.revoke"]
+    assert [e.outcome for e in revokes] == ["allowed"] and run.details["process_ticket"] in str(revokes[0].details)
+    with pytest.raises(ConfigError, match="archive passphrase"):  # and a key-server run reads no passphrase
+        run_report(KS_TEMPLATE, archive=archive, grant=demo_grant(archive.root), person="sunli",
+                   signer=person_key(archive, "sunli"), passphrase=DEMO_PASSPHRASE, totp="000000", keyserver=url)
