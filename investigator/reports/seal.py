@@ -50,7 +50,7 @@ if TYPE_CHECKING:
 
 SEAL_FORMAT = "investigator-report-seal/1"
 META_KEY = "investigator"
-SECRET_PARAMETERS = ("session", "totp", "passphrase", "token")
+SECRET_PARAMETERS = ("session", "totp", "passphrase", "token", "process_ticket", "key_passphrase")
 
 
 def meta_of(nb: Any) -> dict[str, Any]:
