@@ -145,6 +145,17 @@ class _Refusal(Exception):
         self.details = details or {}
 
 
+def _json_object(raw: bytes) -> dict[str, Any]:
+    """A request body as a JSON object; anything else is a malformed request."""
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        raise _malformed("request body is not JSON") from None
+    if not isinstance(body, dict):
+        raise _malformed("request body must be a JSON object")
+    return body
+
+
 def _malformed(message: str) -> _Refusal:
     return _Refusal(400, "KeyServiceError", message, "keyserver.malformed")
 
@@ -258,12 +269,7 @@ class _Handler(BaseHTTPRequestHandler):
                        action=action, actor=signed.person)
             return
         try:
-            try:
-                body = json.loads(raw)
-            except ValueError:
-                raise _malformed("request body is not JSON") from None
-            if not isinstance(body, dict):
-                raise _malformed("request body must be a JSON object")
+            body = _json_object(raw)
             if self.path == "/v1/open":
                 self._open(body, signed)
             elif self.path == "/v1/keys":
@@ -380,12 +386,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _keys_for_process(self, raw: bytes) -> None:
         """Address rate limit (done) -> JSON -> the ticket's signature -> person rate limit -> the gate's checks."""
-        try:
-            body = json.loads(raw)
-        except ValueError:
-            raise _malformed("request body is not JSON") from None
-        if not isinstance(body, dict):
-            raise _malformed("request body must be a JSON object")
+        body = _json_object(raw)
         try:
             ticket = self.server.gate.process_ticket(body.get("process_ticket"))
         except ProcessTicketRefused as err:
