@@ -99,9 +99,6 @@ def keyserver(archive: Path, listen: str, certfile: str | None, keyfile: str | N
     server = serve(opened, keys, host=host, port=int(port), certfile=certfile, keyfile=keyfile,
                    limit=RateLimit(rate=rate, burst=max(1, int(rate * 3)), person_rate=person_rate,
                                    person_burst=max(1, int(person_rate * 3))))
-    scheme = "https" if certfile else "http"
-    click.echo(f"key server for archive {opened.archive_id} listening on {scheme}://{host}:{server.server_address[1]}",
-               err=True)
     import signal
     import threading
 
@@ -112,7 +109,10 @@ def keyserver(archive: Path, listen: str, certfile: str | None, keyfile: str | N
         stopped["signal"] = signal.Signals(signum).name
         threading.Thread(target=server.shutdown, daemon=True).start()
 
-    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)  # before the line below: a reader of it may stop us at once
+    scheme = "https" if certfile else "http"
+    click.echo(f"key server for archive {opened.archive_id} listening on {scheme}://{host}:{server.server_address[1]}",
+               err=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
