@@ -1,14 +1,19 @@
-"""Crash-safe file writing: write to a temporary name, fsync, rename, fsync the directory.
+"""Crash-safe file writing: write to a temporary name, fsync, rename, fsync the directory; lock files.
 
     >>> atomic_write(Path("out.json"), b"{}")   # doctest: +SKIP
+    >>> with exclusive_lock(Path("locks/write.lock")):   # doctest: +SKIP
+    ...     ...
 
 Readers then see the old file or the new one, never a half-written one.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -46,3 +51,15 @@ def atomic_write(path: Path, data: bytes, *, mode: int = 0o644) -> None:
         if tmp.exists():
             tmp.unlink()
     fsync_dir(path.parent)
+
+
+@contextmanager
+def exclusive_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive flock on ``path`` (created, with its folder, when missing) for the block."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -33,7 +33,7 @@ its repr.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 PASSPHRASE_ENV = "INVESTIGATOR_PASSPHRASE"
@@ -87,3 +87,7 @@ class Settings:
                    keyserver=get(KEYSERVER_ENV), process_ticket=get(PROCESS_TICKET_ENV),
                    pkcs11_module=get(PKCS11_MODULE_ENV), pkcs11_pin=get(PKCS11_PIN_ENV), bao_addr=get(BAO_ADDR_ENV),
                    bao_token=get(BAO_TOKEN_ENV), bao_cacert=get(BAO_CACERT_ENV))
+
+    def with_passphrase(self, passphrase: str | None) -> "Settings":
+        """These settings with ``passphrase`` (a prompt's answer, an argument) in place of the environment's."""
+        return replace(self, passphrase=passphrase) if passphrase else self

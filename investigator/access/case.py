@@ -36,7 +36,7 @@ from investigator.access.process_ticket import DEFAULT_LIFETIME, ID_RE, decode
 from investigator.access.scan import KEY_BATCH, KeySource, LoadStats, ProcessTicketKeys, TicketKeys, scan_chunks
 from investigator.authority.directory import DirectoryStore
 from investigator.authority.grants import Grant, find_grant
-from investigator.custody.registry import CustodySecrets, backend_of
+from investigator.custody.registry import backend_of
 from investigator.errors import ConfigError, ContentNotGranted, GrantInvalid
 from investigator.schema import CONTENT_COLUMNS, PART_COLUMNS, format_ts, full_schema, id_field, kind_parts
 from investigator.settings import DEFAULT_LANG, PASSPHRASE_ENV, Settings, normalize_lang
@@ -118,7 +118,7 @@ def open_case(archive: Archive | str | Path, *, grant: Any = None, person: str |
                 raise ConfigError("the embedded key service needs the archive passphrase",
                                   hint=f"set {PASSPHRASE_ENV}, pass passphrase=, or use keyserver='http://...'")
             # the archive's custody (key file, PKCS#11 token or OpenBao), its secrets from the edge
-            secrets = CustodySecrets.from_settings(settings, passphrase=secret)
+            secrets = settings.with_passphrase(secret)
             key_service = EmbeddedKeyService(opened, unlock_archive(opened, actor=person or "", purpose="open_case",
                                                                     secrets=secrets))
     ticket = key_service.open(grant=grant, person=person, totp=totp, session=session, monitor=monitor,

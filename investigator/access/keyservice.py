@@ -26,7 +26,7 @@ from __future__ import annotations
 import secrets
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
@@ -38,7 +38,8 @@ from investigator.authority.grants import Grant, revocations
 from investigator.authority.identity import check_identity
 from investigator.authority.policy import Policy, load_org
 from investigator.custody.base import Custody
-from investigator.custody.registry import CustodySecrets, open_custody
+from investigator.custody.registry import open_custody
+from investigator.settings import Settings
 from investigator.errors import GrantExpired, GrantInvalid, IdentityCheckFailed, IntegrityError, PolicyDenied
 from investigator.schema import KINDS, format_ts, parts_for_fields
 from investigator.vault.format import chunk_key
@@ -489,7 +490,7 @@ def unwrap_release(obj: dict[str, str], refs: Sequence[ChunkRef]) -> dict[ChunkR
 
 
 def unlock_archive(archive: Archive, passphrase: str | None = None, *, actor: str = "", purpose: str = "",
-                   secrets: CustodySecrets | None = None) -> Custody:
+                   secrets: Settings | None = None) -> Custody:
     """The archive's master keys for the embedded key service (one trusted machine), from its configured custody.
 
     ``secrets`` carries what the archive's backend needs (the edge reads it from
@@ -498,7 +499,4 @@ def unlock_archive(archive: Archive, passphrase: str | None = None, *, actor: st
     single-machine use call this (docs/threat-model.md). A wrong passphrase,
     PIN or token raises WrongPassphrase and is audited; so is every open.
     """
-    chosen = secrets if secrets is not None else CustodySecrets(passphrase=passphrase)
-    if passphrase and secrets is not None and not secrets.passphrase:
-        chosen = replace(secrets, passphrase=passphrase)
-    return open_custody(archive, chosen, actor=actor, purpose=purpose)
+    return open_custody(archive, (secrets or Settings()).with_passphrase(passphrase), actor=actor, purpose=purpose)

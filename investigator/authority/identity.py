@@ -23,7 +23,6 @@ Every check, passed or failed, is audited with its rule and reason.
 from __future__ import annotations
 
 import base64
-import fcntl
 import json
 import secrets
 from collections.abc import Iterator
@@ -42,6 +41,7 @@ from investigator.schema import canonical_json, format_ts
 from investigator.vault.store import Archive
 from investigator.custody.base import Custody
 from investigator.vault.layout import Layout
+from investigator._fs import exclusive_lock
 
 
 PERSON_KEY_FORMAT = "investigator-person-key/1"
@@ -179,13 +179,8 @@ class TotpStore:
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        with open(self._paths.totp_lock, "a+") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        with exclusive_lock(self._paths.totp_lock):
+            yield
 
     def _path(self, person_id: str) -> Path:
         return self._paths.totp_state(person_id)

@@ -9,7 +9,7 @@ import click
 
 from investigator.cli.options import (actor_option, archive_argument, archive_passphrase, default_actor, echo_checks,
                                       echo_json, json_option, open_and_unlock)
-from investigator.custody.registry import CustodySecrets, create_archive
+from investigator.custody.registry import create_archive
 from investigator.settings import Settings
 from investigator.vault.config import DEFAULT_CHUNK_SECONDS, DEFAULT_TZ
 from investigator.vault.store import Archive
@@ -47,9 +47,8 @@ def init(archive: Path, tz: str, chunk_seconds: int, kdf_cost: int, backend: str
       INVESTIGATOR_PKCS11_MODULE=/usr/lib/softhsm/libsofthsm2.so INVESTIGATOR_PKCS11_PIN=... \\
         investigator init ./case-archive --custody pkcs11 --token-label investigator
     """
-    settings = Settings.from_environ(os.environ)
-    secrets = CustodySecrets.from_settings(
-        settings, passphrase=archive_passphrase(confirm=True, custodian=True) if backend == "file" else None)
+    secrets = Settings.from_environ(os.environ).with_passphrase(
+        archive_passphrase(confirm=True, custodian=True) if backend == "file" else None)
     created = create_archive(archive, backend=backend, secrets=secrets, token_label=token_label, mount=mount,
                              state_dir=state_dir, timezone_name=tz, chunk_seconds=chunk_seconds, actor=default_actor(actor),
                              kdf_n=2**kdf_cost)

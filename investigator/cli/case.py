@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import threading
 from pathlib import Path
 
 import click
@@ -99,9 +101,6 @@ def keyserver(archive: Path, listen: str, certfile: str | None, keyfile: str | N
     server = serve(opened, keys, host=host, port=int(port), certfile=certfile, keyfile=keyfile,
                    limit=RateLimit(rate=rate, burst=max(1, int(rate * 3)), person_rate=person_rate,
                                    person_burst=max(1, int(person_rate * 3))))
-    import signal
-    import threading
-
     stopped: dict[str, str] = {}
 
     def on_signal(signum: int, _frame: object) -> None:

@@ -29,7 +29,7 @@ from investigator.settings import KEY_DIR_ENV, KEY_PASSPHRASE_ENV, KEYSERVER_ENV
 from investigator.vault.store import Archive
 from investigator.verification import Verification
 from investigator.custody.base import Custody
-from investigator.custody.registry import CustodySecrets, backend_of, open_custody
+from investigator.custody.registry import backend_of, open_custody
 from investigator.settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -99,13 +99,13 @@ def unlock(archive: Archive, actor: str, *, custodian: bool = False) -> Custody:
     return open_custody(archive, custody_secrets(archive, custodian=custodian), actor=actor, purpose=command_path())
 
 
-def custody_secrets(archive: Archive, *, custodian: bool = False) -> CustodySecrets:
+def custody_secrets(archive: Archive, *, custodian: bool = False) -> Settings:
     """What the archive's custody needs, read here at the edge: the passphrase (key file; else a prompt), or the
     PKCS#11 PIN / OpenBao token from the environment. Refuses on a client of the key server (INVESTIGATOR_KEYSERVER)."""
     if not custodian and os.environ.get(KEYSERVER_ENV):
         archive_passphrase()  # refuses: a client of the key server holds no master keys, whatever the backend
     passphrase = archive_passphrase(custodian=custodian) if backend_of(archive) == "file" else None
-    return CustodySecrets.from_settings(Settings.from_environ(os.environ), passphrase=passphrase)
+    return Settings.from_environ(os.environ).with_passphrase(passphrase)
 
 
 def open_and_unlock(path: Path, actor: str) -> tuple[Archive, Custody]:

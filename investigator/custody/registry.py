@@ -1,6 +1,6 @@
 """Which custody an archive uses (its ``[custody]`` table) and how to create or open it.
 
-    >>> secrets = CustodySecrets(passphrase="...")                                  # doctest: +SKIP
+    >>> secrets = Settings.from_environ(os.environ).with_passphrase("...")        # doctest: +SKIP
     >>> archive = create_archive(Path("a"), backend="file", secrets=secrets)        # doctest: +SKIP
     >>> custody = open_custody(archive, secrets, actor="wugang", purpose="keyserver")  # doctest: +SKIP
 
@@ -13,14 +13,13 @@
     state_dir = "/var/lib/investigator/<id>"  # optional: TOTP secrets and counters on the custodian's host
 
 The secrets (passphrase, PIN, token) come from the edge as a
-:class:`CustodySecrets` (the CLI and the key server read them from the
-environment: ``investigator.settings``). Every open is audited as ``unlock``,
+:class:`~investigator.settings.Settings` (the CLI and the key server read
+them from the environment). Every open is audited as ``unlock``,
 allowed or refused, with who and why.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -41,25 +40,6 @@ DEFAULT_TOKEN_LABEL = "investigator"
 DEFAULT_MOUNT = "transit"
 
 
-@dataclass(frozen=True)
-class CustodySecrets:
-    """What it takes to open each backend; secrets stay out of the repr."""
-
-    passphrase: str | None = field(default=None, repr=False)
-    pkcs11_module: str | None = None
-    pkcs11_pin: str | None = field(default=None, repr=False)
-    bao_addr: str | None = None
-    bao_token: str | None = field(default=None, repr=False)
-    bao_cacert: str | None = None
-
-    @classmethod
-    def from_settings(cls, settings: Settings, *, passphrase: str | None = None) -> "CustodySecrets":
-        """The secrets an edge read into ``settings`` (``passphrase`` overrides the environment's)."""
-        return cls(passphrase=passphrase or settings.passphrase, pkcs11_module=settings.pkcs11_module,
-                   pkcs11_pin=settings.pkcs11_pin, bao_addr=settings.bao_addr, bao_token=settings.bao_token,
-                   bao_cacert=settings.bao_cacert)
-
-
 def backend_of(archive: Archive) -> str:
     """The archive's custody backend name. Raises ConfigError for one this program does not know."""
     name = archive.config.custody.get("backend", "file")
@@ -75,7 +55,7 @@ def _need(value: str | None, variable: str, backend: str) -> str:
     return value
 
 
-def create_archive(root: Path | str, *, backend: str = "file", secrets: CustodySecrets,
+def create_archive(root: Path | str, *, backend: str = "file", secrets: Settings,
                    token_label: str = DEFAULT_TOKEN_LABEL, mount: str = DEFAULT_MOUNT, state_dir: Path | None = None,
                    timezone_name: str = "Asia/Shanghai", chunk_seconds: int = 3600, actor: str = "admin",
                    kdf_n: int = _crypto.SCRYPT_N, now: datetime | None = None) -> Archive:
@@ -127,7 +107,7 @@ def create_archive(root: Path | str, *, backend: str = "file", secrets: CustodyS
             _close(custody)
 
 
-def open_custody(archive: Archive, secrets: CustodySecrets, *, actor: str = "", purpose: str = "") -> Custody:
+def open_custody(archive: Archive, secrets: Settings, *, actor: str = "", purpose: str = "") -> Custody:
     """The archive's master keys through its configured backend; every open is audited (``unlock``).
 
     Raises WrongPassphrase (passphrase, PIN or token refused: audited as

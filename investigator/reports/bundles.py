@@ -42,7 +42,8 @@ from investigator.errors import BundleError, ConfigError, IntegrityError, Policy
 from investigator.vault.manifest import Manifest
 from investigator.vault.merkle import verify_inclusion
 from investigator.schema import canonical_json, format_ts, record_hash
-from investigator.access.keyservice import CustodySecrets, unlock_archive
+from investigator.access.keyservice import unlock_archive
+from investigator.settings import Settings
 from investigator.authority.grants import Grant, find_grant
 from investigator.access.keyservice import EmbeddedKeyService
 from investigator.access.case import open_case
@@ -97,7 +98,8 @@ def _attest(keys: Keyring, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def export_bundle(archive: "Archive", *, grant: str, person: str, signer: _crypto.SigningKey,
-                  passphrase: str | None = None, custody_secrets: CustodySecrets | None = None, totp: str | None = None, session: str | None = None, ids: Sequence[str] | None = None,
+                  passphrase: str | None = None, custody_secrets: Settings | None = None, totp: str | None = None,
+                  session: str | None = None, ids: Sequence[str] | None = None,
                   prefix: str = "EV", out: Path, now: datetime | None = None) -> BundleResult:
     """Build a signed evidence bundle of the grant's messages (or ``ids``) at ``out``.
 
@@ -218,7 +220,7 @@ def _summary_csv(rows: list[dict[str, Any]], tz: str) -> bytes:
 
 
 def release_bundle(archive: "Archive", bundle_id: str, *, releaser: str, signer: _crypto.SigningKey,
-                   passphrase: str | None = None, note: str, out: Path, custody_secrets: CustodySecrets | None = None,
+                   passphrase: str | None = None, note: str, out: Path, custody_secrets: Settings | None = None,
                    now: datetime | None = None) -> Path:
     """A legal reviewer releases a held bundle: adds a signed ``release.json`` and writes it to ``out``.
 

@@ -31,7 +31,6 @@ staging directory (manifest inside) to ``batches/NNNNNNNN``.
 
 from __future__ import annotations
 
-import fcntl
 import io
 import json
 import shutil
@@ -54,6 +53,7 @@ from investigator.vault.format import (CHUNK_MAGIC, INDEX_MAGIC, Keyring, batch_
 from investigator.vault.layout import Layout
 from investigator.vault.manifest import GENESIS, ChunkEntry, Manifest
 from investigator.schema import format_ts
+from investigator._fs import exclusive_lock
 
 
 class Archive:
@@ -152,13 +152,8 @@ class Archive:
     @contextmanager
     def write_lock(self) -> Iterator[None]:
         """Exclusive lock for writers (ingest, rotation, retention)."""
-        self._layout.locks_dir.mkdir(exist_ok=True)
-        with open(self._layout.write_lock, "a+") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        with exclusive_lock(self._layout.write_lock):
+            yield
 
     def discard_staging(self) -> list[str]:
         """Remove uncommitted batches left by an interrupted writer. Call under the write lock."""

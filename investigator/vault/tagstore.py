@@ -15,7 +15,6 @@ then to the tag file, so no tag exists that the audit log does not know.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -30,6 +29,7 @@ from investigator.tags import TagSet, apply_tags, filter_by_tag
 from investigator.errors import ConfigError, IntegrityError
 from investigator.vault.layout import TAGS_NAME
 from investigator.vault.layout import case_folder as case_folder  # re-exported; the rule lives in the layout
+from investigator._fs import exclusive_lock
 
 TAGS_FILE = TAGS_NAME  # names: investigator/vault/layout.py
 
@@ -58,12 +58,8 @@ class TagStore:
     @contextmanager
     def _locked(self) -> Iterator[None]:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self._lock_path, "a+") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        with exclusive_lock(self._lock_path):
+            yield
 
     # --- reading ----------------------------------------------------------------------
 

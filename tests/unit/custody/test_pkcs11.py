@@ -365,9 +365,10 @@ def test_the_custodian_cli_runs_on_a_token_without_any_passphrase(softhsm, tmp_p
 def test_the_embedded_key_service_opens_a_token_archive_without_a_passphrase(softhsm, tmp_path, frozen_now):
     """open_case / bundle export in embedded mode reach the archive's configured custody, not only the key file."""
     from investigator.access.keyservice import EmbeddedKeyService, unlock_archive as embedded_unlock
-    from investigator.custody.registry import CustodySecrets, create_archive
+    from investigator.custody.registry import create_archive
+    from investigator.settings import Settings
 
-    secrets = CustodySecrets(pkcs11_module=softhsm.module, pkcs11_pin=softhsm.pin)
+    secrets = Settings(pkcs11_module=softhsm.module, pkcs11_pin=softhsm.pin)
     archive = create_archive(tmp_path / "a", backend="pkcs11", secrets=secrets, token_label=softhsm.label,
                              now=frozen_now)
     custody = embedded_unlock(archive, actor="sunli", purpose="open_case", secrets=secrets)
