@@ -70,11 +70,16 @@ MAX_REFS = 20000
 _STATUS = {"IdentityCheckFailed": 401, "RequestRefused": 401, "ProcessTicketRefused": 401, "PolicyDenied": 403,
            "ContentNotGranted": 403, "GrantInvalid": 403, "GrantExpired": 403, "IntegrityError": 409,
            "RateLimited": 429}
-_ACTIONS = {"/v1/open": "case.open", "/v1/keys": "key.release", "/v1/proofs": "proof.release",
-            "/v1/process-ticket": "process_ticket.issue", "/v1/process-ticket/revoke": "process_ticket.revoke",
-            "/v1/keys-for-process": "key.release"}
-# paths whose body carries its own credential (a process ticket) instead of the person's signature
-_UNSIGNED = frozenset({"/v1/keys-for-process"})
+# path -> (audit action, handler method, signed by a person?). A handler takes the parsed body and the
+# verified signature (signed paths) or the raw body (unsigned: the body carries its own credential).
+_ROUTES: dict[str, tuple[str, str, bool]] = {
+    "/v1/open": ("case.open", "_open", True),
+    "/v1/keys": ("key.release", "_keys", True),
+    "/v1/proofs": ("proof.release", "_proofs", True),
+    "/v1/process-ticket": ("process_ticket.issue", "_issue_process_ticket", True),
+    "/v1/process-ticket/revoke": ("process_ticket.revoke", "_revoke_process_ticket", True),
+    "/v1/keys-for-process": ("key.release", "_keys_for_process", False),
+}
 # ids in requests are checked as ids before they touch a path or a lookup
 GRANT_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
@@ -243,17 +248,17 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:  # noqa: N802 - stdlib name
         """Address rate limit -> body -> signature -> person rate limit -> JSON -> the endpoint's checks."""
-        action = _ACTIONS.get(self.path, "keyserver.request")
+        action, handler, signed_path = _ROUTES.get(self.path, ("keyserver.request", "", True))
         if not self._limit_address(action):
             return
-        if self.path not in _ACTIONS:
+        if not handler:
             self.close_connection = True
             self._deny(_Refusal(404, "NotFound", "unknown path", "keyserver.path"), action=action, actor=self._client())
             return
         try:
             raw = self._raw_body()
-            if self.path in _UNSIGNED:
-                self._keys_for_process(raw)
+            if not signed_path:
+                getattr(self, handler)(raw)
                 return
             signed = self.server.verifier.verify("POST", self.path, signed_header_values(self.headers.get_all), raw)
         except _Refusal as refusal:
@@ -269,17 +274,7 @@ class _Handler(BaseHTTPRequestHandler):
                        action=action, actor=signed.person)
             return
         try:
-            body = _json_object(raw)
-            if self.path == "/v1/open":
-                self._open(body, signed)
-            elif self.path == "/v1/keys":
-                self._keys(body, signed)
-            elif self.path == "/v1/process-ticket":
-                self._issue_process_ticket(body, signed)
-            elif self.path == "/v1/process-ticket/revoke":
-                self._revoke_process_ticket(body, signed)
-            else:
-                self._proofs(body, signed)
+            getattr(self, handler)(_json_object(raw), signed)
         except _Refusal as refusal:
             self._deny(refusal, action=action, actor=signed.person)
         except errors.InvestigatorError as err:  # the gate audited it
