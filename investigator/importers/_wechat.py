@@ -46,13 +46,19 @@ def has_columns(head: bytes, path: Path, required: set[str]) -> bool:
     return header is not None and required <= {c.lstrip("\ufeff") for c in header}
 
 
-def parse_wechat_csv(path: Path, options: ImportOptions, *, fmt: str, required: tuple[str, ...],
-                     convert: Callable[[dict[str, str], ImportOptions], tuple[dict[str, Any], dict[str, Any]]]
-                     ) -> ImportResult:
+Convert = Callable[[dict[str, str], ImportOptions, dict[str, Any]], tuple[dict[str, Any], dict[str, Any]]]
+Prepare = Callable[[str, list[dict[str, str]]], dict[str, Any]]
+
+
+def parse_wechat_csv(path: Path, options: ImportOptions, *, fmt: str, required: tuple[str, ...] | list[str],
+                     convert: Convert, prepare: Prepare | None = None) -> ImportResult:
     """Read a WeChat CSV, converting each row with ``convert`` (which raises BadRecord).
 
-    Raises ImportFormatError naming the file and the first missing column, undecodable
-    text, or (strict mode) the first row that ``convert`` rejects.
+    ``prepare(file_name, rows)`` sees every well-formed row first and returns the
+    context handed to each ``convert`` call (facts of the whole file, such as the
+    conversation's name). Raises ImportFormatError naming the file and the first
+    missing column, undecodable text, or (strict mode) the first row that
+    ``convert`` rejects.
     """
     box = Container.open(path)
     rows = Collector("messages", source=fmt, lenient=options.lenient)
@@ -66,12 +72,14 @@ def parse_wechat_csv(path: Path, options: ImportOptions, *, fmt: str, required: 
             if column not in header:
                 raise box.error(member, f"column '{column}'", f"the {fmt} column '{column}' in the header")
         seen: set[str] = set()
-        for position, row in source:
+        items = list(source)
+        context = prepare(file_name, [row for _, row in items if "\x00bad" not in row]) if prepare else {}
+        for position, row in items:
             if "\x00bad" in row:
                 rows.bad(file_name, position, row["\x00bad"])
                 continue
             try:
-                rec, ids = convert(row, options)
+                rec, ids = convert(row, options, context)
             except BadRecord as bad:
                 rows.bad(file_name, position, bad.expected)
                 continue

@@ -11,6 +11,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[3]
 FIXTURES = REPO.parent / "shared" / "fixtures"
 SAMPLES = REPO / "data_samples"
+# Fixtures written for this project from the exporting tools' source (tests/fixtures/importers/README.md).
+VARIANTS = REPO / "tests" / "fixtures" / "importers"
 
 
 def fixture(relative: str) -> Path:
