@@ -1,4 +1,5 @@
-"""Pure Polars analysis of message and event frames: search, filters, context, timeline, metrics, PII, tags.
+"""Pure Polars analysis of message and event frames: search, dedupe, people, filters, context, timeline, metrics,
+PII, tags.
 
     >>> import polars as pl
     >>> from investigator import analysis
@@ -12,6 +13,7 @@ columns of :mod:`investigator.schema` and return frames. Importing this package 
 """
 
 from investigator.analysis.context import context
+from investigator.analysis.dedupe import AUTHORITY, PRECISION, dedupe
 from investigator.analysis.filters import (
     by_conversations,
     by_groups,
@@ -30,6 +32,7 @@ from investigator.analysis.normalize import (
     normalize_column_expr,
     normalize_text,
 )
+from investigator.analysis.people import People, conversation_label
 from investigator.analysis.pii import detect, find_pii, mask_text, pseudonymize_text, redact_frame
 from investigator.analysis.query import parse
 from investigator.analysis.search import MODES, search
@@ -44,6 +47,9 @@ from investigator.analysis.timeline import (
 )
 
 __all__ = [
+    "AUTHORITY",
+    "PRECISION",
+    "People",
     "MODES",
     "NORM_COLUMN",
     "STANDARD_TAGS",
@@ -62,6 +68,8 @@ __all__ = [
     "by_types",
     "contact_edges",
     "context",
+    "conversation_label",
+    "dedupe",
     "detect",
     "display_normalize",
     "filter_by_tag",
