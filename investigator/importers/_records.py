@@ -36,6 +36,8 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 # Timestamps outside these bounds are almost certainly misread units or garbage.
 _MIN_US = int((datetime(1970, 1, 2, tzinfo=timezone.utc) - _EPOCH).total_seconds()) * 1_000_000
 _MAX_US = int((datetime(2200, 1, 1, tzinfo=timezone.utc) - _EPOCH).total_seconds()) * 1_000_000
+# The range every importer (and so ingest) accepts, as error messages name it.
+TS_RANGE = "between 1970-01-02T00:00:00Z and 2200-01-01T00:00:00Z"
 
 
 class BadRecord(Exception):
@@ -347,9 +349,9 @@ def local_to_us(value: datetime, tz: str) -> int:
 
 
 def checked_us(us: int) -> int:
-    """``us`` if it lies between 1970-01-02 and 2200; else BadRecord."""
+    """``us`` if it lies in TS_RANGE (1970-01-02 to 2200-01-01 UTC); else BadRecord naming that range."""
     if not _MIN_US <= us <= _MAX_US:
-        raise BadRecord("a timestamp between 1970 and 2200")
+        raise BadRecord(f"a timestamp {TS_RANGE}")
     return us
 
 
