@@ -152,16 +152,16 @@ def _shared(m: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
         poll = m["poll"]
         question = flatten_text(poll.get("question"))
         answers = [a for a in poll.get("answers") or [] if isinstance(a, dict)]
-        options = [{"text": flatten_text(a.get("text")), "voters": a.get("voters"), "chosen": a.get("chosen")}
-                   for a in answers]
+        options: list[dict[str, Any]] = [{"text": flatten_text(a.get("text")), "voters": a.get("voters"), "chosen": a.get("chosen")}
+                                         for a in answers]
         lines = ["poll: " + question, *("- " + o["text"] for o in options)]
         return "\n".join(lines), {"poll": {"question": question, "answers": options, "closed": poll.get("closed"),
                                            "total_voters": poll.get("total_voters")}}
     if isinstance(m.get("todo_list"), dict):
         todo = m["todo_list"]
         title = flatten_text(todo.get("title"))
-        items = [{"id": i.get("id"), "text": flatten_text(i.get("text"))}
-                 for i in todo.get("answers") or [] if isinstance(i, dict)]
+        items: list[dict[str, Any]] = [{"id": i.get("id"), "text": flatten_text(i.get("text"))}
+                                       for i in todo.get("answers") or [] if isinstance(i, dict)]
         return "\n".join(["to-do list: " + title, *("- " + i["text"] for i in items)]), {
             "todo_list": {"title": title, "items": items}}
     if "location_information" in m or "place_name" in m:
