@@ -51,16 +51,32 @@ _SP = r"[ \u00a0\u202f]"
 _AMPM = r"(?P<ampm>[aApP]\.?" + _SP + r"?[mM]\.?|上午|下午)"
 _DATE = r"(?P<date>\d{1,4}[./-]\d{1,2}[./-]\d{1,4})"
 _TIME = r"(?P<time>\d{1,2}[:.]\d{2}(?:[:.]\d{2})?)"
-_ANDROID = re.compile(_DATE + r",?" + _SP + r"(?:" + _AMPM.replace("ampm", "pre") + _SP + r"?)?" + _TIME
+# Finnish phones write "klo" ("o'clock") between date and time: 13.6.2018 klo 21.25.15 - Name: text
+_KLO = r"(?:klo" + _SP + r")?"
+_ANDROID = re.compile(_DATE + r",?" + _SP + _KLO + r"(?:" + _AMPM.replace("ampm", "pre") + _SP + r"?)?" + _TIME
                       + r"(?:" + _SP + r"?" + _AMPM + r")?" + _SP + r"-" + _SP + r"(?P<rest>.*)$")
-_IOS = re.compile(r"\[" + _DATE + r",?" + _SP + _TIME + r"(?:" + _SP + r"?" + _AMPM + r")?\]" + _SP
+_IOS = re.compile(r"\[" + _DATE + r",?" + _SP + _KLO + _TIME + r"(?:" + _SP + r"?" + _AMPM + r")?\]" + _SP
                   + r"(?P<rest>.*)$")
+# 13.06.18 21.25.15: Name: text (a colon instead of " - "); only with seconds, so that a continuation line
+# such as "12.05.2020 10.00: meeting" is not mistaken for a header.
+_COLON = re.compile(_DATE + _SP + r"(?P<time>\d{1,2}[:.]\d{2}[:.]\d{2}):" + _SP + r"(?P<rest>.*)$")
 # Group order of the two header patterns, as unpacked from match.groups() in parse().
 assert tuple(_ANDROID.groupindex) == ("date", "pre", "time", "ampm", "rest")
 assert tuple(_IOS.groupindex) == ("date", "time", "ampm", "rest")
+assert tuple(_COLON.groupindex) == ("date", "time", "rest")
 _MARKS = "\u200e\u200f\ufeff"
-_OMITTED = re.compile(r"^(?:<Media omitted>|<Medien ausgeschlossen>|<Multimedia omitido>|<Médias omis>"
-                      r"|<省略多媒体文件>|<多媒体文件已忽略>|<媒體已略去>)$", re.IGNORECASE)
+# Android's localized "media omitted" markers (docs/formats.md lists them with their source).
+MEDIA_OMITTED = (
+    "<Media omitted>", "<Medien ausgeschlossen>", "<Medien weggelassen>", "<Multimedia omitido>", "<Archivo omitido>",
+    "<Médias omis>", "<Fichier omis>", "<Media omessi>", "<Media omesso>", "<Mídia omitida>",
+    "<ficheiro não revelado>", "<Media weggelaten>", "<без медиафайлов>", "<Файл пропущен>", "<медіа пропущено>",
+    "<Media jätetty pois>", "<media jätettiin pois>", "<Media har utelämnats>", "<media utelämnat>",
+    "<pominięto multimedia>", "<pliki pominięto>", "<Medya atlanmış>", "<medya dahil edilmedi>",
+    "<تم استبعاد الوسائط>", "<मीडिया के बिना>", "<media tidak disertakan>", "<bỏ qua tệp phương tiện>",
+    "<メディアなし>", "<メディアは含まれていません>", "<미디어 파일 제외됨>", "<미디어 파일을 생략한 대화내용>",
+    "<省略多媒体文件>", "<多媒体文件已忽略>", "<媒體已略去>", "<忽略多媒體檔>",
+)
+_OMITTED = re.compile("^(?:" + "|".join(re.escape(m) for m in MEDIA_OMITTED) + ")$", re.IGNORECASE)
 _IOS_KINDS = ("image", "video", "audio", "sticker", "GIF", "document", "Contact card")
 _IOS_OMITTED = re.compile(r"^(" + "|".join(_IOS_KINDS) + ") omitted$", re.IGNORECASE)
 # Lengths of the lines _IOS_OMITTED can match (it has no newline; case-insensitive matching is char by char).
@@ -74,7 +90,7 @@ _NAME_PREFIXES = ("WhatsApp Chat with ", "WhatsApp Chat - ", "WhatsApp-Chat mit 
 
 def _header(line: str) -> re.Match[str] | None:
     line = line.lstrip(_MARKS)
-    return _IOS.match(line) if line.startswith("[") else _ANDROID.match(line)
+    return _IOS.match(line) if line.startswith("[") else (_ANDROID.match(line) or _COLON.match(line))
 
 
 def _chat_member(names: list[str]) -> str | None:
@@ -289,16 +305,19 @@ def parse(path: Path, options: ImportOptions) -> ImportResult:
         # collector stops tracking, unlike match objects
         fields: list[tuple[str, str, str | None, str]] = []
         more: dict[int, list[int]] = {}  # message -> line indexes of its continuation lines
-        ios, android = _IOS.match, _ANDROID.match
+        ios, android, colon = _IOS.match, _ANDROID.match, _COLON.match
         # Lines up to the first one over the line cap, which then raises (as iter_lines does).
         for index, line in enumerate(text_lines if too_long is None else text_lines[:too_long - 1]):
             head = line.lstrip(_MARKS)  # = _header(line)
-            match = ios(head) if head.startswith("[") else android(head)
+            match = ios(head) if head.startswith("[") else (android(head) or colon(head))
             if match is not None:
                 heads.append(index)
                 if match.re is _ANDROID:
                     date, pre, time, ampm, rest = match.groups()
                     fields.append((date, time, ampm or pre, rest))
+                elif match.re is _COLON:
+                    date, time, rest = match.groups()
+                    fields.append((date, time, None, rest))
                 else:
                     fields.append(match.groups())  # type: ignore[arg-type]
             elif fields:
@@ -308,6 +327,10 @@ def parse(path: Path, options: ImportOptions) -> ImportResult:
                          "a line starting with a WhatsApp date and time")
         if too_long is not None:
             raise box.long_line(member, too_long)
+        # Blank lines at the end of the file close the export; they are not part of the last message.
+        last = more.get(len(fields) - 1)
+        while last and not text_lines[last[-1]].strip():
+            last.pop()
         ordered = [f[0] for f in fields]
         try:
             order = options.date_order or detect_order(set(ordered), ordered)
@@ -346,6 +369,12 @@ def parse(path: Path, options: ImportOptions) -> ImportResult:
                 rest = "\n".join([rest, *(text_lines[i] for i in extra)])
                 raw = b"\n".join([raw_lines[first], *(raw_lines[i] for i in extra)])
             sender, sep, text = rest.partition(": ")
+            if not sep or "\n" in sender:
+                # "[13/11/2025, 12:25:55 PM] Name:" with an empty body, or its body on the next line
+                head_line, _, tail = rest.partition("\n")
+                if (head_line.endswith(":") and ": " not in head_line and head_line[:-1].strip(_MARKS)
+                        and not head_line.startswith(tuple(_MARKS))):
+                    sender, sep, text = head_line[:-1], ":", tail
             pid = plain_pid
             if not sep or '"' in sender or "\n" in sender:
                 sender_name, text, msg_type = None, rest, "system"
