@@ -61,81 +61,119 @@ TEMPLATES: dict[str, dict] = {}
 
 TEMPLATES["complaint_investigation"] = {
     "title": "# 客户投诉处理 / Complaint investigation\n\n"
-             "The agent / customer / courier / system timeline of a customer complaint and the handling delay: "
-             "when the customer complained, when the agents first answered, what happened in between.",
+             "When a customer complained, when staff first answered in that conversation, who was involved "
+             "and what happened in between. Counted on distinct messages: a message that several exports hold "
+             "is one message, corroborated by each export.",
     "parameters": 'keywords = ["投诉", "complaint"]   # words that mark the complaint\n'
-                  'people = ["zhangwei"]              # the agents whose handling is examined\n',
+                  'people = ["zhangwei"]              # staff whose handling is examined (timeline lanes)\n',
     "cells": [
+        '''\
+people_map = rn.case_people(c)              # the directory's linked identities, resolved once
+staff = rn.staff_ids(c)                     # the organisation's own people (not customers, not couriers)
+distinct = rn.distinct_messages(messages, people_map)
+query = " OR ".join(f'"{k}"' for k in keywords)
+hits = analysis.search(distinct, query) if keywords else distinct.head(0)
+is_staff = pl.col("person_id").is_in(sorted(staff))
+internal = hits.filter(is_staff)            # staff talking about a complaint are not complainants
+complaints = hits.filter(~is_staff).sort(["ts", "record_hash"])
+answers = analysis.first_staff_reply(distinct, messages, triggers=complaints, responders=staff).sort(
+    ["ts", "record_hash"])
+answered = answers.filter(pl.col("delay_minutes").is_not_null())
+unanswered = answers.filter(pl.col("delay_minutes").is_null())
+customers = sorted(set(complaints["person"].to_list()))
+repliers = sorted(set(answered["replier"].drop_nulls().to_list()))
+''',
+        '''\
+def _minutes(value):
+    return f"{value:.0f}"
+
+if zh:
+    findings = [f"时间窗内共有 {messages.height} 条导出记录，合并为 {distinct.height} 条不同的消息。",
+                f"发现 {complaints.height} 条客户投诉（{'、'.join(customers) or '无'}）。"]
+    for row in answers.iter_rows(named=True):
+        when = rn.fmt_local(row["ts"], tz)
+        if row["delay_minutes"] is None:
+            findings.append(f"{row['person']} 于 {when} 在「{row['conversation']}」投诉，时间窗内员工未在该会话回复。")
+        else:
+            findings.append(f"{row['person']} 于 {when} 在「{row['conversation']}」投诉，{row['replier']} 于 "
+                            f"{rn.fmt_local(row['reply_ts'], tz)} 首次回复，处理时长 {_minutes(row['delay_minutes'])} 分钟"
+                            f"（该投诉有 {row['exports']} 个导出佐证）。")
+    searched = [f"关键词：{'、'.join(keywords) or '（无）'}（规范化匹配，含繁简、全半角）",
+                "客户与员工按组织目录区分；员工回复须在投诉所在会话中"]
+    excluded = [f"员工发送的含关键词消息 {internal.height} 条（内部讨论，不计为投诉）",
+                f"重复导出的副本 {messages.height - distinct.height} 条（同一消息只计一次）",
+                "未使用关键词的投诉可能遗漏"]
+else:
+    findings = [f"The window holds {messages.height} exported records: {distinct.height} distinct messages.",
+                f"{complaints.height} customer complaint(s) found ({', '.join(customers) or 'none'})."]
+    for row in answers.iter_rows(named=True):
+        when = rn.fmt_local(row["ts"], tz)
+        if row["delay_minutes"] is None:
+            findings.append(f"{row['person']} complained at {when} in “{row['conversation']}”; no staff member "
+                            "replied in that conversation within the window.")
+        else:
+            findings.append(f"{row['person']} complained at {when} in “{row['conversation']}”; {row['replier']} "
+                            f"first replied at {rn.fmt_local(row['reply_ts'], tz)}, after "
+                            f"{_minutes(row['delay_minutes'])} minutes (corroborated by {row['exports']} exports).")
+    searched = [f"Keywords: {', '.join(keywords) or '(none)'} (normalized: traditional/simplified, width)",
+                "Customers and staff told apart by the org directory; a staff reply counts in the complaint's conversation"]
+    excluded = [f"{internal.height} keyword message(s) sent by staff (internal discussion, not complaints)",
+                f"{messages.height - distinct.height} duplicate copies from other exports (each message counted once)",
+                "complaints that use none of the keywords may be missed"]
+rn.markdown(rn.reviewer_summary(c, start, end, findings=findings, searched=searched, excluded=excluded, lang=lang))
+''',
         scope(["投诉以关键词识别，可能漏掉未使用这些词的投诉 (complaints found by keywords only)",
-               "角色按组织目录判定 (roles from the org directory)",
-               "同一消息可能在多个来源中出现，每个来源单独计算 (each source is counted on its own)"]),
+               "客户与员工按组织目录判定，员工不计为投诉人 (customers and staff from the org directory)",
+               "同一消息在多个导出中出现时只计一次，并注明佐证导出数 (a message held by several exports counts once)"]),
         ("md", "## 投诉消息 / Complaint messages"),
         '''\
-agents = analysis.filters.expand_people(people, identities)
-tagged = rn.with_person(messages, identities)
-is_agent = analysis.filters.people_expr(tagged, agents)
-query = " OR ".join(f'"{k}"' for k in keywords)
-hits = analysis.search(tagged, query) if keywords else tagged.head(0)
-complaints = hits.filter(~analysis.filters.people_expr(hits, agents)).sort(["ts", "source", "message_id"])
-customers = sorted(set(complaints["person"].drop_nulls().to_list()))
-rn.show_table(complaints.select("ts", "source", "conversation_id", "person", "text"), redact=redact, tz=tz,
-              title="投诉 / complaints")
+rn.show_table(complaints.select("ts", "person", "conversation", "text", "exports", "sources"), redact=redact, tz=tz,
+              lang=lang, title="投诉 / complaints")
 ''',
         ("md", "## 处理时长 / Handling delay"),
         '''\
-delays = analysis.first_replies(tagged, agents=people, identities=identities, trigger_ids=complaints["message_id"],
-                                tz=tz).sort(["ts", "conversation_id", "message_id"])
-rn.show_table(delays.select("ts", "conversation_id", "sender", "reply_ts", "replier", "delay_minutes"),
-              redact=redact, tz=tz, title="首次回复 / first agent reply after each complaint")
-answered = delays.filter(pl.col("delay_minutes").is_not_null())
+rn.show_table(answers.select("ts", "person", "conversation", "reply_ts", "replier", "delay_minutes"),
+              redact=redact, tz=tz, lang=lang, title="员工首次回复 / first staff reply in the complaint's conversation")
 summary = pl.DataFrame({
-    "complaints": [complaints.height], "answered": [answered.height],
-    "unanswered": [delays.height - answered.height],
+    "complaints": [complaints.height], "answered": [answered.height], "unanswered": [unanswered.height],
     "median_delay_minutes": [answered["delay_minutes"].median() if answered.height else None],
     "max_delay_minutes": [answered["delay_minutes"].max() if answered.height else None]})
-rn.show_table(summary, redact=redact, tz=tz, title="汇总 / summary")
+rn.show_table(summary, redact=redact, tz=tz, lang=lang, title="汇总 / summary")
 if answered.height:
-    fig = go.Figure(go.Bar(x=answered["conversation_id"].to_list(), y=answered["delay_minutes"].to_list(),
-                           marker_color="#d62728"))
-    fig.update_layout(title="处理时长（分钟）/ handling delay (minutes)", xaxis_title="conversation",
-                      yaxis_title="minutes", height=360)
+    labels = [f"{row['person']} {rn.fmt_local(row['ts'], tz)[5:16]}" for row in answered.iter_rows(named=True)]
+    fig = go.Figure(go.Bar(x=labels, y=answered["delay_minutes"].to_list(), marker_color="#d62728",
+                           text=[f"{v:.0f} min" for v in answered["delay_minutes"].to_list()], textposition="outside"))
+    fig.update_layout(title="每条投诉的处理时长（分钟）/ handling delay per complaint (minutes)",
+                      xaxis_title="complaint", yaxis_title="minutes", height=360)
     rn.show_figure(fig)
 ''',
-        ("md", "## 时间线 / Timeline (agent · customer · courier · system)"),
+        ("md", "## 时间线 / Timeline (staff · customer · courier · system)"),
         '''\
-convs = set(complaints["conversation_id"].to_list())
-agent_convs = set(tagged.filter(is_agent & pl.col("ts").is_between(start, end))["conversation_id"].to_list())
-involved = tagged.filter(pl.col("conversation_id").is_in(sorted(convs | agent_convs)))
-role = (pl.when(analysis.filters.people_expr(involved, agents)).then(pl.lit("agent"))
+agents = sorted({people_map.accounts.get(p, p) for p in people})
+complaint_convs = set(complaints["conversation_id"].to_list())
+agent_convs = set(distinct.filter(pl.col("person_id").is_in(agents))["conversation_id"].to_list())
+involved = distinct.filter(pl.col("conversation_id").is_in(sorted(complaint_convs | agent_convs)))
+role = (pl.when(pl.col("person_id").is_in(sorted(staff))).then(pl.lit("staff"))
         .when(pl.col("person").is_in(customers)).then(pl.lit("customer")).otherwise(pl.lit("other / courier")))
 involved = involved.with_columns(role.alias("role"))
-system = events.with_columns(pl.lit("system").alias("role"), pl.col("actor").alias("person"))
+system = people_map.resolve(events, sender_id="actor", sender_name="actor").with_columns(
+    pl.lit("system").alias("role"))
 lanes = pl.concat([
     involved.select("ts", "role", "person", pl.col("msg_type").alias("what"), pl.col("text").alias("summary"),
-                    "source"),
+                    "exports"),
     system.select("ts", "role", "person", pl.col("event_type").alias("what"), pl.col("details").alias("summary"),
-                  "source"),
-], how="vertical").sort(["ts", "role", "person", "what", "source"])
-rn.show_table(lanes, redact=redact, tz=tz, title="时间线 / timeline")
-plot = rn.localize(lanes.unique(["ts", "role", "person", "what"], keep="first", maintain_order=True), tz)
+                  pl.lit(1, dtype=pl.UInt32).alias("exports")),
+], how="vertical").sort(["ts", "role", "person", "what"])
+rn.show_table(lanes, redact=redact, tz=tz, lang=lang, title="时间线 / timeline")
+plot = rn.localize(lanes, tz)
 fig = go.Figure()
-colors = {"agent": "#1f77b4", "customer": "#d62728", "other / courier": "#2ca02c", "system": "#7f7f7f"}
-for name in ["agent", "customer", "other / courier", "system"]:
+colors = {"staff": "#1f77b4", "customer": "#d62728", "other / courier": "#2ca02c", "system": "#7f7f7f"}
+for name in ["staff", "customer", "other / courier", "system"]:
     part = plot.filter(pl.col("role") == name)
     fig.add_trace(go.Scatter(x=part["ts"].to_list(), y=part["person"].to_list(), mode="markers", name=name,
                              marker={"size": 10, "color": colors[name]}, text=part["what"].to_list()))
 fig.update_layout(title="角色时间线 / timeline by role", xaxis_title=f"time ({tz})", height=420)
 rn.show_figure(fig)
-''',
-        ("md", "## 结论要点 / Findings"),
-        '''\
-lines = []
-for row in answered.sort("ts").iter_rows(named=True):
-    lines.append(f"- {rn.fmt_local(row['ts'], tz)}: complaint in `{row['conversation_id']}`, first agent reply "
-                 f"{rn.fmt_local(row['reply_ts'], tz)} by {row['replier']} — **{row['delay_minutes']:.0f} min**")
-for row in delays.filter(pl.col("delay_minutes").is_null()).iter_rows(named=True):
-    lines.append(f"- {rn.fmt_local(row['ts'], tz)}: complaint in `{row['conversation_id']}` — no agent reply in the window")
-rn.markdown("\\n".join(lines) or "- no complaint found by the keywords in this window")
 ''',
     ],
 }
@@ -153,27 +191,28 @@ TEMPLATES["internal_investigation"] = {
                "时间窗已锁定为授权范围内 (window locked inside the grant)"]),
         ("md", "## 关键片段 / Key fragments"),
         '''\
-tagged = rn.with_person(messages, identities)
+tagged = rn.distinct_messages(messages, rn.case_people(c))  # one row per message, people by name
 own = analysis.by_participants(tagged, people, identities=identities) if people else tagged
 query = " OR ".join(f'"{k}"' for k in keywords)
 key_hits = analysis.search(own, query) if keywords else own.head(0)
 key_hits = key_hits.sort(["ts", "source", "message_id"])
-rn.show_table(key_hits.select("ts", "source", "conversation_id", "person", "text"), redact=redact, tz=tz,
-              title="关键消息 / key messages")
+rn.show_table(key_hits.select("ts", "conversation", "person", "text", "exports", "sources"), redact=redact, tz=tz,
+              lang=lang, title="关键消息 / key messages")
 fragments = analysis.context(own, key_hits["message_id"].to_list(), before=context_messages, after=context_messages)
-rn.show_table(fragments.select("snippet", "ts", "conversation_id", "person", "is_hit", "text"), redact=redact, tz=tz,
-              title="上下文 / context")
+rn.show_table(fragments.select("snippet", "ts", "conversation", "person", "is_hit", "text"), redact=redact, tz=tz,
+              lang=lang, title="上下文 / context")
 ''',
         ("md", "## 异常登录 / Abnormal logins"),
         '''\
 logins = analysis.unusual_logins(events).sort(["ts", "event_id"]) if events.height else events
 if logins.height:
-    rn.show_table(logins.select("ts", "actor", "host", "ip", "outcome", "ip_share", "unusual"), redact=redact,
-                  tz=tz, title="登录 / logins")
+    shown = rn.case_people(c).resolve(logins, sender_id="actor", sender_name="actor")
+    rn.show_table(shown.select("ts", "person", "actor", "host", "ip", "outcome", "ip_share", "unusual"),
+                  redact=redact, tz=tz, lang=lang, title="登录 / logins")
     aligned = analysis.align_events(own, logins.filter(pl.col("unusual")), same_actor=True, identities=identities,
                                     tz=tz).sort(["event_ts", "event_id"])
     rn.show_table(aligned.select("event_ts", "actor", "host", "ip", "message_ts", "sender", "delta_minutes"),
-                  redact=redact, tz=tz, title="登录与消息对齐 / logins lined up with messages")
+                  redact=redact, tz=tz, lang=lang, title="登录与消息对齐 / logins lined up with messages")
 else:
     rn.markdown("- no login events in the window")
 ''',
@@ -202,10 +241,10 @@ TEMPLATES["keyword_sweep"] = {
                   'context_messages = 2\n',
     "cells": [
         scope(["只统计关键词命中，不判断语义 (literal hits, no semantics)",
-               "同一消息在多个来源出现时分别计数 (a message in several exports counts once per source)"]),
+               "同一消息在多个导出中出现时只计一次 (a message held by several exports counts once)"]),
         ("md", "## 命中统计 / Hit counts"),
         '''\
-tagged = rn.with_person(messages, identities)
+tagged = rn.distinct_messages(messages, rn.case_people(c))  # one row per message, people by name
 pool = analysis.by_senders(tagged, people, identities=identities) if people else tagged
 rows = []
 for keyword in keywords:
@@ -214,9 +253,12 @@ for keyword in keywords:
 hits = (pl.concat(rows, how="diagonal_relaxed") if rows else pool.head(0).with_columns(pl.lit("").alias("keyword")))
 hits = hits.with_columns(pl.col("ts").dt.convert_time_zone(tz).dt.strftime("%Y-%m-%d").alias("day"))
 hits = hits.sort(["ts", "source", "message_id", "keyword"])
-for by in (["keyword", "person"], ["keyword", "conversation_id"], ["keyword", "day"]):
+rn.markdown((f"{hits.height} 次命中，{hits['record_hash'].n_unique()} 条不同的消息（多导出佐证已合并）" if zh else
+             f"{hits.height} hits on {hits['record_hash'].n_unique()} distinct messages (copies from several "
+             "exports merged)") if hits.height else ("无命中" if zh else "no hits"))
+for by in (["keyword", "person"], ["keyword", "conversation"], ["keyword", "day"]):
     counts = hits.group_by(by).agg(pl.len().alias("hits")).sort(["hits", *by], descending=[True] + [False] * len(by))
-    rn.show_table(counts, redact=redact, tz=tz, title="命中 / hits by " + " × ".join(by))
+    rn.show_table(counts, redact=redact, tz=tz, lang=lang, title="命中 / hits by " + " × ".join(by))
 ''',
         '''\
 if hits.height:
@@ -232,8 +274,8 @@ if hits.height:
         '''\
 ids = list(dict.fromkeys(hits["message_id"].to_list()))
 ctx = analysis.context(tagged, ids, before=context_messages, after=context_messages)
-rn.show_table(ctx.select("snippet", "ts", "source", "conversation_id", "person", "is_hit", "text"), redact=redact,
-              tz=tz, title="上下文 / context", rows=200)
+rn.show_table(ctx.select("snippet", "ts", "conversation", "person", "is_hit", "text", "exports"), redact=redact,
+              tz=tz, lang=lang, title="上下文 / context", rows=200)
 ''',
     ],
 }
@@ -249,7 +291,7 @@ TEMPLATES["timeline_reconstruction"] = {
                "事件来自导入的系统日志 (events as imported from system logs)"]),
         ("md", "## 合并时间线 / Merged timeline"),
         '''\
-tagged = rn.with_person(messages, identities)
+tagged = rn.distinct_messages(messages, rn.case_people(c))  # one row per message, people by name
 pool = analysis.by_participants(tagged, people, identities=identities) if people else tagged
 ev = events.filter(pl.col("actor").is_in(sorted(analysis.filters.expand_people(people, identities)))) \\
     if people else events
@@ -258,7 +300,7 @@ if keywords:
     marked = analysis.search(pool, " OR ".join(f'"{k}"' for k in keywords))["message_id"].to_list()
     line = line.with_columns(pl.col("item_id").is_in(marked).alias("keyword_hit"))
 line = line.sort(["ts", "kind", "item_id", "lane"])
-rn.show_table(line.drop("item_id"), redact=redact, tz=tz, title="时间线 / timeline", rows=200)
+rn.show_table(line.drop("item_id"), redact=redact, tz=tz, lang=lang, title="时间线 / timeline", rows=200)
 ''',
         '''\
 per_hour = (line.with_columns(pl.col("ts").dt.convert_time_zone(tz).dt.strftime("%Y-%m-%d %H:00").alias("hour"))
@@ -274,7 +316,9 @@ rn.show_figure(fig)
         '''\
 from datetime import timedelta
 gaps = analysis.silences(pool, timedelta(minutes=silence_minutes), tz=tz).sort(["start", "conversation_id"])
-rn.show_table(gaps.select("conversation_id", "start", "end", "minutes"), redact=redact, tz=tz,
+names = pool.group_by("conversation_id").agg(pl.col("conversation").first())
+gaps = gaps.join(names, on="conversation_id", how="left", maintain_order="left")
+rn.show_table(gaps.select("conversation", "start", "end", "minutes"), redact=redact, tz=tz, lang=lang,
               title=f"超过 {silence_minutes} 分钟的沉默 / silences over {silence_minutes} minutes")
 ''',
     ],
@@ -298,14 +342,14 @@ rn.markdown(audit_view.scope_statement(r, lang=lang, limits=limits))
 ''',
         ("md", "## 审计链 / Audit chain"),
         '''\
-rn.show_table(r.chain, redact=redact, tz=tz, title="校验 / verification")
+rn.show_table(r.chain, redact=redact, tz=tz, lang=lang, title="校验 / verification")
 ''',
         ("md", "## 操作汇总 / Actions"),
         '''\
-rn.show_table(r.by_action, redact=redact, tz=tz, title="按操作 / by action and outcome")
+rn.show_table(r.by_action, redact=redact, tz=tz, lang=lang, title="按操作 / by action and outcome")
 rn.show_table(r.entries.filter(pl.col("outcome") == "denied").select("seq", "ts", "actor", "action", "rule", "reason"),
-              redact=redact, tz=tz, title="拒绝 / refusals")
-rn.show_table(r.entries.select("seq", "ts", "actor", "action", "outcome", "rule"), redact=redact, tz=tz,
+              redact=redact, tz=tz, lang=lang, title="拒绝 / refusals")
+rn.show_table(r.entries.select("seq", "ts", "actor", "action", "outcome", "rule"), redact=redact, tz=tz, lang=lang,
               title="条目 / entries", rows=200)
 ''',
         '''\

@@ -35,6 +35,7 @@ from investigator.analysis.normalize import (
 from investigator.analysis.people import People, conversation_label
 from investigator.analysis.pii import detect, find_pii, mask_text, pseudonymize_text, redact_frame
 from investigator.analysis.query import parse
+from investigator.analysis.replies import first_staff_reply
 from investigator.analysis.search import MODES, search
 from investigator.tags import STANDARD_TAGS, TagEntry, TagSet, apply_tags, filter_by_tag
 from investigator.analysis.timeline import (
@@ -76,6 +77,7 @@ __all__ = [
     "find_pii",
     "find_spans",
     "first_replies",
+    "first_staff_reply",
     "mask_text",
     "normalize_column_expr",
     "normalize_text",

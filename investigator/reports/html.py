@@ -46,7 +46,7 @@ def seal_status(meta: dict[str, Any]) -> str:
 
 
 def render_html(nb: Any) -> str:
-    """The notebook as a standalone HTML page whose plots render offline."""
+    """The notebook as a standalone HTML page for a reader: outputs only (no code), plots that render offline."""
     # nbconvert and plotly are heavy imports: loaded here, so importing investigator.reports stays light
     try:
         import nbformat
@@ -55,7 +55,9 @@ def render_html(nb: Any) -> str:
     except ImportError as exc:  # pragma: no cover - both are dependencies
         raise ReportError("the HTML copy needs nbconvert and plotly") from exc
     node = nbformat.from_dict(nb) if not isinstance(nb, nbformat.NotebookNode) else nb
-    exporter = HTMLExporter(template_name="lab")
+    # a reader's copy: outputs only (code stays in the sealed notebook, which is the record)
+    exporter = HTMLExporter(template_name="lab", exclude_input=True, exclude_input_prompt=True,
+                            exclude_output_prompt=True)
     body, _ = exporter.from_notebook_node(node)
     # no network: drop the CDN scripts nbconvert links (require.js, MathJax); reports use neither
     body = _EXTERNAL_SCRIPT.sub("", body)

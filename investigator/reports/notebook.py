@@ -31,7 +31,9 @@ from typing import Any
 import polars as pl
 
 from investigator.access.case import open_case
+from investigator.analysis.dedupe import RECORD_HASHES, SOURCES, dedupe
 from investigator.analysis.filters import to_utc
+from investigator.analysis.people import People, conversation_label
 from investigator.analysis.normalize import normalize_text
 from investigator.analysis.pii import mask_text
 from investigator.authority.grants import Grant
@@ -79,10 +81,16 @@ def open_report_case(archive: str, *, grant: str, person: str, session: str | No
     ``grant`` and ``person`` (ReportError otherwise). Else the session (parameter, else
     $INVESTIGATOR_SESSION) opens it with the embedded key service. Secrets come in the
     environment, never as parameters (parameters are recorded in the sealed notebook).
+    $INVESTIGATOR_REPORT_ARCHIVE (set by ``report run`` and ``report reproduce``) names the archive to
+    open instead of the ``archive`` parameter, so reproducing a moved or copied archive reads
+    the copy (the case's archive id is checked by the seal either way).
     Raises ReportError when no grant, operator or session is given; otherwise whatever
     :func:`investigator.open_case` raises.
     """
     settings = Settings.from_environ(os.environ)
+    if settings.report_archive is not None:
+        # the runner's --archive: where the archive is now, which may not be where the report recorded it
+        archive = str(settings.report_archive)
     if not (archive and grant and person):
         raise ReportError("a report needs the parameters archive, grant and person",
                           hint="run it with 'investigator report run TEMPLATE --archive A --grant G --as ID ...'")
@@ -172,20 +180,93 @@ def redact_frame(frame: pl.DataFrame, redact: bool = True) -> pl.DataFrame:
     return frame.with_columns(exprs) if exprs else frame
 
 
+#: Column headings of report tables (Chinese / English); other columns keep their names.
+LABELS: dict[str, tuple[str, str]] = {
+    "ts": ("时间", "time"), "reply_ts": ("回复时间", "reply time"), "start": ("开始", "start"), "end": ("结束", "end"),
+    "event_ts": ("事件时间", "event time"), "message_ts": ("消息时间", "message time"),
+    "person": ("人员", "person"), "customer": ("客户", "customer"), "replier": ("回复人", "replied by"),
+    "sender": ("发送人", "sender"), "actor": ("账号", "account"), "conversation": ("会话", "conversation"),
+    "text": ("内容", "text"), "summary": ("摘要", "summary"), "role": ("角色", "role"), "what": ("类型", "kind"),
+    "source": ("来源", "source"), "exports": ("佐证导出数", "corroborating exports"), "copies": ("副本", "copies"),
+    "sources": ("来源导出", "exports"), "delay_minutes": ("处理时长（分钟）", "delay (minutes)"),
+    "keyword": ("关键词", "keyword"), "hits": ("命中", "hits"), "day": ("日期", "day"), "minutes": ("分钟", "minutes"),
+    "is_hit": ("命中", "hit"), "snippet": ("片段", "fragment"),
+}
+
+
+def _zone_suffix(tz: str, frame: pl.DataFrame, column: str) -> str:
+    """`` (Asia/Shanghai, UTC+08:00)``: the zone and its offset at the column's first time."""
+    from zoneinfo import ZoneInfo
+
+    first = frame[column].drop_nulls().head(1).to_list()
+    offset = ""
+    if first:
+        delta = first[0].astimezone(ZoneInfo(tz)).utcoffset()
+        if delta is not None:
+            minutes = int(delta.total_seconds() // 60)
+            sign = "+" if minutes >= 0 else "-"
+            offset = f", UTC{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+    return f" ({tz}{offset})"
+
+
+def _cell_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "✓" if value else ""
+    if isinstance(value, float):
+        return f"{value:.1f}" if value != int(value) else f"{int(value)}"
+    if isinstance(value, dict):
+        return ": ".join(str(v) for v in value.values() if v not in (None, ""))
+    if isinstance(value, (list, tuple)):
+        return "; ".join(_cell_text(v) for v in value)
+    return str(value)
+
+
+def table_html(frame: pl.DataFrame, *, tz: str, lang: str = "zh", rows: int = TABLE_ROWS) -> str:
+    """``frame`` as a plain HTML table for a reader: headings by name, local times with the zone, no dtypes.
+
+    Datetime columns show ``YYYY-MM-DD HH:MM:SS`` in ``tz`` (the heading names the zone and its
+    UTC offset), durations minutes, lists joined with "; ", nulls as empty cells. Raises nothing.
+    """
+    zh = not lang.lower().startswith("en")
+    heads = []
+    for name, dtype in frame.schema.items():
+        label = LABELS.get(name, (name, name))[0 if zh else 1]
+        if isinstance(dtype, pl.Datetime):
+            label += _zone_suffix(tz, frame, name)
+        heads.append(f"<th>{html.escape(label)}</th>")
+    body = []
+    for row in localize(frame.head(rows), tz).iter_rows():
+        body.append("<tr>" + "".join(f"<td>{html.escape(_cell_text(v))}</td>" for v in row) + "</tr>")
+    return ('<table class="investigator-table" style="border-collapse:collapse;font-size:13px">'
+            f"<thead><tr>{''.join(heads)}</tr></thead><tbody>{''.join(body)}</tbody></table>")
+
+
 def show_table(frame: pl.DataFrame, *, redact: bool = True, tz: str = "Asia/Shanghai", title: str = "",
-               sort: Sequence[str] | None = None, rows: int = TABLE_ROWS) -> None:
-    """Display ``frame`` (sorted, local times, redacted)."""
-    from IPython.display import Markdown, display
+               sort: Sequence[str] | None = None, rows: int = TABLE_ROWS, lang: str = "zh") -> None:
+    """Display ``frame`` as a formatted HTML table (sorted, local times with zone, redacted, no dtype rows).
+
+    The plain-text form (terminals, ``report verify`` diffs) is a tab-separated copy of the same cells.
+    """
+    from IPython.display import display
 
     shown = frame
     if sort:
         shown = shown.sort(list(sort), nulls_last=True)
-    shown = localize(redact_frame(shown, redact), tz)
+    shown = redact_frame(shown, redact)
     shown = shown.select([c for c in shown.columns if not c.startswith("__")])
-    if title:
-        display(Markdown(f"**{title}** ({frame.height} rows{', first ' + str(rows) if frame.height > rows else ''})"))
-    with pl.Config(tbl_rows=rows):
-        display(shown.head(rows))
+    zh = not lang.lower().startswith("en")
+    more = (f"，仅显示前 {rows} 行" if zh else f", first {rows} shown") if frame.height > rows else ""
+    caption = f"{title} ({frame.height} {'行' if zh else 'rows'}{more})" if title else ""
+    plain_rows = ["\t".join(shown.columns)] + ["\t".join(_cell_text(v) for v in r)
+                                                for r in localize(shown.head(rows), tz).iter_rows()]
+    page = (f"<p><b>{html.escape(caption)}</b></p>" if caption else "") + table_html(shown, tz=tz, lang=lang,
+                                                                                     rows=rows)
+    if not shown.height:
+        page += f"<p><i>{'（无）' if zh else '(none)'}</i></p>"
+    display({"text/html": page, "text/plain": (caption + "\n" if caption else "") + "\n".join(plain_rows)},
+            raw=True)
 
 
 def show_figure(fig: Any) -> None:
@@ -283,3 +364,83 @@ def with_person(frame: pl.DataFrame, identities: Mapping[str, Iterable[str]], *,
 
     values = [resolve(r) for r in frame.select(present).iter_rows(named=True)]
     return frame.with_columns(pl.Series(out, values, dtype=pl.String))
+
+
+# --- people, distinct messages, the reviewer's summary --------------------------------------------------------
+
+
+def case_people(case: Any) -> People:
+    """The case's people: its directory's linked identities and names, resolved once (analysis reads no directory)."""
+    directory = case.directory()
+    return People.from_identities(case.identities(), names={p.id: p.name for p in directory.people})
+
+
+def staff_ids(case: Any) -> set[str]:
+    """Person ids of the organisation's own staff: directory people with a department other than ``external``.
+
+    Customers and couriers are ``external`` in the directory; accounts the directory does not know
+    are not staff either, so an unknown sender can be a complainant but never a responder.
+    """
+    return {p.id for p in case.directory().people if p.department and p.department != "external"}
+
+
+def distinct_messages(messages: pl.DataFrame, people: People) -> pl.DataFrame:
+    """Messages merged across exports (:func:`investigator.analysis.dedupe`) with people and conversation names.
+
+    Adds ``person_id``/``person`` (the sender), ``conversation`` (its name where one exists) and
+    ``exports`` (how many exports hold the message: its corroboration).
+    """
+    distinct = people.resolve(dedupe(messages, identities=people))
+    named = _copy_conversation_names(distinct, messages)
+    # a conversation without a name of its own (a WeCom direct chat) takes the name its messages' copies show
+    return distinct.join(named, on="record_hash", how="left", maintain_order="left").with_columns(
+        pl.coalesce(pl.col("__copy_name"), pl.col("__copy_name").drop_nulls().first().over("conversation_id"),
+                    conversation_label(distinct)).alias("conversation"),
+        pl.col(SOURCES).list.len().alias("exports")).drop("__copy_name")
+
+
+def _copy_conversation_names(distinct: pl.DataFrame, messages: pl.DataFrame) -> pl.DataFrame:
+    """Per distinct message, the conversation name of its most authoritative copy that has one.
+
+    A WeCom archive row names no conversation for a direct chat; the same message's Slack or
+    WeChat copy does, so the report shows that name instead of the WeCom id.
+    """
+    if "conversation_name" not in messages.columns or "record_hash" not in messages.columns:
+        return pl.DataFrame(schema={"record_hash": pl.String, "__copy_name": pl.String})
+    names = messages.select("record_hash", pl.col("conversation_name").alias("__copy_name")).filter(
+        pl.col("__copy_name").str.strip_chars() != "")
+    copies = distinct.select("record_hash", pl.col(RECORD_HASHES).alias("__copy")).explode("__copy")
+    return (copies.join(names, left_on="__copy", right_on="record_hash", how="inner", maintain_order="left")
+            .group_by("record_hash", maintain_order=True).agg(pl.col("__copy_name").first()))
+
+
+def reviewer_summary(case: Any, start: datetime, end: datetime, *, findings: Sequence[str],
+                     searched: Sequence[str], excluded: Sequence[str], lang: str = "zh") -> str:
+    """The reviewer's summary at the top of a report, as Markdown: case, grant, window, findings, search, exclusions.
+
+    ``findings`` are whole sentences; ``searched`` what was looked for; ``excluded`` what was left
+    out and why. Raises nothing.
+    """
+    zh = not lang.lower().startswith("en")
+    tz = case.timezone
+    window = f"{fmt_local(start, tz)} – {fmt_local(end, tz)} ({tz})"
+    lines = [
+        "## 审阅摘要" if zh else "## Reviewer's summary", "",
+        f"- **{'案件' if zh else 'Case'}**: {case.grant.case}",
+        f"- **{'授权' if zh else 'Grant'}**: {case.grant.id} ({'目的' if zh else 'purpose'}: {case.grant.purpose}; "
+        f"{'调取人' if zh else 'operator'}: {case.person})",
+        f"- **{'时间窗' if zh else 'Window'}**: {window}", "",
+        f"### {'结论' if zh else 'Findings'}", "",
+        *[f"{i}. {line}" for i, line in enumerate(findings, 1)], "",
+        f"### {'检索内容' if zh else 'What was searched'}", "",
+        *[f"- {line}" for line in searched], "",
+        f"### {'排除内容' if zh else 'What was excluded'}", "",
+        *[f"- {line}" for line in (excluded or ["-"])],
+    ]
+    return "\n".join(lines)
+
+
+def copies_of(distinct: pl.DataFrame, messages: pl.DataFrame) -> pl.DataFrame:
+    """Every copy behind the rows of ``distinct`` (the rows of ``messages`` whose record hash it lists)."""
+    wanted = distinct.select(pl.col(RECORD_HASHES).explode()).to_series().drop_nulls().to_list()
+    return messages.filter(pl.col("record_hash").is_in(wanted))

@@ -147,3 +147,24 @@ def test_many_messages_merge_column_wise(copies: int) -> None:
     out = dedupe(_frame(rows), identities=IDENTITIES)
     assert out.height == n
     assert set(out["copies"].to_list()) == {copies}
+
+
+def test_a_complaint_is_answered_when_staff_replies_in_a_conversation_one_of_its_copies_sits_in() -> None:
+    people = People.from_identities(IDENTITIES, names={"wangfang": "王芳", "zhangwei": "张伟"})
+    rows = [
+        _row("wecom", "a.jsonl", "wmgcCs42YaNEANiWge", COMPLAINT, T0, n=0),
+        _row("slack", "b.zip", "U0WANGFANG", COMPLAINT, T0, n=0),
+        # staff talk about it elsewhere first (not a reply in the complaint's conversation) ...
+        _row("slack", "b.zip", "U0ZHANGWEI", "王芳的投诉", T0 + timedelta(minutes=5), n=1),
+        # ... and answer in the slack copy's conversation two hours later
+        _row("slack", "b.zip", "U0ZHANGWEI", "您好,抱歉久等", T0 + timedelta(minutes=120), n=2),
+    ]
+    rows[2]["conversation_id"] = "staff-room"
+    frame = _frame(rows)
+    distinct = people.resolve(dedupe(frame, identities=people))
+    complaints = distinct.filter(pl.col("text") == COMPLAINT)
+    out = analysis.first_staff_reply(distinct, frame, triggers=complaints, responders={"zhangwei"})
+    assert out.height == 1
+    assert out["delay_minutes"].to_list() == [120.0] and out["replier"].to_list() == ["张伟"]
+    nobody = analysis.first_staff_reply(distinct, frame, triggers=complaints, responders={"zhaomin"})
+    assert nobody["delay_minutes"].to_list() == [None]
