@@ -25,6 +25,7 @@ its repr.
 | INVESTIGATOR_KEY_DIR | where personal key files live (default ``~/.investigator/keys/<archive id>``) |
 | INVESTIGATOR_LANG | user-interface language: ``zh-CN`` (default) or ``en`` |
 | INVESTIGATOR_KEYSERVER | the key server's URL: clients go through it and never read the archive passphrase |
+| INVESTIGATOR_REPORT_ARCHIVE | the archive a report kernel opens, set by ``report run`` / ``report reproduce`` (so a moved or copied archive is read where ``--archive`` says, not where the sealed parameters recorded it) |
 | INVESTIGATOR_PROCESS_TICKET | a process ticket (``Case.process_ticket``): a report kernel's only credential in key-server mode |
 | INVESTIGATOR_PKCS11_MODULE, INVESTIGATOR_PKCS11_PIN | the PKCS#11 custody's module path and user PIN (key server host) |
 | BAO_ADDR, BAO_TOKEN, BAO_CACERT | the OpenBao transit custody's address, token and CA file (key server host) |
@@ -43,6 +44,7 @@ KEY_DIR_ENV = "INVESTIGATOR_KEY_DIR"
 LANG_ENV = "INVESTIGATOR_LANG"
 KEYSERVER_ENV = "INVESTIGATOR_KEYSERVER"
 PROCESS_TICKET_ENV = "INVESTIGATOR_PROCESS_TICKET"
+REPORT_ARCHIVE_ENV = "INVESTIGATOR_REPORT_ARCHIVE"
 PKCS11_MODULE_ENV = "INVESTIGATOR_PKCS11_MODULE"
 PKCS11_PIN_ENV = "INVESTIGATOR_PKCS11_PIN"
 BAO_ADDR_ENV = "BAO_ADDR"
@@ -73,6 +75,7 @@ class Settings:
     bao_addr: str | None = None
     bao_token: str | None = field(default=None, repr=False)
     bao_cacert: str | None = None
+    report_archive: Path | None = None
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> "Settings":
@@ -86,7 +89,8 @@ class Settings:
                    key_dir=Path(key_dir).expanduser() if key_dir else None, lang=normalize_lang(get(LANG_ENV)),
                    keyserver=get(KEYSERVER_ENV), process_ticket=get(PROCESS_TICKET_ENV),
                    pkcs11_module=get(PKCS11_MODULE_ENV), pkcs11_pin=get(PKCS11_PIN_ENV), bao_addr=get(BAO_ADDR_ENV),
-                   bao_token=get(BAO_TOKEN_ENV), bao_cacert=get(BAO_CACERT_ENV))
+                   bao_token=get(BAO_TOKEN_ENV), bao_cacert=get(BAO_CACERT_ENV),
+                   report_archive=Path(get(REPORT_ARCHIVE_ENV) or "") if get(REPORT_ARCHIVE_ENV) else None)
 
     def with_passphrase(self, passphrase: str | None) -> "Settings":
         """These settings with ``passphrase`` (a prompt's answer, an argument) in place of the environment's."""

@@ -37,7 +37,7 @@ from investigator.access.scan import KEY_BATCH, KeySource, LoadStats, ProcessTic
 from investigator.authority.directory import DirectoryStore
 from investigator.authority.grants import Grant, find_grant
 from investigator.custody.registry import backend_of
-from investigator.errors import ConfigError, ContentNotGranted, GrantInvalid
+from investigator.errors import ConfigError, ContentNotGranted, GrantInvalid, InvestigatorError
 from investigator.schema import CONTENT_COLUMNS, PART_COLUMNS, format_ts, full_schema, id_field, kind_parts
 from investigator.settings import DEFAULT_LANG, PASSPHRASE_ENV, Settings, normalize_lang
 from investigator.vault.manifest import ChunkEntry
@@ -101,7 +101,7 @@ def open_case(archive: Archive | str | Path, *, grant: Any = None, person: str |
     if grant is None or person is None:
         raise ConfigError("open_case needs grant= and person= (or process_ticket=)")
     if not isinstance(grant, Grant):
-        grant = Grant.from_file(find_grant(opened, grant))
+        grant = _load_grant(opened, grant, person, now)
     keyserver = keyserver or settings.keyserver
     if key_service is None:
         if keyserver:  # the archive passphrase is never read on this path
@@ -124,6 +124,17 @@ def open_case(archive: Archive | str | Path, *, grant: Any = None, person: str |
     ticket = key_service.open(grant=grant, person=person, totp=totp, session=session, monitor=monitor,
                               monitor_totp=monitor_totp, now=now)
     return Case(opened, grant, ticket, key_service, now=now, lang=normalize_lang(lang or settings.lang))
+
+
+def _load_grant(opened: Archive, grant: Any, person: str, now: datetime | None) -> Grant:
+    """The grant ``grant`` names; an unknown or unreadable one is refused and audited (case.open, denied)."""
+    try:
+        return Grant.from_file(find_grant(opened, grant))
+    except InvestigatorError as exc:
+        # a notebook's refusals are audited like the key service's: an auditor sees the attempt
+        opened.audit.append(person, "case.open", Path(str(grant)).name[:120],
+                            {"rule": "grant.unknown", "reason": str(exc)}, outcome="denied", now=now)
+        raise
 
 
 def _open_process_case(opened: Archive, token: str, *, grant: Any, person: str | None,

@@ -4,12 +4,58 @@ from __future__ import annotations
 
 import signal
 import threading
+from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
 
 import click
 
 from investigator.cli.options import (archive_argument, archive_passphrase, echo_json, json_option, key_dir_option,
                                       person_key, unlock)
+
+utc_option = click.option("--utc", "in_utc", is_flag=True,
+                          help="Print times in UTC instead of the archive's time zone (--json is always UTC).")
+TIME_KEYS = ("start", "end", "ts", "issued", "expiry", "created", "expires", "revoked")
+
+
+def shown_time(value: Any, zone: str, *, utc: bool = False) -> str:
+    """A UTC time (a datetime or canonical ``...Z`` text) for people: ``2026-11-18 14:00:00+08:00`` in ``zone``.
+
+    With ``utc``: ``2026-11-18 06:00:00Z``. Text that is not a time is returned unchanged.
+    """
+    when = value
+    if isinstance(value, str):
+        try:
+            when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return value
+    if not isinstance(when, datetime):
+        return str(value)
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    if utc:
+        return when.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+    local = when.astimezone(ZoneInfo(zone))
+    offset = local.strftime("%z")
+    return local.strftime("%Y-%m-%d %H:%M:%S") + f"{offset[:3]}:{offset[3:]}"
+
+
+def shown_times(obj: Any, zone: str, *, utc: bool = False) -> Any:
+    """``obj`` (JSON-like) with the values of :data:`TIME_KEYS` (and ``window`` pairs) shown by :func:`shown_time`."""
+    if isinstance(obj, dict):
+        out: dict[str, Any] = {}
+        for key, value in obj.items():
+            if key in TIME_KEYS and isinstance(value, str):
+                out[key] = shown_time(value, zone, utc=utc)
+            elif key == "window" and isinstance(value, list):
+                out[key] = [shown_time(v, zone, utc=utc) for v in value]
+            else:
+                out[key] = shown_times(value, zone, utc=utc)
+        return out
+    if isinstance(obj, list):
+        return [shown_times(v, zone, utc=utc) for v in obj]
+    return obj
 
 
 @click.command("open")
@@ -24,17 +70,19 @@ from investigator.cli.options import (archive_argument, archive_passphrase, echo
               help="Use a key server instead of the embedded service (default: $INVESTIGATOR_KEYSERVER).")
 @click.option("--cafile", default=None, type=click.Path(exists=True, dir_okay=False), help="CA for an https key server.")
 @key_dir_option
+@utc_option
 @json_option
 def open_cmd(archive: Path, grant: str, person: str, totp: str | None, session: str | None, monitor: str | None,
              monitor_totp: str | None, keyserver: str | None, cafile: str | None, key_dir: Path | None,
-             as_json: bool) -> None:
+             in_utc: bool, as_json: bool) -> None:
     """Open a case and print what it holds: counts, window, scope, fields (no content).
 
     \b
     Runs the same checks as a notebook's open_case(): grant, operator, identity, policy.
     With --keyserver (or INVESTIGATOR_KEYSERVER), every request is signed with the
     person's personal key (passphrase from INVESTIGATOR_KEY_PASSPHRASE or a prompt);
-    no archive passphrase is read.
+    no archive passphrase is read. Times are shown in the archive's time zone with their
+    offset; --utc shows UTC (--json is always UTC).
     Examples:
       investigator open ./case-archive --grant G-1a2b --as sunli --totp 123456
       investigator open ./case-archive --grant G-1a2b --as sunli --session ivs1.... --keyserver http://127.0.0.1:8765
@@ -56,7 +104,9 @@ def open_cmd(archive: Path, grant: str, person: str, totp: str | None, session: 
         echo_json(info)
         return
     click.echo(f"case {info['case']} (grant {info['grant_id']}) opened by {info['person']}")
-    click.echo(f"  window: {info['window']['start']} .. {info['window']['end']} (UTC; archive zone {info['window']['tz']})")
+    zone = info["window"]["tz"]
+    click.echo(f"  window: {shown_time(info['window']['start'], zone, utc=in_utc)} .. "
+               f"{shown_time(info['window']['end'], zone, utc=in_utc)} ({'UTC' if in_utc else zone})")
     click.echo(f"  fields: {', '.join(info['fields'])}   scope: {info['scope'] or 'whole window'}")
     click.echo(f"  {info['messages']} messages in {info['conversations']} conversations from {info['senders']} senders; "
                f"{info['events']} events")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import warnings
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from investigator import _crypto
@@ -74,6 +74,7 @@ class DemoAuthority:
     operator_id: str
     operator_passphrase: str
     key_dir: Path
+    review_grant_id: str = ""  # the month-wide grant (both planted cases, the 加班费 messages)
 
     def totp_for(self, person_id: str, now: datetime) -> str:
         """The DEMO-ONLY TOTP code of ``person_id`` at ``now`` (each code is accepted once)."""
@@ -145,7 +146,38 @@ def demo_authority(archive: "Archive", keys: "MasterKeys", *, now: datetime, key
                      note="DEMO approval")
     if result.grant_path is None:
         raise PolicyDenied(result.decision.reason, rule=result.decision.rule, decision=result.decision)
+    review = _review_grant(archive, keys, operator=operator, operator_key=sunli_key, approver=approver,
+                           approver_key=approver_key, now=when)
     return DemoAuthority(people=tuple(p.id for p in people), enrolled=tuple(ordered), grant_path=result.grant_path,
                          grant_id=result.grant_path.stem, operator_id=operator,
-                         operator_passphrase=DEMO_ONLY_PASSPHRASE.format(person=operator), key_dir=key_dir)
+                         operator_passphrase=DEMO_ONLY_PASSPHRASE.format(person=operator), key_dir=key_dir,
+                         review_grant_id=review)
+
+
+#: DEMO ONLY: the second grant's case — the whole demo month, so both planted cases (the complaint of
+#: 2026-11-18 and the misconduct of 2026-11-24) and every planted 加班费 message are inside one grant.
+REVIEW_CASE = "DEMO-2026-11-review"
+REVIEW_WINDOW = ((2026, 11, 1), (2026, 12, 1))
+
+
+def _review_grant(archive: Archive, keys: MasterKeys, *, operator: str, operator_key: _crypto.SigningKey,
+                  approver: str, approver_key: _crypto.SigningKey, now: datetime) -> str:
+    """DEMO ONLY: request and approve the month-wide review grant; returns its id.
+
+    The approver's code of ``now``'s step was just used for the complaint grant (codes are
+    single-use), so the next step's code is given, which the policy's skew accepts. Raises
+    PolicyDenied when it is not granted.
+    """
+    zone = archive.config.zone
+    (y0, m0, d0), (y1, m1, d1) = REVIEW_WINDOW
+    signed = new_request(archive, requester=operator, signing_key=operator_key, case=REVIEW_CASE,
+                         purpose="internal_audit", start=datetime(y0, m0, d0, tzinfo=zone),
+                         end=datetime(y1, m1, d1, tzinfo=zone), fields=("metadata", "content"),
+                         reason="DEMO: review of the demo month (complaint 2026-11-18, misconduct 2026-11-24, "
+                                "overtime pay 加班费)", legal_basis="DEMO: 内部调查制度", now=now)
+    result = approve(archive, keys, signed.id, approver=approver, signing_key=approver_key,
+                     totp=demo_totp(approver, now + timedelta(seconds=30)), now=now, note="DEMO approval")
+    if result.grant_path is None:
+        raise PolicyDenied(result.decision.reason, rule=result.decision.rule, decision=result.decision)
+    return result.grant_path.stem
 

@@ -53,6 +53,7 @@ NOT_EXPORTS = {"README.md", "people.csv", "planted.json"}
 class DemoResult:
     archive: Path
     grant_id: str = ""
+    review_grant_id: str = ""  # the month-wide grant: both planted cases and the 加班费 messages
     operator: str = ""
     case_info: dict[str, Any] = field(default_factory=dict)
     report: Path | None = None
@@ -140,8 +141,11 @@ def run_demo(out: Path, *, samples: Path | None = None, echo: Callable[[str], No
         warnings.simplefilter("ignore")  # the demo says so itself, once, below
         authority = demo_authority(archive, keys, now=now, kdf_n=kdf_n or DEMO_KDF_N)
     result.grant_id, result.operator = authority.grant_id, authority.operator_id
+    result.review_grant_id = authority.review_grant_id
     echo(f"authority: {len(authority.enrolled)} demo people enrolled (DEMO-ONLY secrets); grant {authority.grant_id} "
          f"for {authority.operator_id}, approved by the supervisor")
+    echo(f"  review grant {authority.review_grant_id}: the whole month 2026-11, both planted cases (complaint "
+         f"2026-11-18, misconduct 2026-11-24); search it for 加班费")
     case = open_demo_case(out, now=now, keys=keys)
     result.case_info = case.info()
     echo(f"case opened by {case.person}: {result.case_info['messages']} messages and {result.case_info['events']} "

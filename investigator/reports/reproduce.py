@@ -26,7 +26,8 @@ from pathlib import Path
 from investigator import _crypto
 from investigator.errors import ReportError
 from investigator.reports.canonical import content_digest, diff_cells
-from investigator.reports.run import TICKET_LIFETIME, check_template_allowed, execute, find_template, kernel_credentials
+from investigator.reports.run import (TICKET_LIFETIME, check_template_allowed, execute, find_template, kernel_credentials,
+                                      kernel_env)
 from investigator.reports.seal import META_KEY, file_sha256
 from investigator.authority.grants import Grant, find_grant
 from investigator.vault.store import Archive
@@ -86,7 +87,8 @@ def reproduce_report(notebook: Path, *, archive: "Archive", person: str, passphr
                             needs="reproducing needs --totp CODE or --session TOKEN", passphrase=passphrase, totp=totp,
                             session=session, keyserver=keyserver, cafile=cafile, signer=signer,
                             lifetime=ticket_lifetime, now=when) as credentials:
-        execute(template, target, params, env=credentials.env)
+        # the kernel opens ``archive`` (the --archive given now), not the path the seal recorded
+        execute(template, target, params, env=kernel_env(archive, credentials.env))
     again = nbformat.read(str(target), as_version=4)
     result = ReproduceResult(original=Path(notebook), reproduction=target, sealed_digest=str(body["digest"]),
                              new_digest=content_digest(again),

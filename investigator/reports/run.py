@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from investigator.settings import (BAO_TOKEN_ENV, KEY_PASSPHRASE_ENV, KEYSERVER_ENV, PASSPHRASE_ENV, PKCS11_PIN_ENV,
-                                   PROCESS_TICKET_ENV, SESSION_ENV)
+                                   PROCESS_TICKET_ENV, REPORT_ARCHIVE_ENV, SESSION_ENV)
 from investigator.errors import ConfigError, InvestigatorError, PolicyDenied, ReportError
 from investigator.schema import format_ts
 from investigator.access.case import open_case
@@ -132,7 +132,8 @@ def execute(template: Path, output: Path, parameters: Mapping[str, Any], *, env:
             cwd: Path | None = None) -> tuple[str, str]:
     """Execute ``template`` into ``output`` with papermill. Returns (started, ended) UTC texts.
 
-    Raises ReportError naming the failing cell (the failed notebook stays at ``output``).
+    Raises ReportError naming the failing cell; the failed notebook is renamed
+    ``<name>.FAILED.ipynb`` (:func:`failed_path`), so no failed run carries a report's name.
     """
     import logging
 
@@ -149,9 +150,22 @@ def execute(template: Path, output: Path, parameters: Mapping[str, Any], *, env:
                                        kernel_name=KERNEL, kernel_manager_class=_ipc_kernel_manager(),
                                        progress_bar=False, log_output=False, cwd=str(cwd or output.parent))
     except PapermillExecutionError as exc:
+        failed = failed_path(output)
+        if output.exists():
+            output.replace(failed)  # a failed run never keeps a normal report name
         raise ReportError(f"the report failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}",
-                          hint=f"the failed notebook is at {output}") from None
+                          hint=f"the failed notebook is at {failed}") from None
     return started, format_ts(datetime.now(timezone.utc))
+
+
+def failed_path(output: Path) -> Path:
+    """Where a failed run's notebook goes: ``<name>.FAILED.ipynb`` beside the intended report."""
+    return output.with_name(f"{output.stem}.FAILED.ipynb")
+
+
+def kernel_env(archive: "Archive", env: Mapping[str, str | None]) -> dict[str, str | None]:
+    """The kernel's environment: ``env`` plus the archive to open ($INVESTIGATOR_REPORT_ARCHIVE: where it is now)."""
+    return {**env, REPORT_ARCHIVE_ENV: str(Path(archive.root).resolve())}
 
 
 def output_path(out_dir: Path, case: str, template: str, when: datetime) -> Path:
@@ -304,7 +318,7 @@ def run_report(template: str | Path, *, archive: "Archive", grant: str, person: 
         archive.audit.append(person, "report.run", loaded.id,
                              {"template": name, "output": target.name, **credentials.audit}, outcome="allowed",
                              now=when)
-        started, ended = execute(path, target, params, env=credentials.env)
+        started, ended = execute(path, target, params, env=kernel_env(archive, credentials.env))
     nb = nbformat.read(str(target), as_version=4)
     sealed = seal_notebook(nb, archive=archive, signer=signer, person=person, template=path, started=started,
                            ended=ended)

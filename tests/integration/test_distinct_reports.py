@@ -1,0 +1,146 @@
+"""Issue #17 on the demo archive: distinct messages with provable copies, the complaint report a lawyer reads,
+reproducing a moved archive, failed runs, audited refusals, and the demo's month-wide review grant."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import warnings
+from pathlib import Path
+
+import nbformat
+import polars as pl
+import pytest
+
+from investigator import analysis
+from investigator.access.case import open_case
+from investigator.authority.identity import unlock_person_key
+from investigator.demo import DEMO_OPERATOR, DEMO_PASSPHRASE, demo_grant, demo_session, open_demo_case
+from investigator.demo.people import DEMO_ONLY_PASSPHRASE, REVIEW_CASE
+from investigator.demo.cases import find_case_grant
+from investigator.errors import ConfigError, ReportError
+from investigator.reports.reproduce import reproduce_report
+from investigator.reports.run import run_report
+from investigator.vault.merkle import verify_inclusion
+from investigator.vault.store import Archive
+
+pytestmark = pytest.mark.slow
+
+COMPLAINT = "我要投诉"
+
+
+@pytest.fixture(scope="module")
+def archive_copy(demo_archive, tmp_path_factory) -> Path:
+    """A copy of the demo archive in another folder (the demo's sealed report recorded the original path)."""
+    root = tmp_path_factory.mktemp("moved") / "elsewhere"
+    shutil.copytree(demo_archive, root)
+    return root
+
+
+def _demo_report(root: Path) -> Path:
+    [path] = sorted((root / "reports").rglob("*-complaint_investigation.ipynb"))
+    return path
+
+
+def _outputs(nb) -> str:
+    texts = []
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            data = out.get("data") or {}
+            texts.append(str(data.get("text/markdown") or data.get("text/plain") or out.get("text", "")))
+    return "\n".join(texts)
+
+
+def test_merged_complaint_copies_each_verify_with_an_inclusion_proof(demo_archive):
+    case = open_demo_case(demo_archive)
+    messages = case.messages(progress=False)
+    distinct = analysis.dedupe(messages, identities=case.identities())
+    assert distinct.height < messages.height
+    [row] = distinct.filter(pl.col("text").str.contains(COMPLAINT)).to_dicts()
+    assert row["source"] == "wecom" and row["copies"] == 8 == len(row["sources"]) == len(row["record_hashes"])
+    where = messages.filter(pl.col("record_hash").is_in(row["record_hashes"]))
+    assert where.height == 8 and where["source"].n_unique() == 8  # one copy per export format
+    roots = {m.seq: m.body["merkle"]["root"] for m in case.archive.manifests()}
+    for copy in where.iter_rows(named=True):
+        [proof] = case.key_service.proofs(case.ticket, copy["batch_seq"], [copy["leaf_index"]])
+        assert proof["record_hash"] == copy["record_hash"] and proof["root"] == roots[copy["batch_seq"]]
+        assert verify_inclusion(bytes.fromhex(proof["record_hash"]), proof["leaf_index"], proof["tree_size"],
+                                [bytes.fromhex(p) for p in proof["path"]], bytes.fromhex(proof["root"]))
+
+
+def test_the_demo_complaint_report_says_one_complaint_answered_after_120_minutes_by_the_right_people(demo_archive):
+    # the demo ran complaint_investigation with papermill and sealed it; this reads what it says
+    nb = nbformat.read(str(_demo_report(demo_archive)), as_version=4)
+    text = _outputs(nb)
+    summary = text[text.index("审阅摘要"):text.index("范围与限制")]
+    assert "发现 1 条客户投诉（王芳）" in summary
+    assert re.search(r"王芳 于 2026-11-18 14:35:00 在「[^」]+」投诉，张伟 于 2026-11-18 16:35:00 首次回复，处理时长 120 分钟",
+                     summary)
+    assert "员工发送的含关键词消息 1 条" in summary  # 赵敏's internal "@张伟 王芳的投诉还没回复" is no complaint
+    assert "DEMO-2026-11-18-complaint" in summary and "2026-11-18 14:00:00 – 2026-11-18 17:00:00" in summary
+    [plot] = [o["data"]["application/vnd.plotly.v1+json"] for c in nb.cells for o in c.get("outputs", [])
+              if "application/vnd.plotly.v1+json" in (o.get("data") or {})
+              and "handling delay" in str(o["data"]["application/vnd.plotly.v1+json"]["layout"]["title"])]
+    [bars] = plot["data"]
+    assert len(bars["x"]) == 1 and list(bars["y"]) == [120.0]  # one bar per complaint
+    html = _demo_report(demo_archive).with_suffix(".html").read_text(encoding="utf-8")
+    assert "rn.show_table" not in html and "import polars" not in html  # the reader's copy hides code
+    assert "investigator-table" in html and "dtype" not in html.split("<body", 1)[1].split("<script", 1)[0]
+    assert "shape: (" not in html and "Asia/Shanghai, UTC+08:00" in html
+
+
+def test_reproduce_reads_the_archive_given_not_the_one_recorded(archive_copy, demo_archive):
+    report = _demo_report(archive_copy)
+    recorded = nbformat.read(str(report), as_version=4).metadata["papermill"]["parameters"]["archive"]
+    assert Path(recorded) == Path(demo_archive).resolve()
+    shutil.move(str(demo_archive), str(demo_archive) + ".away")  # the recorded path is gone
+    try:
+        archive = Archive.open(archive_copy)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            result = reproduce_report(report, archive=archive, person=DEMO_OPERATOR, passphrase=DEMO_PASSPHRASE,
+                                      session=demo_session(archive_copy), output=archive_copy.parent / "again.ipynb")
+    finally:
+        shutil.move(str(demo_archive) + ".away", str(demo_archive))
+    assert result.same, result.differences
+
+
+def test_a_failed_run_is_named_failed_and_keeps_no_report_name(archive_copy, tmp_path):
+    template = tmp_path / "broken.ipynb"
+    nb = nbformat.read(str(Path(__file__).resolve().parents[2] / "templates" / "keyword_sweep.ipynb"), as_version=4)
+    nb.cells.insert(3, nbformat.v4.new_code_cell("raise RuntimeError('planted failure')"))
+    nbformat.write(nb, str(template))
+    archive = Archive.open(archive_copy)
+    signer = unlock_person_key(archive, DEMO_OPERATOR, DEMO_ONLY_PASSPHRASE.format(person=DEMO_OPERATOR),
+                               key_dir=archive.root / "demo-keys")
+    target = tmp_path / "out" / "report.ipynb"
+    with pytest.raises(ReportError, match="planted failure") as caught:
+        run_report(template, archive=archive, grant=demo_grant(archive_copy), person=DEMO_OPERATOR, signer=signer,
+                   passphrase=DEMO_PASSPHRASE, session=demo_session(archive_copy), output=target)
+    assert not target.exists() and (tmp_path / "out" / "report.FAILED.ipynb").exists()
+    assert "report.FAILED.ipynb" in caught.value.hint
+
+
+def test_opening_an_unknown_grant_from_a_notebook_is_refused_and_audited(archive_copy):
+    archive = Archive.open(archive_copy)
+    before = len(list(archive.audit.entries()))
+    with pytest.raises(ConfigError):
+        open_case(archive, grant="G-0000000000000000", person=DEMO_OPERATOR, session=demo_session(archive_copy),
+                  passphrase=DEMO_PASSPHRASE)
+    [entry] = list(archive.audit.entries())[before:]
+    assert (entry.action, entry.outcome, entry.actor) == ("case.open", "denied", DEMO_OPERATOR)
+    assert entry.details["rule"] == "grant.unknown" and entry.target == "G-0000000000000000"
+
+
+def test_the_demo_review_grant_covers_both_planted_cases_and_finds_overtime_pay(demo_archive):
+    grant = find_case_grant(demo_archive, REVIEW_CASE)
+    assert grant is not None
+    case = open_case(demo_archive, grant=grant, person=DEMO_OPERATOR, session=demo_session(demo_archive),
+                     passphrase=DEMO_PASSPHRASE)
+    messages = case.messages(progress=False)
+    local = messages.with_columns(pl.col("ts").dt.convert_time_zone(case.timezone).dt.date().alias("day"))
+    days = set(local.filter(pl.col("text").str.contains(COMPLAINT) | pl.col("text").str.contains("回扣"))["day"]
+               .cast(pl.String).to_list())
+    assert {"2026-11-18", "2026-11-24"} <= days  # the complaint and the misconduct, one grant
+    hits = analysis.search(messages, "加班费")
+    assert hits.height > 0
