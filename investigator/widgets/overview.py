@@ -17,7 +17,7 @@ import polars as pl
 
 from investigator.widgets.i18n import case_lang
 from investigator.widgets.figures import activity_heatmap_figure, contact_graph_figure
-from investigator.widgets.timeline import _interactive, _static
+from investigator.widgets._live import LiveFigure
 
 
 class _FigureBox(widgets.VBox):
@@ -26,6 +26,8 @@ class _FigureBox(widgets.VBox):
         self.case, self.lang, self.tz = case, lang, case.timezone
         self.messages: pl.DataFrame = case.messages() if messages is None else messages
         self.figure: go.Figure = go.Figure()
+        self.live = LiveFigure()
+        self._drawn: pl.DataFrame | None = None
         super().__init__(**kwargs)
         self.update(self.messages)
 
@@ -33,10 +35,15 @@ class _FigureBox(widgets.VBox):
         raise NotImplementedError
 
     def update(self, messages: pl.DataFrame) -> go.Figure:
-        """Redraw for ``messages``."""
+        """Redraw for ``messages``, in place; nothing happens when it is the frame already shown."""
+        if messages is self._drawn:
+            return self.figure
         self.messages = messages
-        self.figure = _interactive(self._build(messages))
-        self.children = [self.figure] if isinstance(self.figure, widgets.DOMWidget) else [_static(self.figure)]
+        builds = self.live.builds
+        self.figure = self.live.show(self._build(messages))
+        if self.live.widget is not None and self.live.builds != builds:
+            self.children = [self.live.widget]
+        self._drawn = messages
         return self.figure
 
 

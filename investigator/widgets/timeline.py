@@ -23,7 +23,8 @@ import polars as pl
 
 from investigator import analysis as A
 from investigator.widgets.conversation import context_html
-from investigator.widgets.figures import person_lanes, timeline_figure
+from investigator.widgets._live import LiveFigure
+from investigator.widgets.figures import MAX_POINTS, person_lanes, timeline_figure
 from investigator.widgets.i18n import case_lang, label
 
 
@@ -33,9 +34,9 @@ class TimelineView(widgets.VBox):
     def __init__(self, case: Any, *, messages: pl.DataFrame | None = None, events: pl.DataFrame | None = None,
                  agents: Iterable[str] = (), gap: timedelta | None = timedelta(minutes=30),
                  highlight: Sequence[str] = (), lang: str | None = None, max_lanes: int = 40,
-                 **kwargs: Any) -> None:
+                 max_points: int = MAX_POINTS, **kwargs: Any) -> None:
         lang = case_lang(case, lang)
-        self.case, self.lang, self.max_lanes = case, lang, max_lanes
+        self.case, self.lang, self.max_lanes, self.max_points = case, lang, max_lanes, max_points
         self.tz = case.timezone
         self.all_messages: pl.DataFrame = case.messages() if messages is None else messages
         self.events: pl.DataFrame = case.events() if events is None else events
@@ -43,6 +44,10 @@ class TimelineView(widgets.VBox):
         self.agents, self.gap = list(agents), gap
         self.messages = self.all_messages
         self.highlight = list(highlight)
+        self._lanes = person_lanes(self.identities, self.all_messages)
+        self._derived: tuple[pl.DataFrame | None, pl.DataFrame | None] | None = None
+        self._drawn: tuple[int, tuple[str, ...]] | None = None
+        self.live = LiveFigure(on_click=self.select)
         self.figure: go.Figure = go.Figure()
         self.detail = widgets.HTML(f"<i>{html.escape(label('no_selection', lang))}</i>")
         self.detail.add_class("investigator-timeline-detail")
@@ -66,30 +71,36 @@ class TimelineView(widgets.VBox):
         return replies.filter(pl.col("reply_id").is_not_null())
 
     def update(self, messages: pl.DataFrame | None = None, *, highlight: Sequence[str] | None = None) -> go.Figure:
-        """Redraw with ``messages`` (default: all of the case's) and ``highlight``ed message ids."""
-        if messages is not None:
+        """Redraw with ``messages`` (default: the current ones) and ``highlight``ed message ids.
+
+        Nothing is drawn when neither changed (the same frame object and the same ids); otherwise the
+        figure on screen is updated in place (one batched message to the browser). Gaps and delays are
+        recomputed only when the messages change.
+        """
+        if messages is not None and messages is not self.messages:
             self.messages = messages
+            self._derived = None
         if highlight is not None:
             self.highlight = list(highlight)
-        figure = timeline_figure(self.messages, self.events, tz=self.tz, gaps=self.gaps(), delays=self.delays(),
+        key = (id(self.messages), tuple(self.highlight))
+        if key == self._drawn:
+            return self.figure
+        if self._derived is None:
+            self._derived = (self.gaps(), self.delays())
+        gaps, delays = self._derived
+        figure = timeline_figure(self.messages, self.events, tz=self.tz, gaps=gaps, delays=delays,
                                  highlight=self.highlight, lang=self.lang, max_lanes=self.max_lanes,
-                                 lanes=person_lanes(self.identities, self.all_messages))
-        self.figure = _interactive(figure)
-        for trace in self.figure.data:
-            if isinstance(trace.meta, dict) and trace.meta.get("kind") in ("message", "event") and \
-                    hasattr(trace, "on_click"):
-                trace.on_click(self._on_click)
-        self.holder.children = [self.figure] if isinstance(self.figure, widgets.DOMWidget) else [_static(self.figure)]
+                                 lanes=self._lanes, max_points=self.max_points)
+        builds = self.live.builds
+        self.figure = self.live.show(figure)
+        if self.live.widget is not None and self.live.builds != builds:
+            self.holder.children = [self.live.widget]
+        self._drawn = key
         return self.figure
 
     def show_hits(self, hits: pl.DataFrame) -> None:
         """Keep all messages on the timeline and enlarge ``hits`` (a search result)."""
         self.update(self.all_messages, highlight=hits["message_id"].to_list() if hits.height else [])
-
-    def _on_click(self, trace: Any, points: Any, _selector: Any) -> None:
-        for index in getattr(points, "point_inds", []) or []:
-            self.select(str(trace.customdata[index]))
-            return
 
     def select(self, item_id: str) -> pl.DataFrame:
         """Show the context of a message, or the details of an event, in the pane below the figure."""
@@ -108,18 +119,3 @@ class TimelineView(widgets.VBox):
             return event
         self.detail.value = f"<i>{html.escape(label('no_selection', self.lang))}</i>"
         return self.all_messages.head(0)
-
-
-def _interactive(figure: go.Figure) -> go.Figure:
-    """A FigureWidget (click events) when anywidget is installed; else the static figure."""
-    try:
-        return go.FigureWidget(figure)
-    except Exception:  # noqa: BLE001 - plotly raises ImportError/ValueError without anywidget
-        return figure
-
-
-def _static(figure: go.Figure) -> widgets.Widget:
-    out = widgets.Output()
-    with out:
-        figure.show()
-    return out

@@ -48,13 +48,20 @@ def test_timeline_lanes_events_gaps_and_delays():
     assert list(message.customdata) == ["m1", "m2", "m3", "m4"]
     assert list(message.marker.size) == [8, 14, 8, 8]
     # wall-clock times in the archive's zone, the zone named on the axis
-    assert message.x[0] == datetime(2026, 11, 18, 14, 20)
+    assert message.x[0].startswith("2026-11-18 14:20:00")
     assert fig.layout.xaxis.title.text == "Time (Asia/Shanghai)"
     assert {t.meta["event_type"] for t in fig.data if t.meta["kind"] == "event"} == {"alert", "login"}
     assert set(fig.layout.yaxis.categoryarray) == {"张伟", "王芳", "system", "zhangwei"}
     delay = fig.data[-1]
     assert "delay 120 min" in delay.text[0]
-    assert len(fig.layout.shapes) == gaps.height
+    # every gap is a closed rectangle of the one gap trace (no layout shape or annotation per item)
+    gap = fig.data[3]
+    assert gap.meta["count"] == gaps.height == list(gap.x).count(None) and gap.fill == "toself"
+    assert fig.layout.shapes == () and fig.layout.annotations == ()
+    first = list(gap.x)[:5]
+    assert first[0] == first[1] == first[4] and first[2] == first[3] and first[0] < first[2]
+    # each delay is one segment, its arrowhead at the reply
+    assert list(delay.marker.size) == [0, 11, 0] * delay.meta["count"]
 
 
 def test_timeline_empty_and_max_lanes():
@@ -77,7 +84,8 @@ def test_heatmap_counts_follow_analysis():
 def test_contact_graph_edges_follow_contact_edges():
     msgs = _messages()
     fig = F.contact_graph_figure(msgs, names={"zhangwei": "张伟"})
-    edges = {(t.meta["source"], t.meta["target"]): t.meta["count"] for t in fig.data if t.meta["kind"] == "edge"}
+    edges = {(s, t): n for tr in fig.data if tr.meta["kind"] == "edge" for s, t, n in tr.meta["edges"]}
+    assert sum(1 for tr in fig.data if tr.meta["kind"] == "edge") <= F.EDGE_CLASSES
     expected = {(s, t): n for s, t, _k, n in A.contact_edges(msgs).iter_rows()}
     assert edges == expected
     nodes = [t for t in fig.data if t.meta["kind"] == "node"]
@@ -113,3 +121,38 @@ def test_person_lanes_merge_accounts():
     assert lanes["wxid_zhangwei"] == lanes["zhangwei"] == "张伟 (zhangwei)"
     fig = F.timeline_figure(_messages(), _events(), lanes=lanes)
     assert "张伟 (zhangwei)" in fig.data[0].y and "zhangwei" not in fig.data[2].y
+
+
+def test_timeline_above_max_points_is_a_density_with_the_hits_on_top():
+    t0 = datetime(2026, 11, 18, 1, 0, tzinfo=UTC)
+    rows = 600
+    msgs = pl.DataFrame({"message_id": [f"m{i}" for i in range(rows)],
+                         "ts": [t0 + timedelta(seconds=20 * i) for i in range(rows)],
+                         "sender_id": ["a" if i % 3 else "b" for i in range(rows)],
+                         "sender_name": ["a" if i % 3 else "b" for i in range(rows)],
+                         "conversation_id": ["c"] * rows, "msg_type": ["text"] * rows, "text": ["x"] * rows})
+    fig = F.timeline_figure(msgs, tz="UTC", highlight=["m5", "m500"], max_points=100, lang="en")
+    density, hits = fig.data
+    assert density.meta["kind"] == "density" and hits.meta["kind"] == "message"
+    assert len(density.x) <= 100 and density.meta["bin"] == "5m"  # 1-minute bins would make 2 x 200 cells
+    assert sum(int(t.split()[0]) for t in density.text) == rows  # every message counted once
+    assert sorted(hits.customdata) == ["m5", "m500"]
+    assert {"m0", "m1"} <= set(density.customdata)  # a click on a cell opens its first message
+    # the same frame under the threshold: one point per message
+    assert len(F.timeline_figure(msgs, tz="UTC", max_points=rows).data[0].x) == rows
+    # more hits than points: the hits become a density too
+    many = F.timeline_figure(msgs, tz="UTC", highlight=msgs["message_id"].to_list(), max_points=100)
+    assert [t.meta["kind"] for t in many.data] == ["density", "hit_density"]
+    assert all(len(t.x) <= 100 for t in many.data)
+
+
+def test_figures_grow_linearly_in_items_not_in_layout():
+    """4x the gaps and delays: still one gap trace and one delay trace, and nothing in the layout per item."""
+    msgs = _messages()
+    t0 = datetime(2026, 11, 18, 0, 0, tzinfo=UTC)
+    gaps = pl.DataFrame({"start": [t0 + timedelta(hours=i) for i in range(400)],
+                         "end": [t0 + timedelta(hours=i, minutes=40) for i in range(400)],
+                         "minutes": [40.0] * 400})
+    fig = F.timeline_figure(msgs, gaps=gaps, delays=A.first_replies(msgs, agents=["zhangwei"]))
+    assert [t.meta["kind"] for t in fig.data].count("gap") == 1 and fig.data[-2].meta["count"] == 400
+    assert len(fig.layout.shapes) == 0 and len(fig.layout.annotations) == 0
