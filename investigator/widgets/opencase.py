@@ -3,11 +3,18 @@
     >>> form = OpenCaseForm(archive="demo-archive", lang="en")   # doctest: +SKIP
     >>> form                                                      # doctest: +SKIP
     >>> case = form.case                                          # after "Open case"   # doctest: +SKIP
+    >>> case = form.open_case()                                   # or from code: the same as the button  # doctest: +SKIP
 
 The form calls :func:`~investigator.access.case.open_case` (``investigator.open_case``), the one
 public door: the policy, the identity check and the audit happen there. On success it shows the
 grant's window (in the archive's zone, named), scope and fields; on a refusal it shows the error's
 own message (for PolicyDenied, the deciding rule and reason), never a traceback.
+
+Constructing the form opens nothing: the method is :meth:`OpenCaseForm.open_case`, not ``open`` —
+``ipywidgets.Widget.open`` creates the widget's comm and is called by the constructor, so a form
+method of that name ran an (audited, failing) open on construction and the form never rendered
+("model not found"). tests/unit/widgets/test_views.py checks that no widget here overrides an
+ipywidgets method.
 """
 
 from __future__ import annotations
@@ -69,7 +76,7 @@ class OpenCaseForm(widgets.VBox):
         self.open_button = widgets.Button(description=L("open_case"), icon="folder-open", button_style="primary")
         self.result = widgets.HTML()
         self.result.add_class("investigator-open-result")
-        self.open_button.on_click(lambda _b: self.open())
+        self.open_button.on_click(lambda _b: self.open_case())
         super().__init__([self.archive, self.grant, self.person, self.totp, self.session, self.passphrase,
                           self.open_button, self.result], **kwargs)
         self.add_class("investigator-open-case")
@@ -78,8 +85,12 @@ class OpenCaseForm(widgets.VBox):
         """Call ``callback(case)`` when a case opens."""
         self._callbacks.append(callback)
 
-    def open(self) -> Any:
-        """Open the case with the form's values; returns it, or None after showing the refusal."""
+    def open_case(self) -> Any:
+        """Open the case with the form's values (what the button does); returns it, or None.
+
+        A refusal (any InvestigatorError: PolicyDenied, IdentityCheckFailed, GrantInvalid ...) is
+        shown in the form, not raised; the TOTP box is cleared after every attempt.
+        """
         options: dict[str, Any] = {"grant": self.grant.value.strip(), "person": self.person.value.strip()}
         if self.totp.value.strip():
             options["totp"] = self.totp.value.strip()

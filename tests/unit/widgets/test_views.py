@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import polars as pl
 import pytest
+import traitlets
 
 from investigator import analysis as A
 from investigator.errors import IntegrityError
@@ -28,7 +29,8 @@ def test_timeline_traces_follow_the_case(demo_case, demo_messages):
     assert event_points == events.height
     quiet = A.silences(demo_messages.with_columns(pl.lit(1).alias("all")), timedelta(minutes=10), by="all")
     assert quiet.height > 0
-    assert len(view.figure.layout.shapes) == quiet.height
+    gap = next(t for t in view.figure.data if t.meta["kind"] == "gap")
+    assert gap.meta["count"] == quiet.height and view.figure.layout.shapes == ()
     # one lane per person: 张伟's WeCom, WeChat and Slack accounts share a lane
     lanes = set(view.figure.data[0].y)
     assert "张伟 (zhangwei)" in lanes and "wxid_zhangwei" not in lanes
@@ -45,6 +47,26 @@ def test_timeline_traces_follow_the_case(demo_case, demo_messages):
     assert sum(1 for s in view.figure.data[0].marker.size if s > 8) == hits.height
 
 
+def test_timeline_updates_in_place_and_only_when_results_change(demo_case, demo_messages):
+    view = TimelineView(demo_case, messages=demo_messages, events=demo_case.events(), agents=["zhangwei"],
+                        lang="en", gap=timedelta(minutes=10))
+    shown = view.figure
+    assert view.live.builds == 1 and view.holder.children == (shown,)
+    hits = A.search(demo_messages, "投诉")
+    view.show_hits(hits)
+    # the same FigureWidget, restyled in one batch: the browser keeps its view
+    assert view.figure is shown and view.live.updates == 1 and view.live.builds == 1
+    assert sum(1 for s in shown.data[0].marker.size if s > 8) == hits.height
+    view.show_hits(A.search(demo_messages, "投诉"))  # the same hits again: nothing is sent
+    assert view.live.updates == 1
+    view.show_hits(demo_messages.head(0))
+    assert view.live.updates == 2 and max(shown.data[0].marker.size) == 8
+    # a click on a message point opens its context (the handler the FigureWidget calls)
+    trace = shown.data[0]
+    view.live._clicked(trace, type("Points", (), {"point_inds": [0]})(), None)
+    assert f"data-message-id='{trace.customdata[0]}'" in view.detail.value
+
+
 def test_timeline_linked_to_search(demo_case, demo_messages):
     panel = SearchPanel(demo_case, messages=demo_messages, lang="en")
     view = TimelineView(demo_case, messages=demo_messages, events=demo_case.events(), lang="en")
@@ -56,10 +78,12 @@ def test_timeline_linked_to_search(demo_case, demo_messages):
 def test_heatmap_and_contacts(demo_case, demo_messages):
     heat = ActivityHeatmap(demo_case, messages=demo_messages, lang="en")
     assert sum(map(sum, heat.figure.data[0].z)) == demo_messages.height
+    shown = heat.figure
     heat.update(demo_messages.head(3))
     assert sum(map(sum, heat.figure.data[0].z)) == 3
+    assert heat.figure is shown and heat.live.updates == 1  # updated in place
     graph = ContactGraph(demo_case, messages=demo_messages, lang="en", max_nodes=500)
-    edges = [t for t in graph.figure.data if t.meta["kind"] == "edge"]
+    edges = [e for t in graph.figure.data if t.meta["kind"] == "edge" for e in t.meta["edges"]]
     assert len(edges) == A.contact_edges(demo_messages).height
 
 
@@ -111,7 +135,7 @@ def test_open_case_form(widget_archive):
     opened = []
     form.on_open(opened.append)
     form.totp.value = "000000"
-    assert form.open() is None
+    assert form.open_case() is None
     assert "Refused" in form.result.value and form.totp.value == ""
     form.session.value = demo_session(widget_archive)
     form.open_button.click()
@@ -119,7 +143,30 @@ def test_open_case_form(widget_archive):
     assert "2026-11-18 14:00 – 2026-11-18 17:00 (Asia/Shanghai)" in form.result.value
     assert "metadata, content" in form.result.value
     form.grant.value = "G-doesnotexist"
-    assert form.open() is None and "Refused" in form.result.value
+    assert form.open_case() is None and "Refused" in form.result.value
+
+
+def test_constructing_the_open_case_form_opens_nothing():
+    calls = []
+    form = OpenCaseForm(archive="an-archive", grant="G-x", person="sunli", lang="en",
+                        opener=lambda archive, **options: calls.append(options))
+    assert calls == [] and form.case is None and form.result.value == ""
+    assert form.comm is not None  # ipywidgets' own Widget.open ran: the model exists for the browser
+    form.open_button.click()
+    assert len(calls) == 1
+
+
+def test_no_widget_overrides_an_ipywidgets_method():
+    """A widget method named like an ipywidgets one (open, close, send, ...) replaces what ipywidgets calls."""
+    import ipywidgets
+
+    import investigator.widgets as W
+
+    base = {name for name in dir(ipywidgets.DOMWidget) if not name.startswith("_")}
+    clashes = [f"{cls.__name__}.{name}" for cls in (getattr(W, n) for n in W.__all__) if isinstance(cls, type)
+               for klass in cls.__mro__ if klass.__module__.startswith("investigator.")
+               for name in vars(klass) if name in base and not isinstance(vars(klass)[name], traitlets.TraitType)]
+    assert clashes == []
 
 
 def test_open_case_form_in_key_server_mode_signs_with_the_person_key(widget_archive):
@@ -142,9 +189,8 @@ def test_open_case_form_in_key_server_mode_signs_with_the_person_key(widget_arch
     assert form.passphrase.description == "Personal key passphrase"
     form.passphrase.value = DEMO_ONLY_PASSPHRASE.format(person="sunli")
     form.session.value = "a-session"
-    assert form.open() is None and "no key server in this test" in form.result.value
-    # calls[0] comes from the constructor: OpenCaseForm.open overrides ipywidgets' Widget.open, which the
-    # constructor calls (the investigation-UX issue's bug); the last call is the button's
+    assert form.open_case() is None and "no key server in this test" in form.result.value
+    assert len(calls) == 1  # the constructor opened nothing; this is the one call
     options = calls[-1]
     assert "passphrase" not in options and options["keyserver"].startswith("https://keys.")
     # open_case unlocks the person's key from what the form passes (the real unlock, as open_case does it)
