@@ -17,6 +17,7 @@ archive_option = click.option("--archive", "archive_path", type=click.Path(path_
 notebook_argument = click.argument("notebook", type=click.Path(path_type=Path, dir_okay=False, exists=True))
 keyserver_option = click.option("--keyserver", default=None, metavar="URL", envvar=KEYSERVER_ENV, show_envvar=True,
                                 help="Run through this key server (default: $INVESTIGATOR_KEYSERVER): the kernel gets a "
+    """The report notebook at ``notebook``. Raises ReportError for anything else (e.g. the HTML copy)."""
                                      "process ticket, never the archive passphrase or a session.")
 cafile_option = click.option("--cafile", default=None, type=click.Path(exists=True, dir_okay=False),
                              help="CA for an https key server.")
@@ -25,7 +26,15 @@ cafile_option = click.option("--cafile", default=None, type=click.Path(exists=Tr
 def _read(notebook: Path) -> Any:
     import nbformat
 
-    return nbformat.read(str(notebook), as_version=4)
+    from investigator.errors import ReportError
+
+    try:
+        return nbformat.read(str(notebook), as_version=4)
+    except (ValueError, OSError, KeyError, AttributeError) as exc:  # NotJSONError is a ValueError
+        sealed = notebook.with_suffix(".ipynb")
+        hint = (f"the HTML copy is for reading; verify the sealed notebook {sealed}"
+                if notebook.suffix.lower() in (".html", ".htm") else "pass the report's .ipynb file")
+        raise ReportError(f"{notebook} is not a report notebook ({type(exc).__name__})", hint=hint) from None
 
 
 def _write(nb: Any, notebook: Path) -> None:

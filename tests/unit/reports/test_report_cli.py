@@ -1,0 +1,17 @@
+"""`report verify` given the HTML copy says what to verify instead (no traceback)."""
+
+from __future__ import annotations
+
+from click.testing import CliRunner
+
+from investigator.cli import main
+from investigator.errors import ReportError
+
+
+def test_verify_on_the_html_copy_names_the_sealed_notebook(tmp_path) -> None:
+    copy = tmp_path / "20261118T061500Z-complaint_investigation.html"
+    copy.write_text("<html><body>report</body></html>", encoding="utf-8")
+    result = CliRunner().invoke(main, ["report", "verify", str(copy)])
+    assert result.exit_code == ReportError.exit_code
+    assert "Traceback" not in result.output and "not a report notebook" in result.output
+    assert "20261118T061500Z-complaint_investigation.ipynb" in result.output
