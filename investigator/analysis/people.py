@@ -99,7 +99,8 @@ class People:
             pl.coalesce(pl.col(prefix + PERSON_ID).replace_strict(list(self.names), list(self.names.values()),
                                                                   default=None, return_dtype=pl.String),
                         pl.col(prefix + PERSON_ID), unknown).alias(prefix + PERSON))
-        return out.select([*frame.columns, prefix + PERSON_ID, prefix + PERSON])
+        added = [prefix + PERSON_ID, prefix + PERSON]  # replaced when ``frame`` already has them
+        return out.select([*(c for c in frame.columns if c not in added), *added])
 
     def resolve_accounts(self, accounts: Iterable[str]) -> list[str]:
         """Person labels for plain account values (ids or names), unknown ones kept as given."""

@@ -168,3 +168,12 @@ def test_a_complaint_is_answered_when_staff_replies_in_a_conversation_one_of_its
     assert out["delay_minutes"].to_list() == [120.0] and out["replier"].to_list() == ["张伟"]
     nobody = analysis.first_staff_reply(distinct, frame, triggers=complaints, responders={"zhaomin"})
     assert nobody["delay_minutes"].to_list() == [None]
+
+
+def test_resolving_twice_replaces_the_person_columns() -> None:
+    people = People.from_identities(IDENTITIES, names={"wangfang": "王芳"})
+    frame = _frame([_row("wecom", "a", "wmgcCs42YaNEANiWge", "x", T0)])
+    once = people.resolve(frame)
+    twice = people.resolve(once)
+    assert twice.columns == once.columns and twice["person"].to_list() == ["王芳"]
+    assert dedupe(once, identities=people)["person"].to_list() == ["王芳"]
