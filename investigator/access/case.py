@@ -347,6 +347,11 @@ class Case:
         if unknown:
             not_granted = [c for c in unknown if c in CONTENT_COLUMNS or c == "text_norm"]
             if not_granted:
+                # a refusal like any other: the auditor sees a notebook asking for fields the grant lacks
+                self.archive.audit.append(self.person, "load", self.grant.id,
+                                          {"kind": kind, "rule": "grant.fields",
+                                           "reason": f"column {not_granted[0]!r} is not granted"},
+                                          outcome="denied", now=self._now)
                 raise ContentNotGranted(f"column {not_granted[0]!r}")
             raise ConfigError(f"unknown column {unknown[0]!r}", hint=f"columns are: {', '.join(base)}")
         return list(columns)

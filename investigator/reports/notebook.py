@@ -127,7 +127,8 @@ def _same_grant(granted: Any, grant: str) -> bool:
 def report_window(case: Any, window: Sequence[str] | None) -> tuple[datetime, datetime]:
     """The report's window: ``window`` (two local times in the archive's zone) or the grant's.
 
-    Raises ReportError when the window is not inside the grant's window.
+    Raises ReportError when the window is not inside the grant's window (a refusal: audited as
+    ``report.window``, denied).
     """
     start, end = case.window
     if window:
@@ -135,6 +136,9 @@ def report_window(case: Any, window: Sequence[str] | None) -> tuple[datetime, da
             raise ReportError("window must be two times: [start, end]")
         lo, hi = (to_utc(str(w), case.timezone) for w in window)
         if lo < start or hi > end or lo >= hi:
+            case.archive.audit.append(case.person, "report.window", case.grant.id,
+                                      {"rule": "grant.window", "reason": "the report window is not inside the grant's",
+                                       "window": [str(w) for w in window]}, outcome="denied")
             raise ReportError("the report window must lie inside the grant's window",
                               hint=f"the grant covers {fmt_local(start, case.timezone)} .. "
                                    f"{fmt_local(end, case.timezone)}")

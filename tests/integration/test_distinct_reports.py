@@ -18,7 +18,7 @@ from investigator.authority.identity import unlock_person_key
 from investigator.demo import DEMO_OPERATOR, DEMO_PASSPHRASE, demo_grant, demo_session, open_demo_case
 from investigator.demo.people import DEMO_ONLY_PASSPHRASE, REVIEW_CASE
 from investigator.demo.cases import find_case_grant
-from investigator.errors import ConfigError, ReportError
+from investigator.errors import ConfigError, ContentNotGranted, ReportError
 from investigator.reports.reproduce import reproduce_report
 from investigator.reports.run import run_report
 from investigator.vault.merkle import verify_inclusion
@@ -130,6 +130,20 @@ def test_opening_an_unknown_grant_from_a_notebook_is_refused_and_audited(archive
     [entry] = list(archive.audit.entries())[before:]
     assert (entry.action, entry.outcome, entry.actor) == ("case.open", "denied", DEMO_OPERATOR)
     assert entry.details["rule"] == "grant.unknown" and entry.target == "G-0000000000000000"
+
+
+def test_other_refusals_in_a_notebook_are_audited_too(archive_copy):
+    from investigator.reports import notebook as rn
+
+    case = open_demo_case(archive_copy)
+    before = len(list(case.archive.audit.entries()))
+    with pytest.raises(ContentNotGranted):  # the demo grant has no attachments field
+        case.messages(columns=["ts", "attachment_name"])
+    with pytest.raises(ReportError, match="inside the grant"):
+        rn.report_window(case, ["2026-11-18 13:00", "2026-11-18 15:00"])
+    entries = list(case.archive.audit.entries())[before:]
+    assert [(e.action, e.outcome, e.details["rule"]) for e in entries] == [
+        ("load", "denied", "grant.fields"), ("report.window", "denied", "grant.window")]
 
 
 def test_the_demo_review_grant_covers_both_planted_cases_and_finds_overtime_pay(demo_archive):
