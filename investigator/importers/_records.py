@@ -308,7 +308,8 @@ def first_json_object(head: bytes) -> dict[str, Any] | None:
 def load_json(data: bytes, file: str, position: str = "") -> Any:
     """Parse a whole JSON document (UTF-8, BOM tolerated) with orjson.
 
-    Raises ImportFormatError for invalid JSON or invalid UTF-8. orjson has its own
+    Raises ImportFormatError for invalid JSON (naming the line, column and character
+    offset of the syntax error) or invalid UTF-8. orjson has its own
     recursion limit, so deep nesting cannot crash the interpreter; record depth is
     capped again at MAX_JSON_DEPTH by :func:`raw_sha256`.
     """
@@ -322,7 +323,9 @@ def load_json(data: bytes, file: str, position: str = "") -> Any:
             raise ImportFormatError(file, position, "UTF-8 encoded JSON") from None
         if "recursion" in message.lower():
             raise ImportFormatError(file, position, f"JSON nested at most {MAX_JSON_DEPTH} levels deep") from None
-        raise ImportFormatError(file, position, "valid JSON") from None
+        # orjson (like json) reports where the syntax broke; the character offset counts after a BOM.
+        where = f"line {exc.lineno}, column {exc.colno} (character {exc.pos})"
+        raise ImportFormatError(file, f"{position} {where}" if position else where, "valid JSON") from None
 
 
 # -- times -------------------------------------------------------------------------------------

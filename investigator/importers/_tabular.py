@@ -102,7 +102,8 @@ def iter_jsonl(box: Container, member: str) -> Iterator[tuple[str, Any, str]]:
         try:
             obj = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
-            reason = "UTF-8 encoded JSON" if "utf-8" in str(exc).lower() else "one JSON object per line"
+            reason = "UTF-8 encoded JSON" if "utf-8" in str(exc).lower() else (
+                f"one JSON object per line (syntax error at column {exc.colno}, character {exc.pos} of the line)")
             if "recursion" in str(exc).lower():
                 reason = f"JSON nested at most {MAX_JSON_DEPTH} levels deep"
             yield position, None, reason
