@@ -1,11 +1,14 @@
 """DEMO ONLY: the planted cases of the demo archive as grants and opened cases, for notebooks and templates.
 
-    >>> from investigator.demo.cases import open_complaint_case, open_misconduct_case
+    >>> from investigator.demo.cases import open_complaint_case, open_misconduct_case, open_review_case
     >>> case = open_misconduct_case("demo-archive")     # doctest: +SKIP
     >>> case.info()["window"]                           # doctest: +SKIP
 
-The demo archive (``investigator demo``) carries one approved grant, for the complaint of 2026-11-18
-14:00-17:00. The misconduct case of 2026-11-24 08:30-09:15 lies outside it, so
+The demo archive (``investigator demo``) carries two approved grants: one for the complaint of
+2026-11-18 14:00-17:00 (what the demo's report runs on) and a review grant for the whole month
+(:data:`~investigator.demo.people.REVIEW_CASE`, :func:`open_review_case`), which holds both planted
+cases and every planted 加班费 message. The narrow misconduct case of 2026-11-24 08:30-09:15 lies
+outside the complaint grant, so
 :func:`misconduct_grant` files a request as 孙丽 (sunli) and has her supervisor 周总 (zhouzong)
 approve it — through the public grant API, with the DEMO-ONLY secrets of
 :data:`investigator.authority.grants.DEMO_ONLY_TOTP_SECRETS`, exactly as an investigator and an approver would
@@ -26,7 +29,7 @@ from investigator.vault.store import Archive
 from investigator.errors import ArchiveError, IdentityCheckFailed
 from investigator.custody.file import unlock_archive
 from investigator.authority.grants import Grant, approve, new_request, request_status
-from investigator.demo.people import DEMO_ONLY_PASSPHRASE, demo_totp
+from investigator.demo.people import DEMO_ONLY_PASSPHRASE, REVIEW_CASE, demo_totp
 from investigator.authority.identity import unlock_person_key
 from investigator.demo.run import DEMO_OPERATOR, DEMO_PASSPHRASE, demo_session
 from investigator.access.case import open_case
@@ -107,6 +110,19 @@ def misconduct_grant(archive_path: Path | str, *, now: datetime | None = None) -
         return result.grant_path.stem
     assert last_error is not None
     raise last_error
+
+
+def review_grant(archive_path: Path | str) -> str:
+    """DEMO ONLY: the month-wide review grant made by ``investigator demo``. Raises ArchiveError when absent."""
+    grant = find_case_grant(archive_path, REVIEW_CASE)
+    if grant is None:
+        raise ArchiveError(f"{archive_path}: no demo review grant; run 'investigator demo' first")
+    return grant
+
+
+def open_review_case(archive_path: Path | str, *, now: datetime | None = None) -> Any:
+    """DEMO ONLY: open the month-wide review grant (both planted cases, 加班费) as sunli with the demo session."""
+    return _open(archive_path, review_grant(archive_path), now)
 
 
 def open_complaint_case(archive_path: Path | str, *, now: datetime | None = None) -> Any:

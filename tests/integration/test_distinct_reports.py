@@ -17,7 +17,7 @@ from investigator.access.case import open_case
 from investigator.authority.identity import unlock_person_key
 from investigator.demo import DEMO_OPERATOR, DEMO_PASSPHRASE, demo_grant, demo_session, open_demo_case
 from investigator.demo.people import DEMO_ONLY_PASSPHRASE, REVIEW_CASE
-from investigator.demo.cases import find_case_grant
+from investigator.demo.cases import find_case_grant, open_review_case
 from investigator.errors import ConfigError, ContentNotGranted, ReportError
 from investigator.reports.reproduce import reproduce_report
 from investigator.reports.run import run_report
@@ -147,10 +147,8 @@ def test_other_refusals_in_a_notebook_are_audited_too(archive_copy):
 
 
 def test_the_demo_review_grant_covers_both_planted_cases_and_finds_overtime_pay(demo_archive):
-    grant = find_case_grant(demo_archive, REVIEW_CASE)
-    assert grant is not None
-    case = open_case(demo_archive, grant=grant, person=DEMO_OPERATOR, session=demo_session(demo_archive),
-                     passphrase=DEMO_PASSPHRASE)
+    assert find_case_grant(demo_archive, REVIEW_CASE) is not None
+    case = open_review_case(demo_archive)
     messages = case.messages(progress=False)
     local = messages.with_columns(pl.col("ts").dt.convert_time_zone(case.timezone).dt.date().alias("day"))
     days = set(local.filter(pl.col("text").str.contains(COMPLAINT) | pl.col("text").str.contains("回扣"))["day"]
