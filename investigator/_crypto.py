@@ -20,7 +20,7 @@ import os
 import secrets
 import struct
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
@@ -218,6 +218,19 @@ class VerifyKey:
             return False
         return True
 
+
+
+class SignatureCheck(Protocol):
+    """What verifiers of archive signatures take: one :class:`VerifyKey`, or the archive's key chain
+    (``investigator.vault.keychain.KeyChain``, which accepts any key of the verified chain)."""
+
+    def verify(self, signature_b64: str, data: bytes, *, what: str = "") -> object:
+        """Raise IntegrityError unless ``signature_b64`` is a valid signature of ``data``."""
+        ...
+
+    def is_valid(self, signature_b64: str, data: bytes) -> bool:
+        """True when ``signature_b64`` is a valid signature of ``data``."""
+        ...
 
 # --- TOTP (RFC 6238 over RFC 4226) -----------------------------------------
 

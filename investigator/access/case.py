@@ -148,7 +148,7 @@ def _open_process_case(opened: Archive, token: str, *, grant: Any, person: str |
         key_service = RemoteKeyService(keyserver, cafile=cafile, archive_id=opened.archive_id)
     if not hasattr(key_service, "release_for_process"):
         raise ConfigError("this key service cannot redeem process tickets (only the key server's client can)")
-    ticket = decode(token, opened.signing_public, archive_id=opened.archive_id)
+    ticket = decode(token, opened.signing_keys(), archive_id=opened.archive_id)
     loaded = grant if isinstance(grant, Grant) else Grant.from_file(find_grant(opened, ticket.grant_id))
     if loaded.id != ticket.grant_id or (person is not None and person != ticket.person):
         raise ConfigError(f"the process ticket is for grant {ticket.grant_id} and person {ticket.person}",
@@ -220,7 +220,7 @@ class Case:
         """End a process ticket (its token or its ``PT-...`` id) before its expiry. Only for key-server cases."""
         if self.process or not isinstance(self._keys, RemoteKeyService):
             raise ConfigError("only the person's key-server case can revoke its process tickets")
-        ticket_id = ticket if ID_RE.match(ticket) else decode(ticket, self.archive.signing_public,
+        ticket_id = ticket if ID_RE.match(ticket) else decode(ticket, self.archive.signing_keys(),
                                                                archive_id=self.archive.archive_id).id
         self._keys.revoke_process_ticket(ticket_id)
 

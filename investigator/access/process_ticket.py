@@ -185,7 +185,7 @@ def encode(ticket: ProcessTicket, signer: ArchiveSigner) -> str:
     return f"{PREFIX}.{_b64url(data)}.{_b64url(signature)}"
 
 
-def decode(token: Any, public: _crypto.VerifyKey, *, archive_id: str) -> ProcessTicket:
+def decode(token: Any, public: _crypto.SignatureCheck, *, archive_id: str) -> ProcessTicket:
     """The ticket a token carries, after checking its form, the archive key's signature and the archive.
 
     Raises ProcessTicketRefused (rule ``process_ticket.invalid``) for anything else: a changed

@@ -352,10 +352,12 @@ def check_consent(archive: "Archive", reference: str, *, case: str, directory: D
     if keys is not None:
         what = archive.layout.relative(blob_path)
         try:
-            dek = keys.unseal(record.wrapped_key, what=f"{archive.layout.relative(archive.layout.consent(reference))}"
-                                                       " (key)")
+            copy = archive.layout.consent_key(reference)  # sealed again by a custody migration: the one in use
+            sealed = json.loads(copy.read_bytes()) if copy.exists() else record.wrapped_key
+            dek = keys.unseal(sealed, what=f"{archive.layout.relative(archive.layout.consent(reference))}"
+                                           " (key)")
             plain = _crypto.open_sealed(dek, blob, aad=_file_aad(archive.archive_id, reference), what=what)
-        except IntegrityError:
+        except (IntegrityError, ValueError, OSError):
             return _refuse("consent.hash", f"consent {reference}: the stored file does not decrypt (its wrapped "
                                            "key or ciphertext was altered, or its master-key version retired)")
         if len(plain) != record.file.get("size") or _crypto.sha256_hex(plain) != record.sha256:

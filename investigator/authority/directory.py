@@ -36,6 +36,7 @@ from investigator.errors import ImportFormatError
 from investigator.errors import PolicyDenied
 from investigator.vault.store import Archive
 from investigator.vault.format import ArchiveSigner
+from investigator.vault.keychain import KeyChain
 
 
 DIRECTORY_FORMAT = "investigator-directory/1"
@@ -204,13 +205,13 @@ class Signer:
         return f"Signer(id={self.id!r}, key_id={self.key.public.key_id!r})"
 
 
-def check_signer(signer_id: str, key_id: str, signature: str, body: bytes, *, archive_public: _crypto.VerifyKey,
+def check_signer(signer_id: str, key_id: str, signature: str, body: bytes, *, archive_public: KeyChain,
                  directory: Directory | None, what: str) -> None:
-    """Raise IntegrityError unless ``signature`` is by the archive key or an admin of ``directory``."""
+    """Raise IntegrityError unless ``signature`` is by an archive key (of its chain) or an admin of ``directory``."""
     if signer_id == ARCHIVE_SIGNER:
-        if key_id != archive_public.key_id:
+        if not archive_public.accepts(key_id):
             raise IntegrityError("signed by a key that is not the archive key", path=what)
-        archive_public.verify(signature, body, what=what)
+        archive_public.verify(signature, body, what=what, key_id=key_id)
         return
     person = directory.find(signer_id) if directory else None
     if person is None or ADMIN_ROLE not in person.roles:
@@ -282,7 +283,7 @@ class DirectoryStore:
                                      path=what)
             data = canonical_json(body)
             check_signer(str(sig.get("signer")), str(sig.get("key_id")), str(sig.get("signature")), data,
-                         archive_public=self.archive.signing_public, directory=directory, what=what)
+                         archive_public=self.archive.signing_keys(), directory=directory, what=what)
             prev = _crypto.sha256_hex(data)
             people = tuple(Person.from_json(p) for p in body.get("people", ()))
             directory = Directory(people=people, version=number, digest=prev)

@@ -406,7 +406,7 @@ def session_body(archive: "Archive", token: str) -> dict[str, Any]:
         if prefix != "ivs1":
             raise ValueError(prefix)
         data = _unb64url(body_text)
-        archive.signing_public.verify(_crypto.b64(_unb64url(sig_text)), data)
+        archive.signing_keys().verify(_crypto.b64(_unb64url(sig_text)), data)
         body = json.loads(data)
     except (ValueError, IntegrityError) as exc:
         raise IdentityCheckFailed("session token is malformed or its signature does not verify") from exc

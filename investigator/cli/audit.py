@@ -28,7 +28,7 @@ def audit_verify(archive: Path, as_json: bool) -> None:
       investigator audit verify ./case-archive
     """
     opened = Archive.open(archive)
-    keys = {opened.signing_public.key_id: opened.signing_public}
+    keys = opened.signing_keys().by_id()
     keys.update(_person_keys(opened))
     report = opened.audit.verify(keys)
     counts = report.counts

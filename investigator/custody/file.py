@@ -299,7 +299,7 @@ def unlock_archive(archive: Archive, passphrase: str, *, actor: str = "", purpos
         archive.audit.append(actor or "unknown", "unlock", archive.archive_id,
                              {"reason": "wrong passphrase", "purpose": why}, outcome="denied")
         raise
-    if keys.archive_id != archive.archive_id or keys.signing.public.b64() != archive.config.signing_public_key:
+    if keys.archive_id != archive.archive_id or keys.signing.public.raw != archive.signing_keys().current.raw:
         raise IntegrityError("key file belongs to another archive", path=str(archive.keyfile_path))
     archive.audit.append(actor or "unknown", "unlock", archive.archive_id,
                          {"purpose": why, "custody": "file", "versions": sorted(keys.versions())}, outcome="ok")

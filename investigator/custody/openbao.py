@@ -373,9 +373,9 @@ class OpenBaoCustody:
                     ca_cert: str | None = None, timeout: float = DEFAULT_TIMEOUT) -> "OpenBaoCustody":
         """:meth:`open` for ``archive``; raises IntegrityError if the signing key is not the one in archive.toml."""
         custody = cls.open(addr, token, archive.archive_id, mount=mount, ca_cert=ca_cert, timeout=timeout)
-        if custody.signing.public.b64() != archive.config.signing_public_key:
-            raise IntegrityError("the transit signing key is not the archive's (archive.toml names another "
-                                 "public key)", path="archive.toml")
+        if custody.signing.public.raw != archive.signing_keys().current.raw:
+            raise IntegrityError("the transit signing key is not the archive's (archive.toml or its last key "
+                                 "transition names another public key)", path="archive.toml")
         return custody
 
     @staticmethod

@@ -604,7 +604,7 @@ def unlock_archive(archive: Archive, module_path: str, pin: str, token_label: st
         archive.audit.append(actor or "unknown", "unlock", archive.archive_id, {"reason": "wrong PIN"},
                              outcome="denied")
         raise
-    if custody.signing.public.b64() != archive.config.signing_public_key:
+    if custody.signing.public.raw != archive.signing_keys().current.raw:
         custody.close()
         raise IntegrityError(f"the signing key in token {token_label!r} belongs to another archive",
                              path=str(archive.root))

@@ -67,7 +67,14 @@ def rotate(archive: Archive, custody: Custody, *, actor: str, now: datetime | No
                 plain = custody.unwrap(wrapped, what=archive.layout.relative(path))
                 _write_wrapped(path, custody.wrap(plain, wrapped["kind"], wrapped["partition"]))
                 count += 1
-        for path in _consent_records(archive):  # each consent file's key, kept in its record (unsigned part)
+        for path in consent_records(archive):  # each consent file's key, kept in its record (unsigned part)
+            copy = archive.layout.consent_key(path.stem)
+            if copy.exists():  # sealed again by a custody migration: that copy is the one in use
+                sealed = json.loads(copy.read_text(encoding="utf-8"))
+                plain = custody.unseal(sealed, what=archive.layout.relative(copy))
+                _write_wrapped(copy, custody.seal(plain, purpose=sealed["kind"], name=sealed["partition"]))
+                count += 1
+                continue
             record = json.loads(path.read_text(encoding="utf-8"))
             sealed = record["key"]
             plain = custody.unseal(sealed, what=archive.layout.relative(path))
@@ -90,12 +97,15 @@ def wrapped_versions(archive: Archive) -> dict[str, int]:
     for path in archive.layout.fixed_wrapped_keys:
         if path.exists():
             out[path.name] = int(json.loads(path.read_text(encoding="utf-8"))["kek_version"])
-    for path in _consent_records(archive):
-        out[f"consent {path.stem}"] = int(json.loads(path.read_text(encoding="utf-8"))["key"]["kek_version"])
+    for path in consent_records(archive):
+        copy = archive.layout.consent_key(path.stem)
+        sealed = json.loads(copy.read_text(encoding="utf-8")) if copy.exists() else \
+            json.loads(path.read_text(encoding="utf-8"))["key"]
+        out[f"consent {path.stem}"] = int(sealed["kek_version"])
     return out
 
 
-def _consent_records(archive: Archive) -> list[Path]:
+def consent_records(archive: Archive) -> list[Path]:
     """Consent records (org/consents/*.json): each holds its encrypted file's key, sealed by the custody."""
     folder = archive.layout.consent_dir
     return sorted(folder.glob("*.json")) if folder.is_dir() else []

@@ -74,7 +74,7 @@ def case_audit(archive: str | Path, *, grant: str, people: list[str] | None = No
               "rule": pl.String, "reason": pl.String}
     frame = pl.DataFrame(rows, schema=schema).with_columns(
         pl.col("ts").str.strptime(pl.Datetime("us", "UTC"), "%Y-%m-%dT%H:%M:%S%.fZ")).sort("seq")
-    report = opened.audit.verify({opened.signing_public.key_id: opened.signing_public})
+    report = opened.audit.verify(opened.signing_keys().by_id())
     checkpoints = [c for c in opened.audit.checkpoints() if int(c.get("seq", 0)) <= until]
     chain = pl.DataFrame({"check": ["audit chain (whole log)", "entries of this grant", "last checkpoint at or before",
                                     "read up to entry"],

@@ -255,7 +255,7 @@ def kernel_credentials(archive: "Archive", grant: Grant, person: str, *, purpose
     case = open_case(archive, grant=grant, person=person, totp=totp, session=session, keyserver=keyserver,
                      cafile=cafile, signing_key=signer)
     token = case.process_ticket(label, lifetime=min(lifetime, MAX_LIFETIME))
-    ticket = decode(token, archive.signing_public, archive_id=archive.archive_id)
+    ticket = decode(token, archive.signing_keys(), archive_id=archive.archive_id)
     env = {name: None for name in KERNEL_SECRETS}
     env.update({KEYSERVER_ENV: keyserver, PROCESS_TICKET_ENV: token})
     try:

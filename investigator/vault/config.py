@@ -101,6 +101,11 @@ class ArchiveConfig:
         return cfg
 
 
+def parse_custody_table(table: object, path: Path) -> dict[str, str]:
+    """A [custody] table checked as archive.toml's is (ArchiveError naming ``path`` otherwise)."""
+    return _custody_table(table, path)
+
+
 def _custody_table(table: object, path: Path) -> dict[str, str]:
     """The [custody] table: string names only; absent means the key file (archives made before it existed)."""
     if table is None:

@@ -129,6 +129,14 @@ _AREAS: tuple[Area, ...] = (
         Entry("keys/index-key.json", "wrapped key of the deduplication index", REPLACED),
         Entry("keys/totp-key.json", "wrapped key of the TOTP secrets", REPLACED),
         Entry("keys/rewrapped/*/*.json", "partition keys wrapped again after a rotation", REPLACED),
+        Entry("keys/transitions.jsonl", "signed key transitions (custody migrations), each signed by both keys",
+              APPEND_ONLY),
+        Entry("keys/migration.json", "journal of a custody migration under way (gone once it finished)", REPLACED),
+        Entry("keys/custody/*/master.json", "the key file of a later custody generation (file backend)", REPLACED),
+        Entry("keys/custody/*/index-key.json", "index key wrapped by a later custody generation", REPLACED),
+        Entry("keys/custody/*/totp-key.json", "TOTP key wrapped by a later custody generation", REPLACED),
+        Entry("keys/custody/*/rewrapped/*/*.json", "partition keys wrapped by a later custody generation", REPLACED),
+        Entry("keys/**/consents/*.json", "consent file keys sealed by a later custody generation", REPLACED),
     )),
     Area(BATCHES, "committed ingest batches, one folder each", (
         Entry(f"batches/*/{MANIFEST_NAME}", "signed manifest", WRITE_ONCE),
@@ -221,14 +229,32 @@ class BatchFolder:
 
 # --- the layout ----------------------------------------------------------------------------------
 
+_GENERATION_RE = re.compile(r"^[1-9][0-9]{0,5}$")
+
+
 @dataclass(frozen=True)
 class Layout:
-    """Every file and folder under one archive root, by name (nothing is read or made here)."""
+    """Every file and folder under one archive root, by name (nothing is read or made here).
+
+    ``generation`` is the custody generation whose wrapped keys the key paths
+    name: "" (or "1") for the archive's first custody (``keys/`` itself); after
+    ``investigator keys migrate``, "2", "3" ... (``keys/custody/<n>/``). An
+    archive passes the generation its ``[custody]`` table names.
+    """
 
     root: Path
+    generation: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "root", Path(self.root))
+        if self.generation == "1":
+            object.__setattr__(self, "generation", "")
+        if self.generation and not _GENERATION_RE.match(self.generation):
+            raise ConfigError(f"custody generation {self.generation!r} is not a number")
+
+    def with_generation(self, generation: str) -> "Layout":
+        """This root's layout for the wrapped keys of custody ``generation``."""
+        return Layout(self.root, generation)
 
     # --- the enumeration ---------------------------------------------------------------
 
@@ -293,9 +319,35 @@ class Layout:
         return self.root / KEYS
 
     @property
+    def wrapped_keys_dir(self) -> Path:
+        """Where this custody generation keeps its keys: ``keys/`` (the first), ``keys/custody/<n>/`` later."""
+        return self.keys_dir / "custody" / self.generation if self.generation else self.keys_dir
+
+    @property
     def key_file(self) -> Path:
-        """``keys/master.json``: passphrase-protected master key versions and the archive signing key."""
-        return self.keys_dir / "master.json"
+        """``keys/master.json``: passphrase-protected master key versions and the archive signing key.
+
+        (``keys/custody/<n>/master.json`` for a later custody generation on the file backend.)
+        """
+        return self.wrapped_keys_dir / "master.json"
+
+    @property
+    def transitions(self) -> Path:
+        """``keys/transitions.jsonl``: the signed key transitions (``vault/keychain.py``), one per line."""
+        return self.keys_dir / "transitions.jsonl"
+
+    @property
+    def migration_journal(self) -> Path:
+        """``keys/migration.json``: the journal of a custody migration under way (``custody/migration.py``)."""
+        return self.keys_dir / "migration.json"
+
+    def consent_key(self, name: str) -> Path:
+        """``<generation's keys>/consents/<CONSENT-id>.json``: a consent file's key sealed by a later custody.
+
+        A consent's record holds the key its first custody sealed; a migration
+        seals it again here, and readers take this copy when it exists.
+        """
+        return self.wrapped_keys_dir / "consents" / f"{_name(name, 'consent id')}.json"
 
     @property
     def signing_public_key(self) -> Path:
@@ -305,12 +357,12 @@ class Layout:
     @property
     def index_key(self) -> Path:
         """``keys/index-key.json``: the wrapped key of the deduplication index."""
-        return self.keys_dir / "index-key.json"
+        return self.wrapped_keys_dir / "index-key.json"
 
     @property
     def totp_key(self) -> Path:
         """``keys/totp-key.json``: the wrapped key of the sealed TOTP secrets (after the first enrolment)."""
-        return self.keys_dir / "totp-key.json"
+        return self.wrapped_keys_dir / "totp-key.json"
 
     @property
     def fixed_wrapped_keys(self) -> tuple[Path, ...]:
@@ -320,7 +372,7 @@ class Layout:
     @property
     def rewrapped_dir(self) -> Path:
         """``keys/rewrapped/``: partition keys wrapped again after a master-key rotation."""
-        return self.keys_dir / "rewrapped"
+        return self.wrapped_keys_dir / "rewrapped"
 
     def rewrapped_key(self, kind: str, partition: str) -> Path:
         """``keys/rewrapped/<kind>/<day>.json``: one partition's rewrapped data key."""

@@ -22,6 +22,7 @@ from investigator import _crypto
 from investigator.errors import IntegrityError
 from investigator.schema import canonical_json
 from investigator.vault.format import ArchiveSigner
+from investigator.vault.keychain import KeyChain
 
 MANIFEST_FORMAT = "investigator-manifest/1"
 GENESIS = "0" * 64
@@ -141,8 +142,11 @@ class Manifest:
             raise IntegrityError(f"manifest unreadable ({exc.strerror})", path=str(path)) from exc
         return cls.parse(data, what=str(path))
 
-    def verify_signature(self, key: _crypto.VerifyKey, *, what: str = "") -> None:
-        """Raise IntegrityError unless the archive key signed this body."""
+    def verify_signature(self, key: "_crypto.VerifyKey | KeyChain", *, what: str = "") -> None:
+        """Raise IntegrityError unless the archive key (one key, or any key of the archive's chain) signed this body."""
+        if isinstance(key, KeyChain):
+            key.verify(self.signature, self.signed_bytes, what=what, key_id=self.key_id)
+            return
         if self.key_id != key.key_id:
             raise IntegrityError(f"signed by key {self.key_id!r}, not the archive key {key.key_id!r}", path=what)
         key.verify(self.signature, self.signed_bytes, what=what)

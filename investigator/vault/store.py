@@ -35,6 +35,7 @@ import io
 import json
 import shutil
 import uuid
+from dataclasses import replace
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
@@ -45,11 +46,12 @@ import polars as pl
 
 from investigator import _crypto
 from investigator.vault.audit import AuditLog
-from investigator.vault.config import ArchiveConfig, check_timezone, validate_chunk_seconds
+from investigator.vault.config import ArchiveConfig, check_timezone, parse_custody_table, validate_chunk_seconds
 from investigator.errors import ArchiveError, IntegrityError
 from investigator._fs import atomic_write, write_synced
 from investigator.vault.format import (CHUNK_MAGIC, INDEX_MAGIC, Keyring, batch_dir_name, chunk_aad,
                                        chunk_key, index_aad)
+from investigator.vault.keychain import KeyChain
 from investigator.vault.layout import Layout
 from investigator.vault.manifest import GENESIS, ChunkEntry, Manifest
 from investigator.schema import format_ts
@@ -62,9 +64,10 @@ class Archive:
     def __init__(self, root: Path, config: ArchiveConfig) -> None:
         self.root = Path(root)
         self.config = config
-        self._layout = Layout(self.root)
+        self._layout = Layout(self.root, config.custody.get("generation", ""))
         self.audit = AuditLog(self._layout.audit_dir)
         self._manifest_cache: tuple[tuple[str, ...], list[Manifest]] | None = None
+        self._chain_cache: tuple[tuple[int, int], KeyChain] | None = None
 
     def __repr__(self) -> str:
         return f"Archive(root={str(self.root)!r}, id={self.config.archive_id!r})"
@@ -97,7 +100,28 @@ class Archive:
 
     @property
     def signing_public(self) -> _crypto.VerifyKey:
-        return _crypto.VerifyKey.from_b64(self.config.signing_public_key)
+        """The key the archive signs with now (the genesis key until a custody migration).
+
+        To verify a signature use :meth:`signing_keys`, which accepts every key of the chain.
+        """
+        return self.signing_keys().current
+
+    def signing_keys(self) -> KeyChain:
+        """The archive's verified signing keys: the genesis key (archive.toml) and every key transition.
+
+        Re-read when ``keys/transitions.jsonl`` changes. Raises IntegrityError
+        (file and record position) for a chain that does not verify.
+        """
+        path = self._layout.transitions
+        try:
+            stat = path.stat()
+            stamp = (stat.st_mtime_ns, stat.st_size)
+        except FileNotFoundError:
+            stamp = (0, -1)
+        if self._chain_cache is None or self._chain_cache[0] != stamp:
+            genesis = _crypto.VerifyKey.from_b64(self.config.signing_public_key)
+            self._chain_cache = (stamp, KeyChain.load(path, genesis=genesis, archive_id=self.archive_id))
+        return self._chain_cache[1]
 
     # --- making and opening ----------------------------------------------------
 
@@ -145,7 +169,15 @@ class Archive:
     def open(cls, root: Path | str) -> "Archive":
         """Open an existing archive. Raises ArchiveError if ``root`` is not one."""
         root = Path(root)
-        return cls(root, ArchiveConfig.load(root))
+        config = ArchiveConfig.load(root)
+        # After a custody migration the [custody] in force is the last key transition's (its one atomic switch);
+        # archive.toml keeps the genesis key and the first custody.
+        chain = KeyChain.load(Layout(root).transitions,
+                              genesis=_crypto.VerifyKey.from_b64(config.signing_public_key),
+                              archive_id=config.archive_id)
+        if chain.custody is not None:
+            config = replace(config, custody=parse_custody_table(chain.custody, Layout(root).transitions))
+        return cls(root, config)
 
     # --- locking -----------------------------------------------------------------
 
@@ -185,7 +217,7 @@ class Archive:
             out, prev, done = list(cached), (cached[-1].digest if cached else GENESIS), len(cached_names)
         else:
             out, prev, done = [], GENESIS, 0
-        key = self.signing_public
+        key = self.signing_keys()
         for position, name in enumerate(names[done:], start=done + 1):
             if name != batch_dir_name(position):
                 raise IntegrityError(f"batch directory {name!r} out of sequence (expected {batch_dir_name(position)})",

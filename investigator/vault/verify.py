@@ -19,6 +19,7 @@ import polars as pl
 from investigator import _crypto
 from investigator.vault import merkle
 from investigator.vault.format import Keyring, batch_dir_name
+from investigator.vault.keychain import KeyChain
 from investigator.vault.store import Archive
 from investigator.verification import Verification
 from investigator.errors import IntegrityError
@@ -57,7 +58,12 @@ def check_archive(archive: Archive, *, keys: Keyring | None) -> Verification:
     """Check the archive without auditing the check; collect every problem (naming the file)."""
     report = Verification("archive", counts={"manifests": 0, "chunks": 0, "chunks_decrypted": 0, "records": 0,
                                               "audit_entries": 0})
-    public = archive.signing_public
+    try:
+        public: KeyChain = archive.signing_keys()
+    except IntegrityError as err:  # a broken key transition chain: report it, check the rest by the genesis key
+        report.problems.append(str(err))
+        public = KeyChain.of(_crypto.VerifyKey.from_b64(archive.config.signing_public_key),
+                             archive_id=archive.archive_id)
     prev = GENESIS
     names = archive.batch_names()
     manifests: list[Manifest] = []
@@ -88,7 +94,7 @@ def check_archive(archive: Archive, *, keys: Keyring | None) -> Verification:
         _check_files(archive, manifest, folder, report)
         if keys is not None:
             _check_content(archive, manifest, keys, report)
-    audit = archive.audit.verify({public.key_id: public})
+    audit = archive.audit.verify(public.by_id())
     report.counts["audit_entries"] = audit.counts["entries"]
     report.problems.extend(f"audit/{p}" for p in audit.problems)
     audited = audited_manifest_digests(archive)

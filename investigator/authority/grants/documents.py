@@ -132,7 +132,7 @@ class Approval:
         except (KeyError, TypeError, ValueError) as exc:
             raise GrantInvalid("malformed approval") from exc
 
-    def verify(self, request_hash: str, directory: Directory, archive_public: _crypto.VerifyKey) -> None:
+    def verify(self, request_hash: str, directory: Directory, archive_public: _crypto.SignatureCheck) -> None:
         """Raise GrantInvalid unless this approval is for ``request_hash``, validly signed and attested."""
         if self.body.get("format") != APPROVAL_FORMAT:
             raise GrantInvalid("approval of unknown format")
@@ -255,7 +255,7 @@ class Grant:
 
     # --- verification -----------------------------------------------------------------
 
-    def verify_offline(self, *, archive_id: str, archive_public: _crypto.VerifyKey, policy: Policy,
+    def verify_offline(self, *, archive_id: str, archive_public: _crypto.SignatureCheck, policy: Policy,
                        directory: Directory, tz: ZoneInfo, now: datetime,
                        revoked: dict[str, dict[str, Any]] | None = None) -> None:
         """Check everything against public material only. Raises GrantInvalid / GrantExpired with the reason."""
@@ -314,7 +314,7 @@ class Grant:
             directory = directory or DirectoryStore(archive).load()
             if policy is None:
                 policy = PolicyStore(archive).load(directory)
-            self.verify_offline(archive_id=archive.archive_id, archive_public=archive.signing_public, policy=policy,
+            self.verify_offline(archive_id=archive.archive_id, archive_public=archive.signing_keys(), policy=policy,
                                 directory=directory, tz=archive.config.zone, now=now,
                                 revoked=revocations(archive))
             req = self.request.request

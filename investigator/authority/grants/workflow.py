@@ -272,7 +272,7 @@ def revoke_grant(archive: "Archive", grant: str | Path, *, signer: Signer, reaso
     data = canonical_json(body)
     signature = signer.key.sign(data)
     try:
-        check_signer(signer.id, signer.key.public.key_id, signature, data, archive_public=archive.signing_public,
+        check_signer(signer.id, signer.key.public.key_id, signature, data, archive_public=archive.signing_keys(),
                      directory=directory, what="revocation")
     except IntegrityError as exc:
         _deny(archive, signer.id, "grant.revoke", grant_id, "grant.revoke", str(exc), now)

@@ -62,7 +62,7 @@ class PolicyStore:
             raise IntegrityError("policy file altered outside the CLI (its hash does not match the signed one)",
                                  path=what)
         check_signer(str(sig.get("signer")), str(sig.get("key_id")), str(sig.get("signature")),
-                     canonical_json(body), archive_public=self.archive.signing_public, directory=directory, what=what)
+                     canonical_json(body), archive_public=self.archive.signing_keys(), directory=directory, what=what)
         policy = Policy.from_toml(text_bytes.decode("utf-8"), source=what)
         return _with_version(policy, version)
 
@@ -89,7 +89,7 @@ class PolicyStore:
         data = canonical_json(body)
         try:
             check_signer(signer.id, signer.key.public.key_id, signer.key.sign(data), data,
-                         archive_public=self.archive.signing_public, directory=directory, what="new policy")
+                         archive_public=self.archive.signing_keys(), directory=directory, what="new policy")
         except IntegrityError as exc:
             self.archive.audit.append(signer.id, "policy.set", "policy",
                                       {"rule": "policy.signer", "reason": str(exc)}, outcome="denied", now=now)

@@ -50,7 +50,7 @@ SAMPLE_ARGS: dict[str, object] = {
     "grant_id": "G-0123456789abcdef", "case": "C-1 / 投诉", "bundle_id": "B-0123456789abcdef",
 }
 # Layout members that do not name a path.
-NOT_PATHS = {"root", "areas", "tracked", "area_path", "area_of", "entry_of", "contains", "relative", "resolve"}
+NOT_PATHS = {"root", "generation", "with_generation", "areas", "tracked", "area_path", "area_of", "entry_of", "contains", "relative", "resolve"}
 
 
 def named_paths(layout: Layout) -> Iterator[tuple[str, Path, bool]]:
