@@ -33,11 +33,11 @@ from investigator.errors import ImportFormatError
 
 MAX_JSON_DEPTH = 64
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-# Timestamps outside these bounds are almost certainly misread units or garbage.
-_MIN_US = int((datetime(1970, 1, 2, tzinfo=timezone.utc) - _EPOCH).total_seconds()) * 1_000_000
-_MAX_US = int((datetime(2200, 1, 1, tzinfo=timezone.utc) - _EPOCH).total_seconds()) * 1_000_000
-# The range every importer (and so ingest) accepts, as error messages name it.
-TS_RANGE = "between 1970-01-02T00:00:00Z and 2200-01-01T00:00:00Z"
+# The time range ingest accepts (vault/ingest.py EARLIEST <= ts < LATEST): importers refuse the same range, so
+# that the error names the file and position, and the error text names the range.
+_MIN_US = int((datetime(1990, 1, 1, tzinfo=timezone.utc) - _EPOCH).total_seconds()) * 1_000_000
+_MAX_US = int((datetime(2100, 1, 1, tzinfo=timezone.utc) - _EPOCH).total_seconds()) * 1_000_000 - 1
+TS_RANGE = "from 1990-01-01T00:00:00Z to before 2100-01-01T00:00:00Z (the range ingest accepts)"
 
 
 class BadRecord(Exception):
@@ -352,7 +352,7 @@ def local_to_us(value: datetime, tz: str) -> int:
 
 
 def checked_us(us: int) -> int:
-    """``us`` if it lies in TS_RANGE (1970-01-02 to 2200-01-01 UTC); else BadRecord naming that range."""
+    """``us`` if it lies in TS_RANGE (1990-01-01 to before 2100-01-01 UTC); else BadRecord naming that range."""
     if not _MIN_US <= us <= _MAX_US:
         raise BadRecord(f"a timestamp {TS_RANGE}")
     return us
