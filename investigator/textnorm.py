@@ -1,7 +1,7 @@
 """Search normalization: one character table, used the same way for texts and query terms.
 
 Lives below the archive (pure Polars, no package imports but errors) because
-ingest stores the normalized text once, encrypted beside the text; the analysis
+the loader adds the normalized text to every granted load; the analysis
 layer re-exports it as ``investigator.analysis.normalize``.
 
     >>> from investigator.textnorm import normalize_text, display_normalize
@@ -9,17 +9,28 @@ layer re-exports it as ``investigator.analysis.normalize``.
     True
     >>> normalize_text("ＶＰＮ") , display_normalize("Pass\u200bWord 2")
     ('vpn', 'password 2')
+    >>> normalize_text("p\u0430ssword"), normalize_text("P\u0391SSWORD"), normalize_text("corn") == normalize_text("com")
+    ('password', 'password', False)
 
 Rules (docs/analysis.md, "Normalization"), applied character by character:
 
-1. NFKC (full-width letters and digits, circled numbers, ligatures ...);
-2. case folding (``str.casefold``);
-3. Latin diacritics dropped (``é`` -> ``e``, pinyin ``jiā`` -> ``jia``), so composed and
-   decomposed input agree;
-4. traditional -> simplified Chinese, character level (OpenCC's ``TSCharacters`` table);
-5. format characters (zero-width space/joiner, BOM, bidi marks, variation selectors) removed;
-6. in the *compact* form only: separators removed — spaces of every kind (including U+3000), punctuation,
-   symbols, control characters.
+1. NFKC (full-width letters and digits, circled and parenthesized letters, Kangxi radicals, ligatures ...),
+   plus the enclosed Latin letters NFKC leaves alone (``🅿`` NEGATIVE SQUARED LATIN CAPITAL LETTER P -> ``p``,
+   read from the character's Unicode name) and digits of every script (``٣`` -> ``3``);
+2. the confusables skeleton of Unicode TS #39 (``data/confusables.txt``, its version in
+   :func:`norm_info`), applied only to non-ASCII letters and digits outside the East Asian scripts,
+   and only where the prototype is a Latin letter or an ASCII digit: Cyrillic ``а`` and Greek ``Α``
+   become ``a``. ASCII is never remapped (``corn`` stays apart from ``com``, ``I0`` from ``10``) nor
+   are Han characters (``囗`` stays apart from ``口``);
+3. case folding (``str.casefold``);
+4. diacritics dropped (``é`` -> ``e``, pinyin ``jiā`` -> ``jia``), so composed and decomposed input agree;
+5. traditional -> simplified Chinese, character level (OpenCC's ``TSCharacters`` table);
+6. invisible characters removed in every form: format characters (zero-width space/joiner, soft
+   hyphen, word joiner, BOM, bidi controls, tags), variation selectors, combining marks (except the
+   vowel signs of the Indic and Southeast Asian scripts and the kana voicing marks, which spell);
+7. in the *compact* form only: separators removed — spaces of every kind (including U+3000), line
+   breaks, punctuation, symbols (emoji and arrows included, also those newer than this Python's
+   Unicode tables), control characters.
 
 The *compact* form (:func:`normalize_text`, column ``text_norm``) is what exact search matches
 substrings in: ``加 班 费``, ``加/班/费`` and ``加\u200b班\u200b费`` all become ``加班费``. The
@@ -28,30 +39,59 @@ substrings in: ``加 班 费``, ``加/班/费`` and ``加\u200b班\u200b费`` al
 Because every rule is a per-character mapping resolved to a fixed point when the table is built,
 normalization is idempotent, and the Polars path (``str.replace_many`` with the same table, run in
 Rust) gives exactly the same strings as the Python path (``str.translate``).
-The tables are built lazily on first use (about half a second), never at import.
+The tables are built lazily on first use (under a second), never at import.
+
+The tables depend on the rules, on this Python's Unicode database, on the confusables file and on
+OpenCC's dictionary: :func:`norm_version` fingerprints them, :func:`add_normalized_column` stores the
+fingerprint beside ``text_norm`` (column ``text_norm_version``), and :func:`stored_norm_current` /
+:func:`ensure_normalized` refuse to reuse a ``text_norm`` made under another version or without one
+(an older archive): it is recomputed from the text.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import re
 import unicodedata
 from pathlib import Path
 
 import polars as pl
 
-from investigator.errors import ContentNotGranted
+from investigator.errors import ConfigError, ContentNotGranted
 
 NORM_COLUMN = "text_norm"
+NORM_VERSION_COLUMN = "text_norm_version"
+# Revision of the rules below; bump it when a rule changes (the fingerprint also covers the data).
+# 1: rules of 2026-11 (NFKC, case, diacritics, traditional, format characters, separators);
+# 2: + confusables skeleton, all combining marks, enclosed letters, digits of every script.
+ALGORITHM = 2
+DATA_DIR = Path(__file__).parent / "data"
+CONFUSABLES_FILE = DATA_DIR / "confusables.txt"
 
 # Unicode general categories that separate rather than spell: removed between the characters of a term.
 _SEPARATOR_CATEGORIES = frozenset({"Zs", "Zl", "Zp", "Pc", "Pd", "Ps", "Pe", "Pi", "Pf", "Po",
                                    "Sm", "Sc", "Sk", "So", "Cc"})
+# Blocks of symbols and emoji: their code points not yet assigned in this Python's Unicode tables
+# (newer emoji) are separators too.
+_SYMBOL_BLOCKS = ((0x2190, 0x2BFF), (0x1F000, 0x1FBFF))
 # Invisible characters used to split words without showing it: removed in every form.
 _FORMAT_CATEGORIES = frozenset({"Cf"})
+_MARK_CATEGORIES = frozenset({"Mn", "Me"})
 _EXTRA_INVISIBLE = {0x034F, 0x115F, 0x1160, 0x3164, 0xFFA0, 0x180B, 0x180C, 0x180D, 0x180E, 0x180F}
 _VARIATION_SELECTORS = [*range(0xFE00, 0xFE10), *range(0xE0100, 0xE01F0)]
-# Combining diacritical marks: dropped so that "café" and "cafe\u0301" and "cafe" agree.
-_COMBINING_DIACRITICS = range(0x0300, 0x0370)
+# Combining marks that spell rather than decorate: kept.
+_SPELLING_MARKS = ((0x0900, 0x0DFF), (0x0E00, 0x0FFF), (0x1000, 0x109F), (0x1780, 0x17FF), (0x3099, 0x309A))
+# East Asian scripts (Han, kana, Hangul, bopomofo, Yi, CJK symbols and compatibility forms): never
+# given a confusables skeleton.
+_EAST_ASIAN = ((0x1100, 0x11FF), (0x2E80, 0xA4CF), (0xA960, 0xA97F), (0xAC00, 0xD7FF), (0xF900, 0xFAFF),
+               (0xFE30, 0xFE4F), (0xFF00, 0xFFEF), (0x16FE0, 0x18DFF), (0x1B000, 0x1B2FF), (0x1F200, 0x1F2FF),
+               (0x20000, 0x3FFFF))
+_ENCLOSED_LETTER = re.compile(r"^(?:NEGATIVE )?(?:SQUARED|CIRCLED|PARENTHESIZED) LATIN (?:CAPITAL|SMALL) LETTER ([A-Z])$")
+
+
+def _in(cp: int, ranges: tuple[tuple[int, int], ...]) -> bool:
+    return any(lo <= cp <= hi for lo, hi in ranges)
 
 
 def require_text(frame: pl.DataFrame | pl.LazyFrame, what: str, column: str = "text") -> None:
@@ -76,36 +116,108 @@ def _opencc_chars() -> dict[str, str]:
     return table
 
 
+def confusables_version() -> str:
+    """The Unicode version of the shipped confusables file (its ``# Version:`` header line)."""
+    with CONFUSABLES_FILE.open(encoding="utf-8-sig") as fh:
+        for line in fh:
+            if line.startswith("# Version:"):
+                return line.split(":", 1)[1].strip()
+            if not line.startswith("#"):
+                break
+    raise ConfigError(f"{CONFUSABLES_FILE} has no '# Version:' header")
+
+
+def read_confusables(path: Path = CONFUSABLES_FILE) -> dict[str, str]:
+    """UTS #39 ``confusables.txt``: source character -> prototype string (all of it, unfiltered)."""
+    table: dict[str, str] = {}
+    for line in path.read_text(encoding="utf-8-sig").splitlines():
+        data = line.split("#", 1)[0].strip()
+        if not data:
+            continue
+        fields = [f.strip() for f in data.split(";")]
+        if len(fields) < 2 or " " in fields[0]:
+            continue
+        table[chr(int(fields[0], 16))] = "".join(chr(int(cp, 16)) for cp in fields[1].split())
+    return table
+
+
+def _is_mark_dropped(c: str) -> bool:
+    cp = ord(c)
+    return unicodedata.category(c) in _MARK_CATEGORIES and not _in(cp, _SPELLING_MARKS)
+
+
+def _is_invisible(c: str) -> bool:
+    cp = ord(c)
+    return (unicodedata.category(c) in _FORMAT_CATEGORIES or cp in _EXTRA_INVISIBLE or _is_mark_dropped(c)
+            or 0xFE00 <= cp <= 0xFE0F or 0xE0100 <= cp <= 0xE01EF)
+
+
 def _strip_diacritics(text: str) -> str:
-    # NFD then drop combining diacritics, only for characters that decompose to a Latin/Greek/Cyrillic
-    # base: Japanese dakuten (U+3099) and Hangul are left alone.
+    # NFD, drop the combining marks that decorate (not the kana voicing marks nor Indic vowel signs),
+    # recompose: "é" -> "e", "が" stays "が", Hangul syllables stay whole.
     out = []
     for ch in text:
         decomposed = unicodedata.normalize("NFD", ch)
-        if len(decomposed) > 1 and ord(decomposed[0]) < 0x0530:
-            decomposed = "".join(c for c in decomposed if ord(c) not in _COMBINING_DIACRITICS)
-            out.append(unicodedata.normalize("NFC", decomposed))
+        if len(decomposed) > 1:
+            kept = "".join(c for c in decomposed if not _is_mark_dropped(c))
+            out.append(unicodedata.normalize("NFC", kept) if kept else "")
         else:
             out.append(ch)
     return "".join(out)
 
 
-def _raw_display(ch: str, t2s: dict[str, str]) -> str:
-    text = unicodedata.normalize("NFKC", ch).casefold()
-    text = unicodedata.normalize("NFKC", text)
-    text = _strip_diacritics(text)
-    out = []
-    for c in text:
-        cp = ord(c)
-        if (unicodedata.category(c) in _FORMAT_CATEGORIES or cp in _EXTRA_INVISIBLE
-                or cp in _COMBINING_DIACRITICS or 0xFE00 <= cp <= 0xFE0F or 0xE0100 <= cp <= 0xE01EF):
+def _is_latin_prototype(text: str) -> bool:
+    return bool(text) and all(
+        (c.isascii() and c.isalnum()) or (c.isalpha() and unicodedata.name(c, "").startswith("LATIN "))
+        for c in text)
+
+
+@functools.lru_cache(maxsize=1)
+def skeleton_table() -> dict[str, str]:
+    """The part of the UTS #39 skeleton search applies: character -> its Latin / ASCII look-alike.
+
+    Only non-ASCII letters and digits outside the East Asian scripts, and only where the prototype,
+    normalized like search text (case folded, diacritics dropped), is Latin letters or ASCII digits.
+    """
+    table: dict[str, str] = {}
+    for src, proto in read_confusables().items():
+        cp = ord(src)
+        if cp < 0x80 or _in(cp, _EAST_ASIAN) or unicodedata.category(src)[0] not in "LN":
             continue
-        out.append(t2s.get(c, c))
-    return "".join(out)
+        target = unicodedata.normalize("NFKC", proto).casefold()
+        target = "".join(c for c in _strip_diacritics(target) if not _is_invisible(c))
+        if _is_latin_prototype(target) and target != src:
+            table[src] = target
+    return table
+
+
+def _fold_char(c: str, skeleton: dict[str, str]) -> str:
+    """Rules 1-2 for one character already NFKC-normalized."""
+    cp = ord(c)
+    if cp < 0x80:
+        return c
+    category = unicodedata.category(c)
+    if category == "Nd" or (category == "No" and unicodedata.digit(c, None) is not None
+                            and not _in(cp, _EAST_ASIAN)):
+        return str(unicodedata.digit(c))
+    if category == "So":
+        enclosed = _ENCLOSED_LETTER.match(unicodedata.name(c, ""))
+        if enclosed:
+            return enclosed.group(1).lower()
+    return skeleton.get(c, c)
+
+
+def _raw_display(ch: str, t2s: dict[str, str], skeleton: dict[str, str]) -> str:
+    text = unicodedata.normalize("NFKC", ch)
+    text = "".join(_fold_char(c, skeleton) for c in text)
+    text = unicodedata.normalize("NFKC", text.casefold())
+    text = _strip_diacritics(text)
+    return "".join(t2s.get(c, c) for c in text if not _is_invisible(c))
 
 
 def _is_separator(ch: str) -> bool:
-    return unicodedata.category(ch) in _SEPARATOR_CATEGORIES
+    category = unicodedata.category(ch)
+    return category in _SEPARATOR_CATEGORIES or (category == "Cn" and _in(ord(ch), _SYMBOL_BLOCKS))
 
 
 def _candidate_codepoints() -> list[int]:
@@ -124,13 +236,14 @@ def tables() -> tuple[dict[int, str], dict[int, str]]:
     twice equals translating once.
     """
     t2s = _opencc_chars()
+    skeleton = skeleton_table()
     display: dict[str, str] = {}
     extra = [ord(c) for c in t2s if ord(c) >= 0x20000]
     for cp in _candidate_codepoints() + extra:
         ch = chr(cp)
         if unicodedata.category(ch) == "Cn":
             continue
-        mapped = _raw_display(ch, t2s)
+        mapped = _raw_display(ch, t2s, skeleton)
         if mapped != ch:
             display[ch] = mapped
 
@@ -152,6 +265,33 @@ def tables() -> tuple[dict[int, str], dict[int, str]]:
     return ({ord(k): v for k, v in display.items()}, {ord(k): v for k, v in compact.items() if v != k})
 
 
+@functools.lru_cache(maxsize=1)
+def norm_version() -> int:
+    """Fingerprint (32 bits) of the normalization: rules revision, Unicode data, confusables, OpenCC.
+
+    Computed from the tables themselves, so a Python with other Unicode tables or another OpenCC
+    dictionary gives another version even if nobody bumped :data:`ALGORITHM`.
+    """
+    display, compact = tables()
+    digest = hashlib.sha256(f"{ALGORITHM}\n".encode())
+    for table in (display, compact):
+        digest.update("\n".join(f"{k:x}\t{table[k]}" for k in sorted(table)).encode("utf-8", "surrogatepass"))
+        digest.update(b"\x00")
+    return int.from_bytes(digest.digest()[:4], "big")
+
+
+def norm_info() -> dict[str, str | int]:
+    """What the normalization version is made of (for reports, provenance and docs)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        opencc_version = version("opencc-python-reimplemented")
+    except PackageNotFoundError:  # pragma: no cover - installed with the package
+        opencc_version = "unknown"
+    return {"algorithm": ALGORITHM, "unicode": unicodedata.unidata_version,
+            "confusables": confusables_version(), "opencc": opencc_version, "version": norm_version()}
+
+
 def normalize_text(text: str) -> str:
     """The compact normalized form of ``text`` (see the module docstring). Never raises on a str."""
     return text.translate(tables()[1])
@@ -160,6 +300,11 @@ def normalize_text(text: str) -> str:
 def display_normalize(text: str) -> str:
     """``text`` normalized but with separators kept (for regexes and word boundaries)."""
     return text.translate(tables()[0])
+
+
+def is_ignorable(ch: str) -> bool:
+    """True for a character that disappears in every form (invisible: format, mark, selector)."""
+    return tables()[0].get(ord(ch), ch) == ""
 
 
 def compact_with_offsets(text: str) -> tuple[str, list[int]]:
@@ -183,11 +328,13 @@ def _expr_with(expr: pl.Expr, table: dict[int, str]) -> pl.Expr:
     return expr.str.replace_many(keys, list(table.values()))
 
 
+@functools.lru_cache(maxsize=64)
 def normalize_column_expr(column: str = "text") -> pl.Expr:
     """A Polars expression computing the compact normalized form of ``column`` (nulls stay null)."""
     return _expr_with(pl.col(column), tables()[1])
 
 
+@functools.lru_cache(maxsize=64)
 def display_column_expr(column: str = "text") -> pl.Expr:
     """A Polars expression computing the display-normalized form of ``column``."""
     return _expr_with(pl.col(column), tables()[0])
@@ -202,13 +349,51 @@ def normalize_series(values: pl.Series) -> pl.Series:
     return values.to_frame("__k").join(lookup, on="__k", how="left", maintain_order="left", nulls_equal=True)["__v"].alias(values.name)
 
 
+def version_column(name: str = NORM_COLUMN) -> str:
+    """The column holding the normalization version of the normalized column ``name``."""
+    return NORM_VERSION_COLUMN if name == NORM_COLUMN else f"{name}_version"
+
+
 def add_normalized_column(frame: pl.DataFrame, column: str = "text", *, name: str = NORM_COLUMN) -> pl.DataFrame:
     """``frame`` with ``name`` (default ``text_norm``) holding the compact normalized ``column``.
 
-    Meant to be computed once at ingest and stored beside the text. Raises :class:`ContentNotGranted`
-    when ``column`` is missing.
+    Also adds ``text_norm_version`` (:func:`norm_version`, UInt32), so that a column computed under
+    another normalization is recognised and recomputed, never reused. Replaces both when present.
+    Raises :class:`ContentNotGranted` when ``column`` is missing.
     """
     if column not in frame.columns:
         raise ContentNotGranted("normalization")
-    return frame.with_columns(normalize_column_expr(column).alias(name))
+    return frame.with_columns(normalize_column_expr(column).alias(name),
+                              pl.lit(norm_version(), dtype=pl.UInt32).alias(version_column(name)))
 
+
+def stored_norm_current(frame: pl.DataFrame, name: str = NORM_COLUMN) -> bool:
+    """True when ``frame`` has ``name`` made by this very normalization (its version column says so).
+
+    False for a frame without the column, without its version column (an older archive or a column
+    made by hand) or with any row of another version.
+    """
+    vcol = version_column(name)
+    if name not in frame.columns or vcol not in frame.columns:
+        return False
+    versions = frame[vcol]
+    if versions.null_count() or not versions.dtype.is_integer():
+        return False
+    return frame.height == 0 or bool((versions == norm_version()).all())
+
+
+def ensure_normalized(frame: pl.DataFrame, column: str = "text", *, name: str = NORM_COLUMN) -> pl.DataFrame:
+    """``frame`` with a current ``text_norm``: kept when :func:`stored_norm_current`, recomputed otherwise.
+
+    Raises :class:`~investigator.errors.ConfigError` when the stored column is stale and ``column`` is
+    not there to recompute it from.
+    """
+    if stored_norm_current(frame, name):
+        return frame
+    if column not in frame.columns:
+        if name in frame.columns:
+            raise ConfigError(f"{name!r} was made by another version of the search normalization and the "
+                              f"frame has no {column!r} to recompute it from",
+                              hint=f"load the {column!r} column too (the normalization is recomputed from it)")
+        raise ContentNotGranted("normalization")
+    return add_normalized_column(frame, column, name=name)

@@ -40,6 +40,7 @@ from investigator.custody.registry import backend_of
 from investigator.errors import ConfigError, ContentNotGranted, GrantInvalid, InvestigatorError
 from investigator.schema import CONTENT_COLUMNS, PART_COLUMNS, format_ts, full_schema, id_field, kind_parts
 from investigator.settings import DEFAULT_LANG, PASSPHRASE_ENV, Settings, normalize_lang
+from investigator.textnorm import NORM_VERSION_COLUMN
 from investigator.vault.manifest import ChunkEntry
 from investigator.vault.store import Archive
 from investigator.vault.tagstore import TagStore
@@ -340,12 +341,14 @@ class Case:
                 if part not in self.ticket.parts:
                     hidden.update(cols)
             base = [c for c in base if c not in hidden]
+            if "text_norm" in base:  # its normalization version travels with it (textnorm.py)
+                base.insert(base.index("text_norm") + 1, NORM_VERSION_COLUMN)
         base += list(PROVENANCE_COLUMNS)
         if columns is None:
             return base
         unknown = [c for c in columns if c not in base]
         if unknown:
-            not_granted = [c for c in unknown if c in CONTENT_COLUMNS or c == "text_norm"]
+            not_granted = [c for c in unknown if c in CONTENT_COLUMNS or c in ("text_norm", NORM_VERSION_COLUMN)]
             if not_granted:
                 # a refusal like any other: the auditor sees a notebook asking for fields the grant lacks
                 self.archive.audit.append(self.person, "load", self.grant.id,
@@ -414,8 +417,9 @@ class Case:
                                   now=self._now)
 
     def _empty(self, kind: str, wanted: Sequence[str]) -> pl.DataFrame:
-        schema = {**full_schema(kind), "text_norm": pl.String(), "chunk_id": pl.String(), "batch_seq": pl.Int64(),
-                  "leaf_index": pl.Int64(), "record_hash": pl.String(), "version": pl.Int32()}
+        schema = {**full_schema(kind), "text_norm": pl.String(), NORM_VERSION_COLUMN: pl.UInt32(),
+                  "chunk_id": pl.String(), "batch_seq": pl.Int64(), "leaf_index": pl.Int64(),
+                  "record_hash": pl.String(), "version": pl.Int32()}
         return pl.DataFrame(schema={c: schema[c] for c in wanted if c in schema})
 
     @overload

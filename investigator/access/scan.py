@@ -34,7 +34,7 @@ import polars as pl
 from investigator.access.keyservice import ChunkRef, KeyService, Ticket
 from investigator.errors import ConfigError, IntegrityError
 from investigator.schema import kind_parts
-from investigator.textnorm import add_normalized_column
+from investigator.textnorm import ensure_normalized
 from investigator.vault.manifest import ChunkEntry
 from investigator.vault.store import Archive, read_parts
 
@@ -143,10 +143,12 @@ def searchable(frame: pl.DataFrame) -> pl.DataFrame:
     """Add ``text_norm``, the search form of the text, to granted rows (once per load, in Polars).
 
     Normalizing per load rather than storing it at ingest keeps the archive
-    small; the analysis functions reuse the column for every query.
+    small; the analysis functions reuse the column for every query. A
+    ``text_norm`` stored by an older archive (no ``text_norm_version``, or
+    another version) is recomputed, never passed on as it is.
     """
-    if "text" in frame.columns and "text_norm" not in frame.columns:
-        return add_normalized_column(frame)
+    if "text" in frame.columns:
+        return ensure_normalized(frame)
     return frame
 
 

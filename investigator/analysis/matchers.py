@@ -20,22 +20,18 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 import threading
 import unicodedata
 from collections.abc import Iterator
 from typing import Any
 
-from investigator.analysis.normalize import compact_with_offsets, normalize_text, tables
+from investigator.analysis import pinyin as pinyin_mode
+from investigator.analysis.normalize import compact_with_offsets, display_normalize, normalize_text, tables
+from investigator.analysis.pinyin import is_han
 
 _JIEBA_LOCK = threading.Lock()
 _WINDOW = 10  # compact characters segmented on each side of a Chinese occurrence
-
-
-def is_han(ch: str) -> bool:
-    """True for CJK ideographs (the characters segmentation applies to)."""
-    cp = ord(ch)
-    return (0x4E00 <= cp <= 0x9FFF or 0x3400 <= cp <= 0x4DBF or 0x20000 <= cp <= 0x3FFFF
-            or 0xF900 <= cp <= 0xFAFF)
 
 
 def _is_word_char(ch: str) -> bool:
@@ -124,6 +120,14 @@ def _boundary(text: _Text, pos: int, han_cuts: set[int] | None) -> bool:
     return text.separated(pos - 1, pos)
 
 
+def _whole_word(text: _Text, start: int, end: int) -> bool:
+    compact = text.compact
+    needs_han = (start > 0 and is_han(compact[start - 1]) and is_han(compact[start])) or (
+        end < len(compact) and is_han(compact[end - 1]) and is_han(compact[end]))
+    cuts = _han_boundaries(compact, start, end) if needs_han else None
+    return _boundary(text, start, cuts) and _boundary(text, end, cuts)
+
+
 def word_match(original: str, term: str, compact: str | None = None) -> bool:
     """True when ``term`` (compact normalized) occurs in ``original`` as whole word(s).
 
@@ -134,12 +138,15 @@ def word_match(original: str, term: str, compact: str | None = None) -> bool:
     text = _Text(original, compact)
     if not term:
         return False
-    for start in _occurrences(text.compact, term):
-        end = start + len(term)
-        needs_han = (start > 0 and is_han(text.compact[start - 1]) and is_han(text.compact[start])) or (
-            end < len(text.compact) and is_han(text.compact[end - 1]) and is_han(text.compact[end]))
-        cuts = _han_boundaries(text.compact, start, end) if needs_han else None
-        if _boundary(text, start, cuts) and _boundary(text, end, cuts):
+    return any(_whole_word(text, start, start + len(term)) for start in _occurrences(text.compact, term))
+
+
+def word_match_pinyin(original: str, term: pinyin_mode.PinyinTerm, compact: str | None = None) -> bool:
+    """True when a pinyin-mode match of ``term`` in ``original`` is whole word(s) (see :func:`word_match`)."""
+    text = _Text(original, compact)
+    for start, end in pinyin_mode.spans(text.compact, term):
+        add_words([text.compact[start:end]])
+        if _whole_word(text, start, end):
             return True
     return False
 
@@ -216,11 +223,60 @@ def pinyin_variants(term: str) -> list[str]:
     return [v for v in dict.fromkeys(variants) if v and v != term]
 
 
-def find_spans(original: str, term: str, mode: str = "exact") -> list[tuple[int, int]]:
+@functools.lru_cache(maxsize=4096)
+def inflections(term: str) -> tuple[str, ...]:
+    """Compact normalized English inflections of ``term``'s last word (word mode), the term excluded.
+
+    Plural, third person, past, participles and -ing, from lemminflect's lexicon (its rules for words
+    it does not know): ``kickback`` -> ``kickbacks``; ``bribe`` -> ``bribed``, ``bribing``;
+    ``paid`` -> ``pay``, ``pays``, ``paying``. Derived words and compounds are not inflections
+    (``passwordless`` is not a form of ``password``). Terms whose last word is not Latin letters
+    give nothing.
+    """
+    words = [w for w in re.split(r"[^0-9a-z]+", display_normalize(term)) if w]
+    if not words or not words[-1].isascii() or not words[-1].isalpha() or len(words[-1]) < 2:
+        return ()
+    from lemminflect import getAllInflections, getAllInflectionsOOV, getAllLemmas  # local: loads its lexicon
+
+    last = words[-1]
+    forms: set[str] = set()
+    lemmas = getAllLemmas(last)
+    known = {pos: ls for pos, ls in lemmas.items() if pos in ("NOUN", "VERB")}
+    if known:
+        for pos, ls in known.items():
+            for lemma in {last, *ls}:
+                for values in getAllInflections(lemma, upos=pos).values():
+                    forms.update(values)
+    elif not lemmas:  # not in the lexicon: regular inflection rules
+        for pos in ("NOUN", "VERB"):
+            for values in getAllInflectionsOOV(last, pos).values():
+                forms.update(values)
+    head = normalize_text(term)[: -len(last)] if normalize_text(term).endswith(last) else None
+    if head is None:
+        return ()
+    out = {head + normalize_text(f) for f in forms if f.isascii() and f.isalpha()}
+    out.discard(normalize_text(term))
+    return tuple(sorted(out))
+
+
+def _trailing_ignorables(original: str, end: int) -> int:
+    # extend a span over the invisible characters glued to its last character (combining marks,
+    # variation selectors, zero-width joiners): they belong to what was matched
+    display = tables()[0]
+    while end < len(original) and display.get(ord(original[end]), original[end]) == "":
+        end += 1
+    return end
+
+
+def find_spans(original: str, term: str, mode: str = "exact", *, pinyin: bool = False) -> list[tuple[int, int]]:
     """``(start, end)`` spans of the original text where ``term`` matches, for highlighting.
 
-    ``term`` is normalized here. ``mode`` "word" keeps only whole-word occurrences. Spans index
-    ``original`` (Python string indices, end exclusive).
+    ``term`` is normalized here. ``mode`` "word" keeps only whole-word occurrences (of the term or,
+    for an English word, of its inflections); ``pinyin`` adds the pinyin-mode matches (homophones,
+    pinyin, mixtures). A span runs from the first to the last original character of the match,
+    covering whatever was ignored inside it (spaces, punctuation, zero-width characters, marks) and
+    the invisible characters glued to its end. Spans index ``original`` (Python string indices,
+    end exclusive), sorted, without overlaps.
     """
     needle = normalize_text(term)
     if not needle or not original:
@@ -228,12 +284,28 @@ def find_spans(original: str, term: str, mode: str = "exact") -> list[tuple[int,
     compact, offsets = compact_with_offsets(original)
     text = _Text(original, compact)
     text._offsets = offsets
-    spans = []
-    for start in _occurrences(compact, needle):
-        end = start + len(needle)
+    variants = [needle, *(inflections(term) if mode == "word" else ())]
+    found: list[tuple[int, int]] = []
+    for variant in variants:
+        found += [(s, s + len(variant)) for s in _occurrences(compact, variant)]
+    if pinyin:
+        compiled = pinyin_mode.compile_term(needle)
+        if compiled is not None:
+            found += pinyin_mode.spans(compact, compiled)
+    spans_out: list[tuple[int, int]] = []
+    for start, end in sorted(set(found)):
         if mode == "word":
-            cuts = _han_boundaries(compact, start, end) if any(is_han(c) for c in needle) else None
+            han = any(is_han(c) for c in compact[start:end])
+            if han:
+                add_words([compact[start:end]])
+            cuts = _han_boundaries(compact, start, end) if han else None
             if not (_boundary(text, start, cuts) and _boundary(text, end, cuts)):
                 continue
-        spans.append((offsets[start], offsets[end - 1] + 1))
-    return spans
+        spans_out.append((offsets[start], _trailing_ignorables(original, offsets[end - 1] + 1)))
+    merged: list[tuple[int, int]] = []
+    for start, end in spans_out:
+        if merged and start < merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return merged

@@ -28,9 +28,11 @@ from zoneinfo import ZoneInfo
 import polars as pl
 
 from investigator.analysis import matchers
+from investigator.analysis import pinyin as pinyin_mode
 from investigator.analysis.normalize import (
     NORM_COLUMN, ContentNotGranted, display_column_expr, normalize_column_expr, normalize_text, tables,
 )
+from investigator.textnorm import stored_norm_current
 from investigator.analysis.query import And, Field, Node, Not, Or, Term, parse, parse_date, terms
 from investigator.errors import QueryError
 
@@ -38,11 +40,17 @@ MODES = ("exact", "word", "fuzzy", "regex")
 DEFAULT_FUZZY = ((5, 1), (9, 2))
 DEFAULT_TZ = "Asia/Shanghai"
 MATCHED = "matched_terms"
+VARIANTS = "matched_variants"
 _LINK = r"(?i)(https?://|www\.)"
 
 
 class _Compiled:
-    """One distinct query term: its normalized forms and the flag column it is evaluated into."""
+    """One distinct query term: its normalized forms and the flag column it is evaluated into.
+
+    ``variants`` are literal compact strings (the term; in word mode its English inflections; in fuzzy
+    pinyin mode its full pinyin spellings); ``pinyin`` is the pinyin-mode regex over the pinyin key
+    (pinyin.py), None without ``pinyin=True`` or when the term has no sound to match.
+    """
 
     def __init__(self, term: Term, index: int, mode: str, pinyin: bool, fuzzy: tuple[tuple[int, int], ...]) -> None:
         self.term = term
@@ -51,12 +59,19 @@ class _Compiled:
         if not self.norm:
             raise QueryError("term has no searchable characters (only spaces, punctuation or symbols)",
                              position=term.pos)
-        self.variants = [self.norm, *(matchers.pinyin_variants(self.norm) if pinyin else [])]
+        extra: list[str] = []
+        if mode == "word":
+            extra += matchers.inflections(term.text)
+        if mode == "fuzzy" and pinyin:
+            extra += matchers.pinyin_variants(self.norm)
+        self.variants = list(dict.fromkeys([self.norm, *extra]))
         self.edits = [matchers.edits_for(v, fuzzy) if mode == "fuzzy" else 0 for v in self.variants]
+        self.pinyin = pinyin_mode.compile_term(self.norm) if pinyin else None
 
     def needles(self) -> list[str]:
         """Literal strings at least one of which a matching compact text must contain."""
-        return [p for v, k in zip(self.variants, self.edits) for p in matchers.pieces(v, k)]
+        out = [p for v, k in zip(self.variants, self.edits) for p in matchers.pieces(v, k)]
+        return out + sorted(self.pinyin.needles) if self.pinyin is not None else out
 
 
 def _alternation(needles: Iterable[str]) -> str:
@@ -177,16 +192,23 @@ def _fields(node: Node) -> list[Field]:
 
 
 def _norm_expr(frame: pl.DataFrame, column: str) -> pl.Expr:
-    if column == "text" and NORM_COLUMN in frame.columns:
+    # a stored text_norm only when made by this normalization (its version column says so);
+    # otherwise it is recomputed from the text, never reused as it is
+    if column == "text" and stored_norm_current(frame):
         return pl.col(NORM_COLUMN)
+    if column not in frame.columns:
+        if column == "text" and NORM_COLUMN in frame.columns:
+            raise ContentNotGranted("keyword search: the stored text_norm was made by another normalization "
+                                    "version and the text to recompute it is not loaded")
+        raise ContentNotGranted("keyword search")
     return normalize_column_expr(column)
 
 
 def _flags(cand: pl.DataFrame, term: _Compiled, mode: str, column: str) -> pl.Series:
-    """Whether each candidate row matches ``term`` (compact column ``__norm`` already present)."""
-    exact = cand.select(
-        pl.any_horizontal([pl.col("__norm").str.contains(v, literal=True) for v in term.variants])
-        .fill_null(False))[:, 0]
+    """Whether each candidate row matches ``term`` (compact column ``__norm``, pinyin key ``__key``)."""
+    literal = [pl.col("__norm").str.contains(v, literal=True) for v in term.variants]
+    sounds = [pl.col("__key").str.contains(term.pinyin.regex)] if term.pinyin is not None else []
+    exact = cand.select(pl.any_horizontal(literal + sounds).fill_null(False))[:, 0]
     if mode == "exact":
         return exact
     if mode == "word":
@@ -197,15 +219,36 @@ def _flags(cand: pl.DataFrame, term: _Compiled, mode: str, column: str) -> pl.Se
         rows = exact.arg_true()  # only substring hits can be word hits: segment those alone
         originals, compacts = cand[column].gather(rows).to_list(), cand["__norm"].gather(rows).to_list()
         for i, original, compact in zip(rows.to_list(), originals, compacts):
-            out[i] = any(matchers.word_match(original, v, compact) for v in term.variants)
+            out[i] = any(matchers.word_match(original, v, compact) for v in term.variants) or (
+                term.pinyin is not None and matchers.word_match_pinyin(original, term.pinyin, compact))
         return pl.Series(out, dtype=pl.Boolean)
     # fuzzy: pigeonhole pieces first, then edit distance on the rows that have one
-    pieces = pl.any_horizontal([pl.col("__norm").str.contains(p, literal=True) for p in term.needles()])
+    pieces = pl.any_horizontal([pl.col("__norm").str.contains(p, literal=True)
+                                for v, k in zip(term.variants, term.edits) for p in matchers.pieces(v, k)])
     has_piece = cand.select(pieces.fill_null(False))[:, 0].to_list()
+    sound = cand.select(pl.any_horizontal(sounds).fill_null(False))[:, 0].to_list() if sounds else [False] * cand.height
     out = []
-    for ok, compact in zip(has_piece, cand["__norm"].to_list()):
-        out.append(bool(ok) and any(matchers.fuzzy_match(compact, v, k) for v, k in zip(term.variants, term.edits)))
+    for ok, by_sound, compact in zip(has_piece, sound, cand["__norm"].to_list()):
+        out.append(bool(by_sound) or (bool(ok) and any(
+            matchers.fuzzy_match(compact, v, k) for v, k in zip(term.variants, term.edits))))
     return pl.Series(out, dtype=pl.Boolean)
+
+
+def _variants(hits: pl.DataFrame, compiled: list[_Compiled], mode: str, column: str) -> pl.Series:
+    """Per hit row, the distinct pieces of its text that matched (pinyin mode shows the homophones)."""
+    texts = hits[column].to_list() if column in hits.columns else hits["__norm"].to_list()
+    flags = [hits[c.column].to_list() for c in compiled]
+    out: list[list[str]] = []
+    for i, text in enumerate(texts):
+        found: list[str] = []
+        for c, flag in zip(compiled, flags):
+            if not flag[i] or text is None:
+                continue
+            for start, end in matchers.find_spans(text, c.term.text, "word" if mode == "word" else "exact",
+                                                  pinyin=c.pinyin is not None):
+                found.append(text[start:end])
+        out.append(list(dict.fromkeys(found)))
+    return pl.Series(VARIANTS, out, dtype=pl.List(pl.String))
 
 
 def _regex_search(frame: pl.DataFrame, pattern: str, column: str) -> pl.DataFrame:
@@ -217,8 +260,11 @@ def _regex_search(frame: pl.DataFrame, pattern: str, column: str) -> pl.DataFram
         raise QueryError("invalid regular expression", position=exc.pos) from None
     # Texts are case-folded and simplified by display normalization: fold the pattern's Chinese the
     # same way and match case-insensitively, so the regex applies "as given" to what the reader sees.
+    # Non-ASCII literals of the pattern are folded like the text (traditional -> simplified, look-alikes,
+    # full width) when they map to one character; ASCII (the regex syntax) is left as written.
     display = tables()[0]
-    folded = "".join(display.get(ord(c), c) if matchers.is_han(c) else c for c in pattern)
+    folded = "".join(display.get(ord(c), c) if not c.isascii() and len(display.get(ord(c), c)) == 1 else c
+                     for c in pattern)
     try:
         mask = frame.select(display_column_expr(column).str.contains(f"(?i){folded}").fill_null(False))[:, 0]
     except pl.exceptions.ComputeError:
@@ -234,8 +280,9 @@ def search(frame: pl.DataFrame, query: str, *, mode: str = "exact", column: str 
 
     ``mode`` is "exact" (substring after normalization), "word" (whole words), "fuzzy" (edits per
     ``fuzzy_edits``: (min_length, edits) pairs) or "regex" (the whole query is one regular expression,
-    matched case-insensitively against the display-normalized text). ``pinyin`` lets Chinese terms match
-    their pinyin spelling. Dates in ``before:``/``after:``/``on:`` are read in ``tz``. ``identities``
+    matched case-insensitively against the display-normalized text). ``pinyin`` lets terms match by sound:
+    homophones, pinyin with or without tones, mixtures of characters and pinyin (pinyin.py); the
+    result then has a ``matched_variants`` list column with the pieces of each text that matched. Dates in ``before:``/``after:``/``on:`` are read in ``tz``. ``identities``
     (person -> account ids/names) lets ``from:PERSON`` cover every linked account.
 
     Raises QueryError (with the position) for a malformed query or an unknown mode, and
@@ -263,6 +310,8 @@ def search(frame: pl.DataFrame, query: str, *, mode: str = "exact", column: str 
         required = _required(ast, compiled)
         if required:
             cand = cand.filter(pl.col("__norm").str.contains(_alternation(required)).fill_null(False))
+        if any(c.pinyin is not None for c in compiled.values()):
+            cand = cand.with_columns(pinyin_mode.key_expr(pl.col("__norm")).alias("__key"))
         cand = cand.with_columns([_flags(cand, c, mode, column).alias(c.column) for c in compiled.values()])
     hits = cand.filter(_to_expr(ast, compiled, field_exprs))
     positive_keys = {(t.text, t.phrase) for t, neg in terms(ast) if not neg}
@@ -270,4 +319,6 @@ def search(frame: pl.DataFrame, query: str, *, mode: str = "exact", column: str 
     matched = pl.concat_list([pl.when(pl.col(c.column)).then(pl.lit(c.term.text)).otherwise(None) for c in positive]
                              ).list.drop_nulls() if positive else pl.lit([], dtype=pl.List(pl.String))
     hits = hits.with_columns(matched.alias(MATCHED))
-    return hits.drop([c for c in hits.columns if c == "__norm" or c.startswith("__t")])
+    if pinyin and positive:
+        hits = hits.with_columns(_variants(hits, positive, mode, column))
+    return hits.drop([c for c in hits.columns if c in ("__norm", "__key") or c.startswith("__t")])

@@ -10,6 +10,7 @@ import polars as pl
 import pytest
 
 from investigator import schema
+from investigator.analysis.matchers import inflections, word_match
 from investigator.analysis import (
     add_normalized_column, align_events, by_participants, context, first_replies, search, time_window, timeline,
     unusual_logins,
@@ -52,6 +53,15 @@ def test_labeled_keywords_recall_and_precision(messages: pl.DataFrame, planted: 
     for keyword, labels in planted["keywords"].items():
         positives = {m["message_id"] for m in labels["matches"]}
         near = set(labels["near_misses"])
+        if mode == "word":
+            # issue #16: an English inflection is the word ("passwords" for "password"); the samples
+            # still label it a near miss (a substring only word mode used to refuse): count it found
+            inflected = set(stored.filter(pl.col("message_id").is_in(list(near)))
+                            .filter(pl.col("text").map_elements(
+                                lambda t: any(word_match(t, v) for v in inflections(keyword)), return_dtype=pl.Boolean))
+                            ["message_id"])
+            positives |= inflected
+            near -= inflected
         got = set(search(stored, keyword, mode=mode, pinyin=True)["message_id"])
         tp += len(positives & got)
         fn += len(positives - got)
@@ -60,7 +70,7 @@ def test_labeled_keywords_recall_and_precision(messages: pl.DataFrame, planted: 
     recall, precision = tp / (tp + fn), tp / (tp + fp + (near_hits if mode == "word" else 0))
     print(f"data_samples {mode}: recall {recall:.3f} precision {precision:.3f} near-miss hits {near_hits}")
     assert recall == 1.0 and precision == 1.0
-    if mode == "word":  # passwords, password123, openvpn ... are substrings: only word mode refuses them
+    if mode == "word":  # password123, openvpn ... are substrings: only word mode refuses them
         assert near_hits == 0
 
 

@@ -36,7 +36,7 @@ PINYIN = {
 }
 NEAR_MISSES = [
     ("我们学校要增加班级", "加班", ("word",)),
-    ("all passwords were reset", "password", ("word",)),
+    ("passwordless login was enabled", "password", ("word",)),
     ("今天天气很好", "加班费", ("exact", "word", "fuzzy")),
     ("the pass is valid", "password", ("exact", "word", "fuzzy")),
     ("vip 客户", "vpn", ("exact", "word", "fuzzy")),
@@ -73,7 +73,7 @@ def test_near_misses_not_found(text: str, keyword: str, modes: tuple[str, ...]) 
 
 
 def test_exact_mode_finds_substrings_that_word_mode_refuses() -> None:
-    frame = _frame(["我们学校要增加班级", "all passwords were reset"])
+    frame = _frame(["我们学校要增加班级", "passwordless login was enabled"])
     assert search(frame, "加班").height == 1
     assert search(frame, "password").height == 1
 
@@ -95,7 +95,7 @@ def test_stored_norm_column_gives_same_hits() -> None:
     stored = add_normalized_column(frame)
     for mode in MODES:
         for q in ("加班费", "vpn OR password", "加班"):
-            assert search(frame, q, mode=mode).equals(search(stored, q, mode=mode).drop("text_norm"))
+            assert search(frame, q, mode=mode).equals(search(stored, q, mode=mode).drop("text_norm", "text_norm_version"))
 
 
 def test_boolean_operators_and_matched_terms() -> None:
@@ -179,4 +179,6 @@ def test_find_spans_on_original_text() -> None:
     text = "今天的加\u200b班 費怎么算，加班费"
     spans = find_spans(text, "加班费")
     assert [text[a:b].replace("\u200b", "").replace(" ", "") for a, b in spans] == ["加班費", "加班费"]
-    assert find_spans("all passwords, password.", "password", mode="word") == [(15, 23)]
+    assert find_spans("all passwordless, password.", "password", mode="word") == [(18, 26)]
+    # an English inflection is the word in word mode (issue #16): "passwords" is highlighted too
+    assert find_spans("all passwords, password.", "password", mode="word") == [(4, 13), (15, 23)]
