@@ -309,3 +309,33 @@ def find_spans(original: str, term: str, mode: str = "exact", *, pinyin: bool = 
         else:
             merged.append((start, end))
     return merged
+
+
+def fold_pattern(pattern: str) -> str:
+    """A regex folded like display-normalized text: its non-ASCII literals mapped when they map to one
+    character (traditional -> simplified, look-alikes, full width); ASCII (the regex syntax) as written."""
+    display = tables()[0]
+    return "".join(display.get(ord(c), c) if not c.isascii() and len(display.get(ord(c), c)) == 1 else c
+                   for c in pattern)
+
+
+def regex_spans(original: str, pattern: str) -> list[tuple[int, int]]:
+    """Spans of ``original`` where ``pattern`` (regex mode) matches its display-normalized form.
+
+    The match runs on the text search saw (case folded, look-alikes and invisibles resolved) and is
+    mapped back to the original characters. Python's ``re`` stands in for the Rust engine: a pattern
+    it cannot compile gives no spans.
+    """
+    display = tables()[0]
+    chars: list[str] = []
+    offsets: list[int] = []
+    for i, ch in enumerate(original):
+        mapped = display.get(ord(ch), ch)
+        chars.append(mapped)
+        offsets.extend([i] * len(mapped))
+    shown = "".join(chars)
+    try:
+        matches = [m.span() for m in re.finditer(fold_pattern(pattern), shown, flags=re.IGNORECASE)]
+    except re.error:
+        return []
+    return [(offsets[a], _trailing_ignorables(original, offsets[b - 1] + 1)) for a, b in matches if b > a]

@@ -30,7 +30,7 @@ import polars as pl
 from investigator.analysis import matchers
 from investigator.analysis import pinyin as pinyin_mode
 from investigator.analysis.normalize import (
-    NORM_COLUMN, ContentNotGranted, display_column_expr, normalize_column_expr, normalize_text, tables,
+    NORM_COLUMN, ContentNotGranted, display_column_expr, normalize_column_expr, normalize_text,
 )
 from investigator.textnorm import stored_norm_current
 from investigator.analysis.query import And, Field, Node, Not, Or, Term, parse, parse_date, terms
@@ -262,9 +262,7 @@ def _regex_search(frame: pl.DataFrame, pattern: str, column: str) -> pl.DataFram
     # same way and match case-insensitively, so the regex applies "as given" to what the reader sees.
     # Non-ASCII literals of the pattern are folded like the text (traditional -> simplified, look-alikes,
     # full width) when they map to one character; ASCII (the regex syntax) is left as written.
-    display = tables()[0]
-    folded = "".join(display.get(ord(c), c) if not c.isascii() and len(display.get(ord(c), c)) == 1 else c
-                     for c in pattern)
+    folded = matchers.fold_pattern(pattern)
     try:
         mask = frame.select(display_column_expr(column).str.contains(f"(?i){folded}").fill_null(False))[:, 0]
     except pl.exceptions.ComputeError:

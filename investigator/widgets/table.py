@@ -24,24 +24,32 @@ import ipywidgets as widgets
 import polars as pl
 import traitlets
 
-from investigator.analysis.matchers import find_spans
+from investigator.analysis.matchers import find_spans, regex_spans
 from investigator.widgets.i18n import label
 
 TEXT_CHARS = 240
 
 
-def highlight(text: str | None, terms: Sequence[str], *, mode: str = "exact", query: str = "") -> str:
-    """``text`` as escaped HTML with every occurrence of ``terms`` in ``<mark>`` (regex: the ``query``)."""
+def highlight(text: str | None, terms: Sequence[str], *, mode: str = "exact", query: str = "",
+              pinyin: bool | None = None) -> str:
+    """``text`` as escaped HTML with every match of ``terms`` in ``<mark>`` (regex: the ``query``).
+
+    A mark covers the original characters of the match, whatever search ignored inside it (spaces,
+    punctuation, zero-width characters, combining marks) and the invisibles glued to its end.
+    ``pinyin``: also mark the pinyin-mode matches (homophones, pinyin, mixtures); None (default)
+    does so for a term that has no literal match in ``text`` (the row was a hit by sound).
+    """
     value = "" if text is None else str(text)
     spans: list[tuple[int, int]] = []
     if mode == "regex" and query:
-        try:
-            spans = [m.span() for m in re.finditer(query, value, flags=re.IGNORECASE) if m.end() > m.start()]
-        except re.error:  # Rust regex syntax Python does not share: show the row unmarked
-            spans = []
+        spans = regex_spans(value, query)  # on the text search saw, mapped back to the original
     else:
+        kind = "word" if mode == "word" else "exact"
         for term in terms:
-            spans += find_spans(value, term, "word" if mode == "word" else "exact")
+            found = find_spans(value, term, kind, pinyin=bool(pinyin))
+            if not found and pinyin is None:
+                found = find_spans(value, term, kind, pinyin=True)
+            spans += found
     out, last = [], 0
     for start, end in sorted(set(spans)):
         if start < last:
