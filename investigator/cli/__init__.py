@@ -18,6 +18,7 @@ from investigator.errors import InvestigatorError, exit_codes
 # Command modules, in --help order. Each defines ``register(group)``.
 _COMMAND_MODULES = (
     "investigator.cli.archive",
+    "investigator.cli.acquisition",
     "investigator.cli.audit",
     "investigator.cli.demo",
     "investigator.cli.case",
