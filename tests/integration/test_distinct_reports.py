@@ -156,3 +156,25 @@ def test_the_demo_review_grant_covers_both_planted_cases_and_finds_overtime_pay(
     assert {"2026-11-18", "2026-11-24"} <= days  # the complaint and the misconduct, one grant
     hits = analysis.search(messages, "加班费")
     assert hits.height > 0
+
+
+def test_cli_prints_times_in_the_archive_zone_with_offset_and_utc_on_request(demo_archive):
+    from click.testing import CliRunner
+
+    from investigator.cli import main
+
+    runner = CliRunner()
+    listed = runner.invoke(main, ["request", "list", str(demo_archive)])
+    assert listed.exit_code == 0, listed.output
+    assert "2026-11-18 14:00:00+08:00 .. 2026-11-18 17:00:00+08:00" in listed.output
+    assert "2026-11-01 00:00:00+08:00 .. 2026-12-01 00:00:00+08:00" in listed.output  # the review grant's request
+    request_id = next(line.split()[0] for line in listed.output.splitlines() if "complaint" in line)
+    shown = runner.invoke(main, ["request", "show", str(demo_archive), request_id])
+    assert '"start": "2026-11-18 14:00:00+08:00"' in shown.output
+    in_utc = runner.invoke(main, ["request", "show", str(demo_archive), request_id, "--utc"])
+    assert '"start": "2026-11-18 06:00:00Z"' in in_utc.output
+    opened = runner.invoke(main, ["open", str(demo_archive), "--grant", demo_grant(demo_archive), "--as", DEMO_OPERATOR,
+                                  "--session", demo_session(demo_archive)],
+                           env={"INVESTIGATOR_PASSPHRASE": DEMO_PASSPHRASE})
+    assert opened.exit_code == 0, opened.output
+    assert "window: 2026-11-18 14:00:00+08:00 .. 2026-11-18 17:00:00+08:00 (Asia/Shanghai)" in opened.output
