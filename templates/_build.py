@@ -156,7 +156,7 @@ involved = distinct.filter(pl.col("conversation_id").is_in(sorted(complaint_conv
 role = (pl.when(pl.col("person_id").is_in(sorted(staff))).then(pl.lit("staff"))
         .when(pl.col("person").is_in(customers)).then(pl.lit("customer")).otherwise(pl.lit("other / courier")))
 involved = involved.with_columns(role.alias("role"))
-system = people_map.resolve(events, sender_id="actor", sender_name="actor").with_columns(
+system = people_map.resolve(events, sender_id="actor", sender_name="actor", platform=False).with_columns(
     pl.lit("system").alias("role"))
 lanes = pl.concat([
     involved.select("ts", "role", "person", pl.col("msg_type").alias("what"), pl.col("text").alias("summary"),
@@ -206,7 +206,7 @@ rn.show_table(fragments.select("snippet", "ts", "conversation", "person", "is_hi
         '''\
 logins = analysis.unusual_logins(events).sort(["ts", "event_id"]) if events.height else events
 if logins.height:
-    shown = rn.case_people(c).resolve(logins, sender_id="actor", sender_name="actor")
+    shown = rn.case_people(c).resolve(logins, sender_id="actor", sender_name="actor", platform=False)
     rn.show_table(shown.select("ts", "person", "actor", "host", "ip", "outcome", "ip_share", "unusual"),
                   redact=redact, tz=tz, lang=lang, title="登录 / logins")
     aligned = analysis.align_events(own, logins.filter(pl.col("unusual")), same_actor=True, identities=identities,
@@ -295,11 +295,17 @@ tagged = rn.distinct_messages(messages, rn.case_people(c))  # one row per messag
 pool = analysis.by_participants(tagged, people, identities=identities) if people else tagged
 ev = events.filter(pl.col("actor").is_in(sorted(analysis.filters.expand_people(people, identities)))) \\
     if people else events
-line = analysis.timeline(pool, ev, tz=tz).drop("ts_local")
+people_map = rn.case_people(c)
+# people and conversations by name: lanes are people, not accounts
+named_m = pool.with_columns(pl.col("person").alias("sender_name"), pl.col("conversation").alias("conversation_id"))
+named_e = people_map.resolve(ev, sender_id="actor", sender_name="actor", platform=False).with_columns(
+    pl.col("person").alias("actor"))
+line = analysis.timeline(named_m, named_e, tz=tz).drop("ts_local").rename(
+    {"lane": "person", "conversation_id": "conversation"})
 if keywords:
     marked = analysis.search(pool, " OR ".join(f'"{k}"' for k in keywords))["message_id"].to_list()
     line = line.with_columns(pl.col("item_id").is_in(marked).alias("keyword_hit"))
-line = line.sort(["ts", "kind", "item_id", "lane"])
+line = line.sort(["ts", "kind", "item_id", "person"])
 rn.show_table(line.drop("item_id"), redact=redact, tz=tz, lang=lang, title="时间线 / timeline", rows=200)
 ''',
         '''\

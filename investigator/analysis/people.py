@@ -80,12 +80,13 @@ class People:
         return pl.coalesce(by_id, by_name)
 
     def resolve(self, frame: pl.DataFrame, *, sender_id: str = "sender_id", sender_name: str = "sender_name",
-                prefix: str = "") -> pl.DataFrame:
+                prefix: str = "", platform: bool = True) -> pl.DataFrame:
         """``frame`` with ``person_id`` and ``person`` columns added (``prefix`` + name) for its senders.
 
         Works column-wise (one ``replace`` per column, no per-row Python). Missing sender columns
         count as null. The same method resolves other account columns, e.g. ``actor`` of events:
-        ``resolve(events, sender_id="actor", sender_name="actor")``.
+        ``resolve(events, sender_id="actor", sender_name="actor", platform=False)`` (an unknown
+        actor is then shown as logged, without the platform).
         """
         work = frame
         for col in (sender_id, sender_name, "source"):
@@ -93,7 +94,7 @@ class People:
                 work = work.with_columns(pl.lit(None, dtype=pl.String).alias(col))
         pid = self.person_expr(sender_id=sender_id, sender_name=sender_name)
         shown = pl.coalesce(pl.col(sender_name), pl.col(sender_id), pl.lit("?"))
-        unknown = pl.when(pl.col("source").is_null()).then(shown).otherwise(
+        unknown = shown if not platform else pl.when(pl.col("source").is_null()).then(shown).otherwise(
             pl.format("{} ({})", shown, platform_expr()))
         out = work.with_columns(pid.alias(prefix + PERSON_ID)).with_columns(
             pl.coalesce(pl.col(prefix + PERSON_ID).replace_strict(list(self.names), list(self.names.values()),
