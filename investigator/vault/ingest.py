@@ -38,10 +38,11 @@ from investigator.vault import merkle
 from investigator.vault.format import CHUNK_MAGIC, INDEX_MAGIC, Keyring, chunk_aad, chunk_key, index_aad
 from investigator.vault.store import Archive, write_file
 from investigator.vault.verify import audited_manifest_digests
-from investigator.errors import ImportFormatError
+from investigator.errors import ImportFormatError, IntegrityError
 from investigator.importers import ImportOptions, read_export
 from investigator._fs import fsync_dir
 from investigator.vault.manifest import GENESIS, Manifest
+from investigator.vault.acquisition import AcquisitionRecord
 from investigator.schema import KINDS, conform, format_ts, id_field, record_hashes, split_parts
 
 # Timestamps outside this range are almost always a unit mistake (ms read as s ...).
@@ -84,11 +85,13 @@ class IngestResult:
 
 
 def ingest_paths(archive: Archive, paths: Sequence[Path | str], *, keys: Keyring, actor: str, format: str = "auto",
-                 options: ImportOptions | None = None, now: datetime | None = None, progress: bool = False) -> IngestResult:
+                 options: ImportOptions | None = None, now: datetime | None = None, progress: bool = False,
+                 acquisition: AcquisitionRecord | None = None) -> IngestResult:
     """Read every path with the importers, then ingest all of it as one batch.
 
     Raises ImportFormatError (file, position, what was expected) for bad input;
-    the archive is then unchanged and the refusal is audited.
+    the archive is then unchanged and the refusal is audited. With ``acquisition`` (a signed
+    record, vault/acquisition.py), IntegrityError when a file read is not among its exports (audited).
     """
     files = [Path(p) for p in paths]
     options = options or ImportOptions(tz=archive.config.timezone)
@@ -107,10 +110,18 @@ def ingest_paths(archive: Archive, paths: Sequence[Path | str], *, keys: Keyring
         archive.audit.append(actor, "ingest", ", ".join(p.name for p in files), {"reason": str(err)},
                              outcome="error", now=now)
         raise
+    if acquisition is not None:  # ingest --acquisition: only the files the signed record lists
+        problems = acquisition.problems_with(sources)
+        if problems:
+            archive.audit.append(actor, "ingest", ", ".join(p.name for p in files),
+                                 {"reason": "not the acquisition record's exports", "problems": problems},
+                                 outcome="error", now=now)
+            raise IntegrityError("export files do not match the acquisition record: " + "; ".join(problems))
     _crash_point("after-read")
     return ingest_frames(archive, messages=pl.concat(messages, how="vertical_relaxed") if messages else None,
                          events=pl.concat(events, how="vertical_relaxed") if events else None,
-                         sources=sources, skipped=skipped, keys=keys, actor=actor, now=now, progress=progress)
+                         sources=sources, skipped=skipped, keys=keys, actor=actor, now=now, progress=progress,
+                         acquisition=acquisition)
 
 
 def _validate(frame: pl.DataFrame, kind: str) -> pl.DataFrame:
@@ -173,7 +184,8 @@ def _parquet_bytes(frame: pl.DataFrame) -> bytes:
 
 def ingest_frames(archive: Archive, *, messages: pl.DataFrame | None, events: pl.DataFrame | None,
                   sources: list[dict[str, Any]], skipped: list[dict[str, Any]], keys: Keyring, actor: str,
-                  now: datetime | None = None, progress: bool = False) -> IngestResult:
+                  now: datetime | None = None, progress: bool = False,
+                  acquisition: AcquisitionRecord | None = None) -> IngestResult:
     """Ingest normalized frames as one batch (see the module docstring)."""
     when = now or datetime.now(timezone.utc)
     inputs = {"messages": messages, "events": events}
@@ -290,6 +302,7 @@ def ingest_frames(archive: Archive, *, messages: pl.DataFrame | None, events: pl
             "merkle": {"algorithm": merkle.ALGORITHM, "leaves": len(leaf_hashes),
                        "root": merkle.root_of_record_hashes(leaf_hashes)},
             "skipped": skipped, "prev_manifest": prev,
+            **({"acquisition": acquisition.manifest_entry()} if acquisition is not None else {}),
         }
         manifest = Manifest.build(body, keys.signing)
         write_file(stage.manifest, manifest.file_bytes)

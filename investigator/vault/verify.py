@@ -24,6 +24,7 @@ from investigator.vault.store import Archive
 from investigator.verification import Verification
 from investigator.errors import IntegrityError
 from investigator.vault.manifest import GENESIS, Manifest
+from investigator.vault.acquisition import check_manifest_entry
 from investigator.schema import content_schema, record_hashes
 
 
@@ -92,6 +93,9 @@ def check_archive(archive: Archive, *, keys: Keyring | None) -> Verification:
         prev = manifest.digest
         manifests.append(manifest)
         _check_files(archive, manifest, folder, report)
+        if "acquisition" in manifest.body:  # ingest --acquisition: every file the batch read is one the record lists
+            report.problems.extend(check_manifest_entry(manifest.body["acquisition"], manifest.body.get("sources", []),
+                                                        where=f"{where}/manifest.json"))
         if keys is not None:
             _check_content(archive, manifest, keys, report)
     audit = archive.audit.verify(public.by_id())

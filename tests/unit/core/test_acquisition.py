@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -11,7 +12,11 @@ from click.testing import CliRunner
 from investigator import _crypto
 from investigator.cli import main
 from investigator.errors import ImportFormatError, IntegrityError
+from investigator.importers import ImportOptions
 from investigator.vault.acquisition import AcquisitionRecord, check_manifest_entry, empty_record, sign_record
+from investigator.vault.ingest import ingest_paths
+from investigator.vault.manifest import Manifest
+from investigator.vault.verify import check_archive, verify_archive
 
 EXPORT_SHA = "a" * 64
 
@@ -91,3 +96,47 @@ def test_unsigned_or_broken_json_is_refused() -> None:
     with pytest.raises(ImportFormatError) as info:
         AcquisitionRecord.parse(b'{"format": \n  x}', what="record.json")
     assert "record.json, line 2, column 3" in str(info.value)
+
+
+# -- bound into a batch at ingest, checked by verify --------------------------------------------------------
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "importers"
+LENA = FIXTURES / "whatsapp" / "WhatsApp Chat - Lena.zip"
+
+
+def _record(export_sha: str) -> AcquisitionRecord:
+    signed = sign_record(filled(export_sha), _crypto.SigningKey.generate(), signed_by="liuyang")
+    return AcquisitionRecord.parse(json.dumps(signed).encode(), what="record.json")
+
+
+def test_ingest_binds_the_record_and_verify_checks_the_export_hashes(make_archive) -> None:  # type: ignore[no-untyped-def]
+    archive, keys = make_archive()
+    record = _record(_crypto.sha256_file(LENA))
+    result = ingest_paths(archive, [LENA], keys=keys, actor="liuyang", acquisition=record,
+                          options=ImportOptions(tz="Europe/London"))
+    assert result.batch_seq == 1
+    manifest = archive.manifests()[-1]
+    entry = manifest.body["acquisition"]
+    assert entry["sha256"] == record.sha256 and entry["signed_by"] == "liuyang" and entry["record"] == record.body
+    assert [s["sha256"] for s in manifest.body["sources"]] == [_crypto.sha256_file(LENA)]
+    assert verify_archive(archive, keys=keys).ok
+
+    # A batch whose export hash is not the record's: written with a valid archive signature, verify says so.
+    forged = copy.deepcopy(manifest.body)
+    forged.pop("format", None)
+    forged["sources"][0]["sha256"] = "9" * 64
+    rewritten = Manifest.build(forged, keys.signing)
+    archive.layout.manifest(1).write_bytes(rewritten.file_bytes)
+    problems = check_archive(archive, keys=None).problems
+    assert any("acquisition record's exports" in p and p.startswith("batches/00000001/manifest.json") for p in problems)
+
+
+def test_ingest_refuses_files_the_record_does_not_list(make_archive) -> None:  # type: ignore[no-untyped-def]
+    archive, keys = make_archive()
+    record = _record("a" * 64)
+    with pytest.raises(IntegrityError) as info:
+        ingest_paths(archive, [LENA], keys=keys, actor="liuyang", acquisition=record)
+    assert "WhatsApp Chat - Lena.zip" in str(info.value) and "acquisition record" in str(info.value)
+    assert archive.manifests() == []
+    refused = [e for e in archive.audit.entries() if e.action == "ingest"]
+    assert refused and refused[-1].outcome == "error"
