@@ -355,6 +355,8 @@ rn.show_table(r.chain, redact=redact, tz=tz, lang=lang, title="校验 / verifica
 rn.show_table(r.by_action, redact=redact, tz=tz, lang=lang, title="按操作 / by action and outcome")
 rn.show_table(r.entries.filter(pl.col("outcome") == "denied").select("seq", "ts", "actor", "action", "rule", "reason"),
               redact=redact, tz=tz, lang=lang, title="拒绝 / refusals")
+rn.show_table(r.other_refusals.select("seq", "ts", "actor", "action", "target", "rule", "reason"), redact=redact, tz=tz,
+              lang=lang, title="本授权人员的其他拒绝（未知授权）/ other refusals of this grant's people (unknown grants)")
 rn.show_table(r.entries.select("seq", "ts", "actor", "action", "outcome", "rule"), redact=redact, tz=tz, lang=lang,
               title="条目 / entries", rows=200)
 ''',

@@ -35,11 +35,35 @@ def grant_entries(archive: Archive, grant_id: str, *, request_id: str = "", unti
     return out
 
 
+def unattributed_refusals(archive: Archive, people: set[str], *, since: str, until: int = 0) -> list[AuditEntry]:
+    """Refusals by ``people`` from ``since`` (canonical UTC text) that name no grant of the archive.
+
+    E.g. a notebook opening an unknown grant id (``case.open`` denied, rule ``grant.unknown``):
+    the attempt belongs to no grant, so :func:`grant_entries` cannot find it, but an auditor of
+    these people's grant should see it.
+    """
+    known = {p.stem for p in archive.layout.grants_dir.glob("*.json")} if archive.layout.grants_dir.exists() else set()
+    out = []
+    for entry in archive.audit.entries():
+        if until and entry.seq > until:
+            break
+        details = entry.details or {}
+        if (entry.outcome == "denied" and entry.actor in people and entry.ts >= since
+                and entry.target not in known and details.get("rule") == "grant.unknown"):
+            out.append(entry)
+    return out
+
+
 def head_seq(archive: Archive) -> int:
     last = 0
     for entry in archive.audit.entries():
         last = entry.seq
     return last
+
+
+ENTRY_SCHEMA: dict[str, Any] = {"seq": pl.Int64, "ts": pl.Datetime("us", "UTC"), "actor": pl.String,
+                                "action": pl.String, "outcome": pl.String, "target": pl.String, "rule": pl.String,
+                                "reason": pl.String}
 
 
 @dataclass
@@ -52,6 +76,8 @@ class CaseAudit:
     chain: pl.DataFrame
     by_action: pl.DataFrame
     extra: dict[str, Any] = field(default_factory=dict)
+    #: refusals by the grant's operator or requester that name no grant (an unknown grant id), since the issue
+    other_refusals: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=ENTRY_SCHEMA))
 
     def provenance(self) -> dict[str, Any]:
         return {"archive_id": self.archive_id, "grant_id": self.grant_id, "audit_until": self.until,
@@ -67,13 +93,9 @@ def case_audit(archive: str | Path, *, grant: str, people: list[str] | None = No
     entries = grant_entries(opened, loaded.id, request_id=loaded.request.id, until=until)
     if people:
         entries = [e for e in entries if e.actor in set(people)]
-    rows = [{"seq": e.seq, "ts": e.ts, "actor": e.actor, "action": e.action, "outcome": e.outcome,
-             "rule": str((e.details or {}).get("rule", "")), "reason": str((e.details or {}).get("reason", ""))}
-            for e in entries]
-    schema = {"seq": pl.Int64, "ts": pl.String, "actor": pl.String, "action": pl.String, "outcome": pl.String,
-              "rule": pl.String, "reason": pl.String}
-    frame = pl.DataFrame(rows, schema=schema).with_columns(
-        pl.col("ts").str.strptime(pl.Datetime("us", "UTC"), "%Y-%m-%dT%H:%M:%S%.fZ")).sort("seq")
+    frame = _frame(entries)
+    others = _frame(unattributed_refusals(opened, {loaded.operator, loaded.requester},
+                                          since=str(loaded.body["issued"]), until=until))
     report = opened.audit.verify(opened.signing_keys().by_id())
     checkpoints = [c for c in opened.audit.checkpoints() if int(c.get("seq", 0)) <= until]
     chain = pl.DataFrame({"check": ["audit chain (whole log)", "entries of this grant", "last checkpoint at or before",
@@ -83,7 +105,15 @@ def case_audit(archive: str | Path, *, grant: str, people: list[str] | None = No
                                      str(until)]})
     by_action = frame.group_by(["action", "outcome"]).agg(pl.len().alias("entries")).sort(["action", "outcome"])
     return CaseAudit(archive_id=opened.archive_id, grant_id=loaded.id, timezone=opened.config.timezone, until=until,
-                     entries=frame, chain=chain, by_action=by_action)
+                     entries=frame, chain=chain, by_action=by_action, other_refusals=others)
+
+
+def _frame(entries: list[AuditEntry]) -> pl.DataFrame:
+    rows = [{"seq": e.seq, "ts": e.ts, "actor": e.actor, "action": e.action, "outcome": e.outcome,
+             "target": e.target, "rule": str((e.details or {}).get("rule", "")),
+             "reason": str((e.details or {}).get("reason", ""))} for e in entries]
+    return pl.DataFrame(rows, schema={**ENTRY_SCHEMA, "ts": pl.String}).with_columns(
+        pl.col("ts").str.strptime(pl.Datetime("us", "UTC"), "%Y-%m-%dT%H:%M:%S%.fZ")).sort("seq")
 
 
 def scope_statement(view: CaseAudit, *, lang: str = "zh", limits: list[str] | None = None) -> str:

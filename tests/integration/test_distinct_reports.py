@@ -19,6 +19,7 @@ from investigator.demo import DEMO_OPERATOR, DEMO_PASSPHRASE, demo_grant, demo_s
 from investigator.demo.people import DEMO_ONLY_PASSPHRASE, REVIEW_CASE
 from investigator.demo.cases import find_case_grant, open_review_case
 from investigator.errors import ConfigError, ContentNotGranted, ReportError
+from investigator.reports.audit_view import case_audit
 from investigator.reports.reproduce import reproduce_report
 from investigator.reports.run import run_report
 from investigator.vault.merkle import verify_inclusion
@@ -130,6 +131,10 @@ def test_opening_an_unknown_grant_from_a_notebook_is_refused_and_audited(archive
     [entry] = list(archive.audit.entries())[before:]
     assert (entry.action, entry.outcome, entry.actor) == ("case.open", "denied", DEMO_OPERATOR)
     assert entry.details["rule"] == "grant.unknown" and entry.target == "G-0000000000000000"
+    # and the auditor of the operator's grant sees it (it names no grant, so it is not among the grant's entries)
+    view = case_audit(archive_copy, grant=demo_grant(archive_copy))
+    assert view.other_refusals["seq"].to_list()[-1] == entry.seq
+    assert entry.seq not in view.entries["seq"].to_list()
 
 
 def test_other_refusals_in_a_notebook_are_audited_too(archive_copy):
