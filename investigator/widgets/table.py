@@ -16,7 +16,6 @@ message id whose context to show, set by the row's ▸ button).
 from __future__ import annotations
 
 import html
-import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,7 +26,6 @@ import traitlets
 from investigator.analysis.matchers import find_spans, regex_spans
 from investigator.widgets.i18n import label
 
-TEXT_CHARS = 240
 
 
 def highlight(text: str | None, terms: Sequence[str], *, mode: str = "exact", query: str = "",
@@ -61,16 +59,40 @@ def highlight(text: str | None, terms: Sequence[str], *, mode: str = "exact", qu
     return "".join(out)
 
 
-def _clip(marked: str, limit: int = TEXT_CHARS) -> str:
-    return marked if len(marked) <= limit * 2 else marked[: limit * 2] + "…"
+ID_CHARS = 16
+TEXT_MAX_HEIGHT = "9em"
+SORT_KEYS: dict[str, tuple[str, ...]] = {"ts": ("ts",), "sender": ("sender_name", "sender_id"),
+                                         "conversation": ("conversation_name", "conversation_id"),
+                                         "msg_type": ("msg_type",), "copies": ("copies",), "text": ("text",)}
 
 
-COLUMNS = ("ts", "sender", "conversation", "msg_type", "text")
-_WIDTHS = "26px 30px 150px 110px 150px 60px minmax(200px, 1fr)"
+def cut(value: Any, full: str | None = None, limit: int = ID_CHARS) -> str:
+    """``value`` as escaped HTML, cut to ``limit`` characters with an ellipsis; ``full`` (or the value) on hover."""
+    text = "" if value is None else str(value)
+    shown = text if len(text) <= limit else text[: limit - 1] + "…"
+    title = full if full is not None else text
+    return f"<span title='{html.escape(title, quote=True)}'>{html.escape(shown)}</span>"
+
+
+def _who(name: Any, ident: Any) -> str:
+    """A name or id cell: the name (or id), cut, with the full name and id on hover."""
+    name, ident = (None if v is None else str(v) for v in (name, ident))
+    full = f"{name} ({ident})" if name and ident and name != ident else (name or ident or "")
+    return cut(name or ident or "", full)
+
+
+COLUMNS = ("ts", "sender", "conversation", "msg_type", "copies", "text")
+_WIDTHS = "26px 30px 150px 120px 150px 60px 56px minmax(240px, 1fr)"
 
 
 class PagedTable(widgets.VBox):
-    """Results, ``page_size`` rows at a time, with a tick box per row and a ▸ button opening its context."""
+    """Results, ``page_size`` rows at a time, with a tick box per row and a ▸ button opening its context.
+
+    Column headers sort (click again to reverse); the text wraps in full, up to a few lines, then
+    scrolls; long names and ids are cut with the full value on hover. Select the page, everything,
+    or nothing; jump to a page by number. With a deduplicated frame (analysis.dedupe), the copies
+    column says how many exports hold each message.
+    """
 
     page = traitlets.Int(0)
     selected = traitlets.List(traitlets.Unicode())
@@ -81,16 +103,21 @@ class PagedTable(widgets.VBox):
         self.lang, self.tz, self.page_size = lang, tz, page_size
         self.mode, self.query = mode, query
         self.frame = pl.DataFrame()
+        self.sort: tuple[str, bool] | None = None  # (column, descending)
         self._rows: list[dict[str, Any]] = []
-        header = [widgets.HTML(f"<b>{h}</b>") for h in
-                                            ("", "", label("ts", lang), label("sender", lang),
-                                             label("conversation", lang), label("msg_type", lang),
-                                             label("text", lang))]
+        self._headers = {c: widgets.Button(description=label(c, lang), tooltip=label("sort", lang),
+                                           layout=widgets.Layout(width="auto", padding="0px 2px"))
+                         for c in COLUMNS}
+        for column, button in self._headers.items():
+            button.add_class(f"investigator-sort-{column}")
+            button.on_click(lambda _b, c=column: self.sort_by(c))
+        header: list[widgets.Widget] = [widgets.HTML(""), widgets.HTML(""), *self._headers.values()]
         self._checks = [widgets.Checkbox(value=False, indent=False, layout=widgets.Layout(width="24px"))
                         for _ in range(page_size)]
         self._opens = [widgets.Button(description="▸", tooltip=label("context", lang),
                                       layout=widgets.Layout(width="28px", padding="0px")) for _ in range(page_size)]
         self._cells = [[widgets.HTML() for _ in COLUMNS] for _ in range(page_size)]
+        self._syncing = False
         for index, (check, button) in enumerate(zip(self._checks, self._opens)):
             check.observe(lambda change, i=index: self._on_check(i, change["new"]), names="value")
             button.on_click(lambda _b, i=index: self._on_open(i))
@@ -98,15 +125,29 @@ class PagedTable(widgets.VBox):
         for index in range(page_size):
             children += [self._checks[index], self._opens[index], *self._cells[index]]
         self.grid = widgets.GridBox(children, layout=widgets.Layout(
-            grid_template_columns=_WIDTHS, grid_gap="2px 8px", align_items="center", width="100%"))
+            grid_template_columns=_WIDTHS, grid_gap="2px 8px", align_items="flex-start", width="100%"))
         self.grid.add_class("investigator-results")
         self.prev_button = widgets.Button(description=label("prev", lang), icon="arrow-left")
         self.next_button = widgets.Button(description=label("next", lang), icon="arrow-right")
         self.position = widgets.HTML()
         self.position.add_class("investigator-position")
+        self.jump = widgets.BoundedIntText(value=1, min=1, max=1, description=label("go_to_page", lang),
+                                           layout=widgets.Layout(width="170px"))
+        self.jump.add_class("investigator-jump")
+        self.select_page_button = widgets.Button(description=label("select_page", lang), icon="check-square")
+        self.select_all_button = widgets.Button(description=label("select_all", lang), icon="check-double")
+        self.clear_button = widgets.Button(description=label("select_none", lang), icon="square")
+        self.select_all_button.add_class("investigator-select-all")
         self.prev_button.on_click(lambda _b: self.turn(-1))
         self.next_button.on_click(lambda _b: self.turn(1))
-        super().__init__([self.grid, widgets.HBox([self.prev_button, self.position, self.next_button])], **kwargs)
+        self.jump.observe(lambda change: self.go_to(change["new"]), names="value")
+        self.select_page_button.on_click(lambda _b: self.select_page())
+        self.select_all_button.on_click(lambda _b: self.select_all())
+        self.clear_button.on_click(lambda _b: self.select([]))
+        super().__init__([self.grid,
+                          widgets.HBox([self.prev_button, self.position, self.next_button, self.jump]),
+                          widgets.HBox([self.select_page_button, self.select_all_button, self.clear_button])],
+                         **kwargs)
         self.observe(lambda _c: self._render(), names="page")
         self.set_frame(frame if frame is not None else pl.DataFrame())
 
@@ -117,8 +158,8 @@ class PagedTable(widgets.VBox):
         return max(1, -(-self.frame.height // self.page_size))
 
     def set_frame(self, frame: pl.DataFrame, *, mode: str | None = None, query: str | None = None) -> None:
-        """Show ``frame`` from its first page; ticks on rows no longer present are dropped."""
-        self.frame = frame
+        """Show ``frame`` (in the current sort order) from its first page; ticks on rows no longer present drop."""
+        self.frame = self._sorted(frame)
         self.mode = mode if mode is not None else self.mode
         self.query = query if query is not None else self.query
         ids = set(frame["message_id"].to_list()) if "message_id" in frame.columns else set()
@@ -130,9 +171,45 @@ class PagedTable(widgets.VBox):
         else:
             self._render()
 
+    def _sorted(self, frame: pl.DataFrame) -> pl.DataFrame:
+        if self.sort is None or frame.height == 0:
+            return frame
+        column, descending = self.sort
+        present = [c for c in SORT_KEYS[column] if c in frame.columns]
+        if not present:
+            return frame
+        key = pl.coalesce([pl.col(c).cast(pl.String) if column != "ts" and column != "copies" else pl.col(c)
+                           for c in present])
+        tie = [pl.col("ts")] if "ts" in frame.columns and column != "ts" else []
+        return frame.sort([key, *tie], descending=[descending] + [False] * len(tie), nulls_last=True,
+                          maintain_order=True)
+
+    def sort_by(self, column: str, descending: bool | None = None) -> None:
+        """Sort by ``column`` (one of ``COLUMNS``); by default ascending, or reversed when already sorted by it.
+
+        Raises ValueError for an unknown column.
+        """
+        if column not in SORT_KEYS:
+            raise ValueError(f"column must be one of {', '.join(SORT_KEYS)}")
+        if descending is None:
+            descending = bool(self.sort and self.sort[0] == column and not self.sort[1])
+        self.sort = (column, descending)
+        for name, button in self._headers.items():
+            mark = (" ▼" if descending else " ▲") if name == column else ""
+            button.description = label(name, self.lang) + mark
+        self.frame = self._sorted(self.frame)
+        if self.page != 0:
+            self.page = 0
+        else:
+            self._render()
+
     def turn(self, step: int) -> None:
         """Go ``step`` pages forward (or back), staying within the pages."""
         self.page = min(max(self.page + step, 0), self.pages - 1)
+
+    def go_to(self, number: int) -> None:
+        """Show page ``number`` (1-based, clamped to the pages)."""
+        self.page = min(max(int(number) - 1, 0), self.pages - 1)
 
     def page_rows(self) -> list[dict[str, Any]]:
         """The rows on the current page, as dicts (for tests and callers)."""
@@ -143,16 +220,21 @@ class PagedTable(widgets.VBox):
         part = self.frame.slice(first, self.page_size) if self.frame.height else self.frame
         self._rows = part.to_dicts() if part.height else []
         chosen = set(self.selected)
-        for index in range(self.page_size):
-            row = self._rows[index] if index < len(self._rows) else None
-            shown = "flex" if row is not None else "none"
-            for w in (self._checks[index], self._opens[index], *self._cells[index]):
-                w.layout.display = shown
-            if row is None:
-                continue
-            self._checks[index].value = row.get("message_id") in chosen
-            for cell, value in zip(self._cells[index], self._cell_values(row)):
-                cell.value = value
+        self._syncing = True
+        try:
+            for index in range(self.page_size):
+                row = self._rows[index] if index < len(self._rows) else None
+                shown = "flex" if row is not None else "none"
+                for w in (self._checks[index], self._opens[index], *self._cells[index]):
+                    w.layout.display = shown
+                if row is None:
+                    self._checks[index].value = False
+                    continue
+                self._checks[index].value = row.get("message_id") in chosen
+                for cell, value in zip(self._cells[index], self._cell_values(row)):
+                    cell.value = value
+        finally:
+            self._syncing = False
         total = self.frame.height
         if total:
             self.position.value = (f"{first + 1}–{first + len(self._rows)} {label('of', self.lang)} {total:,} · "
@@ -161,6 +243,9 @@ class PagedTable(widgets.VBox):
             self.position.value = label("no_results", self.lang)
         self.prev_button.disabled = self.page <= 0
         self.next_button.disabled = self.page >= self.pages - 1
+        self.jump.max = self.pages
+        if self.jump.value != self.page + 1:
+            self.jump.value = self.page + 1
 
     def _cell_values(self, row: dict[str, Any]) -> list[str]:
         ts = row.get("ts")
@@ -169,15 +254,24 @@ class PagedTable(widgets.VBox):
         text = row.get("text")
         body = highlight(text, terms, mode=self.mode, query=self.query) if text is not None else \
             f"<i>{html.escape(str(row.get('attachment_name') or row.get('msg_type') or ''))}</i>"
-        sender = row.get("sender_name") or row.get("sender_id") or ""
-        conversation = row.get("conversation_name") or row.get("conversation_id") or ""
-        return [html.escape(when), html.escape(str(sender)), html.escape(str(conversation)),
-                html.escape(str(row.get("msg_type") or "")), _clip(body)]
+        copies = row.get("copies")
+        sources = row.get("sources") or []
+        corroboration = ""
+        if copies is not None:
+            names = ", ".join(str((s or {}).get("source") or "") for s in sources)
+            note = label("corroborated", self.lang).format(n=len(sources) or 1)
+            corroboration = (f"<span class='investigator-copies' title='{html.escape(f'{note}: {names}', quote=True)}'>"
+                             f"×{int(copies)}</span>")
+        return [html.escape(when), _who(row.get("sender_name"), row.get("sender_id")),
+                _who(row.get("conversation_name"), row.get("conversation_id")),
+                html.escape(str(row.get("msg_type") or "")), corroboration,
+                f"<div class='investigator-text' style='white-space:pre-wrap; word-break:break-word; "
+                f"max-height:{TEXT_MAX_HEIGHT}; overflow-y:auto; line-height:1.35'>{body}</div>"]
 
     # --- selection ----------------------------------------------------------------------
 
     def _on_check(self, index: int, value: bool) -> None:
-        if index >= len(self._rows):
+        if self._syncing or index >= len(self._rows):
             return
         mid = self._rows[index].get("message_id")
         if mid is None:
@@ -193,6 +287,15 @@ class PagedTable(widgets.VBox):
         """Tick ``message_ids`` (replacing the current ticks) and show it on the page."""
         self.selected = list(dict.fromkeys(message_ids))
         self._render()
+
+    def select_page(self) -> None:
+        """Add the rows of the current page to the ticks."""
+        self.select([*self.selected, *(str(r["message_id"]) for r in self._rows if r.get("message_id"))])
+
+    def select_all(self) -> None:
+        """Tick every row of the frame (all pages)."""
+        if "message_id" in self.frame.columns:
+            self.select([str(m) for m in self.frame["message_id"].drop_nulls().to_list()])
 
 
 def _zone(tz: str) -> Any:
