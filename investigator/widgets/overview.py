@@ -15,6 +15,7 @@ import ipywidgets as widgets
 import plotly.graph_objects as go
 import polars as pl
 
+from investigator.analysis import dedupe
 from investigator.widgets.i18n import case_lang
 from investigator.widgets.figures import activity_heatmap_figure, contact_graph_figure
 from investigator.widgets._live import LiveFigure
@@ -24,7 +25,9 @@ class _FigureBox(widgets.VBox):
     def __init__(self, case: Any, messages: pl.DataFrame | None, lang: str | None, **kwargs: Any) -> None:
         lang = case_lang(case, lang)
         self.case, self.lang, self.tz = case, lang, case.timezone
-        self.messages: pl.DataFrame = case.messages() if messages is None else messages
+        # distinct messages by default (analysis.dedupe): a message held by three exports counts once
+        self.messages: pl.DataFrame = dedupe(case.messages(), identities=case.identities()) \
+            if messages is None else messages
         self.figure: go.Figure = go.Figure()
         self.live = LiveFigure()
         self._drawn: pl.DataFrame | None = None

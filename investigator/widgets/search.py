@@ -10,6 +10,13 @@ case's messages (loaded once): ``time_window`` -> ``by_types`` -> ``by_senders``
 callbacks registered with :meth:`SearchPanel.on_results` see every new result (a timeline, a tag
 panel). A time range outside the grant's window is refused with the policy's reason
 (:meth:`set_range` raises PolicyDenied, the pickers revert and say so).
+
+Distinct messages by default: the case's rows go through :func:`investigator.analysis.dedupe`
+(copies of one message from several exports merged; ``copies`` and ``sources`` say how many
+exports corroborate it), so counts, the table, tags, exports and linked figures see each message
+once. Untick "distinct" to see every copy; "Show copies" lists the copies of the focused message.
+The ▸ button shows a few messages around a hit; "Open thread" pages through the whole
+conversation. Saved searches (parameters only) and the export bar (with ``exporter=``) sit below.
 """
 
 from __future__ import annotations
@@ -25,9 +32,11 @@ import polars as pl
 
 from investigator import analysis as A
 from investigator.errors import InvestigatorError, PolicyDenied
-from investigator.widgets.conversation import context_html
+from investigator.widgets.conversation import ThreadView, context_html
+from investigator.widgets.export import ExportBar
 from investigator.widgets.i18n import case_lang, label
-from investigator.widgets.table import PagedTable
+from investigator.widgets.saved import SavedSearches
+from investigator.widgets.table import PagedTable, cut
 
 PRESETS = {"grant": None, "last_week": timedelta(days=7), "last_day": timedelta(days=1),
            "last_hour": timedelta(hours=1)}
@@ -79,14 +88,18 @@ class SearchPanel(widgets.VBox):
     """Search a case's messages without writing Polars. See the module docstring for the pipeline."""
 
     def __init__(self, case: Any, *, lang: str | None = None, page_size: int = 25, messages: pl.DataFrame | None = None,
-                 before: int = 5, after: int = 5, **kwargs: Any) -> None:
+                 before: int = 5, after: int = 5, distinct: bool = True, exporter: Callable[..., Any] | None = None,
+                 **kwargs: Any) -> None:
         lang = case_lang(case, lang)
         self.case, self.lang, self.before, self.after = case, lang, before, after
         self.tz = case.timezone
         self.zone = ZoneInfo(self.tz)
         self.window: tuple[datetime, datetime] = tuple(case.window)
-        self.messages: pl.DataFrame = messages if messages is not None else case.messages()
         self.identities = case.identities()
+        # every copy (as loaded) and one row per distinct message (analysis.dedupe); ``messages`` is the one in use
+        self.all_copies: pl.DataFrame = messages if messages is not None else case.messages()
+        self.distinct_messages: pl.DataFrame = A.dedupe(self.all_copies, identities=self.identities)
+        self.messages: pl.DataFrame = self.distinct_messages if distinct else self.all_copies
         self.group_map = case.groups()
         self.results = self.messages.head(0)
         self.range: tuple[datetime, datetime] = self.window
@@ -119,12 +132,34 @@ class SearchPanel(widgets.VBox):
         self.status = widgets.HTML()
         self.progress = widgets.IntProgress(value=0, min=0, max=6, description=L("working"),
                                             layout=widgets.Layout(visibility="hidden"))
+        self.distinct = widgets.Checkbox(value=distinct, description=L("distinct"), indent=False,
+                                         layout=widgets.Layout(width="190px"))
+        self.distinct.add_class("investigator-distinct")
         self.table = PagedTable(page_size=page_size, tz=self.tz, lang=lang)
         self.context = widgets.HTML(context_html(self.messages.head(0), tz=self.tz, lang=lang))
         self.context.add_class("investigator-context-pane")
+        self.thread_button = widgets.Button(description=L("open_thread"), icon="comments", disabled=True)
+        self.thread_button.add_class("investigator-open-thread")
+        self.copies_button = widgets.Button(description=L("show_copies"), icon="clone", disabled=True)
+        self.copies = widgets.HTML()
+        self.copies.add_class("investigator-copies-pane")
+        self.thread = ThreadView(self.messages, tz=self.tz, lang=lang)
+        self.saved = SavedSearches(case)
+        self.saved_name = widgets.Text(description=L("search_name"), layout=widgets.Layout(width="260px"))
+        self.save_button = widgets.Button(description=L("save_search"), icon="save")
+        self.saved_list = widgets.Dropdown(description=L("saved_searches"), options=[],
+                                           layout=widgets.Layout(width="320px"))
+        self.run_saved_button = widgets.Button(description=L("run_search"), icon="play")
+        self.saved_list.add_class("investigator-saved-list")
+        self.export_bar = ExportBar(case, self, exporter=exporter, lang=lang)
 
         for control in (self.query, self.mode, self.pinyin, self.senders, self.participants, self.groups, self.types):
-            control.observe(lambda _c: self.refresh(), names="value")
+            control.observe(lambda _c: None if self._busy else self.refresh(), names="value")
+        self.distinct.observe(lambda change: None if self._busy else self.set_distinct(change["new"]), names="value")
+        self.thread_button.on_click(lambda _b: self.show_thread(self.table.focused))
+        self.copies_button.on_click(lambda _b: self.show_copies(self.table.focused))
+        self.save_button.on_click(lambda _b: self._save_clicked())
+        self.run_saved_button.on_click(lambda _b: self._run_clicked())
         self.search_button.on_click(lambda _b: self.refresh())
         self.preset.observe(self._on_preset, names="value")
         self.start_picker.observe(self._on_picker, names="value")
@@ -136,13 +171,18 @@ class SearchPanel(widgets.VBox):
             widgets.HBox([self.preset, self.start_picker, self.end_picker]),
             self.range_note,
             widgets.HBox([self.senders, self.participants, self.groups, self.types]),
-            widgets.HBox([self.count, self.progress]),
+            widgets.HBox([self.count, self.distinct, self.progress]),
             self.status,
             widgets.HBox([widgets.Box([self.table], layout=widgets.Layout(width="68%")),
-                          widgets.Box([self.context], layout=widgets.Layout(width="32%", padding="0 0 0 8px"))]),
+                          widgets.VBox([self.context, widgets.HBox([self.thread_button, self.copies_button]),
+                                        self.copies], layout=widgets.Layout(width="32%", padding="0 0 0 8px"))]),
+            self.thread,
+            widgets.HBox([self.saved_name, self.save_button, self.saved_list, self.run_saved_button]),
+            self.export_bar,
         ]
         super().__init__(rows, **kwargs)
         self.add_class("investigator-search-panel")
+        self._refresh_saved()
         self.refresh()
 
     # --- times ----------------------------------------------------------------------------
@@ -182,7 +222,7 @@ class SearchPanel(widgets.VBox):
             self._busy = False
 
     def _on_preset(self, change: dict[str, Any]) -> None:
-        if change["new"] == "custom":
+        if change["new"] == "custom" or self._busy:
             return
         self.set_range(*grant_range(self.window, change["new"]))
 
@@ -268,15 +308,131 @@ class SearchPanel(widgets.VBox):
         self.count.value = html.escape(label("count_text", self.lang)).format(
             hits=f"<b class='investigator-hits'>{frame.height:,}</b>", base=f"{base:,}",
             total=f"{self.messages.height:,}")
+        if "copies" in frame.columns and self.distinct.value:
+            copies = int(frame["copies"].sum() or 0)
+            self.count.value += " · " + html.escape(label("copies_total", self.lang).format(n=f"{copies:,}"))
         self.table.set_frame(frame, mode=self.mode.value, query=query)
         for callback in self._callbacks:
             callback(frame)
         return frame
 
+    # --- distinct messages, copies, thread -------------------------------------------------------------
+
+    def set_distinct(self, distinct: bool) -> pl.DataFrame:
+        """Search distinct messages (one row per message, corroboration counted) or every copy; re-runs."""
+        self.messages = self.distinct_messages if distinct else self.all_copies
+        self.thread.messages = self.messages
+        if self.distinct.value != distinct:
+            self._busy = True
+            try:
+                self.distinct.value = distinct
+            finally:
+                self._busy = False
+        return self.refresh()
+
+    def copies_of(self, message_id: str) -> pl.DataFrame:
+        """Every loaded copy of the distinct message ``message_id`` (by its copies' record hashes)."""
+        row = self.distinct_messages.filter(pl.col("message_id") == message_id)
+        if row.height == 0:
+            return self.all_copies.filter(pl.col("message_id") == message_id)
+        hashes = [h for h in (row["record_hashes"][0].to_list() if "record_hashes" in row.columns else []) if h]
+        if not hashes or "record_hash" not in self.all_copies.columns:
+            return self.all_copies.filter(pl.col("message_id") == message_id)
+        return self.all_copies.filter(pl.col("record_hash").is_in(hashes))
+
+    def show_copies(self, message_id: str) -> pl.DataFrame:
+        """List the copies of ``message_id`` (source, export file, time, record hash) in the copies pane."""
+        copies = self.copies_of(message_id) if message_id else self.all_copies.head(0)
+        rows = []
+        for row in copies.iter_rows(named=True):
+            ts = row.get("ts")
+            when = ts.astimezone(self.zone).strftime("%Y-%m-%d %H:%M:%S") if ts is not None else ""
+            rows.append(f"<tr><td>{html.escape(str(row.get('source') or ''))}</td>"
+                        f"<td>{cut(row.get('source_file') or '', limit=28)}</td><td>{html.escape(when)}</td>"
+                        f"<td>{cut(row.get('record_hash') or '', limit=12)}</td></tr>")
+        self.copies.value = (f"<b>{html.escape(label('copies_of', self.lang))}</b>: {copies.height} "
+                             f"<table>{''.join(rows)}</table>") if message_id else ""
+        return copies
+
+    def show_thread(self, message_id: str) -> pl.DataFrame:
+        """Open the whole conversation of ``message_id`` below the table, at its page."""
+        return self.thread.show(message_id) if message_id else self.thread.messages.head(0)
+
+    # --- saved searches -------------------------------------------------------------------------
+
+    def search_parameters(self) -> dict[str, Any]:
+        """The current query, mode, filters and range, as a saved search stores them."""
+        return {"query": self.query.value.strip(), "mode": self.mode.value, "pinyin": bool(self.pinyin.value),
+                "preset": self.preset.value, "start": self.range[0].isoformat(), "end": self.range[1].isoformat(),
+                "senders": list(self.senders.value), "participants": list(self.participants.value),
+                "groups": list(self.groups.value), "types": list(self.types.value),
+                "distinct": bool(self.distinct.value)}
+
+    def save_search(self, name: str) -> dict[str, Any]:
+        """Save the current parameters as ``name`` (audited ``search.save``; no results are stored)."""
+        params = self.saved.save(name, self.search_parameters())
+        self._refresh_saved()
+        return params
+
+    def run_saved(self, name: str) -> pl.DataFrame:
+        """Set the controls from the saved search ``name`` and run it once (audited ``search.run``).
+
+        Raises KeyError for an unknown name and PolicyDenied when its range leaves this grant's window.
+        """
+        params = self.saved.get(name)
+        start = datetime.fromisoformat(params["start"]) if params.get("start") else self.window[0]
+        end = datetime.fromisoformat(params["end"]) if params.get("end") else self.window[1]
+        check_range(self.window, start, end)
+        self.saved.record_run(name)
+        self._busy = True
+        try:
+            self.query.value = params.get("query", "")
+            self.mode.value = params.get("mode", "exact")
+            self.pinyin.value = bool(params.get("pinyin", False))
+            for control, key in ((self.senders, "senders"), (self.participants, "participants"),
+                                 (self.groups, "groups"), (self.types, "types")):
+                known = {value for _label, value in control.options} if control.options and \
+                    isinstance(control.options[0], tuple) else set(control.options)
+                control.value = tuple(v for v in params.get(key, []) if v in known)
+            self.distinct.value = bool(params.get("distinct", True))
+            self.messages = self.distinct_messages if self.distinct.value else self.all_copies
+            self.thread.messages = self.messages
+            self.range = (start, end)
+            self._sync_pickers()
+            self.preset.value = params.get("preset", "custom") if params.get("preset") in PRESETS else "custom"
+        finally:
+            self._busy = False
+        return self.refresh()
+
+    def _refresh_saved(self) -> None:
+        names = list(self.saved.searches())
+        self.saved_list.options = names
+        self.saved_list.value = names[0] if names else None
+
+    def _save_clicked(self) -> None:
+        try:
+            self.save_search(self.saved_name.value)
+            self.saved_list.value = self.saved_name.value.strip()
+            self.status.value = f"{html.escape(label('saved', self.lang))}: {html.escape(self.saved_name.value)}"
+        except (InvestigatorError, ValueError) as exc:
+            self.status.value = f"<span style='color:#b00020'>{html.escape(label('error', self.lang))}: " \
+                                f"{html.escape(str(exc))}</span>"
+
+    def _run_clicked(self) -> None:
+        if not self.saved_list.value:
+            return
+        try:
+            self.run_saved(self.saved_list.value)
+        except (InvestigatorError, KeyError) as exc:
+            self.status.value = f"<span style='color:#b00020'>{html.escape(label('error', self.lang))}: " \
+                                f"{html.escape(str(exc))}</span>"
+
     # --- context ------------------------------------------------------------------------------
 
     def show_context(self, message_id: str) -> pl.DataFrame:
         """Show the conversation around ``message_id`` (from the whole granted window) in the context pane."""
+        self.thread_button.disabled = self.copies_button.disabled = not message_id
+        self.copies.value = ""
         if not message_id:
             self.context.value = context_html(self.messages.head(0), tz=self.tz, lang=self.lang)
             return self.messages.head(0)

@@ -38,9 +38,11 @@ class TimelineView(widgets.VBox):
         lang = case_lang(case, lang)
         self.case, self.lang, self.max_lanes, self.max_points = case, lang, max_lanes, max_points
         self.tz = case.timezone
-        self.all_messages: pl.DataFrame = case.messages() if messages is None else messages
-        self.events: pl.DataFrame = case.events() if events is None else events
         self.identities = case.identities()
+        # distinct messages by default: one point per message however many exports hold it
+        self.all_messages: pl.DataFrame = A.dedupe(case.messages(), identities=self.identities) \
+            if messages is None else messages
+        self.events: pl.DataFrame = case.events() if events is None else events
         self.agents, self.gap = list(agents), gap
         self.messages = self.all_messages
         self.highlight = list(highlight)

@@ -15,7 +15,7 @@ from investigator.widgets.table import PagedTable, highlight
 
 @pytest.fixture
 def panel(demo_case, demo_messages):
-    return SearchPanel(demo_case, messages=demo_messages, lang="en", page_size=10)
+    return SearchPanel(demo_case, messages=demo_messages, lang="en", page_size=10, distinct=False)
 
 
 def _ids(frame: pl.DataFrame) -> list[str]:

@@ -1,0 +1,121 @@
+"""Saved searches: a search's parameters (query, mode, filters, range) stored per case, re-runnable, audited.
+
+    >>> store = SavedSearches(case)                                          # doctest: +SKIP
+    >>> store.save("overtime", {"query": "加班费", "mode": "exact"})          # doctest: +SKIP
+    >>> panel.run_saved("overtime")                                          # doctest: +SKIP
+
+Only parameters are stored, never results or message text: re-running a saved search searches the
+messages of the grant in force (a saved range outside it is refused by the panel, as any range is).
+Layout: ``ARCHIVE/cases/<case>/searches.jsonl`` beside the case's tags, one JSON object per line
+(``name``, ``params``, ``author``, ``ts``, ``op``: ``save`` or ``delete``); lines are only appended,
+the newest line of a name wins. Each save and delete is audited first (``search.save`` /
+``search.delete``, target: the grant; details: case, name, the parameters' SHA-256); each run is
+audited as ``search.run`` (and the search itself as ``search``, by the case).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from investigator._fs import exclusive_lock
+from investigator.errors import IntegrityError
+
+SEARCHES_NAME = "searches.jsonl"
+# the parameters a saved search may hold (anything else is dropped: never results, never text)
+PARAMETERS = ("query", "mode", "pinyin", "preset", "start", "end", "senders", "participants", "groups", "types",
+              "distinct")
+NAME_CHARS = 80
+
+
+def _digest(params: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(params, ensure_ascii=False, sort_keys=True).encode()).hexdigest()
+
+
+class SavedSearches:
+    """The saved searches of ``case``'s case id, written and audited as the case's person.
+
+    Raises ValueError for an empty name or unknown parameters' types, IntegrityError for an
+    unreadable file, KeyError from :meth:`get` for an unknown name.
+    """
+
+    def __init__(self, case: Any) -> None:
+        self.case = case
+        layout = case.archive.layout
+        # cases/<case>/ is the layout's; the file name is ours (docs/investigator.md, saved searches)
+        self.path: Path = layout.case_dir(case.grant.case) / SEARCHES_NAME
+        self._lock = layout.case_lock(case.grant.case)
+
+    def __repr__(self) -> str:
+        return f"SavedSearches(case={self.case.grant.case!r})"
+
+    def _lines(self) -> list[dict[str, Any]]:
+        try:
+            raw = self.path.read_bytes().splitlines()
+        except FileNotFoundError:
+            return []
+        out = []
+        for number, line in enumerate(raw, start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except ValueError as exc:
+                raise IntegrityError(f"saved-search file line {number} is not JSON", path=str(self.path)) from exc
+            if not isinstance(obj, dict) or not isinstance(obj.get("name"), str):
+                raise IntegrityError(f"saved-search file line {number}: expected an object with a name",
+                                     path=str(self.path))
+            out.append(obj)
+        return out
+
+    def searches(self) -> dict[str, dict[str, Any]]:
+        """name -> parameters of every saved search in force (the newest save, unless deleted since)."""
+        current: dict[str, dict[str, Any]] = {}
+        for line in self._lines():
+            if line.get("op") == "delete":
+                current.pop(line["name"], None)
+            else:
+                current[line["name"]] = dict(line.get("params") or {})
+        return dict(sorted(current.items()))
+
+    def get(self, name: str) -> dict[str, Any]:
+        """The parameters saved as ``name``. Raises KeyError when there is none."""
+        return self.searches()[name]
+
+    def _append(self, op: str, name: str, params: dict[str, Any], now: datetime | None) -> None:
+        name = name.strip()
+        if not name or len(name) > NAME_CHARS:
+            raise ValueError(f"a saved search needs a name of 1 to {NAME_CHARS} characters")
+        when = now or datetime.now(timezone.utc)
+        case = self.case
+        details = {"case": case.grant.case, "name": name, "params_sha256": _digest(params)}
+        if case.process:
+            details["process"] = case.process
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with exclusive_lock(self._lock):
+            # audit first: no saved search exists that the audit log does not know
+            case.archive.audit.append(case.person, f"search.{op}", case.grant.id, details, now=when)
+            line = {"name": name, "params": params, "author": case.person, "op": op,
+                    "ts": when.astimezone(timezone.utc).isoformat()}
+            with open(self.path, "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(line, ensure_ascii=False, sort_keys=True) + "\n")
+
+    def save(self, name: str, params: dict[str, Any], *, now: datetime | None = None) -> dict[str, Any]:
+        """Save ``params`` (only the keys of ``PARAMETERS``) as ``name``, replacing an older one; audited."""
+        kept = {k: params[k] for k in PARAMETERS if k in params}
+        json.dumps(kept)  # raises TypeError for values that are not plain JSON
+        self._append("save", name, kept, now)
+        return kept
+
+    def delete(self, name: str, *, now: datetime | None = None) -> None:
+        """Remove ``name`` from the searches in force (recorded as a deletion; the history stays)."""
+        self._append("delete", name, {}, now)
+
+    def record_run(self, name: str, *, now: datetime | None = None) -> None:
+        """Audit that the saved search ``name`` was run (``search.run``)."""
+        case = self.case
+        details = {"case": case.grant.case, "name": name, "params_sha256": _digest(self.get(name))}
+        case.archive.audit.append(case.person, "search.run", case.grant.id, details, now=now)
