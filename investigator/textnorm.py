@@ -179,11 +179,17 @@ def skeleton_table() -> dict[str, str]:
     Only non-ASCII letters and digits outside the East Asian scripts, and only where the prototype,
     normalized like search text (case folded, diacritics dropped), is Latin letters or ASCII digits.
     """
+    confusables = read_confusables()
+    # UTS #39 gives capital I the prototype l (they look alike); a capital look-alike of I (Greek Ι,
+    # Cyrillic І) stands for I among capitals, so it maps to i, as "I" does after case folding.
+    capitals = {confusables[x]: x for x in "ABCDEFGHIJKLMNOPQRSTUVWXYZ" if x in confusables}
     table: dict[str, str] = {}
-    for src, proto in read_confusables().items():
+    for src, proto in confusables.items():
         cp = ord(src)
         if cp < 0x80 or _in(cp, _EAST_ASIAN) or unicodedata.category(src)[0] not in "LN":
             continue
+        if unicodedata.category(src) == "Lu" and proto in capitals:
+            proto = capitals[proto]
         target = unicodedata.normalize("NFKC", proto).casefold()
         target = "".join(c for c in _strip_diacritics(target) if not _is_invisible(c))
         if _is_latin_prototype(target) and target != src:
