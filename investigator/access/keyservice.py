@@ -31,6 +31,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
 from investigator import _crypto
+from investigator.access.ingest_desk import IngestDesk
 from investigator.access.process_ticket import (DEFAULT_LIFETIME, MAX_LIFETIME, ProcessTicket, ProcessTicketRefused,
                                                 chunk_name, chunk_set, chunk_set_hash, decode, encode, new_id)
 from investigator.authority.directory import Directory
@@ -52,20 +53,39 @@ MAX_PROCESS_TICKETS = 64  # live process tickets per person (expired ones are fo
 
 @dataclass(frozen=True, order=True)
 class ChunkRef:
-    """One part of one time chunk: what a key is released for."""
+    """One part of one time chunk as one batch wrote it: what a key is released for.
+
+    ``batch`` is the seq of the batch whose data key encrypts the chunk (each batch has its own,
+    archive-format.md, "Keys"); 0 is the reference of clients from before per-batch keys: the
+    partition's first key, which opens every batch written before the change. On the wire a
+    ref is ``[kind, partition, chunk, part]`` plus ``"<batch>"`` when ``batch`` is set.
+    """
 
     kind: str
     partition: str
     chunk: str
     part: str
+    batch: int = 0
 
     def to_json(self) -> list[str]:
-        return [self.kind, self.partition, self.chunk, self.part]
+        base = [self.kind, self.partition, self.chunk, self.part]
+        return [*base, str(self.batch)] if self.batch else base
 
     @classmethod
     def from_json(cls, obj: Sequence[str]) -> "ChunkRef":
-        kind, partition, chunk, part = (str(x) for x in obj)
-        return cls(kind, partition, chunk, part)
+        """Parse a wire ref (4 items, or 5 with the batch). Raises ValueError for anything else."""
+        items = [str(x) for x in obj]
+        if len(items) not in (4, 5):
+            raise ValueError("a chunk reference has 4 or 5 items")
+        batch = int(items[4]) if len(items) == 5 else 0
+        if batch < 0:
+            raise ValueError("a batch number is positive")
+        return cls(items[0], items[1], items[2], items[3], batch)
+
+    @property
+    def chunk_name(self) -> str:
+        """The time chunk and part, without the batch (what a grant's window and a process ticket's set judge)."""
+        return chunk_name(self.kind, self.partition, self.chunk, self.part)
 
     def window(self, chunk_seconds: int) -> tuple[datetime, datetime]:
         start = datetime.strptime(f"{self.partition}{self.chunk}", "%Y-%m-%d%H%M%S").replace(tzinfo=timezone.utc)
@@ -134,6 +154,7 @@ class GrantGate:
         self._tickets: dict[str, tuple[Ticket, "Grant"]] = {}
         self._process: dict[str, _IssuedProcessTicket] = {}
         self._lock = threading.Lock()
+        self.ingest = IngestDesk(archive, keys)  # data keys, dedup answers and commits for ingesting processes
         self.released = 0  # number of keys released, for tests and the server's metrics
 
     def __repr__(self) -> str:
@@ -232,18 +253,18 @@ class GrantGate:
                                        "requested": len(refs)}, outcome="denied", now=when)
             raise PolicyDenied(reason, rule=rule)
         out: dict[ChunkRef, bytes] = {}
-        data_keys: dict[tuple[str, str], bytes] = {}
+        data_keys: dict[tuple[str, str, int], bytes] = {}
         for ref in refs:
-            dek = data_keys.get((ref.kind, ref.partition))
+            dek = data_keys.get((ref.kind, ref.partition, ref.batch))
             if dek is None:
                 try:
-                    dek = self.archive.data_key(self._keys, ref.kind, ref.partition)
-                except IntegrityError as exc:  # no such partition, or its wrapped key was altered
+                    dek = self.archive.data_key(self._keys, ref.kind, ref.partition, ref.batch or None)
+                except IntegrityError as exc:  # no such partition or batch, or its wrapped key was altered
                     self.archive.audit.append(known.person, "key.release", grant.id,
                                               {**via, "rule": "chunk.unknown", "reason": str(exc),
                                                "chunk": "/".join(ref.to_json())}, outcome="denied", now=when)
                     raise
-                data_keys[(ref.kind, ref.partition)] = dek
+                data_keys[(ref.kind, ref.partition, ref.batch)] = dek
             out[ref] = chunk_key(dek, archive_id=self.archive.archive_id, kind=ref.kind, partition=ref.partition,
                                  chunk=ref.chunk, part=ref.part)
         self.released += len(out)
@@ -372,7 +393,7 @@ class GrantGate:
                                               outcome="denied", now=when)
                     raise
         if refusal is None and issued is not None:
-            outside = next((r for r in refs if chunk_name(*r.to_json()) not in issued.chunks), None)
+            outside = next((r for r in refs if r.chunk_name not in issued.chunks), None)
             if outside is not None:
                 refusal = ("process_ticket.scope", f"chunk part {'/'.join(outside.to_json())} is outside the chunk "
                            f"set the process ticket is bound to ({ticket.chunks} parts of the grant's window)")

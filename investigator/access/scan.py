@@ -158,13 +158,14 @@ def _scan_group(archive: Archive, group: Sequence[ChunkEntry], key_source: KeySo
     wanted = [p for p in kind_parts(kind) if p in parts]
     if "meta" not in wanted:
         raise ConfigError(f"a scan of {kind} needs the 'meta' part (it holds ts and the leaf order)")
-    refs = sorted({ChunkRef(e.kind, e.partition, e.chunk, p) for e in group for p in wanted})
+    # each batch encrypts a chunk under its own data key: the ref names the batch (archive-format.md, "Keys")
+    refs = sorted({ChunkRef(e.kind, e.partition, e.chunk, p, e.batch_seq) for e in group for p in wanted})
     keys = key_source.release(refs)
     if set(keys) != set(refs):
         raise IntegrityError("the key service answered with other keys than were asked for")
     jobs = [(e, p) for e in group for p in wanted if p in e.part_names]
     plains = list(executor.map(_open_part, [archive] * len(jobs), [e for e, _ in jobs], [p for _, p in jobs],
-                               [keys[ChunkRef(kind, e.partition, e.chunk, p)] for e, p in jobs]))
+                               [keys[ChunkRef(kind, e.partition, e.chunk, p, e.batch_seq)] for e, p in jobs]))
     frame = _assemble(kind, group, wanted, jobs, plains)
     stats = LoadStats(keys_released=len(keys), chunks_decrypted=len(group), rows_read=sum(e.rows for e in group),
                       chunk_ids=frozenset(e.chunk_id for e in group))

@@ -37,7 +37,7 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from investigator import _crypto
 from investigator._fs import atomic_write
@@ -208,13 +208,33 @@ def list_consents(archive: "Archive", *, case: str | None = None) -> list[Consen
 
 # --- registering -----------------------------------------------------------------------------
 
+@runtime_checkable
+class ConsentKeySource(Protocol):
+    """Where a consent file's fresh key comes from when this process holds no custody: the key server.
+
+    ``consent_key(consent_id)`` returns the plain key and its form sealed by the server's custody
+    (purpose :data:`SEAL_PURPOSE`, name the consent id), as KMS GenerateDataKey does
+    (``investigator.access.keyserver.RemoteKeyService.consent_key``).
+    """
+
+    def consent_key(self, consent_id: str) -> tuple[bytes, dict[str, Any]]: ...
+
+
+def _file_key(keys: "Custody | ConsentKeySource", consent_id: str) -> tuple[bytes, dict[str, Any]]:
+    if isinstance(keys, ConsentKeySource):
+        return keys.consent_key(consent_id)
+    dek = _crypto.new_key()
+    return dek, keys.seal(dek, purpose=SEAL_PURPOSE, name=consent_id)
+
+
 def _denied(archive: "Archive", decision: Decision, *, actor: str, action: str, target: str, now: datetime,
             details: dict[str, Any] | None = None) -> PolicyDenied:
     record_decision(archive, decision, actor=actor, action=action, target=target, now=now, details=details)
     return PolicyDenied(decision.reason, rule=decision.rule, decision=decision)
 
 
-def add_consent(archive: "Archive", keys: Custody, file: Path | str, *, case: str, customer: str, uploader: str,
+def add_consent(archive: "Archive", keys: "Custody | ConsentKeySource", file: Path | str, *, case: str, customer: str,
+                uploader: str,
                 signing_key: _crypto.SigningKey, now: datetime) -> ConsentRecord:
     """Register the signed customer consent in ``file`` for ``case``; see :func:`add_consent_bytes`.
 
@@ -234,9 +254,13 @@ def add_consent(archive: "Archive", keys: Custody, file: Path | str, *, case: st
                              signing_key=signing_key, now=now)
 
 
-def add_consent_bytes(archive: "Archive", keys: Custody, data: bytes, *, name: str, case: str, customer: str,
-                      uploader: str, signing_key: _crypto.SigningKey, now: datetime) -> ConsentRecord:
+def add_consent_bytes(archive: "Archive", keys: "Custody | ConsentKeySource", data: bytes, *, name: str, case: str,
+                      customer: str, uploader: str, signing_key: _crypto.SigningKey, now: datetime) -> ConsentRecord:
     """Register a signed customer consent for ``case``: encrypt and store the file, sign and write the record.
+
+    ``keys`` is the unlocked custody (embedded mode) or the key server (a
+    :class:`ConsentKeySource`), which makes the file's fresh key and seals it: a
+    client that registers a consent never holds a master key, nor any other file's key.
 
     ``data`` is the consent file's bytes and ``name`` its original name. The
     uploader must be an active person of the directory who may file retrieval
@@ -275,9 +299,8 @@ def add_consent_bytes(archive: "Archive", keys: Custody, data: bytes, *, name: s
     record_path, blob_path = archive.layout.consent(consent_id), archive.layout.consent_file(consent_id)
     if record_path.exists() or blob_path.exists():  # 32 random bits a day: practically never
         raise ConfigError(f"consent id {consent_id} is taken; try again")
-    dek = _crypto.new_key()
+    dek, wrapped = _file_key(keys, consent_id)
     blob = _crypto.seal(dek, data, aad=_file_aad(archive.archive_id, consent_id))
-    wrapped = keys.seal(dek, purpose=SEAL_PURPOSE, name=consent_id)
     sha256 = _crypto.sha256_hex(data)
     body = {"format": CONSENT_FORMAT, "id": consent_id, "archive_id": archive.archive_id, "case": case,
             "customer": customer, "uploader": uploader, "key_id": signing_key.public.key_id,

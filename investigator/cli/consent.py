@@ -9,6 +9,7 @@ import click
 
 from investigator.cli.options import (archive_argument, as_person, echo_json, json_option, key_dir_option,
                                       open_and_unlock, person_key, utc_now)
+from investigator.settings import KEYSERVER_ENV
 from investigator.vault.store import Archive
 
 
@@ -40,17 +41,23 @@ def consent() -> None:
 @click.option("--case", required=True, help="Case number the consent is for (requests of this case may use it).")
 @click.option("--customer", required=True, metavar="ID", help="The customer who consented (customer id).")
 @as_person
+@click.option("--keyserver", default=None, metavar="URL", envvar=KEYSERVER_ENV, show_envvar=True,
+              help="Get the file's key from this key server (default: $INVESTIGATOR_KEYSERVER); no archive "
+                   "passphrase is read here.")
+@click.option("--cafile", default=None, type=click.Path(exists=True, dir_okay=False), help="CA for an https key server.")
 @key_dir_option
 @json_option
-def add_cmd(archive: Path, file: Path, case: str, customer: str, as_id: str, key_dir: Path | None,
-            as_json: bool) -> None:
+def add_cmd(archive: Path, file: Path, case: str, customer: str, as_id: str, keyserver: str | None,
+            cafile: str | None, key_dir: Path | None, as_json: bool) -> None:
     """Register a signed customer consent; prints its CONSENT-... id.
 
     \b
-    The file is stored encrypted (AES-256-GCM, its key wrapped by the archive's
-    master key); the record holds its SHA-256, size, name and media type, the
-    case, the customer, the uploader and the time, signed with the uploader's
-    personal key. Needs the archive passphrase too (INVESTIGATOR_PASSPHRASE).
+    The file is stored encrypted (AES-256-GCM, under a fresh key sealed by the
+    archive's custody); the record holds its SHA-256, size, name and media type,
+    the case, the customer, the uploader and the time, signed with the uploader's
+    personal key. Embedded mode needs the archive passphrase too
+    (INVESTIGATOR_PASSPHRASE); with --keyserver (or INVESTIGATOR_KEYSERVER) the
+    server makes and seals the file's key and the passphrase is never read.
     Example:
       investigator consent add ./case-archive 王芳-知情同意书.pdf --case C-2026-017 --customer wangfang --as sunli
     """
@@ -58,7 +65,15 @@ def add_cmd(archive: Path, file: Path, case: str, customer: str, as_id: str, key
 
     opened = Archive.open(archive)
     signing_key = person_key(opened, as_id, key_dir)
-    _, keys = open_and_unlock(archive, as_id)
+    keys: Any
+    if keyserver:
+        from investigator.access.client_auth import RequestSigner
+        from investigator.access.keyserver import RemoteKeyService
+
+        keys = RemoteKeyService(keyserver, signer=RequestSigner(as_id, signing_key), cafile=cafile,
+                                archive_id=opened.archive_id)
+    else:
+        _, keys = open_and_unlock(archive, as_id)
     record = add_consent(opened, keys, file, case=case, customer=customer, uploader=as_id, signing_key=signing_key,
                          now=utc_now())
     if as_json:

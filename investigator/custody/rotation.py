@@ -9,10 +9,12 @@ Rotation and retirement work on any :class:`~investigator.custody.base.Custody`
 backend; only :func:`status` reads the key file itself (its version list needs
 no secret).
 
-Rotation wraps every data key (per partition), the index key and the TOTP key
-again under a new master-key version; new partitions get keys under it too.
-The rewrapped copies of partition keys live in ``keys/rewrapped/`` because the
-originals sit inside committed, immutable batches. Retiring a version removes it
+Rotation wraps every data key (each batch's, per partition and for its index),
+the archive-wide index key and the TOTP key again under a new master-key version;
+new batches get keys under it too. The rewrapped copies of batch keys live in
+``keys/rewrapped/`` because the originals sit inside committed, immutable batches
+(``<kind>/<day>.json`` for a partition's first key, ``<kind>/<day>.<NNNNNNNN>.json``
+for the key a later batch made for it). Retiring a version removes it
 from the key file once nothing depends on it, so its wrapped copies become
 dead bytes. As with any rewrap-only rotation, data keys themselves do not
 change: rotation protects against a master key that leaks *after* it was
@@ -57,9 +59,9 @@ def rotate(archive: Archive, custody: Custody, *, actor: str, now: datetime | No
     with archive.write_lock():
         version = custody.add_version(now=when)
         count = 0
-        for (kind, partition) in sorted(archive.partition_key_paths()):
-            dek = archive.data_key(custody, kind, partition)
-            _write_wrapped(archive.layout.rewrapped_key(kind, partition), custody.wrap(dek, kind, partition))
+        for seq, kind, partition, _path in archive.data_key_files():  # every batch's own keys (format change 2)
+            dek = archive.data_key(custody, kind, partition, seq)
+            _write_wrapped(archive.rewrapped_data_key_path(kind, partition, seq), custody.wrap(dek, kind, partition))
             count += 1
         for path in archive.layout.fixed_wrapped_keys:  # the index and TOTP keys, rewrapped in place
             if path.exists():
@@ -91,9 +93,12 @@ def rotate(archive: Archive, custody: Custody, *, actor: str, now: datetime | No
 def wrapped_versions(archive: Archive) -> dict[str, int]:
     """Each key the archive needs (by name) and the master-key version it is wrapped under now."""
     out: dict[str, int] = {}
-    for kind, partition in sorted(archive.partition_key_paths()):
-        path = archive.current_data_key_path(kind, partition)
-        out[f"{kind}/{partition}"] = int(json.loads(path.read_text(encoding="utf-8"))["kek_version"])
+    first: set[tuple[str, str]] = set()
+    for seq, kind, partition, _path in archive.data_key_files():
+        path = archive.current_data_key_path(kind, partition, seq)
+        name = f"{kind}/{partition}" if (kind, partition) not in first else f"{kind}/{partition}@{seq}"
+        first.add((kind, partition))
+        out[name] = int(json.loads(path.read_text(encoding="utf-8"))["kek_version"])
     for path in archive.layout.fixed_wrapped_keys:
         if path.exists():
             out[path.name] = int(json.loads(path.read_text(encoding="utf-8"))["kek_version"])

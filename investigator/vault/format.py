@@ -22,6 +22,8 @@ FORMAT_VERSION = 1
 CHUNK_MAGIC = b"IVCHUNK1"
 INDEX_MAGIC = b"IVINDEX1"
 BATCH_DIGITS = 8
+# The "kind" of a batch's own index key among its partition keys; its partition is the batch's folder name.
+INDEX_KEY_KIND = "index"
 
 
 def chunk_aad(archive_id: str, batch_seq: int, kind: str, partition: str, chunk: str, part: str) -> bytes:
@@ -41,7 +43,11 @@ def batch_dir_name(seq: int) -> str:
 
 
 def chunk_key(dek: bytes, *, archive_id: str, kind: str, partition: str, chunk: str, part: str) -> bytes:
-    """The AES-256 key of one part of one time chunk, derived from its partition's data key (HKDF-SHA256)."""
+    """The AES-256 key of one part of one time chunk, derived from its data key (HKDF-SHA256).
+
+    ``dek`` is the data key of the batch that wrote the chunk for its partition (format change 2;
+    earlier batches share their partition's first key): the derivation itself is unchanged.
+    """
     info = f"investigator/chunk/v1/{kind}/{partition}/{chunk}/{part}".encode()
     return _crypto.hkdf(dek, salt=archive_id.encode(), info=info)
 

@@ -13,7 +13,14 @@ Guarantees (docs/archive-format.md, "Ingest"):
   that directory to ``batches/NNNNNNNN`` (manifest inside); an interrupted
   ingest leaves only staging residue, which the next writer removes;
 - verifiable: the signed manifest lists every file's SHA-256 and the RFC 9162
-  Merkle root of the batch's record hashes, chained to the previous manifest.
+  Merkle root of the batch's record hashes, chained to the previous manifest;
+- write-only for the ingesting process: every batch encrypts under data keys made
+  for it alone (one per partition, one for its index), the dedup question is asked
+  of the key service (hashes in, yes/no and version numbers out), and the key
+  service checks and signs the manifest. The ingesting process holds no key that
+  opens an earlier batch. :class:`LocalIngest` answers in-process from the master
+  keys (embedded mode); ``investigator.access.ingest_client.RemoteIngest`` asks
+  ``investigator keyserver``.
 """
 
 from __future__ import annotations
@@ -23,26 +30,27 @@ import json
 import os
 import signal
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, ContextManager, Protocol
 
 import polars as pl
 
 from investigator import _crypto
 from investigator._version import __version__
 from investigator.vault import merkle
-from investigator.vault.format import CHUNK_MAGIC, INDEX_MAGIC, Keyring, chunk_aad, chunk_key, index_aad
+from investigator.vault.format import (CHUNK_MAGIC, INDEX_KEY_KIND, INDEX_MAGIC, ArchiveSigner, Keyring,
+                                       batch_dir_name, chunk_aad, chunk_key, index_aad)
 from investigator.vault.store import Archive, write_file
 from investigator.vault.verify import audited_manifest_digests
-from investigator.errors import ImportFormatError, IntegrityError
+from investigator.errors import ArchiveError, ConfigError, ImportFormatError, IntegrityError
 from investigator.importers import ImportOptions, read_export
 from investigator._fs import fsync_dir
 from investigator.vault.manifest import GENESIS, Manifest
-from investigator.vault.acquisition import AcquisitionRecord
 from investigator.schema import KINDS, conform, format_ts, id_field, record_hashes, split_parts
 
 # Timestamps outside this range are almost always a unit mistake (ms read as s ...).
@@ -65,6 +73,113 @@ def _crash_point(name: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+# --- what an ingest asks of the key service ---------------------------------------------------
+
+Row = tuple[str, str, str]  # (source, id, hash_prefix): what the dedup question sends, never content
+IssuedKey = tuple[bytes, dict[str, Any]]  # (plain data key, its wrapped form) as KMS GenerateDataKey answers
+
+
+class IngestService(Protocol):
+    """What an ingest needs from whoever holds the master keys (:class:`LocalIngest`, or the key server).
+
+    ``lookup`` answers, for each (source, id, hash prefix) of one kind, whether that exact record
+    is stored and the latest stored version of its (source, id) (0: none). ``data_keys`` makes a
+    fresh data key per (kind, partition) for batch ``batch_id`` (which must become batch ``seq``).
+    ``commit`` checks the staged batch against what was issued for it, signs its manifest,
+    commits it (atomic rename) and audits it; it raises IntegrityError for a staged batch that
+    does not check, ArchiveError when another batch was committed first (ingest again).
+    ``writing`` brackets the whole ingest (embedded: the archive's write lock).
+    """
+
+    def writing(self, archive: Archive, *, actor: str) -> ContextManager[None]: ...
+
+    def lookup(self, kind: str, rows: Sequence[Row]) -> tuple[list[bool], list[int]]: ...
+
+    def data_keys(self, batch_id: str, seq: int, wanted: Sequence[tuple[str, str]]) -> dict[tuple[str, str], IssuedKey]: ...
+
+    def commit(self, archive: Archive, *, batch_id: str, body: dict[str, Any], actor: str,
+               now: datetime) -> Manifest: ...
+
+
+@dataclass
+class IssuedBatch:
+    """What a key service issued for one staged batch: who asked, for which seq, and each key file's SHA-256."""
+
+    person: str
+    seq: int
+    started: datetime
+    keys: dict[tuple[str, str], str] = field(default_factory=dict)
+
+
+def key_file_bytes(wrapped: dict[str, Any]) -> bytes:
+    """The bytes of a wrapped data key file (what the manifest's SHA-256 covers)."""
+    return _json_bytes(wrapped)
+
+
+def lookup_in_index(index: pl.DataFrame, kind: str, rows: Sequence[Row]) -> tuple[list[bool], list[int]]:
+    """Answer the dedup question from a decrypted index (the key service's side): present? latest version?"""
+    if not rows:
+        return [], []
+    asked = pl.DataFrame({"source": [r[0] for r in rows], "id": [r[1] for r in rows],
+                          "hash_prefix": [r[2] for r in rows]},
+                         schema={"source": pl.String, "id": pl.String, "hash_prefix": pl.String}).with_row_index("_row")
+    known = index.filter(pl.col("kind") == kind)
+    stored = known.select("source", "id", "hash_prefix").unique().with_columns(pl.lit(True).alias("_present"))
+    latest = known.group_by("source", "id").agg(pl.col("version").max().cast(pl.Int64).alias("_latest"))
+    answer = (asked.join(stored, on=["source", "id", "hash_prefix"], how="left")
+              .join(latest, on=["source", "id"], how="left").sort("_row"))
+    return (answer["_present"].fill_null(False).to_list(), answer["_latest"].fill_null(0).to_list())
+
+
+class LocalIngest:
+    """The embedded ingest service: dedup answers, data keys and the manifest signature from ``keys`` in-process.
+
+    Whoever holds ``keys`` can read everything (docs/threat-model.md); this is the one trusted
+    machine's path, and the reference for what the key server does for a remote ingest.
+    """
+
+    def __init__(self, keys: Keyring) -> None:
+        self._keys = keys
+        self._index: pl.DataFrame | None = None
+        self._archive: Archive | None = None
+        self._issued: dict[str, IssuedBatch] = {}
+
+    def __repr__(self) -> str:
+        return f"LocalIngest(archive={self._keys.archive_id!r})"
+
+    @contextmanager
+    def writing(self, archive: Archive, *, actor: str) -> Iterator[None]:
+        with archive.write_lock():
+            archive.discard_staging()
+            record_unaudited_batches(archive, actor=actor)
+            self._archive, self._index = archive, None
+            yield
+
+    def lookup(self, kind: str, rows: Sequence[Row]) -> tuple[list[bool], list[int]]:
+        if self._index is None:
+            if self._archive is None:
+                raise ConfigError("LocalIngest.lookup outside writing()")
+            self._index = self._archive.read_index(self._keys)
+        return lookup_in_index(self._index, kind, rows)
+
+    def data_keys(self, batch_id: str, seq: int, wanted: Sequence[tuple[str, str]]) -> dict[tuple[str, str], IssuedKey]:
+        issued = self._issued.setdefault(batch_id, IssuedBatch("", seq, datetime.now(timezone.utc)))
+        out = {}
+        for kind, partition in wanted:
+            dek, wrapped = self._keys.new_data_key(kind, partition)
+            issued.keys[(kind, partition)] = _crypto.sha256_hex(key_file_bytes(wrapped))
+            out[(kind, partition)] = (dek, wrapped)
+        return out
+
+    def commit(self, archive: Archive, *, batch_id: str, body: dict[str, Any], actor: str,
+               now: datetime) -> Manifest:
+        issued = self._issued.pop(batch_id, None)
+        if issued is None:
+            raise IntegrityError(f"no data keys were issued for staged batch {batch_id}")
+        return commit_batch(archive, self._keys.signing, batch_id=batch_id, body=body, issued=issued, actor=actor,
+                            now=now)
+
+
 @dataclass
 class IngestResult:
     """What one ingest added. ``batch_seq`` is None when nothing was new."""
@@ -84,14 +199,14 @@ class IngestResult:
         return dict(self.__dict__)
 
 
-def ingest_paths(archive: Archive, paths: Sequence[Path | str], *, keys: Keyring, actor: str, format: str = "auto",
-                 options: ImportOptions | None = None, now: datetime | None = None, progress: bool = False,
-                 acquisition: AcquisitionRecord | None = None) -> IngestResult:
+def ingest_paths(archive: Archive, paths: Sequence[Path | str], *, keys: Keyring | None = None, actor: str,
+                 format: str = "auto", options: ImportOptions | None = None, now: datetime | None = None,
+                 progress: bool = False, service: IngestService | None = None) -> IngestResult:
     """Read every path with the importers, then ingest all of it as one batch.
 
-    Raises ImportFormatError (file, position, what was expected) for bad input;
-    the archive is then unchanged and the refusal is audited. With ``acquisition`` (a signed
-    record, vault/acquisition.py), IntegrityError when a file read is not among its exports (audited).
+    ``keys`` (embedded mode) or ``service`` (e.g. the key server's ``RemoteIngest``): see
+    :func:`ingest_frames`. Raises ImportFormatError (file, position, what was expected) for
+    bad input; the archive is then unchanged and the refusal is audited.
     """
     files = [Path(p) for p in paths]
     options = options or ImportOptions(tz=archive.config.timezone)
@@ -110,18 +225,11 @@ def ingest_paths(archive: Archive, paths: Sequence[Path | str], *, keys: Keyring
         archive.audit.append(actor, "ingest", ", ".join(p.name for p in files), {"reason": str(err)},
                              outcome="error", now=now)
         raise
-    if acquisition is not None:  # ingest --acquisition: only the files the signed record lists
-        problems = acquisition.problems_with(sources)
-        if problems:
-            archive.audit.append(actor, "ingest", ", ".join(p.name for p in files),
-                                 {"reason": "not the acquisition record's exports", "problems": problems},
-                                 outcome="error", now=now)
-            raise IntegrityError("export files do not match the acquisition record: " + "; ".join(problems))
     _crash_point("after-read")
     return ingest_frames(archive, messages=pl.concat(messages, how="vertical_relaxed") if messages else None,
                          events=pl.concat(events, how="vertical_relaxed") if events else None,
                          sources=sources, skipped=skipped, keys=keys, actor=actor, now=now, progress=progress,
-                         acquisition=acquisition)
+                         service=service)
 
 
 def _validate(frame: pl.DataFrame, kind: str) -> pl.DataFrame:
@@ -138,11 +246,12 @@ def _validate(frame: pl.DataFrame, kind: str) -> pl.DataFrame:
     return frame
 
 
-def _prepare(frame: pl.DataFrame, kind: str, index: pl.DataFrame, chunk_seconds: int) -> tuple[pl.DataFrame, int, int]:
+def _prepare(frame: pl.DataFrame, kind: str, service: IngestService, chunk_seconds: int) -> tuple[pl.DataFrame, int, int]:
     """Hash, deduplicate, version and place the records of one kind.
 
     A record's identity is (source, id): platform ids are only unique within
-    their platform, so a Slack ts and a Telegram id never collide.
+    their platform, so a Slack ts and a Telegram id never collide. What is
+    already stored is asked of ``service`` (source, id and hash prefix only).
     """
     idc = id_field(kind)
     identity = ["source", idc]
@@ -150,15 +259,15 @@ def _prepare(frame: pl.DataFrame, kind: str, index: pl.DataFrame, chunk_seconds:
                                pl.col("source").fill_null(""))
     incoming = frame.height
     frame = frame.unique(subset=[*identity, "record_hash"], keep="first", maintain_order=True)
-    known = index.filter(pl.col("kind") == kind).rename({"id": idc})
-    frame = (frame.with_columns(pl.col("record_hash").str.slice(0, INDEX_HASH_HEX).alias("hash_prefix"))
-             .join(known.select(*identity, "hash_prefix"), on=[*identity, "hash_prefix"], how="anti")
-             .drop("hash_prefix"))
+    prefixes = frame["record_hash"].str.slice(0, INDEX_HASH_HEX)
+    present, latest = service.lookup(kind, list(zip(frame["source"].to_list(), frame[idc].to_list(),
+                                                    prefixes.to_list())))
+    frame = (frame.with_columns(pl.Series("_present", present, dtype=pl.Boolean),
+                                pl.Series("_prev", latest, dtype=pl.Int64))
+             .filter(~pl.col("_present")).drop("_present"))
     duplicates = incoming - frame.height
-    latest = known.group_by(identity).agg(pl.col("version").max().alias("_prev"))
-    frame = (frame.join(latest, on=identity, how="left", maintain_order="left")
-             .with_columns((pl.col("_prev").fill_null(0) + pl.int_range(1, pl.len() + 1).over(identity))
-                           .cast(pl.Int32).alias("version")).drop("_prev"))
+    frame = (frame.with_columns((pl.col("_prev") + pl.int_range(1, pl.len() + 1).over(identity))
+                                .cast(pl.Int32).alias("version")).drop("_prev"))
     new_versions = frame.filter(pl.col("version") > 1).height
     seconds = (pl.col("ts").dt.hour().cast(pl.Int64) * 3600 + pl.col("ts").dt.minute().cast(pl.Int64) * 60
                + pl.col("ts").dt.second().cast(pl.Int64))
@@ -183,26 +292,33 @@ def _parquet_bytes(frame: pl.DataFrame) -> bytes:
 
 
 def ingest_frames(archive: Archive, *, messages: pl.DataFrame | None, events: pl.DataFrame | None,
-                  sources: list[dict[str, Any]], skipped: list[dict[str, Any]], keys: Keyring, actor: str,
-                  now: datetime | None = None, progress: bool = False,
-                  acquisition: AcquisitionRecord | None = None) -> IngestResult:
-    """Ingest normalized frames as one batch (see the module docstring)."""
+                  sources: list[dict[str, Any]], skipped: list[dict[str, Any]], keys: Keyring | None = None,
+                  actor: str, now: datetime | None = None, progress: bool = False,
+                  service: IngestService | None = None) -> IngestResult:
+    """Ingest normalized frames as one batch (see the module docstring).
+
+    With ``keys`` (embedded mode) the master keys answer in-process (:class:`LocalIngest`);
+    with ``service`` (the key server's ``RemoteIngest``) this process never holds a master key,
+    an earlier batch's key or the dedup index. Raises ConfigError with neither, ImportFormatError
+    for bad records, IntegrityError / ArchiveError when the key service refuses the staged batch.
+    """
+    if service is None:
+        if keys is None:
+            raise ConfigError("ingest needs the master keys (embedded) or a key service (ingest through the server)")
+        service = LocalIngest(keys)
     when = now or datetime.now(timezone.utc)
     inputs = {"messages": messages, "events": events}
-    with archive.write_lock():
-        archive.discard_staging()
-        record_unaudited_batches(archive, actor=actor)
+    with service.writing(archive, actor=actor):
         committed = archive.manifests()
         seq = len(committed) + 1
         prev = committed[-1].digest if committed else GENESIS
-        index = archive.read_index(keys)
         prepared: dict[str, pl.DataFrame] = {}
         duplicates = new_versions = 0
         for kind in KINDS:
             frame = inputs.get(kind)
             if frame is None or frame.height == 0:
                 continue
-            frame, dup, ver = _prepare(_validate(frame, kind), kind, index, archive.config.chunk_seconds)
+            frame, dup, ver = _prepare(_validate(frame, kind), kind, service, archive.config.chunk_seconds)
             duplicates += dup
             new_versions += ver
             if frame.height:
@@ -217,7 +333,6 @@ def ingest_frames(archive: Archive, *, messages: pl.DataFrame | None, events: pl
         final = layout.batch(seq)  # where the batch is committed; manifests record paths relative to the root
         stage = layout.staged_batch(uuid.uuid4().hex)
         stage.folder.mkdir(parents=True)
-        known_partitions = archive.partition_key_paths()
         leaf_hashes: list[str] = []
         chunk_entries: list[dict[str, Any]] = []
         partition_keys: list[dict[str, Any]] = []
@@ -235,19 +350,17 @@ def ingest_frames(archive: Archive, *, messages: pl.DataFrame | None, events: pl
                                            "version"))
             for part in frame.partition_by(["_partition", "_chunk"], maintain_order=True):
                 jobs.append((kind, part["_partition"][0], part["_chunk"][0], part))
-        for kind, partition, _chunk, _part in jobs:
-            if (kind, partition) in data_keys:
-                continue
-            if (kind, partition) in known_partitions:
-                data_keys[(kind, partition)] = archive.data_key(keys, kind, partition)
-            else:
-                dek, wrapped = keys.new_data_key(kind, partition)
-                data_keys[(kind, partition)] = dek
-                relative = layout.relative(final.data_key(kind, partition))
-                key_file = _json_bytes(wrapped)
-                write_file(stage.data_key(kind, partition), key_file)
-                partition_keys.append({"kind": kind, "partition": partition, "path": relative,
-                                       "sha256": _crypto.sha256_hex(key_file)})
+        # archive-format.md, "Keys": a fresh data key per partition this batch writes, and one for its index
+        index_key_id = (INDEX_KEY_KIND, batch_dir_name(seq))
+        wanted = list(dict.fromkeys([(kind, partition) for kind, partition, _c, _p in jobs] + [index_key_id]))
+        issued = service.data_keys(stage.folder.name, seq, wanted)
+        for (kind, partition), (dek, wrapped) in issued.items():
+            data_keys[(kind, partition)] = dek
+            key_file = key_file_bytes(wrapped)
+            write_file(stage.data_key(kind, partition), key_file)
+            partition_keys.append({"kind": kind, "partition": partition,
+                                   "path": layout.relative(final.data_key(kind, partition)),
+                                   "sha256": _crypto.sha256_hex(key_file)})
 
         def seal_chunk(job: tuple[str, str, str, pl.DataFrame]) -> dict[str, Any]:
             kind, partition, chunk, part = job
@@ -285,9 +398,10 @@ def ingest_frames(archive: Archive, *, messages: pl.DataFrame | None, events: pl
         if bar is not None:
             bar.close()
         index_frame = pl.concat(index_rows)
-        index_blob = INDEX_MAGIC + _crypto.seal(archive.index_key(keys), _parquet_bytes(index_frame),
+        index_blob = INDEX_MAGIC + _crypto.seal(data_keys.pop(index_key_id), _parquet_bytes(index_frame),
                                                 aad=index_aad(archive.archive_id, seq))
         write_file(stage.index, index_blob)
+        data_keys.clear()  # nothing below needs a plain key
         _crash_point("before-manifest")
         all_ts = [e["ts_min"] for e in chunk_entries] + [e["ts_max"] for e in chunk_entries]
         body: dict[str, Any] = {
@@ -302,18 +416,8 @@ def ingest_frames(archive: Archive, *, messages: pl.DataFrame | None, events: pl
             "merkle": {"algorithm": merkle.ALGORITHM, "leaves": len(leaf_hashes),
                        "root": merkle.root_of_record_hashes(leaf_hashes)},
             "skipped": skipped, "prev_manifest": prev,
-            **({"acquisition": acquisition.manifest_entry()} if acquisition is not None else {}),
         }
-        manifest = Manifest.build(body, keys.signing)
-        write_file(stage.manifest, manifest.file_bytes)
-        fsync_dir(stage.folder)
-        _crash_point("before-commit")
-        layout.batches_dir.mkdir(exist_ok=True)
-        os.rename(stage.folder, final.folder)
-        fsync_dir(layout.batches_dir)
-        _crash_point("after-commit")
-        _audit_ingest(archive, manifest, actor=actor, now=when)
-        archive.audit.checkpoint(keys.signing, archive_id=archive.archive_id, now=when)
+        manifest = service.commit(archive, batch_id=stage.folder.name, body=body, actor=actor, now=when)
         result.batch_seq = seq
         result.messages_added = body["counts"]["messages"]
         result.events_added = body["counts"]["events"]
@@ -321,6 +425,78 @@ def ingest_frames(archive: Archive, *, messages: pl.DataFrame | None, events: pl
         result.manifest_digest = manifest.digest
         result.merkle_root = body["merkle"]["root"]
         return result
+
+
+def commit_batch(archive: Archive, signer: ArchiveSigner, *, batch_id: str, body: dict[str, Any],
+                 issued: IssuedBatch, actor: str, now: datetime) -> Manifest:
+    """Check a staged batch against what was issued for it, sign its manifest, commit it, audit it.
+
+    The caller holds the archive's write lock (the key server takes it for a remote ingest).
+    Checked: the batch is the next one (seq, chain link to the last manifest) and the one the
+    keys were issued for; every path the body lists is the committed batch's own file of that
+    name; every partition key is one issued for this batch, and every partition a chunk writes
+    and the index have one; every listed file is staged with its SHA-256 and nothing else is.
+    Raises ArchiveError when another batch was committed meanwhile (ingest again), IntegrityError
+    for anything else that does not check. Then: manifest written, the staging folder renamed
+    to ``batches/NNNNNNNN`` (the one atomic step), the ingest audited and a checkpoint signed.
+    """
+    layout = archive.layout
+    committed = archive.manifests()
+    seq = len(committed) + 1
+    prev = committed[-1].digest if committed else GENESIS
+    if body.get("seq") != seq or body.get("prev_manifest") != prev or issued.seq != seq:
+        raise ArchiveError(f"batch {seq} was committed by another ingest meanwhile; ingest again "
+                           "(nothing of this attempt was committed)")
+    if body.get("batch_id") != batch_id or body.get("archive_id") != archive.archive_id:
+        raise IntegrityError("the manifest names another batch or archive", path=f"staging/{batch_id}")
+    stage, final = layout.staged_batch(batch_id), layout.batch(seq)
+    listed: dict[str, str] = {}
+
+    def expect(entry: Any, path: Path) -> str:
+        relative = layout.relative(path)
+        if not isinstance(entry, dict) or entry.get("path") != relative or not isinstance(entry.get("sha256"), str):
+            raise IntegrityError("a manifest entry names another file than its own", path=relative)
+        listed[relative] = entry["sha256"]
+        return entry["sha256"]
+
+    try:
+        keyed = set()
+        for entry in body["partition_keys"]:
+            kind, partition = str(entry["kind"]), str(entry["partition"])
+            if expect(entry, final.data_key(kind, partition)) != issued.keys.get((kind, partition)):
+                raise IntegrityError(f"data key {kind}/{partition} is not one the key service issued for this batch",
+                                     path=layout.relative(final.data_key(kind, partition)))
+            keyed.add((kind, partition))
+        for chunk in body["chunks"]:
+            kind, partition, name = str(chunk["kind"]), str(chunk["partition"]), str(chunk["chunk"])
+            if (kind, partition) not in keyed:
+                raise IntegrityError(f"chunk {kind}/{partition}/{name} has no data key of this batch",
+                                     path=f"staging/{batch_id}")
+            for part, entry in chunk["parts"].items():
+                expect(entry, final.chunk_part(kind, partition, name, str(part)))
+        expect(body["index"], final.index)
+    except (KeyError, TypeError, AttributeError, ValueError, ConfigError) as exc:
+        raise IntegrityError("the staged manifest is malformed", path=f"staging/{batch_id}") from exc
+    if (INDEX_KEY_KIND, batch_dir_name(seq)) not in keyed:
+        raise IntegrityError("the batch's index has no index key of this batch", path=f"staging/{batch_id}")
+    present = {layout.relative(final.folder / p.relative_to(stage.folder)): p
+               for p in stage.folder.rglob("*") if p.is_file() and p != stage.unsigned_manifest}
+    for relative in sorted(set(present) | set(listed)):
+        path = present.get(relative)
+        if path is None or relative not in listed or path.is_symlink() or _crypto.sha256_file(path) != listed[relative]:
+            raise IntegrityError("staged file missing, unlisted or not matching the manifest", path=relative)
+    manifest = Manifest.build(body, signer)
+    stage.unsigned_manifest.unlink(missing_ok=True)
+    write_file(stage.manifest, manifest.file_bytes)
+    fsync_dir(stage.folder)
+    _crash_point("before-commit")
+    layout.batches_dir.mkdir(exist_ok=True)
+    os.rename(stage.folder, final.folder)
+    fsync_dir(layout.batches_dir)
+    _crash_point("after-commit")
+    _audit_ingest(archive, manifest, actor=actor, now=now)
+    archive.audit.checkpoint(signer, archive_id=archive.archive_id, now=now)
+    return manifest
 
 
 def _json_bytes(obj: dict[str, Any]) -> bytes:
@@ -349,4 +525,5 @@ def record_unaudited_batches(archive: Archive, *, actor: str) -> int:
     return len(missing)
 
 
-__all__ = ["IngestResult", "ingest_frames", "ingest_paths"]
+__all__ = ["IngestResult", "IngestService", "IssuedBatch", "LocalIngest", "commit_batch", "ingest_frames",
+           "ingest_paths", "lookup_in_index"]

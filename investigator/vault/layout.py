@@ -38,6 +38,7 @@ AUDIT_LOG_NAME = "log.jsonl"
 AUDIT_CHECKPOINTS_NAME = "checkpoints.jsonl"
 LOCK_NAME = ".lock"
 MANIFEST_NAME = "manifest.json"
+UNSIGNED_MANIFEST_NAME = "manifest.unsigned.json"
 INDEX_NAME = "index.chk"
 TAGS_NAME = "tags.jsonl"
 DEMO_MARKER_NAME = "DEMO-ARCHIVE-NOT-FOR-REAL-DATA.txt"
@@ -217,6 +218,11 @@ class BatchFolder:
         """The encrypted deduplication index of the batch (``index.chk``)."""
         return self.folder / INDEX_NAME
 
+    @property
+    def unsigned_manifest(self) -> Path:
+        """Staging only: the manifest body an ingest client hands the key server to check and sign."""
+        return self.folder / UNSIGNED_MANIFEST_NAME
+
     def data_key(self, kind: str, partition: str) -> Path:
         """The wrapped data key of a partition this batch created (``keys/<kind>/<day>.json``)."""
         return self.folder / "keys" / _name(kind, "kind") / f"{_name(partition, 'partition')}.json"
@@ -374,9 +380,11 @@ class Layout:
         """``keys/rewrapped/``: partition keys wrapped again after a master-key rotation."""
         return self.wrapped_keys_dir / "rewrapped"
 
-    def rewrapped_key(self, kind: str, partition: str) -> Path:
-        """``keys/rewrapped/<kind>/<day>.json``: one partition's rewrapped data key."""
-        return self.rewrapped_dir / _name(kind, "kind") / f"{_name(partition, 'partition')}.json"
+    def rewrapped_key(self, kind: str, partition: str, seq: int | None = None) -> Path:
+        """``keys/rewrapped/<kind>/<day>.json``: a partition's first data key, rewrapped; with ``seq``,
+        ``keys/rewrapped/<kind>/<day>.<NNNNNNNN>.json``: the data key batch ``seq`` made for it."""
+        suffix = f".{batch_dir_name(seq)}" if seq is not None else ""
+        return self.rewrapped_dir / _name(kind, "kind") / f"{_name(partition, 'partition')}{suffix}.json"
 
     # --- batches, staging, locks ---------------------------------------------------------
 

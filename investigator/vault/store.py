@@ -49,8 +49,8 @@ from investigator.vault.audit import AuditLog
 from investigator.vault.config import ArchiveConfig, check_timezone, parse_custody_table, validate_chunk_seconds
 from investigator.errors import ArchiveError, IntegrityError
 from investigator._fs import atomic_write, write_synced
-from investigator.vault.format import (CHUNK_MAGIC, INDEX_MAGIC, Keyring, batch_dir_name, chunk_aad,
-                                       chunk_key, index_aad)
+from investigator.vault.format import (CHUNK_MAGIC, INDEX_KEY_KIND, INDEX_MAGIC, Keyring, batch_dir_name,
+                                       chunk_aad, chunk_key, index_aad)
 from investigator.vault.keychain import KeyChain
 from investigator.vault.layout import Layout
 from investigator.vault.manifest import GENESIS, ChunkEntry, Manifest
@@ -67,6 +67,7 @@ class Archive:
         self._layout = Layout(self.root, config.custody.get("generation", ""))
         self.audit = AuditLog(self._layout.audit_dir)
         self._manifest_cache: tuple[tuple[str, ...], list[Manifest]] | None = None
+        self._key_holder_cache: tuple[list[Manifest], dict[tuple[str, str], list[tuple[int, str]]]] | None = None
         self._chain_cache: tuple[tuple[int, int], KeyChain] | None = None
 
     def __repr__(self) -> str:
@@ -239,12 +240,51 @@ class Archive:
         return [c for m in self.manifests() for c in m.chunks if kind is None or c.kind == kind]
 
     def partition_key_paths(self) -> dict[tuple[str, str], str]:
-        """(kind, partition) -> relative path of its wrapped data key."""
+        """(kind, partition) -> relative path of its first wrapped data key (the one older batches share)."""
         out: dict[tuple[str, str], str] = {}
         for manifest in self.manifests():
             for entry in manifest.body.get("partition_keys", []):
                 out.setdefault((entry["kind"], entry["partition"]), entry["path"])
         return out
+
+    def data_key_files(self) -> list[tuple[int, str, str, str]]:
+        """Every wrapped data key the batches hold: (batch seq, kind, partition, relative path), in batch order.
+
+        Since format change 2 (archive-format.md, "Keys") a batch makes its own data key for every
+        partition it writes and one for its deduplication index (kind ``index``, partition its
+        folder name); a batch written before that reuses the first key of a partition it did not create.
+        """
+        return [(m.seq, e["kind"], e["partition"], e["path"]) for m in self.manifests()
+                for e in m.body.get("partition_keys", [])]
+
+    def _key_holders(self) -> dict[tuple[str, str], list[tuple[int, str]]]:
+        manifests = self.manifests()
+        cached = self._key_holder_cache
+        if cached is not None and cached[0] is manifests:
+            return cached[1]
+        holders: dict[tuple[str, str], list[tuple[int, str]]] = {}
+        for seq, kind, partition, relative in self.data_key_files():
+            holders.setdefault((kind, partition), []).append((seq, relative))
+        self._key_holder_cache = (manifests, holders)
+        return holders
+
+    def data_key_owner(self, kind: str, partition: str, batch: int | None = None) -> tuple[int, str]:
+        """(seq, relative path) of the wrapped data key that encrypts ``kind``/``partition`` in batch ``batch``.
+
+        The batch's own key when its manifest lists one for the partition, else the partition's
+        first key (batches written before per-batch keys, and ``batch=None``: the legacy reference).
+        Raises IntegrityError for a partition without a key, or a batch that is not committed.
+        """
+        holders = self._key_holders().get((kind, partition))
+        if not holders:
+            raise IntegrityError(f"no data key for partition {kind}/{partition}")
+        if batch is not None:
+            if not 1 <= batch <= len(self.manifests()):
+                raise IntegrityError(f"no batch {batch} in this archive")
+            for seq, relative in holders:
+                if seq == batch:
+                    return seq, relative
+        return holders[0]
 
     def _read_json(self, relative: str) -> dict[str, Any]:
         try:
@@ -252,31 +292,43 @@ class Archive:
         except (OSError, ValueError) as exc:
             raise IntegrityError("missing or unreadable key file", path=relative) from exc
 
-    def current_data_key_path(self, kind: str, partition: str) -> Path:
-        """The wrapped data key to use: the rewrapped copy after a rotation, else the batch's original."""
-        rewrapped = self._layout.rewrapped_key(kind, partition)
-        if rewrapped.exists():
-            return rewrapped
-        relative = self.partition_key_paths().get((kind, partition))
-        if relative is None:
-            raise IntegrityError(f"no data key for partition {kind}/{partition}")
-        return self._layout.resolve(relative)
+    def current_data_key_path(self, kind: str, partition: str, batch: int | None = None) -> Path:
+        """The wrapped data key to use: the rewrapped copy after a rotation, else the batch's original.
 
-    def data_key(self, keys: Keyring, kind: str, partition: str) -> bytes:
-        """Unwrap the data key of a partition. Raises IntegrityError if absent or altered."""
-        relative = self._layout.relative(self.current_data_key_path(kind, partition))
+        ``batch`` as in :meth:`data_key_owner`. A partition's first key is rewrapped to
+        ``keys/rewrapped/<kind>/<day>.json`` (as before per-batch keys), a later batch's own key to
+        ``keys/rewrapped/<kind>/<day>.<NNNNNNNN>.json``.
+        """
+        seq, relative = self.data_key_owner(kind, partition, batch)
+        rewrapped = self.rewrapped_data_key_path(kind, partition, seq)
+        return rewrapped if rewrapped.exists() else self._layout.resolve(relative)
+
+    def rewrapped_data_key_path(self, kind: str, partition: str, seq: int) -> Path:
+        """Where a rotation puts the rewrapped copy of the data key batch ``seq`` holds for ``kind``/``partition``."""
+        holders = self._key_holders().get((kind, partition)) or [(seq, "")]
+        first = holders[0][0] == seq
+        return self._layout.rewrapped_key(kind, partition) if first else self._layout.rewrapped_key(kind, partition, seq)
+
+    def data_key(self, keys: Keyring, kind: str, partition: str, batch: int | None = None) -> bytes:
+        """Unwrap the data key of a partition (in batch ``batch``, see :meth:`data_key_owner`).
+
+        Raises IntegrityError if absent or altered.
+        """
+        relative = self._layout.relative(self.current_data_key_path(kind, partition, batch))
         wrapped = self._read_json(relative)
         if wrapped.get("kind") != kind or wrapped.get("partition") != partition:
             raise IntegrityError("wrapped key belongs to another partition", path=relative)
         return keys.unwrap(wrapped, what=relative)
 
     def index_key(self, keys: Keyring) -> bytes:
+        """The archive-wide index key: it encrypts the indexes of batches written before per-batch index keys."""
         relative = self._layout.relative(self._layout.index_key)
         return keys.unwrap(self._read_json(relative), what=relative)
 
-    def chunk_key_for(self, keys: Keyring, kind: str, partition: str, chunk: str, part: str) -> bytes:
+    def chunk_key_for(self, keys: Keyring, kind: str, partition: str, chunk: str, part: str,
+                      batch: int | None = None) -> bytes:
         """Derive one chunk part's key from the master keys (the embedded key service's job)."""
-        return chunk_key(self.data_key(keys, kind, partition), archive_id=self.archive_id, kind=kind,
+        return chunk_key(self.data_key(keys, kind, partition, batch), archive_id=self.archive_id, kind=kind,
                          partition=partition, chunk=chunk, part=part)
 
     def read_part_bytes(self, entry: ChunkEntry, part: str) -> bytes:
@@ -328,19 +380,31 @@ class Archive:
     def read_chunk(self, entry: ChunkEntry, keys: Keyring, parts: tuple[str, ...] | None = None) -> pl.DataFrame:
         """Decrypt a chunk with the master keys (verification, ingest tools, tests)."""
         names = parts or entry.part_names
-        return self.decrypt_chunk(entry, {p: self.chunk_key_for(keys, entry.kind, entry.partition, entry.chunk, p)
+        dek = self.data_key(keys, entry.kind, entry.partition, entry.batch_seq)
+        return self.decrypt_chunk(entry, {p: chunk_key(dek, archive_id=self.archive_id, kind=entry.kind,
+                                                       partition=entry.partition, chunk=entry.chunk, part=p)
                                           for p in names})
 
-    def read_index(self, keys: Keyring) -> pl.DataFrame:
-        """The deduplication index of every committed batch: kind, source, id, hash_prefix, version."""
-        key = self.index_key(keys)
+    def read_index(self, keys: Keyring, *, after: int = 0) -> pl.DataFrame:
+        """The deduplication index of every committed batch past ``after``: kind, source, id, hash_prefix, version.
+
+        A batch's index is encrypted under the batch's own index key (partition key of kind
+        ``index``) when its manifest lists one, else under the archive-wide index key.
+        Raises IntegrityError for an index file that does not match its manifest or does not open.
+        """
+        shared: bytes | None = None
         frames = []
-        for manifest in self.manifests():
+        for manifest in self.manifests()[after:]:
             relative = manifest.body["index"]["path"]
             path = self._layout.resolve(relative)
             data = path.read_bytes() if path.exists() else b""
             if _crypto.sha256_hex(data) != manifest.body["index"]["sha256"] or not data.startswith(INDEX_MAGIC):
                 raise IntegrityError("index file does not match its manifest", path=relative)
+            if any(e.get("kind") == INDEX_KEY_KIND for e in manifest.body.get("partition_keys", [])):
+                key = self.data_key(keys, INDEX_KEY_KIND, batch_dir_name(manifest.seq), manifest.seq)
+            else:
+                shared = self.index_key(keys) if shared is None else shared
+                key = shared
             plain = _crypto.open_sealed(key, data[len(INDEX_MAGIC):], aad=index_aad(self.archive_id, manifest.seq),
                                         what=relative)
             frames.append(_read_stored_parquet(plain))

@@ -24,7 +24,7 @@ def test_rotate_then_retire_keeps_every_record_readable(make_archive):
     _ingest(archive, keys, message_frame(30), event_frame(3))
     before = pl.concat([archive.read_chunk(e, keys) for e in archive.chunk_entries("messages")])
     result = rotate(archive, unlock_archive(archive, PASSPHRASE), actor="wugang")
-    assert result.version == 2 and result.rewrapped == 3  # 2 partitions + the index key
+    assert result.version == 2 and result.rewrapped == 4  # 2 partitions + the batch's index key + the archive-wide one
     with pytest.raises(errors.ArchiveError, match="current"):
         retire(archive, unlock_archive(archive, PASSPHRASE), version=2, actor="wugang")
     retire(archive, unlock_archive(archive, PASSPHRASE), version=1, actor="wugang")
@@ -37,7 +37,8 @@ def test_rotate_then_retire_keeps_every_record_readable(make_archive):
     # new data after rotation is wrapped under the new version; the archive still verifies
     _ingest(reopened, keys2, message_frame(5, day=21, start_id=500))
     assert verify_archive(reopened, keys=keys2).ok
-    assert {v["version"]: v["keys_wrapped"] for v in status(reopened)["versions"]} == {2: 4}
+    # batch 1: 2 partitions + its index key; the archive-wide index key; batch 2: 1 partition + its index key
+    assert {v["version"]: v["keys_wrapped"] for v in status(reopened)["versions"]} == {2: 6}
     actions = [e.action for e in reopened.audit.entries()]
     assert "keys.rotate" in actions and "keys.retire" in actions
 

@@ -34,7 +34,8 @@ class MasterKeys:
 
     def release(self, refs):
         self.asked.append(list(refs))
-        return {r: self.archive.chunk_key_for(self.keys, r.kind, r.partition, r.chunk, r.part) for r in refs}
+        return {r: self.archive.chunk_key_for(self.keys, r.kind, r.partition, r.chunk, r.part, r.batch or None)
+                for r in refs}
 
 
 def entries_on(world, day, hours=None):
