@@ -75,11 +75,16 @@ def init(archive: Path, tz: str, chunk_seconds: int, kdf_cost: int, backend: str
                    "dedup asked of the server, the manifest signed there; no archive passphrase is read here.")
 @click.option("--cafile", default=None, type=click.Path(exists=True, dir_okay=False), help="CA for an https key server.")
 @key_dir_option
+@click.option("--acquisition", "acquisition_file", default=None, metavar="RECORD",
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A signed acquisition record (investigator acquisition template / sign): bound into the "
+                   "batch's manifest; every file read must be one of its exports (by SHA-256).")
 @actor_option
 @json_option
 def ingest(archive: Path, paths: tuple[Path, ...], fmt: str, tz: str | None, lenient: bool, date_order: str | None,
            mappings: tuple[str, ...], map_file: Path | None, room_names: str | None, keyserver: str | None,
-           cafile: str | None, key_dir: Path | None, actor: str | None, as_json: bool) -> None:
+           cafile: str | None, key_dir: Path | None, actor: str | None, as_json: bool,
+           acquisition_file: Path | None) -> None:
     """Import export files into the archive as one atomic, idempotent batch.
 
     \b
@@ -94,9 +99,11 @@ def ingest(archive: Path, paths: tuple[Path, ...], fmt: str, tz: str | None, len
       investigator ingest ./case-archive slack-export.zip chat.txt --format auto
       investigator ingest ./case-archive dingtalk.csv --format csv --map ts=发送时间 --map sender_name=发送人
       investigator ingest ./case-archive dingtalk.csv --format csv --map-file dingtalk-mapping.toml
+      investigator ingest ./case-archive "WhatsApp Chat - Lena.zip" --acquisition record.json
       investigator ingest ./case-archive export.jsonl --as zhaomin --keyserver https://keys.example:8765
     """
     from investigator.importers import ImportOptions
+    from investigator.cli.acquisition import load_record
     from investigator.vault.ingest import ingest_paths
 
     who = default_actor(actor)
@@ -119,10 +126,12 @@ def ingest(archive: Path, paths: tuple[Path, ...], fmt: str, tz: str | None, len
             raise click.BadParameter(f"{item!r}: expected FIELD=COLUMN", param_hint="--map")
         field, column = item.split("=", 1)
         mapping[field.strip()] = column.strip()
+    record = load_record(opened, acquisition_file) if acquisition_file else None
     options = ImportOptions(tz=tz or opened.config.timezone, lenient=lenient, date_order=date_order,
                             mapping=mapping or None, room_names=room_names)
     result = ingest_paths(opened, list(paths), keys=keys, actor=who, format=fmt, options=options, progress=not as_json,
-                          service=service)
+                          service=service,
+                          acquisition=record)
     if as_json:
         echo_json(result.to_json())
         return

@@ -51,6 +51,7 @@ from investigator.errors import ArchiveError, ConfigError, ImportFormatError, In
 from investigator.importers import ImportOptions, read_export
 from investigator._fs import fsync_dir
 from investigator.vault.manifest import GENESIS, Manifest
+from investigator.vault.acquisition import AcquisitionRecord
 from investigator.schema import KINDS, conform, format_ts, id_field, record_hashes, split_parts
 
 # Timestamps outside this range are almost always a unit mistake (ms read as s ...).
@@ -201,12 +202,14 @@ class IngestResult:
 
 def ingest_paths(archive: Archive, paths: Sequence[Path | str], *, keys: Keyring | None = None, actor: str,
                  format: str = "auto", options: ImportOptions | None = None, now: datetime | None = None,
-                 progress: bool = False, service: IngestService | None = None) -> IngestResult:
+                 progress: bool = False, service: IngestService | None = None,
+                 acquisition: AcquisitionRecord | None = None) -> IngestResult:
     """Read every path with the importers, then ingest all of it as one batch.
 
     ``keys`` (embedded mode) or ``service`` (e.g. the key server's ``RemoteIngest``): see
     :func:`ingest_frames`. Raises ImportFormatError (file, position, what was expected) for
-    bad input; the archive is then unchanged and the refusal is audited.
+    bad input; the archive is then unchanged and the refusal is audited. With ``acquisition`` (a signed
+    record, vault/acquisition.py), IntegrityError when a file read is not among its exports (audited).
     """
     files = [Path(p) for p in paths]
     options = options or ImportOptions(tz=archive.config.timezone)
@@ -225,11 +228,19 @@ def ingest_paths(archive: Archive, paths: Sequence[Path | str], *, keys: Keyring
         archive.audit.append(actor, "ingest", ", ".join(p.name for p in files), {"reason": str(err)},
                              outcome="error", now=now)
         raise
+    if acquisition is not None:  # ingest --acquisition: only the files the signed record lists
+        problems = acquisition.problems_with(sources)
+        if problems:
+            archive.audit.append(actor, "ingest", ", ".join(p.name for p in files),
+                                 {"reason": "not the acquisition record's exports", "problems": problems},
+                                 outcome="error", now=now)
+            raise IntegrityError("export files do not match the acquisition record: " + "; ".join(problems))
     _crash_point("after-read")
     return ingest_frames(archive, messages=pl.concat(messages, how="vertical_relaxed") if messages else None,
                          events=pl.concat(events, how="vertical_relaxed") if events else None,
                          sources=sources, skipped=skipped, keys=keys, actor=actor, now=now, progress=progress,
-                         service=service)
+                         service=service,
+                         acquisition=acquisition)
 
 
 def _validate(frame: pl.DataFrame, kind: str) -> pl.DataFrame:
@@ -294,7 +305,8 @@ def _parquet_bytes(frame: pl.DataFrame) -> bytes:
 def ingest_frames(archive: Archive, *, messages: pl.DataFrame | None, events: pl.DataFrame | None,
                   sources: list[dict[str, Any]], skipped: list[dict[str, Any]], keys: Keyring | None = None,
                   actor: str, now: datetime | None = None, progress: bool = False,
-                  service: IngestService | None = None) -> IngestResult:
+                  service: IngestService | None = None,
+                  acquisition: AcquisitionRecord | None = None) -> IngestResult:
     """Ingest normalized frames as one batch (see the module docstring).
 
     With ``keys`` (embedded mode) the master keys answer in-process (:class:`LocalIngest`);
@@ -416,6 +428,7 @@ def ingest_frames(archive: Archive, *, messages: pl.DataFrame | None, events: pl
             "merkle": {"algorithm": merkle.ALGORITHM, "leaves": len(leaf_hashes),
                        "root": merkle.root_of_record_hashes(leaf_hashes)},
             "skipped": skipped, "prev_manifest": prev,
+            **({"acquisition": acquisition.manifest_entry()} if acquisition is not None else {}),
         }
         manifest = service.commit(archive, batch_id=stage.folder.name, body=body, actor=actor, now=when)
         result.batch_seq = seq
