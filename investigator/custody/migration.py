@@ -55,12 +55,11 @@ from investigator.custody.openbao import OpenBaoCustody
 from investigator.custody.pkcs11 import Pkcs11Custody
 from investigator.custody.registry import (BACKENDS, DEFAULT_MOUNT, DEFAULT_TOKEN_LABEL, _close, _need,
                                            backend_of)
-from investigator.custody.rotation import consent_records
+from investigator.custody.rotation import consent_records, rewrap_data_keys
 from investigator.errors import ArchiveError, ConfigError, IntegrityError, InvestigatorError
 from investigator.schema import canonical_json, format_ts
 from investigator.settings import BAO_ADDR_ENV, BAO_TOKEN_ENV, PKCS11_MODULE_ENV, PKCS11_PIN_ENV, Settings
 from investigator.vault.keychain import KeyChain, record_line, transition_body
-from investigator.vault.layout import Layout
 from investigator.vault.store import Archive
 from investigator.vault.verify import check_archive
 
@@ -205,11 +204,11 @@ def _write_wrapped(path: Path, wrapped: dict[str, Any]) -> None:
     atomic_write(path, (json.dumps(wrapped, sort_keys=True) + "\n").encode(), mode=0o600)
 
 
-def _stage(archive: Archive, source: Custody, target: Custody, staged: Layout) -> int:
-    """Wrap every key the archive needs again, by ``target``, into ``staged``'s folder. Returns the count.
+def _stage(archive: Archive, source: Custody, target: Custody, staged: Archive) -> int:
+    """Wrap every key the archive needs again, by ``target``, into the ``staged`` generation's folder.
 
-    Each copy is unwrapped again by the target before it counts (a backend that
-    wraps what it cannot unwrap is caught here, not after the switch).
+    Returns the count. The index, TOTP and consent keys are unwrapped again by
+    the target before they count; the data keys are checked by :func:`_check_staged`.
     """
     count = 0
 
@@ -220,13 +219,10 @@ def _stage(archive: Archive, source: Custody, target: Custody, staged: Layout) -
                                  path=archive.layout.relative(path))
         _write_wrapped(path, wrapped)
         count += 1
-        if count == 1:
-            _crash_point("mid-rewrap")
 
-    for kind, partition in sorted(archive.partition_key_paths()):
-        dek = archive.data_key(source, kind, partition)
-        put(staged.rewrapped_key(kind, partition), dek, target.wrap(dek, kind, partition))
-    for path, new_path in zip(archive.layout.fixed_wrapped_keys, staged.fixed_wrapped_keys):
+    count += rewrap_data_keys(archive, source, target, into=staged)  # checked by _check_staged (every chunk)
+    _crash_point("mid-rewrap")
+    for path, new_path in zip(archive.layout.fixed_wrapped_keys, staged.layout.fixed_wrapped_keys):
         if path.exists():
             wrapped = json.loads(path.read_text(encoding="utf-8"))
             plain = source.unwrap(wrapped, what=archive.layout.relative(path))
@@ -237,18 +233,18 @@ def _stage(archive: Archive, source: Custody, target: Custody, staged: Layout) -
         sealed = (json.loads(copy.read_text(encoding="utf-8")) if copy.exists()
                   else json.loads(record_path.read_text(encoding="utf-8"))["key"])
         plain = source.unseal(sealed, what=archive.layout.relative(copy if copy.exists() else record_path))
-        put(staged.consent_key(name), plain, target.seal(plain, purpose=sealed["kind"], name=sealed["partition"]))
+        put(staged.layout.consent_key(name), plain,
+            target.seal(plain, purpose=sealed["kind"], name=sealed["partition"]))
     return count
 
 
-def _check_staged(archive: Archive, table: dict[str, str], target: Custody) -> None:
+def _check_staged(staged: Archive, target: Custody) -> None:
     """Before the switch: the archive as it will be (new generation, new custody) decrypts every chunk.
 
     A full check, through the same key look-ups every reader uses, so a key the
     staging missed stops the migration here. Raises ArchiveError naming the first problems.
     """
-    view = Archive(archive.root, replace(archive.config, custody=table))
-    report = check_archive(view, keys=target)
+    report = check_archive(staged, keys=target)
     if not report.ok:
         raise ArchiveError(f"the staged keys do not open the archive ({len(report.problems)} problems, e.g. "
                            f"{report.problems[0]}); nothing was switched", hint="investigator keys migrate --abort")
@@ -314,9 +310,9 @@ def _migrate(archive: Archive, *, to: str, secrets: Settings, actor: str, reason
             raise ArchiveError(f"the {to} custody signs with key {new_key.key_id}, which this archive used before; "
                                "its old keys there must be destroyed first (docs/admin.md, Migrating custody)")
         _crash_point("after-target")
-        staged = archive.layout.with_generation(table["generation"])
+        staged = Archive(archive.root, replace(archive.config, custody=table))  # the archive as it will be
         count = _stage(archive, source, target, staged)
-        _check_staged(archive, table, target)
+        _check_staged(staged, target)
         body = transition_body(archive_id=archive.archive_id, seq=len(chain.records) + 1, prev=chain.next_prev,
                                old=chain.current, new=new_key, old_backend=backend_of(archive), new_backend=to,
                                custody=table, time=format_ts(now), reason=reason or "custody migration")

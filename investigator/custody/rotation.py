@@ -59,10 +59,7 @@ def rotate(archive: Archive, custody: Custody, *, actor: str, now: datetime | No
     with archive.write_lock():
         version = custody.add_version(now=when)
         count = 0
-        for seq, kind, partition, _path in archive.data_key_files():  # every batch's own keys (format change 2)
-            dek = archive.data_key(custody, kind, partition, seq)
-            _write_wrapped(archive.rewrapped_data_key_path(kind, partition, seq), custody.wrap(dek, kind, partition))
-            count += 1
+        count = rewrap_data_keys(archive, custody, custody, into=archive)
         for path in archive.layout.fixed_wrapped_keys:  # the index and TOTP keys, rewrapped in place
             if path.exists():
                 wrapped = json.loads(path.read_text(encoding="utf-8"))
@@ -88,6 +85,21 @@ def rotate(archive: Archive, custody: Custody, *, actor: str, now: datetime | No
                              now=when)
         archive.audit.checkpoint(custody.signing, archive_id=archive.archive_id, now=when)
     return RotationResult(version, count)
+
+
+def rewrap_data_keys(archive: Archive, read: Custody, write: Custody, *, into: Archive) -> int:
+    """Unwrap every batch data key with ``read`` and wrap it with ``write`` into ``into``'s rewrapped copies.
+
+    ``into`` is ``archive`` itself for a rotation, or the same archive seen with the next custody
+    generation's layout for a migration (``custody/migration.py``). Returns how many keys.
+    Raises IntegrityError for a wrapped key that does not open.
+    """
+    count = 0
+    for seq, kind, partition, _path in archive.data_key_files():  # every batch's own keys (format change 2)
+        dek = archive.data_key(read, kind, partition, seq)
+        _write_wrapped(into.rewrapped_data_key_path(kind, partition, seq), write.wrap(dek, kind, partition))
+        count += 1
+    return count
 
 
 def wrapped_versions(archive: Archive) -> dict[str, int]:

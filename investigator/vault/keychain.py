@@ -90,7 +90,17 @@ class KeyChain:
             return cls.of(genesis, archive_id=archive_id)
         except OSError as exc:
             raise IntegrityError("unreadable key transition chain", path=WHERE) from exc
+        return cls.parse(data, genesis=genesis, archive_id=archive_id)
+
+    @classmethod
+    def parse(cls, data: bytes, *, genesis: _crypto.VerifyKey, archive_id: str) -> "KeyChain":
+        """The chain in ``data`` (the chain file's bytes, e.g. a copy inside an evidence bundle), verified.
+
+        Raises IntegrityError as :meth:`load` does.
+        """
         keys, records, prev = [genesis], [], ""
+        if not data:
+            return cls.of(genesis, archive_id=archive_id)
         lines = data.split(b"\n")
         if lines and lines[-1] == b"":
             lines.pop()
