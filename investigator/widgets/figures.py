@@ -44,7 +44,7 @@ GAP_COLOR = "rgba(128, 128, 128, 0.18)"
 DELAY_COLOR = "#d62728"
 SUMMARY_CHARS = 60
 HIT_COLOR = "#ff7f0e"
-TIME_FORMAT = "%Y-%m-%d %H:%M:%S%.3f"
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%S"  # as plotly writes a datetime (isoformat), to the second
 # a figure never holds more message points than this; above it, a density (see timeline_figure)
 MAX_POINTS = 10_000
 EDGE_CLASSES = 5

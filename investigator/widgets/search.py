@@ -112,12 +112,14 @@ class SearchPanel(widgets.VBox):
         self.query.add_class("investigator-query")
         self.mode = widgets.Dropdown(options=[(L(f"mode_{m}"), m) for m in MODES], value="exact",
                                      description=L("mode"), layout=widgets.Layout(width="200px"))
+        self.mode.add_class("investigator-mode")
         self.pinyin = widgets.Checkbox(value=False, description=L("pinyin"), indent=False,
                                        layout=widgets.Layout(width="90px"))
         self.search_button = widgets.Button(description=L("search"), icon="search", button_style="primary")
         self.preset = widgets.Dropdown(options=[(L(f"preset_{p}"), p) for p in PRESETS] + [(L("preset_custom"),
                                                                                                "custom")],
                                        value="grant", description=L("preset"), layout=widgets.Layout(width="240px"))
+        self.preset.add_class("investigator-preset")
         self.start_picker = widgets.NaiveDatetimePicker(description=L("from"), value=self._local(self.window[0]))
         self.end_picker = widgets.NaiveDatetimePicker(description=L("to"), value=self._local(self.window[1]))
         self.range_note = widgets.HTML(self._window_text())
