@@ -50,6 +50,8 @@ CLIENT = textwrap.dedent('''
     from investigator.vault.store import Archive
 
     assert "INVESTIGATOR_PASSPHRASE" not in os.environ
+    from investigator.vault import ingest
+    ingest.CRASH_AT = {crash!r}  # fault injection: killed with SIGKILL at that step (None: never)
     archive = Archive.open({root!r})
     key = unlock_person_key(archive, {person!r}, {passphrase!r}, key_dir=archive.root / "demo-keys")
     remote = RemoteKeyService({url!r}, signer=RequestSigner({person!r}, key))
@@ -112,6 +114,19 @@ def _input_frame(world, tmp_path: Path) -> tuple[Path, dict[str, str]]:
     return path, {"same": same["message_id"][0], "edited": edited["message_id"][0]}
 
 
+def _run_client(client: Path, url: str, frame_path: Path, *, crash: str | None = None) -> dict:
+    """The ingest-only client as its own process (no INVESTIGATOR_PASSPHRASE): its JSON report, or {} when killed."""
+    env = {k: v for k, v in os.environ.items() if k != "INVESTIGATOR_PASSPHRASE"}
+    script = CLIENT.format(tests=str(REPO / "tests"), root=str(client), person=INGESTOR, url=url, crash=crash,
+                           passphrase=DEMO_ONLY_PASSPHRASE.format(person=INGESTOR), frame=str(frame_path))
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=180, env=env)
+    if crash is not None:
+        assert proc.returncode == -9, proc.stderr[-3000:]  # really killed
+        return {}
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def _opens(archive: Archive, entry, part: str, key: bytes) -> bool:
     try:
         archive.open_part(entry, part, key)
@@ -126,12 +141,7 @@ def test_an_ingest_only_client_adds_a_batch_and_holds_no_key_that_opens_an_earli
     earlier = world.archive.manifests()
     client = _client_view(root, tmp_path / "client")
     frame_path, ids = _input_frame(world, tmp_path)
-    env = {k: v for k, v in os.environ.items() if k != "INVESTIGATOR_PASSPHRASE"}
-    script = CLIENT.format(tests=str(REPO / "tests"), root=str(client), person=INGESTOR, url=url,
-                           passphrase=DEMO_ONLY_PASSPHRASE.format(person=INGESTOR), frame=str(frame_path))
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=180, env=env)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out = _run_client(client, url, frame_path)
 
     # the batch was added: the new records, the unchanged one skipped, the edited one a new version
     first, again = out["results"]
@@ -267,3 +277,19 @@ def test_cli_ingest_and_consent_add_through_the_server_never_read_the_passphrase
     server_log = [(e.actor, e.action, e.outcome) for e in archive.audit.entries()]
     assert ("sunli", "consent.datakey", "allowed") in server_log
     assert (INGESTOR, "ingest.datakey", "allowed") in server_log
+
+
+def test_a_killed_ingest_client_leaves_the_archive_verifiable_and_the_rerun_commits(world, server, tmp_path):
+    _, url = server
+    before = len(world.archive.manifests())
+    client = _client_view(world.archive.root, tmp_path / "client")
+    frame_path, _ = _input_frame(world, tmp_path)
+    # killed with its keys issued and the batch fully staged, before the server was asked to commit
+    _run_client(client, url, frame_path, crash="before-manifest")
+    archive = Archive.open(world.archive.root)
+    assert len(archive.manifests()) == before and any((archive.root / "staging").iterdir())
+    report = verify_archive(archive, keys=world.keys)
+    assert report.ok and any("staging/" in w for w in report.warnings), report.problems
+    out = _run_client(client, url, frame_path)
+    assert out["results"][0]["batch_seq"] == before + 1 and out["results"][0]["messages_added"] == 13
+    assert verify_archive(Archive.open(world.archive.root), keys=world.keys).ok
