@@ -14,7 +14,7 @@ from investigator import _crypto
 from investigator.cli import main
 from investigator.custody.file import create_archive, unlock_archive
 from investigator.authority.directory import DirectoryStore, Person, Signer
-from investigator.authority.identity import create_person_key, register_enrolment
+from investigator.authority.identity import enroll
 from investigator.vault.acquisition import sign_record
 from investigator.vault.store import Archive
 
@@ -45,8 +45,8 @@ def test_template_sign_ingest_verify(tmp_path: Path) -> None:
     store = DirectoryStore(archive)
     store.commit(store.load().with_person(Person(id="liuyang", name="刘洋", roles=("operator",))),
                  signer=Signer.archive(keys.signing), action="person_add", target="liuyang", now=now)
-    _, public = create_person_key(archive, "liuyang", passphrase="pw-liuyang", key_dir=key_dir, kdf_n=TEST_KDF_N)
-    register_enrolment(archive, "liuyang", public, signer=Signer.archive(keys.signing), now=now)
+    enroll(archive, keys, "liuyang", signer=Signer.archive(keys.signing), passphrase="pw-liuyang", now=now,
+           key_dir=key_dir, kdf_n=TEST_KDF_N)
     runner = CliRunner()
     env = {"INVESTIGATOR_PASSPHRASE": PASSPHRASE, "INVESTIGATOR_KEY_PASSPHRASE": "pw-liuyang"}
 
