@@ -49,19 +49,22 @@ import urllib.parse
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from investigator import _crypto, errors
 from investigator.access.client_auth import (PERSON_RE, RequestRefused, RequestSigner, RequestVerifier, SignedRequest,
                                              signed_header_values)
+from investigator.access.custodian import CustodianDesk, DecisionOutcome, TotpEnrolment, held_bundle_operator
 from investigator.access.keyservice import ChunkRef, GrantGate, Ticket, unwrap_release, wrap_release
 from investigator.access.process_ticket import (DEFAULT_LIFETIME, ID_RE, MAX_LIFETIME, ProcessTicketRefused,
                                                 valid_label)
-from investigator.authority.grants import Grant
+from investigator.authority.directory import DirectoryStore
+from investigator.authority.grants import Grant, Presigned, approval_body
 from investigator.authority.policy import parse_utc
-from investigator.schema import format_ts
+from investigator.schema import canonical_json, format_ts
+from investigator.verification import Verification
 from investigator.custody.base import Custody
 from investigator.vault.store import Archive
 
@@ -79,22 +82,20 @@ _ROUTES: dict[str, tuple[str, str, bool]] = {
     "/v1/process-ticket": ("process_ticket.issue", "_issue_process_ticket", True),
     "/v1/process-ticket/revoke": ("process_ticket.revoke", "_revoke_process_ticket", True),
     "/v1/keys-for-process": ("key.release", "_keys_for_process", False),
-    # ingest: write without reading (investigator.access.ingest_desk)
-    "/v1/ingest/lookup": ("ingest.lookup", "_ingest_lookup", True),
-    "/v1/ingest/datakey": ("ingest.datakey", "_ingest_datakey", True),
-    "/v1/ingest/commit": ("ingest.commit", "_ingest_commit", True),
-    "/v1/consent/datakey": ("consent.datakey", "_consent_datakey", True),
+    # authority decisions that need the master keys (investigator.access.custodian)
+    "/v1/login": ("login", "_login", True),
+    "/v1/decide": ("request.decide", "_decide", True),
+    "/v1/enroll-totp": ("people.enroll_totp", "_enroll_totp", True),
+    "/v1/unlock-person": ("people.unlock", "_unlock_person", True),
+    "/v1/bundle/attest": ("bundle.attest", "_attest_bundle", True),
+    "/v1/bundle/attest-release": ("bundle.release", "_attest_release", True),
+    "/v1/verify": ("verify", "_verify", True),
 }
 # ids in requests are checked as ids before they touch a path or a lookup
 GRANT_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
 _REF_RES = (re.compile(r"^[a-z_]{1,32}$"), re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"), re.compile(r"^[0-9]{6}$"),
-            re.compile(r"^[a-z_]{1,32}$"), re.compile(r"^[1-9][0-9]{0,7}$"))
-_BATCH_ID_RE = re.compile(r"^[0-9a-f]{32}$")
-_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
-_HASH_PREFIX_RE = re.compile(r"^[0-9a-f]{32}$")
-_KEY_PARTITION_RE = re.compile(r"^(?:[0-9]{4}-[0-9]{2}-[0-9]{2}|[0-9]{8})$")  # a day, or a batch's folder name
-MAX_DATA_KEYS = 4096  # data keys per request: a batch's partitions (days) and its index
+            re.compile(r"^[a-z_]{1,32}$"))
 NO_SUCH_GRANT = "no such grant in this archive"
 NO_SUCH_TICKET = "unknown or closed case ticket; open the case again"
 
@@ -180,10 +181,11 @@ class KeyServer(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], gate: GrantGate, *, limit: RateLimit | None = None,
-                 verifier: RequestVerifier | None = None) -> None:
+    def __init__(self, address: tuple[str, int], gate: GrantGate, desk: CustodianDesk, *,
+                 limit: RateLimit | None = None, verifier: RequestVerifier | None = None) -> None:
         super().__init__(address, _Handler)
         self.gate = gate
+        self.desk = desk
         self.limit = limit or RateLimit()
         self.verifier = verifier or RequestVerifier(gate.archive)
 
@@ -289,6 +291,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._deny(refusal, action=action, actor=signed.person)
         except errors.InvestigatorError as err:  # the gate audited it
             self._gate_refused(err)
+        except Exception as exc:  # a bug: answer and audit it, never drop the connection without a word
+            self._deny(_Refusal(500, "KeyServiceError", "internal error in the key server (audited)",
+                                "keyserver.error", reason=type(exc).__name__), action=action, actor=signed.person)
 
     def _grant(self, body: dict[str, Any]) -> Grant:
         """The archive's own copy of the grant named by id; any id that is not one answers like an unknown id."""
@@ -352,8 +357,7 @@ class _Handler(BaseHTTPRequestHandler):
             raise _malformed(f"refs must be a list of at most {MAX_REFS} chunk references")
         refs = []
         for item in refs_raw:
-            # [kind, partition, chunk, part] (+ the batch since per-batch keys; 4 items: the partition's first key)
-            if not (isinstance(item, list) and len(item) in (4, 5) and all(isinstance(x, str) for x in item)
+            if not (isinstance(item, list) and len(item) == 4 and all(isinstance(x, str) for x in item)
                     and all(p.match(x) for p, x in zip(_REF_RES, item))):
                 raise _malformed("malformed chunk reference")
             refs.append(ChunkRef.from_json(item))
@@ -426,54 +430,112 @@ class _Handler(BaseHTTPRequestHandler):
         proofs = self.server.gate.proofs(ticket, batch, leaves)
         self._send(200, {"proofs": proofs})
 
-    # --- ingest: write without reading (investigator.access.ingest_desk) ----------------------
+
+    # --- authority decisions (investigator.access.custodian) ---------------------------------
 
     @staticmethod
-    def _ingest_field(body: dict[str, Any], field: str, pattern: "re.Pattern[str]") -> str:
+    def _string(body: dict[str, Any], field: str, *, pattern: "re.Pattern[str] | None" = None, optional: bool = False,
+                limit: int = 2000) -> str:
         value = body.get(field)
-        if not isinstance(value, str) or not pattern.match(value):
+        if value is None and optional:
+            return ""
+        if not isinstance(value, str) or len(value) > limit or (pattern is not None and not pattern.match(value)):
             raise _malformed(f"{field} is missing or not a valid value")
         return value
 
-    def _ingest_lookup(self, body: dict[str, Any], signed: SignedRequest) -> None:
-        kind = self._ingest_field(body, "kind", _REF_RES[0])
-        rows = body.get("rows")
-        if not (isinstance(rows, list) and len(rows) <= MAX_REFS and all(
-                isinstance(r, list) and len(r) == 3 and all(isinstance(x, str) for x in r)
-                and len(r[0]) <= 200 and len(r[1]) <= 400 and _HASH_PREFIX_RE.match(r[2]) for r in rows)):
-            raise _malformed(f"rows must be at most {MAX_REFS} [source, id, 32-hex hash prefix] triples")
-        present, versions = self.server.gate.ingest.lookup(signed.person, kind, [(r[0], r[1], r[2]) for r in rows])
-        self._send(200, {"present": present, "versions": versions})
+    def _unknown(self, err: errors.ConfigError, *, action: str, actor: str, target: str) -> None:
+        """An id that names nothing (person, request): audited here (the desk had nothing to audit yet)."""
+        self._deny(_Refusal(400, "ConfigError", str(err), "keyserver.unknown"), action=action, actor=actor,
+                   target=target)
 
-    def _ingest_datakey(self, body: dict[str, Any], signed: SignedRequest) -> None:
-        batch_id = self._ingest_field(body, "batch_id", _BATCH_ID_RE)
-        seq, wanted = body.get("seq"), body.get("keys")
-        if not isinstance(seq, int) or isinstance(seq, bool) or not 1 <= seq < 10**8:
-            raise _malformed("seq must be a batch number")
-        if not (isinstance(wanted, list) and 1 <= len(wanted) <= MAX_DATA_KEYS and all(
-                isinstance(k, list) and len(k) == 2 and all(isinstance(x, str) for x in k)
-                and _REF_RES[0].match(k[0]) and _KEY_PARTITION_RE.match(k[1]) for k in wanted)):
-            raise _malformed(f"keys must be 1 to {MAX_DATA_KEYS} [kind, partition] pairs")
-        issued = self.server.gate.ingest.data_keys(signed.person, batch_id, seq, [(k[0], k[1]) for k in wanted])
-        self._send(200, {"keys": [{"kind": kind, "partition": partition, "plain": _crypto.b64(plain),
-                                   "wrapped": wrapped} for (kind, partition), (plain, wrapped) in issued.items()]})
+    def _login(self, body: dict[str, Any], signed: SignedRequest) -> None:
+        hours = body.get("hours")
+        if hours is not None and (not isinstance(hours, int) or isinstance(hours, bool) or not 1 <= hours <= 24):
+            raise _malformed("hours must be a whole number from 1 to 24")
+        token = self.server.desk.login(signed.person, totp=self._string(body, "totp", limit=16), hours=hours)
+        self._send(200, {"session": token})
 
-    def _ingest_commit(self, body: dict[str, Any], signed: SignedRequest) -> None:
-        batch_id = self._ingest_field(body, "batch_id", _BATCH_ID_RE)
-        digest = self._ingest_field(body, "body_sha256", _SHA256_RE)
-        manifest = self.server.gate.ingest.commit(signed.person, batch_id, digest)
-        self._send(200, {"seq": manifest.seq, "manifest_sha256": manifest.digest})
+    def _decide(self, body: dict[str, Any], signed: SignedRequest) -> None:
+        request_id = self._string(body, "request_id", pattern=GRANT_ID_RE)
+        decision = self._string(body, "decision")
+        if decision not in ("approve", "reject"):
+            raise _malformed("decision must be approve or reject")
+        note = self._string(body, "note", optional=True)
+        signature = self._string(body, "signature", limit=200)
+        try:
+            signed_at = parse_utc(self._string(body, "signed_at", limit=40))
+        except (ValueError, errors.InvestigatorError):
+            raise _malformed("signed_at is not a UTC time") from None
+        now = datetime.now(signed_at.tzinfo)
+        if abs((now - signed_at).total_seconds()) > self.server.verifier.skew:
+            raise _Refusal(401, "IdentityCheckFailed", "the approval was signed too far from the server's time",
+                           "approval.time", details={"request_id": request_id})
+        person = self._directory_person(signed.person)
+        try:
+            outcome = self.server.desk.decide(request_id, approver=signed.person,
+                                              signing_key=Presigned(person.current_key.verify_key(), signature),
+                                              totp=self._string(body, "totp", limit=16), note=note, decision=decision,
+                                              signed_at=signed_at, now=now)
+        except errors.ConfigError as err:
+            self._unknown(err, action=f"request.{decision}", actor=signed.person, target=request_id)
+            return
+        self._send(200, outcome.to_json())
 
-    def _consent_datakey(self, body: dict[str, Any], signed: SignedRequest) -> None:
-        consent_id = self._ingest_field(body, "consent_id", GRANT_ID_RE)
-        plain, sealed = self.server.gate.ingest.consent_key(signed.person, consent_id)
-        self._send(200, {"plain": _crypto.b64(plain), "sealed": sealed})
+    def _directory_person(self, person_id: str) -> Any:
+        """The signer's directory entry with its live key (the signature already proved both exist)."""
+        entry = DirectoryStore(self.server.gate.archive).load().find(person_id)
+        if entry is None or entry.current_key is None:
+            raise _Refusal(401, "IdentityCheckFailed", "no live key for the signer", "person.key")
+        return entry
+
+    def _enroll_totp(self, body: dict[str, Any], signed: SignedRequest) -> None:
+        person = self._string(body, "person", pattern=PERSON_RE)
+        try:
+            enrolment = self.server.desk.enroll_totp(person, admin=signed.person)
+        except errors.ConfigError as err:
+            self._unknown(err, action="people.enroll_totp", actor=signed.person, target=person)
+            return
+        self._send(200, {"person": enrolment.person_id, "uri": enrolment.uri, "secret_b32": enrolment.secret_b32})
+
+    def _unlock_person(self, body: dict[str, Any], signed: SignedRequest) -> None:
+        person = self._string(body, "person", pattern=PERSON_RE)
+        try:
+            self.server.desk.clear_lockout(person, admin=signed.person)
+        except errors.ConfigError as err:
+            self._unknown(err, action="people.unlock", actor=signed.person, target=person)
+            return
+        self._send(200, {"unlocked": person})
+
+    def _attest_bundle(self, body: dict[str, Any], signed: SignedRequest) -> None:
+        ticket = self._ticket(body, signed)
+        _, grant = self.server.gate.ticket(ticket.token)
+        wanted = body.get("body")
+        if not isinstance(wanted, dict):
+            raise _malformed("body must be the attestation body (an object)")
+        self._send(200, {"attestation": self.server.desk.attest_bundle(wanted, person=signed.person, grant=grant)})
+
+    def _attest_release(self, body: dict[str, Any], signed: SignedRequest) -> None:
+        wanted = body.get("body")
+        if not isinstance(wanted, dict) or not isinstance(wanted.get("bundle_id"), str) \
+                or not GRANT_ID_RE.match(wanted["bundle_id"]):
+            raise _malformed("body must be the release body naming a bundle id")
+        operator, manifest_sha = held_bundle_operator(self.server.gate.archive, wanted["bundle_id"])
+        if wanted.get("manifest_sha256") != manifest_sha:
+            raise _Refusal(409, "IntegrityError", "the release names another manifest than the held bundle's",
+                           "release.manifest", details={"bundle_id": wanted["bundle_id"]})
+        self._send(200, {"attestation": self.server.desk.attest_release(wanted, reviewer=signed.person,
+                                                                         operator=operator)})
+
+    def _verify(self, body: dict[str, Any], signed: SignedRequest) -> None:
+        result = self.server.desk.verify(actor=signed.person)
+        self._send(200, {"subject": result.subject, "problems": result.problems, "warnings": result.warnings,
+                         "checked": result.checked, "counts": result.counts, "facts": result.facts})
 
 
 def serve(archive: "Archive", keys: Custody, *, host: str = "127.0.0.1", port: int = 8765,
           certfile: str | None = None, keyfile: str | None = None, limit: RateLimit | None = None) -> KeyServer:
     """Make a key server bound to ``host:port`` (TLS when ``certfile`` is given). Call ``serve_forever()``."""
-    server = KeyServer((host, port), GrantGate(archive, keys), limit=limit)
+    server = KeyServer((host, port), GrantGate(archive, keys), CustodianDesk(archive, keys), limit=limit)
     if certfile:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
@@ -583,42 +645,54 @@ class RemoteKeyService:
                             sign=False)
         return unwrap_release(answer.get("keys") or {}, refs)
 
-    # --- ingest (signed by the ingesting person; investigator.access.ingest_client) ----------
+    # --- authority decisions (signed by the acting person; investigator.access.custodian) ----
 
-    def ingest_lookup(self, kind: str, rows: Sequence[tuple[str, str, str]]) -> tuple[list[bool], list[int]]:
-        """Is each (source, id, hash prefix) of ``kind`` stored, and the latest stored version of its (source, id)."""
-        present: list[bool] = []
-        versions: list[int] = []
-        for start in range(0, len(rows), MAX_REFS):
-            part = [list(r) for r in rows[start:start + MAX_REFS]]
-            answer = self._post("/v1/ingest/lookup", {"kind": kind, "rows": part})
-            if len(answer.get("present") or []) != len(part) or len(answer.get("versions") or []) != len(part):
-                raise errors.KeyServiceError("the key server answered the dedup question for other rows")
-            present.extend(bool(x) for x in answer["present"])
-            versions.extend(int(x) for x in answer["versions"])
-        return present, versions
+    def login(self, *, totp: str, hours: int | None = None) -> str:
+        """A session token for the signing person after the server checked ``totp``."""
+        answer = self._post("/v1/login", {"totp": totp, "hours": hours})
+        return str(answer["session"])
 
-    def ingest_data_keys(self, batch_id: str, seq: int,
-                         wanted: Sequence[tuple[str, str]]) -> dict[tuple[str, str], tuple[bytes, dict[str, Any]]]:
-        """Fresh data keys (plain, wrapped) for staged batch ``batch_id`` (to become batch ``seq``)."""
-        out: dict[tuple[str, str], tuple[bytes, dict[str, Any]]] = {}
-        for start in range(0, len(wanted), MAX_DATA_KEYS):
-            part = [list(k) for k in wanted[start:start + MAX_DATA_KEYS]]
-            answer = self._post("/v1/ingest/datakey", {"batch_id": batch_id, "seq": seq, "keys": part})
-            for item in answer.get("keys") or []:
-                out[(str(item["kind"]), str(item["partition"]))] = (_crypto.unb64(item["plain"]), dict(item["wrapped"]))
-        if set(out) != set(wanted):
-            raise errors.KeyServiceError("the key server answered with other data keys than were asked for")
-        return out
+    def decide(self, request_id: str, *, request_hash: str, decision: str, totp: str, note: str,
+               signing_key: _crypto.SigningKey) -> DecisionOutcome:
+        """Approve or reject ``request_id``: the approval is signed here, the code checked on the server.
 
-    def ingest_commit(self, batch_id: str, body_sha256: str) -> dict[str, Any]:
-        """Have the server check, sign and commit staged batch ``batch_id``: ``{"seq", "manifest_sha256"}``."""
-        return self._post("/v1/ingest/commit", {"batch_id": batch_id, "body_sha256": body_sha256})
+        ``request_hash`` is the hash of the request as this client read it; the
+        server refuses when its own copy differs. Raises IdentityCheckFailed,
+        PolicyDenied, GrantInvalid (as the server decided; audited there).
+        """
+        if self.signer is None or self.signer.key_id != signing_key.public.key_id:
+            raise errors.ConfigError("the approval must be signed with the key that signs the request")
+        signed_at = datetime.now(timezone.utc)
+        body = approval_body(request_id=request_id, request_hash=request_hash, approver=self.signer.person,
+                             key_id=signing_key.public.key_id, decision=decision, note=note, ts=signed_at)
+        answer = self._post("/v1/decide", {"request_id": request_id, "decision": decision, "note": note, "totp": totp,
+                                           "signed_at": format_ts(signed_at),
+                                           "signature": signing_key.sign(canonical_json(body))})
+        return DecisionOutcome.from_json(answer)
 
-    def consent_key(self, consent_id: str) -> tuple[bytes, dict[str, Any]]:
-        """A fresh key for the file of new consent ``consent_id``: (plain, sealed by the server's custody)."""
-        answer = self._post("/v1/consent/datakey", {"consent_id": consent_id})
-        return _crypto.unb64(answer["plain"]), dict(answer["sealed"])
+    def enroll_totp(self, person: str) -> TotpEnrolment:
+        """Have the server make and seal ``person``'s TOTP secret (the signer must be an admin); shown once."""
+        answer = self._post("/v1/enroll-totp", {"person": person})
+        return TotpEnrolment(str(answer["person"]), str(answer["uri"]), str(answer["secret_b32"]))
+
+    def clear_lockout(self, person: str) -> None:
+        """Clear ``person``'s TOTP lock-out (the signer must be an admin)."""
+        self._post("/v1/unlock-person", {"person": person})
+
+    def attest_bundle(self, ticket: Ticket, body: dict[str, Any]) -> dict[str, Any]:
+        """The archive's attestation of a bundle exported from the open case ``ticket``."""
+        return dict(self._post("/v1/bundle/attest", {"token": ticket.token, "body": body})["attestation"])
+
+    def attest_release(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The archive's attestation of the signer's release of a held bundle."""
+        return dict(self._post("/v1/bundle/attest-release", {"body": body})["attestation"])
+
+    def verify(self) -> Verification:
+        """A full verification run on the server (the signer must be an admin or auditor)."""
+        answer = self._post("/v1/verify", {})
+        return Verification(subject=str(answer.get("subject") or "archive"), problems=list(answer["problems"]),
+                            warnings=list(answer["warnings"]), checked=list(answer["checked"]),
+                            counts=dict(answer["counts"]), facts=dict(answer["facts"]))
 
 
 def _error_from(answer: dict[str, Any], status: int) -> errors.InvestigatorError:
@@ -635,5 +709,9 @@ def _error_from(answer: dict[str, Any], status: int) -> errors.InvestigatorError
         return errors.PolicyDenied(answer.get("reason") or message, rule=rule)
     if name == "IntegrityError":
         return errors.IntegrityError(message)
+    if name == "ConfigError":
+        return errors.ConfigError(message)
+    if name == "BundleError":
+        return errors.BundleError(message)
     return errors.KeyServiceError(f"key server refused: {message}")
 

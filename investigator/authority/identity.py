@@ -308,39 +308,98 @@ class Enrolment:
 def enroll(archive: "Archive", keys: Custody, person_id: str, *, signer: Signer, passphrase: str,
            now: datetime, key_dir: Path | str | None = None, kdf_n: int = _crypto.SCRYPT_N,
            totp_secret: bytes | None = None) -> Enrolment:
-    """Give ``person_id`` a signing key (in a key file under ``passphrase``) and a TOTP secret.
+    """Give ``person_id`` a signing key (in a key file under ``passphrase``) and a TOTP secret (embedded mode).
 
     The new public key goes into the directory (a change signed by ``signer``,
     audited). ``totp_secret`` is for demos and tests only; by default a random one.
-    Raises ConfigError (unknown person, key file exists), PolicyDenied (signer
-    not an admin, person has left; audited).
+    With a key server the same three steps run apart: :func:`create_person_key`
+    and :func:`register_enrolment` on the admin's machine, :func:`enroll_totp` on
+    the server. Raises ConfigError (unknown person, key file exists), PolicyDenied
+    (signer not an admin, person has left; audited).
+    """
+    check_enrollable(archive, person_id, actor=signer.id, now=now)
+    path, public = create_person_key(archive, person_id, passphrase=passphrase, key_dir=key_dir, kdf_n=kdf_n)
+    try:
+        register_enrolment(archive, person_id, public, signer=signer, now=now)
+    except Exception:
+        path.unlink(missing_ok=True)  # no orphan key file for a refused enrolment
+        raise
+    secret = totp_secret or _crypto.new_totp_secret()
+    TotpStore(archive).enroll(keys, person_id, secret)
+    return Enrolment(person_id=person_id, key_path=path, key_id=public.key_id,
+                     totp_uri=_crypto.totp_uri(secret, account=f"{person_id}@{archive.archive_id[:8]}"),
+                     totp_secret_b32=_crypto.b32(secret))
+
+
+def check_enrollable(archive: "Archive", person_id: str, *, actor: str, now: datetime) -> None:
+    """Raise ConfigError for an unknown person, PolicyDenied (audited) for one who has left."""
+    person = DirectoryStore(archive).load().person(person_id)
+    if not person.active:
+        archive.audit.append(actor, "people.enroll", person_id,
+                             {"rule": "person.active", "reason": f"{person_id} has left"}, outcome="denied", now=now)
+        raise PolicyDenied(f"{person_id} has left and cannot be enrolled", rule="person.active")
+
+
+def create_person_key(archive: "Archive", person_id: str, *, passphrase: str, key_dir: Path | str | None = None,
+                      kdf_n: int = _crypto.SCRYPT_N) -> tuple[Path, _crypto.VerifyKey]:
+    """A new personal key file for ``person_id`` (step 1 of an enrolment). Raises ConfigError if one exists."""
+    path = person_key_path(resolve_key_dir(archive.archive_id, key_dir), person_id)
+    _, signing = PersonKeyFile.create(path, archive_id=archive.archive_id, person_id=person_id,
+                                      passphrase=passphrase, kdf_n=kdf_n)
+    return path, signing.public
+
+
+def register_enrolment(archive: "Archive", person_id: str, public: _crypto.VerifyKey, *, signer: Signer,
+                       now: datetime) -> Directory:
+    """Put ``public`` into the directory as ``person_id``'s live key, enrolled now (a signed, audited change).
+
+    A new enrolment replaces any live key: the old one is revoked in the same
+    signed change. Raises PolicyDenied (signer not an admin; audited).
     """
     store = DirectoryStore(archive)
     directory = store.load()
     person = directory.person(person_id)
-    if not person.active:
-        archive.audit.append(signer.id, "people.enroll", person_id,
-                             {"rule": "person.active", "reason": f"{person_id} has left"}, outcome="denied", now=now)
-        raise PolicyDenied(f"{person_id} has left and cannot be enrolled", rule="person.active")
-    path = person_key_path(resolve_key_dir(archive.archive_id, key_dir), person_id)
-    _, signing = PersonKeyFile.create(path, archive_id=archive.archive_id, person_id=person_id,
-                                      passphrase=passphrase, kdf_n=kdf_n)
-    secret = totp_secret or _crypto.new_totp_secret()
-    new_key = PersonKey(key_id=signing.public.key_id, public=signing.public.b64(), created=format_ts(now))
-    # a new enrolment replaces any live key: the old one is revoked in the same signed change
+    new_key = PersonKey(key_id=public.key_id, public=public.b64(), created=format_ts(now))
     old_keys = tuple(replace(k, revoked=k.revoked or format_ts(now)) for k in person.keys)
     updated = replace(person, keys=(*old_keys, new_key), totp_enrolled=format_ts(now))
-    try:
-        store.commit(directory.with_person(updated), signer=signer, action="enroll", target=person_id,
-                     details={"key_id": new_key.key_id, "revoked_keys": [k.key_id for k in person.keys
-                                                                         if not k.revoked]}, now=now)
-    except Exception:
-        path.unlink(missing_ok=True)  # no orphan key file for a refused enrolment
-        raise
+    return store.commit(directory.with_person(updated), signer=signer, action="enroll", target=person_id,
+                        details={"key_id": new_key.key_id, "revoked_keys": [k.key_id for k in person.keys
+                                                                            if not k.revoked]}, now=now)
+
+
+def require_admin(archive: "Archive", actor: str, *, action: str, target: str, now: datetime) -> None:
+    """Raise PolicyDenied (audited, ``role.permission``) unless ``actor`` is an active admin in the directory."""
+    me = DirectoryStore(archive).load().find(actor)
+    if me is None or "admin" not in me.roles or not me.active:
+        reason = f"only an active admin may do this ({action})"
+        archive.audit.append(actor, action, target, {"rule": "role.permission", "reason": reason}, outcome="denied",
+                             now=now)
+        raise PolicyDenied(reason, rule="role.permission")
+
+
+def enroll_totp(archive: "Archive", keys: Custody, person_id: str, *, admin: str, now: datetime,
+                totp_secret: bytes | None = None) -> tuple[str, str]:
+    """Make and seal a new TOTP secret for ``person_id`` (the key server's half of an enrolment).
+
+    ``admin`` must be an active admin (PolicyDenied, audited). Returns the
+    otpauth URI and the base32 secret — handed back once, never stored in clear.
+    Raises ConfigError (unknown person), PolicyDenied (person has left).
+    """
+    require_admin(archive, admin, action="people.enroll_totp", target=person_id, now=now)
+    check_enrollable(archive, person_id, actor=admin, now=now)
+    secret = totp_secret or _crypto.new_totp_secret()
     TotpStore(archive).enroll(keys, person_id, secret)
-    return Enrolment(person_id=person_id, key_path=path, key_id=new_key.key_id,
-                     totp_uri=_crypto.totp_uri(secret, account=f"{person_id}@{archive.archive_id[:8]}"),
-                     totp_secret_b32=_crypto.b32(secret))
+    archive.audit.append(admin, "people.enroll_totp", person_id, {"rule": "role.permission"}, outcome="allowed",
+                         now=now)
+    return (_crypto.totp_uri(secret, account=f"{person_id}@{archive.archive_id[:8]}"), _crypto.b32(secret))
+
+
+def clear_lockout(archive: "Archive", keys: Custody, person_id: str, *, admin: str, now: datetime) -> None:
+    """Clear ``person_id``'s TOTP lock-out. ``admin`` must be an active admin (PolicyDenied, audited)."""
+    if admin != "archive":  # the bootstrap signer of embedded mode (admin_signer without --as)
+        require_admin(archive, admin, action="people.unlock", target=person_id, now=now)
+    TotpStore(archive).unlock_person(keys, person_id)
+    archive.audit.append(admin, "people.unlock", person_id, {"rule": "identity.lockout"}, now=now)
 
 
 def revoke_key(archive: "Archive", person_id: str, *, signer: Signer, now: datetime, reason: str,

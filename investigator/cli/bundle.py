@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from investigator.cli.options import custody_secrets, echo_checks, echo_json, json_option, key_dir_option, signing_key
+from investigator.cli.options import (cafile_option, custody_secrets, echo_checks, echo_json, json_option, key_dir_option,
+                                      key_server, keyserver_option, signing_key)
 
 
 @click.group()
@@ -32,18 +33,24 @@ def bundle() -> None:
 @click.option("--prefix", default="EV", show_default=True, help="Evidence number prefix (EV-000001 ...).")
 @key_dir_option
 @click.option("-o", "--out", required=True, type=click.Path(path_type=Path, dir_okay=False))
+@keyserver_option
+@cafile_option
 @json_option
 @click.pass_context
 def export_cmd(ctx: click.Context, archive_path: Path, grant: str, person: str, totp: str | None,
                session: str | None, ids_file: Path | None, prefix: str, key_dir: Path | None, out: Path,
-               as_json: bool) -> None:
+               keyserver: str | None, cafile: str | None, as_json: bool) -> None:
     """Export the grant's messages as a signed, offline-verifiable bundle (zip).
 
     \b
     Held by the circuit breaker (personal data, a sensitive grant), the bundle stays in the
     archive until a legal reviewer runs 'investigator bundle release'; exit code 6 then.
-    Example:
+    With --keyserver (or INVESTIGATOR_KEYSERVER) the case is opened and the bundle attested by the
+    key server; no archive passphrase is read.
+    Examples:
       investigator bundle export --archive A --grant G-1a2b --as sunli --totp 123456 --prefix ACME -o case.zip
+      investigator bundle export --archive A --grant G-1a2b --as sunli --totp 123456 -o case.zip \
+          --keyserver http://127.0.0.1:8765
     """
     from investigator.vault.store import Archive
     from investigator.reports.bundles import export_bundle
@@ -54,8 +61,10 @@ def export_cmd(ctx: click.Context, archive_path: Path, grant: str, person: str, 
     ids = None
     if ids_file:
         ids = [line.strip() for line in ids_file.read_text(encoding="utf-8").splitlines() if line.strip()]
-    result = export_bundle(opened, grant=grant, person=person, signer=signing_key(opened, person, key_dir),
-                           custody_secrets=custody_secrets(opened), totp=totp,
+    signer = signing_key(opened, person, key_dir)
+    remote = key_server(keyserver, person, signer, cafile) if keyserver else None
+    result = export_bundle(opened, grant=grant, person=person, signer=signer, keyserver=remote,
+                           custody_secrets=None if remote else custody_secrets(opened), totp=totp,
                            session=session or (None if totp else os.environ.get(SESSION_ENV)), ids=ids,
                            prefix=prefix, out=out)
     if as_json:
@@ -78,10 +87,14 @@ def export_cmd(ctx: click.Context, archive_path: Path, grant: str, person: str, 
 @click.option("--note", required=True)
 @key_dir_option
 @click.option("-o", "--out", required=True, type=click.Path(path_type=Path, dir_okay=False))
-def release_cmd(bundle_id: str, archive_path: Path, person: str, note: str, key_dir: Path | None, out: Path) -> None:
+@keyserver_option
+@cafile_option
+def release_cmd(bundle_id: str, archive_path: Path, person: str, note: str, key_dir: Path | None, out: Path,
+                keyserver: str | None, cafile: str | None) -> None:
     """Release a bundle the circuit breaker held (a legal reviewer's signed release).
 
     \b
+    With --keyserver (or INVESTIGATOR_KEYSERVER) the key server attests the release.
     Example:
       investigator bundle release B-1a2b3c --archive A --as fawu --note "court order 2026-17" -o case.zip
     """
@@ -89,8 +102,10 @@ def release_cmd(bundle_id: str, archive_path: Path, person: str, note: str, key_
     from investigator.reports.bundles import release_bundle
 
     opened = Archive.open(archive_path)
-    path = release_bundle(opened, bundle_id, releaser=person, signer=signing_key(opened, person, key_dir),
-                          custody_secrets=custody_secrets(opened), note=note, out=out)
+    signer = signing_key(opened, person, key_dir)
+    remote = key_server(keyserver, person, signer, cafile) if keyserver else None
+    path = release_bundle(opened, bundle_id, releaser=person, signer=signer, keyserver=remote,
+                          custody_secrets=None if remote else custody_secrets(opened), note=note, out=out)
     click.echo(f"released: {path}")
 
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from investigator.cli.options import archive_argument, as_person, unlock, utc_now
+from investigator.cli.options import (archive_argument, as_person, cafile_option, desk, key_dir_option, key_server,
+                                      keyserver_option, person_key, utc_now)
 from investigator.errors import ConfigError
 from investigator.vault.store import Archive
 
@@ -25,18 +26,26 @@ def _session_file(archive_id: str, person_id: str, explicit: Path | None) -> Pat
 @click.option("--hours", type=click.IntRange(1, 24), default=None, help="Lifetime (default: the policy's, 8 h).")
 @click.option("--session-file", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Where to keep the token (default ~/.investigator/sessions/<archive>/<id>.token).")
-def login(archive: Path, as_id: str, totp: str, hours: int | None, session_file: Path | None) -> None:
+@key_dir_option
+@keyserver_option
+@cafile_option
+def login(archive: Path, as_id: str, totp: str, hours: int | None, session_file: Path | None, key_dir: Path | None,
+          keyserver: str | None, cafile: str | None) -> None:
     """Check a TOTP code and start a short-lived signed session (for later commands and papermill runs).
 
     \b
-    The token is printed and kept in a file (mode 600); pass it as INVESTIGATOR_SESSION. Example:
+    The token is printed and kept in a file (mode 600); pass it as INVESTIGATOR_SESSION.
+    With --keyserver (or INVESTIGATOR_KEYSERVER) the request is signed with your personal key
+    (INVESTIGATOR_KEY_PASSPHRASE or a prompt) and the code checked on the key server; no archive
+    passphrase is read. Examples:
       investigator login ./case-archive --as sunli --totp 123456
+      investigator login ./case-archive --as sunli --totp 123456 --keyserver http://127.0.0.1:8765
     """
-    from investigator.authority.identity import login as do_login
-
     opened = Archive.open(archive)
-    keys = unlock(opened, as_id)
-    token = do_login(opened, keys, as_id, totp=totp, now=utc_now(), hours=hours)
+    if keyserver:
+        token = key_server(keyserver, as_id, person_key(opened, as_id, key_dir), cafile).login(totp=totp, hours=hours)
+    else:
+        token = desk(opened, as_id).login(as_id, totp=totp, hours=hours)
     path = _session_file(opened.archive_id, as_id, session_file)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -46,6 +46,11 @@ admin_option = click.option("--as", "as_id", default=None, metavar="ADMIN",
                             help="The admin who signs this change (personal key; passphrase from "
                                  "INVESTIGATOR_KEY_PASSPHRASE or a prompt). Omit only to bootstrap with the "
                                  "archive passphrase, before any admin is enrolled.")
+keyserver_option = click.option("--keyserver", default=None, metavar="URL", envvar=KEYSERVER_ENV, show_envvar=True,
+                                help="Go through this key server (default: $INVESTIGATOR_KEYSERVER): requests are "
+                                     "signed with the acting person's key; no archive passphrase is read here.")
+cafile_option = click.option("--cafile", default=None, type=click.Path(exists=True, dir_okay=False),
+                             help="CA for an https key server.")
 as_person = click.option("--as", "as_id", required=True, metavar="ID",
                          help="Who acts (their personal key signs; passphrase from INVESTIGATOR_KEY_PASSPHRASE "
                               "or a prompt).")
@@ -106,6 +111,21 @@ def custody_secrets(archive: Archive, *, custodian: bool = False) -> Settings:
         archive_passphrase()  # refuses: a client of the key server holds no master keys, whatever the backend
     passphrase = archive_passphrase(custodian=custodian) if backend_of(archive) == "file" else None
     return Settings.from_environ(os.environ).with_passphrase(passphrase)
+
+
+def key_server(url: str, person: str, key: Any, cafile: str | None = None) -> Any:
+    """A client of the key server at ``url`` signing as ``person`` with their unlocked personal ``key``."""
+    from investigator.access.client_auth import RequestSigner
+    from investigator.access.keyserver import RemoteKeyService
+
+    return RemoteKeyService(url, signer=RequestSigner(person, key), cafile=cafile)
+
+
+def desk(archive: Archive, actor: str) -> Any:
+    """The custodian's desk in this process (embedded mode): the custody unlocked here, audited."""
+    from investigator.access.custodian import CustodianDesk
+
+    return CustodianDesk(archive, unlock(archive, actor))
 
 
 def open_and_unlock(path: Path, actor: str) -> tuple[Archive, Custody]:

@@ -9,8 +9,9 @@ from pathlib import Path
 import click
 
 from investigator.authority.directory import DirectoryStore, Person, add_people, link_identity, read_people_csv, set_status
-from investigator.cli.options import (admin_option, admin_signer, archive_argument, echo_json,
-                                      json_option, key_dir_option, personal_passphrase, split_multi, utc_now, unlock)
+from investigator.cli.options import (admin_option, admin_signer, archive_argument, cafile_option, desk, echo_json,
+                                      json_option, key_dir_option, key_server, keyserver_option, person_key,
+                                      personal_passphrase, split_multi, unlock, utc_now)
 from investigator.errors import ConfigError
 from investigator.settings import KEY_PASSPHRASE_ENV
 from investigator.vault.store import Archive
@@ -154,31 +155,53 @@ def link_identity_cmd(archive: Path, person_id: str, identities: tuple[str, ...]
 @click.option("--kdf-cost", default=17, show_default=True, type=click.IntRange(14, 22),
               help="scrypt cost of the personal key file, as a power of two.")
 @click.option("--no-qr", is_flag=True, help="Print the otpauth:// URI only, no QR code.")
+@keyserver_option
+@cafile_option
 def enroll_cmd(archive: Path, person_id: str, as_id: str | None, key_dir: Path | None, kdf_cost: int,
-               no_qr: bool) -> None:
+               no_qr: bool, keyserver: str | None, cafile: str | None) -> None:
     """Give a person a signing key (their own passphrase) and a TOTP secret, shown once.
 
     \b
-    Needs the archive passphrase (INVESTIGATOR_PASSPHRASE: the TOTP secret is sealed under the
-    master key), the admin's key passphrase (INVESTIGATOR_KEY_PASSPHRASE) and the new person's
-    passphrase (INVESTIGATOR_NEW_KEY_PASSPHRASE, else a prompt; when bootstrapping without --as,
-    INVESTIGATOR_KEY_PASSPHRASE). Example:
+    Needs the admin's key passphrase (INVESTIGATOR_KEY_PASSPHRASE) and the new person's passphrase
+    (INVESTIGATOR_NEW_KEY_PASSPHRASE, else a prompt; when bootstrapping without --as,
+    INVESTIGATOR_KEY_PASSPHRASE). With --keyserver (or INVESTIGATOR_KEYSERVER) the key server makes
+    and seals the TOTP secret and no archive passphrase is read; without one (embedded mode) the
+    archive passphrase (INVESTIGATOR_PASSPHRASE) unlocks the custody here. Examples:
       investigator people enroll ./case-archive zhangwei --as wugang
+      investigator people enroll ./case-archive zhangwei --as wugang --keyserver http://127.0.0.1:8765
     """
-    from investigator.authority.identity import enroll
+    from investigator.authority.identity import check_enrollable, create_person_key, enroll, register_enrolment
 
     opened = Archive.open(archive)
+    if keyserver and not as_id:
+        raise ConfigError("with a key server, an admin enrols (--as ADMIN); bootstrapping without --as is the "
+                          "custodian's job on the key server's host")
     signer = admin_signer(opened, as_id, key_dir)
-    keys = unlock(opened, as_id or "archive")
     env = NEW_KEY_PASSPHRASE_ENV if as_id or os.environ.get(NEW_KEY_PASSPHRASE_ENV) else KEY_PASSPHRASE_ENV
-    passphrase = personal_passphrase(person_id, env=env, confirm=True)
-    result = enroll(opened, keys, person_id, signer=signer, passphrase=passphrase, now=utc_now(), key_dir=key_dir,
-                    kdf_n=2**kdf_cost)
-    click.echo(f"enrolled {person_id}: key {result.key_id} in {result.key_path}")
+    if keyserver:
+        # the key file is made here, the TOTP secret on the key server, then the admin signs the directory change
+        check_enrollable(opened, person_id, actor=signer.id, now=utc_now())
+        passphrase = personal_passphrase(person_id, env=env, confirm=True)
+        key_path, public = create_person_key(opened, person_id, passphrase=passphrase, key_dir=key_dir,
+                                             kdf_n=2**kdf_cost)
+        try:
+            totp = key_server(keyserver, signer.id, signer.key, cafile).enroll_totp(person_id)
+            register_enrolment(opened, person_id, public, signer=signer, now=utc_now())
+        except Exception:
+            key_path.unlink(missing_ok=True)  # no orphan key file for a refused enrolment
+            raise
+        key_id, uri = public.key_id, totp.uri
+    else:
+        keys = unlock(opened, as_id or "archive")
+        passphrase = personal_passphrase(person_id, env=env, confirm=True)
+        result = enroll(opened, keys, person_id, signer=signer, passphrase=passphrase, now=utc_now(),
+                        key_dir=key_dir, kdf_n=2**kdf_cost)
+        key_path, key_id, uri = result.key_path, result.key_id, result.totp_uri
+    click.echo(f"enrolled {person_id}: key {key_id} in {key_path}")
     click.echo("TOTP secret -- shown once; add it to an authenticator app now / 仅显示一次:")
-    click.echo(f"  {result.totp_uri}")
+    click.echo(f"  {uri}")
     if not no_qr:
-        click.echo(_qr_text(result.totp_uri))
+        click.echo(_qr_text(uri))
 
 
 def _qr_text(uri: str) -> str:
@@ -219,28 +242,26 @@ def revoke_key_cmd(archive: Path, person_id: str, key_id: str | None, reason: st
 @click.argument("person_id")
 @admin_option
 @key_dir_option
-def unlock_cmd(archive: Path, person_id: str, as_id: str | None, key_dir: Path | None) -> None:
-    """Clear a TOTP lock-out (after repeated failed codes) before it runs out.
+@keyserver_option
+@cafile_option
+def unlock_cmd(archive: Path, person_id: str, as_id: str | None, key_dir: Path | None, keyserver: str | None,
+               cafile: str | None) -> None:
+    """Clear a TOTP lock-out (after repeated failed codes) before it runs out. Only an admin may.
 
     \b
-    Example:
+    With --keyserver (or INVESTIGATOR_KEYSERVER) the key server clears it (the TOTP state lives there).
+    Examples:
       investigator people unlock ./case-archive zhangwei --as wugang
+      investigator people unlock ./case-archive zhangwei --as wugang --keyserver http://127.0.0.1:8765
     """
-    from investigator.authority.identity import TotpStore
-
     opened = Archive.open(archive)
-    signer = admin_signer(opened, as_id, key_dir)
-    me = DirectoryStore(opened).load().find(signer.id)
-    if signer.id != "archive" and (me is None or "admin" not in me.roles or not me.active):
-        from investigator.errors import PolicyDenied
-
-        opened.audit.append(signer.id, "people.unlock", person_id, {"rule": "role.permission",
-                                                                    "reason": "only an admin clears lock-outs"},
-                            outcome="denied", now=utc_now())
-        raise PolicyDenied("only an admin clears lock-outs", rule="role.permission")
-    keys = unlock(opened, signer.id)
-    TotpStore(opened).unlock_person(keys, person_id)
-    opened.audit.append(signer.id, "people.unlock", person_id, {"rule": "identity.lockout"}, now=utc_now())
+    if keyserver:
+        if not as_id:
+            raise ConfigError("with a key server, an admin clears lock-outs (--as ADMIN)")
+        key_server(keyserver, as_id, person_key(opened, as_id, key_dir), cafile).clear_lockout(person_id)
+    else:
+        signer = admin_signer(opened, as_id, key_dir)
+        desk(opened, signer.id).clear_lockout(person_id, admin=signer.id)
     click.echo(f"lock-out of {person_id} cleared")
 
 

@@ -8,22 +8,16 @@ from typing import Any
 
 import click
 
-from investigator.cli.options import (archive_passphrase, echo_checks, echo_json, json_option, key_dir_option, person_key,
-                                      signing_key)
-from investigator.settings import KEYSERVER_ENV
+from investigator.cli.options import (archive_passphrase, cafile_option, echo_checks, echo_json, json_option,
+                                      key_dir_option, keyserver_option, person_key, signing_key)
 
 archive_option = click.option("--archive", "archive_path", type=click.Path(path_type=Path, file_okay=False),
                               default=None, help="The archive (default: the one the report names, if present).")
 notebook_argument = click.argument("notebook", type=click.Path(path_type=Path, dir_okay=False, exists=True))
-keyserver_option = click.option("--keyserver", default=None, metavar="URL", envvar=KEYSERVER_ENV, show_envvar=True,
-                                help="Run through this key server (default: $INVESTIGATOR_KEYSERVER): the kernel gets a "
-    """The report notebook at ``notebook``. Raises ReportError for anything else (e.g. the HTML copy)."""
-                                     "process ticket, never the archive passphrase or a session.")
-cafile_option = click.option("--cafile", default=None, type=click.Path(exists=True, dir_okay=False),
-                             help="CA for an https key server.")
 
 
 def _read(notebook: Path) -> Any:
+    """The report notebook at ``notebook``. Raises ReportError for anything else (e.g. the HTML copy)."""
     import nbformat
 
     from investigator.errors import ReportError

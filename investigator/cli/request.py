@@ -7,9 +7,9 @@ from pathlib import Path
 
 import click
 
-from investigator.cli.options import (archive_argument, as_person, echo_json, json_option,
-                                      key_dir_option, parse_time, person_key, split_multi, utc_now, unlock)
-from investigator.cli.case import shown_time, shown_times, utc_option
+from investigator.cli.options import (archive_argument, as_person, cafile_option, desk, echo_json, json_option,
+                                      key_dir_option, key_server, keyserver_option, parse_time, person_key,
+                                      split_multi, utc_now)
 from investigator.vault.store import Archive
 
 PURPOSES = ("internal_audit", "legal_dispute", "regulatory_check", "customer_complaint")
@@ -70,21 +70,25 @@ def new_cmd(archive: Path, as_id: str, case: str, purpose: str, start: str, end:
 
 
 def _decide(archive: Path, request_id: str, as_id: str, totp: str, note: str, key_dir: Path | None,
-            decision: str) -> None:
-    from investigator.authority.grants import approve
+            decision: str, keyserver: str | None, cafile: str | None) -> None:
+    from investigator.authority.grants import load_request
 
     opened = Archive.open(archive)
-    signing_key = person_key(opened, as_id, key_dir)
-    keys = unlock(opened, as_id)
-    result = approve(opened, keys, request_id, approver=as_id, signing_key=signing_key, totp=totp, now=utc_now(),
-                     note=note, decision=decision)
+    signing = person_key(opened, as_id, key_dir)
+    if keyserver:  # the approval is signed here; the code is checked and the grant issued on the key server
+        outcome = key_server(keyserver, as_id, signing, cafile).decide(
+            request_id, request_hash=load_request(opened, request_id).hash, decision=decision, totp=totp, note=note,
+            signing_key=signing)
+    else:
+        outcome = desk(opened, as_id).decide(request_id, approver=as_id, signing_key=signing, totp=totp, note=note,
+                                             decision=decision)
     if decision == "reject":
         click.echo(f"{request_id} rejected by {as_id}")
-    elif result.grant_path is not None:
-        click.echo(f"{request_id} approved by {as_id}; grant issued: {result.grant_path.stem}")
-        click.echo(f"  {result.grant_path}")
+    elif outcome.grant_id is not None:
+        click.echo(f"{request_id} approved by {as_id}; grant issued: {outcome.grant_id}")
+        click.echo(f"  {opened.layout.grant(outcome.grant_id)}")
     else:
-        click.echo(f"{request_id} approved by {as_id}; waiting: {result.decision.reason} ({result.decision.rule})")
+        click.echo(f"{request_id} approved by {as_id}; waiting: {outcome.reason} ({outcome.rule})")
 
 
 @request.command("approve")
@@ -94,15 +98,22 @@ def _decide(archive: Path, request_id: str, as_id: str, totp: str, note: str, ke
 @click.option("--totp", required=True, help="The approver's current TOTP code (动态验证码).")
 @click.option("--note", default="", help="A note kept in the signed approval.")
 @key_dir_option
-def approve_cmd(archive: Path, request_id: str, as_id: str, totp: str, note: str, key_dir: Path | None) -> None:
+@keyserver_option
+@cafile_option
+def approve_cmd(archive: Path, request_id: str, as_id: str, totp: str, note: str, key_dir: Path | None,
+                keyserver: str | None, cafile: str | None) -> None:
     """Approve a request (signed, TOTP-checked); issues the grant once the policy is satisfied.
 
     \b
-    Needs the archive passphrase too (INVESTIGATOR_PASSPHRASE): the embedded key service checks the code.
-    Example:
+    With --keyserver (or INVESTIGATOR_KEYSERVER) the approval is signed here and the code checked on the
+    key server; no archive passphrase is read. Without one (embedded mode, one trusted machine) the
+    archive passphrase (INVESTIGATOR_PASSPHRASE) unlocks the custody here.
+    Examples:
       investigator request approve ./case-archive REQ-20261128-1a2b3c4d --as zhouzong --totp 123456
+      investigator request approve ./case-archive REQ-20261128-1a2b3c4d --as zhouzong --totp 123456 \
+          --keyserver https://keys.example:8765 --cafile ca.pem
     """
-    _decide(archive, request_id, as_id, totp, note, key_dir, "approve")
+    _decide(archive, request_id, as_id, totp, note, key_dir, "approve", keyserver, cafile)
 
 
 @request.command("reject")
@@ -112,26 +123,27 @@ def approve_cmd(archive: Path, request_id: str, as_id: str, totp: str, note: str
 @click.option("--totp", required=True, help="The approver's current TOTP code.")
 @click.option("--reason", required=True, help="Why the request is rejected.")
 @key_dir_option
-def reject_cmd(archive: Path, request_id: str, as_id: str, totp: str, reason: str, key_dir: Path | None) -> None:
+@keyserver_option
+@cafile_option
+def reject_cmd(archive: Path, request_id: str, as_id: str, totp: str, reason: str, key_dir: Path | None,
+               keyserver: str | None, cafile: str | None) -> None:
     """Reject a request (signed, TOTP-checked, audited); it can no longer be granted.
 
     \b
     Example:
       investigator request reject ./case-archive REQ-20261128-1a2b3c4d --as zhouzong --totp 123456 --reason "too wide"
     """
-    _decide(archive, request_id, as_id, totp, reason, key_dir, "reject")
+    _decide(archive, request_id, as_id, totp, reason, key_dir, "reject", keyserver, cafile)
 
 
 @request.command("show")
 @archive_argument
 @click.argument("request_id")
-@utc_option
 @json_option
-def show_request_cmd(archive: Path, request_id: str, in_utc: bool, as_json: bool) -> None:
+def show_request_cmd(archive: Path, request_id: str, as_json: bool) -> None:
     """Show a request, its status and its approvals.
 
     \b
-    Times are shown in the archive's time zone with their offset; --utc shows UTC (--json is always UTC).
     Example:
       investigator request show ./case-archive REQ-20261128-1a2b3c4d
     """
@@ -144,16 +156,14 @@ def show_request_cmd(archive: Path, request_id: str, in_utc: bool, as_json: bool
     if as_json:
         echo_json(out)
         return
-    click.echo(json.dumps(shown_times(out, opened.config.timezone, utc=in_utc), ensure_ascii=False, indent=2,
-                          sort_keys=True))
+    click.echo(json.dumps(out, ensure_ascii=False, indent=2, sort_keys=True))
 
 
 @request.command("list")
 @archive_argument
-@utc_option
 @json_option
-def list_requests_cmd(archive: Path, in_utc: bool, as_json: bool) -> None:
-    """List requests and their status (times in the archive's zone; --utc for UTC).
+def list_requests_cmd(archive: Path, as_json: bool) -> None:
+    """List requests and their status.
 
     \b
     Example:
@@ -161,16 +171,13 @@ def list_requests_cmd(archive: Path, in_utc: bool, as_json: bool) -> None:
     """
     from investigator.authority.grants import list_requests
 
-    opened = Archive.open(archive)
-    rows = list_requests(opened)
+    rows = list_requests(Archive.open(archive))
     if as_json:
         echo_json(rows)
         return
-    zone = opened.config.timezone
     for row in rows:
         click.echo(f"{row['id']}  {row['status']:<8} {row['requester']:<10} {row['purpose']:<18} "
-                   f"{shown_time(row['start'], zone, utc=in_utc)} .. {shown_time(row['end'], zone, utc=in_utc)}"
-                   f"  case={row['case']}")
+                   f"{row['start']} .. {row['end']}  case={row['case']}")
 
 
 def register(group: click.Group) -> None:

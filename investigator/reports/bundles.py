@@ -39,14 +39,16 @@ import polars as pl
 from investigator import _crypto
 from investigator.verification import Verification
 from investigator.errors import BundleError, ConfigError, IntegrityError, PolicyDenied
-from investigator.vault.keychain import KeyChain
 from investigator.vault.manifest import Manifest
 from investigator.vault.merkle import verify_inclusion
 from investigator.schema import canonical_json, format_ts, record_hash
 from investigator.access.keyservice import unlock_archive
 from investigator.settings import Settings
 from investigator.authority.grants import Grant, find_grant
-from investigator.access.keyservice import EmbeddedKeyService
+from investigator.access.custodian import CustodianDesk, attestation
+from investigator.access.keyserver import RemoteKeyService
+from investigator.access.keyservice import EmbeddedKeyService, KeyService, Ticket
+from investigator.vault.format import Keyring
 from investigator.access.case import open_case
 from investigator.authority.policy import load_org, record_decision
 from investigator.reports.audit_view import grant_entries
@@ -56,7 +58,6 @@ from investigator.authority.policy import PolicyStore
 from investigator.vault.audit import _entry_hash
 from investigator.schema import record_hashes
 from investigator.vault.store import Archive
-from investigator.vault.format import Keyring
 
 
 BUNDLE_FORMAT = "investigator-bundle/1"
@@ -94,12 +95,18 @@ def _zip_bytes(files: dict[str, bytes]) -> bytes:
     return buffer.getvalue()
 
 
-def _attest(keys: Keyring, body: dict[str, Any]) -> dict[str, Any]:
-    return {"body": body, "key_id": keys.signing.public.key_id, "signature": keys.signing.sign(canonical_json(body))}
+def _attested(keyserver: RemoteKeyService | None, keys: Keyring | None, ticket: Ticket,
+              body: dict[str, Any]) -> dict[str, Any]:
+    """The archive key's attestation of ``body``: from the key server, or the embedded custody."""
+    if keyserver is not None:
+        return keyserver.attest_bundle(ticket, body)
+    assert keys is not None
+    return attestation(keys, body)
 
 
 def export_bundle(archive: "Archive", *, grant: str, person: str, signer: _crypto.SigningKey,
-                  passphrase: str | None = None, custody_secrets: Settings | None = None, totp: str | None = None,
+                  passphrase: str | None = None, custody_secrets: Settings | None = None,
+                  keyserver: RemoteKeyService | None = None, totp: str | None = None,
                   session: str | None = None, ids: Sequence[str] | None = None,
                   prefix: str = "EV", out: Path, now: datetime | None = None) -> BundleResult:
     """Build a signed evidence bundle of the grant's messages (or ``ids``) at ``out``.
@@ -108,6 +115,9 @@ def export_bundle(archive: "Archive", *, grant: str, person: str, signer: _crypt
     circuit breaker holds the bundle (personal data, sensitive grant), it is
     kept inside the archive (``exports/held/<id>.zip``) with an audit alert and
     ``held=True``; :func:`release_bundle` lets a legal reviewer release it.
+
+    With ``keyserver`` (a client signed as ``person``) the case is opened and
+    the bundle attested by the key server; no master key is unlocked here.
     """
 
     when = now or datetime.now(timezone.utc)
@@ -117,9 +127,15 @@ def export_bundle(archive: "Archive", *, grant: str, person: str, signer: _crypt
                              tz=archive.config.zone)
     record_decision(archive, decision, actor=person, action="bundle.export", target=loaded.id, now=when)
     decision.raise_if_denied()
-    keys = unlock_archive(archive, passphrase, actor=person, purpose="bundle export", secrets=custody_secrets)
-    case = open_case(archive, grant=loaded, person=person, totp=totp, session=session,
-                     key_service=EmbeddedKeyService(archive, keys), now=now)
+    key_service: KeyService
+    keys: Keyring | None = None
+    if keyserver is not None:
+        key_service = keyserver
+    else:
+        keys = unlock_archive(archive, passphrase, actor=person, purpose="bundle export", secrets=custody_secrets)
+        key_service = EmbeddedKeyService(archive, keys)
+    case = open_case(archive, grant=loaded, person=person, totp=totp, session=session, key_service=key_service,
+                     now=now)
     messages = case.messages(progress=False)
     if ids is not None:
         wanted = list(dict.fromkeys(ids))
@@ -167,8 +183,6 @@ def export_bundle(archive: "Archive", *, grant: str, person: str, signer: _crypt
     files["audit.jsonl"] = "".join(json.dumps(e.to_json(), ensure_ascii=False, sort_keys=True) + "\n"
                                    for e in audit).encode()
     files["archive.pub"] = (archive.signing_public.b64() + "\n").encode()
-    if archive.layout.transitions.exists():  # the key chain: a verifier who trusts the genesis key trusts the rest
-        files["archive-keys.jsonl"] = archive.layout.transitions.read_bytes()
     verdict = assess_messages([r.get("text") for r in rows], archive=archive, grant=loaded)
     bundle_id = "B-" + uuid.uuid4().hex[:16]
     manifest = {"format": BUNDLE_FORMAT, "bundle_id": bundle_id, "archive_id": archive.archive_id,
@@ -183,10 +197,10 @@ def export_bundle(archive: "Archive", *, grant: str, person: str, signer: _crypt
     manifest_sha = hashlib.sha256(manifest_bytes).hexdigest()
     signature = {"operator": {"signer": person, "key_id": signer.public.key_id, "public": signer.public.b64(),
                               "signature": signer.sign(manifest_bytes)},
-                 "archive": _attest(keys, {"purpose": "bundle-operator", "archive_id": archive.archive_id,
-                                           "bundle_id": bundle_id, "manifest_sha256": manifest_sha,
-                                           "operator": person, "operator_key_id": signer.public.key_id,
-                                           "grant_id": loaded.id})}
+                 "archive": _attested(keyserver, keys, case.ticket,
+                                      {"purpose": "bundle-operator", "archive_id": archive.archive_id,
+                                       "bundle_id": bundle_id, "manifest_sha256": manifest_sha, "operator": person,
+                                       "operator_key_id": signer.public.key_id, "grant_id": loaded.id})}
     files["signature.json"] = canonical_json(signature)
     data = _zip_bytes(files)
     details = {"bundle_id": bundle_id, "items": len(rows), "manifest_sha256": manifest_sha, "prefix": prefix,
@@ -224,7 +238,7 @@ def _summary_csv(rows: list[dict[str, Any]], tz: str) -> bytes:
 
 def release_bundle(archive: "Archive", bundle_id: str, *, releaser: str, signer: _crypto.SigningKey,
                    passphrase: str | None = None, note: str, out: Path, custody_secrets: Settings | None = None,
-                   now: datetime | None = None) -> Path:
+                   keyserver: RemoteKeyService | None = None, now: datetime | None = None) -> Path:
     """A legal reviewer releases a held bundle: adds a signed ``release.json`` and writes it to ``out``.
 
     Raises PolicyDenied (not a legal reviewer, or the operator) or BundleError.
@@ -252,15 +266,20 @@ def release_bundle(archive: "Archive", bundle_id: str, *, releaser: str, signer:
         archive.audit.append(releaser, "bundle.release", bundle_id, {"rule": "release.legal_role", "reason": reason},
                              outcome="denied", now=when)
         raise PolicyDenied(reason, rule="release.legal_role")
-    keys = unlock_archive(archive, passphrase, actor=releaser, purpose="bundle release", secrets=custody_secrets)
     body = {"purpose": "bundle-release", "bundle_id": bundle_id,
             "manifest_sha256": hashlib.sha256(files["manifest.json"]).hexdigest(), "reviewer": releaser,
             "reviewer_key_id": signer.public.key_id, "ts": format_ts(when), "note": note,
             "acknowledged": manifest.get("breaker", {}).get("reasons", [])}
+    if keyserver is not None:
+        archive_attestation = keyserver.attest_release(body)
+    else:
+        keys = unlock_archive(archive, passphrase, actor=releaser, purpose="bundle release", secrets=custody_secrets)
+        archive_attestation = CustodianDesk(archive, keys).attest_release(body, reviewer=releaser,
+                                                                         operator=str(manifest.get("operator")))
     files["release.json"] = canonical_json({"reviewer": {"signer": releaser, "key_id": signer.public.key_id,
                                                          "public": signer.public.b64(),
                                                          "signature": signer.sign(canonical_json(body))},
-                                            "body": body, "archive": _attest(keys, body)})
+                                            "body": body, "archive": archive_attestation})
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(_zip_bytes(files))
@@ -273,21 +292,6 @@ def release_bundle(archive: "Archive", bundle_id: str, *, releaser: str, signer:
 
 def _trusted(pubkeys: Sequence[_crypto.VerifyKey], key_id: str) -> _crypto.VerifyKey | None:
     return next((k for k in pubkeys if k.key_id == key_id), None)
-
-
-def _with_chain(pubkeys: Sequence[_crypto.VerifyKey], chain: bytes | None, archive_id: str,
-                problems: list[str]) -> list[_crypto.VerifyKey]:
-    """The trusted keys plus every key of the bundle's key chain (``archive-keys.jsonl``) rooted in one of them."""
-    if not chain:
-        return list(pubkeys)
-    for root in pubkeys:
-        try:
-            return [*pubkeys, *KeyChain.parse(chain, genesis=root, archive_id=archive_id).keys[1:]]
-        except IntegrityError as exc:
-            if "unknown root" not in str(exc):
-                problems.append(f"archive-keys.jsonl: {exc}")
-                return list(pubkeys)
-    return list(pubkeys)  # rooted in no trusted key: only the trusted keys count
 
 
 def verify_bundle(path: Path, *, pubkeys: Sequence[_crypto.VerifyKey]) -> Verification:
@@ -307,7 +311,6 @@ def verify_bundle(path: Path, *, pubkeys: Sequence[_crypto.VerifyKey]) -> Verifi
         problems.append("manifest.json or signature.json missing or unreadable")
         return result
     manifest_sha = hashlib.sha256(files["manifest.json"]).hexdigest()
-    pubkeys = _with_chain(pubkeys, files.get("archive-keys.jsonl"), str(manifest.get("archive_id")), problems)
     # 1. the archive attests the operator's key for this manifest
     attest = signature.get("archive") or {}
     archive_key = _trusted(pubkeys, str(attest.get("key_id")))
@@ -414,7 +417,7 @@ def verify_bundle(path: Path, *, pubkeys: Sequence[_crypto.VerifyKey]) -> Verifi
     try:
 
         grant = Grant.from_json(json.loads(files["grant.json"]))
-        if not any(k.is_valid(grant.signature, canonical_json(grant.body)) for k in pubkeys):  # any archive key
+        if archive_key is None or not archive_key.is_valid(grant.signature, canonical_json(grant.body)):
             problems.append("grant.json: the archive's signature on the grant does not verify")
         elif grant.id != manifest.get("grant_id") or grant.hash != manifest.get("grant_hash"):
             problems.append("grant.json: not the grant the manifest names")
@@ -434,8 +437,8 @@ def verify_bundle(path: Path, *, pubkeys: Sequence[_crypto.VerifyKey]) -> Verifi
         attested = release.get("archive") or {}
         rel_body = release.get("body") or {}
         reviewer = release.get("reviewer") or {}
-        ok = (attested.get("body") == rel_body  # attested by any trusted archive key (a release may follow a migration)
-              and any(k.is_valid(str(attested.get("signature")), canonical_json(rel_body)) for k in pubkeys)
+        ok = (archive_key is not None and attested.get("body") == rel_body
+              and archive_key.is_valid(str(attested.get("signature")), canonical_json(rel_body))
               and rel_body.get("manifest_sha256") == manifest_sha
               and _crypto.VerifyKey.from_b64(str(reviewer.get("public"))).key_id == rel_body.get("reviewer_key_id")
               and _crypto.VerifyKey.from_b64(str(reviewer.get("public"))).is_valid(

@@ -21,11 +21,12 @@ change to a signed field breaks it. Every decision is audited with its rule.
 from investigator.authority.grants.documents import (APPROVAL_FORMAT, DECISIONS, GRANT_FORMAT, Approval, Grant,
                                                      SignedRequest, body_hash, find_grant, load_grant,
                                                      request_field_hashes, revocations)
-from investigator.authority.grants.workflow import (ApprovalResult, approve, explain, list_requests, load_request,
-                                                    new_request, request_approvals, request_status, revoke_grant)
+from investigator.authority.grants.workflow import (ApprovalResult, Presigned, approval_body, approve, explain,
+                                                    list_requests, load_request, new_request, request_approvals,
+                                                    request_status, revoke_grant)
 
 __all__ = ["APPROVAL_FORMAT", "DECISIONS",
-           "GRANT_FORMAT", "Approval", "ApprovalResult", "Grant", "SignedRequest", "approve",
+           "GRANT_FORMAT", "Approval", "ApprovalResult", "Grant", "Presigned", "SignedRequest", "approval_body", "approve",
            "body_hash", "explain", "find_grant", "list_requests", "load_grant",
            "load_request", "new_request", "request_approvals", "request_field_hashes", "request_status",
            "revocations", "revoke_grant"]

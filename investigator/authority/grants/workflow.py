@@ -157,9 +157,36 @@ def _deny(archive: "Archive", actor: str, action: str, target: str, rule: str, r
     raise exc(reason)
 
 
+def approval_body(*, request_id: str, request_hash: str, approver: str, key_id: str, decision: str, note: str,
+                  ts: datetime) -> dict[str, Any]:
+    """The body an approver signs (client side, or in-process): the same bytes on both sides of the key server."""
+    return {"format": APPROVAL_FORMAT, "request_id": request_id, "request_hash": request_hash, "approver": approver,
+            "key_id": key_id, "decision": decision, "note": note, "ts": format_ts(ts), "totp_verified": True}
+
+
+class Presigned:
+    """An approver's signature made on their own machine, standing in for their key on the key server.
+
+    ``sign(data)`` returns the signature only if it verifies over ``data`` with
+    the approver's registered public key; otherwise IntegrityError (the client
+    signed another request, decision, note or time than the server rebuilt).
+    """
+
+    def __init__(self, public: _crypto.VerifyKey, signature: str) -> None:
+        self.public = public
+        self._signature = signature
+
+    def __repr__(self) -> str:
+        return f"Presigned(key_id={self.public.key_id!r})"
+
+    def sign(self, data: bytes) -> str:
+        self.public.verify(self._signature, data, what="approval signature")
+        return self._signature
+
+
 def approve(archive: "Archive", keys: Custody, request_id: str, *, approver: str,
-            signing_key: _crypto.SigningKey, totp: str, now: datetime, note: str = "",
-            decision: str = "approve") -> ApprovalResult:
+            signing_key: "_crypto.SigningKey | Presigned", totp: str, now: datetime, note: str = "",
+            decision: str = "approve", signed_at: datetime | None = None) -> ApprovalResult:
     """Record ``approver``'s signed decision (after a TOTP check); issue the grant once the policy is met.
 
     Checks, in order, each audited when it refuses: the request's signature
@@ -169,6 +196,12 @@ def approve(archive: "Archive", keys: Custody, request_id: str, *, approver: str
     hashed again: ``consent.*`` rules), the TOTP code (wrong, expired,
     replayed, lock-out). Raises PolicyDenied,
     IdentityCheckFailed or GrantInvalid.
+
+    ``signing_key`` is the approver's key, or (on the key server) a
+    :class:`Presigned` signature the approver's client made over
+    :func:`approval_body` at ``signed_at``; a signature that does not cover the
+    body rebuilt here is refused (audited, ``approval.signature``) before the
+    code is checked, so it costs no TOTP attempt. ``now`` is this process's clock.
     """
     action = "request.approve" if decision == "approve" else "request.reject"
     if decision not in DECISIONS:
@@ -210,15 +243,21 @@ def approve(archive: "Archive", keys: Custody, request_id: str, *, approver: str
         if not verdict.allowed:
             record_decision(archive, verdict, actor=approver, action=action, target=request_id, now=now)
             raise consent_refusal(verdict)
+    body = approval_body(request_id=request_id, request_hash=signed.hash, approver=approver,
+                         key_id=signing_key.public.key_id, decision=decision, note=note, ts=signed_at or now)
+    try:
+        approver_signature = signing_key.sign(canonical_json(body))
+    except IntegrityError:
+        _deny(archive, approver, action, request_id, "approval.signature",
+              "the approver's signature does not cover this request, decision, note and time", now,
+              IdentityCheckFailed)
+        raise  # unreachable: _deny raises
     try:
         counter = verify_totp(archive, keys, approver, totp, now=now, policy=policy, purpose="approve")
     except IdentityCheckFailed as exc:
         _deny(archive, approver, action, request_id, "identity.totp", str(exc), now, IdentityCheckFailed)
         raise  # unreachable: _deny raises
-    body = {"format": APPROVAL_FORMAT, "request_id": request_id, "request_hash": signed.hash, "approver": approver,
-            "key_id": signing_key.public.key_id, "decision": decision, "note": note, "ts": format_ts(now),
-            "totp_verified": True}
-    unsigned = Approval(body, signing_key.sign(canonical_json(body)), "", counter)
+    unsigned = Approval(body, approver_signature, "", counter)
     approval = Approval(body, unsigned.signature, keys.signing.sign(unsigned.attestation_bytes()), counter)
     existing = request_approvals(archive, request_id)
     if any(a.approver == approver for a in existing):

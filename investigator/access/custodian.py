@@ -1,0 +1,222 @@
+"""The custodian's desk: every authority decision that needs the archive's master keys, in one place.
+
+    >>> desk = CustodianDesk(archive, custody)                                          # doctest: +SKIP
+    >>> token = desk.login("sunli", totp="123456")                                      # doctest: +SKIP
+    >>> outcome = desk.decide("REQ-...", approver="zhouzong", signing_key=key, totp="654321")  # doctest: +SKIP
+    >>> outcome.grant_id                                                                # doctest: +SKIP
+    'G-...'
+
+The same desk serves both homes of the key service: in embedded mode the CLI
+unlocks the custody and calls it directly (one trusted machine); behind
+``investigator keyserver`` the server calls it for signed requests
+(``/v1/login``, ``/v1/decide``, ``/v1/enroll-totp``, ``/v1/unlock-person``,
+``/v1/bundle/attest``, ``/v1/bundle/attest-release``, ``/v1/verify``), so the
+checks and audit entries are the same whichever way a decision arrives. What
+needs a secret happens here: the TOTP check (secrets sealed under the master
+key), the archive key's attestations (approvals, grants, sessions, bundles),
+and full verification (decrypting every chunk). What a person signs stays on
+their machine: the desk receives their signature, never their key
+(:class:`~investigator.authority.grants.Presigned`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import zipfile
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from investigator import _crypto
+from investigator.authority.directory import DirectoryStore
+from investigator.authority.grants import Grant, Presigned, approve
+from investigator.authority.identity import clear_lockout, enroll_totp, login
+from investigator.authority.policy import PolicyStore, load_org, record_decision
+from investigator.custody.base import Custody
+from investigator.errors import BundleError, ConfigError, PolicyDenied
+from investigator.schema import canonical_json
+from investigator.verification import Verification
+from investigator.vault.format import Keyring
+from investigator.vault.store import Archive
+from investigator.vault.verify import verify_archive
+
+# who may ask the key server for a full verification (it decrypts every chunk but returns only findings)
+VERIFY_ROLES = ("admin", "auditor")
+
+
+@dataclass(frozen=True)
+class DecisionOutcome:
+    """What an approval or rejection led to: the decision recorded, and the grant if one was issued."""
+
+    request_id: str
+    decision: str
+    approval_hash: str
+    granted: bool
+    rule: str
+    reason: str
+    grant_id: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"request_id": self.request_id, "decision": self.decision, "approval_hash": self.approval_hash,
+                "granted": self.granted, "rule": self.rule, "reason": self.reason, "grant_id": self.grant_id}
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> "DecisionOutcome":
+        grant_id = obj.get("grant_id")
+        return cls(request_id=str(obj["request_id"]), decision=str(obj["decision"]),
+                   approval_hash=str(obj.get("approval_hash") or ""), granted=bool(obj.get("granted")),
+                   rule=str(obj.get("rule") or ""), reason=str(obj.get("reason") or ""),
+                   grant_id=str(grant_id) if grant_id else None)
+
+
+@dataclass(frozen=True)
+class TotpEnrolment:
+    """A TOTP secret made by the custody, handed back once. The repr shows neither the URI nor the secret."""
+
+    person_id: str
+    uri: str
+    secret_b32: str
+
+    def __repr__(self) -> str:
+        return f"TotpEnrolment(person_id={self.person_id!r})"
+
+
+def _utc(now: datetime | None) -> datetime:
+    return now or datetime.now(timezone.utc)
+
+
+def attestation(keys: Keyring, body: dict[str, Any]) -> dict[str, Any]:
+    """The archive key's signature over ``body`` (canonical JSON), with the key id."""
+    return {"body": body, "key_id": keys.signing.public.key_id, "signature": keys.signing.sign(canonical_json(body))}
+
+
+class CustodianDesk:
+    """Authority decisions with the master keys at hand (see the module docstring). Never prints a secret."""
+
+    def __init__(self, archive: Archive, keys: Custody) -> None:
+        self.archive = archive
+        self._keys = keys
+
+    def __repr__(self) -> str:
+        return f"CustodianDesk(archive_id={self.archive.archive_id!r})"
+
+    # --- identity ----------------------------------------------------------------------------
+
+    def login(self, person: str, *, totp: str, hours: int | None = None, now: datetime | None = None) -> str:
+        """A signed session token after a TOTP check. Raises IdentityCheckFailed (audited)."""
+        return login(self.archive, self._keys, person, totp=totp, now=_utc(now), hours=hours)
+
+    def enroll_totp(self, person: str, *, admin: str, now: datetime | None = None,
+                    totp_secret: bytes | None = None) -> TotpEnrolment:
+        """Make and seal ``person``'s TOTP secret. Raises PolicyDenied (``admin`` is no admin; audited)."""
+        uri, b32 = enroll_totp(self.archive, self._keys, person, admin=admin, now=_utc(now), totp_secret=totp_secret)
+        return TotpEnrolment(person, uri, b32)
+
+    def clear_lockout(self, person: str, *, admin: str, now: datetime | None = None) -> None:
+        """Clear a TOTP lock-out. Raises PolicyDenied (``admin`` is no admin; audited)."""
+        clear_lockout(self.archive, self._keys, person, admin=admin, now=_utc(now))
+
+    # --- requests ----------------------------------------------------------------------------
+
+    def decide(self, request_id: str, *, approver: str, signing_key: "_crypto.SigningKey | Presigned", totp: str,
+               note: str = "", decision: str = "approve", signed_at: datetime | None = None,
+               now: datetime | None = None) -> DecisionOutcome:
+        """Approve or reject ``request_id`` (TOTP checked here); issues the grant once the policy is met.
+
+        Raises PolicyDenied, IdentityCheckFailed or GrantInvalid (each audited).
+        """
+        result = approve(self.archive, self._keys, request_id, approver=approver, signing_key=signing_key, totp=totp,
+                         now=_utc(now), note=note, decision=decision, signed_at=signed_at)
+        grant_id = result.grant_path.stem if result.grant_path is not None else None
+        return DecisionOutcome(request_id=request_id, decision=decision, approval_hash=result.approval.hash,
+                               granted=grant_id is not None, rule=result.decision.rule, reason=result.decision.reason,
+                               grant_id=grant_id)
+
+    # --- evidence bundles --------------------------------------------------------------------
+
+    def attest_bundle(self, body: dict[str, Any], *, person: str, grant: Grant,
+                      now: datetime | None = None) -> dict[str, Any]:
+        """The archive's attestation of a bundle ``person`` exported from ``grant``'s case.
+
+        The caller has proven an open case of ``grant`` by ``person`` (a ticket).
+        Checks the body names that person, their live key and that grant, and the
+        export permission. Raises PolicyDenied or BundleError (audited).
+        """
+        when = _utc(now)
+        directory, policy = load_org(self.archive, actor=person, action="bundle.attest", target=grant.id, now=when)
+        decision = policy.decide("export", person=directory.person(person), directory=directory, now=when,
+                                 tz=self.archive.config.zone)
+        record_decision(self.archive, decision, actor=person, action="bundle.attest", target=grant.id, now=when)
+        decision.raise_if_denied()
+        live = directory.person(person).current_key
+        expected = {"purpose": "bundle-operator", "archive_id": self.archive.archive_id, "operator": person,
+                    "operator_key_id": live.key_id if live else None, "grant_id": grant.id}
+        wrong = sorted(k for k, v in expected.items() if body.get(k) != v)
+        if wrong or set(body) != {*expected, "bundle_id", "manifest_sha256"} \
+                or not isinstance(body.get("bundle_id"), str) or not isinstance(body.get("manifest_sha256"), str):
+            reason = f"the bundle attestation request does not match the case ({', '.join(wrong) or 'fields'})"
+            self.archive.audit.append(person, "bundle.attest", grant.id, {"rule": "bundle.attest", "reason": reason},
+                                      outcome="denied", now=when)
+            raise BundleError(reason)
+        self.archive.audit.append(person, "bundle.attest", grant.id,
+                                  {"rule": decision.rule, "bundle_id": body["bundle_id"],
+                                   "manifest_sha256": body["manifest_sha256"]}, outcome="allowed", now=when)
+        return attestation(self._keys, body)
+
+    def attest_release(self, body: dict[str, Any], *, reviewer: str, operator: str,
+                       now: datetime | None = None) -> dict[str, Any]:
+        """The archive's attestation of a legal reviewer's release of a held bundle.
+
+        ``operator`` is the bundle's operator (read from the held bundle by the
+        caller). Raises PolicyDenied (not a legal reviewer, or the operator; audited).
+        """
+        when = _utc(now)
+        bundle_id = str(body.get("bundle_id") or "")
+        directory = DirectoryStore(self.archive).load()
+        policy = PolicyStore(self.archive).load(directory)
+        person = directory.find(reviewer)
+        reason = ""
+        if person is None or not person.active:
+            reason = f"{reviewer} is not an active person in the directory"
+        elif reviewer == operator:
+            reason = "the operator may not release their own bundle"
+        elif not set(person.roles) & set(policy.legal_review_roles):
+            reason = f"only a legal reviewer ({', '.join(policy.legal_review_roles)}) may release a held bundle"
+        elif body.get("purpose") != "bundle-release" or body.get("reviewer") != reviewer \
+                or (person.current_key is None or body.get("reviewer_key_id") != person.current_key.key_id):
+            reason = "the release body does not name this reviewer and their live key"
+        if reason:
+            self.archive.audit.append(reviewer, "bundle.release", bundle_id,
+                                      {"rule": "release.legal_role", "reason": reason}, outcome="denied", now=when)
+            raise PolicyDenied(reason, rule="release.legal_role")
+        return attestation(self._keys, body)
+
+    # --- verification ------------------------------------------------------------------------
+
+    def verify(self, *, actor: str, now: datetime | None = None) -> Verification:
+        """Full verification (every chunk decrypted) for an admin or auditor. Raises PolicyDenied (audited)."""
+        when = _utc(now)
+        me = DirectoryStore(self.archive).load().find(actor)
+        if actor != "archive" and (me is None or not me.active or not set(me.roles) & set(VERIFY_ROLES)):
+            reason = f"a full verification is for {' or '.join(VERIFY_ROLES)}; others use 'verify --offline'"
+            self.archive.audit.append(actor, "verify", "archive", {"rule": "role.permission", "reason": reason},
+                                      outcome="denied", now=when)
+            raise PolicyDenied(reason, rule="role.permission")
+        return verify_archive(self.archive, keys=self._keys, actor=actor)
+
+
+def held_bundle_operator(archive: Archive, bundle_id: str) -> tuple[str, str]:
+    """The operator and manifest SHA-256 of a held bundle. Raises BundleError when there is none."""
+    try:
+        source = archive.layout.held_bundle(bundle_id)
+    except ConfigError as exc:
+        raise BundleError(f"no held bundle {bundle_id}") from exc
+    if not source.exists():
+        raise BundleError(f"no held bundle {bundle_id}")
+    with zipfile.ZipFile(source) as zf:
+        manifest_bytes = zf.read("manifest.json")
+    return str(json.loads(manifest_bytes).get("operator") or ""), hashlib.sha256(manifest_bytes).hexdigest()
+
+
+__all__ = ["CustodianDesk", "DecisionOutcome", "TotpEnrolment", "VERIFY_ROLES", "attestation", "held_bundle_operator"]
