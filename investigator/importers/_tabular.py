@@ -48,8 +48,13 @@ def csv_header(head: bytes) -> list[str] | None:
         return None
 
 
-def iter_csv(box: Container, member: str) -> tuple[list[str], Iterator[tuple[str, dict[str, str]]]]:
+def iter_csv(box: Container, member: str, *, min_fields: int | None = None
+             ) -> tuple[list[str], Iterator[tuple[str, dict[str, str]]]]:
     """``(header, rows)`` of a CSV member; rows are ``(position, {column: value})``.
+
+    ``min_fields``: rows with at least that many fields but fewer than the header are
+    padded with empty values (a writer that leaves trailing columns out); other field
+    counts than the header's are malformed rows.
 
     Raises ImportFormatError for undecodable text, an empty file or duplicate columns.
     """
@@ -82,6 +87,8 @@ def iter_csv(box: Container, member: str) -> tuple[list[str], Iterator[tuple[str
             start = reader.line_num + 1
             if not row or row == [""]:
                 continue
+            if min_fields is not None and min_fields <= len(row) < len(header):
+                row = row + [""] * (len(header) - len(row))
             if len(row) != len(header):
                 yield position, {"\x00bad": f"{len(header)} fields as in the header, found {len(row)}"}
                 continue

@@ -51,14 +51,15 @@ Prepare = Callable[[str, list[dict[str, str]]], dict[str, Any]]
 
 
 def parse_wechat_csv(path: Path, options: ImportOptions, *, fmt: str, required: tuple[str, ...] | list[str],
-                     convert: Convert, prepare: Prepare | None = None) -> ImportResult:
+                     convert: Convert, prepare: Prepare | None = None, min_fields: int | None = None
+                     ) -> ImportResult:
     """Read a WeChat CSV, converting each row with ``convert`` (which raises BadRecord).
 
     ``prepare(file_name, rows)`` sees every well-formed row first and returns the
     context handed to each ``convert`` call (facts of the whole file, such as the
     conversation's name). Raises ImportFormatError naming the file and the first
     missing column, undecodable text, or (strict mode) the first row that
-    ``convert`` rejects.
+    ``convert`` rejects. ``min_fields``: see :func:`iter_csv`.
     """
     box = Container.open(path)
     rows = Collector("messages", source=fmt, lenient=options.lenient)
@@ -67,7 +68,7 @@ def parse_wechat_csv(path: Path, options: ImportOptions, *, fmt: str, required: 
             raise box.error(box.name, "", f"a {fmt} CSV file")
         member = box.members()[0]
         file_name, sha = box.provenance(member)
-        header, source = iter_csv(box, member)
+        header, source = iter_csv(box, member, min_fields=min_fields)
         for column in required:
             if column not in header:
                 raise box.error(member, f"column '{column}'", f"the {fmt} column '{column}' in the header")

@@ -16,6 +16,8 @@ LC044/WeChatMsg ``app/util/exporter/exporter_csv.py``).
   tool writes into the file name (``<remark>_utf8.csv``), else the Remark of the
   contact's own rows. It does not change from row to row; each row's Remark,
   NickName and Sender are kept in platform_ids.
+- Releases before 2024-02-27 (LC044/WeChatMsg @6feb0fc) wrote the same header but only
+  the nine MSG columns on direct-chat rows: such rows are read with the last three empty.
 - A group: ``TalkerId`` ending in ``@chatroom``, or more than one wxid among the
   ``Sender`` values of rows the owner did not send.
 - ``CreateTime`` is epoch seconds (UTC); ``StrTime`` (local) is used when it is empty.
@@ -36,6 +38,8 @@ from investigator.importers._wechat import has_columns, is_recall_notice, parse_
 
 NAME = "wechat-wechatmsg"
 COLUMNS = ("localId", "TalkerId", "Type", "SubType", "IsSender", "CreateTime", "StrContent")
+# What every row carries (exporter_csv.py writes msg[:9], then the sender's Remark, NickName, wxid).
+_MSG_COLUMNS = ("localId", "TalkerId", "Type", "SubType", "IsSender", "CreateTime", "Status", "StrContent", "StrTime")
 _TYPES = {"1": "text", "3": "image", "34": "voice", "43": "video", "47": "image", "10000": "system",
           "10002": "system", "42": "other", "48": "other", "50": "other"}
 _APP_SUBTYPES = {"6": "file", "5": "link", "33": "link", "36": "link", "57": "text", "19": "other"}
@@ -91,7 +95,7 @@ def _convert(row: dict[str, str], options: ImportOptions, context: dict[str, Any
         sender_name = (nickname or remark) if wxid else None
     else:
         sender_id = wxid or (None if group else talker)
-        sender_name = remark or nickname or wxid
+        sender_name = remark or nickname or wxid or (None if group else context.get("name"))
     rec: dict[str, Any] = {
         "message_id": f"{talker}:{local_id}:{created}",
         "ts": us,
@@ -112,4 +116,4 @@ def _convert(row: dict[str, str], options: ImportOptions, context: dict[str, Any
 def parse(path: Path, options: ImportOptions) -> ImportResult:
     """Read a WeChatMsg CSV. Raises ImportFormatError (missing column, bad time, bad IsSender ...)."""
     return parse_wechat_csv(path, options, fmt=NAME, required=COLUMNS, convert=_convert,
-                            prepare=_prepare)
+                            prepare=_prepare, min_fields=len(_MSG_COLUMNS))

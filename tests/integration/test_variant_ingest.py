@@ -16,7 +16,7 @@ EXPORTS = sorted([p for p in VARIANTS.glob("*/*") if p.is_file()] + [VARIANTS / 
 def test_every_variant_fixture_ingests_and_verifies(tmp_path: Path) -> None:
     archive = create_archive(tmp_path / "a", passphrase=PASSPHRASE, kdf_n=TEST_KDF_N)
     keys = unlock_archive(archive, PASSPHRASE)
-    assert len(EXPORTS) == 11
+    assert len(EXPORTS) == 12
     for path in EXPORTS:
         result = ingest_paths(archive, [path], keys=keys, actor="fixtures", format="auto",
                               options=ImportOptions(tz="UTC", year=2024))

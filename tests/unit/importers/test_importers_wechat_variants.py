@@ -90,3 +90,24 @@ def test_pywxdump_2024_bad_content_names_row_and_column(write) -> None:
     assert "wxid_x_0_2.csv" in str(info.value) and "line 3" in str(info.value) and "'content'" in str(info.value)
     lenient = read_export(path, options=ImportOptions(lenient=True))
     assert lenient.messages.height == 1 and [s.position for s in lenient.skipped] == ["line 3"]
+
+
+def test_wechatmsg_before_2024_02_direct_rows_without_sender_columns() -> None:
+    # exporter_csv.py @6feb0fc: a 12-column header, but direct-chat rows carry only the nine MSG columns.
+    path = VARIANTS / "wechat" / "老王_utf8.csv"
+    assert detect_format(path) == "wechat-wechatmsg"
+    result = read_export(path)  # strict
+    frame = result.messages
+    assert result.skipped == [] and frame.height == 3
+    got = [(r["sender_id"], r["sender_name"], r["msg_type"], r["text"]) for r in _rows(frame)]
+    assert got == [("9", "老王", "text", "钱收到了吗"), ("self", None, "text", "收到了"), ("9", "老王", "voice", "")]
+    assert set(frame["conversation_name"]) == {"老王"} and frame["ts"][0] == datetime(2024, 1, 23, 8, 53, 20,
+                                                                                     tzinfo=UTC)
+
+
+def test_wechatmsg_row_with_too_few_fields_names_the_line(write) -> None:  # type: ignore[no-untyped-def]
+    path = write("x_utf8.csv", "localId,TalkerId,Type,SubType,IsSender,CreateTime,Status,StrContent,StrTime,Remark,"
+                               "NickName,Sender\n1,9,1,0,0,1706000000,2,a,2024-01-23 16:53:20\n1,9,1,0\n")
+    with pytest.raises(ImportFormatError) as info:
+        read_export(path)
+    assert "x_utf8.csv, line 3" in str(info.value) and "12 fields" in str(info.value)
