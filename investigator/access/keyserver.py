@@ -90,12 +90,22 @@ _ROUTES: dict[str, tuple[str, str, bool]] = {
     "/v1/bundle/attest": ("bundle.attest", "_attest_bundle", True),
     "/v1/bundle/attest-release": ("bundle.release", "_attest_release", True),
     "/v1/verify": ("verify", "_verify", True),
+    # ingest: write without reading (investigator.access.ingest_desk)
+    "/v1/ingest/lookup": ("ingest.lookup", "_ingest_lookup", True),
+    "/v1/ingest/datakey": ("ingest.datakey", "_ingest_datakey", True),
+    "/v1/ingest/commit": ("ingest.commit", "_ingest_commit", True),
+    "/v1/consent/datakey": ("consent.datakey", "_consent_datakey", True),
 }
 # ids in requests are checked as ids before they touch a path or a lookup
 GRANT_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
 _REF_RES = (re.compile(r"^[a-z_]{1,32}$"), re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"), re.compile(r"^[0-9]{6}$"),
-            re.compile(r"^[a-z_]{1,32}$"))
+            re.compile(r"^[a-z_]{1,32}$"), re.compile(r"^[1-9][0-9]{0,7}$"))
+_BATCH_ID_RE = re.compile(r"^[0-9a-f]{32}$")
+_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+_HASH_PREFIX_RE = re.compile(r"^[0-9a-f]{32}$")
+_KEY_PARTITION_RE = re.compile(r"^(?:[0-9]{4}-[0-9]{2}-[0-9]{2}|[0-9]{8})$")  # a day, or a batch's folder name
+MAX_DATA_KEYS = 4096  # data keys per request: a batch's partitions (days) and its index
 NO_SUCH_GRANT = "no such grant in this archive"
 NO_SUCH_TICKET = "unknown or closed case ticket; open the case again"
 
@@ -357,7 +367,8 @@ class _Handler(BaseHTTPRequestHandler):
             raise _malformed(f"refs must be a list of at most {MAX_REFS} chunk references")
         refs = []
         for item in refs_raw:
-            if not (isinstance(item, list) and len(item) == 4 and all(isinstance(x, str) for x in item)
+            # [kind, partition, chunk, part] (+ the batch since per-batch keys; 4 items: the partition's first key)
+            if not (isinstance(item, list) and len(item) in (4, 5) and all(isinstance(x, str) for x in item)
                     and all(p.match(x) for p, x in zip(_REF_RES, item))):
                 raise _malformed("malformed chunk reference")
             refs.append(ChunkRef.from_json(item))
@@ -531,6 +542,49 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(200, {"subject": result.subject, "problems": result.problems, "warnings": result.warnings,
                          "checked": result.checked, "counts": result.counts, "facts": result.facts})
 
+    # --- ingest: write without reading (investigator.access.ingest_desk) ----------------------
+
+    @staticmethod
+    def _ingest_field(body: dict[str, Any], field: str, pattern: "re.Pattern[str]") -> str:
+        value = body.get(field)
+        if not isinstance(value, str) or not pattern.match(value):
+            raise _malformed(f"{field} is missing or not a valid value")
+        return value
+
+    def _ingest_lookup(self, body: dict[str, Any], signed: SignedRequest) -> None:
+        kind = self._ingest_field(body, "kind", _REF_RES[0])
+        rows = body.get("rows")
+        if not (isinstance(rows, list) and len(rows) <= MAX_REFS and all(
+                isinstance(r, list) and len(r) == 3 and all(isinstance(x, str) for x in r)
+                and len(r[0]) <= 200 and len(r[1]) <= 400 and _HASH_PREFIX_RE.match(r[2]) for r in rows)):
+            raise _malformed(f"rows must be at most {MAX_REFS} [source, id, 32-hex hash prefix] triples")
+        present, versions = self.server.gate.ingest.lookup(signed.person, kind, [(r[0], r[1], r[2]) for r in rows])
+        self._send(200, {"present": present, "versions": versions})
+
+    def _ingest_datakey(self, body: dict[str, Any], signed: SignedRequest) -> None:
+        batch_id = self._ingest_field(body, "batch_id", _BATCH_ID_RE)
+        seq, wanted = body.get("seq"), body.get("keys")
+        if not isinstance(seq, int) or isinstance(seq, bool) or not 1 <= seq < 10**8:
+            raise _malformed("seq must be a batch number")
+        if not (isinstance(wanted, list) and 1 <= len(wanted) <= MAX_DATA_KEYS and all(
+                isinstance(k, list) and len(k) == 2 and all(isinstance(x, str) for x in k)
+                and _REF_RES[0].match(k[0]) and _KEY_PARTITION_RE.match(k[1]) for k in wanted)):
+            raise _malformed(f"keys must be 1 to {MAX_DATA_KEYS} [kind, partition] pairs")
+        issued = self.server.gate.ingest.data_keys(signed.person, batch_id, seq, [(k[0], k[1]) for k in wanted])
+        self._send(200, {"keys": [{"kind": kind, "partition": partition, "plain": _crypto.b64(plain),
+                                   "wrapped": wrapped} for (kind, partition), (plain, wrapped) in issued.items()]})
+
+    def _ingest_commit(self, body: dict[str, Any], signed: SignedRequest) -> None:
+        batch_id = self._ingest_field(body, "batch_id", _BATCH_ID_RE)
+        digest = self._ingest_field(body, "body_sha256", _SHA256_RE)
+        manifest = self.server.gate.ingest.commit(signed.person, batch_id, digest)
+        self._send(200, {"seq": manifest.seq, "manifest_sha256": manifest.digest})
+
+    def _consent_datakey(self, body: dict[str, Any], signed: SignedRequest) -> None:
+        consent_id = self._ingest_field(body, "consent_id", GRANT_ID_RE)
+        plain, sealed = self.server.gate.ingest.consent_key(signed.person, consent_id)
+        self._send(200, {"plain": _crypto.b64(plain), "sealed": sealed})
+
 
 def serve(archive: "Archive", keys: Custody, *, host: str = "127.0.0.1", port: int = 8765,
           certfile: str | None = None, keyfile: str | None = None, limit: RateLimit | None = None) -> KeyServer:
@@ -693,6 +747,43 @@ class RemoteKeyService:
         return Verification(subject=str(answer.get("subject") or "archive"), problems=list(answer["problems"]),
                             warnings=list(answer["warnings"]), checked=list(answer["checked"]),
                             counts=dict(answer["counts"]), facts=dict(answer["facts"]))
+
+    # --- ingest (signed by the ingesting person; investigator.access.ingest_client) ----------
+
+    def ingest_lookup(self, kind: str, rows: Sequence[tuple[str, str, str]]) -> tuple[list[bool], list[int]]:
+        """Is each (source, id, hash prefix) of ``kind`` stored, and the latest stored version of its (source, id)."""
+        present: list[bool] = []
+        versions: list[int] = []
+        for start in range(0, len(rows), MAX_REFS):
+            part = [list(r) for r in rows[start:start + MAX_REFS]]
+            answer = self._post("/v1/ingest/lookup", {"kind": kind, "rows": part})
+            if len(answer.get("present") or []) != len(part) or len(answer.get("versions") or []) != len(part):
+                raise errors.KeyServiceError("the key server answered the dedup question for other rows")
+            present.extend(bool(x) for x in answer["present"])
+            versions.extend(int(x) for x in answer["versions"])
+        return present, versions
+
+    def ingest_data_keys(self, batch_id: str, seq: int,
+                         wanted: Sequence[tuple[str, str]]) -> dict[tuple[str, str], tuple[bytes, dict[str, Any]]]:
+        """Fresh data keys (plain, wrapped) for staged batch ``batch_id`` (to become batch ``seq``)."""
+        out: dict[tuple[str, str], tuple[bytes, dict[str, Any]]] = {}
+        for start in range(0, len(wanted), MAX_DATA_KEYS):
+            part = [list(k) for k in wanted[start:start + MAX_DATA_KEYS]]
+            answer = self._post("/v1/ingest/datakey", {"batch_id": batch_id, "seq": seq, "keys": part})
+            for item in answer.get("keys") or []:
+                out[(str(item["kind"]), str(item["partition"]))] = (_crypto.unb64(item["plain"]), dict(item["wrapped"]))
+        if set(out) != set(wanted):
+            raise errors.KeyServiceError("the key server answered with other data keys than were asked for")
+        return out
+
+    def ingest_commit(self, batch_id: str, body_sha256: str) -> dict[str, Any]:
+        """Have the server check, sign and commit staged batch ``batch_id``: ``{"seq", "manifest_sha256"}``."""
+        return self._post("/v1/ingest/commit", {"batch_id": batch_id, "body_sha256": body_sha256})
+
+    def consent_key(self, consent_id: str) -> tuple[bytes, dict[str, Any]]:
+        """A fresh key for the file of new consent ``consent_id``: (plain, sealed by the server's custody)."""
+        answer = self._post("/v1/consent/datakey", {"consent_id": consent_id})
+        return _crypto.unb64(answer["plain"]), dict(answer["sealed"])
 
 
 def _error_from(answer: dict[str, Any], status: int) -> errors.InvestigatorError:
