@@ -11,7 +11,7 @@ from investigator.cli.options import (actor_option, archive_argument, archive_pa
                                       echo_checks, echo_json, json_option, key_dir_option, key_server,
                                       keyserver_option, open_and_unlock, person_key)
 from investigator.custody.registry import create_archive
-from investigator.settings import Settings
+from investigator.settings import KEYSERVER_ENV, Settings
 from investigator.vault.config import DEFAULT_CHUNK_SECONDS, DEFAULT_TZ
 from investigator.vault.store import Archive
 
@@ -71,34 +71,68 @@ def init(archive: Path, tz: str, chunk_seconds: int, kdf_cost: int, backend: str
               help="csv/jsonl: a saved mapping, JSON or TOML {field = column}; --map entries override it.")
 @click.option("--room-names", type=click.Path(exists=True, dir_okay=False), default=None,
               help="wecom: JSON or CSV mapping roomid -> group name.")
+@click.option("--keyserver", default=None, metavar="URL", envvar=KEYSERVER_ENV, show_envvar=True,
+              help="Ingest through this key server (default: $INVESTIGATOR_KEYSERVER): fresh data keys per batch, "
+                   "dedup asked of the server, the manifest signed there; no archive passphrase is read here.")
+@click.option("--cafile", default=None, type=click.Path(exists=True, dir_okay=False), help="CA for an https key server.")
+@key_dir_option
+@click.option("--acquisition", "acquisition_file", default=None, metavar="RECORD",
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A signed acquisition record (investigator acquisition template / sign): bound into the "
+                   "batch's manifest; every file read must be one of its exports (by SHA-256).")
 @actor_option
 @json_option
 def ingest(archive: Path, paths: tuple[Path, ...], fmt: str, tz: str | None, lenient: bool, date_order: str | None,
-           mappings: tuple[str, ...], map_file: Path | None, room_names: str | None, actor: str | None,
-           as_json: bool) -> None:
+           mappings: tuple[str, ...], map_file: Path | None, room_names: str | None, keyserver: str | None,
+           cafile: str | None, key_dir: Path | None, actor: str | None, as_json: bool,
+           acquisition_file: Path | None) -> None:
     """Import export files into the archive as one atomic, idempotent batch.
 
     \b
+    With --keyserver (or INVESTIGATOR_KEYSERVER) the archive passphrase is never
+    read: --as names the ingesting person (the policy's 'archive' permission),
+    whose personal key signs every request (passphrase: INVESTIGATOR_KEY_PASSPHRASE
+    or a prompt). The server hands out fresh keys for the new batch only and
+    answers the dedup question with yes/no: this process cannot read earlier
+    records. It stages in the archive folder it shares with the server.
     Examples:
       investigator ingest ./case-archive data_samples/normalized/messages.jsonl
       investigator ingest ./case-archive slack-export.zip chat.txt --format auto
       investigator ingest ./case-archive dingtalk.csv --format csv --map ts=发送时间 --map sender_name=发送人
       investigator ingest ./case-archive dingtalk.csv --format csv --map-file dingtalk-mapping.toml
+      investigator ingest ./case-archive "WhatsApp Chat - Lena.zip" --acquisition record.json
+      investigator ingest ./case-archive export.jsonl --as zhaomin --keyserver https://keys.example:8765
     """
     from investigator.importers import ImportOptions
+    from investigator.cli.acquisition import load_record
     from investigator.vault.ingest import ingest_paths
 
     who = default_actor(actor)
-    opened, keys = open_and_unlock(archive, who)
+    service = None
+    keys = None
+    if keyserver:
+        from investigator.access.client_auth import RequestSigner
+        from investigator.access.ingest_client import RemoteIngest
+        from investigator.access.keyserver import RemoteKeyService
+
+        opened = Archive.open(archive)
+        remote = RemoteKeyService(keyserver, signer=RequestSigner(who, person_key(opened, who, key_dir)),
+                                  cafile=cafile, archive_id=opened.archive_id)
+        service = RemoteIngest(remote)
+    else:
+        opened, keys = open_and_unlock(archive, who)
     mapping = _read_mapping(map_file) if map_file else {}
     for item in mappings:
         if "=" not in item:
             raise click.BadParameter(f"{item!r}: expected FIELD=COLUMN", param_hint="--map")
         field, column = item.split("=", 1)
         mapping[field.strip()] = column.strip()
+    record = load_record(opened, acquisition_file) if acquisition_file else None
     options = ImportOptions(tz=tz or opened.config.timezone, lenient=lenient, date_order=date_order,
                             mapping=mapping or None, room_names=room_names)
-    result = ingest_paths(opened, list(paths), keys=keys, actor=who, format=fmt, options=options, progress=not as_json)
+    result = ingest_paths(opened, list(paths), keys=keys, actor=who, format=fmt, options=options, progress=not as_json,
+                          service=service,
+                          acquisition=record)
     if as_json:
         echo_json(result.to_json())
         return

@@ -10,6 +10,7 @@ import click
 from investigator.cli.options import (archive_argument, as_person, cafile_option, desk, echo_json, json_option,
                                       key_dir_option, key_server, keyserver_option, parse_time, person_key,
                                       split_multi, utc_now)
+from investigator.cli.case import shown_time, shown_times, utc_option
 from investigator.vault.store import Archive
 
 PURPOSES = ("internal_audit", "legal_dispute", "regulatory_check", "customer_complaint")
@@ -139,11 +140,13 @@ def reject_cmd(archive: Path, request_id: str, as_id: str, totp: str, reason: st
 @request.command("show")
 @archive_argument
 @click.argument("request_id")
+@utc_option
 @json_option
-def show_request_cmd(archive: Path, request_id: str, as_json: bool) -> None:
+def show_request_cmd(archive: Path, request_id: str, in_utc: bool, as_json: bool) -> None:
     """Show a request, its status and its approvals.
 
     \b
+    Times are shown in the archive's time zone with their offset; --utc shows UTC (--json is always UTC).
     Example:
       investigator request show ./case-archive REQ-20261128-1a2b3c4d
     """
@@ -156,14 +159,16 @@ def show_request_cmd(archive: Path, request_id: str, as_json: bool) -> None:
     if as_json:
         echo_json(out)
         return
-    click.echo(json.dumps(out, ensure_ascii=False, indent=2, sort_keys=True))
+    click.echo(json.dumps(shown_times(out, opened.config.timezone, utc=in_utc), ensure_ascii=False, indent=2,
+                          sort_keys=True))
 
 
 @request.command("list")
 @archive_argument
+@utc_option
 @json_option
-def list_requests_cmd(archive: Path, as_json: bool) -> None:
-    """List requests and their status.
+def list_requests_cmd(archive: Path, in_utc: bool, as_json: bool) -> None:
+    """List requests and their status (times in the archive's zone; --utc for UTC).
 
     \b
     Example:
@@ -171,13 +176,16 @@ def list_requests_cmd(archive: Path, as_json: bool) -> None:
     """
     from investigator.authority.grants import list_requests
 
-    rows = list_requests(Archive.open(archive))
+    opened = Archive.open(archive)
+    rows = list_requests(opened)
     if as_json:
         echo_json(rows)
         return
+    zone = opened.config.timezone
     for row in rows:
         click.echo(f"{row['id']}  {row['status']:<8} {row['requester']:<10} {row['purpose']:<18} "
-                   f"{row['start']} .. {row['end']}  case={row['case']}")
+                   f"{shown_time(row['start'], zone, utc=in_utc)} .. {shown_time(row['end'], zone, utc=in_utc)}"
+                   f"  case={row['case']}")
 
 
 def register(group: click.Group) -> None:

@@ -39,6 +39,7 @@ import polars as pl
 from investigator import _crypto
 from investigator.verification import Verification
 from investigator.errors import BundleError, ConfigError, IntegrityError, PolicyDenied
+from investigator.vault.keychain import KeyChain
 from investigator.vault.manifest import Manifest
 from investigator.vault.merkle import verify_inclusion
 from investigator.schema import canonical_json, format_ts, record_hash
@@ -183,6 +184,8 @@ def export_bundle(archive: "Archive", *, grant: str, person: str, signer: _crypt
     files["audit.jsonl"] = "".join(json.dumps(e.to_json(), ensure_ascii=False, sort_keys=True) + "\n"
                                    for e in audit).encode()
     files["archive.pub"] = (archive.signing_public.b64() + "\n").encode()
+    if archive.layout.transitions.exists():  # the key chain: a verifier who trusts the genesis key trusts the rest
+        files["archive-keys.jsonl"] = archive.layout.transitions.read_bytes()
     verdict = assess_messages([r.get("text") for r in rows], archive=archive, grant=loaded)
     bundle_id = "B-" + uuid.uuid4().hex[:16]
     manifest = {"format": BUNDLE_FORMAT, "bundle_id": bundle_id, "archive_id": archive.archive_id,
@@ -294,6 +297,21 @@ def _trusted(pubkeys: Sequence[_crypto.VerifyKey], key_id: str) -> _crypto.Verif
     return next((k for k in pubkeys if k.key_id == key_id), None)
 
 
+def _with_chain(pubkeys: Sequence[_crypto.VerifyKey], chain: bytes | None, archive_id: str,
+                problems: list[str]) -> list[_crypto.VerifyKey]:
+    """The trusted keys plus every key of the bundle's key chain (``archive-keys.jsonl``) rooted in one of them."""
+    if not chain:
+        return list(pubkeys)
+    for root in pubkeys:
+        try:
+            return [*pubkeys, *KeyChain.parse(chain, genesis=root, archive_id=archive_id).keys[1:]]
+        except IntegrityError as exc:
+            if "unknown root" not in str(exc):
+                problems.append(f"archive-keys.jsonl: {exc}")
+                return list(pubkeys)
+    return list(pubkeys)  # rooted in no trusted key: only the trusted keys count
+
+
 def verify_bundle(path: Path, *, pubkeys: Sequence[_crypto.VerifyKey]) -> Verification:
     """Check a bundle offline against trusted public keys (the archive's). Never raises for tampering."""
     result = Verification("bundle", counts={"items": 0}, facts={"released": False})
@@ -311,6 +329,7 @@ def verify_bundle(path: Path, *, pubkeys: Sequence[_crypto.VerifyKey]) -> Verifi
         problems.append("manifest.json or signature.json missing or unreadable")
         return result
     manifest_sha = hashlib.sha256(files["manifest.json"]).hexdigest()
+    pubkeys = _with_chain(pubkeys, files.get("archive-keys.jsonl"), str(manifest.get("archive_id")), problems)
     # 1. the archive attests the operator's key for this manifest
     attest = signature.get("archive") or {}
     archive_key = _trusted(pubkeys, str(attest.get("key_id")))
@@ -417,7 +436,7 @@ def verify_bundle(path: Path, *, pubkeys: Sequence[_crypto.VerifyKey]) -> Verifi
     try:
 
         grant = Grant.from_json(json.loads(files["grant.json"]))
-        if archive_key is None or not archive_key.is_valid(grant.signature, canonical_json(grant.body)):
+        if not any(k.is_valid(grant.signature, canonical_json(grant.body)) for k in pubkeys):  # any archive key
             problems.append("grant.json: the archive's signature on the grant does not verify")
         elif grant.id != manifest.get("grant_id") or grant.hash != manifest.get("grant_hash"):
             problems.append("grant.json: not the grant the manifest names")
@@ -437,8 +456,8 @@ def verify_bundle(path: Path, *, pubkeys: Sequence[_crypto.VerifyKey]) -> Verifi
         attested = release.get("archive") or {}
         rel_body = release.get("body") or {}
         reviewer = release.get("reviewer") or {}
-        ok = (archive_key is not None and attested.get("body") == rel_body
-              and archive_key.is_valid(str(attested.get("signature")), canonical_json(rel_body))
+        ok = (attested.get("body") == rel_body  # attested by any trusted archive key (a release may follow a migration)
+              and any(k.is_valid(str(attested.get("signature")), canonical_json(rel_body)) for k in pubkeys)
               and rel_body.get("manifest_sha256") == manifest_sha
               and _crypto.VerifyKey.from_b64(str(reviewer.get("public"))).key_id == rel_body.get("reviewer_key_id")
               and _crypto.VerifyKey.from_b64(str(reviewer.get("public"))).is_valid(
