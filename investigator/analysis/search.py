@@ -11,11 +11,12 @@
 
 How a search runs (docs/analysis.md, "Search"): the query is parsed (query.py); every term is
 normalized like the texts (normalize.py). Rows are first narrowed in Rust with a single regex
-alternation of the terms that any match must contain, over the compact normalized column
-(``text_norm`` when the frame has it, as stored at ingest; computed otherwise). Only those candidates
-go through the per-term checks: substring (exact), segmentation and word boundaries (word), edit
-distance (fuzzy). Field filters (``from:``, ``in:``, ``has:``, ``before:``, ``after:``, ``on:``) are
-plain Polars expressions.
+alternation of the literals that any match must contain, over the compact normalized column
+(``text_norm`` when the frame has it and its ``text_norm_version`` is current; recomputed otherwise).
+Only those candidates go through the per-term checks: substring (exact), segmentation and word
+boundaries (word; an English term also as its inflections), edit distance (fuzzy); with
+``pinyin=True`` also the term's sound regex over the candidates' pinyin key (pinyin.py). Field
+filters (``from:``, ``in:``, ``has:``, ``before:``, ``after:``, ``on:``) are plain Polars expressions.
 """
 
 from __future__ import annotations
@@ -30,9 +31,8 @@ import polars as pl
 from investigator.analysis import matchers
 from investigator.analysis import pinyin as pinyin_mode
 from investigator.analysis.normalize import (
-    NORM_COLUMN, ContentNotGranted, display_column_expr, normalize_column_expr, normalize_text,
+    NORM_COLUMN, ContentNotGranted, display_column_expr, normalize_column_expr, normalize_text, stored_norm_current,
 )
-from investigator.textnorm import stored_norm_current
 from investigator.analysis.query import And, Field, Node, Not, Or, Term, parse, parse_date, terms
 from investigator.errors import QueryError
 
