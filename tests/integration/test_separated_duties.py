@@ -36,6 +36,11 @@ import pytest
 from investigator import _crypto
 from support import DATA_SAMPLES, REPO
 
+# the real services, started once per test worker by the custody tests' fixtures
+sys.path.insert(0, str(Path(__file__).parents[1] / "unit" / "custody"))
+from test_openbao import bao_server  # noqa: E402,F401  (a session fixture: bao server -dev on loopback)
+from test_pkcs11 import softhsm  # noqa: E402,F401  (a session fixture: a SoftHSM2 token)
+
 PASSPHRASE = "custodian-only-passphrase"
 PEOPLE = (  # id, name, roles, supervisor
     ("zhouzong", "周总", ("executive",), ""),
@@ -93,23 +98,42 @@ def keyserver(archive: Path, env: dict[str, str]) -> Iterator[str]:
         proc.wait(timeout=20)
 
 
+def custody_secrets(backend: str, request: pytest.FixtureRequest) -> tuple[dict[str, str], list[str]]:
+    """What the custodian's host holds for ``backend`` (environment) and the ``init`` options naming it."""
+    if backend == "file":
+        return {"INVESTIGATOR_PASSPHRASE": PASSPHRASE}, ["--kdf-cost", "14"]
+    if backend == "pkcs11":
+        hsm = request.getfixturevalue("softhsm")
+        return ({"INVESTIGATOR_PKCS11_MODULE": hsm.module, "INVESTIGATOR_PKCS11_PIN": hsm.pin,
+                 "SOFTHSM2_CONF": os.environ["SOFTHSM2_CONF"]},
+                ["--custody", "pkcs11", "--token-label", hsm.label])
+    bao = request.getfixturevalue("bao_server")
+    return {"BAO_ADDR": bao.addr, "BAO_TOKEN": bao.token}, ["--custody", "openbao", "--mount", "transit-sod"]
+
+
 @pytest.mark.slow
-def test_every_actor_is_a_separate_process_without_the_passphrase(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["file", "pkcs11", "openbao"])
+def test_every_actor_is_a_separate_process_without_the_passphrase(backend: str, tmp_path: Path,
+                                                                   request: pytest.FixtureRequest) -> None:
     archive = tmp_path / "archive"
     keydir = tmp_path / "personal-keys"
-    base = {k: v for k, v in os.environ.items() if not k.startswith("INVESTIGATOR_")}
-    base.update({"INVESTIGATOR_KEY_DIR": str(keydir), "HOME": str(tmp_path / "home")})
-    custodian = {**base, "INVESTIGATOR_PASSPHRASE": PASSPHRASE, "INVESTIGATOR_KEY_PASSPHRASE": "pw-wugang"}
+    custody, init_options = custody_secrets(backend, request)
+    # clients hold nothing of the custody: no passphrase, PIN, token, token configuration
+    base = {k: v for k, v in os.environ.items()
+            if not k.startswith(("INVESTIGATOR_", "BAO_", "VAULT_", "SOFTHSM2_"))}
+    base.update({"INVESTIGATOR_KEY_DIR": str(keydir), "HOME": str(tmp_path / "home"),
+                 "NO_PROXY": "127.0.0.1,localhost"})
+    custodian = {**base, **custody, "INVESTIGATOR_KEY_PASSPHRASE": "pw-wugang"}
 
-    # --- the custodian, on the key server's host: bootstrap with the passphrase -------------------------
-    _run(["init", archive, "--kdf-cost", "14"], custodian)
+    # --- the custodian, on the key server's host: bootstrap with the custody's secrets ------------------
+    _run(["init", archive, *init_options], custodian)
     _run(["people", "add", archive, "--id", "wugang", "--name", "吴刚", "--role", "admin"], custodian)
     _run(["policy", "set", archive, REPO / "investigator" / "default_policy.toml"], custodian)
     _run(["people", "enroll", archive, "wugang", "--kdf-cost", "14", "--no-qr"], custodian)
     _run(["ingest", archive, DATA_SAMPLES / "normalized" / "messages.jsonl", "--json"], custodian)
 
     view = client_view(archive, tmp_path / "client-view")
-    with keyserver(archive, {**base, "INVESTIGATOR_PASSPHRASE": PASSPHRASE}) as url:
+    with keyserver(archive, {**base, **custody}) as url:
         client = {**base, "INVESTIGATOR_KEYSERVER": url}
         assert "INVESTIGATOR_PASSPHRASE" not in client
 
@@ -128,7 +152,7 @@ def test_every_actor_is_a_separate_process_without_the_passphrase(tmp_path: Path
                        {**admin, "INVESTIGATOR_NEW_KEY_PASSPHRASE": f"pw-{person}"})
             secrets[person] = _secret(out)
         # a client never reads the passphrase, even when asked for a custodian's job
-        out = _run(["verify", view], {**admin, "INVESTIGATOR_PASSPHRASE": PASSPHRASE}, code=2)
+        _run(["keys", "rotate", view], {**admin, **custody}, code=2)
         # --- the operator files a request; the supervisor approves with a code checked on the server -----
         request_id = _run(["request", "new", view, "--as", "sunli", "--case", "C-SOD-1",
                            "--purpose", "internal_audit", "--start", "2026-11-10T00:00", "--end", "2026-11-12T00:00",
@@ -158,38 +182,47 @@ def test_every_actor_is_a_separate_process_without_the_passphrase(tmp_path: Path
                                 timeout=120)
         assert loaded.returncode == 0, loaded.stderr
         assert int(loaded.stdout.strip()) == opened["messages"]
-        # --- a papermill report, run and reproduced through the server ---------------------------------
-        reports = tmp_path / "reports"
-        run = json.loads(_run(["report", "run", "keyword_sweep", "--archive", view, "--grant", grant_id,
-                               "--as", "sunli", "--session", session, "-p", "keywords", "[项目, 客户]",
-                               "-o", reports, "--json"], sunli))
-        notebook = Path(run["notebook"])
-        assert "intact" in _run(["report", "verify", notebook, "--archive", view], sunli).lower()
-        reproduced = _run(["report", "reproduce", notebook, "--archive", view, "--as", "sunli", "--session", session,
-                           "-o", tmp_path / "again.ipynb"], sunli)
-        assert "reproduced: identical" in reproduced
-        # --- an evidence bundle, attested by the server, verified offline -------------------------------
-        bundle = tmp_path / "case.zip"
-        out = json.loads(_run(["bundle", "export", "--archive", view, "--grant", grant_id, "--as", "sunli",
-                               "--session", session, "-o", bundle, "--json"], sunli, code=None))
-        if out["held"]:  # personal data in the window: a legal reviewer releases it, attested by the server
-            _run(["bundle", "release", out["bundle_id"], "--archive", view, "--as", "fawu", "--note", "checked",
-                  "-o", bundle], as_person("fawu"))
-        # the custodian publishes the archive's public key; the reviewer needs nothing else
-        pub = archive / "keys" / "archive-signing.pub"
-        assert "intact" in _run(["bundle", "verify", bundle, "--pubkey", pub], client)
-        # --- the legal reviewer reviews and releases the report -----------------------------------------
-        assert "reviewed" in _run(["report", "review", notebook, "--archive", view, "--as", "fawu",
-                                   "--decision", "approve", "--note", "scope and findings checked"],
-                                  as_person("fawu"))
-        assert "released" in _run(["report", "release", notebook, "--archive", view, "--as", "fawu",
-                                   "--acknowledge-hold", "--note", "for the file"], as_person("fawu"))
-        # --- the auditor: a full verification runs on the server; the operator may not ask for one ------
-        out = _run(["verify", view, "--as", "shenji", "--json"], as_person("shenji"))
-        assert json.loads(out)["ok"] is True
-        _run(["verify", view, "--as", "sunli"], as_person("sunli"), code=8)
+        if backend == "file":  # the backends differ below the key server only: the report path runs once
+            # --- a papermill report, run and reproduced through the server ---------------------------------
+            reports = tmp_path / "reports"
+            run = json.loads(_run(["report", "run", "keyword_sweep", "--archive", view, "--grant", grant_id,
+                                   "--as", "sunli", "--session", session, "-p", "keywords", "[项目, 客户]",
+                                   "-o", reports, "--json"], sunli))
+            notebook = Path(run["notebook"])
+            assert "intact" in _run(["report", "verify", notebook, "--archive", view], sunli).lower()
+            reproduced = _run(["report", "reproduce", notebook, "--archive", view, "--as", "sunli", "--session", session,
+                               "-o", tmp_path / "again.ipynb"], sunli)
+            assert "reproduced: identical" in reproduced
+            # --- the legal reviewer reviews and releases the report -----------------------------------------
+            assert "reviewed" in _run(["report", "review", notebook, "--archive", view, "--as", "fawu",
+                                       "--decision", "approve", "--note", "scope and findings checked"],
+                                      as_person("fawu"))
+            assert "released" in _run(["report", "release", notebook, "--archive", view, "--as", "fawu",
+                                       "--acknowledge-hold", "--note", "for the file"], as_person("fawu"))
+        _bundle_and_verify(view, archive, grant_id, session, sunli, as_person("fawu"), as_person("shenji"),
+                           client, tmp_path)
+        _run(["verify", view, "--as", "sunli"], as_person("sunli"), code=8)  # a full verify is not the operator's
+    _only_the_custodian_unlocked(archive)
 
-    # --- afterwards: only the custodian's commands and the key server unlocked the master keys ---------
+
+def _bundle_and_verify(view: Path, archive: Path, grant_id: str, session: str, operator: dict[str, str],
+                       legal: dict[str, str], auditor: dict[str, str], client: dict[str, str], tmp_path: Path) -> None:
+    """An evidence bundle attested by the server and verified offline; the auditor's full verify on the server."""
+    bundle = tmp_path / "case.zip"
+    out = json.loads(_run(["bundle", "export", "--archive", view, "--grant", grant_id, "--as", "sunli",
+                           "--session", session, "-o", bundle, "--json"], operator, code=None))
+    if out["held"]:  # personal data in the window: a legal reviewer releases it, attested by the server
+        _run(["bundle", "release", out["bundle_id"], "--archive", view, "--as", "fawu", "--note", "checked",
+              "-o", bundle], legal)
+    # the custodian publishes the archive's public key; the reviewer needs nothing else
+    pub = archive / "keys" / "archive-signing.pub"
+    assert "intact" in _run(["bundle", "verify", bundle, "--pubkey", pub], client)
+    out = _run(["verify", view, "--as", "shenji", "--json"], auditor)
+    assert json.loads(out)["ok"] is True
+
+
+def _only_the_custodian_unlocked(archive: Path) -> None:
+    """Afterwards: only the custodian's commands and the key server unlocked the master keys."""
     entries = [json.loads(line) for line in (archive / "audit" / "log.jsonl").read_text().splitlines()]
     unlocks = {e["details"].get("purpose") for e in entries if e["action"] == "unlock"}
     assert unlocks and unlocks <= CUSTODIAN_PURPOSES, unlocks
