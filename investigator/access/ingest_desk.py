@@ -41,7 +41,7 @@ from investigator.custody.base import Custody
 from investigator.errors import ArchiveError, IntegrityError, PolicyDenied
 from investigator.schema import KINDS, canonical_json
 from investigator.vault.format import INDEX_KEY_KIND, batch_dir_name
-from investigator.vault.ingest import (IssuedBatch, IssuedKey, Row, commit_batch, key_file_bytes, lookup_in_index,
+from investigator.vault.ingest import (DedupIndex, IssuedBatch, IssuedKey, Row, commit_batch, key_file_bytes,
                                        record_unaudited_batches)
 from investigator.vault.manifest import Manifest
 from investigator.vault.store import Archive
@@ -66,7 +66,7 @@ class IngestDesk:
         self._keys = keys
         self._lock = threading.Lock()
         self._batches: dict[str, IssuedBatch] = {}
-        self._index: tuple[int, pl.DataFrame] | None = None
+        self._index: tuple[int, DedupIndex] | None = None
 
     def __repr__(self) -> str:
         return f"IngestDesk(archive={self.archive.archive_id!r}, open_batches={len(self._batches)})"
@@ -98,17 +98,19 @@ class IngestDesk:
 
     # --- dedup ---------------------------------------------------------------------------------
 
-    def _current_index(self) -> pl.DataFrame:
+    def _current_index(self) -> DedupIndex:
         """The dedup index of every committed batch, decrypted here only; new batches are read as they appear."""
         count = len(self.archive.manifests())
         with self._lock:
             cached = self._index
             if cached is None or cached[0] > count:
-                cached = (0, self.archive.read_index(self._keys))
+                index = DedupIndex(self.archive.read_index(self._keys))
             elif cached[0] < count:
-                cached = (count, pl.concat([cached[1], self.archive.read_index(self._keys, after=cached[0])]))
-            self._index = (count, cached[1])
-            return cached[1]
+                index = DedupIndex(pl.concat([cached[1].index, self.archive.read_index(self._keys, after=cached[0])]))
+            else:
+                index = cached[1]
+            self._index = (count, index)
+            return index
 
     def lookup(self, person: str, kind: str, rows: Sequence[Row], *,
                now: datetime | None = None) -> tuple[list[bool], list[int]]:
@@ -122,7 +124,7 @@ class IngestDesk:
         if kind not in KINDS:
             self._deny(person, "ingest.lookup", kind, when, "ingest.kind", f"no record kind {kind!r}", details)
         self._allow(person, "ingest.lookup", kind, when, details)
-        present, versions = lookup_in_index(self._current_index(), kind, rows)
+        present, versions = self._current_index().answer(kind, rows)
         self.archive.audit.append(person, "ingest.lookup", kind,
                                   {**details, "present": sum(present), "rule": "role.permission"},
                                   outcome="allowed", now=when)

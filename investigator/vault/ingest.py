@@ -117,19 +117,45 @@ def key_file_bytes(wrapped: dict[str, Any]) -> bytes:
     return _json_bytes(wrapped)
 
 
+class DedupIndex:
+    """The decrypted dedup index, prepared once per kind for the key service's answers (present? latest version?).
+
+    Preparing (the stored hash prefixes, the latest version per (source, id)) costs a pass over
+    the whole index; each answer is then two joins on the rows asked about.
+    """
+
+    def __init__(self, index: pl.DataFrame) -> None:
+        self.index = index
+        self._prepared: dict[str, tuple[pl.DataFrame, pl.DataFrame]] = {}
+
+    def __repr__(self) -> str:
+        return f"DedupIndex(rows={self.index.height})"
+
+    def _for(self, kind: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+        if kind not in self._prepared:
+            known = self.index.filter(pl.col("kind") == kind)
+            stored = known.select("source", "id", "hash_prefix").unique().with_columns(pl.lit(True).alias("_present"))
+            latest = known.group_by("source", "id").agg(pl.col("version").max().cast(pl.Int64).alias("_latest"))
+            self._prepared[kind] = (stored, latest)
+        return self._prepared[kind]
+
+    def answer(self, kind: str, rows: Sequence[Row]) -> tuple[list[bool], list[int]]:
+        """For each (source, id, hash prefix): is that record stored; the latest stored version of (source, id)."""
+        if not rows:
+            return [], []
+        stored, latest = self._for(kind)
+        asked = pl.DataFrame({"source": [r[0] for r in rows], "id": [r[1] for r in rows],
+                              "hash_prefix": [r[2] for r in rows]},
+                             schema={"source": pl.String, "id": pl.String, "hash_prefix": pl.String}
+                             ).with_row_index("_row")
+        answer = (asked.join(stored, on=["source", "id", "hash_prefix"], how="left")
+                  .join(latest, on=["source", "id"], how="left").sort("_row"))
+        return (answer["_present"].fill_null(False).to_list(), answer["_latest"].fill_null(0).to_list())
+
+
 def lookup_in_index(index: pl.DataFrame, kind: str, rows: Sequence[Row]) -> tuple[list[bool], list[int]]:
     """Answer the dedup question from a decrypted index (the key service's side): present? latest version?"""
-    if not rows:
-        return [], []
-    asked = pl.DataFrame({"source": [r[0] for r in rows], "id": [r[1] for r in rows],
-                          "hash_prefix": [r[2] for r in rows]},
-                         schema={"source": pl.String, "id": pl.String, "hash_prefix": pl.String}).with_row_index("_row")
-    known = index.filter(pl.col("kind") == kind)
-    stored = known.select("source", "id", "hash_prefix").unique().with_columns(pl.lit(True).alias("_present"))
-    latest = known.group_by("source", "id").agg(pl.col("version").max().cast(pl.Int64).alias("_latest"))
-    answer = (asked.join(stored, on=["source", "id", "hash_prefix"], how="left")
-              .join(latest, on=["source", "id"], how="left").sort("_row"))
-    return (answer["_present"].fill_null(False).to_list(), answer["_latest"].fill_null(0).to_list())
+    return DedupIndex(index).answer(kind, rows)
 
 
 class LocalIngest:
@@ -141,7 +167,7 @@ class LocalIngest:
 
     def __init__(self, keys: Keyring) -> None:
         self._keys = keys
-        self._index: pl.DataFrame | None = None
+        self._index: DedupIndex | None = None
         self._archive: Archive | None = None
         self._issued: dict[str, IssuedBatch] = {}
 
@@ -160,8 +186,8 @@ class LocalIngest:
         if self._index is None:
             if self._archive is None:
                 raise ConfigError("LocalIngest.lookup outside writing()")
-            self._index = self._archive.read_index(self._keys)
-        return lookup_in_index(self._index, kind, rows)
+            self._index = DedupIndex(self._archive.read_index(self._keys))
+        return self._index.answer(kind, rows)
 
     def data_keys(self, batch_id: str, seq: int, wanted: Sequence[tuple[str, str]]) -> dict[tuple[str, str], IssuedKey]:
         issued = self._issued.setdefault(batch_id, IssuedBatch("", seq, datetime.now(timezone.utc)))
@@ -538,5 +564,5 @@ def record_unaudited_batches(archive: Archive, *, actor: str) -> int:
     return len(missing)
 
 
-__all__ = ["IngestResult", "IngestService", "IssuedBatch", "LocalIngest", "commit_batch", "ingest_frames",
+__all__ = ["DedupIndex", "IngestResult", "IngestService", "IssuedBatch", "LocalIngest", "commit_batch", "ingest_frames",
            "ingest_paths", "lookup_in_index"]
