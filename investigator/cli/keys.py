@@ -20,7 +20,7 @@ def keys() -> None:
 @archive_argument
 @json_option
 def status_cmd(archive: Path, as_json: bool) -> None:
-    """Show master-key versions, what each wraps, and whether rotation is due.
+    """Show master-key versions, what each wraps, whether rotation is due, the custody and the signing key.
 
     \b
     The key file's versions need no passphrase; a PKCS#11 or OpenBao custody is
@@ -28,6 +28,7 @@ def status_cmd(archive: Path, as_json: bool) -> None:
     Example:
       investigator keys status ./case-archive
     """
+    from investigator.custody.migration import read_journal
     from investigator.custody.registry import backend_of
     from investigator.custody.rotation import status
     from investigator.vault.store import Archive
@@ -35,12 +36,23 @@ def status_cmd(archive: Path, as_json: bool) -> None:
     opened = Archive.open(archive)
     custody = None if backend_of(opened) == "file" else unlock(opened, default_actor(None))
     info = status(opened, custody=custody)
+    chain = opened.signing_keys()
+    journal = read_journal(opened)
+    info["custody"] = {"backend": backend_of(opened), "generation": opened.config.custody.get("generation", "1"),
+                       "migrating_to": journal["to"]["backend"] if journal else None}
+    info["signing"] = {"genesis_fingerprint": chain.fingerprint, "current_key_id": chain.current.key_id,
+                       "transitions": len(chain.records)}
     if as_json:
         echo_json(info)
         return
     for row in info["versions"]:
         mark = "*" if row["version"] == info["current_version"] else " "
         click.echo(f"{mark} v{row['version']}  created {row['created']}  wraps {row['keys_wrapped']} keys")
+    click.echo(f"custody {info['custody']['backend']} (generation {info['custody']['generation']}); signing key "
+               f"{chain.current.key_id}, genesis fingerprint {chain.fingerprint}, {len(chain.records)} key transitions")
+    if journal:
+        click.secho(f"a migration to {journal['to']['backend']} is unfinished: rerun 'investigator keys migrate "
+                    f"{archive} --to {journal['to']['backend']}' or pass --abort", fg="yellow")
     if info["rotation_due"]:
         click.secho(f"rotation due: the current master key is older than {info['rotate_after_days']} days",
                     fg="yellow")

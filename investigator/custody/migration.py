@@ -323,6 +323,7 @@ def _migrate(archive: Archive, *, to: str, secrets: Settings, actor: str, reason
         _crash_point("before-switch")
         # the switch: one atomic replace of the chain file with one more line (archive-format.md, key transitions)
         previous = archive.layout.transitions.read_bytes() if archive.layout.transitions.exists() else b""
+        KeyChain.parse(previous + record_line(record), genesis=chain.genesis, archive_id=archive.archive_id)
         atomic_write(archive.layout.transitions, previous + record_line(record))
         _crash_point("after-switch")
     finally:

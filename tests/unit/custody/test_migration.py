@@ -116,6 +116,10 @@ def test_file_to_pkcs11_to_openbao_and_back_keeps_every_key_and_signature(env, a
     assert not final.layout.with_generation("").key_file.exists()
     assert final.layout.key_file.exists() and final.layout.relative(final.layout.key_file) == \
         "keys/custody/4/master.json"
+    status = json.loads(_cli(env, "keys", "status", str(root), "--json").stdout)
+    assert status["custody"] == {"backend": "file", "generation": "4", "migrating_to": None}
+    assert status["signing"] == {"genesis_fingerprint": genesis.key_id, "transitions": 3,
+                                 "current_key_id": final.signing_keys().current.key_id}
     keys = unlock_archive(final, PASSPHRASE)
     assert keys.signing.public == final.signing_keys().current
     totp_key = keys.unseal(json.loads(final.layout.totp_key.read_bytes()))
@@ -135,6 +139,12 @@ def test_refusals_are_audited_and_an_unfinished_migration_rolls_back(env, archiv
     assert killed.returncode == -9, killed.stderr
     other = _migrate(env, root, "openbao")
     assert other.returncode != 0 and "migration to pkcs11 is under way" in other.stderr
+    status = _cli(env, "keys", "status", str(root), "--json")
+    assert status.returncode == 0, status.stderr
+    shown = json.loads(status.stdout)
+    assert shown["custody"] == {"backend": "file", "generation": "1", "migrating_to": "pkcs11"}
+    assert shown["signing"]["transitions"] == 0
+    assert shown["signing"]["genesis_fingerprint"] == archive.signing_public.key_id
     rolled = _cli(env, "keys", "migrate", str(root), "--abort", "--as", "custodian")
     assert rolled.returncode == 0, rolled.stderr
     opened = Archive.open(root)
