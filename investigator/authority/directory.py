@@ -127,6 +127,10 @@ class Directory:
     people: tuple[Person, ...] = ()
     version: int = 0
     digest: str = ""
+    # the first version with an enrolled admin (0: none yet) and its time: after it, the archive key signs no
+    # directory or policy version (the bootstrap is over)
+    first_admin_version: int = 0
+    first_admin_ts: str = ""
     _by_id: dict[str, Person] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -286,7 +290,11 @@ class DirectoryStore:
                          archive_public=self.archive.signing_keys(), directory=directory, what=what)
             prev = _crypto.sha256_hex(data)
             people = tuple(Person.from_json(p) for p in body.get("people", ()))
-            directory = Directory(people=people, version=number, digest=prev)
+            directory = Directory(people=people, version=number, digest=prev,
+                                  first_admin_version=directory.first_admin_version if directory else 0,
+                                  first_admin_ts=directory.first_admin_ts if directory else "")
+            if not directory.first_admin_version and directory.admins():
+                directory = replace(directory, first_admin_version=number, first_admin_ts=str(body.get("ts") or ""))
         result = directory or Directory()
         self._verified = (fingerprint, result)
         return result

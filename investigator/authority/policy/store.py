@@ -63,8 +63,48 @@ class PolicyStore:
                                  path=what)
         check_signer(str(sig.get("signer")), str(sig.get("key_id")), str(sig.get("signature")),
                      canonical_json(body), archive_public=self.archive.signing_keys(), directory=directory, what=what)
+        self._check_bootstrap_order(version, directory)
         policy = Policy.from_toml(text_bytes.decode("utf-8"), source=what)
         return _with_version(policy, version)
+
+    def _check_bootstrap_order(self, latest: int, directory: Directory) -> None:
+        """Raise IntegrityError for a policy version signed with the archive key after the bootstrap.
+
+        The archive key (whoever holds the master keys: the key server's host)
+        signs policies only until the first admin is enrolled. So, over every
+        version: no archive-signed version after an admin-signed one, none timed
+        after the first admin's enrolment or naming a directory version with an
+        enrolled admin (``directory_version``, recorded since this check), and
+        times never go backwards. What remains open (a version backdated between
+        the previous one and the first admin's enrolment) needs the signed state
+        head the rollback-evident-state work pins in the audit log.
+        """
+        if not directory.first_admin_version:
+            return  # still bootstrapping: the archive key may sign
+        layout = self.archive.layout
+        admin_signed = False
+        last_ts = ""
+        for number in range(1, latest + 1):
+            what = layout.relative(layout.policy_signature(number))
+            try:
+                record = json.loads(layout.policy_signature(number).read_bytes())
+                body, signer = record["body"], str(record["signature"]["signer"])
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                raise IntegrityError("policy signature record missing or unreadable", path=what) from exc
+            ts = str(body.get("ts") or "")
+            if ts < last_ts:
+                raise IntegrityError("policy versions out of time order", path=what)
+            last_ts = ts
+            if signer != ARCHIVE_SIGNER:
+                admin_signed = True
+                continue
+            named = body.get("directory_version")
+            late = (admin_signed or ts > directory.first_admin_ts
+                    or (isinstance(named, int) and named >= directory.first_admin_version))
+            if late:
+                raise IntegrityError("signed with the archive key after the first admin was enrolled "
+                                     f"(directory version {directory.first_admin_version}); only an admin signs "
+                                     "policies now", path=what)
 
     def install(self, text: str, *, signer: Signer, directory: Directory, now: datetime,
                 note: str = "") -> Policy:
@@ -85,7 +125,7 @@ class PolicyStore:
             prev = _crypto.sha256_hex(self.archive.layout.policy_text(version - 1).read_bytes())
         body = {"format": "investigator-policy-signature/1", "archive_id": self.archive.archive_id,
                 "version": version, "sha256": _crypto.sha256_hex(text.encode("utf-8")), "prev": prev,
-                "ts": format_ts(now), "note": note}
+                "ts": format_ts(now), "note": note, "directory_version": directory.version}
         data = canonical_json(body)
         try:
             check_signer(signer.id, signer.key.public.key_id, signer.key.sign(data), data,

@@ -13,11 +13,13 @@ from typing import Any
 
 import pytest
 
-from investigator.authority.directory import set_status
-from investigator.errors import GrantExpired, GrantInvalid, IdentityCheckFailed, PolicyDenied
+from investigator import _crypto
+from investigator.authority.directory import DirectoryStore, set_status
+from investigator.authority.policy import PolicyStore
+from investigator.errors import GrantExpired, GrantInvalid, IdentityCheckFailed, IntegrityError, PolicyDenied
 from investigator.authority.grants import load_grant, revoke_grant
 from investigator.authority.identity import check_identity, login, revoke_key
-from investigator.schema import canonical_json
+from investigator.schema import canonical_json, format_ts
 
 from .conftest import NOW, SHANGHAI, Org
 
@@ -322,3 +324,39 @@ def test_bypass_is_refused_and_audited(org: Org, attempt, error, action, rule, r
 def test_table_is_big_enough():
     assert len(BYPASSES) >= 25
     assert len({b[0].__name__ for b in BYPASSES}) == len(BYPASSES)
+
+
+# --- the archive key signs no policy once an admin is enrolled ------------------------------------------
+
+def _forge_policy(org, body_extra: dict, *, signer_key=None, signer: str = "archive") -> None:
+    """Write the next policy version as someone with the master keys would: signed, hashes right."""
+    store = PolicyStore(org.archive)
+    layout = org.archive.layout
+    version = store._latest() + 1
+    text = layout.policy_text(version - 1).read_text(encoding="utf-8").replace("max_failures = 5", "max_failures = 99")
+    body = {"format": "investigator-policy-signature/1", "archive_id": org.archive.archive_id, "version": version,
+            "sha256": _crypto.sha256_hex(text.encode()), "prev": _crypto.sha256_hex(layout.policy_text(version - 1)
+                                                                                      .read_bytes()),
+            "ts": format_ts(org.now), "note": "forged", **body_extra}
+    key = signer_key or org.keys.signing
+    layout.policy_text(version).write_text(text, encoding="utf-8")
+    layout.policy_signature(version).write_text(json.dumps(
+        {"body": body, "signature": {"signer": signer, "key_id": key.public.key_id,
+                                     "signature": key.sign(canonical_json(body))}}), encoding="utf-8")
+
+
+@pytest.mark.parametrize("claim", [{"directory_version": 1}, {}, {"directory_version": 10**6}])
+def test_a_policy_signed_with_the_archive_key_after_the_bootstrap_is_refused(org, claim):
+    directory = DirectoryStore(org.archive).load()
+    assert directory.first_admin_version > 0
+    PolicyStore(org.archive).load(directory)  # the demo's own policies load
+    _forge_policy(org, claim)  # claims a directory version before the first admin, none (old records), or any
+    with pytest.raises(IntegrityError, match="archive key after the first admin"):
+        PolicyStore(org.archive).load(directory)
+
+
+def test_an_admin_signed_policy_still_loads_and_the_bootstrap_one_before_it(org):
+    directory = DirectoryStore(org.archive).load()
+    admin = directory.admins()[0].id
+    _forge_policy(org, {"directory_version": directory.version}, signer_key=org.key(admin), signer=admin)
+    assert PolicyStore(org.archive).load(directory).max_failures == 99
