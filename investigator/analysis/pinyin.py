@@ -9,15 +9,14 @@
     >>> [t for t in texts if spans(normalize_text(t), compile_term("先"))]
     ['先']
 
-How it works (docs/analysis.md, "Pinyin mode"). The compact normalized text is turned, column-wise
-in Polars (``str.replace_many``), into a *pinyin key*: every Chinese character is replaced by the
-token ``|READING/READING|`` of all its toneless readings in upper case (``行`` -> ``|HANG/HENG/XING|``),
-everything else stays (compact text is lower case and has no ``|``, so the two never mix). A query
-term becomes one regular expression over the key: each of its characters (read in context by
-pypinyin: ``银行`` -> yin hang) and each pinyin syllable it spells in Latin letters is either a token
-holding that reading or the syllable typed in letters, with an optional tone digit. So ``加班费``
-matches ``加班非`` (same sounds), ``jiabanfei``, ``jia1ban1fei4`` and ``加ban费``, but not ``加盘费``
-(pan is another syllable), and ``先`` (xian) does not match ``西安`` (xi + an: two syllables).
+How it works (docs/analysis.md, "Pinyin mode"). A query term becomes one regular expression over the
+compact normalized text, run column-wise in Polars (Rust): each of its characters (read in context by
+pypinyin: ``银行`` -> yin hang) and each pinyin syllable it spells in Latin letters becomes either one
+character that has that reading among its readings (a character class of the homophones, from
+pypinyin's dictionary: ``[加家佳嘉…]``) or the syllable typed in letters with an optional tone digit.
+So ``加班费`` matches ``加班非`` (same sounds), ``jiabanfei``, ``jia1ban1fei4`` and ``加ban费``, but not
+``加盘费`` (pan is another syllable), and ``先`` (xian, one character) does not match ``西安`` (xi + an,
+two characters).
 
 Trade-off: homophones raise recall (a word written with other characters of the same sound) and can
 lower precision (unrelated words that sound alike); a Latin keyword that spells pinyin syllables
@@ -30,8 +29,6 @@ import functools
 import re
 import unicodedata
 from dataclasses import dataclass
-
-import polars as pl
 
 from investigator.analysis.normalize import tables
 
@@ -85,42 +82,14 @@ def syllables() -> frozenset[str]:
     return frozenset(s for s in homophones() if s.isascii() and s.isalpha() and s not in _NOT_TYPED)
 
 
-def token(ch: str) -> str:
-    """The pinyin key of one character: ``|JIA|`` for 加, the character itself when it has no reading."""
-    rs = readings().get(ch)
-    return "|" + "/".join(r.upper() for r in rs) + "|" if rs else ch
-
-
-@functools.lru_cache(maxsize=1)
-def _key_table() -> tuple[list[str], list[str]]:
-    chars = sorted(readings())
-    return chars, [token(c) for c in chars]
-
-
-def key_expr(expr: pl.Expr) -> pl.Expr:
-    """A Polars expression turning a compact normalized column into its pinyin key (in Rust)."""
-    keys, values = _key_table()
-    return expr.str.replace_many(keys, values)
-
-
-def key_with_offsets(compact: str) -> tuple[str, list[int]]:
-    """The pinyin key of ``compact`` and, for each key character, the compact index it came from."""
-    parts: list[str] = []
-    offsets: list[int] = []
-    for i, ch in enumerate(compact):
-        piece = token(ch) if is_han(ch) else ch
-        parts.append(piece)
-        offsets.extend([i] * len(piece))
-    return "".join(parts), offsets
-
-
 def _typed(syllable: str) -> str:
     # typed: letters (ü typed v or u), then an optional tone digit
     return "".join("(?:v|u)" if c == "v" else re.escape(c) for c in syllable) + _TONE_DIGITS
 
 
 def _han(syllable: str) -> str:
-    return r"\|(?:[A-Z]+/)*" + syllable.upper() + r"(?:/[A-Z]+)*\|"
+    # one character with this reading (compact text holds simplified characters only)
+    return "[" + "".join(sorted(homophones()[syllable])) + "]"
 
 
 def _syllable(syllable: str) -> str:
@@ -150,7 +119,7 @@ def segmentations(run: str, limit: int = _MAX_SEGMENTATIONS) -> list[list[str]]:
 
 @dataclass(frozen=True)
 class PinyinTerm:
-    """A keyword compiled for pinyin mode: the key regex and literal needles a match must contain."""
+    """A keyword compiled for pinyin mode: its regex over compact text and literal needles a match contains."""
 
     term: str
     regex: str
@@ -171,6 +140,7 @@ def _units(term: str) -> list[tuple[str, str]]:
     return units
 
 
+@functools.lru_cache(maxsize=1024)
 def compile_term(term: str) -> PinyinTerm | None:
     """The pinyin-mode form of a compact normalized keyword, or None when pinyin adds nothing to it.
 
@@ -233,14 +203,4 @@ def spans(compact: str, term: PinyinTerm | str) -> list[tuple[int, int]]:
     compiled = compile_term(term) if isinstance(term, str) else term
     if compiled is None or not compact:
         return []
-    key, offsets = key_with_offsets(compact)
-    out = []
-    pos = 0
-    while pos <= len(key):
-        match = compiled.pattern.search(key, pos)
-        if match is None:
-            break
-        if match.end() > match.start():
-            out.append((offsets[match.start()], offsets[match.end() - 1] + 1))
-        pos = max(match.start() + 1, match.end())
-    return out
+    return [m.span() for m in compiled.pattern.finditer(compact) if m.end() > m.start()]

@@ -15,7 +15,7 @@ alternation of the literals that any match must contain, over the compact normal
 (``text_norm`` when the frame has it and its ``text_norm_version`` is current; recomputed otherwise).
 Only those candidates go through the per-term checks: substring (exact), segmentation and word
 boundaries (word; an English term also as its inflections), edit distance (fuzzy); with
-``pinyin=True`` also the term's sound regex over the candidates' pinyin key (pinyin.py). Field
+``pinyin=True`` also the term's sound regex (homophone classes, typed syllables; pinyin.py). Field
 filters (``from:``, ``in:``, ``has:``, ``before:``, ``after:``, ``on:``) are plain Polars expressions.
 """
 
@@ -48,7 +48,7 @@ class _Compiled:
     """One distinct query term: its normalized forms and the flag column it is evaluated into.
 
     ``variants`` are literal compact strings (the term; in word mode its English inflections; in fuzzy
-    pinyin mode its full pinyin spellings); ``pinyin`` is the pinyin-mode regex over the pinyin key
+    pinyin mode its full pinyin spellings); ``pinyin`` is the pinyin-mode regex over the compact text
     (pinyin.py), None without ``pinyin=True`` or when the term has no sound to match.
     """
 
@@ -204,13 +204,17 @@ def _norm_expr(frame: pl.DataFrame, column: str) -> pl.Expr:
     return normalize_column_expr(column)
 
 
-def _flags(cand: pl.DataFrame, term: _Compiled, mode: str, column: str) -> pl.Series:
-    """Whether each candidate row matches ``term`` (compact column ``__norm``, pinyin key ``__key``)."""
+def _exact_expr(term: _Compiled) -> pl.Expr:
+    """Substring of a literal variant, or a match of the sound regex (pinyin mode), over ``__norm``."""
     literal = [pl.col("__norm").str.contains(v, literal=True) for v in term.variants]
-    sounds = [pl.col("__key").str.contains(term.pinyin.regex)] if term.pinyin is not None else []
-    exact = cand.select(pl.any_horizontal(literal + sounds).fill_null(False))[:, 0]
-    if mode == "exact":
-        return exact
+    sounds = [pl.col("__norm").str.contains(term.pinyin.regex)] if term.pinyin is not None else []
+    return pl.any_horizontal(literal + sounds).fill_null(False)
+
+
+def _flags(cand: pl.DataFrame, term: _Compiled, mode: str, column: str) -> pl.Series:
+    """Whether each candidate row matches ``term`` in word or fuzzy mode (``__norm`` present)."""
+    sounds = [pl.col("__norm").str.contains(term.pinyin.regex)] if term.pinyin is not None else []
+    exact = cand.select(_exact_expr(term))[:, 0]
     if mode == "word":
         if column not in cand.columns:
             raise ContentNotGranted("word search")
@@ -234,21 +238,17 @@ def _flags(cand: pl.DataFrame, term: _Compiled, mode: str, column: str) -> pl.Se
     return pl.Series(out, dtype=pl.Boolean)
 
 
-def _variants(hits: pl.DataFrame, compiled: list[_Compiled], mode: str, column: str) -> pl.Series:
-    """Per hit row, the distinct pieces of its text that matched (pinyin mode shows the homophones)."""
-    texts = hits[column].to_list() if column in hits.columns else hits["__norm"].to_list()
-    flags = [hits[c.column].to_list() for c in compiled]
-    out: list[list[str]] = []
-    for i, text in enumerate(texts):
-        found: list[str] = []
-        for c, flag in zip(compiled, flags):
-            if not flag[i] or text is None:
-                continue
-            for start, end in matchers.find_spans(text, c.term.text, "word" if mode == "word" else "exact",
-                                                  pinyin=c.pinyin is not None):
-                found.append(text[start:end])
-        out.append(list(dict.fromkeys(found)))
-    return pl.Series(VARIANTS, out, dtype=pl.List(pl.String))
+def _variants(compiled: list[_Compiled]) -> pl.Expr:
+    """The distinct pieces of each hit's compact text that matched a term (in Rust: ``extract_all``).
+
+    Shown in pinyin mode, where they tell which spelling matched: ``加班非``, ``jia1ban1fei4``.
+    """
+    parts = []
+    for c in compiled:
+        alternatives = [re.escape(v) for v in c.variants] + ([c.pinyin.regex] if c.pinyin is not None else [])
+        found = pl.col("__norm").str.extract_all("|".join(f"(?:{a})" for a in alternatives))
+        parts.append(pl.when(pl.col(c.column)).then(found).otherwise(pl.lit([], dtype=pl.List(pl.String))))
+    return pl.concat_list(parts).list.unique(maintain_order=True).fill_null([]).alias(VARIANTS)
 
 
 def _regex_search(frame: pl.DataFrame, pattern: str, column: str) -> pl.DataFrame:
@@ -280,7 +280,8 @@ def search(frame: pl.DataFrame, query: str, *, mode: str = "exact", column: str 
     ``fuzzy_edits``: (min_length, edits) pairs) or "regex" (the whole query is one regular expression,
     matched case-insensitively against the display-normalized text). ``pinyin`` lets terms match by sound:
     homophones, pinyin with or without tones, mixtures of characters and pinyin (pinyin.py); the
-    result then has a ``matched_variants`` list column with the pieces of each text that matched. Dates in ``before:``/``after:``/``on:`` are read in ``tz``. ``identities``
+    result then has a ``matched_variants`` list column with the pieces of each (compact normalized)
+    text that matched. Dates in ``before:``/``after:``/``on:`` are read in ``tz``. ``identities``
     (person -> account ids/names) lets ``from:PERSON`` cover every linked account.
 
     Raises QueryError (with the position) for a malformed query or an unknown mode, and
@@ -308,9 +309,10 @@ def search(frame: pl.DataFrame, query: str, *, mode: str = "exact", column: str 
         required = _required(ast, compiled)
         if required:
             cand = cand.filter(pl.col("__norm").str.contains(_alternation(required)).fill_null(False))
-        if any(c.pinyin is not None for c in compiled.values()):
-            cand = cand.with_columns(pinyin_mode.key_expr(pl.col("__norm")).alias("__key"))
-        cand = cand.with_columns([_flags(cand, c, mode, column).alias(c.column) for c in compiled.values()])
+        if mode == "exact":  # one pass, every term's flag in parallel
+            cand = cand.with_columns([_exact_expr(c).alias(c.column) for c in compiled.values()])
+        else:
+            cand = cand.with_columns([_flags(cand, c, mode, column).alias(c.column) for c in compiled.values()])
     hits = cand.filter(_to_expr(ast, compiled, field_exprs))
     positive_keys = {(t.text, t.phrase) for t, neg in terms(ast) if not neg}
     positive = [c for key, c in compiled.items() if key in positive_keys]
@@ -318,5 +320,5 @@ def search(frame: pl.DataFrame, query: str, *, mode: str = "exact", column: str 
                              ).list.drop_nulls() if positive else pl.lit([], dtype=pl.List(pl.String))
     hits = hits.with_columns(matched.alias(MATCHED))
     if pinyin and positive:
-        hits = hits.with_columns(_variants(hits, positive, mode, column))
-    return hits.drop([c for c in hits.columns if c in ("__norm", "__key") or c.startswith("__t")])
+        hits = hits.with_columns(_variants(positive))
+    return hits.drop([c for c in hits.columns if c == "__norm" or c.startswith("__t")])
