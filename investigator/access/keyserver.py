@@ -24,6 +24,28 @@ Protocol (JSON over POST; docs/admin.md, "Key server"):
 - ``POST /v1/keys-for-process`` ``{"process_ticket", "refs"}`` -> ``{"keys": {...}}``: **not signed**;
   the process ticket itself is the credential, and only keys of its bound chunk set are released.
 
+Authority decisions that need the master keys (:mod:`investigator.access.custodian`; each signed by the
+acting person, who must hold the role the decision needs):
+
+- ``POST /v1/login`` ``{"totp", "hours"?}`` -> ``{"session"}``: a session for the signer after a TOTP check.
+- ``POST /v1/decide`` ``{"request_id", "decision", "note", "totp", "signed_at", "signature"}`` -> the
+  outcome (``granted``, ``grant_id``, ``rule``, ``reason``): the approver's signature over the approval
+  body the server rebuilds from its own copy of the request (checked before the code), then the TOTP
+  check, the policy and the archive's attestation.
+- ``POST /v1/enroll-totp`` ``{"person"}`` -> ``{"uri", "secret_b32"}`` (an admin): a new TOTP secret,
+  sealed on the server, handed back once.
+- ``POST /v1/unlock-person`` ``{"person"}`` -> ``{"unlocked"}`` (an admin): clears a lock-out.
+- ``POST /v1/bundle/attest`` ``{"token", "body"}`` -> ``{"attestation"}``: the archive's signature over a
+  bundle's attestation body, for the operator of an open case with the export permission.
+- ``POST /v1/bundle/attest-release`` ``{"body"}`` -> ``{"attestation"}``: a legal reviewer's release of a
+  held bundle (not its operator).
+- ``POST /v1/verify`` ``{}`` -> the verification's findings (an admin or auditor); never content.
+
+Ingest without reading (:mod:`investigator.access.ingest_desk`; the ``archive`` permission):
+``/v1/ingest/lookup`` (hashes in, yes/no and latest versions out), ``/v1/ingest/datakey`` (fresh keys
+for the next batch only), ``/v1/ingest/commit`` (the staged batch checked, signed, committed) and
+``/v1/consent/datakey`` (a fresh key for a new consent file).
+
 Every other POST is signed with the acting person's personal key
 (:mod:`investigator.access.client_auth` has the headers and the canonical string).
 The server checks, in order: the client address's rate limit; the signature (time
