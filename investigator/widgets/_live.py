@@ -42,10 +42,12 @@ class LiveFigure:
         self.builds = 0
         self.updates = 0
         self._json: list[dict[str, Any]] = []
+        self._layout: dict[str, Any] = {}
 
     def show(self, figure: go.Figure) -> go.Figure:
         """Show ``figure``; returns the figure object on screen (a FigureWidget when available)."""
         current = self.figure
+        layout_json = figure.layout.to_plotly_json()
         shown_json = [t.to_plotly_json() for t in figure.data]
         for values in shown_json:
             values.pop("uid", None)
@@ -58,8 +60,10 @@ class LiveFigure:
                     changed.update({k: None for k in before if k not in after})
                     if changed:
                         old.update(changed, overwrite=True)
-                current.update_layout(figure.layout.to_plotly_json(), overwrite=True)
-            self._json = shown_json
+                changed_layout = {k: v for k, v in layout_json.items() if self._layout.get(k) != v}
+                if changed_layout:  # e.g. the gaps' rectangles cross again only when the messages changed
+                    current.update_layout(changed_layout, overwrite=True)
+            self._json, self._layout = shown_json, layout_json
             self.updates += 1
             return current
         self.builds += 1
@@ -72,7 +76,7 @@ class LiveFigure:
                 if isinstance(trace.meta, dict) and trace.meta.get("kind") in CLICKABLE:
                     trace.on_click(self._clicked)
         self.figure = shown
-        self._json = shown_json
+        self._json, self._layout = shown_json, layout_json
         self.widget = shown if isinstance(shown, widgets.DOMWidget) else _static(shown)
         return shown
 

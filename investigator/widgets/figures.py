@@ -17,8 +17,9 @@ as wall-clock times in ``tz``, and the axis names the zone. Each trace carries `
 (and density cells: their first message) carry their ``item_id`` in ``customdata`` so a widget can
 open the context of a clicked point.
 
-Cost is linear in the rows: items (gaps, delays, edges) are points of a few traces, never one layout
-shape or annotation each (each such add copies the layout: quadratic), times travel as strings, and
+Cost is linear in the rows: delays and edges are points of a few traces and gaps are layout shapes set
+in one update, never one ``add_vrect`` / ``add_annotation`` each (each such add copies the layout:
+quadratic), times travel as strings, and
 a figure holds at most ``MAX_POINTS`` message points (above that, a density). benchmarks/bench_figures.py
 measures it.
 """
@@ -82,10 +83,10 @@ def timeline_figure(messages: pl.DataFrame | None = None, events: pl.DataFrame |
     """A lane per participant (message senders, event actors), events overlaid, gaps and delays marked.
 
     ``gaps``: a :func:`~investigator.analysis.timeline.silences` frame (``start``, ``end``, ``minutes``),
-    drawn as shaded spans — one filled trace (kind ``gap``) for all of them. ``delays``: a
+    drawn as shaded spans — layout rectangles set in one update, and a legend trace (kind ``gap``). ``delays``: a
     :func:`~investigator.analysis.timeline.first_replies` frame (``ts``, ``sender``, ``reply_ts``,
     ``replier``, ``delay_minutes``), drawn as dashed arrows from the customer's message to the first
-    reply — one trace (kind ``delay``). ``highlight``: item ids drawn larger (e.g. search hits).
+    reply — one trace (kind ``delay``; a dot marks the reply end). ``highlight``: item ids drawn larger (e.g. search hits).
     ``lanes`` maps a sender or actor (account id or name) to its lane, so that one person's accounts
     on several platforms share one lane (see :func:`person_lanes`).
     Lanes beyond ``max_lanes`` (the least active) are dropped from the picture, not from the data.
@@ -126,9 +127,9 @@ def timeline_figure(messages: pl.DataFrame | None = None, events: pl.DataFrame |
             hovertemplate="%{x|%Y-%m-%d %H:%M:%S}<br>%{y}<br>%{text}<extra></extra>",
             meta={"kind": "event", "event_type": kind}))
     if gaps is not None and gaps.height:
-        fig.add_trace(_gap_trace(gaps, tz, lang))
-        # the gaps live on an overlay axis spanning the plot's height, whatever the lanes
-        fig.update_layout(yaxis2={"overlaying": "y", "range": [0, 1], "visible": False, "fixedrange": True})
+        shapes, legend = _gaps(gaps, tz, lang, order[0])
+        fig.update_layout(shapes=shapes)  # all gaps in one layout update (one add_vrect each copied the layout)
+        fig.add_trace(legend)
     if delays is not None and delays.height:
         if lanes:
             delays = delays.with_columns(pl.col("sender").replace(lanes), pl.col("replier").replace(lanes))
@@ -224,24 +225,24 @@ def _interleave(*columns: list[Any], gap: Any = None) -> list[Any]:
     return out
 
 
-def _gap_trace(gaps: pl.DataFrame, tz: str, lang: str | None) -> go.Scatter:
-    """Every gap as a filled rectangle of one trace on the overlay axis ``y2`` (0 = bottom, 1 = top)."""
+def _gaps(gaps: pl.DataFrame, tz: str, lang: str | None, lane: str) -> tuple[list[dict[str, Any]], go.Scatter]:
+    """Every gap as a shaded layout rectangle (full height), plus a legend trace carrying their hover text."""
     starts, ends = _local(gaps["start"], tz), _local(gaps["end"], tz)
-    n = len(starts)
+    shapes = [{"type": "rect", "xref": "x", "yref": "paper", "x0": s, "x1": e, "y0": 0, "y1": 1,
+               "fillcolor": GAP_COLOR, "line": {"width": 0}, "layer": "below"} for s, e in zip(starts, ends)]
     if "minutes" in gaps.columns:
         notes = gaps.select(pl.format(f"{label('gap', lang)} {{}} {label('minutes', lang)}",
                                       pl.col("minutes").round(0).cast(pl.Int64))).to_series().to_list()
     else:
-        notes = [label("gap", lang)] * n
-    return go.Scatter(
-        x=_interleave(starts, starts, ends, ends, starts), y=_interleave([0] * n, [1] * n, [1] * n, [0] * n, [0] * n),
-        text=_interleave(notes, notes, notes, notes, notes, gap=""), yaxis="y2", mode="lines", fill="toself",
-        fillcolor=GAP_COLOR, line={"width": 0, "color": GAP_COLOR}, hoveron="points", hoverinfo="text",
-        name=label("gaps", lang), meta={"kind": "gap", "count": n})
+        notes = [label("gap", lang)] * gaps.height
+    legend = go.Scatter(x=starts, y=[lane] * len(starts), mode="markers", name=label("gaps", lang), text=notes,
+                        hoverinfo="text", marker={"color": GAP_COLOR, "size": 12, "symbol": "square"},
+                        visible="legendonly", meta={"kind": "gap", "count": gaps.height})
+    return shapes, legend
 
 
 def _delay_trace(delays: pl.DataFrame, tz: str, lang: str | None) -> go.Scatter:
-    """Every delay as a dashed line from the message to the reply, an arrowhead at the reply; one trace."""
+    """Every delay as a dashed line from the message to the reply, a dot at the reply; one trace."""
     n = delays.height
     notes = delays.select(pl.format(f"{label('delay', lang)} {{}} {label('minutes', lang)}",
                                     pl.col("delay_minutes").round(0).cast(pl.Int64))).to_series().to_list()
@@ -250,8 +251,7 @@ def _delay_trace(delays: pl.DataFrame, tz: str, lang: str | None) -> go.Scatter:
         y=_interleave(delays["sender"].to_list(), delays["replier"].to_list()),
         text=_interleave(notes, notes, gap=""), mode="lines+markers", hoverinfo="text", name=label("delays", lang),
         line={"color": DELAY_COLOR, "dash": "dash", "width": 2},
-        marker={"symbol": "arrow", "angleref": "previous", "color": DELAY_COLOR,
-                "size": _interleave([0] * n, [11] * n, gap=0)},
+        marker={"symbol": "circle", "color": DELAY_COLOR, "size": _interleave([0] * n, [7] * n, gap=0)},
         meta={"kind": "delay", "count": n})
 
 

@@ -54,14 +54,13 @@ def test_timeline_lanes_events_gaps_and_delays():
     assert set(fig.layout.yaxis.categoryarray) == {"张伟", "王芳", "system", "zhangwei"}
     delay = fig.data[-1]
     assert "delay 120 min" in delay.text[0]
-    # every gap is a closed rectangle of the one gap trace (no layout shape or annotation per item)
+    # every gap is a full-height shaded rectangle, set in one layout update; no annotation per item
     gap = fig.data[3]
-    assert gap.meta["count"] == gaps.height == list(gap.x).count(None) and gap.fill == "toself"
-    assert fig.layout.shapes == () and fig.layout.annotations == ()
-    first = list(gap.x)[:5]
-    assert first[0] == first[1] == first[4] and first[2] == first[3] and first[0] < first[2]
-    # each delay is one segment, its arrowhead at the reply
-    assert list(delay.marker.size) == [0, 11, 0] * delay.meta["count"]
+    assert gap.meta["count"] == gaps.height == len(fig.layout.shapes) and fig.layout.annotations == ()
+    shape = fig.layout.shapes[0]
+    assert shape.yref == "paper" and shape.x0 < shape.x1 and shape.x0 == gap.x[0]
+    # each delay is one segment, a dot at the reply
+    assert list(delay.marker.size) == [0, 7, 0] * delay.meta["count"]
 
 
 def test_timeline_empty_and_max_lanes():
@@ -147,7 +146,7 @@ def test_timeline_above_max_points_is_a_density_with_the_hits_on_top():
 
 
 def test_figures_grow_linearly_in_items_not_in_layout():
-    """4x the gaps and delays: still one gap trace and one delay trace, and nothing in the layout per item."""
+    """400 gaps: one legend trace, one delay trace, the rectangles set at once, no annotation per item."""
     msgs = _messages()
     t0 = datetime(2026, 11, 18, 0, 0, tzinfo=UTC)
     gaps = pl.DataFrame({"start": [t0 + timedelta(hours=i) for i in range(400)],
@@ -155,4 +154,4 @@ def test_figures_grow_linearly_in_items_not_in_layout():
                          "minutes": [40.0] * 400})
     fig = F.timeline_figure(msgs, gaps=gaps, delays=A.first_replies(msgs, agents=["zhangwei"]))
     assert [t.meta["kind"] for t in fig.data].count("gap") == 1 and fig.data[-2].meta["count"] == 400
-    assert len(fig.layout.shapes) == 0 and len(fig.layout.annotations) == 0
+    assert len(fig.layout.shapes) == 400 and len(fig.layout.annotations) == 0
