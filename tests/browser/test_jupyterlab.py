@@ -10,104 +10,33 @@ an ordinary test run never changes the repository. Uses Debian's ``chromium``; n
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-CHROMIUM = Path("/usr/bin/chromium")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run"]
-SCREENSHOTS = (REPO / "docs" / "screenshots" if os.environ.get("INVESTIGATOR_UPDATE_SCREENSHOTS")
-               else REPO / "test-artifacts" / "screenshots")
+from labkit import CHROMIUM, FLAGS, REPO, SCREENSHOTS, attached, kernel_idle, require_browser, start_lab, wait_for
+
 KEYWORD = "投诉"
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _get(url: str) -> object:
-    with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - a local test server
-        return json.loads(response.read())
-
-
-def _wait(predicate, timeout: float, what: str, interval: float = 0.3):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            value = predicate()
-        except Exception:  # noqa: BLE001 - not ready yet
-            value = None
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 @pytest.fixture
 def lab(demo_archive: Path, tmp_path: Path):
-    if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed (/usr/bin/chromium): apt-get install chromium fonts-noto-cjk")
-    pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    require_browser()
     root = tmp_path / "lab"
     shutil.copytree(REPO / "notebooks", root / "notebooks")
     shutil.copytree(demo_archive, root / "demo-archive")
-    port, token = _free_port(), "investigator-browser-test"
-    env = {**os.environ, "INVESTIGATOR_ARCHIVE": str(root / "demo-archive"), "INVESTIGATOR_LANG": "zh-CN",
-           "JUPYTER_CONFIG_DIR": str(tmp_path / "jupyter-config"), "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime")}
-    env.pop("JUPYTER_PLATFORM_DIRS", None)
-    # no "Jupyter news?" toast over the screenshots
-    settings = tmp_path / "lab-settings" / "@jupyterlab" / "apputils-extension"
-    settings.mkdir(parents=True)
-    (settings / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false"}))
-    jupyter = Path(sys.executable).parent / "jupyter"
-    log = open(tmp_path / "jupyter.log", "wb")
-    proc = subprocess.Popen(
-        [str(jupyter), "lab", "--no-browser", "--allow-root", "--ip=127.0.0.1", f"--port={port}",
-         f"--ServerApp.token={token}", f"--ServerApp.root_dir={root}", "--ServerApp.open_browser=False",
-         "--LabApp.news_url=", f"--LabApp.user_settings_dir={tmp_path / 'lab-settings'}",
-         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
-        cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait(lambda: _get(f"{base}/api/status?token={token}"), 60, "the Jupyter server")
-        yield base, token, root
-    finally:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)  # the server and the kernels it started, nothing else
-            proc.wait(timeout=15)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
-        log.close()
+    yield from start_lab(root, tmp_path, root / "demo-archive")
+
+
+_wait, _attached = wait_for, attached
 
 
 def _kernel_ready(base: str, token: str) -> bool:
-    kernels = _get(f"{base}/api/kernels?token={token}")
-    return bool(kernels) and all(k.get("execution_state") == "idle" and k.get("connections", 0) > 0 for k in kernels)
-
-
-def _attached(page, selector: str, timeout: float = 60_000):
-    """JupyterLab 4 virtualizes cells below the fold: wait for the element to exist, then scroll to it."""
-    locator = page.locator(selector).first
-    locator.wait_for(state="attached", timeout=timeout)
-    locator.scroll_into_view_if_needed(timeout=timeout)
-    locator.wait_for(state="visible", timeout=timeout)
-    return locator
+    return kernel_idle(base, token)
 
 
 def test_keyword_search_in_jupyterlab(lab):
