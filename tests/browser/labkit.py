@@ -34,7 +34,7 @@ def require_browser() -> None:
     """Skip (fail under CI=true) when Debian's chromium or playwright is missing."""
     missing = []
     if not CHROMIUM.exists():
-        missing.append("Debian's chromium is not installed (/usr/bin/chromium): apt-get install chromium fonts-noto-cjk")
+        missing.append(f"Debian's chromium is not installed ({CHROMIUM}): apt-get install chromium fonts-noto-cjk")
     try:
         import playwright.sync_api  # noqa: F401
     except ImportError:
