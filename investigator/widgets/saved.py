@@ -11,6 +11,7 @@ Layout: ``ARCHIVE/cases/<case>/searches.jsonl`` beside the case's tags, one JSON
 the newest line of a name wins. Each save and delete is audited first (``search.save`` /
 ``search.delete``, target: the grant; details: case, name, the parameters' SHA-256); each run is
 audited as ``search.run`` (and the search itself as ``search``, by the case).
+:func:`run_saved_search` runs saved parameters over a frame without a panel (a template's seam).
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import polars as pl
+
+from investigator import analysis as A
 from investigator._fs import exclusive_lock
 from investigator.errors import IntegrityError
 
@@ -119,3 +123,34 @@ class SavedSearches:
         case = self.case
         details = {"case": case.grant.case, "name": name, "params_sha256": _digest(self.get(name))}
         case.archive.audit.append(case.person, "search.run", case.grant.id, details, now=now)
+
+
+def run_saved_search(messages: pl.DataFrame, params: dict[str, Any], *, tz: str,
+                     identities: dict[str, list[str]] | None = None,
+                     groups: dict[str, list[str]] | None = None) -> pl.DataFrame:
+    """The hits of saved ``params`` over ``messages`` without a panel (for templates such as keyword_sweep).
+
+    The SearchPanel's pipeline: time window -> types -> senders -> participants -> groups -> search
+    (no query: every filtered row). ``messages`` should be what the panel would search (distinct
+    messages unless ``params["distinct"]`` is False — the caller decides; this function only filters).
+    Raises ValueError for a naive ``start``/``end``; the caller checks them against its grant.
+    """
+    frame = messages
+    if params.get("start") and params.get("end"):
+        start, end = datetime.fromisoformat(params["start"]), datetime.fromisoformat(params["end"])
+        if start.tzinfo is None or end.tzinfo is None:
+            raise ValueError("a saved search's start and end must carry their offset")
+        frame = A.time_window(frame, start, end, tz=tz)
+    if params.get("types"):
+        frame = A.by_types(frame, list(params["types"]))
+    if params.get("senders"):
+        frame = A.by_senders(frame, list(params["senders"]), identities=identities)
+    if params.get("participants"):
+        frame = A.by_participants(frame, list(params["participants"]), identities=identities)
+    if params.get("groups"):
+        frame = A.by_groups(frame, list(params["groups"]), groups=groups or {}, identities=identities)
+    query = str(params.get("query") or "").strip()
+    if not query:
+        return frame
+    return A.search(frame, query, mode=params.get("mode", "exact"), pinyin=bool(params.get("pinyin", False)),
+                    tz=tz, identities=identities)

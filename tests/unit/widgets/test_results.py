@@ -88,3 +88,17 @@ def test_thread_view_pages_through_the_whole_conversation():
     thread.turn(10)
     assert thread.page == 3 and thread.next_button.disabled
     assert thread.show("nope").height == 0 and thread.layout.display == "none"
+
+
+def test_run_saved_search_filters_like_the_panel():
+    from investigator.widgets.saved import run_saved_search
+
+    frame = _frame()
+    params = {"query": "消息", "mode": "exact", "start": (T0 + timedelta(minutes=5)).isoformat(),
+              "end": (T0 + timedelta(minutes=10)).isoformat(), "types": ["text"]}
+    hits = run_saved_search(frame, params, tz="Asia/Shanghai")
+    assert hits["message_id"].to_list() == [f"m{i:02d}" for i in range(5, 10)]
+    assert run_saved_search(frame, {"query": "第3条"}, tz="UTC")["message_id"].to_list() == ["m03"]
+    assert run_saved_search(frame, {}, tz="UTC").height == frame.height
+    with pytest.raises(ValueError):
+        run_saved_search(frame, {"start": "2026-11-18T06:00:00", "end": "2026-11-18T07:00:00"}, tz="UTC")
