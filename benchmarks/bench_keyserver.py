@@ -241,7 +241,7 @@ class Server:
         env = {**os.environ, "INVESTIGATOR_PASSPHRASE": PASS, "PYTHONWARNINGS": "ignore"}
         env.pop("INVESTIGATOR_KEYSERVER", None)
         self.proc = subprocess.Popen([sys.executable, "-m", "investigator", "keyserver", str(archive),
-                                      "--listen", f"{HOST}:0", "--rate", SERVER_RATE, "--person-rate", SERVER_RATE],
+                                      "--listen", f"{HOST}:0", "--shared-totp-state", "--rate", SERVER_RATE, "--person-rate", SERVER_RATE],
                                      env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE, text=True)
         self.stderr: list[str] = []

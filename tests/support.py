@@ -82,7 +82,7 @@ def custody_cli_roundtrip(tmp_path: Path, *, env: dict[str, str], backend: str, 
     port = port_probe.getsockname()[1]
     port_probe.close()
     server = subprocess.Popen([sys.executable, "-m", "investigator", "keyserver", str(root), "--listen",
-                               f"127.0.0.1:{port}"], env=base, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                               f"127.0.0.1:{port}", "--shared-totp-state"], env=base, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                               stderr=subprocess.PIPE, text=True)
     health = None
     try:

@@ -619,6 +619,7 @@ def serve(archive: "Archive", keys: Custody, *, host: str = "127.0.0.1", port: i
         server.socket = context.wrap_socket(server.socket, server_side=True)
     archive.audit.append("keyserver", "keyserver.start", f"{host}:{server.server_address[1]}",
                          {"tls": bool(certfile), "rate": server.limit.rate, "person_rate": server.limit.person_rate,
+                          "totp_state": "host" if archive.config.custody.get("state_dir") else "archive folder",
                           "signed_requests": True, "clock_skew_s": server.verifier.skew})
     return server
 

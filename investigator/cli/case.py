@@ -124,8 +124,12 @@ def open_cmd(archive: Path, grant: str, person: str, totp: str | None, session: 
               help="Requests per second per client address, before authentication (burst 3x).")
 @click.option("--person-rate", default=20.0, show_default=True,
               help="Requests per second per person, once their signature verified (burst 3x).")
+@click.option("--shared-totp-state", is_flag=True,
+              help="Serve although the archive keeps TOTP counters and lock-outs in its own folder (no --state-dir "
+                   "at init): clients who can write that folder could replay a used code or clear a lock-out. "
+                   "For demos and tests.")
 def keyserver(archive: Path, listen: str, certfile: str | None, keyfile: str | None, rate: float,
-              person_rate: float) -> None:
+              person_rate: float, shared_totp_state: bool) -> None:
     """Serve chunk keys to notebooks; the only process holding the master keys.
 
     \b
@@ -137,6 +141,8 @@ def keyserver(archive: Path, listen: str, certfile: str | None, keyfile: str | N
     the key file (INVESTIGATOR_PASSPHRASE, else a prompt), a PKCS#11 token
     (INVESTIGATOR_PKCS11_MODULE, INVESTIGATOR_PKCS11_PIN) or OpenBao transit
     (BAO_ADDR, BAO_TOKEN); opening it is audited.
+    TOTP counters and lock-outs must live on this host (the archive created with
+    --state-dir): otherwise the server refuses to start, unless --shared-totp-state.
     Example:
       INVESTIGATOR_PASSPHRASE=... investigator keyserver ./case-archive --listen 127.0.0.1:8765
     """
@@ -147,6 +153,13 @@ def keyserver(archive: Path, listen: str, certfile: str | None, keyfile: str | N
     if not host or not port.isdigit():
         raise click.BadParameter("expected HOST:PORT", param_hint="--listen")
     opened = Archive.open(archive)
+    if not opened.config.custody.get("state_dir") and not shared_totp_state:
+        from investigator.errors import ConfigError
+
+        raise ConfigError("this archive keeps TOTP counters and lock-outs in its own folder, which the key server's "
+                          "clients can write (a used code could be replayed, a lock-out cleared)",
+                          hint="create the archive on this host with 'investigator init --state-dir DIR' "
+                               "(docs/admin.md), or pass --shared-totp-state for a demo or a test")
     keys = unlock(opened, "keyserver", custodian=True)
     server = serve(opened, keys, host=host, port=int(port), certfile=certfile, keyfile=keyfile,
                    limit=RateLimit(rate=rate, burst=max(1, int(rate * 3)), person_rate=person_rate,

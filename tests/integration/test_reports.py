@@ -221,7 +221,7 @@ def keyserver_run(demo_archive, tmp_path):
     shutil.copytree(demo_archive, root)
     env = {**os.environ, "INVESTIGATOR_PASSPHRASE": DEMO_PASSPHRASE}
     proc = subprocess.Popen([sys.executable, "-m", "investigator.cli", "keyserver", str(root), "--listen",
-                             "127.0.0.1:0", "--rate", "50", "--person-rate", "50"], env=env, stderr=subprocess.PIPE,
+                             "127.0.0.1:0", "--shared-totp-state", "--rate", "50", "--person-rate", "50"], env=env, stderr=subprocess.PIPE,
                             text=True)
     hidden = tmp_path / "custodian-only" / "master.json"
     try:

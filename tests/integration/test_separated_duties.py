@@ -126,7 +126,8 @@ def test_every_actor_is_a_separate_process_without_the_passphrase(backend: str, 
     custodian = {**base, **custody, "INVESTIGATOR_KEY_PASSPHRASE": "pw-wugang"}
 
     # --- the custodian, on the key server's host: bootstrap with the custody's secrets ------------------
-    _run(["init", archive, *init_options], custodian)
+    # TOTP counters and lock-outs live on this host, outside the folder clients share (--state-dir)
+    _run(["init", archive, *init_options, "--state-dir", tmp_path / "custodian-state"], custodian)
     _run(["people", "add", archive, "--id", "wugang", "--name", "吴刚", "--role", "admin"], custodian)
     _run(["policy", "set", archive, REPO / "investigator" / "default_policy.toml"], custodian)
     _run(["people", "enroll", archive, "wugang", "--kdf-cost", "14", "--no-qr"], custodian)
@@ -182,23 +183,22 @@ def test_every_actor_is_a_separate_process_without_the_passphrase(backend: str, 
                                 timeout=120)
         assert loaded.returncode == 0, loaded.stderr
         assert int(loaded.stdout.strip()) == opened["messages"]
-        if backend == "file":  # the backends differ below the key server only: the report path runs once
-            # --- a papermill report, run and reproduced through the server ---------------------------------
-            reports = tmp_path / "reports"
-            run = json.loads(_run(["report", "run", "keyword_sweep", "--archive", view, "--grant", grant_id,
-                                   "--as", "sunli", "--session", session, "-p", "keywords", "[项目, 客户]",
-                                   "-o", reports, "--json"], sunli))
-            notebook = Path(run["notebook"])
-            assert "intact" in _run(["report", "verify", notebook, "--archive", view], sunli).lower()
-            reproduced = _run(["report", "reproduce", notebook, "--archive", view, "--as", "sunli", "--session", session,
-                               "-o", tmp_path / "again.ipynb"], sunli)
-            assert "reproduced: identical" in reproduced
-            # --- the legal reviewer reviews and releases the report -----------------------------------------
-            assert "reviewed" in _run(["report", "review", notebook, "--archive", view, "--as", "fawu",
-                                       "--decision", "approve", "--note", "scope and findings checked"],
-                                      as_person("fawu"))
-            assert "released" in _run(["report", "release", notebook, "--archive", view, "--as", "fawu",
-                                       "--acknowledge-hold", "--note", "for the file"], as_person("fawu"))
+        # --- a papermill report, run and reproduced through the server ---------------------------------
+        reports = tmp_path / "reports"
+        run = json.loads(_run(["report", "run", "keyword_sweep", "--archive", view, "--grant", grant_id,
+                               "--as", "sunli", "--session", session, "-p", "keywords", "[项目, 客户]",
+                               "-o", reports, "--json"], sunli))
+        notebook = Path(run["notebook"])
+        assert "intact" in _run(["report", "verify", notebook, "--archive", view], sunli).lower()
+        reproduced = _run(["report", "reproduce", notebook, "--archive", view, "--as", "sunli", "--session", session,
+                           "-o", tmp_path / "again.ipynb"], sunli)
+        assert "reproduced: identical" in reproduced
+        # --- the legal reviewer reviews and releases the report -----------------------------------------
+        assert "reviewed" in _run(["report", "review", notebook, "--archive", view, "--as", "fawu",
+                                   "--decision", "approve", "--note", "scope and findings checked"],
+                                  as_person("fawu"))
+        assert "released" in _run(["report", "release", notebook, "--archive", view, "--as", "fawu",
+                                   "--acknowledge-hold", "--note", "for the file"], as_person("fawu"))
         _bundle_and_verify(view, archive, grant_id, session, sunli, as_person("fawu"), as_person("shenji"),
                            client, tmp_path)
         _run(["verify", view, "--as", "sunli"], as_person("sunli"), code=8)  # a full verify is not the operator's
@@ -226,6 +226,7 @@ def _only_the_custodian_unlocked(archive: Path) -> None:
     entries = [json.loads(line) for line in (archive / "audit" / "log.jsonl").read_text().splitlines()]
     unlocks = {e["details"].get("purpose") for e in entries if e["action"] == "unlock"}
     assert unlocks and unlocks <= CUSTODIAN_PURPOSES, unlocks
+    assert not (archive / "org" / "totp").exists()  # no TOTP state in the shared folder
     actions = {(e["actor"], e["action"], e["outcome"]) for e in entries}
     for expected in (("wugang", "people.enroll_totp", "allowed"), ("zhouzong", "request.approve", "allowed"),
                      ("sunli", "login", "allowed"), ("sunli", "bundle.attest", "allowed"),

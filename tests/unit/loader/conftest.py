@@ -125,7 +125,7 @@ def keyserver_process(world: World, *args: str) -> Iterator[tuple[subprocess.Pop
     """``investigator keyserver`` on 127.0.0.1 (a free port) over the world's archive: (process, url)."""
     env = {**os.environ, "INVESTIGATOR_PASSPHRASE": PASSPHRASE}
     proc = subprocess.Popen([sys.executable, "-m", "investigator.cli", "keyserver", str(world.archive.root),
-                             "--listen", "127.0.0.1:0", *args], env=env, stderr=subprocess.PIPE, text=True)
+                             "--listen", "127.0.0.1:0", "--shared-totp-state", *args], env=env, stderr=subprocess.PIPE, text=True)
     try:
         line = proc.stderr.readline()
         match = re.search(r"http://127\.0\.0\.1:(\d+)", line)

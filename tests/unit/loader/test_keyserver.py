@@ -110,3 +110,21 @@ def test_proofs_come_from_the_key_server_for_granted_records_only(world, server)
     with pytest.raises(errors.PolicyDenied, match="not in the granted window"):
         case.key_service.proofs(case.ticket, row["batch_seq"], [outside.leaf_start])
     assert [e.outcome for e in world.audit("proof.release")][-2:] == ["allowed", "denied"]
+
+
+def test_the_key_server_refuses_to_keep_totp_state_in_the_shared_folder(world, monkeypatch):
+    """Without --state-dir at init the counters would sit where clients write: no start, nothing unlocked."""
+    from click.testing import CliRunner
+
+    from investigator.cli import main
+
+    monkeypatch.setenv("INVESTIGATOR_PASSPHRASE", "must-not-be-needed")
+    unlocks = len(world.audit("unlock"))
+    result = CliRunner().invoke(main, ["keyserver", str(world.archive.root), "--listen", "127.0.0.1:0"])
+    assert result.exit_code == errors.ConfigError.exit_code
+    assert "--state-dir" in result.output and "--shared-totp-state" in result.output
+    assert len(world.audit("unlock")) == unlocks
+    with keyserver_process(world) as (_proc, _url):  # the conftest passes --shared-totp-state: it serves
+        pass
+    start = world.audit("keyserver.start")[-1]
+    assert start.details["totp_state"] == "archive folder"
