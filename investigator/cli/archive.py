@@ -7,9 +7,9 @@ from pathlib import Path
 
 import click
 
-from investigator.cli.options import (actor_option, archive_argument, archive_passphrase, cafile_option, default_actor,
-                                      echo_checks, echo_json, json_option, key_dir_option, key_server,
-                                      keyserver_option, open_and_unlock, person_key)
+from investigator.cli.options import (actor_option, archive_argument, archive_passphrase, archive_pin, cafile_option,
+                                      default_actor, echo_checks, echo_json, json_option, key_dir_option, key_server,
+                                      keyserver_option, open_and_unlock, person_key, pin_options)
 from investigator.custody.registry import create_archive
 from investigator.settings import KEYSERVER_ENV, Settings
 from investigator.vault.config import DEFAULT_CHUNK_SECONDS, DEFAULT_TZ
@@ -170,15 +170,23 @@ def info(archive: Path, as_json: bool) -> None:
     """Counts only, never content: messages, events, partitions, first and last time.
 
     \b
+    Also the archive's signing key fingerprint (SHA-256 of its genesis Ed25519 public key):
+    note it out of band and pin it in 'verify --fingerprint'.
     Example:
       investigator info ./case-archive --json
     """
-    summary = Archive.open(archive).info()
+    from investigator import _crypto
+    from investigator.vault.verify import key_fingerprint
+
+    opened = Archive.open(archive)
+    summary = opened.info()
+    summary["signing_key_fingerprint"] = key_fingerprint(_crypto.VerifyKey.from_b64(opened.config.signing_public_key))
     if as_json:
         echo_json(summary)
         return
     for key in ("archive_id", "messages", "events", "partitions", "batches", "first_ts", "last_ts", "timezone"):
         click.echo(f"{key:>11}: {summary[key]}")
+    click.echo(f"signing key fingerprint: {summary['signing_key_fingerprint']}")
 
 
 @click.command()
@@ -188,25 +196,30 @@ def info(archive: Path, as_json: bool) -> None:
 @key_dir_option
 @keyserver_option
 @cafile_option
+@pin_options
 @json_option
 def verify(archive: Path, offline: bool, actor: str | None, key_dir: Path | None, keyserver: str | None,
-           cafile: str | None, as_json: bool) -> None:
+           cafile: str | None, pin_pubkey: Path | None, pin_fingerprint: str | None, as_json: bool) -> None:
     """Verify every chunk, manifest, chain link, Merkle root, signature and the audit log.
 
     \b
     Exit 0 when intact; 4 with each problem (file and reason) otherwise.
     Examples:
       investigator verify ./case-archive
-      investigator verify ./case-archive --offline
+      investigator verify ./case-archive --offline --fingerprint 3f2a...(64 hex digits)
+      investigator verify ./case-archive --offline --pubkey ~/pinned/archive-signing.pub
       investigator verify ./case-archive --as shenji --keyserver http://127.0.0.1:8765
 
     A full verification decrypts every chunk, so it runs where the keys are: here in embedded
     mode, or on the key server with --keyserver (or INVESTIGATOR_KEYSERVER) for an admin or
     auditor (--as, signed with their personal key). Anyone may run --offline.
+    Without --pubkey / --fingerprint the archive's own key (archive.toml) is trusted, and the
+    output says so; with a pin, a key chain that does not root in the pinned key fails.
     """
-    from investigator.vault.verify import verify_archive
+    from investigator.vault.verify import check_archive_pin, verify_archive
 
     who = default_actor(actor)
+    pin = archive_pin(pin_pubkey, pin_fingerprint)
     if offline:
         opened = Archive.open(archive)
         report = verify_archive(opened, keys=None, actor=who)
@@ -216,6 +229,7 @@ def verify(archive: Path, offline: bool, actor: str | None, key_dir: Path | None
     else:
         opened, keys = open_and_unlock(archive, who)
         report = verify_archive(opened, keys=keys, actor=who)
+    check_archive_pin(opened, pin, report)
     counts = report.counts
     mode = "offline" if offline else "full"
     echo_checks(report, as_json=as_json, fail="FAIL ", err=True,

@@ -56,6 +56,35 @@ as_person = click.option("--as", "as_id", required=True, metavar="ID",
                               "or a prompt).")
 
 
+
+
+def pin_options(func: F) -> F:
+    """``--pubkey FILE`` / ``--fingerprint HEX``: the archive key a verifier pins (see :func:`archive_pin`)."""
+    func = click.option("--fingerprint", "pin_fingerprint", default=None, metavar="HEX",
+                        help="Pin the archive's signing key: SHA-256 of its raw Ed25519 public key in hex "
+                             "('investigator info --json' prints it as signing_key_fingerprint). A key chain "
+                             "that does not root in it fails.")(func)
+    return click.option("--pubkey", "pin_pubkey", default=None, metavar="FILE",
+                        type=click.Path(path_type=Path, dir_okay=False, exists=True),
+                        help="Pin the archive's signing key by a copy of ARCHIVE/keys/archive-signing.pub kept "
+                             "out of band.")(func)
+
+
+def archive_pin(pubkey: Path | None, fingerprint: str | None) -> str | None:
+    """The pinned fingerprint from --pubkey or --fingerprint (None: unpinned). Raises ConfigError for both or a bad one."""
+    from investigator.vault.verify import key_fingerprint, parse_fingerprint
+
+    if pubkey is not None and fingerprint is not None:
+        raise ConfigError("pass --pubkey or --fingerprint, not both")
+    if fingerprint is not None:
+        return parse_fingerprint(fingerprint)
+    if pubkey is not None:
+        from investigator.reports.signature import load_pubkey
+
+        return key_fingerprint(load_pubkey(pubkey))
+    return None
+
+
 def default_actor(actor: str | None) -> str:
     import getpass
 

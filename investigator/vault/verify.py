@@ -8,6 +8,13 @@ Without keys ("offline") everything that needs no secret is checked: manifest
 signatures and chain, every file's SHA-256, unexpected or missing files, and the
 audit log. With keys every chunk is also decrypted and its record hashes and the
 batch's Merkle root recomputed.
+
+Pinning: a reader who knows the archive's genesis key out of band passes its
+fingerprint (:func:`key_fingerprint`, SHA-256 of the raw 32-byte Ed25519 key in
+hex) and :func:`check_pin` fails the result when the archive's key chain does not
+root in it, e.g. after an attacker replaced the key in ``archive.toml`` and
+``keys/archive-signing.pub`` and re-signed the manifests. Without a pin the
+result says that the key was taken from the archive itself.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ from investigator.vault.format import Keyring, batch_dir_name
 from investigator.vault.keychain import KeyChain
 from investigator.vault.store import Archive
 from investigator.verification import Verification
-from investigator.errors import IntegrityError
+from investigator.errors import ConfigError, IntegrityError
 from investigator.vault.manifest import GENESIS, Manifest
 from investigator.vault.acquisition import check_manifest_entry
 from investigator.schema import content_schema, record_hashes
@@ -30,6 +37,66 @@ from investigator.schema import content_schema, record_hashes
 
 def _files_under(path: Path) -> set[str]:
     return {str(p.relative_to(path)) for p in path.rglob("*") if p.is_file() or p.is_symlink()}
+
+
+def key_fingerprint(key: _crypto.VerifyKey) -> str:
+    """SHA-256 of the raw 32-byte Ed25519 public key, in hex (64 digits): what a reader pins."""
+    return _crypto.sha256_hex(key.raw)
+
+
+def parse_fingerprint(text: str) -> str:
+    """A pinned fingerprint in canonical form (lowercase hex; spaces and colons ignored).
+
+    Raises ConfigError unless it is 64 hex digits (a full SHA-256).
+    """
+    value = text.strip().lower().replace(":", "").replace(" ", "")
+    if len(value) != 64 or any(c not in "0123456789abcdef" for c in value):
+        raise ConfigError("--fingerprint: expected 64 hex digits (SHA-256 of the archive's Ed25519 public key)",
+                          hint="'investigator info ARCHIVE --json' prints it as signing_key_fingerprint")
+    return value
+
+
+def check_pin(chain: KeyChain | None, pin: str | None, result: Verification, *, source: str = "archive.toml") -> bool:
+    """Record in ``result`` whether ``chain`` (the archive's signing keys) roots in the pinned key.
+
+    ``pin`` is a fingerprint from :func:`parse_fingerprint`; None means unpinned:
+    a warning says that the key was taken from ``source`` itself (which an
+    attacker who can write the archive can replace). ``chain`` None means the
+    keys could not be read (already a problem). Returns True when pinned and
+    matching. Never raises.
+    """
+    if pin is None:
+        result.warn(f"the archive's signing key was taken from the archive itself ({source}), not pinned: "
+                    "pass --pubkey FILE or --fingerprint HEX to check it against a key known out of band")
+        return False
+    if chain is None:
+        result.problem(f"{source}: the archive's signing keys cannot be read, so the pinned key cannot be checked")
+        return False
+    actual = key_fingerprint(chain.genesis)
+    if actual != pin:
+        result.problem(f"{source}: the archive's genesis signing key (fingerprint {actual[:16]}...) is not the pinned "
+                       f"key ({pin[:16]}...): its keys do not root in the pinned key (replaced key?)")
+        return False
+    via = f" (current key {chain.current.key_id} through {len(chain.keys) - 1} key transition(s))" \
+        if len(chain.keys) > 1 else ""
+    result.check(f"signing key pinned: the archive's key chain roots in {pin[:16]}...{via}")
+    return True
+
+
+def check_archive_pin(archive: Archive, pin: str | None, result: Verification) -> bool:
+    """:func:`check_pin` for ``archive``: its key chain, and keys/archive-signing.pub agreeing with archive.toml."""
+    try:
+        chain: KeyChain | None = archive.signing_keys()
+    except (IntegrityError, ValueError) as exc:
+        result.problem(f"the archive's signing keys do not load ({exc})")
+        chain = None
+    try:
+        published = archive.layout.signing_public_key.read_text(encoding="utf-8").strip()
+    except (OSError, ValueError):
+        published = None
+    if published is not None and published != archive.config.signing_public_key:
+        result.problem("keys/archive-signing.pub: differs from the signing key in archive.toml")
+    return check_pin(chain, pin, result)
 
 
 def verify_archive(archive: Archive, *, keys: Keyring | None = None, actor: str = "verifier") -> Verification:
