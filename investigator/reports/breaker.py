@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from investigator.analysis.normalize import normalize_text
-from investigator.analysis.pii import detect
+from investigator.analysis.pii import detect, detect_figure
 from investigator.authority.directory import DirectoryStore
 from investigator.authority.policy import PolicyStore
 from investigator.reports.notebook import PLOTLY_MIME, PROVENANCE_MIME
@@ -72,42 +72,73 @@ def _strings(obj: Any) -> Iterable[str]:
             yield from _strings(value)
 
 
-def _texts_of_notebook(nb: Any) -> Iterable[str]:
+def _outputs_of_notebook(nb: Any) -> tuple[list[str], list[dict[str, Any]]]:
+    """What a reader of the report sees: output texts, and plotly figures kept whole (keys give context)."""
+    texts: list[str] = []
+    figures: list[dict[str, Any]] = []
     for cell in nb.get("cells", []):
         if cell.get("cell_type") != "code":
             continue
         for output in cell.get("outputs", []) or []:
             if output.get("output_type") == "stream":
                 text = output.get("text")
-                yield "".join(text) if isinstance(text, list) else str(text or "")
+                texts.append("".join(text) if isinstance(text, list) else str(text or ""))
             data = output.get("data") or {}
             if PROVENANCE_MIME in data:
                 continue
             if PLOTLY_MIME in data:
-                # the figure's own strings (data, titles, axes), not plotly's theme numbers in its HTML
+                # the figure's own data, titles and axes, not plotly's theme numbers in its HTML
                 figure = data[PLOTLY_MIME]
                 figure = json.loads(figure) if isinstance(figure, str) else figure
-                layout = {k: v for k, v in (figure.get("layout") or {}).items() if k != "template"}
-                yield "\n".join(_strings([figure.get("data"), layout]))
+                if isinstance(figure, dict):
+                    figures.append(figure)
                 continue
             for mime in _SCANNED_MIMES:
                 if mime in data:
                     value = data[mime]
-                    yield "".join(value) if isinstance(value, list) else str(value)
+                    texts.append("".join(value) if isinstance(value, list) else str(value))
+    return texts, figures
 
 
-def _scan(texts: Iterable[str], categories: dict[str, list[str]]) -> tuple[Counter[str], Counter[str]]:
+def _figure_text(figure: dict[str, Any]) -> str:
+    """A figure's strings, one a line (for the policy's keyword categories; not for personal data)."""
+    layout = {k: v for k, v in (figure.get("layout") or {}).items() if k != "template"}
+    return "\n".join(_strings([figure.get("data"), layout]))
+
+
+def _scan(texts: Iterable[str], categories: dict[str, list[str]],
+          figures: Iterable[dict[str, Any]] = ()) -> tuple[Counter[str], Counter[str]]:
+    """Personal data and category hits in ``texts`` and in plotly ``figures``.
+
+    A figure is read by :func:`investigator.analysis.pii.detect_figure`, each string with its key as its
+    column: message ids in ``customdata`` / ``ids`` and numbers on the axes are not card numbers.
+    """
     pii: Counter[str] = Counter()
     hits: Counter[str] = Counter()
     normalized_words = {name: [normalize_text(w) for w in words] for name, words in categories.items()}
+
+    def count_hits(text: str) -> None:
+        norm = normalize_text(text)
+        for name, words in normalized_words.items():
+            hits[name] += sum(norm.count(w) for w in words if w)
+
     for text in texts:
         for finding in detect(text):
             pii[finding.kind] += 1
         if normalized_words:
-            norm = normalize_text(text)
-            for name, words in normalized_words.items():
-                hits[name] += sum(norm.count(w) for w in words if w)
+            count_hits(text)
+    for figure in figures:
+        for finding in detect_figure(figure):
+            pii[finding.kind] += 1
+        if normalized_words:
+            count_hits(_figure_text(figure))
     return pii, +hits
+
+
+def scan_report(nb: Any, categories: dict[str, list[str]] | None = None) -> tuple[Counter[str], Counter[str]]:
+    """Personal data and category hits in what a report shows (outputs, not its provenance record)."""
+    texts, figures = _outputs_of_notebook(nb)
+    return _scan(texts, categories or {}, figures)
 
 
 def _verdict(pii: Counter[str], hits: Counter[str], *, sensitive_grant: bool, unredacted: bool,
@@ -131,7 +162,7 @@ def assess_report(nb: Any, *, archive: "Archive", grant: Any) -> Verdict:
     """Scan what a report shows (outputs, not the provenance record) and judge it."""
     policy = _policy(archive)
     params = ((nb.get("metadata") or {}).get("papermill") or {}).get("parameters") or {}
-    pii, hits = _scan(_texts_of_notebook(nb), sensitive_categories(policy))
+    pii, hits = scan_report(nb, sensitive_categories(policy))
     return _verdict(pii, hits, sensitive_grant=policy.is_sensitive(grant.request.request),
                     unredacted=params.get("redact") is False, what="the outputs")
 
