@@ -41,6 +41,7 @@ MANIFEST_NAME = "manifest.json"
 UNSIGNED_MANIFEST_NAME = "manifest.unsigned.json"
 INDEX_NAME = "index.chk"
 TAGS_NAME = "tags.jsonl"
+SEARCHES_NAME = "searches.jsonl"
 DEMO_MARKER_NAME = "DEMO-ARCHIVE-NOT-FOR-REAL-DATA.txt"
 DEMO_SESSION_NAME = "DEMO-SESSION.txt"
 # top-level folders
@@ -165,8 +166,9 @@ _AREAS: tuple[Area, ...] = (
         Entry("org/consents/*.json", "signed consent records, each with its file's wrapped key", WRITE_ONCE),
         Entry("org/consents/*.bin", "encrypted consent files", WRITE_ONCE),
     )),
-    Area(CASES, "per-case tags and notes", (
+    Area(CASES, "per-case tags, notes and saved searches", (
         Entry(f"cases/*/{TAGS_NAME}", "tag and note entries of a case", APPEND_ONLY),
+        Entry(f"cases/*/{SEARCHES_NAME}", "saved searches of a case (parameters only, never results)", APPEND_ONLY),
         Entry(f"cases/*/{LOCK_NAME}", "lock file of tag writers", SCRATCH),
     )),
     Area(EXPORTS, "held evidence bundles", (
@@ -569,6 +571,10 @@ class Layout:
     def case_tags(self, case: str) -> Path:
         """``cases/<case>/tags.jsonl``: a case's tags and notes."""
         return self.case_dir(case) / TAGS_NAME
+
+    def case_searches(self, case: str) -> Path:
+        """``cases/<case>/searches.jsonl``: a case's saved searches (parameters only)."""
+        return self.case_dir(case) / SEARCHES_NAME
 
     def case_lock(self, case: str) -> Path:
         """``cases/<case>/.lock``: the flock of a case's tag writers."""

@@ -6,12 +6,14 @@
 
 Only parameters are stored, never results or message text: re-running a saved search searches the
 messages of the grant in force (a saved range outside it is refused by the panel, as any range is).
-Layout: ``ARCHIVE/cases/<case>/searches.jsonl`` beside the case's tags, one JSON object per line
+Layout: ``ARCHIVE/cases/<case>/searches.jsonl`` (``Layout.case_searches``) beside the case's tags, one JSON object per line
 (``name``, ``params``, ``author``, ``ts``, ``op``: ``save`` or ``delete``); lines are only appended,
 the newest line of a name wins. Each save and delete is audited first (``search.save`` /
 ``search.delete``, target: the grant; details: case, name, the parameters' SHA-256); each run is
 audited as ``search.run`` (and the search itself as ``search``, by the case).
-:func:`run_saved_search` runs saved parameters over a frame without a panel (a template's seam).
+:func:`run_saved_search` runs saved parameters over a frame without a panel, and
+:meth:`SavedSearches.run` does it by name (the keyword_sweep template's ``saved_search``): an unknown
+name is a ConfigError naming the saved searches that exist, a range outside the grant is refused.
 """
 
 from __future__ import annotations
@@ -26,9 +28,7 @@ import polars as pl
 
 from investigator import analysis as A
 from investigator._fs import exclusive_lock
-from investigator.errors import IntegrityError
-
-SEARCHES_NAME = "searches.jsonl"
+from investigator.errors import ConfigError, IntegrityError, PolicyDenied
 # the parameters a saved search may hold (anything else is dropped: never results, never text)
 PARAMETERS = ("query", "mode", "pinyin", "preset", "start", "end", "senders", "participants", "groups", "types",
               "distinct")
@@ -49,8 +49,7 @@ class SavedSearches:
     def __init__(self, case: Any) -> None:
         self.case = case
         layout = case.archive.layout
-        # cases/<case>/ is the layout's; the file name is ours (docs/investigator.md, saved searches)
-        self.path: Path = layout.case_dir(case.grant.case) / SEARCHES_NAME
+        self.path: Path = layout.case_searches(case.grant.case)
         self._lock = layout.case_lock(case.grant.case)
 
     def __repr__(self) -> str:
@@ -88,6 +87,41 @@ class SavedSearches:
     def get(self, name: str) -> dict[str, Any]:
         """The parameters saved as ``name``. Raises KeyError when there is none."""
         return self.searches()[name]
+
+    def named(self, name: str) -> dict[str, Any]:
+        """The parameters saved as ``name``; ConfigError naming the saved searches that exist when there is none."""
+        found = self.searches()
+        if name in found:
+            return found[name]
+        known = ", ".join(repr(n) for n in found) or "none"
+        raise ConfigError(f"case {self.case.grant.case!r} has no saved search named {name!r}; "
+                          f"its saved searches: {known}",
+                          hint="save one in the search panel (Save), or pass one of the names above")
+
+    def run(self, name: str, messages: pl.DataFrame, *, tz: str, identities: dict[str, list[str]] | None = None,
+            groups: dict[str, list[str]] | None = None, now: datetime | None = None
+            ) -> tuple[dict[str, Any], pl.DataFrame]:
+        """Run the saved search ``name`` over ``messages`` without a panel: ``(params, hits)``; audited.
+
+        Raises ConfigError for an unknown name (naming the ones that exist) and PolicyDenied (rule
+        ``grant.window``, audited as a denied ``search.run``) when its saved range leaves the grant's window.
+        """
+        params = self.named(name)
+        case = self.case
+        lo, hi = case.window
+        start = datetime.fromisoformat(params["start"]) if params.get("start") else lo
+        end = datetime.fromisoformat(params["end"]) if params.get("end") else hi
+        if start.tzinfo is None or end.tzinfo is None:
+            raise ValueError("a saved search's start and end must carry their offset")
+        if start < lo or end > hi or start >= end:
+            details = {"case": case.grant.case, "name": name, "params_sha256": _digest(params),
+                       "rule": "grant.window", "reason": "the saved search's range is not inside the grant's window"}
+            case.archive.audit.append(case.person, "search.run", case.grant.id, details, outcome="denied", now=now)
+            raise PolicyDenied(f"the saved search {name!r} reaches outside the grant's window; only the granted "
+                               "window can be searched", rule="grant.window")
+        self.record_run(name, now=now)
+        hits = run_saved_search(messages, params, tz=tz, identities=identities, groups=groups)
+        return params, hits
 
     def _append(self, op: str, name: str, params: dict[str, Any], now: datetime | None) -> None:
         name = name.strip()

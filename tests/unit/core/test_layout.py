@@ -125,6 +125,7 @@ def test_the_paths_are_the_format_s_paths(tmp_path):
     assert rel(layout.grant("G-1")) == "org/grants/G-1.json"
     assert rel(layout.revocations) == "org/revocations.jsonl"
     assert rel(layout.case_tags("DEMO 2026/1")) == "cases/DEMO_2026_1/tags.jsonl"
+    assert rel(layout.case_searches("DEMO 2026/1")) == "cases/DEMO_2026_1/searches.jsonl"
     assert rel(layout.held_bundle("B-1")) == "exports/held/B-1.zip"
     assert [rel(p) for p in (layout.demo_marker, layout.demo_session, layout.demo_keys_dir,
                              layout.demo_reports_dir)] == \
