@@ -234,22 +234,32 @@ rn.show_figure(fig)
 
 TEMPLATES["keyword_sweep"] = {
     "title": "# 关键词排查 / Keyword sweep\n\n"
-             "Hit counts by person, conversation and day, with the context of each hit.",
+             "Hit counts by person, conversation and day, with the context of each hit. With `saved_search` "
+             "the hits are those of a search saved in the case (its query, mode, filters and range).",
     "parameters": 'keywords = ["投诉", "退款", "加班费", "refund"]\n'
                   'people = []          # restrict to these senders; empty means everyone\n'
                   'mode = "exact"       # exact, word or fuzzy\n'
-                  'context_messages = 2\n',
+                  'context_messages = 2\n'
+                  'saved_search = ""    # name of a saved search of the case; replaces keywords, people and mode\n',
     "cells": [
         scope(["只统计关键词命中，不判断语义 (literal hits, no semantics)",
                "同一消息在多个导出中出现时只计一次 (a message held by several exports counts once)"]),
         ("md", "## 命中统计 / Hit counts"),
         '''\
 tagged = rn.distinct_messages(messages, rn.case_people(c))  # one row per message, people by name
-pool = analysis.by_senders(tagged, people, identities=identities) if people else tagged
 rows = []
-for keyword in keywords:
-    found = analysis.search(pool, f'"{keyword}"', mode=mode)
-    rows.append(found.with_columns(pl.lit(keyword).alias("keyword")))
+if saved_search:  # the saved parameters, run over the report's distinct messages (audited search.run)
+    from investigator.widgets.saved import SavedSearches
+    saved, found = SavedSearches(c).run(saved_search, tagged, tz=tz, identities=identities, groups=c.groups())
+    rows.append(found.with_columns(pl.lit(saved_search).alias("keyword")))
+    shown = {k: v for k, v in saved.items() if v not in ("", [], None)}
+    rn.markdown((f"保存的搜索 **{saved_search}**: " if zh else f"Saved search **{saved_search}**: ")
+                + "; ".join(f"{k} = `{v}`" for k, v in shown.items()))
+else:
+    pool = analysis.by_senders(tagged, people, identities=identities) if people else tagged
+    for keyword in keywords:
+        found = analysis.search(pool, f'"{keyword}"', mode=mode)
+        rows.append(found.with_columns(pl.lit(keyword).alias("keyword")))
 hits = (pl.concat(rows, how="diagonal_relaxed") if rows else pool.head(0).with_columns(pl.lit("").alias("keyword")))
 hits = hits.with_columns(pl.col("ts").dt.convert_time_zone(tz).dt.strftime("%Y-%m-%d").alias("day"))
 hits = hits.sort(["ts", "source", "message_id", "keyword"])
