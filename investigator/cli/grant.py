@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from investigator.cli.options import admin_signer, archive_argument, echo_json, json_option, key_dir_option, utc_now
+from investigator.cli.options import (admin_signer, archive_argument, archive_pin, echo_json, json_option,
+                                      key_dir_option, pin_options, utc_now)
 from investigator.vault.store import Archive
 
 
@@ -24,20 +25,36 @@ def grant() -> None:
 @archive_argument
 @click.argument("grant_ref", metavar="GRANT")
 @click.option("--as", "as_id", default="verifier", help="Who verifies (audit log).")
-def verify_cmd(archive: Path, grant_ref: str, as_id: str) -> None:
+@pin_options
+def verify_cmd(archive: Path, grant_ref: str, as_id: str, pin_pubkey: Path | None, pin_fingerprint: str | None) -> None:
     """Verify a grant with the archive's public material (exit code 9 if invalid or expired).
 
     \b
-    GRANT is a grant id or a grant file. Example:
-      investigator grant verify ./case-archive G-1a2b3c4d5e6f7a8b
+    GRANT is a grant id or a grant file. Exit code 4 when the grant file cannot be read
+    (named with the position) or the archive's key does not root in the pinned one
+    (--pubkey / --fingerprint); without a pin the archive's own key is trusted, and the
+    output says so. Example:
+      investigator grant verify ./case-archive G-1a2b3c4d5e6f7a8b --fingerprint 3f2a...
     """
     from investigator.authority.grants import find_grant, load_grant
+    from investigator.errors import GrantInvalid, IntegrityError
 
+    pin = archive_pin(pin_pubkey, pin_fingerprint)
     opened = Archive.open(archive)
-    checked = load_grant(find_grant(opened, grant_ref)).verify(opened, now=utc_now(), actor=as_id)
+    path = find_grant(opened, grant_ref)
+    try:
+        loaded = load_grant(path)
+    except GrantInvalid as exc:  # not a grant file at all: hostile or damaged input, not a decision
+        raise IntegrityError(str(exc)) from None
+    checked = loaded.verify(opened, now=utc_now(), actor=as_id, pin=pin)
     start, end = checked.window
     click.echo(f"grant {checked.id}: valid until {checked.body['expiry']} -- {checked.operator} may retrieve "
                f"[{start.isoformat()}, {end.isoformat()}) fields={','.join(checked.fields)}")
+    if pin is None:
+        click.secho("note: the archive's signing key was taken from the archive itself (archive.toml), not pinned: "
+                    "pass --pubkey FILE or --fingerprint HEX", fg="yellow")
+    else:
+        click.echo(f"  ok   signing key pinned: the archive's key chain roots in {pin[:16]}...")
 
 
 @grant.command("show")

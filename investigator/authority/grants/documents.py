@@ -23,6 +23,8 @@ from investigator._fs import atomic_write
 from investigator.authority.policy import Policy, PolicyStore, Request, parse_utc
 from investigator.schema import canonical_json, format_ts
 from investigator.vault.store import Archive
+from investigator.vault.verify import check_archive_pin
+from investigator.verification import Verification
 
 
 GRANT_FORMAT = "investigator-grant/1"
@@ -45,6 +47,10 @@ def _read_json(path: Path, what: str) -> Any:
         return json.loads(path.read_bytes())
     except FileNotFoundError as exc:
         raise ConfigError(f"{what}: not found") from exc
+    except json.JSONDecodeError as exc:
+        raise GrantInvalid(f"{what}: not readable JSON (line {exc.lineno}, column {exc.colno})") from None
+    except UnicodeDecodeError as exc:
+        raise GrantInvalid(f"{what}: not readable JSON (not UTF-8 at byte {exc.start})") from None
     except (OSError, ValueError) as exc:
         raise GrantInvalid(f"{what}: not readable JSON") from exc
 
@@ -240,13 +246,27 @@ class Grant:
 
     @classmethod
     def from_json(cls, obj: dict[str, Any], *, path: Path | None = None) -> "Grant":
+        """A grant from its parsed file (no verification). Raises GrantInvalid naming the file and field."""
+        where = f"{path}: " if path is not None else ""
         if not isinstance(obj, dict) or obj.get("format") != GRANT_FORMAT:
-            raise GrantInvalid("not an investigator grant (unknown format)")
+            raise GrantInvalid(f"{where}not an investigator grant (unknown format)")
+        field = "request"
         try:
-            return cls(SignedRequest.from_json(obj["request"]), tuple(Approval.from_json(a) for a in obj["approvals"]),
-                       dict(obj["grant"]["body"]), str(obj["grant"]["signature"]), path)
-        except (KeyError, TypeError) as exc:
-            raise GrantInvalid("malformed grant file") from exc
+            request = SignedRequest.from_json(obj["request"])
+            field = "approvals"
+            if not isinstance(obj["approvals"], list):
+                raise TypeError("approvals")
+            approvals = []
+            for position, item in enumerate(obj["approvals"], start=1):
+                field = f"approvals[{position}]"
+                approvals.append(Approval.from_json(item))
+            field = "grant"
+            if not isinstance(obj["grant"], dict) or not isinstance(obj["grant"]["body"], dict):
+                raise TypeError("grant")
+            return cls(request, tuple(approvals), dict(obj["grant"]["body"]), str(obj["grant"]["signature"]), path)
+        except (KeyError, TypeError, ValueError, AttributeError, GrantInvalid) as exc:
+            raise GrantInvalid(f"{where}malformed grant file: field {field!r} missing or not of the expected "
+                               "shape") from exc
 
     @classmethod
     def from_file(cls, path: Path | str) -> "Grant":
@@ -303,13 +323,24 @@ class Grant:
             raise GrantExpired(f"grant {self.id} expired at {self.body['expiry']}")
 
     def verify(self, archive: "Archive", *, now: datetime, actor: str = "verifier",
-               policy: Policy | None = None, directory: Directory | None = None) -> "Grant":
+               policy: Policy | None = None, directory: Directory | None = None, pin: str | None = None) -> "Grant":
         """Verify against the archive's public material; audit the outcome. Returns self.
 
         Raises GrantInvalid (signatures, fields, approvals, policy, the request's
-        customer consent no longer verifying) or GrantExpired (past expiry or
-        revoked), each naming the reason.
+        customer consent no longer verifying, a field of the wrong shape) or
+        GrantExpired (past expiry or revoked), each naming the reason. With
+        ``pin`` (a fingerprint, investigator.vault.verify.parse_fingerprint)
+        raises IntegrityError first when the archive's key chain does not root
+        in the pinned key: then no archive signature can be trusted.
         """
+        if pin is not None:
+            pinned = Verification("grant")
+            if not check_archive_pin(archive, pin, pinned):
+                archive.audit.append(actor, "grant.verify", self.id,
+                                     {"rule": "grant.pin", "reason": "the archive key is not the pinned key"},
+                                     outcome="denied", now=now)
+                raise IntegrityError("; ".join(pinned.problems),
+                                     hint="the archive's key is not the one you pinned: do not trust its grants")
         try:
             directory = directory or DirectoryStore(archive).load()
             if policy is None:
@@ -324,6 +355,11 @@ class Grant:
                 if not verdict.allowed:
                     raise GrantInvalid(f"the request's customer consent does not verify ({verdict.rule}): "
                                        f"{verdict.reason}")
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:  # hostile input: a finding, not a crash
+            reason = f"malformed grant: a field is not of the expected shape ({type(exc).__name__})"
+            archive.audit.append(actor, "grant.verify", self.id, {"rule": "grant.invalid", "reason": reason},
+                                 outcome="denied", now=now)
+            raise GrantInvalid(reason) from None
         except (GrantInvalid, IntegrityError, ConfigError) as exc:
             rule = "grant.expired" if isinstance(exc, GrantExpired) else "grant.invalid"
             archive.audit.append(actor, "grant.verify", self.id, {"rule": rule, "reason": str(exc)},
