@@ -24,11 +24,14 @@ def demo(out: Path, samples: Path | None, as_json: bool) -> None:
     Example:
       investigator demo --out ./demo-archive
     """
+    from investigator.demo.people import REVIEW_CASE
     from investigator.demo.run import DEMO_PASSPHRASE, run_demo
 
     result = run_demo(out, samples=samples, echo=(lambda _: None) if as_json else click.echo)
     if as_json:
         echo_json({"archive": str(result.archive), "verified": result.verified, "info": result.info,
+                   "operator": result.operator, "grant": result.grant_id, "review_grant": result.review_grant_id,
+                   "review_case": REVIEW_CASE if result.review_grant_id else "",
                    "batches": result.batches, "problems": result.problems})
     else:
         info = result.info
