@@ -27,13 +27,14 @@ measures it.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import plotly.graph_objects as go
 import polars as pl
 
 from investigator.analysis.metrics import activity_heatmap, contact_edges
+from investigator.analysis.people import PERSON, PERSON_ID, People, platform_expr
 from investigator.analysis.timeline import timeline
 from investigator.widgets.i18n import label, weekdays, zone_note
 
@@ -50,6 +51,73 @@ TIME_FORMAT = "%Y-%m-%dT%H:%M:%S"  # as plotly writes a datetime (isoformat), to
 MAX_POINTS = 10_000
 EDGE_CLASSES = 5
 DENSITY_BINS = ("1m", "5m", "15m", "1h", "3h", "6h", "1d")
+
+
+PeopleLike = People | Mapping[str, Iterable[str]]
+KEY, LABEL = "__key", "__label"
+
+
+def _as_people(people: PeopleLike | None) -> People | None:
+    if people is None or isinstance(people, People):
+        return people
+    return People.from_identities(people)
+
+
+def person_keys(frame: pl.DataFrame, people: PeopleLike | None = None, *, sender_id: str = "sender_id",
+                sender_name: str = "sender_name") -> pl.DataFrame:
+    """``frame`` with ``__key`` (one value per person) and ``__label`` (a distinct label per key) for its senders.
+
+    ``people``: a :class:`~investigator.analysis.people.People` (or the case's identities mapping,
+    person id -> accounts). Without it, a frame already resolved (``person_id`` / ``person`` columns,
+    e.g. reports' ``distinct_messages``) is used as it is; otherwise nobody is linked. A linked
+    account's key is its person id and its label the person's name; an unknown account's key is
+    ``platform:account`` and its label "display name (platform)". Two keys that would show the same
+    label (two strangers called 王芳 on one platform) get the person id or account id appended, so
+    labels never collide. Vectorized: no per-row Python.
+    """
+    resolved = _as_people(people)
+    if resolved is not None or not {PERSON_ID, PERSON} <= set(frame.columns):
+        frame = (resolved or People()).resolve(frame, sender_id=sender_id, sender_name=sender_name)
+    account = pl.coalesce(pl.col(sender_id), pl.col(sender_name)) if sender_id in frame.columns \
+        else pl.col(sender_name) if sender_name in frame.columns else pl.lit(None, dtype=pl.String)
+    platform = platform_expr() if "source" in frame.columns else pl.lit(None, dtype=pl.String)
+    key = pl.coalesce(pl.col(PERSON_ID), pl.format("{}:{}", platform, account), account, pl.lit("?"))
+    out = frame.with_columns(key.alias(KEY), pl.col(PERSON).fill_null("?").alias(LABEL))
+    clash = pl.col(KEY).n_unique().over(LABEL) > 1
+    suffix = pl.coalesce(pl.col(PERSON_ID), account, pl.col(KEY))
+    return out.with_columns(pl.when(clash).then(pl.format("{} [{}]", pl.col(LABEL), suffix))
+                            .otherwise(pl.col(LABEL)).alias(LABEL))
+
+
+def conversation_names(frame: pl.DataFrame) -> pl.Expr:
+    """Each row's conversation as shown: ``conversation`` (reports' resolved name), else a non-blank
+    ``conversation_name``, else the id."""
+    parts = [pl.col(c).cast(pl.String) for c in ("conversation", "conversation_name", "conversation_id")
+             if c in frame.columns]
+    if not parts:
+        return pl.lit(None, dtype=pl.String)
+    return pl.coalesce([pl.when(p.str.strip_chars() != "").then(p) for p in parts])
+
+
+def _distinct_labels(keys: Sequence[str], labels: Mapping[str, str], *, alternatives: Mapping[str, str] | None = None,
+                     first: Sequence[str] = ()) -> dict[str, str]:
+    """``labels`` for ``keys`` such that no two keys show the same text.
+
+    Keys in ``first`` (people) keep their label; another key whose label is taken uses its entry in
+    ``alternatives`` (a conversation: "name (platform)"), and a label still shared gets the key appended.
+    """
+    shown = {k: labels.get(k, k) for k in keys}
+    taken = {shown[k] for k in first if k in shown}
+    seen: dict[str, int] = {}
+    for text in shown.values():
+        seen[text] = seen.get(text, 0) + 1
+    for k in keys:
+        if k not in first and (shown[k] in taken or seen[shown[k]] > 1) and alternatives and k in alternatives:
+            shown[k] = alternatives[k]
+    counts: dict[str, int] = {}
+    for text in shown.values():
+        counts[text] = counts.get(text, 0) + 1
+    return {k: (f"{text} [{k}]" if counts[text] > 1 else text) for k, text in shown.items()}
 
 
 def _local(series: pl.Series, tz: str) -> list[str | None]:
@@ -79,7 +147,8 @@ def _empty(fig: go.Figure, lang: str | None) -> go.Figure:
 def timeline_figure(messages: pl.DataFrame | None = None, events: pl.DataFrame | None = None, *,
                     tz: str = DEFAULT_TZ, gaps: pl.DataFrame | None = None, delays: pl.DataFrame | None = None,
                     highlight: Sequence[str] = (), lanes: dict[str, str] | None = None, lang: str | None = None,
-                    title: str | None = None, max_lanes: int = 60, max_points: int = MAX_POINTS) -> go.Figure:
+                    title: str | None = None, max_lanes: int = 60, max_points: int = MAX_POINTS,
+                    people: PeopleLike | None = None) -> go.Figure:
     """A lane per participant (message senders, event actors), events overlaid, gaps and delays marked.
 
     ``gaps``: a :func:`~investigator.analysis.timeline.silences` frame (``start``, ``end``, ``minutes``),
@@ -88,7 +157,11 @@ def timeline_figure(messages: pl.DataFrame | None = None, events: pl.DataFrame |
     ``replier``, ``delay_minutes``), drawn as dashed arrows from the customer's message to the first
     reply — one trace (kind ``delay``; a dot marks the reply end). ``highlight``: item ids drawn larger (e.g. search hits).
     ``lanes`` maps a sender or actor (account id or name) to its lane, so that one person's accounts
-    on several platforms share one lane (see :func:`person_lanes`).
+    on several platforms share one lane (see :func:`person_lanes`). ``people`` (a ``People`` or the
+    case's identities) makes it one lane per person, named as the person is: a linked account's lane
+    is the person's name, an unknown account's "display name (platform)", labels never shared by two
+    people (see :func:`person_keys`); event actors and delay ends take the same lanes. Without
+    ``people`` and ``lanes``, a frame already resolved (``person`` column) is drawn per person too.
     Lanes beyond ``max_lanes`` (the least active) are dropped from the picture, not from the data.
     More than ``max_points`` messages are drawn as a density (kind ``density``: one marker per lane and
     time bin, sized by its count, bins of 1 minute up to 1 day as needed), with the highlighted
@@ -96,6 +169,10 @@ def timeline_figure(messages: pl.DataFrame | None = None, events: pl.DataFrame |
     layout shape or annotation is added per item.
     """
     fig = go.Figure()
+    by_person = messages is not None and messages.height > 0 and (
+        people is not None or (not lanes and PERSON in messages.columns))
+    if by_person and messages is not None:
+        messages, lanes = _person_lanes(messages, _as_people(people), lanes)
     has_rows = (messages is not None and messages.height > 0) or (events is not None and events.height > 0)
     frame = timeline(messages if messages is not None else None, events, tz=tz) if has_rows else None
     fig.update_layout(title=title or label("timeline", lang), template="plotly_white", height=None,
@@ -104,8 +181,10 @@ def timeline_figure(messages: pl.DataFrame | None = None, events: pl.DataFrame |
     if frame is None or frame.height == 0:
         return _empty(fig, lang)
     frame = frame.with_columns(pl.col("lane").fill_null("?"))
-    if lanes:
-        frame = frame.with_columns(pl.col("lane").replace(lanes))
+    if lanes:  # message lanes are already per person when ``by_person``: only event actors are mapped then
+        mapped = pl.col("lane").replace(lanes)
+        frame = frame.with_columns((pl.when(pl.col("kind") == "event").then(mapped).otherwise(pl.col("lane"))
+                                    if by_person else mapped).alias("lane"))
     busiest = frame.group_by("lane").agg(pl.len().alias("n"), pl.col("ts").min().alias("first")).sort(
         ["n", "first"], descending=[True, False]).head(max_lanes)
     order = busiest.sort("first")["lane"].to_list()
@@ -197,6 +276,24 @@ def _density_trace(msgs: pl.DataFrame, tz: str, lang: str | None, max_points: in
         meta={"kind": kind, "bin": every, "messages": msgs.height})
 
 
+def _person_lanes(messages: pl.DataFrame, people: People | None,
+                  lanes: Mapping[str, str] | None) -> tuple[pl.DataFrame, dict[str, str]]:
+    """``messages`` with each sender named by its person lane, and account/name -> lane for actors and delays.
+
+    The mapping sends every sender id and display name (as :func:`~investigator.analysis.timeline`
+    and ``first_replies`` name a sender) to its person's lane, and each linked account of ``people``
+    to the person's name, so an event's actor joins the lane of the person it belongs to.
+    """
+    keyed = person_keys(messages, people)
+    out: dict[str, str] = dict(lanes or {})
+    if people is not None:
+        out.update({account: people.label(pid) for account, pid in people.accounts.items()})
+    for col in ("sender_name", "sender_id"):  # names first: an id mapping wins over a shared display name
+        if col in keyed.columns:
+            out.update(dict(zip(*keyed.select(col, LABEL).drop_nulls().unique(col, keep="first").get_columns())))
+    return keyed.with_columns(pl.col(LABEL).alias("sender_name")).drop(KEY, LABEL), out
+
+
 def person_lanes(identities: dict[str, list[str]], senders: pl.DataFrame | None = None) -> dict[str, str]:
     """Account id or name -> one lane per person, from the org directory's ``identities``.
 
@@ -274,18 +371,28 @@ def activity_heatmap_figure(frame: pl.DataFrame, *, tz: str = DEFAULT_TZ, lang: 
 
 
 def contact_graph_figure(messages: pl.DataFrame, *, names: dict[str, str] | None = None, lang: str | None = None,
-                         max_nodes: int = 40, title: str | None = None) -> go.Figure:
+                         max_nodes: int = 40, title: str | None = None,
+                         people: PeopleLike | None = None) -> go.Figure:
     """Who talks to whom: people (circles) and conversations without member lists (squares) on a circle.
 
-    Edges come from :func:`~investigator.analysis.metrics.contact_edges`; line width grows with the
-    message count. ``names`` maps ids to display names. Only the ``max_nodes`` busiest nodes are drawn.
+    One node per person: senders and recipients are resolved through ``people`` (a ``People`` or the
+    case's identities; see :func:`person_keys`), so one person's WeCom, WeChat and Slack accounts are
+    one node labelled with the person's name; an unknown account is labelled "display name
+    (platform)", a conversation by its name where one exists. No two nodes carry the same label.
+    Edges come from :func:`~investigator.analysis.metrics.contact_edges` over the resolved frame;
+    line width grows with the message count. ``names`` maps node ids (person ids, accounts,
+    conversation ids) to display names and wins over the resolved labels. Only the ``max_nodes``
+    busiest nodes are drawn; labels sit outside the circle, away from the centre.
     """
     fig = go.Figure()
     fig.update_layout(title=title or label("contacts", lang), template="plotly_white", showlegend=False,
                       height=520, margin={"l": 10, "r": 10, "t": 50, "b": 10},
                       xaxis={"visible": False}, yaxis={"visible": False, "scaleanchor": "x"})
-    edges = contact_edges(messages) if messages.height else None
-    if edges is None or edges.height == 0:
+    if messages.height == 0:
+        return _empty(fig, lang)
+    work, labels, alternatives = _contact_frame(messages, _as_people(people))
+    edges = contact_edges(work, sender=KEY)
+    if edges.height == 0:
         return _empty(fig, lang)
     weight: dict[str, int] = {}
     kinds: dict[str, str] = {}
@@ -295,8 +402,11 @@ def contact_graph_figure(messages: pl.DataFrame, *, names: dict[str, str] | None
         kinds.setdefault(source, "person")
         kinds[target] = kind if kinds.get(target) != "person" else "person"
     nodes = sorted(weight, key=lambda n: (-weight[n], n))[:max_nodes]
-    position = {n: (math.cos(2 * math.pi * i / len(nodes)), math.sin(2 * math.pi * i / len(nodes)))
-                for i, n in enumerate(nodes)}
+    labels.update({n: names[n] for n in nodes if names and n in names})
+    shown = _distinct_labels(nodes, labels, alternatives=alternatives,
+                             first=[n for n in nodes if kinds.get(n) == "person"])
+    angle = {n: 2 * math.pi * i / len(nodes) for i, n in enumerate(nodes)}
+    position = {n: (math.cos(a), math.sin(a)) for n, a in angle.items()}
     top = max(int(edges["count"].max() or 1), 1)  # type: ignore[arg-type]
     # edges in a few width classes, one trace each (a trace per edge costs a trace per edge in the browser);
     # an invisible marker at each edge's middle carries its hover text
@@ -318,20 +428,75 @@ def contact_graph_figure(messages: pl.DataFrame, *, names: dict[str, str] | None
             x=[(position[s][0] + position[t][0]) / 2 for s, t, _n in drawn],
             y=[(position[s][1] + position[t][1]) / 2 for s, t, _n in drawn], mode="markers",
             marker={"size": 8, "opacity": 0}, hoverinfo="text",
-            text=[f"{(names or {}).get(s, s)} → {(names or {}).get(t, t)}: {n}" for s, t, n in drawn],
+            text=[f"{shown[s]} → {shown[t]}: {n}" for s, t, n in drawn],
             meta={"kind": "edge_label"}))
-    names = names or {}
     for kind, symbol in (("person", "circle"), ("conversation", "square")):
         chosen = [n for n in nodes if kinds.get(n) == kind]
         if not chosen:
             continue
         fig.add_trace(go.Scatter(
             x=[position[n][0] for n in chosen], y=[position[n][1] for n in chosen], mode="markers+text",
-            text=[names.get(n, n) for n in chosen], textposition="top center", customdata=chosen,
+            text=[shown[n] for n in chosen], textposition=[_outward(angle[n]) for n in chosen], customdata=chosen,
             marker={"size": [10 + 20 * math.sqrt(weight[n] / max(weight.values())) for n in chosen],
                     "symbol": symbol, "color": MESSAGE_COLOR if kind == "person" else "#ff7f0e"},
             hovertemplate="%{text}: %{customdata}<extra></extra>", meta={"kind": "node", "node_kind": kind}))
+    fig.update_xaxes(range=[-1.6, 1.6])  # room for the labels outside the circle
     return fig
+
+
+def _outward(angle: float) -> str:
+    """A label position pointing away from the circle's centre (labels of neighbours do not stack)."""
+    x, y = math.cos(angle), math.sin(angle)
+    vertical = "top" if y > 0.38 else "bottom" if y < -0.38 else "middle"
+    horizontal = "right" if x > 0.38 else "left" if x < -0.38 else "center"
+    return f"{vertical} {horizontal}"
+
+
+def _contact_frame(messages: pl.DataFrame,
+                   people: People | None) -> tuple[pl.DataFrame, dict[str, str], dict[str, str]]:
+    """``messages`` keyed by person (``__key`` senders, recipients mapped to the same keys), key -> label,
+    and conversation id -> "name (platform)" (its label where the name alone is shared).
+
+    A recipient account is mapped to its person (``people``, else the person the frame resolves its
+    sender account to), else to ``platform:account`` like an unknown sender, labelled "account (platform)".
+    A conversation named (or, without a name, identified) by a person's account, a direct chat, is named
+    after that person.
+    """
+    work = person_keys(messages, people)
+    labels: dict[str, str] = dict(zip(*work.select(KEY, LABEL).unique(KEY, keep="first").get_columns()))
+    owners: dict[str, str] = {}  # account -> person key
+    if "sender_id" in work.columns:
+        for account, key in work.select("sender_id", KEY).drop_nulls().unique("sender_id").iter_rows():
+            owners[account] = key
+    if people is not None:
+        owners.update(people.accounts)
+    if "recipients" in work.columns:
+        platform = platform_expr() if "source" in work.columns else pl.lit(None, dtype=pl.String)
+        rows = work.with_row_index("__row")
+        flat = rows.select("__row", pl.col("recipients").alias("__r"), platform.alias("__p")).explode("__r")
+        flat = flat.with_columns(pl.coalesce(
+            pl.col("__r").replace_strict(list(owners), list(owners.values()), default=None, return_dtype=pl.String),
+            pl.format("{}:{}", pl.col("__p"), pl.col("__r")), pl.col("__r")).alias("__k"))
+        for key, account, plat in flat.select("__k", "__r", "__p").drop_nulls("__r").unique("__k").iter_rows():
+            if key not in labels:
+                labels[key] = people.label(key) if people is not None and key in people.names \
+                    else f"{account} ({plat})" if plat else account
+        mapped = flat.group_by("__row", maintain_order=True).agg(pl.col("__k").drop_nulls().alias("recipients"))
+        work = rows.drop("recipients").join(mapped, on="__row", how="left", maintain_order="left").drop("__row")
+    alternatives: dict[str, str] = {}
+    if "conversation_id" in work.columns:
+        platform = platform_expr() if "source" in work.columns else pl.lit(None, dtype=pl.String)
+        conv = work.select(pl.col("conversation_id").cast(pl.String), conversation_names(work).alias("__c"),
+                           platform.alias("__p"))
+        for cid, name, plat in conv.drop_nulls(["conversation_id", "__c"]).unique(
+                "conversation_id", keep="first").iter_rows():
+            if name in owners:  # a direct chat named by the other party's account: the party's name
+                owner = owners[name]
+                name = labels.get(owner) or (people.label(owner) if people is not None else owner)
+            labels.setdefault(cid, name)
+            if plat:
+                alternatives[cid] = f"{name} ({plat})"
+    return work, labels, alternatives
 
 
 HIT_GROUPS = {"sender": ("sender_name", "sender_id"), "conversation": ("conversation_name", "conversation_id"),
@@ -339,11 +504,15 @@ HIT_GROUPS = {"sender": ("sender_name", "sender_id"), "conversation": ("conversa
 
 
 def hit_counts_figure(hits: pl.DataFrame, *, by: str = "sender", tz: str = DEFAULT_TZ, lang: str | None = None,
-                      top: int = 20, title: str | None = None) -> go.Figure:
+                      top: int = 20, title: str | None = None, people: PeopleLike | None = None) -> go.Figure:
     """Horizontal bars of hit counts per ``by``: sender, conversation, msg_type, day (in ``tz``) or term.
 
-    ``term`` counts rows per matched query term (the ``matched_terms`` column of a search result).
-    Raises ValueError for an unknown ``by``.
+    ``sender`` counts per person: one bar for all the accounts ``people`` (a ``People`` or the case's
+    identities) links to one person, labelled with the person's name; an unknown account is shown by
+    display name and platform ("王芳 (wechat)"); a frame already resolved (``person_id`` / ``person``)
+    is used as it is (see :func:`person_keys`). ``conversation`` counts per conversation name where
+    one exists, else its id. ``term`` counts rows per matched query term (the ``matched_terms`` column
+    of a search result). Raises ValueError for an unknown ``by``.
     """
     if by not in HIT_GROUPS:
         raise ValueError(f"by must be one of {', '.join(HIT_GROUPS)}")
@@ -354,15 +523,20 @@ def hit_counts_figure(hits: pl.DataFrame, *, by: str = "sender", tz: str = DEFAU
     if hits.height == 0:
         return _empty(fig, lang)
     present = [c for c in HIT_GROUPS[by] if c in hits.columns]
-    if not present:
+    if not present and not (by == "sender" and PERSON in hits.columns):
         return _empty(fig, lang)
-    if by == "day":
-        key = pl.col("ts").dt.convert_time_zone(tz).dt.date().cast(pl.String)
-    elif by == "term":
-        key = pl.col("matched_terms")
+    if by == "sender":
+        frame = person_keys(hits, people).select(pl.col(LABEL).alias("key"))
     else:
-        key = pl.coalesce([pl.col(c).cast(pl.String) for c in present])
-    frame = hits.select(key.alias("key"))
+        if by == "day":
+            key = pl.col("ts").dt.convert_time_zone(tz).dt.date().cast(pl.String)
+        elif by == "term":
+            key = pl.col("matched_terms")
+        elif by == "conversation":
+            key = conversation_names(hits)
+        else:
+            key = pl.coalesce([pl.col(c).cast(pl.String) for c in present])
+        frame = hits.select(key.alias("key"))
     if by == "term":
         frame = frame.explode("key")
     counts = frame.drop_nulls().group_by("key").agg(pl.len().alias("n"))

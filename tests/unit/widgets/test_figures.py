@@ -8,6 +8,7 @@ import polars as pl
 import pytest
 
 from investigator import analysis as A
+from investigator.analysis.people import People
 from investigator.widgets import figures as F
 from investigator.settings import Settings
 from investigator.widgets.i18n import label, resolve_lang
@@ -155,3 +156,92 @@ def test_figures_grow_linearly_in_items_not_in_layout():
     fig = F.timeline_figure(msgs, gaps=gaps, delays=A.first_replies(msgs, agents=["zhangwei"]))
     assert [t.meta["kind"] for t in fig.data].count("gap") == 1 and fig.data[-2].meta["count"] == 400
     assert len(fig.layout.shapes) == 400 and len(fig.layout.annotations) == 0
+
+
+# --- people, not accounts -------------------------------------------------------------------------------------
+
+IDENTITIES = {"zhangwei": ["zhangwei", "张伟", "wxid_zhangwei", "U0ZHANGWEI"],
+              "liqiang": ["liqiang", "李强", "wxid_liqiang"]}
+
+
+def _accounts() -> pl.DataFrame:
+    """张伟 writes from WeCom, WeChat and Slack; 王芳 is on no directory (WeChat); two strangers share a name."""
+    t0 = datetime(2026, 11, 18, 6, 0, tzinfo=UTC)
+    rows = [("a1", "wecom", "zhangwei", "张伟", ["liqiang"], "c-wecom", None, "投诉 已收到"),
+            ("a2", "wechat-pywxdump", "wxid_zhangwei", "张伟 (微信)", ["wxid_liqiang"], "c-wx", "客服群", "投诉 处理中"),
+            ("a3", "slack", "U0ZHANGWEI", "zhang.wei", [], "C01", "#support", "投诉 closed"),
+            ("a4", "wechat-pywxdump", "wxid_wf", "王芳", ["wxid_zhangwei"], "c-wx", "客服群", "我要投诉"),
+            ("a5", "whatsapp", "+86 1", "Tom", [], "c-wa", "", "投诉 1"),
+            ("a6", "whatsapp", "+86 2", "Tom", [], "c-wa", "", "投诉 2"),
+            ("a7", "wechat-pywxdump", "wxid_zhangwei", "张伟 (微信)", ["wxid_wf"], "c-wx", "客服群", "好的")]
+    return pl.DataFrame([{"message_id": m, "source": src, "ts": t0 + timedelta(minutes=10 * i), "sender_id": sid,
+                          "sender_name": name, "recipients": rec, "conversation_id": cid, "conversation_name": cname,
+                          "msg_type": "text", "text": text}
+                         for i, (m, src, sid, name, rec, cid, cname, text) in enumerate(rows)])
+
+
+def _bars(fig) -> dict[str, int]:
+    return dict(zip(fig.data[0].y, fig.data[0].x))
+
+
+def test_hit_counts_one_bar_per_person_unknown_with_platform_distinct_labels():
+    hits = A.search(_accounts(), "投诉")
+    bars = _bars(F.hit_counts_figure(hits, by="sender", people=IDENTITIES, lang="en"))
+    # 张伟's three accounts on three platforms: one bar with the person's name
+    assert bars["张伟"] == 3 and not any("zhangwei" in k.lower() or "U0" in k for k in bars)
+    assert bars["王芳 (wechat)"] == 1  # unknown account: display name and platform
+    # two different WhatsApp accounts both called Tom: two bars, never one merged, never the same label
+    toms = {k: v for k, v in bars.items() if k.startswith("Tom (whatsapp)")}
+    assert len(toms) == 2 and set(toms.values()) == {1} and sum(bars.values()) == hits.height
+    # the same from a People (names from the directory) and from a frame already resolved
+    people = People.from_identities(IDENTITIES, names={"zhangwei": "张伟"})
+    assert _bars(F.hit_counts_figure(hits, people=people)) == bars
+    assert _bars(F.hit_counts_figure(people.resolve(hits))) == bars
+    # without identities each account is its own bar, still named with its platform
+    alone = _bars(F.hit_counts_figure(hits, lang="en"))
+    assert alone["张伟 (wecom)"] == alone["张伟 (微信) (wechat)"] == alone["zhang.wei (slack)"] == 1
+
+
+def test_hit_counts_by_conversation_name_instead_of_id():
+    bars = _bars(F.hit_counts_figure(A.search(_accounts(), "投诉"), by="conversation", lang="en"))
+    # names where they exist; the id where the name is missing or blank
+    assert bars == {"客服群": 2, "#support": 1, "c-wecom": 1, "c-wa": 2}
+
+
+def test_contact_graph_one_node_per_person_distinct_labels():
+    fig = F.contact_graph_figure(_accounts(), people=IDENTITIES, lang="en")
+    nodes = [t for t in fig.data if t.meta["kind"] == "node"]
+    keys = [k for t in nodes for k in t.customdata]
+    labels = [x for t in nodes for x in t.text]
+    people_labels = [x for t in nodes if t.meta["node_kind"] == "person" for x in t.text]
+    assert people_labels.count("张伟") == 1 and "李强" in people_labels  # recipients resolved too
+    assert "王芳 (wechat)" in people_labels
+    assert not {"wxid_zhangwei", "U0ZHANGWEI", "wxid_liqiang"} & set(keys)
+    assert len(labels) == len(set(labels)) == len(keys)  # no two nodes carry the same label
+    edges = {(s, t): n for tr in fig.data if tr.meta["kind"] == "edge" for s, t, n in tr.meta["edges"]}
+    assert edges[("zhangwei", "liqiang")] == 2  # WeCom and WeChat messages to 李强's two accounts: one edge
+    assert edges[("wechat:wxid_wf", "zhangwei")] == edges[("zhangwei", "wechat:wxid_wf")] == 1
+    # conversation nodes are named where a name exists
+    conversations = [x for t in nodes if t.meta["node_kind"] == "conversation" for x in t.text]
+    assert "#support" in conversations and "C01" not in conversations
+    # a person node sitting opposite another has its label on its own side, not stacked at the centre
+    assert all(pos != "top center" or abs(x) < 0.5 for t in nodes for pos, x in zip(t.textposition, t.x))
+
+
+def test_timeline_one_lane_per_person():
+    msgs = _accounts()
+    events = pl.DataFrame({"event_id": ["e1"], "ts": [datetime(2026, 11, 18, 6, 5, tzinfo=UTC)],
+                           "actor": ["wxid_zhangwei"], "event_type": ["login"], "host": ["erp"], "ip": [None],
+                           "outcome": ["success"], "details": ["{}"]})
+    delays = A.first_replies(msgs, agents=["zhangwei"], identities=IDENTITIES)
+    fig = F.timeline_figure(msgs, events, people=IDENTITIES, delays=delays, lang="en")
+    lanes = set(fig.layout.yaxis.categoryarray)
+    assert "张伟" in lanes and "王芳 (wechat)" in lanes
+    assert not lanes & {"zhangwei", "wxid_zhangwei", "U0ZHANGWEI", "zhang.wei", "张伟 (微信)"}
+    assert len([lane for lane in lanes if lane.startswith("Tom (whatsapp)")]) == 2  # two strangers, two lanes
+    message = fig.data[0]
+    assert [y for y, m in zip(message.y, message.customdata) if m in ("a1", "a2", "a3")] == ["张伟"] * 3
+    event = next(t for t in fig.data if t.meta["kind"] == "event")
+    assert list(event.y) == ["张伟"]  # the actor's account joins the person's lane
+    delay = next(t for t in fig.data if t.meta["kind"] == "delay")
+    assert delay.meta["count"] == 1 and {"王芳 (wechat)", "张伟"} == set(delay.y) - {None}
