@@ -81,6 +81,7 @@ _LABELS: dict[str, tuple[str, str]] = {  # key: (zh-CN, en)
     "msg_type": ("类型", "Type"),
     "text": ("内容", "Text"),
     "matched": ("命中词", "Matched"),
+    "variants": ("匹配变体", "Variants"),
     "tags": ("标记", "Tags"),
     "select": ("选择", "Select"),
     "copies": ("副本", "Copies"),

@@ -313,7 +313,7 @@ class SearchPanel(widgets.VBox):
         if "copies" in frame.columns and self.distinct.value:
             copies = int(frame["copies"].sum() or 0)
             self.count.value += " · " + html.escape(label("copies_total", self.lang).format(n=f"{copies:,}"))
-        self.table.set_frame(frame, mode=self.mode.value, query=query)
+        self.table.set_frame(frame, mode=self.mode.value, query=query, pinyin=bool(self.pinyin.value))
         for callback in self._callbacks:
             callback(frame)
         return frame

@@ -63,7 +63,8 @@ ID_CHARS = 16
 TEXT_MAX_HEIGHT = "9em"
 SORT_KEYS: dict[str, tuple[str, ...]] = {"ts": ("ts",), "sender": ("sender_name", "sender_id"),
                                          "conversation": ("conversation_name", "conversation_id"),
-                                         "msg_type": ("msg_type",), "copies": ("copies",), "text": ("text",)}
+                                         "msg_type": ("msg_type",), "copies": ("copies",), "text": ("text",),
+                                         "variants": ("matched_variants",)}
 
 
 def cut(value: Any, full: str | None = None, limit: int = ID_CHARS) -> str:
@@ -81,8 +82,11 @@ def _who(name: Any, ident: Any) -> str:
     return cut(name or ident or "", full)
 
 
-COLUMNS = ("ts", "sender", "conversation", "msg_type", "copies", "text")
+COLUMNS = ("ts", "sender", "conversation", "msg_type", "copies", "text", "variants")
+# the variants column (pinyin mode: the spellings that matched) takes a track only when the frame has it
 _WIDTHS = "26px 30px 150px 120px 150px 60px 56px minmax(240px, 1fr)"
+_WIDTHS_VARIANTS = _WIDTHS + " 130px"
+VARIANTS = "matched_variants"
 
 
 class PagedTable(widgets.VBox):
@@ -91,7 +95,10 @@ class PagedTable(widgets.VBox):
     Column headers sort (click again to reverse); the text wraps in full, up to a few lines, then
     scrolls; long names and ids are cut with the full value on hover. Select the page, everything,
     or nothing; jump to a page by number. With a deduplicated frame (analysis.dedupe), the copies
-    column says how many exports hold each message.
+    column says how many exports hold each message. With a ``matched_variants`` column (a pinyin-mode
+    search), the variants column shows the spellings that matched (a homophone, pinyin, a mixture)
+    and the text marks them; ``pinyin`` (the panel's toggle) says whether matches by sound are marked
+    (None: for a term with no literal match in the row).
     """
 
     page = traitlets.Int(0)
@@ -99,9 +106,10 @@ class PagedTable(widgets.VBox):
     focused = traitlets.Unicode("")
 
     def __init__(self, frame: pl.DataFrame | None = None, *, page_size: int = 25, tz: str = "Asia/Shanghai",
-                 lang: str | None = None, mode: str = "exact", query: str = "", **kwargs: Any) -> None:
+                 lang: str | None = None, mode: str = "exact", query: str = "", pinyin: bool | None = None,
+                 **kwargs: Any) -> None:
         self.lang, self.tz, self.page_size = lang, tz, page_size
-        self.mode, self.query = mode, query
+        self.mode, self.query, self.pinyin = mode, query, pinyin
         self.frame = pl.DataFrame()
         self.sort: tuple[str, bool] | None = None  # (column, descending)
         self._rows: list[dict[str, Any]] = []
@@ -157,11 +165,17 @@ class PagedTable(widgets.VBox):
     def pages(self) -> int:
         return max(1, -(-self.frame.height // self.page_size))
 
-    def set_frame(self, frame: pl.DataFrame, *, mode: str | None = None, query: str | None = None) -> None:
-        """Show ``frame`` (in the current sort order) from its first page; ticks on rows no longer present drop."""
+    def set_frame(self, frame: pl.DataFrame, *, mode: str | None = None, query: str | None = None,
+                  pinyin: bool | None = None) -> None:
+        """Show ``frame`` (in the current sort order) from its first page; ticks on rows no longer present drop.
+
+        ``mode``, ``query`` and ``pinyin`` (the search that made ``frame``) steer the highlighting; None keeps
+        the current value.
+        """
         self.frame = self._sorted(frame)
         self.mode = mode if mode is not None else self.mode
         self.query = query if query is not None else self.query
+        self.pinyin = pinyin if pinyin is not None else self.pinyin
         ids = set(frame["message_id"].to_list()) if "message_id" in frame.columns else set()
         self.selected = [m for m in self.selected if m in ids]
         if self.focused and self.focused not in ids:
@@ -178,7 +192,8 @@ class PagedTable(widgets.VBox):
         present = [c for c in SORT_KEYS[column] if c in frame.columns]
         if not present:
             return frame
-        key = pl.coalesce([pl.col(c).cast(pl.String) if column != "ts" and column != "copies" else pl.col(c)
+        key = pl.coalesce([pl.col(c).list.join(", ") if column == "variants"
+                           else pl.col(c).cast(pl.String) if column != "ts" and column != "copies" else pl.col(c)
                            for c in present])
         tie = [pl.col("ts")] if "ts" in frame.columns and column != "ts" else []
         return frame.sort([key, *tie], descending=[descending] + [False] * len(tie), nulls_last=True,
@@ -220,13 +235,17 @@ class PagedTable(widgets.VBox):
         part = self.frame.slice(first, self.page_size) if self.frame.height else self.frame
         self._rows = part.to_dicts() if part.height else []
         chosen = set(self.selected)
+        variants = VARIANTS in self.frame.columns
+        self.grid.layout.grid_template_columns = _WIDTHS_VARIANTS if variants else _WIDTHS
+        self._headers["variants"].layout.display = "flex" if variants else "none"
         self._syncing = True
         try:
             for index in range(self.page_size):
                 row = self._rows[index] if index < len(self._rows) else None
                 shown = "flex" if row is not None else "none"
-                for w in (self._checks[index], self._opens[index], *self._cells[index]):
+                for w in (self._checks[index], self._opens[index], *self._cells[index][:-1]):
                     w.layout.display = shown
+                self._cells[index][-1].layout.display = shown if variants else "none"
                 if row is None:
                     self._checks[index].value = False
                     continue
@@ -252,7 +271,7 @@ class PagedTable(widgets.VBox):
         when = ts.astimezone(_zone(self.tz)).strftime("%Y-%m-%d %H:%M:%S") if ts is not None else ""
         terms = row.get("matched_terms") or []
         text = row.get("text")
-        body = highlight(text, terms, mode=self.mode, query=self.query) if text is not None else \
+        body = highlight(text, terms, mode=self.mode, query=self.query, pinyin=self.pinyin) if text is not None else \
             f"<i>{html.escape(str(row.get('attachment_name') or row.get('msg_type') or ''))}</i>"
         copies = row.get("copies")
         sources = row.get("sources") or []
@@ -266,7 +285,8 @@ class PagedTable(widgets.VBox):
                 _who(row.get("conversation_name"), row.get("conversation_id")),
                 html.escape(str(row.get("msg_type") or "")), corroboration,
                 f"<div class='investigator-text' style='white-space:pre-wrap; word-break:break-word; "
-                f"max-height:{TEXT_MAX_HEIGHT}; overflow-y:auto; line-height:1.35'>{body}</div>"]
+                f"max-height:{TEXT_MAX_HEIGHT}; overflow-y:auto; line-height:1.35'>{body}</div>",
+                variants_html(row.get(VARIANTS))]
 
     # --- selection ----------------------------------------------------------------------
 
@@ -296,6 +316,12 @@ class PagedTable(widgets.VBox):
         """Tick every row of the frame (all pages)."""
         if "message_id" in self.frame.columns:
             self.select([str(m) for m in self.frame["message_id"].drop_nulls().to_list()])
+
+
+def variants_html(variants: Sequence[str] | None) -> str:
+    """The spellings a pinyin-mode hit matched (``matched_variants``), escaped, one per line."""
+    values = [str(v) for v in (variants or []) if v]
+    return "<br>".join(f"<span class='investigator-variant'>{html.escape(v)}</span>" for v in values)
 
 
 def _zone(tz: str) -> Any:
