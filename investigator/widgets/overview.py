@@ -1,7 +1,7 @@
 """ActivityHeatmap (hour x weekday) and ContactGraph (who talks to whom) over a case or a frame.
 
     >>> ActivityHeatmap(case)          # doctest: +SKIP
-    >>> ContactGraph(case, lang="en")  # doctest: +SKIP
+    >>> ContactGraph(case, lang="en")  # doctest: +SKIP  (one node per person, not per account)
 
 Thin widgets over :mod:`investigator.widgets.figures`; :meth:`update` redraws with another frame
 (for instance a SearchPanel's results: ``panel.on_results(heatmap.update)``).
@@ -15,10 +15,23 @@ import ipywidgets as widgets
 import plotly.graph_objects as go
 import polars as pl
 
-from investigator.analysis import dedupe
+from investigator.analysis import People, dedupe
 from investigator.widgets.i18n import case_lang
 from investigator.widgets.figures import activity_heatmap_figure, contact_graph_figure
 from investigator.widgets._live import LiveFigure
+
+
+def case_people(case: Any) -> People:
+    """The case's people, resolved once: the directory's linked identities, named as the directory names them.
+
+    A case without a directory of names (or a stand-in with ``identities()`` only) labels each person
+    from their identities (see :meth:`People.from_identities`).
+    """
+    names: dict[str, str] = {}
+    directory = getattr(case, "directory", None)
+    if callable(directory):
+        names = {p.id: p.name for p in getattr(directory(), "people", ()) if getattr(p, "name", None)}
+    return People.from_identities(case.identities(), names=names)
 
 
 class _FigureBox(widgets.VBox):
@@ -62,17 +75,13 @@ class ActivityHeatmap(_FigureBox):
 
 
 class ContactGraph(_FigureBox):
-    """Who talks to whom, people named from the org directory."""
+    """Who talks to whom, one node per person: the case's linked accounts resolved once (:func:`case_people`)."""
 
     def __init__(self, case: Any, *, messages: pl.DataFrame | None = None, lang: str | None = None,
                  max_nodes: int = 40, **kwargs: Any) -> None:
         self.max_nodes = max_nodes
+        self.people = case_people(case)
         super().__init__(case, messages, lang, **kwargs)
 
     def _build(self, messages: pl.DataFrame) -> go.Figure:
-        names: dict[str, str] = {}
-        if {"sender_id", "sender_name"} <= set(messages.columns):
-            for sid, name in messages.select("sender_id", "sender_name").unique().iter_rows():
-                if sid and name:
-                    names[sid] = name
-        return contact_graph_figure(messages, names=names, lang=self.lang, max_nodes=self.max_nodes)
+        return contact_graph_figure(messages, people=self.people, lang=self.lang, max_nodes=self.max_nodes)

@@ -24,8 +24,9 @@ import polars as pl
 from investigator import analysis as A
 from investigator.widgets.conversation import context_html
 from investigator.widgets._live import LiveFigure
-from investigator.widgets.figures import MAX_POINTS, person_lanes, timeline_figure
+from investigator.widgets.figures import MAX_POINTS, timeline_figure
 from investigator.widgets.i18n import case_lang, label
+from investigator.widgets.overview import case_people
 
 
 class TimelineView(widgets.VBox):
@@ -46,7 +47,8 @@ class TimelineView(widgets.VBox):
         self.agents, self.gap = list(agents), gap
         self.messages = self.all_messages
         self.highlight = list(highlight)
-        self._lanes = person_lanes(self.identities, self.all_messages)
+        # one lane per person: the case's linked accounts resolved once (unknown accounts: "name (platform)")
+        self.people = case_people(case)
         self._derived: tuple[pl.DataFrame | None, pl.DataFrame | None] | None = None
         self._drawn: tuple[int, tuple[str, ...]] | None = None
         self.live = LiveFigure(on_click=self.select)
@@ -92,7 +94,7 @@ class TimelineView(widgets.VBox):
         gaps, delays = self._derived
         figure = timeline_figure(self.messages, self.events, tz=self.tz, gaps=gaps, delays=delays,
                                  highlight=self.highlight, lang=self.lang, max_lanes=self.max_lanes,
-                                 lanes=self._lanes, max_points=self.max_points)
+                                 people=self.people, max_points=self.max_points)
         builds = self.live.builds
         self.figure = self.live.show(figure)
         if self.live.widget is not None and self.live.builds != builds:
