@@ -133,7 +133,8 @@ CASE4 = [
       labels=(("辱骂", "natural"), ("投诉", "natural"))),
 ]
 
-# Case 3: keywords in natural and evasive spellings, and near misses.
+# Case 3: keywords in natural and evasive spellings (English inflections included), and near misses
+# (substrings and compounds whole-word mode refuses: password123, passport, openvpn, 增加班级 ...).
 _K = [
     ("k.ot_natural", "g-patrol", "2026-11-03 19:20:00", "machao", "这个月的加班费什么时候发?", (("加班费", "natural"),)),
     ("k.ot_spaces", "g-patrol", "2026-11-05 21:05:00", "hejun", "加 班 费还没到账,谁问一下", (("加班费", "spaces"),)),
@@ -159,11 +160,13 @@ _K = [
     ("k.vpn_fullwidth_upper", "g-patrol", "2026-11-25 22:00:00", "qianjin", "监控室的ＶＰＮ账号已经重置", (("vpn", "full_width"),)),
     ("k.vpn_password", "cs-tombaker", "2026-11-26 10:30:00", "tombaker", "Why would support need my VPN password?",
      (("vpn", "mixed_case"), ("password", "natural"))),
+    # an English plural is the word (issue #16: word mode stems inflections), so a hit in every mode
+    ("k.pw_plural", "g-project-a", "2026-11-13 11:00:00", "emilychen", "IT says passwords must be rotated every 90 days",
+     (("password", "inflection"),)),
 ]
 _NEAR = [
     ("n.class", "g-project-a", "2026-11-06 15:00:00", "xuming", "下学期增加班级数量的方案已经通过", ("加班费",)),
     ("n.overtime_only", "g-patrol", "2026-11-14 18:00:00", "qianjin", "今晚要加班,大家辛苦", ("加班费",)),
-    ("n.passwords", "g-project-a", "2026-11-13 11:00:00", "emilychen", "IT says passwords must be rotated every 90 days", ("password",)),
     ("n.password123", "g-cs-team", "2026-11-19 09:10:00", "zhaomin",
      "Test account hint: password123 is not allowed", ("password",)),
     ("n.passport", "cs-tombaker", "2026-11-10 16:40:00", "tombaker", "Do you need my passport number for the refund?", ("password",)),
