@@ -111,23 +111,35 @@ def release_cmd(bundle_id: str, archive_path: Path, person: str, note: str, key_
 
 @bundle.command("verify")
 @click.argument("path", type=click.Path(path_type=Path, dir_okay=False, exists=True))
-@click.option("--pubkey", "pubkeys", multiple=True, required=True,
+@click.option("--pubkey", "pubkeys", multiple=True,
               type=click.Path(path_type=Path, dir_okay=False, exists=True),
-              help="The archive's public key file (ARCHIVE/keys/archive-signing.pub); repeatable.")
+              help="Pin the archive's key by a trusted copy of ARCHIVE/keys/archive-signing.pub; repeatable.")
+@click.option("--fingerprint", "pin_fingerprint", default=None, metavar="HEX",
+              help="Pin the archive's key by its fingerprint (SHA-256 of the raw Ed25519 key in hex, "
+                   "'investigator info --json': signing_key_fingerprint); the bundle's own key must match.")
 @json_option
 @click.pass_context
-def verify_cmd(ctx: click.Context, path: Path, pubkeys: tuple[Path, ...], as_json: bool) -> None:
-    """Verify a bundle offline: no archive, no secret. Exit 0 when intact.
+def verify_cmd(ctx: click.Context, path: Path, pubkeys: tuple[Path, ...], pin_fingerprint: str | None,
+               as_json: bool) -> None:
+    """Verify a bundle offline: no archive, no secret. Exit 0 when intact, 4 with each problem.
 
     \b
-    Example:
+    Pin the archive's key with --pubkey or --fingerprint; without either, the key the
+    bundle carries (archive.pub) is used and the output says so: a bundle re-signed with
+    another key then passes, so pin when it matters.
+    Examples:
       investigator bundle verify case.zip --pubkey archive-signing.pub
+      investigator bundle verify case.zip --fingerprint 3f2a...(64 hex digits)
     """
+    from investigator.errors import ConfigError, IntegrityError
     from investigator.reports.bundles import verify_bundle
-    from investigator.errors import IntegrityError
     from investigator.reports.seal import load_pubkey
+    from investigator.vault.verify import parse_fingerprint
 
-    result = verify_bundle(path, pubkeys=[load_pubkey(p) for p in pubkeys])
+    if pubkeys and pin_fingerprint is not None:
+        raise ConfigError("pass --pubkey or --fingerprint, not both")
+    pin = parse_fingerprint(pin_fingerprint) if pin_fingerprint is not None else None
+    result = verify_bundle(path, pubkeys=[load_pubkey(p) for p in pubkeys], pin=pin)
     echo_checks(result, as_json=as_json, summary=f"{path}: {'intact' if result.ok else 'NOT INTACT'} ({result.counts['items']} items)")
     if not result.ok:
         ctx.exit(IntegrityError.exit_code)

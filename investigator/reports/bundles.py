@@ -312,37 +312,132 @@ def _with_chain(pubkeys: Sequence[_crypto.VerifyKey], chain: bytes | None, archi
     return list(pubkeys)  # rooted in no trusted key: only the trusted keys count
 
 
-def verify_bundle(path: Path, *, pubkeys: Sequence[_crypto.VerifyKey]) -> Verification:
-    """Check a bundle offline against trusted public keys (the archive's). Never raises for tampering."""
+def _json_lines(files: dict[str, bytes], name: str, problems: list[str]) -> list[dict[str, Any]]:
+    """The objects of a JSON-lines member; each line that is not a JSON object is a problem naming its line."""
+    out: list[dict[str, Any]] = []
+    try:
+        text = files.get(name, b"").decode("utf-8")
+    except UnicodeDecodeError as exc:
+        problems.append(f"{name}: not UTF-8 at byte {exc.start}")
+        return out
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except ValueError as exc:
+            problems.append(f"{name}, line {number}: not JSON ({getattr(exc, 'msg', 'unreadable')}, column "
+                            f"{getattr(exc, 'colno', 0)})")
+            continue
+        if isinstance(value, dict):
+            out.append(value)
+        else:
+            problems.append(f"{name}, line {number}: not a JSON object")
+    return out
+
+
+def _bundle_genesis(files: dict[str, bytes], problems: list[str]) -> _crypto.VerifyKey | None:
+    """The archive key the bundle itself names as its root: the chain's first old key, else ``archive.pub``."""
+    chain = files.get("archive-keys.jsonl")
+    try:
+        if chain:
+            first = json.loads(chain.split(b"\n", 1)[0])
+            return _crypto.VerifyKey.from_b64(str(first["body"]["old"]["public"]))
+        return _crypto.VerifyKey.from_b64(files["archive.pub"].decode("ascii").strip())
+    except KeyError:
+        problems.append("archive.pub: missing (the bundle names no archive key; pass --pubkey)")
+    except (ValueError, TypeError, IntegrityError, AttributeError):
+        problems.append("archive-keys.jsonl, line 1: not a key transition" if chain
+                        else "archive.pub: not an Ed25519 public key")
+    return None
+
+
+def _anchor(files: dict[str, bytes], pubkeys: Sequence[_crypto.VerifyKey], pin: str | None,
+            result: Verification) -> list[_crypto.VerifyKey]:
+    """The keys to trust: the --pubkey keys, or the bundle's own root key checked against ``pin`` (or, unpinned, said so)."""
+    if pubkeys:
+        result.check(f"signing key pinned: trusted key(s) {', '.join(k.key_id for k in pubkeys)} given (--pubkey)")
+        return list(pubkeys)
+    genesis = _bundle_genesis(files, result.problems)
+    if genesis is None:
+        return []
+    fingerprint = _crypto.sha256_hex(genesis.raw)
+    if pin is None:
+        result.warn("the archive's signing key was taken from the bundle itself (archive.pub), not pinned: pass "
+                    "--pubkey FILE or --fingerprint HEX to check it against a key known out of band")
+    elif fingerprint != pin:
+        result.problem(f"archive.pub: the bundle's archive key (fingerprint {fingerprint[:16]}...) is not the pinned "
+                       f"key ({pin[:16]}...): its keys do not root in the pinned key")
+        return []
+    else:
+        result.check(f"signing key pinned: the bundle's archive key chain roots in {pin[:16]}...")
+    return [genesis]
+
+
+def verify_bundle(path: Path, *, pubkeys: Sequence[_crypto.VerifyKey] = (), pin: str | None = None) -> Verification:
+    """Check a bundle offline against trusted public keys (the archive's). Never raises, whatever the bundle holds.
+
+    The archive key comes from ``pubkeys`` (trusted copies of the archive's key),
+    else from the bundle's own ``archive.pub`` / ``archive-keys.jsonl``: then
+    ``pin`` (a fingerprint, SHA-256 of the raw genesis key in hex) must match it,
+    and without a pin a warning says the key was taken from the bundle itself.
+    Every problem names the member and, for JSON lines, the line.
+    """
     result = Verification("bundle", counts={"items": 0}, facts={"released": False})
     problems = result.problems
     try:
         with zipfile.ZipFile(path) as zf:
             files = {name: zf.read(name) for name in zf.namelist()}
-    except (OSError, zipfile.BadZipFile) as exc:
-        problems.append(f"not a readable zip file ({exc.__class__.__name__})")
+    except (OSError, zipfile.BadZipFile, RuntimeError, NotImplementedError, ValueError, EOFError) as exc:
+        problems.append(f"{path}: not a readable zip file ({exc.__class__.__name__})")
+        return result
+    manifest: Any = None
+    signature: Any = None
+    for name in ("manifest.json", "signature.json"):
+        try:
+            value = json.loads(files[name])
+            if not isinstance(value, dict):
+                raise TypeError(name)
+        except KeyError:
+            problems.append(f"{name}: missing")
+            continue
+        except json.JSONDecodeError as exc:
+            problems.append(f"{name}: not JSON (line {exc.lineno}, column {exc.colno})")
+            continue
+        except (ValueError, TypeError):
+            problems.append(f"{name}: not a JSON object")
+            continue
+        if name == "manifest.json":
+            manifest = value
+        else:
+            signature = value
+    if manifest is None or signature is None:
         return result
     try:
-        manifest = json.loads(files["manifest.json"])
-        signature = json.loads(files["signature.json"])
-    except (KeyError, ValueError):
-        problems.append("manifest.json or signature.json missing or unreadable")
-        return result
+        _check_bundle(files, manifest, signature, _anchor(files, pubkeys, pin, result), result)
+    except Exception as exc:  # noqa: BLE001 - a hostile bundle is a finding, never a crash
+        problems.append(f"the bundle is malformed where the checks above stop ({exc.__class__.__name__})")
+    return result
+
+
+def _check_bundle(files: dict[str, bytes], manifest: dict[str, Any], signature: dict[str, Any],
+                  pubkeys: list[_crypto.VerifyKey], result: Verification) -> None:
+    problems = result.problems
     manifest_sha = hashlib.sha256(files["manifest.json"]).hexdigest()
     pubkeys = _with_chain(pubkeys, files.get("archive-keys.jsonl"), str(manifest.get("archive_id")), problems)
     # 1. the archive attests the operator's key for this manifest
-    attest = signature.get("archive") or {}
+    attest = _obj(signature.get("archive"))
     archive_key = _trusted(pubkeys, str(attest.get("key_id")))
-    body = attest.get("body") or {}
+    body = _obj(attest.get("body"))
     if archive_key is None:
-        problems.append(f"the archive key {attest.get('key_id')!r} is not among the trusted keys (--pubkey)")
+        problems.append(f"signature.json: the archive key {attest.get('key_id')!r} is not among the trusted keys")
     elif not archive_key.is_valid(str(attest.get("signature")), canonical_json(body)):
         problems.append("signature.json: the archive's attestation does not verify")
     elif body.get("manifest_sha256") != manifest_sha:
         problems.append("manifest.json changed: its SHA-256 differs from the one the archive attested")
     else:
         result.checked.append("archive attestation of the operator and the manifest")
-    operator = signature.get("operator") or {}
+    operator = _obj(signature.get("operator"))
     try:
         op_key = _crypto.VerifyKey.from_b64(str(operator.get("public")))
         if op_key.key_id != body.get("operator_key_id") and _trusted(pubkeys, op_key.key_id) is None:
@@ -354,7 +449,10 @@ def verify_bundle(path: Path, *, pubkeys: Sequence[_crypto.VerifyKey]) -> Verifi
     except Exception:  # noqa: BLE001 - a malformed key is a finding
         problems.append("signature.json: the operator's public key is malformed")
     # 2. every file listed, none added, hashes match
-    listed = manifest.get("files") or {}
+    listed = _obj(manifest.get("files"))
+    if not all(isinstance(v, dict) for v in listed.values()):
+        problems.append("manifest.json: 'files' is not a table of {sha256} records")
+        listed = {k: v for k, v in listed.items() if isinstance(v, dict)}
     for name in sorted(set(files) - set(SIGNED_FILES)):
         if name not in listed:
             problems.append(f"{name}: not listed in the manifest (added)")
@@ -372,21 +470,24 @@ def verify_bundle(path: Path, *, pubkeys: Sequence[_crypto.VerifyKey]) -> Verifi
                 raise IntegrityError(f"signed by an untrusted key {ingest.key_id!r}", path=name)
             ingest.verify_signature(key, what=name)
             roots[ingest.seq] = (ingest.body["merkle"]["root"], int(ingest.body["merkle"]["leaves"]))
-        except (IntegrityError, KeyError, ValueError) as exc:
-            problems.append(f"{name}: {exc}")
+        except IntegrityError as exc:
+            problems.append(str(exc) if str(exc).startswith(name) else f"{name}: {exc}")
+        except (KeyError, ValueError, TypeError, AttributeError):
+            problems.append(f"{name}: not a manifest of the expected shape (merkle root and leaves)")
     # 4. each message: record hash from content, inclusion proof against its signed root
-    try:
-        rows = [json.loads(line) for line in files.get("messages.jsonl", b"").decode().splitlines() if line]
-        proofs = {p["evidence_no"]: p for p in (json.loads(line) for line in
-                                                files.get("proofs.jsonl", b"").decode().splitlines() if line)}
-    except ValueError:
-        problems.append("messages.jsonl or proofs.jsonl is not JSON lines")
-        return result
+    rows = _json_lines(files, "messages.jsonl", problems)  # a bad line is a problem; the others are checked
+    proofs = {str(p.get("evidence_no")): p for p in _json_lines(files, "proofs.jsonl", problems)}
     bad = partial = 0
-    for row in rows:
+    for position, row in enumerate(rows, start=1):
         number = row.get("evidence_no")
-        recomputed = record_hash({k: v for k, v in row.items()}, "messages")
-        proof = proofs.get(number)
+        try:
+            recomputed = record_hash({k: v for k, v in row.items()}, "messages")
+            int(row["leaf_index"]), int(row.get("batch_seq", -1))
+        except Exception:  # noqa: BLE001 - a row of the wrong shape is a finding
+            problems.append(f"messages.jsonl, line {position}: not a message record of the expected shape")
+            bad += 1
+            continue
+        proof = proofs.get(str(number))
         if recomputed != row.get("record_hash"):
             if row.get("complete") is False:
                 partial += 1
@@ -405,9 +506,13 @@ def verify_bundle(path: Path, *, pubkeys: Sequence[_crypto.VerifyKey]) -> Verifi
             bad += 1
             continue
         root, size = signed
-        ok = verify_inclusion(bytes.fromhex(recomputed), int(row["leaf_index"]), size,
-                              [bytes.fromhex(p) for p in proof.get("path", [])], bytes.fromhex(root))
-        if not ok or int(proof.get("leaf_index", -1)) != int(row["leaf_index"]):
+        try:
+            ok = verify_inclusion(bytes.fromhex(recomputed), int(row["leaf_index"]), size,
+                                  [bytes.fromhex(p) for p in proof.get("path", [])], bytes.fromhex(root))
+            ok = ok and int(proof.get("leaf_index", -1)) == int(row["leaf_index"])
+        except (ValueError, TypeError, AttributeError):
+            ok = False
+        if not ok:
             problems.append(f"{number}: inclusion proof does not check against the signed root of batch "
                             f"{row.get('batch_seq')}")
             bad += 1
@@ -446,27 +551,38 @@ def verify_bundle(path: Path, *, pubkeys: Sequence[_crypto.VerifyKey]) -> Verifi
         problems.append("grant.json missing or malformed")
     # 7. audit excerpt: each entry's own hash
 
-    for line in files.get("audit.jsonl", b"").decode().splitlines():
-        entry = json.loads(line)
-        if _entry_hash({k: v for k, v in entry.items() if k != "hash"}) != entry.get("hash"):
-            problems.append(f"audit.jsonl: entry {entry.get('seq')} was altered")
+    audit_problems = len(problems)
+    for position, entry in enumerate(_json_lines(files, "audit.jsonl", problems), start=1):
+        try:
+            altered = _entry_hash({k: v for k, v in entry.items() if k != "hash"}) != entry.get("hash")
+        except Exception:  # noqa: BLE001 - an entry that cannot be hashed is altered
+            altered = True
+        if altered:
+            problems.append(f"audit.jsonl: entry {entry.get('seq')!r} (object {position}) was altered")
+    if "audit.jsonl" in files and len(problems) == audit_problems:
+        result.checked.append("audit.jsonl: each entry's own hash")
     # 8. release (for a bundle the breaker held)
     if "release.json" in files:
-        release = json.loads(files["release.json"])
-        attested = release.get("archive") or {}
-        rel_body = release.get("body") or {}
-        reviewer = release.get("reviewer") or {}
-        ok = (attested.get("body") == rel_body  # attested by any trusted archive key (a release may follow a migration)
-              and any(k.is_valid(str(attested.get("signature")), canonical_json(rel_body)) for k in pubkeys)
-              and rel_body.get("manifest_sha256") == manifest_sha
-              and _crypto.VerifyKey.from_b64(str(reviewer.get("public"))).key_id == rel_body.get("reviewer_key_id")
-              and _crypto.VerifyKey.from_b64(str(reviewer.get("public"))).is_valid(
-                  str(reviewer.get("signature")), canonical_json(rel_body)))
+        try:
+            release = _obj(json.loads(files["release.json"]))
+            attested, rel_body, reviewer = (_obj(release.get(k)) for k in ("archive", "body", "reviewer"))
+            reviewer_key = _crypto.VerifyKey.from_b64(str(reviewer.get("public")))
+            ok = (attested.get("body") == rel_body  # any trusted archive key (a release may follow a migration)
+                  and any(k.is_valid(str(attested.get("signature")), canonical_json(rel_body)) for k in pubkeys)
+                  and rel_body.get("manifest_sha256") == manifest_sha
+                  and reviewer_key.key_id == rel_body.get("reviewer_key_id")
+                  and reviewer_key.is_valid(str(reviewer.get("signature")), canonical_json(rel_body)))
+        except (ValueError, TypeError, IntegrityError):
+            ok = False
         if ok:
             result.facts["released"] = True
             result.checked.append(f"released by {rel_body.get('reviewer')}")
         else:
             problems.append("release.json does not verify")
-    elif (manifest.get("breaker") or {}).get("held"):
+    elif _obj(manifest.get("breaker")).get("held"):
         problems.append("the circuit breaker held this bundle and it carries no release")
-    return result
+
+
+def _obj(value: Any) -> dict[str, Any]:
+    """``value`` when it is a JSON object, else empty (a hostile member of the wrong shape checks as absent)."""
+    return value if isinstance(value, dict) else {}
