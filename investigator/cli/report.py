@@ -22,13 +22,36 @@ def _read(notebook: Path) -> Any:
 
     from investigator.errors import ReportError
 
+    if notebook.suffix.lower() not in (".html", ".htm"):
+        _check_json(notebook)
     try:
         return nbformat.read(str(notebook), as_version=4)
-    except (ValueError, OSError, KeyError, AttributeError) as exc:  # NotJSONError is a ValueError
+    except (ValueError, OSError, KeyError, AttributeError, TypeError) as exc:  # NotJSONError is a ValueError
         sealed = notebook.with_suffix(".ipynb")
         hint = (f"the HTML copy is for reading; verify the sealed notebook {sealed}"
                 if notebook.suffix.lower() in (".html", ".htm") else "pass the report's .ipynb file")
         raise ReportError(f"{notebook} is not a report notebook ({type(exc).__name__})", hint=hint) from None
+
+
+def _check_json(notebook: Path) -> None:
+    """Raise IntegrityError naming the position when ``notebook`` is not a JSON object (hostile or damaged)."""
+    import json
+
+    from investigator.errors import IntegrityError
+
+    try:
+        data = json.loads(notebook.read_bytes())
+    except json.JSONDecodeError as exc:
+        raise IntegrityError(f"not JSON (line {exc.lineno}, column {exc.colno})", path=str(notebook),
+                             hint="pass the report's .ipynb file") from None
+    except UnicodeDecodeError as exc:
+        raise IntegrityError(f"not UTF-8 at byte {exc.start}", path=str(notebook)) from None
+    except OSError as exc:
+        raise IntegrityError(f"unreadable ({exc.strerror})", path=str(notebook)) from None
+    if not isinstance(data, dict) or not isinstance(data.get("cells", []), list) \
+            or not isinstance(data.get("metadata", {}), dict):
+        raise IntegrityError("not a notebook: expected a JSON object with a 'cells' list and a 'metadata' object",
+                             path=str(notebook))
 
 
 def _write(nb: Any, notebook: Path) -> None:
@@ -44,10 +67,13 @@ def _archive_for(nb: Any, given: Path | None) -> Any:
 
     if given is not None:
         return Archive.open(given)
-    meta = (nb.get("metadata") or {}).get("investigator") or {}
-    recorded = ((meta.get("seal") or {}).get("body") or {}).get("parameters", {}).get("archive") \
-        or ((nb.get("metadata") or {}).get("papermill") or {}).get("parameters", {}).get("archive")
-    if recorded and Path(recorded).is_dir():
+    try:
+        meta = (nb.get("metadata") or {}).get("investigator") or {}
+        recorded = ((meta.get("seal") or {}).get("body") or {}).get("parameters", {}).get("archive") \
+            or ((nb.get("metadata") or {}).get("papermill") or {}).get("parameters", {}).get("archive")
+    except (AttributeError, TypeError):  # hostile metadata: the verifier reports it
+        recorded = None
+    if isinstance(recorded, str) and recorded and Path(recorded).is_dir():
         return Archive.open(Path(recorded))
     raise ConfigError("which archive? pass --archive")
 
@@ -197,29 +223,47 @@ def seal_cmd(notebook: Path, archive_path: Path | None, person: str, template: P
 @notebook_argument
 @archive_option
 @click.option("--pubkey", "pubkeys", multiple=True, type=click.Path(path_type=Path, dir_okay=False, exists=True),
-              help="A trusted public key file (base64 Ed25519, or a person key file); repeatable.")
+              help="A trusted public key file (base64 Ed25519, or a person key file); repeatable. The archive's "
+                   "own key file given here with --archive pins the archive's key.")
+@click.option("--fingerprint", "pin_fingerprint", default=None, metavar="HEX",
+              help="Pin the archive's signing key (SHA-256 of its raw Ed25519 key in hex; 'investigator info "
+                   "--json' prints it as signing_key_fingerprint).")
 @click.option("--as", "actor", default="verifier", metavar="ID", help="Who verifies (for the audit log).")
 @json_option
 @click.pass_context
-def verify_cmd(ctx: click.Context, notebook: Path, archive_path: Path | None, pubkeys: tuple[Path, ...], actor: str,
-               as_json: bool) -> None:
-    """Check a report's digest, signatures, provenance and audit registration. Exit 0 when intact.
+def verify_cmd(ctx: click.Context, notebook: Path, archive_path: Path | None, pubkeys: tuple[Path, ...],
+               pin_fingerprint: str | None, actor: str, as_json: bool) -> None:
+    """Check a report's digest, signatures, provenance and audit registration. Exit 0 when intact, 4 otherwise.
 
     \b
     On failure it names what changed: the cell, the provenance field, the signature.
+    Read-only unless --archive is given: only then is the check recorded in that
+    archive's audit log (without it the archive the report names, if present, is
+    read, never written). Pin the archive's key with --fingerprint (or its key
+    file as --pubkey); unpinned, the output says the key came from the archive.
     Examples:
       investigator report verify reports/C-1/20261118T061500Z-complaint_investigation.ipynb --archive A
+      investigator report verify report.ipynb --archive A --fingerprint 3f2a...(64 hex digits)
       investigator report verify report.ipynb --pubkey sunli.pub     # offline: digest and signature only
     """
     from investigator.errors import ConfigError, IntegrityError
     from investigator.reports.seal import load_pubkey, verify_report
+    from investigator.vault.verify import key_fingerprint, parse_fingerprint
 
     nb = _read(notebook)
     try:
         opened = _archive_for(nb, archive_path) if (archive_path or not pubkeys) else None
     except ConfigError:
         opened = None
-    result = verify_report(nb, archive=opened, pubkeys=[load_pubkey(p) for p in pubkeys], actor=actor)
+    keys = [load_pubkey(p) for p in pubkeys]
+    pin = parse_fingerprint(pin_fingerprint) if pin_fingerprint is not None else None
+    if pin is None and opened is not None:  # the archive's own key file among --pubkey pins it
+        genesis = key_fingerprint(opened.signing_keys().genesis) if keys else None
+        pin = genesis if genesis and any(key_fingerprint(k) == genesis for k in keys) else None
+    result = verify_report(nb, archive=opened, pubkeys=keys, actor=actor, record=archive_path is not None, pin=pin)
+    if opened is not None and archive_path is None:
+        result.warn(f"checked against the archive the report names ({opened.root}), read-only: pass --archive to "
+                    "record the check in its audit log")
     echo_checks(result, as_json=as_json,
                 summary=f"{notebook}: {'intact' if result.ok else 'NOT INTACT'} (status {result.facts['status']})")
     if not result.ok:

@@ -30,7 +30,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from investigator import _crypto
 from investigator.authority.directory import DirectoryStore
@@ -38,6 +38,7 @@ from investigator.authority.grants import Grant, find_grant
 from investigator.errors import IntegrityError, ReportError
 from investigator.schema import canonical_json, format_ts
 from investigator.verification import Verification
+from investigator.vault.verify import check_archive_pin
 from investigator.reports.breaker import assess_report
 from investigator.reports.canonical import CANONICAL_FORMAT, cell_digests, content_digest, diff_cells, metadata_digest
 from investigator.reports.notebook import PROVENANCE_MIME
@@ -245,26 +246,77 @@ def _check_audit(body: dict[str, Any], seal: dict[str, Any], archive: "Archive",
 
 
 def verify_report(nb: Any, *, archive: "Archive | None" = None, pubkeys: list[_crypto.VerifyKey] | None = None,
-                  actor: str = "verifier", now: datetime | None = None) -> Verification:
+                  actor: str = "verifier", now: datetime | None = None, record: bool = True,
+                  pin: str | None = None) -> Verification:
     """Check digest, signatures (seal and reviews), provenance and the audit registration.
 
-    Never raises for tampering: each problem is named (the changed cell, the
-    changed provenance field ...). With ``archive``, the data read is checked
-    against the signed manifests and the check itself is audited. The result's
-    facts are the report's ``digest``, ``status`` and ``signer`` (empty and
+    Never raises, whatever the notebook holds: each problem is named (the
+    changed cell, the changed provenance field, the malformed metadata field
+    ...). With ``archive``, the data read is checked against the signed
+    manifests, the archive's key against ``pin`` (a fingerprint,
+    investigator.vault.verify.parse_fingerprint; unpinned: a warning says the
+    key came from the archive itself), and, with ``record``, the check itself
+    is audited in that archive (``record=False``: read-only). The result's facts
+    are the report's ``digest``, ``status`` and ``signer`` (empty and
     ``unsealed`` when the notebook carries no seal).
     """
     result = Verification("report", facts={"digest": "", "status": "unsealed", "signer": ""})
-    meta = (nb.get("metadata") or {}).get(META_KEY) or {}
+    metadata = nb.get("metadata") if isinstance(nb, dict) else None
+    meta = (metadata or {}).get(META_KEY) if isinstance(metadata, dict) else None
+    if not isinstance(meta, dict):
+        meta = {}
     seal = meta.get("seal")
     if not isinstance(seal, dict) or not isinstance(seal.get("body"), dict):
-        result.problem("the notebook is not sealed")
+        result.problem("metadata.investigator.seal: the notebook is not sealed (no seal object with a body)")
         return result
     body = seal["body"]
-    result.facts.update(digest=str(body.get("digest")), status=status_of(meta), signer=str(seal.get("signer")))
+    try:
+        status = status_of(meta)
+    except Exception:  # noqa: BLE001 - hostile reviews are reported below
+        status = "unknown"
+    result.facts.update(digest=str(body.get("digest")), status=status, signer=str(seal.get("signer")))
     if body.get("format") != SEAL_FORMAT:
-        result.problem(f"unknown seal format {body.get('format')!r}")
+        result.problem(f"metadata.investigator.seal.body.format: unknown seal format {body.get('format')!r}")
         return result
+    if pin is not None and archive is None:
+        result.problem("a pinned archive key (--pubkey / --fingerprint) needs the archive: pass --archive")
+    if archive is not None:
+        check_archive_pin(archive, pin, result)
+    directory = None
+    if archive is not None:
+        try:
+            directory = DirectoryStore(archive).load()
+        except IntegrityError as exc:
+            result.problem(f"the archive's directory does not verify ({exc})")
+    keys = list(pubkeys or [])
+    stages: list[tuple[str, Callable[[], None]]] = [
+        ("cells", lambda: _check_digest(nb, body, result)),
+        ("metadata.investigator.seal", lambda: _check_seal(seal, body, archive, keys, result, directory)),
+        ("metadata.investigator.reviews", lambda: check_reviews(meta, body, seal, archive=archive, pubkeys=keys,
+                                                                directory=directory, result=result))]
+    if archive is not None:
+        opened = archive
+        stages += [
+            ("metadata.investigator.seal.body.data", lambda: _check_data(body, opened, result.problems,
+                                                                          result.checked)),
+            ("metadata.investigator.seal.body.grant", lambda: _check_grant(body, opened, result.problems,
+                                                                            result.checked)),
+            ("metadata.investigator.seal (audit registration)",
+             lambda: _check_audit(body, seal, opened, result.problems, result.checked))]
+    for where, stage in stages:
+        try:
+            stage()
+        except Exception as exc:  # noqa: BLE001 - hostile metadata is a finding, never a crash
+            result.problem(f"{where}: malformed, not of the expected shape ({exc.__class__.__name__})")
+    if archive is not None and record:
+        archive.audit.append(actor, "report.verify", str(body.get("digest")),
+                             {"ok": result.ok, "problems": len(result.problems),
+                              "report_id": str(body.get("report_id"))},
+                             outcome="ok" if result.ok else "error", now=now)
+    return result
+
+
+def _check_digest(nb: Any, body: dict[str, Any], result: Verification) -> None:
     actual = content_digest(nb)
     if actual != body.get("digest"):
         changed = list(diff_cells(list(body.get("cell_digests") or []), nb))
@@ -278,26 +330,13 @@ def verify_report(nb: Any, *, archive: "Archive | None" = None, pubkeys: list[_c
     shown = provenance_output(nb)
     if shown is not None and shown != body.get("data"):
         result.problem("provenance: the sealed data record differs from the one the notebook shows")
-    directory = None
-    if archive is not None:
-        try:
-            directory = DirectoryStore(archive).load()
-        except IntegrityError as exc:
-            result.problem(f"the archive's directory does not verify ({exc})")
-    keys = list(pubkeys or [])
+
+
+def _check_seal(seal: dict[str, Any], body: dict[str, Any], archive: "Archive | None", keys: list[_crypto.VerifyKey],
+                result: Verification, directory: Any) -> None:
     before = len(result.problems)
     check_signature(seal, what="seal", archive=archive, pubkeys=keys, problems=result.problems, directory=directory)
     if len(result.problems) == before:
         result.check(f"seal signature of {seal.get('signer')} (key {seal.get('key_id')})")
     if seal.get("signer") != (body.get("grant") or {}).get("operator"):
         result.problem("seal: the signer is not the grant's operator")
-    check_reviews(meta, body, seal, archive=archive, pubkeys=keys, directory=directory, result=result)
-    if archive is not None:
-        _check_data(body, archive, result.problems, result.checked)
-        _check_grant(body, archive, result.problems, result.checked)
-        _check_audit(body, seal, archive, result.problems, result.checked)
-        archive.audit.append(actor, "report.verify", str(body.get("digest")),
-                             {"ok": result.ok, "problems": len(result.problems),
-                              "report_id": str(body.get("report_id"))},
-                             outcome="ok" if result.ok else "error", now=now)
-    return result
