@@ -107,6 +107,17 @@ class SavedSearches:
         ``grant.window``, audited as a denied ``search.run``) when its saved range leaves the grant's window.
         """
         params = self.named(name)
+        self.admit(name, params, now=now)
+        self.record_run(name, now=now)
+        hits = run_saved_search(messages, params, tz=tz, identities=identities, groups=groups)
+        return params, hits
+
+    def admit(self, name: str, params: dict[str, Any], *, now: datetime | None = None) -> tuple[datetime, datetime]:
+        """The saved range ``(start, end)`` if it lies inside the grant's window (the window when none is saved).
+
+        Raises ValueError for a range without offsets and PolicyDenied (rule ``grant.window``, audited as a
+        denied ``search.run``) for one that leaves the window.
+        """
         case = self.case
         lo, hi = case.window
         start = datetime.fromisoformat(params["start"]) if params.get("start") else lo
@@ -119,9 +130,7 @@ class SavedSearches:
             case.archive.audit.append(case.person, "search.run", case.grant.id, details, outcome="denied", now=now)
             raise PolicyDenied(f"the saved search {name!r} reaches outside the grant's window; only the granted "
                                "window can be searched", rule="grant.window")
-        self.record_run(name, now=now)
-        hits = run_saved_search(messages, params, tz=tz, identities=identities, groups=groups)
-        return params, hits
+        return start, end
 
     def _append(self, op: str, name: str, params: dict[str, Any], now: datetime | None) -> None:
         name = name.strip()

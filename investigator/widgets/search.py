@@ -379,12 +379,10 @@ class SearchPanel(widgets.VBox):
     def run_saved(self, name: str) -> pl.DataFrame:
         """Set the controls from the saved search ``name`` and run it once (audited ``search.run``).
 
-        Raises KeyError for an unknown name and PolicyDenied when its range leaves this grant's window.
+        Raises KeyError for an unknown name and PolicyDenied (audited) when its range leaves this grant's window.
         """
         params = self.saved.get(name)
-        start = datetime.fromisoformat(params["start"]) if params.get("start") else self.window[0]
-        end = datetime.fromisoformat(params["end"]) if params.get("end") else self.window[1]
-        check_range(self.window, start, end)
+        start, end = self.saved.admit(name, params)  # a range outside the grant: refused and audited
         self.saved.record_run(name)
         self._busy = True
         try:

@@ -97,6 +97,8 @@ def test_saved_searches_store_parameters_only_rerun_and_are_audited(panel, fresh
                                     "start": (panel.window[0] - timedelta(days=3)).isoformat()})
     with pytest.raises(PolicyDenied):
         panel.run_saved("elsewhere")
+    refused = [e for e in _audit(fresh_case, "search.run") if e.outcome == "denied"]
+    assert [(e.details["name"], e.details["rule"]) for e in refused] == [("elsewhere", "grant.window")]
 
 
 @pytest.mark.parametrize("fmt", ["csv", "xlsx", "timesketch"])
