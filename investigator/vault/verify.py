@@ -29,7 +29,7 @@ from investigator.vault.format import Keyring, batch_dir_name
 from investigator.vault.keychain import KeyChain
 from investigator.vault.store import Archive
 from investigator.verification import Verification
-from investigator.errors import ConfigError, IntegrityError
+from investigator.errors import AuditError, ConfigError, IntegrityError
 from investigator.vault.manifest import GENESIS, Manifest
 from investigator.vault.acquisition import check_manifest_entry
 from investigator.schema import content_schema, record_hashes
@@ -91,11 +91,13 @@ def check_archive_pin(archive: Archive, pin: str | None, result: Verification) -
         result.problem(f"the archive's signing keys do not load ({exc})")
         chain = None
     try:
-        published = archive.layout.signing_public_key.read_text(encoding="utf-8").strip()
-    except (OSError, ValueError):
+        published: str | None = archive.layout.signing_public_key.read_bytes().decode("ascii").strip()
+    except FileNotFoundError:
         published = None
+    except (OSError, ValueError):
+        published = ""
     if published is not None and published != archive.config.signing_public_key:
-        result.problem("keys/archive-signing.pub: differs from the signing key in archive.toml")
+        result.problem("keys/archive-signing.pub: differs from the signing key in archive.toml (or is unreadable)")
     return check_pin(chain, pin, result)
 
 
@@ -108,11 +110,15 @@ def verify_archive(archive: Archive, *, keys: Keyring | None = None, actor: str 
     (with keys) signs an audit checkpoint.
     """
     report = check_archive(archive, keys=keys)
-    archive.audit.append(actor, "verify", archive.archive_id,
-                         {"mode": "full" if keys else "offline", "ok": report.ok, "problems": len(report.problems)},
-                         outcome="ok" if report.ok else "error")
-    if keys is not None:
-        archive.audit.checkpoint(keys.signing, archive_id=archive.archive_id)
+    try:
+        archive.audit.append(actor, "verify", archive.archive_id,
+                             {"mode": "full" if keys else "offline", "ok": report.ok,
+                              "problems": len(report.problems)},
+                             outcome="ok" if report.ok else "error")
+        if keys is not None:
+            archive.audit.checkpoint(keys.signing, archive_id=archive.archive_id)
+    except AuditError as err:  # a damaged log: the check is reported, it cannot be recorded
+        report.problems.append(f"this check could not be recorded in the audit log ({err})")
     return report
 
 
@@ -165,6 +171,17 @@ def check_archive(archive: Archive, *, keys: Keyring | None) -> Verification:
                                                         where=f"{where}/manifest.json"))
         if keys is not None:
             _check_content(archive, manifest, keys, report)
+    try:
+        _check_audit(archive, public, manifests, report)
+    except AuditError as err:  # an entry that does not parse: named with its line, the rest checked
+        report.problems.append(str(err))
+    if layout.staging_dir.exists() and any(layout.staging_dir.iterdir()):
+        report.warnings.append("staging/: residue of an interrupted ingest (never read; removed by the next ingest)")
+    return report
+
+
+def _check_audit(archive: Archive, public: KeyChain, manifests: list[Manifest], report: Verification) -> None:
+    """The audit log, and its ingest entries against the batches present. Raises AuditError for an unreadable log."""
     audit = archive.audit.verify(public.by_id())
     report.counts["audit_entries"] = audit.counts["entries"]
     report.problems.extend(f"audit/{p}" for p in audit.problems)
@@ -182,9 +199,6 @@ def check_archive(archive: Archive, *, keys: Keyring | None) -> Verification:
     for digest in sorted(str(d) for d in recorded - present):
         report.problems.append(f"batches/: the audit log records a batch (manifest {digest[:16]}...) that is "
                                "not in the archive (removed or replaced)")
-    if layout.staging_dir.exists() and any(layout.staging_dir.iterdir()):
-        report.warnings.append("staging/: residue of an interrupted ingest (never read; removed by the next ingest)")
-    return report
 
 
 def _check_files(archive: Archive, manifest: Manifest, folder: Path, report: Verification) -> None:

@@ -119,3 +119,29 @@ def test_a_public_key_file_that_disagrees_with_archive_toml_is_a_problem(archive
     result = Verification("archive")
     check_archive_pin(archive, _fingerprint(archive), result)
     assert any("keys/archive-signing.pub: differs" in p for p in result.problems)
+
+
+def _garbage_line(path, line: bytes) -> None:
+    path.write_bytes(path.read_bytes() + line)
+
+
+HOSTILE = [
+    ("manifest not JSON", lambda root: (root / "batches" / "00000002" / "manifest.json").write_bytes(b"{oops"),
+     "batches/00000002/manifest.json"),
+    ("manifest a list", lambda root: (root / "batches" / "00000001" / "manifest.json").write_bytes(b"[]"),
+     "batches/00000001/manifest.json"),
+    ("key transitions garbage", lambda root: (root / "keys" / "transitions.jsonl").write_bytes(b"garbage\n"),
+     "keys/transitions.jsonl record 1"),
+    ("audit line garbage", lambda root: _garbage_line(root / "audit" / "log.jsonl", b"{not json\n"), "log.jsonl, line"),
+    ("public key file garbage", lambda root: (root / "keys" / "archive-signing.pub").write_bytes(b"\xff\xfe\n"),
+     "keys/archive-signing.pub"),
+]
+
+
+@pytest.mark.parametrize("name,change,position", HOSTILE, ids=[h[0] for h in HOSTILE])
+def test_hostile_archives_exit_4_with_the_position(archive, name, change, position) -> None:
+    change(archive.root)
+    out = _cli("verify", archive.root, "--offline", "--fingerprint", _fingerprint(archive))
+    assert out.exit_code == 4, out.output
+    assert isinstance(out.exception, SystemExit) and "Traceback" not in out.output
+    assert position in out.output
