@@ -20,7 +20,8 @@ from investigator.cli import main
 from investigator.vault.ingest import ingest_frames
 from investigator.vault.manifest import Manifest
 from investigator.vault.store import Archive
-from investigator.vault.verify import check_archive_pin, key_fingerprint
+from investigator.vault.keychain import KeyChain
+from investigator.vault.verify import check_archive_pin, check_pin, key_fingerprint
 from investigator.verification import Verification
 
 
@@ -145,3 +146,14 @@ def test_hostile_archives_exit_4_with_the_position(archive, name, change, positi
     assert out.exit_code == 4, out.output
     assert isinstance(out.exception, SystemExit) and "Traceback" not in out.output
     assert position in out.output
+
+
+def test_a_migrated_chain_counts_through_its_genesis_key_only() -> None:
+    genesis, later = _crypto.SigningKey.generate().public, _crypto.SigningKey.generate().public
+    chain = KeyChain("archive-id", (genesis, later))
+    rooted = Verification("archive")
+    assert check_pin(chain, key_fingerprint(genesis), rooted) and rooted.ok
+    assert "through 1 key transition(s)" in rooted.checked[0]
+    current_only = Verification("archive")  # the current key is not the root: pin the genesis key
+    assert not check_pin(chain, key_fingerprint(later), current_only)
+    assert "not the pinned key" in current_only.problems[0]
