@@ -23,7 +23,6 @@ its repr.
 | INVESTIGATOR_KEY_PASSPHRASE | the passphrase of a person's key file (the CLI prompts otherwise) |
 | INVESTIGATOR_SESSION | a session token from ``investigator login`` (report kernels) |
 | INVESTIGATOR_KEY_DIR | where personal key files live (default ``~/.investigator/keys/<archive id>``) |
-| INVESTIGATOR_VERIFIED_DIR | where ``audit verify`` records the last checkpoint this host verified (default ``~/.investigator/verified``; outside the archive) |
 | INVESTIGATOR_LANG | user-interface language: ``zh-CN`` (default) or ``en`` |
 | INVESTIGATOR_KEYSERVER | the key server's URL: clients go through it and never read the archive passphrase |
 | INVESTIGATOR_REPORT_ARCHIVE | the archive a report kernel opens, set by ``report run`` / ``report reproduce`` (so a moved or copied archive is read where ``--archive`` says, not where the sealed parameters recorded it) |
@@ -42,7 +41,6 @@ PASSPHRASE_ENV = "INVESTIGATOR_PASSPHRASE"
 KEY_PASSPHRASE_ENV = "INVESTIGATOR_KEY_PASSPHRASE"
 SESSION_ENV = "INVESTIGATOR_SESSION"
 KEY_DIR_ENV = "INVESTIGATOR_KEY_DIR"
-VERIFIED_DIR_ENV = "INVESTIGATOR_VERIFIED_DIR"
 LANG_ENV = "INVESTIGATOR_LANG"
 KEYSERVER_ENV = "INVESTIGATOR_KEYSERVER"
 PROCESS_TICKET_ENV = "INVESTIGATOR_PROCESS_TICKET"

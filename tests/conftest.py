@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -15,8 +14,6 @@ from investigator.custody.file import create_archive
 from investigator.custody.file import unlock_archive
 
 os.environ.setdefault("INVESTIGATOR_LANG", "en")
-# `audit verify` records what this host verified under ~/.investigator/verified unless told otherwise: not in tests
-os.environ.setdefault("INVESTIGATOR_VERIFIED_DIR", tempfile.mkdtemp(prefix="investigator-verified-"))
 
 
 @pytest.fixture
