@@ -206,17 +206,23 @@ class CustodianDesk:
         return verify_archive(self.archive, keys=self._keys, actor=actor)
 
 
-def held_bundle_operator(archive: Archive, bundle_id: str) -> tuple[str, str]:
-    """The operator and manifest SHA-256 of a held bundle. Raises BundleError when there is none."""
+def held_bundle_files(archive: Archive, bundle_id: str) -> dict[str, bytes]:
+    """The members of a held bundle (``exports/held/<id>.zip``). Raises BundleError when there is none."""
     try:
         source = archive.layout.held_bundle(bundle_id)
-    except ConfigError as exc:
+    except ConfigError as exc:  # not a plain name: no bundle id
         raise BundleError(f"no held bundle {bundle_id}") from exc
     if not source.exists():
         raise BundleError(f"no held bundle {bundle_id}")
     with zipfile.ZipFile(source) as zf:
-        manifest_bytes = zf.read("manifest.json")
+        return {name: zf.read(name) for name in zf.namelist()}
+
+
+def held_bundle_operator(archive: Archive, bundle_id: str) -> tuple[str, str]:
+    """The operator and manifest SHA-256 of a held bundle. Raises BundleError when there is none."""
+    manifest_bytes = held_bundle_files(archive, bundle_id)["manifest.json"]
     return str(json.loads(manifest_bytes).get("operator") or ""), hashlib.sha256(manifest_bytes).hexdigest()
 
 
-__all__ = ["CustodianDesk", "DecisionOutcome", "TotpEnrolment", "VERIFY_ROLES", "attestation", "held_bundle_operator"]
+__all__ = ["CustodianDesk", "DecisionOutcome", "TotpEnrolment", "VERIFY_ROLES", "attestation", "held_bundle_files",
+           "held_bundle_operator"]

@@ -369,8 +369,8 @@ def register_enrolment(archive: "Archive", person_id: str, public: _crypto.Verif
 
 def require_admin(archive: "Archive", actor: str, *, action: str, target: str, now: datetime) -> None:
     """Raise PolicyDenied (audited, ``role.permission``) unless ``actor`` is an active admin in the directory."""
-    me = DirectoryStore(archive).load().find(actor)
-    if me is None or "admin" not in me.roles or not me.active:
+    directory = DirectoryStore(archive).load()
+    if directory.find(actor) not in directory.admins():  # active, the admin role, a live key
         reason = f"only an active admin may do this ({action})"
         archive.audit.append(actor, action, target, {"rule": "role.permission", "reason": reason}, outcome="denied",
                              now=now)

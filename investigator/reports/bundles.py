@@ -38,7 +38,7 @@ import polars as pl
 
 from investigator import _crypto
 from investigator.verification import Verification
-from investigator.errors import BundleError, ConfigError, IntegrityError, PolicyDenied
+from investigator.errors import BundleError, IntegrityError
 from investigator.vault.keychain import KeyChain
 from investigator.vault.manifest import Manifest
 from investigator.vault.merkle import verify_inclusion
@@ -46,7 +46,7 @@ from investigator.schema import canonical_json, format_ts, record_hash
 from investigator.access.keyservice import unlock_archive
 from investigator.settings import Settings
 from investigator.authority.grants import Grant, find_grant
-from investigator.access.custodian import CustodianDesk, attestation
+from investigator.access.custodian import CustodianDesk, attestation, held_bundle_files
 from investigator.access.keyserver import RemoteKeyService
 from investigator.access.keyservice import EmbeddedKeyService, KeyService, Ticket
 from investigator.vault.format import Keyring
@@ -54,8 +54,6 @@ from investigator.access.case import open_case
 from investigator.authority.policy import load_org, record_decision
 from investigator.reports.audit_view import grant_entries
 from investigator.reports.breaker import assess_messages
-from investigator.authority.directory import DirectoryStore
-from investigator.authority.policy import PolicyStore
 from investigator.vault.audit import _entry_hash
 from investigator.schema import record_hashes
 from investigator.vault.store import Archive
@@ -248,27 +246,10 @@ def release_bundle(archive: "Archive", bundle_id: str, *, releaser: str, signer:
     """
 
     when = now or datetime.now(timezone.utc)
-    try:
-        source = archive.layout.held_bundle(bundle_id)
-    except ConfigError as exc:  # not a plain name: no bundle id
-        raise BundleError(f"no held bundle {bundle_id}") from exc
-    if not source.exists():
-        raise BundleError(f"no held bundle {bundle_id}")
-    with zipfile.ZipFile(source) as zf:
-        files = {name: zf.read(name) for name in zf.namelist()}
+    files = held_bundle_files(archive, bundle_id)
     manifest = json.loads(files["manifest.json"])
-    directory = DirectoryStore(archive).load()
-    policy = PolicyStore(archive).load(directory)
-    person = directory.person(releaser)
-    reason = ""
-    if releaser == manifest.get("operator"):
-        reason = "the operator may not release their own bundle"
-    elif not set(person.roles) & set(policy.legal_review_roles):
-        reason = f"only a legal reviewer ({', '.join(policy.legal_review_roles)}) may release a held bundle"
-    if reason:
-        archive.audit.append(releaser, "bundle.release", bundle_id, {"rule": "release.legal_role", "reason": reason},
-                             outcome="denied", now=when)
-        raise PolicyDenied(reason, rule="release.legal_role")
+    # who may release (a legal reviewer, never the operator) is decided where the archive key attests it: the
+    # custodian's desk, in this process or on the key server (audited there, refused before anything is written)
     body = {"purpose": "bundle-release", "bundle_id": bundle_id,
             "manifest_sha256": hashlib.sha256(files["manifest.json"]).hexdigest(), "reviewer": releaser,
             "reviewer_key_id": signer.public.key_id, "ts": format_ts(when), "note": note,

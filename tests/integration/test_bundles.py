@@ -148,3 +148,6 @@ def test_breaker_holds_the_bundle_until_a_legal_release(bundle_archive, tmp_path
     with pytest.raises(PolicyDenied):
         release_bundle(bundle_archive, result.bundle_id, releaser="sunli", signer=key(bundle_archive, "sunli"),
                        passphrase=DEMO_PASSPHRASE, note="x", out=tmp_path / "r.zip")
+    assert not (tmp_path / "r.zip").exists()  # refused before anything is written, each refusal audited
+    assert [e.actor for e in bundle_archive.audit.entries()
+            if e.action == "bundle.release" and e.outcome == "denied"] == ["zhouzong", "sunli"]
