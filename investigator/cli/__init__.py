@@ -31,6 +31,7 @@ _COMMAND_MODULES = (
     "investigator.cli.login",
     "investigator.cli.report",
     "investigator.cli.bundle",
+    "investigator.cli.backup",
 )
 
 

@@ -411,7 +411,8 @@ def validate(data: dict[str, Any]) -> list[str]:
     problems: list[str] = []
     if data.get("format") != POLICY_FORMAT:
         problems.append(f"format must be {POLICY_FORMAT!r}")
-    known_top = {"format", "purposes", "roles", "separation", "approval", "fields", "consent", "identity", "breaker"}
+    known_top = {"format", "purposes", "roles", "separation", "approval", "fields", "consent", "identity", "breaker",
+                 "backup"}  # [backup.tiers.*]: checked by investigator.backup.tiers
     problems += [f"unknown section or key {key!r} (deny by default: remove it or fix the name)"
                  for key in data if key not in known_top]
     roles = data.get("roles")

@@ -1,0 +1,156 @@
+"""Backups to a directory target: incremental runs, restore drill, faults, chain and signature checks."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from backup_support import (MARKER, NOW, FaultyTarget, Opener, build_template, copy_template, faults, roundtrip,
+                            target_objects)
+from support import PASSPHRASE
+from investigator.backup import (BackupTiers, DirectoryTarget, backup_run, check_target, is_custody_material,
+                                 restore_snapshot)
+from investigator.backup.run import archive_files
+from investigator.custody.file import unlock_archive
+from investigator.errors import ArchiveError, ConfigError, IntegrityError
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory) -> Path:
+    return build_template(tmp_path_factory.mktemp("backup-template"))
+
+
+def test_roundtrip_incremental_restore_and_no_plaintext(template, tmp_path):
+    roundtrip(template, tmp_path, DirectoryTarget(tmp_path / "mirror"), Opener((template / "grant_id").read_text()))
+
+
+def test_faults_are_found_named_and_repaired(template, tmp_path):
+    faults(template, tmp_path, DirectoryTarget(tmp_path / "cold"))
+
+
+def test_what_a_snapshot_takes_leaves_out_custody_demo_and_scratch(template, tmp_path):
+    archive = copy_template(template, tmp_path / "a")
+    (archive.layout.staging_dir / "leftover").mkdir(parents=True)
+    (archive.layout.staging_dir / "leftover" / "x.chk").write_bytes(b"x")
+    taken = {f.path: f for f in archive_files(archive)}
+    assert "archive.toml" in taken and "keys/index-key.json" in taken and "audit/log.jsonl" in taken
+    assert not [p for p in taken if p.startswith(("staging/", "locks/", "demo-keys/", "org/totp/"))]
+    assert "keys/master.json" not in taken and is_custody_material("keys/custody/2/master.json")
+    assert taken["cases/T-BACKUP/tags.jsonl"].sealed and not taken["audit/log.jsonl"].sealed
+
+
+def test_an_append_only_file_is_taken_up_to_its_last_complete_line(template, tmp_path):
+    archive = copy_template(template, tmp_path / "a")
+    with open(archive.layout.audit_log, "ab") as handle:
+        handle.write(b'{"half an entry')
+    data = next(f.data for f in archive_files(archive) if f.path == "audit/log.jsonl")
+    assert data.endswith(b"}\n") and b"half an entry" not in data
+
+
+def test_restore_refuses_a_folder_that_is_not_empty(template, tmp_path):
+    archive = copy_template(template, tmp_path / "a")
+    target = DirectoryTarget(tmp_path / "t")
+    backup_run(archive, target, keys=unlock_archive(archive, PASSPHRASE), tier=BackupTiers.default()["weekly"],
+               actor="admin", now=NOW)
+    dest = tmp_path / "busy"
+    dest.mkdir()
+    (dest / "notes.txt").write_text("mine")
+    with pytest.raises(ArchiveError, match="not empty"):
+        restore_snapshot(target, dest)
+    assert [p.name for p in dest.iterdir()] == ["notes.txt"]
+    with pytest.raises(ArchiveError, match="no snapshot 'nope'"):
+        restore_snapshot(target, tmp_path / "new", snapshot_id="nope")
+
+
+def test_a_changed_dropped_or_foreign_snapshot_manifest_fails_the_check(template, tmp_path):
+    archive = copy_template(template, tmp_path / "a")
+    keys = unlock_archive(archive, PASSPHRASE)
+    target = DirectoryTarget(tmp_path / "t")
+    tier = BackupTiers.default()["weekly"]
+    runs = [backup_run(archive, target, keys=keys, tier=tier, actor="admin", now=NOW + timedelta(hours=h))
+            for h in range(3)]
+    assert check_target(target).ok
+    # a forged body (the retain-until shortened), re-serialized canonically: the signature fails
+    second = target.folder / runs[1].snapshot.key
+    record = json.loads(second.read_bytes())
+    record["body"]["retain_until"] = "2026-12-01T00:00:00.000000Z"
+    from investigator.schema import canonical_json
+
+    original = second.read_bytes()
+    second.chmod(0o644)
+    second.write_bytes(canonical_json(record))
+    problems = check_target(target).problems
+    assert any(runs[1].snapshot.key in p and "signature" in p for p in problems)
+    assert any(runs[2].snapshot.key in p and "chain broken" in p for p in problems)
+    # the middle snapshot removed: a gap in seq and a broken link
+    second.unlink()
+    problems = check_target(target).problems
+    assert any("seq 3, expected 2" in p for p in problems), problems
+    second.write_bytes(original)
+    assert check_target(target).ok
+    # a run refuses a target holding another archive's snapshots
+    other = copy_template(template, tmp_path / "b")
+    other_keys = unlock_archive(other, PASSPHRASE)
+    assert other.archive_id == archive.archive_id  # a copy: same id, so the signature decides
+    from investigator.custody.file import create_archive
+
+    stranger = create_archive(tmp_path / "c", passphrase=PASSPHRASE, kdf_n=2**14)
+    with pytest.raises(ConfigError, match="holds snapshots of archive"):
+        backup_run(stranger, target, keys=unlock_archive(stranger, PASSPHRASE), tier=tier, actor="admin", now=NOW)
+    assert other_keys is not None
+
+
+def test_restore_refuses_a_damaged_object_and_names_it(template, tmp_path):
+    archive = copy_template(template, tmp_path / "a")
+    target = DirectoryTarget(tmp_path / "t")
+    run = backup_run(archive, target, keys=unlock_archive(archive, PASSPHRASE),
+                     tier=BackupTiers.default()["weekly"], actor="admin", now=NOW)
+    entry = next(f for f in run.snapshot.files if f.path.endswith(".chk"))
+    path = target.folder / "objects" / entry.object[:2] / entry.object
+    path.chmod(0o644)
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 1
+    path.write_bytes(bytes(data))
+    with pytest.raises(IntegrityError, match=entry.object) as caught:
+        restore_snapshot(target, tmp_path / "r")
+    assert entry.path in str(caught.value)
+
+
+def test_a_read_back_mismatch_is_retried_and_recorded(template, tmp_path):
+    archive = copy_template(template, tmp_path / "a")
+    flaky = FaultyTarget(DirectoryTarget(tmp_path / "t"), {2: "flip"}, lie=False)
+    run = backup_run(archive, flaky, keys=unlock_archive(archive, PASSPHRASE), tier=BackupTiers.default()["weekly"],
+                     actor="admin", now=NOW)
+    assert run.retried == list(flaky.damaged) and check_target(flaky.inner, read_data=1.0).ok
+
+
+def test_the_read_data_subset_reads_that_share(template, tmp_path):
+    import random
+
+    archive = copy_template(template, tmp_path / "a")
+    target = DirectoryTarget(tmp_path / "t")
+    backup_run(archive, target, keys=unlock_archive(archive, PASSPHRASE), tier=BackupTiers.default()["weekly"],
+               actor="admin", now=NOW)
+    result = check_target(target, read_data=0.25, rng=random.Random(7))
+    assert result.ok and result.counts["objects_read"] == round(result.counts["objects"] * 0.25)
+
+
+def test_the_marker_scan_would_see_plaintext(tmp_path):
+    # the scan's own check: a plaintext object is found
+    from backup_support import scan_for
+
+    target = DirectoryTarget(tmp_path / "t")
+    target.put("objects/aa/leak", ("x" + MARKER).encode())
+    assert scan_for(target_objects(target), MARKER) == ["objects/aa/leak"]
+
+
+def test_directory_target_keys_stay_inside(tmp_path):
+    target = DirectoryTarget(tmp_path / "t")
+    for key in ("../x", "objects/../../x", "/etc/passwd", "a//b", ""):
+        with pytest.raises(ConfigError):
+            target.put(key, b"x")
+    shutil.rmtree(tmp_path / "t", ignore_errors=True)
