@@ -105,6 +105,9 @@ class DirectoryTarget:
 
     folder: Path
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "folder", Path(self.folder))
+
     @property
     def url(self) -> str:
         return str(self.folder)

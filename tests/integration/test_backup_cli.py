@@ -1,0 +1,226 @@
+"""`investigator backup ...` end to end: run, list, verify (exit 4 naming the object), restore, the emergency
+tier's sealing record, S3 from the standard AWS_* variables, and SIGKILL during a backup and a restore."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from backup_support import NOW, build_template, copy_template, restore_custody
+from seaweed import seaweed_s3_server  # noqa: F401  (the worker's server, a fixture)
+from support import PASSPHRASE, REPO
+from investigator import _crypto
+from investigator.backup import DirectoryTarget, check_target, load_snapshots
+from investigator.backup.seal import seal_key, verify_seal
+from investigator.cli import main
+from investigator.vault.store import Archive
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory) -> Path:
+    return build_template(tmp_path_factory.mktemp("backup-cli-template"))
+
+
+def cli(*args: object, env: dict[str, str] | None = None):
+    base = {"INVESTIGATOR_PASSPHRASE": PASSPHRASE, "INVESTIGATOR_LANG": "en", "INVESTIGATOR_KEYSERVER": ""}
+    return CliRunner().invoke(main, [str(a) for a in args], env={**base, **(env or {})}, catch_exceptions=False)
+
+
+def info(root: Path) -> dict:
+    result = cli("info", root, "--json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def test_run_list_verify_restore_through_the_cli(template, tmp_path):
+    archive = copy_template(template, tmp_path / "archive")
+    target = tmp_path / "cold"
+    done = cli("backup", "run", archive.root, "--to", target, "--tier", "weekly", "--as", "admin", "--json")
+    assert done.exit_code == 0, done.output
+    run = json.loads(done.output)
+    assert run["uploaded"] == run["files"] - 0 and run["tier"] == "weekly"
+    again = json.loads(cli("backup", "run", archive.root, "--to", target, "--tier", "weekly", "--json").output)
+    assert again["uploaded"] == 1 and again["reused"] == again["files"] - 1  # only the audit log grew
+    listed = json.loads(cli("backup", "list", target, "--json").output)
+    assert [s["seq"] for s in listed["snapshots"]] == [1, 2] and listed["unreadable"] == []
+    assert cli("backup", "verify", target, "--read-data").exit_code == 0
+    assert cli("backup", "verify", target, "--read-data-subset", "30%").exit_code == 0
+    assert cli("backup", "verify", target, "--read-data-subset", "abc").exit_code == 2
+    actions = [e.action for e in archive.audit.entries()]
+    assert actions.count("backup.start") == 2 and actions.count("backup.run") == 2
+
+    # one object damaged at rest: exit 4, the object and its archive file named
+    snapshot = load_snapshots(DirectoryTarget(target))[0][-1]
+    entry = next(f for f in snapshot.files if f.path.endswith(".chk"))
+    damaged = target / "objects" / entry.object[:2] / entry.object
+    damaged.chmod(0o644)
+    damaged.write_bytes(damaged.read_bytes()[:-3] + b"xyz")
+    failed = cli("backup", "verify", target, "--read-data")
+    assert failed.exit_code == 4
+    assert f"object objects/{entry.object[:2]}/{entry.object} ({entry.path})" in failed.output
+    assert cli("backup", "verify", target).exit_code == 0  # same size: only reading the data finds it
+    repaired = cli("backup", "run", archive.root, "--to", target, "--tier", "weekly", "--check-existing")
+    assert repaired.exit_code == 0 and cli("backup", "verify", target, "--read-data").exit_code == 0
+
+    # restore: a non-empty folder is refused; an empty one gets the snapshot, the key file from the custody backup
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "x").write_text("x")
+    refused = cli("backup", "restore", target, busy)
+    assert refused.exit_code == 3 and "not empty" in refused.output
+    dest = tmp_path / "restored"
+    restored = cli("backup", "restore", target, dest, "--master-key", archive.layout.key_file, "--as", "admin",
+                   "--json")
+    assert restored.exit_code == 0, restored.output
+    assert json.loads(restored.output)["complete"] is True
+    assert cli("verify", dest).exit_code == 0
+    assert {k: v for k, v in info(dest).items()} == info(archive.root)
+    assert (dest / "cases" / "T-BACKUP" / "tags.jsonl").read_bytes() == archive.layout.case_tags("T-BACKUP").read_bytes()
+    assert [e.action for e in Archive.open(dest).audit.entries()][-3:][-1] in ("verify", "backup.restore")
+    assert "backup.restore" in [e.action for e in Archive.open(dest).audit.entries()]
+
+
+def test_the_emergency_tier_writes_a_signed_audited_sealing_record(template, tmp_path):
+    archive = copy_template(template, tmp_path / "archive")
+    usb = tmp_path / "media" / "usb-017"
+    photo = tmp_path / "seal-usb-017.jpg"
+    photo.write_bytes(b"\xff\xd8\xff a photo of the sealed bag")
+    no_case = cli("backup", "run", archive.root, "--to", usb, "--tier", "emergency", "--media-id", "USB-017")
+    assert no_case.exit_code == 2 and "--case" in no_case.output
+    no_media = cli("backup", "run", archive.root, "--to", usb, "--tier", "emergency", "--case", "T-BACKUP")
+    assert no_media.exit_code == 2 and "--media-id" in no_media.output
+    done = cli("backup", "run", archive.root, "--to", usb, "--tier", "emergency", "--case", "T-BACKUP",
+               "--media-id", "USB-017", "--photo", photo, "--as", "wugang", "--json")
+    assert done.exit_code == 0, done.output
+    out = json.loads(done.output)
+    seal = out["seal"]
+    assert (seal["media_id"], seal["sealed_by"], seal["case"]) == ("USB-017", "wugang", "T-BACKUP")
+    assert seal["photo_sha256"] == _crypto.sha256_file(photo) and seal["snapshot_sha256"] == out["manifest_sha256"]
+    assert seal["retain_until"].startswith("2029") or seal["retain_until"] > "2029"  # three years
+    target = DirectoryTarget(usb)
+    record_bytes = (usb / seal_key(out["snapshot"])).read_bytes()
+    logged = [e for e in archive.audit.entries() if e.action == "backup.seal"]
+    assert len(logged) == 1 and logged[0].actor == "wugang" and logged[0].target == "USB-017"
+    assert logged[0].details["record_sha256"] == _crypto.sha256_hex(record_bytes)
+    snapshots = {s.id: s for s in load_snapshots(target)[0]}
+    assert verify_seal(target, seal_key(out["snapshot"]), snapshots) == []
+    checked = check_target(target, read_data=1.0)
+    assert checked.ok and checked.counts["seals"] == 1
+    # a changed record (another media id) no longer verifies, and the check names it
+    record = json.loads(record_bytes)
+    record["body"]["media_id"] = "USB-999"
+    from investigator.schema import canonical_json
+
+    path = usb / seal_key(out["snapshot"])
+    path.chmod(0o644)
+    path.write_bytes(canonical_json(record))
+    problems = check_target(target).problems
+    assert any(p.startswith(seal_key(out["snapshot"])) and "signature" in p for p in problems)
+
+
+def test_s3_through_the_standard_variables(template, tmp_path, seaweed_s3):
+    archive = copy_template(template, tmp_path / "archive")
+    url = seaweed_s3.bucket_url("cli")
+    missing = cli("backup", "run", archive.root, "--to", url, env={"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": ""})
+    assert missing.exit_code == 2 and "AWS_ACCESS_KEY_ID" in missing.output
+    done = cli("backup", "run", archive.root, "--to", url, "--tier", "hourly", "--json", env=seaweed_s3.env())
+    assert done.exit_code == 0, done.output
+    assert seaweed_s3.secret_access_key not in done.output
+    checked = cli("backup", "verify", url, "--read-data", env=seaweed_s3.env())
+    assert checked.exit_code == 0, checked.output
+    dest = tmp_path / "restored"
+    restored = cli("backup", "restore", url, dest, "--master-key", archive.layout.key_file, env=seaweed_s3.env())
+    assert restored.exit_code == 0, restored.output
+    assert info(dest) == info(archive.root)
+
+
+# --- SIGKILL in the middle ------------------------------------------------------------------------------------
+
+KILL_BACKUP = textwrap.dedent("""
+    import os, signal, sys
+    from datetime import datetime, timezone
+    from investigator.backup import BackupTiers, DirectoryTarget, S3Config, open_target, backup_run
+    from investigator.custody.file import unlock_archive
+    from investigator.vault.store import Archive
+    archive = Archive.open(sys.argv[1])
+    s3 = S3Config(endpoint=os.environ.get("AWS_ENDPOINT_URL"), access_key_id=os.environ.get("AWS_ACCESS_KEY_ID"),
+                  secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY"))
+    seen = []
+    def on_object(key):
+        seen.append(key)
+        if len(seen) == int(sys.argv[3]):
+            os.kill(os.getpid(), signal.SIGKILL)
+    backup_run(archive, open_target(sys.argv[2], s3), keys=unlock_archive(archive, os.environ["INVESTIGATOR_PASSPHRASE"]),
+               tier=BackupTiers.default()["hourly"], actor="admin", on_object=on_object)
+""")
+
+KILL_RESTORE = textwrap.dedent("""
+    import os, signal, sys
+    from investigator.backup import DirectoryTarget, restore_snapshot
+    seen = []
+    def on_file(path):
+        seen.append(path)
+        if len(seen) == int(sys.argv[3]):
+            os.kill(os.getpid(), signal.SIGKILL)
+    restore_snapshot(DirectoryTarget(sys.argv[1]), __import__("pathlib").Path(sys.argv[2]), on_file=on_file)
+""")
+
+
+def _killed(script: str, *args: object, env: dict[str, str] | None = None) -> None:
+    full = {**os.environ, "INVESTIGATOR_PASSPHRASE": PASSPHRASE, **(env or {})}
+    done = subprocess.run([sys.executable, "-c", script, *map(str, args)], env=full, cwd=REPO, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == -signal.SIGKILL, done.stderr
+
+
+@pytest.mark.parametrize("kind", ["directory", "s3"])
+def test_sigkill_during_a_backup_then_the_next_run_completes(template, tmp_path, kind, request):
+    archive = copy_template(template, tmp_path / "archive")
+    if kind == "s3":
+        server = request.getfixturevalue("seaweed_s3")
+        url, env = server.bucket_url("kill"), server.env()
+    else:
+        url, env = str(tmp_path / "mirror"), {}
+    _killed(KILL_BACKUP, archive.root, url, 40, env=env)
+    listed = json.loads(cli("backup", "list", url, "--json", env=env).output)
+    assert listed["snapshots"] == []  # killed before its manifest: no snapshot, 40 objects already there
+    done = cli("backup", "run", archive.root, "--to", url, "--tier", "hourly", "--json", env=env)
+    assert done.exit_code == 0, done.output
+    out = json.loads(done.output)
+    assert out["reused"] >= 40 and out["uploaded"] == out["files"] - out["reused"]
+    checked = cli("backup", "verify", url, "--read-data", env=env)
+    assert checked.exit_code == 0, checked.output
+    dest = tmp_path / "restored"
+    assert cli("backup", "restore", url, dest, "--master-key", archive.layout.key_file, env=env).exit_code == 0
+    assert cli("verify", dest).exit_code == 0 and info(dest) == info(archive.root)  # nothing lost
+
+
+def test_sigkill_during_a_restore_then_the_next_run_completes(template, tmp_path):
+    archive = copy_template(template, tmp_path / "archive")
+    target = tmp_path / "cold"
+    assert cli("backup", "run", archive.root, "--to", target, "--tier", "weekly").exit_code == 0
+    dest = tmp_path / "restored"
+    _killed(KILL_RESTORE, target, dest, 30)
+    assert (dest / ".investigator-restore.json").exists()
+    snapshot = load_snapshots(DirectoryTarget(target))[0][-1]
+    # a second backup makes a newer snapshot: resuming with the old one is allowed, another one is refused
+    assert cli("backup", "run", archive.root, "--to", target, "--tier", "weekly").exit_code == 0
+    refused = cli("backup", "restore", target, dest)
+    assert refused.exit_code == 3 and "not empty" in refused.output
+    resumed = cli("backup", "restore", target, dest, "--snapshot", snapshot.id, "--master-key",
+                  archive.layout.key_file, "--json")
+    assert resumed.exit_code == 0, resumed.output
+    out = json.loads(resumed.output)
+    assert out["complete"] and out["kept"] >= 30
+    assert not (dest / ".investigator-restore.json").exists()
+    restore_custody(archive.root, dest)
+    assert cli("verify", dest).exit_code == 0 and info(dest) == info(archive.root)
+    assert NOW is not None
