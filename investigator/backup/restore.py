@@ -10,7 +10,8 @@ again with the same target and snapshot (files already written are hashed and ke
 non-empty ``DEST`` is refused. Before anything is written the snapshot manifest's signature is
 checked against the archive's key chain as the snapshot records it (``pin``: the genesis key's
 fingerprint, to check that chain against a key noted out of band); every object is hashed before
-it is written, and every file after. Sealed files (notes, saved searches, held bundles) need the
+it is written (on S3, a damaged or forged newest version gives way to the locked one whose hash is
+right), and every file after. Sealed files (notes, saved searches, held bundles) need the
 custody to unwrap their keys: without ``keys`` they are left pending and the journal stays, so a
 second run with the custody (its key file put back from the custody backup) finishes the restore.
 Custody material is never in a snapshot: restore it from the custody backup (docs/admin.md).
@@ -137,6 +138,8 @@ def _fetch(target: Target, snap: Snapshot, entry: FileEntry, keys: Keyring | Non
     key = object_key(entry.object)
     data = target.get(key)
     where = f"{target.url}/{key} ({entry.path})"
+    if _crypto.sha256_hex(data) != entry.object:
+        data = target.recover(key, entry.object) or data  # S3: the locked version under a forged newer one
     if _crypto.sha256_hex(data) != entry.object:
         raise IntegrityError("object does not match its hash (damaged copy; run 'investigator backup verify "
                              "--read-data')", path=where)

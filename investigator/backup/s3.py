@@ -150,6 +150,21 @@ class S3Target:
         except (ClientError, BotoCoreError) as exc:
             raise TargetError(f"cannot list ({_error_code(exc)})", path=self._where(prefix)) from exc
 
+    def recover(self, key: str, sha256: str) -> bytes | None:
+        """The newest earlier version of ``key`` with SHA-256 ``sha256``: Object Lock kept it under a newer one."""
+        try:
+            answer = self.client.list_object_versions(Bucket=self.bucket, Prefix=self._key(key))
+            versions = sorted((v for v in answer.get("Versions", []) if v["Key"] == self._key(key)),
+                              key=lambda v: v["LastModified"], reverse=True)
+            for version in versions:
+                data = bytes(self.client.get_object(Bucket=self.bucket, Key=self._key(key),
+                                                    VersionId=version["VersionId"])["Body"].read())
+                if hashlib.sha256(data).hexdigest() == sha256:
+                    return data
+        except (ClientError, BotoCoreError):
+            return None
+        return None
+
     def retain(self, key: str, until: datetime) -> None:
         try:
             current = self.client.get_object_retention(Bucket=self.bucket, Key=self._key(key))

@@ -86,6 +86,11 @@ class Target(Protocol):
         """(key, size) of every object whose key starts with ``prefix``, in key order."""
         ...
 
+    def recover(self, key: str, sha256: str) -> bytes | None:
+        """An earlier copy of ``key`` whose SHA-256 is ``sha256`` (a locked version under a damaged or forged
+        newer one), or None where the target keeps no earlier copies."""
+        ...
+
     def retain(self, key: str, until: datetime) -> None:
         """Extend the object's retain-until (never shorten it). A no-op where not enforced."""
         ...
@@ -162,6 +167,9 @@ class DirectoryTarget:
                 if key.startswith(prefix):
                     found.append((key, path.stat().st_size))
         yield from sorted(found)
+
+    def recover(self, key: str, sha256: str) -> bytes | None:
+        return None  # a folder keeps one copy
 
     def retain(self, key: str, until: datetime) -> None:
         return None

@@ -62,6 +62,11 @@ def test_object_lock_refuses_delete_and_keeps_the_locked_version(template, tmp_p
     assert client.get_object(Bucket=bucket, Key=key, VersionId=version)["Body"].read() == original
     found = check_target(target, read_data=1.0).problems
     assert any(p.startswith(f"object objects/{entry.object[:2]}/{entry.object} ({entry.path})") for p in found)
+    # a restore takes the locked version under the forgery
+    from investigator.backup import restore_snapshot
+
+    restored = restore_snapshot(target, tmp_path / "restored")
+    assert (tmp_path / "restored" / entry.path).read_bytes() == original and restored.pending_sealed
     client.delete_object(Bucket=bucket, Key=key)
     assert client.get_object(Bucket=bucket, Key=key, VersionId=version)["Body"].read() == original
     manifest = client.head_object(Bucket=bucket, Key=f"{target.prefix}/{run.snapshot.key}")
