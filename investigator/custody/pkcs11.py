@@ -591,7 +591,7 @@ class Pkcs11Custody:
 
 
 def unlock_archive(archive: Archive, module_path: str, pin: str, token_label: str, *,
-                   actor: str = "") -> Pkcs11Custody:
+                   actor: str = "", purpose: str = "unspecified") -> Pkcs11Custody:
     """Open the token's keys for ``archive``. A wrong PIN raises WrongPassphrase and is audited.
 
     Raises IntegrityError if the token's signing key is not the one in the
@@ -601,8 +601,8 @@ def unlock_archive(archive: Archive, module_path: str, pin: str, token_label: st
     try:
         custody = Pkcs11Custody.open(module_path, pin, token_label, archive.archive_id)
     except WrongPassphrase:
-        archive.audit.append(actor or "unknown", "unlock", archive.archive_id, {"reason": "wrong PIN"},
-                             outcome="denied")
+        archive.audit.append(actor or "unknown", "unlock", archive.archive_id,
+                             {"reason": "wrong PIN", "purpose": purpose, "custody": "pkcs11"}, outcome="denied")
         raise
     if custody.signing.public.raw != archive.signing_keys().current.raw:
         custody.close()

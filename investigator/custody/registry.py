@@ -126,7 +126,7 @@ def open_custody(archive: Archive, secrets: Settings, *, actor: str = "", purpos
             custody = pkcs11_custody.unlock_archive(
                 archive, _need(secrets.pkcs11_module, PKCS11_MODULE_ENV, backend),
                 _need(secrets.pkcs11_pin, PKCS11_PIN_ENV, backend),
-                archive.config.custody.get("token_label", DEFAULT_TOKEN_LABEL), actor=actor)
+                archive.config.custody.get("token_label", DEFAULT_TOKEN_LABEL), actor=actor, purpose=why)
         else:
             custody = OpenBaoCustody.for_archive(archive, _need(secrets.bao_addr, BAO_ADDR_ENV, backend),
                                                  _need(secrets.bao_token, BAO_TOKEN_ENV, backend),
@@ -135,7 +135,7 @@ def open_custody(archive: Archive, secrets: Settings, *, actor: str = "", purpos
     except WrongPassphrase:
         if backend == "openbao":  # the PKCS#11 unlock audits a wrong PIN itself
             archive.audit.append(actor or "unknown", "unlock", archive.archive_id,
-                                 {"reason": "token refused", "purpose": why}, outcome="denied")
+                                 {"reason": "token refused", "purpose": why, "custody": backend}, outcome="denied")
         raise
     archive.audit.append(actor or "unknown", "unlock", archive.archive_id,
                          {"purpose": why, "custody": backend, "versions": sorted(custody.versions())}, outcome="ok")

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import pytest
 
-from investigator import _crypto
+from investigator import _crypto, errors
 from support import DATA_SAMPLES, REPO
 
 # the real services, started once per test worker by the custody tests' fixtures
@@ -50,7 +50,12 @@ PEOPLE = (  # id, name, roles, supervisor
 )
 # the commands that may unlock the master keys: the custodian's bootstrap and the key server
 CUSTODIAN_PURPOSES = {"investigator init", "investigator people enroll", "investigator policy set",
-                      "investigator people add", "investigator ingest", "investigator keyserver"}
+                      "investigator people add", "investigator ingest", "investigator keys rotate", "investigator keys status",
+                      "investigator verify", "investigator keyserver"}
+# what the custodian's host holds for each custody, wrong: refused at unlock, and the refusal audited
+WRONG_SECRET = {"file": {"INVESTIGATOR_PASSPHRASE": "not-the-passphrase"},
+                "pkcs11": {"INVESTIGATOR_PKCS11_PIN": "not-the-pin"},
+                "openbao": {"BAO_TOKEN": "not-a-token"}}
 
 
 def _run(args: list[str], env: dict[str, str], *, code: int | None = 0, cwd: Path | None = None) -> str:
@@ -112,9 +117,14 @@ def custody_secrets(backend: str, request: pytest.FixtureRequest) -> tuple[dict[
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("backend", ["file", "pkcs11", "openbao"])
-def test_every_actor_is_a_separate_process_without_the_passphrase(backend: str, tmp_path: Path,
+def test_every_actor_is_a_separate_process_without_the_passphrase(tmp_path: Path,
                                                                    request: pytest.FixtureRequest) -> None:
+    """The whole path on the key-file custody (the PKCS#11 token and OpenBao transit: test_separated_duties_custody)."""
+    walk_the_path("file", tmp_path, request)
+
+
+def walk_the_path(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """The custodian bootstraps on ``backend``; every other actor works through the key server, without keys/."""
     archive = tmp_path / "archive"
     keydir = tmp_path / "personal-keys"
     custody, init_options = custody_secrets(backend, request)
@@ -132,6 +142,7 @@ def test_every_actor_is_a_separate_process_without_the_passphrase(backend: str, 
     _run(["policy", "set", archive, REPO / "investigator" / "default_policy.toml"], custodian)
     _run(["people", "enroll", archive, "wugang", "--kdf-cost", "14", "--no-qr"], custodian)
     _run(["ingest", archive, DATA_SAMPLES / "normalized" / "messages.jsonl", "--json"], custodian)
+    _custodian_keeps_the_keys(backend, archive, custodian)
 
     view = client_view(archive, tmp_path / "client-view")
     with keyserver(archive, {**base, **custody}) as url:
@@ -202,7 +213,21 @@ def test_every_actor_is_a_separate_process_without_the_passphrase(backend: str, 
         _bundle_and_verify(view, archive, grant_id, session, sunli, as_person("fawu"), as_person("shenji"),
                            client, tmp_path)
         _run(["verify", view, "--as", "sunli"], as_person("sunli"), code=8)  # a full verify is not the operator's
-    _only_the_custodian_unlocked(archive)
+    _only_the_custodian_unlocked(archive, backend)
+
+
+def _custodian_keeps_the_keys(backend: str, archive: Path, custodian: dict[str, str]) -> None:
+    """On the server's host: the custody holds the keys (no key file but the file custody's), rotates them, runs
+    the full verify and refuses a wrong PIN / token / passphrase. The path afterwards runs on the rotated keys."""
+    config = (archive / "archive.toml").read_text(encoding="utf-8")
+    assert f'backend = "{backend}"' in config or (backend == "file" and "backend" not in config), config
+    assert (archive / "keys" / "master.json").exists() == (backend == "file")
+    _run(["keys", "rotate", archive, "--as", "custodian"], custodian)
+    status = json.loads(_run(["keys", "status", archive, "--json"], custodian))
+    assert status["current_version"] == 2 and [v["version"] for v in status["versions"]] == [1, 2], status
+    verified = json.loads(_run(["verify", archive, "--json"], custodian))
+    assert verified["ok"] and verified["chunks_decrypted"] > 0, verified
+    _run(["verify", archive], {**custodian, **WRONG_SECRET[backend]}, code=errors.WrongPassphrase.exit_code)
 
 
 def _bundle_and_verify(view: Path, archive: Path, grant_id: str, session: str, operator: dict[str, str],
@@ -221,11 +246,14 @@ def _bundle_and_verify(view: Path, archive: Path, grant_id: str, session: str, o
     assert json.loads(out)["ok"] is True
 
 
-def _only_the_custodian_unlocked(archive: Path) -> None:
-    """Afterwards: only the custodian's commands and the key server unlocked the master keys."""
+def _only_the_custodian_unlocked(archive: Path, backend: str) -> None:
+    """Afterwards: only the custodian's commands and the key server unlocked the master keys, all in ``backend``."""
     entries = [json.loads(line) for line in (archive / "audit" / "log.jsonl").read_text().splitlines()]
-    unlocks = {e["details"].get("purpose") for e in entries if e["action"] == "unlock"}
-    assert unlocks and unlocks <= CUSTODIAN_PURPOSES, unlocks
+    unlocks = [e for e in entries if e["action"] == "unlock"]
+    purposes = {e["details"].get("purpose") for e in unlocks}
+    assert "investigator keyserver" in purposes and purposes <= CUSTODIAN_PURPOSES, purposes
+    assert {e["details"].get("custody") for e in unlocks if e["outcome"] == "ok"} == {backend}
+    assert [e["details"].get("purpose") for e in unlocks if e["outcome"] == "denied"] == ["investigator verify"]
     assert not (archive / "org" / "totp").exists()  # no TOTP state in the shared folder
     actions = {(e["actor"], e["action"], e["outcome"]) for e in entries}
     for expected in (("wugang", "people.enroll_totp", "allowed"), ("zhouzong", "request.approve", "allowed"),

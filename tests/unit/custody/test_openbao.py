@@ -361,23 +361,3 @@ def test_an_archive_in_transit_custody_ingests_verifies_rotates_and_retires(bao_
     report = verify_archive(archive, keys=OpenBaoCustody.open(bao_server.addr, bao_server.token, archive.archive_id))
     assert report.ok, report.problems
     assert report.counts["records"] == 12
-
-
-def test_the_custodian_cli_runs_on_transit_without_any_passphrase(bao_server, tmp_path):
-    """init --custody openbao, ingest, full verify, rotate, status, the key server: all through transit."""
-    from support import custody_cli_roundtrip
-
-    env = {"BAO_ADDR": bao_server.addr, "BAO_TOKEN": bao_server.token,
-           "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
-    out = custody_cli_roundtrip(tmp_path, env=env, backend="openbao", init_args=["--mount", "transit"],
-                                wrong_secret={"BAO_TOKEN": "not-a-token"})
-    root = out["root"]
-    assert 'backend = "openbao"' in out["config"] and 'mount = "transit"' in out["config"]
-    assert not (root / "keys" / "master.json").exists()
-    assert out["verified"]["ok"] and out["verified"]["chunks_decrypted"] > 0 and out["after_rotation"]["ok"]
-    assert out["status"]["current_version"] == 2
-    assert out["refused"].returncode == errors.WrongPassphrase.exit_code
-    assert out["health"] is not None and out["health"]["archive_id"] == Archive.open(root).archive_id
-    unlocks = [e for e in Archive.open(root).audit.entries() if e.action == "unlock"]
-    assert {e.details.get("custody") for e in unlocks if e.outcome == "ok"} == {"openbao"}
-    assert any(e.outcome == "denied" for e in unlocks)

@@ -339,29 +339,6 @@ def test_the_vault_works_end_to_end_on_the_token(softhsm, tmp_path, frozen_now):
         assert report.ok, report.problems
 
 
-def test_the_custodian_cli_runs_on_a_token_without_any_passphrase(softhsm, tmp_path):
-    """init --custody pkcs11, ingest, full verify, rotate, status, the key server: all from the token, no passphrase."""
-    from support import custody_cli_roundtrip
-
-    from investigator.vault.store import Archive as _Archive
-
-    env = {"INVESTIGATOR_PKCS11_MODULE": softhsm.module, "INVESTIGATOR_PKCS11_PIN": softhsm.pin,
-           "SOFTHSM2_CONF": os.environ["SOFTHSM2_CONF"]}
-    out = custody_cli_roundtrip(tmp_path, env=env, backend="pkcs11", init_args=["--token-label", softhsm.label],
-                                wrong_secret={"INVESTIGATOR_PKCS11_PIN": "not-the-pin"})
-    root = out["root"]
-    assert 'backend = "pkcs11"' in out["config"] and f'token_label = "{softhsm.label}"' in out["config"]
-    assert not (root / "keys" / "master.json").exists()  # no key file: the master keys are in the token
-    assert out["verified"]["ok"] and out["verified"]["chunks_decrypted"] > 0 and out["after_rotation"]["ok"]
-    assert out["status"]["current_version"] == 2 and [v["version"] for v in out["status"]["versions"]] == [1, 2]
-    assert out["refused"].returncode == errors.WrongPassphrase.exit_code
-    assert out["health"] is not None and out["health"]["archive_id"] == _Archive.open(root).archive_id
-    unlocks = [e for e in _Archive.open(root).audit.entries() if e.action == "unlock"]
-    assert {e.details.get("custody") for e in unlocks if e.outcome == "ok"} == {"pkcs11"}
-    assert any(e.outcome == "denied" for e in unlocks)  # the wrong PIN
-    assert any(e.details.get("purpose") == "investigator keyserver" for e in unlocks)
-
-
 def test_the_embedded_key_service_opens_a_token_archive_without_a_passphrase(softhsm, tmp_path, frozen_now):
     """open_case / bundle export in embedded mode reach the archive's configured custody, not only the key file."""
     from investigator.access.keyservice import EmbeddedKeyService, unlock_archive as embedded_unlock
