@@ -33,6 +33,17 @@ def _read(notebook: Path) -> Any:
         raise ReportError(f"{notebook} is not a report notebook ({type(exc).__name__})", hint=hint) from None
 
 
+def _notebook_of_copy(copy: Path, given: Path | None) -> Path:
+    """The sealed notebook an HTML copy is checked against. Raises ReportError naming what to pass."""
+    from investigator.errors import ReportError
+
+    notebook = given or copy.with_suffix(".ipynb")
+    if not notebook.is_file():
+        raise ReportError(f"{copy} is the HTML copy of a report; its sealed notebook {notebook.name} is not beside "
+                          "it", hint="pass the notebook with --notebook PATH (the copy is checked against it)")
+    return notebook
+
+
 def _check_json(notebook: Path) -> None:
     """Raise IntegrityError naming the position when ``notebook`` is not a JSON object (hostile or damaged)."""
     import json
@@ -213,7 +224,7 @@ def seal_cmd(notebook: Path, archive_path: Path | None, person: str, template: P
                            template=template)
     _write(nb, notebook)
     if html:
-        write_html(notebook)
+        write_html(notebook, page=result.page)
     click.echo(f"sealed: {result.digest}")
     if result.held:
         click.secho("held by the circuit breaker (熔断): " + "; ".join(result.reasons), fg="yellow")
@@ -229,14 +240,19 @@ def seal_cmd(notebook: Path, archive_path: Path | None, person: str, template: P
               help="Pin the archive's signing key (SHA-256 of its raw Ed25519 key in hex; 'investigator info "
                    "--json' prints it as signing_key_fingerprint).")
 @click.option("--as", "actor", default="verifier", metavar="ID", help="Who verifies (for the audit log).")
+@click.option("--notebook", "sealed_notebook", type=click.Path(path_type=Path, dir_okay=False, exists=True),
+              default=None, help="For an HTML copy: its sealed notebook (default: the .ipynb beside it).")
 @json_option
 @click.pass_context
 def verify_cmd(ctx: click.Context, notebook: Path, archive_path: Path | None, pubkeys: tuple[Path, ...],
-               pin_fingerprint: str | None, actor: str, as_json: bool) -> None:
+               pin_fingerprint: str | None, actor: str, sealed_notebook: Path | None, as_json: bool) -> None:
     """Check a report's digest, signatures, provenance and audit registration. Exit 0 when intact, 4 otherwise.
 
     \b
     On failure it names what changed: the cell, the provenance field, the signature.
+    Given the HTML copy (report.html), it verifies the sealed notebook beside it (or
+    --notebook) and checks the copy against it: the page's SHA-256 is in the seal,
+    and its banner must show the notebook's seal and status.
     Read-only unless --archive is given: only then is the check recorded in that
     archive's audit log (without it the archive the report names, if present, is
     read, never written). Pin the archive's key with --fingerprint (or its key
@@ -245,11 +261,15 @@ def verify_cmd(ctx: click.Context, notebook: Path, archive_path: Path | None, pu
       investigator report verify reports/C-1/20261118T061500Z-complaint_investigation.ipynb --archive A
       investigator report verify report.ipynb --archive A --fingerprint 3f2a...(64 hex digits)
       investigator report verify report.ipynb --pubkey sunli.pub     # offline: digest and signature only
+      investigator report verify report.html --archive A             # the reader's copy, against report.ipynb
     """
     from investigator.errors import ConfigError, IntegrityError
     from investigator.reports.seal import load_pubkey, verify_report
     from investigator.vault.verify import key_fingerprint, parse_fingerprint
 
+    copy = notebook if notebook.suffix.lower() in (".html", ".htm") else None
+    if copy is not None:
+        notebook = _notebook_of_copy(copy, sealed_notebook)
     nb = _read(notebook)
     try:
         opened = _archive_for(nb, archive_path) if (archive_path or not pubkeys) else None
@@ -261,6 +281,11 @@ def verify_cmd(ctx: click.Context, notebook: Path, archive_path: Path | None, pu
         genesis = key_fingerprint(opened.signing_keys().genesis) if keys else None
         pin = genesis if genesis and any(key_fingerprint(k) == genesis for k in keys) else None
     result = verify_report(nb, archive=opened, pubkeys=keys, actor=actor, record=archive_path is not None, pin=pin)
+    if copy is not None:
+        from investigator.reports.html import check_html_copy
+
+        check_html_copy(copy.read_bytes(), nb, result)
+        notebook = copy
     if opened is not None and archive_path is None:
         result.warn(f"checked against the archive the report names ({opened.root}), read-only: pass --archive to "
                     "record the check in its audit log")
@@ -332,6 +357,7 @@ def review_cmd(notebook: Path, archive_path: Path | None, person: str, decision:
     Example:
       investigator report review report.ipynb --as zhouzong --decision approve --note "scope and findings checked"
     """
+    from investigator.reports.html import refresh_banner
     from investigator.reports.review import review_report
 
     nb = _read(notebook)
@@ -339,6 +365,7 @@ def review_cmd(notebook: Path, archive_path: Path | None, person: str, decision:
     status = review_report(nb, archive=opened, reviewer=person, signer=signing_key(opened, person, key_dir),
                            decision=decision, note=note)
     _write(nb, notebook)
+    refresh_banner(notebook, nb)  # the HTML copy shows the new status; its sealed content stays as it was
     click.echo(f"{notebook}: {status}")
 
 
@@ -364,10 +391,9 @@ def release_cmd(notebook: Path, archive_path: Path | None, person: str, acknowle
     status = release_report(nb, archive=opened, releaser=person, signer=signing_key(opened, person, key_dir),
                             acknowledge_hold=acknowledge_hold, note=note)
     _write(nb, notebook)
-    from investigator.reports.html import write_html
+    from investigator.reports.html import refresh_banner
 
-    if notebook.with_suffix(".html").exists():
-        write_html(notebook)
+    refresh_banner(notebook, nb)  # the HTML copy shows the new status; its sealed content stays as it was
     click.echo(f"{notebook}: {status}")
 
 

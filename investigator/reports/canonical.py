@@ -17,8 +17,13 @@ legitimately changes between runs:
 - output ``transient`` data (display ids);
 - widget model ids (renumbered in order of appearance) and the order of the
   widget state;
-- random element ids in HTML/JavaScript outputs (UUIDs, renumbered in order);
 - timing lines libraries print (jieba's ``Loading model cost 0.8 seconds.``).
+
+Anything else is content, UUIDs included: a UUID printed in a table or a
+text/html output is something a reader sees. (The report helpers give plotly
+figures fixed element ids, so reruns agree without renumbering.) Format 1
+(``investigator-notebook-canonical/1``) also renumbered every UUID inside
+text/html and JavaScript outputs; seals that name it verify by its rules.
 
 The digest is SHA-256 over the RFC 8785 bytes of the canonical form.
 """
@@ -33,7 +38,10 @@ from typing import Any
 
 from investigator.schema import canonical_json
 
-CANONICAL_FORMAT = "investigator-notebook-canonical/1"
+CANONICAL_FORMAT = "investigator-notebook-canonical/2"
+# format 1 renumbered UUIDs inside HTML and JavaScript outputs (it took them for random element ids)
+CANONICAL_FORMAT_V1 = "investigator-notebook-canonical/1"
+CANONICAL_FORMATS = (CANONICAL_FORMAT_V1, CANONICAL_FORMAT)
 _TIMING_LINES = re.compile(
     r"^(Building prefix dict from .*|Loading model from cache .*|Loading model cost [0-9.]+ seconds\.|"
     r"Dumping model to file cache .*|Prefix dict has been built successfully\.|Dump cache file failed\.)\n?",
@@ -43,6 +51,17 @@ _WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 _WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 _ID_MIMES = ("text/html", "application/javascript")
 _KEEP_NB_METADATA = {"kernelspec": ("name", "language"), "language_info": ("name",)}
+
+
+def sealed_canonical_format(body: dict[str, Any]) -> str:
+    """The canonical format a seal body names (format 1 for seals made before the field had a choice).
+
+    Raises ValueError for a format this version does not know.
+    """
+    fmt = str(body.get("canonical") or CANONICAL_FORMAT_V1)
+    if fmt not in CANONICAL_FORMATS:
+        raise ValueError(f"unknown canonical format {fmt!r} (known: {', '.join(CANONICAL_FORMATS)})")
+    return fmt
 
 
 def _text(value: Any) -> str:
@@ -86,7 +105,7 @@ def _renumber_uuids(text: str) -> str:
     return _UUID.sub(sub, text)
 
 
-def _output(output: dict[str, Any], ids: dict[str, str]) -> dict[str, Any]:
+def _output(output: dict[str, Any], ids: dict[str, str], fmt: str) -> dict[str, Any]:
     out = {k: v for k, v in output.items() if k != "transient"}
     if out.get("output_type") == "stream":
         out["text"] = _TIMING_LINES.sub("", _text(out.get("text")))
@@ -95,22 +114,23 @@ def _output(output: dict[str, Any], ids: dict[str, str]) -> dict[str, Any]:
         for mime, value in out["data"].items():
             if isinstance(value, list) and all(isinstance(v, str) for v in value):
                 value = "".join(value)
-            if mime in _ID_MIMES and isinstance(value, str):
+            if fmt == CANONICAL_FORMAT_V1 and mime in _ID_MIMES and isinstance(value, str):
                 value = _renumber_uuids(value)
             data[mime] = value
         out["data"] = data
     return _replace_ids(out, ids)
 
 
-def canonical_cell(cell: dict[str, Any], ids: dict[str, str] | None = None) -> dict[str, Any]:
-    """One cell's canonical form (see the module docstring)."""
+def canonical_cell(cell: dict[str, Any], ids: dict[str, str] | None = None,
+                   fmt: str = CANONICAL_FORMAT) -> dict[str, Any]:
+    """One cell's canonical form (see the module docstring) in format ``fmt``."""
     out: dict[str, Any] = {"cell_type": cell.get("cell_type"), "source": _text(cell.get("source"))}
     tags = (cell.get("metadata") or {}).get("tags")
     if tags:
         out["tags"] = list(tags)
     if cell.get("cell_type") == "code":
         out["execution_count"] = cell.get("execution_count")
-        outputs = [_output(o, ids or {}) for o in cell.get("outputs", []) or []]
+        outputs = [_output(o, ids or {}, fmt) for o in cell.get("outputs", []) or []]
         # a stream that held only timing lines leaves nothing a reader sees
         out["outputs"] = [o for o in outputs if not (o.get("output_type") == "stream" and not o["text"])]
     if cell.get("attachments"):
@@ -118,8 +138,13 @@ def canonical_cell(cell: dict[str, Any], ids: dict[str, str] | None = None) -> d
     return out
 
 
-def canonical_notebook(nb: dict[str, Any]) -> dict[str, Any]:
-    """The canonical form of a whole notebook (a plain dict, JSON-ready)."""
+def canonical_notebook(nb: dict[str, Any], fmt: str = CANONICAL_FORMAT) -> dict[str, Any]:
+    """The canonical form of a whole notebook (a plain dict, JSON-ready) in format ``fmt``.
+
+    Raises ValueError for a format this version does not know.
+    """
+    if fmt not in CANONICAL_FORMATS:
+        raise ValueError(f"unknown canonical format {fmt!r} (known: {', '.join(CANONICAL_FORMATS)})")
     nb = copy.deepcopy(dict(nb))
     ids = _widget_ids(nb)
     meta = nb.get("metadata") or {}
@@ -130,26 +155,26 @@ def canonical_notebook(nb: dict[str, Any]) -> dict[str, Any]:
     widgets = (meta.get("widgets") or {}).get(_WIDGET_STATE, {}).get("state")
     if widgets:
         kept["widgets"] = _replace_ids(dict(sorted(((ids.get(k, k), v) for k, v in widgets.items()))), ids)
-    return {"format": CANONICAL_FORMAT, "nbformat": nb.get("nbformat"), "metadata": kept,
-            "cells": [canonical_cell(c, ids) for c in nb.get("cells", [])]}
+    return {"format": fmt, "nbformat": nb.get("nbformat"), "metadata": kept,
+            "cells": [canonical_cell(c, ids, fmt) for c in nb.get("cells", [])]}
 
 
 def _digest(obj: Any) -> str:
     return "sha256:" + hashlib.sha256(canonical_json(obj)).hexdigest()
 
 
-def content_digest(nb: dict[str, Any]) -> str:
+def content_digest(nb: dict[str, Any], fmt: str = CANONICAL_FORMAT) -> str:
     """``sha256:<hex>`` over the RFC 8785 bytes of :func:`canonical_notebook`."""
-    return _digest(canonical_notebook(nb))
+    return _digest(canonical_notebook(nb, fmt))
 
 
-def cell_digests(nb: dict[str, Any]) -> list[str]:
+def cell_digests(nb: dict[str, Any], fmt: str = CANONICAL_FORMAT) -> list[str]:
     """One digest per cell (so verification can name the cell that changed)."""
-    return [_digest(c) for c in canonical_notebook(nb)["cells"]]
+    return [_digest(c) for c in canonical_notebook(nb, fmt)["cells"]]
 
 
-def metadata_digest(nb: dict[str, Any]) -> str:
-    canonical = canonical_notebook(nb)
+def metadata_digest(nb: dict[str, Any], fmt: str = CANONICAL_FORMAT) -> str:
+    canonical = canonical_notebook(nb, fmt)
     return _digest({"nbformat": canonical["nbformat"], "metadata": canonical["metadata"]})
 
 
@@ -165,9 +190,9 @@ def describe_cell(nb: dict[str, Any], index: int) -> str:
     return f"cell {index} ({cell.get('cell_type')}{tag_text}: {first[:60]!r})"
 
 
-def diff_cells(expected: list[str], nb: dict[str, Any]) -> Iterator[str]:
+def diff_cells(expected: list[str], nb: dict[str, Any], fmt: str = CANONICAL_FORMAT) -> Iterator[str]:
     """Names of the cells whose digests differ from ``expected`` (added, removed or changed)."""
-    actual = cell_digests(nb)
+    actual = cell_digests(nb, fmt)
     for i in range(max(len(expected), len(actual))):
         if i >= len(actual):
             yield f"cell {i} was removed"

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from investigator import _crypto
 from investigator.errors import ReportError
-from investigator.reports.canonical import content_digest, diff_cells
+from investigator.reports.canonical import content_digest, diff_cells, sealed_canonical_format
 from investigator.reports.run import (TICKET_LIFETIME, check_template_allowed, execute, find_template, kernel_credentials,
                                       kernel_env)
 from investigator.reports.seal import META_KEY, file_sha256
@@ -90,9 +90,10 @@ def reproduce_report(notebook: Path, *, archive: "Archive", person: str, passphr
         # the kernel opens ``archive`` (the --archive given now), not the path the seal recorded
         execute(template, target, params, env=kernel_env(archive, credentials.env))
     again = nbformat.read(str(target), as_version=4)
+    fmt = sealed_canonical_format(body)  # a report sealed under format 1 is compared by format 1's rules
     result = ReproduceResult(original=Path(notebook), reproduction=target, sealed_digest=str(body["digest"]),
-                             new_digest=content_digest(again),
-                             differences=list(diff_cells(list(body.get("cell_digests") or []), again)))
+                             new_digest=content_digest(again, fmt),
+                             differences=list(diff_cells(list(body.get("cell_digests") or []), again, fmt)))
     archive.audit.append(person, "report.reproduce", str(body["digest"]),
                          {"report_id": body.get("report_id"), "same": result.same, "new_digest": result.new_digest},
                          outcome="ok" if result.same else "error", now=when)

@@ -323,6 +323,6 @@ def run_report(template: str | Path, *, archive: "Archive", grant: str, person: 
     sealed = seal_notebook(nb, archive=archive, signer=signer, person=person, template=path, started=started,
                            ended=ended)
     nbformat.write(nb, str(target))
-    html_path = write_html(target) if html else target.with_suffix(".html")
+    html_path = write_html(target, page=sealed.page) if html else target.with_suffix(".html")
     return RunResult(notebook=target, html=html_path, digest=sealed.digest, report_id=sealed.report_id,
                      held=sealed.held, reasons=sealed.reasons, parameters=params)

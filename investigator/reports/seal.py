@@ -12,7 +12,8 @@ The seal lives in the notebook's metadata (``metadata.investigator.seal``)::
               "grant": {"id", "hash", "case", "purpose", "window", "request_id", "request_hash",
                         "requester", "operator", "approvals": [{"approver", "hash"}]},
               "data": {"archive_id", "chunks", "merkle_roots", "rows"},
-              "run": {"started", "ended"}, "package": {...}, "breaker": {...}, "sealed_at"},
+              "run": {"started", "ended"}, "package": {...}, "breaker": {...}, "sealed_at",
+              "html": {"sha256", "covers"}},
      "signer": "sunli", "key_id": "...", "public": "b64", "signature": "b64 Ed25519 over JCS(body)"}
 
 The digest (:mod:`investigator.reports.canonical`) leaves the metadata out, so
@@ -27,7 +28,7 @@ import hashlib
 import json
 import platform
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -40,7 +41,9 @@ from investigator.schema import canonical_json, format_ts
 from investigator.verification import Verification
 from investigator.vault.verify import check_archive_pin
 from investigator.reports.breaker import assess_report
-from investigator.reports.canonical import CANONICAL_FORMAT, cell_digests, content_digest, diff_cells, metadata_digest
+from investigator.reports.html import HTML_COVERS, page_digest, render_page
+from investigator.reports.canonical import (CANONICAL_FORMAT, cell_digests, content_digest, diff_cells, metadata_digest,
+                                           sealed_canonical_format)
 from investigator.reports.notebook import PROVENANCE_MIME
 from investigator.reports.signature import (  # noqa: F401 - load_pubkey: the CLI imports it from here
     check_reviews, check_signature, load_pubkey, sign_body, signature_hash, status_of,
@@ -124,6 +127,7 @@ class SealResult:
     report_id: str
     held: bool
     reasons: list[str]
+    page: str = field(default="", repr=False)  # the sealed HTML page, banner slot empty (html.write_html fills it)
 
 
 def seal_notebook(nb: Any, *, archive: "Archive", signer: _crypto.SigningKey, person: str,
@@ -157,6 +161,7 @@ def seal_notebook(nb: Any, *, archive: "Archive", signer: _crypto.SigningKey, pe
     name = template_name(nb, template)
     papermill = (nb.get("metadata") or {}).get("papermill") or {}
     verdict = assess_report(nb, archive=archive, grant=grant)
+    page = render_page(nb)  # the reader's copy is sealed with the notebook (its banner, the status, is not)
     body: dict[str, Any] = {
         "format": SEAL_FORMAT, "report_id": str(uuid.uuid4()), "canonical": CANONICAL_FORMAT,
         "digest": content_digest(nb), "cell_digests": cell_digests(nb), "metadata_digest": metadata_digest(nb),
@@ -165,6 +170,7 @@ def seal_notebook(nb: Any, *, archive: "Archive", signer: _crypto.SigningKey, pe
         "run": {"started": started or str(papermill.get("start_time") or ""),
                 "ended": ended or str(papermill.get("end_time") or "")},
         "package": _package(), "breaker": verdict.to_json(), "sealed_at": format_ts(when),
+        "html": {"sha256": page_digest(page), "covers": HTML_COVERS},
     }
     seal = sign_body(body, signer, person)
     meta = meta_of(nb)
@@ -180,7 +186,7 @@ def seal_notebook(nb: Any, *, archive: "Archive", signer: _crypto.SigningKey, pe
         archive.audit.append(person, "breaker.alert", body["digest"],
                              {"rule": "breaker.report", "grant_id": grant.id, "report_id": body["report_id"],
                               "reason": "; ".join(verdict.reasons)}, outcome="denied", now=when)
-    return SealResult(body["digest"], body["report_id"], verdict.held, verdict.reasons)
+    return SealResult(body["digest"], body["report_id"], verdict.held, verdict.reasons, page)
 
 
 # --- verification ---------------------------------------------------------------------------
@@ -317,15 +323,20 @@ def verify_report(nb: Any, *, archive: "Archive | None" = None, pubkeys: list[_c
 
 
 def _check_digest(nb: Any, body: dict[str, Any], result: Verification) -> None:
-    actual = content_digest(nb)
+    try:
+        fmt = sealed_canonical_format(body)
+    except ValueError as exc:
+        result.problem(f"metadata.investigator.seal.body.canonical: {exc}")
+        return
+    actual = content_digest(nb, fmt)
     if actual != body.get("digest"):
-        changed = list(diff_cells(list(body.get("cell_digests") or []), nb))
-        if metadata_digest(nb) != body.get("metadata_digest"):
+        changed = list(diff_cells(list(body.get("cell_digests") or []), nb, fmt))
+        if metadata_digest(nb, fmt) != body.get("metadata_digest"):
             changed.append("the notebook's kernel or widget metadata changed")
         result.problem("content digest differs: " + ("; ".join(changed) or "the notebook changed"))
     else:
-        result.check(f"content digest {actual}")
-    if body.get("cell_digests") != cell_digests(nb) and actual == body.get("digest"):
+        result.check(f"content digest {actual} ({fmt})")
+    if body.get("cell_digests") != cell_digests(nb, fmt) and actual == body.get("digest"):
         result.problem("the per-cell digests in the seal do not match the notebook (seal edited)")
     shown = provenance_output(nb)
     if shown is not None and shown != body.get("data"):

@@ -147,6 +147,60 @@ def test_review_release_and_export(reports, report_archive, tmp_path):
     assert not verify_report(forged, archive=report_archive).ok
 
 
+def _verify_copy(copy: Path, *extra: str):
+    from click.testing import CliRunner
+
+    from investigator.cli import main
+
+    return CliRunner().invoke(main, ["report", "verify", str(copy), *extra])
+
+
+def test_the_html_copy_is_sealed_and_verified_against_its_notebook(reports, report_archive, tmp_path):
+    """The reader's copy: content under the seal, banner checked against the notebook, status kept current."""
+    from investigator.reports.html import refresh_banner
+
+    path = tmp_path / "report.ipynb"
+    shutil.copy(reports["complaint_investigation"], path)
+    shutil.copy(reports["complaint_investigation"].with_suffix(".html"), path.with_suffix(".html"))
+    copy_path = path.with_suffix(".html")
+    assert read(path).metadata["investigator"]["seal"]["body"]["html"]["sha256"].startswith("sha256:")
+    done = _verify_copy(copy_path)
+    assert done.exit_code == 0, done.output
+    assert "HTML copy: content sha256:" in done.output and "banner matches the notebook (status draft)" in done.output
+    original = copy_path.read_text(encoding="utf-8")
+    # a finding edited in the copy: the content no longer matches the seal
+    assert "120 min" in original
+    copy_path.write_text(original.replace("120 min", "12 min"), encoding="utf-8")
+    done = _verify_copy(copy_path)
+    assert done.exit_code == 4 and "its content differs from the sealed copy" in done.output, done.output
+    # a status the notebook does not have, shown in the banner
+    copy_path.write_text(original.replace("status <b>draft</b>", "status <b>released</b>"), encoding="utf-8")
+    done = _verify_copy(copy_path)
+    assert done.exit_code == 4 and "seal banner differs from the notebook's" in done.output, done.output
+    # markers removed: not a copy investigator wrote
+    copy_path.write_text(original.replace("<!-- investigator:seal-banner -->", ""), encoding="utf-8")
+    assert "markers are missing" in _verify_copy(copy_path).output
+    copy_path.write_bytes(b"\xff\xfe<html>")
+    assert "not UTF-8 at byte 0" in _verify_copy(copy_path).output
+    # a review changes the banner's status, not the sealed content: the refreshed copy verifies
+    copy_path.write_text(original, encoding="utf-8")
+    nb = read(path)
+    review_report(nb, archive=report_archive, reviewer="zhouzong", signer=person_key(report_archive, "zhouzong"),
+                  decision="approve", note="checked")
+    nbformat.write(nb, str(path))
+    assert _verify_copy(copy_path).exit_code == 4  # the old banner still says draft
+    refresh_banner(path, nb)
+    done = _verify_copy(copy_path)
+    assert done.exit_code == 0 and "status reviewed" in done.output, done.output
+    # the copy without its notebook: told what to pass; with --notebook it is found elsewhere
+    alone = tmp_path / "alone" / "copy.html"
+    alone.parent.mkdir()
+    shutil.copy(copy_path, alone)
+    done = _verify_copy(alone)
+    assert done.exit_code == ReportError.exit_code and "--notebook" in done.output and "Traceback" not in done.output
+    assert _verify_copy(alone, "--notebook", str(path)).exit_code == 0
+
+
 def test_breaker_holds_a_report_until_a_legal_reviewer_releases_it(reports, report_archive, tmp_path):
     nb = read(reports["complaint_investigation"])
     seal = nb.metadata["investigator"]["seal"]

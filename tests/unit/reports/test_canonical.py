@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import copy
 
-from investigator.reports.canonical import cell_digests, content_digest, diff_cells
+import pytest
+
+from investigator.reports.canonical import (CANONICAL_FORMAT, CANONICAL_FORMAT_V1, cell_digests, content_digest,
+                                            diff_cells, sealed_canonical_format)
 
 
 def notebook() -> dict:
@@ -34,9 +37,21 @@ def test_digest_ignores_timings_ids_and_library_noise():
     b["cells"][1]["metadata"]["execution"] = {"iopub.status.busy": "other"}
     b["cells"][1]["outputs"][0]["text"] = "Loading model cost 1.5 seconds.\n"
     b["cells"][1]["outputs"][1]["transient"] = {"display_id": "r"}
-    b["cells"][1]["outputs"][1]["data"]["text/html"] = '<div id="11111111-2222-3333-4444-555555555555">1</div>'
     b["metadata"]["investigator"] = {"seal": {"anything": 1}}
     assert content_digest(a) == content_digest(b)
+
+
+def test_uuids_are_content_and_format_1_seals_keep_their_rules():
+    """A UUID a reader sees (a record id in an HTML table) is content; format 1 renumbered them, and still does."""
+    a, b = notebook(), notebook()
+    b["cells"][1]["outputs"][1]["data"]["text/html"] = '<div id="11111111-2222-3333-4444-555555555555">1</div>'
+    assert content_digest(a) != content_digest(b)
+    assert list(diff_cells(cell_digests(a), b)) == ["cell 1 (code: 'print(x)') changed"]
+    assert content_digest(a, CANONICAL_FORMAT_V1) == content_digest(b, CANONICAL_FORMAT_V1)
+    assert sealed_canonical_format({}) == CANONICAL_FORMAT_V1  # seals from before the choice
+    assert sealed_canonical_format({"canonical": CANONICAL_FORMAT}) == CANONICAL_FORMAT
+    with pytest.raises(ValueError, match="unknown canonical format"):
+        sealed_canonical_format({"canonical": "investigator-notebook-canonical/9"})
 
 
 def test_widget_ids_are_renumbered():

@@ -1,4 +1,4 @@
-"""`report verify` given the HTML copy says what to verify instead (no traceback)."""
+"""`report verify` given an HTML copy without its notebook says what to pass (no traceback)."""
 
 from __future__ import annotations
 
@@ -13,5 +13,5 @@ def test_verify_on_the_html_copy_names_the_sealed_notebook(tmp_path) -> None:
     copy.write_text("<html><body>report</body></html>", encoding="utf-8")
     result = CliRunner().invoke(main, ["report", "verify", str(copy)])
     assert result.exit_code == ReportError.exit_code
-    assert "Traceback" not in result.output and "not a report notebook" in result.output
-    assert "20261118T061500Z-complaint_investigation.ipynb" in result.output
+    assert "Traceback" not in result.output and "is the HTML copy of a report" in result.output
+    assert "20261118T061500Z-complaint_investigation.ipynb" in result.output and "--notebook" in result.output
