@@ -10,6 +10,9 @@ Record the figures in docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import platform
 import shutil
 import tempfile
 import time
@@ -84,6 +87,13 @@ def main() -> None:
         print(f"\nthroughput ratio (encrypted / plain): {plain_s / enc_s:.2f}x   (aim >= 0.7x)")
         print(f"size ratio (encrypted / plain):       {enc_bytes / plain_bytes:.2f}x   (aim <= 1.1x)")
         print(f"chunks: {result.chunks}, batch {result.batch_seq}")
+        # the last line: every figure, comparable run to run
+        print(json.dumps({"benchmark": "ingest", "date": time.strftime("%Y-%m-%d"), "messages": n,
+                          "python": platform.python_version(), "polars": pl.__version__, "cores": os.cpu_count(),
+                          "plain_s": round(plain_s, 3), "encrypted_s": round(enc_s, 3),
+                          "plain_mb": round(plain_bytes / 1e6, 2), "encrypted_mb": round(enc_bytes / 1e6, 2),
+                          "throughput_ratio": round(plain_s / enc_s, 3), "size_ratio": round(enc_bytes / plain_bytes, 3),
+                          "chunks": result.chunks}))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

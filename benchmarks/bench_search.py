@@ -21,6 +21,7 @@ evasions mixed in at about 1 in 2,000 messages.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import shutil
@@ -172,6 +173,16 @@ def main() -> None:
     word = {(r[0], r[2]): r[3] for r in rows if r[1] == "word"}
     for key, secs in word.items():
         print(f"word / exact, {key[0]} keyword(s), {key[1]}: {secs / exact[key]:.2f}x")
+    # the last line: every figure, comparable run to run
+    print(json.dumps({
+        "benchmark": "search", "date": time.strftime("%Y-%m-%d"), "messages": n, "text_mb": round(mb, 1),
+        "cores": os.cpu_count(), "python": platform.python_version(), "polars": pl.__version__,
+        "ripgrep_s": {label: (round(ref[0], 4) if ref else None) for label, ref in rg.items()},
+        "runs": [{"keywords": int(label), "mode": mode, "text_norm": where, "seconds": round(secs, 4),
+                  "cpu_s": round(cpu, 4), "hits": hits,
+                  "vs_ripgrep": round(rg[label][0] / secs, 3) if rg[label] else None}
+                 for label, mode, where, secs, hits, cpu in rows],
+        "word_over_exact": {f"{k[0]}/{k[1]}": round(v / exact[k], 3) for k, v in word.items()}}))
 
 
 if __name__ == "__main__":
