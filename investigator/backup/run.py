@@ -22,6 +22,7 @@ import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
@@ -33,7 +34,7 @@ from investigator.backup.tiers import Tier
 from investigator.errors import ArchiveError, ConfigError, IntegrityError, InvestigatorError
 from investigator.schema import format_ts
 from investigator.vault.format import Keyring
-from investigator.vault.layout import APPEND_ONLY, SCRATCH, TEMPORARY, Entry, Layout
+from investigator.vault.layout import APPEND_ONLY, SCRATCH, TEMPORARY, WRITE_ONCE, Entry, Layout
 from investigator.vault.store import Archive
 
 # Custody material: never on a target (restoring needs the custody, kept apart).
@@ -59,15 +60,35 @@ def is_sealed(relative: str) -> bool:
 
 @dataclass(frozen=True)
 class ArchiveFile:
-    """A file a snapshot takes: relative path, its bytes as copied, and whether it is sealed."""
+    """A file a snapshot takes: its relative path, SHA-256 and size as taken, and whether it is sealed.
+
+    Files that change (append-only, replaced) are held as read (``data``); write-once files (batches,
+    the bulk) only by path, hashed when listed and read again, and checked, when copied.
+    """
 
     path: str
-    data: bytes
+    sha256: str
+    size: int
     sealed: bool
+    data: bytes | None = None
+    source: Path | None = None
+
+    def read(self) -> bytes:
+        """The bytes as taken. Raises IntegrityError when a write-once file changed since it was listed."""
+        if self.data is not None:
+            return self.data
+        assert self.source is not None
+        data = self.source.read_bytes()
+        if _crypto.sha256_hex(data) != self.sha256:
+            raise IntegrityError("a write-once file changed during the backup", path=self.path)
+        return data
 
 
 def archive_files(archive: Archive) -> Iterator[ArchiveFile]:
-    """Every file a snapshot copies, in layout order (see the module docstring for what is left out)."""
+    """Every file a snapshot copies, in layout order (see the module docstring for what is left out).
+
+    Call it under the archive's write lock, so no batch is committed half-way through the listing.
+    """
     layout = archive.layout
     for area in Layout.tracked():
         if area.demo_only:
@@ -79,10 +100,14 @@ def archive_files(archive: Archive) -> Iterator[ArchiveFile]:
             entry = layout.entry_of(path)
             if entry is None or entry is TEMPORARY or entry.changes == SCRATCH or is_custody_material(relative):
                 continue
+            sealed = is_sealed(relative)
+            if entry.changes == WRITE_ONCE:
+                yield ArchiveFile(relative, _crypto.sha256_file(path), path.stat().st_size, sealed, source=path)
+                continue
             data = path.read_bytes()
             if entry.changes == APPEND_ONLY and not data.endswith(b"\n"):
                 data = data[:data.rfind(b"\n") + 1]  # a line being appended right now: the next run takes it
-            yield ArchiveFile(relative, data, is_sealed(relative))
+            yield ArchiveFile(relative, _crypto.sha256_hex(data), len(data), sealed, data=data)
 
 
 def load_snapshots(target: Target) -> tuple[list[Snapshot], list[str]]:
@@ -184,28 +209,30 @@ def _run(archive: Archive, target: Target, *, keys: Keyring, tier: Tier, actor: 
     parent = _latest(target, archive)
     previous = {f.path: f for f in parent.files} if parent else {}
     existing = dict(target.list(f"{OBJECTS}/"))
-    files = list(archive_files(archive))
+    with archive.write_lock():  # batches and their ingest entries as of one moment (verify pairs them)
+        files = list(archive_files(archive))
     entries: list[FileEntry] = []
     uploaded = reused = uploaded_bytes = 0
     retried: list[str] = []
-    bar = tqdm(total=sum(len(f.data) for f in files), unit="B", unit_scale=True, disable=not progress,
+    bar = tqdm(total=sum(f.size for f in files), unit="B", unit_scale=True, disable=not progress,
                desc=f"backup {tier.name} -> {target.url}", leave=False)
     with bar:
         for item in files:
-            digest = _crypto.sha256_hex(item.data)
+            digest = item.sha256
             wrapped: dict[str, Any] | None = None
+            blob: bytes | None = None
             if item.sealed:
                 before = previous.get(item.path)
                 if before is not None and before.sha256 == digest and before.sealed:
-                    stored_sha, wrapped, blob = before.object, before.wrapped_key, None
+                    stored_sha, wrapped = before.object, before.wrapped_key
                 else:
                     dek = _crypto.new_key()
                     wrapped = keys.wrap(dek, "backup", digest)
-                    blob = _crypto.seal(dek, item.data, aad=seal_aad(archive.archive_id, item.path, digest))
+                    blob = _crypto.seal(dek, item.read(), aad=seal_aad(archive.archive_id, item.path, digest))
                     stored_sha = _crypto.sha256_hex(blob)
-                size = len(item.data) + SEALED_OVERHEAD
+                size = item.size + SEALED_OVERHEAD
             else:
-                stored_sha, blob, size = digest, item.data, len(item.data)
+                stored_sha, size = digest, item.size
             key = object_key(stored_sha)
             have = existing.get(key) == size
             if have and check_existing:
@@ -218,20 +245,22 @@ def _run(archive: Archive, target: Target, *, keys: Keyring, tier: Tier, actor: 
                 if target.enforces_lock:
                     target.retain(key, retain_until)
             else:
-                if blob is None:  # a sealed object to reuse is gone or damaged: seal again
+                if item.sealed and blob is None:  # a sealed object to reuse is gone or damaged: seal again
                     dek = _crypto.new_key()
                     wrapped = keys.wrap(dek, "backup", digest)
-                    blob = _crypto.seal(dek, item.data, aad=seal_aad(archive.archive_id, item.path, digest))
+                    blob = _crypto.seal(dek, item.read(), aad=seal_aad(archive.archive_id, item.path, digest))
                     stored_sha = _crypto.sha256_hex(blob)
                     key = object_key(stored_sha)
+                elif blob is None:
+                    blob = item.read()
                 put_checked(target, key, blob, retain_until=retain_until, retried=retried)
                 existing[key] = len(blob)
                 uploaded += 1
                 uploaded_bytes += len(blob)
                 if on_object is not None:
                     on_object(key)
-            entries.append(FileEntry(item.path, digest, len(item.data), stored_sha, wrapped))
-            bar.update(len(item.data))
+            entries.append(FileEntry(item.path, digest, item.size, stored_sha, wrapped))
+            bar.update(item.size)
     seq = parent.seq + 1 if parent else 1
     snapshot_id = f"{when.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(4)}"
     body = {"archive_id": archive.archive_id, "genesis_key": archive.config.signing_public_key, "id": snapshot_id,

@@ -154,3 +154,15 @@ def test_directory_target_keys_stay_inside(tmp_path):
         with pytest.raises(ConfigError):
             target.put(key, b"x")
     shutil.rmtree(tmp_path / "t", ignore_errors=True)
+
+
+def test_a_write_once_file_changed_between_listing_and_copying_is_refused(template, tmp_path):
+    archive = copy_template(template, tmp_path / "a")
+    listed = {f.path: f for f in archive_files(archive)}
+    chunk = next(f for p, f in listed.items() if p.endswith(".chk"))
+    assert chunk.data is None and chunk.source is not None  # batches are hashed when listed, read when copied
+    data = bytearray(chunk.source.read_bytes())
+    data[0] ^= 1
+    chunk.source.write_bytes(bytes(data))
+    with pytest.raises(IntegrityError, match="changed during the backup"):
+        chunk.read()
