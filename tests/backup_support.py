@@ -1,6 +1,6 @@
 """Helpers of the backup tests: one small archive with people, a grant, a case note and a planted marker.
 
-Built once per module (``build_template``) and copied per test (``copy_template``). The marker text is in
+Built once per test worker (``backup_template``) and copied per test (``copy_template``). The marker text is in
 message records and in a case note, so a scan of every object written to a target proves that no plaintext
 left the archive.
 """
@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from support import PASSPHRASE, TEST_KDF_N, message_frame
 from investigator import _crypto
@@ -44,6 +46,13 @@ def build_template(root: Path) -> Path:
     case_dir.write_text('{"author":"sunli","message_id":"m3","note":"' + MARKER + '","tag":"evidence"}\n',
                         encoding="utf-8")
     return root
+
+
+@pytest.fixture(scope="session", name="backup_template")
+def backup_template_fixture(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The template, built once per test worker; tests copy it (``copy_template``). Import
+    ``backup_template_fixture`` into a module and ask for ``backup_template``."""
+    return build_template(tmp_path_factory.mktemp("backup-template"))
 
 
 def copy_template(template: Path, dest: Path) -> Archive:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from backup_support import NOW, build_template, copy_template, restore_custody
+from backup_support import NOW, backup_template_fixture, copy_template, restore_custody  # noqa: F401
 from seaweed import seaweed_s3_server  # noqa: F401  (the worker's server, a fixture)
 from support import PASSPHRASE, REPO
 from investigator import _crypto
@@ -24,9 +24,9 @@ from investigator.cli import main
 from investigator.vault.store import Archive
 
 
-@pytest.fixture(scope="module")
-def template(tmp_path_factory) -> Path:
-    return build_template(tmp_path_factory.mktemp("backup-cli-template"))
+@pytest.fixture
+def template(backup_template: Path) -> Path:
+    return backup_template  # built once per worker (backup_support); copy before changing
 
 
 def cli(*args: object, env: dict[str, str] | None = None):

@@ -12,16 +12,16 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError
 
-from backup_support import Opener, build_template, copy_template, faults, roundtrip
+from backup_support import Opener, backup_template_fixture, copy_template, faults, roundtrip  # noqa: F401
 from seaweed import seaweed_s3_server  # noqa: F401  (the worker's server, a fixture)
 from support import PASSPHRASE
 from investigator.backup import BackupTiers, S3Config, S3Target, backup_run, check_target
 from investigator.custody.file import unlock_archive
 
 
-@pytest.fixture(scope="module")
-def template(tmp_path_factory) -> Path:
-    return build_template(tmp_path_factory.mktemp("backup-s3-template"))
+@pytest.fixture
+def template(backup_template: Path) -> Path:
+    return backup_template  # built once per worker (backup_support); copy before changing
 
 
 def _target(server, name: str) -> S3Target:

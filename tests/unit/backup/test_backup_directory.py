@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from backup_support import (MARKER, NOW, FaultyTarget, Opener, build_template, copy_template, faults, roundtrip,
+from backup_support import (MARKER, NOW, FaultyTarget, Opener, backup_template_fixture,  # noqa: F401
+                            copy_template, faults, roundtrip,
                             target_objects)
 from support import PASSPHRASE
 from investigator.backup import (BackupTiers, DirectoryTarget, backup_run, check_target, is_custody_material,
@@ -19,9 +20,9 @@ from investigator.custody.file import unlock_archive
 from investigator.errors import ArchiveError, ConfigError, IntegrityError
 
 
-@pytest.fixture(scope="module")
-def template(tmp_path_factory) -> Path:
-    return build_template(tmp_path_factory.mktemp("backup-template"))
+@pytest.fixture
+def template(backup_template: Path) -> Path:
+    return backup_template  # built once per worker (backup_support); copy before changing
 
 
 def test_roundtrip_incremental_restore_and_no_plaintext(template, tmp_path):
