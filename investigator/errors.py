@@ -69,6 +69,14 @@ class IntegrityError(InvestigatorError):
         self.path = path
 
 
+class PeriodShredded(IntegrityError):
+    """The key of a retention period was destroyed (crypto-shredding): its data can no longer be read.
+
+    Told apart from other integrity failures only so that verification can check the period's
+    signed destruction record instead of reporting damage.
+    """
+
+
 class WrongPassphrase(InvestigatorError):
     """A key file could not be unlocked with the given passphrase."""
 

@@ -18,11 +18,13 @@ from __future__ import annotations
 import random
 
 from investigator import _crypto
+from investigator.backup.retention import load_tombstones
 from investigator.backup.run import SEALED_OVERHEAD, load_snapshots
 from investigator.backup.seal import SEALS_PREFIX, verify_seal
 from investigator.backup.snapshot import GENESIS, Snapshot, snapshot_chain
 from investigator.backup.target import OBJECTS, Target, TargetError, object_key
 from investigator.errors import IntegrityError
+from investigator.schema import canonical_json
 from investigator.verification import Verification
 from investigator.vault.verify import key_fingerprint
 
@@ -40,6 +42,7 @@ def check_target(target: Target, *, read_data: float = 0.0, pin: str | None = No
         result.problem(f"{key}: not a valid snapshot manifest")
     if not snapshots and not bad:
         result.problem(f"{target.url}: no snapshot found")
+    tombstones = load_tombstones(target)
     first = snapshots[0] if snapshots else None
     previous: Snapshot | None = None
     wanted: dict[str, tuple[int, str]] = {}  # object key -> (size, archive path)
@@ -51,6 +54,19 @@ def check_target(target: Target, *, read_data: float = 0.0, pin: str | None = No
             result.problem(f"{where}: another archive or genesis key than {first.key}")
         expected_parent = previous.digest if previous else GENESIS
         expected_seq = previous.seq + 1 if previous else 1
+        while snap.seq > expected_seq and expected_seq in tombstones:  # forgotten by retention: a signed tombstone
+            tomb = tombstones[expected_seq]
+            try:
+                body = tomb["body"]
+                if body.get("parent") != expected_parent or body.get("archive_id") != snap.body["archive_id"]:
+                    raise IntegrityError("does not continue the chain", path=f"forgotten/seq {expected_seq}")
+                snapshot_chain(target, snap).verify(str(tomb["signature"]), canonical_json(body),
+                                                    what=f"forgotten/seq {expected_seq}", key_id=str(tomb["key_id"]))
+            except (IntegrityError, KeyError, TypeError) as exc:
+                result.problem(f"tombstone of snapshot seq {expected_seq}: does not verify ({exc})")
+                break
+            result.count("forgotten")
+            expected_parent, expected_seq = str(body["digest"]), expected_seq + 1
         if snap.seq != expected_seq:
             result.problem(f"{where}: seq {snap.seq}, expected {expected_seq} (a snapshot missing or inserted)")
         if snap.parent != expected_parent:

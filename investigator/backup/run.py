@@ -28,6 +28,7 @@ from typing import Any
 from tqdm import tqdm
 
 from investigator import _crypto
+from investigator.backup.hold import active_holds, held_paths
 from investigator.backup.snapshot import GENESIS, FileEntry, Snapshot, seal_aad, snapshot_key
 from investigator.backup.target import OBJECTS, SNAPSHOTS, Target, TargetError, object_key
 from investigator.backup.tiers import Tier
@@ -130,6 +131,7 @@ class RunResult:
     uploaded_bytes: int = 0
     reused: int = 0
     retried: list[str] = field(default_factory=list)
+    held: int = 0  # objects under an S3 legal hold (an active legal hold's data)
 
 
 def put_checked(target: Target, key: str, data: bytes, *, retain_until: datetime | None,
@@ -198,7 +200,8 @@ def backup_run(archive: Archive, target: Target, *, keys: Keyring, tier: Tier, a
     archive.audit.append(actor, "backup.run", target.url,
                          {**details, "snapshot": snap.id, "seq": snap.seq, "manifest_sha256": snap.digest,
                           "files": len(snap.body["files"]), "uploaded": result.uploaded,
-                          "uploaded_bytes": result.uploaded_bytes, "reused": result.reused}, now=when)
+                          "uploaded_bytes": result.uploaded_bytes, "reused": result.reused,
+                          "legal_hold_objects": result.held}, now=when)
     return result
 
 
@@ -211,6 +214,9 @@ def _run(archive: Archive, target: Target, *, keys: Keyring, tier: Tier, actor: 
     existing = dict(target.list(f"{OBJECTS}/"))
     with archive.write_lock():  # batches and their ingest entries as of one moment (verify pairs them)
         files = list(archive_files(archive))
+        # legal holds win over retention on every target: the S3 legal hold on each object concerned (backup/hold.py)
+        held = held_paths(archive, active_holds(archive)) if target.enforces_lock else set()
+    held_keys: list[str] = []
     entries: list[FileEntry] = []
     uploaded = reused = uploaded_bytes = 0
     retried: list[str] = []
@@ -259,6 +265,9 @@ def _run(archive: Archive, target: Target, *, keys: Keyring, tier: Tier, actor: 
                 uploaded_bytes += len(blob)
                 if on_object is not None:
                     on_object(key)
+            if item.path in held:
+                target.legal_hold(key, True)
+                held_keys.append(key)
             entries.append(FileEntry(item.path, digest, item.size, stored_sha, wrapped))
             bar.update(item.size)
     seq = parent.seq + 1 if parent else 1
@@ -270,7 +279,10 @@ def _run(archive: Archive, target: Target, *, keys: Keyring, tier: Tier, actor: 
             "totals": {"files": len(entries), "bytes": sum(e.size for e in entries)}}
     snap = Snapshot.build(body, keys.signing)
     put_checked(target, snapshot_key(seq, snapshot_id), snap.file_bytes, retain_until=retain_until)
-    return RunResult(snap, uploaded=uploaded, uploaded_bytes=uploaded_bytes, reused=reused, retried=retried)
+    if held_keys:  # the manifest names the held objects and the keys of sealed files: held with them
+        target.legal_hold(snapshot_key(seq, snapshot_id), True)
+    return RunResult(snap, uploaded=uploaded, uploaded_bytes=uploaded_bytes, reused=reused, retried=retried,
+                     held=len(held_keys))
 
 
 def find_snapshot(target: Target, snapshot_id: str | None) -> Snapshot:

@@ -184,3 +184,15 @@ class S3Target:
                                               LegalHold={"Status": "ON" if on else "OFF"})
         except (ClientError, BotoCoreError) as exc:
             raise TargetError(f"cannot set the legal hold ({_error_code(exc)})", path=self._where(key)) from exc
+
+    def delete(self, key: str) -> None:
+        """Delete every version of ``key`` (a plain delete would only stack a delete marker). The server
+        refuses a version whose retain-until is not reached or that is under a legal hold: TargetError."""
+        try:
+            answer = self.client.list_object_versions(Bucket=self.bucket, Prefix=self._key(key))
+            versions = [v for v in answer.get("Versions", []) + answer.get("DeleteMarkers", [])
+                        if v["Key"] == self._key(key)]
+            for version in versions:
+                self.client.delete_object(Bucket=self.bucket, Key=self._key(key), VersionId=version["VersionId"])
+        except (ClientError, BotoCoreError) as exc:
+            raise TargetError(f"deletion refused ({_error_code(exc)})", path=self._where(key)) from exc

@@ -99,6 +99,11 @@ class Target(Protocol):
         """Set or clear the object's legal hold. A no-op where not enforced."""
         ...
 
+    def delete(self, key: str) -> None:
+        """Remove the object under ``key`` for good (every version), for retention. Raises TargetError when the
+        target refuses (S3: a retain-until not reached, a legal hold). Nothing there is not an error."""
+        ...
+
 
 @dataclass(frozen=True)
 class DirectoryTarget:
@@ -176,3 +181,12 @@ class DirectoryTarget:
 
     def legal_hold(self, key: str, on: bool) -> None:
         return None
+
+    def delete(self, key: str) -> None:
+        path = self._path(key)
+        try:
+            if path.exists():
+                path.chmod(0o644)
+                path.unlink()
+        except OSError as exc:
+            raise TargetError(f"cannot delete ({exc.strerror})", path=f"{self.url}/{key}") from exc

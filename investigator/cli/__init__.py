@@ -32,6 +32,8 @@ _COMMAND_MODULES = (
     "investigator.cli.report",
     "investigator.cli.bundle",
     "investigator.cli.backup",
+    "investigator.cli.legalhold",
+    "investigator.cli.retention",
 )
 
 

@@ -34,8 +34,11 @@ from investigator.vault.store import Archive
               help="A folder on the key server's host for TOTP secrets and counters, kept out of the shared archive "
                    "folder (absolute path).")
 @actor_option
+@click.option("--period-keys", "period_keys", type=click.Choice(["quarter"]), default=None,
+              help="Wrap data keys under one key per quarter, so expired quarters can be crypto-shredded "
+                   "(file custody; docs/admin.md, 'Crypto-shredding').")
 def init(archive: Path, tz: str, chunk_seconds: int, kdf_cost: int, backend: str, token_label: str, mount: str,
-         state_dir: Path | None, actor: str | None) -> None:
+         state_dir: Path | None, actor: str | None, period_keys: str | None) -> None:
     """Create a new encrypted archive.
 
     \b
@@ -52,7 +55,7 @@ def init(archive: Path, tz: str, chunk_seconds: int, kdf_cost: int, backend: str
         archive_passphrase(confirm=True, custodian=True) if backend == "file" else None)
     created = create_archive(archive, backend=backend, secrets=secrets, token_label=token_label, mount=mount,
                              state_dir=state_dir, timezone_name=tz, chunk_seconds=chunk_seconds, actor=default_actor(actor),
-                             kdf_n=2**kdf_cost)
+                             kdf_n=2**kdf_cost, period_keys=period_keys)
     click.echo(f"created archive {created.archive_id} at {archive} (time zone {tz}, custody {backend})")
 
 

@@ -21,7 +21,7 @@ the first one). Rotation (``custody/rotation.py``) works on any backend.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from investigator.vault.format import Keyring
 
@@ -47,3 +47,21 @@ class Custody(Keyring, Protocol):
     def add_version(self, *, now: datetime) -> int: ...
 
     def remove_version(self, version: int) -> None: ...
+
+
+@runtime_checkable
+class PeriodCustody(Custody, Protocol):
+    """A custody that keeps one key per retention period and can destroy one (crypto-shredding).
+
+    The file custody implements it (period keys sealed in the key file); PKCS#11 and OpenBao do not
+    yet (docs/admin.md, "Crypto-shredding"). ``destroy_period`` raises ArchiveError when it cannot.
+    """
+
+    @property
+    def period_scheme(self) -> str | None: ...
+
+    def period_keys(self) -> dict[str, str]: ...
+
+    def destroyed_periods(self) -> dict[str, str]: ...
+
+    def destroy_period(self, period: str, *, now: datetime) -> bool: ...

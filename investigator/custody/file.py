@@ -20,7 +20,11 @@ Chunk keys are derived in :func:`investigator.vault.format.chunk_key`.
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -28,7 +32,9 @@ from typing import Any
 
 from investigator import _crypto
 from investigator._fs import atomic_write
-from investigator.errors import ArchiveError, IntegrityError, WrongPassphrase
+from investigator.errors import ArchiveError, IntegrityError, PeriodShredded, WrongPassphrase
+from investigator.vault.destruction import (PERIOD_KINDS, PERIOD_SCHEMES, PERIOD_WRAP_FORMAT, check_period,
+                                            period_of)
 from investigator.vault.config import check_timezone, validate_chunk_seconds
 from investigator.vault.store import Archive
 from investigator.schema import canonical_json, format_ts
@@ -50,6 +56,15 @@ def _dek_aad(archive_id: str, kind: str, partition: str, kek_version: int) -> by
                            "partition": partition, "purpose": "dek"})
 
 
+def _period_key_aad(archive_id: str, period: str) -> bytes:
+    return canonical_json({"archive": archive_id, "period": period, "purpose": "period-key"})
+
+
+def _period_dek_aad(archive_id: str, kind: str, partition: str, period: str) -> bytes:
+    return canonical_json({"archive": archive_id, "kind": kind, "partition": partition, "period": period,
+                           "purpose": "dek-period"})
+
+
 class MasterKeys:
     """Unlocked key-encryption keys and the archive signing key: the key file's :class:`Custody`. Never printed.
 
@@ -64,6 +79,8 @@ class MasterKeys:
         self.signing = signing
         self._keyfile = keyfile
         self._file_key = file_key
+        self._periods: dict[str, bytes] = {}  # unsealed period keys, loaded when first needed
+        self._period_stamp: tuple[int, int] | None = None  # (inode, mtime) of the key file they were read from
 
     def __repr__(self) -> str:
         return f"MasterKeys(archive_id={self.archive_id!r}, versions={sorted(self._keks)})"
@@ -78,7 +95,16 @@ class MasterKeys:
         return dek, self.wrap(dek, kind, partition)
 
     def wrap(self, dek: bytes, kind: str, partition: str) -> dict[str, Any]:
-        """Wrap ``dek`` under the current KEK."""
+        """Wrap ``dek`` under its period's key (period keys enabled, a day partition), else under the current KEK.
+
+        Raises PeriodShredded for a partition of a period whose key was destroyed.
+        """
+        period = self._period_for(kind, partition)
+        if period is not None:
+            key = self._period_key(period, create=True, what=f"{kind}/{partition}")
+            blob = _crypto.seal(key, dek, aad=_period_dek_aad(self.archive_id, kind, partition, period))
+            return {"format": PERIOD_WRAP_FORMAT, "kind": kind, "partition": partition, "period": period,
+                    "wrapped": _crypto.b64(blob)}
         version = self.current_version
         blob = _crypto.seal(self._keks[version], dek, aad=_dek_aad(self.archive_id, kind, partition, version))
         return {"format": WRAP_FORMAT, "kind": kind, "partition": partition, "kek_version": version,
@@ -91,6 +117,8 @@ class MasterKeys:
             kind, partition = str(wrapped["kind"]), str(wrapped["partition"])
             blob = _crypto.unb64(wrapped["wrapped"])
         except (KeyError, ValueError, TypeError) as exc:
+            if wrapped.get("format") == PERIOD_WRAP_FORMAT:
+                return self._unwrap_period(wrapped, what=what)
             raise IntegrityError("malformed wrapped key", path=what) from exc
         if version not in self._keks:
             self._refresh()  # a rotation by another process (the CLI beside a running key server)
@@ -99,6 +127,120 @@ class MasterKeys:
         return _crypto.open_sealed(self._keks[version], blob,
                                    aad=_dek_aad(self.archive_id, kind, partition, version), what=what)
 
+
+    # --- period keys (crypto-shredding; docs/archive-format.md, "Period keys") -------------------
+
+    @property
+    def period_scheme(self) -> str | None:
+        """``"quarter"`` when period keys are enabled in the key file, else None (every data key under the KEK)."""
+        if self._keyfile is None:
+            return None
+        scheme = self._keyfile.data.get("period_keys", {}).get("scheme")
+        return str(scheme) if scheme in PERIOD_SCHEMES else None
+
+    def _period_for(self, kind: str, partition: str) -> str | None:
+        scheme = self.period_scheme
+        return period_of(partition, scheme) if scheme and kind in PERIOD_KINDS else None
+
+    def _unwrap_period(self, wrapped: dict[str, Any], *, what: str) -> bytes:
+        try:
+            kind, partition = str(wrapped["kind"]), str(wrapped["partition"])
+            period = check_period(str(wrapped["period"]))
+            blob = _crypto.unb64(wrapped["wrapped"])
+        except (KeyError, ValueError, TypeError) as exc:
+            raise IntegrityError("malformed wrapped key", path=what) from exc
+        key = self._period_key(period, create=False, what=what)
+        return _crypto.open_sealed(key, blob, aad=_period_dek_aad(self.archive_id, kind, partition, period), what=what)
+
+    def _sync_periods(self) -> None:
+        """Re-read the key file when it changed (another process made or destroyed a period key): a destroyed
+        key is forgotten here too, so a running key server stops using it at once."""
+        if self._keyfile is None or self._file_key is None:
+            return
+        try:
+            st = os.stat(self._keyfile.path)
+        except OSError:
+            return
+        stamp = (st.st_ino, st.st_mtime_ns)
+        if stamp == self._period_stamp:
+            return
+        current = KeyFile.load(self._keyfile.path)
+        sealed = {str(e["period"]): e for e in current.data.get("periods", [])}
+        self._periods = {p: k for p, k in self._periods.items() if p in sealed}
+        for period, entry in sealed.items():
+            if period not in self._periods:
+                self._periods[period] = _crypto.open_with_passphrase_key(
+                    self._file_key, _crypto.unb64(entry["sealed"]), aad=_period_key_aad(self.archive_id, period),
+                    what=str(self._keyfile.path))
+        self._keyfile = current
+        self._period_stamp = stamp
+
+    def _period_key(self, period: str, *, create: bool, what: str) -> bytes:
+        self._sync_periods()
+        if period in self._periods:
+            return self._periods[period]
+        if self._keyfile is not None and period in self.destroyed_periods():
+            raise PeriodShredded(f"the key of period {period} was destroyed (crypto-shredded)", path=what)
+        if not create:
+            raise IntegrityError(f"wrapped under unknown period key {period}", path=what)
+        assert self._keyfile is not None and self._file_key is not None
+        with self._keyfile.locked() as current:
+            if period not in {str(e["period"]) for e in current.data.get("periods", [])}:
+                if period in {str(e["period"]) for e in current.data.get("destroyed_periods", [])}:
+                    raise PeriodShredded(f"the key of period {period} was destroyed (crypto-shredded)", path=what)
+                key = _crypto.new_key()
+                current.data.setdefault("periods", []).append({
+                    "period": period, "created": format_ts(datetime.now(timezone.utc)),
+                    "sealed": _crypto.b64(_crypto.seal(self._file_key, key, aad=_period_key_aad(self.archive_id,
+                                                                                              period)))})
+                current._write()
+        self._period_stamp = None
+        self._sync_periods()
+        return self._periods[period]
+
+    def period_keys(self) -> dict[str, str]:
+        """Period keys the key file holds and when each was made (no secrets)."""
+        self._sync_periods()
+        if self._keyfile is None:
+            return {}
+        return {str(e["period"]): str(e["created"]) for e in self._keyfile.data.get("periods", [])}
+
+    def destroyed_periods(self) -> dict[str, str]:
+        """Periods whose key was destroyed, and when."""
+        if self._keyfile is None:
+            return {}
+        return {str(e["period"]): str(e["destroyed"]) for e in self._keyfile.data.get("destroyed_periods", [])}
+
+    def enable_period_keys(self, scheme: str = "quarter") -> None:
+        """From now on wrap data keys of day partitions under their period's key. Raises ArchiveError."""
+        if scheme not in PERIOD_SCHEMES:
+            raise ArchiveError(f"unknown period scheme {scheme!r} (known: {', '.join(PERIOD_SCHEMES)})")
+        if self._keyfile is None:
+            raise ArchiveError("these master keys were not unlocked from a key file; cannot enable period keys")
+        with self._keyfile.locked() as current:
+            current.data["period_keys"] = {"scheme": scheme}
+            current._write()
+        self._period_stamp = None
+        self._sync_periods()
+
+    def destroy_period(self, period: str, *, now: datetime) -> bool:
+        """Destroy the key of ``period`` in the key file (an atomic rewrite without it). Idempotent: returns
+        False when it was already gone. Callers check holds and retention first and write the record."""
+        check_period(period)
+        if self._keyfile is None:
+            raise ArchiveError("these master keys were not unlocked from a key file; cannot destroy a period key")
+        with self._keyfile.locked() as current:
+            before = current.data.get("periods", [])
+            kept = [e for e in before if str(e["period"]) != period]
+            destroyed = current.data.setdefault("destroyed_periods", [])
+            if period not in {str(e["period"]) for e in destroyed}:
+                destroyed.append({"period": period, "destroyed": format_ts(now)})
+            current.data["periods"] = kept
+            current._write()
+        self._periods.pop(period, None)
+        self._period_stamp = None
+        self._sync_periods()
+        return len(kept) != len(before)
 
     def _refresh(self) -> None:
         """Take in master-key versions added to the key file since this unlock (with the key derived then).
@@ -147,10 +289,12 @@ class MasterKeys:
             raise ArchiveError("these master keys were not unlocked from a key file; cannot add a version")
         version = self.current_version + 1
         kek = _crypto.new_key()
-        self._keyfile.data["keks"].append({
-            "version": version, "created": format_ts(now),
-            "sealed": _crypto.b64(_crypto.seal(self._file_key, kek, aad=_kek_aad(self.archive_id, version)))})
-        self._keyfile._write()
+        with self._keyfile.locked() as current:  # re-read: period keys may have changed since this unlock
+            current.data["keks"].append({
+                "version": version, "created": format_ts(now),
+                "sealed": _crypto.b64(_crypto.seal(self._file_key, kek, aad=_kek_aad(self.archive_id, version)))})
+            current._write()
+        self._keyfile = KeyFile.load(self._keyfile.path)
         self._keks[version] = kek
         return version
 
@@ -166,6 +310,7 @@ class MasterKeys:
         if self._keyfile is None:
             raise ArchiveError("these master keys were not unlocked from a key file; cannot remove a version")
         self._keyfile.remove_kek_version(version)
+        self._keyfile = KeyFile.load(self._keyfile.path)
         del self._keks[version]
 
 
@@ -240,12 +385,28 @@ class KeyFile:
 
     def remove_kek_version(self, version: int) -> None:
         """Drop a master-key version from the file (retirement). Callers check nothing depends on it."""
-        self.data["keks"] = [e for e in self.data["keks"] if int(e["version"]) != version]
-        self._write()
+        with self.locked() as current:  # re-read: period keys may have changed since this file was loaded
+            current.data["keks"] = [e for e in current.data["keks"] if int(e["version"]) != version]
+            current._write()
 
     @property
     def signing_public(self) -> _crypto.VerifyKey:
         return _crypto.VerifyKey.from_b64(self.data["signing_key"]["public"])
+
+    @contextmanager
+    def locked(self) -> Iterator["KeyFile"]:
+        """The key file as on disk now, under an exclusive flock (``keys/master.lock``): read, change, ``_write``.
+
+        Period keys are made by the ingesting process (or the key server) and destroyed by the shredding
+        one; each re-reads the file under the lock so that neither brings back what the other removed.
+        """
+        lock_path = self.path.with_name("master.lock")
+        with open(lock_path, "a+b") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield KeyFile.load(self.path)
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def _write(self) -> None:
         atomic_write(self.path, (json.dumps(self.data, indent=2, sort_keys=True) + "\n").encode(), mode=0o600)
@@ -261,10 +422,13 @@ def check_passphrase(passphrase: str | None) -> str:
 
 def create_archive(root: Path | str, *, passphrase: str, timezone_name: str = "Asia/Shanghai",
                    chunk_seconds: int = 3600, actor: str = "admin", kdf_n: int = _crypto.SCRYPT_N,
-                   custody: dict[str, str] | None = None, now: datetime | None = None) -> Archive:
+                   custody: dict[str, str] | None = None, now: datetime | None = None,
+                   period_keys: str | None = None) -> Archive:
     """Create a new archive at ``root`` whose master keys live in a passphrase-protected key file.
 
-    ``custody`` is the ``[custody]`` table to record (default ``backend = "file"``).
+    ``custody`` is the ``[custody]`` table to record (default ``backend = "file"``). ``period_keys``
+    (``"quarter"``) wraps data keys of day partitions under one key per retention period, so that a
+    period can be crypto-shredded (backup/shred.py); without it every data key is under the master key.
 
     Raises ConfigError for a bad time zone or chunk size, WrongPassphrase for an
     empty passphrase, ArchiveError if ``root`` holds anything.
@@ -277,7 +441,10 @@ def create_archive(root: Path | str, *, passphrase: str, timezone_name: str = "A
     when = now or datetime.now(timezone.utc)
 
     def new_keyring(archive_id: str, keyfile_path: Path) -> MasterKeys:
-        return KeyFile.create(keyfile_path, archive_id, passphrase, kdf_n=kdf_n, now=when)[1]
+        keys = KeyFile.create(keyfile_path, archive_id, passphrase, kdf_n=kdf_n, now=when)[1]
+        if period_keys:
+            keys.enable_period_keys(period_keys)
+        return keys
 
     return Archive.create(Path(root), new_keyring=new_keyring, timezone_name=timezone_name,
                           chunk_seconds=chunk_seconds, actor=actor, custody=custody, now=when)

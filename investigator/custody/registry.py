@@ -58,8 +58,12 @@ def _need(value: str | None, variable: str, backend: str) -> str:
 def create_archive(root: Path | str, *, backend: str = "file", secrets: Settings,
                    token_label: str = DEFAULT_TOKEN_LABEL, mount: str = DEFAULT_MOUNT, state_dir: Path | None = None,
                    timezone_name: str = "Asia/Shanghai", chunk_seconds: int = 3600, actor: str = "admin",
-                   kdf_n: int = _crypto.SCRYPT_N, now: datetime | None = None) -> Archive:
+                   kdf_n: int = _crypto.SCRYPT_N, now: datetime | None = None,
+                   period_keys: str | None = None) -> Archive:
     """Create an archive whose master keys live in ``backend`` (provisioned now, for this archive only).
+
+    ``period_keys`` (``"quarter"``, file backend only so far) wraps day partitions' data keys under
+    one key per retention period, so that expired periods can be crypto-shredded.
 
     ``state_dir`` (an absolute folder on the custodian's host) keeps the TOTP
     secrets and counters out of the shared archive folder. Raises ConfigError
@@ -78,7 +82,11 @@ def create_archive(root: Path | str, *, backend: str = "file", secrets: Settings
     if backend == "file":
         return file_custody.create_archive(root, passphrase=_need(secrets.passphrase, PASSPHRASE_ENV, backend),
                                            timezone_name=timezone_name, chunk_seconds=chunk_seconds, actor=actor,
-                                           kdf_n=kdf_n, custody={"backend": "file", **state}, now=now)
+                                           kdf_n=kdf_n, custody={"backend": "file", **state}, now=now,
+                                           period_keys=period_keys)
+    if period_keys:
+        raise ConfigError(f"period keys (crypto-shredding) are implemented for the file custody only, not {backend}",
+                          hint="docs/admin.md, 'Crypto-shredding'")
     check_timezone(timezone_name)
     validate_chunk_seconds(chunk_seconds)
     when = now or datetime.now(timezone.utc)

@@ -35,6 +35,7 @@ from investigator._fs import atomic_write
 from investigator.custody.file import KeyFile
 from investigator.schema import format_ts
 from investigator.custody.base import Custody
+from investigator.vault.destruction import is_period_wrapped
 
 ROTATE_AFTER = timedelta(days=92)  # the seed: every quarter
 
@@ -96,10 +97,17 @@ def rewrap_data_keys(archive: Archive, read: Custody, write: Custody, *, into: A
     """
     count = 0
     for seq, kind, partition, _path in archive.data_key_files():  # every batch's own keys (format change 2)
+        if is_period_wrapped(_current_wrapped(archive, kind, partition, seq)):
+            continue  # under its period's key, which no master-key version outlives (never rewrapped: shredding)
         dek = archive.data_key(read, kind, partition, seq)
         _write_wrapped(into.rewrapped_data_key_path(kind, partition, seq), write.wrap(dek, kind, partition))
         count += 1
     return count
+
+
+def _current_wrapped(archive: Archive, kind: str, partition: str, seq: int) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(archive.current_data_key_path(kind, partition, seq).read_text(encoding="utf-8"))
+    return data
 
 
 def wrapped_versions(archive: Archive) -> dict[str, int]:
@@ -107,10 +115,12 @@ def wrapped_versions(archive: Archive) -> dict[str, int]:
     out: dict[str, int] = {}
     first: set[tuple[str, str]] = set()
     for seq, kind, partition, _path in archive.data_key_files():
-        path = archive.current_data_key_path(kind, partition, seq)
+        wrapped = _current_wrapped(archive, kind, partition, seq)
         name = f"{kind}/{partition}" if (kind, partition) not in first else f"{kind}/{partition}@{seq}"
         first.add((kind, partition))
-        out[name] = int(json.loads(path.read_text(encoding="utf-8"))["kek_version"])
+        if is_period_wrapped(wrapped):
+            continue  # depends on its period key, not on a master-key version
+        out[name] = int(wrapped["kek_version"])
     for path in archive.layout.fixed_wrapped_keys:
         if path.exists():
             out[path.name] = int(json.loads(path.read_text(encoding="utf-8"))["kek_version"])

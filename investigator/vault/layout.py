@@ -135,6 +135,8 @@ _AREAS: tuple[Area, ...] = (
               APPEND_ONLY),
         Entry("keys/migration.json", "journal of a custody migration under way (gone once it finished)", REPLACED),
         Entry("keys/custody/*/master.json", "the key file of a later custody generation (file backend)", REPLACED),
+        Entry("keys/master.lock", "lock file of key-file changes (period keys made or destroyed)", SCRATCH),
+        Entry("keys/custody/*/master.lock", "lock file of a later generation's key-file changes", SCRATCH),
         Entry("keys/custody/*/index-key.json", "index key wrapped by a later custody generation", REPLACED),
         Entry("keys/custody/*/totp-key.json", "TOTP key wrapped by a later custody generation", REPLACED),
         Entry("keys/custody/*/rewrapped/*/*.json", "partition keys wrapped by a later custody generation", REPLACED),
@@ -165,6 +167,8 @@ _AREAS: tuple[Area, ...] = (
         Entry("org/revocations.jsonl", "signed grant revocations", APPEND_ONLY),
         Entry("org/consents/*.json", "signed consent records, each with its file's wrapped key", WRITE_ONCE),
         Entry("org/consents/*.bin", "encrypted consent files", WRITE_ONCE),
+        Entry("org/holds/*.json", "signed legal holds (法律保全) and their signed releases", WRITE_ONCE),
+        Entry("org/destroyed/*.json", "signed destruction records of shredded retention periods", WRITE_ONCE),
     )),
     Area(CASES, "per-case tags, notes and saved searches", (
         Entry(f"cases/*/{TAGS_NAME}", "tag and note entries of a case", APPEND_ONLY),
@@ -172,7 +176,9 @@ _AREAS: tuple[Area, ...] = (
         Entry(f"cases/*/{LOCK_NAME}", "lock file of tag writers", SCRATCH),
     )),
     Area(EXPORTS, "held evidence bundles", (
-        Entry("exports/held/*.zip", "a bundle the circuit breaker held", WRITE_ONCE),
+        Entry("exports/held/*.held", "a bundle the circuit breaker held, encrypted (access/held.py)", WRITE_ONCE),
+        Entry("exports/held/*.held.partial", "a held bundle being written (replaced by the .held)", SCRATCH),
+        Entry("exports/held/*.zip", "a held bundle from before they were encrypted (plain)", WRITE_ONCE),
     )),
     Area(STAGING, "batches being written; removed by the next writer", (
         Entry("staging/**", "an uncommitted batch", SCRATCH),
@@ -557,6 +563,33 @@ class Layout:
         """``org/consents/<CONSENT-id>.bin``: the encrypted file of one consent record."""
         return self.consent_dir / f"{_name(name, 'consent id')}.bin"
 
+    @property
+    def holds_dir(self) -> Path:
+        """``org/holds/``: signed legal holds and their releases."""
+        return self.org_dir / "holds"
+
+    def hold(self, hold_id: str) -> Path:
+        """``org/holds/<HOLD-id>.json``: one signed legal hold."""
+        return self.holds_dir / f"{_name(hold_id, 'hold id')}.json"
+
+    def hold_release(self, hold_id: str) -> Path:
+        """``org/holds/<HOLD-id>.release.json``: the signed release of a legal hold."""
+        return self.holds_dir / f"{_name(hold_id, 'hold id')}.release.json"
+
+    @property
+    def destroyed_dir(self) -> Path:
+        """``org/destroyed/``: signed destruction records, one per shredded retention period."""
+        return self.org_dir / "destroyed"
+
+    def destruction_record(self, period: str) -> Path:
+        """``org/destroyed/<period>.json``: the signed destruction record of a shredded period (``2026Q1``)."""
+        return self.destroyed_dir / f"{_name(period, 'period')}.json"
+
+    @property
+    def key_file_lock(self) -> Path:
+        """``keys/master.lock``: the flock of key-file changes (this custody generation's)."""
+        return self.wrapped_keys_dir / "master.lock"
+
     # --- cases/ and exports/ ------------------------------------------------------------------
 
     @property
@@ -591,7 +624,11 @@ class Layout:
         return self.exports_dir / "held"
 
     def held_bundle(self, bundle_id: str) -> Path:
-        """``exports/held/<B-id>.zip``: one held bundle."""
+        """``exports/held/<B-id>.held``: one held bundle, encrypted (access/held.py)."""
+        return self.held_dir / f"{_name(bundle_id, 'bundle id')}.held"
+
+    def legacy_held_bundle(self, bundle_id: str) -> Path:
+        """``exports/held/<B-id>.zip``: a held bundle from before they were encrypted (plain; still read)."""
         return self.held_dir / f"{_name(bundle_id, 'bundle id')}.zip"
 
     # --- DEMO ONLY ------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from investigator import _crypto
 from investigator.vault import merkle
 from investigator.vault.format import Keyring, batch_dir_name
 from investigator.vault.keychain import KeyChain
+from investigator.vault.destruction import destroyed_partitions
 from investigator.vault.store import Archive
 from investigator.verification import Verification
 from investigator.errors import AuditError, ConfigError, IntegrityError
@@ -141,6 +142,9 @@ def check_archive(archive: Archive, *, keys: Keyring | None) -> Verification:
     prev = GENESIS
     names = archive.batch_names()
     manifests: list[Manifest] = []
+    # crypto-shredded partitions: destroyed by a signed record, not damage (vault/destruction.py)
+    destroyed, record_problems = destroyed_partitions(archive)
+    report.problems.extend(record_problems)
     layout = archive.layout
     for position, name in enumerate(names, start=1):
         where = f"batches/{name}"
@@ -170,7 +174,7 @@ def check_archive(archive: Archive, *, keys: Keyring | None) -> Verification:
             report.problems.extend(check_manifest_entry(manifest.body["acquisition"], manifest.body.get("sources", []),
                                                         where=f"{where}/manifest.json"))
         if keys is not None:
-            _check_content(archive, manifest, keys, report)
+            _check_content(archive, manifest, keys, report, destroyed)
     try:
         _check_audit(archive, public, manifests, report)
     except AuditError as err:  # an entry that does not parse: named with its line, the rest checked
@@ -229,9 +233,15 @@ def _check_files(archive: Archive, manifest: Manifest, folder: Path, report: Ver
     report.count("chunks", len(manifest.chunks))
 
 
-def _check_content(archive: Archive, manifest: Manifest, keys: Keyring, report: Verification) -> None:
+def _check_content(archive: Archive, manifest: Manifest, keys: Keyring, report: Verification,
+                   destroyed: dict[tuple[str, str], str] | None = None) -> None:
     frames: dict[str, list] = {}
+    shredded = 0
     for chunk in manifest.chunks:
+        if destroyed and (chunk.kind, chunk.partition) in destroyed:
+            shredded += 1  # its key was destroyed: the record says so; the ciphertext was checked by hash
+            report.count("chunks_destroyed")
+            continue
         try:
             frame = archive.read_chunk(chunk, keys)
         except IntegrityError as err:
@@ -257,6 +267,10 @@ def _check_content(archive: Archive, manifest: Manifest, keys: Keyring, report: 
         for leaf, digest in zip(stored["leaf_index"].to_list(), stored["record_hash"].to_list()):
             leaves[int(leaf)] = digest
     count = int(manifest.body["merkle"]["leaves"])
+    if shredded:  # the destroyed chunks' records cannot be rehashed: the root is checked by the manifest signature
+        report.check(f"batches/{batch_dir_name(manifest.seq)}: {shredded} chunk(s) of shredded periods "
+                             "left out of the content check (signed destruction records)")
+        return
     if sorted(leaves) != list(range(count)):
         if report.ok:
             report.problems.append(f"batches/{batch_dir_name(manifest.seq)}: records missing from the batch's leaves")

@@ -412,7 +412,7 @@ def validate(data: dict[str, Any]) -> list[str]:
     if data.get("format") != POLICY_FORMAT:
         problems.append(f"format must be {POLICY_FORMAT!r}")
     known_top = {"format", "purposes", "roles", "separation", "approval", "fields", "consent", "identity", "breaker",
-                 "backup"}  # [backup.tiers.*]: checked by investigator.backup.tiers
+                 "backup", "retention"}  # [backup.tiers.*]: checked by investigator.backup.tiers
     problems += [f"unknown section or key {key!r} (deny by default: remove it or fix the name)"
                  for key in data if key not in known_top]
     roles = data.get("roles")
@@ -481,9 +481,36 @@ def validate(data: dict[str, Any]) -> list[str]:
                 problems.append(f"breaker.categories.{category}: expected a non-empty list of keywords")
     problems += [f"identity.dual_control_purposes: unknown purpose {p!r}"
                  for p in identity.get("dual_control_purposes", ()) if p not in purposes]
+    problems += _retention_problems(data.get("retention", {}))
     known_identity = {"totp_skew_steps", "max_failures", "failure_window_minutes", "lockout_minutes", "session_hours",
                       "dual_control_purposes"}
     problems += [f"identity: unknown key {k!r}" for k in identity if k not in known_identity]
+    return problems
+
+
+MIN_ORIGINALS_DAYS = 180  # the seed: 原始记录保存周期不少于180天
+_KEEP_RULES = ("keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly")
+
+
+def _retention_problems(section: Any) -> list[str]:
+    """Problems of ``[retention]``: originals kept at least 180 days, a known period, keep rules >= 0."""
+    if not isinstance(section, dict):
+        return ["retention: must be a table"]
+    problems = [f"retention: unknown key {k!r}" for k in section if k not in ("originals_days", "period", "snapshots")]
+    days = section.get("originals_days", MIN_ORIGINALS_DAYS)
+    if not isinstance(days, int) or isinstance(days, bool) or days < MIN_ORIGINALS_DAYS:
+        problems.append(f"retention.originals_days must be a whole number of at least {MIN_ORIGINALS_DAYS} "
+                        "(原始记录保存周期不少于180天)")
+    if section.get("period", "quarter") != "quarter":
+        problems.append("retention.period must be 'quarter'")
+    keep = section.get("snapshots", {})
+    if not isinstance(keep, dict):
+        problems.append("retention.snapshots: must be a table of keep rules")
+        keep = {}
+    problems += [f"retention.snapshots: unknown rule {k!r} (known: {', '.join(_KEEP_RULES)})"
+                 for k in keep if k not in _KEEP_RULES]
+    problems += [f"retention.snapshots.{k} must be a whole number >= 0" for k, v in keep.items()
+                 if not isinstance(v, int) or isinstance(v, bool) or v < 0]
     return problems
 
 
