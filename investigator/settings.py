@@ -23,6 +23,7 @@ its repr.
 | INVESTIGATOR_KEY_PASSPHRASE | the passphrase of a person's key file (the CLI prompts otherwise) |
 | INVESTIGATOR_SESSION | a session token from ``investigator login`` (report kernels) |
 | INVESTIGATOR_KEY_DIR | where personal key files live (default ``~/.investigator/keys/<archive id>``) |
+| INVESTIGATOR_VERIFIED_DIR | where ``audit verify``, ``open`` and the key server record the last checkpoint this host verified (default ``~/.investigator/verified``; outside the archive) |
 | INVESTIGATOR_LANG | user-interface language: ``zh-CN`` (default) or ``en`` |
 | INVESTIGATOR_KEYSERVER | the key server's URL: clients go through it and never read the archive passphrase |
 | INVESTIGATOR_REPORT_ARCHIVE | the archive a report kernel opens, set by ``report run`` / ``report reproduce`` (so a moved or copied archive is read where ``--archive`` says, not where the sealed parameters recorded it) |
@@ -41,6 +42,7 @@ PASSPHRASE_ENV = "INVESTIGATOR_PASSPHRASE"
 KEY_PASSPHRASE_ENV = "INVESTIGATOR_KEY_PASSPHRASE"
 SESSION_ENV = "INVESTIGATOR_SESSION"
 KEY_DIR_ENV = "INVESTIGATOR_KEY_DIR"
+VERIFIED_DIR_ENV = "INVESTIGATOR_VERIFIED_DIR"
 LANG_ENV = "INVESTIGATOR_LANG"
 KEYSERVER_ENV = "INVESTIGATOR_KEYSERVER"
 PROCESS_TICKET_ENV = "INVESTIGATOR_PROCESS_TICKET"
@@ -76,6 +78,7 @@ class Settings:
     bao_token: str | None = field(default=None, repr=False)
     bao_cacert: str | None = None
     report_archive: Path | None = None
+    verified_dir: Path | None = None
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> "Settings":
@@ -90,7 +93,8 @@ class Settings:
                    keyserver=get(KEYSERVER_ENV), process_ticket=get(PROCESS_TICKET_ENV),
                    pkcs11_module=get(PKCS11_MODULE_ENV), pkcs11_pin=get(PKCS11_PIN_ENV), bao_addr=get(BAO_ADDR_ENV),
                    bao_token=get(BAO_TOKEN_ENV), bao_cacert=get(BAO_CACERT_ENV),
-                   report_archive=Path(get(REPORT_ARCHIVE_ENV) or "") if get(REPORT_ARCHIVE_ENV) else None)
+                   report_archive=Path(get(REPORT_ARCHIVE_ENV) or "") if get(REPORT_ARCHIVE_ENV) else None,
+                   verified_dir=Path(get(VERIFIED_DIR_ENV) or "").expanduser() if get(VERIFIED_DIR_ENV) else None)
 
     def with_passphrase(self, passphrase: str | None) -> "Settings":
         """These settings with ``passphrase`` (a prompt's answer, an argument) in place of the environment's."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -14,6 +15,21 @@ from investigator.custody.file import create_archive
 from investigator.custody.file import unlock_archive
 
 os.environ.setdefault("INVESTIGATOR_LANG", "en")
+# `audit verify`, `open` and the key server record what this host verified under ~/.investigator/verified unless
+# told otherwise: not in tests (session fixtures built before any test runs use this folder)
+os.environ.setdefault("INVESTIGATOR_VERIFIED_DIR", tempfile.mkdtemp(prefix="investigator-verified-"))
+
+
+@pytest.fixture(autouse=True)
+def verified_dir(tmp_path_factory, monkeypatch) -> Path:
+    """Each test is its own host: a fresh record of what it verified (subprocesses inherit it).
+
+    The record is keyed by archive id, and tests copy one demo archive and let the copies evolve apart: to a
+    shared record those copies are forks of one archive, which `open` rightly refuses.
+    """
+    folder = tmp_path_factory.mktemp("verified")
+    monkeypatch.setenv("INVESTIGATOR_VERIFIED_DIR", str(folder))
+    return folder
 
 
 @pytest.fixture

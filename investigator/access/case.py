@@ -41,6 +41,7 @@ from investigator.errors import ConfigError, ContentNotGranted, GrantInvalid, In
 from investigator.schema import CONTENT_COLUMNS, PART_COLUMNS, format_ts, full_schema, id_field, kind_parts
 from investigator.settings import DEFAULT_LANG, PASSPHRASE_ENV, Settings, normalize_lang
 from investigator.textnorm import NORM_VERSION_COLUMN
+from investigator.vault.audited_state import HostRecord
 from investigator.vault.manifest import ChunkEntry
 from investigator.vault.store import Archive
 from investigator.vault.tagstore import TagStore
@@ -121,7 +122,8 @@ def open_case(archive: Archive | str | Path, *, grant: Any = None, person: str |
             # the archive's custody (key file, PKCS#11 token or OpenBao), its secrets from the edge
             secrets = settings.with_passphrase(secret)
             key_service = EmbeddedKeyService(opened, unlock_archive(opened, actor=person or "", purpose="open_case",
-                                                                    secrets=secrets))
+                                                                    secrets=secrets),
+                                             record=HostRecord(settings.verified_dir))
     ticket = key_service.open(grant=grant, person=person, totp=totp, session=session, monitor=monitor,
                               monitor_totp=monitor_totp, now=now)
     return Case(opened, grant, ticket, key_service, now=now, lang=normalize_lang(lang or settings.lang))

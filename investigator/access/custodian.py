@@ -24,6 +24,8 @@ from __future__ import annotations
 import hashlib
 import json
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -37,6 +39,7 @@ from investigator.custody.base import Custody
 from investigator.errors import BundleError, ConfigError, PolicyDenied
 from investigator.schema import canonical_json
 from investigator.verification import Verification
+from investigator.vault.audit import checkpoint_line_size
 from investigator.vault.format import Keyring
 from investigator.vault.store import Archive
 from investigator.vault.verify import verify_archive
@@ -101,21 +104,44 @@ class CustodianDesk:
     def __repr__(self) -> str:
         return f"CustodianDesk(archive_id={self.archive.archive_id!r})"
 
+    # --- checkpoints -------------------------------------------------------------------------
+
+    def checkpoint(self, *, now: datetime | None = None) -> int:
+        """Sign the audit log's current tree head with the archive key; return the tree size it covers.
+
+        Writes nothing when no entry was appended since the last checkpoint. Raises
+        AuditError (nothing written) when the log does not continue the last checkpoint.
+        """
+        line = self.archive.audit.checkpoint(self._keys.signing, archive_id=self.archive.archive_id, now=_utc(now))
+        return checkpoint_line_size(line)
+
+    @contextmanager
+    def _decision(self, now: datetime | None) -> Iterator[None]:
+        """Checkpoint after the decision inside, allowed or refused (issue #13: after every decision)."""
+        try:
+            yield
+        finally:
+            self.checkpoint(now=now)
+
     # --- identity ----------------------------------------------------------------------------
 
     def login(self, person: str, *, totp: str, hours: int | None = None, now: datetime | None = None) -> str:
         """A signed session token after a TOTP check. Raises IdentityCheckFailed (audited)."""
-        return login(self.archive, self._keys, person, totp=totp, now=_utc(now), hours=hours)
+        with self._decision(now):
+            return login(self.archive, self._keys, person, totp=totp, now=_utc(now), hours=hours)
 
     def enroll_totp(self, person: str, *, admin: str, now: datetime | None = None,
                     totp_secret: bytes | None = None) -> TotpEnrolment:
         """Make and seal ``person``'s TOTP secret. Raises PolicyDenied (``admin`` is no admin; audited)."""
-        uri, b32 = enroll_totp(self.archive, self._keys, person, admin=admin, now=_utc(now), totp_secret=totp_secret)
-        return TotpEnrolment(person, uri, b32)
+        with self._decision(now):
+            uri, b32 = enroll_totp(self.archive, self._keys, person, admin=admin, now=_utc(now),
+                                   totp_secret=totp_secret)
+            return TotpEnrolment(person, uri, b32)
 
     def clear_lockout(self, person: str, *, admin: str, now: datetime | None = None) -> None:
         """Clear a TOTP lock-out. Raises PolicyDenied (``admin`` is no admin; audited)."""
-        clear_lockout(self.archive, self._keys, person, admin=admin, now=_utc(now))
+        with self._decision(now):
+            clear_lockout(self.archive, self._keys, person, admin=admin, now=_utc(now))
 
     # --- requests ----------------------------------------------------------------------------
 
@@ -126,6 +152,7 @@ class CustodianDesk:
 
         Raises PolicyDenied, IdentityCheckFailed or GrantInvalid (each audited).
         """
+        # approve() checkpoints the audit log after the decision, whatever its outcome
         result = approve(self.archive, self._keys, request_id, approver=approver, signing_key=signing_key, totp=totp,
                          now=_utc(now), note=note, decision=decision, signed_at=signed_at)
         grant_id = result.grant_path.stem if result.grant_path is not None else None
@@ -143,26 +170,28 @@ class CustodianDesk:
         Checks the body names that person, their live key and that grant, and the
         export permission. Raises PolicyDenied or BundleError (audited).
         """
-        when = _utc(now)
-        directory, policy = load_org(self.archive, actor=person, action="bundle.attest", target=grant.id, now=when)
-        decision = policy.decide("export", person=directory.person(person), directory=directory, now=when,
-                                 tz=self.archive.config.zone)
-        record_decision(self.archive, decision, actor=person, action="bundle.attest", target=grant.id, now=when)
-        decision.raise_if_denied()
-        live = directory.person(person).current_key
-        expected = {"purpose": "bundle-operator", "archive_id": self.archive.archive_id, "operator": person,
-                    "operator_key_id": live.key_id if live else None, "grant_id": grant.id}
-        wrong = sorted(k for k, v in expected.items() if body.get(k) != v)
-        if wrong or set(body) != {*expected, "bundle_id", "manifest_sha256"} \
-                or not isinstance(body.get("bundle_id"), str) or not isinstance(body.get("manifest_sha256"), str):
-            reason = f"the bundle attestation request does not match the case ({', '.join(wrong) or 'fields'})"
-            self.archive.audit.append(person, "bundle.attest", grant.id, {"rule": "bundle.attest", "reason": reason},
-                                      outcome="denied", now=when)
-            raise BundleError(reason)
-        self.archive.audit.append(person, "bundle.attest", grant.id,
-                                  {"rule": decision.rule, "bundle_id": body["bundle_id"],
-                                   "manifest_sha256": body["manifest_sha256"]}, outcome="allowed", now=when)
-        return attestation(self._keys, body)
+        with self._decision(now):
+            when = _utc(now)
+            directory, policy = load_org(self.archive, actor=person, action="bundle.attest", target=grant.id,
+                                         now=when)
+            decision = policy.decide("export", person=directory.person(person), directory=directory, now=when,
+                                     tz=self.archive.config.zone)
+            record_decision(self.archive, decision, actor=person, action="bundle.attest", target=grant.id, now=when)
+            decision.raise_if_denied()
+            live = directory.person(person).current_key
+            expected = {"purpose": "bundle-operator", "archive_id": self.archive.archive_id, "operator": person,
+                        "operator_key_id": live.key_id if live else None, "grant_id": grant.id}
+            wrong = sorted(k for k, v in expected.items() if body.get(k) != v)
+            if wrong or set(body) != {*expected, "bundle_id", "manifest_sha256"} \
+                    or not isinstance(body.get("bundle_id"), str) or not isinstance(body.get("manifest_sha256"), str):
+                reason = f"the bundle attestation request does not match the case ({', '.join(wrong) or 'fields'})"
+                self.archive.audit.append(person, "bundle.attest", grant.id,
+                                          {"rule": "bundle.attest", "reason": reason}, outcome="denied", now=when)
+                raise BundleError(reason)
+            self.archive.audit.append(person, "bundle.attest", grant.id,
+                                      {"rule": decision.rule, "bundle_id": body["bundle_id"],
+                                       "manifest_sha256": body["manifest_sha256"]}, outcome="allowed", now=when)
+            return attestation(self._keys, body)
 
     def attest_release(self, body: dict[str, Any], *, reviewer: str, operator: str,
                        now: datetime | None = None) -> dict[str, Any]:
@@ -171,26 +200,28 @@ class CustodianDesk:
         ``operator`` is the bundle's operator (read from the held bundle by the
         caller). Raises PolicyDenied (not a legal reviewer, or the operator; audited).
         """
-        when = _utc(now)
-        bundle_id = str(body.get("bundle_id") or "")
-        directory = DirectoryStore(self.archive).load()
-        policy = PolicyStore(self.archive).load(directory)
-        person = directory.find(reviewer)
-        reason = ""
-        if person is None or not person.active:
-            reason = f"{reviewer} is not an active person in the directory"
-        elif reviewer == operator:
-            reason = "the operator may not release their own bundle"
-        elif not set(person.roles) & set(policy.legal_review_roles):
-            reason = f"only a legal reviewer ({', '.join(policy.legal_review_roles)}) may release a held bundle"
-        elif body.get("purpose") != "bundle-release" or body.get("reviewer") != reviewer \
-                or (person.current_key is None or body.get("reviewer_key_id") != person.current_key.key_id):
-            reason = "the release body does not name this reviewer and their live key"
-        if reason:
-            self.archive.audit.append(reviewer, "bundle.release", bundle_id,
-                                      {"rule": "release.legal_role", "reason": reason}, outcome="denied", now=when)
-            raise PolicyDenied(reason, rule="release.legal_role")
-        return attestation(self._keys, body)
+        with self._decision(now):
+            when = _utc(now)
+            bundle_id = str(body.get("bundle_id") or "")
+            directory = DirectoryStore(self.archive).load()
+            policy = PolicyStore(self.archive).load(directory)
+            person = directory.find(reviewer)
+            reason = ""
+            if person is None or not person.active:
+                reason = f"{reviewer} is not an active person in the directory"
+            elif reviewer == operator:
+                reason = "the operator may not release their own bundle"
+            elif not set(person.roles) & set(policy.legal_review_roles):
+                reason = f"only a legal reviewer ({', '.join(policy.legal_review_roles)}) may release a held bundle"
+            elif body.get("purpose") != "bundle-release" or body.get("reviewer") != reviewer \
+                    or (person.current_key is None or body.get("reviewer_key_id") != person.current_key.key_id):
+                reason = "the release body does not name this reviewer and their live key"
+            if reason:
+                self.archive.audit.append(reviewer, "bundle.release", bundle_id,
+                                          {"rule": "release.legal_role", "reason": reason}, outcome="denied",
+                                          now=when)
+                raise PolicyDenied(reason, rule="release.legal_role")
+            return attestation(self._keys, body)
 
     # --- verification ------------------------------------------------------------------------
 

@@ -40,6 +40,10 @@ acting person, who must hold the role the decision needs):
 - ``POST /v1/bundle/attest-release`` ``{"body"}`` -> ``{"attestation"}``: a legal reviewer's release of a
   held bundle (not its operator).
 - ``POST /v1/verify`` ``{}`` -> the verification's findings (an admin or auditor); never content.
+- ``POST /v1/checkpoint`` ``{}`` -> ``{"size"}``: the archive key signs the audit log's current tree head
+  (any enrolled person, after a decision made on their side: a directory, policy or revocation change).
+  Not audited itself: the checkpoint line is the record, and an entry for it would be the one entry it
+  cannot cover.
 
 Ingest without reading (:mod:`investigator.access.ingest_desk`; the ``archive`` permission):
 ``/v1/ingest/lookup`` (hashes in, yes/no and latest versions out), ``/v1/ingest/datakey`` (fresh keys
@@ -87,6 +91,7 @@ from investigator.authority.grants import Grant, Presigned, approval_body
 from investigator.authority.policy import parse_utc
 from investigator.schema import canonical_json, format_ts
 from investigator.verification import Verification
+from investigator.vault.audited_state import HostRecord
 from investigator.custody.base import Custody
 from investigator.vault.store import Archive
 
@@ -112,6 +117,7 @@ _ROUTES: dict[str, tuple[str, str, bool]] = {
     "/v1/bundle/attest": ("bundle.attest", "_attest_bundle", True),
     "/v1/bundle/attest-release": ("bundle.release", "_attest_release", True),
     "/v1/verify": ("verify", "_verify", True),
+    "/v1/checkpoint": ("audit.checkpoint", "_checkpoint", True),
     # ingest: write without reading (investigator.access.ingest_desk)
     "/v1/ingest/lookup": ("ingest.lookup", "_ingest_lookup", True),
     "/v1/ingest/datakey": ("ingest.datakey", "_ingest_datakey", True),
@@ -559,6 +565,9 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(200, {"attestation": self.server.desk.attest_release(wanted, reviewer=signed.person,
                                                                          operator=operator)})
 
+    def _checkpoint(self, body: dict[str, Any], signed: SignedRequest) -> None:
+        self._send(200, {"size": self.server.desk.checkpoint()})
+
     def _verify(self, body: dict[str, Any], signed: SignedRequest) -> None:
         result = self.server.desk.verify(actor=signed.person)
         self._send(200, {"subject": result.subject, "problems": result.problems, "warnings": result.warnings,
@@ -609,9 +618,14 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def serve(archive: "Archive", keys: Custody, *, host: str = "127.0.0.1", port: int = 8765,
-          certfile: str | None = None, keyfile: str | None = None, limit: RateLimit | None = None) -> KeyServer:
-    """Make a key server bound to ``host:port`` (TLS when ``certfile`` is given). Call ``serve_forever()``."""
-    server = KeyServer((host, port), GrantGate(archive, keys), CustodianDesk(archive, keys), limit=limit)
+          certfile: str | None = None, keyfile: str | None = None, limit: RateLimit | None = None,
+          record: HostRecord | None = None) -> KeyServer:
+    """Make a key server bound to ``host:port`` (TLS when ``certfile`` is given). Call ``serve_forever()``.
+
+    ``record``: where this host keeps what it verified of the audit log (every open resumes from it).
+    """
+    server = KeyServer((host, port), GrantGate(archive, keys, record=record), CustodianDesk(archive, keys),
+                       limit=limit)
     if certfile:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
@@ -763,6 +777,10 @@ class RemoteKeyService:
     def attest_release(self, body: dict[str, Any]) -> dict[str, Any]:
         """The archive's attestation of the signer's release of a held bundle."""
         return dict(self._post("/v1/bundle/attest-release", {"body": body})["attestation"])
+
+    def checkpoint(self, *, now: datetime | None = None) -> int:
+        """Have the server sign the audit log's current tree head (after a decision made here); its tree size."""
+        return int(self._post("/v1/checkpoint", {})["size"])
 
     def verify(self) -> Verification:
         """A full verification run on the server (the signer must be an admin or auditor)."""

@@ -41,8 +41,10 @@ from investigator.authority.policy import Policy, load_org
 from investigator.custody.base import Custody
 from investigator.custody.registry import open_custody
 from investigator.settings import Settings
-from investigator.errors import GrantExpired, GrantInvalid, IdentityCheckFailed, IntegrityError, PolicyDenied
+from investigator.errors import (AuditError, GrantExpired, GrantInvalid, IdentityCheckFailed, IntegrityError,
+                                 PolicyDenied)
 from investigator.schema import KINDS, format_ts, parts_for_fields
+from investigator.vault.audited_state import HostRecord, StateCheck, check_audited_state
 from investigator.vault.format import chunk_key
 from investigator.vault.proofs import inclusion_proofs
 from investigator.vault.store import Archive
@@ -146,11 +148,19 @@ class GrantGate:
     """The checks both key services run: open a case, then judge each key request.
 
     Holds the master keys; lives in-process (embedded) or inside the key server.
+    ``record`` is where this host keeps what it verified of the audit log
+    (outside the archive; None: only in memory, for this gate's lifetime):
+    every open checks the audited state from there on (fail closed), and
+    ``state_checks`` besides (the hook for the signed state heads of issue #13, item 2).
     """
 
-    def __init__(self, archive: "Archive", keys: Custody) -> None:
+    def __init__(self, archive: "Archive", keys: Custody, *, record: HostRecord | None = None,
+                 state_checks: Sequence[StateCheck] = ()) -> None:
         self.archive = archive
         self._keys = keys
+        self._record = record
+        self._state_checks = tuple(state_checks)
+        self._verified: Any = None  # the VerifiedHead of the last check that passed
         self._tickets: dict[str, tuple[Ticket, "Grant"]] = {}
         self._process: dict[str, _IssuedProcessTicket] = {}
         self._lock = threading.Lock()
@@ -170,6 +180,7 @@ class GrantGate:
         IdentityCheckFailed.
         """
         when = _utcnow(now)
+        self._check_audited_state(person, grant.id, when)
         directory, policy = load_org(self.archive, actor=person, action="case.open", target=grant.id, now=when)
         grant.verify(self.archive, now=when, actor=person, policy=policy, directory=directory)
         if person != grant.operator:
@@ -194,6 +205,43 @@ class GrantGate:
                                   outcome="allowed", now=when)
         self._checkpoint(when)
         return ticket
+
+    def _check_audited_state(self, person: str, grant_id: str, when: datetime) -> None:
+        """Fail closed unless the audit log, its checkpoints and the batches check out (issue #13, item 5).
+
+        Resumes from what this host verified last (its record, else this gate's
+        memory), so an unchanged archive costs one read of what was appended since.
+        Raises IntegrityError with the first problem, audited as ``case.open``
+        denied (rule ``archive.audited_state``) when the log can still be appended to.
+        """
+        with self._lock:
+            try:
+                since = self._verified
+                if self._record is not None:
+                    since = self._record.load(self.archive) or since
+                report, head = check_audited_state(self.archive, since=since, now=when, checks=self._state_checks)
+            except AuditError as exc:  # the host's record or the log cannot be read at all
+                report, head = None, None
+                reason = str(exc)
+            if report is not None and report.ok and head is not None:
+                self._verified = head
+                if self._record is not None:
+                    self._record.save(self.archive, head)
+                return
+            if report is not None and report.ok:
+                return  # an empty log: nothing to resume from
+            if report is not None:
+                more = f" (and {len(report.problems) - 1} more problem(s))" if len(report.problems) > 1 else ""
+                reason = report.problems[0] + more
+        rule = "archive.audited_state"
+        try:
+            self.archive.audit.append(person, "case.open", grant_id, {"rule": rule, "reason": reason},
+                                      outcome="denied", now=when)
+        except AuditError:
+            reason += " (the refusal could not be audited: the log's last entry is damaged)"
+        raise IntegrityError(f"the archive's audited state does not check out, refusing to open: {reason}",
+                             hint="run 'investigator audit verify' and 'investigator verify --offline' for every "
+                                  "problem")
 
     def _checkpoint(self, when: datetime) -> None:
         # The key service holds the archive key: it pins the audit chain's head

@@ -196,14 +196,31 @@ class Directory:
 
 @dataclass(frozen=True)
 class Signer:
-    """Who signs a directory or policy change: a person's key, or the archive key (bootstrap)."""
+    """Who signs a directory or policy change: a person's key, or the archive key (bootstrap).
+
+    ``notary`` has the audit log checkpointed after the change (anything with
+    ``checkpoint(now=...)``: the key server's client, the custodian's desk). The
+    archive key checkpoints itself; a person's key without a notary leaves the
+    change to the next checkpoint of the key service (embedded mode).
+    """
 
     id: str
     key: ArchiveSigner  # a person's in-memory key, or the archive's (which may live in an HSM)
+    notary: Any = field(default=None, compare=False)
 
     @classmethod
     def archive(cls, signing: ArchiveSigner) -> "Signer":
         return cls(ARCHIVE_SIGNER, signing)
+
+    def checkpoint(self, archive: "Archive", *, now: datetime) -> None:
+        """Checkpoint the audit log after a decision this signer signed (issue #13: after every decision).
+
+        Raises AuditError (or the notary's KeyServiceError) when the checkpoint cannot be written.
+        """
+        if self.notary is not None:
+            self.notary.checkpoint(now=now)
+        elif self.id == ARCHIVE_SIGNER:
+            archive.audit.checkpoint(self.key, archive_id=archive.archive_id, now=now)
 
     def __repr__(self) -> str:
         return f"Signer(id={self.id!r}, key_id={self.key.public.key_id!r})"
@@ -341,6 +358,7 @@ class DirectoryStore:
                                    "directory_hash": _crypto.sha256_hex(data), "rule": "directory.signer"},
                                   outcome="ok", now=now)
         atomic_write(path, (json.dumps(doc, ensure_ascii=False, indent=1, sort_keys=True) + "\n").encode())
+        signer.checkpoint(self.archive, now=now)
         return self.load()
 
     def _deny(self, signer: Signer, action: str, target: str, rule: str, reason: str, now: datetime) -> None:

@@ -1,4 +1,4 @@
-"""Audit commands: verify the audit log's chain and checkpoints, show its entries (no content access)."""
+"""Audit commands: verify the audit log as a transparency log, show its entries (no content access)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,12 @@ from pathlib import Path
 
 import click
 
-from investigator.authority.directory import DirectoryStore
-from investigator.cli.options import archive_argument, echo_checks, echo_json, json_option
+from investigator.cli.options import archive_argument, archive_pin, echo_checks, echo_json, json_option, pin_options
+from investigator.settings import VERIFIED_DIR_ENV
+from investigator.vault.audit import load_verified_head, save_verified_head
+from investigator.vault.audited_state import HostRecord
 from investigator.vault.store import Archive
+from investigator.verification import Verification
 
 
 @click.group()
@@ -18,33 +21,71 @@ def audit() -> None:
 
 @audit.command("verify")
 @archive_argument
+@click.option("--full", is_flag=True,
+              help="Recheck every entry and checkpoint, not only what was appended since this host last verified "
+                   "(still compared with that record).")
+@click.option("--verified-dir", "verified", type=click.Path(path_type=Path, file_okay=False), default=None,
+              envvar=VERIFIED_DIR_ENV, show_envvar=True,
+              help="Folder where this host records the last checkpoint it verified, one <archive id>.<place>.json "
+                   "per archive folder (default: ~/.investigator/verified; shared with open and the key server). "
+                   "Must be outside the archive.")
+@click.option("--no-record", is_flag=True,
+              help="Neither read nor update this host's record (a full check of the files alone).")
+@pin_options
 @json_option
-def audit_verify(archive: Path, as_json: bool) -> None:
-    """Check the audit log's hash chain and signed checkpoints.
+def audit_verify(archive: Path, full: bool, verified: Path | None, no_record: bool, pin_pubkey: Path | None,
+                 pin_fingerprint: str | None, as_json: bool) -> None:
+    """Check the audit log's entries, Merkle tree and signed checkpoints.
 
     \b
-    Finds any edit, insertion, deletion or truncation up to the last checkpoint.
+    Every checkpoint must be a note signed by the archive's key (its key
+    chain; no personal key counts) whose root is the tree of the log's first
+    entries, with a consistency proof from the checkpoint before it. Finds
+    any edit, insertion, removal, reordering or truncation of the entries a
+    checkpoint covers, and a missing, shortened or reordered checkpoint file.
+    This host records the last checkpoint it verified outside the archive and
+    starts from there next time; a log shorter than, or different from, what
+    was verified then fails (rollback). Prints the first bad position.
+    Exit 0 when intact, 4 with each problem on stderr.
+
+    \b
     Example:
       investigator audit verify ./case-archive
+      investigator audit verify ./case-archive --full --fingerprint 3f5a...e1
     """
+    from investigator.vault.verify import check_archive_pin
+
+    pin = archive_pin(pin_pubkey, pin_fingerprint)
     opened = Archive.open(archive)
-    keys = opened.signing_keys().by_id()
-    keys.update(_person_keys(opened))
-    report = opened.audit.verify(keys)
+    # where this host keeps what it verified: --verified-dir, $INVESTIGATOR_VERIFIED_DIR, ~/.investigator/verified
+    record = None if no_record else HostRecord(verified).path(opened)
+    since = load_verified_head(record) if record is not None else None
+    report, head = opened.audit.verify_from(opened.signing_keys(), archive_id=opened.archive_id, since=since,
+                                            full=full)
+    report.problems[:] = [f"audit/{p}" for p in report.problems]  # the pin's problems name their own file
+    check_archive_pin(opened, pin, report)
+    if record is not None and head is not None and report.ok:
+        save_verified_head(record, head)
+        report.facts["verified_head"] = str(record)
     counts = report.counts
-    echo_checks(report, as_json=as_json, fail="FAIL audit/", err=True,
-                heading=f"{counts['entries']} entries, {counts['checkpoints']} checkpoints (last covers "
-                        f"entry {counts['last_checkpoint_seq']})",
-                summary="intact" if report.ok else f"{len(report.problems)} problem(s) found")
+    heading = (f"{counts['entries']} entries, {counts['checkpoints']} checkpoints (last covers entry "
+               f"{counts['last_checkpoint_seq']}; {counts['uncovered_entries']} after it not yet covered)")
+    if "incremental_from_checkpoint" in report.facts and since is not None:
+        heading += (f"; checked from checkpoint {since.checkpoints} (entry {since.size}), which this host verified "
+                    f"on {since.verified_at}")
+    elif since is not None:
+        heading += f"; compared with what this host verified on {since.verified_at}"
+    echo_checks(report, as_json=as_json, fail="FAIL ", err=True, heading=heading,
+                summary="intact" if report.ok else f"{len(report.problems)} problem(s) found; {_first_bad(report)}")
     if not report.ok:
         raise SystemExit(4)
 
 
-def _person_keys(archive: Archive) -> dict:
-    """Public keys of enrolled people, who may also sign checkpoints (empty before anyone is enrolled)."""
-    if not DirectoryStore(archive).exists():
-        return {}
-    return DirectoryStore(archive).load().public_keys()
+def _first_bad(report: Verification) -> str:
+    entry, checkpoint = report.facts.get("first_bad_entry"), report.facts.get("first_bad_checkpoint")
+    where = [f"log.jsonl line {entry} (entry {entry})"] if entry else []
+    where += [f"checkpoints.jsonl line {checkpoint}"] if checkpoint else []
+    return "first bad position: " + (" and ".join(where) if where else "see above")
 
 
 @audit.command("show")

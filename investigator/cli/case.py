@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from datetime import datetime, timezone
@@ -161,9 +162,13 @@ def keyserver(archive: Path, listen: str, certfile: str | None, keyfile: str | N
                           hint="create the archive on this host with 'investigator init --state-dir DIR' "
                                "(docs/admin.md), or pass --shared-totp-state for a demo or a test")
     keys = unlock(opened, "keyserver", custodian=True)
+    from investigator.settings import Settings
+    from investigator.vault.audited_state import HostRecord
+
     server = serve(opened, keys, host=host, port=int(port), certfile=certfile, keyfile=keyfile,
                    limit=RateLimit(rate=rate, burst=max(1, int(rate * 3)), person_rate=person_rate,
-                                   person_burst=max(1, int(person_rate * 3))))
+                                   person_burst=max(1, int(person_rate * 3))),
+                   record=HostRecord(Settings.from_environ(os.environ).verified_dir))
     stopped: dict[str, str] = {}
 
     def on_signal(signum: int, _frame: object) -> None:

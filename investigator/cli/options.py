@@ -186,7 +186,10 @@ def signing_key(archive: Any, person: str, key_dir: Path | None) -> Any:
 def admin_signer(archive: Archive, as_id: str | None, key_dir: Path | None) -> Signer:
     """The signer of an admin change: ``as_id``'s personal key, or the archive key (bootstrap)."""
     if as_id:
-        return Signer(as_id, person_key(archive, as_id, key_dir))
+        key = person_key(archive, as_id, key_dir)
+        url = os.environ.get(KEYSERVER_ENV)
+        # a client holds no archive key: the key server signs the checkpoint after the change (issue #13)
+        return Signer(as_id, key, notary=key_server(url, as_id, key) if url else None)
     keys = unlock(archive, "archive")
     return Signer.archive(keys.signing)
 

@@ -96,12 +96,12 @@ def case_audit(archive: str | Path, *, grant: str, people: list[str] | None = No
     frame = _frame(entries)
     others = _frame(unattributed_refusals(opened, {loaded.operator, loaded.requester},
                                           since=str(loaded.body["issued"]), until=until))
-    report = opened.audit.verify(opened.signing_keys().by_id())
-    checkpoints = [c for c in opened.audit.checkpoints() if int(c.get("seq", 0)) <= until]
+    report = opened.audit.verify(opened.signing_keys(), archive_id=opened.archive_id)
+    checkpoints = [size for size in opened.audit.checkpoint_sizes() if size <= until]
     chain = pl.DataFrame({"check": ["audit chain (whole log)", "entries of this grant", "last checkpoint at or before",
                                     "read up to entry"],
                           "result": ["intact" if report.ok else "PROBLEMS: " + "; ".join(report.problems[:3]),
-                                     str(frame.height), str(checkpoints[-1]["seq"]) if checkpoints else "none",
+                                     str(frame.height), str(max(checkpoints)) if checkpoints else "none",
                                      str(until)]})
     by_action = frame.group_by(["action", "outcome"]).agg(pl.len().alias("entries")).sort(["action", "outcome"])
     return CaseAudit(archive_id=opened.archive_id, grant_id=loaded.id, timezone=opened.config.timezone, until=until,

@@ -1,24 +1,27 @@
-"""Append-only, hash-chained audit log with signed checkpoints.
+"""Append-only audit log: a hash chain whose entries are the leaves of a transparency log (RFC 9162).
 
 Every action, allowed or refused, appends one entry. Each entry's hash covers
-the previous entry's hash, so an edit, insertion or deletion anywhere breaks the
-chain; signed checkpoints pin the chain's head, so truncation and a rewritten
-tail are found up to the last checkpoint (docs/archive-format.md, "Audit log").
+the previous entry's hash, and the entries are the leaves of one Merkle tree.
+A checkpoint is the archive key's signed note (C2SP tlog-checkpoint) over
+(origin, tree size, root, time), with a consistency proof from the checkpoint
+before it, so an edit, removal, insertion, reordering or truncation of the
+entries any checkpoint covers fails, as does a removed, shortened or reordered
+checkpoint file (docs/archive-format.md, "Audit log").
 
-    >>> log = AuditLog(tmp_path / "audit")                     # doctest: +SKIP
-    >>> log.append("alice", "ingest", "batch 3", {"rows": 10})  # doctest: +SKIP
-    >>> log.checkpoint(archive_signing_key)                     # doctest: +SKIP
-    >>> log.verify({key.public.key_id: key.public})             # doctest: +SKIP
+    >>> log = AuditLog(tmp_path / "audit")                        # doctest: +SKIP
+    >>> log.append("alice", "ingest", "batch 3", {"rows": 10})     # doctest: +SKIP
+    >>> log.checkpoint(archive_signing_key, archive_id=aid)        # doctest: +SKIP
+    >>> result, head = log.verify_from(archive.signing_keys(), archive_id=aid, since=last_head)  # doctest: +SKIP
 
-Fail closed: if an entry cannot be written, :class:`AuditError` is raised and
-the caller must not go on with the action. Two processes appending at once are
-serialized by an exclusive file lock.
+Fail closed: if an entry or a checkpoint cannot be written, :class:`AuditError`
+is raised and the caller must not go on with the action; a checkpoint is refused
+when the log no longer continues the last one. Two processes appending at once
+are serialized by an exclusive file lock.
 """
 
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import os
 from collections.abc import Iterator, Mapping
@@ -29,26 +32,36 @@ from pathlib import Path
 from typing import Any
 
 from investigator import _crypto
-from investigator.verification import Verification
-from investigator.errors import AuditError, IntegrityError
-from investigator.schema import canonical_json, format_ts
-from investigator.vault.layout import AUDIT_CHECKPOINTS_NAME, AUDIT_LOG_NAME, LOCK_NAME
+from investigator._fs import atomic_write
+from investigator.errors import AuditError
+from investigator.schema import format_ts
+from investigator.vault import merkle
+from investigator.vault.checkpoint import (Checkpoint, CheckpointRecord, NoteError, SignedNote, is_legacy,
+                                           origin_of, sign_checkpoint)
 from investigator.vault.format import ArchiveSigner
+from investigator.vault.keychain import KeyChain
+from investigator.vault.layout import AUDIT_CHECKPOINTS_NAME, AUDIT_LOG_NAME, LOCK_NAME
+from investigator.vault.tlog import GENESIS, VerifiedHead, entry_hash, verify_log
+from investigator.verification import Verification
 
-GENESIS = "0" * 64
 LOG_NAME = AUDIT_LOG_NAME  # names: investigator/vault/layout.py
 CHECKPOINT_NAME = AUDIT_CHECKPOINTS_NAME
 OUTCOMES = ("ok", "allowed", "denied", "error")
+_entry_hash = entry_hash  # the name evidence bundles import
+_REFUSE = "run 'investigator audit verify'"
 
-
-def _entry_hash(entry: Mapping[str, Any]) -> str:
-    body = {k: v for k, v in entry.items() if k != "hash"}
-    return hashlib.sha256(canonical_json(body)).hexdigest()
+__all__ = ["AuditEntry", "AuditLog", "GENESIS", "VerifiedHead", "checkpoint_line_size", "load_verified_head",
+           "save_verified_head"]
 
 
 @dataclass(frozen=True)
 class AuditEntry:
-    """One line of the log. ``details`` never holds message text or secrets."""
+    """One line of the log. ``details`` never holds message text or secrets.
+
+    ``checkpoints`` is how many checkpoints the file held when the entry was
+    appended (None for entries written before the transparency log), so a
+    shortened checkpoint file shows.
+    """
 
     seq: int
     ts: str
@@ -59,11 +72,48 @@ class AuditEntry:
     details: dict[str, Any]
     prev: str
     hash: str
+    checkpoints: int | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"seq": self.seq, "ts": self.ts, "actor": self.actor, "action": self.action,
-                "target": self.target, "outcome": self.outcome, "details": self.details,
-                "prev": self.prev, "hash": self.hash}
+        out = {"seq": self.seq, "ts": self.ts, "actor": self.actor, "action": self.action,
+               "target": self.target, "outcome": self.outcome, "details": self.details,
+               "prev": self.prev, "hash": self.hash}
+        if self.checkpoints is not None:
+            out["checkpoints"] = self.checkpoints
+        return out
+
+
+def _keys_of(keys: KeyChain | Mapping[str, _crypto.VerifyKey]) -> tuple[_crypto.VerifyKey, ...]:
+    return tuple(keys.keys) if isinstance(keys, KeyChain) else tuple(keys.values())
+
+
+def checkpoint_line_size(line: Mapping[str, Any] | None) -> int:
+    """How many entries a checkpoint line (as :meth:`AuditLog.checkpoint` returns it) covers; 0 for none."""
+    if line is None:
+        return 0
+    try:
+        return int(line["seq"]) if is_legacy(line) else Checkpoint.parse(SignedNote.parse(str(line["note"])).text).size
+    except (KeyError, TypeError, ValueError, NoteError):
+        return 0
+
+
+def load_verified_head(path: Path) -> VerifiedHead | None:
+    """What this host verified last time (None when ``path`` does not exist). Raises AuditError if damaged."""
+    try:
+        obj = json.loads(Path(path).read_bytes())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise AuditError(f"{path}: unreadable verified-head record") from exc
+    return VerifiedHead.from_json(obj, where=str(path))
+
+
+def save_verified_head(path: Path, head: VerifiedHead) -> None:
+    """Replace ``path`` with ``head`` (atomically; the folder is created). Raises AuditError if it cannot."""
+    try:
+        atomic_write(Path(path), (json.dumps(head.to_json(), indent=1, sort_keys=True) + "\n").encode())
+    except OSError as exc:
+        raise AuditError(f"{path}: cannot write the verified-head record ({exc.strerror})") from exc
 
 
 class AuditLog:
@@ -90,6 +140,33 @@ class AuditLog:
             handle.close()
 
     # --- reading -------------------------------------------------------------
+
+    @staticmethod
+    def _tail(path: Path) -> tuple[bytes | None, int]:
+        """The last complete line of ``path`` (without its newline) and the length of the complete lines.
+
+        A last line without its newline (a write cut short) is not returned;
+        the length then ends before it.
+        """
+        try:
+            with open(path, "rb") as handle:
+                handle.seek(0, os.SEEK_END)
+                size = handle.tell()
+                block = min(size, 65536)
+                while size:
+                    handle.seek(size - block)
+                    data = handle.read(block)
+                    complete = data.rfind(b"\n")
+                    if complete >= 0:
+                        before = data.rfind(b"\n", 0, complete)
+                        if before >= 0 or block == size:
+                            return data[before + 1:complete], size - block + complete + 1
+                    elif block == size:
+                        return None, 0
+                    block = min(size, block * 4)
+                return None, 0
+        except FileNotFoundError:
+            return None, 0
 
     def _last_line(self) -> bytes | None:
         try:
@@ -125,7 +202,7 @@ class AuditLog:
                     raise AuditError(f"{self.log_path}, line {number}: not a valid audit entry") from exc
 
     def checkpoints(self) -> list[dict[str, Any]]:
-        """Every checkpoint record, in order."""
+        """Every checkpoint line, parsed, in order (both formats; see :meth:`checkpoint_sizes`)."""
         try:
             lines = self.checkpoint_path.read_bytes().splitlines()
         except FileNotFoundError:
@@ -137,6 +214,31 @@ class AuditLog:
             except ValueError as exc:
                 raise AuditError(f"{self.checkpoint_path}, line {number}: not a valid checkpoint") from exc
         return out
+
+    def checkpoint_sizes(self) -> list[int]:
+        """How many entries each checkpoint covers, in file order (unverified; :meth:`verify` checks them)."""
+        out = []
+        for obj in self.checkpoints():
+            try:
+                out.append(int(obj["seq"]) if is_legacy(obj) else
+                           Checkpoint.parse(SignedNote.parse(str(obj["note"])).text).size)
+            except (KeyError, TypeError, ValueError, NoteError):
+                out.append(0)
+        return out
+
+    def _checkpoint_count(self) -> int:
+        """How many complete checkpoint lines the file holds (the last line's index; counted for format 1)."""
+        last, length = self._tail(self.checkpoint_path)
+        if last is None:
+            return 0
+        try:
+            obj = json.loads(last)
+            if not is_legacy(obj):
+                return int(obj["index"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise AuditError(f"{self.checkpoint_path}: the last checkpoint is damaged; {_REFUSE}") from exc
+        with open(self.checkpoint_path, "rb") as handle:
+            return handle.read(length).count(b"\n")
 
     # --- writing -------------------------------------------------------------
 
@@ -155,93 +257,167 @@ class AuditLog:
                     head = json.loads(last)
                     seq, prev = int(head["seq"]) + 1, str(head["hash"])
                 except (ValueError, KeyError, TypeError) as exc:
-                    raise AuditError(f"{self.log_path}: the last entry is damaged; run 'audit verify'") from exc
+                    raise AuditError(f"{self.log_path}: the last entry is damaged; {_REFUSE}") from exc
             entry: dict[str, Any] = {"seq": seq, "ts": format_ts(when), "actor": actor, "action": action,
-                     "target": target, "outcome": outcome, "details": dict(details or {}), "prev": prev}
-            entry["hash"] = _entry_hash(entry)
+                                     "target": target, "outcome": outcome, "details": dict(details or {}),
+                                     "prev": prev, "checkpoints": self._checkpoint_count()}
+            entry["hash"] = entry_hash(entry)
             line = json.dumps(entry, ensure_ascii=False, sort_keys=True).encode("utf-8") + b"\n"
-            try:
-                with open(self.log_path, "ab") as handle:
-                    handle.write(line)
-                    handle.flush()
-                    os.fsync(handle.fileno())
-            except OSError as exc:
-                raise AuditError(f"{self.log_path}: cannot append ({exc.strerror})") from exc
+            self._append_line(self.log_path, line)
         return AuditEntry(**entry)
+
+    @staticmethod
+    def _append_line(path: Path, line: bytes) -> None:
+        try:
+            with open(path, "ab") as handle:
+                handle.write(line)
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError as exc:
+            raise AuditError(f"{path}: cannot append ({exc.strerror})") from exc
 
     def checkpoint(self, signer: ArchiveSigner, *, archive_id: str = "",
                    now: datetime | None = None) -> dict[str, Any] | None:
-        """Sign the current head of the chain. Returns the checkpoint, or None for an empty log."""
+        """Sign the log's current tree head as a checkpoint; return its line (None for an empty log).
+
+        The new checkpoint carries the consistency proof from the last one,
+        computed from that one's right edge and the entries appended since
+        (the log is not reread). Nothing is written when no entry was
+        appended since the last checkpoint (that one is returned). Raises
+        AuditError, writing nothing, when the log does not continue the last
+        checkpoint (an entry after it edited, the checkpoint's hints altered),
+        when the checkpoint file is missing while the log says it had
+        checkpoints, or when a line cannot be written.
+        """
         when = now or datetime.now(timezone.utc)
+        origin = origin_of(archive_id)
         with self._locked():
-            last = self._last_line()
-            if last is None:
-                return None
-            head = json.loads(last)
-            body = {"archive_id": archive_id, "seq": head["seq"], "hash": head["hash"], "ts": format_ts(when)}
-            record = {**body, "key_id": signer.public.key_id, "signature": signer.sign(canonical_json(body))}
+            last, length = self._tail(self.checkpoint_path)
+            if self.checkpoint_path.exists() and self.checkpoint_path.stat().st_size != length:
+                # a checkpoint line cut short by a crash: no entry can name it (entries follow complete lines)
+                os.truncate(self.checkpoint_path, length)
             try:
-                with open(self.checkpoint_path, "ab") as handle:
-                    handle.write(json.dumps(record, sort_keys=True).encode() + b"\n")
-                    handle.flush()
-                    os.fsync(handle.fileno())
-            except OSError as exc:
-                raise AuditError(f"{self.checkpoint_path}: cannot append ({exc.strerror})") from exc
-        return record
+                prev = json.loads(last) if last is not None else None
+            except ValueError as exc:
+                raise AuditError(f"{self.checkpoint_path}: the last checkpoint is damaged; {_REFUSE}") from exc
+            if prev is None:
+                frontier, start, head, index = merkle.CompactRange(), 0, GENESIS, 0
+                new, end = self._read_after(start, head, 0, first=True)
+                consistency_from = None
+            elif is_legacy(prev):
+                frontier, new, end, head = self._after_legacy(prev)
+                index = self._checkpoint_count()
+                consistency_from = frontier.size
+            else:
+                try:
+                    record = CheckpointRecord.from_json(prev)
+                    cp = Checkpoint.parse(SignedNote.parse(record.note).text)
+                    frontier = merkle.CompactRange(cp.size, list(record.frontier))
+                except (NoteError, ValueError) as exc:
+                    raise AuditError(f"{self.checkpoint_path}: the last checkpoint is damaged; {_REFUSE}") from exc
+                if frontier.root() != cp.root:
+                    raise AuditError(f"{self.checkpoint_path}: the last checkpoint's hints do not match its signed "
+                                     f"root; {_REFUSE}")
+                if cp.origin != origin:
+                    raise AuditError(f"{self.checkpoint_path}: the last checkpoint is of {cp.origin!r}, not "
+                                     f"{origin!r}")
+                new, end = self._read_after(record.log_bytes, record.head, cp.size)
+                head, index, consistency_from = record.head, record.index, cp.size
+            if not new:
+                return prev
+            proof = frontier.consistency_proof([leaf for leaf, _ in new]) if consistency_from else []
+            tree = frontier.copy()
+            for leaf, _ in new:
+                tree.append(leaf)
+            note = sign_checkpoint(Checkpoint(origin, tree.size, tree.root(), format_ts(when)), signer)
+            line = CheckpointRecord(index=index + 1, note=note, key_id=signer.public.key_id,
+                                    consistency_from=consistency_from, proof=tuple(proof),
+                                    frontier=tuple(tree.hashes), head=new[-1][1], log_bytes=end)
+            self._append_line(self.checkpoint_path, line.line())
+        return line.to_json()
+
+    def _read_after(self, offset: int, head: str, size: int, *,
+                    first: bool = False) -> tuple[list[tuple[bytes, str]], int]:
+        """(leaf hash, entry hash) of each entry after byte ``offset`` (entry ``size``, hash ``head``) and the end.
+
+        Raises AuditError unless the entries there continue the chain: entry
+        ``size + 1`` starts at ``offset`` and links to ``head``, each hash
+        matches its entry. With ``first`` (no checkpoint yet) every entry must
+        record that no checkpoint existed when it was appended.
+        """
+        try:
+            with open(self.log_path, "rb") as handle:
+                if offset:
+                    handle.seek(offset - 1)
+                    if handle.read(1) != b"\n":
+                        raise AuditError(f"{self.log_path}: entry {size} no longer ends where the last checkpoint "
+                                         f"recorded; {_REFUSE}")
+                data = handle.read()
+        except FileNotFoundError:
+            data = b""
+            if offset:
+                raise AuditError(f"{self.log_path}: missing, though a checkpoint covers {size} entries") from None
+        out: list[tuple[bytes, str]] = []
+        seq, prev, position = size, head, offset
+        for line in data.splitlines(keepends=True):
+            if not line.endswith(b"\n"):
+                break  # an entry still being written by no one (appends hold the lock): not covered
+            try:
+                obj = json.loads(line)
+                ok = (int(obj["seq"]) == seq + 1 and obj["prev"] == prev and entry_hash(obj) == obj["hash"])
+            except (ValueError, KeyError, TypeError):
+                ok = False
+            if not ok:
+                raise AuditError(f"{self.log_path}: entry {seq + 1} does not continue the checkpointed log; "
+                                 f"{_REFUSE}")
+            if first and obj.get("checkpoints") != 0:
+                raise AuditError(f"{self.checkpoint_path}: missing, but the log's entry {seq + 1} was written when "
+                                 f"checkpoints existed (or before the transparency log); refusing to start a new "
+                                 f"checkpoint chain; {_REFUSE}")
+            seq, prev = seq + 1, str(obj["hash"])
+            position += len(line)
+            out.append((merkle.leaf_hash(bytes.fromhex(prev)), prev))
+        return out, position
+
+    def _after_legacy(self, prev: dict[str, Any]) -> tuple[merkle.CompactRange, list[tuple[bytes, str]], int, str]:
+        """For a format-1 last checkpoint: the tree it pins (from the whole log) and the entries after it."""
+        entries, end = self._read_after(0, GENESIS, 0)
+        try:
+            size = int(prev["seq"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise AuditError(f"{self.checkpoint_path}: the last checkpoint is damaged; {_REFUSE}") from exc
+        if size > len(entries) or entries[size - 1][1] != prev.get("hash"):
+            raise AuditError(f"{self.log_path}: entry {size} is not the one the last checkpoint pins; {_REFUSE}")
+        frontier = merkle.CompactRange.of(leaf for leaf, _ in entries[:size])
+        return frontier, entries[size:], end, entries[size - 1][1]
 
     # --- verifying -----------------------------------------------------------
 
-    def verify(self, public_keys: Mapping[str, _crypto.VerifyKey]) -> Verification:
-        """Check the chain and every checkpoint; collect problems (never raises for tampering).
+    def verify(self, keys: KeyChain | Mapping[str, _crypto.VerifyKey], *,
+               archive_id: str | None = None) -> Verification:
+        """Check every entry, the Merkle tree and every checkpoint; collect problems (never raises for tampering).
 
-        ``public_keys`` maps key ids to the keys allowed to sign checkpoints.
-        Raises AuditError only when the files cannot be read at all.
+        ``keys`` are the archive's signing keys (its :class:`KeyChain`, or its
+        keys by id): only they may sign checkpoints. ``archive_id`` fixes the
+        expected origin (default: the first checkpoint's). Raises AuditError
+        only when the files cannot be read at all.
         """
-        problems: list[str] = []
-        by_seq: dict[int, str] = {}
-        prev = GENESIS
-        expected_seq = 1
-        count = 0
+        return self.verify_from(keys, archive_id=archive_id)[0]
+
+    def verify_from(self, keys: KeyChain | Mapping[str, _crypto.VerifyKey], *, archive_id: str | None = None,
+                    since: VerifiedHead | None = None, full: bool = False,
+                    now: datetime | None = None) -> tuple[Verification, VerifiedHead | None]:
+        """:meth:`verify`, resuming from ``since`` (what this host verified before; see ``tlog.verify_log``).
+
+        Returns the result and, when it is ok, the head to keep for next time
+        (:func:`save_verified_head`). A log shorter than ``since``, or whose
+        entries or checkpoints differ from those verified then, fails.
+        """
         try:
-            raw_lines = self.log_path.read_bytes().splitlines() if self.log_path.exists() else []
+            log = self.log_path.read_bytes() if self.log_path.exists() else b""
+            cps = self.checkpoint_path.read_bytes() if self.checkpoint_path.exists() else b""
         except OSError as exc:
-            raise AuditError(f"{self.log_path}: cannot read ({exc.strerror})") from exc
-        for number, line in enumerate(raw_lines, start=1):
-            where = f"{self.log_path.name}, line {number}"
-            try:
-                obj = json.loads(line)
-                seq, stored_hash, stored_prev = int(obj["seq"]), obj["hash"], obj["prev"]
-            except (ValueError, KeyError, TypeError):
-                problems.append(f"{where}: not a valid audit entry")
-                break
-            if seq != expected_seq:
-                problems.append(f"{where}: sequence {seq} where {expected_seq} was expected (entry inserted or removed)")
-            if stored_prev != prev:
-                problems.append(f"{where}: previous-hash link broken (an entry before it was changed, inserted or removed)")
-            if _entry_hash(obj) != stored_hash:
-                problems.append(f"{where}: entry hash does not match its content (entry edited)")
-            by_seq[seq] = stored_hash
-            prev = stored_hash
-            expected_seq = seq + 1
-            count += 1
-        checkpoints = self.checkpoints()
-        last_cp = 0
-        for number, cp in enumerate(checkpoints, start=1):
-            where = f"{self.checkpoint_path.name}, line {number}"
-            body = {k: cp.get(k) for k in ("archive_id", "seq", "hash", "ts")}
-            key = public_keys.get(str(cp.get("key_id")))
-            if key is None:
-                problems.append(f"{where}: signed by an unknown key {cp.get('key_id')!r}")
-            else:
-                try:
-                    key.verify(str(cp.get("signature")), canonical_json(body))
-                except IntegrityError:
-                    problems.append(f"{where}: checkpoint signature does not verify")
-            seq = int(cp.get("seq") or 0)
-            last_cp = max(last_cp, seq)
-            if seq not in by_seq:
-                problems.append(f"{where}: checkpoint covers entry {seq}, which is missing (log truncated)")
-            elif by_seq[seq] != cp.get("hash"):
-                problems.append(f"{where}: entry {seq} differs from the checkpointed one (log rewritten)")
-        return Verification("audit", problems=problems,
-                            counts={"entries": count, "checkpoints": len(checkpoints), "last_checkpoint_seq": last_cp})
+            raise AuditError(f"{self.folder}: cannot read the audit log ({exc.strerror})") from exc
+        when = format_ts(now or datetime.now(timezone.utc))
+        return verify_log(log, cps, keys=_keys_of(keys), archive_id=archive_id, since=since, full=full,
+                          verified_at=when)

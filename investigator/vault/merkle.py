@@ -1,20 +1,30 @@
-"""RFC 9162 (Certificate Transparency 2.0) Merkle tree hashing and inclusion proofs.
+"""RFC 9162 (Certificate Transparency 2.0) Merkle tree hashing, inclusion and consistency proofs.
 
 Each ingest batch's record hashes are the leaves of one tree whose root goes into
 the signed manifest; a single record can then be proven to be in the batch
-without revealing the others.
+without revealing the others. The audit log is one growing tree (its entries are
+the leaves): a consistency proof shows that a later tree head extends an earlier
+one, so nothing the earlier head covered was changed, removed or reordered.
 
     >>> leaves = [b"a", b"b", b"c"]
     >>> root = tree_root(leaves)
     >>> proof = inclusion_proof(leaves, 2)
     >>> verify_inclusion(b"c", 2, 3, proof, root)
     True
+    >>> more = leaves + [b"d", b"e"]
+    >>> verify_consistency(3, 5, consistency_proof(3, more), root, tree_root(more))
+    True
+
+:class:`CompactRange` keeps only the right edge of a tree (one hash per set bit
+of its size), enough to extend it leaf by leaf, take its root and prove the
+consistency of a larger tree without the earlier leaves.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 
 ALGORITHM = "RFC9162-SHA256"
 
@@ -50,6 +60,11 @@ def _root_of_hashes(hashes: Sequence[bytes]) -> bytes:
             nxt.append(level[-1])
         level = nxt
     return level[0]
+
+
+def root_of_leaf_hashes(hashes: Sequence[bytes]) -> bytes:
+    """MTH of the tree whose leaf *hashes* (:func:`leaf_hash`) are ``hashes``."""
+    return _root_of_hashes(hashes)
 
 
 def tree_root(leaves: Sequence[bytes]) -> bytes:
@@ -103,3 +118,163 @@ def verify_inclusion(leaf: bytes, index: int, tree_size: int, proof: Sequence[by
         fn >>= 1
         sn >>= 1
     return sn == 0 and r == root
+
+
+# --- consistency proofs (RFC 9162 2.1.4) ---------------------------------------------------------------
+
+
+def consistency_ranges(old_size: int, new_size: int) -> list[tuple[int, int]]:
+    """The leaf range ``[lo, hi)`` of each node of PROOF(old_size, D[new_size]), in proof order.
+
+    RFC 9162 2.1.4.1 on index ranges instead of data: the proof's shape
+    depends on the two sizes only. A node never straddles ``old_size``: it
+    lies wholly in the old tree or wholly in the appended leaves. Raises
+    ValueError unless 0 <= old_size <= new_size.
+    """
+    if not 0 <= old_size <= new_size:
+        raise ValueError("consistency proof sizes out of order")
+    if old_size in (0, new_size):
+        return []
+
+    def subproof(m: int, lo: int, hi: int, whole: bool) -> list[tuple[int, int]]:
+        n = hi - lo
+        if m == n:  # SUBPROOF(m, D[m], b): nothing if D[m] is the old tree itself, else its hash
+            return [] if whole else [(lo, hi)]
+        k = _split(n)
+        if m <= k:  # the old tree is within the left subtree: recurse there, then the right subtree's hash
+            return subproof(m, lo, lo + k, whole) + [(lo + k, hi)]
+        return subproof(m - k, lo + k, hi, False) + [(lo, lo + k)]
+
+    return subproof(old_size, 0, new_size, True)
+
+
+def consistency_proof_of_hashes(old_size: int, leaf_hashes: Sequence[bytes]) -> list[bytes]:
+    """RFC 9162 2.1.4.1 PROOF(m, D[n]) over the tree whose leaf *hashes* are ``leaf_hashes``.
+
+    Empty for ``old_size`` 0 or ``len(leaf_hashes)``. Raises ValueError when
+    ``old_size`` is outside 0..n.
+    """
+    return [_root_of_hashes(leaf_hashes[lo:hi]) for lo, hi in consistency_ranges(old_size, len(leaf_hashes))]
+
+
+def consistency_proof(old_size: int, leaves: Sequence[bytes]) -> list[bytes]:
+    """RFC 9162 2.1.4.1 PROOF(m, D[n]) for leaf data ``leaves`` (each hashed with :func:`leaf_hash`)."""
+    return consistency_proof_of_hashes(old_size, [leaf_hash(d) for d in leaves])
+
+
+def verify_consistency(old_size: int, new_size: int, proof: Sequence[bytes], old_root: bytes,
+                       new_root: bytes) -> bool:
+    """RFC 9162 2.1.4.2: does ``proof`` show that the tree ``new_root`` of ``new_size`` extends ``old_root``?
+
+    Edge cases as transparency-dev/merkle decides them: equal sizes need an
+    empty proof and equal roots; the empty tree is a prefix of every tree
+    (empty proof); a smaller new size never verifies.
+    """
+    if old_size < 0 or new_size < old_size:
+        return False
+    if any(len(p) != 32 for p in proof):
+        return False
+    if old_size == new_size:
+        return not proof and old_root == new_root
+    if old_size == 0:
+        return not proof
+    if not proof:  # step 1
+        return False
+    path = list(proof)
+    if old_size & (old_size - 1) == 0:  # step 2: the old tree is a whole subtree, its root the first node
+        path.insert(0, old_root)
+    fn, sn = old_size - 1, new_size - 1  # step 3
+    while fn & 1:  # step 4
+        fn >>= 1
+        sn >>= 1
+    fr = sr = path[0]  # step 5
+    for c in path[1:]:  # step 6
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            fr = node_hash(c, fr)
+            sr = node_hash(c, sr)
+            if not fn & 1:
+                while not fn & 1 and fn != 0:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            sr = node_hash(sr, c)
+        fn >>= 1
+        sn >>= 1
+    return sn == 0 and fr == old_root and sr == new_root  # step 7
+
+
+# --- the right edge of a growing tree -----------------------------------------------------------------------
+
+
+@dataclass
+class CompactRange:
+    """The roots of the perfect subtrees that make up a tree of ``size`` leaves, largest (leftmost) first.
+
+    One hash per set bit of ``size``: enough to append leaves, compute the
+    root (:meth:`root`) and, with the appended leaves, the consistency proof
+    from this size to the larger one (:meth:`consistency_proof`).
+    """
+
+    size: int = 0
+    hashes: list[bytes] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.size < 0 or len(self.hashes) != bin(self.size).count("1") or any(len(h) != 32 for h in self.hashes):
+            raise ValueError("a compact range holds one 32-byte hash per set bit of its size")
+
+    @classmethod
+    def of(cls, leaf_hashes: Iterable[bytes]) -> "CompactRange":
+        """The compact range of the tree with these leaf hashes."""
+        out = cls()
+        for h in leaf_hashes:
+            out.append(h)
+        return out
+
+    def copy(self) -> "CompactRange":
+        return CompactRange(self.size, list(self.hashes))
+
+    def append(self, leaf_hash_: bytes) -> None:
+        """Add one leaf (its hash, :func:`leaf_hash`) at the right."""
+        self.hashes.append(leaf_hash_)
+        self.size += 1
+        n = self.size
+        while not n & 1:  # two equal perfect subtrees side by side merge, once per trailing zero bit
+            right = self.hashes.pop()
+            self.hashes[-1] = node_hash(self.hashes[-1], right)
+            n >>= 1
+
+    def root(self) -> bytes:
+        """MTH of the whole tree (the hash of the empty string for no leaves)."""
+        if not self.hashes:
+            return hashlib.sha256(b"").digest()
+        root = self.hashes[-1]
+        for h in reversed(self.hashes[:-1]):
+            root = node_hash(h, root)
+        return root
+
+    def ranges(self) -> list[tuple[int, int]]:
+        """The leaf range ``[lo, hi)`` of each hash in :attr:`hashes`."""
+        out, lo = [], 0
+        for bit in reversed(range(self.size.bit_length())):
+            if self.size >> bit & 1:
+                out.append((lo, lo + (1 << bit)))
+                lo += 1 << bit
+        return out
+
+    def consistency_proof(self, appended: Sequence[bytes]) -> list[bytes]:
+        """PROOF(size, D[size + len(appended)]) from this range and the appended leaf hashes alone.
+
+        The proof's nodes inside the old tree are always among this range's
+        subtrees (RFC 9162's proof walks the old tree's right edge), so the
+        earlier leaves are not needed.
+        """
+        old = dict(zip(self.ranges(), self.hashes))
+        out = []
+        for lo, hi in consistency_ranges(self.size, self.size + len(appended)):
+            if hi <= self.size:
+                out.append(old[(lo, hi)])
+            else:
+                out.append(_root_of_hashes(appended[lo - self.size:hi - self.size]))
+        return out

@@ -202,7 +202,19 @@ def approve(archive: "Archive", keys: Custody, request_id: str, *, approver: str
     :func:`approval_body` at ``signed_at``; a signature that does not cover the
     body rebuilt here is refused (audited, ``approval.signature``) before the
     code is checked, so it costs no TOTP attempt. ``now`` is this process's clock.
+
+    Whatever the outcome, the archive key then checkpoints the audit log (issue #13: after every decision).
     """
+    try:
+        return _approve(archive, keys, request_id, approver=approver, signing_key=signing_key, totp=totp, now=now,
+                        note=note, decision=decision, signed_at=signed_at)
+    finally:
+        archive.audit.checkpoint(keys.signing, archive_id=archive.archive_id, now=now)
+
+
+def _approve(archive: "Archive", keys: Custody, request_id: str, *, approver: str,
+             signing_key: "_crypto.SigningKey | Presigned", totp: str, now: datetime, note: str,
+             decision: str, signed_at: datetime | None) -> ApprovalResult:
     action = "request.approve" if decision == "approve" else "request.reject"
     if decision not in DECISIONS:
         raise ConfigError(f"decision must be one of {', '.join(DECISIONS)}")
@@ -322,6 +334,7 @@ def revoke_grant(archive: "Archive", grant: str | Path, *, signer: Signer, reaso
     target.parent.mkdir(parents=True, exist_ok=True)
     with open(target, "a", encoding="utf-8") as handle:
         handle.write(json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n")
+    signer.checkpoint(archive, now=now)
     return grant_id
 
 

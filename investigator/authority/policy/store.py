@@ -142,6 +142,7 @@ class PolicyStore:
                                               "signature": signer.key.sign(data)}}
         atomic_write(self.archive.layout.policy_signature(version),
                      (json.dumps(record, ensure_ascii=False, indent=1, sort_keys=True) + "\n").encode())
+        signer.checkpoint(self.archive, now=now)
         return _with_version(policy, version)
 
 
