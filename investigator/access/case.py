@@ -43,6 +43,7 @@ from investigator.settings import DEFAULT_LANG, PASSPHRASE_ENV, Settings, normal
 from investigator.textnorm import NORM_VERSION_COLUMN
 from investigator.vault.audited_state import HostRecord
 from investigator.vault.manifest import ChunkEntry
+from investigator.vault.destruction import destroyed_partitions
 from investigator.vault.store import Archive
 from investigator.vault.tagstore import TagStore
 from investigator.authority.identity import unlock_person_key
@@ -291,8 +292,10 @@ class Case:
 
     def _entries(self, kind: str) -> list[ChunkEntry]:
         start, end = format_ts(self.start), format_ts(self.end)
+        gone = destroyed_partitions(self.archive)[0]  # crypto-shredded by retention (signed records): no keys left
         # chunk windows are fixed-width strings in UTC: string comparison is time comparison
-        return [e for e in self.archive.chunk_entries(kind) if e.start < end and e.end > start]
+        return [e for e in self.archive.chunk_entries(kind) if e.start < end and e.end > start
+                and (e.kind, e.partition) not in gone]
 
     def _parts(self, kind: str) -> tuple[str, ...]:
         """The parts of ``kind`` the ticket opens (meta always; content and attachments by the grant's fields)."""

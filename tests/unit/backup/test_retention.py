@@ -258,3 +258,14 @@ def test_cli_legalhold_and_retention_plan(template, tmp_path):
                                "000000", "--reason", "x"], env=env)
     assert out.exit_code == IdentityCheckFailed.exit_code
     shutil.rmtree(archive.root)
+
+
+def test_a_case_over_a_shredded_period_opens_without_its_chunks(template, tmp_path):
+    from backup_support import Opener
+
+    archive = copy_shred(template, tmp_path / "a")
+    opener = Opener(sorted(archive.layout.grants_dir.glob("G-*.json"))[0].stem)
+    assert opener.rows(archive).height > 0  # the demo grant's window is on 2026-11-18 (2026Q4)
+    keys = unlock_archive(archive, PASSPHRASE)
+    shred_period(archive, keys, "2026Q4", actor="wugang", approver="lixia", now=NOW + timedelta(days=400))
+    assert opener.rows(archive).height == 0  # destroyed by a signed record: left out, not an integrity failure
