@@ -135,11 +135,12 @@ def add_hold(archive: Archive, *, signer: tuple[str, Any], case: str, start: dat
     """
     when = now or datetime.now(timezone.utc)
     person, key = signer
-    if not case.strip():
-        raise ConfigError("--case is required: a hold is always for a case")
-    if end <= start:
-        raise ConfigError("--end must be after --start")
     hold_id = f"HOLD-{when.strftime('%Y%m%d')}-{secrets.token_hex(4)}"
+    if not case.strip() or end <= start:
+        problem = "no case given" if not case.strip() else "the window ends before it starts"
+        _refuse(archive, person, "legalhold.add", hold_id, problem, when)
+        raise ConfigError("--case is required: a hold is always for a case" if not case.strip()
+                          else "--end must be after --start")
     body = {"format": HOLD_FORMAT, "id": hold_id, "archive_id": archive.archive_id, "case": case.strip(),
             "start": format_ts(start.astimezone(timezone.utc)), "end": format_ts(end.astimezone(timezone.utc)),
             "conversations": sorted(set(conversations)), "persons": sorted(set(persons)), "reason": reason,

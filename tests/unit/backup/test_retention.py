@@ -69,6 +69,8 @@ def test_a_hold_blocks_retention_and_shredding_until_legal_releases_it(template,
     with pytest.raises(PolicyDenied):  # an agent cannot add a hold
         add_hold(archive, signer=person(archive, "zhangwei"), case="C-1", start=Q1_START, end=Q1_END, reason="x",
                  now=NOW)
+    with pytest.raises(ConfigError, match="--end"):
+        add_hold(archive, signer=person(archive, "lixia"), case="C-1", start=Q1_END, end=Q1_START, reason="x", now=NOW)
     hold = add_hold(archive, signer=person(archive, "lixia"), case="C-042", start=Q1_START + timedelta(days=40),
                     end=Q1_START + timedelta(days=42), conversations=("c1",), reason="labour arbitration", now=NOW)
     assert [h.id for h in active_holds(archive)] == [hold.id]
@@ -95,7 +97,7 @@ def test_a_hold_blocks_retention_and_shredding_until_legal_releases_it(template,
     release_path.write_text(json.dumps(forged))
     assert [h.id for h in active_holds(archive)] == [hold.id] and load_holds(archive)[0].problem
     release_path.write_bytes(saved)
-    assert len(_denied(archive, "legalhold.add")) == 1 and len(_denied(archive, "legalhold.release")) == 1
+    assert len(_denied(archive, "legalhold.add")) == 2 and len(_denied(archive, "legalhold.release")) == 1
     assert len(_denied(archive, "retention.shred")) == 1
     shred_period(archive, keys, "2026Q1", actor="wugang", approver="lixia", now=when)
     with pytest.raises(PeriodShredded):
