@@ -395,6 +395,72 @@ rn.record_provenance(None, extra=r.provenance())
 }
 
 
+TEMPLATES["doctor"] = {
+    "title": "# 季度安全检测 / Quarterly security check\n\n"
+             "每季度开展系统安全检测: the archive and its backup targets verified, key ages and the rotation due "
+             "date, retention and legal holds, backup freshness per tier, and access anomalies in the audit log. "
+             "Run by an auditor without a grant: metadata and counts only, no message content.",
+    "parameters": 'targets = []         # backup targets to check: folders or s3:// URLs (investigator doctor --target)\n'
+                  'sample = 100.0       # percent of the objects of each target read and hashed; 100 means all\n'
+                  'at = ""              # time of the check (UTC); empty means now; the run fixes it\n'
+                  'until = 0            # last audit entry read; 0 means the head now; the run fixes it\n'
+                  'period_days = 92     # how far back the access checks look (a quarter)\n'
+                  'thresholds = {}      # anomaly thresholds overriding the defaults (analysis.anomalies.Thresholds)\n',
+    "cells": [
+        '''\
+from investigator.analysis import anomalies
+from investigator.backup import doctor
+d = doctor.examine(archive, targets=targets, sample=sample, at=at, until=until, period_days=period_days)
+tz = d.timezone
+limits = anomalies.Thresholds.from_mapping(thresholds)
+found = anomalies.find_anomalies(anomalies.audit_frame(d.audit_entries), tz=tz, thresholds=limits, since=d.since,
+                                 until=d.at)
+d.add_anomalies(found, anomalies.summary(found), limits.to_json())
+rn.markdown(d.scope_statement(lang=lang))
+''',
+        ("md", "## 发现 / Findings"),
+        '''\
+if d.findings.height:
+    rn.show_table(d.findings, redact=False, tz=tz, lang=lang, title="需要处理 / to act on", rows=200)
+else:
+    rn.markdown("**未发现问题 / No findings.**")
+for note in d.notes:
+    rn.markdown(f"- {note}")
+''',
+        ("md", "## 完整性 / Integrity"),
+        '''\
+rn.show_table(d.integrity, redact=False, tz=tz, lang=lang, title="归档与备份校验 / archive and backup verification")
+''',
+        ("md", "## 密钥 / Keys"),
+        '''\
+rn.show_table(d.key_summary, redact=False, tz=tz, lang=lang, title="主密钥轮换 / master-key rotation")
+rn.show_table(d.keys, redact=False, tz=tz, lang=lang, title="主密钥版本 / master-key versions")
+''',
+        ("md", "## 保留与保全 / Retention and legal holds"),
+        '''\
+rn.show_table(d.retention, redact=False, tz=tz, lang=lang, title="保留与法律保全 / retention and legal holds")
+''',
+        ("md", "## 备份 / Backups"),
+        '''\
+rn.show_table(d.backups, redact=False, tz=tz, lang=lang, title="各级备份的最新快照 / newest snapshot per tier")
+''',
+        ("md", "## 访问异常 / Access anomalies"),
+        '''\
+rn.show_table(d.anomaly_summary, redact=False, tz=tz, lang=lang, title="按类型 / by kind")
+rn.show_table(d.anomalies.select("kind", "actor", "first", "last", "count", "detail"), redact=False, tz=tz,
+              lang=lang, title="异常 / anomalies", rows=200)
+''',
+    ],
+    "open": '''\
+from investigator.reports import notebook as rn
+
+rn.setup(seed=seed)
+''',
+    "provenance": '''\
+rn.record_provenance(None, extra=d.provenance())
+''',
+}
+
 def build(name: str, spec: dict) -> nbformat.NotebookNode:
     nb = new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}

@@ -34,6 +34,7 @@ _COMMAND_MODULES = (
     "investigator.cli.backup",
     "investigator.cli.legalhold",
     "investigator.cli.retention",
+    "investigator.cli.doctor",
 )
 
 

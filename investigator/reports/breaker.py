@@ -163,7 +163,7 @@ def assess_report(nb: Any, *, archive: "Archive", grant: Any) -> Verdict:
     policy = _policy(archive)
     params = ((nb.get("metadata") or {}).get("papermill") or {}).get("parameters") or {}
     pii, hits = scan_report(nb, sensitive_categories(policy))
-    return _verdict(pii, hits, sensitive_grant=policy.is_sensitive(grant.request.request),
+    return _verdict(pii, hits, sensitive_grant=grant is not None and policy.is_sensitive(grant.request.request),
                     unredacted=params.get("redact") is False, what="the outputs")
 
 

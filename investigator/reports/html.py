@@ -48,7 +48,7 @@ def _banner(nb: Any) -> str:
                 'Unsealed report: not verifiable. 未封存的报告：无法验证。</div>')
     body = seal.get("body", {})
     status = seal_status(meta)
-    grant = body.get("grant", {})
+    grant = body.get("grant") or {"id": "none (metadata only)"}
     return ('<div style="padding:8px;border:2px solid #1f77b4;font-family:sans-serif;font-size:13px">'
             f"<b>Sealed report 已封存报告</b> — template <code>{html_text.escape(str(body.get('template', {}).get('name')))}</code>, "
             f"grant <code>{html_text.escape(str(grant.get('id')))}</code>, operator "

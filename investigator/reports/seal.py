@@ -32,11 +32,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
+from zoneinfo import ZoneInfo
 
 from investigator import _crypto
 from investigator.authority.directory import DirectoryStore
 from investigator.authority.grants import Grant, find_grant
-from investigator.errors import IntegrityError, ReportError
+from investigator.authority.policy import load_org, record_decision
+from investigator.errors import IntegrityError, PolicyDenied, ReportError
 from investigator.schema import canonical_json, format_ts
 from investigator.verification import Verification
 from investigator.vault.verify import check_archive_pin
@@ -55,6 +57,8 @@ if TYPE_CHECKING:
 SEAL_FORMAT = "investigator-report-seal/1"
 META_KEY = "investigator"
 SECRET_PARAMETERS = ("session", "totp", "passphrase", "token", "process_ticket", "key_passphrase")
+#: a provenance record's ``basis`` for a report that reads no content and has no grant (the doctor)
+AUDIT_BASIS = "audit-metadata"
 
 
 def meta_of(nb: Any) -> dict[str, Any]:
@@ -155,9 +159,13 @@ def seal_notebook(nb: Any, *, archive: "Archive", signer: _crypto.SigningKey, pe
     if data.get("archive_id") != archive.archive_id:
         raise ReportError("the notebook read another archive than the one given")
     grant_id = str(data.get("grant_id") or parameters.get("grant") or "")
-    grant = Grant.from_file(find_grant(archive, grant_id))
-    if grant.operator != person:
-        raise ReportError(f"{person} is not the operator of grant {grant.id}; only the operator seals its reports")
+    grant, basis = None, None
+    if not grant_id and data.get("basis") == AUDIT_BASIS:  # metadata only: sealed under the signer's audit role
+        basis = audit_basis(archive, person, when)
+    else:
+        grant = Grant.from_file(find_grant(archive, grant_id))
+        if grant.operator != person:
+            raise ReportError(f"{person} is not the operator of grant {grant.id}; only the operator seals its reports")
     name = template_name(nb, template)
     papermill = (nb.get("metadata") or {}).get("papermill") or {}
     verdict = assess_report(nb, archive=archive, grant=grant)
@@ -166,27 +174,52 @@ def seal_notebook(nb: Any, *, archive: "Archive", signer: _crypto.SigningKey, pe
         "format": SEAL_FORMAT, "report_id": str(uuid.uuid4()), "canonical": CANONICAL_FORMAT,
         "digest": content_digest(nb), "cell_digests": cell_digests(nb), "metadata_digest": metadata_digest(nb),
         "template": {"name": name, "sha256": file_sha256(template) if template and Path(template).exists() else ""},
-        "parameters": parameters, "grant": grant_record(grant), "data": data,
+        "parameters": parameters, "grant": grant_record(grant) if grant else None, "data": data,
         "run": {"started": started or str(papermill.get("start_time") or ""),
                 "ended": ended or str(papermill.get("end_time") or "")},
         "package": _package(), "breaker": verdict.to_json(), "sealed_at": format_ts(when),
         "html": {"sha256": page_digest(page), "covers": HTML_COVERS},
     }
+    if basis is not None:
+        body["basis"] = basis
     seal = sign_body(body, signer, person)
     meta = meta_of(nb)
     meta["template"] = name
     meta["seal"] = seal
     meta["reviews"] = []  # a new seal starts a new review
     archive.audit.append(person, "report.seal", body["digest"],
-                         {"report_id": body["report_id"], "template": name, "grant_id": grant.id,
+                         {"report_id": body["report_id"], "template": name, "grant_id": grant.id if grant else "",
                           "signature_sha256": signature_hash(seal["signature"]), "held": verdict.held,
                           "field_hashes": field_hashes(body)},
                          outcome="ok", now=when)
     if verdict.held:
         archive.audit.append(person, "breaker.alert", body["digest"],
-                             {"rule": "breaker.report", "grant_id": grant.id, "report_id": body["report_id"],
+                             {"rule": "breaker.report", "grant_id": grant.id if grant else "",
+                              "report_id": body["report_id"],
                               "reason": "; ".join(verdict.reasons)}, outcome="denied", now=when)
     return SealResult(body["digest"], body["report_id"], verdict.held, verdict.reasons, page)
+
+
+def audit_basis(archive: "Archive", person: str, now: datetime, *, action: str = "report.seal") -> dict[str, Any]:
+    """The seal's basis of a metadata-only report (no grant): the signer's ``audit`` permission, decided now.
+
+    Such a report reads the audit log and archive metadata only (the doctor), so it needs no grant;
+    the policy must give ``person`` the ``audit`` permission. Raises PolicyDenied (audited) otherwise.
+    """
+    directory, policy = load_org(archive, actor=person, action=action, target=AUDIT_BASIS, now=now)
+    found = directory.find(person)
+    if found is None:
+        reason = f"no person {person!r} in the org directory"
+        archive.audit.append(person, action, AUDIT_BASIS, {"rule": "person.unknown", "reason": reason},
+                             outcome="denied", now=now)
+        raise PolicyDenied(reason, rule="person.unknown")
+    decision = policy.decide("audit", person=found, directory=directory, now=now,
+                             tz=ZoneInfo(archive.config.timezone))
+    if not decision.allowed:
+        record_decision(archive, decision, actor=person, action=action, target=AUDIT_BASIS, now=now)
+        raise PolicyDenied(decision.reason, rule=decision.rule)
+    return {"kind": AUDIT_BASIS, "person": person, "permission": "audit", "rule": decision.rule,
+            "roles": list(found.roles)}
 
 
 # --- verification ---------------------------------------------------------------------------
@@ -216,6 +249,8 @@ def _check_data(body: dict[str, Any], archive: "Archive", problems: list[str], c
 
 
 def _check_grant(body: dict[str, Any], archive: "Archive", problems: list[str], checked: list[str]) -> None:
+    if body.get("grant") is None and "basis" in body:  # metadata only: _check_seal checks the basis
+        return
     recorded = body.get("grant") or {}
     try:
         grant = Grant.from_file(find_grant(archive, str(recorded.get("id"))))
@@ -349,5 +384,14 @@ def _check_seal(seal: dict[str, Any], body: dict[str, Any], archive: "Archive | 
     check_signature(seal, what="seal", archive=archive, pubkeys=keys, problems=result.problems, directory=directory)
     if len(result.problems) == before:
         result.check(f"seal signature of {seal.get('signer')} (key {seal.get('key_id')})")
-    if seal.get("signer") != (body.get("grant") or {}).get("operator"):
+    basis = body.get("basis")
+    if body.get("grant") is None and basis is not None:
+        if not isinstance(basis, dict) or basis.get("kind") != AUDIT_BASIS or basis.get("permission") != "audit":
+            result.problem("seal: no grant, and the basis is not a metadata-only report under the audit role")
+        elif seal.get("signer") != basis.get("person"):
+            result.problem("seal: the signer is not the auditor the basis names")
+        else:
+            result.check(f"no grant: metadata only, sealed by {basis.get('person')} under the audit permission "
+                         f"(rule {basis.get('rule')})")
+    elif seal.get("signer") != (body.get("grant") or {}).get("operator"):
         result.problem("seal: the signer is not the grant's operator")
