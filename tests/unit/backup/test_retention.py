@@ -259,6 +259,17 @@ def test_cli_legalhold_and_retention_plan(template, tmp_path):
     out = runner.invoke(main, ["legalhold", "release", str(archive.root), hold_id, "--as", "lixia", "--totp",
                                "000000", "--reason", "x"], env=env)
     assert out.exit_code == IdentityCheckFailed.exit_code
+    # apply: the admin's and the legal approver's codes; the hold keeps 2026Q1, 2026Q4 is young: nothing shredded
+    from datetime import datetime, timezone
+
+    now = datetime.now(timezone.utc)
+    apply = ["retention", "apply", str(archive.root), "--as", "wugang", "--totp", code("wugang", now),
+             "--approver", "lixia", "--approver-totp", code("lixia", now), "--json"]
+    out = runner.invoke(main, apply, env=env)
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.output) == {"shredded": [], "forgotten": [], "pruned": 0, "refused": []}
+    out = runner.invoke(main, apply[:-5] + ["--approver", "wugang", "--approver-totp", "123456"], env=env)
+    assert out.exit_code == PolicyDenied.exit_code  # the admin cannot approve their own retention run
     shutil.rmtree(archive.root)
 
 
