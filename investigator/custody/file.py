@@ -111,14 +111,15 @@ class MasterKeys:
                 "wrapped": _crypto.b64(blob)}
 
     def unwrap(self, wrapped: dict[str, Any], *, what: str = "") -> bytes:
-        """The DEK inside ``wrapped``. Raises IntegrityError if it was altered or moved."""
+        """The DEK inside ``wrapped``. Raises IntegrityError if it was altered or moved (PeriodShredded when
+        its period's key was destroyed)."""
+        if wrapped.get("format") == PERIOD_WRAP_FORMAT:
+            return self._unwrap_period(wrapped, what=what)
         try:
             version = int(wrapped["kek_version"])
             kind, partition = str(wrapped["kind"]), str(wrapped["partition"])
             blob = _crypto.unb64(wrapped["wrapped"])
         except (KeyError, ValueError, TypeError) as exc:
-            if wrapped.get("format") == PERIOD_WRAP_FORMAT:
-                return self._unwrap_period(wrapped, what=what)
             raise IntegrityError("malformed wrapped key", path=what) from exc
         if version not in self._keks:
             self._refresh()  # a rotation by another process (the CLI beside a running key server)
