@@ -122,7 +122,7 @@ class Doctor:
         """The provenance record's extra fields (the seal copies them): no chunks, no grant, the findings."""
         return {"archive_id": self.archive_id, "grant_id": "", "basis": AUDIT_BASIS, "chunks": [],
                 "merkle_roots": {}, "audit_until": self.until,
-                "rows": {"audit_entries_examined": self.until, "findings": self.findings.height},
+                "rows": {"audit_entries": self.until, "findings": self.findings.height},
                 "doctor": {"at": format_ts(self.at), "period_days": self.period_days, "sample_percent": self.sample,
                            "thresholds": self.thresholds, "findings": self.findings.to_dicts()},
                 "resolved_parameters": {"until": self.until, "at": format_ts(self.at)}}

@@ -63,6 +63,13 @@ def doctor(archive: Path, person: str, targets: tuple[str, ...], sample: str, ou
     from investigator.settings import Settings
     from investigator.vault.store import Archive
 
+    from investigator.errors import ConfigError
+
+    missing = [name for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY") if not os.environ.get(name)]
+    if missing and any(t.startswith("s3://") for t in targets):
+        # the report kernel's boto3 reads these (never a report parameter); without them every S3 check would fail
+        raise ConfigError(f"S3 credentials missing: set {' and '.join(missing)} (and AWS_ENDPOINT_URL for a service "
+                          "other than AWS) / 未设置 S3 凭据")
     opened = Archive.open(archive)
     lang = "en" if Settings.from_environ(os.environ).lang.startswith("en") else "zh"
     result = run_doctor(opened, person=person, signer=signing_key(opened, person, key_dir), targets=list(targets),
