@@ -53,8 +53,9 @@ class Custody(Keyring, Protocol):
 class PeriodCustody(Custody, Protocol):
     """A custody that keeps one key per retention period and can destroy one (crypto-shredding).
 
-    The file custody implements it (period keys sealed in the key file); PKCS#11 and OpenBao do not
-    yet (docs/admin.md, "Crypto-shredding"). ``destroy_period`` raises ArchiveError when it cannot.
+    The file custody implements it (period keys sealed in the key file) and OpenBao (one transit key per
+    period, deleted); PKCS#11 does not yet (docs/admin.md, section 12). ``destroy_period`` raises
+    ArchiveError (or KeyServiceError) when it cannot.
     """
 
     @property

@@ -280,10 +280,11 @@ def migrate(archive: Archive, *, to: str, secrets: Settings, actor: str, reason:
 def _migrate(archive: Archive, *, to: str, secrets: Settings, actor: str, reason: str, token_label: str,
              mount: str, kdf_n: int, now: datetime) -> MigrationResult:
     key_file = archive.layout.key_file
-    if key_file.exists() and json.loads(key_file.read_text(encoding="utf-8")).get("period_keys"):
-        raise ConfigError("this archive's data keys are wrapped under period keys (crypto-shredding), which only "
-                          "the file custody implements so far; a migration would leave them behind",
-                          hint="docs/admin.md, 'Crypto-shredding': what remains for pkcs11 and openbao")
+    if archive.config.custody.get("period_keys") or (
+            key_file.exists() and json.loads(key_file.read_text(encoding="utf-8")).get("period_keys")):
+        raise ConfigError("this archive's data keys are wrapped under period keys (crypto-shredding), which a "
+                          "custody migration does not move yet; it would leave them behind",
+                          hint="docs/admin.md, section 12 (period keys, by custody)")
     journal = read_journal(archive)
     chain = archive.signing_keys()
     if journal is not None and _switched(chain, journal):  # killed after the switch: only the clean-up is left

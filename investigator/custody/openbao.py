@@ -56,6 +56,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timezone
+from collections.abc import Callable
 from typing import Any, NoReturn
 
 import hvac
@@ -65,7 +66,8 @@ import requests
 from investigator import _crypto
 from investigator.custody.file import WRAP_FORMAT
 from investigator.errors import (ArchiveError, ConfigError, IntegrityError, InvestigatorError, KeyServiceError,
-                                 WrongPassphrase)
+                                 PeriodShredded, WrongPassphrase)
+from investigator.vault.destruction import PERIOD_KINDS, PERIOD_SCHEMES, PERIOD_WRAP_FORMAT, check_period, period_of
 from investigator.schema import canonical_json, format_ts
 from investigator.vault.store import Archive
 
@@ -91,6 +93,11 @@ def signing_key_name(archive_id: str) -> str:
     return f"investigator-{archive_id}-signing"
 
 
+def period_key_name(archive_id: str, period: str) -> str:
+    """The transit key of one retention period (crypto-shredding: deleted when the period is destroyed)."""
+    return f"investigator-{archive_id}-period-{check_period(period)}"
+
+
 def key_server_policy(archive_id: str, *, mount: str = "transit") -> str:
     """The smallest HCL policy the key server's token needs for one archive (no export, no delete, no mounts).
 
@@ -114,6 +121,16 @@ def key_server_policy(archive_id: str, *, mount: str = "transit") -> str:
               '}']
     lines += [f'path "{mount}/keys/{signing}" {{ capabilities = ["read"] }}',
               f'path "{mount}/sign/{signing}" {{ capabilities = ["update"] }}']
+    # period keys (crypto-shredding): made with the defaults (aes256-gcm96, not exportable), and deletable,
+    # since destroying one is the point; no other parameter may be set on them (never exportable)
+    period = f"investigator-{archive_id}-period-"
+    lines += [f'path "{mount}/keys/{period}*" {{',
+              '  capabilities = ["create", "read", "update", "delete"]',
+              '  allowed_parameters = { "deletion_allowed" = [] }',
+              '}']
+    lines += [f'path "{mount}/{p}{period}*" {{ capabilities = ["update"] }}'
+              for p in ("encrypt/", "decrypt/", "datakey/plaintext/")]
+    lines += [f'path "{mount}/keys" {{ capabilities = ["list"] }}']
     return "\n".join(lines) + "\n"
 
 
@@ -156,6 +173,12 @@ def _wrap_aad(archive_id: str, kind: str, partition: str) -> str:
                                        "partition": partition, "purpose": "dek"}))
 
 
+def _period_aad(archive_id: str, kind: str, partition: str, period: str) -> str:
+    """Base64 associated data of a data key wrapped under a period key."""
+    return _crypto.b64(canonical_json({"archive": archive_id, "custody": CUSTODY_NAME, "kind": kind,
+                                       "partition": partition, "period": period, "purpose": "dek-period"}))
+
+
 def _reason(exc: hvac.exceptions.VaultError) -> str:
     """The server's own words (never the request): short, for the message."""
     errors = [" ".join(str(e).split()) for e in (exc.errors or [])]
@@ -190,6 +213,10 @@ class _Server:
         try:
             if method == "GET":
                 answer = self._client.adapter.get(f"/v1/{path}")
+            elif method == "LIST":
+                answer = self._client.adapter.list(f"/v1/{path}")
+            elif method == "DELETE":
+                answer = self._client.adapter.delete(f"/v1/{path}")
             else:
                 answer = self._client.adapter.post(f"/v1/{path}", json=payload or {})
         except hvac.exceptions.VaultError as exc:
@@ -306,6 +333,9 @@ class OpenBaoCustody:
         self._mount = mount
         self._signer = signer
         self._kek = kek_name(archive_id)
+        self._period_scheme: str | None = None
+        self._destroyed: Callable[[str], bool] = lambda _period: False
+        self._periods_seen: set[str] = set()
 
     def __repr__(self) -> str:
         return (f"OpenBaoCustody(archive_id={self._archive_id!r}, addr={self._server.addr!r}, "
@@ -376,6 +406,9 @@ class OpenBaoCustody:
         if custody.signing.public.raw != archive.signing_keys().current.raw:
             raise IntegrityError("the transit signing key is not the archive's (archive.toml or its last key "
                                  "transition names another public key)", path="archive.toml")
+        scheme = archive.config.custody.get("period_keys")
+        if scheme:
+            custody.use_period_keys(scheme, destroyed=lambda p: archive.layout.destruction_record(p).exists())
         return custody
 
     @staticmethod
@@ -434,6 +467,10 @@ class OpenBaoCustody:
 
     def new_data_key(self, kind: str, partition: str) -> tuple[bytes, dict[str, Any]]:
         """A fresh 256-bit DEK made by the server (``datakey/plaintext``) and its wrapped form."""
+        period = self._period_for(kind, partition)
+        if period is not None:
+            dek = _crypto.new_key()
+            return dek, self.wrap(dek, kind, partition)
         answer = self._server.call("POST", f"{self._mount}/datakey/plaintext/{self._kek}",
                                    {"bits": 256, "associated_data": _wrap_aad(self._archive_id, kind, partition)},
                                    doing="making a data key")
@@ -446,7 +483,20 @@ class OpenBaoCustody:
         return dek, self._wrapped(answer, kind, partition, doing="making a data key")
 
     def wrap(self, dek: bytes, kind: str, partition: str) -> dict[str, Any]:
-        """Wrap ``dek`` under the current master-key version (transit encrypt, AAD = archive/kind/partition)."""
+        """Wrap ``dek`` under the current master-key version (transit encrypt, AAD = archive/kind/partition),
+        or under its period's key (period keys enabled, a day partition; PeriodShredded when destroyed)."""
+        period = self._period_for(kind, partition)
+        if period is not None:
+            name = self._period_key(period)
+            answer = self._server.call("POST", f"{self._mount}/encrypt/{name}",
+                                       {"plaintext": _crypto.b64(dek),
+                                        "associated_data": _period_aad(self._archive_id, kind, partition, period)},
+                                       doing="wrapping a key under a period key")
+            ciphertext = answer.get("ciphertext")
+            if not isinstance(ciphertext, str) or _CIPHERTEXT.fullmatch(ciphertext) is None:
+                _out_of_protocol("wrapping a key under a period key")
+            return {"format": PERIOD_WRAP_FORMAT, "custody": CUSTODY_NAME, "kind": kind, "partition": partition,
+                    "period": period, "wrapped": ciphertext}
         answer = self._server.call("POST", f"{self._mount}/encrypt/{self._kek}",
                                    {"plaintext": _crypto.b64(dek),
                                     "associated_data": _wrap_aad(self._archive_id, kind, partition)},
@@ -462,7 +512,10 @@ class OpenBaoCustody:
                 "kek_version": int(match.group(1)), "wrapped": ciphertext}
 
     def unwrap(self, wrapped: dict[str, Any], *, what: str = "") -> bytes:
-        """The key inside ``wrapped`` (transit decrypt). IntegrityError if altered, moved or of an unknown version."""
+        """The key inside ``wrapped`` (transit decrypt). IntegrityError if altered, moved or of an unknown version;
+        PeriodShredded when its period key was destroyed."""
+        if isinstance(wrapped, dict) and wrapped.get("format") == PERIOD_WRAP_FORMAT:
+            return self._unwrap_period(wrapped, what=what)
         try:
             if wrapped.get("format") != WRAP_FORMAT or wrapped.get("custody") != CUSTODY_NAME:
                 raise IntegrityError("not a key wrapped by OpenBao custody", path=what)
@@ -484,6 +537,92 @@ class OpenBaoCustody:
             return _crypto.unb64(answer["plaintext"])
         except (KeyError, TypeError, ValueError):
             _out_of_protocol("unwrapping a key")
+
+    # --- period keys (crypto-shredding; docs/archive-format.md, "Period keys") ------------------
+
+    def use_period_keys(self, scheme: str, *, destroyed: Callable[[str], bool]) -> None:
+        """Wrap day partitions' data keys under one transit key per period from now on. ``destroyed`` says
+        whether a period was shredded (its signed destruction record exists): no key is made for it again."""
+        if scheme not in PERIOD_SCHEMES:
+            raise ConfigError(f"unknown period scheme {scheme!r} (known: {', '.join(PERIOD_SCHEMES)})")
+        self._period_scheme, self._destroyed = scheme, destroyed
+
+    @property
+    def period_scheme(self) -> str | None:
+        return self._period_scheme
+
+    def _period_for(self, kind: str, partition: str) -> str | None:
+        scheme = self._period_scheme
+        return period_of(partition, scheme) if scheme and kind in PERIOD_KINDS else None
+
+    def _period_key(self, period: str) -> str:
+        """The name of ``period``'s transit key, made (with the defaults: aes256-gcm96, not exportable) if missing."""
+        name = period_key_name(self._archive_id, period)
+        if period in self._periods_seen:
+            return name
+        if self._destroyed(period):
+            raise PeriodShredded(f"the key of period {period} was destroyed (crypto-shredded)")
+        info = self._read_key(self._server, self._mount, name)
+        if info is None:  # transit's create keeps an existing key, so two makers cannot clash
+            self._server.call("POST", f"{self._mount}/keys/{name}", {}, doing=f"creating period key {period}")
+            info = self._read_key(self._server, self._mount, name)
+        if info is None or info.get("type") != KEK_TYPE or info.get("exportable") is not False:
+            raise ArchiveError(f"transit key {self._mount}/{name} is not as provisioned (aes256-gcm96, not exportable)")
+        self._periods_seen.add(period)
+        return name
+
+    def _unwrap_period(self, wrapped: dict[str, Any], *, what: str) -> bytes:
+        try:
+            kind, partition, ciphertext = str(wrapped["kind"]), str(wrapped["partition"]), str(wrapped["wrapped"])
+            period = check_period(str(wrapped["period"]))
+            if wrapped.get("custody") != CUSTODY_NAME:
+                raise IntegrityError("not a key wrapped by OpenBao custody", path=what)
+        except (KeyError, TypeError) as exc:
+            raise IntegrityError("malformed wrapped key", path=what) from exc
+        name = period_key_name(self._archive_id, period)
+        answer = self._server.send("POST", f"{self._mount}/decrypt/{name}",
+                                   {"ciphertext": ciphertext,
+                                    "associated_data": _period_aad(self._archive_id, kind, partition, period)},
+                                   doing="unwrapping a key under a period key")
+        if isinstance(answer, hvac.exceptions.VaultError):
+            if self._read_key(self._server, self._mount, name) is None:
+                raise PeriodShredded(f"the key of period {period} was destroyed (crypto-shredded)", path=what)
+            raise self._server.convert(answer, doing="unwrapping a key under a period key", opening=what)
+        try:
+            return _crypto.unb64(answer["plaintext"])
+        except (KeyError, TypeError, ValueError):
+            _out_of_protocol("unwrapping a key under a period key")
+
+    def period_keys(self) -> dict[str, str]:
+        """Period keys on the server (LIST of the mount's keys) and when each was made (no secrets)."""
+        answer = self._server.call("LIST", f"{self._mount}/keys", doing="listing transit keys")
+        prefix = f"investigator-{self._archive_id}-period-"
+        out: dict[str, str] = {}
+        for name in answer.get("keys", []) if isinstance(answer.get("keys"), list) else []:
+            if isinstance(name, str) and name.startswith(prefix):
+                info = self._read_key(self._server, self._mount, name) or {}
+                made = (info.get("keys") or {}).get("1")
+                out[name[len(prefix):]] = (format_ts(datetime.fromtimestamp(int(made), timezone.utc))
+                                           if isinstance(made, int) else "")
+        return out
+
+    def destroyed_periods(self) -> dict[str, str]:
+        """Not kept by the server: the archive's signed destruction records say which periods went, and when."""
+        return {}
+
+    def destroy_period(self, period: str, *, now: datetime) -> bool:
+        """Delete ``period``'s transit key (``deletion_allowed`` first). Idempotent: False when already gone."""
+        del now
+        name = period_key_name(self._archive_id, period)
+        self._periods_seen.discard(period)
+        if self._read_key(self._server, self._mount, name) is None:
+            return False
+        self._server.call("POST", f"{self._mount}/keys/{name}/config", {"deletion_allowed": True},
+                          doing=f"allowing deletion of period key {period}")
+        self._server.call("DELETE", f"{self._mount}/keys/{name}", doing=f"deleting period key {period}")
+        if self._read_key(self._server, self._mount, name) is not None:
+            raise ArchiveError(f"transit key {self._mount}/{name} is still on {self._server.addr} after deletion")
+        return True
 
     # --- Custody ------------------------------------------------------------------------
 

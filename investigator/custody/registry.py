@@ -62,7 +62,7 @@ def create_archive(root: Path | str, *, backend: str = "file", secrets: Settings
                    period_keys: str | None = None) -> Archive:
     """Create an archive whose master keys live in ``backend`` (provisioned now, for this archive only).
 
-    ``period_keys`` (``"quarter"``, file backend only so far) wraps day partitions' data keys under
+    ``period_keys`` (``"quarter"``; file and openbao backends, not pkcs11 yet) wraps day partitions' data keys under
     one key per retention period, so that expired periods can be crypto-shredded.
 
     ``state_dir`` (an absolute folder on the custodian's host) keeps the TOTP
@@ -84,9 +84,9 @@ def create_archive(root: Path | str, *, backend: str = "file", secrets: Settings
                                            timezone_name=timezone_name, chunk_seconds=chunk_seconds, actor=actor,
                                            kdf_n=kdf_n, custody={"backend": "file", **state}, now=now,
                                            period_keys=period_keys)
-    if period_keys:
-        raise ConfigError(f"period keys (crypto-shredding) are implemented for the file custody only, not {backend}",
-                          hint="docs/admin.md, 'Crypto-shredding'")
+    if period_keys and backend != "openbao":
+        raise ConfigError(f"period keys (crypto-shredding) are implemented for the file and openbao custodies, "
+                          f"not {backend}", hint="docs/admin.md, section 12 (period keys, by custody)")
     check_timezone(timezone_name)
     validate_chunk_seconds(chunk_seconds)
     when = now or datetime.now(timezone.utc)
@@ -106,7 +106,7 @@ def create_archive(root: Path | str, *, backend: str = "file", secrets: Settings
         return custody
 
     table = {"backend": backend, **({"token_label": token_label} if backend == "pkcs11" else {"mount": mount}),
-             **state}
+             **state, **({"period_keys": period_keys} if period_keys else {})}
     try:
         return Archive.create(Path(root), new_keyring=new_keyring, timezone_name=timezone_name,
                               chunk_seconds=chunk_seconds, actor=actor, custody=table, now=when)

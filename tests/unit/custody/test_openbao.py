@@ -361,3 +361,54 @@ def test_an_archive_in_transit_custody_ingests_verifies_rotates_and_retires(bao_
     report = verify_archive(archive, keys=OpenBaoCustody.open(bao_server.addr, bao_server.token, archive.archive_id))
     assert report.ok, report.problems
     assert report.counts["records"] == 12
+
+
+# --- period keys (crypto-shredding) ---------------------------------------------------------------------
+
+def test_period_keys_are_transit_keys_that_shredding_deletes_with_the_key_servers_own_policy(bao_server, archive_id,
+                                                                                             tmp_path):
+    from datetime import timedelta
+
+    import polars as pl
+
+    from shred_support import read_partition
+    from investigator.backup.shred import shred_period
+    from investigator.custody.openbao import period_key_name
+
+    def new_keyring(made_id: str, _keyfile: Path) -> OpenBaoCustody:
+        return OpenBaoCustody.provision(bao_server.addr, bao_server.token, made_id, now=NOW)
+
+    archive = Archive.create(tmp_path / "archive", new_keyring=new_keyring, actor="admin", now=NOW,
+                             custody={"backend": "openbao", "mount": "transit", "period_keys": "quarter"})
+    archive_id = archive.archive_id
+    root = bao_server.client()
+    root.sys.create_or_update_policy(f"investigator-{archive_id}", key_server_policy(archive_id))
+    token = root.auth.token.create(policies=[f"investigator-{archive_id}"], ttl="10m")["auth"]["client_token"]
+    served = OpenBaoCustody.for_archive(archive, bao_server.addr, token)  # the key server's narrow token
+    old = message_frame(12).with_columns(pl.col("ts") - timedelta(days=280))  # 2026-02-11: 2026Q1
+    for frame in (old, message_frame(12, start_id=100)):
+        ingest_frames(archive, messages=frame, events=None, sources=[], skipped=[], keys=served, actor="tester")
+    assert set(served.period_keys()) == {"2026Q1", "2026Q4"}
+    wrapped = [k for k in (archive.layout.batch(1).folder / "keys" / "messages").glob("*.json")]
+    assert '"investigator-wrapped-key/2"' in wrapped[0].read_text()
+    rotate(archive, served, actor="wugang")  # period keys are never rewrapped under a master-key version
+    retire(archive, served, version=1, actor="wugang")
+    assert verify_archive(archive, keys=served).ok
+    narrow = bao_server.client(token).secrets.transit
+    for change in ({"exportable": True}, {"allow_plaintext_backup": True}):  # deletable, never exportable
+        with pytest.raises(hvac.exceptions.Forbidden):
+            narrow.update_key_configuration(period_key_name(archive_id, "2026Q4"), **change)
+
+    record = shred_period(archive, served, "2026Q1", actor="wugang", approver="lixia", now=NOW)
+    assert record.body["totals"]["rows"] == 12
+    assert root.secrets.transit.list_keys()["data"]["keys"].count(period_key_name(archive_id, "2026Q1")) == 0
+    fresh = OpenBaoCustody.for_archive(archive, bao_server.addr, token)
+    with pytest.raises(errors.PeriodShredded):
+        read_partition(archive, fresh, "2026-02-11")
+    assert read_partition(archive, fresh, "2026-11-18") == 12
+    report = verify_archive(archive, keys=fresh)
+    assert report.ok, report.problems
+    assert report.counts["chunks_destroyed"] == 12
+    with pytest.raises(errors.PeriodShredded):  # no key is made again for a shredded period
+        fresh.new_data_key("messages", "2026-02-12")
+    assert shred_period(archive, fresh, "2026Q1", actor="wugang", approver="lixia", now=NOW).digest == record.digest
