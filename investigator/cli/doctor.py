@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -23,6 +24,23 @@ def _percent(text: str) -> float:
     return float(match.group(1))
 
 
+def _thresholds(items: tuple[str, ...]) -> dict[str, Any]:
+    import yaml
+
+    from investigator.errors import ConfigError
+
+    out: dict[str, Any] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise ConfigError(f"--threshold {item!r}: expected NAME=VALUE, e.g. work_start=9")
+        try:
+            out[name.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise ConfigError(f"--threshold {item!r}: the value does not parse") from None
+    return out
+
+
 @click.command("doctor")
 @archive_argument
 @click.option("--as", "person", required=True, metavar="AUDITOR",
@@ -34,11 +52,14 @@ def _percent(text: str) -> float:
               help="Share of each target's objects downloaded and hashed (100% = all, as backup verify --read-data).")
 @click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), default=Path("reports"),
               show_default=True, help="Reports folder; the notebook goes to OUT/doctor/<time>-doctor.ipynb.")
+@click.option("--threshold", "thresholds", multiple=True, metavar="NAME=VALUE",
+              help="Override an anomaly threshold (recorded in the report): work_start=9, work_end=19, "
+                   "rest_days=[6], volume_min, volume_factor, refusal_burst, refusal_minutes, pair_max, pair_days.")
 @key_dir_option
 @click.option("--no-html", is_flag=True, help="Skip the HTML copy.")
 @json_option
-def doctor(archive: Path, person: str, targets: tuple[str, ...], sample: str, out_dir: Path, key_dir: Path | None,
-           no_html: bool, as_json: bool) -> None:
+def doctor(archive: Path, person: str, targets: tuple[str, ...], sample: str, out_dir: Path,
+           thresholds: tuple[str, ...], key_dir: Path | None, no_html: bool, as_json: bool) -> None:
     """Quarterly security check / 季度安全检测: a sealed report of metadata, no content.
 
     \b
@@ -56,6 +77,7 @@ def doctor(archive: Path, person: str, targets: tuple[str, ...], sample: str, ou
     8: the person may not audit; other codes as for every command.
     Examples:
       investigator doctor ./case-archive --as zhengjie
+      investigator doctor ./case-archive --as zhengjie --threshold work_start=9 --threshold 'rest_days=[6]'
       investigator doctor ./case-archive --as zhengjie --target /mnt/cold/investigator \\
           --target s3://evidence-backup/case-archive --sample 10% -o /srv/reports --json
     """
@@ -63,8 +85,11 @@ def doctor(archive: Path, person: str, targets: tuple[str, ...], sample: str, ou
     from investigator.settings import Settings
     from investigator.vault.store import Archive
 
+    from investigator.analysis.anomalies import Thresholds
     from investigator.errors import ConfigError
 
+    overrides = _thresholds(thresholds)
+    Thresholds.from_mapping(overrides)  # a bad name or value is refused here, before anything runs
     missing = [name for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY") if not os.environ.get(name)]
     if missing and any(t.startswith("s3://") for t in targets):
         # the report kernel's boto3 reads these (never a report parameter); without them every S3 check would fail
@@ -73,7 +98,8 @@ def doctor(archive: Path, person: str, targets: tuple[str, ...], sample: str, ou
     opened = Archive.open(archive)
     lang = "en" if Settings.from_environ(os.environ).lang.startswith("en") else "zh"
     result = run_doctor(opened, person=person, signer=signing_key(opened, person, key_dir), targets=list(targets),
-                        sample=_percent(sample), out_dir=out_dir, lang=lang, html=not no_html)
+                        sample=_percent(sample), out_dir=out_dir, lang=lang, html=not no_html,
+                        thresholds=overrides)
     if as_json:
         echo_json({"notebook": str(result.notebook), "html": str(result.html), "digest": result.digest,
                    "report_id": result.report_id, "findings": result.findings, "held": result.held})
