@@ -136,7 +136,7 @@ def shred_period(archive: Archive, custody: Custody, period: str, *, actor: str,
     if not isinstance(custody, PeriodCustody) or custody.period_scheme is None:
         _refuse(archive, actor, period, "the custody keeps no period keys", when)
         raise ArchiveError("this archive's custody keeps no period keys, so no period can be shredded "
-                           "(period keys: file or openbao custody, 'investigator init --period-keys quarter')")
+                           "(archives made with 'investigator init --period-keys quarter')")
     with archive.write_lock():
         existing = DestructionRecord.load(archive, period)
         if existing is not None:  # an interrupted run: the record stands; finish the destruction

@@ -36,7 +36,7 @@ from investigator.vault.store import Archive
 @actor_option
 @click.option("--period-keys", "period_keys", type=click.Choice(["quarter"]), default=None,
               help="Wrap data keys under one key per quarter, so expired quarters can be crypto-shredded "
-                   "(file and openbao custody; docs/admin.md, section 12).")
+                   "(every custody; docs/admin.md, section 12).")
 def init(archive: Path, tz: str, chunk_seconds: int, kdf_cost: int, backend: str, token_label: str, mount: str,
          state_dir: Path | None, actor: str | None, period_keys: str | None) -> None:
     """Create a new encrypted archive.

@@ -53,9 +53,9 @@ class Custody(Keyring, Protocol):
 class PeriodCustody(Custody, Protocol):
     """A custody that keeps one key per retention period and can destroy one (crypto-shredding).
 
-    The file custody implements it (period keys sealed in the key file) and OpenBao (one transit key per
-    period, deleted); PKCS#11 does not yet (docs/admin.md, section 12). ``destroy_period`` raises
-    ArchiveError (or KeyServiceError) when it cannot.
+    Every backend implements it: the key file (period keys sealed in it), PKCS#11 (one token object per
+    period, C_DestroyObject) and OpenBao (one transit key per period, deleted); docs/admin.md, section 12.
+    ``destroy_period`` raises ArchiveError (or KeyServiceError) when it cannot.
     """
 
     @property

@@ -62,9 +62,11 @@ from investigator.errors import (
     ConfigError,
     IntegrityError,
     InvestigatorError,
+    PeriodShredded,
     WrongPassphrase,
 )
-from investigator.schema import format_ts
+from investigator.schema import canonical_json, format_ts
+from investigator.vault.destruction import PERIOD_KINDS, PERIOD_SCHEMES, PERIOD_WRAP_FORMAT, check_period, period_of
 from investigator.vault.store import Archive
 
 PKCS11_MODULE_ENV = "INVESTIGATOR_PKCS11_MODULE"
@@ -145,6 +147,16 @@ def _load_module(module_path: str) -> Any:
 
 def _kek_label(archive_id: str, version: int) -> str:
     return f"{LABEL_PREFIX}:{archive_id}:kek:{version}"
+
+
+def _period_label(archive_id: str, period: str) -> str:
+    return f"{LABEL_PREFIX}:{archive_id}:period:{check_period(period)}"
+
+
+def _period_dek_aad(archive_id: str, kind: str, partition: str, period: str) -> bytes:
+    """The key file's associated data of a period-wrapped data key (custody/file.py), plus the backend."""
+    return canonical_json({"archive": archive_id, "custody": CUSTODY_NAME, "kind": kind, "partition": partition,
+                           "period": period, "purpose": "dek-period"})
 
 
 def _signing_label(archive_id: str) -> str:
@@ -286,6 +298,9 @@ class Pkcs11Custody:
         self._keks: dict[int, Any] = {}
         self._created: dict[int, str] = {}
         self._signing: Pkcs11Signer | None = None
+        self._period_scheme: str | None = None
+        self._destroyed: Callable[[str], bool] = lambda _period: False
+        self._periods: dict[str, Any] = {}  # period -> its AES key object in the token
 
     # --- making and opening ---------------------------------------------------------------------
 
@@ -376,7 +391,17 @@ class Pkcs11Custody:
         return dek, self.wrap(dek, kind, partition)
 
     def wrap(self, dek: bytes, kind: str, partition: str) -> dict[str, Any]:
-        """Wrap ``dek`` under the current master key, inside the token (AES-GCM)."""
+        """Wrap ``dek`` under the current master key, inside the token (AES-GCM); or under its period's key
+        (period keys enabled, a day partition; PeriodShredded when that period was destroyed)."""
+        period = self._period_for(kind, partition)
+        if period is not None:
+            pkey = self._period_key(period, create=True)
+            iv = secrets.token_bytes(IV_BYTES)
+            pparams = pkcs11.GCMParams(iv, _period_dek_aad(self._archive_id, kind, partition, period))
+            psealed = self._call("wrapping a data key under a period key",
+                                 lambda: pkey.encrypt(dek, mechanism=Mechanism.AES_GCM, mechanism_param=pparams))
+            return {"format": PERIOD_WRAP_FORMAT, "custody": CUSTODY_NAME, "kind": kind, "partition": partition,
+                    "period": period, "wrapped": _crypto.b64(iv + bytes(psealed))}
         version = self.current_version
         key = self._keks[version]
         iv = secrets.token_bytes(IV_BYTES)
@@ -387,7 +412,10 @@ class Pkcs11Custody:
                 "kek_version": version, "wrapped": _crypto.b64(iv + bytes(sealed))}
 
     def unwrap(self, wrapped: dict[str, Any], *, what: str = "") -> bytes:
-        """The DEK inside ``wrapped``. Raises IntegrityError if it was altered, moved or its version is gone."""
+        """The DEK inside ``wrapped``. Raises IntegrityError if it was altered, moved or its version is gone
+        (PeriodShredded when its period's key was destroyed)."""
+        if isinstance(wrapped, dict) and wrapped.get("format") == PERIOD_WRAP_FORMAT:
+            return self._unwrap_period(wrapped, what=what)
         try:
             if wrapped.get("format") != WRAP_FORMAT:
                 raise ValueError("format")
@@ -449,6 +477,109 @@ class Pkcs11Custody:
             self._call(f"destroying master key version {version}", obj.destroy)
         del self._keks[version]
         self._created.pop(version, None)
+
+    # --- period keys (crypto-shredding; docs/archive-format.md, "Period keys") --------------------
+
+    def use_period_keys(self, scheme: str, *, destroyed: Callable[[str], bool]) -> None:
+        """Wrap day partitions' data keys under one token key per period from now on. ``destroyed`` says
+        whether a period was shredded (its signed destruction record exists): no key is made for it again."""
+        if scheme not in PERIOD_SCHEMES:
+            raise ConfigError(f"unknown period scheme {scheme!r} (known: {', '.join(PERIOD_SCHEMES)})")
+        self._period_scheme, self._destroyed = scheme, destroyed
+
+    @property
+    def period_scheme(self) -> str | None:
+        return self._period_scheme
+
+    def _period_for(self, kind: str, partition: str) -> str | None:
+        scheme = self._period_scheme
+        return period_of(partition, scheme) if scheme and kind in PERIOD_KINDS else None
+
+    def _find_period_key(self, period: str) -> Any | None:
+        label = _period_label(self._archive_id, period)
+        found = [obj for obj, obj_label in self._archive_objects()
+                 if obj_label == label and isinstance(obj, pkcs11.SecretKey)]
+        return found[0] if found else None
+
+    def _period_key(self, period: str, *, create: bool) -> Any:
+        """``period``'s AES key object in the token, made (like a master key: sensitive, never extractable)
+        when ``create`` and missing. PeriodShredded for a destroyed period, IntegrityError for an unknown one."""
+        if period in self._periods:
+            return self._periods[period]
+        found = self._find_period_key(period)
+        if found is None:
+            if self._destroyed(period):
+                raise PeriodShredded(f"the key of period {period} was destroyed (crypto-shredded)")
+            if not create:
+                raise PeriodShredded(f"the key of period {period} is not in the token (destroyed, or another "
+                                     "token)")
+            label = _period_label(self._archive_id, period)
+            template = {
+                Attribute.TOKEN: True, Attribute.PRIVATE: True, Attribute.SENSITIVE: True,
+                Attribute.EXTRACTABLE: False, Attribute.MODIFIABLE: False, Attribute.COPYABLE: False,
+                Attribute.ENCRYPT: True, Attribute.DECRYPT: True, Attribute.WRAP: False, Attribute.UNWRAP: False,
+                Attribute.SIGN: False, Attribute.VERIFY: False, Attribute.DERIVE: False,
+            }
+            session = self._session().session
+            found = self._call(f"making the key of period {period}", lambda: session.generate_key(
+                KeyType.AES, 256, id=label.encode(), label=label, store=True,
+                capabilities=pkcs11.MechanismFlag.ENCRYPT | pkcs11.MechanismFlag.DECRYPT, template=template))
+        self._periods[period] = found
+        return found
+
+    def _unwrap_period(self, wrapped: dict[str, Any], *, what: str) -> bytes:
+        try:
+            kind, partition = str(wrapped["kind"]), str(wrapped["partition"])
+            period = check_period(str(wrapped["period"]))
+            blob = _crypto.unb64(wrapped["wrapped"])
+        except (KeyError, ValueError, TypeError) as exc:
+            raise IntegrityError("malformed wrapped key", path=what) from exc
+        if wrapped.get("custody") != CUSTODY_NAME:
+            raise IntegrityError("wrapped key was not made by a PKCS#11 custody", path=what)
+        if len(blob) < IV_BYTES + TAG_BYTES:
+            raise IntegrityError("wrapped key too short", path=what)
+        params = pkcs11.GCMParams(blob[:IV_BYTES], _period_dek_aad(self._archive_id, kind, partition, period))
+        for attempt in range(2):  # a key object another process destroyed: look in the token again once
+            try:
+                key = self._period_key(period, create=False)
+            except PeriodShredded as exc:
+                raise PeriodShredded(str(exc), path=what) from None
+            login = self._session()
+            with login.lock:
+                try:
+                    return bytes(key.decrypt(blob[IV_BYTES:], mechanism=Mechanism.AES_GCM, mechanism_param=params))
+                except _OPEN_FAILED as exc:
+                    raise IntegrityError("authentication failed (tampered data or wrong key)", path=what) from exc
+                except _KEY_GONE:
+                    self._periods.pop(period, None)
+                    if attempt:
+                        raise PeriodShredded(f"the key of period {period} is no longer in the token",
+                                             path=what) from None
+                except p11e.PKCS11Error as exc:
+                    raise _converted(exc, "unwrapping a data key under a period key") from exc
+        raise PeriodShredded(f"the key of period {period} is no longer in the token", path=what)
+
+    def period_keys(self) -> dict[str, str]:
+        """Periods whose key is in the token (no secrets; the token keeps no creation time for them)."""
+        prefix = f"{LABEL_PREFIX}:{self._archive_id}:period:"
+        return {label[len(prefix):]: "" for obj, label in self._archive_objects()
+                if label.startswith(prefix) and isinstance(obj, pkcs11.SecretKey)}
+
+    def destroyed_periods(self) -> dict[str, str]:
+        """Not kept in the token: the archive's signed destruction records say which periods went, and when."""
+        return {}
+
+    def destroy_period(self, period: str, *, now: datetime) -> bool:
+        """Destroy ``period``'s key object in the token (C_DestroyObject). Idempotent: False when already gone."""
+        del now
+        label = _period_label(self._archive_id, period)
+        self._periods.pop(period, None)
+        doomed = [obj for obj, obj_label in self._archive_objects() if obj_label == label]
+        for obj in doomed:
+            self._call(f"destroying the key of period {period}", obj.destroy)
+        if self._find_period_key(period) is not None:
+            raise ArchiveError(f"the key of period {period} is still in the token after C_DestroyObject")
+        return bool(doomed)
 
     # --- inside ---------------------------------------------------------------------------------
 
@@ -608,4 +739,7 @@ def unlock_archive(archive: Archive, module_path: str, pin: str, token_label: st
         custody.close()
         raise IntegrityError(f"the signing key in token {token_label!r} belongs to another archive",
                              path=str(archive.root))
+    scheme = archive.config.custody.get("period_keys")
+    if scheme:
+        custody.use_period_keys(scheme, destroyed=lambda p: archive.layout.destruction_record(p).exists())
     return custody

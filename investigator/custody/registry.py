@@ -62,7 +62,7 @@ def create_archive(root: Path | str, *, backend: str = "file", secrets: Settings
                    period_keys: str | None = None) -> Archive:
     """Create an archive whose master keys live in ``backend`` (provisioned now, for this archive only).
 
-    ``period_keys`` (``"quarter"``; file and openbao backends, not pkcs11 yet) wraps day partitions' data keys under
+    ``period_keys`` (``"quarter"``, any backend) wraps day partitions' data keys under
     one key per retention period, so that expired periods can be crypto-shredded.
 
     ``state_dir`` (an absolute folder on the custodian's host) keeps the TOTP
@@ -84,9 +84,8 @@ def create_archive(root: Path | str, *, backend: str = "file", secrets: Settings
                                            timezone_name=timezone_name, chunk_seconds=chunk_seconds, actor=actor,
                                            kdf_n=kdf_n, custody={"backend": "file", **state}, now=now,
                                            period_keys=period_keys)
-    if period_keys and backend != "openbao":
-        raise ConfigError(f"period keys (crypto-shredding) are implemented for the file and openbao custodies, "
-                          f"not {backend}", hint="docs/admin.md, section 12 (period keys, by custody)")
+    if period_keys and period_keys not in ("quarter",):
+        raise ConfigError(f"unknown period scheme {period_keys!r} (known: quarter)")
     check_timezone(timezone_name)
     validate_chunk_seconds(chunk_seconds)
     when = now or datetime.now(timezone.utc)

@@ -360,3 +360,44 @@ def test_the_embedded_key_service_opens_a_token_archive_without_a_passphrase(sof
             embedded_unlock(archive, "a passphrase is not a PIN", actor="sunli", purpose="open_case")
     finally:
         custody.close()
+
+
+def test_period_keys_are_token_objects_that_shredding_destroys(softhsm, tmp_path, frozen_now):
+    """Crypto-shredding on the token: one sensitive, non-extractable AES key per quarter, C_DestroyObject'ed."""
+    from shred_support import read_partition
+    from investigator.backup.shred import shred_period
+
+    made: list[Pkcs11Custody] = []
+
+    def new_keyring(archive_id: str, keyfile_path: Path) -> Pkcs11Custody:
+        made.append(Pkcs11Custody.provision(softhsm.module, softhsm.pin, softhsm.label, archive_id, now=frozen_now))
+        return made[-1]
+
+    archive = Archive.create(tmp_path / "archive", new_keyring=new_keyring, actor="tester", now=frozen_now,
+                             custody={"backend": "pkcs11", "token_label": softhsm.label, "period_keys": "quarter"})
+    made[0].close()
+    archive = Archive.open(archive.root)
+    with unlock_archive(archive, softhsm.module, softhsm.pin, softhsm.label, actor="tester") as custody:
+        old = message_frame(12).with_columns(pl.col("ts") - timedelta(days=280))  # 2026-02-11: 2026Q1
+        for frame in (old, message_frame(12, start_id=100)):
+            ingest_frames(archive, messages=frame, events=None, sources=[], skipped=[], keys=custody, actor="tester")
+        assert set(custody.period_keys()) == {"2026Q1", "2026Q4"}
+        stored = json.loads(next((archive.layout.batch(1).folder / "keys" / "messages").glob("*.json")).read_text())
+        assert stored["format"] == "investigator-wrapped-key/2" and stored["custody"] == "pkcs11"
+        key = custody._period_key("2026Q4", create=False)
+        assert key[Attribute.SENSITIVE] and not key[Attribute.EXTRACTABLE]
+        rotate(archive, custody, actor="tester")  # period keys are never rewrapped under a master-key version
+        retire(archive, custody, version=1, actor="tester")
+        assert verify_archive(archive, keys=custody).ok
+        now = frozen_now + timedelta(days=300)  # 2026Q1 ended more than 180 days before
+        record = shred_period(archive, custody, "2026Q1", actor="wugang", approver="lixia", now=now)
+        assert record.body["totals"]["rows"] == 12 and set(custody.period_keys()) == {"2026Q4"}
+    with unlock_archive(archive, softhsm.module, softhsm.pin, softhsm.label, actor="tester") as fresh:
+        with pytest.raises(errors.PeriodShredded):
+            read_partition(archive, fresh, "2026-02-11")
+        assert read_partition(archive, fresh, "2026-11-18") == 12
+        report = verify_archive(archive, keys=fresh)
+        assert report.ok, report.problems
+        assert report.counts["chunks_destroyed"] == 12
+        with pytest.raises(errors.PeriodShredded):  # no key is made again for a shredded period
+            fresh.new_data_key("messages", "2026-02-12")
