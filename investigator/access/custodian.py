@@ -10,7 +10,7 @@ The same desk serves both homes of the key service: in embedded mode the CLI
 unlocks the custody and calls it directly (one trusted machine); behind
 ``investigator keyserver`` the server calls it for signed requests
 (``/v1/login``, ``/v1/decide``, ``/v1/enroll-totp``, ``/v1/unlock-person``,
-``/v1/bundle/attest``, ``/v1/bundle/attest-release``, ``/v1/verify``), so the
+``/v1/bundle/attest``, ``/v1/bundle/held-key``, ``/v1/bundle/attest-release``, ``/v1/verify``), so the
 checks and audit entries are the same whichever way a decision arrives. What
 needs a secret happens here: the TOTP check (secrets sealed under the master
 key), the archive key's attestations (approvals, grants, sessions, bundles),
@@ -21,9 +21,7 @@ their machine: the desk receives their signature, never their key
 
 from __future__ import annotations
 
-import hashlib
 import json
-import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -35,8 +33,9 @@ from investigator.authority.directory import DirectoryStore
 from investigator.authority.grants import Grant, Presigned, approve
 from investigator.authority.identity import clear_lockout, enroll_totp, login
 from investigator.authority.policy import PolicyStore, load_org, record_decision
+from investigator.access.held import HeldBundle, new_held_key, release_key
 from investigator.custody.base import Custody
-from investigator.errors import BundleError, ConfigError, PolicyDenied
+from investigator.errors import BundleError, IntegrityError, PolicyDenied
 from investigator.schema import canonical_json
 from investigator.verification import Verification
 from investigator.vault.audit import checkpoint_line_size
@@ -223,6 +222,50 @@ class CustodianDesk:
                 raise PolicyDenied(reason, rule="release.legal_role")
             return attestation(self._keys, body)
 
+    def held_bundle_key(self, *, person: str, grant: Grant, bundle_id: str,
+                        now: datetime | None = None) -> tuple[bytes, dict[str, Any]]:
+        """A fresh key for a bundle the circuit breaker holds: plain, and sealed by the custody.
+
+        For ``person`` with an open case of ``grant`` (the caller checked the ticket) and the export
+        permission; the operator's process seals the held zip with it and forgets it
+        (:mod:`investigator.access.held`). Raises PolicyDenied (audited as ``bundle.held_key``).
+        """
+        with self._decision(now):
+            when = _utc(now)
+            directory, policy = load_org(self.archive, actor=person, action="bundle.held_key", target=grant.id,
+                                         now=when)
+            decision = policy.decide("export", person=directory.person(person), directory=directory, now=when,
+                                     tz=self.archive.config.zone)
+            record_decision(self.archive, decision, actor=person, action="bundle.held_key", target=bundle_id,
+                            now=when)
+            decision.raise_if_denied()
+            return new_held_key(self._keys, bundle_id)
+
+    def release_held(self, body: dict[str, Any], *, reviewer: str, held: HeldBundle,
+                     now: datetime | None = None) -> tuple[dict[str, Any], bytes | None]:
+        """A legal reviewer's release of a held bundle: the archive's attestation, and the key that opens it.
+
+        The envelope is opened (authenticated) with the custody before anything is decided on the
+        operator and manifest hash it names; the attested body adds the breaker's reasons the reviewer
+        acknowledges. Raises PolicyDenied (not a legal reviewer, or the operator; audited), IntegrityError
+        (an altered envelope or sealed key), BundleError (the body names another manifest).
+        """
+        try:
+            key = release_key(self._keys, held)
+        except IntegrityError:
+            self.archive.audit.append(reviewer, "bundle.release", held.bundle_id,
+                                      {"rule": "release.envelope",
+                                       "reason": "the held bundle's envelope or sealed key does not verify"},
+                                      outcome="denied", now=_utc(now))
+            raise
+        manifest = json.loads(held.open(key)["manifest.json"])
+        if body.get("manifest_sha256") != held.manifest_sha256 or body.get("bundle_id") != held.bundle_id:
+            raise BundleError(f"the release names another bundle or manifest than held bundle {held.bundle_id}")
+        attested = self.attest_release({**body, "acknowledged": list((manifest.get("breaker") or {}).get("reasons")
+                                                                      or [])},
+                                       reviewer=reviewer, operator=held.operator, now=now)
+        return attested, key
+
     # --- verification ------------------------------------------------------------------------
 
     def verify(self, *, actor: str, now: datetime | None = None) -> Verification:
@@ -237,23 +280,4 @@ class CustodianDesk:
         return verify_archive(self.archive, keys=self._keys, actor=actor)
 
 
-def held_bundle_files(archive: Archive, bundle_id: str) -> dict[str, bytes]:
-    """The members of a held bundle (``exports/held/<id>.zip``). Raises BundleError when there is none."""
-    try:
-        source = archive.layout.held_bundle(bundle_id)
-    except ConfigError as exc:  # not a plain name: no bundle id
-        raise BundleError(f"no held bundle {bundle_id}") from exc
-    if not source.exists():
-        raise BundleError(f"no held bundle {bundle_id}")
-    with zipfile.ZipFile(source) as zf:
-        return {name: zf.read(name) for name in zf.namelist()}
-
-
-def held_bundle_operator(archive: Archive, bundle_id: str) -> tuple[str, str]:
-    """The operator and manifest SHA-256 of a held bundle. Raises BundleError when there is none."""
-    manifest_bytes = held_bundle_files(archive, bundle_id)["manifest.json"]
-    return str(json.loads(manifest_bytes).get("operator") or ""), hashlib.sha256(manifest_bytes).hexdigest()
-
-
-__all__ = ["CustodianDesk", "DecisionOutcome", "TotpEnrolment", "VERIFY_ROLES", "attestation", "held_bundle_files",
-           "held_bundle_operator"]
+__all__ = ["CustodianDesk", "DecisionOutcome", "TotpEnrolment", "VERIFY_ROLES", "attestation"]

@@ -37,8 +37,10 @@ acting person, who must hold the role the decision needs):
 - ``POST /v1/unlock-person`` ``{"person"}`` -> ``{"unlocked"}`` (an admin): clears a lock-out.
 - ``POST /v1/bundle/attest`` ``{"token", "body"}`` -> ``{"attestation"}``: the archive's signature over a
   bundle's attestation body, for the operator of an open case with the export permission.
-- ``POST /v1/bundle/attest-release`` ``{"body"}`` -> ``{"attestation"}``: a legal reviewer's release of a
-  held bundle (not its operator).
+- ``POST /v1/bundle/held-key`` ``{"token", "bundle_id"}`` -> ``{"plain", "sealed"}``: a fresh key for a
+  bundle of the open case that the circuit breaker holds (the operator's process seals the zip with it).
+- ``POST /v1/bundle/attest-release`` ``{"body"}`` -> ``{"attestation", "key"}``: a legal reviewer's release of
+  a held bundle (not its operator), and the key that opens it (access/held.py).
 - ``POST /v1/verify`` ``{}`` -> the verification's findings (an admin or auditor); never content.
 - ``POST /v1/checkpoint`` ``{}`` -> ``{"size"}``: the archive key signs the audit log's current tree head
   (any enrolled person, after a decision made on their side: a directory, policy or revocation change).
@@ -82,7 +84,8 @@ from typing import Any
 from investigator import _crypto, errors
 from investigator.access.client_auth import (PERSON_RE, RequestRefused, RequestSigner, RequestVerifier, SignedRequest,
                                              signed_header_values)
-from investigator.access.custodian import CustodianDesk, DecisionOutcome, TotpEnrolment, held_bundle_operator
+from investigator.access.custodian import CustodianDesk, DecisionOutcome, TotpEnrolment
+from investigator.access.held import read_held
 from investigator.access.keyservice import ChunkRef, GrantGate, Ticket, unwrap_release, wrap_release
 from investigator.access.process_ticket import (DEFAULT_LIFETIME, ID_RE, MAX_LIFETIME, ProcessTicketRefused,
                                                 valid_label)
@@ -115,6 +118,7 @@ _ROUTES: dict[str, tuple[str, str, bool]] = {
     "/v1/enroll-totp": ("people.enroll_totp", "_enroll_totp", True),
     "/v1/unlock-person": ("people.unlock", "_unlock_person", True),
     "/v1/bundle/attest": ("bundle.attest", "_attest_bundle", True),
+    "/v1/bundle/held-key": ("bundle.held_key", "_held_bundle_key", True),
     "/v1/bundle/attest-release": ("bundle.release", "_attest_release", True),
     "/v1/verify": ("verify", "_verify", True),
     "/v1/checkpoint": ("audit.checkpoint", "_checkpoint", True),
@@ -553,17 +557,26 @@ class _Handler(BaseHTTPRequestHandler):
             raise _malformed("body must be the attestation body (an object)")
         self._send(200, {"attestation": self.server.desk.attest_bundle(wanted, person=signed.person, grant=grant)})
 
+    def _held_bundle_key(self, body: dict[str, Any], signed: SignedRequest) -> None:
+        ticket = self._ticket(body, signed)
+        _, grant = self.server.gate.ticket(ticket.token)
+        bundle_id = body.get("bundle_id")
+        if not isinstance(bundle_id, str) or not GRANT_ID_RE.match(bundle_id):
+            raise _malformed("bundle_id must be a bundle id")
+        plain, sealed = self.server.desk.held_bundle_key(person=signed.person, grant=grant, bundle_id=bundle_id)
+        self._send(200, {"plain": _crypto.b64(plain), "sealed": sealed})
+
     def _attest_release(self, body: dict[str, Any], signed: SignedRequest) -> None:
         wanted = body.get("body")
         if not isinstance(wanted, dict) or not isinstance(wanted.get("bundle_id"), str) \
                 or not GRANT_ID_RE.match(wanted["bundle_id"]):
             raise _malformed("body must be the release body naming a bundle id")
-        operator, manifest_sha = held_bundle_operator(self.server.gate.archive, wanted["bundle_id"])
-        if wanted.get("manifest_sha256") != manifest_sha:
+        held = read_held(self.server.gate.archive, wanted["bundle_id"])
+        if wanted.get("manifest_sha256") != held.manifest_sha256:
             raise _Refusal(409, "IntegrityError", "the release names another manifest than the held bundle's",
                            "release.manifest", details={"bundle_id": wanted["bundle_id"]})
-        self._send(200, {"attestation": self.server.desk.attest_release(wanted, reviewer=signed.person,
-                                                                         operator=operator)})
+        attested, key = self.server.desk.release_held(wanted, reviewer=signed.person, held=held)
+        self._send(200, {"attestation": attested, "key": _crypto.b64(key) if key is not None else None})
 
     def _checkpoint(self, body: dict[str, Any], signed: SignedRequest) -> None:
         self._send(200, {"size": self.server.desk.checkpoint()})
@@ -774,9 +787,16 @@ class RemoteKeyService:
         """The archive's attestation of a bundle exported from the open case ``ticket``."""
         return dict(self._post("/v1/bundle/attest", {"token": ticket.token, "body": body})["attestation"])
 
-    def attest_release(self, body: dict[str, Any]) -> dict[str, Any]:
-        """The archive's attestation of the signer's release of a held bundle."""
-        return dict(self._post("/v1/bundle/attest-release", {"body": body})["attestation"])
+    def held_bundle_key(self, ticket: Ticket, bundle_id: str) -> tuple[bytes, dict[str, Any]]:
+        """A fresh key for a bundle of the open case ``ticket`` that the circuit breaker holds: plain and sealed."""
+        answer = self._post("/v1/bundle/held-key", {"token": ticket.token, "bundle_id": bundle_id})
+        return _crypto.unb64(str(answer["plain"])), dict(answer["sealed"])
+
+    def release_held(self, body: dict[str, Any]) -> tuple[dict[str, Any], bytes | None]:
+        """The archive's attestation of the signer's release of a held bundle, and the key that opens it."""
+        answer = self._post("/v1/bundle/attest-release", {"body": body})
+        key = answer.get("key")
+        return dict(answer["attestation"]), (_crypto.unb64(str(key)) if key else None)
 
     def checkpoint(self, *, now: datetime | None = None) -> int:
         """Have the server sign the audit log's current tree head (after a decision made here); its tree size."""

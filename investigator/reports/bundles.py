@@ -46,9 +46,11 @@ from investigator.schema import canonical_json, format_ts, record_hash
 from investigator.access.keyservice import unlock_archive
 from investigator.settings import Settings
 from investigator.authority.grants import Grant, find_grant
-from investigator.access.custodian import CustodianDesk, attestation, held_bundle_files
+from investigator.access.custodian import CustodianDesk, attestation
+from investigator.access.held import read_held, write_held
 from investigator.access.keyserver import RemoteKeyService
 from investigator.access.keyservice import EmbeddedKeyService, KeyService, Ticket
+from investigator.custody.base import Custody
 from investigator.vault.format import Keyring
 from investigator.access.case import open_case
 from investigator.authority.policy import load_org, record_decision
@@ -127,7 +129,7 @@ def export_bundle(archive: "Archive", *, grant: str, person: str, signer: _crypt
     record_decision(archive, decision, actor=person, action="bundle.export", target=loaded.id, now=when)
     decision.raise_if_denied()
     key_service: KeyService
-    keys: Keyring | None = None
+    keys: Custody | None = None
     if keyserver is not None:
         key_service = keyserver
     else:
@@ -207,9 +209,17 @@ def export_bundle(archive: "Archive", *, grant: str, person: str, signer: _crypt
     details = {"bundle_id": bundle_id, "items": len(rows), "manifest_sha256": manifest_sha, "prefix": prefix,
                "held": verdict.held}
     if verdict.held:
+        # kept encrypted under a key only the key service releases (to a legal reviewer's release); this
+        # process holds it only while sealing the zip
+        if keyserver is not None:
+            key, sealed_key = keyserver.held_bundle_key(case.ticket, bundle_id)
+        else:
+            assert keys is not None
+            key, sealed_key = CustodianDesk(archive, keys).held_bundle_key(person=person, grant=loaded,
+                                                                            bundle_id=bundle_id, now=when)
+        write_held(archive, bundle_id, data, operator=person, created=format_ts(when), key=key, sealed_key=sealed_key)
+        del key
         target = archive.layout.held_bundle(bundle_id)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
         archive.audit.append(person, "breaker.alert", loaded.id, {"rule": "breaker.bundle", "bundle_id": bundle_id,
                                                                   "reason": "; ".join(verdict.reasons)},
                              outcome="denied", now=when)
@@ -246,20 +256,26 @@ def release_bundle(archive: "Archive", bundle_id: str, *, releaser: str, signer:
     """
 
     when = now or datetime.now(timezone.utc)
-    files = held_bundle_files(archive, bundle_id)
-    manifest = json.loads(files["manifest.json"])
+    held = read_held(archive, bundle_id)
     # who may release (a legal reviewer, never the operator) is decided where the archive key attests it: the
-    # custodian's desk, in this process or on the key server (audited there, refused before anything is written)
-    body = {"purpose": "bundle-release", "bundle_id": bundle_id,
-            "manifest_sha256": hashlib.sha256(files["manifest.json"]).hexdigest(), "reviewer": releaser,
-            "reviewer_key_id": signer.public.key_id, "ts": format_ts(when), "note": note,
-            "acknowledged": manifest.get("breaker", {}).get("reasons", [])}
+    # custodian's desk, in this process or on the key server (audited there, refused before anything is written);
+    # only then does the desk hand out the key that opens the held bundle
+    body = {"purpose": "bundle-release", "bundle_id": bundle_id, "manifest_sha256": held.manifest_sha256,
+            "reviewer": releaser, "reviewer_key_id": signer.public.key_id, "ts": format_ts(when), "note": note}
     if keyserver is not None:
-        archive_attestation = keyserver.attest_release(body)
+        archive_attestation, key = keyserver.release_held(body)
     else:
         keys = unlock_archive(archive, passphrase, actor=releaser, purpose="bundle release", secrets=custody_secrets)
-        archive_attestation = CustodianDesk(archive, keys).attest_release(body, reviewer=releaser,
-                                                                         operator=str(manifest.get("operator")))
+        archive_attestation, key = CustodianDesk(archive, keys).release_held(body, reviewer=releaser, held=held,
+                                                                             now=when)
+    files = held.open(key)
+    if hashlib.sha256(files["manifest.json"]).hexdigest() != body["manifest_sha256"]:
+        raise BundleError(f"held bundle {bundle_id}: its manifest is not the one the release names")
+    # the desk, which read the manifest, adds the breaker's reasons the reviewer acknowledges; nothing else
+    attested = dict(archive_attestation.get("body") or {})
+    if {k: v for k, v in attested.items() if k != "acknowledged"} != body:
+        raise BundleError(f"held bundle {bundle_id}: the key service attested another release than the one asked")
+    body = attested
     files["release.json"] = canonical_json({"reviewer": {"signer": releaser, "key_id": signer.public.key_id,
                                                          "public": signer.public.b64(),
                                                          "signature": signer.sign(canonical_json(body))},

@@ -176,7 +176,9 @@ _AREAS: tuple[Area, ...] = (
         Entry(f"cases/*/{LOCK_NAME}", "lock file of tag writers", SCRATCH),
     )),
     Area(EXPORTS, "held evidence bundles", (
-        Entry("exports/held/*.zip", "a bundle the circuit breaker held", WRITE_ONCE),
+        Entry("exports/held/*.held", "a bundle the circuit breaker held, encrypted (access/held.py)", WRITE_ONCE),
+        Entry("exports/held/*.held.partial", "a held bundle being written (replaced by the .held)", SCRATCH),
+        Entry("exports/held/*.zip", "a held bundle from before they were encrypted (plain)", WRITE_ONCE),
     )),
     Area(STAGING, "batches being written; removed by the next writer", (
         Entry("staging/**", "an uncommitted batch", SCRATCH),
@@ -622,7 +624,11 @@ class Layout:
         return self.exports_dir / "held"
 
     def held_bundle(self, bundle_id: str) -> Path:
-        """``exports/held/<B-id>.zip``: one held bundle."""
+        """``exports/held/<B-id>.held``: one held bundle, encrypted (access/held.py)."""
+        return self.held_dir / f"{_name(bundle_id, 'bundle id')}.held"
+
+    def legacy_held_bundle(self, bundle_id: str) -> Path:
+        """``exports/held/<B-id>.zip``: a held bundle from before they were encrypted (plain; still read)."""
         return self.held_dir / f"{_name(bundle_id, 'bundle id')}.zip"
 
     # --- DEMO ONLY ------------------------------------------------------------------------

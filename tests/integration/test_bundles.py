@@ -138,8 +138,6 @@ def test_breaker_holds_the_bundle_until_a_legal_release(bundle_archive, tmp_path
     assert result.held and not (tmp_path / "held.zip").exists()
     assert result.path.is_relative_to(bundle_archive.root)
     assert any(e.action == "breaker.alert" for e in bundle_archive.audit.entries())
-    # held and unreleased, the bundle itself says so
-    assert not verify_bundle(result.path, pubkeys=[bundle_archive.signing_public]).ok
     from investigator.reports.bundles import release_bundle
 
     with pytest.raises(PolicyDenied):  # an executive is no legal reviewer; the operator may not release
@@ -151,3 +149,38 @@ def test_breaker_holds_the_bundle_until_a_legal_release(bundle_archive, tmp_path
     assert not (tmp_path / "r.zip").exists()  # refused before anything is written, each refusal audited
     assert [e.actor for e in bundle_archive.audit.entries()
             if e.action == "bundle.release" and e.outcome == "denied"] == ["zhouzong", "sunli"]
+    _held_is_encrypted_and_released_by_a_legal_reviewer(bundle_archive, result, tmp_path)
+
+
+def _held_is_encrypted_and_released_by_a_legal_reviewer(archive: Archive, result, tmp_path: Path) -> None:
+    """The held bundle is an envelope no one reads without the key service; a legal reviewer's release opens it."""
+    from investigator.access.held import HELD_FORMAT
+    from investigator.errors import IntegrityError
+    from investigator.reports.bundles import release_bundle
+
+    held = result.path
+    assert held.suffix == ".held" and not zipfile.is_zipfile(held)
+    envelope = json.loads(held.read_bytes())
+    assert envelope["format"] == HELD_FORMAT and envelope["operator"] == "sunli"
+    assert set(envelope) == {"format", "archive_id", "bundle_id", "operator", "manifest_sha256", "created", "key",
+                             "ciphertext"}  # metadata, a sealed key, and ciphertext: nothing readable
+    text = held.read_bytes()
+    assert b"messages.jsonl" not in text and "投诉".encode() not in text
+    # the operator named in the envelope is bound to the ciphertext: an edit is caught before any decision
+    original = held.read_bytes()
+    held.write_text(json.dumps({**envelope, "operator": "zhouzong"}), encoding="utf-8")
+    with pytest.raises(IntegrityError):
+        release_bundle(archive, result.bundle_id, releaser="sunli", signer=key(archive, "sunli"),
+                       passphrase=DEMO_PASSPHRASE, note="x", out=tmp_path / "r.zip")
+    assert not (tmp_path / "r.zip").exists()
+    last = [e for e in archive.audit.entries() if e.action == "bundle.release"][-1]
+    assert (last.actor, last.outcome, last.details["rule"]) == ("sunli", "denied", "release.envelope")
+    held.write_bytes(original)
+    released = release_bundle(archive, result.bundle_id, releaser="lixia", signer=key(archive, "lixia"),
+                              passphrase=DEMO_PASSPHRASE, note="personal data checked", out=tmp_path / "r.zip")
+    checked = verify_bundle(released, pubkeys=[archive.signing_public])
+    assert checked.ok and checked.facts.get("released"), checked.problems
+    with zipfile.ZipFile(released) as zf:
+        body = json.loads(zf.read("release.json"))["body"]
+    assert body["reviewer"] == "lixia" and body["acknowledged"]  # the breaker's reasons, as the desk read them
+

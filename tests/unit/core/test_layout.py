@@ -127,7 +127,8 @@ def test_the_paths_are_the_format_s_paths(tmp_path):
     assert rel(layout.revocations) == "org/revocations.jsonl"
     assert rel(layout.case_tags("DEMO 2026/1")) == "cases/DEMO_2026_1/tags.jsonl"
     assert rel(layout.case_searches("DEMO 2026/1")) == "cases/DEMO_2026_1/searches.jsonl"
-    assert rel(layout.held_bundle("B-1")) == "exports/held/B-1.zip"
+    assert rel(layout.held_bundle("B-1")) == "exports/held/B-1.held"
+    assert rel(layout.legacy_held_bundle("B-1")) == "exports/held/B-1.zip"
     assert [rel(p) for p in (layout.demo_marker, layout.demo_session, layout.demo_keys_dir,
                              layout.demo_reports_dir)] == \
         ["DEMO-ARCHIVE-NOT-FOR-REAL-DATA.txt", "DEMO-SESSION.txt", "demo-keys", "reports"]
