@@ -154,7 +154,8 @@ def add_hold(archive: Archive, *, signer: tuple[str, Any], case: str, start: dat
                            rule="legalhold.add") from exc
     path = archive.layout.hold(hold_id)
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, (json.dumps(record, ensure_ascii=False, indent=1, sort_keys=True) + "\n").encode())
+    with archive.write_lock():  # a shredding checks holds under the same lock: it sees this hold or precedes it
+        atomic_write(path, (json.dumps(record, ensure_ascii=False, indent=1, sort_keys=True) + "\n").encode())
     archive.audit.append(person, "legalhold.add", hold_id,
                          {"case": body["case"], "start": body["start"], "end": body["end"],
                           "conversations": len(body["conversations"]), "persons": len(body["persons"]),
