@@ -50,7 +50,6 @@ from investigator.access.custodian import CustodianDesk, attestation
 from investigator.access.held import read_held, write_held
 from investigator.access.keyserver import RemoteKeyService
 from investigator.access.keyservice import EmbeddedKeyService, KeyService, Ticket
-from investigator.custody.base import Custody
 from investigator.vault.format import Keyring
 from investigator.access.case import open_case
 from investigator.authority.policy import load_org, record_decision
@@ -128,12 +127,14 @@ def export_bundle(archive: "Archive", *, grant: str, person: str, signer: _crypt
                              tz=archive.config.zone)
     record_decision(archive, decision, actor=person, action="bundle.export", target=loaded.id, now=when)
     decision.raise_if_denied()
+    # embedded: this process unlocks the custody (typed by access.keyservice; reports never import custody)
+    keys = None if keyserver is not None else unlock_archive(archive, passphrase, actor=person,
+                                                             purpose="bundle export", secrets=custody_secrets)
     key_service: KeyService
-    keys: Custody | None = None
     if keyserver is not None:
         key_service = keyserver
     else:
-        keys = unlock_archive(archive, passphrase, actor=person, purpose="bundle export", secrets=custody_secrets)
+        assert keys is not None
         key_service = EmbeddedKeyService(archive, keys)
     case = open_case(archive, grant=loaded, person=person, totp=totp, session=session, key_service=key_service,
                      now=now)
