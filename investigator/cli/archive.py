@@ -8,8 +8,9 @@ from pathlib import Path
 import click
 
 from investigator.cli.options import (actor_option, archive_argument, archive_passphrase, archive_pin, cafile_option,
-                                      default_actor, echo_checks, echo_json, json_option, key_dir_option, key_server,
-                                      keyserver_option, open_and_unlock, person_key, pin_options)
+                                      check_witness_options, default_actor, echo_checks, echo_json, json_option,
+                                      key_dir_option, key_server, keyserver_option, open_and_unlock, person_key,
+                                      pin_options, witness_option)
 from investigator.custody.registry import create_archive
 from investigator.settings import KEYSERVER_ENV, Settings
 from investigator.vault.config import DEFAULT_CHUNK_SECONDS, DEFAULT_TZ
@@ -200,9 +201,11 @@ def info(archive: Path, as_json: bool) -> None:
 @keyserver_option
 @cafile_option
 @pin_options
+@witness_option
 @json_option
 def verify(archive: Path, offline: bool, actor: str | None, key_dir: Path | None, keyserver: str | None,
-           cafile: str | None, pin_pubkey: Path | None, pin_fingerprint: str | None, as_json: bool) -> None:
+           cafile: str | None, pin_pubkey: Path | None, pin_fingerprint: str | None, witnesses: tuple[str, ...],
+           as_json: bool) -> None:
     """Verify every chunk, manifest, chain link, Merkle root, signature and the audit log.
 
     \b
@@ -212,12 +215,16 @@ def verify(archive: Path, offline: bool, actor: str | None, key_dir: Path | None
       investigator verify ./case-archive --offline --fingerprint 3f2a...(64 hex digits)
       investigator verify ./case-archive --offline --pubkey ~/pinned/archive-signing.pub
       investigator verify ./case-archive --as shenji --keyserver http://127.0.0.1:8765
+      investigator verify ./case-archive --offline --witness /mnt/other-disk/witness
 
     A full verification decrypts every chunk, so it runs where the keys are: here in embedded
     mode, or on the key server with --keyserver (or INVESTIGATOR_KEYSERVER) for an admin or
     auditor (--as, signed with their personal key). Anyone may run --offline.
     Without --pubkey / --fingerprint the archive's own key (archive.toml) is trusted, and the
     output says so; with a pin, a key chain that does not root in the pinned key fails.
+    With --witness (repeatable), the audit log is compared with what each witness holds: a
+    witness with a larger tree, or one the log is not consistent with, fails (the archive and
+    its log were rolled back together); checkpoints a witness lacks are reported.
     """
     from investigator.vault.verify import check_archive_pin, verify_archive
 
@@ -233,6 +240,7 @@ def verify(archive: Path, offline: bool, actor: str | None, key_dir: Path | None
         opened, keys = open_and_unlock(archive, who)
         report = verify_archive(opened, keys=keys, actor=who)
     check_archive_pin(opened, pin, report)
+    check_witness_options(opened, witnesses, report)
     counts = report.counts
     mode = "offline" if offline else "full"
     echo_checks(report, as_json=as_json, fail="FAIL ", err=True,

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from investigator.cli.options import archive_argument, archive_pin, echo_checks, echo_json, json_option, pin_options
+from investigator.cli.options import (archive_argument, archive_pin, check_witness_options, echo_checks, echo_json,
+                                     json_option, pin_options, witness_option)
 from investigator.settings import VERIFIED_DIR_ENV
 from investigator.vault.audit import load_verified_head, save_verified_head
 from investigator.vault.audited_state import HostRecord
@@ -32,9 +33,10 @@ def audit() -> None:
 @click.option("--no-record", is_flag=True,
               help="Neither read nor update this host's record (a full check of the files alone).")
 @pin_options
+@witness_option
 @json_option
 def audit_verify(archive: Path, full: bool, verified: Path | None, no_record: bool, pin_pubkey: Path | None,
-                 pin_fingerprint: str | None, as_json: bool) -> None:
+                 pin_fingerprint: str | None, witnesses: tuple[str, ...], as_json: bool) -> None:
     """Check the audit log's entries, Merkle tree and signed checkpoints.
 
     \b
@@ -46,12 +48,16 @@ def audit_verify(archive: Path, full: bool, verified: Path | None, no_record: bo
     This host records the last checkpoint it verified outside the archive and
     starts from there next time; a log shorter than, or different from, what
     was verified then fails (rollback). Prints the first bad position.
+    --witness PATH (repeatable; a folder or s3://bucket/prefix) also compares
+    the log with what each witness holds, which catches a rollback of the
+    archive and its log together to an earlier consistent state.
     Exit 0 when intact, 4 with each problem on stderr.
 
     \b
     Example:
       investigator audit verify ./case-archive
       investigator audit verify ./case-archive --full --fingerprint 3f5a...e1
+      investigator audit verify ./case-archive --witness /mnt/other-disk/witness
     """
     from investigator.vault.verify import check_archive_pin
 
@@ -64,6 +70,7 @@ def audit_verify(archive: Path, full: bool, verified: Path | None, no_record: bo
                                             full=full)
     report.problems[:] = [f"audit/{p}" for p in report.problems]  # the pin's problems name their own file
     check_archive_pin(opened, pin, report)
+    check_witness_options(opened, witnesses, report)
     if record is not None and head is not None and report.ok:
         save_verified_head(record, head)
         report.facts["verified_head"] = str(record)

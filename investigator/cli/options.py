@@ -70,6 +70,30 @@ def pin_options(func: F) -> F:
                              "out of band.")(func)
 
 
+def witness_option(func: F) -> F:
+    """``--witness PATH|s3://BUCKET/PREFIX`` (repeatable): compare the audit log with what each witness holds."""
+    return click.option("--witness", "witnesses", multiple=True, metavar="PATH|s3://BUCKET/PREFIX",
+                        help="A witness of this archive (a folder on another disk or host, or an Object-Locked "
+                             "s3://bucket/prefix; repeatable): fails (exit 4) when a witness holds a larger tree "
+                             "than the audit log or one the log is not consistent with (archive and log rolled back "
+                             "together); checkpoints a witness lacks are reported.")(func)
+
+
+def check_witness_options(archive: Archive, specs: tuple[str, ...], report: Verification) -> None:
+    """Add what the witnesses ``specs`` say about ``archive``'s audit log to ``report`` (problems fail it)."""
+    if not specs:
+        return
+    import investigator.backup  # noqa: F401  (registers s3:// witnesses)
+    from investigator.vault.witness import check_witnesses, open_witness
+
+    found = check_witnesses(archive.audit, archive.signing_keys().keys, archive.archive_id,
+                            [open_witness(spec) for spec in specs])
+    report.problems.extend(found.problems)
+    report.warnings.extend(found.warnings)
+    report.checked.extend(found.checked)
+    report.facts["witnesses"] = found.counts
+
+
 def archive_pin(pubkey: Path | None, fingerprint: str | None) -> str | None:
     """The pinned fingerprint from --pubkey or --fingerprint (None: unpinned). Raises ConfigError for both or a bad one."""
     from investigator.vault.verify import key_fingerprint, parse_fingerprint

@@ -24,7 +24,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -124,6 +124,9 @@ class AuditLog:
         self.log_path = self.folder / LOG_NAME
         self.checkpoint_path = self.folder / CHECKPOINT_NAME
         self._lock_path = self.folder / LOCK_NAME
+        # called with each checkpoint line after it is written, outside the lock (vault/witness.py sends it to the
+        # archive's witnesses; Archive sets it). May raise AuditError (a witness refused: fail closed).
+        self.after_checkpoint: Callable[[dict[str, Any] | None], object] | None = None
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
@@ -287,7 +290,9 @@ class AuditLog:
         AuditError, writing nothing, when the log does not continue the last
         checkpoint (an entry after it edited, the checkpoint's hints altered),
         when the checkpoint file is missing while the log says it had
-        checkpoints, or when a line cannot be written.
+        checkpoints, or when a line cannot be written. Then (outside the lock)
+        the line goes to :attr:`after_checkpoint` (the archive's witnesses),
+        which raises AuditError when a witness refuses it.
         """
         when = now or datetime.now(timezone.utc)
         origin = origin_of(archive_id)
@@ -324,16 +329,26 @@ class AuditLog:
                 new, end = self._read_after(record.log_bytes, record.head, cp.size)
                 head, index, consistency_from = record.head, record.index, cp.size
             if not new:
-                return prev
-            proof = frontier.consistency_proof([leaf for leaf, _ in new]) if consistency_from else []
-            tree = frontier.copy()
-            for leaf, _ in new:
-                tree.append(leaf)
-            note = sign_checkpoint(Checkpoint(origin, tree.size, tree.root(), format_ts(when)), signer)
-            line = CheckpointRecord(index=index + 1, note=note, key_id=signer.public.key_id,
-                                    consistency_from=consistency_from, proof=tuple(proof),
-                                    frontier=tuple(tree.hashes), head=new[-1][1], log_bytes=end)
-            self._append_line(self.checkpoint_path, line.line())
+                line_json = prev
+            else:
+                line_json = self._write_checkpoint(signer, frontier, new, end, origin, when, index, consistency_from)
+        if self.after_checkpoint is not None:
+            self.after_checkpoint(line_json)
+        return line_json
+
+    def _write_checkpoint(self, signer: ArchiveSigner, frontier: merkle.CompactRange, new: list[tuple[bytes, str]],
+                          end: int, origin: str, when: datetime, index: int,
+                          consistency_from: int | None) -> dict[str, Any]:
+        """Sign and append the checkpoint over ``frontier`` extended by ``new`` (under the lock)."""
+        proof = frontier.consistency_proof([leaf for leaf, _ in new]) if consistency_from else []
+        tree = frontier.copy()
+        for leaf, _ in new:
+            tree.append(leaf)
+        note = sign_checkpoint(Checkpoint(origin, tree.size, tree.root(), format_ts(when)), signer)
+        line = CheckpointRecord(index=index + 1, note=note, key_id=signer.public.key_id,
+                                consistency_from=consistency_from, proof=tuple(proof),
+                                frontier=tuple(tree.hashes), head=new[-1][1], log_bytes=end)
+        self._append_line(self.checkpoint_path, line.line())
         return line.to_json()
 
     def _read_after(self, offset: int, head: str, size: int, *,

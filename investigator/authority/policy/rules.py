@@ -111,6 +111,9 @@ class Policy:
     session_hours: int = 8
     # 双重验证机制(操作人+监控人): purposes whose cases open only with a monitor's code too
     dual_control_purposes: tuple[str, ...] = ()
+    # [audit] witnesses: where every checkpoint goes (folders on other disks or hosts, s3://bucket/prefix);
+    # part of the signed policy so editing archive.toml cannot drop one (vault/witness.py)
+    witnesses: tuple[str, ...] = ()
     source_sha256: str = ""
     version: int = 0
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
@@ -155,6 +158,7 @@ class Policy:
                    lockout_minutes=int(identity.get("lockout_minutes", 15)),
                    dual_control_purposes=tuple(identity.get("dual_control_purposes", ())),
                    session_hours=int(identity.get("session_hours", 8)),
+                   witnesses=tuple(data.get("audit", {}).get("witnesses", ())),
                    source_sha256=_crypto.sha256_hex(text.encode("utf-8")), raw=data)
 
     @classmethod
@@ -412,7 +416,7 @@ def validate(data: dict[str, Any]) -> list[str]:
     if data.get("format") != POLICY_FORMAT:
         problems.append(f"format must be {POLICY_FORMAT!r}")
     known_top = {"format", "purposes", "roles", "separation", "approval", "fields", "consent", "identity", "breaker",
-                 "backup", "retention"}  # [backup.tiers.*]: checked by investigator.backup.tiers
+                 "backup", "retention", "audit"}  # [backup.tiers.*]: checked by investigator.backup.tiers
     problems += [f"unknown section or key {key!r} (deny by default: remove it or fix the name)"
                  for key in data if key not in known_top]
     roles = data.get("roles")
@@ -482,6 +486,7 @@ def validate(data: dict[str, Any]) -> list[str]:
     problems += [f"identity.dual_control_purposes: unknown purpose {p!r}"
                  for p in identity.get("dual_control_purposes", ()) if p not in purposes]
     problems += _retention_problems(data.get("retention", {}))
+    problems += _audit_problems(data.get("audit", {}))
     known_identity = {"totp_skew_steps", "max_failures", "failure_window_minutes", "lockout_minutes", "session_hours",
                       "dual_control_purposes"}
     problems += [f"identity: unknown key {k!r}" for k in identity if k not in known_identity]
@@ -511,6 +516,27 @@ def _retention_problems(section: Any) -> list[str]:
                  for k in keep if k not in _KEEP_RULES]
     problems += [f"retention.snapshots.{k} must be a whole number >= 0" for k, v in keep.items()
                  if not isinstance(v, int) or isinstance(v, bool) or v < 0]
+    return problems
+
+
+def _audit_problems(section: Any) -> list[str]:
+    """Problems of ``[audit]``: ``witnesses`` is a list of distinct absolute folders or s3://bucket[/prefix] URLs."""
+    if not isinstance(section, dict):
+        return ["audit: must be a table"]
+    problems = [f"audit: unknown key {k!r}" for k in section if k != "witnesses"]
+    witnesses = section.get("witnesses", [])
+    if not isinstance(witnesses, list) or not all(isinstance(w, str) for w in witnesses):
+        return problems + ["audit.witnesses must be a list of folders or s3://bucket/prefix URLs"]
+    for spec in witnesses:
+        if spec.startswith("s3://"):
+            if not spec[len("s3://"):].partition("/")[0]:
+                problems.append(f"audit.witnesses: {spec!r} names no bucket (expected s3://bucket/prefix)")
+        elif "://" in spec:
+            problems.append(f"audit.witnesses: {spec!r}: only folders and s3:// witnesses are known")
+        elif not Path(spec).is_absolute():
+            problems.append(f"audit.witnesses: {spec!r} must be an absolute folder (on another disk or host)")
+    if len(set(witnesses)) != len(witnesses):
+        problems.append("audit.witnesses: a witness is listed twice")
     return problems
 
 

@@ -20,6 +20,7 @@ from investigator.authority.policy.model import Decision
 from investigator.authority.policy.rules import Policy
 from investigator.authority.directory import DirectoryStore
 from investigator.vault.store import Archive
+from investigator.vault.witness import set_witness_list
 
 
 # --- the signed policy in the archive -------------------------------------------------
@@ -150,6 +151,22 @@ def _with_version(policy: Policy, version: int) -> Policy:
     from dataclasses import replace
 
     return replace(policy, version=version)
+
+
+def policy_witnesses(archive: "Archive") -> tuple[str, ...]:
+    """The witnesses the archive's signed policy lists (``[audit] witnesses``); () while no policy is installed.
+
+    Raises IntegrityError/ConfigError when the policy or directory does not
+    verify (the checkpoint writer audits that as a witness failure).
+    """
+    store = PolicyStore(archive)
+    if store._latest() == 0:
+        return ()
+    return store.load(DirectoryStore(archive).load()).witnesses
+
+
+# every checkpoint of an archive goes to the witnesses its signed policy lists (vault/witness.py, the seam)
+set_witness_list(policy_witnesses)
 
 
 def load_for_decision(archive: "Archive", directory: Directory, *, actor: str, action: str, target: str,
