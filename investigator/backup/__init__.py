@@ -23,11 +23,12 @@ from investigator.backup.seal import seal_media, verify_seal
 from investigator.backup.snapshot import FileEntry, Snapshot
 from investigator.backup.target import DirectoryTarget, Target, TargetError
 from investigator.backup.tiers import BackupTiers, Tier, schedule_lines
+from investigator.backup.witness import S3WitnessStore, s3_witness  # registers s3:// witnesses (vault/witness.py)
 
 __all__ = ["BackupTiers", "DirectoryTarget", "FileEntry", "RestoreResult", "RunResult", "S3Config", "S3Target",
-           "Snapshot", "Target", "TargetError", "Tier", "backup_run", "check_target", "find_snapshot",
-           "is_custody_material", "load_snapshots", "open_target", "restore_snapshot", "schedule_lines",
-           "seal_media", "verify_seal"]
+           "S3WitnessStore", "Snapshot", "Target", "TargetError", "Tier", "backup_run", "check_target", "find_snapshot",
+           "is_custody_material", "load_snapshots", "open_target", "restore_snapshot", "s3_witness",
+           "schedule_lines", "seal_media", "verify_seal"]
 
 
 def open_target(spec: str, s3: S3Config | None = None) -> Target:
