@@ -153,16 +153,35 @@ def _with_version(policy: Policy, version: int) -> Policy:
     return replace(policy, version=version)
 
 
+_witness_cache: dict[tuple[Any, ...], tuple[str, ...]] = {}
+
+
+def _files_state(folder: Any) -> tuple[tuple[str, int, int], ...]:
+    try:
+        return tuple(sorted((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in folder.iterdir()))
+    except FileNotFoundError:
+        return ()
+
+
 def policy_witnesses(archive: "Archive") -> tuple[str, ...]:
     """The witnesses the archive's signed policy lists (``[audit] witnesses``); () while no policy is installed.
 
     Raises IntegrityError/ConfigError when the policy or directory does not
-    verify (the checkpoint writer audits that as a witness failure).
+    verify (the checkpoint writer audits that as a witness failure). The
+    verified list is kept per process until a file of ``org/policy`` or
+    ``org/directory`` changes (a checkpoint follows every decision: loading
+    and verifying both each time costs ~20 ms on the demo archive).
     """
     store = PolicyStore(archive)
     if store._latest() == 0:
         return ()
-    return store.load(DirectoryStore(archive).load()).witnesses
+    layout = archive.layout
+    state = (str(archive.root.resolve()), archive.archive_id, _files_state(layout.policy_dir),
+             _files_state(layout.directory_dir))
+    if state not in _witness_cache:
+        _witness_cache.clear()  # one archive at a time is the common case; keep the cache small
+        _witness_cache[state] = store.load(DirectoryStore(archive).load()).witnesses
+    return _witness_cache[state]
 
 
 # every checkpoint of an archive goes to the witnesses its signed policy lists (vault/witness.py, the seam)
