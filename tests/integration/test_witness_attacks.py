@@ -20,6 +20,7 @@ from witness_support import cli, ingest, replace_with, sizes, witnessed_archive
 from investigator.errors import AuditError
 from investigator.vault.checkpoint import origin_of
 from investigator.vault.store import Archive
+from investigator.vault.verify import verify_archive
 from investigator.vault.witness import check_witnesses, log_leaves, open_witness
 
 
@@ -60,6 +61,9 @@ def test_rollback_of_archive_and_audit_log_together_passes_alone_and_fails_with_
     caught = cli("verify", root, "--offline", "--witness", witness)
     assert caught.exit_code == 4
     assert "not consistent with" in _out(caught) and "refused a checkpoint" in _out(caught)
+    # a full verify checkpoints: the witness refuses, so even without --witness it fails (fail closed)
+    full = verify_archive(Archive.open(root), keys=keys)
+    assert not full.ok and any("a witness refused" in p for p in full.problems), full.problems
 
 
 def test_truncating_the_log_and_its_last_checkpoints_is_caught_by_the_witness(tmp_path):
