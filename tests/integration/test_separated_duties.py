@@ -119,7 +119,7 @@ def custody_secrets(backend: str, request: pytest.FixtureRequest) -> tuple[dict[
 @pytest.mark.slow
 def test_every_actor_is_a_separate_process_without_the_passphrase(tmp_path: Path,
                                                                    request: pytest.FixtureRequest) -> None:
-    """The whole path on the key-file custody (the PKCS#11 token and OpenBao transit: test_separated_duties_custody)."""
+    """The whole path on the key-file custody (PKCS#11 and OpenBao: test_separated_duties_pkcs11, _openbao)."""
     walk_the_path("file", tmp_path, request)
 
 

@@ -33,7 +33,7 @@ from investigator.vault.store import Archive
 from investigator.vault.verify import verify_archive
 
 
-@pytest.mark.slow  # builds the demo archive (shared with other tests) and decrypts it twice
+@pytest.mark.slow  # builds the demo archive (shared with other tests) and moves all its keys into transit
 def test_a_migrated_demo_archive_verifies_old_and_new_signatures_everywhere(demo_archive, bao_server,  # noqa: F811
                                                                              tmp_path):
     root = tmp_path / "archive"
@@ -63,7 +63,9 @@ def test_a_migrated_demo_archive_verifies_old_and_new_signatures_everywhere(demo
     root.joinpath("DEMO-SESSION.txt").unlink()
     new_token = demo_session(root, now=now, keys=custody)
     assert check_session(archive, new_token, DEMO_OPERATOR, now=now)
-    report = verify_archive(archive, keys=custody)
+    # every signature check, offline (the rewrapped keys' decryption is test_migration's, on a small archive;
+    # through transit it would cost a request per partition key here)
+    report = verify_archive(archive, keys=None)
     assert report.ok, report.problems
     checkpoints = archive.audit.checkpoints()
     assert {c["key_id"] for c in checkpoints} == {genesis.key_id, chain.current.key_id}
