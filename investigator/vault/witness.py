@@ -162,19 +162,19 @@ class DirectoryStore:
     A crash leaves at most a ``.partial-*`` scratch file, which is ignored.
     """
 
-    def __init__(self, root: Path | str) -> None:
-        self.root = Path(root)
+    def __init__(self, folder: Path | str) -> None:
+        self.folder = Path(folder)  # the witness's own folder (not an archive root)
 
     @property
     def location(self) -> str:
-        return str(self.root)
+        return str(self.folder)
 
     def prepare(self) -> None:
-        if not self.root.is_dir():  # never made here: an absent folder is a disk that is not mounted
-            raise WitnessError(f"witness {self.root}: not a folder (not mounted?)")
+        if not self.folder.is_dir():  # never made here: an absent folder is a disk that is not mounted
+            raise WitnessError(f"witness {self.folder}: not a folder (not mounted?)")
 
     def put_new(self, name: str, data: bytes) -> bool:
-        final = self.root / name
+        final = self.folder / name
         try:
             final.parent.mkdir(parents=True, exist_ok=True)
             if final.exists():
@@ -199,24 +199,24 @@ class DirectoryStore:
             _fsync_dir(final.parent)
             return True
         except OSError as exc:
-            raise WitnessError(f"witness {self.root}: cannot write {name} ({exc.strerror})") from exc
+            raise WitnessError(f"witness {self.folder}: cannot write {name} ({exc.strerror})") from exc
 
     def get(self, name: str) -> bytes:
         try:
-            return (self.root / name).read_bytes()
+            return (self.folder / name).read_bytes()
         except OSError as exc:
-            raise WitnessError(f"witness {self.root}: cannot read {name} ({exc.strerror})") from exc
+            raise WitnessError(f"witness {self.folder}: cannot read {name} ({exc.strerror})") from exc
 
     def names(self, prefix: str) -> list[str]:
-        folder = self.root / prefix
+        folder = self.folder / prefix
         try:
             return sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
         except FileNotFoundError:
-            if not self.root.is_dir():
-                raise WitnessError(f"witness {self.root}: not a folder (not mounted?)") from None
+            if not self.folder.is_dir():
+                raise WitnessError(f"witness {self.folder}: not a folder (not mounted?)") from None
             return []
         except OSError as exc:
-            raise WitnessError(f"witness {self.root}: cannot list {prefix} ({exc.strerror})") from exc
+            raise WitnessError(f"witness {self.folder}: cannot list {prefix} ({exc.strerror})") from exc
 
 
 def _write_all(fd: int, data: bytes) -> None:
