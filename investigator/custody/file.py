@@ -33,8 +33,8 @@ from typing import Any
 from investigator import _crypto
 from investigator._fs import atomic_write
 from investigator.errors import ArchiveError, IntegrityError, PeriodShredded, WrongPassphrase
-from investigator.vault.destruction import (PERIOD_KINDS, PERIOD_SCHEMES, PERIOD_WRAP_FORMAT, check_period,
-                                            period_of)
+from investigator.vault.destruction import (PERIOD_SCHEMES, PERIOD_WRAP_FORMAT, check_period, parse_period_wrapped,
+                                            period_for)
 from investigator.vault.config import check_timezone, validate_chunk_seconds
 from investigator.vault.store import Archive
 from investigator.schema import canonical_json, format_ts
@@ -140,15 +140,13 @@ class MasterKeys:
         return str(scheme) if scheme in PERIOD_SCHEMES else None
 
     def _period_for(self, kind: str, partition: str) -> str | None:
-        scheme = self.period_scheme
-        return period_of(partition, scheme) if scheme and kind in PERIOD_KINDS else None
+        return period_for(self.period_scheme, kind, partition)
 
     def _unwrap_period(self, wrapped: dict[str, Any], *, what: str) -> bytes:
+        kind, partition, period, payload = parse_period_wrapped(wrapped, what=what)
         try:
-            kind, partition = str(wrapped["kind"]), str(wrapped["partition"])
-            period = check_period(str(wrapped["period"]))
-            blob = _crypto.unb64(wrapped["wrapped"])
-        except (KeyError, ValueError, TypeError) as exc:
+            blob = _crypto.unb64(payload)
+        except ValueError as exc:
             raise IntegrityError("malformed wrapped key", path=what) from exc
         key = self._period_key(period, create=False, what=what)
         return _crypto.open_sealed(key, blob, aad=_period_dek_aad(self.archive_id, kind, partition, period), what=what)

@@ -67,7 +67,8 @@ from investigator import _crypto
 from investigator.custody.file import WRAP_FORMAT
 from investigator.errors import (ArchiveError, ConfigError, IntegrityError, InvestigatorError, KeyServiceError,
                                  PeriodShredded, WrongPassphrase)
-from investigator.vault.destruction import PERIOD_KINDS, PERIOD_SCHEMES, PERIOD_WRAP_FORMAT, check_period, period_of
+from investigator.vault.destruction import (PERIOD_SCHEMES, PERIOD_WRAP_FORMAT, check_period, parse_period_wrapped,
+                                           period_for)
 from investigator.schema import canonical_json, format_ts
 from investigator.vault.store import Archive
 
@@ -552,8 +553,7 @@ class OpenBaoCustody:
         return self._period_scheme
 
     def _period_for(self, kind: str, partition: str) -> str | None:
-        scheme = self._period_scheme
-        return period_of(partition, scheme) if scheme and kind in PERIOD_KINDS else None
+        return period_for(self._period_scheme, kind, partition)
 
     def _period_key(self, period: str) -> str:
         """The name of ``period``'s transit key, made (with the defaults: aes256-gcm96, not exportable) if missing."""
@@ -572,13 +572,7 @@ class OpenBaoCustody:
         return name
 
     def _unwrap_period(self, wrapped: dict[str, Any], *, what: str) -> bytes:
-        try:
-            kind, partition, ciphertext = str(wrapped["kind"]), str(wrapped["partition"]), str(wrapped["wrapped"])
-            period = check_period(str(wrapped["period"]))
-            if wrapped.get("custody") != CUSTODY_NAME:
-                raise IntegrityError("not a key wrapped by OpenBao custody", path=what)
-        except (KeyError, TypeError) as exc:
-            raise IntegrityError("malformed wrapped key", path=what) from exc
+        kind, partition, period, ciphertext = parse_period_wrapped(wrapped, custody=CUSTODY_NAME, what=what)
         name = period_key_name(self._archive_id, period)
         answer = self._server.send("POST", f"{self._mount}/decrypt/{name}",
                                    {"ciphertext": ciphertext,

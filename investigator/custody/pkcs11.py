@@ -66,7 +66,8 @@ from investigator.errors import (
     WrongPassphrase,
 )
 from investigator.schema import canonical_json, format_ts
-from investigator.vault.destruction import PERIOD_KINDS, PERIOD_SCHEMES, PERIOD_WRAP_FORMAT, check_period, period_of
+from investigator.vault.destruction import (PERIOD_SCHEMES, PERIOD_WRAP_FORMAT, check_period, parse_period_wrapped,
+                                           period_for)
 from investigator.vault.store import Archive
 
 PKCS11_MODULE_ENV = "INVESTIGATOR_PKCS11_MODULE"
@@ -492,8 +493,7 @@ class Pkcs11Custody:
         return self._period_scheme
 
     def _period_for(self, kind: str, partition: str) -> str | None:
-        scheme = self._period_scheme
-        return period_of(partition, scheme) if scheme and kind in PERIOD_KINDS else None
+        return period_for(self._period_scheme, kind, partition)
 
     def _find_period_key(self, period: str) -> Any | None:
         label = _period_label(self._archive_id, period)
@@ -528,14 +528,11 @@ class Pkcs11Custody:
         return found
 
     def _unwrap_period(self, wrapped: dict[str, Any], *, what: str) -> bytes:
+        kind, partition, period, payload = parse_period_wrapped(wrapped, custody=CUSTODY_NAME, what=what)
         try:
-            kind, partition = str(wrapped["kind"]), str(wrapped["partition"])
-            period = check_period(str(wrapped["period"]))
-            blob = _crypto.unb64(wrapped["wrapped"])
-        except (KeyError, ValueError, TypeError) as exc:
+            blob = _crypto.unb64(payload)
+        except ValueError as exc:
             raise IntegrityError("malformed wrapped key", path=what) from exc
-        if wrapped.get("custody") != CUSTODY_NAME:
-            raise IntegrityError("wrapped key was not made by a PKCS#11 custody", path=what)
         if len(blob) < IV_BYTES + TAG_BYTES:
             raise IntegrityError("wrapped key too short", path=what)
         params = pkcs11.GCMParams(blob[:IV_BYTES], _period_dek_aad(self._archive_id, kind, partition, period))

@@ -65,6 +65,30 @@ def period_window(period: str) -> tuple[datetime, datetime]:
     return start, end
 
 
+def period_for(scheme: str | None, kind: str, partition: str) -> str | None:
+    """The period whose key wraps ``kind``/``partition``'s data key under ``scheme``; None: the master key does."""
+    return period_of(partition, scheme) if scheme and kind in PERIOD_KINDS else None
+
+
+def parse_period_wrapped(wrapped: dict[str, Any], *, custody: str | None = None,
+                         what: str = "") -> tuple[str, str, str, str]:
+    """(kind, partition, period, wrapped payload) of a period-wrapped key record, as every custody reads it.
+
+    ``custody``: the custody that must have made it (the record's ``custody`` field). Raises IntegrityError
+    for a malformed record, a period that is no quarter, or another custody's record.
+    """
+    try:
+        kind, partition, payload = str(wrapped["kind"]), str(wrapped["partition"]), str(wrapped["wrapped"])
+        period = check_period(str(wrapped["period"]))
+    except (KeyError, TypeError) as exc:
+        raise IntegrityError("malformed wrapped key", path=what) from exc
+    except IntegrityError as exc:
+        raise IntegrityError(str(exc), path=what) from None
+    if custody is not None and wrapped.get("custody") != custody:
+        raise IntegrityError(f"wrapped key was not made by the {custody} custody", path=what)
+    return kind, partition, period, payload
+
+
 def is_period_wrapped(wrapped: dict[str, Any]) -> bool:
     """True for a data key wrapped under a period key (not under a master-key version)."""
     return wrapped.get("format") == PERIOD_WRAP_FORMAT
