@@ -52,7 +52,7 @@ from investigator.importers import ImportOptions, read_export
 from investigator._fs import fsync_dir
 from investigator.vault.manifest import GENESIS, Manifest
 from investigator.vault.acquisition import AcquisitionRecord
-from investigator.schema import KINDS, conform, format_ts, id_field, record_hashes, split_parts
+from investigator.schema import KINDS, conform, format_ts, id_field, record_hash_column, split_parts
 
 # Timestamps outside this range are almost always a unit mistake (ms read as s ...).
 EARLIEST = datetime(1990, 1, 1, tzinfo=timezone.utc)
@@ -61,6 +61,10 @@ LATEST = datetime(2100, 1, 1, tzinfo=timezone.utc)
 # apart (a false "duplicate" needs a 2^-128 collision on the same id) at half
 # the size of the full hash, which is the index's largest column.
 INDEX_HASH_HEX = 32
+# Chunk parts are written (Parquet in Rust), sealed (AES-GCM in OpenSSL) and fsynced on these threads;
+# all three release the GIL, and fsync waits on the disk rather than a core, so more threads than
+# cores keep both cores busy (benchmarks/bench_ingest.py, docs/benchmarks.md).
+SEAL_THREADS = 4
 
 
 # Fault injection for the crash-safety tests only: a child process they start sets this to a
@@ -143,14 +147,19 @@ class DedupIndex:
         """For each (source, id, hash prefix): is that record stored; the latest stored version of (source, id)."""
         if not rows:
             return [], []
-        stored, latest = self._for(kind)
         asked = pl.DataFrame({"source": [r[0] for r in rows], "id": [r[1] for r in rows],
                               "hash_prefix": [r[2] for r in rows]},
-                             schema={"source": pl.String, "id": pl.String, "hash_prefix": pl.String}
-                             ).with_row_index("_row")
-        answer = (asked.join(stored, on=["source", "id", "hash_prefix"], how="left")
-                  .join(latest, on=["source", "id"], how="left").sort("_row"))
-        return (answer["_present"].fill_null(False).to_list(), answer["_latest"].fill_null(0).to_list())
+                             schema={"source": pl.String, "id": pl.String, "hash_prefix": pl.String})
+        answer = self.answer_frame(kind, asked)
+        return answer["_present"].to_list(), answer["_latest"].to_list()
+
+    def answer_frame(self, kind: str, asked: pl.DataFrame) -> pl.DataFrame:
+        """:meth:`answer` as two joins: ``asked`` (source, id, hash_prefix) -> ``_present``, ``_latest``, in its order."""
+        stored, latest = self._for(kind)
+        answer = (asked.select("source", "id", "hash_prefix")
+                  .join(stored, on=["source", "id", "hash_prefix"], how="left", maintain_order="left")
+                  .join(latest, on=["source", "id"], how="left", maintain_order="left"))
+        return answer.select(pl.col("_present").fill_null(False), pl.col("_latest").fill_null(0).cast(pl.Int64))
 
 
 def lookup_in_index(index: pl.DataFrame, kind: str, rows: Sequence[Row]) -> tuple[list[bool], list[int]]:
@@ -183,11 +192,18 @@ class LocalIngest:
             yield
 
     def lookup(self, kind: str, rows: Sequence[Row]) -> tuple[list[bool], list[int]]:
+        return self._dedup_index().answer(kind, rows)
+
+    def lookup_frame(self, kind: str, asked: pl.DataFrame) -> pl.DataFrame:
+        """:meth:`lookup` for a frame of (source, id, hash_prefix): ``_present``, ``_latest`` in its order."""
+        return self._dedup_index().answer_frame(kind, asked)
+
+    def _dedup_index(self) -> DedupIndex:
         if self._index is None:
             if self._archive is None:
                 raise ConfigError("LocalIngest.lookup outside writing()")
             self._index = DedupIndex(self._archive.read_index(self._keys))
-        return self._index.answer(kind, rows)
+        return self._index
 
     def data_keys(self, batch_id: str, seq: int, wanted: Sequence[tuple[str, str]]) -> dict[tuple[str, str], IssuedKey]:
         issued = self._issued.setdefault(batch_id, IssuedBatch("", seq, datetime.now(timezone.utc)))
@@ -292,15 +308,20 @@ def _prepare(frame: pl.DataFrame, kind: str, service: IngestService, chunk_secon
     """
     idc = id_field(kind)
     identity = ["source", idc]
-    frame = frame.with_columns(pl.Series("record_hash", record_hashes(frame, kind), dtype=pl.String),
-                               pl.col("source").fill_null(""))
+    # record hashes column-wise: canonical text in Polars, SHA-256 in one compiled call (schema.py)
+    frame = frame.with_columns(record_hash_column(frame, kind), pl.col("source").fill_null(""))
     incoming = frame.height
     frame = frame.unique(subset=[*identity, "record_hash"], keep="first", maintain_order=True)
-    prefixes = frame["record_hash"].str.slice(0, INDEX_HASH_HEX)
-    present, latest = service.lookup(kind, list(zip(frame["source"].to_list(), frame[idc].to_list(),
-                                                    prefixes.to_list())))
-    frame = (frame.with_columns(pl.Series("_present", present, dtype=pl.Boolean),
-                                pl.Series("_prev", latest, dtype=pl.Int64))
+    asked = frame.select("source", pl.col(idc).alias("id"),
+                         pl.col("record_hash").str.slice(0, INDEX_HASH_HEX).alias("hash_prefix"))
+    lookup_frame = getattr(service, "lookup_frame", None)
+    if lookup_frame is not None:  # in-process: the dedup question as joins, no per-row Python
+        answer = lookup_frame(kind, asked)
+    else:  # a key server: rows over the wire (source, id, hash prefix only)
+        present, latest = service.lookup(kind, list(asked.iter_rows()))
+        answer = pl.DataFrame({"_present": present, "_latest": latest},
+                              schema={"_present": pl.Boolean, "_latest": pl.Int64})
+    frame = (frame.with_columns(answer["_present"], answer["_latest"].alias("_prev"))
              .filter(~pl.col("_present")).drop("_present"))
     duplicates = incoming - frame.height
     frame = (frame.with_columns((pl.col("_prev") + pl.int_range(1, pl.len() + 1).over(identity))
@@ -426,7 +447,7 @@ def ingest_frames(archive: Archive, *, messages: pl.DataFrame | None, events: pl
             from tqdm.auto import tqdm
 
             bar = tqdm(total=len(jobs), desc="encrypting chunks", unit="chunk")
-        with ThreadPoolExecutor(max_workers=2) as pool:
+        with ThreadPoolExecutor(max_workers=SEAL_THREADS) as pool:
             for number, entry in enumerate(pool.map(seal_chunk, jobs)):
                 chunk_entries.append(entry)
                 if bar is not None:
