@@ -30,12 +30,14 @@ import polars as pl
 
 from investigator import _crypto
 from investigator.access.client_auth import RequestSigner
+from investigator.access.distributed import ScanSpec, as_dask_scan
 from investigator.access.keyserver import RemoteKeyService
 from investigator.access.keyservice import EmbeddedKeyService, KeyService, Ticket, unlock_archive
 from investigator.access.process_ticket import DEFAULT_LIFETIME, ID_RE, decode
 from investigator.access.scan import KEY_BATCH, KeySource, LoadStats, ProcessTicketKeys, TicketKeys, scan_chunks
 from investigator.authority.directory import DirectoryStore
 from investigator.authority.grants import Grant, find_grant
+from investigator.analysis.search import search as search_frame
 from investigator.custody.registry import backend_of
 from investigator.errors import ConfigError, ContentNotGranted, GrantInvalid, InvestigatorError
 from investigator.schema import CONTENT_COLUMNS, PART_COLUMNS, format_ts, full_schema, id_field, kind_parts
@@ -403,9 +405,12 @@ class Case:
             return frame
         return frame.sort(_order(kind, wanted))
 
-    def _audit_load(self, kind: str, rows: int, chunks: int, columns: Sequence[str], *, lazy: bool = False) -> None:
+    def _audit_load(self, kind: str, rows: int, chunks: int, columns: Sequence[str], *, lazy: bool = False,
+                    executor: str = "") -> None:
         """Record what was read (counts and columns, never content)."""
-        via = {"process": self.process} if self.process else {}
+        via: dict[str, Any] = {"process": self.process} if self.process else {}
+        if executor:
+            via["executor"] = executor
         self.archive.audit.append(self.person, "load", self.grant.id,
                                   {**via, "kind": kind, "rows": rows, "chunks": chunks, "lazy": lazy,
                                    "content": any(c in CONTENT_COLUMNS for c in columns)}, now=self._now)
@@ -429,43 +434,105 @@ class Case:
 
     @overload
     def messages(self, columns: Sequence[str] | None = None, lazy: Literal[False] = False, *,
-                 progress: bool | None = None) -> pl.DataFrame: ...
+                 progress: bool | None = None, executor: Any = None) -> pl.DataFrame: ...
     @overload
     def messages(self, columns: Sequence[str] | None = None, *, lazy: Literal[True],
-                 progress: bool | None = None) -> pl.LazyFrame: ...
+                 progress: bool | None = None, executor: Any = None) -> pl.LazyFrame: ...
     @overload
     def messages(self, columns: Sequence[str] | None = None, lazy: bool = False, *,
-                 progress: bool | None = None) -> pl.DataFrame | pl.LazyFrame: ...
+                 progress: bool | None = None, executor: Any = None) -> pl.DataFrame | pl.LazyFrame: ...
 
     def messages(self, columns: Sequence[str] | None = None, lazy: bool = False, *,
-                 progress: bool | None = None) -> pl.DataFrame | pl.LazyFrame:
+                 progress: bool | None = None, executor: Any = None) -> pl.DataFrame | pl.LazyFrame:
         """The granted messages: rows with ``start <= ts < end`` in scope, granted fields only.
 
         ``lazy=True`` returns a LazyFrame that decrypts and filters chunk by chunk
         when collected, pushing your filters into each chunk, so memory follows
-        the result rather than the window. Raises IntegrityError (tampered chunk:
-        nothing is returned), PolicyDenied (key refused), KeyServiceError.
+        the result rather than the window. ``executor`` (a ``dask.distributed``
+        Client or an :class:`investigator.access.distributed.DaskScan`) runs the
+        scan on Dask workers, each asking the key server itself: the same frame.
+        Raises IntegrityError (tampered chunk: nothing is returned), PolicyDenied
+        (key refused), KeyServiceError; ConfigError for a cluster that is not safe.
         """
+        if executor is not None:
+            if lazy:
+                raise ConfigError("a Dask scan returns a frame: use lazy=False with executor=")
+            return self._load_distributed("messages", columns, executor)[0]
         if lazy:
             return self._lazy("messages", columns)
         return self._load("messages", columns, progress=progress)
 
     @overload
     def events(self, columns: Sequence[str] | None = None, lazy: Literal[False] = False, *,
-               progress: bool | None = None) -> pl.DataFrame: ...
+               progress: bool | None = None, executor: Any = None) -> pl.DataFrame: ...
     @overload
     def events(self, columns: Sequence[str] | None = None, *, lazy: Literal[True],
-               progress: bool | None = None) -> pl.LazyFrame: ...
+               progress: bool | None = None, executor: Any = None) -> pl.LazyFrame: ...
     @overload
     def events(self, columns: Sequence[str] | None = None, lazy: bool = False, *,
-               progress: bool | None = None) -> pl.DataFrame | pl.LazyFrame: ...
+               progress: bool | None = None, executor: Any = None) -> pl.DataFrame | pl.LazyFrame: ...
 
     def events(self, columns: Sequence[str] | None = None, lazy: bool = False, *,
-               progress: bool | None = None) -> pl.DataFrame | pl.LazyFrame:
-        """Event-log rows (logins, alerts, tickets ...) in the window, for correlation."""
+               progress: bool | None = None, executor: Any = None) -> pl.DataFrame | pl.LazyFrame:
+        """Event-log rows (logins, alerts, tickets ...) in the window, for correlation (``executor`` as in messages)."""
+        if executor is not None:
+            if lazy:
+                raise ConfigError("a Dask scan returns a frame: use lazy=False with executor=")
+            return self._load_distributed("events", columns, executor)[0]
         if lazy:
             return self._lazy("events", columns)
         return self._load("events", columns, progress=progress)
+
+    def search(self, query: str, *, mode: str = "exact", columns: Sequence[str] | None = None, pinyin: bool = False,
+               executor: Any = None) -> pl.DataFrame:
+        """Granted messages matching ``query`` (:func:`investigator.analysis.search.search`), audited.
+
+        With ``executor`` (as in :meth:`messages`) each Dask worker searches its own chunk
+        groups and only the hits travel back: the same frame as without. Raises QueryError,
+        ContentNotGranted (terms but no text granted), and what :meth:`messages` raises.
+        """
+        options: dict[str, Any] = {"mode": mode, "pinyin": pinyin, "tz": self.timezone,
+                                   "identities": self.identities()}
+        if executor is not None:
+            hits, searched = self._load_distributed("messages", columns, executor, query=query, options=options)
+        else:
+            frame = self.messages(columns, progress=False)
+            hits, searched = search_frame(frame, query, **options), frame.height
+        self.record_search(query, mode=mode, hits=hits.height, searched=searched)
+        return hits
+
+    def _load_distributed(self, kind: str, columns: Sequence[str] | None, executor: Any, *, query: str | None = None,
+                          options: dict[str, Any] | None = None) -> tuple[pl.DataFrame, int]:
+        """The eager load (or search) mapped over chunk groups on Dask workers (access/distributed.py)."""
+        scan = as_dask_scan(executor)
+        if self.process or not isinstance(self._keys, RemoteKeyService):
+            raise ConfigError("a Dask scan needs a case opened through the key server (workers ask it for keys)",
+                              hint="open the case with keyserver='https://...'; the embedded service's master "
+                                   "keys never leave this process")
+        wanted = self._columns(kind, columns)
+        entries = self._entries(kind)
+        # bound to this case's grant, person and chunk set; ended as soon as the scan is
+        token = self.process_ticket(f"dask scan {kind}", lifetime=timedelta(hours=1))
+        try:
+            spec = ScanSpec(store=scan.store_for(self.archive), archive_id=self.archive.archive_id,
+                            keyserver=self._keys.url, cafile=scan.cafile, token=token, kind=kind,
+                            parts=self._parts(kind), row_filter=self._row_filter(kind), columns=tuple(wanted),
+                            query=query, search_options=dict(options or {}))
+            partials = scan.run(spec, entries)
+        finally:
+            self.revoke_process_ticket(token)
+        for partial in partials:
+            self.stats += partial.stats
+        pieces = [p.frame for p in partials if p.frame.height]
+        searched = sum(p.granted for p in partials)
+        self._audit_load(kind, searched, len(entries), wanted, executor="dask")
+        if not pieces:
+            empty = self._empty(kind, wanted)
+            return (search_frame(empty, query, **(options or {})) if query is not None else empty), searched
+        frame = pl.concat(pieces, how="diagonal_relaxed")
+        if len({e.batch_seq for e in entries}) > 1:
+            frame = frame.sort(_order(kind, wanted))
+        return frame, searched
 
     def _lazy(self, kind: str, columns: Sequence[str] | None) -> pl.LazyFrame:
         from polars.io.plugins import register_io_source

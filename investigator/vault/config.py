@@ -77,12 +77,24 @@ class ArchiveConfig:
         """
         path = Layout(Path(root)).config
         try:
-            document = tomllib.loads(path.read_text(encoding="utf-8"))
-            data = document["archive"]
+            data = path.read_bytes()
         except FileNotFoundError as exc:
             raise ArchiveError(f"{root}: not an investigator archive (no {CONFIG_NAME})",
                                hint="create one with 'investigator init PATH'") from exc
-        except (OSError, tomllib.TOMLDecodeError, KeyError, UnicodeDecodeError) as exc:
+        except OSError as exc:
+            raise ArchiveError(f"{path}: unreadable archive settings") from exc
+        return cls.parse(data, path)
+
+    @classmethod
+    def parse(cls, raw: bytes, path: Path) -> "ArchiveConfig":
+        """The settings in ``raw`` (archive.toml's bytes, e.g. read from an object store); ``path`` names it in errors.
+
+        Raises ArchiveError as :meth:`load` does.
+        """
+        try:
+            document = tomllib.loads(raw.decode("utf-8"))
+            data = document["archive"]
+        except (tomllib.TOMLDecodeError, KeyError, UnicodeDecodeError) as exc:
             raise ArchiveError(f"{path}: unreadable archive settings") from exc
         version = data.get("format_version")
         if version != FORMAT_VERSION:

@@ -210,6 +210,18 @@ def _match(parts: tuple[str, ...], pattern: tuple[str, ...]) -> bool:
 
 # --- one batch's files ---------------------------------------------------------------------------
 
+def object_name(prefix: str, relative: str) -> str:
+    """The object name of an archive path under an object-store ``prefix`` (vault/remote.py): ``prefix/relative``.
+
+    The archive's layout on a bucket is its layout on disk, with ``/`` joins; ``relative`` is
+    checked as :meth:`Layout.resolve` checks it (IntegrityError if it would leave the prefix).
+    """
+    pure = PurePosixPath(relative)
+    if not pure.parts or pure.is_absolute() or ".." in pure.parts or "\\" in relative or "\x00" in relative:
+        raise IntegrityError("path does not stay inside the archive", path=relative)
+    return "/".join(p for p in (*prefix.strip("/").split("/"), *pure.parts) if p)
+
+
 @dataclass(frozen=True)
 class BatchFolder:
     """The files of one batch, where it is committed (``batches/NNNNNNNN``) or staged (``staging/<id>``)."""

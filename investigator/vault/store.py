@@ -227,7 +227,7 @@ class Archive:
                 raise IntegrityError(f"batch directory {name!r} out of sequence (expected {batch_dir_name(position)})",
                                      path=f"batches/{name}")
             where = self._layout.relative(self._layout.manifest(position))
-            manifest = Manifest.load(self._layout.manifest(position))
+            manifest = self._load_manifest(position)
             manifest.verify_signature(key, what=where)
             if manifest.seq != position or manifest.body.get("archive_id") != self.archive_id:
                 raise IntegrityError("manifest sequence or archive id does not match its place", path=where)
@@ -237,6 +237,10 @@ class Archive:
             out.append(manifest)
         self._manifest_cache = (names, out)
         return out
+
+    def _load_manifest(self, seq: int) -> Manifest:
+        """Batch ``seq``'s manifest, parsed, not yet verified (a read-only view on an object store reads it there)."""
+        return Manifest.load(self._layout.manifest(seq))
 
     def chunk_entries(self, kind: str | None = None) -> list[ChunkEntry]:
         """Every committed chunk (optionally of one kind), in batch order."""

@@ -50,7 +50,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "vault": frozenset({"ground", "importers"}),
     "custody": frozenset({"ground", "vault"}),
     "authority": frozenset({"ground", "vault", "custody"}),
-    "access": frozenset({"ground", "vault", "custody", "authority"}),
+    "access": frozenset({"ground", "vault", "custody", "authority", "analysis"}),  # analysis: case.search, on Dask too
     "analysis": frozenset({"ground"}),
     "widgets": frozenset({"ground", "analysis", "authority", "access"}),
     "reports": frozenset({"ground", "vault", "authority", "access", "analysis", "widgets"}),  # NOT custody
