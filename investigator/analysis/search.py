@@ -13,16 +13,20 @@ How a search runs (docs/analysis.md, "Search"): the query is parsed (query.py); 
 normalized like the texts (normalize.py). Rows are first narrowed in Rust with a single regex
 alternation of the literals that any match must contain, over the compact normalized column
 (``text_norm`` when the frame has it and its ``text_norm_version`` is current; recomputed otherwise).
+A large frame is scanned (and, without a current ``text_norm``, normalized) in slices on both cores.
 Only those candidates go through the per-term checks: substring (exact), segmentation and word
-boundaries (word; an English term also as its inflections), edit distance (fuzzy); with
+boundaries (word, once per distinct text; an English term also as its inflections), edit distance
+(fuzzy); with
 ``pinyin=True`` also the term's sound regex (homophone classes, typed syllables; pinyin.py). Field
 filters (``from:``, ``in:``, ``has:``, ``before:``, ``after:``, ``on:``) are plain Polars expressions.
 """
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -42,6 +46,9 @@ DEFAULT_TZ = "Asia/Shanghai"
 MATCHED = "matched_terms"
 VARIANTS = "matched_variants"
 _LINK = r"(?i)(https?://|www\.)"
+# The pre-filter scans frames of SPLIT_ROWS rows or more in SPLIT slices on as many threads (both cores).
+SPLIT = max(1, min(4, os.cpu_count() or 1))
+SPLIT_ROWS = 200_000
 
 
 class _Compiled:
@@ -79,6 +86,31 @@ def _alternation(needles: Iterable[str]) -> str:
     # contains_any and one contains() per term (measured, docs/benchmarks.md ("Search")).
     ordered = sorted(set(needles), key=lambda s: (-len(s), s))
     return "|".join(re.escape(n) for n in ordered)
+
+
+def _in_slices(values: pl.Series, fn: Callable[[pl.Series], pl.Series]) -> pl.Series:
+    """``fn(values)``, computed on ``SPLIT`` slices of a large column on as many threads (both cores).
+
+    A case's rows come in partition order, so each slice holds whole days; Polars' string kernels
+    release the GIL, and one column's ``str.contains`` or ``str.replace_many`` runs on one core.
+    The result equals one call's (the slices are concatenated in order); ``fn`` must be row-wise.
+    """
+    parts = SPLIT if values.len() >= SPLIT_ROWS else 1
+    if parts == 1:
+        return fn(values)
+    size = -(-values.len() // parts)
+    slices = [values.slice(i * size, size) for i in range(parts)]
+    with ThreadPoolExecutor(parts) as pool:
+        outs = list(pool.map(fn, slices))
+    out = outs[0]
+    for more in outs[1:]:
+        out = out.append(more)
+    return out
+
+
+def _prefilter(norm: pl.Series, alternation: str) -> pl.Series:
+    """Which rows contain one of the needles: one pass of one regex alternation over the compact text."""
+    return _in_slices(norm, lambda part: part.str.contains(alternation).fill_null(False))
 
 
 def _required(node: Node, compiled: dict[tuple[str, bool], _Compiled]) -> set[str] | None:
@@ -191,6 +223,14 @@ def _fields(node: Node) -> list[Field]:
     return []
 
 
+def _norm_series(frame: pl.DataFrame, column: str) -> pl.Series:
+    """The compact normalized text of ``frame`` (the stored column when current; else computed, in slices)."""
+    expr = _norm_expr(frame, column)
+    if column == "text" and stored_norm_current(frame):
+        return frame[NORM_COLUMN].alias("__norm")
+    return _in_slices(frame[column], lambda part: part.to_frame(column).select(expr)[:, 0]).alias("__norm")
+
+
 def _norm_expr(frame: pl.DataFrame, column: str) -> pl.Expr:
     # a stored text_norm only when made by this normalization (its version column says so);
     # otherwise it is recomputed from the text, never reused as it is
@@ -222,9 +262,14 @@ def _flags(cand: pl.DataFrame, term: _Compiled, mode: str, column: str) -> pl.Se
         out = [False] * cand.height
         rows = exact.arg_true()  # only substring hits can be word hits: segment those alone
         originals, compacts = cand[column].gather(rows).to_list(), cand["__norm"].gather(rows).to_list()
+        # a verdict depends on the text alone (its compact form is a function of it): once per distinct text
+        verdicts: dict[str, bool] = {}
         for i, original, compact in zip(rows.to_list(), originals, compacts):
-            out[i] = any(matchers.word_match(original, v, compact) for v in term.variants) or (
-                term.pinyin is not None and matchers.word_match_pinyin(original, term.pinyin, compact))
+            verdict = verdicts.get(original)
+            if verdict is None:
+                verdict = verdicts[original] = any(matchers.word_match(original, v, compact) for v in term.variants) or (
+                    term.pinyin is not None and matchers.word_match_pinyin(original, term.pinyin, compact))
+            out[i] = verdict
         return pl.Series(out, dtype=pl.Boolean)
     # fuzzy: pigeonhole pieces first, then edit distance on the rows that have one
     pieces = pl.any_horizontal([pl.col("__norm").str.contains(p, literal=True)
@@ -305,10 +350,10 @@ def search(frame: pl.DataFrame, query: str, *, mode: str = "exact", column: str 
 
     cand = frame
     if compiled:
-        cand = cand.with_columns(_norm_expr(frame, column).alias("__norm"))
+        cand = cand.with_columns(_norm_series(frame, column))
         required = _required(ast, compiled)
         if required:
-            cand = cand.filter(pl.col("__norm").str.contains(_alternation(required)).fill_null(False))
+            cand = cand.filter(_prefilter(cand["__norm"], _alternation(required)))
         if mode == "exact":  # one pass, every term's flag in parallel
             cand = cand.with_columns([_exact_expr(c).alias(c.column) for c in compiled.values()])
         else:
