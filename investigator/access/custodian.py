@@ -31,11 +31,13 @@ from typing import Any
 from investigator import _crypto
 from investigator.authority.directory import DirectoryStore
 from investigator.authority.grants import Grant, Presigned, approve
-from investigator.authority.identity import clear_lockout, enroll_totp, login
+from investigator.authority.identity import clear_lockout, enroll_totp, login, verify_totp
+from investigator.authority.locks import UNLOCK_ID_RE, check_unlock, unlock_body, write_unlock
 from investigator.authority.policy import PolicyStore, load_org, record_decision
 from investigator.access.held import HeldBundle, new_held_key, release_key
+from investigator.access.lockdown import Lockdown, trip
 from investigator.custody.base import Custody
-from investigator.errors import BundleError, IntegrityError, PolicyDenied
+from investigator.errors import BundleError, ConfigError, IntegrityError, PolicyDenied
 from investigator.schema import canonical_json
 from investigator.verification import Verification
 from investigator.vault.audit import checkpoint_line_size
@@ -222,13 +224,17 @@ class CustodianDesk:
                 raise PolicyDenied(reason, rule="release.legal_role")
             return attestation(self._keys, body)
 
-    def held_bundle_key(self, *, person: str, grant: Grant, bundle_id: str,
-                        now: datetime | None = None) -> tuple[bytes, dict[str, Any]]:
-        """A fresh key for a bundle the circuit breaker holds: plain, and sealed by the custody.
+    def held_bundle_key(self, *, person: str, grant: Grant, bundle_id: str, findings: Any = None,
+                        now: datetime | None = None) -> tuple[bytes, dict[str, Any], Lockdown]:
+        """A fresh key for a bundle the circuit breaker holds (plain, and sealed by the custody), and the
+        breaker's lock-down done in the same operation.
 
         For ``person`` with an open case of ``grant`` (the caller checked the ticket) and the export
         permission; the operator's process seals the held zip with it and forgets it
-        (:mod:`investigator.access.held`). Raises PolicyDenied (audited as ``bundle.held_key``).
+        (:mod:`investigator.access.held`). Before the key is handed out, the accounts the signed policy
+        names for the categories in ``findings`` are locked and the security team's notifier runs
+        (:mod:`investigator.access.lockdown`; a failing notifier is reported, not raised). Raises
+        PolicyDenied (audited as ``bundle.held_key``).
         """
         with self._decision(now):
             when = _utc(now)
@@ -239,7 +245,10 @@ class CustodianDesk:
             record_decision(self.archive, decision, actor=person, action="bundle.held_key", target=bundle_id,
                             now=when)
             decision.raise_if_denied()
-            return new_held_key(self._keys, bundle_id)
+            key, sealed = new_held_key(self._keys, bundle_id)
+            lockdown = trip(self.archive, self._keys.signing, policy=policy, directory=directory, person=person,
+                            grant=grant, bundle_id=bundle_id, findings=findings, now=when)
+            return key, sealed, lockdown
 
     def release_held(self, body: dict[str, Any], *, reviewer: str, held: HeldBundle,
                      now: datetime | None = None) -> tuple[dict[str, Any], bytes | None]:
@@ -265,6 +274,39 @@ class CustodianDesk:
                                                                       or [])},
                                        reviewer=reviewer, operator=held.operator, now=now)
         return attested, key
+
+    # --- account locks (the circuit breaker's) ----------------------------------------------
+
+    def unlock_account(self, person: str, *, admin: str, reason: str, totp: str, unlock_id: str,
+                       signed_at: datetime, signature: str, now: datetime | None = None) -> list[str]:
+        """An admin lifts ``person``'s account locks: checks, the admin's signature, their TOTP code, the record.
+
+        ``signature`` is the admin's signature (made on their machine) over
+        :func:`~investigator.authority.locks.unlock_body` for the person's active locks. Returns the lock
+        ids lifted. Raises PolicyDenied (the locked person themselves, no admin, no reason, a signature
+        over something else; audited), IdentityCheckFailed (the code; audited), ConfigError (no lock).
+        """
+        with self._decision(now):
+            when = _utc(now)
+            directory = DirectoryStore(self.archive).load()
+            locks = check_unlock(self.archive, directory, person, admin=admin, reason=reason, now=when)
+            if not UNLOCK_ID_RE.match(unlock_id):
+                raise ConfigError("not an unlock id (UNLOCK-YYYYMMDD-xxxxxxxx)")
+            body = unlock_body(self.archive, person, [lk.id for lk in locks], admin=admin, reason=reason,
+                               signed_at=signed_at, unlock_id=unlock_id)
+            key = directory.person(admin).current_key
+            assert key is not None  # check_unlock: an active admin with a live key
+            try:
+                key.verify_key().verify(signature, canonical_json(body), what="unlock")
+            except IntegrityError:
+                reason_ = "the admin's signature does not cover this unlock (locks, reason or time differ)"
+                self.archive.audit.append(admin, "account.unlock", person,
+                                          {"rule": "account.unlock_signature", "reason": reason_},
+                                          outcome="denied", now=when)
+                raise PolicyDenied(reason_, rule="account.unlock_signature") from None
+            verify_totp(self.archive, self._keys, admin, totp, now=when, purpose="unlock")
+            write_unlock(self.archive, body, admin=admin, key_id=key.key_id, signature=signature, now=when)
+            return [lk.id for lk in locks]
 
     # --- verification ------------------------------------------------------------------------
 

@@ -35,10 +35,16 @@ acting person, who must hold the role the decision needs):
 - ``POST /v1/enroll-totp`` ``{"person"}`` -> ``{"uri", "secret_b32"}`` (an admin): a new TOTP secret,
   sealed on the server, handed back once.
 - ``POST /v1/unlock-person`` ``{"person"}`` -> ``{"unlocked"}`` (an admin): clears a lock-out.
+- ``POST /v1/unlock-account`` ``{"person", "reason", "totp", "unlock_id", "signed_at", "signature"}`` ->
+  ``{"unlocked", "lock_ids"}``: an admin (never the locked person) lifts the circuit breaker's account locks,
+  with a reason, their TOTP code and their signature over the unlock record (authority/locks.py).
 - ``POST /v1/bundle/attest`` ``{"token", "body"}`` -> ``{"attestation"}``: the archive's signature over a
   bundle's attestation body, for the operator of an open case with the export permission.
-- ``POST /v1/bundle/held-key`` ``{"token", "bundle_id"}`` -> ``{"plain", "sealed"}``: a fresh key for a
-  bundle of the open case that the circuit breaker holds (the operator's process seals the zip with it).
+- ``POST /v1/bundle/held-key`` ``{"token", "bundle_id", "breaker"?}`` -> ``{"plain", "sealed", "lockdown"}``: a
+  fresh key for a bundle of the open case that the circuit breaker holds (the operator's process seals the zip
+  with it); in the same request the server locks the accounts its signed policy names for the categories in
+  ``breaker`` (``{categories, pii}``, only names the policy knows count) and runs the notifier
+  (access/lockdown.py); ``lockdown`` says whom it locked and how the notifier ended.
 - ``POST /v1/bundle/attest-release`` ``{"body"}`` -> ``{"attestation", "key"}``: a legal reviewer's release of
   a held bundle (not its operator), and the key that opens it (access/held.py).
 - ``POST /v1/verify`` ``{}`` -> the verification's findings (an admin or auditor); never content.
@@ -86,6 +92,7 @@ from investigator.access.client_auth import (PERSON_RE, RequestRefused, RequestS
                                              signed_header_values)
 from investigator.access.custodian import CustodianDesk, DecisionOutcome, TotpEnrolment
 from investigator.access.held import read_held
+from investigator.access.lockdown import Lockdown
 from investigator.access.keyservice import ChunkRef, GrantGate, Ticket, unwrap_release, wrap_release
 from investigator.access.process_ticket import (DEFAULT_LIFETIME, ID_RE, MAX_LIFETIME, ProcessTicketRefused,
                                                 valid_label)
@@ -117,6 +124,7 @@ _ROUTES: dict[str, tuple[str, str, bool]] = {
     "/v1/decide": ("request.decide", "_decide", True),
     "/v1/enroll-totp": ("people.enroll_totp", "_enroll_totp", True),
     "/v1/unlock-person": ("people.unlock", "_unlock_person", True),
+    "/v1/unlock-account": ("account.unlock", "_unlock_account", True),
     "/v1/bundle/attest": ("bundle.attest", "_attest_bundle", True),
     "/v1/bundle/held-key": ("bundle.held_key", "_held_bundle_key", True),
     "/v1/bundle/attest-release": ("bundle.release", "_attest_release", True),
@@ -563,8 +571,32 @@ class _Handler(BaseHTTPRequestHandler):
         bundle_id = body.get("bundle_id")
         if not isinstance(bundle_id, str) or not GRANT_ID_RE.match(bundle_id):
             raise _malformed("bundle_id must be a bundle id")
-        plain, sealed = self.server.desk.held_bundle_key(person=signed.person, grant=grant, bundle_id=bundle_id)
-        self._send(200, {"plain": _crypto.b64(plain), "sealed": sealed})
+        findings = body.get("breaker")
+        if findings is not None and not isinstance(findings, dict):
+            raise _malformed("breaker must be the findings object ({categories, pii})")
+        plain, sealed, lockdown = self.server.desk.held_bundle_key(person=signed.person, grant=grant,
+                                                                   bundle_id=bundle_id, findings=findings)
+        self._send(200, {"plain": _crypto.b64(plain), "sealed": sealed, "lockdown": lockdown.to_json()})
+
+    def _unlock_account(self, body: dict[str, Any], signed: SignedRequest) -> None:
+        person = self._string(body, "person", pattern=PERSON_RE)
+        try:
+            signed_at = parse_utc(self._string(body, "signed_at", limit=40))
+        except (ValueError, errors.InvestigatorError):
+            raise _malformed("signed_at is not a UTC time") from None
+        now = datetime.now(signed_at.tzinfo)
+        if abs((now - signed_at).total_seconds()) > self.server.verifier.skew:
+            raise _Refusal(401, "IdentityCheckFailed", "the unlock was signed too far from the server's time",
+                           "account.unlock_signature", details={"person": person})
+        try:
+            lifted = self.server.desk.unlock_account(
+                person, admin=signed.person, reason=self._string(body, "reason", optional=True),
+                totp=self._string(body, "totp", limit=16), unlock_id=self._string(body, "unlock_id", limit=40),
+                signed_at=signed_at, signature=self._string(body, "signature", limit=200), now=now)
+        except errors.ConfigError as err:
+            self._unknown(err, action="account.unlock", actor=signed.person, target=person)
+            return
+        self._send(200, {"unlocked": person, "lock_ids": lifted})
 
     def _attest_release(self, body: dict[str, Any], signed: SignedRequest) -> None:
         wanted = body.get("body")
@@ -787,10 +819,21 @@ class RemoteKeyService:
         """The archive's attestation of a bundle exported from the open case ``ticket``."""
         return dict(self._post("/v1/bundle/attest", {"token": ticket.token, "body": body})["attestation"])
 
-    def held_bundle_key(self, ticket: Ticket, bundle_id: str) -> tuple[bytes, dict[str, Any]]:
-        """A fresh key for a bundle of the open case ``ticket`` that the circuit breaker holds: plain and sealed."""
-        answer = self._post("/v1/bundle/held-key", {"token": ticket.token, "bundle_id": bundle_id})
-        return _crypto.unb64(str(answer["plain"])), dict(answer["sealed"])
+    def held_bundle_key(self, ticket: Ticket, bundle_id: str,
+                        findings: dict[str, Any] | None = None) -> tuple[bytes, dict[str, Any], Lockdown]:
+        """A fresh key for held bundle ``bundle_id`` (plain, sealed), and what the server's circuit breaker
+        did in the same request: the accounts it locked, the notifier's outcome (access/lockdown.py)."""
+        answer = self._post("/v1/bundle/held-key", {"token": ticket.token, "bundle_id": bundle_id,
+                                                    "breaker": findings or {}})
+        return _crypto.unb64(answer["plain"]), dict(answer["sealed"]), Lockdown.from_json(answer.get("lockdown"))
+
+    def unlock_account(self, person: str, *, reason: str, totp: str, unlock_id: str, signed_at: datetime,
+                       signature: str) -> list[str]:
+        """An admin (the signer) lifts ``person``'s account locks; returns the lock ids lifted."""
+        answer = self._post("/v1/unlock-account", {"person": person, "reason": reason, "totp": totp,
+                                                   "unlock_id": unlock_id, "signed_at": format_ts(signed_at),
+                                                   "signature": signature})
+        return [str(x) for x in answer.get("lock_ids") or []]
 
     def release_held(self, body: dict[str, Any]) -> tuple[dict[str, Any], bytes | None]:
         """The archive's attestation of the signer's release of a held bundle, and the key that opens it."""

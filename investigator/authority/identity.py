@@ -34,6 +34,7 @@ from typing import Any
 
 from investigator import _crypto
 from investigator.authority.directory import Directory, DirectoryStore, Person, PersonKey, Signer
+from investigator.authority.locks import refuse_if_locked
 from investigator.errors import ConfigError, IdentityCheckFailed, IntegrityError, PolicyDenied, WrongPassphrase
 from investigator._fs import atomic_write
 from investigator.authority.policy import Policy, load_org, parse_utc
@@ -521,6 +522,7 @@ def _active_person(archive: "Archive", directory: Directory, person_id: str, *, 
                              outcome="denied", now=now)
         raise IdentityCheckFailed(reason)
     assert person is not None
+    refuse_if_locked(archive, directory, person_id, action=action, target=person_id, now=now)  # e.g. a monitor
     return person
 
 

@@ -69,15 +69,34 @@ def export_cmd(ctx: click.Context, archive_path: Path, grant: str, person: str, 
                            prefix=prefix, out=out)
     if as_json:
         echo_json({"bundle_id": result.bundle_id, "path": str(result.path), "items": result.items,
-                   "held": result.held, "reasons": result.reasons})
+                   "held": result.held, "reasons": result.reasons,
+                   "lockdown": result.lockdown.to_json() if result.lockdown else None})
     elif result.held:
         click.secho(f"held by the circuit breaker (熔断): {'; '.join(result.reasons)}", fg="yellow")
         click.echo(f"bundle {result.bundle_id} kept in the archive; a legal reviewer releases it with:\n"
                    f"  investigator bundle release {result.bundle_id} --archive {archive_path} --as LEGAL -o {out}")
+        _echo_lockdown(result.lockdown, person)
     else:
         click.echo(f"bundle {result.bundle_id}: {result.items} items -> {result.path}")
     if result.held:
         ctx.exit(PolicyDenied.exit_code)
+
+
+def _echo_lockdown(lockdown, person: str) -> None:
+    """What the key service did beyond the hold: accounts locked, the security team's notifier."""
+    if lockdown is None:
+        return
+    if lockdown.locked:
+        click.secho(f"accounts locked / 已冻结账号: {', '.join(lockdown.locked)}"
+                    + (" (including yours: an admin unlocks it with a reason / 包括您的账号, 需管理员说明理由解冻)"
+                       if person in lockdown.locked else ""), fg="red")
+    notify = lockdown.notify
+    if notify.status == "ok":
+        click.echo("security team notified / 已上报安全部门")
+    elif notify.status != "none":
+        detail = f"exit {notify.exit_code}" if notify.exit_code is not None else notify.status
+        click.secho(f"the security team's notifier failed ({detail}); the hold and the locks stand — tell the "
+                    f"security team yourself / 上报安全部门失败, 冻结与扣留仍然有效, 请另行上报", fg="yellow")
 
 
 @bundle.command("release")

@@ -1,4 +1,4 @@
-"""People commands: the org directory, enrolment (signing key + TOTP), key revocation, lock-outs."""
+"""People commands: the org directory, enrolment (signing key + TOTP), key revocation, lock-outs, breaker locks."""
 
 from __future__ import annotations
 
@@ -240,21 +240,54 @@ def revoke_key_cmd(archive: Path, person_id: str, key_id: str | None, reason: st
 @people.command("unlock")
 @archive_argument
 @click.argument("person_id")
+@click.option("--reason", default="", help="Why the circuit breaker's lock is lifted (kept in the signed unlock "
+              "record and the audit log); required when the person is locked by the breaker.")
+@click.option("--totp", default=None, help="Your (the admin's) current TOTP code, for lifting a breaker lock "
+              "(else a prompt).")
 @admin_option
 @key_dir_option
 @keyserver_option
 @cafile_option
-def unlock_cmd(archive: Path, person_id: str, as_id: str | None, key_dir: Path | None, keyserver: str | None,
-               cafile: str | None) -> None:
-    """Clear a TOTP lock-out (after repeated failed codes) before it runs out. Only an admin may.
+def unlock_cmd(archive: Path, person_id: str, reason: str, totp: str | None, as_id: str | None,
+               key_dir: Path | None, keyserver: str | None, cafile: str | None) -> None:
+    """Unlock a person: lift the circuit breaker's account locks (熔断 冻结), or clear a TOTP lock-out.
 
     \b
-    With --keyserver (or INVESTIGATOR_KEYSERVER) the key server clears it (the TOTP state lives there).
+    A person the circuit breaker locked (see 'people locks') is unlocked only by an admin, never by
+    themselves, with --reason, the admin's TOTP code and the admin's signature on the unlock record
+    (org/locks/UNLOCK-....json); every attempt is audited. Without breaker locks, this clears a TOTP
+    lock-out (after repeated failed codes) before it runs out. With --keyserver (or
+    INVESTIGATOR_KEYSERVER) the key server checks the code and files the record (the TOTP state lives there).
     Examples:
+      investigator people unlock ./case-archive sunli --as wugang --reason "false positive: customer's own number" \\
+          --totp 123456
       investigator people unlock ./case-archive zhangwei --as wugang
       investigator people unlock ./case-archive zhangwei --as wugang --keyserver http://127.0.0.1:8765
     """
+    from investigator.authority.locks import active_locks, new_unlock_id, unlock_body
+    from investigator.schema import canonical_json
+
     opened = Archive.open(archive)
+    locks = active_locks(opened, DirectoryStore(opened).load(), person_id)
+    if locks:
+        if not as_id:
+            raise ConfigError("an admin lifts a circuit-breaker lock (--as ADMIN) / 需管理员 (--as ADMIN) 解冻")
+        key = person_key(opened, as_id, key_dir)
+        code = totp or click.prompt(f"TOTP code of {as_id} / 动态验证码")
+        now = utc_now()
+        unlock_id = new_unlock_id(now)
+        body = unlock_body(opened, person_id, [lk.id for lk in locks], admin=as_id, reason=reason, signed_at=now,
+                           unlock_id=unlock_id)
+        signature = key.sign(canonical_json(body))
+        if keyserver:
+            lifted = key_server(keyserver, as_id, key, cafile).unlock_account(
+                person_id, reason=reason, totp=code, unlock_id=unlock_id, signed_at=now, signature=signature)
+        else:
+            lifted = desk(opened, as_id).unlock_account(person_id, admin=as_id, reason=reason, totp=code,
+                                                        unlock_id=unlock_id, signed_at=now, signature=signature,
+                                                        now=now)
+        click.echo(f"{person_id} unlocked / 已解冻 ({', '.join(lifted)}; {unlock_id})")
+        return
     if keyserver:
         if not as_id:
             raise ConfigError("with a key server, an admin clears lock-outs (--as ADMIN)")
@@ -263,6 +296,37 @@ def unlock_cmd(archive: Path, person_id: str, as_id: str | None, key_dir: Path |
         signer = admin_signer(opened, as_id, key_dir)
         desk(opened, signer.id).clear_lockout(person_id, admin=signer.id)
     click.echo(f"lock-out of {person_id} cleared")
+
+
+@people.command("locks")
+@archive_argument
+@click.option("--all", "show_all", is_flag=True, help="Lifted locks too.")
+@json_option
+def locks_cmd(archive: Path, show_all: bool, as_json: bool) -> None:
+    """List the circuit breaker's account locks (active ones; --all for lifted ones too), each verified.
+
+    \b
+    A lock names the person, the categories found, the held bundle and the grant; a lifted lock also
+    the admin who unlocked it, when and why. A record that does not verify is shown with PROBLEM (and
+    still locks: fail closed). Examples:
+      investigator people locks ./case-archive
+      investigator people locks ./case-archive --all --json
+    """
+    from investigator.authority.locks import load_locks
+
+    opened = Archive.open(archive)
+    locks = [lk for lk in load_locks(opened, DirectoryStore(opened).load()) if show_all or lk.active]
+    if as_json:
+        echo_json({"locks": [lk.summary() for lk in locks]})
+        return
+    if not locks:
+        click.echo("no account locks / 无冻结账号")
+    for lk in locks:
+        info = lk.summary()
+        state = "LOCKED / 已冻结" if lk.active else (f"unlocked {info['unlocked']} by {info['unlocked_by']}: "
+                                                    f"{info['unlock_reason']}")
+        click.echo(f"{lk.id}  {lk.person:<12} {info['created']}  categories={','.join(info['categories'] or []) or '-'}"
+                   f"  bundle={info['bundle_id']}  {state}{'  PROBLEM: ' + lk.problem if lk.problem else ''}")
 
 
 def register(group: click.Group) -> None:

@@ -48,6 +48,7 @@ from investigator.settings import Settings
 from investigator.authority.grants import Grant, find_grant
 from investigator.access.custodian import CustodianDesk, attestation
 from investigator.access.held import read_held, write_held
+from investigator.access.lockdown import Lockdown
 from investigator.access.keyserver import RemoteKeyService
 from investigator.access.keyservice import EmbeddedKeyService, KeyService, Ticket
 from investigator.vault.format import Keyring
@@ -79,6 +80,7 @@ class BundleResult:
     items: int
     held: bool
     reasons: list[str] = field(default_factory=list)
+    lockdown: Lockdown | None = None  # held: whom the key service locked, how its notifier ended
 
 
 def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
@@ -211,13 +213,16 @@ def export_bundle(archive: "Archive", *, grant: str, person: str, signer: _crypt
                "held": verdict.held}
     if verdict.held:
         # kept encrypted under a key only the key service releases (to a legal reviewer's release); this
-        # process holds it only while sealing the zip
+        # process holds it only while sealing the zip. The key comes from the key service, not from the
+        # process that made it; in the same request the key service locks the accounts its signed policy names
+        # for these findings and notifies the security team (access/lockdown.py)
+        findings = {"categories": dict(verdict.categories), "pii": dict(verdict.pii)}
         if keyserver is not None:
-            key, sealed_key = keyserver.held_bundle_key(case.ticket, bundle_id)
+            key, sealed_key, lockdown = keyserver.held_bundle_key(case.ticket, bundle_id, findings)
         else:
             assert keys is not None
-            key, sealed_key = CustodianDesk(archive, keys).held_bundle_key(person=person, grant=loaded,
-                                                                            bundle_id=bundle_id, now=when)
+            key, sealed_key, lockdown = CustodianDesk(archive, keys).held_bundle_key(
+                person=person, grant=loaded, bundle_id=bundle_id, findings=findings, now=when)
         write_held(archive, bundle_id, data, operator=person, created=format_ts(when), key=key, sealed_key=sealed_key)
         del key
         target = archive.layout.held_bundle(bundle_id)
@@ -226,7 +231,7 @@ def export_bundle(archive: "Archive", *, grant: str, person: str, signer: _crypt
                              outcome="denied", now=when)
         archive.audit.append(person, "bundle.export", loaded.id, {**details, "rule": "breaker.hold"},
                              outcome="denied", now=when)
-        return BundleResult(bundle_id, target, len(rows), True, verdict.reasons)
+        return BundleResult(bundle_id, target, len(rows), True, verdict.reasons, lockdown)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(data)

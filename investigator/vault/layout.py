@@ -169,6 +169,8 @@ _AREAS: tuple[Area, ...] = (
         Entry("org/consents/*.bin", "encrypted consent files", WRITE_ONCE),
         Entry("org/holds/*.json", "signed legal holds (法律保全) and their signed releases", WRITE_ONCE),
         Entry("org/destroyed/*.json", "signed destruction records of shredded retention periods", WRITE_ONCE),
+        Entry("org/locks/*.json", "account locks by the circuit breaker (熔断, signed by the archive key) and their "
+              "unlocks (signed by an admin, with a reason)", WRITE_ONCE),
     )),
     Area(CASES, "per-case tags, notes and saved searches", (
         Entry(f"cases/*/{TAGS_NAME}", "tag and note entries of a case", APPEND_ONLY),
@@ -596,6 +598,15 @@ class Layout:
     def destruction_record(self, period: str) -> Path:
         """``org/destroyed/<period>.json``: the signed destruction record of a shredded period (``2026Q1``)."""
         return self.destroyed_dir / f"{_name(period, 'period')}.json"
+
+    @property
+    def account_locks_dir(self) -> Path:
+        """``org/locks/``: account locks of the circuit breaker and their unlocks (authority/locks.py)."""
+        return self.org_dir / "locks"
+
+    def account_lock(self, record_id: str) -> Path:
+        """``org/locks/<LOCK-id|UNLOCK-id>.json``: one signed lock or unlock record."""
+        return self.account_locks_dir / f"{_name(record_id, 'lock record id')}.json"
 
     @property
     def key_file_lock(self) -> Path:

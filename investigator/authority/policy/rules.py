@@ -476,13 +476,7 @@ def validate(data: dict[str, Any]) -> list[str]:
             problems.append(f"identity.{key} must be a positive integer")
     if identity.get("totp_skew_steps", 1) not in (0, 1, 2):
         problems.append("identity.totp_skew_steps must be 0, 1 or 2")
-    breaker = data.get("breaker", {})
-    if not isinstance(breaker, dict) or set(breaker) - {"categories"}:
-        problems.append("breaker: only a [breaker.categories] table (category = [keywords]) is allowed")
-    else:
-        for category, words in (breaker.get("categories") or {}).items():
-            if not isinstance(words, list) or not words or not all(isinstance(w, str) and w.strip() for w in words):
-                problems.append(f"breaker.categories.{category}: expected a non-empty list of keywords")
+    problems += _breaker_problems(data.get("breaker", {}), roles)
     problems += [f"identity.dual_control_purposes: unknown purpose {p!r}"
                  for p in identity.get("dual_control_purposes", ()) if p not in purposes]
     problems += _retention_problems(data.get("retention", {}))
@@ -490,6 +484,60 @@ def validate(data: dict[str, Any]) -> list[str]:
     known_identity = {"totp_skew_steps", "max_failures", "failure_window_minutes", "lockout_minutes", "session_hours",
                       "dual_control_purposes"}
     problems += [f"identity: unknown key {k!r}" for k in identity if k not in known_identity]
+    return problems
+
+
+# [breaker] notify: placeholders an argument may carry (ids, categories, counts; never message text)
+NOTIFY_FIELDS = ("category", "bundle_id", "grant_id", "operator", "count", "locked")
+_BREAKER_KEYS = {"categories", "lock", "notify", "notify_timeout_seconds"}
+
+
+def _notify_problems(argv: Any) -> list[str]:
+    import string
+
+    if not isinstance(argv, list) or not argv or not all(isinstance(a, str) and a for a in argv):
+        return ["breaker.notify: expected a non-empty list of strings (the command and its arguments; no shell)"]
+    problems = []
+    if not argv[0].startswith("/") or "{" in argv[0]:
+        problems.append("breaker.notify: the command must be an absolute path, without placeholders")
+    for arg in argv:
+        try:
+            parts = list(string.Formatter().parse(arg))
+        except ValueError:
+            problems.append(f"breaker.notify: {arg!r} is not a valid template (use {{{{ }}}} for a literal brace)")
+            continue
+        for _text, name, spec, conversion in parts:
+            if name is not None and (name not in NOTIFY_FIELDS or spec or conversion):
+                problems.append(f"breaker.notify: unknown placeholder {{{name}}} in {arg!r} "
+                                f"(known: {', '.join('{' + f + '}' for f in NOTIFY_FIELDS)})")
+    return problems
+
+
+def _breaker_problems(breaker: Any, roles: dict[str, Any]) -> list[str]:
+    """[breaker]: categories (keywords), lock (whom to lock per category), notify (argv), its timeout."""
+    if not isinstance(breaker, dict) or set(breaker) - _BREAKER_KEYS:
+        return ["breaker: only categories, lock, notify and notify_timeout_seconds are allowed"]
+    problems = []
+    categories = breaker.get("categories") or {}
+    for category, words in categories.items():
+        if not isinstance(words, list) or not words or not all(isinstance(w, str) and w.strip() for w in words):
+            problems.append(f"breaker.categories.{category}: expected a non-empty list of keywords")
+    for category, subjects in (breaker.get("lock") or {}).items():
+        if category not in categories and category != "personal_data":
+            problems.append(f"breaker.lock.{category}: not a category of [breaker.categories] (or personal_data)")
+        if not isinstance(subjects, list) or not all(isinstance(x, str) and x for x in subjects):
+            problems.append(f"breaker.lock.{category}: expected a list of 'operator', person ids or 'role:NAME'")
+            continue
+        for subject in subjects:
+            role = subject[5:] if subject.startswith("role:") else None
+            if role is not None and (role not in roles or role == "admin"):
+                problems.append(f"breaker.lock.{category}: {subject!r} is not a role of the policy (admins are "
+                                "never locked: someone must be able to unlock)")
+    if "notify" in breaker:
+        problems += _notify_problems(breaker["notify"])
+    timeout = breaker.get("notify_timeout_seconds", 30)
+    if not isinstance(timeout, int) or isinstance(timeout, bool) or not 1 <= timeout <= 600:
+        problems.append("breaker.notify_timeout_seconds must be a whole number from 1 to 600")
     return problems
 
 

@@ -19,6 +19,7 @@ from investigator.schema import canonical_json, format_ts
 from investigator.authority.policy.model import Decision
 from investigator.authority.policy.rules import Policy
 from investigator.authority.directory import DirectoryStore
+from investigator.authority.locks import refuse_if_locked
 from investigator.vault.store import Archive
 from investigator.vault.witness import set_witness_list
 
@@ -207,8 +208,9 @@ def load_org(archive: "Archive", *, actor: str, action: str, target: str,
              now: datetime) -> tuple[Directory, Policy]:
     """The verified directory and policy, or an audited PolicyDenied naming which one does not verify.
 
-    Rules: ``directory.integrity`` (a directory version edited outside the CLI)
-    and ``policy.integrity`` (the policy file altered, or none installed).
+    Rules: ``directory.integrity`` (a directory version edited outside the CLI),
+    ``account.locked`` (``actor`` is locked by the circuit breaker) and ``policy.integrity``
+    (the policy file altered, or none installed).
     """
 
     try:
@@ -218,6 +220,8 @@ def load_org(archive: "Archive", *, actor: str, action: str, target: str,
         archive.audit.append(actor, action, target, {"rule": "directory.integrity", "reason": reason},
                              outcome="denied", now=now)
         raise PolicyDenied(reason, rule="directory.integrity") from exc
+    # a person the circuit breaker locked takes part in no decision until an admin unlocks them (authority/locks.py)
+    refuse_if_locked(archive, directory, actor, action=action, target=target, now=now)
     return directory, load_for_decision(archive, directory, actor=actor, action=action, target=target, now=now)
 
 

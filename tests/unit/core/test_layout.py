@@ -48,7 +48,7 @@ SAMPLE_ARGS: dict[str, object] = {
     "seq": 7, "version": 3, "number": 2, "kind": "messages", "partition": "2026-11-18", "chunk": "140000",
     "part": "meta", "batch_id": "0f" * 16, "name": "sunli", "sid": "ab" * 16, "request_id": "REQ-20261118-1a2b3c4d",
     "grant_id": "G-0123456789abcdef", "case": "C-1 / 投诉", "bundle_id": "B-0123456789abcdef",
-    "period": "2026Q1", "hold_id": "HOLD-20261128-1a2b3c4d",
+    "period": "2026Q1", "hold_id": "HOLD-20261128-1a2b3c4d", "record_id": "LOCK-20261128-1a2b3c4d",
 }
 # Layout members that do not name a path.
 NOT_PATHS = {"root", "generation", "with_generation", "areas", "tracked", "area_path", "area_of", "entry_of", "contains", "relative", "resolve"}
