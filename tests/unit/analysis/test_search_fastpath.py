@@ -10,6 +10,8 @@ sliced path.
 
 from __future__ import annotations
 
+import importlib
+
 import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -19,7 +21,7 @@ from investigator.analysis import matchers, search
 from investigator.analysis.normalize import add_normalized_column, normalize_text
 from investigator.analysis.query import And, Node, Not, Or, Term, parse, terms
 
-search_mod = __import__("investigator.analysis.search", fromlist=["search"])
+search_mod = importlib.import_module("investigator.analysis.search")  # the module: the package exports the function
 
 KEYWORDS = ["加班费", "加班", "投诉", "password", "vpn", "回扣", "kickback", "班级"]
 PIECES = KEYWORDS + ["增", "费用", "的", "今天", "要", "reset", "passwords", "kickbacks", "my", "VPN", "ＶＰＮ",
