@@ -12,8 +12,6 @@ repeated inside one export (which must stay separate). Prints seconds per scale,
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import sys
 import time
 from datetime import datetime, timedelta, timezone
@@ -23,6 +21,8 @@ import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _jsonline import add_json_flag, emit, human_output  # noqa: E402
 from investigator.analysis import dedupe  # noqa: E402
 
 SOURCES = ("wecom", "slack", "telegram", "whatsapp", "discord", "wechat-pywxdump", "wechat-wechatmsg", "sample")
@@ -51,7 +51,15 @@ def main() -> None:
     parser.add_argument("--base", type=int, default=5000)
     parser.add_argument("--exports", type=int, default=4)
     parser.add_argument("--repeat", type=int, default=3)
+    add_json_flag(parser)
     args = parser.parse_args()
+    with human_output(args):
+        results = run(args)
+    emit("dedupe", {"exports": args.exports, "base": args.base, "results": results,
+                    "growth_16x": round(results[16]["seconds"] / results[1]["seconds"], 2)})
+
+
+def run(args: argparse.Namespace) -> dict:
     results = {}
     for scale in (1, 4, 16):
         messages, identities = frame(args.base * scale, args.exports)
@@ -67,8 +75,7 @@ def main() -> None:
     for scale, r in results.items():
         print(f"{scale:>5} {r['rows']:>9} {r['distinct']:>9} {r['seconds']:>8.3f} "
               f"{r['seconds'] / results[1]['seconds']:>6.1f}")
-    print(json.dumps({"bench": "dedupe", "python": platform.python_version(), "polars": pl.__version__,
-                      "exports": args.exports, "results": results}))
+    return results
 
 
 if __name__ == "__main__":

@@ -20,7 +20,8 @@ from pathlib import Path
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _jsonline import add_json_flag, emit, human_output  # noqa: E402
 from investigator.importers import ImportOptions, read_export  # noqa: E402
 
 WORDS = ("合同", "加班费", "meeting", "tomorrow", "ok", "发给法务了", "please", "check", "订单", "客户", "refund", "👍")
@@ -104,27 +105,39 @@ def bench_slack(root: Path) -> tuple[int, Timer, Timer]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=1_000_000, help="messages / lines to generate")
+    add_json_flag(parser)
     args = parser.parse_args()
+    with human_output(args):
+        figures = run(args.messages)
+    emit("importers", figures)
+
+
+def run(messages: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "slack"
         root.mkdir()
-        make_slack(root, args.messages)
+        make_slack(root, messages)
         rows, parsed, baseline = bench_slack(root)
         print(f"slack: {rows} messages in {parsed.wall:.2f} s = {rows / parsed.wall:,.0f} messages/s; "
               f"orjson.loads alone {baseline.wall:.2f} s = {rows / baseline.wall:,.0f} messages/s; "
               f"ratio {baseline.wall / parsed.wall:.2f}x "
               f"(CPU: {parsed.cpu:.2f} s vs {baseline.cpu:.2f} s, {baseline.cpu / parsed.cpu:.2f}x)")
+        slack = {"messages": rows, "wall_s": round(parsed.wall, 3), "cpu_s": round(parsed.cpu, 3),
+                 "orjson_wall_s": round(baseline.wall, 3), "orjson_cpu_s": round(baseline.cpu, 3),
+                 "vs_orjson": round(baseline.wall / parsed.wall, 3), "vs_orjson_cpu": round(baseline.cpu / parsed.cpu, 3)}
         chat = Path(tmp) / "WhatsApp Chat with Bench.txt"
-        make_whatsapp(chat, args.messages)
+        make_whatsapp(chat, messages)
         with Timer() as parsed:
             result = read_export(chat, format="whatsapp", options=ImportOptions(date_order="dmy"))
         with Timer() as split:
             chat.read_bytes().split(b"\n")
         rows = result.messages.height
-        print(f"whatsapp: {args.messages} lines -> {rows} messages in {parsed.wall:.2f} s = "
+        print(f"whatsapp: {messages} lines -> {rows} messages in {parsed.wall:.2f} s = "
               f"{rows / parsed.wall:,.0f} messages/s (CPU {parsed.cpu:.2f} s; "
               f"reading + splitting lines alone: {split.wall:.2f} s)")
-
+        whatsapp = {"lines": messages, "messages": rows, "wall_s": round(parsed.wall, 3), "cpu_s": round(parsed.cpu, 3),
+                    "split_lines_s": round(split.wall, 3)}
+    return {"slack": slack, "whatsapp": whatsapp}
 
 if __name__ == "__main__":
     main()
