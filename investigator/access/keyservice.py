@@ -38,6 +38,7 @@ from investigator.authority.directory import Directory
 from investigator.authority.grants import Grant, revocations
 from investigator.authority.identity import check_identity
 from investigator.authority.policy import Policy, load_org
+from investigator.authority.state_head import state_check
 from investigator.custody.base import Custody
 from investigator.custody.registry import open_custody
 from investigator.settings import Settings
@@ -159,7 +160,8 @@ class GrantGate:
         self.archive = archive
         self._keys = keys
         self._record = record
-        self._state_checks = tuple(state_checks)
+        # the decision files against their signed state head first (authority/state_head.py), then any others
+        self._state_checks = (state_check, *state_checks)
         self._verified: Any = None  # the VerifiedHead of the last check that passed
         self._tickets: dict[str, tuple[Ticket, "Grant"]] = {}
         self._process: dict[str, _IssuedProcessTicket] = {}

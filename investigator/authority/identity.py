@@ -38,6 +38,7 @@ from investigator.authority.locks import refuse_if_locked
 from investigator.errors import ConfigError, IdentityCheckFailed, IntegrityError, PolicyDenied, WrongPassphrase
 from investigator._fs import atomic_write
 from investigator.authority.policy import Policy, load_org, parse_utc
+from investigator.vault.statehead import check_files
 from investigator.schema import canonical_json, format_ts
 from investigator.vault.store import Archive
 from investigator.custody.base import Custody
@@ -219,9 +220,16 @@ class TotpStore:
 
     def check(self, keys: Custody, person_id: str, code: str, *, now: datetime,
               policy: Policy) -> tuple[bool, str, str, int | None]:
-        """Check ``code`` and update the state: ``(ok, rule, reason, counter)``. Never raises for a bad code."""
+        """Check ``code`` and update the state: ``(ok, rule, reason, counter)``. Never raises for a bad code.
+
+        Raises IntegrityError when the state is below the newest signed state head (an older copy restored).
+        """
         key = self._key(keys)
         with self._locked():
+            if self._paths.root == self.archive.root:  # (a state_dir on the custodian's host is no archive file)
+                problems = check_files(self.archive, [self._paths.relative(self._path(person_id))])
+                if problems:
+                    raise IntegrityError(f"TOTP state does not match its signed state head: {problems[0]}")
             secret, blob, state = self._read(key, person_id)
             unix = now.timestamp()
             locked_until = state.get("locked_until") or ""
@@ -283,7 +291,10 @@ def verify_totp(archive: "Archive", keys: Custody, person_id: str, code: str, *,
         ok, rule, reason, counter = TotpStore(archive).check(keys, person_id, code, now=now, policy=policy)
     except (IdentityCheckFailed, IntegrityError) as exc:
         ok, rule, reason, counter = False, "identity.enrolled", str(exc), None
-    archive.audit.append(person_id, f"totp.{purpose}", person_id, {"rule": rule, "reason": reason},
+    details: dict[str, Any] = {"rule": rule, "reason": reason}
+    if ok and counter is not None:
+        details["counter"] = counter  # the step used: no TOTP state may fall below it (authority/state_head.py)
+    archive.audit.append(person_id, f"totp.{purpose}", person_id, details,
                          outcome="allowed" if ok else "denied", now=now)
     if not ok or counter is None:
         raise IdentityCheckFailed(reason)

@@ -127,6 +127,9 @@ class AuditLog:
         # called with each checkpoint line after it is written, outside the lock (vault/witness.py sends it to the
         # archive's witnesses; Archive sets it). May raise AuditError (a witness refused: fail closed).
         self.after_checkpoint: Callable[[dict[str, Any] | None], object] | None = None
+        # called with the signer before each checkpoint, outside the lock (vault/statehead.py writes the next signed
+        # state head and its pin entry, which the checkpoint then covers; Archive sets it)
+        self.before_checkpoint: Callable[[ArchiveSigner, datetime], object] | None = None
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
@@ -285,7 +288,8 @@ class AuditLog:
 
         The new checkpoint carries the consistency proof from the last one,
         computed from that one's right edge and the entries appended since
-        (the log is not reread). Nothing is written when no entry was
+        (the log is not reread). First :attr:`before_checkpoint` runs (the next
+        signed state head and its pin entry, which this checkpoint covers). Nothing is written when no entry was
         appended since the last checkpoint (that one is returned). Raises
         AuditError, writing nothing, when the log does not continue the last
         checkpoint (an entry after it edited, the checkpoint's hints altered),
@@ -296,6 +300,8 @@ class AuditLog:
         """
         when = now or datetime.now(timezone.utc)
         origin = origin_of(archive_id)
+        if self.before_checkpoint is not None:
+            self.before_checkpoint(signer, when)
         with self._locked():
             last, length = self._tail(self.checkpoint_path)
             if self.checkpoint_path.exists() and self.checkpoint_path.stat().st_size != length:

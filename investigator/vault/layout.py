@@ -42,6 +42,7 @@ UNSIGNED_MANIFEST_NAME = "manifest.unsigned.json"
 INDEX_NAME = "index.chk"
 TAGS_NAME = "tags.jsonl"
 SEARCHES_NAME = "searches.jsonl"
+STATE_HEADS_NAME = "heads.jsonl"
 DEMO_MARKER_NAME = "DEMO-ARCHIVE-NOT-FOR-REAL-DATA.txt"
 DEMO_SESSION_NAME = "DEMO-SESSION.txt"
 # top-level folders
@@ -169,6 +170,9 @@ _AREAS: tuple[Area, ...] = (
         Entry("org/consents/*.bin", "encrypted consent files", WRITE_ONCE),
         Entry("org/holds/*.json", "signed legal holds (法律保全) and their signed releases", WRITE_ONCE),
         Entry("org/destroyed/*.json", "signed destruction records of shredded retention periods", WRITE_ONCE),
+        Entry(f"org/state/{STATE_HEADS_NAME}", "signed state heads of org/ and cases/, chained, each pinned by a "
+              "state.head audit entry (vault/statehead.py)", APPEND_ONLY),
+        Entry(f"org/state/{LOCK_NAME}", "lock file of state-head writers", SCRATCH),
         Entry("org/locks/*.json", "account locks by the circuit breaker (熔断, signed by the archive key) and their "
               "unlocks (signed by an admin, with a reason)", WRITE_ONCE),
     )),
@@ -198,6 +202,28 @@ _AREAS: tuple[Area, ...] = (
         Entry("reports/*/*.ipynb", "a sealed report (review and release rewrite it)", REPLACED),
         Entry("reports/*/*.html", "the reviewer's HTML copy", REPLACED),
     ), demo_only=True),
+)
+
+
+# The decision state a signed state head covers (vault/statehead.py; docs/archive-format.md, "State heads"):
+# component -> (patterns relative to the root, how its files change). Every file is hashed on each check,
+# so only small files belong here; a component whose folder does not exist yet simply has no files.
+STATE_COMPONENTS: tuple[tuple[str, tuple[str, ...], str], ...] = (
+    ("directory", ("org/directory/*.json",), WRITE_ONCE),
+    ("policy", ("org/policy/*.toml", "org/policy/*.sig.json"), WRITE_ONCE),
+    ("requests", ("org/requests/*/request.json", "org/requests/*/grant"), WRITE_ONCE),
+    ("approvals", ("org/requests/*/approvals/*.json",), WRITE_ONCE),  # approvals and rejections
+    ("grants", ("org/grants/*.json",), WRITE_ONCE),
+    ("revocations", ("org/revocations.jsonl",), APPEND_ONLY),
+    ("consents", ("org/consents/*.json",), REPLACED),  # the record's sealed key is rewrapped by a key rotation
+    ("consent_files", ("org/consents/*.bin",), WRITE_ONCE),
+    ("holds", ("org/holds/*.json",), WRITE_ONCE),
+    ("destroyed", ("org/destroyed/*.json",), WRITE_ONCE),
+    ("locks", ("org/locks/*.json",), WRITE_ONCE),
+    ("sessions", ("org/sessions/*.json",), REPLACED),
+    ("totp", ("org/totp/*.json",), REPLACED),
+    ("tags", (f"cases/*/{TAGS_NAME}",), APPEND_ONLY),
+    ("searches", (f"cases/*/{SEARCHES_NAME}",), APPEND_ONLY),
 )
 
 
@@ -320,6 +346,16 @@ class Layout:
     def relative(self, path: Path) -> str:
         """A path under this root as the relative POSIX text manifests and messages use."""
         return Path(path).relative_to(self.root).as_posix()
+
+    def state_files(self) -> dict[str, list[Path]]:
+        """The files of each :data:`STATE_COMPONENTS` component that exist now, sorted (hidden and temporary skipped)."""
+        out: dict[str, list[Path]] = {}
+        for name, patterns, _ in STATE_COMPONENTS:
+            found: set[Path] = set()
+            for pattern in patterns:
+                found.update(p for p in self.root.glob(pattern) if not p.name.startswith(".") and p.is_file())
+            out[name] = sorted(found)
+        return out
 
     def resolve(self, relative: str) -> Path:
         """The path of a relative POSIX path recorded in a manifest. IntegrityError if it would leave the root."""
@@ -607,6 +643,21 @@ class Layout:
     def account_lock(self, record_id: str) -> Path:
         """``org/locks/<LOCK-id|UNLOCK-id>.json``: one signed lock or unlock record."""
         return self.account_locks_dir / f"{_name(record_id, 'lock record id')}.json"
+
+    @property
+    def state_dir(self) -> Path:
+        """``org/state/``: the signed state heads (vault/statehead.py)."""
+        return self.org_dir / "state"
+
+    @property
+    def state_heads(self) -> Path:
+        """``org/state/heads.jsonl``: the signed, chained state heads, one per line (append-only)."""
+        return self.state_dir / STATE_HEADS_NAME
+
+    @property
+    def state_lock(self) -> Path:
+        """``org/state/.lock``: the flock of state-head writers."""
+        return self.state_dir / LOCK_NAME
 
     @property
     def key_file_lock(self) -> Path:

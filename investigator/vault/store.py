@@ -55,6 +55,7 @@ from investigator.vault.format import (CHUNK_MAGIC, INDEX_KEY_KIND, INDEX_MAGIC,
 from investigator.vault.keychain import KeyChain
 from investigator.vault.layout import Layout
 from investigator.vault.manifest import GENESIS, ChunkEntry, Manifest
+from investigator.vault.statehead import write_state_head
 from investigator.vault.witness import send_checkpoint
 from investigator.schema import format_ts
 from investigator._fs import exclusive_lock
@@ -69,6 +70,8 @@ class Archive:
         self._layout = Layout(self.root, config.custody.get("generation", ""))
         self.audit = AuditLog(self._layout.audit_dir)
         self.audit.after_checkpoint = functools.partial(send_checkpoint, self)  # to the witnesses (vault/witness.py)
+        # every checkpoint first writes the next signed state head when org/ or cases/ changed (vault/statehead.py)
+        self.audit.before_checkpoint = lambda signer, when: write_state_head(self, signer, now=when)
         self._manifest_cache: tuple[tuple[str, ...], list[Manifest]] | None = None
         self._key_holder_cache: tuple[list[Manifest], dict[tuple[str, str], list[tuple[int, str]]]] | None = None
         self._chain_cache: tuple[tuple[int, int], KeyChain] | None = None

