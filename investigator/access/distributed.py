@@ -29,7 +29,8 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,12 +62,17 @@ _ARCHIVES: dict[ObjectStore, tuple[RemoteArchive, frozenset[ChunkEntry], int]] =
 _ARCHIVES_LOCK = threading.Lock()
 
 
-class _Serial:
-    """An executor of one thread: a worker's own threads run tasks side by side already."""
+FETCH_THREADS = 8  # chunk parts fetched and decrypted at once per task: GETs wait on the store, not the CPU
+_POOL: ThreadPoolExecutor | None = None
 
-    @staticmethod
-    def map(fn: Callable[..., Any], /, *iterables: Iterable[Any]) -> Iterator[Any]:
-        return map(fn, *iterables)
+
+def _fetch_pool() -> ThreadPoolExecutor:
+    """The worker process's pool for a group's parts (GETs and AES-GCM release the GIL)."""
+    global _POOL
+    with _ARCHIVES_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(max_workers=FETCH_THREADS, thread_name_prefix="investigator-fetch")
+        return _POOL
 
 
 @dataclass(frozen=True)
@@ -138,7 +144,7 @@ def scan_group(spec: ScanSpec, index: int, group: Sequence[ChunkEntry]) -> Parti
         raise IntegrityError("a task named a chunk the archive's verified manifests do not list")
     service = RemoteKeyService(spec.keyserver, cafile=spec.cafile, archive_id=spec.archive_id)
     frames, stats = scan_chunks(archive, group, ProcessTicketKeys(service, spec.token), spec.parts, spec.row_filter,
-                                _Serial(), group_size=max(1, len(group)))
+                                _fetch_pool(), group_size=max(1, len(group)))
     frame = pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
     frame = frame.select([c for c in spec.columns if c in frame.columns])
     granted = frame.height
