@@ -225,16 +225,17 @@ class CustodianDesk:
             return attestation(self._keys, body)
 
     def held_bundle_key(self, *, person: str, grant: Grant, bundle_id: str, findings: Any = None,
-                        now: datetime | None = None) -> tuple[bytes, dict[str, Any], Lockdown]:
+                        evidence: Any = None, now: datetime | None = None) -> tuple[bytes, dict[str, Any], Lockdown]:
         """A fresh key for a bundle the circuit breaker holds (plain, and sealed by the custody), and the
         breaker's lock-down done in the same operation.
 
         For ``person`` with an open case of ``grant`` (the caller checked the ticket) and the export
         permission; the operator's process seals the held zip with it and forgets it
         (:mod:`investigator.access.held`). Before the key is handed out, the accounts the signed policy
-        names for the categories in ``findings`` are locked and the security team's notifier runs
-        (:mod:`investigator.access.lockdown`; a failing notifier is reported, not raised). Raises
-        PolicyDenied (audited as ``bundle.held_key``).
+        names are locked and the security team's notifier runs (:mod:`investigator.access.lockdown`;
+        a failing notifier is reported, not raised). What locks is this desk's own scan of the
+        ``evidence`` rows it verified as genuine records of the grant's window; the client's ``findings``
+        are only recorded. Raises PolicyDenied (audited as ``bundle.held_key``).
         """
         with self._decision(now):
             when = _utc(now)
@@ -246,8 +247,8 @@ class CustodianDesk:
                             now=when)
             decision.raise_if_denied()
             key, sealed = new_held_key(self._keys, bundle_id)
-            lockdown = trip(self.archive, self._keys.signing, policy=policy, directory=directory, person=person,
-                            grant=grant, bundle_id=bundle_id, findings=findings, now=when)
+            lockdown = trip(self.archive, self._keys, policy=policy, directory=directory, person=person,
+                            grant=grant, bundle_id=bundle_id, findings=findings, evidence=evidence, now=when)
             return key, sealed, lockdown
 
     def release_held(self, body: dict[str, Any], *, reviewer: str, held: HeldBundle,

@@ -40,11 +40,12 @@ acting person, who must hold the role the decision needs):
   with a reason, their TOTP code and their signature over the unlock record (authority/locks.py).
 - ``POST /v1/bundle/attest`` ``{"token", "body"}`` -> ``{"attestation"}``: the archive's signature over a
   bundle's attestation body, for the operator of an open case with the export permission.
-- ``POST /v1/bundle/held-key`` ``{"token", "bundle_id", "breaker"?}`` -> ``{"plain", "sealed", "lockdown"}``: a
-  fresh key for a bundle of the open case that the circuit breaker holds (the operator's process seals the zip
-  with it); in the same request the server locks the accounts its signed policy names for the categories in
-  ``breaker`` (``{categories, pii}``, only names the policy knows count) and runs the notifier
-  (access/lockdown.py); ``lockdown`` says whom it locked and how the notifier ended.
+- ``POST /v1/bundle/held-key`` ``{"token", "bundle_id", "breaker"?, "evidence"?}`` -> ``{"plain", "sealed",
+  "lockdown"}``: a fresh key for a bundle of the open case that the circuit breaker holds (the operator's
+  process seals the zip with it); in the same request the server checks the ``evidence`` rows (genuine
+  records of the grant's window: record hash and batch leaf), scans them itself against its signed policy,
+  locks the accounts the policy names for what it found and runs the notifier (access/lockdown.py); the
+  client's ``breaker`` findings are only recorded. ``lockdown`` says whom it locked and how the notifier ended.
 - ``POST /v1/bundle/attest-release`` ``{"body"}`` -> ``{"attestation", "key"}``: a legal reviewer's release of
   a held bundle (not its operator), and the key that opens it (access/held.py).
 - ``POST /v1/verify`` ``{}`` -> the verification's findings (an admin or auditor); never content.
@@ -574,8 +575,12 @@ class _Handler(BaseHTTPRequestHandler):
         findings = body.get("breaker")
         if findings is not None and not isinstance(findings, dict):
             raise _malformed("breaker must be the findings object ({categories, pii})")
+        evidence = body.get("evidence")
+        if evidence is not None and not (isinstance(evidence, list) and all(isinstance(r, dict) for r in evidence)):
+            raise _malformed("evidence must be a list of message rows")
         plain, sealed, lockdown = self.server.desk.held_bundle_key(person=signed.person, grant=grant,
-                                                                   bundle_id=bundle_id, findings=findings)
+                                                                   bundle_id=bundle_id, findings=findings,
+                                                                   evidence=evidence)
         self._send(200, {"plain": _crypto.b64(plain), "sealed": sealed, "lockdown": lockdown.to_json()})
 
     def _unlock_account(self, body: dict[str, Any], signed: SignedRequest) -> None:
@@ -819,12 +824,13 @@ class RemoteKeyService:
         """The archive's attestation of a bundle exported from the open case ``ticket``."""
         return dict(self._post("/v1/bundle/attest", {"token": ticket.token, "body": body})["attestation"])
 
-    def held_bundle_key(self, ticket: Ticket, bundle_id: str,
-                        findings: dict[str, Any] | None = None) -> tuple[bytes, dict[str, Any], Lockdown]:
+    def held_bundle_key(self, ticket: Ticket, bundle_id: str, findings: dict[str, Any] | None = None,
+                        evidence: Sequence[dict[str, Any]] = ()) -> tuple[bytes, dict[str, Any], Lockdown]:
         """A fresh key for held bundle ``bundle_id`` (plain, sealed), and what the server's circuit breaker
-        did in the same request: the accounts it locked, the notifier's outcome (access/lockdown.py)."""
+        did in the same request: the accounts it locked, the notifier's outcome (access/lockdown.py).
+        ``evidence``: the bundle's rows with findings, which the server verifies and scans itself."""
         answer = self._post("/v1/bundle/held-key", {"token": ticket.token, "bundle_id": bundle_id,
-                                                    "breaker": findings or {}})
+                                                    "breaker": findings or {}, "evidence": list(evidence)})
         return _crypto.unb64(answer["plain"]), dict(answer["sealed"]), Lockdown.from_json(answer.get("lockdown"))
 
     def unlock_account(self, person: str, *, reason: str, totp: str, unlock_id: str, signed_at: datetime,

@@ -31,14 +31,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from investigator.analysis.normalize import normalize_text
+from investigator.analysis.pii import detect
 from investigator.authority.directory import Directory
 from investigator.authority.grants import Grant
 from investigator.authority.locks import PERSONAL_DATA, lock_accounts, subjects_for
-from investigator.authority.policy import Policy
+from investigator.authority.policy import Policy, parse_utc
 from investigator.authority.policy.rules import NOTIFY_FIELDS
+from investigator.errors import InvestigatorError
+from investigator.schema import record_hash
+from investigator.vault.proofs import batch_leaves
 from investigator.vault.store import Archive
 
 MAX_FINDINGS = 64  # categories or kinds a client may report (the policy's own list is the real bound)
+MAX_EVIDENCE = 200  # rows a client may show as evidence of its findings
 
 
 @dataclass(frozen=True)
@@ -102,11 +108,83 @@ def judged_categories(policy: Policy, findings: Any) -> tuple[list[str], int]:
     A name the policy does not list is dropped: a client cannot invent a category.
     """
     findings = findings if isinstance(findings, dict) else {}
-    known = set(((policy.raw or {}).get("breaker") or {}).get("categories") or {})
+    known = set(policy_categories(policy))
     hits = {k: v for k, v in _counts(findings.get("categories")).items() if k in known}
     pii = sum(_counts(findings.get("pii")).values())
     names = sorted(hits) + ([PERSONAL_DATA] if pii else [])
     return names, sum(hits.values()) + pii
+
+
+def policy_categories(policy: Policy) -> dict[str, list[str]]:
+    """``[breaker.categories]`` of the signed policy: category -> keywords."""
+    table = ((policy.raw or {}).get("breaker") or {}).get("categories") or {}
+    return {str(k): [str(w) for w in v] for k, v in table.items() if isinstance(v, list)}
+
+
+def scan_texts(texts: list[str], categories: dict[str, list[str]]) -> dict[str, Any]:
+    """Findings in ``texts``, as reports/breaker.py counts them for a bundle: keyword hits per category
+    (normalized text) and unmasked personal data per kind."""
+    words = {name: [normalize_text(w) for w in ws if w] for name, ws in categories.items()}
+    hits: dict[str, int] = {}
+    pii: dict[str, int] = {}
+    for text in texts:
+        norm = normalize_text(text)
+        for name, ws in words.items():
+            count = sum(norm.count(w) for w in ws if w)
+            if count:
+                hits[name] = hits.get(name, 0) + count
+        for finding in detect(text):
+            pii[finding.kind] = pii.get(finding.kind, 0) + 1
+    return {"categories": hits, "pii": pii}
+
+
+_leaves_cache: dict[tuple[str, int, str], list[str]] = {}
+
+
+def _leaves(archive: Archive, keys: Any, seq: int) -> list[str]:
+    """A batch's record hashes in leaf order (hashes only), kept per process: a committed batch never changes,
+    and the cache key holds its signed Merkle root (a different batch under the same number misses)."""
+    manifest = next((m for m in archive.manifests() if m.seq == seq), None)
+    root = str(((manifest.body.get("merkle") or {}).get("root")) if manifest is not None else "")
+    key = (archive.archive_id, seq, root)
+    if key not in _leaves_cache:
+        if len(_leaves_cache) >= 64:
+            _leaves_cache.clear()
+        _leaves_cache[key] = batch_leaves(archive, keys, seq)  # checked against the manifest's root
+    return _leaves_cache[key]
+
+
+def verified_texts(archive: Archive, keys: Any, grant: Grant, evidence: Any) -> tuple[list[str], int]:
+    """The texts of the ``evidence`` rows that are genuine records of the grant's window, and how many were not.
+
+    A row counts when its time lies in the grant's window, its record hash recomputed from its fields is
+    the one it names, and that hash is the leaf at its ``leaf_index`` in its signed batch (read with the
+    master keys ``keys``). A client can thus show only records it was granted, with their exact content:
+    it cannot invent a hit. A row whose parts the grant did not open (attachments) cannot be re-hashed
+    and does not count.
+    """
+    if not isinstance(evidence, list):
+        return [], 0
+    start, end = grant.window
+    leaves: dict[int, list[str]] = {}
+    texts: list[str] = []
+    rejected = 0
+    for row in evidence[:MAX_EVIDENCE]:
+        try:
+            seq, index, ts = int(row["batch_seq"]), int(row["leaf_index"]), parse_utc(str(row["ts"]))
+            claimed = str(row["record_hash"])
+            if not start <= ts < end or record_hash(row, "messages") != claimed:
+                raise ValueError("outside the window, or not its record hash")
+            if seq not in leaves:
+                leaves[seq] = _leaves(archive, keys, seq)
+            if not 0 <= index < len(leaves[seq]) or leaves[seq][index] != claimed:
+                raise ValueError("not the leaf of its batch")
+        except (KeyError, TypeError, ValueError, InvestigatorError):
+            rejected += 1
+            continue
+        if isinstance(row.get("text"), str):
+            texts.append(row["text"])
+    return texts, rejected + max(0, len(evidence) - MAX_EVIDENCE)
 
 
 def run_notifier(argv: list[str], values: dict[str, str], *, timeout: float) -> NotifyOutcome:
@@ -132,14 +210,27 @@ def run_notifier(argv: list[str], values: dict[str, str], *, timeout: float) -> 
     return NotifyOutcome("ok" if code == 0 else "failed", code, time.monotonic() - started)
 
 
-def trip(archive: Archive, signing: Any, *, policy: Policy, directory: Directory, person: str, grant: Grant,
-         bundle_id: str, findings: Any, now: datetime) -> Lockdown:
+def trip(archive: Archive, keys: Any, *, policy: Policy, directory: Directory, person: str, grant: Grant,
+         bundle_id: str, findings: Any, evidence: Any = None, now: datetime) -> Lockdown:
     """Lock and notify for a bundle the breaker holds (see the module docstring). Never raises for the
-    notifier; raises only if a lock record cannot be written (then the hold's key is not handed out)."""
-    categories, count = judged_categories(policy, findings)
+    notifier; raises only if a lock record cannot be written (then the hold's key is not handed out).
+
+    What decides is the key service's own scan of the ``evidence`` rows it could verify
+    (:func:`verified_texts`); the client's ``findings`` are recorded beside it, never trusted for a lock.
+    """
+    texts, rejected = verified_texts(archive, keys, grant, evidence)
+    verified = scan_texts(texts, policy_categories(policy))
+    categories, count = judged_categories(policy, verified)
+    claimed, _ = judged_categories(policy, findings)
+    if rejected or set(claimed) - set(categories):
+        archive.audit.append(person, "breaker.evidence", bundle_id,
+                             {"rule": "breaker.evidence", "claimed": claimed, "verified": categories,
+                              "rejected_rows": rejected,
+                              "reason": "findings the key service could not verify on genuine records of the "
+                                        "grant's window: they lock no one"}, outcome="denied", now=now)
     to_lock, skipped = subjects_for(policy, directory, categories, operator=person)
-    locks = lock_accounts(archive, signing, to_lock, categories=categories, bundle_id=bundle_id, grant_id=grant.id,
-                          operator=person, now=now)
+    locks = lock_accounts(archive, keys.signing, to_lock, categories=categories, bundle_id=bundle_id,
+                          grant_id=grant.id, operator=person, now=now)
     if skipped:
         archive.audit.append(person, "account.lock", ",".join(skipped),
                              {"rule": "breaker.lock", "bundle_id": bundle_id, "skipped": skipped,
@@ -162,4 +253,5 @@ def trip(archive: Archive, signing: Any, *, policy: Policy, directory: Directory
                     tuple(skipped), notify)
 
 
-__all__ = ["Lockdown", "NotifyOutcome", "judged_categories", "run_notifier", "trip"]
+__all__ = ["Lockdown", "MAX_EVIDENCE", "NotifyOutcome", "judged_categories", "policy_categories", "run_notifier",
+           "scan_texts", "trip", "verified_texts"]

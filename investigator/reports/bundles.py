@@ -48,14 +48,14 @@ from investigator.settings import Settings
 from investigator.authority.grants import Grant, find_grant
 from investigator.access.custodian import CustodianDesk, attestation
 from investigator.access.held import read_held, write_held
-from investigator.access.lockdown import Lockdown
+from investigator.access.lockdown import MAX_EVIDENCE, Lockdown
 from investigator.access.keyserver import RemoteKeyService
 from investigator.access.keyservice import EmbeddedKeyService, KeyService, Ticket
 from investigator.vault.format import Keyring
 from investigator.access.case import open_case
 from investigator.authority.policy import load_org, record_decision
 from investigator.reports.audit_view import grant_entries
-from investigator.reports.breaker import assess_messages
+from investigator.reports.breaker import assess_messages, evidence_rows
 from investigator.vault.audit import _entry_hash
 from investigator.schema import record_hashes
 from investigator.vault.store import Archive
@@ -214,15 +214,17 @@ def export_bundle(archive: "Archive", *, grant: str, person: str, signer: _crypt
     if verdict.held:
         # kept encrypted under a key only the key service releases (to a legal reviewer's release); this
         # process holds it only while sealing the zip. The key comes from the key service, not from the
-        # process that made it; in the same request the key service locks the accounts its signed policy names
-        # for these findings and notifies the security team (access/lockdown.py)
+        # process that made it; in the same request the key service checks the rows with findings (genuine
+        # records of the grant's window), scans them itself, locks the accounts its signed policy names for what
+        # it found and notifies the security team (access/lockdown.py)
         findings = {"categories": dict(verdict.categories), "pii": dict(verdict.pii)}
+        evidence = evidence_rows(rows, archive=archive, limit=MAX_EVIDENCE)
         if keyserver is not None:
-            key, sealed_key, lockdown = keyserver.held_bundle_key(case.ticket, bundle_id, findings)
+            key, sealed_key, lockdown = keyserver.held_bundle_key(case.ticket, bundle_id, findings, evidence)
         else:
             assert keys is not None
             key, sealed_key, lockdown = CustodianDesk(archive, keys).held_bundle_key(
-                person=person, grant=loaded, bundle_id=bundle_id, findings=findings, now=when)
+                person=person, grant=loaded, bundle_id=bundle_id, findings=findings, evidence=evidence, now=when)
         write_held(archive, bundle_id, data, operator=person, created=format_ts(when), key=key, sealed_key=sealed_key)
         del key
         target = archive.layout.held_bundle(bundle_id)

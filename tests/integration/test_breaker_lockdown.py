@@ -39,7 +39,7 @@ from investigator.demo import DEMO_PASSPHRASE, demo_grant, demo_session
 from investigator.demo.people import DEMO_ONLY_PASSPHRASE, DEMO_ONLY_TOTP_SECRETS
 from investigator.errors import IdentityCheckFailed, PolicyDenied
 from investigator.reports.bundles import export_bundle
-from investigator.schema import canonical_json
+from investigator.schema import canonical_json, format_ts
 from investigator.vault.store import Archive
 
 pytestmark = pytest.mark.slow
@@ -191,8 +191,22 @@ def test_embedded_hold_locks_notifies_and_only_an_admin_with_a_reason_unlocks(co
     assert case.messages(progress=False).height > 0
 
 
+@pytest.fixture(scope="module")
+def evidence(breaker_base) -> list[dict]:  # type: ignore[type-arg]
+    """Rows of the demo grant with a hit of the policy's category, as a bundle's messages.jsonl carries them."""
+    archive = Archive.open(breaker_base)
+    case = open_case(archive, grant=demo_grant(breaker_base), person="sunli", session=demo_session(breaker_base),
+                     passphrase=DEMO_PASSPHRASE)
+    frame = case.messages(progress=False)
+    frame = frame.drop([c for c in ("text_norm", "chunk_id") if c in frame.columns])
+    rows = [{k: (format_ts(v) if isinstance(v, datetime) else v) for k, v in r.items()}
+            for r in frame.iter_rows(named=True) if "投诉" in (r.get("text") or "")]
+    assert rows
+    return rows
+
+
 @pytest.mark.parametrize("mode, status", [("fail", "failed"), ("hang", "timeout"), ("missing", "not_found")])
-def test_a_failing_notifier_is_audited_and_undoes_neither_hold_nor_lock(copy, mode, status):
+def test_a_failing_notifier_is_audited_and_undoes_neither_hold_nor_lock(copy, evidence, mode, status):
     archive, notifier = copy
     (notifier / "mode").write_text(mode)
     if mode == "missing":
@@ -203,7 +217,7 @@ def test_a_failing_notifier_is_audited_and_undoes_neither_hold_nor_lock(copy, mo
         started = datetime.now(timezone.utc)
         plain, sealed, lockdown = desk.held_bundle_key(person="lixia", grant=grant, bundle_id="B-0123456789abcdef",
                                                        findings={"categories": {"complaint": 2, "invented": 9},
-                                                                 "pii": {}})
+                                                                 "pii": {}}, evidence=evidence)
     finally:
         if mode == "missing":
             (notifier / "moved.py").rename(notifier / "notify.py")
@@ -214,6 +228,28 @@ def test_a_failing_notifier_is_audited_and_undoes_neither_hold_nor_lock(copy, mo
     notified = entries(archive, "breaker.notify")[-1]
     assert (notified.outcome, notified.details["status"]) == ("error", status)
     assert notified.details["exit_code"] == (3 if mode == "fail" else None)
+
+
+@pytest.mark.parametrize("lie", ["no evidence", "edited text", "outside the window"])
+def test_a_client_that_lies_about_its_findings_locks_no_one(copy, evidence, lie):
+    """Claimed categories lock no one unless the key service finds them itself in genuine records of the grant."""
+    archive, notifier = copy
+    shown: list[dict] = []  # type: ignore[type-arg]
+    if lie == "edited text":  # a hit planted in a real row: its record hash no longer matches
+        shown = [{**evidence[0], "text": "投诉 planted"}]
+    elif lie == "outside the window":  # a genuine row, presented with a time outside the grant
+        shown = [{**evidence[0], "ts": "2020-01-01T00:00:00.000000Z"}]
+    desk = CustodianDesk(archive, unlock_archive(archive, DEMO_PASSPHRASE))
+    grant = Grant.from_file(find_grant(archive, demo_grant(archive.root)))
+    _, _, lockdown = desk.held_bundle_key(person="lixia", grant=grant, bundle_id="B-0123456789abcdef",
+                                          findings={"categories": {"complaint": 5}, "pii": {}}, evidence=shown)
+    assert lockdown.locked == () and lockdown.categories == ()
+    assert not load_locks(archive, DirectoryStore(archive).load())
+    flagged = entries(archive, "breaker.evidence")[-1]
+    assert (flagged.outcome, flagged.details["claimed"], flagged.details["verified"]) == ("denied", ["complaint"], [])
+    assert flagged.details["rejected_rows"] == len(shown)
+    # the hold itself is still reported to the security team
+    assert json.loads((notifier / "calls.jsonl").read_text().splitlines()[-1])[1] == "-"
 
 
 @pytest.fixture
