@@ -98,9 +98,11 @@ def attestation(keys: Keyring, body: dict[str, Any]) -> dict[str, Any]:
 class CustodianDesk:
     """Authority decisions with the master keys at hand (see the module docstring). Never prints a secret."""
 
-    def __init__(self, archive: Archive, keys: Custody) -> None:
+    def __init__(self, archive: Archive, keys: Custody, *, notifiers: frozenset[str] = frozenset()) -> None:
         self.archive = archive
         self._keys = keys
+        # the circuit breaker's notifier commands this desk's operator allows (access/lockdown.py)
+        self.notifiers = frozenset(notifiers)
 
     def __repr__(self) -> str:
         return f"CustodianDesk(archive_id={self.archive.archive_id!r})"
@@ -248,7 +250,8 @@ class CustodianDesk:
             decision.raise_if_denied()
             key, sealed = new_held_key(self._keys, bundle_id)
             lockdown = trip(self.archive, self._keys, policy=policy, directory=directory, person=person,
-                            grant=grant, bundle_id=bundle_id, findings=findings, evidence=evidence, now=when)
+                            grant=grant, bundle_id=bundle_id, findings=findings, evidence=evidence,
+                            notifiers=self.notifiers, now=when)
             return key, sealed, lockdown
 
     def release_held(self, body: dict[str, Any], *, reviewer: str, held: HeldBundle,

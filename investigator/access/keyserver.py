@@ -669,13 +669,15 @@ class _Handler(BaseHTTPRequestHandler):
 
 def serve(archive: "Archive", keys: Custody, *, host: str = "127.0.0.1", port: int = 8765,
           certfile: str | None = None, keyfile: str | None = None, limit: RateLimit | None = None,
-          record: HostRecord | None = None) -> KeyServer:
+          record: HostRecord | None = None, notifiers: Sequence[str] = ()) -> KeyServer:
     """Make a key server bound to ``host:port`` (TLS when ``certfile`` is given). Call ``serve_forever()``.
 
     ``record``: where this host keeps what it verified of the audit log (every open resumes from it).
+    ``notifiers``: the circuit breaker's notifier commands (absolute paths) this server may run when the
+    signed policy names them (access/lockdown.py).
     """
-    server = KeyServer((host, port), GrantGate(archive, keys, record=record), CustodianDesk(archive, keys),
-                       limit=limit)
+    server = KeyServer((host, port), GrantGate(archive, keys, record=record),
+                       CustodianDesk(archive, keys, notifiers=frozenset(notifiers)), limit=limit)
     if certfile:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
@@ -684,7 +686,8 @@ def serve(archive: "Archive", keys: Custody, *, host: str = "127.0.0.1", port: i
     archive.audit.append("keyserver", "keyserver.start", f"{host}:{server.server_address[1]}",
                          {"tls": bool(certfile), "rate": server.limit.rate, "person_rate": server.limit.person_rate,
                           "totp_state": "host" if archive.config.custody.get("state_dir") else "archive folder",
-                          "signed_requests": True, "clock_skew_s": server.verifier.skew})
+                          "signed_requests": True, "clock_skew_s": server.verifier.skew,
+                          "breaker_notifiers": sorted(notifiers)})
     return server
 
 

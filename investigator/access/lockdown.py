@@ -15,7 +15,8 @@ that one operation it
 2. locks the accounts ``[breaker.lock]`` names for them (:mod:`investigator.authority.locks`: records
    signed by the archive key through the custody, each audited ``account.lock``), and
 3. runs ``[breaker] notify`` (an argv list, no shell; placeholders only for ids, category names and
-   counts) with ``notify_timeout_seconds``; its exit status, a timeout or a missing command is audited as
+   counts) with ``notify_timeout_seconds``, if the key service's operator allowed that command
+   (``investigator keyserver --notifier PATH``; ``INVESTIGATOR_BREAKER_NOTIFIERS`` in embedded mode); its exit status, a timeout or a missing command is audited as
    ``breaker.notify``. A failing notifier undoes neither the hold nor the locks; the caller is told.
 
 docs/threat-model.md, "The circuit breaker", says what a client that lies about its findings can do.
@@ -50,7 +51,8 @@ MAX_EVIDENCE = 200  # rows a client may show as evidence of its findings
 @dataclass(frozen=True)
 class NotifyOutcome:
     """How the notifier ended: ``ok`` (exit 0), ``failed`` (another exit status), ``timeout``, ``not_found``,
-    ``error`` (could not be started), or ``none`` (no notifier configured)."""
+    ``error`` (could not be started), ``not_allowed`` (the key service's operator did not allow that
+    command), or ``none`` (no notifier configured)."""
 
     status: str
     exit_code: int | None = None
@@ -211,12 +213,16 @@ def run_notifier(argv: list[str], values: dict[str, str], *, timeout: float) -> 
 
 
 def trip(archive: Archive, keys: Any, *, policy: Policy, directory: Directory, person: str, grant: Grant,
-         bundle_id: str, findings: Any, evidence: Any = None, now: datetime) -> Lockdown:
+         bundle_id: str, findings: Any, evidence: Any = None, notifiers: frozenset[str] = frozenset(),
+         now: datetime) -> Lockdown:
     """Lock and notify for a bundle the breaker holds (see the module docstring). Never raises for the
     notifier; raises only if a lock record cannot be written (then the hold's key is not handed out).
 
     What decides is the key service's own scan of the ``evidence`` rows it could verify
     (:func:`verified_texts`); the client's ``findings`` are recorded beside it, never trusted for a lock.
+    The policy's notifier runs only if its command is one of ``notifiers``, the commands the key
+    service's operator allowed (``investigator keyserver --notifier PATH``): the policy is an admin's,
+    and an admin must not get to run programs where the master keys are.
     """
     texts, rejected = verified_texts(archive, keys, grant, evidence)
     verified = scan_texts(texts, policy_categories(policy))
@@ -243,8 +249,11 @@ def trip(archive: Archive, keys: Any, *, policy: Policy, directory: Directory, p
         values = {"category": ",".join(categories) or "-", "bundle_id": bundle_id, "grant_id": grant.id,
                   "operator": person, "count": str(count), "locked": str(len(locks))}
         assert set(values) == set(NOTIFY_FIELDS)
-        notify = run_notifier([str(a) for a in argv], values,
-                              timeout=float(section.get("notify_timeout_seconds", 30)))
+        if str(argv[0]) in notifiers:
+            notify = run_notifier([str(a) for a in argv], values,
+                                  timeout=float(section.get("notify_timeout_seconds", 30)))
+        else:
+            notify = NotifyOutcome("not_allowed")
         archive.audit.append(person, "breaker.notify", bundle_id,
                              {"rule": "breaker.notify", "command": str(argv[0]), **notify.to_json(),
                               "categories": categories, "locked": [lk.person for lk in locks]},

@@ -10,6 +10,9 @@ import click
 from investigator.cli.options import (cafile_option, custody_secrets, echo_checks, echo_json, json_option, key_dir_option,
                                       key_server, keyserver_option, signing_key)
 
+# embedded mode: the circuit breaker's notifier commands this process may run (absolute paths, ':'-separated)
+NOTIFIERS_ENV = "INVESTIGATOR_BREAKER_NOTIFIERS"
+
 
 @click.group()
 def bundle() -> None:
@@ -44,9 +47,11 @@ def export_cmd(ctx: click.Context, archive_path: Path, grant: str, person: str, 
 
     \b
     Held by the circuit breaker (personal data, a sensitive grant), the bundle stays in the
-    archive until a legal reviewer runs 'investigator bundle release'; exit code 6 then.
+    archive until a legal reviewer runs 'investigator bundle release'; exit code 8 then, and the
+    key service may lock accounts the policy names (yours too) and notify the security team.
     With --keyserver (or INVESTIGATOR_KEYSERVER) the case is opened and the bundle attested by the
-    key server; no archive passphrase is read.
+    key server; no archive passphrase is read. In embedded mode the policy's notifier runs only if
+    INVESTIGATOR_BREAKER_NOTIFIERS lists its command (absolute paths, separated by ':').
     Examples:
       investigator bundle export --archive A --grant G-1a2b --as sunli --totp 123456 --prefix ACME -o case.zip
       investigator bundle export --archive A --grant G-1a2b --as sunli --totp 123456 -o case.zip \
@@ -66,7 +71,8 @@ def export_cmd(ctx: click.Context, archive_path: Path, grant: str, person: str, 
     result = export_bundle(opened, grant=grant, person=person, signer=signer, keyserver=remote,
                            custody_secrets=None if remote else custody_secrets(opened), totp=totp,
                            session=session or (None if totp else os.environ.get(SESSION_ENV)), ids=ids,
-                           prefix=prefix, out=out)
+                           prefix=prefix, out=out,
+                           notifiers=[n for n in os.environ.get(NOTIFIERS_ENV, "").split(os.pathsep) if n])
     if as_json:
         echo_json({"bundle_id": result.bundle_id, "path": str(result.path), "items": result.items,
                    "held": result.held, "reasons": result.reasons,

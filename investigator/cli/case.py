@@ -125,12 +125,15 @@ def open_cmd(archive: Path, grant: str, person: str, totp: str | None, session: 
               help="Requests per second per client address, before authentication (burst 3x).")
 @click.option("--person-rate", default=20.0, show_default=True,
               help="Requests per second per person, once their signature verified (burst 3x).")
+@click.option("--notifier", "notifiers", multiple=True, metavar="PATH",
+              help="A circuit-breaker notifier command (absolute path) this server may run when the signed policy "
+                   "names it ([breaker] notify); repeatable. Others are not run (audited as not_allowed).")
 @click.option("--shared-totp-state", is_flag=True,
               help="Serve although the archive keeps TOTP counters and lock-outs in its own folder (no --state-dir "
                    "at init): clients who can write that folder could replay a used code or clear a lock-out. "
                    "For demos and tests.")
 def keyserver(archive: Path, listen: str, certfile: str | None, keyfile: str | None, rate: float,
-              person_rate: float, shared_totp_state: bool) -> None:
+              person_rate: float, notifiers: tuple[str, ...], shared_totp_state: bool) -> None:
     """Serve chunk keys to notebooks; the only process holding the master keys.
 
     \b
@@ -144,8 +147,12 @@ def keyserver(archive: Path, listen: str, certfile: str | None, keyfile: str | N
     (BAO_ADDR, BAO_TOKEN); opening it is audited.
     TOTP counters and lock-outs must live on this host (the archive created with
     --state-dir): otherwise the server refuses to start, unless --shared-totp-state.
-    Example:
+    When the circuit breaker holds a bundle, the server locks the accounts the policy
+    names and runs the policy's notifier, but only a command allowed here with --notifier
+    (the policy is an admin's; the programs run next to the master keys are the custodian's).
+    Examples:
       INVESTIGATOR_PASSPHRASE=... investigator keyserver ./case-archive --listen 127.0.0.1:8765
+      investigator keyserver ./case-archive --notifier /usr/local/bin/file-security-ticket
     """
     from investigator.vault.store import Archive
     from investigator.access.keyserver import RateLimit, serve
@@ -153,6 +160,8 @@ def keyserver(archive: Path, listen: str, certfile: str | None, keyfile: str | N
     host, _, port = listen.rpartition(":")
     if not host or not port.isdigit():
         raise click.BadParameter("expected HOST:PORT", param_hint="--listen")
+    if any(not n.startswith("/") for n in notifiers):
+        raise click.BadParameter("a notifier is an absolute path", param_hint="--notifier")
     opened = Archive.open(archive)
     if not opened.config.custody.get("state_dir") and not shared_totp_state:
         from investigator.errors import ConfigError
@@ -168,7 +177,7 @@ def keyserver(archive: Path, listen: str, certfile: str | None, keyfile: str | N
     server = serve(opened, keys, host=host, port=int(port), certfile=certfile, keyfile=keyfile,
                    limit=RateLimit(rate=rate, burst=max(1, int(rate * 3)), person_rate=person_rate,
                                    person_burst=max(1, int(person_rate * 3))),
-                   record=HostRecord(Settings.from_environ(os.environ).verified_dir))
+                   record=HostRecord(Settings.from_environ(os.environ).verified_dir), notifiers=notifiers)
     stopped: dict[str, str] = {}
 
     def on_signal(signum: int, _frame: object) -> None:

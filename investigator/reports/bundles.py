@@ -110,7 +110,8 @@ def export_bundle(archive: "Archive", *, grant: str, person: str, signer: _crypt
                   passphrase: str | None = None, custody_secrets: Settings | None = None,
                   keyserver: RemoteKeyService | None = None, totp: str | None = None,
                   session: str | None = None, ids: Sequence[str] | None = None,
-                  prefix: str = "EV", out: Path, now: datetime | None = None) -> BundleResult:
+                  prefix: str = "EV", out: Path, notifiers: Sequence[str] = (),
+                  now: datetime | None = None) -> BundleResult:
     """Build a signed evidence bundle of the grant's messages (or ``ids``) at ``out``.
 
     Needs the export permission (PolicyDenied otherwise, audited). When the
@@ -120,6 +121,8 @@ def export_bundle(archive: "Archive", *, grant: str, person: str, signer: _crypt
 
     With ``keyserver`` (a client signed as ``person``) the case is opened and
     the bundle attested by the key server; no master key is unlocked here.
+    ``notifiers``: in embedded mode, the circuit breaker's notifier commands this
+    process may run (the key server has its own list, ``keyserver --notifier``).
     """
 
     when = now or datetime.now(timezone.utc)
@@ -223,8 +226,9 @@ def export_bundle(archive: "Archive", *, grant: str, person: str, signer: _crypt
             key, sealed_key, lockdown = keyserver.held_bundle_key(case.ticket, bundle_id, findings, evidence)
         else:
             assert keys is not None
-            key, sealed_key, lockdown = CustodianDesk(archive, keys).held_bundle_key(
-                person=person, grant=loaded, bundle_id=bundle_id, findings=findings, evidence=evidence, now=when)
+            desk = CustodianDesk(archive, keys, notifiers=frozenset(notifiers))
+            key, sealed_key, lockdown = desk.held_bundle_key(person=person, grant=loaded, bundle_id=bundle_id,
+                                                             findings=findings, evidence=evidence, now=when)
         write_held(archive, bundle_id, data, operator=person, created=format_ts(when), key=key, sealed_key=sealed_key)
         del key
         target = archive.layout.held_bundle(bundle_id)

@@ -119,7 +119,8 @@ def test_embedded_hold_locks_notifies_and_only_an_admin_with_a_reason_unlocks(co
     archive, notifier = copy
     grant = demo_grant(archive.root)
     result = export_bundle(archive, grant=grant, person="sunli", signer=key(archive, "sunli"),
-                           passphrase=DEMO_PASSPHRASE, session=demo_session(archive.root), out=tmp_path / "b.zip")
+                           passphrase=DEMO_PASSPHRASE, session=demo_session(archive.root), out=tmp_path / "b.zip",
+                           notifiers=[str(notifier / "notify.py")])
     # 1. held, and in the same operation the accounts the policy names locked (the admin named is not)
     assert result.held and not (tmp_path / "b.zip").exists()
     assert result.lockdown is not None
@@ -205,13 +206,16 @@ def evidence(breaker_base) -> list[dict]:  # type: ignore[type-arg]
     return rows
 
 
-@pytest.mark.parametrize("mode, status", [("fail", "failed"), ("hang", "timeout"), ("missing", "not_found")])
+@pytest.mark.parametrize("mode, status", [("fail", "failed"), ("hang", "timeout"), ("missing", "not_found"),
+                                          ("not allowed", "not_allowed")])
 def test_a_failing_notifier_is_audited_and_undoes_neither_hold_nor_lock(copy, evidence, mode, status):
     archive, notifier = copy
     (notifier / "mode").write_text(mode)
     if mode == "missing":
         (notifier / "notify.py").rename(notifier / "moved.py")
-    desk = CustodianDesk(archive, unlock_archive(archive, DEMO_PASSPHRASE))
+    # the policy (an admin's) names the command; the key service's operator allows it, or it is not run
+    allowed = frozenset() if mode == "not allowed" else frozenset({str(notifier / "notify.py")})
+    desk = CustodianDesk(archive, unlock_archive(archive, DEMO_PASSPHRASE), notifiers=allowed)
     grant = Grant.from_file(find_grant(archive, demo_grant(archive.root)))
     try:
         started = datetime.now(timezone.utc)
@@ -228,6 +232,7 @@ def test_a_failing_notifier_is_audited_and_undoes_neither_hold_nor_lock(copy, ev
     notified = entries(archive, "breaker.notify")[-1]
     assert (notified.outcome, notified.details["status"]) == ("error", status)
     assert notified.details["exit_code"] == (3 if mode == "fail" else None)
+    assert (notifier / "calls.jsonl").exists() == (mode == "fail")  # it ran (and wrote) only when it could
 
 
 @pytest.mark.parametrize("lie", ["no evidence", "edited text", "outside the window"])
@@ -239,7 +244,8 @@ def test_a_client_that_lies_about_its_findings_locks_no_one(copy, evidence, lie)
         shown = [{**evidence[0], "text": "投诉 planted"}]
     elif lie == "outside the window":  # a genuine row, presented with a time outside the grant
         shown = [{**evidence[0], "ts": "2020-01-01T00:00:00.000000Z"}]
-    desk = CustodianDesk(archive, unlock_archive(archive, DEMO_PASSPHRASE))
+    desk = CustodianDesk(archive, unlock_archive(archive, DEMO_PASSPHRASE),
+                         notifiers=frozenset({str(notifier / "notify.py")}))
     grant = Grant.from_file(find_grant(archive, demo_grant(archive.root)))
     _, _, lockdown = desk.held_bundle_key(person="lixia", grant=grant, bundle_id="B-0123456789abcdef",
                                           findings={"categories": {"complaint": 5}, "pii": {}}, evidence=shown)
@@ -258,7 +264,8 @@ def keyserver(copy, tmp_path):
     archive, notifier = copy
     env = {**os.environ, "INVESTIGATOR_PASSPHRASE": DEMO_PASSPHRASE}
     proc = subprocess.Popen([sys.executable, "-m", "investigator.cli", "keyserver", str(archive.root), "--listen",
-                             "127.0.0.1:0", "--shared-totp-state", "--rate", "50", "--person-rate", "50"], env=env,
+                             "127.0.0.1:0", "--shared-totp-state", "--rate", "50", "--person-rate", "50",
+                             "--notifier", str(notifier / "notify.py")], env=env,
                             stderr=subprocess.PIPE,
                             text=True)
     try:
