@@ -35,8 +35,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from investigator.errors import IntegrityError, PolicyDenied
-from investigator.vault.statehead import (HEADS, PIN_ACTION, LogEntry, StateView, check_state, log_entries,
-                                          read_heads, replay, set_facts, set_judge, set_verifier,
+from investigator.vault.statehead import (HEADS, PIN_ACTION, FileState, LogEntry, StateView, check_state,
+                                          log_entries, read_heads, set_facts, set_judge, set_verifier,
                                           summarize)
 from investigator.verification import Verification
 
@@ -229,10 +229,14 @@ def verify_state(archive: "Archive", report: Verification | None = None) -> Veri
                 report.problem(f"{HEADS}, line {head.line}: {exc}")
     except IntegrityError as exc:
         report.problem(str(exc))
-    for index in range(1, len(heads.heads) + 1):
-        _, problems = replay(heads.heads[:index])
-        for problem in problems:
-            report.problem(problem)
+    files: dict[str, FileState] = {}
+    for head in heads.heads:  # each head's digests against the files its chain lists so far
+        files.update(head.changes)
+        mine = summarize(files)
+        for name, summary in head.components.items():
+            if name in mine and isinstance(summary, dict) and summary.get("digest") != mine[name]["digest"]:
+                report.problem(f"{HEADS}, line {head.line}: component {name}: its digest does not match the files "
+                               "its heads list")
     try:
         log = archive.audit.log_path.read_bytes()
     except FileNotFoundError:

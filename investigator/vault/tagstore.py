@@ -29,6 +29,7 @@ from investigator.tags import TagSet, apply_tags, filter_by_tag
 from investigator.errors import ConfigError, IntegrityError
 from investigator.vault.layout import TAGS_NAME
 from investigator.vault.layout import case_folder as case_folder  # re-exported; the rule lives in the layout
+from investigator.vault.statehead import check_files
 from investigator._fs import exclusive_lock
 
 TAGS_FILE = TAGS_NAME  # names: investigator/vault/layout.py
@@ -64,7 +65,14 @@ class TagStore:
     # --- reading ----------------------------------------------------------------------
 
     def tagset(self) -> TagSet:
-        """Every stored entry, in order, as an immutable TagSet."""
+        """Every stored entry, in order, as an immutable TagSet.
+
+        Raises IntegrityError for a file below the newest signed state head (lines removed, an older copy restored).
+        """
+        problems = check_files(self.archive, [self.archive.layout.relative(self.path)])
+        if problems:
+            raise IntegrityError(f"tags do not match their signed state head: {problems[0]}",
+                                 path=self.archive.layout.relative(self.path))
         try:
             lines = self.path.read_bytes().splitlines()
         except FileNotFoundError:

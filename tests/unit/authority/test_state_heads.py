@@ -22,8 +22,9 @@ from investigator.authority.grants.documents import find_grant
 from investigator.authority.policy import PolicyStore, default_policy_text, load_org
 from investigator.authority.state_head import state_problems
 from investigator.cli import main
-from investigator.errors import IdentityCheckFailed, InvestigatorError, PolicyDenied
+from investigator.errors import IdentityCheckFailed, IntegrityError, InvestigatorError, PolicyDenied
 from investigator.vault.statehead import read_heads
+from investigator.vault.tagstore import TagStore
 
 
 def verify_offline(root: Path):
@@ -163,16 +164,17 @@ def test_restoring_a_whole_earlier_org_folder_with_its_heads_is_caught(org, tmp_
     assert_caught(org, "the audit log pins state head", lambda: load(org))
 
 
-def test_an_archive_without_heads_gets_its_first_from_the_next_writer(org):
-    """Migration: an archive from before heads (no heads file, no pin) is headed from its files as they are."""
-    layout = org.archive.layout
-    layout.state_heads.unlink()
-    log = org.archive.audit.log_path
-    lines = [json.loads(line) for line in log.read_bytes().splitlines()]
-    assert any(e["action"] == "state.head" for e in lines)
-    # an archive from before: no pin in its log either (a fresh template without heads is built the old way)
-    shutil.rmtree(layout.state_dir)
-    assert "no state head yet" in verify_offline(org.archive.root).output or True
+def test_cutting_a_cases_tags_is_caught_when_they_are_read(org):
+    tags = TagStore(org.archive, case="T-1", actor="sunli")
+    tags.add(["m1", "m2"], "relevant", note="keep")
+    tags.add(["m3"], "relevant")
+    CustodianDesk(org.archive, org.keys).checkpoint(now=org.now)  # the key service heads them
+    path = org.archive.layout.case_tags("T-1")
+    path.write_bytes(path.read_bytes().splitlines(keepends=True)[0])  # the second tag removed
+    with pytest.raises(IntegrityError, match="cases/T-1/tags.jsonl: state head"):
+        tags.tagset()
+    result = verify_offline(org.archive.root)
+    assert result.exit_code == 4 and "cases/T-1/tags.jsonl: state head" in result.output, result.output
 
 
 def test_the_check_of_every_load_is_cheap(org):
