@@ -37,6 +37,7 @@ from investigator.access.process_ticket import (DEFAULT_LIFETIME, MAX_LIFETIME, 
 from investigator.authority.directory import Directory
 from investigator.authority.grants import Grant, revocations
 from investigator.authority.identity import check_identity
+from investigator.authority.locks import refuse_if_locked
 from investigator.authority.policy import Policy, load_org
 from investigator.authority.state_head import state_check
 from investigator.custody.base import Custody
@@ -286,6 +287,8 @@ class GrantGate:
         """Chunk-part keys for ``refs``; all or nothing. Refusals raise PolicyDenied and are audited."""
         when = _utcnow(now)
         known, grant = self.ticket(ticket.token)
+        # a case opened before the circuit breaker locked its person gets no more keys (authority/locks.py)
+        refuse_if_locked(self.archive, None, known.person, action="key.release", target=grant.id, now=when)
         return self._release(known, grant, refs, when, via={})
 
     def _release(self, known: Ticket, grant: "Grant", refs: Sequence[ChunkRef], when: datetime, *,

@@ -31,7 +31,7 @@ from datetime import datetime
 from typing import Any
 
 from investigator._fs import fsync_dir, write_synced
-from investigator.authority.directory import ADMIN_ROLE, Directory
+from investigator.authority.directory import ADMIN_ROLE, Directory, DirectoryStore
 from investigator.errors import ConfigError, IntegrityError, PolicyDenied
 from investigator.schema import canonical_json, format_ts
 from investigator.vault.store import Archive
@@ -202,11 +202,16 @@ def locked_reason(person_id: str, locks: Sequence[AccountLock]) -> str:
             f"('investigator people unlock ARCHIVE {person_id} --reason TEXT --as ADMIN')")
 
 
-def refuse_if_locked(archive: Archive, directory: Directory, person_id: str, *, action: str, target: str,
+def refuse_if_locked(archive: Archive, directory: Directory | None, person_id: str, *, action: str, target: str,
                      now: datetime) -> None:
-    """Raise PolicyDenied (rule ``account.locked``, audited under ``action``) while ``person_id`` is locked."""
-    if not archive.layout.account_locks_dir.is_dir():
+    """Raise PolicyDenied (rule ``account.locked``, audited under ``action``) while ``person_id`` is locked.
+
+    ``directory``: the verified directory when the caller has it (None: loaded here, only if any lock exists).
+    """
+    if not _folder_state(archive):
         return
+    if directory is None:
+        directory = DirectoryStore(archive).load()
     locks = active_locks(archive, directory, person_id)
     if not locks:
         return

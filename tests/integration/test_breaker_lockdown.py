@@ -118,6 +118,8 @@ def entries(archive: Archive, action: str) -> list:  # type: ignore[type-arg]
 def test_embedded_hold_locks_notifies_and_only_an_admin_with_a_reason_unlocks(copy, tmp_path, monkeypatch):
     archive, notifier = copy
     grant = demo_grant(archive.root)
+    early = open_case(archive, grant=grant, person="sunli", session=demo_session(archive.root),
+                      passphrase=DEMO_PASSPHRASE)  # a case open before the breaker trips
     result = export_bundle(archive, grant=grant, person="sunli", signer=key(archive, "sunli"),
                            passphrase=DEMO_PASSPHRASE, session=demo_session(archive.root), out=tmp_path / "b.zip",
                            notifiers=[str(notifier / "notify.py")])
@@ -151,10 +153,12 @@ def test_embedded_hold_locks_notifies_and_only_an_admin_with_a_reason_unlocks(co
     with pytest.raises(PolicyDenied):
         export_bundle(archive, grant=grant, person="sunli", signer=key(archive, "sunli"),
                       passphrase=DEMO_PASSPHRASE, session=demo_session(archive.root), out=tmp_path / "c.zip")
+    with pytest.raises(PolicyDenied, match="熔断"):  # the case opened before gets no more keys
+        early.messages(progress=False)
     refusals = [(e.action, e.actor) for e in archive.audit.entries()
                 if e.outcome == "denied" and e.details.get("rule") == "account.locked"]
     assert ("login", "sunli") in refusals and ("case.open", "sunli") in refusals
-    assert ("export", "sunli") in refusals
+    assert ("export", "sunli") in refusals and ("key.release", "sunli") in refusals
     # 4. the locked person cannot unlock herself (separated duties), refused before any code is looked at
     lock_ids = [lk.id for lk in active_locks(archive, directory, "sunli")]
     unlock_id = new_unlock_id(now)
