@@ -36,6 +36,9 @@ from .conftest import EDGE_DAY, keyserver_process
 WIDE = {"start": EDGE_DAY - timedelta(days=3), "end": EDGE_DAY + timedelta(days=1)}
 MARKER = "PLANTED-PLAINTEXT-7f3c1e"
 ROLES = ("scheduler", "worker", "client")
+# low: a worker holds ~190 MiB after a scan, so 100 MB more takes it past dask's default spill threshold
+# (spill 0.7 of process memory) while staying under terminate (0.95)
+MEMORY_LIMIT = 400 * 2**20
 
 
 def _openssl(*args: str, cwd: Path) -> None:
@@ -77,7 +80,7 @@ def cluster(certs, dask_dir):
     with dask.config.set({**WORKER_CONFIG, "temporary-directory": str(dask_dir),
                           "distributed.scheduler.allowed-failures": 5}):
         with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", protocol="tls://",
-                          security=_security(certs), dashboard_address=None, memory_limit="1GiB") as running:
+                          security=_security(certs), dashboard_address=None, memory_limit=MEMORY_LIMIT) as running:
             with Client(running, security=_security(certs)) as client:
                 yield running, client
 
@@ -121,7 +124,7 @@ def test_dask_results_equal_the_local_path_and_spread_over_two_workers(world, se
     local = case.messages()
     local_hits = case.search("订单 OR 退款 OR 合同", mode="exact")
     assert local.height > 20 and local_hits.height > 0
-    scan = DaskScan(client, store=s3_store, group_size=2)
+    scan = DaskScan(client, store=s3_store, group_size=8)
     remote = case.messages(executor=scan)
     assert remote.equals(local)
     assert remote["record_hash"].to_list() == local["record_hash"].to_list()
@@ -165,7 +168,7 @@ def test_a_killed_worker_s_tasks_are_rerun_without_duplicates_or_gaps(world, ser
     case = remote_case(world, server[1])
     local = case.messages()
     pids = client.run(os.getpid)
-    scan = DaskScan(client, store=s3_store, group_size=1)
+    scan = DaskScan(client, store=s3_store, group_size=2)
     out: dict[str, object] = {}
     before = len(world.audit("key.release"))
 
@@ -212,7 +215,7 @@ def test_no_file_a_worker_writes_holds_plaintext_even_under_memory_pressure(worl
                         secret_access_key=seaweed_s3.secret_access_key)
     publish(world.archive, store)
     case = remote_case(world, server[1])
-    scan = DaskScan(client, store=store, group_size=1)
+    scan = DaskScan(client, store=store, group_size=8)
     hits = case.search(MARKER, executor=scan)
     assert hits.height == 1  # the marker is there to be found
     assert MARKER.encode() not in b"".join(p.read_bytes() for p in seaweed_s3.folder.rglob("*") if p.is_file())
@@ -227,17 +230,21 @@ def test_no_file_a_worker_writes_holds_plaintext_even_under_memory_pressure(worl
             with Client(spilling, security=_security(certs)) as spill_client:
                 with pytest.raises(errors.ConfigError, match="spill"):
                     case.search(MARKER, executor=DaskScan(spill_client, store=store))
-                blob = spill_client.scatter((MARKER + " ").encode() * 2_000_000)  # ~50 MB, over the limits
+                blob = spill_client.scatter((MARKER + " ").encode() * 100_000)  # 2.5 MB: past spill=0.1
                 deadline = time.monotonic() + 30
                 while not _holds_marker(tmp_path / "spilling") and time.monotonic() < deadline:
                     time.sleep(0.2)
                 assert _holds_marker(tmp_path / "spilling"), "a spilling worker should have written the marker"
                 del blob
 
-    # our workers, under the same kind of pressure, write nothing that holds it
-    pressure = client.scatter([(MARKER + " ").encode() * 2_000_000 for _ in range(2)], broadcast=False)
+    # our workers, pushed past the process-memory fraction where a default worker spills, write nothing
     assert case.search(MARKER, executor=scan).height == 1
-    time.sleep(1.0)  # a memory monitor tick or several
+    pressure = client.scatter([(MARKER + " ").encode() * 4_000_000 for _ in range(2)])  # 100 MB each
+    time.sleep(1.0)  # memory monitor ticks (every 100 ms)
+    fractions = client.run(lambda dask_worker: dask_worker.monitor.get_process_memory() / MEMORY_LIMIT)
+    assert max(fractions.values()) > 0.7, fractions  # dask's default "spill" threshold
+    assert not _holds_marker(dask_dir)
+    client.cancel(pressure)
     del pressure
     assert not _holds_marker(dask_dir)
     assert any(dask_dir.rglob("*")), "the workers' directories exist"
