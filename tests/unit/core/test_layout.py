@@ -51,7 +51,8 @@ SAMPLE_ARGS: dict[str, object] = {
     "period": "2026Q1", "hold_id": "HOLD-20261128-1a2b3c4d", "record_id": "LOCK-20261128-1a2b3c4d",
 }
 # Layout members that do not name a path.
-NOT_PATHS = {"root", "generation", "with_generation", "areas", "tracked", "area_path", "area_of", "entry_of", "contains", "relative", "resolve"}
+NOT_PATHS = {"root", "generation", "with_generation", "areas", "tracked", "area_path", "area_of", "entry_of", "contains", "relative", "resolve",
+             "state_files"}  # state_files: the files that exist now, by state-head component
 
 
 def named_paths(layout: Layout) -> Iterator[tuple[str, Path, bool]]:
