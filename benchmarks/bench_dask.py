@@ -148,6 +148,8 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             results[f"dask_{workers}_keyserver_cpu_ms_per_request"] = round(1000 * cpu / report.key_requests, 2)
             results[f"dask_{workers}_messages_per_s_per_worker"] = round(n / wall / workers)
             results[f"dask_{workers}_workers_used"] = len(report.workers)
+            # the tasks' own seconds per group: fetch + decrypt + check + normalize + search of 32 chunks
+            results[f"dask_{workers}_task_s_per_group"] = round(report.task_seconds / report.groups, 3)
         print()
         print(f"{'path':<20} {'wall s':>8} {'msgs/s':>12} {'msgs/s/worker':>14} {'key req':>8} {'req/s':>7} "
               f"{'ks CPU ms/req':>13}")

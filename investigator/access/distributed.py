@@ -115,6 +115,7 @@ class ScanReport:
     rows_read: int
     granted: int
     seconds: float
+    task_seconds: float = 0.0  # the tasks' own time, summed over workers (wall x workers when they never wait)
 
 
 def _archive_on_worker(store: ObjectStore, archive_id: str, kind: str) -> tuple[RemoteArchive, frozenset[ChunkEntry]]:
@@ -236,7 +237,7 @@ class DaskScan:
         started = time.perf_counter()
         groups = _groups(entries, self.group_size)
         if not groups:
-            self.last = ScanReport(0, {}, 0, 0, 0, 0, 0.0)
+            self.last = ScanReport(0, {}, 0, 0, 0, 0, 0.0, 0.0)
             return []
         run = uuid.uuid4().hex[:12]
         # the spec (with the ticket) goes to the workers directly, not through the scheduler
@@ -256,7 +257,7 @@ class DaskScan:
             workers[partial.worker] = workers.get(partial.worker, 0) + 1
         self.last = ScanReport(len(groups), workers, len(groups), sum(p.stats.chunks_decrypted for p in partials),
                                sum(p.stats.rows_read for p in partials), sum(p.granted for p in partials),
-                               time.perf_counter() - started)
+                               time.perf_counter() - started, sum(p.seconds for p in partials))
         return partials
 
 

@@ -1,4 +1,4 @@
-"""Archive commands: init, ingest, info, verify (the audit log has its own group: cli/audit.py)."""
+"""Archive commands: init, ingest, info, verify, publish (the audit log has its own group: cli/audit.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from investigator.cli.options import (actor_option, archive_argument, archive_pa
                                       key_dir_option, key_server, keyserver_option, open_and_unlock, person_key,
                                       pin_options, witness_option)
 from investigator.custody.registry import create_archive
+from investigator.errors import ConfigError
 from investigator.settings import KEYSERVER_ENV, Settings
 from investigator.vault.config import DEFAULT_CHUNK_SECONDS, DEFAULT_TZ
 from investigator.vault.store import Archive
@@ -252,6 +253,41 @@ def verify(archive: Path, offline: bool, actor: str | None, key_dir: Path | None
         raise SystemExit(4)
 
 
+@click.command()
+@archive_argument
+@click.argument("url", metavar="URL")
+@json_option
+def publish(archive: Path, url: str, as_json: bool) -> None:
+    """Publish what Dask workers read to an object store, in the vault layout (again after each ingest).
+
+    \b
+    URL is s3://bucket/prefix (endpoint and credentials from AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID,
+    AWS_SECRET_ACCESS_KEY) or file:///folder. Sent: archive.toml, the public signing key and key
+    transitions, each committed batch's encrypted chunk parts and its manifest, verified first;
+    never org/, audit/ or any secret key. Objects already there are skipped (docs/admin.md, section 14).
+    Example:
+      AWS_ENDPOINT_URL=https://s3.example investigator publish ./case-archive s3://evidence/case-archive
+    """
+    from investigator.vault.remote import ObjectStore, publish as publish_archive
+
+    if url.startswith("s3://"):
+        missing = [name for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY") if not os.environ.get(name)]
+        if missing:
+            raise ConfigError(f"{url}: S3 credentials missing: set {' and '.join(missing)} "
+                              "(and AWS_ENDPOINT_URL for a service other than AWS)")
+    store = ObjectStore(url, endpoint=os.environ.get("AWS_ENDPOINT_URL") or None,
+                        access_key_id=os.environ.get("AWS_ACCESS_KEY_ID") or None,
+                        secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY") or None,
+                        region=os.environ.get("AWS_DEFAULT_REGION") or "us-east-1")
+    done = publish_archive(Archive.open(archive), store)
+    summary = {"url": url, "written": done.written, "skipped": done.skipped, "bytes": done.bytes}
+    if as_json:
+        echo_json(summary)
+        return
+    click.echo(f"published to {url}: {done.written} object(s) written ({done.bytes:,} bytes), "
+               f"{done.skipped} already there")
+
+
 def register(main: click.Group) -> None:
-    for command in (init, ingest, info, verify):
+    for command in (init, ingest, info, verify, publish):
         main.add_command(command)

@@ -291,3 +291,23 @@ def test_the_remote_archive_verifies_what_the_store_says(world, s3_store):
     s3_store.put(manifest, s3_store.get(manifest).replace(b'"rows":', b'"rows": ', 1))
     with pytest.raises(errors.IntegrityError):
         RemoteArchive.open(s3_store).manifests()
+
+
+def test_publish_sends_what_readers_need_and_nothing_else(world, tmp_path):
+    from click.testing import CliRunner
+
+    from investigator.cli import main
+
+    url = f"file://{tmp_path / 'bucket'}"
+    first = CliRunner().invoke(main, ["publish", str(world.archive.root), url, "--json"])
+    assert first.exit_code == 0, first.output
+    again = CliRunner().invoke(main, ["publish", str(world.archive.root), url, "--json"])
+    assert again.exit_code == 0 and '"written": 2' in again.output  # settings and public key; batches skipped
+    top = {p.relative_to(tmp_path / "bucket").parts[0] for p in (tmp_path / "bucket").rglob("*") if p.is_file()}
+    assert top == {"archive.toml", "keys", "batches"}
+    published = {p.name for p in (tmp_path / "bucket" / "keys").rglob("*")}
+    assert published <= {"archive-signing.pub", "transitions.jsonl"}, published  # no master or wrapped key
+    batches = tmp_path / "bucket" / "batches"
+    assert not any("keys" in p.relative_to(batches).parts for p in batches.rglob("*"))  # no wrapped data key
+    remote = RemoteArchive.open(ObjectStore(url))
+    assert remote.chunk_entries() == world.archive.chunk_entries()
