@@ -311,3 +311,42 @@ def test_publish_sends_what_readers_need_and_nothing_else(world, tmp_path):
     assert not any("keys" in p.relative_to(batches).parts for p in batches.rglob("*"))  # no wrapped data key
     remote = RemoteArchive.open(ObjectStore(url))
     assert remote.chunk_entries() == world.archive.chunk_entries()
+
+
+class _FakeClient:
+    """What check_cluster asks of a client: the scheduler's address and the workers' memory settings."""
+
+    def __init__(self, address: str, memory: dict | None = None) -> None:
+        self.scheduler = type("S", (), {"address": address})()
+        self._memory = memory if memory is not None else {"w": {"data": "dict", "target": False, "spill": False}}
+
+    def run(self, fn):
+        return self._memory
+
+
+def test_the_cluster_check_fails_closed():
+    for address in ("tcp://10.0.0.5:8786", "ws://127.0.0.1:8786", "tcp://scheduler.internal:8786"):
+        with pytest.raises(errors.ConfigError, match="TLS"):
+            check_cluster(_FakeClient(address))
+    assert check_cluster(_FakeClient("tls://10.0.0.5:8786"))
+    assert check_cluster(_FakeClient("tcp://127.0.0.1:8786"))  # loopback: tests and one machine
+    with pytest.raises(errors.ConfigError, match="TLS"):
+        check_cluster(_FakeClient("tcp://127.0.0.1:8786"), allow_plain_loopback=False)
+    for memory in ({"w": {"data": "SpillBuffer", "target": 0.6, "spill": 0.7}},
+                   {"w": {"data": "dict", "target": False, "spill": 0.7}}, {}):
+        with pytest.raises(errors.ConfigError):
+            check_cluster(_FakeClient("tls://10.0.0.5:8786", memory))
+    with pytest.raises(errors.ConfigError):
+        DaskScan(_FakeClient("tls://x:1"), group_size=0)
+    from investigator.access.distributed import as_dask_scan
+
+    with pytest.raises(errors.ConfigError):
+        as_dask_scan(object())
+    spec = ScanSpec(store=ObjectStore("file:///tmp/x"), archive_id="a", keyserver="http://127.0.0.1:1",
+                    cafile=None, token="ipt1.secret-token-text")
+    assert "secret-token-text" not in repr(spec)
+    assert "s3cr3t" not in repr(ObjectStore("s3://b/p", access_key_id="k", secret_access_key="s3cr3t"))
+    with pytest.raises(errors.ConfigError):
+        ObjectStore("s3://b/p", endpoint="http://s3.example.com")  # plain http off loopback
+    with pytest.raises(errors.ConfigError):
+        ObjectStore("https://b/p")
