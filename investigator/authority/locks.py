@@ -169,8 +169,9 @@ def load_locks(archive: Archive, directory: Directory) -> list[AccountLock]:
                 for lock_id in record["body"]["lock_ids"]:
                     unlocks.setdefault(str(lock_id), record)
             continue
-        if record is None:
-            continue  # unreadable: names no one (reported by list_locks' caller as a problem file)
+        if record is None:  # unreadable: it names no one, so it locks no one; listed with its problem
+            locks.append(AccountLock({"id": name.removesuffix(".json")}, {}, None, "not a readable JSON record"))
+            continue
         problem = _lock_problem(archive, record, name)
         body, sig = record.get("body"), record.get("signature")
         locks.append(AccountLock(dict(body) if isinstance(body, dict) else {},

@@ -326,3 +326,32 @@ def test_through_the_key_server_the_server_locks_and_notifies(keyserver, tmp_pat
     with pytest.raises((PolicyDenied, IdentityCheckFailed)):  # zhaomin is still locked
         RemoteKeyService(url, signer=RequestSigner("zhaomin", key(archive, "zhaomin"))).login(
             totp=code("zhaomin", now + timedelta(seconds=30)))
+
+
+def test_lock_records_fail_closed(copy):
+    """An altered lock still locks (with its problem); an unlock not signed by an admin lifts nothing."""
+    from investigator.authority.locks import lock_accounts
+
+    archive, _ = copy
+    keys = unlock_archive(archive, DEMO_PASSPHRASE)
+    now = datetime.now(timezone.utc)
+    (lock,) = lock_accounts(archive, keys.signing, ["zhangwei"], categories=["complaint"], bundle_id="B-1",
+                            grant_id="G-1", operator="sunli", now=now)
+    path = archive.layout.account_lock(lock.id)
+    record = json.loads(path.read_text())
+    record["body"]["categories"] = []  # edited after signing
+    path.write_text(json.dumps(record))
+    directory = DirectoryStore(archive).load()
+    (loaded,) = active_locks(archive, directory, "zhangwei")
+    assert loaded.problem and loaded.active  # fail closed
+    # zhangwei signs his own "unlock" (he is no admin, and it is his own lock): it lifts nothing
+    unlock_id = new_unlock_id(now)
+    body = unlock_body(archive, "zhangwei", [lock.id], admin="zhangwei", reason="mine", signed_at=now,
+                       unlock_id=unlock_id)
+    forged = {"body": body, "signature": {"signer": "zhangwei", "key_id": key(archive, "zhangwei").public.key_id,
+                                          "signature": key(archive, "zhangwei").sign(canonical_json(body))}}
+    archive.layout.account_lock(unlock_id).write_text(json.dumps(forged))
+    archive.layout.account_lock("LOCK-20260101-00000000").write_text("not json")  # names no one
+    assert [lk.id for lk in active_locks(archive, DirectoryStore(archive).load(), "zhangwei")] == [lock.id]
+    with pytest.raises(PolicyDenied):
+        CustodianDesk(archive, keys).login("zhangwei", totp=code("zhangwei", now))
