@@ -34,7 +34,8 @@ from investigator.access.distributed import ScanSpec, as_dask_scan
 from investigator.access.keyserver import RemoteKeyService
 from investigator.access.keyservice import EmbeddedKeyService, KeyService, Ticket, unlock_archive
 from investigator.access.process_ticket import DEFAULT_LIFETIME, ID_RE, decode
-from investigator.access.scan import KEY_BATCH, KeySource, LoadStats, ProcessTicketKeys, TicketKeys, scan_chunks
+from investigator.access.scan import (KEY_BATCH, KeySource, LoadStats, ProcessTicketKeys, TicketKeys, detached,
+                                      scan_chunks)
 from investigator.authority.directory import DirectoryStore
 from investigator.authority.grants import Grant, find_grant
 from investigator.analysis.search import search as search_frame
@@ -564,7 +565,8 @@ class Case:
                         piece = piece.head(n_rows - produced)
                     if piece.height:
                         produced += piece.height
-                        yield piece
+                        # its own buffers: the group's decrypted text is freed, memory follows the result
+                        yield detached(piece)
                     if n_rows is not None and produced >= n_rows:
                         break
             self._audit_load(kind, produced, len(entries), cols, lazy=True)

@@ -24,6 +24,7 @@ through a key source of its own.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -137,6 +138,22 @@ def scan_chunks(archive: Archive, entries: Sequence[ChunkEntry], key_source: Key
         frames.append(frame)
         stats += group_stats
     return frames, stats
+
+
+def detached(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` copied into buffers of its own (a round trip through uncompressed Arrow IPC in memory).
+
+    Polars' string columns are views into shared buffers: a few rows filtered out of a decrypted
+    group still hold the whole group's text alive. A lazy query that keeps a handful of rows per
+    group would then grow with the window, not with its result (~1 MB per group of 32 hourly
+    chunks, measured in benchmarks/bench_loader.py). The copy costs in proportion to ``frame``.
+    """
+    if frame.width == 0:
+        return frame
+    buffer = io.BytesIO()
+    frame.write_ipc(buffer, compression="uncompressed")
+    buffer.seek(0)
+    return pl.read_ipc(buffer)
 
 
 def searchable(frame: pl.DataFrame) -> pl.DataFrame:
