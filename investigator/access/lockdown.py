@@ -1,23 +1,26 @@
 """The circuit breaker's key-service half (熔断机制): lock the accounts the policy names, notify security.
 
     >>> outcome = trip(archive, custody, policy=policy, directory=directory, person="sunli", grant=grant,
-    ...                bundle_id="B-1a2b", findings={"categories": {"bribery": 2}, "pii": {}}, now=now)  # doctest: +SKIP
+    ...                bundle_id="B-1a2b", findings={"categories": {"bribery": 2}}, evidence=rows,
+    ...                notifiers=frozenset({"/usr/local/bin/file-ticket"}), now=now)            # doctest: +SKIP
     >>> outcome.locked, outcome.notify.status                                                      # doctest: +SKIP
     (('sunli', 'xuming'), 'ok')
 
-Runs where the hold is decided and the held bundle's key is made: in the key server, next to
-``/v1/bundle/held-key`` (the server holds the signed policy and the archive key), or in the process that
-unlocked the custody in embedded mode (:class:`~investigator.access.custodian.CustodianDesk`). Within
-that one operation it
+Runs where the held bundle's key is made: in the key server, next to ``/v1/bundle/held-key`` (the
+server holds the signed policy and the archive key), or in the process that unlocked the custody in
+embedded mode (:class:`~investigator.access.custodian.CustodianDesk`). Within that one operation it
 
-1. takes the categories found (the client's findings, kept only where the signed policy knows the
-   category: ``[breaker.categories]`` names, and ``personal_data`` when unmasked personal data was found),
-2. locks the accounts ``[breaker.lock]`` names for them (:mod:`investigator.authority.locks`: records
-   signed by the archive key through the custody, each audited ``account.lock``), and
+1. judges for itself: of the rows the client shows as ``evidence``, it keeps the genuine records of the
+   grant's window (:func:`verified_texts`) and scans them against the signed policy's
+   ``[breaker.categories]`` and for personal data (``personal_data``); the client's own ``findings``
+   are recorded, never trusted for a lock (claims it could not verify: ``breaker.evidence``);
+2. locks the accounts ``[breaker.lock]`` names for what it found (:mod:`investigator.authority.locks`:
+   records signed by the archive key through the custody, each audited ``account.lock``), and
 3. runs ``[breaker] notify`` (an argv list, no shell; placeholders only for ids, category names and
    counts) with ``notify_timeout_seconds``, if the key service's operator allowed that command
-   (``investigator keyserver --notifier PATH``; ``INVESTIGATOR_BREAKER_NOTIFIERS`` in embedded mode); its exit status, a timeout or a missing command is audited as
-   ``breaker.notify``. A failing notifier undoes neither the hold nor the locks; the caller is told.
+   (``investigator keyserver --notifier PATH``; ``INVESTIGATOR_BREAKER_NOTIFIERS`` in embedded mode);
+   its exit status, a timeout, a missing or a not-allowed command is audited as ``breaker.notify``.
+   A failing notifier undoes neither the hold nor the locks; the caller is told.
 
 docs/threat-model.md, "The circuit breaker", says what a client that lies about its findings can do.
 """
