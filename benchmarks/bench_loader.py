@@ -9,11 +9,15 @@ so peak memory is its own:
 
 1. open_case (grant, identity, policy) + case.messages() for 30 days;
 2. polars.read_parquet of the same 30 days of plain files, filtered to the window;
-3. a selective lazy query (one sender, one keyword, 90 days) through case.messages(lazy=True).
+3. a selective lazy query (one sender, one keyword, 90 days) through case.messages(lazy=True);
+4. its baseline for memory: the same query over one group of chunks (what the lazy path holds at
+   once: its result + one group of LAZY_GROUP hourly chunks, a little more than a day's partition);
+5. cost growth: open + load + a 20-keyword search over 30, 120 and 365 days.
 
-Prints seconds, MB/s, peak RSS and the ratios; record them in docs/benchmarks.md.
-Aims: load <= 1.3x plain Parquet; open + load well under 5 s; the lazy query's
-memory under 2x (its result + one partition).
+Prints seconds, MB/s, peak RSS and the ratios, then one JSON line with every figure (``--json``:
+that line alone on stdout); record them in docs/benchmarks.md. Aims (issue #18): load <= 1.3x
+plain Parquet; open + load well under 5 s; the lazy query's peak RSS growth <= 2x of one group's;
+load + search cost linear or better in the window.
 """
 
 from __future__ import annotations
@@ -28,14 +32,20 @@ import time
 import warnings
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from investigator.custody.file import create_archive
-from investigator.custody.file import unlock_archive
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _jsonline import add_json_flag, emit, human_output  # noqa: E402
+from investigator.custody.file import create_archive  # noqa: E402
+from investigator.custody.file import unlock_archive  # noqa: E402
 
 PASS = "bench-passphrase"
 START = datetime(2025, 12, 1, tzinfo=timezone.utc)
 WINDOW = (datetime(2026, 3, 1, tzinfo=timezone.utc), datetime(2026, 3, 31, tzinfo=timezone.utc))
 LAZY_WINDOW = (datetime(2026, 3, 1, tzinfo=timezone.utc), datetime(2026, 5, 30, tzinfo=timezone.utc))
 NOW = datetime(2026, 11, 28, 4, 0, tzinfo=timezone.utc)
+GROWTH = {"window30": WINDOW, "window120": (datetime(2026, 1, 1, tzinfo=timezone.utc), datetime(2026, 5, 1, tzinfo=timezone.utc)),
+          "window365": (START, datetime(2026, 11, 27, tzinfo=timezone.utc))}  # the year up to NOW (361 days)
+TWENTY = ["加班费", "投诉", "回扣", "辱骂", "password", "vpn", "泄密", "密码", "删除日志", "改记录",
+          "红包", "返点", "贿赂", "私下", "报销", "离职", "赔偿", "封口费", "转账", "违规"]
 
 
 def rss_mb() -> float:
@@ -73,7 +83,8 @@ def build(work: Path, n: int) -> None:
         warnings.simplefilter("ignore")
         demo_authority(archive, keys, now=NOW - timedelta(hours=2))
     grants = {}
-    for name, (start, end), minutes in (("window30", WINDOW, 20), ("lazy90", LAZY_WINDOW, 10)):  # codes in time order
+    for name, (start, end), minutes in (("window30", WINDOW, 20), ("lazy90", LAZY_WINDOW, 10),  # codes in time order
+                                        ("window120", GROWTH["window120"], 8), ("window365", GROWTH["window365"], 6)):
         when = NOW - timedelta(minutes=minutes)
         key = unlock_person_key(archive, "sunli", DEMO_ONLY_PASSPHRASE.format(person="sunli"),
                                 key_dir=archive.root / "demo-keys")
@@ -107,56 +118,117 @@ def measure(work: Path, what: str) -> dict:
     from investigator.demo.people import DEMO_ONLY_TOTP_SECRETS
     from investigator.access.case import open_case
 
-    grant = ready["grants"]["window30" if what == "case" else "lazy90"]
-    # TOTP codes are single-use: every measurement run opens its cases at later times
+    grant = ready["grants"]["window30" if what == "case" else what.split(":")[1] if ":" in what else "lazy90"]
+    # TOTP codes are single-use: every measurement run opens its cases at later times (a slot per measurement)
     run = int((work / "runs").read_text()) if (work / "runs").exists() else 0
-    when = NOW + timedelta(minutes=5 * run + (1 if what == "case" else 2))
+    slot = ("case", "lazy", "group", "growth:window30", "growth:window120", "growth:window365").index(what)
+    when = NOW + timedelta(minutes=10 * run + slot + 1)
     code = _crypto.totp(DEMO_ONLY_TOTP_SECRETS["sunli"], when.timestamp())
     t0 = time.perf_counter()
     case = open_case(work / "archive", grant=grant, person="sunli", totp=code, passphrase=PASS, now=when)
     opened = time.perf_counter() - t0
+    searched = 0.0
     if what == "case":
         frame = case.messages(progress=False)
-    else:
-        frame = (case.messages(lazy=True).filter(pl.col("sender_id") == ready["sender"])
-                 .filter(pl.col("text_norm").str.contains("项目", literal=True)).collect())
+    elif what == "lazy":
+        frame = selective(case.messages(lazy=True), ready["sender"]).collect()
+    elif what == "group":  # the memory baseline: the lazy query's work for one group only
+        from concurrent.futures import ThreadPoolExecutor
+
+        from investigator.access.case import LAZY_GROUP
+        from investigator.access.scan import scan_chunks
+
+        with ThreadPoolExecutor(2) as pool:
+            [piece], stats = scan_chunks(case.archive, case._entries("messages")[:LAZY_GROUP], case._keys_for_scan(),
+                                         case._parts("messages"), case._row_filter("messages"), pool,
+                                         group_size=LAZY_GROUP)
+        case.stats += stats
+        frame = selective(piece.lazy(), ready["sender"]).collect()
+    else:  # growth: open + load + a 20-keyword search
+        from investigator.analysis import search
+
+        loaded = case.messages(progress=False)
+        t1 = time.perf_counter()
+        frame = search(loaded, " OR ".join(TWENTY))
+        searched = time.perf_counter() - t1
+        frame = frame.select("message_id") if frame.height else frame
+        rows_loaded = loaded.height
+        del loaded
     seconds = time.perf_counter() - t0
-    return {"seconds": seconds, "open_seconds": opened, "rows": frame.height, "mb": frame.estimated_size() / 1e6,
-            "peak_mb": rss_mb() - base, "chunks": case.stats.chunks_decrypted}
+    out = {"seconds": seconds, "open_seconds": opened, "rows": frame.height, "mb": frame.estimated_size() / 1e6,
+           "peak_mb": rss_mb() - base, "chunks": case.stats.chunks_decrypted}
+    if what.startswith("growth"):
+        out.update(search_seconds=searched, rows_loaded=rows_loaded)
+    return out
+
+
+def selective(frame, sender: str):  # type: ignore[no-untyped-def]
+    """The selective query of measurements 3 and 4: one sender and one keyword."""
+    import polars as pl
+
+    return frame.filter(pl.col("sender_id") == sender).filter(pl.col("text_norm").str.contains("项目", literal=True))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--messages", type=int, default=5_000_000)
     parser.add_argument("--work", type=Path, default=Path("/tmp/bench-loader"))
-    parser.add_argument("--measure", choices=["plain", "case", "lazy"], help=argparse.SUPPRESS)
+    parser.add_argument("--measure", choices=["plain", "case", "lazy", "group", "growth:window30", "growth:window120",
+                                              "growth:window365"], help=argparse.SUPPRESS)
+    parser.add_argument("--no-growth", action="store_true", help="skip the 30/120/365-day load + search measurements")
+    add_json_flag(parser)
     args = parser.parse_args()
     if args.measure:
         print(json.dumps(measure(args.work, args.measure)))
         return
+    with human_output(args):
+        figures = run(args)
+    emit("loader", figures)
+
+
+def run(args: argparse.Namespace) -> dict:
     build(args.work, args.messages)
     runs = args.work / "runs"
     runs.write_text(str(int(runs.read_text()) + 1 if runs.exists() else 1))
     results = {}
-    for what in ("plain", "case", "lazy"):
+    growth = [] if args.no_growth else [f"growth:{g}" for g in GROWTH]
+    for what in ("plain", "case", "lazy", "group", *growth):
         out = subprocess.run([sys.executable, __file__, "--work", str(args.work), "--measure", what],
                              capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
         if out.returncode:
             sys.exit(out.stderr)
         results[what] = json.loads(out.stdout.strip().splitlines()[-1])
-    plain, case, lazy = results["plain"], results["case"], results["lazy"]
+    plain, case, lazy, group = results["plain"], results["case"], results["lazy"], results["group"]
     print(f"\narchive: {json.loads((args.work / 'ready.json').read_text())['n']:,} messages over 365 days")
     print(f"{'':36}{'seconds':>9}{'rows':>11}{'MB/s':>9}{'peak +MB':>9}")
     for name, r in (("plain read_parquet (30 days)", plain), ("open_case + messages() (30 days)", case),
-                    ("lazy: one sender + keyword (90 d)", lazy)):
+                    ("lazy: one sender + keyword (90 d)", lazy), ("same query, one group of chunks", group)):
         print(f"{name:36}{r['seconds']:>9.2f}{r['rows']:>11,}{r['mb'] / r['seconds']:>9.0f}{r['peak_mb']:>9.0f}")
     print("(MB/s: in-memory size of the result per second; peak +MB: growth of the process's peak RSS during the"
           " measurement, after imports)")
     print(f"\nopen (grant + identity + policy): {case['open_seconds']:.2f} s; chunks decrypted: {case['chunks']}")
     print(f"load ratio (case / plain): {case['seconds'] / plain['seconds']:.2f}x   (aim <= 1.3x; whole retrieval "
           f"aim < 5 s)")
-    print(f"lazy query: result {lazy['mb']:.1f} MB, peak +{lazy['peak_mb']:.0f} MB over {lazy['chunks']} chunks")
-
+    print(f"lazy query: result {lazy['mb']:.1f} MB, peak +{lazy['peak_mb']:.0f} MB over {lazy['chunks']} chunks; "
+          f"one group: +{group['peak_mb']:.0f} MB over {group['chunks']} chunks; ratio "
+          f"{lazy['peak_mb'] / max(group['peak_mb'], 1.0):.2f}x (aim <= 2x)")
+    figures = {"messages": json.loads((args.work / "ready.json").read_text())["n"],
+               "plain": plain, "case": case, "lazy": lazy, "group": group,
+               "load_ratio": round(case["seconds"] / plain["seconds"], 3),
+               "lazy_peak_ratio": round(lazy["peak_mb"] / max(group["peak_mb"], 1.0), 3)}
+    if growth:
+        print(f"\n{'window':>8}{'rows':>11}{'load s':>9}{'search s':>10}{'total s':>9}{'per M rows':>11}")
+        per = {}
+        for name in GROWTH:
+            r = results[f"growth:{name}"]
+            load_s = r["seconds"] - r["search_seconds"]
+            per[name] = r["seconds"] / max(r["rows_loaded"], 1) * 1e6
+            days = (GROWTH[name][1] - GROWTH[name][0]).days
+            print(f"{str(days) + ' d':>8}{r['rows_loaded']:>11,}{load_s:>9.2f}{r['search_seconds']:>10.3f}"
+                  f"{r['seconds']:>9.2f}{per[name]:>11.2f}")
+        figures["growth"] = {name: results[f"growth:{name}"] for name in GROWTH}
+        figures["growth_seconds_per_million_rows"] = {k: round(v, 3) for k, v in per.items()}
+    return figures
 
 if __name__ == "__main__":
     main()
