@@ -245,7 +245,8 @@ class DaskScan:
         futures = [self.client.submit(scan_group, shared, i, group, key=f"investigator-scan-{run}-{i:06d}",
                                       pure=False, retries=0) for i, group in enumerate(groups)]
         try:
-            partials: list[Partial] = self.client.gather(futures)
+            # straight from the workers: the hits (plaintext) never pass through the scheduler
+            partials: list[Partial] = self.client.gather(futures, direct=True)
         finally:
             self.client.cancel([*futures, shared])
         for i, (group, partial) in enumerate(zip(groups, partials)):

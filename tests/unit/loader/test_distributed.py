@@ -21,7 +21,7 @@ import boto3
 import dask
 import polars as pl
 import pytest
-from distributed import Client, LocalCluster
+from distributed import Client, LocalCluster, wait
 from distributed.security import Security
 
 from seaweed import seaweed_s3_server  # noqa: F401  (the worker's S3 server, a fixture)
@@ -239,10 +239,16 @@ def test_no_file_a_worker_writes_holds_plaintext_even_under_memory_pressure(worl
 
     # our workers, pushed past the process-memory fraction where a default worker spills, write nothing
     assert case.search(MARKER, executor=scan).height == 1
-    pressure = client.scatter([(MARKER + " ").encode() * 4_000_000 for _ in range(2)])  # 100 MB each
+    used = client.run(lambda dask_worker: dask_worker.monitor.get_process_memory())
+    worker, rss = min(used.items(), key=lambda item: item[1])
+    # planted bytes made on the worker itself (no transfer copies), up to 80 % of its limit
+    size = max(int(0.8 * MEMORY_LIMIT) - rss, 10_000_000) // (len(MARKER) + 1)
+    pressure = client.submit(lambda n: (MARKER + " ").encode() * n, size, workers=[worker], pure=False)
+    wait(pressure, timeout=60)
     time.sleep(1.0)  # memory monitor ticks (every 100 ms)
-    fractions = client.run(lambda dask_worker: dask_worker.monitor.get_process_memory() / MEMORY_LIMIT)
-    assert max(fractions.values()) > 0.7, fractions  # dask's default "spill" threshold
+    fraction = client.run(lambda dask_worker: dask_worker.monitor.get_process_memory() / MEMORY_LIMIT,
+                          workers=[worker])[worker]
+    assert fraction > 0.7, fraction  # past dask's default "spill" threshold (0.7 of process memory)
     assert not _holds_marker(dask_dir)
     client.cancel(pressure)
     del pressure
