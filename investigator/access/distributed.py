@@ -60,8 +60,6 @@ WORKER_CONFIG: dict[str, Any] = {
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 _ARCHIVES: dict[ObjectStore, tuple[RemoteArchive, frozenset[ChunkEntry], int]] = {}
 _ARCHIVES_LOCK = threading.Lock()
-
-
 FETCH_THREADS = 8  # chunk parts fetched and decrypted at once per task: GETs wait on the store, not the CPU
 _POOL: ThreadPoolExecutor | None = None
 
@@ -118,7 +116,7 @@ class ScanReport:
     task_seconds: float = 0.0  # the tasks' own time, summed over workers (wall x workers when they never wait)
 
 
-def _archive_on_worker(store: ObjectStore, archive_id: str, kind: str) -> tuple[RemoteArchive, frozenset[ChunkEntry]]:
+def _archive_on_worker(store: ObjectStore, archive_id: str) -> tuple[RemoteArchive, frozenset[ChunkEntry]]:
     """The worker's view of the archive (opened once per process), with the chunk entries its manifests list."""
     with _ARCHIVES_LOCK:
         cached = _ARCHIVES.get(store)
@@ -140,7 +138,7 @@ def scan_group(spec: ScanSpec, index: int, group: Sequence[ChunkEntry]) -> Parti
     the key server refuses the group (audited there), KeyServiceError, IntegrityError.
     """
     started = time.perf_counter()
-    archive, known = _archive_on_worker(spec.store, spec.archive_id, spec.kind)
+    archive, known = _archive_on_worker(spec.store, spec.archive_id)
     if any(entry not in known for entry in group):
         raise IntegrityError("a task named a chunk the archive's verified manifests do not list")
     service = RemoteKeyService(spec.keyserver, cafile=spec.cafile, archive_id=spec.archive_id)

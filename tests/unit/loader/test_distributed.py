@@ -193,6 +193,10 @@ def test_a_killed_worker_s_tasks_are_rerun_without_duplicates_or_gaps(world, ser
     assert isinstance(frame, pl.DataFrame) and frame.equals(local)
     assert frame["record_hash"].is_unique().all()
     assert scan.last is not None and scan.last.chunks == len(case._entries("messages"))
+    # every group's keys were released (some twice: the tasks the dead worker held ran again elsewhere)
+    releases = [e for e in world.audit("key.release")[before:] if e.details.get("process") == "dask scan messages"]
+    assert len(releases) >= scan.last.groups
+    assert {c for e in releases for c in e.details["chunks"]} == {e.chunk_id for e in case._entries("messages")}
     client.wait_for_workers(2, timeout=60)  # the nanny restarted it
     assert victim[1] not in client.run(os.getpid).values()
 
