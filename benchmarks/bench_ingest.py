@@ -69,6 +69,8 @@ def main() -> None:
 
 def hash_steps(frame: pl.DataFrame) -> dict:
     """Record hashes column-wise vs one hashlib call per record, on the same canonical text."""
+    if not hasattr(schema, "sha256_hex_column"):  # an older tree (before/after comparisons)
+        return {}
     conformed = schema.conform(frame, "messages")
     t0 = time.perf_counter()
     canonical = schema.canonical_strings(conformed, "messages")
@@ -118,9 +120,10 @@ def run(args: argparse.Namespace) -> dict:
         print(f"size ratio (encrypted / plain):       {enc_bytes / plain_bytes:.2f}x   (aim <= 1.3x)")
         print(f"chunks: {result.chunks}, batch {result.batch_seq}")
         steps = hash_steps(frame)
-        print(f"record hashes: canonical text {steps['canonical_s']:.2f} s; SHA-256 column-wise "
-              f"{steps['sha256_column_s']:.2f} s vs hashlib per record {steps['sha256_hashlib_loop_s']:.2f} s "
-              f"({steps['sha256_speedup']:.1f}x)")
+        if steps:
+            print(f"record hashes: canonical text {steps['canonical_s']:.2f} s; SHA-256 column-wise "
+                  f"{steps['sha256_column_s']:.2f} s vs hashlib per record {steps['sha256_hashlib_loop_s']:.2f} s "
+                  f"({steps['sha256_speedup']:.1f}x)")
         return {"messages": n, "text_mb": round(text_mb, 1), "plain_s": round(plain_s, 3), "encrypted_s": round(enc_s, 3),
                 "plain_cpu_s": round(plain_cpu, 3), "encrypted_cpu_s": round(enc_cpu, 3),
                 "cpu_ratio": round(plain_cpu / enc_cpu, 3),
