@@ -133,12 +133,14 @@ def test_dask_results_equal_the_local_path_and_spread_over_two_workers(world, se
     assert hits.equals(local_hits)
     events = case.events(executor=scan)
     assert events.equals(case.events())
+    # a bare Client: the workers read the case's own folder (file://), for workers on this host
+    assert case.messages(["ts", "record_hash"], executor=client).equals(local.select(["ts", "record_hash"]))
     # every release went through the key server under one process ticket per scan, audited; loads say "dask"
     releases = [e for e in world.audit("key.release") if e.details.get("process", "").startswith("dask scan")]
     assert releases and all(e.outcome == "allowed" and e.actor == "sunli" for e in releases)
-    assert [e.details.get("executor") for e in world.audit("load")].count("dask") == 3
+    assert [e.details.get("executor") for e in world.audit("load")].count("dask") == 4
     # the tickets were revoked when their scans ended
-    assert len(world.audit("process_ticket.revoke")) == 3
+    assert len(world.audit("process_ticket.revoke")) == 4
 
 
 def test_a_worker_asking_for_a_chunk_outside_the_grant_is_refused_and_audited(world, server, s3_store, client):
