@@ -21,7 +21,7 @@ import platform
 import sys
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, TextIO
 
 
 def add_json_flag(parser: argparse.ArgumentParser) -> None:
@@ -47,3 +47,14 @@ def emit(benchmark: str, figures: dict[str, Any]) -> None:
               "polars": pl.__version__, "cores": os.cpu_count(),
               "load_average": [round(x, 2) for x in os.getloadavg()], **figures}
     print(json.dumps(record, ensure_ascii=False), flush=True)
+
+
+def json_stdout(args: argparse.Namespace) -> TextIO:
+    """For scripts that print as they go: with ``--json`` send everything after this call to stderr.
+
+    Returns the real stdout, for the final ``print(json.dumps(...), file=out)``.
+    """
+    out = sys.stdout
+    if getattr(args, "json", False):
+        sys.stdout = sys.stderr
+    return out

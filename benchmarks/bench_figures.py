@@ -30,6 +30,8 @@ from pathlib import Path
 import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _jsonline import add_json_flag, json_stdout  # noqa: E402
 
 from investigator import analysis as A  # noqa: E402
 from investigator.demo.samples import generate_messages  # noqa: E402
@@ -90,7 +92,9 @@ def main() -> None:
     parser.add_argument("--base", type=int, default=5000, help="messages at 1x (default 5000)")
     parser.add_argument("--gap", type=float, default=10, help="gap threshold in minutes (default 10)")
     parser.add_argument("--repeat", type=int, default=3)
+    add_json_flag(parser)
     args = parser.parse_args()
+    out = json_stdout(args)
     measure(1, 500, timedelta(minutes=args.gap), 1)  # warm-up: plotly's validators, anywidget's JavaScript
     rows = [measure(s, args.base, timedelta(minutes=args.gap), args.repeat) for s in SCALES]
     print(f"figures: python {platform.python_version()}, polars {pl.__version__}, {platform.machine()}, "
@@ -103,7 +107,7 @@ def main() -> None:
         print(f"{row['scale']:>4}x {row['messages']:>9,} {row['gaps']:>6,} {row['delays']:>6,} {row['hits']:>5,}  "
               + cells)
     print(json.dumps({"benchmark": "figures", "base": args.base, "gap_minutes": args.gap, "repeat": args.repeat,
-                      "rows": [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()} for r in rows]}))
+                      "rows": [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()} for r in rows]}), file=out)
 
 
 if __name__ == "__main__":

@@ -50,6 +50,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _jsonline import add_json_flag, json_stdout  # noqa: E402
 
 PASS = "bench-passphrase"
 PERSON, APPROVER = "sunli", "zhouzong"
@@ -434,6 +436,7 @@ def main() -> None:
     parser.add_argument("--measure", choices=["embedded", "server"], help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--grant", help=argparse.SUPPRESS)
+    add_json_flag(parser)
     args = parser.parse_args()
     work = args.work or Path(f"/tmp/bench-keyserver/{args.messages}x{args.days}d")
     if args.measure:
@@ -441,6 +444,7 @@ def main() -> None:
         return
     if args.days < 30:
         parser.error("--days must be at least 30 (the window is 30 days)")
+    out = json_stdout(args)
 
     from investigator.authority.grants import Grant, find_grant
     from investigator.authority.identity import unlock_person_key
@@ -544,7 +548,7 @@ def main() -> None:
         "latency_ms": {k: round(v, 2) for k, v in load["latency_ms"].items()},
         "server_cpu": round(load["server_cpu"], 2), "client_cpu": round(load["client_cpu"], 2),
         "parts_ms": {k: round(v * 1e3, 3) for k, v in {**live, **local}.items()},
-    }))
+    }), file=out)
 
 
 if __name__ == "__main__":

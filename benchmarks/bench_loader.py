@@ -49,7 +49,17 @@ TWENTY = ["加班费", "投诉", "回扣", "辱骂", "password", "vpn", "泄密"
 
 
 def rss_mb() -> float:
-    """Peak resident memory of this process so far, in MB (Linux reports KiB)."""
+    """Peak resident memory of this process so far, in MB.
+
+    VmHWM of /proc/self/status where there is one: ``ru_maxrss`` survives exec, so a measurement
+    started by a parent that had just built a 5M-message frame would report the parent's peak.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 

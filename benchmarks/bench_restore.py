@@ -31,7 +31,9 @@ import warnings
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from investigator.custody.file import create_archive, unlock_archive
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _jsonline import add_json_flag, json_stdout  # noqa: E402
+from investigator.custody.file import create_archive, unlock_archive  # noqa: E402
 
 PASS = "bench-passphrase"
 START = datetime(2026, 3, 1, tzinfo=timezone.utc)
@@ -137,7 +139,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--messages", type=int, default=420_000)
     parser.add_argument("--work", type=Path, default=Path("/tmp/bench-restore"))
+    add_json_flag(parser)
     args = parser.parse_args()
+    out = json_stdout(args)
 
     from investigator import _crypto
     from investigator.access.case import open_case
@@ -197,7 +201,7 @@ def main() -> None:
     worst = max(results["restore_directory"] + results["open_directory"], results["restore_s3"] + results["open_s3"])
     print(f"restore + open, worst: {worst:.1f} s (aim: well under 300 s)")
     print(json.dumps({"benchmark": "restore", "messages": info["messages"], "days": DAYS,
-                      **{k: round(v, 2) for k, v in results.items()}, "worst_restore_open_seconds": round(worst, 2)}))
+                      **{k: round(v, 2) for k, v in results.items()}, "worst_restore_open_seconds": round(worst, 2)}), file=out)
 
 
 if __name__ == "__main__":
