@@ -194,6 +194,9 @@ def test_embedded_hold_locks_notifies_and_only_an_admin_with_a_reason_unlocks(co
     case = open_case(archive, grant=grant, person="sunli", session=demo_session(archive.root),
                      passphrase=DEMO_PASSPHRASE)
     assert case.messages(progress=False).height > 0
+    # 7. locks and unlocks are decisions like any other: covered by the signed state heads, verify passes
+    verified = runner.invoke(cli_main, ["verify", str(archive.root), "--offline"], env=env)
+    assert verified.exit_code == 0, verified.output
 
 
 @pytest.fixture(scope="module")
