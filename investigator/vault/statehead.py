@@ -122,14 +122,21 @@ def component_of(relative: str) -> tuple[str, str] | None:
     return None
 
 
-_CACHE: dict[str, tuple[tuple[int, int, int], FileState]] = {}
+# path -> ((size, mtime, ctime, inode, facts installed), state): a file is hashed again whenever any of them changed
+# (ctime too: a restored copy with its mtime set back still gets a new ctime, which no user can set)
+_CACHE: dict[str, tuple[tuple[int, int, int, int, bool], FileState]] = {}
+
+# Components whose files may be missing: custody material a backup never copies (backup/run.py, CUSTODY_ENTRIES),
+# so a restored archive lacks them; without its TOTP state a person cannot pass an identity check at all (fail
+# closed), and a new enrolment is audited.
+MAY_VANISH = frozenset({"totp"})
 
 
 def _file_state(path: Path, relative: str, component: str, changes: str) -> FileState | None:
-    """The state of one file (cached by size, mtime and inode), None when it vanished meanwhile."""
+    """The state of one file (cached by size, mtime, ctime and inode), None when it vanished meanwhile."""
     try:
         st = path.stat()
-        stamp = (st.st_size, st.st_mtime_ns, st.st_ino)
+        stamp = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, _facts is not None)
         cached = _CACHE.get(str(path))
         if cached is not None and cached[0] == stamp:
             return cached[1]
@@ -391,7 +398,10 @@ def compare(layout: Layout, covered: Mapping[str, FileState], files: Mapping[str
         where = component_of(relative)
         changes = where[1] if where else REPLACED
         new = files.get(relative)
-        if new is None:
+        if new is None and where is not None and where[0] in MAY_VANISH:
+            view.warnings.append(f"{relative}: covered by state head {seq}, but missing (custody material a backup "
+                                 "does not copy; its person needs a new enrolment)")
+        elif new is None:
             view.problems.append(f"{relative}: covered by state head {seq}, but missing (a decision file deleted)")
         elif new.sha256 == old.sha256 and new.size == old.size:
             continue
@@ -516,16 +526,14 @@ def write_state_head(archive: Archive, signer: ArchiveSigner, *, now: datetime |
 
     Called by :meth:`AuditLog.checkpoint` before it signs (the archive sets
     ``before_checkpoint``), so it runs only where the archive key is. Without
-    an installed :data:`Judge` (no authority in this process) nothing is
-    written. When the files do not extend the newest head, or the heads do not
+    an installed :data:`Judge` (no authority in this process), a head whose
+    replaced files changed is left to a writer that has one. When the files do not extend the newest head, or the heads do not
     agree with the audit log, no head is written: a ``state.head`` entry with
     outcome ``error`` records why (the caller's checkpoint then covers it) and
     None is returned. An unpinned newest head (a writer killed after writing
     it) is pinned first. Raises AuditError only when the audit log cannot be
     appended to.
     """
-    if _judge is None:
-        return None
     when = now or datetime.now(timezone.utc)
     layout = archive.layout
     with exclusive_lock(layout.state_lock):
@@ -544,8 +552,12 @@ def write_state_head(archive: Archive, signer: ArchiveSigner, *, now: datetime |
         newest = view.newest
         if newest is not None and not view.pinned:
             _pin(archive, newest, when)
+        if newest is None and not view.files:
+            return None  # nothing to cover yet: the first decision file gets the first head
         if newest is not None and not view.pending:
             return newest
+        if view.replaced and _judge is None:
+            return newest  # whether a replaced file went back is the authority's to judge: left to a writer with it
         changes = {**view.added, **{p: new for p, (_, new) in view.replaced.items()}}
         files = {**view.covered, **changes}
         components = summarize(files)
