@@ -38,10 +38,11 @@ from urllib.parse import urlsplit
 
 import polars as pl
 
+from investigator.access.keyservice import ChunkRef
 from investigator.access.keyserver import RemoteKeyService
-from investigator.access.scan import LoadStats, ProcessTicketKeys, scan_chunks
+from investigator.access.scan import KeySource, LoadStats, ProcessTicketKeys, scan_chunks
 from investigator.analysis.search import search as search_frame
-from investigator.errors import ConfigError, IntegrityError
+from investigator.errors import ConfigError, IntegrityError, PolicyDenied
 from investigator.vault.manifest import ChunkEntry
 from investigator.vault.remote import ObjectStore, RemoteArchive
 from investigator.vault.store import Archive
@@ -142,14 +143,35 @@ def scan_group(spec: ScanSpec, index: int, group: Sequence[ChunkEntry]) -> Parti
     if any(entry not in known for entry in group):
         raise IntegrityError("a task named a chunk the archive's verified manifests do not list")
     service = RemoteKeyService(spec.keyserver, cafile=spec.cafile, archive_id=spec.archive_id)
-    frames, stats = scan_chunks(archive, group, ProcessTicketKeys(service, spec.token), spec.parts, spec.row_filter,
-                                _fetch_pool(), group_size=max(1, len(group)))
+    keys = _Patient(ProcessTicketKeys(service, spec.token))
+    frames, stats = scan_chunks(archive, group, keys, spec.parts, spec.row_filter, _fetch_pool(),
+                                group_size=max(1, len(group)))
     frame = pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
     frame = frame.select([c for c in spec.columns if c in frame.columns])
     granted = frame.height
     if spec.query is not None:
         frame = search_frame(frame, spec.query, **dict(spec.search_options))
     return Partial(index, frame, stats, granted, _worker_address(), time.perf_counter() - started)
+
+
+RATE_RETRIES = 6  # a worker told to slow down (429) waits 0.25, 0.5, 1, 2, 4, 8 s before giving up
+
+
+@dataclass(frozen=True)
+class _Patient:
+    """A key source that waits and asks again when the key server says "too many requests" (and only then)."""
+
+    keys: KeySource
+
+    def release(self, refs: Sequence[ChunkRef]) -> dict[ChunkRef, bytes]:
+        for attempt in range(RATE_RETRIES + 1):
+            try:
+                return self.keys.release(refs)
+            except PolicyDenied as exc:
+                if not exc.rule.endswith("rate_limit") or attempt == RATE_RETRIES:
+                    raise
+                time.sleep(0.25 * 2 ** attempt)
+        raise AssertionError("unreachable")
 
 
 def _worker_address() -> str:

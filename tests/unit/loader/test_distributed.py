@@ -362,3 +362,30 @@ def test_the_cluster_check_fails_closed():
         ObjectStore("s3://b/p", endpoint="http://s3.example.com")  # plain http off loopback
     with pytest.raises(errors.ConfigError):
         ObjectStore("https://b/p")
+
+
+def test_a_worker_waits_when_the_key_server_says_slow_down_and_only_then(monkeypatch):
+    from investigator.access import distributed
+
+    monkeypatch.setattr(distributed.time, "sleep", lambda seconds: None)
+
+    class Keys:
+        def __init__(self, refusals):
+            self.refusals, self.calls = list(refusals), 0
+
+        def release(self, refs):
+            self.calls += 1
+            if self.refusals:
+                raise self.refusals.pop(0)
+            return {"ref": b"k"}
+
+    busy = errors.PolicyDenied("too many requests; slow down", rule="keyserver.person_rate_limit")
+    keys = Keys([busy, busy])
+    assert distributed._Patient(keys).release(["ref"]) == {"ref": b"k"} and keys.calls == 3
+    outside = Keys([errors.PolicyDenied("not in the ticket's chunk set", rule="process_ticket.scope")])
+    with pytest.raises(errors.PolicyDenied):
+        distributed._Patient(outside).release(["ref"])
+    assert outside.calls == 1  # a refusal is final
+    always = Keys([busy] * (distributed.RATE_RETRIES + 1))
+    with pytest.raises(errors.PolicyDenied):
+        distributed._Patient(always).release(["ref"])
