@@ -100,7 +100,9 @@ def _echo_lockdown(lockdown, person: str) -> None:
     if notify.status == "ok":
         click.echo("security team notified / 已上报安全部门")
     elif notify.status != "none":
-        detail = f"exit {notify.exit_code}" if notify.exit_code is not None else notify.status
+        detail = (f"exit {notify.exit_code}" if notify.exit_code is not None
+                  else "not run: the key service does not allow its command" if notify.status == "not_allowed"
+                  else notify.status)
         click.secho(f"the security team's notifier failed ({detail}); the hold and the locks stand — tell the "
                     f"security team yourself / 上报安全部门失败, 冻结与扣留仍然有效, 请另行上报", fg="yellow")
 
