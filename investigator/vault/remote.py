@@ -27,7 +27,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
@@ -216,8 +216,7 @@ class RemoteArchive(Archive):
         chain = KeyChain.parse(data, genesis=_crypto.VerifyKey.from_b64(config.signing_public_key),
                                archive_id=config.archive_id)
         if chain.custody is not None:
-            config = ArchiveConfig(**{**config.__dict__,
-                                      "custody": parse_custody_table(chain.custody, Path(transitions))})
+            config = replace(config, custody=parse_custody_table(chain.custody, Path(transitions)))
         return cls(store, config, chain)
 
     def signing_keys(self) -> KeyChain:
