@@ -34,7 +34,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from investigator.errors import IntegrityError, PolicyDenied
+from investigator.errors import ConfigError, IntegrityError, PolicyDenied
 from investigator.vault.statehead import (HEADS, PIN_ACTION, FileState, LogEntry, StateView, check_state,
                                           log_entries, read_heads, set_facts, set_judge, set_verifier,
                                           summarize)
@@ -130,11 +130,19 @@ def _revoked_grants(archive: "Archive") -> set[str]:
 def _approvers(archive: "Archive", request_id: str) -> set[str]:
     try:
         folder = archive.layout.approvals_dir(request_id)
-    except Exception:  # noqa: BLE001 -- a target that is no plain name: no approval file can exist for it
+    except ConfigError:  # a target that is no plain name: no approval file can exist for it
         return set()
     if not folder.is_dir():
         return set()
     return {p.stem.split("-", 1)[-1] for p in folder.glob("*.json") if not p.name.startswith(".")}
+
+
+def _exists(archive: "Archive", kind: str, name: str) -> bool:
+    try:
+        path = archive.layout.grant(name) if kind == "grant" else archive.layout.request_file(name)
+    except ConfigError:  # a target that is no plain name names no file
+        return False
+    return path.exists()
 
 
 def cross_check(archive: "Archive", entries: Iterable[LogEntry], files: Mapping[str, Any]) -> list[str]:
@@ -144,13 +152,15 @@ def cross_check(archive: "Archive", entries: Iterable[LogEntry], files: Mapping[
     highest: dict[str, tuple[int, int]] = {}
     for e in entries:
         where = f"audit/log.jsonl line {e.seq}"
+        # (only for a grant or request that exists: their own files are covered by the heads, and an entry naming
+        # one that never existed undoes nothing)
         if e.action == "grant.revoke" and e.outcome in ("ok", "allowed") and e.details.get("rule") == "grant.revoke":
             revoked = _revoked_grants(archive) if revoked is None else revoked
-            if e.target not in revoked:
+            if e.target not in revoked and _exists(archive, "grant", e.target):
                 problems.append(f"org/revocations.jsonl: no revocation of {e.target}, which {where} records (a "
                                 "revocation deleted: the grant would open again)")
         elif e.action in ("request.approve", "request.reject") and e.outcome == "allowed":
-            if e.actor not in _approvers(archive, e.target):
+            if e.actor not in _approvers(archive, e.target) and _exists(archive, "request", e.target):
                 kind = "rejection" if e.action == "request.reject" else "approval"
                 problems.append(f"org/requests/{e.target}/approvals/: no {kind} by {e.actor}, which {where} records "
                                 f"(a {kind} deleted)")
