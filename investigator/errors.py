@@ -42,6 +42,20 @@ class InvestigatorError(Exception):
     def __repr__(self) -> str:  # never more than the safe message
         return f"{type(self).__name__}({str(self)!r})"
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Errors cross process boundaries (a Dask worker's refusal reaches the client pickled). The default
+        # rebuilds by calling __init__ with the formatted message, which subclasses with their own
+        # signature (PolicyDenied, ContentNotGranted ...) would format again or refuse; restore as is.
+        return (_restore_error, (type(self), self.args, dict(self.__dict__)))
+
+
+def _restore_error(cls: type[InvestigatorError], args: tuple[Any, ...], state: dict[str, Any]) -> InvestigatorError:
+    """An unpickled error: the same class, message and attributes, without running its __init__."""
+    err = cls.__new__(cls)
+    err.args = args
+    err.__dict__.update(state)
+    return err
+
 
 class ConfigError(InvestigatorError):
     """A settings file, option or environment variable is missing or invalid."""
