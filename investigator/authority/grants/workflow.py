@@ -335,11 +335,13 @@ def revoke_grant(archive: "Archive", grant: str | Path, *, signer: Signer, reaso
         _deny(archive, signer.id, "grant.revoke", grant_id, "grant.revoke", str(exc), now)
     record = {"body": body, "signature": {"signer": signer.id, "key_id": signer.key.public.key_id,
                                           "signature": signature}}
-    archive.audit.append(signer.id, "grant.revoke", grant_id, {"rule": "grant.revoke", "reason": reason}, now=now)
+    # the line first, then its entry: a process killed in between leaves a revocation in force (fail closed) that
+    # the next state head covers, never an audited revocation without its line (which every load would refuse)
     target = archive.layout.revocations
     target.parent.mkdir(parents=True, exist_ok=True)
     with open(target, "a", encoding="utf-8") as handle:
         handle.write(json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n")
+    archive.audit.append(signer.id, "grant.revoke", grant_id, {"rule": "grant.revoke", "reason": reason}, now=now)
     signer.checkpoint(archive, now=now)
     return grant_id
 

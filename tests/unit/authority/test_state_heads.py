@@ -19,6 +19,7 @@ from investigator.access.custodian import CustodianDesk
 from investigator.authority.directory import Signer, set_status
 from investigator.authority.grants import load_grant, revoke_grant
 from investigator.authority.grants.documents import find_grant
+from investigator.authority.identity import revoke_session, session_body
 from investigator.authority.policy import PolicyStore, default_policy_text, load_org
 from investigator.authority.state_head import state_problems
 from investigator.cli import main
@@ -139,6 +140,18 @@ def test_restoring_an_older_totp_state_does_not_clear_a_lock_out(org):
     later = org.now + timedelta(seconds=90)
     assert_caught(org, "org/totp/sunli.json: the lock-out", lambda: desk.login("sunli", totp=org.code("sunli", later),
                                                                                now=later))
+
+
+def test_restoring_a_session_record_from_before_its_revocation_is_caught(org):
+    desk = CustodianDesk(org.archive, org.keys)
+    token = desk.login("sunli", totp=org.code("sunli", org.now), now=org.now)
+    sid = session_body(org.archive, token)["sid"]
+    path = org.archive.layout.session(sid)
+    live = path.read_bytes()
+    revoke_session(org.archive, token, actor="sunli", now=org.now)
+    desk.checkpoint(now=org.now)
+    path.write_bytes(live)  # the session would work again
+    assert_caught(org, f"org/sessions/{sid}.json: revoked at", lambda: load(org))
 
 
 def test_swapping_two_heads_is_caught(org):
