@@ -265,23 +265,37 @@ def canonical_strings(frame: pl.DataFrame, kind: str) -> pl.Series:
     schema = content_schema(kind)
     parts: list[pl.Expr] = [pl.lit('{"_kind":"%s","_v":%d' % (kind, SCHEMA_VERSION))]
     has_control = pl.lit(False)
+    # One pass over the frame answers, per column, whether anything needs escaping (strings, lists)
+    # or is out of JSON's exact integer range (integers); control characters are a subset of the
+    # escapable ones, so a column without escapes needs no control-character check either.
+    checks = []
+    for name in fields:
+        dtype, col = schema[name], pl.col(name)
+        if dtype == pl.String():
+            checks.append(col.str.contains(_ESCAPABLE).any().alias(name))
+        elif isinstance(dtype, pl.List):
+            checks.append(col.list.join("").str.contains(_ESCAPABLE).any().alias(name))
+        elif not isinstance(dtype, pl.Datetime):
+            checks.append((col.abs() > _MAX_SAFE_INT).any().alias(name))
+    flags = frame.select(checks).row(0, named=True) if checks else {}
     for name in fields:
         dtype = schema[name]
         col = pl.col(name)
         if dtype == pl.String():
-            escape = bool(frame.select(col.str.contains(_ESCAPABLE).any()).item())
+            escape = bool(flags[name])
             value = _json_string_expr(col, needs_escaping=escape)
-            has_control = has_control | col.str.contains(_CONTROL_CHARS).fill_null(False)
+            if escape:
+                has_control = has_control | col.str.contains(_CONTROL_CHARS).fill_null(False)
         elif isinstance(dtype, pl.Datetime):
             value = pl.lit('"') + col.dt.convert_time_zone("UTC").dt.to_string("%Y-%m-%dT%H:%M:%S%.6fZ") + pl.lit('"')
         elif isinstance(dtype, pl.List):
-            escape = bool(frame.select(col.list.join("").str.contains(_ESCAPABLE).any()).item())
+            escape = bool(flags[name])
             inner = col.list.eval(_json_string_expr(pl.element(), needs_escaping=escape)).list.join(",")
             value = pl.lit("[") + inner + pl.lit("]")
-            has_control = has_control | col.list.eval(pl.element().str.contains(_CONTROL_CHARS)).list.any().fill_null(False)
+            if escape:
+                has_control = has_control | col.list.eval(pl.element().str.contains(_CONTROL_CHARS)).list.any().fill_null(False)
         else:
-            big = frame.select((pl.col(name).abs() > _MAX_SAFE_INT).any()).item()
-            if big:
+            if flags[name]:
                 raise ValueError(f"column {name!r} holds an integer JSON cannot carry exactly")
             value = col.cast(pl.String())
         parts.append(pl.lit(f',"{name}":') + value)  # null when the field is null: left out below

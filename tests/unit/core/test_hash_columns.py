@@ -92,3 +92,10 @@ def test_columnwise_record_hashes_equal_reference(rows):
     assert hashes == _reference(frame)
     # and the batch's Merkle root over them is the one the per-record hashes give
     assert merkle.root_of_record_hashes(hashes) == merkle.root_of_record_hashes(_reference(frame))
+
+
+def test_an_integer_beyond_json_precision_is_refused_column_wise():
+    frame = _frame([{"message_id": "big", "ts": TS, "text": "x", "sender_name": None, "recipients": None,
+                     "attachment_size": 2**60}])
+    with pytest.raises(ValueError, match="JSON cannot carry"):
+        schema.record_hash_column(frame, "messages")
