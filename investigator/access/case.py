@@ -34,6 +34,7 @@ from investigator.access.distributed import ScanSpec, as_dask_scan
 from investigator.access.keyserver import RemoteKeyService
 from investigator.access.keyservice import EmbeddedKeyService, KeyService, Ticket, unlock_archive
 from investigator.access.process_ticket import DEFAULT_LIFETIME, ID_RE, decode
+from investigator.access.scope import scope_filter
 from investigator.access.scan import (KEY_BATCH, KeySource, LoadStats, ProcessTicketKeys, TicketKeys, detached,
                                       scan_chunks)
 from investigator.authority.directory import DirectoryStore
@@ -305,35 +306,7 @@ class Case:
         return tuple(p for p in kind_parts(kind) if p in self.ticket.parts)
 
     def _scope_filter(self, kind: str) -> pl.Expr | None:
-        scope = self.scope
-        conversations = list(scope.get("conversations") or [])
-        people = set(scope.get("participants") or [])
-        groups = list(scope.get("groups") or [])
-        if not (conversations or people or groups):
-            return None
-        if groups or people:
-            directory_groups = self.groups() if groups else {}
-            for group in groups:
-                people.update(directory_groups.get(group, []))
-        accounts: set[str] = set()
-        if people:
-            links = self.identities()
-            for pid in people:
-                accounts.add(pid)
-                accounts.update(links.get(pid, []))
-        if kind == "events":
-            return pl.col("actor").is_in(sorted(accounts)) if accounts else None
-        conditions = []
-        if conversations:
-            conditions.append(pl.col("conversation_id").is_in(conversations))
-        if accounts:
-            accounts_list = sorted(accounts)
-            conditions.append(pl.col("sender_id").is_in(accounts_list) | pl.col("sender_name").is_in(accounts_list)
-                              | pl.col("recipients").list.eval(pl.element().is_in(accounts_list)).list.any())
-        expr = conditions[0]
-        for extra in conditions[1:]:
-            expr = expr & extra
-        return expr
+        return scope_filter(self.scope, self.directory(), kind)
 
     def _row_filter(self, kind: str) -> pl.Expr:
         expr = (pl.col("ts") >= self.start) & (pl.col("ts") < self.end)

@@ -10,7 +10,7 @@ The same desk serves both homes of the key service: in embedded mode the CLI
 unlocks the custody and calls it directly (one trusted machine); behind
 ``investigator keyserver`` the server calls it for signed requests
 (``/v1/login``, ``/v1/decide``, ``/v1/enroll-totp``, ``/v1/unlock-person``,
-``/v1/bundle/attest``, ``/v1/bundle/held-key``, ``/v1/bundle/attest-release``, ``/v1/verify``), so the
+``/v1/bundle/attest`` (records read and judged here), ``/v1/bundle/held-key``, ``/v1/bundle/attest-release``, ``/v1/verify``), so the
 checks and audit entries are the same whichever way a decision arrives. What
 needs a secret happens here: the TOTP check (secrets sealed under the master
 key), the archive key's attestations (approvals, grants, sessions, bundles),
@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
@@ -35,6 +35,7 @@ from investigator.authority.identity import clear_lockout, enroll_totp, login, v
 from investigator.authority.locks import UNLOCK_ID_RE, check_unlock, unlock_body, write_unlock
 from investigator.authority.policy import PolicyStore, load_org, record_decision
 from investigator.access.held import HeldBundle, new_held_key, release_key
+from investigator.access.exportcheck import ServerVerdict, findings_of, judge, parse_leaves, read_export
 from investigator.access.lockdown import Lockdown, trip
 from investigator.custody.base import Custody
 from investigator.errors import BundleError, ConfigError, IntegrityError, PolicyDenied
@@ -72,6 +73,22 @@ class DecisionOutcome:
                    approval_hash=str(obj.get("approval_hash") or ""), granted=bool(obj.get("granted")),
                    rule=str(obj.get("rule") or ""), reason=str(obj.get("reason") or ""),
                    grant_id=str(grant_id) if grant_id else None)
+
+
+@dataclass(frozen=True)
+class ExportAttestation:
+    """The key service's answer to a bundle attestation: the attestation (with its verdict) and, for a hold,
+    the held bundle's key (plain, sealed) and the lock-down done in the same operation."""
+
+    attestation: dict[str, Any]
+    verdict: ServerVerdict
+    key: bytes | None = field(default=None, repr=False)
+    sealed_key: dict[str, Any] | None = field(default=None, repr=False)
+    lockdown: Lockdown | None = None
+
+    @property
+    def held(self) -> bool:
+        return self.verdict.held
 
 
 @dataclass(frozen=True)
@@ -167,11 +184,32 @@ class CustodianDesk:
 
     def attest_bundle(self, body: dict[str, Any], *, person: str, grant: Grant,
                       now: datetime | None = None) -> dict[str, Any]:
-        """The archive's attestation of a bundle ``person`` exported from ``grant``'s case.
+        """Refused: an attestation names the exported records and carries this desk's verdict
+        (:meth:`attest_export`). An older client that asks without its records gets no attestation (audited,
+        rule ``bundle.leaves``) — otherwise it could skip the circuit breaker's hold. Raises BundleError.
+        """
+        with self._decision(now):
+            reason = ("the attestation needs the exported records ([batch_seq, leaf_index] pairs): the key service "
+                      "reads and judges them itself; update the client")
+            self.archive.audit.append(person, "bundle.attest", grant.id,
+                                      {"rule": "bundle.leaves", "bundle_id": str(body.get("bundle_id") or "")[:40],
+                                       "reason": reason}, outcome="denied", now=_utc(now))
+            raise BundleError(reason)
 
-        The caller has proven an open case of ``grant`` by ``person`` (a ticket).
-        Checks the body names that person, their live key and that grant, and the
-        export permission. Raises PolicyDenied or BundleError (audited).
+    def attest_export(self, body: dict[str, Any], leaves: Any, *, person: str, grant: Grant,
+                      now: datetime | None = None) -> ExportAttestation:
+        """The archive's attestation of a bundle ``person`` exported from ``grant``'s case, judged here.
+
+        ``leaves``: the exported records as ``[batch_seq, leaf_index]`` pairs. This desk reads those records
+        itself (:func:`~investigator.access.exportcheck.read_export`: record hashes recomputed against the
+        signed batch leaves, the grant's window and scope), runs the circuit breaker on them and signs the
+        leaf set's hash and its own verdict into the attestation (``leaf_set_sha256``, ``items``,
+        ``verdict``). When the verdict is ``hold``, no release attestation is given: the attestation says
+        ``hold`` (``bundle verify`` then wants a legal reviewer's release), the key that seals the held
+        bundle comes with it, and in the same operation the accounts the signed policy names are locked and
+        the notifier runs (:mod:`investigator.access.lockdown`); audited ``bundle.attest`` denied, rule
+        ``breaker.hold``. Raises PolicyDenied (no export permission), BundleError (a body that does not
+        match the case, records that are not genuine records of the grant), each audited.
         """
         with self._decision(now):
             when = _utc(now)
@@ -181,20 +219,52 @@ class CustodianDesk:
                                      tz=self.archive.config.zone)
             record_decision(self.archive, decision, actor=person, action="bundle.attest", target=grant.id, now=when)
             decision.raise_if_denied()
-            live = directory.person(person).current_key
-            expected = {"purpose": "bundle-operator", "archive_id": self.archive.archive_id, "operator": person,
-                        "operator_key_id": live.key_id if live else None, "grant_id": grant.id}
-            wrong = sorted(k for k, v in expected.items() if body.get(k) != v)
-            if wrong or set(body) != {*expected, "bundle_id", "manifest_sha256"} \
-                    or not isinstance(body.get("bundle_id"), str) or not isinstance(body.get("manifest_sha256"), str):
-                reason = f"the bundle attestation request does not match the case ({', '.join(wrong) or 'fields'})"
+            self._check_attest_body(body, person=person, grant=grant, directory=directory, when=when)
+            try:
+                read = read_export(self.archive, self._keys, grant=grant, directory=directory,
+                                   leaves=parse_leaves(leaves))
+            except (BundleError, IntegrityError) as err:
+                rule = getattr(err, "rule", "bundle.leaves")
                 self.archive.audit.append(person, "bundle.attest", grant.id,
-                                          {"rule": "bundle.attest", "reason": reason}, outcome="denied", now=when)
-                raise BundleError(reason)
+                                          {"rule": rule, "bundle_id": body["bundle_id"],
+                                           "reason": f"the attestation request's records: {err}"},
+                                          outcome="denied", now=when)
+                raise
+            verdict = judge(read, policy=policy, grant=grant)
+            attested = attestation(self._keys, {**body, "leaf_set_sha256": read.leaf_set_sha256, "items": read.items,
+                                                "verdict": verdict.to_json()})
+            details = {"bundle_id": body["bundle_id"], "manifest_sha256": body["manifest_sha256"],
+                       "leaf_set_sha256": read.leaf_set_sha256, "items": read.items,
+                       "verdict": "hold" if verdict.held else "release"}
+            if not verdict.held:
+                self.archive.audit.append(person, "bundle.attest", grant.id, {"rule": decision.rule, **details},
+                                          outcome="allowed", now=when)
+                return ExportAttestation(attested, verdict)
             self.archive.audit.append(person, "bundle.attest", grant.id,
-                                      {"rule": decision.rule, "bundle_id": body["bundle_id"],
-                                       "manifest_sha256": body["manifest_sha256"]}, outcome="allowed", now=when)
-            return attestation(self._keys, body)
+                                      {"rule": "breaker.hold", **details,
+                                       "reason": "the key service's circuit breaker holds this export ("
+                                                 + "; ".join(verdict.reasons) + "): no release attestation; "
+                                                 "only a legal reviewer's release makes it exportable"},
+                                      outcome="denied", now=when)
+            key, sealed = new_held_key(self._keys, body["bundle_id"])
+            lockdown = trip(self.archive, self._keys, policy=policy, directory=directory, person=person, grant=grant,
+                            bundle_id=body["bundle_id"], findings=findings_of(verdict), texts=read.texts,
+                            notifiers=self.notifiers, now=when)
+            return ExportAttestation(attested, verdict, key, sealed, lockdown)
+
+    def _check_attest_body(self, body: dict[str, Any], *, person: str, grant: Grant, directory: Any,
+                           when: datetime) -> None:
+        """The attestation body must name this person, their live key, this grant, a bundle id and a hash."""
+        live = directory.person(person).current_key
+        expected = {"purpose": "bundle-operator", "archive_id": self.archive.archive_id, "operator": person,
+                    "operator_key_id": live.key_id if live else None, "grant_id": grant.id}
+        wrong = sorted(k for k, v in expected.items() if body.get(k) != v)
+        if wrong or set(body) != {*expected, "bundle_id", "manifest_sha256"} \
+                or not isinstance(body.get("bundle_id"), str) or not isinstance(body.get("manifest_sha256"), str):
+            reason = f"the bundle attestation request does not match the case ({', '.join(wrong) or 'fields'})"
+            self.archive.audit.append(person, "bundle.attest", grant.id,
+                                      {"rule": "bundle.attest", "reason": reason}, outcome="denied", now=when)
+            raise BundleError(reason)
 
     def attest_release(self, body: dict[str, Any], *, reviewer: str, operator: str,
                        now: datetime | None = None) -> dict[str, Any]:
@@ -271,11 +341,16 @@ class CustodianDesk:
                                        "reason": "the held bundle's envelope or sealed key does not verify"},
                                       outcome="denied", now=_utc(now))
             raise
-        manifest = json.loads(held.open(key)["manifest.json"])
+        files = held.open(key)
+        manifest = json.loads(files["manifest.json"])
         if body.get("manifest_sha256") != held.manifest_sha256 or body.get("bundle_id") != held.bundle_id:
             raise BundleError(f"the release names another bundle or manifest than held bundle {held.bundle_id}")
-        attested = self.attest_release({**body, "acknowledged": list((manifest.get("breaker") or {}).get("reasons")
-                                                                      or [])},
+        # the reasons the key service held it for (attested, bundle format 2), else the exporting client's
+        try:
+            verdict = json.loads(files["signature.json"])["archive"]["body"]["verdict"]
+        except (KeyError, TypeError, ValueError):
+            verdict = manifest.get("breaker") or {}
+        attested = self.attest_release({**body, "acknowledged": [str(r) for r in (verdict.get("reasons") or [])]},
                                        reviewer=reviewer, operator=held.operator, now=now)
         return attested, key
 
@@ -326,4 +401,4 @@ class CustodianDesk:
         return verify_archive(self.archive, keys=self._keys, actor=actor)
 
 
-__all__ = ["CustodianDesk", "DecisionOutcome", "TotpEnrolment", "VERIFY_ROLES", "attestation"]
+__all__ = ["CustodianDesk", "DecisionOutcome", "ExportAttestation", "TotpEnrolment", "VERIFY_ROLES", "attestation"]

@@ -38,8 +38,13 @@ acting person, who must hold the role the decision needs):
 - ``POST /v1/unlock-account`` ``{"person", "reason", "totp", "unlock_id", "signed_at", "signature"}`` ->
   ``{"unlocked", "lock_ids"}``: an admin (never the locked person) lifts the circuit breaker's account locks,
   with a reason, their TOTP code and their signature over the unlock record (authority/locks.py).
-- ``POST /v1/bundle/attest`` ``{"token", "body"}`` -> ``{"attestation"}``: the archive's signature over a
-  bundle's attestation body, for the operator of an open case with the export permission.
+- ``POST /v1/bundle/attest`` ``{"token", "body", "leaves": [[batch_seq, leaf_index], ...]}`` ->
+  ``{"attestation", "verdict", "held"}``: for the operator of an open case with the export permission, the
+  server reads the records ``leaves`` names itself (record hashes against the signed batch leaves, the
+  grant's window and scope), runs the circuit breaker on them and signs the leaf set's hash and its own
+  verdict into the attestation (access/exportcheck.py). A ``hold`` verdict gives no release attestation:
+  the attestation says ``hold``, ``held`` carries the held bundle's key (``plain``, ``sealed``) and the
+  ``lockdown`` done in the same request (locks, notifier). Without ``leaves`` (an older client): refused.
 - ``POST /v1/bundle/held-key`` ``{"token", "bundle_id", "breaker"?, "evidence"?}`` -> ``{"plain", "sealed",
   "lockdown"}``: a fresh key for a bundle of the open case that the circuit breaker holds (the operator's
   process seals the zip with it); in the same request the server checks the ``evidence`` rows (genuine
@@ -91,7 +96,8 @@ from typing import Any
 from investigator import _crypto, errors
 from investigator.access.client_auth import (PERSON_RE, RequestRefused, RequestSigner, RequestVerifier, SignedRequest,
                                              signed_header_values)
-from investigator.access.custodian import CustodianDesk, DecisionOutcome, TotpEnrolment
+from investigator.access.custodian import CustodianDesk, DecisionOutcome, ExportAttestation, TotpEnrolment
+from investigator.access.exportcheck import ServerVerdict
 from investigator.access.held import read_held
 from investigator.access.lockdown import Lockdown
 from investigator.access.keyservice import ChunkRef, GrantGate, Ticket, unwrap_release, wrap_release
@@ -564,7 +570,14 @@ class _Handler(BaseHTTPRequestHandler):
         wanted = body.get("body")
         if not isinstance(wanted, dict):
             raise _malformed("body must be the attestation body (an object)")
-        self._send(200, {"attestation": self.server.desk.attest_bundle(wanted, person=signed.person, grant=grant)})
+        if body.get("leaves") is None:  # an older client: no records to judge, no attestation (audited)
+            self.server.desk.attest_bundle(wanted, person=signed.person, grant=grant)
+        done = self.server.desk.attest_export(wanted, body.get("leaves"), person=signed.person, grant=grant)
+        held = None
+        if done.held:
+            assert done.key is not None and done.lockdown is not None
+            held = {"plain": _crypto.b64(done.key), "sealed": done.sealed_key, "lockdown": done.lockdown.to_json()}
+        self._send(200, {"attestation": done.attestation, "verdict": done.verdict.to_json(), "held": held})
 
     def _held_bundle_key(self, body: dict[str, Any], signed: SignedRequest) -> None:
         ticket = self._ticket(body, signed)
@@ -824,8 +837,24 @@ class RemoteKeyService:
         self._post("/v1/unlock-person", {"person": person})
 
     def attest_bundle(self, ticket: Ticket, body: dict[str, Any]) -> dict[str, Any]:
-        """The archive's attestation of a bundle exported from the open case ``ticket``."""
+        """Without the exported records: refused by the server (BundleError, audited). Kept for the protocol's
+        sake; :meth:`attest_export` is the request."""
         return dict(self._post("/v1/bundle/attest", {"token": ticket.token, "body": body})["attestation"])
+
+    def attest_export(self, ticket: Ticket, body: dict[str, Any], leaves: Sequence[Sequence[int]]) -> ExportAttestation:
+        """The archive's attestation of a bundle exported from the open case ``ticket``, with the server's own
+        circuit-breaker verdict on the records ``leaves`` names (``[batch_seq, leaf_index]``); for a hold, the
+        held bundle's key and the lock-down the server did (:meth:`CustodianDesk.attest_export`)."""
+        answer = self._post("/v1/bundle/attest", {"token": ticket.token, "body": body,
+                                                  "leaves": [[int(b), int(i)] for b, i in leaves]})
+        verdict = answer.get("verdict") or {}
+        held = answer.get("held")
+        server_verdict = ServerVerdict(bool(verdict.get("held")), tuple(str(r) for r in verdict.get("reasons") or ()),
+                                       dict(verdict.get("categories") or {}), dict(verdict.get("pii") or {}))
+        if not isinstance(held, dict):
+            return ExportAttestation(dict(answer["attestation"]), server_verdict)
+        return ExportAttestation(dict(answer["attestation"]), server_verdict, _crypto.unb64(str(held["plain"])),
+                                 dict(held["sealed"]), Lockdown.from_json(held.get("lockdown")))
 
     def held_bundle_key(self, ticket: Ticket, bundle_id: str, findings: dict[str, Any] | None = None,
                         evidence: Sequence[dict[str, Any]] = ()) -> tuple[bytes, dict[str, Any], Lockdown]:

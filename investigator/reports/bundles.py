@@ -46,22 +46,23 @@ from investigator.schema import canonical_json, format_ts, record_hash
 from investigator.access.keyservice import unlock_archive
 from investigator.settings import Settings
 from investigator.authority.grants import Grant, find_grant
-from investigator.access.custodian import CustodianDesk, attestation
+from investigator.access.custodian import CustodianDesk, ExportAttestation
+from investigator.access.exportcheck import JUDGE, leaf_set_sha256
 from investigator.access.held import read_held, write_held
-from investigator.access.lockdown import MAX_EVIDENCE, Lockdown
+from investigator.access.lockdown import Lockdown
 from investigator.access.keyserver import RemoteKeyService
 from investigator.access.keyservice import EmbeddedKeyService, KeyService, Ticket
-from investigator.vault.format import Keyring
 from investigator.access.case import open_case
 from investigator.authority.policy import load_org, record_decision
 from investigator.reports.audit_view import grant_entries
-from investigator.reports.breaker import assess_messages, evidence_rows
+from investigator.reports.breaker import assess_messages
 from investigator.vault.audit import _entry_hash
 from investigator.schema import record_hashes
 from investigator.vault.store import Archive
 
 
-BUNDLE_FORMAT = "investigator-bundle/1"
+BUNDLE_FORMAT = "investigator-bundle/2"  # 2: the key service's verdict and record set in the attestation
+LEGACY_FORMATS = ("investigator-bundle/1",)  # verified by their own rules: the breaker's verdict was the client's
 SIGNED_FILES = ("manifest.json", "signature.json", "release.json")
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 SUMMARY_COLUMNS = ("evidence_no", "message_id", "source", "conversation_id", "conversation_name", "ts_utc",
@@ -97,13 +98,14 @@ def _zip_bytes(files: dict[str, bytes]) -> bytes:
     return buffer.getvalue()
 
 
-def _attested(keyserver: RemoteKeyService | None, keys: Keyring | None, ticket: Ticket,
-              body: dict[str, Any]) -> dict[str, Any]:
-    """The archive key's attestation of ``body``: from the key server, or the embedded custody."""
+def _attest(keyserver: RemoteKeyService | None, desk: CustodianDesk | None, ticket: Ticket, body: dict[str, Any],
+            leaves: list[list[int]], *, person: str, grant: Grant, now: datetime) -> ExportAttestation:
+    """The archive key's attestation of ``body`` with the key service's own verdict on the records ``leaves``
+    names: from the key server, or the embedded desk (the same checks, in this process)."""
     if keyserver is not None:
-        return keyserver.attest_bundle(ticket, body)
-    assert keys is not None
-    return attestation(keys, body)
+        return keyserver.attest_export(ticket, body, leaves)
+    assert desk is not None
+    return desk.attest_export(body, leaves, person=person, grant=grant, now=now)
 
 
 def export_bundle(archive: "Archive", *, grant: str, person: str, signer: _crypto.SigningKey,
@@ -192,52 +194,51 @@ def export_bundle(archive: "Archive", *, grant: str, person: str, signer: _crypt
     files["archive.pub"] = (archive.signing_public.b64() + "\n").encode()
     if archive.layout.transitions.exists():  # the key chain: a verifier who trusts the genesis key trusts the rest
         files["archive-keys.jsonl"] = archive.layout.transitions.read_bytes()
+    # the client's own verdict, recorded in the manifest; what decides is the key service's (in the attestation)
     verdict = assess_messages([r.get("text") for r in rows], archive=archive, grant=loaded)
+    records = [[int(r["batch_seq"]), int(r["leaf_index"])] for r in rows]
+    leaf_set = leaf_set_sha256([(r["batch_seq"], r["leaf_index"], r["record_hash"]) for r in rows])
     bundle_id = "B-" + uuid.uuid4().hex[:16]
     manifest = {"format": BUNDLE_FORMAT, "bundle_id": bundle_id, "archive_id": archive.archive_id,
                 "created": format_ts(when), "operator": person, "grant_id": loaded.id, "grant_hash": loaded.hash,
                 "case": loaded.case, "evidence_prefix": prefix, "items": len(rows),
                 "first": rows[0]["evidence_no"] if rows else "", "last": rows[-1]["evidence_no"] if rows else "",
-                "breaker": verdict.to_json(),
+                "breaker": verdict.to_json(), "leaf_set_sha256": leaf_set,
                 "files": {name: {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
                           for name, data in sorted(files.items())}}
     manifest_bytes = canonical_json(manifest)
     files["manifest.json"] = manifest_bytes
     manifest_sha = hashlib.sha256(manifest_bytes).hexdigest()
+    # the key service reads the records itself, judges them and signs the record set's hash and its verdict; a
+    # hold gives no release attestation, but the key that seals the held zip and the lock-down, done in the same
+    # request (access/exportcheck.py, access/lockdown.py)
+    desk = None if keys is None else CustodianDesk(archive, keys, notifiers=frozenset(notifiers))
+    body = {"purpose": "bundle-operator", "archive_id": archive.archive_id, "bundle_id": bundle_id,
+            "manifest_sha256": manifest_sha, "operator": person, "operator_key_id": signer.public.key_id,
+            "grant_id": loaded.id}
+    done = _attest(keyserver, desk, case.ticket, body, records, person=person, grant=loaded, now=when)
     signature = {"operator": {"signer": person, "key_id": signer.public.key_id, "public": signer.public.b64(),
                               "signature": signer.sign(manifest_bytes)},
-                 "archive": _attested(keyserver, keys, case.ticket,
-                                      {"purpose": "bundle-operator", "archive_id": archive.archive_id,
-                                       "bundle_id": bundle_id, "manifest_sha256": manifest_sha, "operator": person,
-                                       "operator_key_id": signer.public.key_id, "grant_id": loaded.id})}
+                 "archive": done.attestation}
     files["signature.json"] = canonical_json(signature)
     data = _zip_bytes(files)
     details = {"bundle_id": bundle_id, "items": len(rows), "manifest_sha256": manifest_sha, "prefix": prefix,
-               "held": verdict.held}
-    if verdict.held:
+               "held": done.held, "leaf_set_sha256": leaf_set}
+    if done.held:
         # kept encrypted under a key only the key service releases (to a legal reviewer's release); this
-        # process holds it only while sealing the zip. The key comes from the key service, not from the
-        # process that made it; in the same request the key service checks the rows with findings (genuine
-        # records of the grant's window), scans them itself, locks the accounts its signed policy names for what
-        # it found and notifies the security team (access/lockdown.py)
-        findings = {"categories": dict(verdict.categories), "pii": dict(verdict.pii)}
-        evidence = evidence_rows(rows, archive=archive, limit=MAX_EVIDENCE)
-        if keyserver is not None:
-            key, sealed_key, lockdown = keyserver.held_bundle_key(case.ticket, bundle_id, findings, evidence)
-        else:
-            assert keys is not None
-            desk = CustodianDesk(archive, keys, notifiers=frozenset(notifiers))
-            key, sealed_key, lockdown = desk.held_bundle_key(person=person, grant=loaded, bundle_id=bundle_id,
-                                                             findings=findings, evidence=evidence, now=when)
+        # process holds it only while sealing the zip
+        key, sealed_key = done.key, done.sealed_key
+        assert key is not None and sealed_key is not None
         write_held(archive, bundle_id, data, operator=person, created=format_ts(when), key=key, sealed_key=sealed_key)
         del key
         target = archive.layout.held_bundle(bundle_id)
+        reasons = list(done.verdict.reasons)
         archive.audit.append(person, "breaker.alert", loaded.id, {"rule": "breaker.bundle", "bundle_id": bundle_id,
-                                                                  "reason": "; ".join(verdict.reasons)},
+                                                                  "reason": "; ".join(reasons)},
                              outcome="denied", now=when)
         archive.audit.append(person, "bundle.export", loaded.id, {**details, "rule": "breaker.hold"},
                              outcome="denied", now=when)
-        return BundleResult(bundle_id, target, len(rows), True, verdict.reasons, lockdown)
+        return BundleResult(bundle_id, target, len(rows), True, reasons, done.lockdown)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(data)
@@ -570,7 +571,9 @@ def _check_bundle(files: dict[str, bytes], manifest: dict[str, Any], signature: 
             problems.append(f"audit.jsonl: entry {entry.get('seq')!r} (object {position}) was altered")
     if "audit.jsonl" in files and len(problems) == audit_problems:
         result.checked.append("audit.jsonl: each entry's own hash")
-    # 8. release (for a bundle the breaker held)
+    # 8. the key service's verdict and record set (format 2), then the release (for a bundle the breaker held)
+    held = bool(_obj(manifest.get("breaker")).get("held"))
+    held = _check_verdict(manifest, body, rows, result) or held
     if "release.json" in files:
         try:
             release = _obj(json.loads(files["release.json"]))
@@ -588,8 +591,43 @@ def _check_bundle(files: dict[str, bytes], manifest: dict[str, Any], signature: 
             result.checked.append(f"released by {rel_body.get('reviewer')}")
         else:
             problems.append("release.json does not verify")
-    elif _obj(manifest.get("breaker")).get("held"):
+    elif held:
         problems.append("the circuit breaker held this bundle and it carries no release")
+
+
+def _check_verdict(manifest: dict[str, Any], attested: dict[str, Any], rows: list[dict[str, Any]],
+                   result: Verification) -> bool:
+    """Whether the key service held the bundle; a problem when its attested record set is not the bundle's
+    records, or when a format-2 bundle carries no key-service verdict. An older bundle: a note that its
+    breaker verdict was the exporting client's."""
+    if manifest.get("format") in LEGACY_FORMATS and "verdict" not in attested:
+        result.warn(f"{manifest.get('format')}: the circuit breaker's verdict in this bundle is the exporting client's "
+                    "(no key-service verdict or attested record set; bundles since investigator-bundle/2 carry both)")
+        result.facts["verdict"] = "client"
+        return False
+    verdict = _obj(attested.get("verdict"))
+    if verdict.get("judged_by") != JUDGE or verdict.get("decision") not in ("hold", "release") \
+            or not isinstance(attested.get("leaf_set_sha256"), str):
+        result.problem("signature.json: the archive's attestation carries no key-service verdict on the bundle's "
+                       "records (leaf_set_sha256, verdict): the circuit breaker's decision cannot be checked")
+        return True
+    try:
+        mine = leaf_set_sha256([(r["batch_seq"], r["leaf_index"], r["record_hash"]) for r in rows])
+    except (KeyError, TypeError, ValueError):
+        mine = ""
+    if mine != attested["leaf_set_sha256"] or attested.get("items") != len(rows):
+        result.problem(f"messages.jsonl: the bundle's {len(rows)} records are not the record set the key service "
+                       f"read and judged ({attested.get('items')} records, leaf-set hash "
+                       f"{str(attested['leaf_set_sha256'])[:16]}...): records were added, removed or swapped")
+    held = verdict.get("decision") == "hold" or verdict.get("held") is True
+    if not held:
+        result.check(f"the key service read the {len(rows)} records itself and judged them: release "
+                     "(leaf-set hash matches)")
+    else:
+        result.check("the key service read the records itself and held them: "
+                     + "; ".join(str(r) for r in verdict.get("reasons") or []))
+    result.facts["verdict"] = "hold" if held else "release"
+    return held
 
 
 def _obj(value: Any) -> dict[str, Any]:

@@ -129,9 +129,11 @@ def test_export_needs_the_export_permission(bundle_archive, tmp_path):
 
 
 def test_breaker_holds_the_bundle_until_a_legal_release(bundle_archive, tmp_path, monkeypatch):
-    from investigator.reports import breaker
+    from investigator.access import exportcheck
 
-    monkeypatch.setattr(breaker, "sensitive_categories", lambda policy: {"complaint": ["投诉"]})
+    # the embedded key service's reading of [breaker.categories] (test_breaker_lockdown.py signs a real policy):
+    # what holds is its verdict, not the exporting client's
+    monkeypatch.setattr(exportcheck, "policy_categories", lambda policy: {"complaint": ["投诉"]})
     result = export_bundle(bundle_archive, grant=demo_grant(bundle_archive.root), person="sunli",
                            signer=key(bundle_archive, "sunli"), passphrase=DEMO_PASSPHRASE,
                            session=demo_session(bundle_archive.root), out=tmp_path / "held.zip")
