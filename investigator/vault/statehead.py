@@ -309,7 +309,7 @@ def replay(heads: Sequence[StateHead]) -> tuple[dict[str, FileState], list[str]]
         newest = heads[-1]
         mine = summarize(files)
         for name, summary in newest.components.items():
-            if name in mine and summary.get("digest") != mine[name]["digest"]:
+            if name in mine and (not isinstance(summary, dict) or summary.get("digest") != mine[name]["digest"]):
                 problems.append(f"{HEADS}, line {newest.line}: component {name}: its digest does not match the files "
                                 "its heads list")
     return files, problems

@@ -154,6 +154,14 @@ def test_restoring_a_session_record_from_before_its_revocation_is_caught(org):
     assert_caught(org, f"org/sessions/{sid}.json: revoked at", lambda: load(org))
 
 
+@pytest.mark.parametrize("garbage", [b"not json\n", b'{"body": [], "key_id": 1, "signature": null}\n',
+                                     b'{"body": {"format": "investigator-state-head/1", "seq": "x"}}\n'])
+def test_a_hostile_heads_line_is_reported_never_raised(org, garbage):
+    path = org.archive.layout.state_heads
+    path.write_bytes(path.read_bytes() + garbage)
+    assert_caught(org, "org/state/heads.jsonl, line", lambda: load(org))
+
+
 def test_swapping_two_heads_is_caught(org):
     path = org.archive.layout.state_heads
     lines = path.read_bytes().splitlines(keepends=True)
