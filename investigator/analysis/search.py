@@ -357,6 +357,8 @@ def search(frame: pl.DataFrame, query: str, *, mode: str = "exact", column: str 
         if mode == "exact":  # one pass, every term's flag in parallel
             cand = cand.with_columns([_exact_expr(c).alias(c.column) for c in compiled.values()])
         else:
+            if mode == "word":  # every term into jieba's dictionary at once: one reset of the segmentation cache
+                matchers.add_words([v for c in compiled.values() for v in c.variants])
             cand = cand.with_columns([_flags(cand, c, mode, column).alias(c.column) for c in compiled.values()])
     hits = cand.filter(_to_expr(ast, compiled, field_exprs))
     positive_keys = {(t.text, t.phrase) for t, neg in terms(ast) if not neg}
