@@ -10,8 +10,8 @@ The same desk serves both homes of the key service: in embedded mode the CLI
 unlocks the custody and calls it directly (one trusted machine); behind
 ``investigator keyserver`` the server calls it for signed requests
 (``/v1/login``, ``/v1/decide``, ``/v1/enroll-totp``, ``/v1/unlock-person``,
-``/v1/bundle/attest`` (records read and judged here), ``/v1/bundle/held-key``, ``/v1/bundle/attest-release``, ``/v1/verify``), so the
-checks and audit entries are the same whichever way a decision arrives. What
+``/v1/bundle/attest`` (the exported records read and judged here), ``/v1/bundle/held-key``,
+``/v1/bundle/attest-release``, ``/v1/verify``), so the checks and audit entries are the same whichever way a decision arrives. What
 needs a secret happens here: the TOTP check (secrets sealed under the master
 key), the archive key's attestations (approvals, grants, sessions, bundles),
 and full verification (decrypting every chunk). What a person signs stays on

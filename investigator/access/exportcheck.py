@@ -35,7 +35,7 @@ from investigator.schema import canonical_json, parts_for_fields, record_hashes
 from investigator.vault.destruction import destroyed_partitions
 from investigator.vault.store import Archive
 
-MAX_LEAVES = 20000  # records one attestation request may name (the key server's body limit is the other bound)
+MAX_LEAVES = 200_000  # records one attestation request may name (within the key server's 4 MiB body limit)
 JUDGE = "key-service"  # who judged, as the attestation says (bundles before format 2: the exporting client)
 
 
@@ -84,9 +84,10 @@ class ExportRefused(BundleError):
 
 
 def parse_leaves(value: Any) -> list[tuple[int, int]]:
-    """``[[batch_seq, leaf_index], ...]`` from a request, or ExportRefused (malformed, empty, too many, repeated)."""
-    if not isinstance(value, list) or not value or len(value) > MAX_LEAVES:
-        raise ExportRefused(f"the attestation needs the exported records as a list of 1 to {MAX_LEAVES} "
+    """``[[batch_seq, leaf_index], ...]`` from a request (an empty bundle names none), or ExportRefused
+    (malformed, too many, repeated)."""
+    if not isinstance(value, list) or len(value) > MAX_LEAVES:
+        raise ExportRefused(f"the attestation needs the exported records as a list of at most {MAX_LEAVES} "
                             "[batch_seq, leaf_index] pairs")
     out: list[tuple[int, int]] = []
     for item in value:

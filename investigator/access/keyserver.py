@@ -841,7 +841,8 @@ class RemoteKeyService:
         sake; :meth:`attest_export` is the request."""
         return dict(self._post("/v1/bundle/attest", {"token": ticket.token, "body": body})["attestation"])
 
-    def attest_export(self, ticket: Ticket, body: dict[str, Any], leaves: Sequence[Sequence[int]]) -> ExportAttestation:
+    def attest_export(self, ticket: Ticket, body: dict[str, Any],
+                      leaves: Sequence[Sequence[int]]) -> ExportAttestation:
         """The archive's attestation of a bundle exported from the open case ``ticket``, with the server's own
         circuit-breaker verdict on the records ``leaves`` names (``[batch_seq, leaf_index]``); for a hold, the
         held bundle's key and the lock-down the server did (:meth:`CustodianDesk.attest_export`)."""

@@ -182,3 +182,26 @@ def test_an_old_format_bundle_still_verifies_with_a_note(copy, ids, tmp_path):
             zf.writestr(name, data)
     checked = verify_bundle(old, pubkeys=[archive.signing_public])
     assert any("carries no key-service verdict" in p for p in checked.problems), checked.problems
+
+
+def test_records_the_grant_does_not_cover_get_no_attestation(copy):
+    """Embedded desk: a record outside the grant's window, a record twice, a leaf no batch has — refused, audited."""
+    from investigator.access.custodian import CustodianDesk
+    from investigator.authority.grants import Grant, find_grant
+    from investigator.schema import format_ts
+
+    archive, _ = copy
+    grant = Grant.from_file(find_grant(archive, demo_grant(archive.root)))
+    desk = CustodianDesk(archive, unlock_archive(archive, DEMO_PASSPHRASE))
+    start = format_ts(grant.window[0])
+    outside = next((m.seq, e.leaf_start) for m in archive.manifests() for e in m.chunks
+                   if e.kind == "messages" and e.end <= start)
+    body = {"purpose": "bundle-operator", "archive_id": archive.archive_id, "bundle_id": "B-0123456789abcdef",
+            "manifest_sha256": "0" * 64, "operator": "sunli", "operator_key_id": key(archive, "sunli").public.key_id,
+            "grant_id": grant.id}
+    for leaves, why in (([list(outside)], "outside the grant's window"), ([[1, 0], [1, 0]], "twice"),
+                        ([[outside[0], 10**6]], "has no record")):
+        with pytest.raises(BundleError, match=why):
+            desk.attest_export(body, leaves, person="sunli", grant=grant)
+        last = entries(archive, "bundle.attest")[-1]
+        assert (last.outcome, last.details["rule"]) == ("denied", "bundle.leaves"), why
