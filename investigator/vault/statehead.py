@@ -461,7 +461,7 @@ def check_state(archive: Archive, *, log: bytes | None = None, judge: bool = Tru
             view.problems.append(f"{HEADS}: {'missing' if not heads.present else 'empty'}, but the audit log pins "
                                  f"state head {pins[-1].details.get('seq')} (audit/log.jsonl line {pins[-1].line}): "
                                  "the state heads were deleted")
-        else:
+        elif view.files:  # (no decision file at all: nothing to cover, nothing to say)
             view.warnings.append(f"{HEADS}: no state head yet (the next decision by the key service writes the first, "
                                  "from the files as they are)")
             view.added = dict(view.files)

@@ -23,7 +23,7 @@ from click.testing import CliRunner
 
 from support import REPO
 from investigator.access.custodian import CustodianDesk
-from investigator.authority.directory import Signer
+from investigator.authority.directory import Person, Signer, add_people
 from investigator.authority.grants import revoke_grant
 from investigator.cli import main
 from investigator.custody.file import unlock_archive
@@ -153,12 +153,15 @@ def test_an_archive_from_before_heads_verifies_unchanged_and_is_headed_by_the_ne
     root = tmp_path / "v1"
     shutil.copytree(KNOWN_ANSWER, root)
     result = _verify(root)
-    assert result.exit_code == 0, result.output
-    assert "no state head yet" in result.output
+    assert result.exit_code == 0 and "state head" not in result.output, result.output  # unchanged
     archive = Archive.open(root)
-    CustodianDesk(archive, unlock_archive(archive, "known-answer-v1")).checkpoint()  # the custodian's first head
+    keys = unlock_archive(archive, "known-answer-v1")
+    # its first decision file, written by the custodian: the checkpoint after it writes head 1 from the files
+    add_people(archive, [Person(id="wugang", name="吴刚", roles=("admin",))], signer=Signer.archive(keys.signing),
+               now=datetime.now(timezone.utc))
     heads = read_heads(archive.layout, archive_id=archive.archive_id)
     assert len(heads.heads) == 1 and heads.newest.prev == "0" * 64
+    assert "org/directory/000001.json" in heads.newest.changes
     assert _verify(root).exit_code == 0
     (root / "org" / "state" / "heads.jsonl").unlink()  # now the log pins a head: deleting them is caught
     result = _verify(root)
