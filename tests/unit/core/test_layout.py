@@ -33,7 +33,7 @@ from investigator.custody.rotation import rotate
 from investigator.demo.people import DEMO_ONLY_PASSPHRASE, demo_authority
 from investigator.demo.run import DEMO_OPERATOR, demo_session, mark_demo_archive
 from investigator.errors import ConfigError, IntegrityError
-from investigator.reports import breaker
+from investigator.access import exportcheck
 from investigator.reports.bundles import export_bundle
 from investigator.vault import layout as layout_module
 from investigator.vault.ingest import ingest_frames
@@ -184,7 +184,8 @@ def test_a_demo_style_archive_holds_no_undeclared_file(make_archive, monkeypatch
     session = demo_session(archive.root, now=NOW, keys=keys)
     TagStore(archive, case="DEMO case/1", actor=DEMO_OPERATOR).add(["m1"], "evidence", note="n", now=NOW)
     operator_key = unlock_person_key(archive, DEMO_OPERATOR, demo.operator_passphrase, key_dir=demo.key_dir)
-    monkeypatch.setattr(breaker, "sensitive_categories", lambda policy: {"greeting": ["hello"]})
+    # the embedded key service's [breaker.categories] (what holds a bundle is its verdict, not the client's)
+    monkeypatch.setattr(exportcheck, "policy_categories", lambda policy: {"greeting": ["hello"]})
     held = export_bundle(archive, grant=demo.grant_id, person=DEMO_OPERATOR, signer=operator_key,
                          passphrase=PASSPHRASE, session=session, out=Path(layout.root.parent / "bundle.zip"), now=NOW)
     assert held.held and held.path == layout.held_bundle(held.bundle_id)
