@@ -53,6 +53,31 @@ def atomic_write(path: Path, data: bytes, *, mode: int = 0o644) -> None:
     fsync_dir(path.parent)
 
 
+def append_line(path: Path, line: bytes) -> None:
+    """Append one line (``line`` ends with a newline) to an append-only file, fsynced.
+
+    A line torn by a crash (the file not ending in a newline) is closed first, so the new line is never glued
+    onto it (readers skip the torn one; the glued pair would be lost together). Creates the file when missing.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    created = not path.exists()
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            line = b"\n" + line
+        view = memoryview(line)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    if created:
+        fsync_dir(path.parent)
+
+
 @contextmanager
 def exclusive_lock(path: Path) -> Iterator[None]:
     """Hold an exclusive flock on ``path`` (created, with its folder, when missing) for the block."""

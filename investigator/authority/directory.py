@@ -353,11 +353,14 @@ class DirectoryStore:
         path = self.archive.layout.directory_version(current.version + 1)
         if path.exists():
             raise IntegrityError("directory changed meanwhile; retry", path=self.archive.layout.relative(path))
+        # the version first, then its entry: a process killed in between leaves a signed change in force that the
+        # next state head covers; the other order left an audited version without its file, which every load then
+        # refused (the state cross-check: a directory version deleted) until an admin made the change again
+        atomic_write(path, (json.dumps(doc, ensure_ascii=False, indent=1, sort_keys=True) + "\n").encode())
         self.archive.audit.append(signer.id, f"people.{action}", target,
                                   {**(details or {}), "directory_version": current.version + 1,
                                    "directory_hash": _crypto.sha256_hex(data), "rule": "directory.signer"},
                                   outcome="ok", now=now)
-        atomic_write(path, (json.dumps(doc, ensure_ascii=False, indent=1, sort_keys=True) + "\n").encode())
         signer.checkpoint(self.archive, now=now)
         return self.load()
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from investigator import _crypto
+from investigator._fs import append_line
 from investigator.authority.directory import DirectoryStore, Person, Signer, check_signer
 from investigator.errors import (
     ConfigError,
@@ -337,10 +338,7 @@ def revoke_grant(archive: "Archive", grant: str | Path, *, signer: Signer, reaso
                                           "signature": signature}}
     # the line first, then its entry: a process killed in between leaves a revocation in force (fail closed) that
     # the next state head covers, never an audited revocation without its line (which every load would refuse)
-    target = archive.layout.revocations
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with open(target, "a", encoding="utf-8") as handle:
-        handle.write(json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n")
+    append_line(archive.layout.revocations, (json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n").encode())
     archive.audit.append(signer.id, "grant.revoke", grant_id, {"rule": "grant.revoke", "reason": reason}, now=now)
     signer.checkpoint(archive, now=now)
     return grant_id

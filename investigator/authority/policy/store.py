@@ -137,14 +137,16 @@ class PolicyStore:
             self.archive.audit.append(signer.id, "policy.set", "policy",
                                       {"rule": "policy.signer", "reason": str(exc)}, outcome="denied", now=now)
             raise PolicyDenied(str(exc), rule="policy.signer") from exc
-        self.archive.audit.append(signer.id, "policy.set", f"policy v{version}",
-                                  {"sha256": body["sha256"], "rule": "policy.signer", "note": note}, now=now)
+        # the version's files first, then its entry (as for directory versions): an audited version without its
+        # files would make every load refuse (the state cross-check: a policy version deleted)
         self.folder.mkdir(parents=True, exist_ok=True)
         atomic_write(self.archive.layout.policy_text(version), text.encode("utf-8"))
         record = {"body": body, "signature": {"signer": signer.id, "key_id": signer.key.public.key_id,
                                               "signature": signer.key.sign(data)}}
         atomic_write(self.archive.layout.policy_signature(version),
                      (json.dumps(record, ensure_ascii=False, indent=1, sort_keys=True) + "\n").encode())
+        self.archive.audit.append(signer.id, "policy.set", f"policy v{version}",
+                                  {"sha256": body["sha256"], "rule": "policy.signer", "note": note}, now=now)
         signer.checkpoint(self.archive, now=now)
         return _with_version(policy, version)
 

@@ -212,3 +212,46 @@ def test_policy_denied_is_the_refusal(org):
     with pytest.raises(PolicyDenied) as refused:
         load(org)
     assert refused.value.rule == "state.head"
+
+
+def test_a_revocation_after_a_torn_line_is_in_force_and_verifies(org):
+    """A revocation cut short by a crash (no newline, no entry) leaves the next revocation its own line."""
+    org.archive.layout.revocations.write_bytes(b'{"body": {"grant_id": "G-torn", "rea')
+    revoke_grant(org.archive, org.grant_id, signer=org.signer("wugang"), reason="closed", now=org.now)
+    lines = org.archive.layout.revocations.read_bytes().splitlines()
+    assert len(lines) == 2 and json.loads(lines[1])["body"]["grant_id"] == org.grant_id
+    with pytest.raises(InvestigatorError, match="revoked"):
+        load_grant(find_grant(org.archive, org.grant_id)).verify(org.archive, now=org.now, actor="sunli")
+    assert state_problems(org.archive) == []
+
+
+@pytest.mark.parametrize("change", ["directory", "policy"])
+def test_a_change_killed_before_its_audit_entry_leaves_a_loadable_organisation(org, monkeypatch, change):
+    """Files first, then the entry: a writer stopped in between leaves the signed change in force, and loads
+    still work (the other order left an audited version without its file, which every load refused)."""
+    class Killed(BaseException):
+        pass
+
+    append = org.archive.audit.append
+
+    def killed_at_the_entry(actor, action, *args, **kwargs):
+        if action in ("people.deactivate", "policy.set") and kwargs.get("outcome", "ok") == "ok":
+            raise Killed
+        return append(actor, action, *args, **kwargs)
+
+    versions = len(list(org.archive.layout.policy_dir.glob("*.toml")))
+    monkeypatch.setattr(org.archive.audit, "append", killed_at_the_entry)
+    with pytest.raises(Killed):
+        if change == "directory":
+            set_status(org.archive, "sunli", "left", signer=org.signer("wugang"), now=org.now, reason="left")
+        else:
+            directory = load(org)[0]
+            PolicyStore(org.archive).install(default_policy_text(), signer=org.signer("wugang"),
+                                             directory=directory, now=org.now)
+    monkeypatch.undo()
+    directory, policy = load(org)  # the organisation still loads: nothing refuses
+    if change == "directory":
+        assert not directory.person("sunli").active  # the signed change is in force
+    else:
+        assert policy.version == versions + 1  # the signed version is in force
+    assert state_problems(org.archive) == []
