@@ -282,7 +282,14 @@ class Case:
 
     def tags(self) -> Any:
         """The case's tags and notes (stored beside the archive, audited; originals untouched)."""
-        return TagStore(self.archive, case=self.grant.case, actor=self.person)
+        return TagStore(self.archive, case=self.grant.case, actor=self.person, after_write=self.changed)
+
+    def changed(self, now: datetime | None = None) -> None:
+        """The case's tags or saved searches changed: have the key service checkpoint the log, which first writes
+        the next signed state head (issue #13, item 2), so the change is covered at once and cutting it later is
+        caught. Raises AuditError (or the key server's refusal) when no checkpoint could be signed; the change
+        itself is written and audited by then."""
+        self._keys.checkpoint(now=self._now or now)
 
     def identities(self) -> dict[str, list[str]]:
         """person id -> every account id / name linked to them (for analysis filters)."""

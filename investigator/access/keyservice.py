@@ -46,6 +46,7 @@ from investigator.settings import Settings
 from investigator.errors import (AuditError, GrantExpired, GrantInvalid, IdentityCheckFailed, IntegrityError,
                                  PolicyDenied)
 from investigator.schema import KINDS, format_ts, parts_for_fields
+from investigator.vault.audit import checkpoint_line_size
 from investigator.vault.audited_state import HostRecord, StateCheck, check_audited_state
 from investigator.vault.format import chunk_key
 from investigator.vault.proofs import inclusion_proofs
@@ -130,6 +131,8 @@ class KeyService(Protocol):
 
     def proofs(self, ticket: Ticket, batch_seq: int, leaf_indexes: Sequence[int], *,
                now: datetime | None = None) -> list[dict[str, Any]]: ...
+
+    def checkpoint(self, *, now: datetime | None = None) -> int: ...
 
 
 def _utcnow(now: datetime | None) -> datetime:
@@ -250,6 +253,16 @@ class GrantGate:
         # The key service holds the archive key: it pins the audit chain's head
         # after every decision it makes, so truncation is found up to here.
         self.archive.audit.checkpoint(self._keys.signing, archive_id=self.archive.archive_id, now=when)
+
+    def checkpoint(self, *, now: datetime | None = None) -> int:
+        """Sign the log's current tree head (first the next state head, when org/ or cases/ changed): what a case
+        asks after its tags or saved searches changed. Returns the tree size (0: empty log).
+
+        Raises AuditError (nothing written) when the log or the state does not continue the last checkpoint.
+        """
+        line = self.archive.audit.checkpoint(self._keys.signing, archive_id=self.archive.archive_id,
+                                             now=_utcnow(now))
+        return checkpoint_line_size(line)
 
     def _check_monitor(self, grant: "Grant", person: str, monitor: str | None, monitor_totp: str | None,
                        when: datetime, *, directory: Directory, policy: Policy) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
@@ -43,12 +43,16 @@ class TagStore:
     (nothing is then stored), IntegrityError for an unreadable tag file, ValueError for a bad tag.
     """
 
-    def __init__(self, archive: Any, *, case: str, actor: str) -> None:
+    def __init__(self, archive: Any, *, case: str, actor: str,
+                 after_write: Callable[[datetime], Any] | None = None) -> None:
         if not actor:
             raise ConfigError("tags need an author")
         self.archive = archive
         self.case = case
         self.actor = actor
+        # run after each change (a case passes its key service's checkpoint: the change is then covered by the
+        # next signed state head at once, not at the next decision; issue #13, item 2)
+        self._after_write = after_write
         layout = archive.layout
         self.path = layout.case_tags(case)
         self._lock_path = layout.case_lock(case)
@@ -141,4 +145,6 @@ class TagStore:
                     handle.write(line)
                     handle.flush()
                     os.fsync(handle.fileno())
+        if self._after_write is not None:
+            self._after_write(when)
         return self.tagset()

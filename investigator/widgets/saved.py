@@ -27,7 +27,7 @@ from typing import Any
 import polars as pl
 
 from investigator import analysis as A
-from investigator._fs import exclusive_lock
+from investigator._fs import append_line, exclusive_lock
 from investigator.errors import ConfigError, IntegrityError, PolicyDenied
 # the parameters a saved search may hold (anything else is dropped: never results, never text)
 PARAMETERS = ("query", "mode", "pinyin", "preset", "start", "end", "senders", "participants", "groups", "types",
@@ -147,8 +147,10 @@ class SavedSearches:
             case.archive.audit.append(case.person, f"search.{op}", case.grant.id, details, now=when)
             line = {"name": name, "params": params, "author": case.person, "op": op,
                     "ts": when.astimezone(timezone.utc).isoformat()}
-            with open(self.path, "a", encoding="utf-8") as handle:
-                handle.write(json.dumps(line, ensure_ascii=False, sort_keys=True) + "\n")
+            append_line(self.path, (json.dumps(line, ensure_ascii=False, sort_keys=True) + "\n").encode("utf-8"))
+        changed = getattr(case, "changed", None)
+        if changed is not None:  # covered by the next signed state head at once (Case.changed)
+            changed(when)
 
     def save(self, name: str, params: dict[str, Any], *, now: datetime | None = None) -> dict[str, Any]:
         """Save ``params`` (only the keys of ``PARAMETERS``) as ``name``, replacing an older one; audited."""

@@ -139,6 +139,35 @@ def test_tagstore_never_touches_originals_and_detects_damage(fresh_case):
         store.tagset()
 
 
+def test_a_case_s_tags_and_saved_searches_are_headed_at_once_so_cutting_them_is_caught(fresh_case):
+    """Each change through a case is covered by the next signed state head when it is made (Case.changed), not
+    at the next decision: cutting it afterwards fails the read and verify (issue #13, item 2)."""
+    from click.testing import CliRunner
+
+    from investigator.cli import main
+    from investigator.vault.statehead import read_heads
+    from investigator.widgets.saved import SavedSearches
+
+    archive = fresh_case.archive
+    headed = len(read_heads(archive.layout, archive_id=archive.archive_id).heads)
+    store = fresh_case.tags()
+    store.add(["p-c1-complaint"], "evidence", note="x")
+    store.add(["p-c1-complaint"], "key")
+    saved = SavedSearches(fresh_case)
+    saved.save("complaints", {"query": "投诉", "mode": "exact"})
+    newest = read_heads(archive.layout, archive_id=archive.archive_id).heads
+    assert len(newest) == headed + 3  # one head per change, each pinned by its checkpoint
+    assert newest[-1].components["searches"]["count"] >= 1
+    tags = store.path
+    tags.write_bytes(tags.read_bytes().splitlines(keepends=True)[0])  # the second tag cut
+    with pytest.raises(IntegrityError, match="tags.jsonl: state head"):
+        store.tagset()
+    saved.path.write_bytes(b"")  # the saved search cut
+    result = CliRunner().invoke(main, ["verify", str(archive.root), "--offline"])
+    assert result.exit_code == 4, result.output
+    assert "tags.jsonl: state head" in result.output and "searches" in result.output, result.output
+
+
 def test_open_case_form(widget_archive):
     from investigator.demo import DEMO_PASSPHRASE, demo_grant, demo_session
 
