@@ -513,6 +513,20 @@ class _Handler(BaseHTTPRequestHandler):
         token = self.server.desk.login(signed.person, totp=self._string(body, "totp", limit=16), hours=hours)
         self._send(200, {"session": token})
 
+    def _signed_at(self, body: dict[str, Any], *, what: str, rule: str, details: dict[str, Any]) -> datetime:
+        """The body's ``signed_at`` (a UTC time within the verifier's clock skew of the server's clock).
+
+        Raises _Refusal: 400 when it is no UTC time, 401 (rule ``rule``) when too far from the server's time.
+        """
+        try:
+            signed_at = parse_utc(self._string(body, "signed_at", limit=40))
+        except (ValueError, errors.InvestigatorError):
+            raise _malformed("signed_at is not a UTC time") from None
+        if abs((datetime.now(signed_at.tzinfo) - signed_at).total_seconds()) > self.server.verifier.skew:
+            raise _Refusal(401, "IdentityCheckFailed", f"{what} was signed too far from the server's time", rule,
+                           details=details)
+        return signed_at
+
     def _decide(self, body: dict[str, Any], signed: SignedRequest) -> None:
         request_id = self._string(body, "request_id", pattern=GRANT_ID_RE)
         decision = self._string(body, "decision")
@@ -520,14 +534,9 @@ class _Handler(BaseHTTPRequestHandler):
             raise _malformed("decision must be approve or reject")
         note = self._string(body, "note", optional=True)
         signature = self._string(body, "signature", limit=200)
-        try:
-            signed_at = parse_utc(self._string(body, "signed_at", limit=40))
-        except (ValueError, errors.InvestigatorError):
-            raise _malformed("signed_at is not a UTC time") from None
+        signed_at = self._signed_at(body, what="the approval", rule="approval.time",
+                                    details={"request_id": request_id})
         now = datetime.now(signed_at.tzinfo)
-        if abs((now - signed_at).total_seconds()) > self.server.verifier.skew:
-            raise _Refusal(401, "IdentityCheckFailed", "the approval was signed too far from the server's time",
-                           "approval.time", details={"request_id": request_id})
         person = self._directory_person(signed.person)
         try:
             outcome = self.server.desk.decide(request_id, approver=signed.person,
@@ -598,14 +607,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _unlock_account(self, body: dict[str, Any], signed: SignedRequest) -> None:
         person = self._string(body, "person", pattern=PERSON_RE)
-        try:
-            signed_at = parse_utc(self._string(body, "signed_at", limit=40))
-        except (ValueError, errors.InvestigatorError):
-            raise _malformed("signed_at is not a UTC time") from None
+        signed_at = self._signed_at(body, what="the unlock", rule="account.unlock_signature",
+                                    details={"person": person})
         now = datetime.now(signed_at.tzinfo)
-        if abs((now - signed_at).total_seconds()) > self.server.verifier.skew:
-            raise _Refusal(401, "IdentityCheckFailed", "the unlock was signed too far from the server's time",
-                           "account.unlock_signature", details={"person": person})
         try:
             lifted = self.server.desk.unlock_account(
                 person, admin=signed.person, reason=self._string(body, "reason", optional=True),

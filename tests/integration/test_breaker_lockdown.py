@@ -321,10 +321,15 @@ def test_through_the_key_server_the_server_locks_and_notifies(keyserver, tmp_pat
         wugang.unlock_account("sunli", reason="checked", totp=code("wugang", now + timedelta(seconds=30)),
                               unlock_id=new_unlock_id(now), signed_at=now,
                               signature=wugang_key.sign(b"something else"))
+    # an unlock signed an hour ago (a replayed or delayed request) is refused and audited
+    with pytest.raises(IdentityCheckFailed, match="too far from the server's time"):
+        unlock("checked with legal: a false positive", now - timedelta(hours=1))
+    assert entries(archive, "account.unlock")[-1].details["rule"] == "account.unlock_signature"
     assert unlock("checked with legal: a false positive", now) == sorted(lock_ids)
     assert entries(archive, "account.unlock")[-1].outcome == "allowed"
-    # works again (the refused login above consumed no code: the lock is checked before the code)
-    assert sunli.login(totp=code("sunli", datetime.now(timezone.utc)))
+    # works again (the refused login above consumed no code: the lock is checked before the code; the code of
+    # the step after `now`, since the copy's demo session was made with a code of the current step)
+    assert sunli.login(totp=code("sunli", now + timedelta(seconds=30)))
     with pytest.raises((PolicyDenied, IdentityCheckFailed)):  # zhaomin is still locked
         RemoteKeyService(url, signer=RequestSigner("zhaomin", key(archive, "zhaomin"))).login(
             totp=code("zhaomin", now + timedelta(seconds=30)))
