@@ -135,6 +135,17 @@ class CustodianDesk:
         line = self.archive.audit.checkpoint(self._keys.signing, archive_id=self.archive.archive_id, now=_utc(now))
         return checkpoint_line_size(line)
 
+    def _may_export(self, person: str, *, action: str, grant_id: str, target: str,
+                    when: datetime) -> tuple[Any, Any, Any]:
+        """The verified directory, policy and allowing decision, once the policy lets ``person`` export; audited as
+        ``action`` on ``target``. Raises PolicyDenied (audited) when it does not, or when org/ does not verify."""
+        directory, policy = load_org(self.archive, actor=person, action=action, target=grant_id, now=when)
+        decision = policy.decide("export", person=directory.person(person), directory=directory, now=when,
+                                 tz=self.archive.config.zone)
+        record_decision(self.archive, decision, actor=person, action=action, target=target, now=when)
+        decision.raise_if_denied()
+        return directory, policy, decision
+
     @contextmanager
     def _decision(self, now: datetime | None) -> Iterator[None]:
         """Checkpoint after the decision inside, allowed or refused (issue #13: after every decision)."""
@@ -213,12 +224,8 @@ class CustodianDesk:
         """
         with self._decision(now):
             when = _utc(now)
-            directory, policy = load_org(self.archive, actor=person, action="bundle.attest", target=grant.id,
-                                         now=when)
-            decision = policy.decide("export", person=directory.person(person), directory=directory, now=when,
-                                     tz=self.archive.config.zone)
-            record_decision(self.archive, decision, actor=person, action="bundle.attest", target=grant.id, now=when)
-            decision.raise_if_denied()
+            directory, policy, decision = self._may_export(person, action="bundle.attest", grant_id=grant.id,
+                                                           target=grant.id, when=when)
             self._check_attest_body(body, person=person, grant=grant, directory=directory, when=when)
             try:
                 read = read_export(self.archive, self._keys, grant=grant, directory=directory,
@@ -311,13 +318,8 @@ class CustodianDesk:
         """
         with self._decision(now):
             when = _utc(now)
-            directory, policy = load_org(self.archive, actor=person, action="bundle.held_key", target=grant.id,
-                                         now=when)
-            decision = policy.decide("export", person=directory.person(person), directory=directory, now=when,
-                                     tz=self.archive.config.zone)
-            record_decision(self.archive, decision, actor=person, action="bundle.held_key", target=bundle_id,
-                            now=when)
-            decision.raise_if_denied()
+            directory, policy, _ = self._may_export(person, action="bundle.held_key", grant_id=grant.id,
+                                                    target=bundle_id, when=when)
             key, sealed = new_held_key(self._keys, bundle_id)
             lockdown = trip(self.archive, self._keys, policy=policy, directory=directory, person=person,
                             grant=grant, bundle_id=bundle_id, findings=findings, evidence=evidence,

@@ -21,8 +21,11 @@ the first one). Rotation (``custody/rotation.py``) works on any backend.
 from __future__ import annotations
 
 from datetime import datetime
+from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
+from investigator.errors import ConfigError
+from investigator.vault.destruction import PERIOD_SCHEMES, period_for
 from investigator.vault.format import Keyring
 
 
@@ -66,3 +69,30 @@ class PeriodCustody(Custody, Protocol):
     def destroyed_periods(self) -> dict[str, str]: ...
 
     def destroy_period(self, period: str, *, now: datetime) -> bool: ...
+
+
+class RuntimePeriodScheme:
+    """The period-key setting of a custody whose keys live outside the archive (PKCS#11 token, OpenBao transit):
+    the archive's policy turns it on at run time (:meth:`use_period_keys`), where the key file keeps it in the
+    file itself. Mixed into those backends; one copy of the state and its checks."""
+
+    _period_scheme: str | None = None
+    _is_destroyed: Callable[[str], bool] | None = None
+
+    def use_period_keys(self, scheme: str, *, destroyed: Callable[[str], bool]) -> None:
+        """Wrap day partitions' data keys under one key per period from now on. ``destroyed`` says whether a
+        period was shredded (its signed destruction record exists): no key is made for it again.
+        Raises ConfigError for an unknown scheme."""
+        if scheme not in PERIOD_SCHEMES:
+            raise ConfigError(f"unknown period scheme {scheme!r} (known: {', '.join(PERIOD_SCHEMES)})")
+        self._period_scheme, self._is_destroyed = scheme, destroyed
+
+    @property
+    def period_scheme(self) -> str | None:
+        return self._period_scheme
+
+    def _period_for(self, kind: str, partition: str) -> str | None:
+        return period_for(self._period_scheme, kind, partition)
+
+    def _period_destroyed(self, period: str) -> bool:
+        return self._is_destroyed is not None and self._is_destroyed(period)

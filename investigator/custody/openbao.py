@@ -56,7 +56,6 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timezone
-from collections.abc import Callable
 from typing import Any, NoReturn
 
 import hvac
@@ -64,11 +63,11 @@ import hvac.exceptions
 import requests
 
 from investigator import _crypto
+from investigator.custody.base import RuntimePeriodScheme
 from investigator.custody.file import WRAP_FORMAT
 from investigator.errors import (ArchiveError, ConfigError, IntegrityError, InvestigatorError, KeyServiceError,
                                  PeriodShredded, WrongPassphrase)
-from investigator.vault.destruction import (PERIOD_SCHEMES, PERIOD_WRAP_FORMAT, check_period, parse_period_wrapped,
-                                           period_for)
+from investigator.vault.destruction import PERIOD_WRAP_FORMAT, check_period, parse_period_wrapped
 from investigator.schema import canonical_json, format_ts
 from investigator.vault.store import Archive
 
@@ -322,7 +321,7 @@ class TransitSigner:
         return signature
 
 
-class OpenBaoCustody:
+class OpenBaoCustody(RuntimePeriodScheme):
     """The archive's master keys in an OpenBao transit engine (see the module docstring). Never shows the token.
 
     Make with :meth:`provision` (new archive) or :meth:`open` / :meth:`for_archive`.
@@ -334,8 +333,6 @@ class OpenBaoCustody:
         self._mount = mount
         self._signer = signer
         self._kek = kek_name(archive_id)
-        self._period_scheme: str | None = None
-        self._destroyed: Callable[[str], bool] = lambda _period: False
         self._periods_seen: set[str] = set()
 
     def __repr__(self) -> str:
@@ -541,26 +538,12 @@ class OpenBaoCustody:
 
     # --- period keys (crypto-shredding; docs/archive-format.md, "Period keys") ------------------
 
-    def use_period_keys(self, scheme: str, *, destroyed: Callable[[str], bool]) -> None:
-        """Wrap day partitions' data keys under one transit key per period from now on. ``destroyed`` says
-        whether a period was shredded (its signed destruction record exists): no key is made for it again."""
-        if scheme not in PERIOD_SCHEMES:
-            raise ConfigError(f"unknown period scheme {scheme!r} (known: {', '.join(PERIOD_SCHEMES)})")
-        self._period_scheme, self._destroyed = scheme, destroyed
-
-    @property
-    def period_scheme(self) -> str | None:
-        return self._period_scheme
-
-    def _period_for(self, kind: str, partition: str) -> str | None:
-        return period_for(self._period_scheme, kind, partition)
-
     def _period_key(self, period: str) -> str:
         """The name of ``period``'s transit key, made (with the defaults: aes256-gcm96, not exportable) if missing."""
         name = period_key_name(self._archive_id, period)
         if period in self._periods_seen:
             return name
-        if self._destroyed(period):
+        if self._period_destroyed(period):
             raise PeriodShredded(f"the key of period {period} was destroyed (crypto-shredded)")
         info = self._read_key(self._server, self._mount, name)
         if info is None:  # transit's create keeps an existing key, so two makers cannot clash

@@ -56,6 +56,7 @@ from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
 from pkcs11 import exceptions as p11e
 
 from investigator import _crypto
+from investigator.custody.base import RuntimePeriodScheme
 from investigator.custody.file import WRAP_FORMAT, _dek_aad
 from investigator.errors import (
     ArchiveError,
@@ -66,8 +67,7 @@ from investigator.errors import (
     WrongPassphrase,
 )
 from investigator.schema import canonical_json, format_ts
-from investigator.vault.destruction import (PERIOD_SCHEMES, PERIOD_WRAP_FORMAT, check_period, parse_period_wrapped,
-                                           period_for)
+from investigator.vault.destruction import PERIOD_WRAP_FORMAT, check_period, parse_period_wrapped
 from investigator.vault.store import Archive
 
 PKCS11_MODULE_ENV = "INVESTIGATOR_PKCS11_MODULE"
@@ -283,7 +283,7 @@ class Pkcs11Signer:
 
 # --- the custody ----------------------------------------------------------------------------------
 
-class Pkcs11Custody:
+class Pkcs11Custody(RuntimePeriodScheme):
     """Master keys in a PKCS#11 token: the :class:`~investigator.custody.base.Custody` of an HSM. Never printed.
 
     Make one with :meth:`provision` (a new archive) or :meth:`open`; it keeps a
@@ -299,8 +299,6 @@ class Pkcs11Custody:
         self._keks: dict[int, Any] = {}
         self._created: dict[int, str] = {}
         self._signing: Pkcs11Signer | None = None
-        self._period_scheme: str | None = None
-        self._destroyed: Callable[[str], bool] = lambda _period: False
         self._periods: dict[str, Any] = {}  # period -> its AES key object in the token
 
     # --- making and opening ---------------------------------------------------------------------
@@ -481,20 +479,6 @@ class Pkcs11Custody:
 
     # --- period keys (crypto-shredding; docs/archive-format.md, "Period keys") --------------------
 
-    def use_period_keys(self, scheme: str, *, destroyed: Callable[[str], bool]) -> None:
-        """Wrap day partitions' data keys under one token key per period from now on. ``destroyed`` says
-        whether a period was shredded (its signed destruction record exists): no key is made for it again."""
-        if scheme not in PERIOD_SCHEMES:
-            raise ConfigError(f"unknown period scheme {scheme!r} (known: {', '.join(PERIOD_SCHEMES)})")
-        self._period_scheme, self._destroyed = scheme, destroyed
-
-    @property
-    def period_scheme(self) -> str | None:
-        return self._period_scheme
-
-    def _period_for(self, kind: str, partition: str) -> str | None:
-        return period_for(self._period_scheme, kind, partition)
-
     def _find_period_key(self, period: str) -> Any | None:
         label = _period_label(self._archive_id, period)
         found = [obj for obj, obj_label in self._archive_objects()
@@ -508,7 +492,7 @@ class Pkcs11Custody:
             return self._periods[period]
         found = self._find_period_key(period)
         if found is None:
-            if self._destroyed(period):
+            if self._period_destroyed(period):
                 raise PeriodShredded(f"the key of period {period} was destroyed (crypto-shredded)")
             if not create:
                 raise PeriodShredded(f"the key of period {period} is not in the token (destroyed, or another "

@@ -167,21 +167,6 @@ def assess_report(nb: Any, *, archive: "Archive", grant: Any) -> Verdict:
                     unredacted=params.get("redact") is False, what="the outputs")
 
 
-def evidence_rows(rows: Iterable[dict[str, Any]], *, archive: "Archive", limit: int) -> list[dict[str, Any]]:
-    """The first ``limit`` rows whose text has findings (personal data, category hits): what a held bundle's
-    operator shows the key service, which verifies them as records of the grant and scans them itself
-    (access/lockdown.py) before it locks anyone."""
-    categories = sensitive_categories(_policy(archive))
-    out: list[dict[str, Any]] = []
-    for row in rows:
-        pii, hits = _scan([str(row.get("text") or "")], categories)
-        if pii or hits:
-            out.append(row)
-            if len(out) >= limit:
-                break
-    return out
-
-
 def assess_messages(texts: Iterable[str | None], *, archive: "Archive", grant: Any) -> Verdict:
     """Scan the message texts a bundle would carry and judge them."""
     policy = _policy(archive)
