@@ -180,18 +180,21 @@ def _scan_group(archive: Archive, group: Sequence[ChunkEntry], key_source: KeySo
     keys = key_source.release(refs)
     if set(keys) != set(refs):
         raise IntegrityError("the key service answered with other keys than were asked for")
-    jobs = [(e, p) for e in group for p in wanted if p in e.part_names]
-    plains = list(executor.map(_open_part, [archive] * len(jobs), [e for e, _ in jobs], [p for _, p in jobs],
-                               [keys[ChunkRef(kind, e.partition, e.chunk, p, e.batch_seq)] for e, p in jobs]))
+    # one executor job per chunk: a format-2 chunk is one file, read and checked once for all its granted parts
+    part_keys = [{p: keys[ChunkRef(kind, e.partition, e.chunk, p, e.batch_seq)] for p in wanted if p in e.part_names}
+                 for e in group]
+    opened = list(executor.map(_open_chunk, [archive] * len(group), list(group), part_keys))
+    jobs = [(e, p) for e, plain in zip(group, opened) for p in plain]
+    plains = [data for plain in opened for data in plain.values()]
     frame = _assemble(kind, group, wanted, jobs, plains)
     stats = LoadStats(keys_released=len(keys), chunks_decrypted=len(group), rows_read=sum(e.rows for e in group),
                       chunk_ids=frozenset(e.chunk_id for e in group))
     return searchable(frame.filter(row_filter)), stats
 
 
-def _open_part(archive: Archive, entry: ChunkEntry, part: str, key: bytes) -> bytes:
-    """One executor job: authenticate and decrypt one chunk part (module level, so it pickles)."""
-    return archive.open_part(entry, part, key)
+def _open_chunk(archive: Archive, entry: ChunkEntry, part_keys: dict[str, bytes]) -> dict[str, bytes]:
+    """One executor job: authenticate and decrypt one chunk's granted parts (module level, so it pickles)."""
+    return archive.open_parts(entry, part_keys)
 
 
 def _assemble(kind: str, group: Sequence[ChunkEntry], parts: Sequence[str],

@@ -97,7 +97,7 @@ def _record_body(archive: Archive, info: PeriodInfo, *, actor: str, approver: st
         part["batches"].add(entry.batch_seq)
         part["chunks"] += 1
         part["rows"] += entry.rows
-        part["files"] += [{"path": relative, "sha256": sha} for _p, relative, sha in entry.parts]
+        part["files"] += [{"path": relative, "sha256": sha} for relative, sha in entry.files]
     for seq, kind, partition, relative in archive.data_key_files():
         if (kind, partition) in parts:
             parts[(kind, partition)]["files"].append(

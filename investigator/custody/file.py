@@ -33,6 +33,7 @@ from typing import Any
 from investigator import _crypto
 from investigator._fs import atomic_write
 from investigator.errors import ArchiveError, IntegrityError, PeriodShredded, WrongPassphrase
+from investigator.vault.format import FORMAT_VERSION
 from investigator.vault.destruction import (PERIOD_SCHEMES, PERIOD_WRAP_FORMAT, check_period, parse_period_wrapped,
                                             period_for)
 from investigator.vault.config import check_timezone, validate_chunk_seconds
@@ -422,12 +423,14 @@ def check_passphrase(passphrase: str | None) -> str:
 def create_archive(root: Path | str, *, passphrase: str, timezone_name: str = "Asia/Shanghai",
                    chunk_seconds: int = 3600, actor: str = "admin", kdf_n: int = _crypto.SCRYPT_N,
                    custody: dict[str, str] | None = None, now: datetime | None = None,
-                   period_keys: str | None = None) -> Archive:
+                   period_keys: str | None = None, format_version: int = FORMAT_VERSION) -> Archive:
     """Create a new archive at ``root`` whose master keys live in a passphrase-protected key file.
 
     ``custody`` is the ``[custody]`` table to record (default ``backend = "file"``). ``period_keys``
     (``"quarter"``) wraps data keys of day partitions under one key per retention period, so that a
     period can be crypto-shredded (backup/shred.py); without it every data key is under the master key.
+    ``format_version`` is the chunk format its batches are written in (default the newest; 1 only to
+    make format-1 archives for compatibility tests, archive-format.md "Versions").
 
     Raises ConfigError for a bad time zone or chunk size, WrongPassphrase for an
     empty passphrase, ArchiveError if ``root`` holds anything.
@@ -446,7 +449,8 @@ def create_archive(root: Path | str, *, passphrase: str, timezone_name: str = "A
         return keys
 
     return Archive.create(Path(root), new_keyring=new_keyring, timezone_name=timezone_name,
-                          chunk_seconds=chunk_seconds, actor=actor, custody=custody, now=when)
+                          chunk_seconds=chunk_seconds, actor=actor, custody=custody, now=when,
+                          format_version=format_version)
 
 
 def unlock_archive(archive: Archive, passphrase: str, *, actor: str = "", purpose: str = "") -> MasterKeys:

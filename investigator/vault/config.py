@@ -17,7 +17,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from investigator.errors import ArchiveError, ConfigError
-from investigator.vault.format import FORMAT_VERSION
+from investigator.vault.format import FORMAT_VERSION, READABLE_FORMATS
 from investigator.vault.layout import CONFIG_NAME as CONFIG_NAME  # re-exported; the name lives in the layout
 from investigator.vault.layout import Layout
 
@@ -97,9 +97,9 @@ class ArchiveConfig:
         except (tomllib.TOMLDecodeError, KeyError, UnicodeDecodeError) as exc:
             raise ArchiveError(f"{path}: unreadable archive settings") from exc
         version = data.get("format_version")
-        if version != FORMAT_VERSION:
+        if version not in READABLE_FORMATS:
             raise ArchiveError(f"{path}: archive format version {version!r} is not supported "
-                               f"(this program reads version {FORMAT_VERSION})")
+                               f"(this program reads versions {', '.join(map(str, READABLE_FORMATS))})")
         try:
             cfg = cls(archive_id=str(data["id"]), created=str(data["created"]),
                       timezone=str(data["timezone"]), chunk_seconds=int(data["chunk_seconds"]),

@@ -13,28 +13,90 @@ stores master keys itself: ``investigator.custody`` implements the protocol.
 
 from __future__ import annotations
 
+import json
+import struct
 from typing import Any, Protocol
 
 from investigator import _crypto
+from investigator.errors import IntegrityError
 from investigator.schema import canonical_json
 
-FORMAT_VERSION = 1
+# Chunk formats (archive-format.md, "Versions"). Format 1: one file per chunk part, one index file per batch.
+# Format 2: one file per key-release chunk holding every part (and the chunk's dedup index rows) as separately
+# keyed segments. Both stay readable; new archives write format 2, a format-1 archive keeps writing format 1
+# until ``investigator upgrade`` switches it.
+FORMAT_V1 = 1
+FORMAT_V2 = 2
+FORMAT_VERSION = FORMAT_V2  # what a new archive writes
+READABLE_FORMATS = (FORMAT_V1, FORMAT_V2)
 CHUNK_MAGIC = b"IVCHUNK1"
+CHUNK2_MAGIC = b"IVCHUNK2"
 INDEX_MAGIC = b"IVINDEX1"
+# The segment of a format-2 chunk file that holds the chunk's dedup index rows; its key derives from the
+# batch's index key, which no grant opens (only the key service reads it, as it read format 1's index.chk).
+INDEX_SEGMENT = "index"
+# A format-2 header is small JSON (segment names and lengths); anything larger is not one of ours.
+_MAX_HEADER = 4096
 BATCH_DIGITS = 8
 # The "kind" of a batch's own index key among its partition keys; its partition is the batch's folder name.
 INDEX_KEY_KIND = "index"
 
 
-def chunk_aad(archive_id: str, batch_seq: int, kind: str, partition: str, chunk: str, part: str) -> bytes:
-    """Associated data of a chunk part file: binds it to its archive, batch, kind, partition, chunk and part."""
-    return canonical_json({"archive": archive_id, "batch": batch_seq, "chunk": chunk, "format": FORMAT_VERSION,
+def chunk_aad(archive_id: str, batch_seq: int, kind: str, partition: str, chunk: str, part: str,
+              version: int = FORMAT_V1) -> bytes:
+    """Associated data of a chunk part (format 1: its file; format 2: its segment of the chunk file).
+
+    Binds the ciphertext to its archive, batch, kind, partition, chunk, part and format: a
+    segment moved to another place, part or format does not authenticate.
+    """
+    return canonical_json({"archive": archive_id, "batch": batch_seq, "chunk": chunk, "format": version,
                            "kind": kind, "part": part, "partition": partition, "purpose": "chunk"})
 
 
 def index_aad(archive_id: str, batch_seq: int) -> bytes:
-    """Associated data of a batch's deduplication index file."""
-    return canonical_json({"archive": archive_id, "batch": batch_seq, "format": FORMAT_VERSION, "purpose": "index"})
+    """Associated data of a format-1 batch's deduplication index file."""
+    return canonical_json({"archive": archive_id, "batch": batch_seq, "format": FORMAT_V1, "purpose": "index"})
+
+
+def pack_chunk_file(segments: list[tuple[str, bytes]]) -> bytes:
+    """A format-2 chunk file from its sealed segments, in order: magic, header length, header, segments.
+
+        >>> data = pack_chunk_file([("meta", b"abc"), ("index", b"de")])
+        >>> data[:8], unpack_chunk_file(data, what="x")["index"]
+        (b'IVCHUNK2', b'de')
+
+    The header is RFC 8785 JSON ``{"segments": [{"length": n, "part": name}, ...]}``; each
+    segment is an AEAD blob (nonce, ciphertext, tag) sealed by the caller.
+    """
+    header = canonical_json({"segments": [{"length": len(blob), "part": name} for name, blob in segments]})
+    return b"".join([CHUNK2_MAGIC, struct.pack(">I", len(header)), header, *(blob for _, blob in segments)])
+
+
+def unpack_chunk_file(data: bytes, *, what: str) -> dict[str, bytes]:
+    """The sealed segments of a format-2 chunk file by part name (still encrypted).
+
+    Raises IntegrityError (naming ``what``) for a file that is not a format-2 chunk file, whose
+    header does not parse, names a segment twice, or whose segment lengths do not add up to the
+    file's size.
+    """
+    if not data.startswith(CHUNK2_MAGIC) or len(data) < len(CHUNK2_MAGIC) + 4:
+        raise IntegrityError("not a format-2 chunk file", path=what)
+    (size,) = struct.unpack(">I", data[8:12])
+    if size > _MAX_HEADER or 12 + size > len(data):
+        raise IntegrityError("chunk file header is damaged", path=what)
+    try:
+        listed = json.loads(data[12:12 + size])["segments"]
+        names = [str(s["part"]) for s in listed]
+        lengths = [int(s["length"]) for s in listed]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise IntegrityError("chunk file header is damaged", path=what) from exc
+    if len(set(names)) != len(names) or any(n < 0 for n in lengths) or 12 + size + sum(lengths) != len(data):
+        raise IntegrityError("chunk file segments do not match its header", path=what)
+    out, offset = {}, 12 + size
+    for name, length in zip(names, lengths):
+        out[name] = data[offset:offset + length]
+        offset += length
+    return out
 
 
 def batch_dir_name(seq: int) -> str:

@@ -43,16 +43,17 @@ import polars as pl
 from investigator import _crypto
 from investigator._version import __version__
 from investigator.vault import merkle
-from investigator.vault.format import (CHUNK_MAGIC, INDEX_KEY_KIND, INDEX_MAGIC, ArchiveSigner, Keyring,
-                                       batch_dir_name, chunk_aad, chunk_key, index_aad)
-from investigator.vault.store import Archive, write_file
+from investigator.vault.format import (CHUNK_MAGIC, FORMAT_V1, FORMAT_V2, INDEX_KEY_KIND, INDEX_MAGIC,
+                                       INDEX_SEGMENT, ArchiveSigner, Keyring, batch_dir_name, chunk_aad, chunk_key,
+                                       index_aad, pack_chunk_file)
+from investigator.vault.store import Archive, index_segment_key, write_file
 from investigator.vault.verify import audited_manifest_digests
 from investigator.errors import ArchiveError, ConfigError, ImportFormatError, IntegrityError
 from investigator.importers import ImportOptions, read_export
 from investigator._fs import fsync_dir
 from investigator.vault.manifest import GENESIS, Manifest
 from investigator.vault.acquisition import AcquisitionRecord
-from investigator.schema import KINDS, conform, format_ts, id_field, record_hash_column, split_parts
+from investigator.schema import KINDS, conform, format_ts, id_field, kind_parts, record_hash_column, split_parts
 
 # Timestamps outside this range are almost always a unit mistake (ms read as s ...).
 EARLIEST = datetime(1990, 1, 1, tzinfo=timezone.utc)
@@ -421,26 +422,47 @@ def ingest_frames(archive: Archive, *, messages: pl.DataFrame | None, events: pl
                                    "path": layout.relative(final.data_key(kind, partition)),
                                    "sha256": _crypto.sha256_hex(key_file)})
 
+        chunk_format = archive.write_format()  # a format-1 archive keeps format 1 until `investigator upgrade`
+        index_dek = data_keys[index_key_id]
+
         def seal_chunk(job: tuple[str, str, str, pl.DataFrame]) -> dict[str, Any]:
             kind, partition, chunk, part = job
             stored = part.drop("_partition", "_chunk")
-            parts = {}
+            sealed: list[tuple[str, bytes]] = []
             for name, frame_part in split_parts(stored, kind).items():
                 key = chunk_key(data_keys[(kind, partition)], archive_id=archive.archive_id, kind=kind,
                                 partition=partition, chunk=chunk, part=name)
-                blob = CHUNK_MAGIC + _crypto.seal(key, _parquet_bytes(frame_part),
-                                                  aad=chunk_aad(archive.archive_id, seq, kind, partition, chunk, name))
-                write_file(stage.chunk_part(kind, partition, chunk, name), blob)
-                parts[name] = {"path": layout.relative(final.chunk_part(kind, partition, chunk, name)),
-                               "sha256": _crypto.sha256_hex(blob)}
+                sealed.append((name, _crypto.seal(key, _parquet_bytes(frame_part),
+                                                  aad=chunk_aad(archive.archive_id, seq, kind, partition, chunk, name,
+                                                                chunk_format))))
             start = datetime.strptime(f"{partition}{chunk}", "%Y-%m-%d%H%M%S").replace(tzinfo=timezone.utc)
             ts_min, ts_max = stored["ts"].min(), stored["ts"].max()
             assert isinstance(ts_min, datetime) and isinstance(ts_max, datetime)  # a chunk has rows, ts is Datetime
-            return {"kind": kind, "partition": partition, "chunk": chunk, "parts": parts,
-                    "rows": stored.height, "start": format_ts(start),
-                    "end": format_ts(start + timedelta(seconds=archive.config.chunk_seconds)),
-                    "ts_min": format_ts(ts_min), "ts_max": format_ts(ts_max),
-                    "leaf_start": int(stored["leaf_index"][0]), "leaf_count": stored.height}
+            entry: dict[str, Any] = {
+                "kind": kind, "partition": partition, "chunk": chunk, "rows": stored.height, "start": format_ts(start),
+                "end": format_ts(start + timedelta(seconds=archive.config.chunk_seconds)),
+                "ts_min": format_ts(ts_min), "ts_max": format_ts(ts_max),
+                "leaf_start": int(stored["leaf_index"][0]), "leaf_count": stored.height}
+            if chunk_format == FORMAT_V1:
+                parts = {}
+                for name, blob in sealed:
+                    write_file(stage.chunk_part(kind, partition, chunk, name), CHUNK_MAGIC + blob)
+                    parts[name] = {"path": layout.relative(final.chunk_part(kind, partition, chunk, name)),
+                                   "sha256": _crypto.sha256_hex(CHUNK_MAGIC + blob)}
+                return {**entry, "parts": parts}
+            # format 2: one file per key-release chunk; the chunk's dedup index rows are its last segment
+            dedup_rows = stored.select("source", pl.col(id_field(kind)).alias("id"),
+                                       pl.col("record_hash").str.slice(0, INDEX_HASH_HEX).alias("hash_prefix"),
+                                       "version")
+            key = index_segment_key(index_dek, archive.archive_id, kind, partition, chunk)
+            sealed.append((INDEX_SEGMENT, _crypto.seal(key, _parquet_bytes(dedup_rows),
+                                                       aad=chunk_aad(archive.archive_id, seq, kind, partition, chunk,
+                                                                     INDEX_SEGMENT, FORMAT_V2))))
+            blob = pack_chunk_file(sealed)
+            write_file(stage.chunk_file(kind, partition, chunk), blob)
+            return {**entry, "file": {"path": layout.relative(final.chunk_file(kind, partition, chunk)),
+                                      "sha256": _crypto.sha256_hex(blob)},
+                    "parts": [name for name, _ in sealed if name != INDEX_SEGMENT]}
 
         bar = None
         if progress:
@@ -456,18 +478,21 @@ def ingest_frames(archive: Archive, *, messages: pl.DataFrame | None, events: pl
                     _crash_point("mid-chunks")
         if bar is not None:
             bar.close()
-        index_frame = pl.concat(index_rows)
-        index_blob = INDEX_MAGIC + _crypto.seal(data_keys.pop(index_key_id), _parquet_bytes(index_frame),
-                                                aad=index_aad(archive.archive_id, seq))
-        write_file(stage.index, index_blob)
+        index_entry: dict[str, Any] = {}
+        if chunk_format == FORMAT_V1:
+            index_frame = pl.concat(index_rows)
+            index_blob = INDEX_MAGIC + _crypto.seal(index_dek, _parquet_bytes(index_frame),
+                                                    aad=index_aad(archive.archive_id, seq))
+            write_file(stage.index, index_blob)
+            index_entry = {"index": {"path": layout.relative(final.index), "sha256": _crypto.sha256_hex(index_blob)}}
         data_keys.clear()  # nothing below needs a plain key
         _crash_point("before-manifest")
         all_ts = [e["ts_min"] for e in chunk_entries] + [e["ts_max"] for e in chunk_entries]
         body: dict[str, Any] = {
             "archive_id": archive.archive_id, "seq": seq, "batch_id": stage.folder.name, "created": format_ts(when),
             "actor": actor, "tool": f"investigator {__version__}", "sources": sources,
-            "chunks": chunk_entries, "partition_keys": partition_keys,
-            "index": {"path": layout.relative(final.index), "sha256": _crypto.sha256_hex(index_blob)},
+            "chunks": chunk_entries, "partition_keys": partition_keys, **index_entry,
+            **({"chunk_format": chunk_format} if chunk_format != FORMAT_V1 else {}),
             "counts": {"messages": prepared["messages"].height if "messages" in prepared else 0,
                        "events": prepared["events"].height if "events" in prepared else 0,
                        "duplicates_skipped": duplicates, "new_versions": new_versions},
@@ -519,6 +544,10 @@ def commit_batch(archive: Archive, signer: ArchiveSigner, *, batch_id: str, body
         listed[relative] = entry["sha256"]
         return entry["sha256"]
 
+    chunk_format = int(body.get("chunk_format", FORMAT_V1))
+    if chunk_format != archive.write_format():
+        raise IntegrityError(f"the batch is written in chunk format {chunk_format}; this archive takes format "
+                             f"{archive.write_format()} (investigator upgrade switches it)", path=f"staging/{batch_id}")
     try:
         keyed = set()
         for entry in body["partition_keys"]:
@@ -532,9 +561,18 @@ def commit_batch(archive: Archive, signer: ArchiveSigner, *, batch_id: str, body
             if (kind, partition) not in keyed:
                 raise IntegrityError(f"chunk {kind}/{partition}/{name} has no data key of this batch",
                                      path=f"staging/{batch_id}")
-            for part, entry in chunk["parts"].items():
-                expect(entry, final.chunk_part(kind, partition, name, str(part)))
-        expect(body["index"], final.index)
+            if chunk_format == FORMAT_V1:
+                for part, entry in chunk["parts"].items():
+                    expect(entry, final.chunk_part(kind, partition, name, str(part)))
+            else:
+                if not chunk["parts"] or any(p not in kind_parts(kind) for p in chunk["parts"]) or "meta" not in chunk["parts"]:
+                    raise IntegrityError(f"chunk {kind}/{partition}/{name} lists unknown parts",
+                                         path=f"staging/{batch_id}")
+                expect(chunk["file"], final.chunk_file(kind, partition, name))
+        if chunk_format == FORMAT_V1:
+            expect(body["index"], final.index)
+        elif "index" in body:
+            raise IntegrityError("a format-2 batch has no separate index file", path=f"staging/{batch_id}")
     except (KeyError, TypeError, AttributeError, ValueError, ConfigError) as exc:
         raise IntegrityError("the staged manifest is malformed", path=f"staging/{batch_id}") from exc
     if (INDEX_KEY_KIND, batch_dir_name(seq)) not in keyed:

@@ -145,9 +145,10 @@ _AREAS: tuple[Area, ...] = (
     )),
     Area(BATCHES, "committed ingest batches, one folder each", (
         Entry(f"batches/*/{MANIFEST_NAME}", "signed manifest", WRITE_ONCE),
-        Entry(f"batches/*/{INDEX_NAME}", "encrypted deduplication index of the batch", WRITE_ONCE),
+        Entry(f"batches/*/{INDEX_NAME}", "encrypted deduplication index of a format-1 batch", WRITE_ONCE),
         Entry("batches/*/keys/*/*.json", "wrapped data keys of partitions the batch created", WRITE_ONCE),
-        Entry("batches/*/*/*/*.chk", "encrypted chunk part files", WRITE_ONCE),
+        Entry("batches/*/*/*/*.chk", "encrypted chunk files (format 1: one per part; format 2: one per chunk)",
+              WRITE_ONCE),
     )),
     Area(AUDIT, "hash-chained audit log and signed checkpoints", (
         Entry(f"audit/{AUDIT_LOG_NAME}", "audit entries", APPEND_ONLY),
@@ -276,9 +277,13 @@ class BatchFolder:
         return self.folder / "keys" / _name(kind, "kind") / f"{_name(partition, 'partition')}.json"
 
     def chunk_part(self, kind: str, partition: str, chunk: str, part: str) -> Path:
-        """One encrypted part of one time chunk (``<kind>/<day>/<HHMMSS>.<part>.chk``)."""
+        """One encrypted part of one time chunk, format 1 (``<kind>/<day>/<HHMMSS>.<part>.chk``)."""
         return (self.folder / _name(kind, "kind") / _name(partition, "partition")
                 / f"{_name(chunk, 'chunk')}.{_name(part, 'part')}.chk")
+
+    def chunk_file(self, kind: str, partition: str, chunk: str) -> Path:
+        """The one encrypted file of one time chunk, format 2 (``<kind>/<day>/<HHMMSS>.chk``)."""
+        return self.folder / _name(kind, "kind") / _name(partition, "partition") / f"{_name(chunk, 'chunk')}.chk"
 
 
 # --- the layout ----------------------------------------------------------------------------------

@@ -33,7 +33,13 @@ _CHUNK_FIELDS = ("kind", "partition", "chunk", "rows", "start", "end", "ts_min",
 
 @dataclass(frozen=True)
 class ChunkEntry:
-    """One time chunk of one batch as a manifest lists it: its parts' files and hashes."""
+    """One time chunk of one batch as a manifest lists it: its parts' files and hashes.
+
+    Format 1 lists one file per part (``"parts": {name: {"path", "sha256"}}``); format 2 one file
+    for the whole chunk (``"file": {"path", "sha256"}, "parts": [names]``), whose segments hold
+    the parts (archive-format.md, "Byte layouts"). ``parts`` reads the same for both: for format 2
+    every part names the chunk's one file.
+    """
 
     batch_seq: int
     kind: str
@@ -47,6 +53,7 @@ class ChunkEntry:
     leaf_start: int
     leaf_count: int
     parts: tuple[tuple[str, str, str], ...]  # (part, path relative to the archive, SHA-256 of the file)
+    format: int = 1  # the chunk format (vault/format.py FORMAT_V1 / FORMAT_V2)
 
     @property
     def chunk_id(self) -> str:
@@ -57,6 +64,11 @@ class ChunkEntry:
     def part_names(self) -> tuple[str, ...]:
         return tuple(p for p, _, _ in self.parts)
 
+    @property
+    def files(self) -> tuple[tuple[str, str], ...]:
+        """The distinct (path, SHA-256) files of the chunk: one per part (format 1), or its one file (format 2)."""
+        return tuple(dict.fromkeys((path, digest) for _, path, digest in self.parts))
+
     def part(self, name: str) -> tuple[str, str]:
         """(path, sha256) of part ``name``. Raises IntegrityError if the manifest lists no such part."""
         for part, path, digest in self.parts:
@@ -66,12 +78,21 @@ class ChunkEntry:
 
     @classmethod
     def from_json(cls, batch_seq: int, obj: dict[str, Any]) -> "ChunkEntry":
+        if "file" in obj:  # format 2: one file, parts are its segments
+            path, digest = str(obj["file"]["path"]), str(obj["file"]["sha256"])
+            parts = tuple((str(name), path, digest) for name in obj["parts"])
+            return cls(batch_seq=batch_seq, parts=parts, format=2, **{k: obj[k] for k in _CHUNK_FIELDS})
         parts = tuple((name, str(v["path"]), str(v["sha256"])) for name, v in sorted(obj["parts"].items()))
         return cls(batch_seq=batch_seq, parts=parts, **{k: obj[k] for k in _CHUNK_FIELDS})
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {k: getattr(self, k) for k in _CHUNK_FIELDS}
-        out["parts"] = {name: {"path": path, "sha256": digest} for name, path, digest in self.parts}
+        if self.format == 2:
+            path, digest = self.files[0]
+            out["file"] = {"path": path, "sha256": digest}
+            out["parts"] = list(self.part_names)
+        else:
+            out["parts"] = {name: {"path": path, "sha256": digest} for name, path, digest in self.parts}
         return out
 
 
@@ -88,6 +109,11 @@ class Manifest:
     @property
     def seq(self) -> int:
         return int(self.body["seq"])
+
+    @property
+    def chunk_format(self) -> int:
+        """The chunk format of the batch's files (``chunk_format`` in the body; 1 when absent)."""
+        return int(self.body.get("chunk_format", 1))
 
     @property
     def digest(self) -> str:

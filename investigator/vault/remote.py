@@ -290,12 +290,13 @@ def publish(archive: Archive, store: ObjectStore) -> Published:
 
     for manifest in archive.manifests():  # verified: only signed, chained batches leave
         for entry in manifest.chunks:
-            for part in entry.part_names:
-                relative, _ = entry.part(part)
+            # one file per part (format 1) or one per chunk (format 2, its parts are segments): each copied once
+            first_part = {path: part for part, path, _ in reversed(entry.parts)}
+            for relative, _ in entry.files:
                 if present.get(store.name(relative)) is not None:
                     skipped += 1
                     continue
-                copy(relative, archive.read_part_bytes(entry, part), once=True)
+                copy(relative, archive.read_part_bytes(entry, first_part[relative]), once=True)
         relative = layout.relative(layout.manifest(manifest.seq))
         copy(relative, layout.manifest(manifest.seq).read_bytes(), once=True)
     for path in (layout.signing_public_key, layout.transitions):

@@ -48,10 +48,11 @@ import polars as pl
 from investigator import _crypto
 from investigator.vault.audit import AuditLog
 from investigator.vault.config import ArchiveConfig, check_timezone, parse_custody_table, validate_chunk_seconds
-from investigator.errors import ArchiveError, IntegrityError
+from investigator.errors import ArchiveError, ConfigError, IntegrityError
 from investigator._fs import atomic_write, write_synced
-from investigator.vault.format import (CHUNK_MAGIC, INDEX_KEY_KIND, INDEX_MAGIC, Keyring, batch_dir_name,
-                                       chunk_aad, chunk_key, index_aad)
+from investigator.vault.format import (CHUNK_MAGIC, FORMAT_V2, FORMAT_VERSION, INDEX_KEY_KIND,
+                                       INDEX_MAGIC, INDEX_SEGMENT, READABLE_FORMATS, Keyring, batch_dir_name,
+                                       chunk_aad, chunk_key, index_aad, unpack_chunk_file)
 from investigator.vault.keychain import KeyChain
 from investigator.vault.layout import Layout
 from investigator.vault.manifest import GENESIS, ChunkEntry, Manifest
@@ -135,20 +136,24 @@ class Archive:
     @classmethod
     def create(cls, root: Path, *, new_keyring: Callable[[str, Path], Keyring], timezone_name: str = "Asia/Shanghai",
                chunk_seconds: int = 3600, actor: str = "admin", custody: dict[str, str] | None = None,
-               now: datetime | None = None) -> "Archive":
+               now: datetime | None = None, format_version: int = FORMAT_VERSION) -> "Archive":
         """Create a new archive at ``root`` (absent or an empty directory).
 
         ``new_keyring(archive_id, keyfile_path)`` is the key custody's part: it
         makes the master keys (writing whatever it keeps at ``keyfile_path``)
         and returns them unlocked; :func:`investigator.custody.file.create_archive`
         is the usual caller. ``custody`` is the ``[custody]`` table recorded in
-        archive.toml (names only; default the key file). Raises ArchiveError if
-        ``root`` holds anything, ConfigError for a bad time zone or chunk size.
+        archive.toml (names only; default the key file). ``format_version``: the chunk format its
+        batches are written in (format.READABLE_FORMATS). Raises ArchiveError if ``root`` holds
+        anything, ConfigError for a bad time zone, chunk size or format version.
         """
         root = Path(root)
         layout = Layout(root)
         check_timezone(timezone_name)
         validate_chunk_seconds(chunk_seconds)
+        if format_version not in READABLE_FORMATS:
+            raise ConfigError(f"unknown archive format version {format_version!r}",
+                              hint=f"use one of {', '.join(map(str, READABLE_FORMATS))}")
         if root.exists() and any(root.iterdir()):
             raise ArchiveError(f"{root}: directory is not empty; refusing to create an archive there")
         when = now or datetime.now(timezone.utc)
@@ -161,12 +166,13 @@ class Archive:
                      (json.dumps(keys.wrap(index_key, "index", "all"), sort_keys=True) + "\n").encode())
         config = ArchiveConfig(archive_id=archive_id, created=format_ts(when), timezone=timezone_name,
                                chunk_seconds=chunk_seconds, signing_public_key=keys.signing.public.b64(),
-                               custody=dict(custody or {"backend": "file"}))
+                               format_version=format_version, custody=dict(custody or {"backend": "file"}))
         atomic_write(layout.signing_public_key, (config.signing_public_key + "\n").encode())
         # The settings file last: until it exists, this is not an archive.
         atomic_write(layout.config, config.to_toml().encode())
         archive = cls(root, config)
         archive.audit.append(actor, "init", archive_id, {"timezone": timezone_name, "chunk_seconds": chunk_seconds,
+                                                         "format_version": format_version,
                                                          "signing_key_id": keys.signing.public.key_id,
                                                          "custody": config.custody["backend"]}, now=when)
         archive.audit.checkpoint(keys.signing, archive_id=archive_id, now=when)
@@ -185,6 +191,14 @@ class Archive:
         if chain.custody is not None:
             config = replace(config, custody=parse_custody_table(chain.custody, Layout(root).transitions))
         return cls(root, config)
+
+    def write_format(self) -> int:
+        """The chunk format new batches are written in: archive.toml's ``format_version``, read afresh.
+
+        Read each time (not from the settings loaded at open) so a long-running key server follows
+        ``investigator upgrade``. Raises ArchiveError for unreadable settings.
+        """
+        return ArchiveConfig.load(self.root).format_version
 
     # --- locking -----------------------------------------------------------------
 
@@ -353,14 +367,40 @@ class Archive:
         return data
 
     def open_part(self, entry: ChunkEntry, part: str, key: bytes, data: bytes | None = None) -> bytes:
-        """Authenticate and decrypt one chunk part: its plaintext Parquet bytes. Raises IntegrityError."""
+        """Authenticate and decrypt one chunk part: its plaintext Parquet bytes. Raises IntegrityError.
+
+        ``data`` is the part's file as already read (format 2: the chunk's one file), else it is read
+        and checked against the manifest here.
+        """
         relative, _ = entry.part(part)
         blob = self.read_part_bytes(entry, part) if data is None else data
+        if entry.format == FORMAT_V2:
+            return self._open_segment(entry, part, key, unpack_chunk_file(blob, what=relative))
         if not blob.startswith(CHUNK_MAGIC):
             raise IntegrityError("not a chunk file", path=relative)
         return _crypto.open_sealed(key, blob[len(CHUNK_MAGIC):], what=relative,
                                    aad=chunk_aad(self.archive_id, entry.batch_seq, entry.kind, entry.partition,
                                                  entry.chunk, part))
+
+    def open_parts(self, entry: ChunkEntry, part_keys: dict[str, bytes]) -> dict[str, bytes]:
+        """Authenticate and decrypt the parts in ``part_keys``: part -> plaintext Parquet bytes.
+
+        A format-2 chunk's file is read (and checked against its manifest) once for all of them.
+        Raises IntegrityError as :meth:`open_part`.
+        """
+        if entry.format != FORMAT_V2:
+            return {part: self.open_part(entry, part, key) for part, key in part_keys.items()}
+        relative, _ = entry.files[0]
+        segments = unpack_chunk_file(self.read_part_bytes(entry, entry.part_names[0]), what=relative)
+        return {part: self._open_segment(entry, part, key, segments) for part, key in part_keys.items()}
+
+    def _open_segment(self, entry: ChunkEntry, part: str, key: bytes, segments: dict[str, bytes]) -> bytes:
+        relative = entry.files[0][0]
+        if part not in segments:
+            raise IntegrityError(f"chunk file has no {part!r} segment", path=relative)
+        return _crypto.open_sealed(key, segments[part], what=f"{relative} ({part})",
+                                   aad=chunk_aad(self.archive_id, entry.batch_seq, entry.kind, entry.partition,
+                                                 entry.chunk, part, FORMAT_V2))
 
     def decrypt_part(self, entry: ChunkEntry, part: str, key: bytes, data: bytes | None = None) -> pl.DataFrame:
         """Authenticate and decrypt one chunk part into a frame. Raises IntegrityError."""
@@ -398,13 +438,17 @@ class Archive:
     def read_index(self, keys: Keyring, *, after: int = 0) -> pl.DataFrame:
         """The deduplication index of every committed batch past ``after``: kind, source, id, hash_prefix, version.
 
-        A batch's index is encrypted under the batch's own index key (partition key of kind
-        ``index``) when its manifest lists one, else under the archive-wide index key.
-        Raises IntegrityError for an index file that does not match its manifest or does not open.
+        Format 1: a batch's ``index.chk``, encrypted under the batch's own index key (partition key of
+        kind ``index``) when its manifest lists one, else under the archive-wide index key. Format 2:
+        the ``index`` segment of each chunk file, under a key derived from the batch's index key.
+        Raises IntegrityError for an index file or segment that does not match its manifest or does not open.
         """
         shared: bytes | None = None
         frames = []
         for manifest in self.manifests()[after:]:
+            if manifest.chunk_format == FORMAT_V2:
+                frames.extend(self._read_folded_index(manifest, keys))
+                continue
             relative = manifest.body["index"]["path"]
             path = self._layout.resolve(relative)
             data = path.read_bytes() if path.exists() else b""
@@ -419,9 +463,26 @@ class Archive:
                                         what=relative)
             frames.append(_read_stored_parquet(plain))
         if not frames:
-            return pl.DataFrame(schema={"kind": pl.String, "source": pl.String, "id": pl.String,
-                                        "hash_prefix": pl.String, "version": pl.Int32})
+            return pl.DataFrame(schema=INDEX_SCHEMA)
         return pl.concat(frames)
+
+    def _read_folded_index(self, manifest: Manifest, keys: Keyring) -> list[pl.DataFrame]:
+        """A format-2 batch's dedup index: the ``index`` segments of its chunk files (kind added from the entry)."""
+        dek = self.data_key(keys, INDEX_KEY_KIND, batch_dir_name(manifest.seq), manifest.seq)
+        plains: list[bytes] = []
+        kinds: list[tuple[str, int]] = []
+        for entry in manifest.chunks:
+            key = index_segment_key(dek, self.archive_id, entry.kind, entry.partition, entry.chunk)
+            plains.append(self.open_parts(entry, {INDEX_SEGMENT: key})[INDEX_SEGMENT])
+            kinds.append((entry.kind, entry.rows))
+        if not plains:
+            return []
+        frame = _read_stored_parquet(plains) if len(plains) > 1 else _read_stored_parquet(plains[0])
+        if frame.height != sum(n for _, n in kinds):
+            raise IntegrityError("index segments hold another number of rows than the manifest lists",
+                                 path=f"batches/{batch_dir_name(manifest.seq)}")
+        kind_column = pl.Series("kind", [k for k, _ in kinds]).repeat_by(pl.Series([n for _, n in kinds])).explode()
+        return [frame.with_columns(kind_column.alias("kind")).select(list(INDEX_SCHEMA))]
 
     # --- info -------------------------------------------------------------
 
@@ -457,9 +518,19 @@ def read_parts(plaintexts: list[bytes], *, columns: list[str] | None = None, wha
     return frame
 
 
-def _read_stored_parquet(plain: bytes) -> pl.DataFrame:
-    """Parse a decrypted index; record hashes back to hex text (archive-format.md)."""
-    frame = pl.read_parquet(io.BytesIO(plain))
+# The dedup index as the key service reads it (both formats).
+INDEX_SCHEMA = {"kind": pl.String, "source": pl.String, "id": pl.String, "hash_prefix": pl.String,
+                "version": pl.Int32}
+
+
+def index_segment_key(index_dek: bytes, archive_id: str, kind: str, partition: str, chunk: str) -> bytes:
+    """The key of a format-2 chunk file's ``index`` segment: derived from the batch's index key, never released."""
+    return chunk_key(index_dek, archive_id=archive_id, kind=kind, partition=partition, chunk=chunk, part=INDEX_SEGMENT)
+
+
+def _read_stored_parquet(plain: bytes | list[bytes]) -> pl.DataFrame:
+    """Parse a decrypted index (or a list of index segments); record hashes back to hex text (archive-format.md)."""
+    frame = pl.read_parquet(plain if isinstance(plain, list) else io.BytesIO(plain))
     hashes = [c for c in ("record_hash", "hash_prefix") if c in frame.columns]
     if hashes:
         frame = frame.with_columns(pl.col(c).bin.encode("hex") for c in hashes)

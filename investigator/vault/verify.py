@@ -215,8 +215,9 @@ def _check_files(archive: Archive, manifest: Manifest, folder: Path, report: Ver
             expected[part_path.removeprefix(where + "/")] = part_digest
     for entry in manifest.body.get("partition_keys", []):
         expected[entry["path"].removeprefix(where + "/")] = entry["sha256"]
-    index = manifest.body.get("index", {})
-    expected[str(index.get("path", "")).removeprefix(where + "/")] = index.get("sha256")
+    if "index" in manifest.body:  # format 1 only: format 2 folds the index into the chunk files
+        index = manifest.body["index"]
+        expected[str(index.get("path", "")).removeprefix(where + "/")] = index.get("sha256")
     present = _files_under(folder)
     for extra in sorted(present - set(expected)):
         report.problems.append(f"{where}/{extra}: file not listed in the manifest (added)")

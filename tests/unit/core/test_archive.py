@@ -85,18 +85,33 @@ def test_chunks_are_per_hour_and_bound_to_their_place(make_archive):
         archive.decrypt_part(a, "content", key_a)
 
 
-def _tamper_targets(root: Path):
-    chunk = sorted(root.glob("batches/00000001/messages/*/*.content.chk"))[0]
-    return {"chunk": chunk, "manifest": root / "batches/00000001/manifest.json",
-            "audit": root / "audit/log.jsonl", "index": root / "batches/00000001/index.chk",
-            "dek": sorted(root.glob("batches/00000001/keys/messages/*.json"))[0]}
+@pytest.fixture(params=[1, 2], ids=["format1", "format2"])
+def chunk_format(request):
+    """Both chunk formats (archive-format.md, "Versions"): format 1 stays readable and verifiable forever."""
+    return request.param
 
 
-@pytest.mark.parametrize("target", ["chunk", "manifest", "audit", "index", "dek"])
-def test_one_flipped_byte_anywhere_is_found_and_named(make_archive, target):
-    archive, keys = make_archive()
+def _chunk_files(root: Path, chunk_format: int, part: str = "meta") -> list[Path]:
+    """Batch 1's message chunk files: one part's files (format 1) or the one file per chunk (format 2)."""
+    pattern = f"*.{part}.chk" if chunk_format == 1 else "*.chk"
+    return sorted(root.glob(f"batches/00000001/messages/*/{pattern}"))
+
+
+def _tamper_targets(root: Path, chunk_format: int):
+    targets = {"chunk": _chunk_files(root, chunk_format, "content")[0],
+               "manifest": root / "batches/00000001/manifest.json", "audit": root / "audit/log.jsonl",
+               "dek": sorted(root.glob("batches/00000001/keys/messages/*.json"))[0]}
+    if chunk_format == 1:  # format 2 folds the index into the chunk files (its segment: test_format_v2.py)
+        targets["index"] = root / "batches/00000001/index.chk"
+    return targets
+
+
+@pytest.mark.parametrize("chunk_format,target", [(f, t) for f in (1, 2) for t in ("chunk", "manifest", "audit", "index", "dek")
+                                                 if (f, t) != (2, "index")])  # format 2 has no index file
+def test_one_flipped_byte_anywhere_is_found_and_named(make_archive, target, chunk_format):
+    archive, keys = make_archive(format_version=chunk_format)
     ingest(archive, keys, message_frame(30))
-    path = _tamper_targets(archive.root)[target]
+    path = _tamper_targets(archive.root, chunk_format)[target]
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0x01
     path.write_bytes(bytes(data))
@@ -106,10 +121,10 @@ def test_one_flipped_byte_anywhere_is_found_and_named(make_archive, target):
         assert any(path.name in p for p in report.problems), report.problems
 
 
-def test_deleted_swapped_and_added_chunk_files_are_found(make_archive):
-    archive, keys = make_archive()
+def test_deleted_swapped_and_added_chunk_files_are_found(make_archive, chunk_format):
+    archive, keys = make_archive(format_version=chunk_format)
     ingest(archive, keys, message_frame(30))
-    chunks = sorted(archive.root.glob("batches/00000001/messages/*/*.meta.chk"))
+    chunks = _chunk_files(archive.root, chunk_format)
     a, b = chunks[0].read_bytes(), chunks[1].read_bytes()
     chunks[0].write_bytes(b)
     chunks[1].write_bytes(a)
@@ -120,8 +135,9 @@ def test_deleted_swapped_and_added_chunk_files_are_found(make_archive):
     assert verify_archive(archive, keys=keys).ok
     chunks[2].unlink()
     assert any("missing (removed)" in p and chunks[2].name in p for p in verify_archive(archive, keys=None).problems)
-    shutil.copy(chunks[0], chunks[0].with_name("999999.meta.chk"))
-    assert any("999999.meta.chk" in p and "added" in p for p in verify_archive(archive, keys=None).problems)
+    added = chunks[0].with_name("999999.meta.chk" if chunk_format == 1 else "999999.chk")
+    shutil.copy(chunks[0], added)
+    assert any(added.name in p and "added" in p for p in verify_archive(archive, keys=None).problems)
 
 
 def test_removed_last_batch_is_found_through_the_audit_log(make_archive):
@@ -167,12 +183,12 @@ def test_info_prints_counts_only(make_archive):
     assert info["first_ts"].startswith("2026-11-18T00:00")
 
 
-def test_parts_separate_content_from_metadata(make_archive):
-    archive, keys = make_archive()
+def test_parts_separate_content_from_metadata(make_archive, chunk_format):
+    archive, keys = make_archive(format_version=chunk_format)
     frame = message_frame(5, text="加 班 費 {i}").with_columns(pl.lit("a.pdf").alias("attachment_name"))
     ingest(archive, keys, frame)
     entry = archive.chunk_entries("messages")[0]
-    assert entry.part_names == ("attachments", "content", "meta")
+    assert sorted(entry.part_names) == ["attachments", "content", "meta"]
     meta_only = archive.read_chunk(entry, keys, parts=("meta",))
     assert not {"text", "text_norm", "attachment_name"} & set(meta_only.columns)
     full = archive.read_chunk(entry, keys)

@@ -200,7 +200,7 @@ def test_a_demo_style_archive_holds_no_undeclared_file(make_archive, monkeypatch
     # everything this use writes is there, so the check above had something to check
     written = {layout.relative(p) for p in files}
     for path in (layout.config, layout.key_file, layout.signing_public_key, layout.index_key, layout.totp_key,
-                 layout.manifest(1), layout.batch(1).index, layout.audit_log, layout.audit_checkpoints,
+                 layout.manifest(1), layout.audit_log, layout.audit_checkpoints,
                  layout.audit_lock, layout.write_lock, layout.directory_version(1), layout.policy_text(1),
                  layout.policy_signature(1), layout.totp_state(DEMO_OPERATOR), layout.totp_lock,
                  layout.grant(demo.grant_id), layout.revocations, layout.case_tags("DEMO case/1"),
@@ -210,6 +210,10 @@ def test_a_demo_style_archive_holds_no_undeclared_file(make_archive, monkeypatch
     areas_used = {layout.area_of(p).name for p in files}  # type: ignore[union-attr]
     assert areas_used >= {"archive.toml", "keys", "batches", "audit", "org", "cases", "exports", "locks",
                           "DEMO-ARCHIVE-NOT-FOR-REAL-DATA.txt", "DEMO-SESSION.txt", "demo-keys"}
+    # a format-2 batch: one file per chunk, the dedup index folded in (no index.chk)
+    entry = archive.chunk_entries("messages")[0]
+    assert entry.format == 2 and layout.relative(layout.batch(1).chunk_file(entry.kind, entry.partition, entry.chunk)) in written
+    assert layout.relative(layout.batch(1).index) not in written
     assert any(w.startswith("keys/rewrapped/") for w in written)
     assert any(w.startswith("org/sessions/") for w in written)
     assert any("/approvals/" in w for w in written) and any(w.endswith("/grant") for w in written)

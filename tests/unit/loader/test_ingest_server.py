@@ -28,8 +28,8 @@ from investigator import _crypto
 from investigator.access.case import open_case
 from investigator.demo.people import DEMO_ONLY_PASSPHRASE
 from investigator.errors import IntegrityError
-from investigator.vault.format import INDEX_MAGIC, chunk_key, index_aad
-from investigator.vault.store import Archive
+from investigator.vault.format import INDEX_MAGIC, INDEX_SEGMENT, chunk_key, index_aad
+from investigator.vault.store import Archive, index_segment_key
 from investigator.vault.verify import verify_archive
 
 INGESTOR = "zhaomin"  # 组长 (team_lead): holds the policy's 'archive' permission (归档权限)
@@ -162,10 +162,18 @@ def test_an_ingest_only_client_adds_a_batch_and_holds_no_key_that_opens_an_earli
                                         chunk=entry.chunk, part=part)
                     assert not _opens(archive, entry, part, derived) and not _opens(archive, entry, part, dek)
                     tried += 1
-        blob = archive.layout.resolve(manifest.body["index"]["path"]).read_bytes()
-        for dek in received:
-            with pytest.raises(IntegrityError):
-                _crypto.open_sealed(dek, blob[len(INDEX_MAGIC):], aad=index_aad(archive.archive_id, manifest.seq))
+        if manifest.chunk_format == 1:
+            blob = archive.layout.resolve(manifest.body["index"]["path"]).read_bytes()
+            for dek in received:
+                with pytest.raises(IntegrityError):
+                    _crypto.open_sealed(dek, blob[len(INDEX_MAGIC):], aad=index_aad(archive.archive_id, manifest.seq))
+            continue
+        for entry in manifest.chunks:  # format 2: the index rows are a segment of each chunk file
+            for dek in received:
+                for key in (dek, index_segment_key(dek, archive.archive_id, entry.kind, entry.partition, entry.chunk)):
+                    with pytest.raises(IntegrityError, match="index"):
+                        archive.open_parts(entry, {INDEX_SEGMENT: key})
+                    tried += 1
     assert tried > 100
     # ... while they are the real keys of the new batch (the recording is not empty talk)
     new = archive.manifests()[-1]
