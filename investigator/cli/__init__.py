@@ -35,6 +35,7 @@ _COMMAND_MODULES = (
     "investigator.cli.legalhold",
     "investigator.cli.retention",
     "investigator.cli.doctor",
+    "investigator.cli.upgrade",
 )
 
 

@@ -125,7 +125,8 @@ TEMPORARY = Entry("**/.*.tmp", "temporary file of an interrupted atomic write", 
 
 _AREAS: tuple[Area, ...] = (
     Area(CONFIG_NAME, "settings: id, format version, time zone, chunk size, public key",
-         (Entry(CONFIG_NAME, "the settings, written last at creation", WRITE_ONCE),)),
+         (Entry(CONFIG_NAME, "the settings, written last at creation; `investigator upgrade` rewrites its "
+                "format_version", REPLACED),)),
     Area(KEYS, "master keys and wrapped keys kept outside the batches", (
         Entry("keys/master.json", "passphrase-protected master key versions and the archive signing key", REPLACED),
         Entry("keys/archive-signing.pub", "the archive's Ed25519 public key", WRITE_ONCE),

@@ -25,6 +25,7 @@ import polars as pl
 
 from investigator import _crypto
 from investigator.vault import merkle
+from investigator.vault.audited_format import format_findings
 from investigator.vault.format import Keyring, batch_dir_name
 from investigator.vault.keychain import KeyChain
 from investigator.vault.destruction import destroyed_partitions
@@ -112,6 +113,9 @@ def verify_archive(archive: Archive, *, keys: Keyring | None = None, actor: str 
     (with keys) signs an audit checkpoint.
     """
     report = check_archive(archive, keys=keys)
+    problems, warnings = format_findings(archive)  # archive.toml's format_version against the audited one
+    report.problems.extend(problems)
+    report.warnings.extend(warnings)
     try:
         archive.audit.append(actor, "verify", archive.archive_id,
                              {"mode": "full" if keys else "offline", "ok": report.ok,
