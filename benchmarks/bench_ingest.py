@@ -60,6 +60,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--messages", type=int, default=1_000_000)
     parser.add_argument("--days", type=int, default=28)
+    parser.add_argument("--formats", default="2,1",
+                        help="archive chunk formats to ingest into, in order (default 2,1: format 2 is the figure, "
+                             "format 1 the comparison)")
     add_json_flag(parser)
     args = parser.parse_args()
     with human_output(args):
@@ -100,36 +103,46 @@ def run(args: argparse.Namespace) -> dict:
         plain_s, plain_cpu = time.perf_counter() - t0, time.process_time() - c0
         plain_bytes = tree_size(work / "plain")
 
-        archive = create_archive(work / "archive", passphrase="bench", kdf_n=2**14)
-        keys = unlock_archive(archive, "bench")
-        t0, c0 = time.perf_counter(), time.process_time()
-        result = ingest_frames(archive, messages=frame, events=None, sources=[], skipped=[], keys=keys,
-                               actor="bench")
-        enc_s, enc_cpu = time.perf_counter() - t0, time.process_time() - c0
-        enc_bytes = tree_size(work / "archive" / "batches")
-
         n = frame.height
-        print(f"\n{'':28}{'seconds':>10}{'msgs/s':>14}{'MB/s (text)':>14}{'size MB':>10}")
+        runs: dict[str, dict] = {}
+        for version in [int(v) for v in args.formats.split(",")]:
+            folder = work / f"archive-v{version}"
+            archive = create_archive(folder, passphrase="bench", kdf_n=2**14, format_version=version)
+            keys = unlock_archive(archive, "bench")
+            t0, c0 = time.perf_counter(), time.process_time()
+            result = ingest_frames(archive, messages=frame, events=None, sources=[], skipped=[], keys=keys,
+                                   actor="bench")
+            enc_s, enc_cpu = time.perf_counter() - t0, time.process_time() - c0
+            enc_bytes = tree_size(folder / "batches")
+            files = sum(1 for p in (folder / "batches").rglob("*") if p.is_file())
+            runs[f"format{version}"] = {"encrypted_s": round(enc_s, 3), "encrypted_cpu_s": round(enc_cpu, 3),
+                                        "encrypted_mb": round(enc_bytes / 1e6, 2), "files": files,
+                                        "throughput_ratio": round(plain_s / enc_s, 3),
+                                        "cpu_ratio": round(plain_cpu / enc_cpu, 3),
+                                        "size_ratio": round(enc_bytes / plain_bytes, 3), "chunks": result.chunks}
+            shutil.rmtree(folder, ignore_errors=True)
+
+        print(f"\n{'':28}{'seconds':>10}{'msgs/s':>14}{'MB/s (text)':>14}{'size MB':>10}{'files':>8}")
         print(f"{'plain zstd Parquet':28}{plain_s:>10.2f}{n / plain_s:>14,.0f}{text_mb / plain_s:>14.1f}"
-              f"{plain_bytes / 1e6:>10.1f}")
-        print(f"{'encrypted ingest':28}{enc_s:>10.2f}{n / enc_s:>14,.0f}{text_mb / enc_s:>14.1f}"
-              f"{enc_bytes / 1e6:>10.1f}")
-        print(f"\nthroughput ratio (encrypted / plain): {plain_s / enc_s:.2f}x   (aim >= 0.5x, stretch 0.7x)")
-        print(f"CPU seconds (all threads): plain {plain_cpu:.2f}, encrypted {enc_cpu:.2f}; ratio {plain_cpu / enc_cpu:.2f}x "
-              "(steadier than wall clock on a shared machine)")
-        print(f"size ratio (encrypted / plain):       {enc_bytes / plain_bytes:.2f}x   (aim <= 1.3x)")
-        print(f"chunks: {result.chunks}, batch {result.batch_seq}")
+              f"{plain_bytes / 1e6:>10.1f}{sum(1 for p in (work / 'plain').rglob('*') if p.is_file()):>8}")
+        for name, r in runs.items():
+            print(f"{'encrypted ingest, ' + name:28}{r['encrypted_s']:>10.2f}{n / r['encrypted_s']:>14,.0f}"
+                  f"{text_mb / r['encrypted_s']:>14.1f}{r['encrypted_mb']:>10.1f}{r['files']:>8}")
+        for name, r in runs.items():
+            print(f"\n{name}: throughput ratio (encrypted / plain) {r['throughput_ratio']:.2f}x (aim >= 0.5x, stretch 0.7x); "
+                  f"CPU ratio {r['cpu_ratio']:.2f}x (steadier on a shared machine); size ratio {r['size_ratio']:.2f}x "
+                  f"(aim <= 1.3x); {r['chunks']} chunks, {r['files']} files")
+        main_run = next(iter(runs.values()))
         steps = hash_steps(frame)
         if steps:
             print(f"record hashes: canonical text {steps['canonical_s']:.2f} s; SHA-256 column-wise "
                   f"{steps['sha256_column_s']:.2f} s vs hashlib per record {steps['sha256_hashlib_loop_s']:.2f} s "
                   f"({steps['sha256_speedup']:.1f}x)")
-        return {"messages": n, "text_mb": round(text_mb, 1), "plain_s": round(plain_s, 3), "encrypted_s": round(enc_s, 3),
-                "plain_cpu_s": round(plain_cpu, 3), "encrypted_cpu_s": round(enc_cpu, 3),
-                "cpu_ratio": round(plain_cpu / enc_cpu, 3),
-                "plain_mb": round(plain_bytes / 1e6, 2), "encrypted_mb": round(enc_bytes / 1e6, 2),
-                "throughput_ratio": round(plain_s / enc_s, 3), "size_ratio": round(enc_bytes / plain_bytes, 3),
-                "chunks": result.chunks, "record_hashes": steps}
+        return {"messages": n, "text_mb": round(text_mb, 1), "plain_s": round(plain_s, 3),
+                "plain_cpu_s": round(plain_cpu, 3), "plain_mb": round(plain_bytes / 1e6, 2),
+                **{k: main_run[k] for k in ("encrypted_s", "encrypted_cpu_s", "encrypted_mb", "throughput_ratio",
+                                            "cpu_ratio", "size_ratio", "chunks", "files")},
+                "formats": runs, "record_hashes": steps}
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

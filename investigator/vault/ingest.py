@@ -62,6 +62,10 @@ LATEST = datetime(2100, 1, 1, tzinfo=timezone.utc)
 # apart (a false "duplicate" needs a 2^-128 collision on the same id) at half
 # the size of the full hash, which is the index's largest column.
 INDEX_HASH_HEX = 32
+# Format 2's index segments keep 64 bits: the question is only ever "is this (source, id)'s content one
+# of its stored versions", so a false "duplicate" needs a 2^-64 collision between versions of one id;
+# the index is then ~8 bytes a record smaller. Dedup compares this many hex digits for both formats.
+INDEX2_HASH_HEX = 16
 # Chunk parts are written (Parquet in Rust), sealed (AES-GCM in OpenSSL) and fsynced on these threads;
 # all three release the GIL, and fsync waits on the disk rather than a core, so more threads than
 # cores keep both cores busy (benchmarks/bench_ingest.py, docs/benchmarks.md).
@@ -139,7 +143,8 @@ class DedupIndex:
     def _for(self, kind: str) -> tuple[pl.DataFrame, pl.DataFrame]:
         if kind not in self._prepared:
             known = self.index.filter(pl.col("kind") == kind)
-            stored = known.select("source", "id", "hash_prefix").unique().with_columns(pl.lit(True).alias("_present"))
+            stored = (known.select("source", "id", pl.col("hash_prefix").str.slice(0, INDEX2_HASH_HEX)).unique()
+                      .with_columns(pl.lit(True).alias("_present")))
             latest = known.group_by("source", "id").agg(pl.col("version").max().cast(pl.Int64).alias("_latest"))
             self._prepared[kind] = (stored, latest)
         return self._prepared[kind]
@@ -157,7 +162,7 @@ class DedupIndex:
     def answer_frame(self, kind: str, asked: pl.DataFrame) -> pl.DataFrame:
         """:meth:`answer` as two joins: ``asked`` (source, id, hash_prefix) -> ``_present``, ``_latest``, in its order."""
         stored, latest = self._for(kind)
-        answer = (asked.select("source", "id", "hash_prefix")
+        answer = (asked.select("source", "id", pl.col("hash_prefix").str.slice(0, INDEX2_HASH_HEX))
                   .join(stored, on=["source", "id", "hash_prefix"], how="left", maintain_order="left")
                   .join(latest, on=["source", "id"], how="left", maintain_order="left"))
         return answer.select(pl.col("_present").fill_null(False), pl.col("_latest").fill_null(0).cast(pl.Int64))
@@ -452,7 +457,7 @@ def ingest_frames(archive: Archive, *, messages: pl.DataFrame | None, events: pl
                 return {**entry, "parts": parts}
             # format 2: one file per key-release chunk; the chunk's dedup index rows are its last segment
             dedup_rows = stored.select("source", pl.col(id_field(kind)).alias("id"),
-                                       pl.col("record_hash").str.slice(0, INDEX_HASH_HEX).alias("hash_prefix"),
+                                       pl.col("record_hash").str.slice(0, INDEX2_HASH_HEX).alias("hash_prefix"),
                                        "version")
             key = index_segment_key(index_dek, archive.archive_id, kind, partition, chunk)
             sealed.append((INDEX_SEGMENT, _crypto.seal(key, _parquet_bytes(dedup_rows),

@@ -80,7 +80,7 @@ class ChunkEntry:
     def from_json(cls, batch_seq: int, obj: dict[str, Any]) -> "ChunkEntry":
         if "file" in obj:  # format 2: one file, parts are its segments
             path, digest = str(obj["file"]["path"]), str(obj["file"]["sha256"])
-            parts = tuple((str(name), path, digest) for name in obj["parts"])
+            parts = tuple((str(name), path, digest) for name in sorted(obj["parts"]))  # as format 1: by name
             return cls(batch_seq=batch_seq, parts=parts, format=2, **{k: obj[k] for k in _CHUNK_FIELDS})
         parts = tuple((name, str(v["path"]), str(v["sha256"])) for name, v in sorted(obj["parts"].items()))
         return cls(batch_seq=batch_seq, parts=parts, **{k: obj[k] for k in _CHUNK_FIELDS})
