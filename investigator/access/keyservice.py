@@ -23,6 +23,8 @@ kernel or a worker the person starts then needs neither the person's key nor the
 
 from __future__ import annotations
 
+import functools
+import re
 import secrets
 import threading
 from collections.abc import Sequence
@@ -93,8 +95,25 @@ class ChunkRef:
         return chunk_name(self.kind, self.partition, self.chunk, self.part)
 
     def window(self, chunk_seconds: int) -> tuple[datetime, datetime]:
-        start = datetime.strptime(f"{self.partition}{self.chunk}", "%Y-%m-%d%H%M%S").replace(tzinfo=timezone.utc)
-        return start, start + timedelta(seconds=chunk_seconds)
+        """[start, end) of the time chunk. Raises ValueError for a malformed partition or chunk."""
+        return _chunk_window(self.partition, self.chunk, chunk_seconds)
+
+
+_PARTITION = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
+_CHUNK = re.compile(r"([0-9]{2})([0-9]{2})([0-9]{2})")
+
+
+@functools.lru_cache(maxsize=65536)
+def _chunk_window(partition: str, chunk: str, chunk_seconds: int) -> tuple[datetime, datetime]:
+    # a pure function of its arguments, asked for every part of every chunk of every release; the archive's
+    # own names (YYYY-MM-DD, HHMMSS) are read without strptime (~15 us each), anything else as before
+    day, time = _PARTITION.fullmatch(partition), _CHUNK.fullmatch(chunk)
+    if day and time:  # datetime checks the ranges (month 13, hour 24 ... raise ValueError, as strptime does)
+        (year, month, date), (hour, minute, second) = day.groups(), time.groups()
+        start = datetime(int(year), int(month), int(date), int(hour), int(minute), int(second), tzinfo=timezone.utc)
+    else:
+        start = datetime.strptime(f"{partition}{chunk}", "%Y-%m-%d%H%M%S").replace(tzinfo=timezone.utc)
+    return start, start + timedelta(seconds=chunk_seconds)
 
 
 @dataclass(frozen=True)
@@ -543,10 +562,13 @@ class GrantGate:
         if grant.id in revocations(self.archive):
             return (refs[0] if refs else ChunkRef("", "", "", ""), "grant.revoked", f"grant {grant.id} was revoked")
         chunk_seconds = self.archive.config.chunk_seconds
+        opened: dict[str, tuple[str, ...]] = {}  # kind -> the parts the grant's fields open (asked once per kind)
         for ref in refs:
             if ref.kind not in KINDS:
                 return ref, "chunk.unknown", f"no record kind {ref.kind!r}"
-            if ref.part not in parts_for_fields(grant.fields, ref.kind):
+            if ref.kind not in opened:
+                opened[ref.kind] = parts_for_fields(grant.fields, ref.kind)
+            if ref.part not in opened[ref.kind]:
                 return ref, "fields.parts", (f"the grant's fields ({', '.join(grant.fields)}) do not open the "
                                               f"{ref.part!r} part")
             try:

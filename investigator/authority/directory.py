@@ -37,6 +37,7 @@ from investigator.errors import PolicyDenied
 from investigator.vault.store import Archive
 from investigator.vault.format import ArchiveSigner
 from investigator.vault.keychain import KeyChain
+from investigator.vault.statehead import canonical_bytes
 
 
 DIRECTORY_FORMAT = "investigator-directory/1"
@@ -245,13 +246,16 @@ def check_signer(signer_id: str, key_id: str, signature: str, body: bytes, *, ar
     key.verify_key().verify(signature, body, what=what)
 
 
+# (archive id, its signing keys, fingerprint of the version files) -> the directory they verified to (per process)
+_VERIFIED: dict[tuple[str, tuple[bytes, ...], str], Directory] = {}
+
+
 class DirectoryStore:
     """The signed version chain of the directory in ``ARCHIVE/org/directory`` (``archive.layout.directory_dir``)."""
 
     def __init__(self, archive: "Archive") -> None:
         self.archive = archive
         self.folder = archive.layout.directory_dir
-        self._verified: tuple[str, Directory] | None = None  # (fingerprint of the version files, what they verified to)
 
     def _versions(self) -> list[Path]:
         if not self.folder.exists():
@@ -273,13 +277,17 @@ class DirectoryStore:
                 files.append((path, path.read_bytes()))
             except OSError as exc:
                 raise IntegrityError("unreadable directory version", path=self.archive.layout.relative(path)) from exc
-        # The same bytes verify to the same directory: a long-lived store (the key server's, which loads on
-        # every request so that a revocation counts from the next one) checks signatures only when a version
-        # file was added, changed or removed.
+        # The same bytes under the same archive keys verify to the same directory: a long-lived store (the key
+        # server's, which loads on every request so that a revocation counts from the next one), and the several
+        # loads of one open (the decision, the witness list), check signatures only when a version file was
+        # added, changed or removed, or the archive's key chain changed. Only a directory that verified is kept.
         fingerprint = _crypto.sha256_hex(b"".join(path.name.encode() + b"\0" + _crypto.sha256_hex(data).encode()
                                                   for path, data in files))
-        if self._verified is not None and self._verified[0] == fingerprint:
-            return self._verified[1]
+        archive_keys = self.archive.signing_keys()
+        memo = (self.archive.archive_id, tuple(k.raw for k in archive_keys.keys), fingerprint)
+        known = _VERIFIED.get(memo)
+        if known is not None:
+            return known
         directory: Directory | None = None
         prev = ""
         for number, (path, data_bytes) in enumerate(files, start=1):
@@ -302,9 +310,9 @@ class DirectoryStore:
                 # the master keys (the key server's host) cannot slip in a version of their own
                 raise IntegrityError("signed with the archive key although the directory has an enrolled admin",
                                      path=what)
-            data = canonical_json(body)
+            data = canonical_bytes(body)
             check_signer(str(sig.get("signer")), str(sig.get("key_id")), str(sig.get("signature")), data,
-                         archive_public=self.archive.signing_keys(), directory=directory, what=what)
+                         archive_public=archive_keys, directory=directory, what=what)
             prev = _crypto.sha256_hex(data)
             people = tuple(Person.from_json(p) for p in body.get("people", ()))
             directory = Directory(people=people, version=number, digest=prev,
@@ -313,7 +321,9 @@ class DirectoryStore:
             if not directory.first_admin_version and directory.admins():
                 directory = replace(directory, first_admin_version=number, first_admin_ts=str(body.get("ts") or ""))
         result = directory or Directory()
-        self._verified = (fingerprint, result)
+        if len(_VERIFIED) >= 8:
+            _VERIFIED.clear()  # one or two archives per process is the common case: keep it small
+        _VERIFIED[memo] = result
         return result
 
     def commit(self, people: Sequence[Person], *, signer: Signer, action: str, target: str,
