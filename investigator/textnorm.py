@@ -39,7 +39,7 @@ substrings in: ``加 班 费``, ``加/班/费`` and ``加\u200b班\u200b费`` al
 Because every rule is a per-character mapping resolved to a fixed point when the table is built,
 normalization is idempotent, and the Polars path (``str.replace_many`` with the same table, run in
 Rust) gives exactly the same strings as the Python path (``str.translate``).
-The tables are built lazily on first use (under a second), never at import.
+The tables are built lazily on first use (~0.15 s, no disk cache: see :func:`tables`), never at import.
 
 The tables depend on the rules, on this Python's Unicode database, on the confusables file and on
 OpenCC's dictionary: :func:`norm_version` fingerprints them, :func:`add_normalized_column` stores the
@@ -54,6 +54,7 @@ import functools
 import hashlib
 import re
 import unicodedata
+from collections.abc import Callable
 from pathlib import Path
 
 import polars as pl
@@ -91,7 +92,10 @@ _ENCLOSED_LETTER = re.compile(r"^(?:NEGATIVE )?(?:SQUARED|CIRCLED|PARENTHESIZED)
 
 
 def _in(cp: int, ranges: tuple[tuple[int, int], ...]) -> bool:
-    return any(lo <= cp <= hi for lo, hi in ranges)
+    for lo, hi in ranges:  # a plain loop: any() over a generator costs twice as much, ~100,000 calls a build
+        if lo <= cp <= hi:
+            return True
+    return False
 
 
 def require_text(frame: pl.DataFrame | pl.LazyFrame, what: str, column: str = "text") -> None:
@@ -234,37 +238,93 @@ def _candidate_codepoints() -> list[int]:
     return cps
 
 
+# Categories in which _raw_display may change a character that NFKC, case folding and NFD leave alone
+# and that has no skeleton: digits (rule 1) and invisibles (rule 6). ``So`` is checked by name (rule 1).
+_NOT_PLAIN_CATEGORIES = frozenset({"Nd", "No"}) | _FORMAT_CATEGORIES | _MARK_CATEGORIES
+
+
+def _is_plain(ch: str, category: str, skeleton: dict[str, str]) -> bool:
+    """True when rules 1-4 and 6 leave ``ch`` alone, decided mostly by C calls; then
+    ``_raw_display(ch)`` is ``t2s.get(ch, ch)`` (rule 5). ASCII goes the slow way.
+
+    Step by step through :func:`_raw_display` for such a character: NFKC keeps it; :func:`_fold_char`
+    returns it (not ASCII, not ``Nd`` / ``No``, an ``So`` that is not an enclosed letter, no skeleton);
+    case folding keeps it, so NFKC after it does too; :func:`_strip_diacritics` keeps it, because NFD
+    keeps it, or because NFD splits it into characters of which none is a mark (nothing dropped) and
+    NFC puts it back; :func:`_is_invisible` is false (not Cf / Mn / Me, not an extra invisible, not a
+    variation selector). Hangul syllables are the bulk of the second NFD case.
+    """
+    cp = ord(ch)
+    if (cp < 0x80 or category in _NOT_PLAIN_CATEGORIES or cp in _EXTRA_INVISIBLE
+            or 0xFE00 <= cp <= 0xFE0F or 0xE0100 <= cp <= 0xE01EF or ch in skeleton
+            or ch.casefold() != ch or not unicodedata.is_normalized("NFKC", ch)):
+        return False
+    if category == "So" and _ENCLOSED_LETTER.match(unicodedata.name(ch, "")):
+        return False
+    if unicodedata.is_normalized("NFD", ch):
+        return True
+    decomposed = unicodedata.normalize("NFD", ch)
+    return (unicodedata.is_normalized("NFC", ch)
+            and not any(unicodedata.category(c) in _MARK_CATEGORIES for c in decomposed))
+
+
+def _resolve(text: str, table: dict[str, str]) -> str:
+    for _ in range(8):  # chains are short (e.g. full-width letter -> upper -> lower)
+        nxt = "".join(table.get(c, c) for c in text)
+        if nxt == text:
+            return text
+        text = nxt
+    return text
+
+
 @functools.lru_cache(maxsize=1)
 def tables() -> tuple[dict[int, str], dict[int, str]]:
     """The (display, compact) translation tables: codepoint -> replacement ("" deletes).
 
     Only characters that change are present. Both are resolved to a fixed point, so translating
     twice equals translating once.
+
+    Built once per process, ~0.15 s (0.30 s before the fast path; docs/benchmarks.md, "Normalization
+    tables"): of the ~86,000 assigned candidate code points, the ~75,000 that :func:`_is_plain` clears
+    (Han, Hangul, symbols, most letters of other scripts) take only a traditional -> simplified look-up;
+    the other ~11,000 go through :func:`_raw_display`, the rules themselves. The result is the same as
+    running every code point through ``_raw_display``: tests/unit/test_textnorm.py keeps that reference
+    build and compares the whole tables and the fingerprint.
+
+    There is deliberately no on-disk cache. It could save at most the ~0.15 s, and the tables decide
+    whether a keyword is found: a cache file that anyone but this process could write (a shared or
+    mis-permissioned ``~/.cache``, a home directory restored from elsewhere, a notebook that writes
+    there) could drop a look-alike or make a letter ignorable, and a search would miss the messages
+    that use it without any sign. :func:`norm_version` would not notice, since it is computed from
+    the tables it is given. Trusting a cache safely means rebuilding to check it (no saving) or a key
+    to authenticate it (a secret this layer does not hold), so the build stays in the process.
     """
     t2s = _opencc_chars()
     skeleton = skeleton_table()
+    category = unicodedata.category
     display: dict[str, str] = {}
-    extra = [ord(c) for c in t2s if ord(c) >= 0x20000]
-    for cp in _candidate_codepoints() + extra:
-        ch = chr(cp)
-        if unicodedata.category(ch) == "Cn":
-            continue
-        mapped = _raw_display(ch, t2s, skeleton)
-        if mapped != ch:
+    seps: set[str] = set()
+
+    def add(ch: str, cat: str) -> None:
+        mapped = t2s.get(ch) if _is_plain(ch, cat, skeleton) else _raw_display(ch, t2s, skeleton)
+        if mapped is not None and mapped != ch:
             display[ch] = mapped
 
-    def resolve(text: str, table: dict[str, str]) -> str:
-        for _ in range(8):  # chains are short (e.g. full-width letter -> upper -> lower)
-            nxt = "".join(table.get(c, c) for c in text)
-            if nxt == text:
-                return text
-            text = nxt
-        return text
+    for cp in _candidate_codepoints():
+        ch = chr(cp)
+        cat = category(ch)
+        # _is_separator, with the category looked up once
+        if cat in _SEPARATOR_CATEGORIES or (cat == "Cn" and _in(cp, _SYMBOL_BLOCKS)):
+            seps.add(ch)
+        if cat != "Cn":
+            add(ch, cat)
+    for ch in t2s:
+        if ord(ch) >= 0x20000 and category(ch) != "Cn":
+            add(ch, category(ch))
 
-    display = {k: resolve(v, display) for k, v in display.items()}
+    display = {k: _resolve(v, display) for k, v in display.items()}
     display = {k: v for k, v in display.items() if v != k}
     compact: dict[str, str] = {}
-    seps = {chr(cp) for cp in _candidate_codepoints() if _is_separator(chr(cp))}
     for ch in set(display) | seps:
         base = display.get(ch, ch)
         compact[ch] = "".join(c for c in base if c not in seps)
@@ -348,11 +408,56 @@ def display_column_expr(column: str = "text") -> pl.Expr:
 
 def normalize_series(values: pl.Series) -> pl.Series:
     """The compact form of each value, computed once per distinct value in Python (``str.translate``)."""
-    table = tables()[1]
-    uniques = values.unique()
-    mapped = pl.Series([None if v is None else v.translate(table) for v in uniques.to_list()], dtype=pl.String)
-    lookup = pl.DataFrame({"__k": uniques, "__v": mapped})
+    return _per_distinct(values, values.unique(), lambda uniques: _translate_in_python(uniques, tables()[1]))
+
+
+def _translate_in_python(values: pl.Series, table: dict[int, str]) -> pl.Series:
+    return pl.Series([None if v is None else v.translate(table) for v in values.to_list()], dtype=pl.String)
+
+
+def _per_distinct(values: pl.Series, uniques: pl.Series,
+                  translate: Callable[[pl.Series], pl.Series]) -> pl.Series:
+    lookup = pl.DataFrame({"__k": uniques, "__v": translate(uniques)})
     return values.to_frame("__k").join(lookup, on="__k", how="left", maintain_order="left", nulls_equal=True)["__v"].alias(values.name)
+
+
+def _translate_column(values: pl.Series, table: dict[int, str]) -> pl.Series:
+    """``str.translate(table)`` of every value of the String Series ``values``, in Rust (``str.replace_many``).
+
+    A Series method, not an expression: inside ``with_columns`` Polars builds the Aho-Corasick
+    automaton (~22,000 patterns, ~40 ms) once per chunk of the column, and a loaded window has
+    a chunk per file (0.5-1.5 s for 30 files); the Series method builds it once. A column of
+    ASCII only (byte length = character length in every row) needs only the ASCII entries of
+    the table, whose automaton costs nothing to build: no other entry can match there.
+    """
+    if (values.str.len_bytes() == values.str.len_chars()).all():  # all() skips nulls: ASCII or null
+        table = {k: v for k, v in table.items() if k < 0x80}
+    return values.str.replace_many([chr(k) for k in table], list(table.values()))
+
+
+# Normalize per distinct value when a column has at most a quarter as many distinct values as rows
+# (the join back costs ~30 ms per 400,000 rows); the distinct values go through str.translate when
+# there are few of them (~3 us each, against ~40 ms to build the automaton of the whole table).
+_REPEAT_MIN_ROWS = 10_000
+_REPEAT_RATIO = 4
+_FEW_DISTINCT = 5_000
+
+
+def _compact_column(values: pl.Series) -> pl.Series:
+    """The compact form of the String Series ``values``: per distinct value when they repeat, else per row.
+
+    Every path gives what :func:`normalize_text` gives for each value (tests/unit/test_textnorm.py).
+    """
+    table = tables()[1]
+    # ~1,000 evenly spaced rows decide cheaply whether counting every distinct value may pay
+    sample = values.gather_every(max(1, values.len() // 1000))
+    if values.len() >= _REPEAT_MIN_ROWS and sample.n_unique() * 2 <= sample.len():
+        uniques = values.unique()
+        if uniques.len() * _REPEAT_RATIO <= values.len():
+            if uniques.len() <= _FEW_DISTINCT:
+                return _per_distinct(values, uniques, lambda u: _translate_in_python(u, table))
+            return _per_distinct(values, uniques, lambda u: _translate_column(u, table))
+    return _translate_column(values, table).alias(values.name)
 
 
 def version_column(name: str = NORM_COLUMN) -> str:
@@ -369,8 +474,11 @@ def add_normalized_column(frame: pl.DataFrame, column: str = "text", *, name: st
     """
     if column not in frame.columns:
         raise ContentNotGranted("normalization")
-    return frame.with_columns(normalize_column_expr(column).alias(name),
-                              pl.lit(norm_version(), dtype=pl.UInt32).alias(version_column(name)))
+    if frame.schema[column] == pl.String:
+        normalized: pl.Expr | pl.Series = _compact_column(frame[column]).alias(name)
+    else:  # not text (a column of nulls, say): whatever the expression makes of it, as before
+        normalized = normalize_column_expr(column).alias(name)
+    return frame.with_columns(normalized, pl.lit(norm_version(), dtype=pl.UInt32).alias(version_column(name)))
 
 
 def stored_norm_current(frame: pl.DataFrame, name: str = NORM_COLUMN) -> bool:
