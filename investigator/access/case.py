@@ -36,7 +36,7 @@ from investigator.access.keyservice import EmbeddedKeyService, KeyService, Ticke
 from investigator.access.process_ticket import DEFAULT_LIFETIME, ID_RE, decode
 from investigator.access.scope import scope_filter
 from investigator.access.scan import (KEY_BATCH, KeySource, LoadStats, ProcessTicketKeys, TicketKeys, detached,
-                                      scan_chunks)
+                                      scan_chunks, searchable)
 from investigator.authority.directory import DirectoryStore
 from investigator.authority.grants import Grant, find_grant
 from investigator.analysis.search import search as search_frame
@@ -44,7 +44,7 @@ from investigator.custody.registry import backend_of
 from investigator.errors import ConfigError, ContentNotGranted, GrantInvalid, InvestigatorError
 from investigator.schema import CONTENT_COLUMNS, PART_COLUMNS, format_ts, full_schema, id_field, kind_parts
 from investigator.settings import DEFAULT_LANG, PASSPHRASE_ENV, Settings, normalize_lang
-from investigator.textnorm import NORM_VERSION_COLUMN
+from investigator.textnorm import NORM_COLUMN, NORM_VERSION_COLUMN
 from investigator.vault.audited_state import HostRecord
 from investigator.vault.manifest import ChunkEntry
 from investigator.vault.destruction import destroyed_partitions
@@ -363,15 +363,19 @@ class Case:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=len(entries), desc=f"decrypting {kind}", unit="chunk")
+        # text_norm is added once to the joined frame (one build of the normalization automaton per load,
+        # not one per key batch), from the text kept until then
+        normalized = NORM_COLUMN in wanted or NORM_VERSION_COLUMN in wanted
+        keep = [*wanted, "text"] if normalized and "text" not in wanted else list(wanted)
         try:
             with ThreadPoolExecutor(max_workers=THREADS) as pool:
                 # A key batch at a time, keeping only the wanted columns of each:
                 # memory follows the result, not the granted columns of the window.
                 for batch in self._batches(entries):
                     frames, stats = scan_chunks(self.archive, batch, keys, parts, row_filter, pool,
-                                                group_size=self.key_batch)
+                                                group_size=self.key_batch, normalize=False)
                     self.stats += stats
-                    pieces += [f.select([c for c in wanted if c in f.columns]) for f in frames if f.height]
+                    pieces += [f.select([c for c in keep if c in f.columns]) for f in frames if f.height]
                     if bar is not None:
                         bar.update(len(batch))
         finally:
@@ -380,7 +384,10 @@ class Case:
         self._audit_load(kind, sum(p.height for p in pieces), len(entries), wanted)
         if not pieces:
             return self._empty(kind, wanted)
-        frame = pl.concat(pieces, how="diagonal_relaxed").select([c for c in wanted if c in pieces[0].columns])
+        frame = pl.concat(pieces, how="diagonal_relaxed")
+        if normalized:
+            frame = searchable(frame)
+        frame = frame.select([c for c in wanted if c in frame.columns])
         if len({e.batch_seq for e in entries}) == 1:
             # one batch: its chunks are in time order and each is sorted by (ts, id) at ingest
             return frame

@@ -110,15 +110,17 @@ class LoadStats:
 
 
 def scan_chunks(archive: Archive, entries: Sequence[ChunkEntry], key_source: KeySource, parts: Sequence[str],
-                row_filter: pl.Expr, executor: Executor, *,
-                group_size: int = KEY_BATCH) -> tuple[list[pl.DataFrame], LoadStats]:
+                row_filter: pl.Expr, executor: Executor, *, group_size: int = KEY_BATCH,
+                normalize: bool = True) -> tuple[list[pl.DataFrame], LoadStats]:
     """Decrypt the granted ``parts`` of ``entries`` (one kind), ``group_size`` chunks at a time.
 
     For each group, in order: ask ``key_source`` for the keys of its parts,
     decrypt them on ``executor``, check the rows against the manifests' leaf
     ranges, add ``chunk_id``, keep the rows ``row_filter`` selects (the grant's
-    window and scope) and add ``text_norm`` where there is text. Returns one
-    frame per group (possibly empty), rows in file order, and the stats.
+    window and scope) and add ``text_norm`` where there is text (``normalize=False``:
+    the caller normalizes the frames it joins in one call, :func:`searchable`, which
+    costs one build of the normalization automaton instead of one per group). Returns
+    one frame per group (possibly empty), rows in file order, and the stats.
 
     Raises whatever the key source raises (PolicyDenied, KeyServiceError) at the
     first group it refuses, asking for no later group's keys; IntegrityError
@@ -134,7 +136,7 @@ def scan_chunks(archive: Archive, entries: Sequence[ChunkEntry], key_source: Key
     stats = LoadStats()
     for first in range(0, len(entries), group_size):
         frame, group_stats = _scan_group(archive, entries[first:first + group_size], key_source, parts, row_filter,
-                                         executor)
+                                         executor, normalize)
         frames.append(frame)
         stats += group_stats
     return frames, stats
@@ -170,7 +172,7 @@ def searchable(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def _scan_group(archive: Archive, group: Sequence[ChunkEntry], key_source: KeySource, parts: Sequence[str],
-                row_filter: pl.Expr, executor: Executor) -> tuple[pl.DataFrame, LoadStats]:
+                row_filter: pl.Expr, executor: Executor, normalize: bool = True) -> tuple[pl.DataFrame, LoadStats]:
     kind = group[0].kind
     wanted = [p for p in kind_parts(kind) if p in parts]
     if "meta" not in wanted:
@@ -189,7 +191,8 @@ def _scan_group(archive: Archive, group: Sequence[ChunkEntry], key_source: KeySo
     frame = _assemble(kind, group, wanted, jobs, plains)
     stats = LoadStats(keys_released=len(keys), chunks_decrypted=len(group), rows_read=sum(e.rows for e in group),
                       chunk_ids=frozenset(e.chunk_id for e in group))
-    return searchable(frame.filter(row_filter)), stats
+    frame = frame.filter(row_filter)
+    return (searchable(frame) if normalize else frame), stats
 
 
 def _open_chunk(archive: Archive, entry: ChunkEntry, part_keys: dict[str, bytes]) -> dict[str, bytes]:
