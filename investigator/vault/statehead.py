@@ -121,7 +121,7 @@ def _plain(obj: Any) -> bool:
             return False
         if kind is dict:
             for key in item:
-                if type(key) is not str or (key and max(key) > "\uffff"):
+                if type(key) is not str or (not key.isascii() and max(key) > "\uffff"):
                     return False
             stack.extend(item.values())
         elif kind is list or kind is tuple:
