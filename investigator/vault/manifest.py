@@ -115,9 +115,9 @@ class Manifest:
         """The chunk format of the batch's files (``chunk_format`` in the body; 1 when absent)."""
         return int(self.body.get("chunk_format", 1))
 
-    @property
+    @functools.cached_property
     def digest(self) -> str:
-        """SHA-256 of the manifest file: what the next manifest and the audit log point at."""
+        """SHA-256 of the manifest file: what the next manifest and the audit log point at (hashed once)."""
         return hashlib.sha256(self.file_bytes).hexdigest()
 
     @functools.cached_property
@@ -143,8 +143,13 @@ class Manifest:
         "Manifest"), which spares re-canonicalizing a large body to verify it.
         """
         try:
-            outer = json.loads(data)
-            key_id, signature = str(outer["key_id"]), str(outer["signature"])
+            # The tail {"key_id","signature"} is parsed alone: a large body is parsed once, not twice. The last
+            # ',"key_id":' is the outer one (the body comes first; a string cannot hold an unescaped quote).
+            tail_at = data.rfind(b',"key_id":')
+            if tail_at < 0:
+                raise IntegrityError("manifest is not in canonical form", path=what)
+            tail = json.loads(b"{" + data[tail_at + 1:])
+            key_id, signature = str(tail["key_id"]), str(tail["signature"])
             prefix = b'{"body":'
             suffix = canonical_json({"key_id": key_id, "signature": signature})[1:]  # '"key_id":…}'
             if not (data.startswith(prefix) and data.endswith(b"," + suffix)):
