@@ -8,13 +8,17 @@ Part of :mod:`investigator.authority.policy` (docs/policy.md).
 from __future__ import annotations
 
 import json
+import os
+import secrets
+import signal
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from investigator import _crypto
 from investigator.authority.directory import ARCHIVE_SIGNER, Directory, Signer, check_signer
 from investigator.errors import ConfigError, IntegrityError, PolicyDenied
-from investigator._fs import atomic_write
+from investigator._fs import fsync_dir, write_synced
 from investigator.schema import canonical_json, format_ts
 from investigator.authority.policy.model import Decision
 from investigator.authority.policy.rules import Policy
@@ -25,21 +29,44 @@ from investigator.authority.state_head import require_state
 from investigator.vault.witness import set_witness_list
 
 
+# Fault injection for the crash tests only: a child process sets this to a step of PolicyStore.install
+# ("after-temporaries", "after-signature", "after-text", "after-audit") and is killed with SIGKILL there.
+CRASH_AT: str | None = None
+
+
+def _crash_point(name: str) -> None:
+    if CRASH_AT == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 # --- the signed policy in the archive -------------------------------------------------
 
 class PolicyStore:
-    """Signed policy versions in ``ARCHIVE/org/policy/NNNNNN.toml`` (+ ``.sig.json``; ``archive.layout.policy_dir``)."""
+    """Signed policy versions in ``ARCHIVE/org/policy/NNNNNN.toml`` (+ ``.sig.json``; ``archive.layout.policy_dir``).
+
+    A version exists when its text (``.toml``) does: :meth:`install` puts its
+    signature record in place first and its text last, so a reader never sees a
+    text without its record unless the record was deleted (which :meth:`load`
+    refuses). A record without its text is an install that was interrupted:
+    not a version, and its number is not used again (the files are write-once).
+    """
 
     def __init__(self, archive: "Archive") -> None:
         self.archive = archive
         self.folder = archive.layout.policy_dir
 
-    def _latest(self) -> int:
+    def _numbers(self, pattern: str) -> list[int]:
         if not self.folder.exists():
-            return 0
-        numbers = [int(p.name.split(".")[0]) for p in self.folder.glob("[0-9]*.sig.json")]
-        numbers += [int(p.name.split(".")[0]) for p in self.folder.glob("[0-9]*.toml")]
-        return max(numbers, default=0)
+            return []
+        return [int(p.name.split(".")[0]) for p in self.folder.glob(pattern) if p.name.split(".")[0].isdigit()]
+
+    def _latest(self) -> int:
+        """The newest installed version (0 for none): the highest-numbered text."""
+        return max(self._numbers("[0-9]*.toml"), default=0)
+
+    def _next(self) -> int:
+        """The number of the next version: past every text and every record (an interrupted install's too)."""
+        return max(self._numbers("[0-9]*.toml") + self._numbers("[0-9]*.sig.json"), default=0) + 1
 
     def load(self, directory: Directory) -> Policy:
         """The newest policy, its signature checked against ``directory``'s admins or the archive key.
@@ -88,6 +115,8 @@ class PolicyStore:
         admin_signed = False
         last_ts = ""
         for number in range(1, latest + 1):
+            if not layout.policy_text(number).exists() and layout.policy_signature(number).exists():
+                continue  # an interrupted install's record: no version (class docstring)
             what = layout.relative(layout.policy_signature(number))
             try:
                 record = json.loads(layout.policy_signature(number).read_bytes())
@@ -122,10 +151,8 @@ class PolicyStore:
             self.archive.audit.append(signer.id, "policy.set", "policy", {"rule": "policy.signer", "reason": reason},
                                       outcome="denied", now=now)
             raise PolicyDenied(reason, rule="policy.signer")
-        version = self._latest() + 1
-        prev = ""
-        if version > 1:
-            prev = _crypto.sha256_hex(self.archive.layout.policy_text(version - 1).read_bytes())
+        latest, version = self._latest(), self._next()
+        prev = _crypto.sha256_hex(self.archive.layout.policy_text(latest).read_bytes()) if latest else ""
         body = {"format": "investigator-policy-signature/1", "archive_id": self.archive.archive_id,
                 "version": version, "sha256": _crypto.sha256_hex(text.encode("utf-8")), "prev": prev,
                 "ts": format_ts(now), "note": note, "directory_version": directory.version}
@@ -137,18 +164,56 @@ class PolicyStore:
             self.archive.audit.append(signer.id, "policy.set", "policy",
                                       {"rule": "policy.signer", "reason": str(exc)}, outcome="denied", now=now)
             raise PolicyDenied(str(exc), rule="policy.signer") from exc
-        # the version's files first, then its entry (as for directory versions): an audited version without its
-        # files would make every load refuse (the state cross-check: a policy version deleted)
-        self.folder.mkdir(parents=True, exist_ok=True)
-        atomic_write(self.archive.layout.policy_text(version), text.encode("utf-8"))
         record = {"body": body, "signature": {"signer": signer.id, "key_id": signer.key.public.key_id,
                                               "signature": signer.key.sign(data)}}
-        atomic_write(self.archive.layout.policy_signature(version),
-                     (json.dumps(record, ensure_ascii=False, indent=1, sort_keys=True) + "\n").encode())
+        # the version's files first, then its entry (as for directory versions): an audited version without its
+        # files would make every load refuse (the state cross-check: a policy version deleted)
+        self._write_version(version, text.encode("utf-8"),
+                            (json.dumps(record, ensure_ascii=False, indent=1, sort_keys=True) + "\n").encode())
+        _crash_point("after-text")
         self.archive.audit.append(signer.id, "policy.set", f"policy v{version}",
                                   {"sha256": body["sha256"], "rule": "policy.signer", "note": note}, now=now)
+        _crash_point("after-audit")
         signer.checkpoint(self.archive, now=now)
         return _with_version(policy, version)
+
+    def _write_version(self, version: int, text: bytes, record: bytes) -> None:
+        """Put version ``version``'s files in place so that a kill at any point leaves no half version.
+
+        Both are written under temporary names first (``.NNNNNN.toml.<hex>.tmp``: the layout's
+        ``TEMPORARY`` scratch, which the state heads skip) and fsynced; then the record is linked
+        into place, then the text (a version exists when its text does). A kill before the text's
+        link leaves the previous version in force; a record without its text (and scratch files)
+        is all that remains, and the next install numbers past it. ``os.link`` refuses an existing
+        name: a write-once file is never replaced, even by an install racing this one.
+
+        Raises IntegrityError when another install took the number meanwhile (its files are left as they are).
+        """
+        layout = self.archive.layout
+        self.folder.mkdir(parents=True, exist_ok=True)
+        final_record, final_text = layout.policy_signature(version), layout.policy_text(version)
+        scratch = [final.with_name(f".{final.name}.{secrets.token_hex(4)}.tmp")
+                   for final in (final_record, final_text)]
+        try:
+            write_synced(scratch[0], record)
+            write_synced(scratch[1], text)
+            _crash_point("after-temporaries")
+            _link_new(scratch[0], final_record, what=layout.relative(final_record))
+            fsync_dir(self.folder)
+            _crash_point("after-signature")
+            _link_new(scratch[1], final_text, what=layout.relative(final_text))
+            fsync_dir(self.folder)
+        finally:
+            for path in scratch:
+                path.unlink(missing_ok=True)
+
+
+def _link_new(scratch: Path, final: Path, *, what: str) -> None:
+    try:
+        os.link(scratch, final)
+    except FileExistsError as exc:
+        raise IntegrityError("policy changed meanwhile (another install took this version); retry",
+                             path=what) from exc
 
 
 def _with_version(policy: Policy, version: int) -> Policy:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -273,3 +275,51 @@ def test_a_change_killed_before_its_audit_entry_leaves_a_loadable_organisation(o
     else:
         assert policy.version == versions + 1  # the signed version is in force
     assert state_problems(org.archive) == []
+
+
+# a policy install in a child process, killed with SIGKILL at one step (investigator/authority/policy/store.py CRASH_AT)
+INSTALL = """
+import sys
+from datetime import datetime
+from pathlib import Path
+from investigator.authority.directory import DirectoryStore, Signer
+from investigator.authority.identity import unlock_person_key
+from investigator.authority.policy import PolicyStore, default_policy_text, store
+from investigator.demo.people import DEMO_ONLY_PASSPHRASE
+from investigator.vault.store import Archive
+
+store.CRASH_AT = sys.argv[2]  # fault injection: this child is killed with SIGKILL at that step
+archive = Archive.open(sys.argv[1])
+key = unlock_person_key(archive, "wugang", DEMO_ONLY_PASSPHRASE.format(person="wugang"),
+                        key_dir=Path(sys.argv[1]) / "demo-keys")
+PolicyStore(archive).install(default_policy_text(), signer=Signer("wugang", key),
+                             directory=DirectoryStore(archive).load(), now=datetime.fromisoformat(sys.argv[3]),
+                             note="killed")
+"""
+
+
+@pytest.mark.parametrize("point", ["after-temporaries", "after-signature", "after-text", "after-audit"])
+def test_a_policy_install_killed_at_each_step_leaves_a_loadable_organisation(org, point):
+    """Record first, text last (a version exists when its text does): a kill at any step leaves the previous version
+    in force or the new one complete, nothing the state heads or verify object to, and the next install works."""
+    before = load(org)[1].version
+    child = subprocess.run([sys.executable, "-c", INSTALL, str(org.archive.root), point, org.now.isoformat()],
+                           capture_output=True, text=True, timeout=120)
+    assert child.returncode == -9, child.stderr  # really killed there
+    complete = point in ("after-text", "after-audit")
+    assert load(org)[1].version == before + (1 if complete else 0)
+    assert state_problems(org.archive) == []
+    result = verify_offline(org.archive.root)
+    assert result.exit_code == 0, result.output
+    # the next install of the same policy numbers past what the kill left and is in force
+    installed = PolicyStore(org.archive).install(default_policy_text(), signer=org.signer("wugang"),
+                                                 directory=org.directory(), now=org.now, note="again")
+    assert installed.version == before + (1 if point == "after-temporaries" else 2)
+    assert load(org)[1].version == installed.version
+    assert state_problems(org.archive) == []
+    result = verify_offline(org.archive.root)
+    assert result.exit_code == 0, result.output
+    policy_files = sorted(p.name for p in org.archive.layout.policy_dir.iterdir())
+    if point == "after-signature":  # the interrupted install's record stays (write-once), never read as a version
+        assert f"{before + 1:06d}.sig.json" in policy_files and f"{before + 1:06d}.toml" not in policy_files
+    assert f"{installed.version:06d}.toml" in policy_files and f"{installed.version:06d}.sig.json" in policy_files
