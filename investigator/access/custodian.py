@@ -10,8 +10,8 @@ The same desk serves both homes of the key service: in embedded mode the CLI
 unlocks the custody and calls it directly (one trusted machine); behind
 ``investigator keyserver`` the server calls it for signed requests
 (``/v1/login``, ``/v1/decide``, ``/v1/enroll-totp``, ``/v1/unlock-person``,
-``/v1/bundle/attest`` (the exported records read and judged here), ``/v1/bundle/held-key``,
-``/v1/bundle/attest-release``, ``/v1/verify``), so the checks and audit entries are the same whichever way a decision arrives. What
+``/v1/bundle/attest`` (the exported records read and judged here; a hold's key and lock-down come with
+its answer), ``/v1/bundle/attest-release``, ``/v1/verify``), so the checks and audit entries are the same whichever way a decision arrives. What
 needs a secret happens here: the TOTP check (secrets sealed under the master
 key), the archive key's attestations (approvals, grants, sessions, bundles),
 and full verification (decrypting every chunk). What a person signs stays on
@@ -35,7 +35,7 @@ from investigator.authority.identity import clear_lockout, enroll_totp, login, v
 from investigator.authority.locks import UNLOCK_ID_RE, check_unlock, unlock_body, write_unlock
 from investigator.authority.policy import PolicyStore, load_org, record_decision
 from investigator.access.held import HeldBundle, new_held_key, release_key
-from investigator.access.exportcheck import ServerVerdict, findings_of, judge, parse_leaves, read_export
+from investigator.access.exportcheck import ServerVerdict, judge, parse_leaves, read_export
 from investigator.access.lockdown import Lockdown, trip
 from investigator.custody.base import Custody
 from investigator.errors import BundleError, ConfigError, IntegrityError, PolicyDenied
@@ -255,7 +255,7 @@ class CustodianDesk:
                                       outcome="denied", now=when)
             key, sealed = new_held_key(self._keys, body["bundle_id"])
             lockdown = trip(self.archive, self._keys, policy=policy, directory=directory, person=person, grant=grant,
-                            bundle_id=body["bundle_id"], findings=findings_of(verdict), texts=read.texts,
+                            bundle_id=body["bundle_id"], texts=read.texts,
                             notifiers=self.notifiers, now=when)
             return ExportAttestation(attested, verdict, key, sealed, lockdown)
 
@@ -302,29 +302,6 @@ class CustodianDesk:
                                           now=when)
                 raise PolicyDenied(reason, rule="release.legal_role")
             return attestation(self._keys, body)
-
-    def held_bundle_key(self, *, person: str, grant: Grant, bundle_id: str, findings: Any = None,
-                        evidence: Any = None, now: datetime | None = None) -> tuple[bytes, dict[str, Any], Lockdown]:
-        """A fresh key for a bundle the circuit breaker holds (plain, and sealed by the custody), and the
-        breaker's lock-down done in the same operation.
-
-        For ``person`` with an open case of ``grant`` (the caller checked the ticket) and the export
-        permission; the operator's process seals the held zip with it and forgets it
-        (:mod:`investigator.access.held`). Before the key is handed out, the accounts the signed policy
-        names are locked and the security team's notifier runs (:mod:`investigator.access.lockdown`;
-        a failing notifier is reported, not raised). What locks is this desk's own scan of the
-        ``evidence`` rows it verified as genuine records of the grant's window; the client's ``findings``
-        are only recorded. Raises PolicyDenied (audited as ``bundle.held_key``).
-        """
-        with self._decision(now):
-            when = _utc(now)
-            directory, policy, _ = self._may_export(person, action="bundle.held_key", grant_id=grant.id,
-                                                    target=bundle_id, when=when)
-            key, sealed = new_held_key(self._keys, bundle_id)
-            lockdown = trip(self.archive, self._keys, policy=policy, directory=directory, person=person,
-                            grant=grant, bundle_id=bundle_id, findings=findings, evidence=evidence,
-                            notifiers=self.notifiers, now=when)
-            return key, sealed, lockdown
 
     def release_held(self, body: dict[str, Any], *, reviewer: str, held: HeldBundle,
                      now: datetime | None = None) -> tuple[dict[str, Any], bytes | None]:

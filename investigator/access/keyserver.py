@@ -45,12 +45,6 @@ acting person, who must hold the role the decision needs):
   verdict into the attestation (access/exportcheck.py). A ``hold`` verdict gives no release attestation:
   the attestation says ``hold``, ``held`` carries the held bundle's key (``plain``, ``sealed``) and the
   ``lockdown`` done in the same request (locks, notifier). Without ``leaves`` (an older client): refused.
-- ``POST /v1/bundle/held-key`` ``{"token", "bundle_id", "breaker"?, "evidence"?}`` -> ``{"plain", "sealed",
-  "lockdown"}``: a fresh key for a bundle of the open case that the circuit breaker holds (the operator's
-  process seals the zip with it); in the same request the server checks the ``evidence`` rows (genuine
-  records of the grant's window: record hash and batch leaf), scans them itself against its signed policy,
-  locks the accounts the policy names for what it found and runs the notifier (access/lockdown.py); the
-  client's ``breaker`` findings are only recorded. ``lockdown`` says whom it locked and how the notifier ended.
 - ``POST /v1/bundle/attest-release`` ``{"body"}`` -> ``{"attestation", "key"}``: a legal reviewer's release of
   a held bundle (not its operator), and the key that opens it (access/held.py).
 - ``POST /v1/verify`` ``{}`` -> the verification's findings (an admin or auditor); never content.
@@ -133,7 +127,6 @@ _ROUTES: dict[str, tuple[str, str, bool]] = {
     "/v1/unlock-person": ("people.unlock", "_unlock_person", True),
     "/v1/unlock-account": ("account.unlock", "_unlock_account", True),
     "/v1/bundle/attest": ("bundle.attest", "_attest_bundle", True),
-    "/v1/bundle/held-key": ("bundle.held_key", "_held_bundle_key", True),
     "/v1/bundle/attest-release": ("bundle.release", "_attest_release", True),
     "/v1/verify": ("verify", "_verify", True),
     "/v1/checkpoint": ("audit.checkpoint", "_checkpoint", True),
@@ -588,23 +581,6 @@ class _Handler(BaseHTTPRequestHandler):
             held = {"plain": _crypto.b64(done.key), "sealed": done.sealed_key, "lockdown": done.lockdown.to_json()}
         self._send(200, {"attestation": done.attestation, "verdict": done.verdict.to_json(), "held": held})
 
-    def _held_bundle_key(self, body: dict[str, Any], signed: SignedRequest) -> None:
-        ticket = self._ticket(body, signed)
-        _, grant = self.server.gate.ticket(ticket.token)
-        bundle_id = body.get("bundle_id")
-        if not isinstance(bundle_id, str) or not GRANT_ID_RE.match(bundle_id):
-            raise _malformed("bundle_id must be a bundle id")
-        findings = body.get("breaker")
-        if findings is not None and not isinstance(findings, dict):
-            raise _malformed("breaker must be the findings object ({categories, pii})")
-        evidence = body.get("evidence")
-        if evidence is not None and not (isinstance(evidence, list) and all(isinstance(r, dict) for r in evidence)):
-            raise _malformed("evidence must be a list of message rows")
-        plain, sealed, lockdown = self.server.desk.held_bundle_key(person=signed.person, grant=grant,
-                                                                   bundle_id=bundle_id, findings=findings,
-                                                                   evidence=evidence)
-        self._send(200, {"plain": _crypto.b64(plain), "sealed": sealed, "lockdown": lockdown.to_json()})
-
     def _unlock_account(self, body: dict[str, Any], signed: SignedRequest) -> None:
         person = self._string(body, "person", pattern=PERSON_RE)
         signed_at = self._signed_at(body, what="the unlock", rule="account.unlock_signature",
@@ -860,15 +836,6 @@ class RemoteKeyService:
             return ExportAttestation(dict(answer["attestation"]), server_verdict)
         return ExportAttestation(dict(answer["attestation"]), server_verdict, _crypto.unb64(str(held["plain"])),
                                  dict(held["sealed"]), Lockdown.from_json(held.get("lockdown")))
-
-    def held_bundle_key(self, ticket: Ticket, bundle_id: str, findings: dict[str, Any] | None = None,
-                        evidence: Sequence[dict[str, Any]] = ()) -> tuple[bytes, dict[str, Any], Lockdown]:
-        """A fresh key for held bundle ``bundle_id`` (plain, sealed), and what the server's circuit breaker
-        did in the same request: the accounts it locked, the notifier's outcome (access/lockdown.py).
-        ``evidence``: the bundle's rows with findings, which the server verifies and scans itself."""
-        answer = self._post("/v1/bundle/held-key", {"token": ticket.token, "bundle_id": bundle_id,
-                                                    "breaker": findings or {}, "evidence": list(evidence)})
-        return _crypto.unb64(answer["plain"]), dict(answer["sealed"]), Lockdown.from_json(answer.get("lockdown"))
 
     def unlock_account(self, person: str, *, reason: str, totp: str, unlock_id: str, signed_at: datetime,
                        signature: str) -> list[str]:

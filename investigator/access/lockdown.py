@@ -1,19 +1,20 @@
 """The circuit breaker's key-service half (熔断机制): lock the accounts the policy names, notify security.
 
     >>> outcome = trip(archive, custody, policy=policy, directory=directory, person="sunli", grant=grant,
-    ...                bundle_id="B-1a2b", findings={"categories": {"bribery": 2}}, evidence=rows,
+    ...                bundle_id="B-1a2b", texts=read.texts,
     ...                notifiers=frozenset({"/usr/local/bin/file-ticket"}), now=now)            # doctest: +SKIP
     >>> outcome.locked, outcome.notify.status                                                      # doctest: +SKIP
     (('sunli', 'xuming'), 'ok')
 
-Runs where the held bundle's key is made: in the key server, next to ``/v1/bundle/held-key`` (the
-server holds the signed policy and the archive key), or in the process that unlocked the custody in
-embedded mode (:class:`~investigator.access.custodian.CustodianDesk`). Within that one operation it
+Runs where a bundle's attestation is judged: in the key server, in the ``/v1/bundle/attest`` request whose
+verdict is ``hold`` (the server holds the signed policy and the archive key), or in the process that
+unlocked the custody in embedded mode (:meth:`~investigator.access.custodian.CustodianDesk.attest_export`).
+Within that one operation it
 
-1. judges for itself: of the rows the client shows as ``evidence``, it keeps the genuine records of the
-   grant's window (:func:`verified_texts`) and scans them against the signed policy's
-   ``[breaker.categories]`` and for personal data (``personal_data``); the client's own ``findings``
-   are recorded, never trusted for a lock (claims it could not verify: ``breaker.evidence``);
+1. judges for itself: it scans the texts of the records the key service read itself for the attestation
+   (access/exportcheck.py: genuine records of the grant's window and scope) against the signed policy's
+   ``[breaker.categories]`` and for personal data (``personal_data``); the client tells it nothing it
+   would have to trust;
 2. locks the accounts ``[breaker.lock]`` names for what it found (:mod:`investigator.authority.locks`:
    records signed by the archive key through the custody, each audited ``account.lock``), and
 3. runs ``[breaker] notify`` (an argv list, no shell; placeholders only for ids, category names and
@@ -22,7 +23,7 @@ embedded mode (:class:`~investigator.access.custodian.CustodianDesk`). Within th
    its exit status, a timeout, a missing or a not-allowed command is audited as ``breaker.notify``.
    A failing notifier undoes neither the hold nor the locks; the caller is told.
 
-docs/threat-model.md, "The circuit breaker", says what a client that lies about its findings can do.
+docs/threat-model.md, "The circuit breaker", says what a lying client can and cannot do.
 """
 
 from __future__ import annotations
@@ -41,15 +42,12 @@ from investigator.analysis.pii import detect
 from investigator.authority.directory import Directory
 from investigator.authority.grants import Grant
 from investigator.authority.locks import PERSONAL_DATA, lock_accounts, subjects_for
-from investigator.authority.policy import Policy, parse_utc
+from investigator.authority.policy import Policy
 from investigator.authority.policy.rules import NOTIFY_FIELDS
-from investigator.errors import InvestigatorError
-from investigator.schema import record_hash
 from investigator.vault.proofs import batch_leaves
 from investigator.vault.store import Archive
 
 MAX_FINDINGS = 64  # categories or kinds a client may report (the policy's own list is the real bound)
-MAX_EVIDENCE = 200  # rows a client may show as evidence of its findings
 
 
 @dataclass(frozen=True)
@@ -160,39 +158,6 @@ def _leaves(archive: Archive, keys: Any, seq: int) -> list[str]:
     return _leaves_cache[key]
 
 
-def verified_texts(archive: Archive, keys: Any, grant: Grant, evidence: Any) -> tuple[list[str], int]:
-    """The texts of the ``evidence`` rows that are genuine records of the grant's window, and how many were not.
-
-    A row counts when its time lies in the grant's window, its record hash recomputed from its fields is
-    the one it names, and that hash is the leaf at its ``leaf_index`` in its signed batch (read with the
-    master keys ``keys``). A client can thus show only records it was granted, with their exact content:
-    it cannot invent a hit. A row whose parts the grant did not open (attachments) cannot be re-hashed
-    and does not count.
-    """
-    if not isinstance(evidence, list):
-        return [], 0
-    start, end = grant.window
-    leaves: dict[int, list[str]] = {}
-    texts: list[str] = []
-    rejected = 0
-    for row in evidence[:MAX_EVIDENCE]:
-        try:
-            seq, index, ts = int(row["batch_seq"]), int(row["leaf_index"]), parse_utc(str(row["ts"]))
-            claimed = str(row["record_hash"])
-            if not start <= ts < end or record_hash(row, "messages") != claimed:
-                raise ValueError("outside the window, or not its record hash")
-            if seq not in leaves:
-                leaves[seq] = _leaves(archive, keys, seq)
-            if not 0 <= index < len(leaves[seq]) or leaves[seq][index] != claimed:
-                raise ValueError("not the leaf of its batch")
-        except (KeyError, TypeError, ValueError, InvestigatorError):
-            rejected += 1
-            continue
-        if isinstance(row.get("text"), str):
-            texts.append(row["text"])
-    return texts, rejected + max(0, len(evidence) - MAX_EVIDENCE)
-
-
 def run_notifier(argv: list[str], values: dict[str, str], *, timeout: float) -> NotifyOutcome:
     """Run the notifier ``argv`` (placeholders filled from ``values``), no shell, stdin closed, output dropped."""
     command = [arg.format_map(values) for arg in argv]
@@ -217,32 +182,18 @@ def run_notifier(argv: list[str], values: dict[str, str], *, timeout: float) -> 
 
 
 def trip(archive: Archive, keys: Any, *, policy: Policy, directory: Directory, person: str, grant: Grant,
-         bundle_id: str, findings: Any, evidence: Any = None, texts: Sequence[str] | None = None,
-         notifiers: frozenset[str] = frozenset(), now: datetime) -> Lockdown:
+         bundle_id: str, texts: Sequence[str], notifiers: frozenset[str] = frozenset(),
+         now: datetime) -> Lockdown:
     """Lock and notify for a bundle the breaker holds (see the module docstring). Never raises for the
     notifier; raises only if a lock record cannot be written (then the hold's key is not handed out).
 
-    What decides is the key service's own scan of the ``evidence`` rows it could verify
-    (:func:`verified_texts`); the client's ``findings`` are recorded beside it, never trusted for a lock.
-    The policy's notifier runs only if its command is one of ``notifiers``, the commands the key
-    service's operator allowed (``investigator keyserver --notifier PATH``): the policy is an admin's,
-    and an admin must not get to run programs where the master keys are.
-    ``texts``: what the key service read itself (an attestation's records, access/exportcheck.py); then
-    no ``evidence`` is needed and nothing the client claims is compared.
+    What decides is the key service's own scan of ``texts``: the records it read itself for the bundle's
+    attestation (access/exportcheck.py). The policy's notifier runs only if its command is one of
+    ``notifiers``, the commands the key service's operator allowed (``investigator keyserver --notifier
+    PATH``): the policy is an admin's, and an admin must not get to run programs where the master keys are.
     """
-    if texts is not None:
-        scanned, rejected = list(texts), 0
-    else:
-        scanned, rejected = verified_texts(archive, keys, grant, evidence)
-    verified = scan_texts(scanned, policy_categories(policy))
+    verified = scan_texts(list(texts), policy_categories(policy))
     categories, count = judged_categories(policy, verified)
-    claimed, _ = judged_categories(policy, findings)
-    if rejected or set(claimed) - set(categories):
-        archive.audit.append(person, "breaker.evidence", bundle_id,
-                             {"rule": "breaker.evidence", "claimed": claimed, "verified": categories,
-                              "rejected_rows": rejected,
-                              "reason": "findings the key service could not verify on genuine records of the "
-                                        "grant's window: they lock no one"}, outcome="denied", now=now)
     to_lock, skipped = subjects_for(policy, directory, categories, operator=person)
     locks = lock_accounts(archive, keys.signing, to_lock, categories=categories, bundle_id=bundle_id,
                           grant_id=grant.id, operator=person, now=now)
@@ -271,5 +222,5 @@ def trip(archive: Archive, keys: Any, *, policy: Policy, directory: Directory, p
                     tuple(skipped), notify)
 
 
-__all__ = ["Lockdown", "MAX_EVIDENCE", "NotifyOutcome", "judged_categories", "policy_categories", "run_notifier",
-           "scan_texts", "trip", "verified_texts"]
+__all__ = ["Lockdown", "NotifyOutcome", "judged_categories", "policy_categories", "run_notifier", "scan_texts",
+           "trip"]

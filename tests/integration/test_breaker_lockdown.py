@@ -16,6 +16,8 @@ import signal
 import stat
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 import warnings
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -28,6 +30,7 @@ from investigator.access.case import open_case
 from investigator.access.client_auth import RequestSigner
 from investigator.access.custodian import CustodianDesk
 from investigator.access.keyserver import RemoteKeyService
+from investigator.analysis.pii import detect
 from investigator.authority.directory import DirectoryStore, Signer
 from investigator.authority.grants import Grant, find_grant
 from investigator.authority.identity import unlock_person_key
@@ -37,7 +40,7 @@ from investigator.cli import main as cli_main
 from investigator.custody.file import unlock_archive
 from investigator.demo import DEMO_PASSPHRASE, demo_grant, demo_session
 from investigator.demo.people import DEMO_ONLY_PASSPHRASE, DEMO_ONLY_TOTP_SECRETS
-from investigator.errors import IdentityCheckFailed, PolicyDenied
+from investigator.errors import BundleError, IdentityCheckFailed, PolicyDenied
 from investigator.reports.bundles import export_bundle
 from investigator.schema import canonical_json, format_ts
 from investigator.vault.store import Archive
@@ -200,22 +203,31 @@ def test_embedded_hold_locks_notifies_and_only_an_admin_with_a_reason_unlocks(co
 
 
 @pytest.fixture(scope="module")
-def evidence(breaker_base) -> list[dict]:  # type: ignore[type-arg]
-    """Rows of the demo grant with a hit of the policy's category, as a bundle's messages.jsonl carries them."""
+def leaves(breaker_base) -> dict[str, list[list[int]]]:
+    """Records of the demo grant as an attestation request names them (``[batch_seq, leaf_index]``): ``hit``
+    carry the policy's category, ``clean`` nothing the breaker holds (no category, no personal data)."""
     archive = Archive.open(breaker_base)
     case = open_case(archive, grant=demo_grant(breaker_base), person="sunli", session=demo_session(breaker_base),
                      passphrase=DEMO_PASSPHRASE)
-    frame = case.messages(progress=False)
-    frame = frame.drop([c for c in ("text_norm", "chunk_id") if c in frame.columns])
-    rows = [{k: (format_ts(v) if isinstance(v, datetime) else v) for k, v in r.items()}
-            for r in frame.iter_rows(named=True) if "投诉" in (r.get("text") or "")]
-    assert rows
-    return rows
+    hit, clean = [], []
+    for row in case.messages(progress=False).iter_rows(named=True):
+        text = row.get("text") or ""
+        (hit if "投诉" in text else clean if text and not detect(text) else []).append(
+            [int(row["batch_seq"]), int(row["leaf_index"])])
+    assert hit and len(clean) >= 3
+    return {"hit": hit, "clean": clean[:3]}
+
+
+def attest_body(archive: Archive, grant: Grant, person: str) -> dict:  # type: ignore[type-arg]
+    """The bundle attestation body ``person``'s process asks for (reports/bundles.py builds the same)."""
+    return {"purpose": "bundle-operator", "archive_id": archive.archive_id, "bundle_id": "B-0123456789abcdef",
+            "manifest_sha256": "0" * 64, "operator": person, "operator_key_id": key(archive, person).public.key_id,
+            "grant_id": grant.id}
 
 
 @pytest.mark.parametrize("mode, status", [("fail", "failed"), ("hang", "timeout"), ("missing", "not_found"),
                                           ("not allowed", "not_allowed")])
-def test_a_failing_notifier_is_audited_and_undoes_neither_hold_nor_lock(copy, evidence, mode, status):
+def test_a_failing_notifier_is_audited_and_undoes_neither_hold_nor_lock(copy, leaves, mode, status):
     archive, notifier = copy
     (notifier / "mode").write_text(mode)
     if mode == "missing":
@@ -226,14 +238,15 @@ def test_a_failing_notifier_is_audited_and_undoes_neither_hold_nor_lock(copy, ev
     grant = Grant.from_file(find_grant(archive, demo_grant(archive.root)))
     try:
         started = datetime.now(timezone.utc)
-        plain, sealed, lockdown = desk.held_bundle_key(person="lixia", grant=grant, bundle_id="B-0123456789abcdef",
-                                                       findings={"categories": {"complaint": 2, "invented": 9},
-                                                                 "pii": {}}, evidence=evidence)
+        done = desk.attest_export(attest_body(archive, grant, "lixia"), leaves["hit"], person="lixia", grant=grant)
     finally:
         if mode == "missing":
             (notifier / "moved.py").rename(notifier / "notify.py")
-    assert len(plain) == 32 and sealed  # the key for the hold is handed out all the same
-    assert lockdown.notify.status == status and lockdown.categories == ("complaint",)  # "invented": no such category
+    assert done.held and done.attestation["body"]["verdict"]["decision"] == "hold"
+    assert done.key is not None and len(done.key) == 32 and done.sealed_key  # the hold's key all the same
+    lockdown = done.lockdown
+    assert lockdown is not None
+    assert lockdown.notify.status == status and lockdown.categories == ("complaint",)
     assert (datetime.now(timezone.utc) - started).total_seconds() < 10  # a hanging notifier is cut at its timeout
     assert "lixia" in lockdown.locked and active_locks(archive, DirectoryStore(archive).load(), "lixia")
     notified = entries(archive, "breaker.notify")[-1]
@@ -242,26 +255,30 @@ def test_a_failing_notifier_is_audited_and_undoes_neither_hold_nor_lock(copy, ev
     assert (notifier / "calls.jsonl").exists() == (mode == "fail")  # it ran (and wrote) only when it could
 
 
-def test_a_client_that_lies_about_its_findings_locks_no_one(copy, evidence):
-    """Claimed categories lock no one unless the key service finds them itself in genuine records of the grant."""
+def test_a_client_locks_no_one_with_records_it_does_not_export_or_may_not_read(copy, leaves):
+    """The key service locks only for what it finds itself in the records it reads for the attestation: the
+    client reports no findings, and records that are not genuine records of its grant are refused."""
     archive, notifier = copy
     desk = CustodianDesk(archive, unlock_archive(archive, DEMO_PASSPHRASE),
                          notifiers=frozenset({str(notifier / "notify.py")}))
     grant = Grant.from_file(find_grant(archive, demo_grant(archive.root)))
-    lies = {"no evidence": [],
-            "edited text": [{**evidence[0], "text": "投诉 planted"}],  # a planted hit: the record hash differs
-            "outside the window": [{**evidence[0], "ts": "2020-01-01T00:00:00.000000Z"}]}  # a real row, moved
-    for lie, shown in lies.items():
-        _, _, lockdown = desk.held_bundle_key(person="lixia", grant=grant, bundle_id="B-0123456789abcdef",
-                                              findings={"categories": {"complaint": 5}, "pii": {}}, evidence=shown)
-        assert lockdown.locked == () and lockdown.categories == (), lie
-        assert not load_locks(archive, DirectoryStore(archive).load()), lie
-        flagged = entries(archive, "breaker.evidence")[-1]
-        assert (flagged.outcome, flagged.details["claimed"], flagged.details["verified"]) == \
-            ("denied", ["complaint"], []), lie
-        assert flagged.details["rejected_rows"] == len(shown), lie
-        # the hold itself is still reported to the security team
-        assert json.loads((notifier / "calls.jsonl").read_text().splitlines()[-1])[1] == "-", lie
+    body = attest_body(archive, grant, "lixia")
+    # records without a hit (whatever the client bundles beside them: bundle verify refuses another record set)
+    for lie, shown in {"no records": [], "records without a hit": leaves["clean"]}.items():
+        done = desk.attest_export(body, shown, person="lixia", grant=grant)
+        assert not done.held and done.lockdown is None and done.key is None, lie
+        assert done.attestation["body"]["verdict"]["categories"] == {}, lie
+    start = format_ts(grant.window[0])
+    outside = next([m.seq, e.leaf_start] for m in archive.manifests() for e in m.chunks
+                   if e.kind == "messages" and e.end <= start)
+    for lie, shown in {"a record outside the window": [outside, *leaves["hit"]],
+                       "a leaf no batch has": [*leaves["hit"], [leaves["hit"][0][0], 10**6]]}.items():
+        with pytest.raises(BundleError):
+            desk.attest_export(body, shown, person="lixia", grant=grant)
+        refused = entries(archive, "bundle.attest")[-1]
+        assert (refused.outcome, refused.details["rule"]) == ("denied", "bundle.leaves"), lie
+    assert not load_locks(archive, DirectoryStore(archive).load())
+    assert not entries(archive, "breaker.notify") and not (notifier / "calls.jsonl").exists()
 
 
 @pytest.fixture
@@ -333,6 +350,29 @@ def test_through_the_key_server_the_server_locks_and_notifies(keyserver, tmp_pat
     with pytest.raises((PolicyDenied, IdentityCheckFailed)):  # zhaomin is still locked
         RemoteKeyService(url, signer=RequestSigner("zhaomin", key(archive, "zhaomin"))).login(
             totp=code("zhaomin", now + timedelta(seconds=30)))
+
+
+def test_the_removed_held_key_route_answers_404_like_any_unknown_path(keyserver):
+    """``/v1/bundle/held-key`` (a hold's key and lock-down without an attestation) is gone: the server answers it
+    as an unknown path, before reading or verifying the request, and audits the refusal."""
+    archive, notifier, url = keyserver
+    assert not hasattr(RemoteKeyService, "held_bundle_key") and not hasattr(CustodianDesk, "held_bundle_key")
+    sunli = RequestSigner("sunli", key(archive, "sunli"))
+    data = json.dumps({"token": "t" * 32, "bundle_id": "B-0123456789abcdef", "evidence": []}).encode()
+    for path in ("/v1/bundle/held-key", "/v1/no-such-path"):
+        headers = {"Content-Type": "application/json",
+                   **sunli.headers(archive_id=archive.archive_id, method="POST", path=path, body=data)}
+        request = urllib.request.Request(url + path, data=data, method="POST", headers=headers)
+        with pytest.raises(urllib.error.HTTPError) as answer:
+            urllib.request.urlopen(request, timeout=10)
+        assert answer.value.code == 404, path
+        assert json.loads(answer.value.read()) == {"error": "NotFound", "message": "unknown path",
+                                                   "rule": "keyserver.path", "reason": "unknown path"}, path
+        (refused,) = [e for e in entries(archive, "keyserver.request") if e.target == path]
+        assert (refused.actor, refused.outcome, refused.details["rule"]) == \
+            ("client 127.0.0.1", "denied", "keyserver.path"), path
+    assert not load_locks(archive, DirectoryStore(archive).load()) and not (notifier / "calls.jsonl").exists()
+    assert not entries(archive, "bundle.held_key")
 
 
 def test_lock_records_fail_closed(copy):
