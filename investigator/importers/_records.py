@@ -90,8 +90,9 @@ class Collector:
     def add_frame(self, frame: pl.DataFrame) -> None:
         """Append rows built column-wise: provenance filled in, ``ts`` as Int64 microseconds.
 
-        The ids must have been registered with :meth:`claim`. Columns not in the
-        frame are null; row order with :meth:`add` is kept.
+        The ids must have been registered with :meth:`claim`, or the caller checks
+        them on the result (slack.parse). Columns not in the frame are null; row
+        order with :meth:`add` is kept.
         """
         if frame.height == 0:
             return
@@ -198,14 +199,17 @@ def raw_sha256(obj: Any, *, depth: int = 0) -> str:
     first). Otherwise schema.canonical_json; integers outside the RFC 8785 domain
     fall back to orjson's sorted form. Raises BadRecord when nested too deeply.
     """
+    return hashlib.sha256(raw_bytes(obj, depth=depth)).hexdigest()
+
+
+def raw_bytes(obj: Any, *, depth: int = 0) -> bytes:
+    """The bytes :func:`raw_sha256` hashes. Raises BadRecord when nested too deeply."""
     if _check(obj, depth):
-        data = orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
-    else:
-        try:
-            data = schema.canonical_json(obj)
-        except Exception:  # rfc8785 refuses integers beyond 2**53: keep a stable hash anyway
-            data = orjson.dumps(obj, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
-    return hashlib.sha256(data).hexdigest()
+        return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
+    try:
+        return schema.canonical_json(obj)
+    except Exception:  # rfc8785 refuses integers beyond 2**53: keep a stable hash anyway
+        return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
 
 
 _SAFE_LEAVES = frozenset({str, bool, type(None)})
@@ -214,13 +218,13 @@ _SPLIT = "\x00\uffff\x00"
 _SPLIT_BYTES = b',"\\u0000\xef\xbf\xbf\\u0000",'
 
 
-def _flat_and_plain(objs: list[dict[str, Any]]) -> bool:
+def _flat_and_plain(objs: list[dict[str, Any]], keys: set[str] | None = None) -> bool:
     """True if no object holds containers, numbers or keys at/above U+E000 (then _check is True for all)."""
     leaves = set(map(type, chain.from_iterable(map(dict.values, objs))))
     if not leaves <= _SAFE_LEAVES:
         return False
-    keys = "".join(chain.from_iterable(objs))
-    return keys.isascii() or max(keys) < "\ue000"
+    text = "".join(chain.from_iterable(objs) if keys is None else keys)
+    return text.isascii() or max(text) < "\ue000"
 
 
 def _sorted_dumps(objs: list[dict[str, Any]]) -> list[bytes]:
@@ -245,23 +249,32 @@ def _sorted_dumps(objs: list[dict[str, Any]]) -> list[bytes]:
 def raw_sha256_many(objs: list[dict[str, Any]], *, depth: int = 0) -> list[str]:
     """``[raw_sha256(obj, depth=depth) for obj in objs]`` for JSON objects, computed batch-wise.
 
-    Same bytes are hashed as by :func:`raw_sha256`; what is saved is the per-object
-    type walk (one pass over all values when every object is flat) and the
-    per-object orjson call. Raises BadRecord when an object is nested too deeply.
+    Same bytes are hashed as by :func:`raw_sha256` (see :func:`raw_bytes_many`).
+    Raises BadRecord when an object is nested too deeply.
     """
-    if depth < MAX_JSON_DEPTH and _flat_and_plain(objs):
+    sha256 = hashlib.sha256
+    return [sha256(piece).hexdigest() for piece in raw_bytes_many(objs, depth=depth)]
+
+
+def raw_bytes_many(objs: list[dict[str, Any]], *, depth: int = 0, keys: set[str] | None = None) -> list[bytes]:
+    """``[raw_bytes(obj, depth=depth) for obj in objs]`` for JSON objects, computed batch-wise.
+
+    What is saved is the per-object type walk (one pass over all values when
+    every object is flat) and the per-object orjson call. ``keys``, if given, is
+    the set of every key of every object (the caller has it already). Raises
+    BadRecord when an object is nested too deeply.
+    """
+    if depth < MAX_JSON_DEPTH and _flat_and_plain(objs, keys):
         plain = None
     else:
         plain = [_check(obj, depth) for obj in objs]
     try:
         pieces = _sorted_dumps(objs)
     except orjson.JSONEncodeError:  # nothing orjson.loads returns, but keep the reference path for it
-        return [raw_sha256(obj, depth=depth) for obj in objs]
-    sha256 = hashlib.sha256
+        return [raw_bytes(obj, depth=depth) for obj in objs]
     if plain is None:
-        return [sha256(piece).hexdigest() for piece in pieces]
-    return [sha256(piece).hexdigest() if ok else raw_sha256(obj, depth=depth)
-            for obj, piece, ok in zip(objs, pieces, plain)]
+        return pieces
+    return [piece if ok else raw_bytes(obj, depth=depth) for obj, piece, ok in zip(objs, pieces, plain)]
 
 
 def sha256_hex(data: bytes) -> str:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import re
 from pathlib import Path, PurePosixPath
-from itertools import repeat
+from itertools import chain, repeat
 from typing import Any
 
 import orjson
@@ -30,8 +30,9 @@ import polars as pl
 
 from investigator.importers._container import Container, member_names
 from investigator.importers._model import ImportOptions, ImportResult, finish
-from investigator.importers._records import (BadRecord, Collector, as_int, kind_from_mime, load_json, raw_sha256,
-                       raw_sha256_many)
+from investigator.importers._records import (BadRecord, Collector, as_int, kind_from_mime, load_json, raw_bytes_many,
+                                             raw_sha256)
+from investigator.schema import sha256_hex_column
 
 NAME = "slack"
 
@@ -199,11 +200,14 @@ _SLOW_SUBTYPES = frozenset({"message_changed", "message_deleted"})
 _ASCII_TS = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,6})?")
 # platform_ids parts built column-wise, in sorted key order (channel and ts are always there).
 _ID_KEYS = ("bot_id", "channel", "client_msg_id", "edited_ts", "subtype", "thread_ts", "ts", "user")
-_COLUMNS = ("message_id", "ts", "sender_id", "sender_name", "text", "reply_to", "msg_type", "raw_sha256",
-            "recipients", *(f"id_{key}" for key in _ID_KEYS if key not in ("channel", "ts")))
+# Columns taken from the messages in Python; message_id, sender_id, reply_to and raw_sha256 are made in polars.
+_COLUMNS = ("ts", "sender_name", "text", "msg_type", "recipients",
+            *(f"id_{key}" for key in _ID_KEYS if key not in ("channel", "ts")))
 _JSON_ESCAPES = r'[\\"\x00-\x1f]'  # what orjson escapes in a string; nothing else is escaped
-_JSON_ESCAPE = re.compile(_JSON_ESCAPES)
 _NONE = type(None)
+# Rows handed to polars at a time: bounds the Python strings held at once (a whole export's would
+# be several times the size of its frame) and copies them out while they are recent in the caches.
+_FLUSH_ROWS = 20_000
 
 
 class _Columns:
@@ -212,14 +216,20 @@ class _Columns:
     A day file goes this way only if every message is a JSON object with an
     ASCII ``ts``, no files and no edit/delete wrapper, and none repeats an id;
     otherwise :func:`_add_records` reads it as before. Both give the same rows.
+
+    ``check_ids=False`` leaves the id check to the caller, who must read the
+    export again with ``check_ids=True`` if any id repeats in the result (see
+    :func:`parse`): the Collector's duplicate rule then applies file by file.
     """
 
-    def __init__(self, rows: Collector) -> None:
+    def __init__(self, rows: Collector, *, check_ids: bool) -> None:
         self.rows = rows
+        self.check_ids = check_ids
         self._clear()
 
     def _clear(self) -> None:
         self.cols: dict[str, list[Any]] = {name: [] for name in _COLUMNS}
+        self.raw: list[bytes] = []  # the bytes raw_sha256 hashes, hashed in one compiled call at flush
         # One entry per day file; polars repeats them over the file's rows.
         self.files: dict[str, list[Any]] = {name: [] for name in (
             "conversation_id", "conversation_name", "conversation_type", "source_file", "source_sha256", "where",
@@ -229,41 +239,53 @@ class _Columns:
                 file_name: str, sha: str, where: str) -> bool:
         """Add a day file's messages; False (nothing added) when the file needs the record-wise path."""
         conv_id, conv_name, conv_type, members = conv
-        built = _plain_day(messages, conv_id, members if conv_type in ("direct", "group") else [], export)
+        built = _plain_day(messages, members if conv_type in ("direct", "group") else [], export)
         if built is None:
             return False
+        columns, keys = built
         try:
-            built["raw_sha256"] = raw_sha256_many(messages, depth=2)
+            raw = raw_bytes_many(messages, depth=2, keys=keys)
         except BadRecord:
             return False
-        if not self.rows.claim(built["message_id"], built["raw_sha256"]):
-            return False
+        if self.check_ids:
+            sha256 = hashlib.sha256
+            prefix = conv_id + ":"
+            if not self.rows.claim(list(map(prefix.__add__, columns["ts"] or ())),
+                                   [sha256(piece).hexdigest() for piece in raw]):
+                return False
+        n = len(messages)
         for name, values in self.cols.items():
-            values.extend(built[name])
+            values.extend(columns.get(name) or repeat(None, n))
+        self.raw.extend(raw)
         for name, value in (("conversation_id", conv_id), ("conversation_name", conv_name),
                             ("conversation_type", conv_type), ("source_file", file_name), ("source_sha256", sha),
-                            ("where", where), ("count", len(messages))):
+                            ("where", where), ("count", n)):
             self.files[name].append(value)
+        if len(self.raw) >= _FLUSH_ROWS:
+            self.flush()
         return True
 
     def flush(self) -> None:
         """Hand the collected rows to the Collector as one frame."""
         if not self.cols["ts"]:
             return
-        escaping = [key for key, values in (("channel", self.files["conversation_id"]), *(
-            (key, self.cols[f"id_{key}"]) for key in _ID_KEYS if key not in ("channel", "ts")))
-            if _JSON_ESCAPE.search("".join(filter(None, values)))]  # ts is ASCII digits and a dot
         files = pl.DataFrame(self.files, schema={**{name: pl.String() for name in self.files}, "count": pl.Int64()})
         files = files.with_columns(first=pl.col("count").cum_sum() - pl.col("count"))
         per_row = files.select(pl.exclude("count").repeat_by(pl.col("count")).explode())
         rows = pl.DataFrame(self.cols, schema={**{name: pl.String() for name in _COLUMNS},
                                                "recipients": pl.List(pl.String())})
+        raw = sha256_hex_column(pl.Series("raw_sha256", self.raw, dtype=pl.Binary()))
         frame = pl.concat([rows, per_row], how="horizontal").with_columns(
-            index=pl.int_range(pl.len(), dtype=pl.Int64) - pl.col("first"))
+            raw, index=pl.int_range(pl.len(), dtype=pl.Int64) - pl.col("first"))
         self._clear()
         seconds = pl.col("ts").str.split_exact(".", 1)
+        user = pl.col("id_user")
         frame = frame.with_columns(
-            platform_ids=_platform_ids(frame, escaping),
+            platform_ids=_platform_ids(frame),
+            message_id=pl.concat_str(pl.col("conversation_id"), pl.lit(":"), pl.col("ts")),
+            # _message: ``user or bot_id`` (an empty user is no sender)
+            sender_id=pl.when(user.is_not_null() & (user != "")).then(user).otherwise(pl.col("id_bot_id")),
+            reply_to=pl.concat_str(pl.col("conversation_id"), pl.lit(":"), pl.col("id_thread_ts")),
             ts=seconds.struct.field("field_0").cast(pl.Int64) * 1_000_000
             + seconds.struct.field("field_1").str.pad_end(6, "0").cast(pl.Int64).fill_null(0),
             source=pl.lit(NAME),
@@ -272,11 +294,11 @@ class _Columns:
         self.rows.add_frame(frame.drop("where", "index", "first", *(c for c in frame.columns if c.startswith("id_"))))
 
 
-def _platform_ids(frame: pl.DataFrame, escaping: list[str]) -> pl.Series:
+def _platform_ids(frame: pl.DataFrame) -> pl.Series:
     """``orjson.dumps(ids, option=OPT_SORT_KEYS)`` text of each row's platform ids, built column-wise.
 
-    ``escaping`` names the keys that have some value orjson would escape; rows
-    with such a value are dumped by orjson itself.
+    Rows with a value orjson would escape are dumped by orjson itself
+    (``ts`` is ASCII digits and a dot: never escaped).
     """
     names = {key: ("conversation_id" if key == "channel" else key if key == "ts" else f"id_{key}")
              for key in _ID_KEYS}
@@ -287,11 +309,11 @@ def _platform_ids(frame: pl.DataFrame, escaping: list[str]) -> pl.Series:
         # null when the value is (the key is left out); concat_str below skips it
         parts.append(pl.concat_str(pl.lit(f'{lead}"{key}":"'), pl.col(name), pl.lit(tail)))
     parts.append(pl.lit("}"))
-    texts = frame.select(pl.concat_str(parts, ignore_nulls=True)).to_series()
-    if escaping:
-        escapes = pl.any_horizontal(pl.col(names[key]).str.contains(_JSON_ESCAPES).fill_null(False)
-                                    for key in escaping)
-        out = frame.select(escape=escapes)
+    escapes = pl.any_horizontal(pl.col(name).str.contains(_JSON_ESCAPES).fill_null(False)
+                                for key, name in names.items() if key != "ts")
+    out = frame.select(text=pl.concat_str(parts, ignore_nulls=True), escape=escapes)
+    texts = out["text"]
+    if out["escape"].any():
         rows = out["escape"].arg_true()
         fixed = []
         for row in frame.select(names.values())[rows].iter_rows():
@@ -308,25 +330,28 @@ def _strings(values: list[Any]) -> list[Any]:
     return [v if type(v) is str else None for v in values]
 
 
-def _plain_day(messages: list[Any], conv_id: str, members: list[str], export: _Export
-               ) -> dict[str, list[Any]] | None:
-    """The columns (as _message and _add_records give them) of a day file of plain messages, or None."""
+def _plain_day(messages: list[Any], members: list[str], export: _Export
+               ) -> tuple[dict[str, list[Any] | None], set[str]] | None:
+    """The columns (as _message and _add_records give them) of a day file of plain messages, and the set
+    of keys of its messages; or None. A column no message has a key for is left out (all null)."""
     if not set(map(type, messages)) <= {dict}:
         return None
     n = len(messages)
     get = dict.get
+    keys = set(chain.from_iterable(messages))
 
-    def column(key: str) -> list[Any]:
-        return list(map(get, messages, repeat(key, n)))
+    def column(key: str) -> list[Any] | None:
+        return list(map(get, messages, repeat(key, n))) if key in keys else None
 
-    if not set(map(type, column("files"))) <= {_NONE} or not set(map(type, column("file"))) <= {_NONE}:
-        return None
+    for key in ("files", "file"):
+        values = column(key)
+        if values is not None and not set(map(type, values)) <= {_NONE}:
+            return None
     ts = column("ts")
-    if not set(map(type, ts)) <= {str} or not all(map(_ASCII_TS.fullmatch, ts)):
+    if ts is None or not set(map(type, ts)) <= {str} or not all(map(_ASCII_TS.fullmatch, ts)):
         return None
-    prefix = conv_id + ":"
     subtypes = column("subtype")
-    if set(map(type, subtypes)) <= {_NONE}:
+    if subtypes is None or set(map(type, subtypes)) <= {_NONE}:
         types = ["text"] * n
     else:
         subtypes = _strings(subtypes)
@@ -342,12 +367,10 @@ def _plain_day(messages: list[Any], conv_id: str, members: list[str], export: _E
                 types.append("system")
             else:
                 types.append("text")
-    users = _strings(column("user"))
-    bots = _strings(column("bot_id"))
-    if set(bots) == {None} or not bots:
-        senders = [u or None for u in users] if "" in users else users
-    else:
-        senders = [u or b for u, b in zip(users, bots)]
+    found = column("user")
+    users = [None] * n if found is None else _strings(found)
+    found = column("bot_id")
+    bots = None if found is None else _strings(found)
     known = export.users
     names = list(map(known.get, users)) if "" not in known else [known.get(u) if u else None for u in users]
     if None in names:
@@ -360,35 +383,34 @@ def _plain_day(messages: list[Any], conv_id: str, members: list[str], export: _E
                     if type(value) is str and value:
                         names[i] = value
                         break
-    texts = _strings(column("text"))
-    if not all(texts):
+    found = column("text")
+    texts = [None] * n if found is None else _strings(found)
+    if not all(texts) and "attachments" in keys:
         for i, text in enumerate(texts):
             if not text and type(messages[i].get("attachments")) is list:
                 # Bot posts carry their content in attachments; the fallback is what Slack shows.
                 fallbacks = [a.get("fallback") for a in messages[i]["attachments"] if type(a) is dict]
                 texts[i] = "\n".join(f for f in fallbacks if type(f) is str) or text
     threads = column("thread_ts")
-    if set(map(type, threads)) <= {_NONE}:
-        replies = id_threads = threads
-    else:
-        id_threads = [t if type(t) is str and t != own else None for t, own in zip(threads, ts)]
-        replies = [None if t is None else prefix + t for t in id_threads]
+    if threads is not None and not set(map(type, threads)) <= {_NONE}:
+        threads = [t if type(t) is str and t != own else None for t, own in zip(threads, ts)]
     edits = column("edited")
-    if not set(map(type, edits)) <= {_NONE}:
+    if edits is not None and not set(map(type, edits)) <= {_NONE}:
         edits = [e["ts"] if type(e) is dict and type(e.get("ts")) is str else None for e in edits]
+    recipients: list[Any] | None = None
     if members:
+        # the sender_id polars makes in _Columns.flush: ``user or bot_id``
+        senders = [u or None for u in users] if bots is None else [u or b for u, b in zip(users, bots)]
         others: dict[str | None, list[str]] = {}
         for sender in set(senders):
             others[sender] = [u for u in members if u != sender]
-        recipients: list[Any] = list(map(others.__getitem__, senders))
-    else:
-        recipients = [None] * n
+        recipients = list(map(others.__getitem__, senders))
+    found = column("client_msg_id")
     return {
-        "message_id": list(map(prefix.__add__, ts)), "ts": ts, "sender_id": senders, "sender_name": names,
-        "text": texts, "reply_to": replies, "msg_type": types, "recipients": recipients,
-        "id_bot_id": bots, "id_client_msg_id": _strings(column("client_msg_id")), "id_edited_ts": edits,
-        "id_subtype": subtypes, "id_thread_ts": id_threads, "id_user": users,
-    }
+        "ts": ts, "sender_name": names, "text": texts, "msg_type": types, "recipients": recipients,
+        "id_bot_id": bots, "id_client_msg_id": None if found is None else _strings(found), "id_edited_ts": edits,
+        "id_subtype": subtypes, "id_thread_ts": threads, "id_user": users,
+    }, keys
 
 
 def _add_records(rows: Collector, box: Container, export: _Export, member: str, messages: list[Any],
@@ -441,6 +463,18 @@ def parse(path: Path, options: ImportOptions) -> ImportResult:
     Raises ImportFormatError for a hostile or unreadable container, invalid JSON,
     or (strict mode) a message without a valid ``ts``.
     """
+    # Ids are checked once, on the result, instead of file by file: a repeated id
+    # (or a duplicate the record-wise path skipped) means reading again with the
+    # per-file check, which decides what the duplicate rule keeps. Up to the first
+    # repeat both readings are the same, so an error raised is the same error.
+    result = _parse(path, options, check_ids=False)
+    ids = result.messages["message_id"]
+    if ids.n_unique() == ids.len() and not any(s.reason.startswith("duplicate") for s in result.skipped):
+        return result
+    return _parse(path, options, check_ids=True)
+
+
+def _parse(path: Path, options: ImportOptions, *, check_ids: bool) -> ImportResult:
     box = Container.open(path)
     rows = Collector("messages", source=NAME, lenient=options.lenient)
     try:
@@ -449,7 +483,7 @@ def parse(path: Path, options: ImportOptions) -> ImportResult:
             raise box.error(box.name, "", "a Slack export with users.json or channels.json")
         export = _Export(box, prefix)
         cache: dict[str, tuple[str, int]] = {}
-        columns = _Columns(rows)
+        columns = _Columns(rows, check_ids=check_ids)
         for member in box.members():
             match = _DAY.match(member)
             if match is None or (match.group(1) + "/" if match.group(1) else "") != prefix:
