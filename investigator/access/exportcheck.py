@@ -171,10 +171,5 @@ def judge(read: ExportRead, *, policy: Policy, grant: Grant) -> ServerVerdict:
     return ServerVerdict(bool(reasons), tuple(reasons), categories, pii)
 
 
-def findings_of(verdict: ServerVerdict) -> dict[str, Any]:
-    """The verdict as the lock-down's findings (``{categories, pii}``)."""
-    return {"categories": dict(verdict.categories), "pii": dict(verdict.pii)}
-
-
-__all__ = ["ExportRead", "ExportRefused", "JUDGE", "MAX_LEAVES", "ServerVerdict", "findings_of", "judge",
+__all__ = ["ExportRead", "ExportRefused", "JUDGE", "MAX_LEAVES", "ServerVerdict", "judge",
            "leaf_set_sha256", "parse_leaves", "read_export"]
