@@ -147,7 +147,7 @@ class Manifest:
             # ',"key_id":' is the outer one (the body comes first; a string cannot hold an unescaped quote).
             tail_at = data.rfind(b',"key_id":')
             if tail_at < 0:
-                raise IntegrityError("manifest is not in canonical form", path=what)
+                raise ValueError("no key_id")  # not a manifest at all: "not a valid manifest" below
             tail = json.loads(b"{" + data[tail_at + 1:])
             key_id, signature = str(tail["key_id"]), str(tail["signature"])
             prefix = b'{"body":'

@@ -133,7 +133,7 @@ def keyserver_process(world: World, *args: str) -> Iterator[tuple[subprocess.Pop
         yield proc, f"http://127.0.0.1:{match.group(1)}"
     finally:
         proc.send_signal(signal.SIGTERM) if proc.poll() is None else None
-        proc.wait(timeout=10)
+        proc.wait(timeout=60)  # a loaded machine can take more than 10 s to let the server finish
 
 
 @pytest.fixture

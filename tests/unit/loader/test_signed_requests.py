@@ -207,7 +207,8 @@ def test_revoked_key_and_deactivated_person_are_refused(world, server):
 
 def test_rate_limits_per_person_after_the_signature(world):
     aid = world.archive.archive_id
-    with keyserver_process(world, "--rate", "100", "--person-rate", "1") as (_, url):
+    # one request per 100 s (burst 1): refused from the second request on, however slow the machine is
+    with keyserver_process(world, "--rate", "100", "--person-rate", "0.01") as (_, url):
         sunli = [post(url, "/v1/keys", NO_TICKET, sign=signer(world), archive_id=aid)[1]["rule"] for _ in range(8)]
         other = post(url, "/v1/keys", NO_TICKET, sign=signer(world, "zhouzong"), archive_id=aid)[1]["rule"]
         # unsigned requests claiming sunli do not spend sunli's allowance
