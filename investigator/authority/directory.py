@@ -37,7 +37,6 @@ from investigator.errors import PolicyDenied
 from investigator.vault.store import Archive
 from investigator.vault.format import ArchiveSigner
 from investigator.vault.keychain import KeyChain
-from investigator.vault.statehead import canonical_bytes
 
 
 DIRECTORY_FORMAT = "investigator-directory/1"
@@ -310,7 +309,7 @@ class DirectoryStore:
                 # the master keys (the key server's host) cannot slip in a version of their own
                 raise IntegrityError("signed with the archive key although the directory has an enrolled admin",
                                      path=what)
-            data = canonical_bytes(body)
+            data = canonical_json(body)
             check_signer(str(sig.get("signer")), str(sig.get("key_id")), str(sig.get("signature")), data,
                          archive_public=archive_keys, directory=directory, what=what)
             prev = _crypto.sha256_hex(data)

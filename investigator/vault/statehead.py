@@ -98,55 +98,6 @@ class FileState:
                    int(lines) if lines is not None else None)
 
 
-_SAFE_INT = 2**53 - 1  # RFC 8785 numbers are IEEE doubles: larger integers are canonical_json's to refuse
-
-
-def _plain(obj: Any) -> bool:
-    """Whether ``json.dumps(sort_keys=True)`` gives the RFC 8785 bytes of ``obj``.
-
-    It does for dicts (str keys within the Basic Multilingual Plane: Python sorts
-    by code point, RFC 8785 by UTF-16 unit, which agree there), lists, str, bool,
-    None and integers within the safe range; both escape the same characters the
-    same way. Floats and anything else go to the RFC 8785 implementation.
-    """
-    stack = [obj]
-    while stack:
-        item = stack.pop()
-        kind = type(item)
-        if kind is str or kind is bool or item is None:
-            continue
-        if kind is int:
-            if -_SAFE_INT <= item <= _SAFE_INT:
-                continue
-            return False
-        if kind is dict:
-            for key in item:
-                if type(key) is not str or (not key.isascii() and max(key) > "\uffff"):
-                    return False
-            stack.extend(item.values())
-        elif kind is list or kind is tuple:
-            stack.extend(item)
-        else:
-            return False
-    return True
-
-
-def canonical_bytes(obj: Any) -> bytes:
-    """The RFC 8785 bytes of ``obj``, as :func:`~investigator.schema.canonical_json` gives them, faster.
-
-    The C JSON encoder where its output is the same (:func:`_plain`; the tests
-    compare both on tricky strings and keys), else ``canonical_json``. For the
-    signed files read on every open (state heads, directory versions): the pure
-    Python RFC 8785 encoder took ~18 ms for the 11 versions of the benchmark archive's directory.
-    """
-    if _plain(obj):
-        try:
-            return json.dumps(obj, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode("utf-8")
-        except UnicodeEncodeError:
-            pass  # a lone surrogate: canonical_json refuses it the way it always has
-    return canonical_json(obj)
-
-
 # (component, relative path, bytes) -> facts about the file worth keeping in the head (the authority's: e.g. a
 # TOTP state's last step and lock-out), or None
 Facts = Callable[[str, str, bytes], "Mapping[str, Any] | None"]
@@ -283,7 +234,7 @@ class StateHead:
     @functools.cached_property
     def signed_bytes(self) -> bytes:
         """The RFC 8785 bytes of the body (what the signature and :attr:`hash` cover), computed once per head."""
-        return canonical_bytes(dict(self.body))
+        return canonical_json(dict(self.body))
 
     @functools.cached_property
     def hash(self) -> str:
@@ -760,6 +711,6 @@ def newest_head_hash(layout: Layout, *, archive_id: str) -> str | None:
     return newest.hash if newest else None
 
 
-__all__ = ["CRASH_AT", "FileState", "canonical_bytes", "HEAD_FORMAT", "HEADS", "HeadsFile", "Judge", "LogEntry", "PIN_ACTION",
+__all__ = ["CRASH_AT", "FileState", "HEAD_FORMAT", "HEADS", "HeadsFile", "Judge", "LogEntry", "PIN_ACTION",
            "StateHead", "StateView", "check_files", "check_state", "compare", "component_of", "current_files", "log_entries",
            "newest_head_hash", "read_heads", "replay", "set_facts", "set_judge", "set_verifier", "verify_heads", "summarize", "write_state_head"]
