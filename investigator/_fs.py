@@ -1,6 +1,7 @@
 """Crash-safe file writing: write to a temporary name, fsync, rename, fsync the directory; lock files.
 
     >>> atomic_write(Path("out.json"), b"{}")   # doctest: +SKIP
+    >>> write_new(Path("grant.json"), b"{}")    # doctest: +SKIP   (write-once: False if it exists)
     >>> with exclusive_lock(Path("locks/write.lock")):   # doctest: +SKIP
     ...     ...
 
@@ -56,6 +57,29 @@ def atomic_write(path: Path, data: bytes, *, mode: int = 0o644) -> None:
         if tmp.exists():
             tmp.unlink()
     fsync_dir(path.parent)
+
+
+def write_new(path: Path, data: bytes, *, mode: int = 0o644) -> bool:
+    """Create ``path`` with ``data`` durably, never replacing it; False (nothing written) when it exists.
+
+    For write-once files (a grant, the pointer to it): ``data`` goes to a scratch file beside it
+    (``.<name>.<hex>.tmp``, which the archive's state heads skip) and is fsynced, then ``os.link`` puts it
+    in place (refusing an existing name, even one made by a racing writer) and the folder is fsynced. A
+    crash leaves the whole file or none (at most a scratch file).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    scratch = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        write_synced(scratch, data, mode=mode)
+        try:
+            os.link(scratch, path)
+        except FileExistsError:
+            return False
+    finally:
+        scratch.unlink(missing_ok=True)
+    fsync_dir(path.parent)
+    return True
 
 
 def append_line(path: Path, line: bytes) -> None:

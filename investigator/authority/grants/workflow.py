@@ -8,7 +8,9 @@ Part of :mod:`investigator.authority.grants`.
 from __future__ import annotations
 
 import json
+import os
 import secrets
+import signal
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from investigator import _crypto
-from investigator._fs import append_line
+from investigator._fs import append_line, write_new
 from investigator.authority.directory import DirectoryStore, Person, Signer, check_signer
 from investigator.errors import (
     ConfigError,
@@ -35,6 +37,7 @@ from investigator.authority.grants.documents import (
     Approval,
     Grant,
     SignedRequest,
+    _json_bytes,
     _read_json,
     _write_json,
     find_grant,
@@ -44,6 +47,16 @@ from investigator.authority.grants.documents import (
 from investigator.vault.statehead import check_files
 from investigator.vault.store import Archive
 from investigator.custody.base import Custody
+
+
+# Fault injection for the crash tests only: a child process sets this to "after-grant" (the grant file written,
+# the request's pointer not yet) and is killed with SIGKILL there.
+CRASH_AT: str | None = None
+
+
+def _crash_point(name: str) -> None:
+    if CRASH_AT == name:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 # --- the request workflow --------------------------------------------------------------------
@@ -232,6 +245,7 @@ def _approve(archive: "Archive", keys: Custody, request_id: str, *, approver: st
         signed.verify_signature(directory)
     except GrantInvalid as exc:
         _deny(archive, approver, action, request_id, "request.signature", str(exc), now)
+    _finish_interrupted_issue(archive, signed, actor=approver, now=now)
     status = request_status(archive, request_id)
     if status != "pending":
         _deny(archive, approver, action, request_id, "request.status", f"request {request_id} is already {status}", now)
@@ -305,7 +319,7 @@ def _approve(archive: "Archive", keys: Custody, request_id: str, *, approver: st
 
 def _issue(archive: "Archive", keys: Custody, signed: SignedRequest, approvals: Sequence[Approval], *,
            policy: Policy, requester: Person, now: datetime) -> Path:
-    grant_id = f"G-{signed.hash[:16]}"
+    grant_id = _grant_id(signed)
     body = {"format": "investigator-grant-body/1", "grant_id": grant_id, "archive_id": archive.archive_id,
             "request_id": signed.id, "request_hash": signed.hash, "approvals": [a.hash for a in approvals],
             "request_fields": request_field_hashes(signed.body),
@@ -313,9 +327,46 @@ def _issue(archive: "Archive", keys: Custody, signed: SignedRequest, approvals: 
             "policy_version": policy.version, "policy_sha256": policy.source_sha256}
     grant = Grant(signed, tuple(approvals), body, keys.signing.sign(canonical_json(body)))
     path = archive.layout.grant(grant_id)
-    _write_json(path, grant.to_json())
-    archive.layout.request_grant(_request_id(signed.id)).write_text(grant_id + "\n")
+    # write-once, grant first, then the request's pointer to it: a grant is never replaced (the state heads and
+    # audit entries pin its hash), and a kill between the two is finished by the next approval of the request
+    if not write_new(path, _json_bytes(grant.to_json())):
+        raise IntegrityError(f"grant {grant_id} exists already; the request's next approval finishes its issue",
+                             path=archive.layout.relative(path))
+    _crash_point("after-grant")
+    _point_to_grant(archive, signed.id, grant_id)
     return path
+
+
+def _point_to_grant(archive: "Archive", request_id: str, grant_id: str) -> None:
+    """Write ``org/requests/<id>/grant`` once. Raises IntegrityError if it names another grant."""
+    pointer = archive.layout.request_grant(_request_id(request_id))
+    if not write_new(pointer, (grant_id + "\n").encode()) and pointer.read_text().strip() != grant_id:
+        raise IntegrityError(f"request {request_id} already points to another grant",
+                             path=archive.layout.relative(pointer))
+
+
+def _finish_interrupted_issue(archive: "Archive", signed: SignedRequest, *, actor: str, now: datetime) -> None:
+    """An issue killed after its grant file and before the request's pointer: write the pointer, audit the issue.
+
+    The grant id is derived from the request's hash, so the grant is found without the pointer. It was
+    signed by the archive key once the policy was met; it stands as written (never issued twice).
+    """
+    grant_path = archive.layout.grant(_grant_id(signed))
+    if archive.layout.request_grant(_request_id(signed.id)).exists() or not grant_path.exists():
+        return
+    grant = load_grant(grant_path)
+    if grant.request.hash != signed.hash:
+        raise IntegrityError(f"grant {grant.id} is not the grant of request {signed.id}",
+                             path=archive.layout.relative(grant_path))
+    _point_to_grant(archive, signed.id, grant.id)
+    archive.audit.append(actor, "grant.issue", grant.id,
+                         {"rule": "grant.issue", "request": signed.id, "grant_hash": grant.hash,
+                          "reason": "finishing an issue interrupted after the grant was written"},
+                         outcome="allowed", now=now)
+
+
+def _grant_id(signed: SignedRequest) -> str:
+    return f"G-{signed.hash[:16]}"
 
 
 def revoke_grant(archive: "Archive", grant: str | Path, *, signer: Signer, reason: str, now: datetime) -> str:
