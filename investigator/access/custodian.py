@@ -219,11 +219,18 @@ class CustodianDesk:
         ``hold`` (``bundle verify`` then wants a legal reviewer's release), the key that seals the held
         bundle comes with it, and in the same operation the accounts the signed policy names are locked and
         the notifier runs (:mod:`investigator.access.lockdown`); audited ``bundle.attest`` denied, rule
-        ``breaker.hold``. Raises PolicyDenied (no export permission), BundleError (a body that does not
+        ``breaker.hold``. Raises PolicyDenied (``person`` is not the grant's operator, or has no export
+        permission), BundleError (a body that does not
         match the case, records that are not genuine records of the grant), each audited.
         """
         with self._decision(now):
             when = _utc(now)
+            if person != grant.operator:  # as over the key server, where the case ticket binds the person
+                reason = f"{person} is not the operator of grant {grant.id} (the operator is {grant.operator})"
+                self.archive.audit.append(person, "bundle.attest", grant.id, {"rule": "grant.operator",
+                                                                              "reason": reason},
+                                          outcome="denied", now=when)
+                raise PolicyDenied(reason, rule="grant.operator")
             directory, policy, decision = self._may_export(person, action="bundle.attest", grant_id=grant.id,
                                                            target=grant.id, when=when)
             self._check_attest_body(body, person=person, grant=grant, directory=directory, when=when)

@@ -205,3 +205,31 @@ def test_records_the_grant_does_not_cover_get_no_attestation(copy):
             desk.attest_export(body, leaves, person="sunli", grant=grant)
         last = entries(archive, "bundle.attest")[-1]
         assert (last.outcome, last.details["rule"]) == ("denied", "bundle.leaves"), why
+
+
+def test_only_the_grants_operator_gets_an_attestation_from_the_embedded_desk(copy):
+    """Another operator with the export permission, naming themselves in the body, is refused (as the key server's
+    case ticket refuses them): ``grant.operator``, audited, no attestation."""
+    from investigator.access.custodian import CustodianDesk
+    from investigator.authority.grants import Grant, find_grant
+    from investigator.errors import PolicyDenied
+    from investigator.schema import format_ts
+
+    archive, _ = copy
+    grant = Grant.from_file(find_grant(archive, demo_grant(archive.root)))
+    assert grant.operator == "sunli"
+    desk = CustodianDesk(archive, unlock_archive(archive, DEMO_PASSPHRASE))
+    start, end = (format_ts(t) for t in grant.window)
+    inside = next([m.seq, e.leaf_start] for m in archive.manifests() for e in m.chunks
+                  if e.kind == "messages" and e.start >= start and e.end <= end)
+    for person in ("sunli", "qianjin"):  # the operator gets one (the control), another operator does not
+        body = {"purpose": "bundle-operator", "archive_id": archive.archive_id, "bundle_id": "B-0123456789abcdef",
+                "manifest_sha256": "0" * 64, "operator": person, "operator_key_id": key(archive, person).public.key_id,
+                "grant_id": grant.id}
+        if person == "sunli":
+            assert desk.attest_export(body, [inside], person=person, grant=grant).attestation
+            continue
+        with pytest.raises(PolicyDenied, match="not the operator of grant"):
+            desk.attest_export(body, [inside], person=person, grant=grant)
+        last = entries(archive, "bundle.attest")[-1]
+        assert (last.actor, last.outcome, last.details["rule"]) == ("qianjin", "denied", "grant.operator")
