@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import signal
 from datetime import datetime
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any
 from investigator import _crypto
 from investigator.authority.directory import ARCHIVE_SIGNER, Directory, Signer, check_signer
 from investigator.errors import ConfigError, IntegrityError, PolicyDenied
-from investigator._fs import fsync_dir, write_synced
+from investigator._fs import write_new
 from investigator.schema import canonical_json, format_ts
 from investigator.authority.policy.model import Decision
 from investigator.authority.policy.rules import Policy
@@ -30,7 +29,7 @@ from investigator.vault.witness import set_witness_list
 
 
 # Fault injection for the crash tests only: a child process sets this to a step of PolicyStore.install
-# ("after-temporaries", "after-signature", "after-text", "after-audit") and is killed with SIGKILL there.
+# ("before-signature", "after-signature", "after-text", "after-audit") and is killed with SIGKILL there.
 CRASH_AT: str | None = None
 
 
@@ -180,40 +179,25 @@ class PolicyStore:
     def _write_version(self, version: int, text: bytes, record: bytes) -> None:
         """Put version ``version``'s files in place so that a kill at any point leaves no half version.
 
-        Both are written under temporary names first (``.NNNNNN.toml.<hex>.tmp``: the layout's
-        ``TEMPORARY`` scratch, which the state heads skip) and fsynced; then the record is linked
-        into place, then the text (a version exists when its text does). A kill before the text's
-        link leaves the previous version in force; a record without its text (and scratch files)
-        is all that remains, and the next install numbers past it. ``os.link`` refuses an existing
-        name: a write-once file is never replaced, even by an install racing this one.
+        Each is written once with :func:`~investigator._fs.write_new` (a scratch file, fsynced, then linked
+        into place: the whole file or none), the signature record first, then the text (a version exists
+        when its text does). A kill before the text is in place leaves the previous version in force; a
+        record without its text is all that remains, and the next install numbers past it. ``os.link``
+        refuses an existing name: a write-once file is never replaced, even by an install racing this one.
 
         Raises IntegrityError when another install took the number meanwhile (its files are left as they are).
         """
         layout = self.archive.layout
-        self.folder.mkdir(parents=True, exist_ok=True)
-        final_record, final_text = layout.policy_signature(version), layout.policy_text(version)
-        scratch = [final.with_name(f".{final.name}.{secrets.token_hex(4)}.tmp")
-                   for final in (final_record, final_text)]
-        try:
-            write_synced(scratch[0], record)
-            write_synced(scratch[1], text)
-            _crash_point("after-temporaries")
-            _link_new(scratch[0], final_record, what=layout.relative(final_record))
-            fsync_dir(self.folder)
-            _crash_point("after-signature")
-            _link_new(scratch[1], final_text, what=layout.relative(final_text))
-            fsync_dir(self.folder)
-        finally:
-            for path in scratch:
-                path.unlink(missing_ok=True)
+        _crash_point("before-signature")
+        _write_once(layout.policy_signature(version), record, layout)
+        _crash_point("after-signature")
+        _write_once(layout.policy_text(version), text, layout)
 
 
-def _link_new(scratch: Path, final: Path, *, what: str) -> None:
-    try:
-        os.link(scratch, final)
-    except FileExistsError as exc:
+def _write_once(final: Path, data: bytes, layout: Any) -> None:
+    if not write_new(final, data):
         raise IntegrityError("policy changed meanwhile (another install took this version); retry",
-                             path=what) from exc
+                             path=layout.relative(final))
 
 
 def _with_version(policy: Policy, version: int) -> Policy:

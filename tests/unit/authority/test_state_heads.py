@@ -298,7 +298,7 @@ PolicyStore(archive).install(default_policy_text(), signer=Signer("wugang", key)
 """
 
 
-@pytest.mark.parametrize("point", ["after-temporaries", "after-signature", "after-text", "after-audit"])
+@pytest.mark.parametrize("point", ["before-signature", "after-signature", "after-text", "after-audit"])
 def test_a_policy_install_killed_at_each_step_leaves_a_loadable_organisation(org, point):
     """Record first, text last (a version exists when its text does): a kill at any step leaves the previous version
     in force or the new one complete, nothing the state heads or verify object to, and the next install works."""
@@ -314,7 +314,7 @@ def test_a_policy_install_killed_at_each_step_leaves_a_loadable_organisation(org
     # the next install of the same policy numbers past what the kill left and is in force
     installed = PolicyStore(org.archive).install(default_policy_text(), signer=org.signer("wugang"),
                                                  directory=org.directory(), now=org.now, note="again")
-    assert installed.version == before + (1 if point == "after-temporaries" else 2)
+    assert installed.version == before + (1 if point == "before-signature" else 2)
     assert load(org)[1].version == installed.version
     assert state_problems(org.archive) == []
     result = verify_offline(org.archive.root)
@@ -323,3 +323,18 @@ def test_a_policy_install_killed_at_each_step_leaves_a_loadable_organisation(org
     if point == "after-signature":  # the interrupted install's record stays (write-once), never read as a version
         assert f"{before + 1:06d}.sig.json" in policy_files and f"{before + 1:06d}.toml" not in policy_files
     assert f"{installed.version:06d}.toml" in policy_files and f"{installed.version:06d}.sig.json" in policy_files
+
+
+def test_an_install_racing_another_for_the_same_number_replaces_nothing(org, monkeypatch):
+    """Two installs that computed the same version number: the second finds the files taken and is refused;
+    the first's signed files stay byte for byte (write-once, os.link)."""
+    store = PolicyStore(org.archive)
+    taken = load(org)[1].version
+    layout = org.archive.layout
+    before = {p: p.read_bytes() for p in (layout.policy_signature(taken), layout.policy_text(taken))}
+    monkeypatch.setattr(PolicyStore, "_next", lambda self: taken)  # as if computed before the other install landed
+    with pytest.raises(IntegrityError, match="changed meanwhile"):
+        store.install(default_policy_text() + "\n# racing\n", signer=org.signer("wugang"), directory=org.directory(),
+                      now=org.now, note="racing")
+    assert {p: p.read_bytes() for p in before} == before
+    assert not list(layout.policy_dir.glob(".*.tmp"))  # no scratch left behind
