@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from investigator import _crypto
-from investigator._fs import atomic_write
+from investigator._fs import write_new
 from investigator.authority.directory import Directory
 from investigator.authority.policy import Check, Decision, load_org, record_decision
 from investigator.custody.base import Custody
@@ -310,9 +310,11 @@ def add_consent_bytes(archive: "Archive", keys: "Custody | ConsentKeySource", da
             "stored": {"file": blob_path.name, "cipher": CONSENT_CIPHER, "size": len(blob),
                        "sha256": _crypto.sha256_hex(blob)}}
     record = ConsentRecord(body, signing_key.sign(canonical_json(body)), wrapped, record_path)
-    atomic_write(blob_path, blob, mode=0o600)
-    atomic_write(record_path, (json.dumps(record.to_json(), ensure_ascii=False, indent=1, sort_keys=True)
-                               + "\n").encode(), mode=0o600)
+    # write-once (never replacing, even a racing upload's files), the blob before the record that names it: a kill
+    # in between leaves an encrypted blob no record names (kept, never read), never a record without its file
+    record_bytes = (json.dumps(record.to_json(), ensure_ascii=False, indent=1, sort_keys=True) + "\n").encode()
+    if not write_new(blob_path, blob, mode=0o600) or not write_new(record_path, record_bytes, mode=0o600):
+        raise ConfigError(f"consent id {consent_id} is taken; try again")
     archive.audit.append(uploader, "consent.add", consent_id,
                          {**details, "sha256": sha256, "rule": "consent.registered",
                           "reason": f"consent for case {case} registered by {uploader}"},

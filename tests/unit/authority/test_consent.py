@@ -300,3 +300,19 @@ def test_consents_survive_key_rotation_and_retirement_of_the_old_version(org: Or
     signed = _complaint(org, record.id)
     result = org.approve(signed.id, "zhouzong")  # approval decrypts the stored file and checks its hash
     assert result.grant_path is not None and request_status(org.archive, signed.id) == "granted"
+
+
+def test_a_consent_never_replaces_files_already_under_its_id(org: Org, monkeypatch):
+    """The files are created write-once: a (practically impossible) id collision, or a racing upload that wrote the
+    blob first, is refused and leaves the files there as they were; nothing is audited as registered."""
+    import investigator.authority.consent as consent
+
+    monkeypatch.setattr(consent.secrets, "token_hex", lambda n: "0badc0de")
+    blob = org.archive.layout.consent_file(f"CONSENT-{NOW.astimezone(org.archive.config.zone):%Y%m%d}-0badc0de")
+    blob.parent.mkdir(parents=True, exist_ok=True)
+    blob.write_bytes(b"the other upload's blob")
+    registered = len([e for e in org.audit() if e["action"] == "consent.add" and e["outcome"] == "allowed"])
+    with pytest.raises(ConfigError, match="is taken"):
+        _add(org)
+    assert blob.read_bytes() == b"the other upload's blob"
+    assert len([e for e in org.audit() if e["action"] == "consent.add" and e["outcome"] == "allowed"]) == registered
