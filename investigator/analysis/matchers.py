@@ -99,18 +99,64 @@ def _han_boundaries(compact: str, start: int, end: int) -> set[int]:
     return {lo + c for c in _window_cuts(compact[lo:hi])}
 
 
-class _Text:
-    """A text prepared for boundary checks: compact form plus (lazily) the offset map."""
+@functools.lru_cache(maxsize=1)
+def _reshaping() -> re.Pattern[str]:
+    """Characters whose compact form may not be exactly one character: the BMP ones that are deleted or
+    expanded, as one class (a bitmap in ``re``), and every astral character (checked one by one)."""
+    ranges: list[list[int]] = []
+    for cp in sorted(k for k, v in tables()[1].items() if len(v) != 1 and k < 0x10000):
+        if ranges and ranges[-1][1] == cp - 1:
+            ranges[-1][1] = cp
+        else:
+            ranges.append([cp, cp])
+    bmp = "".join(f"\\u{a:04x}" if a == b else f"\\u{a:04x}-\\u{b:04x}" for a, b in ranges)
+    return re.compile(f"[{bmp}]|[\\U00010000-\\U0010ffff]")
 
-    def __init__(self, original: str, compact: str | None = None) -> None:
+
+def _offset_map(original: str) -> tuple[str, list[int]]:
+    """``compact_with_offsets(original)``, without a Python step per character.
+
+    Most characters map to exactly one character, so their compact positions follow one another;
+    only the deleted and expanded ones (found by one regex, in C) shift the map. About 2.5x faster
+    on chat texts; word mode builds this map for each Latin candidate whose boundary falls between
+    two letters.
+    """
+    table = tables()[1]
+    offsets: list[int] = []
+    done = 0
+    for found in _reshaping().finditer(original):
+        i = found.start()
+        mapped = table.get(ord(original[i]))
+        if mapped is None or len(mapped) == 1:
+            continue
+        offsets.extend(range(done, i))
+        offsets.extend([i] * len(mapped))
+        done = i + 1
+    offsets.extend(range(done, len(original)))
+    return original.translate(table), offsets
+
+
+class _Text:
+    """A text prepared for boundary checks: compact form plus (lazily) the offset map.
+
+    ``mapped`` is a one-slot cache of ``compact_with_offsets(original)`` that texts built from the same
+    original share (one map for all the variants of a term, :func:`word_match_any`); each text still
+    makes its own stale check against it, as if it had computed the map itself.
+    """
+
+    def __init__(self, original: str, compact: str | None = None,
+                 mapped: list[tuple[str, list[int]]] | None = None) -> None:
         self.original = original
         self.compact = compact if compact is not None else normalize_text(original)
         self._offsets: list[int] | None = None
+        self._mapped = mapped if mapped is not None else []
 
     def separated(self, left: int, right: int) -> bool:
         """True when the original text has a separator between compact positions left and right."""
         if self._offsets is None:
-            compact, self._offsets = compact_with_offsets(self.original)
+            if not self._mapped:
+                self._mapped.append(_offset_map(self.original))
+            compact, self._offsets = self._mapped[0]
             if compact != self.compact:  # a stale stored text_norm: trust the original
                 self.compact = compact
         a, b = self._offsets[left], self._offsets[right]
@@ -147,7 +193,10 @@ def word_match(original: str, term: str, compact: str | None = None) -> bool:
     the query terms in the dictionary, see :func:`add_words`); Latin, digit and other boundaries from
     separators in the original text or a change of script.
     """
-    text = _Text(original, compact)
+    return _word_match(_Text(original, compact), term)
+
+
+def _word_match(text: _Text, term: str) -> bool:
     if not term:
         return False
     return any(_whole_word(text, start, start + len(term)) for start in _occurrences(text.compact, term))
@@ -155,12 +204,28 @@ def word_match(original: str, term: str, compact: str | None = None) -> bool:
 
 def word_match_pinyin(original: str, term: pinyin_mode.PinyinTerm, compact: str | None = None) -> bool:
     """True when a pinyin-mode match of ``term`` in ``original`` is whole word(s) (see :func:`word_match`)."""
-    text = _Text(original, compact)
+    return _word_match_pinyin(_Text(original, compact), term)
+
+
+def _word_match_pinyin(text: _Text, term: pinyin_mode.PinyinTerm) -> bool:
     for start, end in pinyin_mode.spans(text.compact, term):
         add_words([text.compact[start:end]])
         if _whole_word(text, start, end):
             return True
     return False
+
+
+def word_match_any(original: str, terms: list[str], compact: str | None = None,
+                   pinyin: pinyin_mode.PinyinTerm | None = None) -> bool:
+    """``any(word_match(original, t, compact) for t in terms)``, or else ``word_match_pinyin`` of ``pinyin``.
+
+    The same verdict, with the original's offset map (the costly part of a Latin boundary check)
+    computed at most once for all of them.
+    """
+    mapped: list[tuple[str, list[int]]] = []
+    if any(_word_match(_Text(original, compact, mapped), t) for t in terms):
+        return True
+    return pinyin is not None and _word_match_pinyin(_Text(original, compact, mapped), pinyin)
 
 
 def edits_for(term: str, thresholds: tuple[tuple[int, int], ...]) -> int:

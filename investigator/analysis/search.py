@@ -251,27 +251,39 @@ def _exact_expr(term: _Compiled) -> pl.Expr:
     return pl.any_horizontal(literal + sounds).fill_null(False)
 
 
-def _flags(cand: pl.DataFrame, term: _Compiled, mode: str, column: str) -> pl.Series:
-    """Whether each candidate row matches ``term`` in word or fuzzy mode (``__norm`` present)."""
-    sounds = [pl.col("__norm").str.contains(term.pinyin.regex)] if term.pinyin is not None else []
-    exact = cand.select(_exact_expr(term))[:, 0]
-    if mode == "word":
-        if column not in cand.columns:
-            raise ContentNotGranted("word search")
-        matchers.add_words(term.variants)
-        out = [False] * cand.height
-        rows = exact.arg_true()  # only substring hits can be word hits: segment those alone
-        originals, compacts = cand[column].gather(rows).to_list(), cand["__norm"].gather(rows).to_list()
-        # a verdict depends on the text alone (its compact form is a function of it): once per distinct text
+def _word_flags(cand: pl.DataFrame, compiled: list[_Compiled], column: str) -> list[pl.Series]:
+    """Whether each candidate row matches each term in word mode (``__norm`` present), one flag per term.
+
+    Only substring hits can be word hits: every term's substring flags come from one ``select`` (as in
+    exact mode), the texts are read out once, and each term segments its own hit rows alone. A verdict
+    depends on the text alone (its compact form is a function of it): once per distinct text and term.
+    """
+    if column not in cand.columns:
+        raise ContentNotGranted("word search")
+    exact = cand.select([_exact_expr(c).alias(c.column) for c in compiled])
+    rows_of = [exact[c.column].arg_true().to_list() for c in compiled]
+    originals: list[str] = []
+    compacts: list[str] = []
+    if any(rows_of):
+        originals, compacts = cand[column].to_list(), cand["__norm"].to_list()
+    out = []
+    for term, rows in zip(compiled, rows_of):
+        flags = [False] * cand.height
         verdicts: dict[str, bool] = {}
-        for i, original, compact in zip(rows.to_list(), originals, compacts):
+        for i in rows:
+            original = originals[i]
             verdict = verdicts.get(original)
             if verdict is None:
-                verdict = verdicts[original] = any(matchers.word_match(original, v, compact) for v in term.variants) or (
-                    term.pinyin is not None and matchers.word_match_pinyin(original, term.pinyin, compact))
-            out[i] = verdict
-        return pl.Series(out, dtype=pl.Boolean)
-    # fuzzy: pigeonhole pieces first, then edit distance on the rows that have one
+                verdict = verdicts[original] = matchers.word_match_any(original, term.variants, compacts[i], term.pinyin)
+            flags[i] = verdict
+        out.append(pl.Series(term.column, flags, dtype=pl.Boolean))
+    return out
+
+
+def _flags(cand: pl.DataFrame, term: _Compiled) -> pl.Series:
+    """Whether each candidate row matches ``term`` in fuzzy mode (``__norm`` present)."""
+    sounds = [pl.col("__norm").str.contains(term.pinyin.regex)] if term.pinyin is not None else []
+    # pigeonhole pieces first, then edit distance on the rows that have one
     pieces = pl.any_horizontal([pl.col("__norm").str.contains(p, literal=True)
                                 for v, k in zip(term.variants, term.edits) for p in matchers.pieces(v, k)])
     has_piece = cand.select(pieces.fill_null(False))[:, 0].to_list()
@@ -294,6 +306,26 @@ def _variants(compiled: list[_Compiled]) -> pl.Expr:
         found = pl.col("__norm").str.extract_all("|".join(f"(?:{a})" for a in alternatives))
         parts.append(pl.when(pl.col(c.column)).then(found).otherwise(pl.lit([], dtype=pl.List(pl.String))))
     return pl.concat_list(parts).list.unique(maintain_order=True).fill_null([]).alias(VARIANTS)
+
+
+def _matched_terms(hits: pl.DataFrame, positive: list[_Compiled]) -> pl.Series:
+    """Each hit's ``matched_terms``: the text of every term in ``positive`` whose flag column is true, in order.
+
+    The flags are packed into bit codes (63 terms per UInt64 column) and each distinct combination's list
+    is built once, then joined back in row order: a few distinct combinations cover all hits, and building
+    a list per row from one ``when/then`` column per term cost ~15 ms per 5,000 hits with 20 terms.
+    """
+    groups = [positive[i : i + 63] for i in range(0, len(positive), 63)]
+    keys = [f"__m{g}" for g in range(len(groups))]
+    codes = hits.select([
+        pl.sum_horizontal([pl.col(c.column).fill_null(False).cast(pl.UInt64) * pl.lit(1 << bit, dtype=pl.UInt64)
+                           for bit, c in enumerate(group)]).alias(key)
+        for key, group in zip(keys, groups)])
+    distinct = codes.unique()
+    lists = [[c.term.text for key, group in zip(keys, groups) for bit, c in enumerate(group) if row[key] >> bit & 1]
+             for row in distinct.iter_rows(named=True)]
+    table = distinct.with_columns(pl.Series(MATCHED, lists, dtype=pl.List(pl.String)))
+    return codes.join(table, on=keys, how="left", maintain_order="left", nulls_equal=True)[MATCHED]
 
 
 def _regex_search(frame: pl.DataFrame, pattern: str, column: str) -> pl.DataFrame:
@@ -359,13 +391,14 @@ def search(frame: pl.DataFrame, query: str, *, mode: str = "exact", column: str 
         else:
             if mode == "word":  # every term into jieba's dictionary at once: one reset of the segmentation cache
                 matchers.add_words([v for c in compiled.values() for v in c.variants])
-            cand = cand.with_columns([_flags(cand, c, mode, column).alias(c.column) for c in compiled.values()])
+                cand = cand.with_columns(_word_flags(cand, list(compiled.values()), column))
+            else:
+                cand = cand.with_columns([_flags(cand, c).alias(c.column) for c in compiled.values()])
     hits = cand.filter(_to_expr(ast, compiled, field_exprs))
     positive_keys = {(t.text, t.phrase) for t, neg in terms(ast) if not neg}
     positive = [c for key, c in compiled.items() if key in positive_keys]
-    matched = pl.concat_list([pl.when(pl.col(c.column)).then(pl.lit(c.term.text)).otherwise(None) for c in positive]
-                             ).list.drop_nulls() if positive else pl.lit([], dtype=pl.List(pl.String))
-    hits = hits.with_columns(matched.alias(MATCHED))
+    hits = hits.with_columns(_matched_terms(hits, positive) if positive
+                             else pl.lit([], dtype=pl.List(pl.String)).alias(MATCHED))
     if pinyin and positive:
         hits = hits.with_columns(_variants(positive))
     return hits.drop([c for c in hits.columns if c == "__norm" or c.startswith("__t")])
