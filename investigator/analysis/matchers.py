@@ -18,6 +18,7 @@ removes are handled once, there.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import logging
 import re
@@ -113,42 +114,60 @@ def _reshaping() -> re.Pattern[str]:
     return re.compile(f"[{bmp}]|[\\U00010000-\\U0010ffff]")
 
 
-def _offset_map(original: str) -> tuple[str, list[int]]:
-    """``compact_with_offsets(original)``, without a Python step per character.
+class _Shifts:
+    """The compact-to-original offset map of a text, kept as its deleted and expanded characters only.
 
-    Most characters map to exactly one character, so their compact positions follow one another;
-    only the deleted and expanded ones (found by one regex, in C) shift the map. About 2.5x faster
-    on chat texts; word mode builds this map for each Latin candidate whose boundary falls between
-    two letters.
+    ``shifts[p]`` is ``compact_with_offsets(original)[1][p]``: most characters map to exactly one, so
+    between two reshaped characters compact positions follow the original ones at a fixed shift.
+    """
+
+    def __init__(self, starts: list[int], origins: list[int], lengths: list[int]) -> None:
+        self._starts, self._origins, self._lengths = starts, origins, lengths  # per reshaped character
+
+    def __getitem__(self, pos: int) -> int:
+        k = bisect.bisect_right(self._starts, pos) - 1
+        if k < 0:
+            return pos
+        start, origin, length = self._starts[k], self._origins[k], self._lengths[k]
+        return origin if pos < start + length else origin + 1 + pos - start - length
+
+
+def _offset_map(original: str) -> tuple[str, _Shifts]:
+    """``compact_with_offsets(original)``, with the offsets as :class:`_Shifts`, without a Python step per character.
+
+    Only the deleted and expanded characters (found by one regex, in C) shift the map. Word mode needs
+    it for each Latin candidate whose boundary falls between two letters.
     """
     table = tables()[1]
-    offsets: list[int] = []
-    done = 0
+    starts: list[int] = []
+    origins: list[int] = []
+    lengths: list[int] = []
+    shift = 0  # compact position minus original position, after the characters seen so far
     for found in _reshaping().finditer(original):
         i = found.start()
         mapped = table.get(ord(original[i]))
         if mapped is None or len(mapped) == 1:
             continue
-        offsets.extend(range(done, i))
-        offsets.extend([i] * len(mapped))
-        done = i + 1
-    offsets.extend(range(done, len(original)))
-    return original.translate(table), offsets
+        starts.append(i + shift)
+        origins.append(i)
+        lengths.append(len(mapped))
+        shift += len(mapped) - 1
+    return original.translate(table), _Shifts(starts, origins, lengths)
 
 
 class _Text:
     """A text prepared for boundary checks: compact form plus (lazily) the offset map.
 
-    ``mapped`` is a one-slot cache of ``compact_with_offsets(original)`` that texts built from the same
+    ``mapped`` is a one-slot cache of ``_offset_map(original)`` that texts built from the same
     original share (one map for all the variants of a term, :func:`word_match_any`); each text still
     makes its own stale check against it, as if it had computed the map itself.
     """
 
     def __init__(self, original: str, compact: str | None = None,
-                 mapped: list[tuple[str, list[int]]] | None = None) -> None:
+                 mapped: list[tuple[str, _Shifts]] | None = None) -> None:
         self.original = original
         self.compact = compact if compact is not None else normalize_text(original)
-        self._offsets: list[int] | None = None
+        self._offsets: list[int] | _Shifts | None = None
         self._mapped = mapped if mapped is not None else []
 
     def separated(self, left: int, right: int) -> bool:
@@ -222,7 +241,7 @@ def word_match_any(original: str, terms: list[str], compact: str | None = None,
     The same verdict, with the original's offset map (the costly part of a Latin boundary check)
     computed at most once for all of them.
     """
-    mapped: list[tuple[str, list[int]]] = []
+    mapped: list[tuple[str, _Shifts]] = []
     if any(_word_match(_Text(original, compact, mapped), t) for t in terms):
         return True
     return pinyin is not None and _word_match_pinyin(_Text(original, compact, mapped), pinyin)

@@ -269,12 +269,12 @@ def _word_flags(cand: pl.DataFrame, compiled: list[_Compiled], column: str) -> l
     out = []
     for term, rows in zip(compiled, rows_of):
         flags = [False] * cand.height
-        verdicts: dict[str, bool] = {}
+        known: dict[str, bool] = {}
         for i in rows:
             original = originals[i]
-            verdict = verdicts.get(original)
+            verdict = known.get(original)
             if verdict is None:
-                verdict = verdicts[original] = matchers.word_match_any(original, term.variants, compacts[i], term.pinyin)
+                verdict = known[original] = matchers.word_match_any(original, term.variants, compacts[i], term.pinyin)
             flags[i] = verdict
         out.append(pl.Series(term.column, flags, dtype=pl.Boolean))
     return out
@@ -384,16 +384,16 @@ def search(frame: pl.DataFrame, query: str, *, mode: str = "exact", column: str 
     if compiled:
         cand = cand.with_columns(_norm_series(frame, column))
         required = _required(ast, compiled)
+        every = list(compiled.values())
         if required:
             cand = cand.filter(_prefilter(cand["__norm"], _alternation(required)))
         if mode == "exact":  # one pass, every term's flag in parallel
-            cand = cand.with_columns([_exact_expr(c).alias(c.column) for c in compiled.values()])
+            cand = cand.with_columns([_exact_expr(c).alias(c.column) for c in every])
+        elif mode == "word":  # every term into jieba's dictionary at once: one reset of the segmentation cache
+            matchers.add_words([v for c in every for v in c.variants])
+            cand = cand.with_columns(_word_flags(cand, every, column))
         else:
-            if mode == "word":  # every term into jieba's dictionary at once: one reset of the segmentation cache
-                matchers.add_words([v for c in compiled.values() for v in c.variants])
-                cand = cand.with_columns(_word_flags(cand, list(compiled.values()), column))
-            else:
-                cand = cand.with_columns([_flags(cand, c).alias(c.column) for c in compiled.values()])
+            cand = cand.with_columns([_flags(cand, c).alias(c.column) for c in every])
     hits = cand.filter(_to_expr(ast, compiled, field_exprs))
     positive_keys = {(t.text, t.phrase) for t, neg in terms(ast) if not neg}
     positive = [c for key, c in compiled.items() if key in positive_keys]
