@@ -1,0 +1,120 @@
+"""Ingest's column-wise steps (issue #18, item 2) against their per-record references.
+
+Canonical text: ``schema.canonical_strings`` takes Polars' JSON encoder for strings that need
+escaping and for lists; RFC 8785's bytes (``rfc8785.dumps`` through ``schema.canonical_bytes``) are
+the reference, on every code point and on adversarial records. Versions and chunk keys:
+``ingest._prepare`` against the window and string formulas it replaced.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import polars as pl
+import rfc8785
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from investigator import schema
+from investigator.vault import ingest
+
+TS = datetime(2026, 11, 28, 14, 20, 0, 123456, tzinfo=timezone.utc)
+# everything JSON escapes, and what it must not: '/', DEL, the line separators, non-ASCII, astral
+ESCAPABLE = [chr(c) for c in range(0x20)] + ['"', "\\"]
+NOT_ESCAPED = ["/", "\x7f", "\u2028", "\u2029", "é", "加", "\ufeff", "\uffff", "😀", "𠀀", "a", " "]
+adversarial = st.text(alphabet=st.sampled_from(ESCAPABLE + NOT_ESCAPED), max_size=12)
+texts = st.one_of(st.none(), adversarial, st.text(max_size=20))
+
+
+def test_json_members_escape_every_code_point_as_rfc8785_does():
+    points = [chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF]
+    members = pl.DataFrame({"s": points}).select(schema._json_member(pl.col("s")))["s"].to_list()
+    wrong = [p for p, m in zip(points, members) if m.encode("utf-8") != b'"s":' + rfc8785.dumps(p)]
+    assert wrong == []
+
+
+def test_json_members_of_lists_and_nulls():
+    frame = pl.DataFrame({"r": [["a", None, '"\n'], [], None, [None]]}, schema={"r": pl.List(pl.String)})
+    members = frame.select(schema._json_member(pl.col("r")))["r"].to_list()
+    assert members == ['"r":' + rfc8785.dumps(["a", None, '"\n']).decode(), '"r":[]', None, '"r":[null]']
+
+
+def _reference(frame: pl.DataFrame, kind: str) -> list[str]:
+    return [schema.canonical_bytes(r, kind).decode("utf-8") for r in frame.iter_rows(named=True)]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.fixed_dictionaries({
+    "message_id": st.one_of(adversarial.filter(bool), st.text(min_size=1, max_size=8)),
+    "text": texts, "sender_name": texts, "conversation_name": texts, "attachment_name": texts,
+    "recipients": st.one_of(st.none(), st.lists(st.one_of(st.none(), adversarial), max_size=3)),
+    "attachment_size": st.one_of(st.none(), st.integers(-(2**53) + 1, 2**53 - 1)),
+    "ts": st.datetimes(min_value=datetime(1990, 1, 1), max_value=datetime(2099, 1, 1), timezones=st.just(timezone.utc)),
+}), min_size=1, max_size=8))
+def test_canonical_text_of_adversarial_messages_is_rfc8785(rows):
+    frame = schema.conform(pl.DataFrame(rows, schema_overrides={"ts": schema.UTC_US,
+                                                                "recipients": pl.List(pl.String)}), "messages")
+    assert schema.canonical_strings(frame, "messages").to_list() == _reference(frame, "messages")
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.fixed_dictionaries({
+    "event_id": st.text(min_size=1, max_size=8), "event_type": adversarial, "details": texts, "actor": texts,
+    "ts": st.datetimes(min_value=datetime(1990, 1, 1), max_value=datetime(2099, 1, 1), timezones=st.just(timezone.utc)),
+}), min_size=1, max_size=6))
+def test_canonical_text_of_adversarial_events_is_rfc8785(rows):
+    frame = schema.conform(pl.DataFrame(rows, schema_overrides={"ts": schema.UTC_US}), "events")
+    assert schema.canonical_strings(frame, "events").to_list() == _reference(frame, "events")
+
+
+def test_a_column_of_only_nulls_leaves_every_member_out():
+    frame = schema.conform(pl.DataFrame({"message_id": ["m"], "ts": [TS]}, schema_overrides={"ts": schema.UTC_US}),
+                           "messages")
+    assert schema.canonical_strings(frame, "messages").to_list() == _reference(frame, "messages")
+
+
+class _Answers:
+    """A key service that has ``latest`` stored for some (source, id) and none of the asked records."""
+
+    def __init__(self, latest: dict[tuple[str, str], int]) -> None:
+        self.latest = latest
+
+    def lookup_frame(self, kind: str, asked: pl.DataFrame) -> pl.DataFrame:
+        latest = [self.latest.get((s, i), 0) for s, i in asked.select("source", "id").iter_rows()]
+        return pl.DataFrame({"_present": [False] * asked.height, "_latest": latest},
+                            schema={"_present": pl.Boolean, "_latest": pl.Int64})
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["a", "b", "c", "d"]), st.sampled_from(["x", "y"]),
+                          st.integers(0, 10**6), st.datetimes(min_value=datetime(1990, 1, 1),
+                                                              max_value=datetime(2099, 1, 1),
+                                                              timezones=st.just(timezone.utc))),
+                min_size=1, max_size=30),
+       st.dictionaries(st.tuples(st.sampled_from(["x", "y"]), st.sampled_from(["a", "b"])), st.integers(1, 5)),
+       st.sampled_from([60, 900, 3600, 86400]))
+def test_versions_and_chunk_keys_equal_the_window_and_string_formulas(rows, stored, chunk_seconds):
+    frame = schema.conform(pl.DataFrame(
+        {"message_id": [r[0] for r in rows], "source": [r[1] for r in rows], "text": [str(r[2]) for r in rows],
+         "ts": [r[3] for r in rows]}, schema_overrides={"ts": schema.UTC_US}), "messages")
+    prepared, _dup, new_versions = ingest._prepare(frame, "messages", _Answers(stored), chunk_seconds)  # type: ignore[arg-type]
+    # the reference: the window over every row, then names from the timestamps as strings
+    hashed = frame.with_columns(schema.record_hash_column(frame, "messages"), pl.col("source").fill_null(""))
+    hashed = hashed.unique(subset=["source", "message_id", "record_hash"], keep="first", maintain_order=True)
+    prev = [stored.get((s, i), 0) for s, i in hashed.select("source", "message_id").iter_rows()]
+    expected = hashed.with_columns(
+        (pl.Series(prev, dtype=pl.Int64) + pl.int_range(1, pl.len() + 1).over("source", "message_id"))
+        .cast(pl.Int32).alias("version"))
+    seconds = (pl.col("ts").dt.hour().cast(pl.Int64) * 3600 + pl.col("ts").dt.minute().cast(pl.Int64) * 60
+               + pl.col("ts").dt.second().cast(pl.Int64))
+    start = seconds // chunk_seconds * chunk_seconds
+    expected = expected.with_columns(
+        pl.col("ts").dt.to_string("%Y-%m-%d").alias("_partition"),
+        pl.format("{}{}{}", (start // 3600).cast(pl.String).str.zfill(2), (start % 3600 // 60).cast(pl.String).str.zfill(2),
+                  (start % 60).cast(pl.String).str.zfill(2)).alias("_chunk"),
+    ).sort(["_partition", "_chunk", "ts", "message_id"], maintain_order=True)
+    names = [ingest._chunk_names(d, s, chunk_seconds) for d, s in prepared.select("_day", "_slot").iter_rows()]
+    assert names == list(expected.select("_partition", "_chunk").iter_rows())
+    assert prepared.select("message_id", "source", "record_hash", "version").equals(
+        expected.select("message_id", "source", "record_hash", "version"))
+    assert new_versions == expected.filter(pl.col("version") > 1).height
