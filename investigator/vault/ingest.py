@@ -413,7 +413,8 @@ def ingest_frames(archive: Archive, *, messages: pl.DataFrame | None, events: pl
         final = layout.batch(seq)  # where the batch is committed; manifests record paths relative to the root
         stage = layout.staged_batch(uuid.uuid4().hex)
         stage.folder.mkdir(parents=True)
-        leaf_hashes: list[str] = []
+        leaf_hashes: list[pl.Series] = []  # the batch's record hashes, kind by kind: its Merkle leaves
+        leaf_count = 0
         chunk_entries: list[dict[str, Any]] = []
         partition_keys: list[dict[str, Any]] = []
         index_rows: list[pl.DataFrame] = []
@@ -421,10 +422,11 @@ def ingest_frames(archive: Archive, *, messages: pl.DataFrame | None, events: pl
         jobs: list[tuple[str, str, str, pl.DataFrame]] = []
         for kind, frame in prepared.items():
             idc = id_field(kind)
-            leaf_start = len(leaf_hashes)
+            leaf_start = leaf_count
             frame = frame.with_columns(pl.lit(seq, dtype=pl.Int64).alias("batch_seq"),
                                        pl.int_range(leaf_start, leaf_start + pl.len(), dtype=pl.Int64).alias("leaf_index"))
-            leaf_hashes.extend(frame["record_hash"].to_list())
+            leaf_hashes.append(frame["record_hash"])
+            leaf_count += frame.height
             index_rows.append(frame.select(pl.lit(kind).alias("kind"), "source", pl.col(idc).alias("id"),
                                            pl.col("record_hash").str.slice(0, INDEX_HASH_HEX).alias("hash_prefix"),
                                            "version"))
@@ -491,6 +493,8 @@ def ingest_frames(archive: Archive, *, messages: pl.DataFrame | None, events: pl
 
             bar = tqdm(total=len(jobs), desc="encrypting chunks", unit="chunk")
         with ThreadPoolExecutor(max_workers=SEAL_THREADS) as pool:
+            # the Merkle root (a compiled call per tree level, merkle.py) is worked out beside the chunks
+            root = pool.submit(merkle.root_of_record_hashes, pl.concat(leaf_hashes))
             for number, entry in enumerate(pool.map(seal_chunk, jobs)):
                 chunk_entries.append(entry)
                 if bar is not None:
@@ -518,8 +522,7 @@ def ingest_frames(archive: Archive, *, messages: pl.DataFrame | None, events: pl
                        "events": prepared["events"].height if "events" in prepared else 0,
                        "duplicates_skipped": duplicates, "new_versions": new_versions},
             "time_range": {"first": min(all_ts), "last": max(all_ts)},
-            "merkle": {"algorithm": merkle.ALGORITHM, "leaves": len(leaf_hashes),
-                       "root": merkle.root_of_record_hashes(leaf_hashes)},
+            "merkle": {"algorithm": merkle.ALGORITHM, "leaves": leaf_count, "root": root.result()},
             "skipped": skipped, "prev_manifest": prev,
             **({"acquisition": acquisition.manifest_entry()} if acquisition is not None else {}),
         }

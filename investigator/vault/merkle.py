@@ -22,9 +22,13 @@ consistency of a larger tree without the earlier leaves.
 
 from __future__ import annotations
 
+import binascii
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+
+import polars as pl
+import pyarrow as pa
 
 ALGORITHM = "RFC9162-SHA256"
 
@@ -72,10 +76,99 @@ def tree_root(leaves: Sequence[bytes]) -> bytes:
     return _root_of_hashes([leaf_hash(d) for d in leaves])
 
 
-def root_of_record_hashes(record_hashes_hex: Sequence[str]) -> str:
-    """Hex Merkle root whose leaves are the 32-byte record hashes (hex input)."""
+def root_of_record_hashes(record_hashes_hex: Sequence[str] | pl.Series) -> str:
+    """Hex Merkle root whose leaves are the 32-byte record hashes (hex input: a list or a String Series).
+
+    A batch of at least :data:`COLUMNWISE_MIN` hashes, each 64 hex digits, is hashed a tree level
+    at a time, one compiled call per level (:func:`_columnwise_root`); anything else node by node.
+    Both give the same root (tests/unit/core/test_merkle_columnwise.py). Raises ValueError for a
+    value that is not hex.
+    """
+    raw = _hashes_bytes(record_hashes_hex) if len(record_hashes_hex) >= COLUMNWISE_MIN else None
+    if raw is not None:
+        return _columnwise_root(raw, len(record_hashes_hex)).hex()
+    values = record_hashes_hex.to_list() if isinstance(record_hashes_hex, pl.Series) else record_hashes_hex
     sha256 = hashlib.sha256
-    return _root_of_hashes([sha256(b"\x00" + bytes.fromhex(h)).digest() for h in record_hashes_hex]).hex()
+    return _root_of_hashes([sha256(b"\x00" + bytes.fromhex(h)).digest() for h in values]).hex()
+
+
+# --- the tree a level at a time ----------------------------------------------------------------------------
+#
+# Hashing node by node costs a Python call per node (~0.45 us; 2 million nodes for a batch of a
+# million records). A level at a time: the level's messages (0x00 || hash for leaves, 0x01 || left ||
+# right for nodes) are laid out as one fixed-width Binary column (Polars' concat_arr puts the prefix
+# byte in front of each row), polars-hash's sha2_256 hashes the column in Rust, and its hex digests
+# are read back as one bytes object, which is the next level. An odd last node is carried up, as
+# in _root_of_hashes. Below COLUMNWISE_MIN leaves the per-level calls cost more than they save.
+
+COLUMNWISE_MIN = 256
+
+
+def _hashes_bytes(hashes_hex: Sequence[str] | pl.Series) -> bytes | None:
+    """The hashes as one bytes object (32 per hash), or None unless every one is 64 hex digits."""
+    count = len(hashes_hex)
+    if isinstance(hashes_hex, pl.Series):
+        if hashes_hex.dtype != pl.String or hashes_hex.null_count() or not (hashes_hex.str.len_bytes() == 64).all():
+            return None
+        text: bytes | memoryview = _joined_text(hashes_hex)
+    else:
+        if not all(type(h) is str and len(h) == 64 for h in hashes_hex):
+            return None
+        try:
+            text = "".join(hashes_hex).encode("ascii")
+        except UnicodeEncodeError:
+            return None
+    try:
+        raw = binascii.unhexlify(text)
+    except ValueError:  # binascii.Error: a character that is not a hex digit
+        return None
+    # 64 hex digits each (unhexlify takes nothing else), so each hash decoded on its own gives the same bytes
+    return raw if len(raw) == 32 * count else None
+
+
+def _joined_text(strings: pl.Series) -> memoryview:
+    """The UTF-8 bytes of all values of a String Series (no nulls) end to end, from its Arrow data buffer."""
+    array = strings.to_arrow(compat_level=pl.CompatLevel.oldest())  # large_string: int64 offsets, one data buffer
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    offsets = memoryview(array.buffers()[1]).cast("q")
+    start, end = offsets[array.offset], offsets[array.offset + len(array)]
+    return memoryview(array.buffers()[2])[start:end]
+
+
+def _sha256_rows(messages: pl.Series) -> bytes:
+    """SHA-256 of each value of a Binary Series, end to end (32 bytes each)."""
+    import polars_hash  # local import: registers its ``chash`` namespace only when hashing
+
+    digests = messages.to_frame("m").select(polars_hash.col("m").chash.sha2_256())["m"]
+    return binascii.unhexlify(_joined_text(digests))
+
+
+def _prefixed(data: bytes, prefix: int, width: int, count: int) -> pl.Series:
+    """``count`` rows of ``prefix`` byte || ``width`` bytes of ``data``, as a Binary Series."""
+    flat = pl.from_arrow(pa.Array.from_buffers(pa.uint8(), width * count, [None, pa.py_buffer(data)]))
+    assert isinstance(flat, pl.Series)
+    rows = flat.reshape((count, width)).to_frame("r").select(
+        pl.concat_arr(pl.lit(prefix, dtype=pl.UInt8), pl.col("r")).alias("r"))["r"].to_arrow()
+    if isinstance(rows, pa.ChunkedArray):
+        rows = rows.combine_chunks()
+    values = rows.flatten()  # the fixed-size lists' bytes, end to end
+    buffer = values.buffers()[1]
+    binary = pl.from_arrow(pa.Array.from_buffers(pa.binary(width + 1), count, [None, buffer], offset=values.offset))
+    assert isinstance(binary, pl.Series)
+    return binary
+
+
+def _columnwise_root(leaf_data: bytes, count: int) -> bytes:
+    """MTH of the tree whose leaves are ``count`` 32-byte values end to end in ``leaf_data`` (count >= 1)."""
+    level = _sha256_rows(_prefixed(leaf_data, 0, 32, count))
+    while count > 1:
+        pairs = count // 2
+        nodes = _sha256_rows(_prefixed(level, 1, 64, pairs))
+        if count % 2:
+            nodes += level[-32:]
+        level, count = nodes, pairs + count % 2
+    return level
 
 
 def _path(index: int, hashes: Sequence[bytes]) -> list[bytes]:
