@@ -6,8 +6,7 @@ invisible characters, characters that expand (``⑩`` -> ``10``), astral symbols
 and separators:
 
 * ``matchers._offset_map`` (one regex finds the characters that do not map to exactly one; the map kept
-  as their shifts) against
-  ``compact_with_offsets`` (a Python step per character);
+  as their shifts) against ``compact_with_offsets`` (a Python step per character);
 * ``matchers.word_match_any`` (one offset map shared by a term's variants) against ``word_match`` per
   variant and ``word_match_pinyin``, also with a stale compact form;
 * ``search._matched_terms`` (flags packed into bit codes, one list per distinct combination) against
