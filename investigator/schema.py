@@ -312,7 +312,21 @@ def record_hash_column(frame: pl.DataFrame, kind: str) -> pl.Series:
     """
     if frame.height == 0:
         return pl.Series("record_hash", [], dtype=pl.String)
-    return sha256_hex_column(canonical_strings(frame, kind)).alias("record_hash")
+    if frame.height < _SPLIT_ROWS or pl.thread_pool_size() < 2:
+        return sha256_hex_column(canonical_strings(frame, kind)).alias("record_hash")
+    # Polars builds a concatenated string column on one thread: two halves on two threads keep
+    # both cores busy (1.5 -> 1.2 s wall at 1M rows on 2 cores, the same CPU). Each half is exact
+    # on its own, so the halves' hashes end to end are the whole frame's.
+    from concurrent.futures import ThreadPoolExecutor
+
+    half = frame.height // 2
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        halves = list(pool.map(lambda rows: sha256_hex_column(canonical_strings(rows, kind)),
+                               [frame.slice(0, half), frame.slice(half)]))
+    return pl.concat(halves, rechunk=True).alias("record_hash")
+
+
+_SPLIT_ROWS = 200_000
 
 
 def record_hashes(frame: pl.DataFrame, kind: str) -> list[str]:

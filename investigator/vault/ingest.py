@@ -362,7 +362,7 @@ def _chunk_names(day: int, slot: int, chunk_seconds: int) -> tuple[str, str]:
 def _parquet_bytes(frame: pl.DataFrame) -> bytes:
     # archive-format.md, "Byte layouts": record hashes are stored as 32 raw
     # bytes (hex would double the largest incompressible column).
-    hashes = [c for c in ("record_hash", "hash_prefix") if c in frame.columns]
+    hashes = [c for c in ("record_hash", "hash_prefix") if frame.schema.get(c) == pl.String]
     if hashes:
         frame = frame.with_columns(pl.col(c).str.decode("hex") for c in hashes)
     buffer = io.BytesIO()
@@ -430,9 +430,12 @@ def ingest_frames(archive: Archive, *, messages: pl.DataFrame | None, events: pl
             index_rows.append(frame.select(pl.lit(kind).alias("kind"), "source", pl.col(idc).alias("id"),
                                            pl.col("record_hash").str.slice(0, INDEX_HASH_HEX).alias("hash_prefix"),
                                            "version"))
-            for part in frame.partition_by(["_day", "_slot"], maintain_order=True):
-                jobs.append((kind, *_chunk_names(part["_day"][0], part["_slot"][0], archive.config.chunk_seconds),
-                             part))
+            # stored as 32 raw bytes (archive-format.md, "Byte layouts"): decoded once here, not per part
+            frame = frame.with_columns(pl.col("record_hash").str.decode("hex"))
+            chunks = frame.partition_by(["_day", "_slot"], maintain_order=True, include_key=False, as_dict=True)
+            for (day, slot), part in chunks.items():
+                assert isinstance(day, int) and isinstance(slot, int)
+                jobs.append((kind, *_chunk_names(day, slot, archive.config.chunk_seconds), part))
         # archive-format.md, "Keys": a fresh data key per partition this batch writes, and one for its index
         index_key_id = (INDEX_KEY_KIND, batch_dir_name(seq))
         wanted = list(dict.fromkeys([(kind, partition) for kind, partition, _c, _p in jobs] + [index_key_id]))
@@ -449,8 +452,7 @@ def ingest_frames(archive: Archive, *, messages: pl.DataFrame | None, events: pl
         index_dek = data_keys[index_key_id]
 
         def seal_chunk(job: tuple[str, str, str, pl.DataFrame]) -> dict[str, Any]:
-            kind, partition, chunk, part = job
-            stored = part.drop("_day", "_slot")
+            kind, partition, chunk, stored = job
             sealed: list[tuple[str, bytes]] = []
             for name, frame_part in split_parts(stored, kind).items():
                 key = chunk_key(data_keys[(kind, partition)], archive_id=archive.archive_id, kind=kind,
@@ -475,7 +477,7 @@ def ingest_frames(archive: Archive, *, messages: pl.DataFrame | None, events: pl
                 return {**entry, "parts": parts}
             # format 2: one file per key-release chunk; the chunk's dedup index rows are its last segment
             dedup_rows = stored.select("source", pl.col(id_field(kind)).alias("id"),
-                                       pl.col("record_hash").str.slice(0, INDEX2_HASH_HEX).alias("hash_prefix"),
+                                       pl.col("record_hash").bin.head(INDEX2_HASH_HEX // 2).alias("hash_prefix"),
                                        "version")
             key = index_segment_key(index_dek, archive.archive_id, kind, partition, chunk)
             sealed.append((INDEX_SEGMENT, _crypto.seal(key, _parquet_bytes(dedup_rows),

@@ -73,6 +73,25 @@ def test_a_column_of_only_nulls_leaves_every_member_out():
     assert schema.canonical_strings(frame, "messages").to_list() == _reference(frame, "messages")
 
 
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.fixed_dictionaries({"message_id": st.text(min_size=1, max_size=6), "text": texts,
+                                       "recipients": st.one_of(st.none(), st.lists(adversarial, max_size=2))}),
+                min_size=2, max_size=9))
+def test_record_hashes_in_two_halves_equal_the_reference(rows):
+    # a large frame is hashed as two halves on two threads; force that on small ones
+    frame = schema.conform(pl.DataFrame([{**r, "ts": TS} for r in rows],
+                                        schema_overrides={"ts": schema.UTC_US, "recipients": pl.List(pl.String)}),
+                           "messages")
+    original = schema._SPLIT_ROWS
+    schema._SPLIT_ROWS = 2
+    try:
+        hashes = schema.record_hash_column(frame, "messages")
+    finally:
+        schema._SPLIT_ROWS = original
+    assert hashes.name == "record_hash"
+    assert hashes.to_list() == [schema.record_hash(r, "messages") for r in frame.iter_rows(named=True)]
+
+
 class _Answers:
     """A key service that has ``latest`` stored for some (source, id) and none of the asked records."""
 
