@@ -12,6 +12,8 @@ and separators:
 * ``search._matched_terms`` (flags packed into bit codes, one list per distinct combination) against
   the per-row ``concat_list`` expression it replaced, across the 63-terms-per-code boundary;
 * word-mode ``search`` against a row-by-row evaluation with ``word_match``, many terms at once.
+* and, unchanged but pinned here, the pre-filter's regex alternation (escaped needles with regex
+  metacharacters, Chinese, full-width and astral characters, in slices) against plain substring search.
 """
 
 from __future__ import annotations
@@ -122,3 +124,24 @@ def test_word_search_with_many_terms_equals_row_by_row(count):
         if hit:
             expected.append((str(i), hit))
     assert list(zip(got["message_id"].to_list(), got["matched_terms"].to_list())) == expected
+
+
+NEEDLE_PIECES = ["加班费", "费", "ＶＰＮ", "vpn", "p\u0430ss", ".", "(", ")", "*", "+", "?", "[", "]", "\\", "|", "^", "$",
+                 "{2}", "a.b", "c++", "\\d", "🔥", "é", "e\u0301"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.none(), texts, st.lists(st.sampled_from(NEEDLE_PIECES), max_size=6).map("".join)),
+                min_size=1, max_size=15),
+       st.lists(st.lists(st.sampled_from(NEEDLE_PIECES), min_size=1, max_size=3).map("".join), min_size=1, max_size=20),
+       st.integers(1, 5))
+def test_prefilter_alternation_equals_substring_of_any_needle(values, needles, parts):
+    # the pre-filter's one regex alternation (needles escaped), scanned in slices, is plain substring search
+    series = pl.Series(values, dtype=pl.String)
+    expected = [v is not None and any(n in v for n in needles) for v in values]
+    old_rows, old_split = search_mod.SPLIT_ROWS, search_mod.SPLIT
+    try:
+        search_mod.SPLIT_ROWS, search_mod.SPLIT = 1, parts
+        assert search_mod._prefilter(series, search_mod._alternation(needles)).to_list() == expected
+    finally:
+        search_mod.SPLIT_ROWS, search_mod.SPLIT = old_rows, old_split
