@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import shutil
 import sys
 import tempfile
@@ -24,6 +25,7 @@ import polars as pl
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _jsonline import add_json_flag, emit, human_output  # noqa: E402
 from investigator import schema  # noqa: E402
+from investigator.vault import merkle  # noqa: E402
 from investigator.vault.ingest import ingest_frames
 from investigator.demo.samples import generate_messages
 from investigator.custody.file import create_archive
@@ -85,11 +87,22 @@ def hash_steps(frame: pl.DataFrame) -> dict:
     loop = [hashlib.sha256(text.encode("utf-8")).hexdigest() for text in canonical.to_list()]
     loop_s = time.perf_counter() - t0
     assert column.to_list() == loop
-    return {"canonical_s": round(canonical_s, 3), "sha256_column_s": round(column_s, 3),
-            "sha256_hashlib_loop_s": round(loop_s, 3), "sha256_speedup": round(loop_s / column_s, 2)}
+    steps = {"canonical_s": round(canonical_s, 3), "sha256_column_s": round(column_s, 3),
+             "sha256_hashlib_loop_s": round(loop_s, 3), "sha256_speedup": round(loop_s / column_s, 2)}
+    if hasattr(merkle, "COLUMNWISE_MIN"):  # the Merkle root a level at a time vs node by node (hashlib)
+        t0 = time.perf_counter()
+        root = merkle.root_of_record_hashes(column)
+        levels_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        reference = merkle._root_of_hashes([merkle.leaf_hash(bytes.fromhex(h)) for h in loop]).hex()
+        nodes_s = time.perf_counter() - t0
+        assert root == reference
+        steps.update({"merkle_levels_s": round(levels_s, 3), "merkle_nodes_s": round(nodes_s, 3)})
+    return steps
 
 
 def run(args: argparse.Namespace) -> dict:
+    load_before = [round(x, 2) for x in os.getloadavg()]  # the JSON line's load_average is taken at the end
     work = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     try:
         t0 = time.perf_counter()
@@ -138,7 +151,10 @@ def run(args: argparse.Namespace) -> dict:
             print(f"record hashes: canonical text {steps['canonical_s']:.2f} s; SHA-256 column-wise "
                   f"{steps['sha256_column_s']:.2f} s vs hashlib per record {steps['sha256_hashlib_loop_s']:.2f} s "
                   f"({steps['sha256_speedup']:.1f}x)")
-        return {"messages": n, "text_mb": round(text_mb, 1), "plain_s": round(plain_s, 3),
+        if "merkle_levels_s" in steps:
+            print(f"Merkle root: a level at a time {steps['merkle_levels_s']:.2f} s vs node by node "
+                  f"{steps['merkle_nodes_s']:.2f} s")
+        return {"load_average_at_start": load_before, "messages": n, "text_mb": round(text_mb, 1), "plain_s": round(plain_s, 3),
                 "plain_cpu_s": round(plain_cpu, 3), "plain_mb": round(plain_bytes / 1e6, 2),
                 **{k: main_run[k] for k in ("encrypted_s", "encrypted_cpu_s", "encrypted_mb", "throughput_ratio",
                                             "cpu_ratio", "size_ratio", "chunks", "files")},

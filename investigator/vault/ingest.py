@@ -317,7 +317,10 @@ def _prepare(frame: pl.DataFrame, kind: str, service: IngestService, chunk_secon
     # record hashes column-wise: canonical text in Polars, SHA-256 in one compiled call (schema.py)
     frame = frame.with_columns(record_hash_column(frame, kind), pl.col("source").fill_null(""))
     incoming = frame.height
-    frame = frame.unique(subset=[*identity, "record_hash"], keep="first", maintain_order=True)
+    # Repeats of one record within the input: equal record hashes mean equal content, and so an
+    # equal (source, id), which are content fields (a null and an empty source hash apart); the
+    # first of each is kept. One String column to look at: half the CPU of unique() on all three.
+    frame = frame.filter(pl.col("record_hash").is_first_distinct())
     asked = frame.select("source", pl.col(idc).alias("id"),
                          pl.col("record_hash").str.slice(0, INDEX_HASH_HEX).alias("hash_prefix"))
     lookup_frame = getattr(service, "lookup_frame", None)
@@ -362,7 +365,8 @@ def _chunk_names(day: int, slot: int, chunk_seconds: int) -> tuple[str, str]:
 def _parquet_bytes(frame: pl.DataFrame) -> bytes:
     # archive-format.md, "Byte layouts": record hashes are stored as 32 raw
     # bytes (hex would double the largest incompressible column).
-    hashes = [c for c in ("record_hash", "hash_prefix") if frame.schema.get(c) == pl.String]
+    types = frame.schema
+    hashes = [c for c in ("record_hash", "hash_prefix") if types.get(c) == pl.String]
     if hashes:
         frame = frame.with_columns(pl.col(c).str.decode("hex") for c in hashes)
     buffer = io.BytesIO()

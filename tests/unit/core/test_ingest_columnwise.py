@@ -105,18 +105,20 @@ class _Answers:
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from(["a", "b", "c", "d"]), st.sampled_from(["x", "y"]),
-                          st.integers(0, 10**6), st.datetimes(min_value=datetime(1990, 1, 1),
+@given(st.lists(st.tuples(st.sampled_from(["a", "b", "c", "d"]), st.sampled_from(["x", "y", "", None]),
+                          st.integers(0, 3), st.datetimes(min_value=datetime(1990, 1, 1),
                                                               max_value=datetime(2099, 1, 1),
                                                               timezones=st.just(timezone.utc))),
                 min_size=1, max_size=30),
-       st.dictionaries(st.tuples(st.sampled_from(["x", "y"]), st.sampled_from(["a", "b"])), st.integers(1, 5)),
+       st.dictionaries(st.tuples(st.sampled_from(["x", ""]), st.sampled_from(["a", "b"])), st.integers(1, 5)),
        st.sampled_from([60, 900, 3600, 86400]))
-def test_versions_and_chunk_keys_equal_the_window_and_string_formulas(rows, stored, chunk_seconds):
+def test_dedup_versions_and_chunk_keys_equal_the_replaced_formulas(rows, stored, chunk_seconds):
+    # repeats of a record (same id, source and text; a null and an empty source differ) are dropped
+    # as unique() on (source, id, record_hash) dropped them; versions and chunk names as before
     frame = schema.conform(pl.DataFrame(
         {"message_id": [r[0] for r in rows], "source": [r[1] for r in rows], "text": [str(r[2]) for r in rows],
          "ts": [r[3] for r in rows]}, schema_overrides={"ts": schema.UTC_US}), "messages")
-    prepared, _dup, new_versions = ingest._prepare(frame, "messages", _Answers(stored), chunk_seconds)  # type: ignore[arg-type]
+    prepared, duplicates, new_versions = ingest._prepare(frame, "messages", _Answers(stored), chunk_seconds)  # type: ignore[arg-type]
     # the reference: the window over every row, then names from the timestamps as strings
     hashed = frame.with_columns(schema.record_hash_column(frame, "messages"), pl.col("source").fill_null(""))
     hashed = hashed.unique(subset=["source", "message_id", "record_hash"], keep="first", maintain_order=True)
@@ -137,3 +139,4 @@ def test_versions_and_chunk_keys_equal_the_window_and_string_formulas(rows, stor
     assert prepared.select("message_id", "source", "record_hash", "version").equals(
         expected.select("message_id", "source", "record_hash", "version"))
     assert new_versions == expected.filter(pl.col("version") > 1).height
+    assert duplicates == frame.height - hashed.height
