@@ -303,6 +303,34 @@ def sha256_hex_column(values: pl.Series) -> pl.Series:
     return values.to_frame("v").select(polars_hash.col("v").chash.sha2_256())["v"].alias(name)
 
 
+def digest_bytes_column(hex_digests: pl.Series) -> pl.Series:
+    """Hex SHA-256 digests as a Binary Series of their 32 bytes each (what chunks store), null for null.
+
+    Equal to ``str.decode("hex")``; a column of 64-hex-digit values without nulls (record hashes) is
+    decoded in one ``binascii`` call over its Arrow data buffer (0.25 -> 0.11 CPU s a million).
+    """
+    name = hex_digests.name
+    if hex_digests.len() and not hex_digests.null_count() and (hex_digests.str.len_bytes() == 64).all():
+        import binascii
+
+        import pyarrow as pa
+
+        array = hex_digests.to_arrow(compat_level=pl.CompatLevel.oldest())  # large_string: one data buffer
+        if isinstance(array, pa.ChunkedArray):
+            array = array.combine_chunks()
+        offsets = memoryview(array.buffers()[1]).cast("q")
+        text = memoryview(array.buffers()[2])[offsets[array.offset]:offsets[array.offset + len(array)]]
+        try:
+            raw = binascii.unhexlify(text)
+        except ValueError:  # not hex: the Polars decoder below says so in its own words
+            raw = b""
+        if len(raw) == 32 * len(array):  # 64 hex digits each: each value's 32 bytes in turn
+            binary = pl.from_arrow(pa.Array.from_buffers(pa.binary(32), len(array), [None, pa.py_buffer(raw)]))
+            assert isinstance(binary, pl.Series)
+            return binary.cast(pl.Binary).alias(name)
+    return hex_digests.str.decode("hex")
+
+
 def record_hash_column(frame: pl.DataFrame, kind: str) -> pl.Series:
     """Hex record hashes of every row of ``frame`` as a String Series named ``record_hash``.
 

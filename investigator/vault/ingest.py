@@ -53,7 +53,8 @@ from investigator.importers import ImportOptions, read_export
 from investigator._fs import fsync_dir
 from investigator.vault.manifest import GENESIS, Manifest
 from investigator.vault.acquisition import AcquisitionRecord
-from investigator.schema import KINDS, conform, format_ts, id_field, kind_parts, record_hash_column, split_parts
+from investigator.schema import (KINDS, conform, digest_bytes_column, format_ts, id_field, kind_parts,
+                                 record_hash_column, split_parts)
 
 # Timestamps outside this range are almost always a unit mistake (ms read as s ...).
 EARLIEST = datetime(1990, 1, 1, tzinfo=timezone.utc)
@@ -423,7 +424,8 @@ def ingest_frames(archive: Archive, *, messages: pl.DataFrame | None, events: pl
         partition_keys: list[dict[str, Any]] = []
         index_rows: list[pl.DataFrame] = []
         data_keys: dict[tuple[str, str], bytes] = {}
-        jobs: list[tuple[str, str, str, pl.DataFrame]] = []
+        jobs: list[tuple[str, str, str, dict[str, pl.DataFrame]]] = []
+        chunk_format = archive.write_format()  # a format-1 archive keeps format 1 until `investigator upgrade`
         for kind, frame in prepared.items():
             idc = id_field(kind)
             leaf_start = leaf_count
@@ -431,15 +433,28 @@ def ingest_frames(archive: Archive, *, messages: pl.DataFrame | None, events: pl
                                        pl.int_range(leaf_start, leaf_start + pl.len(), dtype=pl.Int64).alias("leaf_index"))
             leaf_hashes.append(frame["record_hash"])
             leaf_count += frame.height
-            index_rows.append(frame.select(pl.lit(kind).alias("kind"), "source", pl.col(idc).alias("id"),
-                                           pl.col("record_hash").str.slice(0, INDEX_HASH_HEX).alias("hash_prefix"),
-                                           "version"))
+            if chunk_format == FORMAT_V1:
+                index_rows.append(frame.select(pl.lit(kind).alias("kind"), "source", pl.col(idc).alias("id"),
+                                               pl.col("record_hash").str.slice(0, INDEX_HASH_HEX).alias("hash_prefix"),
+                                               "version"))
             # stored as 32 raw bytes (archive-format.md, "Byte layouts"): decoded once here, not per part
-            frame = frame.with_columns(pl.col("record_hash").str.decode("hex"))
-            chunks = frame.partition_by(["_day", "_slot"], maintain_order=True, include_key=False, as_dict=True)
-            for (day, slot), part in chunks.items():
+            frame = frame.with_columns(digest_bytes_column(frame["record_hash"]))
+            # Each stored part of a chunk (and format 2's dedup index segment) is cut from the whole
+            # kind once and then split by chunk: selects per chunk cost ~1 ms of Polars calls each.
+            chunk_of = frame.select("_day", "_slot")
+            pieces = {name: piece if name == "meta" else piece.hstack(chunk_of)
+                      for name, piece in split_parts(frame, kind).items()}
+            if chunk_format != FORMAT_V1:
+                pieces[INDEX_SEGMENT] = frame.select(
+                    "source", pl.col(idc).alias("id"), pl.col("record_hash").bin.head(INDEX2_HASH_HEX // 2).alias("hash_prefix"),
+                    "version", "_day", "_slot")
+            by_chunk = {name: piece.partition_by(["_day", "_slot"], maintain_order=True, include_key=False, as_dict=True)
+                        for name, piece in pieces.items()}
+            for key in by_chunk["meta"]:
+                day, slot = key
                 assert isinstance(day, int) and isinstance(slot, int)
-                jobs.append((kind, *_chunk_names(day, slot, archive.config.chunk_seconds), part))
+                jobs.append((kind, *_chunk_names(day, slot, archive.config.chunk_seconds),
+                             {name: chunks[key] for name, chunks in by_chunk.items()}))
         # archive-format.md, "Keys": a fresh data key per partition this batch writes, and one for its index
         index_key_id = (INDEX_KEY_KIND, batch_dir_name(seq))
         wanted = list(dict.fromkeys([(kind, partition) for kind, partition, _c, _p in jobs] + [index_key_id]))
@@ -452,13 +467,14 @@ def ingest_frames(archive: Archive, *, messages: pl.DataFrame | None, events: pl
                                    "path": layout.relative(final.data_key(kind, partition)),
                                    "sha256": _crypto.sha256_hex(key_file)})
 
-        chunk_format = archive.write_format()  # a format-1 archive keeps format 1 until `investigator upgrade`
         index_dek = data_keys[index_key_id]
 
-        def seal_chunk(job: tuple[str, str, str, pl.DataFrame]) -> dict[str, Any]:
-            kind, partition, chunk, stored = job
+        def seal_chunk(job: tuple[str, str, str, dict[str, pl.DataFrame]]) -> dict[str, Any]:
+            kind, partition, chunk, pieces = job
+            stored = pieces["meta"]
             sealed: list[tuple[str, bytes]] = []
-            for name, frame_part in split_parts(stored, kind).items():
+            for name in kind_parts(kind):
+                frame_part = pieces[name]
                 key = chunk_key(data_keys[(kind, partition)], archive_id=archive.archive_id, kind=kind,
                                 partition=partition, chunk=chunk, part=name)
                 sealed.append((name, _crypto.seal(key, _parquet_bytes(frame_part),
@@ -480,9 +496,7 @@ def ingest_frames(archive: Archive, *, messages: pl.DataFrame | None, events: pl
                                    "sha256": _crypto.sha256_hex(CHUNK_MAGIC + blob)}
                 return {**entry, "parts": parts}
             # format 2: one file per key-release chunk; the chunk's dedup index rows are its last segment
-            dedup_rows = stored.select("source", pl.col(id_field(kind)).alias("id"),
-                                       pl.col("record_hash").bin.head(INDEX2_HASH_HEX // 2).alias("hash_prefix"),
-                                       "version")
+            dedup_rows = pieces[INDEX_SEGMENT]
             key = index_segment_key(index_dek, archive.archive_id, kind, partition, chunk)
             sealed.append((INDEX_SEGMENT, _crypto.seal(key, _parquet_bytes(dedup_rows),
                                                        aad=chunk_aad(archive.archive_id, seq, kind, partition, chunk,

@@ -92,6 +92,16 @@ def test_record_hashes_in_two_halves_equal_the_reference(rows):
     assert hashes.to_list() == [schema.record_hash(r, "messages") for r in frame.iter_rows(named=True)]
 
 
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.binary(min_size=32, max_size=32)), max_size=20), st.integers(0, 3))
+def test_digest_bytes_column_equals_polars_hex_decoding(digests, cut):
+    hexes = pl.Series("record_hash", [None] * cut + [d.hex() if d is not None else None for d in digests],
+                      dtype=pl.String)[cut:]  # sliced: its Arrow buffers start at an offset
+    decoded = schema.digest_bytes_column(hexes)
+    assert decoded.name == "record_hash" and decoded.dtype == pl.Binary
+    assert decoded.to_list() == digests == hexes.str.decode("hex").to_list()
+
+
 class _Answers:
     """A key service that has ``latest`` stored for some (source, id) and none of the asked records."""
 
