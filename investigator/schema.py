@@ -249,44 +249,50 @@ def canonical_strings(frame: pl.DataFrame, kind: str) -> pl.Series:
     together, tests/unit/core/test_hash_columns.py and test_ingest_columnwise.py): one member per
     present field in sorted key order, nulls left out. Strings that need no escaping are quoted as
     they are; columns holding any character JSON escapes, and lists, take Polars' JSON encoder.
-    About 2.5x less CPU than escaping with replace passes, and two orders of magnitude faster than
-    a per-row loop.
+    About a third of the CPU of escaping with replace passes, and two orders of magnitude faster
+    than a per-row loop.
 
     Raises ValueError when an integer is outside the range JSON numbers carry
     exactly (|n| > 2**53 - 1), or for a column type canonical text is not defined for here.
     """
     schema = content_schema(kind)
     fields = [c for c in sorted(schema) if c in frame.columns]
-    # One pass over the frame answers, per column, whether any string needs escaping or any
-    # integer is beyond JSON's exact range.
-    checks = []
+    # One pass over the frame answers, per column, whether any string needs escaping, any integer
+    # is beyond JSON's exact range, and whether the column has nulls at all.
+    checks = [pl.col(name).null_count().alias(f"nulls {name}") for name in fields]
     for name in fields:
         dtype, col = schema[name], pl.col(name)
         if dtype == pl.String():
             checks.append(col.str.contains(_ESCAPABLE).any().alias(name))
         elif dtype.is_integer():
             checks.append((col.abs() > _MAX_SAFE_INT).any().alias(name))
-    flags = frame.select(checks).row(0, named=True) if checks else {}
-    members: list[pl.Expr] = [pl.lit('{"_kind":"%s","_v":%d' % (kind, SCHEMA_VERSION))]
+    flags = frame.select(checks).row(0, named=True)
+    # The text is one concat_str over literal and column pieces that skips nulls. A member is
+    # ',"name":value' (every member follows "_v"); in a column with nulls its pieces are first
+    # joined by their own concat_str, which is null where the field is, so the member is left out
+    # (as canonical_record leaves it out). Columns without nulls give their pieces directly.
+    pieces: list[pl.Expr] = [pl.lit('{"_kind":"%s","_v":%d' % (kind, SCHEMA_VERSION))]
     for name in fields:
         dtype, col = schema[name], pl.col(name)
         if dtype == pl.String():
-            # concat_str is null when the column is: the member is then left out below
-            member = _json_member(col) if flags[name] else pl.concat_str([pl.lit(f'"{name}":"'), col, pl.lit('"')])
+            member = [pl.lit(","), _json_member(col)] if flags[name] else [pl.lit(f',"{name}":"'), col, pl.lit('"')]
         elif isinstance(dtype, pl.Datetime):
-            member = pl.concat_str([pl.lit(f'"{name}":"'), col.dt.convert_time_zone("UTC").dt.to_string(
-                "%Y-%m-%dT%H:%M:%S%.6fZ"), pl.lit('"')])
+            member = [pl.lit(f',"{name}":"'), col.dt.convert_time_zone("UTC").dt.to_string("%Y-%m-%dT%H:%M:%S%.6fZ"),
+                      pl.lit('"')]
         elif dtype == pl.List(pl.String()):
-            member = _json_member(col)
+            member = [pl.lit(","), _json_member(col)]
         elif dtype.is_integer():
             if flags[name]:
                 raise ValueError(f"column {name!r} holds an integer JSON cannot carry exactly")
-            member = pl.concat_str([pl.lit(f'"{name}":'), col.cast(pl.String())])
+            member = [pl.lit(f',"{name}":'), col.cast(pl.String())]
         else:
             raise ValueError(f"no column-wise canonical text for column {name!r} of type {dtype}")
-        members.append(member)
-    # separator with ignore_nulls: a null member and its comma are left out
-    text = pl.concat_str([pl.concat_str(members, separator=",", ignore_nulls=True), pl.lit("}")])
+        if flags[f"nulls {name}"]:
+            pieces.append(pl.concat_str(member))
+        else:
+            pieces.extend(member)
+    pieces.append(pl.lit("}"))
+    text = pl.concat_str(pieces, ignore_nulls=True)
     return frame.select(text.alias("canonical"))["canonical"]
 
 
