@@ -627,6 +627,12 @@ def commit_batch(archive: Archive, signer: ArchiveSigner, *, batch_id: str, body
         path = present.get(relative)
         if path is None or relative not in listed or path.is_symlink() or _crypto.sha256_file(path) != listed[relative]:
             raise IntegrityError("staged file missing, unlisted or not matching the manifest", path=relative)
+    # every staged file was fsynced as it was written; their folders' entries are made durable here, deepest first,
+    # before the manifest that makes the batch exist (POSIX promises a new name survives a crash only once its
+    # folder is fsynced; a journalling file system's ordering is not relied on)
+    for folder in sorted({d for p in present.values() for d in p.parents if d.is_relative_to(stage.folder)
+                          and d != stage.folder}, key=lambda d: len(d.parts), reverse=True):
+        fsync_dir(folder)
     manifest = Manifest.build(body, signer)
     stage.unsigned_manifest.unlink(missing_ok=True)
     write_file(stage.manifest, manifest.file_bytes)

@@ -60,3 +60,38 @@ def test_killed_ingest_leaves_a_verifiable_archive(make_archive, point, monkeypa
     audited = [e for e in final.audit.entries() if e.action == "ingest" and "manifest_sha256" in e.details]
     assert len(audited) == 2  # one per committed batch, recovered or not
     assert any(e.details.get("recovered") for e in audited) == committed
+
+
+def test_every_staged_folder_is_fsynced_before_the_manifest_is_written(make_archive, monkeypatch):
+    """A new file's name survives a crash only once its folder is fsynced (POSIX): commit_batch fsyncs every folder
+    of the staged batch before it writes the manifest that makes the batch exist."""
+    from pathlib import Path
+
+    from support import message_frame
+    from investigator.vault import ingest
+    from investigator.vault.ingest import ingest_frames
+
+    archive, keys = make_archive()
+    calls: list[tuple[str, Path]] = []
+    real_fsync_dir, real_write_file = ingest.fsync_dir, ingest.write_file
+
+    def fsync_dir(path):  # notes the call, then really fsyncs
+        calls.append(("fsync", Path(path)))
+        real_fsync_dir(path)
+
+    def write_file(path, data):  # notes the call, then really writes
+        calls.append(("write", Path(path)))
+        real_write_file(path, data)
+
+    monkeypatch.setattr(ingest, "fsync_dir", fsync_dir)
+    monkeypatch.setattr(ingest, "write_file", write_file)
+    result = ingest_frames(archive, messages=message_frame(200, day=19), events=None, keys=keys, actor="t",
+                           sources=[], skipped=[])
+    at = next(i for i, (what, path) in enumerate(calls) if what == "write" and path.name == "manifest.json")
+    staged = calls[at][1].parent
+    synced = {path.relative_to(staged) for what, path in calls[:at] if what == "fsync" and path.is_relative_to(staged)}
+    final = archive.layout.batch_dir(result.batch_seq)
+    folders = {d.relative_to(final) for p in final.rglob("*") if p.is_file() for d in p.parents
+               if d.is_relative_to(final) and d != final}
+    assert len(folders) >= 2  # kind and partition folders at least
+    assert folders <= synced, sorted(map(str, folders - synced))
