@@ -3,9 +3,6 @@
 import json
 from datetime import datetime, timezone
 
-import polars as pl
-from hypothesis import given, settings, strategies as st
-
 from investigator import schema
 
 
@@ -30,21 +27,3 @@ def test_hash_ignores_provenance_and_null_fields():
     assert schema.record_hash(base, "messages") == schema.record_hash(with_provenance, "messages")
     assert schema.record_hash(base, "messages") != schema.record_hash({**base, "text": "加班"}, "messages")
     assert schema.record_hash(base, "messages") != schema.record_hash(base, "events")
-
-
-texts = st.one_of(st.none(), st.text(max_size=30))
-
-
-@settings(max_examples=150, deadline=None)
-@given(st.lists(st.fixed_dictionaries({
-    "message_id": st.text(min_size=1, max_size=10), "text": texts, "sender_name": texts,
-    "recipients": st.one_of(st.none(), st.lists(st.text(max_size=5), max_size=3)),
-    "attachment_size": st.one_of(st.none(), st.integers(-(2**53) + 1, 2**53 - 1)),
-    "ts": st.datetimes(min_value=datetime(1990, 1, 1), max_value=datetime(2099, 1, 1), timezones=st.just(timezone.utc)),
-}), min_size=1, max_size=8))
-def test_columnwise_canonical_form_equals_reference(rows):
-    frame = schema.conform(pl.DataFrame(rows, schema_overrides={"ts": schema.UTC_US,
-                                                                "recipients": pl.List(pl.String)}), "messages")
-    fast = schema.canonical_strings(frame, "messages").to_list()
-    reference = [schema.canonical_bytes(r, "messages").decode("utf-8") for r in frame.iter_rows(named=True)]
-    assert fast == reference
