@@ -238,7 +238,7 @@ def test_a_failing_notifier_is_audited_and_undoes_neither_hold_nor_lock(copy, le
     grant = Grant.from_file(find_grant(archive, demo_grant(archive.root)))
     try:
         started = datetime.now(timezone.utc)
-        done = desk.attest_export(attest_body(archive, grant, "lixia"), leaves["hit"], person="lixia", grant=grant)
+        done = desk.attest_export(attest_body(archive, grant, "sunli"), leaves["hit"], person="sunli", grant=grant)
     finally:
         if mode == "missing":
             (notifier / "moved.py").rename(notifier / "notify.py")
@@ -248,7 +248,7 @@ def test_a_failing_notifier_is_audited_and_undoes_neither_hold_nor_lock(copy, le
     assert lockdown is not None
     assert lockdown.notify.status == status and lockdown.categories == ("complaint",)
     assert (datetime.now(timezone.utc) - started).total_seconds() < 10  # a hanging notifier is cut at its timeout
-    assert "lixia" in lockdown.locked and active_locks(archive, DirectoryStore(archive).load(), "lixia")
+    assert "sunli" in lockdown.locked and active_locks(archive, DirectoryStore(archive).load(), "sunli")
     notified = entries(archive, "breaker.notify")[-1]
     assert (notified.outcome, notified.details["status"]) == ("error", status)
     assert notified.details["exit_code"] == (3 if mode == "fail" else None)
@@ -262,10 +262,10 @@ def test_a_client_locks_no_one_with_records_it_does_not_export_or_may_not_read(c
     desk = CustodianDesk(archive, unlock_archive(archive, DEMO_PASSPHRASE),
                          notifiers=frozenset({str(notifier / "notify.py")}))
     grant = Grant.from_file(find_grant(archive, demo_grant(archive.root)))
-    body = attest_body(archive, grant, "lixia")
+    body = attest_body(archive, grant, "sunli")
     # records without a hit (whatever the client bundles beside them: bundle verify refuses another record set)
     for lie, shown in {"no records": [], "records without a hit": leaves["clean"]}.items():
-        done = desk.attest_export(body, shown, person="lixia", grant=grant)
+        done = desk.attest_export(body, shown, person="sunli", grant=grant)
         assert not done.held and done.lockdown is None and done.key is None, lie
         assert done.attestation["body"]["verdict"]["categories"] == {}, lie
     start = format_ts(grant.window[0])
@@ -274,7 +274,7 @@ def test_a_client_locks_no_one_with_records_it_does_not_export_or_may_not_read(c
     for lie, shown in {"a record outside the window": [outside, *leaves["hit"]],
                        "a leaf no batch has": [*leaves["hit"], [leaves["hit"][0][0], 10**6]]}.items():
         with pytest.raises(BundleError):
-            desk.attest_export(body, shown, person="lixia", grant=grant)
+            desk.attest_export(body, shown, person="sunli", grant=grant)
         refused = entries(archive, "bundle.attest")[-1]
         assert (refused.outcome, refused.details["rule"]) == ("denied", "bundle.leaves"), lie
     assert not load_locks(archive, DirectoryStore(archive).load())
