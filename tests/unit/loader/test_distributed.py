@@ -80,7 +80,7 @@ def cluster(certs, dask_dir):
     with dask.config.set({**WORKER_CONFIG, "temporary-directory": str(dask_dir),
                           "distributed.scheduler.allowed-failures": 5}):
         with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", protocol="tls://",
-                          security=_security(certs), dashboard_address=None, memory_limit=MEMORY_LIMIT) as running:
+                          security=_security(certs), dashboard_address="127.0.0.1:0", memory_limit=MEMORY_LIMIT) as running:
             with Client(running, security=_security(certs)) as client:
                 yield running, client
 
@@ -232,7 +232,7 @@ def test_no_file_a_worker_writes_holds_plaintext_even_under_memory_pressure(worl
                           "distributed.worker.memory.spill": 0.1, "distributed.worker.memory.pause": False,
                           "distributed.worker.memory.terminate": False}):
         with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1", protocol="tls://",
-                          security=_security(certs), dashboard_address=None, memory_limit="400MiB") as spilling:
+                          security=_security(certs), dashboard_address="127.0.0.1:0", memory_limit="400MiB") as spilling:
             with Client(spilling, security=_security(certs)) as spill_client:
                 with pytest.raises(errors.ConfigError, match="spill"):
                     case.search(MARKER, executor=DaskScan(spill_client, store=store))
