@@ -17,8 +17,10 @@ record and are not part of its hash (docs/archive-format.md, "Records").
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import warnings
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any
@@ -255,6 +257,56 @@ def canonical_strings(frame: pl.DataFrame, kind: str) -> pl.Series:
     Raises ValueError when an integer is outside the range JSON numbers carry
     exactly (|n| > 2**53 - 1), or for a column type canonical text is not defined for here.
     """
+    if not _columnwise_matches_reference(kind):  # a Polars whose encoder or formats changed: row by row, slowly
+        return _canonical_strings_per_row(frame, kind)
+    return _canonical_strings_columnwise(frame, kind)
+
+
+def _canonical_strings_per_row(frame: pl.DataFrame, kind: str) -> pl.Series:
+    return pl.Series("canonical", [canonical_bytes(row, kind).decode("utf-8") for row in frame.iter_rows(named=True)],
+                     dtype=pl.String())
+
+
+# Every character RFC 8785 escapes, the ones it must not ('/', DEL, U+2028/9), non-ASCII and astral text.
+_PROBE_TEXT = "".join(map(chr, range(0x20))) + '"\\/\x7f\u2028\u2029é加\U0001F600 plain'
+
+
+def _probe_frame(kind: str) -> pl.DataFrame:
+    """Two rows of ``kind``'s content columns: every column set to values that exercise the encoder, then nulls."""
+    values: dict[str, list[Any]] = {}
+    for name, dtype in content_schema(kind).items():
+        if dtype == pl.String():
+            value: Any = _PROBE_TEXT
+        elif isinstance(dtype, pl.Datetime):
+            value = datetime(2026, 11, 30, 6, 7, 8, 90, tzinfo=timezone.utc)
+        elif dtype == pl.List(pl.String()):
+            value = [_PROBE_TEXT, None, "x"]
+        elif dtype.is_integer():
+            value = 123456789 if dtype.is_unsigned_integer() else -_MAX_SAFE_INT
+        else:
+            value = None
+        values[name] = [value, None]
+    return pl.DataFrame(values, schema=content_schema(kind))
+
+
+@functools.lru_cache(maxsize=None)
+def _columnwise_matches_reference(kind: str) -> bool:
+    """Whether the column-wise canonical text equals :func:`canonical_bytes` on a probe of every escape (once per
+    process and kind). The column-wise path leans on Polars' JSON encoder and datetime formatting, which a Polars
+    release could change: record hashes are evidence, so a difference means the per-row path, with a warning."""
+    probe = _probe_frame(kind)
+    try:
+        same = _canonical_strings_columnwise(probe, kind).to_list() == _canonical_strings_per_row(probe, kind).to_list()
+    except Exception:  # noqa: BLE001 - any failure of the fast path on the probe: use the reference path
+        same = False
+    if not same:
+        warnings.warn(f"column-wise canonical text of {kind} differs from RFC 8785 with this Polars "
+                      f"({pl.__version__}); record hashes are computed row by row (slower)", RuntimeWarning,
+                      stacklevel=3)
+    return same
+
+
+def _canonical_strings_columnwise(frame: pl.DataFrame, kind: str) -> pl.Series:
     schema = content_schema(kind)
     fields = [c for c in sorted(schema) if c in frame.columns]
     # One pass over the frame answers, per column, whether any string needs escaping, any integer

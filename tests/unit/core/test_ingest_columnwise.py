@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import polars as pl
+import pytest
 import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -150,3 +151,31 @@ def test_dedup_versions_and_chunk_keys_equal_the_replaced_formulas(rows, stored,
         expected.select("message_id", "source", "record_hash", "version"))
     assert new_versions == expected.filter(pl.col("version") > 1).height
     assert duplicates == frame.height - hashed.height
+
+
+def test_this_polars_passes_the_probe_so_the_columnwise_path_is_used():
+    schema._columnwise_matches_reference.cache_clear()
+    assert schema._columnwise_matches_reference("messages") and schema._columnwise_matches_reference("events")
+
+
+def test_an_encoder_that_drifts_from_rfc8785_is_caught_by_the_probe_and_hashes_stay_right(monkeypatch):
+    """A Polars whose JSON encoder escaped '/' (as many encoders do) would change every record hash that holds one:
+    the probe notices once per process, warns, and canonical text is then made row by row."""
+    frame = schema.conform(pl.DataFrame({"message_id": ["m/1"], "text": ["a/b \x01"], "ts": [datetime(2026, 11, 30,
+                                         tzinfo=timezone.utc)]}, schema_overrides={"ts": schema.UTC_US}), "messages")
+    reference = _reference(frame, "messages")
+    drifted = schema._json_member
+
+    def escapes_slash(col):
+        return drifted(col).str.replace_all("/", "\\/", literal=True)
+
+    monkeypatch.setattr(schema, "_json_member", escapes_slash)
+    schema._columnwise_matches_reference.cache_clear()
+    try:
+        assert schema._canonical_strings_columnwise(frame, "messages").to_list() != reference  # the drift is real
+        with pytest.warns(RuntimeWarning, match="differs from RFC 8785"):
+            assert schema.canonical_strings(frame, "messages").to_list() == reference
+    finally:
+        monkeypatch.undo()
+        schema._columnwise_matches_reference.cache_clear()
+    assert schema.canonical_strings(frame, "messages").to_list() == reference
