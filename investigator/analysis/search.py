@@ -262,21 +262,26 @@ def _word_flags(cand: pl.DataFrame, compiled: list[_Compiled], column: str) -> l
         raise ContentNotGranted("word search")
     exact = cand.select([_exact_expr(c).alias(c.column) for c in compiled])
     rows_of = [exact[c.column].arg_true().to_list() for c in compiled]
-    originals: list[str] = []
-    compacts: list[str] = []
-    if any(rows_of):
-        originals, compacts = cand[column].to_list(), cand["__norm"].to_list()
+    # only the rows some term hits are read out (a query without a required term, "a OR NOT b", leaves every row a
+    # candidate: reading them all into Python would cost seconds and gigabytes on a large frame)
+    hit_rows = sorted(set().union(*rows_of))
+    at = {row: k for k, row in enumerate(hit_rows)}
+    originals: list[str] = cand[column].gather(hit_rows).to_list() if hit_rows else []
+    compacts: list[str] = cand["__norm"].gather(hit_rows).to_list() if hit_rows else []
     out = []
     for term, rows in zip(compiled, rows_of):
-        flags = [False] * cand.height
         known: dict[str, bool] = {}
+        true_rows = []
         for i in rows:
-            original = originals[i]
+            original = originals[at[i]]
             verdict = known.get(original)
             if verdict is None:
-                verdict = known[original] = matchers.word_match_any(original, term.variants, compacts[i], term.pinyin)
-            flags[i] = verdict
-        out.append(pl.Series(term.column, flags, dtype=pl.Boolean))
+                verdict = known[original] = matchers.word_match_any(original, term.variants, compacts[at[i]],
+                                                                    term.pinyin)
+            if verdict:
+                true_rows.append(i)
+        flags = pl.zeros(cand.height, dtype=pl.Boolean, eager=True).alias(term.column)
+        out.append(flags.scatter(true_rows, True) if true_rows else flags)
     return out
 
 
