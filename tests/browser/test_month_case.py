@@ -18,7 +18,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from labkit import CHROMIUM, FLAGS, REPO, SCREENSHOTS, attached, kernel_idle, require_browser, start_lab, wait_for
+from labkit import (CHROMIUM, FLAGS, REPO, SCREENSHOTS, attached, get_json, kernel_idle, require_browser, start_lab,
+                    wait_for)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -75,6 +76,31 @@ def _opens(root: Path) -> int:
                if e.action == "case.open" and e.target == grant and e.outcome != "denied")
 
 
+def _what_it_showed(base: str, token: str, page, name: str) -> str:  # type: ignore[no-untyped-def]
+    """For a step that timed out: the kernels' states, the form's result, errors shown, a screenshot's path."""
+    out = []
+    try:
+        out.append("kernels: " + ", ".join(f"{k.get('execution_state')} ({k.get('connections')} connections)"
+                                           for k in get_json(f"{base}/api/kernels?token={token}")))
+    except Exception as exc:  # noqa: BLE001 - a diagnosis must not hide the failure
+        out.append(f"kernels: unknown ({exc})")
+    try:
+        result = page.locator(".investigator-open-result")
+        out.append("open result: " + (result.first.inner_text(timeout=5_000)[:300] if result.count() else "none"))
+        errors = page.locator("[data-mime-type='application/vnd.jupyter.stderr']")
+        if errors.count():
+            out.append("stderr: " + errors.last.inner_text(timeout=5_000)[-600:])
+        if "Error displaying widget" in page.locator(".jp-NotebookPanel").first.inner_text(timeout=5_000):
+            out.append("'Error displaying widget' on the page")
+        shot = REPO / "test-artifacts" / f"browser-month-timeout-{name.replace(' ', '-')}.png"
+        shot.parent.mkdir(exist_ok=True)
+        page.screenshot(path=str(shot), full_page=True)
+        out.append(f"screenshot: {shot}")
+    except Exception as exc:  # noqa: BLE001
+        out.append(f"page: unreadable ({exc})")
+    return "; ".join(out)
+
+
 def test_month_case_in_jupyterlab(month_lab):
     from playwright.sync_api import sync_playwright
 
@@ -90,7 +116,10 @@ def test_month_case_in_jupyterlab(month_lab):
     def step(name: str, action, done, timeout: float = 180) -> None:
         start = time.monotonic()
         action()
-        wait_for(done, timeout, f"step {name!r} to complete")
+        try:
+            wait_for(done, timeout, f"step {name!r} to complete")
+        except AssertionError as exc:  # say what the page and the kernel showed, and keep a screenshot
+            raise AssertionError(f"{exc}; {_what_it_showed(base, token, page, name)}") from None
         settle(timeout)
         steps[name] = round(time.monotonic() - start, 2)
 
