@@ -361,6 +361,18 @@ def sha256_hex_column(values: pl.Series) -> pl.Series:
     return values.to_frame("v").select(polars_hash.col("v").chash.sha2_256())["v"].alias(name)
 
 
+def utf8_bytes(strings: pl.Series) -> memoryview:
+    """The UTF-8 bytes of every value of a String Series without nulls, end to end, read from its Arrow data
+    buffer (no copy per value): what one compiled call (``binascii.unhexlify``) then takes whole."""
+    import pyarrow as pa
+
+    array = strings.to_arrow(compat_level=pl.CompatLevel.oldest())  # large_string: int64 offsets, one data buffer
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    offsets = memoryview(array.buffers()[1]).cast("q")
+    return memoryview(array.buffers()[2])[offsets[array.offset]:offsets[array.offset + len(array)]]
+
+
 def digest_bytes_column(hex_digests: pl.Series) -> pl.Series:
     """Hex SHA-256 digests as a Binary Series of their 32 bytes each (what chunks store), null for null.
 
@@ -373,17 +385,12 @@ def digest_bytes_column(hex_digests: pl.Series) -> pl.Series:
 
         import pyarrow as pa
 
-        array = hex_digests.to_arrow(compat_level=pl.CompatLevel.oldest())  # large_string: one data buffer
-        if isinstance(array, pa.ChunkedArray):
-            array = array.combine_chunks()
-        offsets = memoryview(array.buffers()[1]).cast("q")
-        text = memoryview(array.buffers()[2])[offsets[array.offset]:offsets[array.offset + len(array)]]
         try:
-            raw = binascii.unhexlify(text)
+            raw = binascii.unhexlify(utf8_bytes(hex_digests))
         except ValueError:  # not hex: the Polars decoder below says so in its own words
             raw = b""
-        if len(raw) == 32 * len(array):  # 64 hex digits each: each value's 32 bytes in turn
-            binary = pl.from_arrow(pa.Array.from_buffers(pa.binary(32), len(array), [None, pa.py_buffer(raw)]))
+        if len(raw) == 32 * hex_digests.len():  # 64 hex digits each: each value's 32 bytes in turn
+            binary = pl.from_arrow(pa.Array.from_buffers(pa.binary(32), hex_digests.len(), [None, pa.py_buffer(raw)]))
             assert isinstance(binary, pl.Series)
             return binary.cast(pl.Binary).alias(name)
     return hex_digests.str.decode("hex")
@@ -420,9 +427,6 @@ def record_hashes(frame: pl.DataFrame, kind: str) -> list[str]:
     return record_hash_column(frame, kind).to_list()
 
 
-_SAFE_INT = 2**53 - 1  # RFC 8785 numbers are IEEE doubles: larger integers are rfc8785's to refuse
-
-
 def _plain(obj: Any) -> bool:
     """Whether ``json.dumps(sort_keys=True)`` gives the RFC 8785 bytes of ``obj``.
 
@@ -438,7 +442,7 @@ def _plain(obj: Any) -> bool:
         if kind is str or kind is bool or item is None:
             continue
         if kind is int:
-            if -_SAFE_INT <= item <= _SAFE_INT:
+            if -_MAX_SAFE_INT <= item <= _MAX_SAFE_INT:  # RFC 8785 numbers are IEEE doubles
                 continue
             return False
         if kind is dict:

@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 import polars as pl
 import pyarrow as pa
 
+from investigator.schema import sha256_hex_column, utf8_bytes
+
 ALGORITHM = "RFC9162-SHA256"
 
 
@@ -110,7 +112,7 @@ def _hashes_bytes(hashes_hex: Sequence[str] | pl.Series) -> bytes | None:
     if isinstance(hashes_hex, pl.Series):
         if hashes_hex.dtype != pl.String or hashes_hex.null_count() or not (hashes_hex.str.len_bytes() == 64).all():
             return None
-        text: bytes | memoryview = _joined_text(hashes_hex)
+        text: bytes | memoryview = utf8_bytes(hashes_hex)
     else:
         if not all(type(h) is str and len(h) == 64 for h in hashes_hex):
             return None
@@ -126,22 +128,9 @@ def _hashes_bytes(hashes_hex: Sequence[str] | pl.Series) -> bytes | None:
     return raw if len(raw) == 32 * count else None
 
 
-def _joined_text(strings: pl.Series) -> memoryview:
-    """The UTF-8 bytes of all values of a String Series (no nulls) end to end, from its Arrow data buffer."""
-    array = strings.to_arrow(compat_level=pl.CompatLevel.oldest())  # large_string: int64 offsets, one data buffer
-    if isinstance(array, pa.ChunkedArray):
-        array = array.combine_chunks()
-    offsets = memoryview(array.buffers()[1]).cast("q")
-    start, end = offsets[array.offset], offsets[array.offset + len(array)]
-    return memoryview(array.buffers()[2])[start:end]
-
-
 def _sha256_rows(messages: pl.Series) -> bytes:
     """SHA-256 of each value of a Binary Series, end to end (32 bytes each)."""
-    import polars_hash  # local import: registers its ``chash`` namespace only when hashing
-
-    digests = messages.to_frame("m").select(polars_hash.col("m").chash.sha2_256())["m"]
-    return binascii.unhexlify(_joined_text(digests))
+    return binascii.unhexlify(utf8_bytes(sha256_hex_column(messages)))
 
 
 def _prefixed(data: bytes, prefix: int, width: int, count: int) -> pl.Series:
