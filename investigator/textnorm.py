@@ -39,11 +39,16 @@ substrings in: ``加 班 费``, ``加/班/费`` and ``加\u200b班\u200b费`` al
 Because every rule is a per-character mapping resolved to a fixed point when the table is built,
 normalization is idempotent, and the Polars path (``str.replace_many`` with the same table, run in
 Rust) gives exactly the same strings as the Python path (``str.translate``).
-The tables are built lazily on first use (~0.15 s, no disk cache: see :func:`tables`), never at import.
 
-The tables depend on the rules, on this Python's Unicode database, on the confusables file and on
-OpenCC's dictionary: :func:`norm_version` fingerprints them, :func:`add_normalized_column` stores the
-fingerprint beside ``text_norm`` (column ``text_norm_version``), and :func:`stored_norm_current` /
+The tables are built from the rules by :func:`build_tables`, which depends on the Python that runs it
+(its Unicode database), on the confusables file and on OpenCC's dictionary. So that a search matches
+the same messages on every machine and Python version (a reviewer re-running a report gets the
+investigator's hits), the package ships the tables built once (``data/normalization.json``, read by
+:func:`tables` on first use, ~0.02 s, never at import) and never builds them at run time;
+``tools/normalization_table.py --write`` rebuilds the file after a rule, the confusables file or
+OpenCC changes, and tests/unit/test_textnorm.py fails while the shipped file differs from the rules.
+:func:`norm_version` fingerprints the tables, :func:`add_normalized_column` stores the fingerprint
+beside ``text_norm`` (column ``text_norm_version``), and :func:`stored_norm_current` /
 :func:`ensure_normalized` refuse to reuse a ``text_norm`` made under another version or without one
 (an older archive): it is recomputed from the text.
 """
@@ -52,6 +57,8 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
+import os
 import re
 import unicodedata
 from collections.abc import Callable
@@ -69,6 +76,9 @@ NORM_VERSION_COLUMN = "text_norm_version"
 ALGORITHM = 2
 DATA_DIR = Path(__file__).parent / "data"
 CONFUSABLES_FILE = DATA_DIR / "confusables.txt"
+# The tables as shipped (built by build_tables, written by write_table_file) and the layout of that file.
+TABLE_FILE = DATA_DIR / "normalization.json"
+TABLE_FORMAT = "investigator-normalization-tables/1"
 
 # Unicode general categories that separate rather than spell: removed between the characters of a term.
 _SEPARATOR_CATEGORIES = frozenset({"Zs", "Zl", "Zp", "Pc", "Pd", "Ps", "Pe", "Pi", "Pf", "Po",
@@ -277,27 +287,127 @@ def _resolve(text: str, table: dict[str, str]) -> str:
     return text
 
 
+Tables = tuple[dict[int, str], dict[int, str]]
+
+
 @functools.lru_cache(maxsize=1)
-def tables() -> tuple[dict[int, str], dict[int, str]]:
+def tables() -> Tables:
     """The (display, compact) translation tables: codepoint -> replacement ("" deletes).
 
     Only characters that change are present. Both are resolved to a fixed point, so translating
     twice equals translating once.
 
-    Built once per process, ~0.15 s (0.30 s before the fast path; docs/benchmarks.md, "Normalization
-    tables"): of the ~86,000 assigned candidate code points, the ~75,000 that :func:`_is_plain` clears
-    (Han, Hangul, symbols, most letters of other scripts) take only a traditional -> simplified look-up;
-    the other ~11,000 go through :func:`_raw_display`, the rules themselves. The result is the same as
-    running every code point through ``_raw_display``: tests/unit/test_textnorm.py keeps that reference
-    build and compares the whole tables and the fingerprint.
+    Read once per process from the package's ``data/normalization.json`` (:data:`TABLE_FILE`, ~0.02 s),
+    the tables :func:`build_tables` made from the rules when the file was written; building them here
+    would make the result depend on this Python's Unicode database and the installed OpenCC.
+    The file ships inside the package, installed with its code and as trusted as it; it is not a cache
+    that another process or user could write (a ``~/.cache`` file could drop a look-alike or make a
+    letter ignorable, and a search would miss the messages that use it without any sign).
 
-    There is deliberately no on-disk cache. It could save at most the ~0.15 s, and the tables decide
-    whether a keyword is found: a cache file that anyone but this process could write (a shared or
-    mis-permissioned ``~/.cache``, a home directory restored from elsewhere, a notebook that writes
-    there) could drop a look-alike or make a letter ignorable, and a search would miss the messages
-    that use it without any sign. :func:`norm_version` would not notice, since it is computed from
-    the tables it is given. Trusting a cache safely means rebuilding to check it (no saving) or a key
-    to authenticate it (a secret this layer does not hold), so the build stays in the process.
+    Raises :class:`~investigator.errors.ConfigError` naming the file when it is missing, not the
+    tables of this :data:`ALGORITHM`, or does not match the fingerprint recorded in it.
+    """
+    display, compact, _header = _shipped()
+    return display, compact
+
+
+@functools.lru_cache(maxsize=1)
+def _shipped() -> tuple[dict[int, str], dict[int, str], dict[str, object]]:
+    return read_table_file(TABLE_FILE)
+
+
+def _fingerprint(display: dict[int, str], compact: dict[int, str]) -> int:
+    digest = hashlib.sha256(f"{ALGORITHM}\n".encode())
+    for table in (display, compact):
+        digest.update("\n".join(f"{k:x}\t{table[k]}" for k in sorted(table)).encode("utf-8", "surrogatepass"))
+        digest.update(b"\x00")
+    return int.from_bytes(digest.digest()[:4], "big")
+
+
+def read_table_file(path: Path) -> tuple[dict[int, str], dict[int, str], dict[str, object]]:
+    """The (display, compact) tables of a file :func:`write_table_file` wrote, and its header.
+
+    The header holds what the tables were built from (``algorithm``, ``unicode``, ``confusables``,
+    ``opencc``) and their fingerprint (``version``). Raises
+    :class:`~investigator.errors.ConfigError` naming ``path`` when the file is missing or not JSON,
+    is not in :data:`TABLE_FORMAT`, was built for another :data:`ALGORITHM`, has a table that is not
+    hexadecimal code points to strings, or whose tables do not give the recorded fingerprint.
+    """
+    hint = "reinstall the package (a developer rebuilds the file with tools/normalization_table.py --write)"
+    try:
+        loaded = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise ConfigError(f"the search normalization tables {path} are missing", hint=hint) from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"the search normalization tables {path} cannot be read: {type(exc).__name__}",
+                          hint=hint) from None
+    if not isinstance(loaded, dict) or loaded.get("format") != TABLE_FORMAT:
+        raise ConfigError(f"{path}: not a normalization table file (field 'format' should be {TABLE_FORMAT!r})",
+                          hint=hint)
+    if loaded.get("algorithm") != ALGORITHM:
+        raise ConfigError(f"{path}: tables of normalization rules {loaded.get('algorithm')!r}; this code's rules "
+                          f"are {ALGORITHM}", hint=hint)
+    built: list[dict[int, str]] = []
+    for name in ("display", "compact"):
+        table = loaded.get(name)
+        try:
+            if not isinstance(table, dict) or not all(isinstance(v, str) for v in table.values()):
+                raise ValueError(name)
+            built.append({int(k, 16): v for k, v in table.items()})
+        except ValueError:
+            raise ConfigError(f"{path}: field {name!r} should map hexadecimal code points to strings",
+                              hint=hint) from None
+    display, compact = built
+    if _fingerprint(display, compact) != loaded.get("version"):
+        raise ConfigError(f"{path}: the tables do not give the fingerprint recorded in field 'version' "
+                          f"(the file was changed after it was written)", hint=hint)
+    header = {k: v for k, v in loaded.items() if k not in ("display", "compact")}
+    return display, compact, header
+
+
+def write_table_file(path: Path = TABLE_FILE) -> dict[str, object]:
+    """Build the tables from the rules (:func:`build_tables`) and write them to ``path``; returns the header.
+
+    A maintenance step, run after a rule, the confusables file or OpenCC changes
+    (``tools/normalization_table.py --write``): the file is what every installation searches with.
+    One entry per line, ASCII only (every other character escaped), sorted by code point, so a change
+    reads as a diff. Written to a temporary file beside ``path`` and renamed over it.
+    """
+    display, compact = build_tables()
+    header: dict[str, object] = {"format": TABLE_FORMAT, **_build_info(), "version": _fingerprint(display, compact)}
+    lines = ["{"] + [f"{json.dumps(k)}: {json.dumps(v)}," for k, v in header.items()]
+    for name, table in (("display", display), ("compact", compact)):
+        entries = ",\n".join(f"  {json.dumps(format(k, 'x'))}: {json.dumps(table[k])}" for k in sorted(table))
+        lines.append(f"{json.dumps(name)}: {{\n{entries}\n}}" + ("," if name == "display" else ""))
+    lines.append("}")
+    scratch = path.with_name(path.name + ".tmp")
+    scratch.write_text("\n".join(lines) + "\n", encoding="ascii")
+    os.replace(scratch, path)
+    return header
+
+
+def _build_info() -> dict[str, object]:
+    """What :func:`build_tables` here depends on besides the rules (recorded in the table file)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        opencc_version = version("opencc-python-reimplemented")
+    except PackageNotFoundError:  # pragma: no cover - installed with the package
+        opencc_version = "unknown"
+    return {"algorithm": ALGORITHM, "unicode": unicodedata.unidata_version, "confusables": confusables_version(),
+            "opencc": opencc_version}
+
+
+def build_tables() -> Tables:
+    """Build the (display, compact) tables from the rules, with this Python's Unicode data and OpenCC.
+
+    Used to write the shipped file (:func:`write_table_file`) and by the tests that hold it to the
+    rules; searches use :func:`tables`. ~0.15 s (0.30 s before the fast path; docs/benchmarks.md,
+    "Normalization tables"): of the ~86,000 assigned candidate code points, the ~75,000 that
+    :func:`_is_plain` clears (Han, Hangul, symbols, most letters of other scripts) take only a
+    traditional -> simplified look-up; the other ~11,000 go through :func:`_raw_display`, the rules
+    themselves. The result is the same as running every code point through ``_raw_display``:
+    tests/unit/test_textnorm.py keeps that reference build and compares the whole tables.
     """
     t2s = _opencc_chars()
     skeleton = skeleton_table()
@@ -333,29 +443,25 @@ def tables() -> tuple[dict[int, str], dict[int, str]]:
 
 @functools.lru_cache(maxsize=1)
 def norm_version() -> int:
-    """Fingerprint (32 bits) of the normalization: rules revision, Unicode data, confusables, OpenCC.
+    """Fingerprint (32 bits) of the normalization tables in use: the rules' revision and the tables.
 
-    Computed from the tables themselves, so a Python with other Unicode tables or another OpenCC
-    dictionary gives another version even if nobody bumped :data:`ALGORITHM`.
+    Computed from the tables themselves, so tables built from other Unicode data, confusables or
+    OpenCC give another version even if nobody bumped :data:`ALGORITHM`. The shipped tables make
+    it the same on every Python.
     """
-    display, compact = tables()
-    digest = hashlib.sha256(f"{ALGORITHM}\n".encode())
-    for table in (display, compact):
-        digest.update("\n".join(f"{k:x}\t{table[k]}" for k in sorted(table)).encode("utf-8", "surrogatepass"))
-        digest.update(b"\x00")
-    return int.from_bytes(digest.digest()[:4], "big")
+    return _fingerprint(*tables())
 
 
 def norm_info() -> dict[str, str | int]:
-    """What the normalization version is made of (for reports, provenance and docs)."""
-    from importlib.metadata import PackageNotFoundError, version
+    """What the normalization in use was built from (for reports, provenance and docs).
 
-    try:
-        opencc_version = version("opencc-python-reimplemented")
-    except PackageNotFoundError:  # pragma: no cover - installed with the package
-        opencc_version = "unknown"
-    return {"algorithm": ALGORITHM, "unicode": unicodedata.unidata_version,
-            "confusables": confusables_version(), "opencc": opencc_version, "version": norm_version()}
+    ``unicode``, ``confusables`` and ``opencc`` are the versions the shipped tables were built with
+    (this Python's own Unicode version does not change a search).
+    """
+    header = _shipped()[2]
+    return {"algorithm": ALGORITHM, "unicode": str(header.get("unicode")),
+            "confusables": str(header.get("confusables")), "opencc": str(header.get("opencc")),
+            "version": norm_version()}
 
 
 def normalize_text(text: str) -> str:
@@ -511,3 +617,4 @@ def ensure_normalized(frame: pl.DataFrame, column: str = "text", *, name: str = 
                               hint=f"load the {column!r} column too (the normalization is recomputed from it)")
         raise ContentNotGranted("normalization")
     return add_normalized_column(frame, column, name=name)
+

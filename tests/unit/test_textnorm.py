@@ -5,6 +5,8 @@ from __future__ import annotations
 import functools
 import hashlib
 import unicodedata
+from collections.abc import Callable
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -12,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from investigator import textnorm
+from investigator.errors import ConfigError
 
 
 @functools.lru_cache(maxsize=1)
@@ -55,12 +58,99 @@ def fingerprint(display: dict[int, str], compact: dict[int, str]) -> int:
     return int.from_bytes(digest.digest()[:4], "big")
 
 
+@functools.lru_cache(maxsize=1)
+def built_here() -> tuple[dict[int, str], dict[int, str]]:
+    return textnorm.build_tables()
+
+
 def test_fast_build_equals_the_reference_build() -> None:
-    display, compact = textnorm.tables()
+    display, compact = built_here()
     ref_display, ref_compact = reference_tables()
     assert display == ref_display
     assert compact == ref_compact
-    assert textnorm.norm_version() == fingerprint(ref_display, ref_compact)
+
+
+def test_shipped_tables_are_the_rules_built_here() -> None:
+    # The file every installation searches with must be what the rules give: a rule, the confusables
+    # file or OpenCC changed without `tools/normalization_table.py --write` fails here.
+    display, compact, header = textnorm.read_table_file(textnorm.TABLE_FILE)
+    if header["unicode"] != unicodedata.unidata_version:
+        pytest.skip(f"the shipped tables were built under Unicode {header['unicode']}; this Python has "
+                    f"{unicodedata.unidata_version} (CI runs Python 3.11)")
+    assert header["opencc"] == textnorm._build_info()["opencc"], "OpenCC changed: rebuild the tables"
+    assert (display, compact) == built_here()
+    assert textnorm.tables() == (display, compact)
+    assert textnorm.norm_version() == header["version"] == fingerprint(display, compact)
+
+
+def test_the_shipped_version_is_pinned() -> None:
+    # Known answer: a new table file is a decision (docs/analysis.md names the version in use).
+    assert textnorm.norm_version() == 1710689403
+    info = textnorm.norm_info()
+    assert (info["unicode"], info["confusables"], info["opencc"]) == ("14.0.0", "18.0.0", "0.1.7")
+
+
+class _NoUnicodeData:
+    def __getattr__(self, name: str) -> object:
+        raise AssertionError(f"unicodedata.{name} used at search time")
+
+
+def test_searching_builds_nothing_and_reads_no_unicode_data(monkeypatch: pytest.MonkeyPatch) -> None:
+    # On another Python (other Unicode tables) or with another OpenCC the searches must stay the same:
+    # the tables come from the file, not from this Python's unicodedata or the installed OpenCC.
+    expected = textnorm.tables()
+
+    def refuse() -> None:
+        raise AssertionError("the tables were built at search time")
+
+    monkeypatch.setattr(textnorm, "unicodedata", _NoUnicodeData())
+    monkeypatch.setattr(textnorm, "_opencc_chars", refuse)
+    monkeypatch.setattr(textnorm, "build_tables", refuse)
+    textnorm._shipped.cache_clear()
+    try:
+        assert textnorm.tables() == expected
+        assert textnorm.normalize_text("加 班 費！ＶＰＮ p\u0430ss") == "加班费vpnpass"
+        assert textnorm.display_normalize("Pass\u200bWord") == "password"
+    finally:
+        textnorm._shipped.cache_clear()
+
+
+def _edited(tmp_path: Path, edit: Callable[[str], str]) -> Path:
+    path = tmp_path / "normalization.json"
+    path.write_text(edit(textnorm.TABLE_FILE.read_text(encoding="ascii")), encoding="ascii")
+    return path
+
+
+@pytest.mark.parametrize(("edit", "says"), [
+    (lambda s: s.replace('  "41": "a",', '  "41": "b",', 1), "fingerprint"),  # A would fold to b
+    (lambda s: s.replace('  "200b": "",', "", 1), "fingerprint"),  # zero-width space no longer ignored
+    (lambda s: s.replace('"algorithm": 2,', '"algorithm": 1,', 1), "rules 1"),
+    (lambda s: s.replace('"format": "investigator-normalization-tables/1"', '"format": "x"', 1), "'format'"),
+    (lambda s: s.replace('  "41": "a",', '  "zz": "a",', 1), "'display' should map hexadecimal code points"),
+    (lambda s: s[: len(s) // 2], "cannot be read: JSONDecodeError"),
+])
+def test_an_edited_or_broken_table_file_is_refused(tmp_path: Path, edit: Callable[[str], str], says: str) -> None:
+    path = _edited(tmp_path, edit)
+    with pytest.raises(ConfigError) as caught:
+        textnorm.read_table_file(path)
+    assert str(path) in str(caught.value) and says in str(caught.value)
+
+
+def test_a_missing_table_file_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="normalization tables .*missing"):
+        textnorm.read_table_file(tmp_path / "normalization.json")
+
+
+def test_write_table_file_round_trips(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(textnorm, "build_tables", built_here)
+    path = tmp_path / "normalization.json"
+    header = textnorm.write_table_file(path)
+    display, compact, read_header = textnorm.read_table_file(path)
+    assert (display, compact) == built_here() and read_header == header
+    text = path.read_bytes()
+    assert text.isascii() and not list(tmp_path.glob("*.tmp"))  # every other character escaped; no scratch left
+    keys = [line.split('"')[1] for line in text.decode().splitlines() if line.startswith('  "')]
+    assert keys[:3] == ["41", "42", "43"]  # one entry per line, by code point
 
 
 def test_plain_characters_are_left_alone_but_for_t2s() -> None:
