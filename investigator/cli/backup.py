@@ -225,12 +225,12 @@ def restore(target: str, dest: Path, snapshot_id: str | None, master_key: Path |
     snap_id = snapshot_id or find_snapshot(source, None).id  # fixed now, so a rerun resumes the same snapshot
     who = default_actor(actor)
     result = restore_snapshot(source, dest, snapshot_id=snap_id, pin=pin, progress=_progress(progress), actor=who)
+    if master_key is not None:  # also without sealed files: the full 'verify' of the drill needs the key file
+        key_file = Archive.open(dest).layout.key_file
+        if not key_file.exists():
+            key_file.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(master_key, key_file)
     if result.pending_sealed:
-        if master_key is not None:
-            key_file = Archive.open(dest).layout.key_file
-            if not key_file.exists():
-                key_file.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(master_key, key_file)
         keys = unlock(Archive.open(dest), who)
         result = restore_snapshot(source, dest, snapshot_id=snap_id, keys=keys, pin=pin,
                                   progress=_progress(progress), actor=who)
