@@ -43,8 +43,9 @@ messages = rn.in_window(c.messages(progress=False), start, end)
 events = rn.in_window(c.events(progress=False), start, end)
 identities = c.identities()
 zh = not lang.lower().startswith("en")
+records = "条导出记录（同一消息在每个导出中各计一条）" if zh else "exported records (a message counts once per export)"
 rn.markdown(f"**{'案件' if zh else 'Case'}: `{case or c.grant.case}`** — "
-            f"{messages.height} {'条消息' if zh else 'messages'}, {events.height} {'条事件' if zh else 'events'}")
+            f"{messages.height} {records}, {events.height} {'条事件' if zh else 'events'}")
 '''
 
 PROVENANCE = '''\
@@ -199,8 +200,8 @@ key_hits = key_hits.sort(["ts", "source", "message_id"])
 rn.show_table(key_hits.select("ts", "conversation", "person", "text", "exports", "sources"), redact=redact, tz=tz,
               lang=lang, title="关键消息 / key messages")
 fragments = analysis.context(own, key_hits["message_id"].to_list(), before=context_messages, after=context_messages)
-rn.show_table(fragments.select("snippet", "ts", "conversation", "person", "is_hit", "text"), redact=redact, tz=tz,
-              lang=lang, title="上下文 / context")
+rn.show_table(fragments.select("snippet", "ts", "conversation", "person", "is_hit", "msg_type", "text"),
+              redact=redact, tz=tz, lang=lang, title="上下文 / context")
 ''',
         ("md", "## 异常登录 / Abnormal logins"),
         '''\
@@ -260,6 +261,14 @@ else:
     for keyword in keywords:
         found = analysis.search(pool, f'"{keyword}"', mode=mode)
         rows.append(found.with_columns(pl.lit(keyword).alias("keyword")))
+    # what was searched, a term without hits included: a reader must see what was looked for, not only what was found
+    senders = ", ".join(f"`{p}`" for p in people) if people else ("全部" if zh else "everyone")
+    rn.markdown(f"检索：时间窗内 {tagged.height} 条不同的消息，发送人 {senders}（{pool.height} 条），匹配方式 `{mode}`" if zh
+                else f"Searched: {tagged.height} distinct messages in the window, senders {senders} ({pool.height}), "
+                     f"mode `{mode}`")
+    rn.show_table(pl.DataFrame({"keyword": list(keywords), "hits": [r.height for r in rows]},
+                               schema={"keyword": pl.String, "hits": pl.Int64}),
+                  redact=redact, tz=tz, lang=lang, title="检索词 / terms searched", rows=max(len(keywords), 1))
 hits = (pl.concat(rows, how="diagonal_relaxed") if rows else pool.head(0).with_columns(pl.lit("").alias("keyword")))
 hits = hits.with_columns(pl.col("ts").dt.convert_time_zone(tz).dt.strftime("%Y-%m-%d").alias("day"))
 hits = hits.sort(["ts", "source", "message_id", "keyword"])
@@ -284,8 +293,8 @@ if hits.height:
         '''\
 ids = list(dict.fromkeys(hits["message_id"].to_list()))
 ctx = analysis.context(tagged, ids, before=context_messages, after=context_messages)
-rn.show_table(ctx.select("snippet", "ts", "conversation", "person", "is_hit", "text", "exports"), redact=redact,
-              tz=tz, lang=lang, title="上下文 / context", rows=200)
+rn.show_table(ctx.select("snippet", "ts", "conversation", "person", "is_hit", "msg_type", "text", "exports"),
+              redact=redact, tz=tz, lang=lang, title="上下文 / context", rows=200)
 ''',
     ],
 }

@@ -194,7 +194,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "source": ("来源", "source"), "exports": ("佐证导出数", "corroborating exports"), "copies": ("副本", "copies"),
     "sources": ("来源导出", "exports"), "delay_minutes": ("处理时长（分钟）", "delay (minutes)"),
     "keyword": ("关键词", "keyword"), "hits": ("命中", "hits"), "day": ("日期", "day"), "minutes": ("分钟", "minutes"),
-    "is_hit": ("命中", "hit"), "snippet": ("片段", "fragment"),
+    "is_hit": ("命中", "hit"), "snippet": ("片段", "fragment"), "msg_type": ("类型", "type"),
 }
 
 

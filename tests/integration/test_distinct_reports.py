@@ -122,6 +122,26 @@ def test_a_failed_run_is_named_failed_and_keeps_no_report_name(archive_copy, tmp
     assert "report.FAILED.ipynb" in caught.value.hint
 
 
+def test_keyword_sweep_says_what_it_searched_terms_without_hits_included(archive_copy, tmp_path):
+    # a lawyer must see every term, the mode and the senders searched, and records told apart from messages
+    archive = Archive.open(archive_copy)
+    signer = unlock_person_key(archive, DEMO_OPERATOR, DEMO_ONLY_PASSPHRASE.format(person=DEMO_OPERATOR),
+                               key_dir=archive.root / "demo-keys")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run = run_report("keyword_sweep", archive=archive, grant=demo_grant(archive_copy), person=DEMO_OPERATOR,
+                         signer=signer, passphrase=DEMO_PASSPHRASE, session=demo_session(archive_copy),
+                         parameters={"keywords": ["投诉", "没有这个词"], "mode": "word"},
+                         output=tmp_path / "sweep.ipynb", html=False)
+    text = _outputs(nbformat.read(str(run.notebook), as_version=4))
+    assert "116 条导出记录（同一消息在每个导出中各计一条）" in text  # not "116 messages": 38 distinct
+    assert "检索：时间窗内 38 条不同的消息，发送人 全部（38 条），匹配方式 `word`" in text
+    terms = text[text.index("检索词 / terms searched"):].split("\n")
+    assert terms[1:4] == ["keyword\thits", "投诉\t2", "没有这个词\t0"]
+    context = text[text.index("上下文 / context"):].split("\n")[1]
+    assert context.split("\t") == ["snippet", "ts", "conversation", "person", "is_hit", "msg_type", "text", "exports"]
+
+
 def test_opening_an_unknown_grant_from_a_notebook_is_refused_and_audited(archive_copy):
     archive = Archive.open(archive_copy)
     before = len(list(archive.audit.entries()))
