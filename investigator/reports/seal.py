@@ -40,6 +40,7 @@ from investigator.authority.grants import Grant, find_grant
 from investigator.authority.policy import load_org, record_decision
 from investigator.errors import IntegrityError, PolicyDenied, ReportError
 from investigator.schema import canonical_json, format_ts
+from investigator.textnorm import norm_version
 from investigator.verification import Verification
 from investigator.vault.verify import check_archive_pin
 from investigator.reports.breaker import assess_report
@@ -105,6 +106,12 @@ def file_sha256(path: Path) -> str:
 
 
 def _package() -> dict[str, str]:
+    """Versions that decide what the report computed: Python, packages, and the search normalization in use.
+
+    ``search_normalization`` is the fingerprint of the normalization tables (``textnorm.norm_version``):
+    which messages a keyword finds. A reviewer re-running the template must use the same one to expect
+    the same hits (docs/reviewer.md).
+    """
     from importlib.metadata import PackageNotFoundError, version
 
     out = {"python": platform.python_version()}
@@ -113,6 +120,7 @@ def _package() -> dict[str, str]:
             out[name] = version(name)
         except PackageNotFoundError:  # pragma: no cover
             out[name] = "unknown"
+    out["search_normalization"] = str(norm_version())
     return out
 
 

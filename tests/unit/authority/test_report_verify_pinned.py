@@ -145,3 +145,14 @@ def test_verify_report_never_raises_on_odd_shapes(org: Org) -> None:
     broken["metadata"]["investigator"]["seal"]["signature"] = {"not": "a string"}
     broken["metadata"]["investigator"]["seal"]["public"] = 12
     assert not verify_report(broken, archive=org.archive, record=False).ok
+
+
+def test_the_seal_records_the_search_normalization(org: Org, sealed: Path) -> None:
+    # which messages a keyword finds depends on the normalization tables: the signed seal says which were used
+    from investigator import textnorm
+
+    doc = json.loads(sealed.read_text(encoding="utf-8"))
+    assert _seal(doc)["body"]["package"]["search_normalization"] == str(textnorm.norm_version()) == "1710689403"
+    _edit(sealed, lambda d: _seal(d)["body"]["package"].update(search_normalization="2740499686"))
+    bad = verify_report(nbformat.read(str(sealed), as_version=4), archive=org.archive)
+    assert not bad.ok and any("package" in p for p in bad.problems), bad.problems
