@@ -289,6 +289,9 @@ def verify_cmd(ctx: click.Context, notebook: Path, archive_path: Path | None, pu
     if opened is not None and archive_path is None:
         result.warn(f"checked against the archive the report names ({opened.root}), read-only: pass --archive to "
                     "record the check in its audit log")
+    if opened is None:  # 'intact' must not read as more than was checked
+        result.warn("without the archive only the content digest and the signatures were checked, not the data "
+                    "read (chunks, Merkle roots), the grant or the audit registration: pass --archive for those")
     echo_checks(result, as_json=as_json,
                 summary=f"{notebook}: {'intact' if result.ok else 'NOT INTACT'} (status {result.facts['status']})")
     if not result.ok:

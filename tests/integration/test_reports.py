@@ -201,6 +201,20 @@ def test_the_html_copy_is_sealed_and_verified_against_its_notebook(reports, repo
     assert _verify_copy(alone, "--notebook", str(path)).exit_code == 0
 
 
+def test_verify_without_the_archive_says_what_it_did_not_check(reports, report_archive, tmp_path):
+    """--pubkey alone checks digest and signatures only; 'intact' must say so, with the archive it need not."""
+    path = tmp_path / "report.ipynb"
+    shutil.copy(reports["keyword_sweep"], path)
+    key_file = report_archive.root / "demo-keys" / "sunli.key"
+    done = _verify_copy(path, "--pubkey", str(key_file))
+    assert done.exit_code == 0 and "intact" in done.output, done.output
+    assert "provenance" not in done.output  # not checked, so not listed as checked
+    assert "only the content digest and the signatures were checked" in done.output
+    assert "the grant or the audit registration: pass --archive" in done.output
+    done = _verify_copy(path, "--archive", str(report_archive.root))
+    assert done.exit_code == 0 and "were checked" not in done.output, done.output
+
+
 def test_breaker_holds_a_report_until_a_legal_reviewer_releases_it(reports, report_archive, tmp_path):
     nb = read(reports["complaint_investigation"])
     seal = nb.metadata["investigator"]["seal"]
