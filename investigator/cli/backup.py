@@ -219,10 +219,18 @@ def restore(target: str, dest: Path, snapshot_id: str | None, master_key: Path |
 
     from investigator.backup import find_snapshot, restore_snapshot
     from investigator.cli.options import unlock
+    from investigator.custody.file import KeyFile
 
     source = _target(target)
     pin = archive_pin(pin_pubkey, pin_fingerprint)
-    snap_id = snapshot_id or find_snapshot(source, None).id  # fixed now, so a rerun resumes the same snapshot
+    snap = find_snapshot(source, snapshot_id)
+    snap_id = snap.id  # fixed now, so a rerun resumes the same snapshot
+    if master_key is not None:  # a wrong file is named now, before anything is written
+        given = KeyFile.load(master_key).data.get("archive_id")
+        if given != snap.body.get("archive_id"):
+            raise ConfigError(f"{master_key}: the key file of archive {given}, not of archive "
+                              f"{snap.body.get('archive_id')} whose snapshot {snap_id} is restored",
+                              hint="give the master.json of this archive's custody backup")
     who = default_actor(actor)
     result = restore_snapshot(source, dest, snapshot_id=snap_id, pin=pin, progress=_progress(progress), actor=who)
     if master_key is not None:  # also without sealed files: the full 'verify' of the drill needs the key file

@@ -98,6 +98,11 @@ def test_restore_puts_the_master_key_in_place_without_sealed_files(make_archive,
                   actor="tester", now=NOW)
     target, dest = tmp_path / "cold", tmp_path / "restored"
     assert cli("backup", "run", archive.root, "--to", target, "--tier", "weekly").exit_code == 0
+    other, _ = make_archive("other")  # a key file of another archive, or no key file at all: refused before writing
+    for wrong, says in ((other.layout.key_file, "the key file of archive"), (archive.root / "archive.toml",
+                                                                           "not a readable key file")):
+        refused = cli("backup", "restore", target, dest, "--master-key", wrong)
+        assert refused.exit_code in (2, 3) and says in refused.output and not dest.exists(), refused.output
     restored = cli("backup", "restore", target, dest, "--master-key", archive.layout.key_file, "--json")
     assert restored.exit_code == 0, restored.output
     assert (dest / "keys" / "master.json").read_bytes() == archive.layout.key_file.read_bytes()
