@@ -255,7 +255,8 @@ def _summary_csv(rows: list[dict[str, Any]], tz: str) -> bytes:
     writer.writerow(SUMMARY_COLUMNS)
     for r in rows:
         ts = datetime.strptime(r["ts"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
-        values = {**r, "ts_utc": r["ts"], "ts_local": ts.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")}
+        # the offset names the zone's hour: a load file read on its own must not leave local time ambiguous
+        values = {**r, "ts_utc": r["ts"], "ts_local": ts.astimezone(zone).isoformat(sep=" ", timespec="seconds")}
         writer.writerow(["" if values.get(c) is None else values.get(c) for c in SUMMARY_COLUMNS])
     return ("\ufeff" + buffer.getvalue()).encode("utf-8")  # BOM: spreadsheet tools read UTF-8 Chinese correctly
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 import zipfile
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -63,6 +65,12 @@ def test_bundle_verifies_offline_with_the_archive_key_only(bundle, bundle_archiv
     assert {"messages.parquet", "messages.jsonl", "proofs.jsonl", "attachments.jsonl", "summary.csv", "grant.json",
             "audit.jsonl", "manifest.json", "signature.json", "archive.pub"} <= names
     assert summary[0].startswith("evidence_no,") and summary[1].startswith("ACME-000001,")
+    # local time with its UTC offset (the load file names no zone otherwise), the same instant as ts_utc
+    first = next(csv.DictReader(summary))
+    local = datetime.fromisoformat(first["ts_local"])
+    assert first["ts_local"].endswith("+08:00") and len(first["ts_local"]) == len("2026-11-18 14:35:00+08:00")
+    utc = datetime.strptime(first["ts_utc"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+    assert local == utc.replace(microsecond=0)
     assert not verify_bundle(bundle, pubkeys=[key(bundle_archive, "sunli").public]).ok  # wrong anchor
 
 
