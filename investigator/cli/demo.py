@@ -32,6 +32,8 @@ def demo(out: Path, samples: Path | None, as_json: bool) -> None:
         echo_json({"archive": str(result.archive), "verified": result.verified, "info": result.info,
                    "operator": result.operator, "grant": result.grant_id, "review_grant": result.review_grant_id,
                    "review_case": REVIEW_CASE if result.review_grant_id else "",
+                   "report": str(result.report or ""), "report_html": str(result.report_html or ""),
+                   "report_verified": result.report_verified, "report_problems": result.report_problems,
                    "batches": result.batches, "problems": result.problems})
     else:
         info = result.info

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -31,3 +32,7 @@ def test_demo_json_includes_the_review_grant(tmp_path):
     assert result["review_grant"] == find_case_grant(out, REVIEW_CASE) != result["grant"]
     review = Grant.from_file(Layout(out).grant(result["review_grant"]))
     assert review.case == REVIEW_CASE
+    # where the sealed report and its reader's copy are, and whether they verified (the text output says so too)
+    assert result["report_verified"] and result["report_problems"] == []
+    assert result["report"].endswith("-complaint_investigation.ipynb") and Path(result["report"]).is_file()
+    assert result["report_html"] == result["report"][:-len(".ipynb")] + ".html" and Path(result["report_html"]).is_file()
