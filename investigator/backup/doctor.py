@@ -354,6 +354,11 @@ class DoctorResult:
     held: bool = False
 
 
+def _absolute(spec: str) -> str:
+    """A folder target as an absolute path (the kernel runs in the reports folder); an s3:// URL as it is."""
+    return spec if spec.startswith("s3://") else str(Path(spec).expanduser().resolve())
+
+
 def run_doctor(archive: Archive, *, person: str, signer: _crypto.SigningKey, targets: Sequence[str] = (),
                sample: float = 100.0, out_dir: Path = Path("reports"), lang: str = "zh", html: bool = True,
                thresholds: Mapping[str, Any] | None = None, now: datetime | None = None) -> DoctorResult:
@@ -369,7 +374,8 @@ def run_doctor(archive: Archive, *, person: str, signer: _crypto.SigningKey, tar
     path = find_template(TEMPLATE)
     target = output_path(out_dir, "doctor", TEMPLATE, when)
     params: dict[str, Any] = {"archive": str(Path(archive.root).resolve()), "person": person,
-                              "targets": list(targets), "sample": float(sample), "at": format_ts(when),
+                              "targets": [_absolute(t) for t in targets], "sample": float(sample),
+                              "at": format_ts(when),
                               "until": head_seq(archive), "lang": lang, "thresholds": dict(thresholds or {})}
     archive.audit.append(person, "doctor.run", archive.archive_id,
                          {"rule": basis["rule"], "template": TEMPLATE, "output": target.name,

@@ -25,6 +25,7 @@ from investigator.cli import main
 from investigator.cli.doctor import FINDINGS_EXIT
 from investigator.custody.file import create_archive, unlock_archive
 from investigator.demo.people import DEMO_ONLY_PASSPHRASE
+from investigator.demo.run import DEMO_PASSPHRASE
 from investigator.schema import format_ts
 from investigator.vault.ingest import ingest_frames
 from investigator.vault.store import Archive
@@ -246,3 +247,20 @@ def test_a_period_shredded_too_young_is_a_retention_finding(clean):
     assert retention["subject"].to_list() == ["period 2026Q4"]
     assert "before its originals were 180 days old" in retention["finding"][0]
     assert dict(found.retention.iter_rows())["period 2026Q4"].startswith("shredded 2026-11-26 by wugang")
+
+
+def test_a_relative_target_is_the_folder_the_auditor_named(demo_archive, tmp_path, monkeypatch):
+    # the report kernel runs in the reports folder: '--target cold' was once looked for there ("no snapshot found")
+    root = tmp_path / "demo-archive"
+    shutil.copytree(demo_archive, root)
+    archive = Archive.open(root)
+    backup_run(archive, DirectoryTarget(tmp_path / "cold"), keys=unlock_archive(archive, DEMO_PASSPHRASE),
+               tier=BackupTiers.default()["weekly"], actor="wugang")
+    monkeypatch.chdir(tmp_path)
+    done = cli("doctor", "demo-archive", "--as", "zhengjie", "--key-dir", root / "demo-keys", "-o", "out",
+               "--target", "cold", "--json", env={"INVESTIGATOR_KEY_PASSPHRASE": DEMO_ONLY_PASSPHRASE.format(
+                   person="zhengjie")})
+    assert done.exit_code in (0, FINDINGS_EXIT), done.output
+    assert [f for f in json.loads(done.output)["findings"] if f["area"] == "integrity"] == []
+    recorded = nbformat.read(json.loads(done.output)["notebook"], as_version=4).metadata["investigator"]["seal"]
+    assert recorded["body"]["parameters"]["targets"] == [str(tmp_path / "cold")]
