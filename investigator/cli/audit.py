@@ -99,7 +99,8 @@ def _first_bad(report: Verification) -> str:
 @archive_argument
 @click.option("--action", default=None, help="Only entries of this action (ingest, request.new, unlock, key.release ...).")
 @click.option("--actor", "who", default=None, help="Only entries by this actor.")
-@click.option("--limit", default=50, show_default=True, help="Show the last N entries (0 = all).")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(min=0),
+              help="Show the last N entries (0 = all).")
 @json_option
 def audit_show(archive: Path, action: str | None, who: str | None, limit: int, as_json: bool) -> None:
     """Show audit entries (who did what, when, allowed or refused, and why).

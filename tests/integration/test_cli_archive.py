@@ -120,3 +120,10 @@ def test_saved_column_mapping_file(archive, tmp_path):
     assert out["messages_added"] == 1
     info = json.loads(run("info", archive, "--json").stdout)
     assert info["first_ts"] == "2026-11-18T06:20:00.000000Z"  # local Asia/Shanghai time -> UTC
+
+
+def test_audit_show_refuses_a_negative_limit(archive):
+    # '--limit -1' once sliced entries[1:]: every entry but the first, shown as if it were the whole log
+    refused = run("audit", "show", archive, "--limit", "-1", check=False)
+    assert refused.returncode == 2 and "--limit" in refused.stderr and not refused.stdout
+    assert [e["action"] for e in json.loads(run("audit", "show", archive, "--json", "--limit", "1").stdout)] == ["init"]
