@@ -193,8 +193,8 @@ def backup_run(archive: Archive, target: Target, *, keys: Keyring, tier: Tier, a
                       retain_until=retain_until, progress=progress, check_existing=check_existing,
                       on_object=on_object)
     except InvestigatorError as exc:
-        archive.audit.append(actor, "backup.run", target.url, {**details, "error": type(exc).__name__},
-                             outcome="error", now=when)
+        archive.audit.append(actor, "backup.run", target.url,
+                             {**details, "error": type(exc).__name__, "reason": str(exc)}, outcome="error", now=when)
         raise
     snap = result.snapshot
     archive.audit.append(actor, "backup.run", target.url,

@@ -16,6 +16,7 @@ from support import PASSPHRASE
 from investigator.backup import (BackupTiers, DirectoryTarget, backup_run, check_target, is_custody_material,
                                  restore_snapshot)
 from investigator.backup.run import archive_files
+from investigator.backup.target import TargetError
 from investigator.custody.file import unlock_archive
 from investigator.errors import ArchiveError, ConfigError, IntegrityError
 
@@ -65,6 +66,18 @@ def test_restore_refuses_a_folder_that_is_not_empty(template, tmp_path):
     assert [p.name for p in dest.iterdir()] == ["notes.txt"]
     with pytest.raises(ArchiveError, match="no snapshot 'nope'"):
         restore_snapshot(target, tmp_path / "new", snapshot_id="nope")
+
+
+def test_a_failed_run_is_audited_with_its_reason(template, tmp_path):
+    # 'audit show' prints details.reason: a failed run once recorded only the exception's class name
+    archive = copy_template(template, tmp_path / "a")
+    (tmp_path / "a-file").write_text("not a folder")
+    with pytest.raises(TargetError, match="cannot create the folder"):
+        backup_run(archive, DirectoryTarget(tmp_path / "a-file"), keys=unlock_archive(archive, PASSPHRASE),
+                   tier=BackupTiers.default()["weekly"], actor="admin", now=NOW)
+    last = list(archive.audit.entries())[-1]
+    assert (last.action, last.outcome, last.details["error"]) == ("backup.run", "error", "TargetError")
+    assert "cannot create the folder" in last.details["reason"]
 
 
 def test_a_changed_dropped_or_foreign_snapshot_manifest_fails_the_check(template, tmp_path):
