@@ -9,6 +9,7 @@ import click
 
 from investigator.cli.options import (actor_option, archive_argument, archive_passphrase, default_actor, echo_json,
                                       json_option, unlock)
+from investigator.settings import KEYSERVER_ENV
 
 
 @click.group()
@@ -146,9 +147,11 @@ def migrate_cmd(archive: Path, to: str | None, token_label: str, mount: str, kdf
         raise ConfigError("name the target custody with --to (file, pkcs11 or openbao), or pass --abort")
     journal = read_journal(opened)
     source = str(journal["from"]["backend"]) if journal else backend_of(opened)
+    if os.environ.get(KEYSERVER_ENV):
+        archive_passphrase()  # refuses, like rotate and retire: a client of the key server opens no custody
     need_passphrase = "file" in (source, to)
     secrets = Settings.from_environ(os.environ).with_passphrase(
-        archive_passphrase(custodian=True) if need_passphrase else None)
+        archive_passphrase() if need_passphrase else None)
     result = migrate(opened, to=to, secrets=secrets, actor=who, reason=reason, token_label=token_label,
                      mount=mount, kdf_n=2**kdf_cost)
     click.echo(f"master keys moved {result.from_backend} -> {result.to_backend} (custody generation "

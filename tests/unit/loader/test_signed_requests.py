@@ -248,6 +248,7 @@ def test_one_switch_routes_clients_through_the_key_server(world, server, monkeyp
     # audited); login, approve, enrol, verify ... go through the server instead (tests/integration/test_separated_duties.py)
     for args in (["keys", "rotate", str(world.archive.root), "--as", "wugang"],
                  ["keys", "retire", str(world.archive.root), "--version", "1", "--as", "wugang"],
+                 ["keys", "migrate", str(world.archive.root), "--to", "pkcs11", "--as", "wugang"],
                  ["people", "add", str(world.archive.root), "--id", "x1", "--name", "X", "--role", "agent"]):
         result = CliRunner().invoke(main, args)
         assert result.exit_code == errors.ConfigError.exit_code, (args, result.output)
