@@ -306,22 +306,27 @@ def verify_cmd(ctx: click.Context, notebook: Path, archive_path: Path | None, pu
 @click.option("--session", default=None)
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Where to write the re-executed notebook (default: NOTEBOOK.reproduced.ipynb).")
+@click.option("--template", "template_file", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="The template version the seal names, when the installed one has changed since "
+                   "(its SHA-256 must be the sealed one).")
 @key_dir_option
 @keyserver_option
 @cafile_option
 @json_option
 @click.pass_context
 def reproduce_cmd(ctx: click.Context, notebook: Path, archive_path: Path | None, person: str, totp: str | None,
-                  session: str | None, output: Path | None, key_dir: Path | None, keyserver: str | None,
-                  cafile: str | None, as_json: bool) -> None:
+                  session: str | None, output: Path | None, template_file: Path | None, key_dir: Path | None,
+                  keyserver: str | None, cafile: str | None, as_json: bool) -> None:
     """Re-execute a sealed report from its recorded parameters and compare the content digests.
 
     \b
     With --keyserver (or INVESTIGATOR_KEYSERVER) the kernel gets a process ticket, as in
     'report run'; the operator's personal key signs the requests (INVESTIGATOR_KEY_PASSPHRASE
     or a prompt) and no archive passphrase is read.
-    Example:
+    Examples:
       investigator report reproduce reports/C-1/20261118T061500Z-complaint_investigation.ipynb --as sunli --totp 123456
+      git show REV:templates/keyword_sweep.ipynb > old.ipynb     # the template changed since the report was sealed
+      investigator report reproduce REPORT.ipynb --as sunli --totp 123456 --template old.ipynb
     """
     from investigator.errors import IntegrityError
     from investigator.settings import SESSION_ENV
@@ -332,7 +337,7 @@ def reproduce_cmd(ctx: click.Context, notebook: Path, archive_path: Path | None,
     passphrase, signer = (None, person_key(opened, person, key_dir)) if keyserver else (archive_passphrase(), None)
     result = reproduce_report(notebook, archive=opened, person=person, passphrase=passphrase, totp=totp,
                               session=session or (None if totp else os.environ.get(SESSION_ENV)), output=output,
-                              keyserver=keyserver, cafile=cafile, signer=signer)
+                              keyserver=keyserver, cafile=cafile, signer=signer, template=template_file)
     if as_json:
         echo_json(result.to_json())
     else:

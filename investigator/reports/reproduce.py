@@ -54,12 +54,14 @@ class ReproduceResult:
 def reproduce_report(notebook: Path, *, archive: "Archive", person: str, passphrase: str | None = None,
                      totp: str | None = None, session: str | None = None, output: Path | None = None,
                      now: datetime | None = None, keyserver: str | None = None, cafile: str | None = None,
-                     signer: "_crypto.SigningKey | None" = None,
+                     signer: "_crypto.SigningKey | None" = None, template: Path | None = None,
                      ticket_lifetime: timedelta = TICKET_LIFETIME) -> ReproduceResult:
     """Re-execute ``notebook``'s template with its sealed parameters and compare content digests.
 
     Embedded (``passphrase``) or through the key server at ``keyserver`` (requests signed with
     ``signer``; the kernel gets a process ticket, never the passphrase or a session).
+    ``template`` is a file holding the template version the seal names (an older one than the
+    installed template); its SHA-256 must be the sealed one, and it runs under the sealed name.
     Raises ReportError (not sealed, template changed or missing, run failed), ConfigError,
     PolicyDenied / GrantInvalid / IdentityCheckFailed from opening the case.
     """
@@ -72,23 +74,31 @@ def reproduce_report(notebook: Path, *, archive: "Archive", person: str, passphr
     if not seal:
         raise ReportError("the notebook is not sealed; nothing to reproduce")
     body = seal["body"]
-    template = find_template(body["template"]["name"])
+    name = Path(str(body["template"]["name"])).stem
     recorded = body["template"].get("sha256")
-    if recorded and file_sha256(template) != recorded:
-        raise ReportError(f"template {template.name} changed since the report was sealed",
-                          hint="reproduce with the template version the seal names (its SHA-256 is in the seal)")
+    if template is not None and not recorded:
+        raise ReportError("the seal records no template SHA-256: a template file cannot be matched to it",
+                          hint="reproduce with the installed template (without --template)")
+    if template is not None and not Path(template).is_file():
+        raise ReportError(f"template file {template} not found")
+    path = Path(template) if template is not None else find_template(name)
+    if recorded and file_sha256(path) != recorded:
+        what = (f"template file {path.name} is not the version the seal names" if template is not None
+                else f"template {path.name} changed since the report was sealed")
+        raise ReportError(what, hint=f"pass the version the seal names (SHA-256 {recorded}) with --template FILE, "
+                                     f"e.g. templates/{name}.ipynb of the repository's commit the report was run at")
 
     grant = Grant.from_file(find_grant(archive, body["grant"]["id"]))
-    check_template_allowed(archive, grant, template.stem, person, when)
+    check_template_allowed(archive, grant, name, person, when)
     params = dict(body.get("parameters") or {})
     target = output or Path(notebook).with_name(Path(notebook).stem + ".reproduced.ipynb")
     with kernel_credentials(archive, grant, person, purpose="report reproduce",
-                            label=f"report reproduce {template.stem}",
+                            label=f"report reproduce {name}",
                             needs="reproducing needs --totp CODE or --session TOKEN", passphrase=passphrase, totp=totp,
                             session=session, keyserver=keyserver, cafile=cafile, signer=signer,
                             lifetime=ticket_lifetime, now=when) as credentials:
         # the kernel opens ``archive`` (the --archive given now), not the path the seal recorded
-        execute(template, target, params, env=kernel_env(archive, credentials.env))
+        execute(path, target, params, env=kernel_env(archive, credentials.env))
     again = nbformat.read(str(target), as_version=4)
     fmt = sealed_canonical_format(body)  # a report sealed under format 1 is compared by format 1's rules
     result = ReproduceResult(original=Path(notebook), reproduction=target, sealed_digest=str(body["digest"]),

@@ -106,6 +106,36 @@ def test_reproduce_reads_the_archive_given_not_the_one_recorded(archive_copy, de
     assert result.same, result.differences
 
 
+def test_a_report_whose_template_changed_since_reproduces_from_the_sealed_version(archive_copy, tmp_path):
+    # sealed from a template version that is no longer the installed one (the installed template changed since)
+    older = tmp_path / "v1" / "keyword_sweep.ipynb"
+    older.parent.mkdir()
+    nb = nbformat.read(str(Path(__file__).resolve().parents[2] / "templates" / "keyword_sweep.ipynb"), as_version=4)
+    nb.cells.insert(1, nbformat.v4.new_markdown_cell("an older wording of the template"))
+    nbformat.write(nb, str(older))
+    archive = Archive.open(archive_copy)
+    signer = unlock_person_key(archive, DEMO_OPERATOR, DEMO_ONLY_PASSPHRASE.format(person=DEMO_OPERATOR),
+                               key_dir=archive.root / "demo-keys")
+    credentials = {"passphrase": DEMO_PASSPHRASE, "session": demo_session(archive_copy)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run = run_report(older, archive=archive, grant=demo_grant(archive_copy), person=DEMO_OPERATOR, signer=signer,
+                         output=tmp_path / "sweep.ipynb", html=False, parameters={"keywords": ["投诉"]},
+                         **credentials)
+        with pytest.raises(ReportError, match="changed since the report was sealed") as caught:
+            reproduce_report(run.notebook, archive=archive, person=DEMO_OPERATOR, **credentials)
+        assert "--template FILE" in caught.value.hint  # the way out, not a dead end
+        installed = Path(__file__).resolve().parents[2] / "templates" / "keyword_sweep.ipynb"
+        with pytest.raises(ReportError, match="is not the version the seal names"):
+            reproduce_report(run.notebook, archive=archive, person=DEMO_OPERATOR, template=installed, **credentials)
+        again = reproduce_report(run.notebook, archive=archive, person=DEMO_OPERATOR, template=older,
+                                 output=tmp_path / "again.ipynb", **credentials)
+    assert again.same, again.differences
+    [entry] = [e for e in archive.audit.entries() if e.action == "report.reproduce"
+               and e.target == again.sealed_digest]
+    assert entry.outcome == "ok"
+
+
 def test_a_failed_run_is_named_failed_and_keeps_no_report_name(archive_copy, tmp_path):
     template = tmp_path / "broken.ipynb"
     nb = nbformat.read(str(Path(__file__).resolve().parents[2] / "templates" / "keyword_sweep.ipynb"), as_version=4)
