@@ -91,6 +91,7 @@ def show_cmd(archive: Path, as_json: bool) -> None:
       investigator policy show ./case-archive
     """
     from investigator.authority.policy import PolicyStore
+    from investigator.authority.policy.rules import MIN_ORIGINALS_DAYS
 
     opened = Archive.open(archive)
     installed = PolicyStore(opened).load(DirectoryStore(opened).load())
@@ -101,6 +102,12 @@ def show_cmd(archive: Path, as_json: bool) -> None:
     for role in installed.roles.values():
         click.echo(f"  {role.name:<10} {role.label:<6} {role.kind:<8} lookback={role.lookback:<6} "
                    f"permissions={','.join(sorted(role.permissions - role.forbid))}")
+    # what an auditor reads off the policy (docs/auditor.md): dual control, the retention floor, the witnesses
+    retention = installed.raw.get("retention", {})
+    click.echo(f"dual control / 双重验证: {', '.join(installed.dual_control_purposes) or '-'}")
+    click.echo(f"retention / 保存周期: originals_days={retention.get('originals_days', MIN_ORIGINALS_DAYS)} "
+               f"period={retention.get('period', 'quarter')}")
+    click.echo(f"audit witnesses / 见证: {', '.join(installed.witnesses) or '- (none)'}")
 
 
 @policy.command("explain")

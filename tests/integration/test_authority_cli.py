@@ -120,3 +120,17 @@ def test_policy_check_and_default(cli, tmp_path: Path):
     out = cli("policy", "check", bad, code=2)
     assert "fortnight" not in out or "lookback" in out
     assert "unknown permission 'fly'" in out
+
+
+def test_policy_show_prints_what_the_auditor_reads_off_it(cli, tmp_path: Path):
+    # docs/auditor.md sends the auditor to 'policy show' for the witnesses, dual control and the retention
+    # floor; its text once listed the roles only
+    archive = tmp_path / "archive"
+    cli("init", archive, "--kdf-cost", "14")
+    policy = tmp_path / "policy.toml"
+    policy.write_text(cli("policy", "default") + '\n[audit]\nwitnesses = ["/mnt/witness-disk/investigator"]\n',
+                      encoding="utf-8")
+    cli("policy", "set", archive, policy)
+    shown = cli("policy", "show", archive)
+    assert "audit witnesses / 见证: /mnt/witness-disk/investigator" in shown
+    assert "originals_days=180" in shown and "dual control / 双重验证: " in shown
