@@ -76,6 +76,9 @@ def init(archive: Path, tz: str, chunk_seconds: int, kdf_cost: int, backend: str
               help="csv/jsonl: a saved mapping, JSON or TOML {field = column}; --map entries override it.")
 @click.option("--room-names", type=click.Path(exists=True, dir_okay=False), default=None,
               help="wecom: JSON or CSV mapping roomid -> group name.")
+@click.option("--year", type=click.IntRange(1970, 9999), default=None,
+              help="authlog: the year of the first line (syslog lines carry none; default: the file's "
+                   "modification year, which a copy changes).")
 @click.option("--keyserver", default=None, metavar="URL", envvar=KEYSERVER_ENV, show_envvar=True,
               help="Ingest through this key server (default: $INVESTIGATOR_KEYSERVER): fresh data keys per batch, "
                    "dedup asked of the server, the manifest signed there; no archive passphrase is read here.")
@@ -88,8 +91,8 @@ def init(archive: Path, tz: str, chunk_seconds: int, kdf_cost: int, backend: str
 @actor_option
 @json_option
 def ingest(archive: Path, paths: tuple[Path, ...], fmt: str, tz: str | None, lenient: bool, date_order: str | None,
-           mappings: tuple[str, ...], map_file: Path | None, room_names: str | None, keyserver: str | None,
-           cafile: str | None, key_dir: Path | None, actor: str | None, as_json: bool,
+           mappings: tuple[str, ...], map_file: Path | None, room_names: str | None, year: int | None,
+           keyserver: str | None, cafile: str | None, key_dir: Path | None, actor: str | None, as_json: bool,
            acquisition_file: Path | None) -> None:
     """Import export files into the archive as one atomic, idempotent batch.
 
@@ -105,6 +108,7 @@ def ingest(archive: Path, paths: tuple[Path, ...], fmt: str, tz: str | None, len
       investigator ingest ./case-archive slack-export.zip chat.txt --format auto
       investigator ingest ./case-archive dingtalk.csv --format csv --map ts=发送时间 --map sender_name=发送人
       investigator ingest ./case-archive dingtalk.csv --format csv --map-file dingtalk-mapping.toml
+      investigator ingest ./case-archive auth.log --format authlog --year 2024
       investigator ingest ./case-archive "WhatsApp Chat - Lena.zip" --acquisition record.json
       investigator ingest ./case-archive export.jsonl --as zhaomin --keyserver https://keys.example:8765
     """
@@ -113,6 +117,12 @@ def ingest(archive: Path, paths: tuple[Path, ...], fmt: str, tz: str | None, len
     from investigator.vault.ingest import ingest_paths
 
     who = default_actor(actor)
+    mapping = _read_mapping(map_file) if map_file else {}  # usage mistakes first: before any key is unlocked
+    for item in mappings:
+        if "=" not in item:
+            raise click.BadParameter(f"{item!r}: expected FIELD=COLUMN", param_hint="--map")
+        field, column = item.split("=", 1)
+        mapping[field.strip()] = column.strip()
     service = None
     keys = None
     if keyserver:
@@ -126,15 +136,9 @@ def ingest(archive: Path, paths: tuple[Path, ...], fmt: str, tz: str | None, len
         service = RemoteIngest(remote)
     else:
         opened, keys = open_and_unlock(archive, who)
-    mapping = _read_mapping(map_file) if map_file else {}
-    for item in mappings:
-        if "=" not in item:
-            raise click.BadParameter(f"{item!r}: expected FIELD=COLUMN", param_hint="--map")
-        field, column = item.split("=", 1)
-        mapping[field.strip()] = column.strip()
     record = load_record(opened, acquisition_file) if acquisition_file else None
     options = ImportOptions(tz=tz or opened.config.timezone, lenient=lenient, date_order=date_order,
-                            mapping=mapping or None, room_names=room_names)
+                            mapping=mapping or None, room_names=room_names, year=year)
     result = ingest_paths(opened, list(paths), keys=keys, actor=who, format=fmt, options=options, progress=not as_json,
                           service=service,
                           acquisition=record)

@@ -127,3 +127,17 @@ def test_audit_show_refuses_a_negative_limit(archive):
     refused = run("audit", "show", archive, "--limit", "-1", check=False)
     assert refused.returncode == 2 and "--limit" in refused.stderr and not refused.stdout
     assert [e["action"] for e in json.loads(run("audit", "show", archive, "--json", "--limit", "1").stdout)] == ["init"]
+
+
+def test_authlog_year_and_a_mapping_typo_refused_before_the_unlock(archive, tmp_path):
+    # docs/formats.md shows 'ingest ... --format authlog --year 2024'; the option was missing (exit 2), so a
+    # copied auth.log took its year from the copy's modification time
+    log = tmp_path / "auth.log"
+    log.write_bytes((DATA_SAMPLES / "events" / "auth.log").read_bytes())
+    out = json.loads(run("ingest", archive, log, "--format", "authlog", "--year", "2024", "--json").stdout)
+    assert out["events_added"] > 0
+    assert json.loads(run("info", archive, "--json").stdout)["first_ts"].startswith("2024-11-")
+    typo = run("ingest", archive, log, "--format", "csv", "--map", "ts", check=False)
+    assert typo.returncode == 2 and "FIELD=COLUMN" in typo.stderr
+    last = json.loads(run("audit", "show", archive, "--json", "--limit", "1").stdout)[-1]
+    assert last["action"] != "unlock"  # refused before the passphrase was used
