@@ -186,7 +186,8 @@ def check_archive(archive: Archive, *, keys: Keyring | None) -> Verification:
         report.problems.append(str(err))
     verify_heads(archive, report)  # org/ and cases/ against the signed state heads and their pins (statehead.py)
     if layout.staging_dir.exists() and any(layout.staging_dir.iterdir()):
-        report.warnings.append("staging/: residue of an interrupted ingest (never read; removed by the next ingest)")
+        report.warnings.append("staging/: residue of an interrupted ingest (never read; removed by the next embedded "
+                               "ingest on the custodian's host, not by one through the key server)")
     return report
 
 

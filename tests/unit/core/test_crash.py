@@ -42,6 +42,9 @@ def test_killed_ingest_leaves_a_verifiable_archive(make_archive, point, monkeypa
     reopened = Archive.open(archive.root)
     report = verify_archive(reopened, keys=unlock_archive(reopened, PASSPHRASE))
     assert report.ok, report.problems
+    residue = [w for w in report.warnings if w.startswith("staging/")]
+    assert bool(residue) == any((archive.root / "staging").iterdir())
+    assert all("custodian's host, not by one through the key server" in w for w in residue)  # who cleans it up
     committed = point == "after-commit"
     assert reopened.info()["messages"] == (230 if committed else 30)
     # the re-run completes with nothing lost and nothing duplicated
