@@ -133,7 +133,8 @@ def execute(template: Path, output: Path, parameters: Mapping[str, Any], *, env:
     """Execute ``template`` into ``output`` with papermill. Returns (started, ended) UTC texts.
 
     Raises ReportError naming the failing cell; the failed notebook is renamed
-    ``<name>.FAILED.ipynb`` (:func:`failed_path`), so no failed run carries a report's name.
+    ``<name>.FAILED.ipynb`` (:func:`failed_path`), so no failed run carries a report's name. An interrupted
+    run (KeyboardInterrupt, any other exception) is renamed the same way and the exception re-raised.
     """
     import logging
 
@@ -155,6 +156,10 @@ def execute(template: Path, output: Path, parameters: Mapping[str, Any], *, env:
             output.replace(failed)  # a failed run never keeps a normal report name
         raise ReportError(f"the report failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}",
                           hint=f"the failed notebook is at {failed}") from None
+    except BaseException:  # interrupted (Ctrl-C) or the kernel died: the half-run notebook is no report either
+        if output.exists():
+            output.replace(failed_path(output))
+        raise
     return started, format_ts(datetime.now(timezone.utc))
 
 
