@@ -304,9 +304,7 @@ class Case:
     def _entries(self, kind: str) -> list[ChunkEntry]:
         start, end = format_ts(self.start), format_ts(self.end)
         gone = destroyed_partitions(self.archive)[0]  # crypto-shredded by retention (signed records): no keys left
-        # chunk windows are fixed-width strings in UTC: string comparison is time comparison
-        return [e for e in self.archive.chunk_entries(kind) if e.start < end and e.end > start
-                and (e.kind, e.partition) not in gone]
+        return [e for e in self.archive.chunk_entries(kind, overlapping=(start, end)) if (e.kind, e.partition) not in gone]
 
     def _parts(self, kind: str) -> tuple[str, ...]:
         """The parts of ``kind`` the ticket opens (meta always; content and attachments by the grant's fields)."""

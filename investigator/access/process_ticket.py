@@ -113,10 +113,8 @@ def chunk_set(archive: Archive, start: datetime, end: datetime, fields: Iterable
     out: set[str] = set()
     for kind in KINDS:
         parts = parts_for_fields(fields, kind)
-        # chunk windows are fixed-width UTC strings: string comparison is time comparison
-        for entry in archive.chunk_entries(kind):
-            if entry.start < hi and entry.end > lo:
-                out.update(chunk_name(kind, entry.partition, entry.chunk, p) for p in parts)
+        for entry in archive.chunk_entries(kind, overlapping=(lo, hi)):
+            out.update(chunk_name(kind, entry.partition, entry.chunk, p) for p in parts)
     return frozenset(out)
 
 

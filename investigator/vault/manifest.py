@@ -125,6 +125,19 @@ class Manifest:
         """The batch's chunk entries (parsed once: large archives list thousands)."""
         return [ChunkEntry.from_json(self.seq, c) for c in self.body.get("chunks", [])]
 
+    def chunks_overlapping(self, kind: str | None, start: str, end: str) -> list[ChunkEntry]:
+        """The chunk entries (of ``kind``, or all) whose window overlaps ``[start, end)`` (UTC timestamps as stored).
+
+        A window load needs a few of the archive's chunks; parsing every entry of every batch
+        (:attr:`chunks`) cost ~5 µs each, ~0.09 s per process for a year of hourly chunks. The
+        raw entries are compared first (chunk windows are fixed-width UTC strings: string order is
+        time order) and only the overlapping ones parsed, unless :attr:`chunks` already was.
+        """
+        if "chunks" in self.__dict__:  # parsed already (cached_property)
+            return [c for c in self.chunks if (kind is None or c.kind == kind) and c.start < end and c.end > start]
+        return [ChunkEntry.from_json(self.seq, c) for c in self.body.get("chunks", [])
+                if (kind is None or c["kind"] == kind) and c["start"] < end and c["end"] > start]
+
     @classmethod
     def build(cls, body: dict[str, Any], signer: ArchiveSigner) -> "Manifest":
         body = {"format": MANIFEST_FORMAT, **body}

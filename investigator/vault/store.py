@@ -259,8 +259,15 @@ class Archive:
         """Batch ``seq``'s manifest, parsed, not yet verified (a read-only view on an object store reads it there)."""
         return Manifest.load(self._layout.manifest(seq))
 
-    def chunk_entries(self, kind: str | None = None) -> list[ChunkEntry]:
-        """Every committed chunk (optionally of one kind), in batch order."""
+    def chunk_entries(self, kind: str | None = None, *, overlapping: tuple[str, str] | None = None) -> list[ChunkEntry]:
+        """Every committed chunk (optionally of one kind), in batch order.
+
+        ``overlapping=(start, end)`` (UTC timestamps as :func:`~investigator.schema.format_ts` writes them):
+        only the chunks whose window overlaps ``[start, end)``, without parsing the others.
+        """
+        if overlapping is not None:
+            start, end = overlapping
+            return [c for m in self.manifests() for c in m.chunks_overlapping(kind, start, end)]
         return [c for m in self.manifests() for c in m.chunks if kind is None or c.kind == kind]
 
     def partition_key_paths(self) -> dict[tuple[str, str], str]:

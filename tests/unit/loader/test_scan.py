@@ -136,3 +136,26 @@ def test_entries_of_two_kinds_are_refused(world):
     mixed = entries_on(world, "2026-11-20", hours={"100000"})[:1] + world.archive.chunk_entries("events")[:1]
     with pytest.raises(errors.ConfigError, match="one kind at a time"):
         scan_chunks(world.archive, mixed, MasterKeys(world), MESSAGE_PARTS, pl.lit(True), InProcess())
+
+
+def test_chunk_entries_overlapping_a_window_equal_the_filter_over_all(world):
+    # the loader asks only for its window's entries, parsed alone; the answer must be the full list filtered
+    from investigator.vault.store import Archive
+
+    def stamp(day: int, hour: int) -> str:
+        return format_ts(datetime(2026, 11, day, hour, tzinfo=timezone.utc))
+
+    everything = Archive.open(world.archive.root).chunk_entries()
+    windows = [(stamp(18, 10), stamp(18, 11)),  # exactly one chunk hour: its neighbours only touch it
+               (stamp(18, 9), stamp(20, 13)), (stamp(1, 0), stamp(30, 0)), (stamp(25, 5), stamp(25, 5))]
+    for kind in ("messages", "events", None):
+        for start, end in windows:
+            expected = [e for e in everything if (kind is None or e.kind == kind) and e.start < end and e.end > start]
+            fresh = Archive.open(world.archive.root)  # nothing parsed yet: the raw entries are filtered
+            assert fresh.chunk_entries(kind, overlapping=(start, end)) == expected
+            assert fresh.chunk_entries(kind, overlapping=(start, end)) == expected  # parsed from the raw path again
+            fresh.chunk_entries()  # now every entry is parsed (cached): the filter runs over those
+            assert fresh.chunk_entries(kind, overlapping=(start, end)) == expected
+    one_hour = [e for e in everything if e.kind == "messages" and e.start == stamp(18, 10)]
+    assert one_hour and Archive.open(world.archive.root).chunk_entries(
+        "messages", overlapping=(stamp(18, 10), stamp(18, 11))) == one_hour
