@@ -142,19 +142,21 @@ def retire(archive: Archive, custody: Custody, *, version: int, actor: str, now:
     """Remove master-key ``version`` from the custody. Audited.
 
     Raises ArchiveError when it is the current version, not a version, or a
-    key still depends on it.
+    key still depends on it; each refusal is audited as ``keys.retire`` / denied with its reason.
     """
     when = now or datetime.now(timezone.utc)
     with archive.write_lock():
         versions = sorted(custody.versions())
-        if version not in versions:
-            raise ArchiveError(f"master key version {version} is not in the key file (versions: {versions})")
-        if version == max(versions):
-            raise ArchiveError(f"version {version} is the current master key; rotate first")
         users = sorted(name for name, v in wrapped_versions(archive).items() if v == version)
-        if users:
-            raise ArchiveError(f"{len(users)} keys are still wrapped only under version {version} "
-                               f"(e.g. {users[0]}); run 'investigator keys rotate' first")
+        refusal = (f"master key version {version} is not in the custody (versions: {versions})"
+                   if version not in versions else
+                   f"version {version} is the current master key; rotate first" if version == max(versions) else
+                   f"{len(users)} keys are still wrapped only under version {version} (e.g. {users[0]}); "
+                   "run 'investigator keys rotate' first" if users else None)
+        if refusal:
+            archive.audit.append(actor, "keys.retire", archive.archive_id, {"version": version, "reason": refusal},
+                                 outcome="denied", now=when)
+            raise ArchiveError(refusal)
         custody.remove_version(version)
         archive.audit.append(actor, "keys.retire", archive.archive_id, {"version": version}, now=when)
 

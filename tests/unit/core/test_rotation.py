@@ -53,6 +53,14 @@ def test_retire_refuses_while_keys_depend_on_the_version(make_archive):
     with pytest.raises(errors.ArchiveError, match="still wrapped"):
         retire(archive, custody, version=1, actor="wugang")
     assert archive.read_chunk(archive.chunk_entries()[0], unlock_archive(archive, PASSPHRASE)).height > 0
+    # every refusal is in the audit log with its reason (it once left only the 'unlock' entry)
+    for version, reason in ((1, "still wrapped"), (2, "current master key"), (7, "not in the custody")):
+        with pytest.raises(errors.ArchiveError, match=reason):
+            retire(archive, custody, version=version, actor="wugang")
+        last = list(archive.audit.entries())[-1]
+        assert (last.actor, last.action, last.outcome, last.details["version"]) == ("wugang", "keys.retire", "denied",
+                                                                                     version)
+        assert reason in last.details["reason"]
 
 
 def test_status_says_when_rotation_is_due(make_archive):
