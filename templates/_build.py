@@ -45,7 +45,7 @@ identities = c.identities()
 zh = not lang.lower().startswith("en")
 records = "条导出记录（同一消息在每个导出中各计一条）" if zh else "exported records (a message counts once per export)"
 rn.markdown(f"**{'案件' if zh else 'Case'}: `{case or c.grant.case}`** — "
-            f"{messages.height} {records}, {events.height} {'条事件' if zh else 'events'}")
+            f"{messages.height} {records}, {events.height} {'条事件记录' if zh else 'event records'}")
 '''
 
 PROVENANCE = '''\
@@ -157,13 +157,14 @@ involved = distinct.filter(pl.col("conversation_id").is_in(sorted(complaint_conv
 role = (pl.when(pl.col("person_id").is_in(sorted(staff))).then(pl.lit("staff"))
         .when(pl.col("person").is_in(customers)).then(pl.lit("customer")).otherwise(pl.lit("other / courier")))
 involved = involved.with_columns(role.alias("role"))
-system = people_map.resolve(events, sender_id="actor", sender_name="actor", platform=False).with_columns(
-    pl.lit("system").alias("role"))
+# one row per event: a login that auth.log and an events table both hold is one login, corroborated twice
+system = people_map.resolve(analysis.dedupe_events(events), sender_id="actor", sender_name="actor",
+                            platform=False).with_columns(pl.lit("system").alias("role"))
 lanes = pl.concat([
     involved.select("ts", "role", "person", pl.col("msg_type").alias("what"), pl.col("text").alias("summary"),
                     "exports"),
     system.select("ts", "role", "person", pl.col("event_type").alias("what"), pl.col("details").alias("summary"),
-                  pl.lit(1, dtype=pl.UInt32).alias("exports")),
+                  pl.col("sources").list.len().alias("exports")),
 ], how="vertical").sort(["ts", "role", "person", "what"])
 rn.show_table(lanes, redact=redact, tz=tz, lang=lang, title="时间线 / timeline")
 plot = rn.localize(lanes, tz)
@@ -189,7 +190,8 @@ TEMPLATES["internal_investigation"] = {
     "cells": [
         scope(["关键片段以关键词和人员识别 (fragments found by keywords and people)",
                "异常登录以时间窗内 IP 占比判定，基线较短 (unusual = rare IP within the window only)",
-               "时间窗已锁定为授权范围内 (window locked inside the grant)"]),
+               "时间窗已锁定为授权范围内 (window locked inside the grant)",
+               "同一事件在多个导出中出现时只计一次 (an event held by several exports counts once)"]),
         ("md", "## 关键片段 / Key fragments"),
         '''\
 tagged = rn.distinct_messages(messages, rn.case_people(c))  # one row per message, people by name
@@ -205,10 +207,13 @@ rn.show_table(fragments.select("snippet", "ts", "conversation", "person", "is_hi
 ''',
         ("md", "## 异常登录 / Abnormal logins"),
         '''\
-logins = analysis.unusual_logins(events).sort(["ts", "event_id"]) if events.height else events
+# one row per login: auth.log and an events table holding the same login count it once (exports: both)
+distinct_events = analysis.dedupe_events(events).with_columns(pl.col("sources").list.len().alias("exports"))
+logins = analysis.unusual_logins(distinct_events).sort(["ts", "event_id"]) if events.height else events
 if logins.height:
     shown = rn.case_people(c).resolve(logins, sender_id="actor", sender_name="actor", platform=False)
-    rn.show_table(shown.select("ts", "person", "actor", "host", "ip", "outcome", "ip_share", "unusual"),
+    shown = shown.sort(["unusual", "ts", "event_id"], descending=[True, False, False])  # flagged first: tables are cut
+    rn.show_table(shown.select("ts", "person", "actor", "host", "ip", "outcome", "ip_share", "unusual", "exports"),
                   redact=redact, tz=tz, lang=lang, title="登录 / logins")
     aligned = analysis.align_events(own, logins.filter(pl.col("unusual")), same_actor=True, identities=identities,
                                     tz=tz).sort(["event_ts", "event_id"])
@@ -307,13 +312,15 @@ TEMPLATES["timeline_reconstruction"] = {
                   'silence_minutes = 30\n',
     "cells": [
         scope(["时间以归档时区显示 (times in the archive's zone)",
-               "事件来自导入的系统日志 (events as imported from system logs)"]),
+               "事件来自导入的系统日志 (events as imported from system logs)",
+               "同一消息或事件在多个导出中出现时只计一次 (a message or event held by several exports counts once)"]),
         ("md", "## 合并时间线 / Merged timeline"),
         '''\
 tagged = rn.distinct_messages(messages, rn.case_people(c))  # one row per message, people by name
 pool = analysis.by_participants(tagged, people, identities=identities) if people else tagged
-ev = events.filter(pl.col("actor").is_in(sorted(analysis.filters.expand_people(people, identities)))) \\
-    if people else events
+distinct_events = analysis.dedupe_events(events)  # an event several exports hold is one event
+ev = distinct_events.filter(pl.col("actor").is_in(sorted(analysis.filters.expand_people(people, identities)))) \\
+    if people else distinct_events
 people_map = rn.case_people(c)
 # people and conversations by name: lanes are people, not accounts
 named_m = pool.with_columns(pl.col("person").alias("sender_name"), pl.col("conversation").alias("conversation_id"))

@@ -13,7 +13,7 @@ columns of :mod:`investigator.schema` and return frames. Importing this package 
 """
 
 from investigator.analysis.context import context
-from investigator.analysis.dedupe import AUTHORITY, PRECISION, dedupe
+from investigator.analysis.dedupe import AUTHORITY, PRECISION, dedupe, dedupe_events
 from investigator.analysis.filters import (
     by_conversations,
     by_groups,
@@ -71,6 +71,7 @@ __all__ = [
     "context",
     "conversation_label",
     "dedupe",
+    "dedupe_events",
     "detect",
     "display_normalize",
     "filter_by_tag",

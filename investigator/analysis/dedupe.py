@@ -140,3 +140,47 @@ def dedupe(frame: pl.DataFrame, *, identities: Mapping[str, Iterable[str]] | Peo
     ).select("__row", COPIES, SOURCES, RECORD_HASHES)
     return (frame.with_row_index("__row").join(merged, on="__row", how="inner")
             .sort("__row").drop("__row"))
+
+
+#: Event sources by authority, most authoritative first: a system's own log before a table of events.
+EVENT_AUTHORITY: tuple[str, ...] = ("authlog", "syslog", "jsonl", "csv", "sample")
+
+#: The fields two copies of one event agree on, whatever else their exports add (``details`` differ:
+#: auth.log says ``{"program": "sshd"}`` where an events table says ``{"reason": "invalid password"}``).
+EVENT_KEY: tuple[str, ...] = ("ts", "actor", "event_type", "host", "ip", "outcome")
+
+
+def dedupe_events(frame: pl.DataFrame, *, authority: Sequence[str] = EVENT_AUTHORITY) -> pl.DataFrame:
+    """One row per distinct event of ``frame``, with its corroboration, like :func:`dedupe` for messages.
+
+    A login that auth.log and an events table both record is one event seen twice. Two rows are
+    copies when they come from **different exports** (export file: its SHA-256, else source + file
+    name) and agree exactly on :data:`EVENT_KEY` (a missing value matches only a missing value); two
+    rows of one export are never merged (auth.log writes two lines for some failures: both stay).
+    The k-th such row of one export pairs with the k-th of another. The kept row is the copy from
+    the most authoritative source (``authority``), in ``frame``'s order, plus ``copies``,
+    ``sources`` and ``record_hashes`` as :func:`dedupe` adds them. Raises ColumnNotFoundError
+    (polars) when ``ts`` is missing.
+    """
+    if frame.height == 0:
+        return _empty_result(frame)
+    key = [c for c in EVENT_KEY if c in frame.columns]
+    if "ts" not in key:
+        frame.select("ts")  # raises ColumnNotFoundError, as documented
+    ranks = {s: i for i, s in enumerate(authority)}
+    work = _with(frame, ("source", "source_file", "source_sha256", "record_hash")).with_row_index("__row")
+    work = work.with_columns(
+        pl.coalesce(pl.col("source_sha256"), pl.format("{}\x1f{}", pl.col("source").fill_null(""),
+                                                       pl.col("source_file").fill_null(""))).alias("__export"),
+        pl.col("source").replace_strict(list(ranks), list(ranks.values()), default=len(ranks),
+                                        return_dtype=pl.Int64).alias("__rank"))
+    # the occurrence of a row among its own export's rows with the same key: repeats within an export stay apart
+    work = work.with_columns(pl.int_range(pl.len()).over([*key, "__export"], order_by="__row").alias("__occ"))
+    merged = work.sort("__rank", "__row").group_by([*key, "__occ"], maintain_order=True).agg(
+        pl.col("__row").first(),
+        pl.len().alias(COPIES),
+        pl.struct(pl.col("source"), pl.col("source_file")).unique(maintain_order=True).alias(SOURCES),
+        pl.col("record_hash").alias(RECORD_HASHES),
+    ).select("__row", COPIES, SOURCES, RECORD_HASHES)
+    return (frame.with_row_index("__row").join(merged, on="__row", how="inner")
+            .sort("__row").drop("__row"))

@@ -172,6 +172,30 @@ def test_keyword_sweep_says_what_it_searched_terms_without_hits_included(archive
     assert context.split("\t") == ["snippet", "ts", "conversation", "person", "is_hit", "msg_type", "text", "exports"]
 
 
+def test_internal_investigation_lists_each_login_once_with_its_exports(archive_copy, tmp_path):
+    # the demo's auth.log and events.csv both hold every login: the report listed each login twice
+    archive = Archive.open(archive_copy)
+    signer = unlock_person_key(archive, DEMO_OPERATOR, DEMO_ONLY_PASSPHRASE.format(person=DEMO_OPERATOR),
+                               key_dir=archive.root / "demo-keys")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run = run_report("internal_investigation", archive=archive, grant=find_case_grant(archive_copy, REVIEW_CASE),
+                         person=DEMO_OPERATOR, signer=signer, passphrase=DEMO_PASSPHRASE,
+                         session=demo_session(archive_copy), output=tmp_path / "internal.ipynb", html=False)
+    text = _outputs(nbformat.read(str(run.notebook), as_version=4))
+    table = text[text.index("登录 / logins"):].split("\n")
+    head, rows = table[1].split("\t"), [r.split("\t") for r in table[2:62]]
+    assert head[-1] == "exports" and rows
+    logins = [(r[head.index("ts")], r[head.index("actor")]) for r in rows]
+    assert len(logins) == len(set(logins))  # each login once
+    assert {r[-1] for r in rows} == {"2"}  # corroborated by auth.log and events.csv
+    assert "登录 / logins (403 行，仅显示前 60 行)" in text  # 403 logins in the month, not 806 rows
+    # the three planted logins from outside the company network (2026-11-24) come first, flagged, once each
+    assert [r[head.index("ts")] for r in rows[:3]] == ["2026-11-24 08:41:07", "2026-11-24 08:52:19",
+                                                       "2026-11-24 09:07:52"]
+    assert [r[head.index("unusual")] for r in rows[:4]] == ["✓", "✓", "✓", ""]
+
+
 def test_opening_an_unknown_grant_from_a_notebook_is_refused_and_audited(archive_copy):
     archive = Archive.open(archive_copy)
     before = len(list(archive.audit.entries()))

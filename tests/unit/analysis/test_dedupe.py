@@ -177,3 +177,37 @@ def test_resolving_twice_replaces_the_person_columns() -> None:
     twice = people.resolve(once)
     assert twice.columns == once.columns and twice["person"].to_list() == ["王芳"]
     assert dedupe(once, identities=people)["person"].to_list() == ["王芳"]
+
+
+def _event(source: str, file: str, event_type: str, at: datetime, *, actor: str = "liuyang", ip: str | None = "203.0.113.7",
+           details: str = "{}", n: int = 0) -> dict:
+    return {"event_id": f"{source}-{n}", "source": source, "source_file": file, "source_sha256": f"sha-{file}",
+            "ts": at, "actor": actor, "event_type": event_type, "host": "erp-01", "ip": ip, "outcome": "success",
+            "details": details, "record_hash": f"h-{source}-{n}"}
+
+
+def test_an_event_two_exports_hold_is_one_event_corroborated_twice() -> None:
+    # the demo's auth.log and events.csv both record each login: a report listed every login twice
+    frame = conform(pl.DataFrame([
+        _event("sample", "events.csv", "login", T0, details='{"method": "ssh"}', n=0),
+        _event("authlog", "auth.log", "login", T0, details='{"program": "sshd"}', n=1),
+        _event("authlog", "auth.log", "session_open", T0, ip=None, n=2),           # another event type: kept
+        _event("authlog", "auth.log", "login_failed", T0 + timedelta(minutes=1), n=3),
+        _event("authlog", "auth.log", "login_failed", T0 + timedelta(minutes=1), n=4),  # two lines of one export
+        _event("sample", "events.csv", "login_failed", T0 + timedelta(minutes=1), n=5),
+        _event("sample", "events.csv", "login", T0, actor="chenlei", n=6),          # another actor: kept
+    ], schema_overrides={"ts": UTC_US}), "events").with_columns(
+        pl.Series("record_hash", [f"h-{i}" for i in range(7)]))
+    out = analysis.dedupe_events(frame)
+    assert out.height == 5
+    rows = out.to_dicts()
+    login = next(r for r in rows if r["event_type"] == "login" and r["actor"] == "liuyang")
+    assert login["source"] == "authlog" and login["copies"] == 2  # the system's own log is the kept copy
+    assert [s["source"] for s in login["sources"]] == ["authlog", "sample"]
+    assert sorted(login["record_hashes"]) == ["h-0", "h-1"]
+    failed = [r["copies"] for r in rows if r["event_type"] == "login_failed"]
+    assert sorted(failed) == [1, 2]  # one auth.log line pairs with events.csv; its repeat stays its own event
+    kept = out["event_id"].to_list()
+    assert kept == [e for e in frame["event_id"].to_list() if e in kept]  # in the frame's order
+    assert set(out.columns) == set(frame.columns) | {"copies", "sources", "record_hashes"}
+    assert analysis.dedupe_events(frame.head(0)).height == 0
