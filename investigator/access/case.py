@@ -36,7 +36,7 @@ from investigator.access.keyservice import EmbeddedKeyService, KeyService, Ticke
 from investigator.access.process_ticket import DEFAULT_LIFETIME, ID_RE, decode
 from investigator.access.scope import scope_filter
 from investigator.access.scan import (KEY_BATCH, KeySource, LoadStats, ProcessTicketKeys, TicketKeys, detached,
-                                      scan_chunks, searchable)
+                                      iter_groups, scan_chunks, searchable)
 from investigator.authority.directory import DirectoryStore
 from investigator.authority.grants import Grant, find_grant
 from investigator.analysis.search import search as search_frame
@@ -345,10 +345,6 @@ class Case:
             raise ConfigError(f"unknown column {unknown[0]!r}", hint=f"columns are: {', '.join(base)}")
         return list(columns)
 
-    def _batches(self, entries: Sequence[ChunkEntry]) -> Iterator[Sequence[ChunkEntry]]:
-        for first in range(0, len(entries), self.key_batch):
-            yield entries[first:first + self.key_batch]
-
     def _load(self, kind: str, columns: Sequence[str] | None, progress: bool | None = None) -> pl.DataFrame:
         wanted = self._columns(kind, columns)
         entries = self._entries(kind)
@@ -366,16 +362,17 @@ class Case:
         normalized = NORM_COLUMN in wanted or NORM_VERSION_COLUMN in wanted
         keep = [*wanted, "text"] if normalized and "text" not in wanted else list(wanted)
         try:
-            with ThreadPoolExecutor(max_workers=THREADS) as pool:
-                # A key batch at a time, keeping only the wanted columns of each:
-                # memory follows the result, not the granted columns of the window.
-                for batch in self._batches(entries):
-                    frames, stats = scan_chunks(self.archive, batch, keys, parts, row_filter, pool,
-                                                group_size=self.key_batch, normalize=False)
+            with ThreadPoolExecutor(max_workers=THREADS) as pool, ThreadPoolExecutor(max_workers=1) as parser:
+                # A key batch at a time, keeping only the wanted columns of each: memory follows the
+                # result, not the granted columns of the window. A batch is parsed (parser) while the
+                # next one's keys are released and its chunks decrypted (pool).
+                for frame, stats in iter_groups(self.archive, entries, keys, parts, row_filter, pool,
+                                                group_size=self.key_batch, normalize=False, parser=parser):
                     self.stats += stats
-                    pieces += [f.select([c for c in keep if c in f.columns]) for f in frames if f.height]
+                    if frame.height:
+                        pieces.append(frame.select([c for c in keep if c in frame.columns]))
                     if bar is not None:
-                        bar.update(len(batch))
+                        bar.update(stats.chunks_decrypted)
         finally:
             if bar is not None:
                 bar.close()

@@ -6,9 +6,11 @@
     ...     frames, stats = scan_chunks(archive, entries, keys, ("meta", "content"), window, pool)
 
 :func:`scan_chunks` is a function of its arguments: it mutates nothing and
-returns its frames and its :class:`LoadStats`. Both of the loader's paths call
-it (:class:`investigator.access.case.Case`: the eager path once per key batch,
-the lazy path once per group as it streams), and the case adds the stats up.
+returns its frames and its :class:`LoadStats`. Both of the loader's paths use
+it (:class:`investigator.access.case.Case`: the eager path through
+:func:`iter_groups`, its group-by-group form, which parses a group on a thread
+of its own while the next group is decrypted; the lazy path once per group as
+it streams), and the case adds the stats up.
 
 Keys come from a :class:`KeySource` (:class:`TicketKeys` for the person's case,
 :class:`ProcessTicketKeys` for a process holding a process ticket), asked for one group of chunks at a time,
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -127,19 +130,64 @@ def scan_chunks(archive: Archive, entries: Sequence[ChunkEntry], key_source: Key
     for a chunk that does not authenticate or does not match its manifest;
     ConfigError for entries of several kinds or parts without ``meta``.
     """
+    frames: list[pl.DataFrame] = []
+    stats = LoadStats()
+    for frame, group_stats in iter_groups(archive, entries, key_source, parts, row_filter, executor,
+                                          group_size=group_size, normalize=normalize):
+        frames.append(frame)
+        stats += group_stats
+    return frames, stats
+
+
+def iter_groups(archive: Archive, entries: Sequence[ChunkEntry], key_source: KeySource, parts: Sequence[str],
+                row_filter: pl.Expr, executor: Executor, *, group_size: int = KEY_BATCH, normalize: bool = True,
+                parser: ThreadPoolExecutor | None = None) -> Iterator[tuple[pl.DataFrame, LoadStats]]:
+    """:func:`scan_chunks` one group at a time: yields each group's (frame, stats), in order.
+
+    With ``parser`` (a one-thread pool), a group's Parquet parse, manifest checks and filter run
+    there while the next group's keys are released and its chunks read and decrypted on
+    ``executor``, so both cores work (parsing is as costly as reading and decrypting; each
+    releases the GIL for most of its time). Keys are still asked for group by group, in order,
+    and a refusal stops the scan before any later group's keys are asked for; a group whose
+    parse fails its manifest check raises after the next group's keys (inside the same grant)
+    were released. Raises as :func:`scan_chunks`, at the group that failed; nothing of the
+    groups after it is yielded.
+    """
     if group_size < 1:
         raise ConfigError(f"group_size must be at least 1, not {group_size}")
     kinds = {e.kind for e in entries}
     if len(kinds) > 1:
         raise ConfigError(f"scan_chunks reads one kind at a time, not {', '.join(sorted(kinds))}")
-    frames: list[pl.DataFrame] = []
-    stats = LoadStats()
-    for first in range(0, len(entries), group_size):
-        frame, group_stats = _scan_group(archive, entries[first:first + group_size], key_source, parts, row_filter,
-                                         executor, normalize)
-        frames.append(frame)
-        stats += group_stats
-    return frames, stats
+    pending: Future[tuple[pl.DataFrame, LoadStats]] | None = None
+    try:
+        for first in range(0, len(entries), group_size):
+            opened = _decrypt_group(archive, entries[first:first + group_size], key_source, parts, executor)
+            if parser is None:
+                yield _finish_group(opened, row_filter, normalize)
+                continue
+            following = parser.submit(_finish_group, opened, row_filter, normalize)
+            if pending is not None:
+                done, pending = pending, None
+                yield done.result()
+            pending = following
+        if pending is not None:
+            done, pending = pending, None
+            yield done.result()
+    finally:
+        if pending is not None:  # stopped early (an error, or the caller closed the generator): drop the rest
+            pending.cancel()
+
+
+@dataclass(frozen=True)
+class _Opened:
+    """A group after key release and decryption: what :func:`_finish_group` parses."""
+
+    kind: str
+    group: Sequence[ChunkEntry]
+    wanted: list[str]
+    jobs: list[tuple[ChunkEntry, str]]
+    plains: list[bytes]
+    stats: LoadStats
 
 
 def detached(frame: pl.DataFrame) -> pl.DataFrame:
@@ -171,8 +219,8 @@ def searchable(frame: pl.DataFrame) -> pl.DataFrame:
     return frame
 
 
-def _scan_group(archive: Archive, group: Sequence[ChunkEntry], key_source: KeySource, parts: Sequence[str],
-                row_filter: pl.Expr, executor: Executor, normalize: bool = True) -> tuple[pl.DataFrame, LoadStats]:
+def _decrypt_group(archive: Archive, group: Sequence[ChunkEntry], key_source: KeySource, parts: Sequence[str],
+                   executor: Executor) -> _Opened:
     kind = group[0].kind
     wanted = [p for p in kind_parts(kind) if p in parts]
     if "meta" not in wanted:
@@ -188,11 +236,15 @@ def _scan_group(archive: Archive, group: Sequence[ChunkEntry], key_source: KeySo
     opened = list(executor.map(_open_chunk, [archive] * len(group), list(group), part_keys))
     jobs = [(e, p) for e, plain in zip(group, opened) for p in plain]
     plains = [data for plain in opened for data in plain.values()]
-    frame = _assemble(kind, group, wanted, jobs, plains)
     stats = LoadStats(keys_released=len(keys), chunks_decrypted=len(group), rows_read=sum(e.rows for e in group),
                       chunk_ids=frozenset(e.chunk_id for e in group))
-    frame = frame.filter(row_filter)
-    return (searchable(frame) if normalize else frame), stats
+    return _Opened(kind, group, wanted, jobs, plains, stats)
+
+
+def _finish_group(opened: _Opened, row_filter: pl.Expr, normalize: bool) -> tuple[pl.DataFrame, LoadStats]:
+    """Parse a decrypted group, check it against its manifests, keep the granted rows (and normalize them)."""
+    frame = _assemble(opened.kind, opened.group, opened.wanted, opened.jobs, opened.plains).filter(row_filter)
+    return (searchable(frame) if normalize else frame), opened.stats
 
 
 def _open_chunk(archive: Archive, entry: ChunkEntry, part_keys: dict[str, bytes]) -> dict[str, bytes]:

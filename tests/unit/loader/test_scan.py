@@ -1,5 +1,6 @@
 """scan_chunks: one per-group function for both load paths, on any executor, keys one group at a time."""
 
+import dataclasses
 import math
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
@@ -9,7 +10,7 @@ import pytest
 
 from investigator import errors
 from investigator.access.keyservice import EmbeddedKeyService
-from investigator.access.scan import LoadStats, TicketKeys, scan_chunks
+from investigator.access.scan import LoadStats, TicketKeys, iter_groups, scan_chunks
 from investigator.authority.directory import Signer
 from investigator.authority.grants import revoke_grant
 from investigator.schema import format_ts
@@ -136,6 +137,52 @@ def test_entries_of_two_kinds_are_refused(world):
     mixed = entries_on(world, "2026-11-20", hours={"100000"})[:1] + world.archive.chunk_entries("events")[:1]
     with pytest.raises(errors.ConfigError, match="one kind at a time"):
         scan_chunks(world.archive, mixed, MasterKeys(world), MESSAGE_PARTS, pl.lit(True), InProcess())
+
+
+# --- the pipelined scan of the eager load (a group parsed while the next is decrypted) ----------------------
+
+DAY_18 = window(datetime(2026, 11, 18, tzinfo=timezone.utc), datetime(2026, 11, 19, tzinfo=timezone.utc))
+
+
+def test_pipelined_groups_equal_the_sequential_scan(world):
+    entries = entries_on(world, "2026-11-18")
+    sequential_keys, pipelined_keys = MasterKeys(world), MasterKeys(world)
+    frames, stats = scan_chunks(world.archive, entries, sequential_keys, MESSAGE_PARTS, DAY_18, InProcess(),
+                                group_size=3)
+    with ThreadPoolExecutor(2) as pool, ThreadPoolExecutor(1) as parser:
+        pipelined = list(iter_groups(world.archive, entries, pipelined_keys, MESSAGE_PARTS, DAY_18, pool,
+                                     group_size=3, parser=parser))
+    assert len(pipelined) == len(frames) == math.ceil(len(entries) / 3) > 2
+    assert all(a.equals(b) for a, (b, _) in zip(frames, pipelined))
+    assert sum((s for _, s in pipelined), LoadStats()) == stats
+    assert pipelined_keys.asked == sequential_keys.asked  # the same groups' keys, in the same order
+
+
+def test_a_group_failing_its_manifest_check_stops_the_pipelined_scan(world):
+    entries = entries_on(world, "2026-11-18")
+    assert len(entries) >= 12
+    # group 1 (entries 3-5) claims a row more than its chunks hold: its parse fails the manifest check
+    tampered = [dataclasses.replace(e, rows=e.rows + 1) if 3 <= i < 6 else e for i, e in enumerate(entries)]
+    keys, yielded = MasterKeys(world), []
+    with ThreadPoolExecutor(2) as pool, ThreadPoolExecutor(1) as parser:
+        with pytest.raises(errors.IntegrityError, match="manifests list"):
+            for frame, _ in iter_groups(world.archive, tampered, keys, MESSAGE_PARTS, DAY_18, pool, group_size=3,
+                                        parser=parser):
+                yielded.append(frame)
+    assert len(yielded) == 1  # group 0 only: nothing of the failed group or after it
+    # group 2's keys were asked for while group 1 was parsed (inside the grant); none after them
+    assert [len(refs) for refs in keys.asked] == [6, 6, 6]
+
+
+def test_a_pipelined_scan_closed_early_asks_for_no_more_keys(world):
+    entries = entries_on(world, "2026-11-18")
+    keys = MasterKeys(world)
+    with ThreadPoolExecutor(2) as pool, ThreadPoolExecutor(1) as parser:
+        groups = iter_groups(world.archive, entries, keys, MESSAGE_PARTS, DAY_18, pool, group_size=3, parser=parser)
+        next(groups)
+        asked = len(keys.asked)
+        groups.close()
+    assert asked == 2 and len(keys.asked) == 2  # the first group yielded while the second was parsed; then nothing
 
 
 def test_chunk_entries_overlapping_a_window_equal_the_filter_over_all(world):
