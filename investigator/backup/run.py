@@ -270,17 +270,21 @@ def _run(archive: Archive, target: Target, *, keys: Keyring, tier: Tier, actor: 
                 held_keys.append(key)
             entries.append(FileEntry(item.path, digest, item.size, stored_sha, wrapped))
             bar.update(item.size)
-    seq = parent.seq + 1 if parent else 1
     snapshot_id = f"{when.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(4)}"
-    body = {"archive_id": archive.archive_id, "genesis_key": archive.config.signing_public_key, "id": snapshot_id,
-            "seq": seq, "created": format_ts(when), "tier": tier.name, "case": case, "actor": actor,
-            "parent": parent.digest if parent else GENESIS, "retain_until": format_ts(retain_until),
-            "files": [e.to_json() for e in entries],
-            "totals": {"files": len(entries), "bytes": sum(e.size for e in entries)}}
-    snap = Snapshot.build(body, keys.signing)
-    put_checked(target, snapshot_key(seq, snapshot_id), snap.file_bytes, retain_until=retain_until)
-    if held_keys:  # the manifest names the held objects and the keys of sealed files: held with them
-        target.legal_hold(snapshot_key(seq, snapshot_id), True)
+    with archive.write_lock():
+        # chained to the target's newest manifest as of now, not as of the start: two runs of this archive to one
+        # target once both wrote seq 1 (a chain every later 'backup verify' fails); the lock orders their manifests
+        parent = _latest(target, archive)
+        seq = parent.seq + 1 if parent else 1
+        body = {"archive_id": archive.archive_id, "genesis_key": archive.config.signing_public_key, "id": snapshot_id,
+                "seq": seq, "created": format_ts(when), "tier": tier.name, "case": case, "actor": actor,
+                "parent": parent.digest if parent else GENESIS, "retain_until": format_ts(retain_until),
+                "files": [e.to_json() for e in entries],
+                "totals": {"files": len(entries), "bytes": sum(e.size for e in entries)}}
+        snap = Snapshot.build(body, keys.signing)
+        put_checked(target, snapshot_key(seq, snapshot_id), snap.file_bytes, retain_until=retain_until)
+        if held_keys:  # the manifest names the held objects and the keys of sealed files: held with them
+            target.legal_hold(snapshot_key(seq, snapshot_id), True)
     return RunResult(snap, uploaded=uploaded, uploaded_bytes=uploaded_bytes, reused=reused, retried=retried,
                      held=len(held_keys))
 

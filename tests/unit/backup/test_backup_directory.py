@@ -15,7 +15,7 @@ from backup_support import (MARKER, NOW, FaultyTarget, Opener, backup_template_f
 from support import PASSPHRASE
 from investigator.backup import (BackupTiers, DirectoryTarget, backup_run, check_target, is_custody_material,
                                  restore_snapshot)
-from investigator.backup.run import archive_files
+from investigator.backup.run import archive_files, load_snapshots
 from investigator.backup.target import TargetError
 from investigator.custody.file import unlock_archive
 from investigator.errors import ArchiveError, ConfigError, IntegrityError
@@ -78,6 +78,26 @@ def test_a_failed_run_is_audited_with_its_reason(template, tmp_path):
     last = list(archive.audit.entries())[-1]
     assert (last.action, last.outcome, last.details["error"]) == ("backup.run", "error", "TargetError")
     assert "cannot create the folder" in last.details["reason"]
+
+
+def test_two_runs_to_one_target_at_once_keep_one_chain(template, tmp_path):
+    # a second 'backup run' started while the first uploaded: both chained to "no snapshot yet" and wrote seq 1,
+    # and every later 'backup verify' of the target failed ("seq 1, expected 2", "chain broken")
+    archive = copy_template(template, tmp_path / "a")
+    target, weekly = DirectoryTarget(tmp_path / "t"), BackupTiers.default()["weekly"]
+    keys = unlock_archive(archive, PASSPHRASE)
+    started: list[str] = []
+
+    def the_other_run_meanwhile(key: str) -> None:
+        if not started:
+            started.append(key)
+            backup_run(archive, target, keys=keys, tier=weekly, actor="second", now=NOW)
+
+    first = backup_run(archive, target, keys=keys, tier=weekly, actor="first", now=NOW, on_object=the_other_run_meanwhile)
+    snapshots, bad = load_snapshots(target)
+    assert [(s.seq, s.body["actor"]) for s in snapshots] == [(1, "second"), (2, "first")] and not bad
+    assert first.snapshot.body["parent"] == snapshots[0].digest
+    assert check_target(target, read_data=1.0).ok
 
 
 def test_a_changed_dropped_or_foreign_snapshot_manifest_fails_the_check(template, tmp_path):
