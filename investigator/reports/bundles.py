@@ -513,7 +513,10 @@ def _check_bundle(files: dict[str, bytes], manifest: dict[str, Any], signature: 
             continue
         signed = roots.get(int(row.get("batch_seq", -1)))
         if signed is None:
-            problems.append(f"{number}: its ingest manifest (batch {row.get('batch_seq')}) is not in the bundle")
+            member = f"manifests/{int(row.get('batch_seq', -1)):08d}.json"
+            # present but not verified (reported above) is not the same finding as absent
+            problems.append(f"{number}: its ingest manifest (batch {row.get('batch_seq')}) "
+                            + (f"did not verify ({member}, above)" if member in files else "is not in the bundle"))
             bad += 1
             continue
         root, size = signed

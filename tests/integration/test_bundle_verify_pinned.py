@@ -82,6 +82,12 @@ def test_a_wrong_pin_fails_with_the_reason(bundle) -> None:
     other = hashlib.sha256(_crypto.SigningKey.generate().public.raw).hexdigest()
     out = _cli(bundle, "--fingerprint", other)
     assert out.exit_code == 4 and "not the pinned key" in out.output and other[:16] in out.output
+    # the bundle's manifests are there, only not under the pinned key: not reported as missing
+    assert "is not in the bundle" not in out.output
+    assert "-000001: its ingest manifest (batch " in out.output and ".json, above)" in out.output
+    with zipfile.ZipFile(bundle) as zf:
+        batches = [n for n in zf.namelist() if n.startswith("manifests/")]
+    assert "signed by an untrusted key" in out.output and all(n in out.output for n in batches)
 
 
 def _forge(files: dict[str, bytes]) -> dict[str, bytes]:
