@@ -5,7 +5,8 @@
     >>> with exclusive_lock(Path("locks/write.lock")):   # doctest: +SKIP
     ...     ...
 
-Readers then see the old file or the new one, never a half-written one.
+Readers then see the old file or the new one, never a half-written one. Folders they create are made
+with :func:`make_dirs`, which fsyncs each new folder's entry in its parent.
 """
 
 from __future__ import annotations
@@ -25,6 +26,29 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def make_dirs(path: Path) -> None:
+    """Create folder ``path`` and its missing ancestors durably: each new folder's entry is fsynced in its parent.
+
+    ``mkdir(parents=True)`` alone leaves a new folder's name to the file system's journal: after a
+    crash, a file fsynced inside it (and its folder fsynced) can still be lost with the folder.
+    Raises what ``mkdir`` raises (FileExistsError when a non-folder has the name, PermissionError ...).
+    """
+    path = Path(path)
+    missing: list[Path] = []
+    while not path.is_dir():
+        missing.append(path)
+        if path.parent == path:
+            break
+        path = path.parent
+    for folder in reversed(missing):
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            if not folder.is_dir():
+                raise
+        fsync_dir(folder.parent)  # also when a racing writer made it: its entry must be durable before ours
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -48,7 +72,7 @@ def write_synced(path: Path, data: bytes, *, mode: int = 0o644) -> None:
 def atomic_write(path: Path, data: bytes, *, mode: int = 0o644) -> None:
     """Replace ``path`` with ``data`` atomically (tmp + fsync + rename + dir fsync)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(path.parent)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
         write_synced(tmp, data, mode=mode)
@@ -68,7 +92,7 @@ def write_new(path: Path, data: bytes, *, mode: int = 0o644) -> bool:
     crash leaves the whole file or none (at most a scratch file).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(path.parent)
     scratch = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
         write_synced(scratch, data, mode=mode)
@@ -89,7 +113,7 @@ def append_line(path: Path, line: bytes) -> None:
     onto it (readers skip the torn one; the glued pair would be lost together). Creates the file when missing.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(path.parent)
     created = not path.exists()
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
     try:
@@ -106,7 +130,7 @@ def append_line(path: Path, line: bytes) -> None:
 @contextmanager
 def exclusive_lock(path: Path) -> Iterator[None]:
     """Hold an exclusive flock on ``path`` (created, with its folder, when missing) for the block."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(path.parent)
     with open(path, "a+") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:

@@ -30,7 +30,7 @@ from typing import Any
 
 from investigator import _crypto
 from investigator.errors import ConfigError, IntegrityError
-from investigator._fs import atomic_write
+from investigator._fs import atomic_write, make_dirs
 from investigator.schema import canonical_json, format_ts
 from investigator.errors import ImportFormatError
 from investigator.errors import PolicyDenied
@@ -358,7 +358,7 @@ class DirectoryStore:
         data = canonical_json(body)
         doc = {"body": body, "signature": {"signer": signer.id, "key_id": signer.key.public.key_id,
                                            "signature": signer.key.sign(data)}}
-        self.folder.mkdir(parents=True, exist_ok=True)
+        make_dirs(self.folder)
         path = self.archive.layout.directory_version(current.version + 1)
         if path.exists():
             raise IntegrityError("directory changed meanwhile; retry", path=self.archive.layout.relative(path))

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from investigator._fs import fsync_dir, write_synced
+from investigator._fs import fsync_dir, make_dirs, write_synced
 from investigator.authority.directory import ADMIN_ROLE, Directory, DirectoryStore
 from investigator.errors import ConfigError, IntegrityError, PolicyDenied
 from investigator.schema import canonical_json, format_ts
@@ -273,7 +273,7 @@ def _new_id(prefix: str, now: datetime) -> str:
 
 def _write(archive: Archive, record_id: str, record: dict[str, Any]) -> None:
     path = archive.layout.account_lock(record_id)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(path.parent)
     write_synced(path, (json.dumps(record, ensure_ascii=False, indent=1, sort_keys=True) + "\n").encode())
     fsync_dir(path.parent)
 

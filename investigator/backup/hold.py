@@ -28,7 +28,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from investigator import _crypto
-from investigator._fs import atomic_write
+from investigator._fs import atomic_write, make_dirs
 from investigator.authority.directory import Directory, DirectoryStore
 from investigator.authority.identity import verify_totp
 from investigator.custody.base import Custody
@@ -153,7 +153,7 @@ def add_hold(archive: Archive, *, signer: tuple[str, Any], case: str, start: dat
         raise PolicyDenied(f"a legal hold is added by a person with the legal or admin role ({exc})",
                            rule="legalhold.add") from exc
     path = archive.layout.hold(hold_id)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(path.parent)
     with archive.write_lock():  # a shredding checks holds under the same lock: it sees this hold or precedes it
         atomic_write(path, (json.dumps(record, ensure_ascii=False, indent=1, sort_keys=True) + "\n").encode())
     archive.audit.append(person, "legalhold.add", hold_id,

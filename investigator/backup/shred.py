@@ -27,7 +27,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from investigator import _crypto
-from investigator._fs import atomic_write
+from investigator._fs import atomic_write, make_dirs
 from investigator.backup.hold import active_holds
 from investigator.custody.base import Custody, PeriodCustody
 from investigator.errors import ArchiveError, ConfigError, PolicyDenied
@@ -179,7 +179,7 @@ def shred_period(archive: Archive, custody: Custody, period: str, *, actor: str,
                              {"approver": approver, **body["totals"]}, now=when)
         record = DestructionRecord.build(body, custody.signing)
         path = archive.layout.destruction_record(period)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_dirs(path.parent)
         atomic_write(path, (json.dumps(record.to_json(), ensure_ascii=False, indent=1, sort_keys=True)
                             + "\n").encode())
         step("recorded")

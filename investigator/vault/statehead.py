@@ -45,7 +45,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from investigator import _crypto
-from investigator._fs import exclusive_lock
+from investigator._fs import exclusive_lock, make_dirs
 from investigator.errors import AuditError, IntegrityError
 from investigator.schema import canonical_json, format_ts
 from investigator.vault.format import ArchiveSigner
@@ -595,7 +595,7 @@ def write_state_head(archive: Archive, signer: ArchiveSigner, *, now: datetime |
                 "changes": {p: s.to_json() for p, s in sorted(changes.items())}}
         head = StateHead(body, signer.public.key_id, signer.sign(canonical_json(body)),
                          (newest.line + 1) if newest else 1)
-        layout.state_dir.mkdir(parents=True, exist_ok=True)
+        make_dirs(layout.state_dir)
         try:
             _append(heads_path, head.to_line())
         except OSError as exc:

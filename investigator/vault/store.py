@@ -49,7 +49,7 @@ from investigator import _crypto
 from investigator.vault.audit import AuditLog
 from investigator.vault.config import ArchiveConfig, check_timezone, parse_custody_table, validate_chunk_seconds
 from investigator.errors import ArchiveError, ConfigError, IntegrityError
-from investigator._fs import atomic_write, write_synced
+from investigator._fs import atomic_write, make_dirs, write_synced
 from investigator.vault.format import (CHUNK_MAGIC, FORMAT_V2, FORMAT_VERSION, INDEX_KEY_KIND,
                                        INDEX_MAGIC, INDEX_SEGMENT, READABLE_FORMATS, Keyring, batch_dir_name,
                                        chunk_aad, chunk_key, index_aad, unpack_chunk_file)
@@ -159,7 +159,7 @@ class Archive:
         when = now or datetime.now(timezone.utc)
         archive_id = str(uuid.uuid4())
         for folder in layout.created_dirs:
-            folder.mkdir(parents=True, exist_ok=True)
+            make_dirs(folder)
         keys = new_keyring(archive_id, layout.key_file)
         index_key = _crypto.new_key()
         atomic_write(layout.index_key,
@@ -551,6 +551,6 @@ def utc_day_bounds(day: str) -> tuple[datetime, datetime]:
 
 def write_file(path: Path, data: bytes) -> None:
     """Create a new file inside a staging tree (parents made, fsynced)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(path.parent)
     write_synced(path, data)
 

@@ -30,7 +30,7 @@ from investigator.errors import ConfigError, IntegrityError
 from investigator.vault.layout import TAGS_NAME
 from investigator.vault.layout import case_folder as case_folder  # re-exported; the rule lives in the layout
 from investigator.vault.statehead import check_files
-from investigator._fs import exclusive_lock
+from investigator._fs import exclusive_lock, make_dirs
 
 TAGS_FILE = TAGS_NAME  # names: investigator/vault/layout.py
 
@@ -62,7 +62,7 @@ class TagStore:
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        make_dirs(self.path.parent)
         with exclusive_lock(self._lock_path):
             yield
 

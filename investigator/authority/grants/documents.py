@@ -19,7 +19,7 @@ from investigator import _crypto
 from investigator.authority.consent import check_consent
 from investigator.authority.directory import Directory, DirectoryStore, Person
 from investigator.errors import ConfigError, GrantExpired, GrantInvalid, IntegrityError
-from investigator._fs import atomic_write
+from investigator._fs import atomic_write, make_dirs
 from investigator.authority.policy import Policy, PolicyStore, Request, parse_utc
 from investigator.schema import canonical_json, format_ts
 from investigator.vault.statehead import check_files
@@ -43,7 +43,7 @@ def _json_bytes(obj: Any) -> bytes:
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(path.parent)
     atomic_write(path, _json_bytes(obj))
 
 
