@@ -32,7 +32,8 @@ __all__ = ["BackupTiers", "DirectoryTarget", "FileEntry", "RestoreResult", "RunR
 
 
 def open_target(spec: str, s3: S3Config | None = None) -> Target:
-    """A target from its spec: ``s3://bucket/prefix`` (with ``s3``: endpoint and credentials) or a folder path."""
+    """A target from its spec: ``s3://bucket/prefix`` (with ``s3``: endpoint and credentials) or a folder path,
+    made absolute (the audit log and snapshot lists name it; a relative path says nothing where it is read)."""
     if spec.startswith("s3://"):
         return S3Target.from_url(spec, s3 or S3Config())
-    return DirectoryTarget(Path(spec).expanduser())
+    return DirectoryTarget(Path(spec).expanduser().absolute())

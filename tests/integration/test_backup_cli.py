@@ -110,6 +110,17 @@ def test_restore_puts_the_master_key_in_place_without_sealed_files(make_archive,
     assert verified.exit_code == 0, verified.output
 
 
+def test_a_relative_target_is_audited_as_an_absolute_path(template, tmp_path, monkeypatch):
+    # 'backup run --to cold' and 'backup restore cold ...' once wrote 'cold' into the audit log: where, for an auditor?
+    archive = copy_template(template, tmp_path / "archive")
+    monkeypatch.chdir(tmp_path)
+    assert cli("backup", "run", archive.root, "--to", "cold", "--tier", "weekly").exit_code == 0
+    assert cli("backup", "restore", "cold", "restored", "--master-key", archive.layout.key_file).exit_code == 0
+    ran = [e for e in archive.audit.entries() if e.action in ("backup.start", "backup.run")]
+    restored = [e for e in Archive.open(tmp_path / "restored").audit.entries() if e.action == "backup.restore"]
+    assert {e.target for e in ran + restored} == {str(tmp_path / "cold")}
+
+
 def test_the_emergency_tier_writes_a_signed_audited_sealing_record(template, tmp_path):
     archive = copy_template(template, tmp_path / "archive")
     usb = tmp_path / "media" / "usb-017"
