@@ -59,6 +59,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from investigator import _crypto
+from investigator._fs import fsync_dir, make_dirs
 from investigator.errors import AuditError, ConfigError
 from investigator.schema import format_ts
 from investigator.vault import merkle
@@ -178,7 +179,7 @@ class DirectoryStore:
     def put_new(self, name: str, data: bytes) -> bool:
         final = self.folder / name
         try:
-            final.parent.mkdir(parents=True, exist_ok=True)
+            make_dirs(final.parent)  # each new subfolder's entry fsynced: the entry must survive a crash
             if final.exists():
                 return False
             scratch = final.parent / f".partial-{secrets.token_hex(8)}"
@@ -198,7 +199,7 @@ class DirectoryStore:
                 return False
             finally:
                 scratch.unlink(missing_ok=True)
-            _fsync_dir(final.parent)
+            fsync_dir(final.parent)
             return True
         except OSError as exc:
             raise WitnessError(f"witness {self.folder}: cannot write {name} ({exc.strerror})") from exc
@@ -225,14 +226,6 @@ def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 # --- the witness ---------------------------------------------------------------------------------
