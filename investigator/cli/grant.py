@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from investigator.cli.options import (admin_signer, archive_argument, archive_pin, echo_json, json_option,
-                                      key_dir_option, pin_options, utc_now)
+                                      key_dir_option, pin_options, reason_option, utc_now)
 from investigator.vault.store import Archive
 
 
@@ -81,7 +81,7 @@ def show_grant_cmd(archive: Path, grant_ref: str, as_json: bool) -> None:
 @grant.command("revoke")
 @archive_argument
 @click.argument("grant_ref", metavar="GRANT")
-@click.option("--reason", required=True)
+@reason_option("Why (kept in the signed revocation and the audit log).")
 @click.option("--as", "as_id", default=None, metavar="ADMIN", help="The admin who revokes (personal key).")
 @key_dir_option
 def revoke_cmd(archive: Path, grant_ref: str, reason: str, as_id: str | None, key_dir: Path | None) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from investigator.cli.options import (archive_argument, as_person, echo_json, json_option, key_dir_option,
-                                      parse_time, person_key, unlock, utc_now)
+                                      parse_time, person_key, reason_option, unlock, utc_now)
 from investigator.vault.store import Archive
 
 
@@ -36,7 +36,7 @@ def legalhold() -> None:
 @click.option("--end", required=True, help="End of the held window (exclusive).")
 @click.option("--conversation", "conversations", multiple=True, metavar="ID", help="A conversation the hold is about.")
 @click.option("--person", "persons", multiple=True, metavar="ID", help="A person the hold is about.")
-@click.option("--reason", required=True, help="Why (kept in the signed record).")
+@reason_option("Why (kept in the signed record).")
 @as_person
 @key_dir_option
 @json_option
@@ -68,7 +68,7 @@ def add(archive: Path, case: str, start: str, end: str, conversations: tuple[str
 @click.argument("hold_id", metavar="HOLD_ID")
 @as_person
 @click.option("--totp", required=True, help="Your current TOTP code (动态验证码).")
-@click.option("--reason", required=True, help="Why the hold ends (kept in the signed release).")
+@reason_option("Why the hold ends (kept in the signed release).")
 @key_dir_option
 def release(archive: Path, hold_id: str, as_id: str, totp: str, reason: str, key_dir: Path | None) -> None:
     """Release a legal hold: a person with the legal role, with a TOTP code, signs the release.

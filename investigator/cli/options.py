@@ -56,6 +56,17 @@ as_person = click.option("--as", "as_id", required=True, metavar="ID",
                               "or a prompt).")
 
 
+def _reason_given(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    if not value.strip():  # 'required' lets --reason "" through: a signed revocation or hold saying nothing
+        raise click.BadParameter("give the reason: it is kept in the signed record and the audit log")
+    return value
+
+
+def reason_option(help_text: str) -> Callable[[F], F]:
+    """A required, non-blank ``--reason`` (checked before any key or passphrase is read)."""
+    return click.option("--reason", required=True, callback=_reason_given, help=help_text)
+
+
 
 
 def pin_options(func: F) -> F:

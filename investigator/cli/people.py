@@ -11,7 +11,7 @@ import click
 from investigator.authority.directory import DirectoryStore, Person, add_people, link_identity, read_people_csv, set_status
 from investigator.cli.options import (admin_option, admin_signer, archive_argument, cafile_option, desk, echo_json,
                                       json_option, key_dir_option, key_server, keyserver_option, person_key,
-                                      personal_passphrase, split_multi, unlock, utc_now)
+                                      personal_passphrase, reason_option, split_multi, unlock, utc_now)
 from investigator.errors import ConfigError
 from investigator.settings import KEY_PASSPHRASE_ENV
 from investigator.vault.store import Archive
@@ -218,7 +218,7 @@ def _qr_text(uri: str) -> str:
 @archive_argument
 @click.argument("person_id")
 @click.option("--key-id", default=None, help="Revoke this key only (default: every live key).")
-@click.option("--reason", required=True, help="Why (kept in the directory change and the audit log).")
+@reason_option("Why (kept in the directory change and the audit log).")
 @admin_option
 @key_dir_option
 def revoke_key_cmd(archive: Path, person_id: str, key_id: str | None, reason: str, as_id: str | None,

@@ -9,7 +9,7 @@ import click
 
 from investigator.cli.options import (archive_argument, as_person, cafile_option, desk, echo_json, json_option,
                                       key_dir_option, key_server, keyserver_option, parse_time, person_key,
-                                      split_multi, utc_now)
+                                      reason_option, split_multi, utc_now)
 from investigator.cli.case import shown_time, shown_times, utc_option
 from investigator.vault.store import Archive
 
@@ -122,7 +122,7 @@ def approve_cmd(archive: Path, request_id: str, as_id: str, totp: str, note: str
 @click.argument("request_id")
 @as_person
 @click.option("--totp", required=True, help="The approver's current TOTP code.")
-@click.option("--reason", required=True, help="Why the request is rejected.")
+@reason_option("Why the request is rejected.")
 @key_dir_option
 @keyserver_option
 @cafile_option

@@ -134,3 +134,21 @@ def test_policy_show_prints_what_the_auditor_reads_off_it(cli, tmp_path: Path):
     shown = cli("policy", "show", archive)
     assert "audit witnesses / 见证: /mnt/witness-disk/investigator" in shown
     assert "originals_days=180" in shown and "dual control / 双重验证: " in shown
+
+
+@pytest.mark.parametrize("args", [
+    ("grant", "revoke", "{a}", "G-1a2b3c4d5e6f7a8b", "--as", "wugang"),
+    ("legalhold", "add", "{a}", "--case", "C-1", "--start", "2026-11-01", "--end", "2026-11-02", "--as", "lixia"),
+    ("legalhold", "release", "{a}", "HOLD-20261128-1a2b3c4d", "--as", "lixia", "--totp", "123456"),
+    ("people", "revoke-key", "{a}", "zhangwei", "--as", "wugang"),
+    ("request", "reject", "{a}", "REQ-20261128-1a2b3c4d", "--as", "zhouzong", "--totp", "123456"),
+])
+def test_a_blank_reason_is_refused_before_anything_is_read(cli, tmp_path: Path, args):
+    # '--reason' was [required] but '--reason " "' went through: a revocation, hold or key revocation signed and
+    # audited with no reason at all
+    archive = tmp_path / "archive"
+    cli("init", archive, "--kdf-cost", "14")
+    before = (archive / "audit" / "log.jsonl").read_bytes()
+    out = cli(*[a.format(a=archive) for a in args], "--reason", "  ", code=2)
+    assert "give the reason" in out and "Traceback" not in out
+    assert (archive / "audit" / "log.jsonl").read_bytes() == before
