@@ -192,9 +192,10 @@ def backup_run(archive: Archive, target: Target, *, keys: Keyring, tier: Tier, a
         result = _run(archive, target, keys=keys, tier=tier, actor=actor, case=case, when=when,
                       retain_until=retain_until, progress=progress, check_existing=check_existing,
                       on_object=on_object)
-    except InvestigatorError as exc:
+    except (InvestigatorError, KeyboardInterrupt) as exc:  # Ctrl-C too: a backup.start is never left without its end
+        reason = str(exc) if isinstance(exc, InvestigatorError) else "interrupted: run it again to resume"
         archive.audit.append(actor, "backup.run", target.url,
-                             {**details, "error": type(exc).__name__, "reason": str(exc)}, outcome="error", now=when)
+                             {**details, "error": type(exc).__name__, "reason": reason}, outcome="error", now=when)
         raise
     snap = result.snapshot
     archive.audit.append(actor, "backup.run", target.url,

@@ -79,6 +79,16 @@ def test_a_failed_run_is_audited_with_its_reason(template, tmp_path):
     assert (last.action, last.outcome, last.details["error"]) == ("backup.run", "error", "TargetError")
     assert "cannot create the folder" in last.details["reason"]
 
+    def ctrl_c(key: str) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):  # Ctrl-C once left backup.start without any backup.run after it
+        backup_run(archive, DirectoryTarget(tmp_path / "t"), keys=unlock_archive(archive, PASSPHRASE),
+                   tier=BackupTiers.default()["weekly"], actor="admin", now=NOW, on_object=ctrl_c)
+    last = list(archive.audit.entries())[-1]
+    assert (last.action, last.outcome, last.details["error"]) == ("backup.run", "error", "KeyboardInterrupt")
+    assert "interrupted" in last.details["reason"]
+
 
 def test_two_runs_to_one_target_at_once_keep_one_chain(template, tmp_path):
     # a second 'backup run' started while the first uploaded: both chained to "no snapshot yet" and wrote seq 1,
