@@ -53,6 +53,7 @@ from investigator.access.lockdown import Lockdown
 from investigator.access.keyserver import RemoteKeyService
 from investigator.access.keyservice import EmbeddedKeyService, KeyService, Ticket
 from investigator.access.case import open_case
+from investigator.analysis.dedupe import RECORD_HASHES, dedupe
 from investigator.authority.policy import load_org, record_decision
 from investigator.reports.audit_view import grant_entries
 from investigator.reports.breaker import assess_messages
@@ -67,7 +68,7 @@ SIGNED_FILES = ("manifest.json", "signature.json", "release.json")
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 SUMMARY_COLUMNS = ("evidence_no", "message_id", "source", "conversation_id", "conversation_name", "ts_utc",
                    "ts_local", "sender_id", "sender_name", "msg_type", "attachment_name", "attachment_sha256",
-                   "record_hash", "batch_seq", "leaf_index")
+                   "record_hash", "batch_seq", "leaf_index", "copy_of")
 
 
 # --- proofs: computed by the key service (investigator.vault.proofs), hashes only -------------------------------
@@ -184,7 +185,8 @@ def export_bundle(archive: "Archive", *, grant: str, person: str, signer: _crypt
                    for r in rows if r.get("attachment_name") or r.get("attachment_sha256")]
     files["attachments.jsonl"] = "".join(json.dumps(a, ensure_ascii=False, sort_keys=True) + "\n"
                                          for a in attachments).encode()
-    files["summary.csv"] = _summary_csv(rows, archive.config.timezone)
+    files["summary.csv"] = _summary_csv(rows, archive.config.timezone,
+                                        _copies(messages, case.identities()))
     for seq in sorted(by_batch):
         files[f"manifests/{seq:08d}.json"] = manifests[seq].file_bytes
     files["grant.json"] = (json.dumps(loaded.to_json(), ensure_ascii=False, sort_keys=True, indent=2) + "\n").encode()
@@ -246,7 +248,22 @@ def export_bundle(archive: "Archive", *, grant: str, person: str, signer: _crypt
     return BundleResult(bundle_id, out, len(rows), False, [])
 
 
-def _summary_csv(rows: list[dict[str, Any]], tz: str) -> bytes:
+def _copies(messages: pl.DataFrame, identities: Any) -> dict[str, str]:
+    """Evidence number of each exported copy -> that of its message's canonical copy (analysis.dedupe).
+
+    The same message exported by WeCom, WeChat and Slack is three items, each provable on its own; the
+    load file says which items are one message, so a reader does not count it three times.
+    """
+    numbers = dict(zip(messages["record_hash"].to_list(), messages["evidence_no"].to_list()))
+    copies: dict[str, str] = {}
+    for canonical, hashes in dedupe(messages, identities=identities).select("evidence_no", RECORD_HASHES).iter_rows():
+        for other in hashes[1:]:
+            if other in numbers:
+                copies[numbers[other]] = canonical
+    return copies
+
+
+def _summary_csv(rows: list[dict[str, Any]], tz: str, copies: dict[str, str] | None = None) -> bytes:
     from zoneinfo import ZoneInfo
 
     zone = ZoneInfo(tz)
@@ -256,7 +273,8 @@ def _summary_csv(rows: list[dict[str, Any]], tz: str) -> bytes:
     for r in rows:
         ts = datetime.strptime(r["ts"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
         # the offset names the zone's hour: a load file read on its own must not leave local time ambiguous
-        values = {**r, "ts_utc": r["ts"], "ts_local": ts.astimezone(zone).isoformat(sep=" ", timespec="seconds")}
+        values = {**r, "ts_utc": r["ts"], "ts_local": ts.astimezone(zone).isoformat(sep=" ", timespec="seconds"),
+                  "copy_of": (copies or {}).get(r["evidence_no"], "")}
         writer.writerow(["" if values.get(c) is None else values.get(c) for c in SUMMARY_COLUMNS])
     return ("\ufeff" + buffer.getvalue()).encode("utf-8")  # BOM: spreadsheet tools read UTF-8 Chinese correctly
 

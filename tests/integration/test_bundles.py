@@ -71,6 +71,13 @@ def test_bundle_verifies_offline_with_the_archive_key_only(bundle, bundle_archiv
     assert first["ts_local"].endswith("+08:00") and len(first["ts_local"]) == len("2026-11-18 14:35:00+08:00")
     utc = datetime.strptime(first["ts_utc"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
     assert local == utc.replace(microsecond=0)
+    # copies of one message from several exports are linked to its canonical item: 116 items, 38 messages
+    table = list(csv.DictReader(summary))
+    canonical = {r["evidence_no"] for r in table if not r["copy_of"]}
+    assert len(table) == 116 and len(canonical) == 38
+    assert {r["copy_of"] for r in table if r["copy_of"]} <= canonical
+    complaint = [r for r in table if r["ts_local"] == "2026-11-18 14:35:00+08:00"]
+    assert len(complaint) == 8 and len({r["copy_of"] or r["evidence_no"] for r in complaint}) == 1
     assert not verify_bundle(bundle, pubkeys=[key(bundle_archive, "sunli").public]).ok  # wrong anchor
 
 
