@@ -300,7 +300,12 @@ def scope_statement(case: Any, start: datetime, end: datetime, *, redact: bool, 
                     limits: Iterable[str] = ()) -> str:
     """The report's scope and limits, as Markdown (grant, window, scope, fields, redaction)."""
     zh = not lang.lower().startswith("en")
-    scope = {k: v for k, v in case.scope.items() if v} or ("整个时间窗" if zh else "the whole window")
+    names = {"conversations": ("会话", "conversations"), "participants": ("参与人", "participants"),
+             "groups": ("群组", "groups")}
+    # the grant's scope in words: "the whole window" read as the report's window, which a report may narrow
+    scope = "; ".join(f"{names.get(k, (k, k))[0 if zh else 1]} {', '.join(map(str, v))}"
+                      for k, v in case.scope.items() if v) or (
+        "不限会话、参与人或群组" if zh else "no restriction by conversation, participant or group")
     lines = [
         ("## 范围与限制" if zh else "## Scope and limits"),
         "",

@@ -58,3 +58,15 @@ def test_reviewer_summary_names_case_grant_window_findings_search_and_exclusions
         assert part in text
     assert "## Reviewer's summary" in rn.reviewer_summary(case, T0, T0, findings=[], searched=[], excluded=[],
                                                          lang="en")
+
+
+def test_scope_statement_says_the_grant_scope_in_words_not_as_a_window() -> None:
+    # "范围: 整个时间窗" beside a report window narrower than the grant's read as the report covering everything
+    case = SimpleNamespace(timezone="Asia/Shanghai", person="sunli", start=T0, end=T0.replace(hour=10),
+                           fields=("metadata", "content"), scope={"conversations": [], "participants": [], "groups": []},
+                           grant=SimpleNamespace(case="C-1", id="G-1", purpose="internal_audit"))
+    text = rn.scope_statement(case, T0, T0.replace(hour=9), redact=True, lang="zh")
+    assert "- 范围: 不限会话、参与人或群组; 字段: metadata, content" in text and "整个时间窗" not in text
+    case.scope = {"conversations": ["wrvYxrVMQQ"], "participants": [], "groups": ["客服一组", "项目A群"]}
+    text = rn.scope_statement(case, T0, T0.replace(hour=9), redact=True, lang="en")
+    assert "- Scope: conversations wrvYxrVMQQ; groups 客服一组, 项目A群; fields: metadata, content" in text
