@@ -195,6 +195,12 @@ LABELS: dict[str, tuple[str, str]] = {
     "sources": ("来源导出", "exports"), "delay_minutes": ("处理时长（分钟）", "delay (minutes)"),
     "keyword": ("关键词", "keyword"), "hits": ("命中", "hits"), "day": ("日期", "day"), "minutes": ("分钟", "minutes"),
     "is_hit": ("命中", "hit"), "snippet": ("片段", "fragment"), "msg_type": ("类型", "type"),
+    "complaints": ("投诉数", "complaints"), "answered": ("已回复", "answered"), "unanswered": ("未回复", "unanswered"),
+    "median_delay_minutes": ("处理时长中位数（分钟）", "median delay (minutes)"),
+    "max_delay_minutes": ("最长处理时长（分钟）", "longest delay (minutes)"),
+    "host": ("主机", "host"), "ip": ("IP", "IP"), "outcome": ("结果", "outcome"),
+    "ip_share": ("该 IP 占其登录比例", "share of their logins from this IP"), "unusual": ("异常", "unusual"),
+    "delta_minutes": ("相隔（分钟）", "apart (minutes)"),
 }
 
 

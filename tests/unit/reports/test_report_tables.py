@@ -70,3 +70,14 @@ def test_scope_statement_says_the_grant_scope_in_words_not_as_a_window() -> None
     case.scope = {"conversations": ["wrvYxrVMQQ"], "participants": [], "groups": ["客服一组", "项目A群"]}
     text = rn.scope_statement(case, T0, T0.replace(hour=9), redact=True, lang="en")
     assert "- Scope: conversations wrvYxrVMQQ; groups 客服一组, 项目A群; fields: metadata, content" in text
+
+
+def test_summary_and_login_tables_have_headings_a_reader_can_read() -> None:
+    # the complaint summary and the logins table showed raw column names (median_delay_minutes, ip_share)
+    frame = pl.DataFrame({"complaints": [5], "answered": [4], "unanswered": [1], "median_delay_minutes": [150.7],
+                          "max_delay_minutes": [454.2], "ip_share": [0.13], "unusual": [True], "delta_minutes": [0.9]})
+    zh, en = rn.table_html(frame, tz="Asia/Shanghai"), rn.table_html(frame, tz="Asia/Shanghai", lang="en")
+    for heading in ("投诉数", "已回复", "未回复", "处理时长中位数（分钟）", "最长处理时长（分钟）", "该 IP 占其登录比例",
+                    "异常", "相隔（分钟）"):
+        assert f"<th>{heading}</th>" in zh
+    assert "<th>median delay (minutes)</th>" in en and "_minutes" not in zh + en and "ip_share" not in zh + en
