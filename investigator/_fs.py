@@ -137,3 +137,33 @@ def exclusive_lock(path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextmanager
+def shared_lock(path: Path) -> Iterator[None]:
+    """Hold a shared flock on ``path`` (created when missing) for the block: many holders at once, and
+    :func:`exclusive_lock_if_free` sees them."""
+    make_dirs(path.parent)
+    with open(path, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextmanager
+def exclusive_lock_if_free(path: Path) -> Iterator[bool]:
+    """Try an exclusive flock on ``path`` without waiting: the block gets True while it is held, False when
+    another holder (shared or exclusive) has it."""
+    make_dirs(path.parent)
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from investigator import _crypto
+from investigator._fs import shared_lock
 from investigator.access.keyserver import RemoteKeyService
 from investigator.errors import IntegrityError
 from investigator.schema import canonical_json
@@ -40,9 +41,11 @@ class RemoteIngest:
 
     @contextmanager
     def writing(self, archive: Archive, *, actor: str) -> Iterator[None]:
-        # no local lock and no staging sweep: other writers may be staging beside this one; the
-        # server commits under its own lock and checks the sequence
-        yield
+        # no write lock and no staging sweep: other writers may be staging beside this one; the
+        # server commits under its own lock and checks the sequence. The shared staging lock keeps an
+        # embedded ingest on the custodian's host from sweeping this batch away while it is written.
+        with shared_lock(archive.layout.staging_lock):
+            yield
 
     def lookup(self, kind: str, rows: Sequence[Row]) -> tuple[list[bool], list[int]]:
         return self.service.ingest_lookup(kind, rows)

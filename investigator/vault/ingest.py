@@ -50,7 +50,7 @@ from investigator.vault.store import Archive, index_segment_key, write_file
 from investigator.vault.verify import audited_manifest_digests
 from investigator.errors import ArchiveError, ConfigError, ImportFormatError, IntegrityError
 from investigator.importers import ImportOptions, read_export
-from investigator._fs import fsync_dir
+from investigator._fs import exclusive_lock_if_free, fsync_dir
 from investigator.vault.manifest import GENESIS, Manifest
 from investigator.vault.acquisition import AcquisitionRecord
 from investigator.schema import (KINDS, conform, digest_bytes_column, format_ts, id_field, kind_parts,
@@ -193,7 +193,9 @@ class LocalIngest:
     @contextmanager
     def writing(self, archive: Archive, *, actor: str) -> Iterator[None]:
         with archive.write_lock():
-            archive.discard_staging()
+            with exclusive_lock_if_free(archive.layout.staging_lock) as alone:
+                if alone:  # no client of the key server is staging beside us: its batch is not residue
+                    archive.discard_staging()
             record_unaudited_batches(archive, actor=actor)
             self._archive, self._index = archive, None
             yield

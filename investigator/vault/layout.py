@@ -193,6 +193,8 @@ _AREAS: tuple[Area, ...] = (
     )),
     Area(LOCKS, "writer lock", (
         Entry("locks/write.lock", "lock file serializing writers", SCRATCH),
+        Entry("locks/staging.lock", "lock file of clients staging through the key server (held shared; the "
+              "staging sweep of an embedded ingest waits for none and skips while one is held)", SCRATCH),
     )),
     Area(DEMO_MARKER_NAME, "DEMO ONLY: marks a demo archive, with its public passphrase",
          (Entry(DEMO_MARKER_NAME, "the marker", WRITE_ONCE),), demo_only=True),
@@ -487,6 +489,12 @@ class Layout:
     def write_lock(self) -> Path:
         """``locks/write.lock``: the flock serializing writers (ingest, rotation, retirement)."""
         return self.locks_dir / "write.lock"
+
+    @property
+    def staging_lock(self) -> Path:
+        """``locks/staging.lock``: held shared by clients staging through the key server, so that the staging
+        sweep of an embedded ingest never removes a batch being written."""
+        return self.locks_dir / "staging.lock"
 
     @property
     def created_dirs(self) -> tuple[Path, ...]:

@@ -98,3 +98,29 @@ def test_every_staged_folder_is_fsynced_before_the_manifest_is_written(make_arch
                if d.is_relative_to(final) and d != final}
     assert len(folders) >= 2  # kind and partition folders at least
     assert folders <= synced, sorted(map(str, folders - synced))
+
+
+def test_an_embedded_ingest_leaves_a_batch_a_client_of_the_key_server_is_staging(make_archive):
+    # an embedded ingest on the custodian's host while a client staged through the key server swept the client's
+    # folder away under it: the embedded ingest died with a traceback (OSError: Directory not empty) and the
+    # client's commit was refused ('staged file missing')
+    from support import message_frame
+    from investigator._fs import exclusive_lock_if_free, shared_lock
+    from investigator.access.ingest_client import RemoteIngest
+    from investigator.vault.ingest import ingest_frames
+
+    archive, keys = make_archive()
+    with RemoteIngest(None).writing(archive, actor="zhaomin"):  # type: ignore[arg-type]  (no request is sent)
+        with exclusive_lock_if_free(archive.layout.staging_lock) as alone:
+            assert not alone  # the client holds the staging lock while it stages and commits
+    busy = archive.layout.staging_dir / "0123456789abcdef0123456789abcdef" / "messages" / "2026-11-18"
+    busy.mkdir(parents=True)
+    (busy / "060000.chk").write_bytes(b"being written")
+    with shared_lock(archive.layout.staging_lock):
+        ingest_frames(archive, messages=message_frame(5), events=None, keys=keys, actor="custodian", sources=[],
+                      skipped=[])
+        assert (busy / "060000.chk").read_bytes() == b"being written"
+    ingest_frames(archive, messages=message_frame(5, start_id=100), events=None, keys=keys, actor="custodian",
+                  sources=[], skipped=[])
+    assert not any(archive.layout.staging_dir.iterdir())  # residue once nobody stages: swept as before
+    assert verify_archive(archive, keys=keys).ok
