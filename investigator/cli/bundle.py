@@ -75,7 +75,7 @@ def export_cmd(ctx: click.Context, archive_path: Path, grant: str, person: str, 
                            notifiers=[n for n in os.environ.get(NOTIFIERS_ENV, "").split(os.pathsep) if n])
     if as_json:
         echo_json({"bundle_id": result.bundle_id, "path": str(result.path), "items": result.items,
-                   "held": result.held, "reasons": result.reasons,
+                   "held": result.held, "reasons": result.reasons, "missing": result.missing,
                    "lockdown": result.lockdown.to_json() if result.lockdown else None})
     elif result.held:
         click.secho(f"held by the circuit breaker (熔断): {'; '.join(result.reasons)}", fg="yellow")
@@ -84,6 +84,10 @@ def export_cmd(ctx: click.Context, archive_path: Path, grant: str, person: str, 
         _echo_lockdown(result.lockdown, person)
     else:
         click.echo(f"bundle {result.bundle_id}: {result.items} items -> {result.path}")
+    if result.missing and not as_json:
+        shown = ", ".join(result.missing[:5]) + (" ..." if len(result.missing) > 5 else "")
+        click.secho(f"warning: {len(result.missing)} id(s) in {ids_file} name no message of the grant's window and "
+                    f"scope; not exported: {shown}", fg="yellow", err=True)
     if result.held:
         ctx.exit(PolicyDenied.exit_code)
 

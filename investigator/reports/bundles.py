@@ -83,6 +83,7 @@ class BundleResult:
     held: bool
     reasons: list[str] = field(default_factory=list)
     lockdown: Lockdown | None = None  # held: whom the key service locked, how its notifier ended
+    missing: list[str] = field(default_factory=list)  # ids asked for that are no message of the grant's window/scope
 
 
 def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
@@ -147,11 +148,14 @@ def export_bundle(archive: "Archive", *, grant: str, person: str, signer: _crypt
     case = open_case(archive, grant=loaded, person=person, totp=totp, session=session, key_service=key_service,
                      now=now)
     messages = case.messages(progress=False)
+    missing: list[str] = []
     if ids is not None:
         wanted = list(dict.fromkeys(ids))
         messages = messages.filter(pl.col("message_id").is_in(wanted))
         if messages.height == 0:
             raise BundleError("none of the given ids is in the grant's window and scope")
+        found = set(messages["message_id"].to_list())
+        missing = [i for i in wanted if i not in found]  # said, not silently dropped: the bundle is not what was asked
     messages = messages.sort(["ts", "source", "message_id", "version"])
     digits = max(6, len(str(messages.height)))
     messages = messages.with_columns(
@@ -225,7 +229,7 @@ def export_bundle(archive: "Archive", *, grant: str, person: str, signer: _crypt
     files["signature.json"] = canonical_json(signature)
     data = _zip_bytes(files)
     details = {"bundle_id": bundle_id, "items": len(rows), "manifest_sha256": manifest_sha, "prefix": prefix,
-               "held": done.held, "leaf_set_sha256": leaf_set}
+               "held": done.held, "leaf_set_sha256": leaf_set, **({"ids_missing": len(missing)} if ids is not None else {})}
     if done.held:
         # kept encrypted under a key only the key service releases (to a legal reviewer's release); this
         # process holds it only while sealing the zip
@@ -240,12 +244,12 @@ def export_bundle(archive: "Archive", *, grant: str, person: str, signer: _crypt
                              outcome="denied", now=when)
         archive.audit.append(person, "bundle.export", loaded.id, {**details, "rule": "breaker.hold"},
                              outcome="denied", now=when)
-        return BundleResult(bundle_id, target, len(rows), True, reasons, done.lockdown)
+        return BundleResult(bundle_id, target, len(rows), True, reasons, done.lockdown, missing)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(data)
     archive.audit.append(person, "bundle.export", loaded.id, details, outcome="ok", now=when)
-    return BundleResult(bundle_id, out, len(rows), False, [])
+    return BundleResult(bundle_id, out, len(rows), False, [], missing=missing)
 
 
 def _copies(messages: pl.DataFrame, identities: Any) -> dict[str, str]:

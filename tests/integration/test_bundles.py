@@ -133,6 +133,30 @@ def test_a_changed_message_fails_even_with_a_fixed_manifest(bundle, bundle_archi
     assert any("record hash" in p or "manifest.json changed" in p for p in result.problems)
 
 
+def test_ids_that_name_no_granted_message_are_said_not_silently_dropped(bundle, bundle_archive, tmp_path):
+    from click.testing import CliRunner
+
+    from investigator.cli import main
+
+    root = bundle_archive.root
+    with zipfile.ZipFile(bundle) as zf:
+        first = json.loads(zf.read("messages.jsonl").decode().splitlines()[0])["message_id"]
+    ids = tmp_path / "ids.txt"
+    ids.write_text(f"{first}\nno-such-message\n{first}\n", encoding="utf-8")
+    env = {"INVESTIGATOR_PASSPHRASE": DEMO_PASSPHRASE,
+           "INVESTIGATOR_KEY_PASSPHRASE": DEMO_ONLY_PASSPHRASE.format(person="sunli")}
+    args = ["bundle", "export", "--archive", str(root), "--grant", demo_grant(root), "--as", "sunli",
+            "--session", demo_session(root), "--key-dir", str(root / "demo-keys"), "--ids", str(ids)]
+    done = CliRunner().invoke(main, [*args, "-o", str(tmp_path / "one.zip")], env=env)
+    assert done.exit_code == 0, done.output
+    assert "1 items" in done.output and "1 id(s) in" in done.output and "not exported: no-such-message" in done.output
+    done = CliRunner().invoke(main, [*args, "-o", str(tmp_path / "two.zip"), "--json"], env=env)
+    assert json.loads(done.stdout)["missing"] == ["no-such-message"]
+    [entry] = [e for e in bundle_archive.audit.entries() if e.action == "bundle.export"
+               and e.details.get("bundle_id") == json.loads(done.stdout)["bundle_id"]]
+    assert entry.details["ids_missing"] == 1 and entry.details["items"] == 1
+
+
 def test_export_needs_the_export_permission(bundle_archive, tmp_path):
     with pytest.raises(PolicyDenied):
         export_bundle(bundle_archive, grant=demo_grant(bundle_archive.root), person="zhangwei",
