@@ -668,13 +668,28 @@ def serve(archive: "Archive", keys: Custody, *, host: str = "127.0.0.1", port: i
     ``record``: where this host keeps what it verified of the audit log (every open resumes from it).
     ``notifiers``: the circuit breaker's notifier commands (absolute paths) this server may run when the
     signed policy names them (access/lockdown.py).
+    Raises ConfigError when the address cannot be listened on (in use, not this host's, a port outside
+    0..65535) or the certificate and key do not load.
     """
-    server = KeyServer((host, port), GrantGate(archive, keys, record=record),
-                       CustodianDesk(archive, keys, notifiers=frozenset(notifiers)), limit=limit)
+    try:
+        server = KeyServer((host, port), GrantGate(archive, keys, record=record),
+                           CustodianDesk(archive, keys, notifiers=frozenset(notifiers)), limit=limit)
+    except (OSError, OverflowError) as exc:  # OverflowError: a port outside 0..65535
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise errors.ConfigError(f"cannot listen on {host}:{port}: {reason}",
+                                 hint="is another key server (or program) on that port? pick another --listen") \
+            from None
     if certfile:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
-        context.load_cert_chain(certfile, keyfile)
+        try:
+            context.load_cert_chain(certfile, keyfile)
+        except (ssl.SSLError, OSError) as exc:
+            server.server_close()
+            raise errors.ConfigError(f"{certfile}: the TLS certificate and its key {keyfile or '(in the same file)'} "
+                                     f"do not load ({type(exc).__name__})",
+                                     hint="--cert takes a PEM certificate (chain), --key its PEM private key") \
+                from None
         server.socket = context.wrap_socket(server.socket, server_side=True)
     archive.audit.append("keyserver", "keyserver.start", f"{host}:{server.server_address[1]}",
                          {"tls": bool(certfile), "rate": server.limit.rate, "person_rate": server.limit.person_rate,

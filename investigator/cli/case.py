@@ -158,8 +158,8 @@ def keyserver(archive: Path, listen: str, certfile: str | None, keyfile: str | N
     from investigator.access.keyserver import RateLimit, serve
 
     host, _, port = listen.rpartition(":")
-    if not host or not port.isdigit():
-        raise click.BadParameter("expected HOST:PORT", param_hint="--listen")
+    if not host or not port.isdigit() or int(port) > 65535:
+        raise click.BadParameter("expected HOST:PORT, the port from 0 to 65535", param_hint="--listen")
     if any(not n.startswith("/") for n in notifiers):
         raise click.BadParameter("a notifier is an absolute path", param_hint="--notifier")
     opened = Archive.open(archive)

@@ -266,3 +266,29 @@ def test_a_service_stop_is_audited(world):
     assert proc.returncode == 0, proc.stderr.read() if proc.stderr else ""
     stops = world.audit("keyserver.stop")
     assert stops and stops[-1].details["signal"] == "SIGTERM"
+
+
+def test_a_key_server_that_cannot_listen_says_why_without_a_traceback(world, tmp_path):
+    # 'investigator keyserver --listen 127.0.0.1:<a port in use>' (a second server, a typo'd port) or a wrong
+    # --cert once ended in a Python traceback (OSError: Address already in use, OverflowError, ssl.SSLError)
+    import socket
+
+    from investigator.access.keyserver import serve
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    try:
+        with pytest.raises(errors.ConfigError, match="cannot listen on 127.0.0.1:"):
+            serve(world.archive, world.keys, host="127.0.0.1", port=taken.getsockname()[1])
+    finally:
+        taken.close()
+    with pytest.raises(errors.ConfigError, match="cannot listen on 127.0.0.1:99999"):
+        serve(world.archive, world.keys, host="127.0.0.1", port=99999)
+    garbage = tmp_path / "server.pem"
+    garbage.write_text("not a certificate")
+    with pytest.raises(errors.ConfigError, match="server.pem: the TLS certificate and its key"):
+        serve(world.archive, world.keys, host="127.0.0.1", port=0, certfile=str(garbage), keyfile=str(garbage))
+    assert "keyserver.start" not in [e.action for e in world.archive.audit.entries()]
+    typo = CliRunner().invoke(main, ["keyserver", str(world.archive.root), "--listen", "127.0.0.1:99999"])
+    assert typo.exit_code == 2 and "0 to 65535" in typo.output
