@@ -221,21 +221,9 @@ def test_an_unknown_witness_scheme_is_a_config_error():
     assert Path(open_witness("~/w").location).is_absolute()
 
 
-def test_a_folder_witness_entry_in_a_new_subfolder_survives_a_crash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_folder_witness_entry_in_a_new_subfolder_survives_a_crash(tmp_path: Path, synced_dirs: list[Path]) -> None:
     # the entry's name is fsynced in its folder, and each new subfolder's name in its parent, top-down
-    from investigator import _fs
-    from investigator.vault import witness as witness_module
-
-    synced: list[Path] = []
-    real = _fs.fsync_dir
-
-    def record(path: Path) -> None:
-        synced.append(Path(path))
-        real(path)
-
-    monkeypatch.setattr(_fs, "fsync_dir", record)
-    monkeypatch.setattr(witness_module, "fsync_dir", record)
-    store = witness_module.DirectoryStore(tmp_path)
+    store = WitnessFolder(tmp_path)
     assert store.put_new("archive-1/checkpoints/000001.json", b"{}")
-    assert synced == [tmp_path, tmp_path / "archive-1", tmp_path / "archive-1" / "checkpoints"]
+    assert synced_dirs == [tmp_path, tmp_path / "archive-1", tmp_path / "archive-1" / "checkpoints"]
     assert not store.put_new("archive-1/checkpoints/000001.json", b"{}")  # never replaced
