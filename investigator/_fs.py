@@ -15,7 +15,7 @@ import fcntl
 import os
 import secrets
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 
@@ -128,28 +128,25 @@ def append_line(path: Path, line: bytes) -> None:
 
 
 @contextmanager
-def exclusive_lock(path: Path) -> Iterator[None]:
-    """Hold an exclusive flock on ``path`` (created, with its folder, when missing) for the block."""
+def _flock(path: Path, operation: int) -> Iterator[None]:
     make_dirs(path.parent)
     with open(path, "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+        fcntl.flock(handle, operation)
         try:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-@contextmanager
-def shared_lock(path: Path) -> Iterator[None]:
+def exclusive_lock(path: Path) -> AbstractContextManager[None]:
+    """Hold an exclusive flock on ``path`` (created, with its folder, when missing) for the block."""
+    return _flock(path, fcntl.LOCK_EX)
+
+
+def shared_lock(path: Path) -> AbstractContextManager[None]:
     """Hold a shared flock on ``path`` (created when missing) for the block: many holders at once, and
     :func:`exclusive_lock_if_free` sees them."""
-    make_dirs(path.parent)
-    with open(path, "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_SH)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    return _flock(path, fcntl.LOCK_SH)
 
 
 @contextmanager
