@@ -43,8 +43,16 @@ def demo(out: Path, samples: Path | None, as_json: bool) -> None:
         click.echo(f"  verification: {'intact' if result.verified else 'FAILED'}")
         for problem in result.problems:
             click.secho(f"  FAIL {problem}", fg="red", err=True)
+        if result.verified:
+            click.echo(f"  report: {result.report_html if result.report_verified else 'FAILED'}")
+            for problem in result.report_problems:
+                click.secho(f"  FAIL report: {problem}", fg="red", err=True)
     if not result.verified:
         raise SystemExit(4)
+    if not result.report_verified:  # the report is the demo's main job: a failed or unverified one is no success
+        from investigator.errors import IntegrityError, ReportError
+
+        raise SystemExit(ReportError.exit_code if result.report is None else IntegrityError.exit_code)
 
 
 @click.command()

@@ -36,3 +36,20 @@ def test_demo_json_includes_the_review_grant(tmp_path):
     assert result["report_verified"] and result["report_problems"] == []
     assert result["report"].endswith("-complaint_investigation.ipynb") and Path(result["report"]).is_file()
     assert result["report_html"] == result["report"][:-len(".ipynb")] + ".html" and Path(result["report_html"]).is_file()
+
+
+def test_demo_fails_when_its_report_fails(tmp_path, monkeypatch):
+    # the report is the demo's main job: a failed run printed 'report: FAILED' and still exited 0
+    from investigator.demo import run as demo_run
+    from investigator.errors import ReportError
+
+    def failing(*args, **kwargs):
+        raise ReportError("planted report failure")
+
+    monkeypatch.setattr(demo_run, "run_report", failing)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        done = CliRunner().invoke(main, ["demo", "--out", str(tmp_path / "demo-archive")], catch_exceptions=False)
+    assert done.exit_code == ReportError.exit_code, done.output
+    assert "verification: intact" in done.output and "report: FAILED" in done.output
+    assert "planted report failure" in done.output
