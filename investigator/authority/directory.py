@@ -419,7 +419,11 @@ def read_people_csv(path: Path) -> list[Person]:
     if missing:
         raise ImportFormatError(str(path), "line 1", f"a header with columns {', '.join(sorted(missing))}")
     out = []
+    width = len(reader.fieldnames or ())
     for number, row in enumerate(reader, start=2):
+        if None in row or None in row.values():  # a short or long row: a truncated file would blank people
+            found = sum(v is not None for k, v in row.items() if k is not None) + len(row.get(None) or ())
+            raise ImportFormatError(str(path), f"line {number}", f"{width} fields as in the header, found {found}")
         pid = (row.get("id") or "").strip()
         try:
             check_person_id(pid)

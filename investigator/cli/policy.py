@@ -25,6 +25,15 @@ def policy() -> None:
     """
 
 
+def _policy_text(file: Path) -> str:
+    """The policy file's text; ConfigError naming the file when it is not UTF-8 (a TOML file always is)."""
+    try:
+        return file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{file}: not UTF-8 text (byte {exc.start}); a policy file is TOML, which is UTF-8",
+                          hint="save it as UTF-8 (e.g. iconv -f gbk -t utf-8)") from None
+
+
 @policy.command("check")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def check_cmd(file: Path) -> None:
@@ -36,7 +45,7 @@ def check_cmd(file: Path) -> None:
     """
     from investigator.authority.policy import check_policy_text
 
-    problems = check_policy_text(file.read_text(encoding="utf-8"))
+    problems = check_policy_text(_policy_text(file))
     if problems:
         for problem in problems:
             click.echo(f"{file}: {problem}", err=True)
@@ -73,9 +82,10 @@ def set_cmd(archive: Path, file: Path, note: str, as_id: str | None, key_dir: Pa
     """
     from investigator.authority.policy import PolicyStore
 
+    text = _policy_text(file)  # before the key is unlocked: a file in another encoding is a typo, not a refusal
     opened = Archive.open(archive)
     signer = admin_signer(opened, as_id, key_dir)
-    installed = PolicyStore(opened).install(file.read_text(encoding="utf-8"), signer=signer,
+    installed = PolicyStore(opened).install(text, signer=signer,
                                             directory=DirectoryStore(opened).load(), now=utc_now(), note=note)
     click.echo(f"policy version {installed.version} installed ({installed.source_sha256[:16]})")
 

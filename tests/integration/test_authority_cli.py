@@ -152,3 +152,21 @@ def test_a_blank_reason_is_refused_before_anything_is_read(cli, tmp_path: Path, 
     out = cli(*[a.format(a=archive) for a in args], "--reason", "  ", code=2)
     assert "give the reason" in out and "Traceback" not in out
     assert (archive / "audit" / "log.jsonl").read_bytes() == before
+
+
+def test_a_truncated_people_csv_and_a_gbk_policy_are_refused_by_name(cli, tmp_path: Path):
+    # a people.csv cut short imported 'x1' with no name, roles or supervisor (and would have blanked an existing
+    # person); a policy saved as GBK ended in a UnicodeDecodeError traceback
+    archive = tmp_path / "archive"
+    cli("init", archive, "--kdf-cost", "14")
+    people = tmp_path / "people.csv"
+    people.write_text("id,name,department,groups,supervisor,roles,identities\nwugang,吴刚,信息技术部,,,admin,\n"
+                      "zhangwei,张伟,客服部\n", encoding="utf-8")
+    out = cli("people", "import", archive, people, code=6)
+    assert "people.csv, line 3: expected 7 fields as in the header, found 3" in out
+    assert not (archive / "org" / "directory").exists() or "zhangwei" not in cli("people", "list", archive)
+    policy = tmp_path / "policy.toml"
+    policy.write_bytes(cli("policy", "default").encode("gbk", errors="replace"))
+    for args in (("policy", "check", policy), ("policy", "set", archive, policy)):
+        out = cli(*args, code=2)
+        assert "policy.toml: not UTF-8 text" in out and "Traceback" not in out
