@@ -162,7 +162,14 @@ def _read_mapping(path: Path) -> dict[str, str]:
 
     from investigator.errors import ImportFormatError
 
-    text = path.read_text(encoding="utf-8-sig")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        try:  # as the importers read the exports it maps (docs/formats.md): UTF-8, else GB18030
+            text = raw.decode("gb18030")
+        except UnicodeDecodeError as exc:
+            raise ImportFormatError(path.name, f"byte {exc.start}", "UTF-8 or GB18030 text") from None
     try:
         data = tomllib.loads(text) if path.suffix.lower() == ".toml" else json.loads(text)
     except (ValueError, tomllib.TOMLDecodeError) as exc:

@@ -141,3 +141,18 @@ def test_authlog_year_and_a_mapping_typo_refused_before_the_unlock(archive, tmp_
     assert typo.returncode == 2 and "FIELD=COLUMN" in typo.stderr
     last = json.loads(run("audit", "show", archive, "--json", "--limit", "1").stdout)[-1]
     assert last["action"] != "unlock"  # refused before the passphrase was used
+
+
+def test_a_gbk_mapping_file_is_read_like_the_export_it_maps(archive, tmp_path):
+    # a DingTalk mapping saved by a Windows editor (GBK) ended in a UnicodeDecodeError traceback; the CSV export
+    # itself may be GB18030 (docs/formats.md), so its mapping may be too
+    export = tmp_path / "dingtalk.csv"
+    export.write_bytes("消息ID,发送时间,发送人,内容\nd1,2026-11-18 14:20:00,张伟,加班费的事明天说\n".encode("gbk"))
+    mapping = tmp_path / "dingtalk.json"
+    mapping.write_bytes('{"message_id": "消息ID", "ts": "发送时间", "sender_name": "发送人", "text": "内容"}'
+                        .encode("gbk"))
+    out = json.loads(run("ingest", archive, export, "--format", "csv", "--map-file", mapping, "--json").stdout)
+    assert out["messages_added"] == 1
+    mapping.write_bytes(b'{"ts": "\xff\xff"}')
+    refused = run("ingest", archive, export, "--format", "csv", "--map-file", mapping, check=False)
+    assert refused.returncode == 6 and "dingtalk.json, byte" in refused.stderr and "Traceback" not in refused.stderr
