@@ -42,14 +42,26 @@ def login(archive: Path, as_id: str, totp: str, hours: int | None, session_file:
       investigator login ./case-archive --as sunli --totp 123456 --keyserver http://127.0.0.1:8765
     """
     opened = Archive.open(archive)
-    if keyserver:
-        token = key_server(keyserver, as_id, person_key(opened, as_id, key_dir), cafile).login(totp=totp, hours=hours)
-    else:
-        token = desk(opened, as_id).login(as_id, totp=totp, hours=hours)
     path = _session_file(opened.archive_id, as_id, session_file)
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    existed = path.exists()
+    try:  # opened before the code is checked: a file that cannot be written must not cost a single-use code
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot write the session file ({exc.strerror or exc})",
+                          hint="pass --session-file in a folder you can write") from None
     with os.fdopen(fd, "w") as handle:
+        try:
+            if keyserver:
+                token = key_server(keyserver, as_id, person_key(opened, as_id, key_dir), cafile).login(totp=totp,
+                                                                                                     hours=hours)
+            else:
+                token = desk(opened, as_id).login(as_id, totp=totp, hours=hours)
+        except BaseException:
+            if not existed:
+                path.unlink(missing_ok=True)
+            raise
+        handle.truncate(0)
         handle.write(token + "\n")
     click.echo(token)
     click.echo(f"session saved to {path}", err=True)

@@ -292,3 +292,21 @@ def test_a_key_server_that_cannot_listen_says_why_without_a_traceback(world, tmp
     assert "keyserver.start" not in [e.action for e in world.archive.audit.entries()]
     typo = CliRunner().invoke(main, ["keyserver", str(world.archive.root), "--listen", "127.0.0.1:99999"])
     assert typo.exit_code == 2 and "0 to 65535" in typo.output
+
+
+def test_login_names_a_session_file_it_cannot_write_before_spending_the_code(world, tmp_path):
+    # 'login --session-file /proc/nope/s.token' checked (and spent) the single-use code, audited the login, then
+    # ended in a FileNotFoundError traceback with the token lost
+    from support import PASSPHRASE
+
+    env = {"INVESTIGATOR_PASSPHRASE": PASSPHRASE, "INVESTIGATOR_KEYSERVER": ""}
+    code = now_code(world)
+    logins = len(world.audit("login"))
+    refused = CliRunner().invoke(main, ["login", str(world.archive.root), "--as", "sunli", "--totp", code,
+                                        "--session-file", "/proc/nope/s.token"], env=env)
+    assert refused.exit_code == errors.ConfigError.exit_code and "cannot write the session file" in refused.output
+    assert len(world.audit("login")) == logins
+    done = CliRunner().invoke(main, ["login", str(world.archive.root), "--as", "sunli", "--totp", code,
+                                     "--session-file", str(tmp_path / "s.token")], env=env)
+    assert done.exit_code == 0, done.output  # the same code: it was not spent
+    assert (tmp_path / "s.token").read_text().strip() == done.output.splitlines()[0]
