@@ -248,7 +248,9 @@ TEMPLATES["keyword_sweep"] = {
                   'context_messages = 2\n'
                   'saved_search = ""    # name of a saved search of the case; replaces keywords, people and mode\n',
     "cells": [
-        scope(["只统计关键词命中，不判断语义 (literal hits, no semantics)",
+        scope(["只统计关键词命中，不判断语义 (keyword hits, no semantics)",
+               "命中按规范化文本判断：繁简、全半角、大小写、空格、标点与不可见字符不影响命中 (matched on normalized "
+               "text: traditional/simplified, width, case, spaces, separators and invisible characters do not matter)",
                "同一消息在多个导出中出现时只计一次 (a message held by several exports counts once)"]),
         ("md", "## 命中统计 / Hit counts"),
         '''\
