@@ -9,7 +9,8 @@ from typing import Any
 
 import click
 
-from investigator.cli.options import archive_argument, echo_json, json_option, key_dir_option, signing_key
+from investigator.cli.options import (archive_argument, check_out_folder, echo_json, json_option, key_dir_option,
+                                      signing_key)
 
 #: exit code when the check found something to act on (the report was still written and sealed)
 FINDINGS_EXIT = 16
@@ -95,6 +96,7 @@ def doctor(archive: Path, person: str, targets: tuple[str, ...], sample: str, ou
         # the report kernel's boto3 reads these (never a report parameter); without them every S3 check would fail
         raise ConfigError(f"S3 credentials missing: set {' and '.join(missing)} (and AWS_ENDPOINT_URL for a service "
                           "other than AWS) / 未设置 S3 凭据")
+    check_out_folder(out_dir, "reports folder")  # before doctor.run is audited
     opened = Archive.open(archive)
     lang = "en" if Settings.from_environ(os.environ).lang.startswith("en") else "zh"
     result = run_doctor(opened, person=person, signer=signing_key(opened, person, key_dir), targets=list(targets),

@@ -12,6 +12,7 @@ verification results (archive, audit, report and bundle verify).
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from collections.abc import Callable
@@ -60,6 +61,28 @@ def _reason_given(ctx: click.Context, param: click.Parameter, value: str) -> str
     if not value.strip():  # 'required' lets --reason "" through: a signed revocation or hold saying nothing
         raise click.BadParameter("give the reason: it is kept in the signed record and the audit log")
     return value
+
+
+def check_out_folder(path: Path, what: str) -> None:
+    """ConfigError naming ``path`` unless it is (or can be made as) a folder this process can write; folders made
+    to find out are removed again. Called before a TOTP code is spent or a run is audited."""
+    missing, probe = [], Path(path).absolute()
+    while not probe.exists():
+        missing.append(probe)
+        probe = probe.parent
+    made: list[Path] = []
+    try:
+        for folder in reversed(missing):
+            folder.mkdir()
+            made.append(folder)
+        if not Path(path).is_dir() or not os.access(path, os.W_OK | os.X_OK):
+            raise NotADirectoryError(errno.ENOTDIR, "not a writable folder")
+    except OSError as exc:
+        raise ConfigError(f"{path}: the {what} cannot be made or written ({exc.strerror or exc})",
+                          hint="pass -o with a folder you can write") from None
+    finally:
+        for folder in reversed(made):
+            folder.rmdir()
 
 
 def reason_option(help_text: str) -> Callable[[F], F]:

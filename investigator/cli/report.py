@@ -8,8 +8,8 @@ from typing import Any
 
 import click
 
-from investigator.cli.options import (archive_passphrase, cafile_option, echo_checks, echo_json, json_option,
-                                      key_dir_option, keyserver_option, person_key, signing_key)
+from investigator.cli.options import (archive_passphrase, cafile_option, check_out_folder, echo_checks, echo_json,
+                                      json_option, key_dir_option, keyserver_option, person_key, signing_key)
 
 archive_option = click.option("--archive", "archive_path", type=click.Path(path_type=Path, file_okay=False),
                               default=None, help="The archive (default: the one the report names, if present).")
@@ -168,6 +168,7 @@ def run_cmd(template: str, archive_path: Path, grant: str, person: str, totp: st
     from investigator.settings import SESSION_ENV
     from investigator.reports.run import run_report
 
+    check_out_folder(out_dir, "reports folder")  # before the code is spent and the run audited
     opened = Archive.open(archive_path)
     if keyserver:  # the key server holds the master keys: no archive passphrase is read here
         passphrase = None
