@@ -166,6 +166,7 @@ def test_keyword_sweep_says_what_it_searched_terms_without_hits_included(archive
     text = _outputs(nbformat.read(str(run.notebook), as_version=4))
     assert "116 条导出记录（同一消息在每个导出中各计一条）" in text  # not "116 messages": 38 distinct
     assert "检索：时间窗内 38 条不同的消息，发送人 全部（38 条），匹配方式 `word`" in text
+    assert "literal" not in text and "命中按规范化文本判断" in text  # 加 班 费 and 加班費 are hits: not literal
     terms = text[text.index("检索词 / terms searched"):].split("\n")
     assert terms[1:4] == ["keyword\thits", "投诉\t2", "没有这个词\t0"]
     context = text[text.index("上下文 / context"):].split("\n")[1]
