@@ -138,18 +138,26 @@ def tiers_for(archive: Archive) -> BackupTiers:
     return BackupTiers.from_policy(policy.raw) if "backup" in policy.raw else BackupTiers.default()
 
 
+#: where the scheduled runs' custody secret is kept (schedule_lines): root-only, never in the unit or crontab
+ENV_FILE = "/etc/investigator/backup.env"
+
+
 def schedule_lines(tiers: BackupTiers, archive: str, *, program: str = "investigator") -> dict[str, list[str]]:
     """What to install for the scheduled tiers: ``{"cron": [crontab lines], "systemd": [unit file lines]}``.
 
     One crontab line and one service + timer pair per (tier, target); event-triggered tiers are
     listed as comments. Nothing is installed here.
     """
-    cron: list[str] = ["# investigator backups (the seed's 备份策略; install with `crontab -e`)"]
+    cron: list[str] = ["# investigator backups (the seed's 备份策略; install with `crontab -e`)",
+                       f"# each run needs the custody's secret in its environment ({ENV_FILE}, root-only: "
+                       "INVESTIGATOR_PASSPHRASE=... or the PKCS#11 / OpenBao variables; docs/admin.md, section 11): "
+                       "without it the run stops at the passphrase prompt"]
     systemd: list[str] = []
     for tier in tiers:
-        if not tier.scheduled:
+        if not tier.scheduled:  # the sealing record needs the media's id (backup run refuses without it)
             cron.append(f"# {tier.name} ({tier.label}): on an event, by hand: {program} backup run "
-                        f"{shlex.quote(archive)} --to /media/REMOVABLE --tier {tier.name} --case CASE-ID")
+                        f"{shlex.quote(archive)} --to /media/REMOVABLE --tier {tier.name} --case CASE-ID "
+                        "--media-id MEDIA-ID")
             continue
         for number, target in enumerate(tier.targets, start=1):
             command = (f"{program} backup run {shlex.quote(archive)} --to {shlex.quote(target)} "
@@ -158,7 +166,9 @@ def schedule_lines(tiers: BackupTiers, archive: str, *, program: str = "investig
             unit = f"investigator-backup-{tier.name}-{number}"
             systemd += [f"# /etc/systemd/system/{unit}.service", "[Unit]",
                         f"Description=investigator {tier.name} backup ({tier.label}) to {target}",
-                        "[Service]", "Type=oneshot", f"ExecStart={command}", "",
+                        "[Service]", "Type=oneshot",
+                        "# root-only (mode 600): INVESTIGATOR_PASSPHRASE=... or the PKCS#11 / OpenBao variables",
+                        f"EnvironmentFile={ENV_FILE}", f"ExecStart={command}", "",
                         f"# /etc/systemd/system/{unit}.timer", "[Unit]",
                         f"Description=investigator {tier.name} backup timer", "[Timer]",
                         f"OnCalendar={tier.on_calendar}", "Persistent=true", "[Install]",

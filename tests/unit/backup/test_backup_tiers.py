@@ -72,6 +72,11 @@ def test_schedule_prints_cron_and_systemd_lines_that_parse():
         assert cmd[:4] == ["investigator", "backup", "run", "/srv/arch"] and cmd[4] == "--to"
     assert tiers["hourly"][0] == ["0", "*", "*", "*", "*"] and tiers["weekly"][0][4] == "0"
     assert "--tier emergency --case" in cron_part  # the event-triggered tier: a comment, by hand
+    # ... with the --media-id backup run requires for it, and the custody's secret from a root-only file (the
+    # printed units once had neither: the emergency line was refused, a timer's run stopped at the prompt)
+    assert "--tier emergency --case CASE-ID --media-id MEDIA-ID" in cron_part
+    assert re.findall(r"^EnvironmentFile=(.+)$", systemd_part, flags=re.M) == ["/etc/investigator/backup.env"] * 3
+    assert "INVESTIGATOR_PASSPHRASE" in cron_part
     on_calendar = re.findall(r"^OnCalendar=(.+)$", systemd_part, flags=re.M)
     exec_start = re.findall(r"^ExecStart=(.+)$", systemd_part, flags=re.M)
     assert on_calendar == ["hourly", "hourly", "Sun *-*-* 03:00:00"] and len(exec_start) == 3
