@@ -355,7 +355,9 @@ def record_provenance(case: Any, *, frames: Mapping[str, pl.DataFrame] | None = 
         "merkle_roots": sources["merkle_roots"],
         **dict(extra or {}),
     }
-    counts = ", ".join(f"{v} {k}" for k, v in record["rows"].items() if not k.startswith("shown."))
+    # records, not messages: the report's own counts are of distinct messages (a message in 8 exports is 8 records)
+    words = {"messages": "message records (one per export's copy)", "events": "event records"}
+    counts = ", ".join(f"{v} {words.get(k, k)}" for k, v in record["rows"].items() if not k.startswith("shown."))
     summary = (f"provenance: {len(record['chunks'])} chunks in {len(record['merkle_roots'])} batches; "
                f"{counts or 'no rows'} in the grant window")
     display({PROVENANCE_MIME: record, "text/plain": summary}, raw=True)

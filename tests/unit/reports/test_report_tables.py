@@ -81,3 +81,18 @@ def test_summary_and_login_tables_have_headings_a_reader_can_read() -> None:
                     "异常", "相隔（分钟）"):
         assert f"<th>{heading}</th>" in zh
     assert "<th>median delay (minutes)</th>" in en and "_minutes" not in zh + en and "ip_share" not in zh + en
+
+
+def test_the_provenance_line_counts_records_not_messages(monkeypatch) -> None:
+    # it said "5699 messages" under a report that counts 3323 distinct messages
+    import IPython.display
+
+    shown: list[dict] = []
+    monkeypatch.setattr(IPython.display, "display", lambda data, raw=False: shown.append(data))
+    case = SimpleNamespace(archive=SimpleNamespace(archive_id="A-1"),
+                           info=lambda: {"grant_id": "G-1", "window": {}, "messages": 5699, "events": 3041},
+                           sources=lambda: {"chunks": ["c1"], "merkle_roots": {"1": "r"}})
+    rn.record_provenance(case)
+    assert shown[0]["text/plain"] == ("provenance: 1 chunks in 1 batches; 5699 message records (one per export's "
+                                      "copy), 3041 event records in the grant window")
+    assert shown[0][rn.PROVENANCE_MIME]["rows"] == {"messages": 5699, "events": 3041}  # the sealed record is unchanged
