@@ -109,8 +109,16 @@ def audit_show(archive: Path, action: str | None, who: str | None, limit: int, a
     Example:
       investigator audit show ./case-archive --action ingest --limit 10
     """
-    entries = [e for e in Archive.open(archive).audit.entries()
-               if (action is None or e.action == action) and (who is None or e.actor == who)]
+    every = list(Archive.open(archive).audit.entries())
+    entries = [e for e in every if (action is None or e.action == action) and (who is None or e.actor == who)]
+    # a typo'd name matches nothing and reads like "it never happened": say which names the log has
+    for option, value, known in (("--action", action, {e.action for e in every}), ("--actor", who,
+                                                                                   {e.actor for e in every})):
+        if value is not None and value not in known:
+            names = sorted(known)
+            more = f" (and {len(names) - 40} more)" if len(names) > 40 else ""
+            click.echo(f"note: no entry has {option} {value!r}; this log has: {', '.join(names[:40])}{more}",
+                       err=True)
     if limit:
         entries = entries[-limit:]
     if as_json:

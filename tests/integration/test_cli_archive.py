@@ -156,3 +156,13 @@ def test_a_gbk_mapping_file_is_read_like_the_export_it_maps(archive, tmp_path):
     mapping.write_bytes(b'{"ts": "\xff\xff"}')
     refused = run("ingest", archive, export, "--format", "csv", "--map-file", mapping, check=False)
     assert refused.returncode == 6 and "dingtalk.json, byte" in refused.stderr and "Traceback" not in refused.stderr
+
+
+def test_audit_show_names_the_actions_when_a_filter_matches_no_entry(archive):
+    # 'audit show --action key_release' (for key.release) printed nothing, as if no key had ever been released
+    out = run("audit", "show", archive, "--action", "key_release", "--json")
+    assert json.loads(out.stdout) == []
+    assert "no entry has --action 'key_release'; this log has: init" in out.stderr
+    out = run("audit", "show", archive, "--actor", "nobody")
+    assert not out.stdout and "no entry has --actor 'nobody'" in out.stderr
+    assert "note:" not in run("audit", "show", archive, "--action", "init").stderr
