@@ -267,8 +267,9 @@ def verify(archive: Path, offline: bool, actor: str | None, key_dir: Path | None
 @click.command()
 @archive_argument
 @click.argument("url", metavar="URL")
+@actor_option
 @json_option
-def publish(archive: Path, url: str, as_json: bool) -> None:
+def publish(archive: Path, url: str, actor: str | None, as_json: bool) -> None:
     """Publish what Dask workers read to an object store, in the vault layout (again after each ingest).
 
     \b
@@ -290,7 +291,7 @@ def publish(archive: Path, url: str, as_json: bool) -> None:
                         access_key_id=os.environ.get("AWS_ACCESS_KEY_ID") or None,
                         secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY") or None,
                         region=os.environ.get("AWS_DEFAULT_REGION") or "us-east-1")
-    done = publish_archive(Archive.open(archive), store)
+    done = publish_archive(Archive.open(archive), store, actor=default_actor(actor))
     summary = {"url": url, "written": done.written, "skipped": done.skipped, "bytes": done.bytes}
     if as_json:
         echo_json(summary)

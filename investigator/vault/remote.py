@@ -33,7 +33,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from investigator import _crypto
-from investigator.errors import ArchiveError, ConfigError, IntegrityError
+from investigator.errors import ArchiveError, ConfigError, IntegrityError, InvestigatorError
 from investigator.vault.audit import AuditLog
 from investigator.vault.config import ArchiveConfig, parse_custody_table
 from investigator.vault.format import batch_dir_name
@@ -262,15 +262,27 @@ class Published:
     bytes: int
 
 
-def publish(archive: Archive, store: ObjectStore) -> Published:
+def publish(archive: Archive, store: ObjectStore, *, actor: str = "publisher") -> Published:
     """Copy what a reader needs of ``archive`` to ``store``, in the vault layout; again later for new batches.
 
     Settings, signing public key and key transitions (rewritten each time), then per committed
     batch its chunk parts and, last, its manifest (write-once: an object already there with the
-    manifest's size is skipped). Never org/, audit/ or any key but public ones. Raises
-    ArchiveError when the store holds another archive, IntegrityError for a chunk file that does
-    not match its manifest (nothing unverified is published).
+    manifest's size is skipped). Never org/, audit/ or any key but public ones. Audited as
+    ``publish`` (a copy of the archive leaves it), with ``actor``; a failure as ``publish`` / error.
+    Raises ArchiveError when the store holds another archive, IntegrityError for a chunk file that
+    does not match its manifest (nothing unverified is published).
     """
+    try:
+        done = _publish(archive, store)
+    except InvestigatorError as exc:
+        archive.audit.append(actor, "publish", store.url, {"reason": str(exc)}, outcome="error")
+        raise
+    archive.audit.append(actor, "publish", store.url,
+                         {"written": done.written, "skipped": done.skipped, "bytes": done.bytes})
+    return done
+
+
+def _publish(archive: Archive, store: ObjectStore) -> Published:
     layout = archive.layout
     if store.exists(CONFIG_NAME):
         there = ArchiveConfig.parse(store.get(CONFIG_NAME), Path(store.url) / CONFIG_NAME)

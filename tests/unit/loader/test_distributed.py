@@ -311,10 +311,14 @@ def test_publish_sends_what_readers_need_and_nothing_else(world, tmp_path):
     from investigator.cli import main
 
     url = f"file://{tmp_path / 'bucket'}"
-    first = CliRunner().invoke(main, ["publish", str(world.archive.root), url, "--json"])
+    first = CliRunner().invoke(main, ["publish", str(world.archive.root), url, "--as", "wugang", "--json"])
     assert first.exit_code == 0, first.output
     again = CliRunner().invoke(main, ["publish", str(world.archive.root), url, "--json"])
     assert again.exit_code == 0 and '"written": 2' in again.output  # settings and public key; batches skipped
+    # a copy of the archive left it: audited, by whom and where (publish once left no entry at all)
+    published_entries = [e for e in world.archive.audit.entries() if e.action == "publish"]
+    assert [(e.actor, e.target, e.outcome) for e in published_entries][:1] == [("wugang", url, "ok")]
+    assert len(published_entries) == 2 and published_entries[1].details["written"] == 2
     top = {p.relative_to(tmp_path / "bucket").parts[0] for p in (tmp_path / "bucket").rglob("*") if p.is_file()}
     assert top == {"archive.toml", "keys", "batches"}
     published = {p.name for p in (tmp_path / "bucket" / "keys").rglob("*")}
