@@ -66,7 +66,9 @@ TEMPLATES["complaint_investigation"] = {
              "and what happened in between. Counted on distinct messages: a message that several exports hold "
              "is one message, corroborated by each export.",
     "parameters": 'keywords = ["投诉", "complaint"]   # words that mark the complaint\n'
-                  'people = ["zhangwei"]              # staff whose handling is examined (timeline lanes)\n',
+                  'people = ["zhangwei"]              # staff whose handling is examined (timeline lanes)\n'
+                  'complainant_groups = ["客户"]      # directory groups of customers; other outside people (couriers) '
+                  'are not complainants; [] counts every sender who is not staff\n',
     "cells": [
         '''\
 people_map = rn.case_people(c)              # the directory's linked identities, resolved once
@@ -74,9 +76,12 @@ staff = rn.staff_ids(c)                     # the organisation's own people (not
 distinct = rn.distinct_messages(messages, people_map)
 query = " OR ".join(f'"{k}"' for k in keywords)
 hits = analysis.search(distinct, query) if keywords else distinct.head(0)
+outsiders = rn.outside_ids(c, complainant_groups)  # outside people who are not customers (couriers)
 is_staff = pl.col("person_id").is_in(sorted(staff))
+is_outsider = pl.col("person_id").is_in(sorted(outsiders))
 internal = hits.filter(is_staff)            # staff talking about a complaint are not complainants
-complaints = hits.filter(~is_staff).sort(["ts", "record_hash"])
+others = hits.filter(is_outsider).sort(["ts", "record_hash"])  # nor is a courier saying a customer complained
+complaints = hits.filter(~is_staff & ~is_outsider).sort(["ts", "record_hash"])
 answers = analysis.first_staff_reply(distinct, messages, triggers=complaints, responders=staff).sort(
     ["ts", "record_hash"])
 answered = answers.filter(pl.col("delay_minutes").is_not_null())
@@ -100,8 +105,12 @@ if zh:
                             f"{rn.fmt_local(row['reply_ts'], tz)} 首次回复，处理时长 {_minutes(row['delay_minutes'])} 分钟"
                             f"（该投诉有 {row['exports']} 个导出佐证）。")
     searched = [f"关键词：{'、'.join(keywords) or '（无）'}（规范化匹配，含繁简、全半角）",
-                "客户与员工按组织目录区分；员工回复须在投诉所在会话中"]
+                "客户与员工按组织目录区分；员工回复须在投诉所在会话中",
+                (f"投诉人：组织目录中 {'、'.join(complainant_groups)} 群组的成员，及目录中没有的发送人"
+                 if complainant_groups else "投诉人：员工以外的所有发送人")]
     excluded = [f"员工发送的含关键词消息 {internal.height} 条（内部讨论，不计为投诉）",
+                f"其他外部人员（非客户，如骑手）发送的含关键词消息 {others.height} 条"
+                + (f"（{'、'.join(sorted(set(others['person'].to_list())))}）" if others.height else ""),
                 f"重复导出的副本 {messages.height - distinct.height} 条（同一消息只计一次）",
                 "未使用关键词的投诉可能遗漏"]
 else:
@@ -117,8 +126,12 @@ else:
                             f"first replied at {rn.fmt_local(row['reply_ts'], tz)}, after "
                             f"{_minutes(row['delay_minutes'])} minutes (corroborated by {row['exports']} exports).")
     searched = [f"Keywords: {', '.join(keywords) or '(none)'} (normalized: traditional/simplified, width)",
-                "Customers and staff told apart by the org directory; a staff reply counts in the complaint's conversation"]
+                "Customers and staff told apart by the org directory; a staff reply counts in the complaint's conversation",
+                (f"Complainants: members of the directory groups {', '.join(complainant_groups)}, and senders the "
+                 "directory does not know" if complainant_groups else "Complainants: every sender who is not staff")]
     excluded = [f"{internal.height} keyword message(s) sent by staff (internal discussion, not complaints)",
+                f"{others.height} keyword message(s) sent by other outside people (not customers, e.g. couriers)"
+                + (f" ({', '.join(sorted(set(others['person'].to_list())))})" if others.height else ""),
                 f"{messages.height - distinct.height} duplicate copies from other exports (each message counted once)",
                 "complaints that use none of the keywords may be missed"]
 rn.markdown(rn.reviewer_summary(c, start, end, findings=findings, searched=searched, excluded=excluded, lang=lang))

@@ -401,6 +401,20 @@ def staff_ids(case: Any) -> set[str]:
     return {p.id for p in case.directory().people if p.department and p.department != "external"}
 
 
+def outside_ids(case: Any, customer_groups: Iterable[str]) -> set[str]:
+    """Person ids of the directory's outside people (not staff) in none of ``customer_groups``: couriers, suppliers.
+
+    A courier writing "the customer will complain" is no complainant. Senders the directory does not
+    know are in no group and are not returned (an unknown sender can still be a customer); with no
+    ``customer_groups`` nobody is returned (every sender who is not staff counts).
+    """
+    groups = set(customer_groups)
+    if not groups:
+        return set()
+    return {p.id for p in case.directory().people
+            if (not p.department or p.department == "external") and not groups & set(p.groups)}
+
+
 def distinct_messages(messages: pl.DataFrame, people: People) -> pl.DataFrame:
     """Messages merged across exports (:func:`investigator.analysis.dedupe`) with people and conversation names.
 

@@ -197,6 +197,24 @@ def test_internal_investigation_lists_each_login_once_with_its_exports(archive_c
     assert [r[head.index("unusual")] for r in rows[:4]] == ["✓", "✓", "✓", ""]
 
 
+def test_couriers_talking_about_complaints_are_not_customer_complaints(archive_copy, tmp_path):
+    # over the month, 孙浩 ("又被客户投诉了") and 周鹏 ("这单要是超时肯定投诉") are couriers (directory group 骑手): the
+    # report counted them as two of "5 customer complaints", with 孙浩's a handling delay of 181 minutes
+    archive = Archive.open(archive_copy)
+    signer = unlock_person_key(archive, DEMO_OPERATOR, DEMO_ONLY_PASSPHRASE.format(person=DEMO_OPERATOR),
+                               key_dir=archive.root / "demo-keys")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run = run_report("complaint_investigation", archive=archive, grant=find_case_grant(archive_copy, REVIEW_CASE),
+                         person=DEMO_OPERATOR, signer=signer, passphrase=DEMO_PASSPHRASE,
+                         session=demo_session(archive_copy), output=tmp_path / "month.ipynb", html=False)
+    text = _outputs(nbformat.read(str(run.notebook), as_version=4))
+    summary = text[text.index("审阅摘要"):text.index("范围与限制")]
+    assert "发现 3 条客户投诉（杨帆、王芳、陈静）" in summary and "孙浩 于" not in summary
+    assert "其他外部人员（非客户，如骑手）发送的含关键词消息 2 条（周鹏、孙浩）" in summary
+    assert "投诉人：组织目录中 客户 群组的成员，及目录中没有的发送人" in summary
+
+
 def test_opening_an_unknown_grant_from_a_notebook_is_refused_and_audited(archive_copy):
     archive = Archive.open(archive_copy)
     before = len(list(archive.audit.entries()))
