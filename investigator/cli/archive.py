@@ -11,6 +11,7 @@ from investigator.cli.options import (actor_option, archive_argument, archive_pa
                                       check_witness_options, default_actor, echo_checks, echo_json, json_option,
                                       key_dir_option, key_server, keyserver_option, open_and_unlock, person_key,
                                       pin_options, witness_option)
+from investigator._fs import exclusive_lock_if_free
 from investigator.custody.registry import create_archive
 from investigator.errors import ConfigError
 from investigator.settings import KEYSERVER_ENV, Settings
@@ -136,6 +137,10 @@ def ingest(archive: Path, paths: tuple[Path, ...], fmt: str, tz: str | None, len
         service = RemoteIngest(remote)
     else:
         opened, keys = open_and_unlock(archive, who)
+        with exclusive_lock_if_free(opened.layout.write_lock) as free:
+            if not free:  # the ingest waits for it below, silently: a second writer looked hung
+                click.echo("another writer holds this archive (locks/write.lock: an ingest, key rotation or "
+                           "retention run); this ingest waits for it / 等待其他写入完成", err=True)
     record = load_record(opened, acquisition_file) if acquisition_file else None
     options = ImportOptions(tz=tz or opened.config.timezone, lenient=lenient, date_order=date_order,
                             mapping=mapping or None, room_names=room_names, year=year)

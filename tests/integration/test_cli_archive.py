@@ -2,6 +2,7 @@
 
 import json
 import os
+import select
 import subprocess
 import sys
 
@@ -166,3 +167,19 @@ def test_audit_show_names_the_actions_when_a_filter_matches_no_entry(archive):
     out = run("audit", "show", archive, "--actor", "nobody")
     assert not out.stdout and "no entry has --actor 'nobody'" in out.stderr
     assert "note:" not in run("audit", "show", archive, "--action", "init").stderr
+
+
+def test_a_second_writer_says_that_it_waits(archive):
+    # a second ingest while another held the write lock waited in silence (22 s in the walk-through): it looked hung
+    from investigator._fs import exclusive_lock
+
+    with exclusive_lock(archive / "locks" / "write.lock"):
+        proc = subprocess.Popen([sys.executable, "-m", "investigator", "ingest", str(archive),
+                                 str(DATA_SAMPLES / "events" / "events.jsonl")],
+                                env={**os.environ, "INVESTIGATOR_PASSPHRASE": PASS}, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        said, _, _ = select.select([proc.stderr], [], [], 60)  # without the notice: nothing, for as long as it waits
+        first = proc.stderr.readline() if said else ""
+        assert "another writer holds this archive" in first and proc.poll() is None  # waiting, and saying so
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0 and "batch 1" in out, err
