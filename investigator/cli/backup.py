@@ -20,8 +20,12 @@ S3_ENV = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
 target_argument = click.argument("target", metavar="TARGET")
 
 
-def _target(spec: str) -> Any:
-    """A directory path or s3://bucket/prefix; S3 endpoint and credentials from the standard AWS_* variables."""
+def _target(spec: str, *, existing: bool = False) -> Any:
+    """A directory path or s3://bucket/prefix; S3 endpoint and credentials from the standard AWS_* variables.
+
+    ``existing``: a folder target must already be there (to list, check or restore from): a typo'd path or an
+    unmounted disk is named as such, not read as a target without snapshots. Raises ConfigError.
+    """
     from investigator.backup import S3Config, open_target
 
     if spec.startswith("s3://"):
@@ -33,6 +37,9 @@ def _target(spec: str) -> Any:
                                           access_key_id=os.environ["AWS_ACCESS_KEY_ID"],
                                           secret_access_key=os.environ["AWS_SECRET_ACCESS_KEY"],
                                           region=os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"))
+    if existing and not Path(spec).expanduser().is_dir():
+        raise ConfigError(f"{spec}: no such folder", hint="a typo, or the disk is not mounted? (backup run makes "
+                                                          "a folder target; list, verify and restore read one)")
     return open_target(spec)
 
 
@@ -132,7 +139,7 @@ def list_(target: str, as_json: bool) -> None:
     """
     from investigator.backup import load_snapshots
 
-    snapshots, bad = load_snapshots(_target(target))
+    snapshots, bad = load_snapshots(_target(target, existing=True))
     rows = [{"seq": s.seq, "id": s.id, "tier": s.tier, "case": s.body.get("case"), "created": s.body["created"],
              "retain_until": s.body["retain_until"], "files": len(s.body["files"]),
              "bytes": s.body["totals"]["bytes"], "actor": s.body.get("actor")} for s in snapshots]
@@ -181,7 +188,7 @@ def verify(target: str, read_data: bool, read_data_subset: str | None, pin_pubke
         raise ConfigError("give --read-data or --read-data-subset, not both")
     share = 1.0 if read_data else _subset(read_data_subset)
     pin = archive_pin(pin_pubkey, pin_fingerprint)
-    result = check_target(_target(target), read_data=share, pin=pin)
+    result = check_target(_target(target, existing=True), read_data=share, pin=pin)
     counts = result.counts
     echo_checks(result, as_json=as_json, fail="FAIL ", err=True,
                 heading=f"backup check: {counts.get('snapshots', 0)} snapshots, {counts.get('objects', 0)} objects "
@@ -221,7 +228,7 @@ def restore(target: str, dest: Path, snapshot_id: str | None, master_key: Path |
     from investigator.cli.options import unlock
     from investigator.custody.file import KeyFile
 
-    source = _target(target)
+    source = _target(target, existing=True)
     pin = archive_pin(pin_pubkey, pin_fingerprint)
     snap = find_snapshot(source, snapshot_id)
     snap_id = snap.id  # fixed now, so a rerun resumes the same snapshot

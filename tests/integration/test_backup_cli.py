@@ -259,3 +259,14 @@ def test_sigkill_during_a_restore_then_the_next_run_completes(template, tmp_path
     restore_custody(archive.root, dest)
     assert cli("verify", dest).exit_code == 0 and info(dest) == info(archive.root)
     assert NOW is not None
+
+
+def test_a_target_folder_that_is_not_there_is_named(tmp_path):
+    # 'backup list /mnt/cld/investigator' (a typo, or an unmounted disk) said 'no snapshots' with exit 0, and
+    # 'backup verify' 'no snapshot found': both read as an empty target
+    missing = tmp_path / "cld" / "investigator"
+    for args in (("backup", "list", missing), ("backup", "verify", missing), ("backup", "restore", missing,
+                                                                             tmp_path / "dest")):
+        result = cli(*args)
+        assert result.exit_code == 2 and f"{missing}: no such folder" in result.output, result.output
+    assert not missing.exists() and not (tmp_path / "dest").exists()
