@@ -56,7 +56,8 @@ def plan_cmd(archive: Path, targets: tuple[str, ...], as_json: bool) -> None:
     """
     from investigator.backup.retention import plan_retention
 
-    _print_plan(plan_retention(Archive.open(archive), [_target(t) for t in targets], now=utc_now()), as_json)
+    _print_plan(plan_retention(Archive.open(archive), [_target(t, existing=True) for t in targets], now=utc_now()),
+                as_json)
 
 
 @retention.command("apply")
@@ -80,10 +81,11 @@ def apply_cmd(archive: Path, targets: tuple[str, ...], admin: str, totp: str, ap
     """
     from investigator.backup.retention import apply_retention, plan_retention
 
+    chosen = [_target(t, existing=True) for t in targets]  # a missing folder is named before any key is unlocked
     opened = Archive.open(archive)
     custody = unlock(opened, admin)
     now = utc_now()
-    plan = plan_retention(opened, [_target(t) for t in targets], now=now,
+    plan = plan_retention(opened, chosen, now=now,
                           master_versions=set(custody.versions()))
     result = apply_retention(opened, custody, plan, admin=admin, admin_totp=totp, approver=approver,
                              approver_totp=approver_totp, now=now)

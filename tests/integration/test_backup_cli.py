@@ -270,3 +270,11 @@ def test_a_target_folder_that_is_not_there_is_named(tmp_path):
         result = cli(*args)
         assert result.exit_code == 2 and f"{missing}: no such folder" in result.output, result.output
     assert not missing.exists() and not (tmp_path / "dest").exists()
+    archive = tmp_path / "archive"  # retention plans for the targets given: a missing one was left out in silence
+    assert cli("init", archive, "--kdf-cost", "14").exit_code == 0
+    for args in (("retention", "plan", archive, "--target", missing),
+                 ("retention", "apply", archive, "--target", missing, "--as", "wugang", "--totp", "123456",
+                  "--approver", "lixia", "--approver-totp", "654321")):
+        result = cli(*args)
+        assert result.exit_code == 2 and f"{missing}: no such folder" in result.output, result.output
+    assert "unlock" not in [e.action for e in Archive.open(archive).audit.entries()]
