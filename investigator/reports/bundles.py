@@ -54,6 +54,7 @@ from investigator.access.keyserver import RemoteKeyService
 from investigator.access.keyservice import EmbeddedKeyService, KeyService, Ticket
 from investigator.access.case import open_case
 from investigator.analysis.dedupe import RECORD_HASHES, dedupe
+from investigator.analysis.people import People
 from investigator.authority.policy import load_org, record_decision
 from investigator.reports.audit_view import grant_entries
 from investigator.reports.breaker import assess_messages
@@ -68,7 +69,7 @@ SIGNED_FILES = ("manifest.json", "signature.json", "release.json")
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 SUMMARY_COLUMNS = ("evidence_no", "message_id", "source", "conversation_id", "conversation_name", "ts_utc",
                    "ts_local", "sender_id", "sender_name", "msg_type", "attachment_name", "attachment_sha256",
-                   "record_hash", "batch_seq", "leaf_index", "copy_of")
+                   "record_hash", "batch_seq", "leaf_index", "copy_of", "sender_person")
 
 
 # --- proofs: computed by the key service (investigator.vault.proofs), hashes only -------------------------------
@@ -189,8 +190,9 @@ def export_bundle(archive: "Archive", *, grant: str, person: str, signer: _crypt
                    for r in rows if r.get("attachment_name") or r.get("attachment_sha256")]
     files["attachments.jsonl"] = "".join(json.dumps(a, ensure_ascii=False, sort_keys=True) + "\n"
                                          for a in attachments).encode()
-    files["summary.csv"] = _summary_csv(rows, archive.config.timezone,
-                                        _copies(messages, case.identities()))
+    people = People.from_identities(case.identities(), names={p.id: p.name for p in case.directory().people})
+    files["summary.csv"] = _summary_csv(rows, archive.config.timezone, _copies(messages, people),
+                                        _senders(messages, people))
     for seq in sorted(by_batch):
         files[f"manifests/{seq:08d}.json"] = manifests[seq].file_bytes
     files["grant.json"] = (json.dumps(loaded.to_json(), ensure_ascii=False, sort_keys=True, indent=2) + "\n").encode()
@@ -267,7 +269,19 @@ def _copies(messages: pl.DataFrame, identities: Any) -> dict[str, str]:
     return copies
 
 
-def _summary_csv(rows: list[dict[str, Any]], tz: str, copies: dict[str, str] | None = None) -> bytes:
+def _senders(messages: pl.DataFrame, people: People) -> dict[str, str]:
+    """Evidence number -> ``name (person id)`` of the directory person behind the sender's account.
+
+    A WeCom row names an external contact ``wmgcCs42YaNEANiWge``, a WeChat row ``wxid_wangfang``: the load
+    file says they are 王芳 (wangfang), as the reports do. Accounts the directory does not know are left out.
+    """
+    resolved = people.resolve(messages).filter(pl.col("person_id").is_not_null())
+    return {number: f"{name} ({pid})" for number, pid, name
+            in resolved.select("evidence_no", "person_id", "person").iter_rows()}
+
+
+def _summary_csv(rows: list[dict[str, Any]], tz: str, copies: dict[str, str] | None = None,
+                 senders: dict[str, str] | None = None) -> bytes:
     from zoneinfo import ZoneInfo
 
     zone = ZoneInfo(tz)
@@ -278,7 +292,8 @@ def _summary_csv(rows: list[dict[str, Any]], tz: str, copies: dict[str, str] | N
         ts = datetime.strptime(r["ts"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
         # the offset names the zone's hour: a load file read on its own must not leave local time ambiguous
         values = {**r, "ts_utc": r["ts"], "ts_local": ts.astimezone(zone).isoformat(sep=" ", timespec="seconds"),
-                  "copy_of": (copies or {}).get(r["evidence_no"], "")}
+                  "copy_of": (copies or {}).get(r["evidence_no"], ""),
+                  "sender_person": (senders or {}).get(r["evidence_no"], "")}
         writer.writerow(["" if values.get(c) is None else values.get(c) for c in SUMMARY_COLUMNS])
     return ("\ufeff" + buffer.getvalue()).encode("utf-8")  # BOM: spreadsheet tools read UTF-8 Chinese correctly
 

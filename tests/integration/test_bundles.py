@@ -78,6 +78,9 @@ def test_bundle_verifies_offline_with_the_archive_key_only(bundle, bundle_archiv
     assert {r["copy_of"] for r in table if r["copy_of"]} <= canonical
     complaint = [r for r in table if r["ts_local"] == "2026-11-18 14:35:00+08:00"]
     assert len(complaint) == 8 and len({r["copy_of"] or r["evidence_no"] for r in complaint}) == 1
+    # each copy's sender is named as the directory knows her, whatever account the export shows
+    assert {r["sender_person"] for r in complaint} == {"王芳 (wangfang)"}
+    assert {r["sender_name"] for r in complaint if r["source"] == "wecom"} == {"wmgcCs42YaNEANiWge"}
     assert not verify_bundle(bundle, pubkeys=[key(bundle_archive, "sunli").public]).ok  # wrong anchor
 
 
