@@ -19,6 +19,10 @@ from investigator.vault.config import DEFAULT_CHUNK_SECONDS, DEFAULT_TZ
 from investigator.vault.store import Archive
 
 
+#: the shortest archive passphrase 'init' accepts for a key file (the file is in the shared folder)
+MIN_PASSPHRASE_CHARS = 12
+
+
 @click.command()
 @archive_argument
 @click.option("--tz", "tz", default=DEFAULT_TZ, show_default=True, help="Archive time zone (IANA name).")
@@ -45,8 +49,8 @@ def init(archive: Path, tz: str, chunk_seconds: int, kdf_cost: int, backend: str
     """Create a new encrypted archive.
 
     \b
-    With the key file (default), the passphrase comes from INVESTIGATOR_PASSPHRASE,
-    else a prompt. With --custody pkcs11 or openbao the master keys and the signing
+    With the key file (default), the passphrase (at least 12 characters) comes from
+    INVESTIGATOR_PASSPHRASE, else a prompt. With --custody pkcs11 or openbao the master keys and the signing
     key are made inside the token / transit engine and never leave it; archive.toml
     records the backend (no secrets).
     Examples:
@@ -54,8 +58,14 @@ def init(archive: Path, tz: str, chunk_seconds: int, kdf_cost: int, backend: str
       INVESTIGATOR_PKCS11_MODULE=/usr/lib/softhsm/libsofthsm2.so INVESTIGATOR_PKCS11_PIN=... \\
         investigator init ./case-archive --custody pkcs11 --token-label investigator
     """
-    secrets = Settings.from_environ(os.environ).with_passphrase(
-        archive_passphrase(confirm=True, custodian=True) if backend == "file" else None)
+    passphrase = archive_passphrase(confirm=True, custodian=True) if backend == "file" else None
+    if passphrase is not None and len(passphrase) < MIN_PASSPHRASE_CHARS:
+        # the key file sits in the folder every client reads: only the passphrase protects it (docs/admin.md)
+        raise ConfigError(f"the archive passphrase has {len(passphrase)} characters; a new archive needs at least "
+                          f"{MIN_PASSPHRASE_CHARS} / 归档口令至少 {MIN_PASSPHRASE_CHARS} 个字符",
+                          hint="the key file keys/master.json is readable by everyone who can read the archive "
+                               "folder: choose a long, random passphrase")
+    secrets = Settings.from_environ(os.environ).with_passphrase(passphrase)
     created = create_archive(archive, backend=backend, secrets=secrets, token_label=token_label, mount=mount,
                              state_dir=state_dir, timezone_name=tz, chunk_seconds=chunk_seconds, actor=default_actor(actor),
                              kdf_n=2**kdf_cost, period_keys=period_keys)

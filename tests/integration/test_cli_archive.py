@@ -183,3 +183,11 @@ def test_a_second_writer_says_that_it_waits(archive):
         assert "another writer holds this archive" in first and proc.poll() is None  # waiting, and saying so
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0 and "batch 1" in out, err
+
+
+def test_init_refuses_a_short_archive_passphrase(tmp_path):
+    # 'INVESTIGATOR_PASSPHRASE=short investigator init' made an archive whose key file (in the folder every client
+    # reads) only a 5-character passphrase protected
+    out = run("init", tmp_path / "weak", "--kdf-cost", "14", passphrase="short", check=False)
+    assert out.returncode == 2 and "at least 12" in out.stderr and "short" not in out.stderr
+    assert not (tmp_path / "weak").exists()
