@@ -410,7 +410,8 @@ def find_grant(archive: "Archive", grant: str | Path) -> Path:
 
 
 def revocations(archive: "Archive") -> dict[str, dict[str, Any]]:
-    """grant id -> revocation record. Fail closed: any line naming a grant revokes it.
+    """grant id -> revocation record. Fail closed: any line naming a grant revokes it; the first line of a grant is
+    its record (when and by whom it was revoked: a later line must not move that time).
 
     Raises IntegrityError when the file is below the newest signed state head (lines removed, an older copy).
     """
@@ -426,7 +427,7 @@ def revocations(archive: "Archive") -> dict[str, dict[str, Any]]:
     for line in path.read_text(encoding="utf-8").splitlines():
         try:
             record = json.loads(line)
-            out[str(record["body"]["grant_id"])] = {**record["body"], "by": record["signature"]["signer"]}
+            out.setdefault(str(record["body"]["grant_id"]), {**record["body"], "by": record["signature"]["signer"]})
         except (ValueError, KeyError, TypeError):
             continue
     return out

@@ -43,6 +43,7 @@ from investigator.authority.grants.documents import (
     find_grant,
     load_grant,
     request_field_hashes,
+    revocations,
 )
 from investigator.vault.statehead import check_files
 from investigator.vault.store import Archive
@@ -372,10 +373,15 @@ def _grant_id(signed: SignedRequest) -> str:
 def revoke_grant(archive: "Archive", grant: str | Path, *, signer: Signer, reason: str, now: datetime) -> str:
     """Revoke a grant: an admin-signed line in ``org/revocations.jsonl``. Audited. Returns the grant id.
 
-    Raises PolicyDenied (audited) if ``signer`` is not an admin (or the archive key).
+    Raises PolicyDenied (audited) if ``signer`` is not an admin (or the archive key), ConfigError when the grant
+    was revoked already (nothing is written: a second line would only repeat it).
     """
     path = find_grant(archive, grant)
     grant_id = load_grant(path).id
+    earlier = revocations(archive).get(grant_id)
+    if earlier is not None:
+        raise ConfigError(f"grant {grant_id} was already revoked at {earlier.get('ts')} by {earlier.get('by')}",
+                          hint="nothing was written; 'investigator grant verify' shows the revocation")
     directory = DirectoryStore(archive).load()
     body = {"format": "investigator-revocation/1", "grant_id": grant_id, "ts": format_ts(now), "reason": reason}
     data = canonical_json(body)

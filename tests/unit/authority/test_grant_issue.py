@@ -92,3 +92,24 @@ def test_a_second_issue_of_the_same_request_is_refused_and_changes_nothing(org: 
         _issue(org.archive, org.keys, load_request(org.archive, signed.id), approvals, policy=policy,
                requester=directory.person("sunli"), now=org.now)
     assert result.grant_path.read_bytes() == original
+
+
+def test_a_second_revocation_writes_nothing_and_moves_no_time(org: Org) -> None:
+    # revoking a revoked grant again appended a second line, and 'grant verify' then reported the second line's
+    # time, by and reason ("revoked at 09:17 ... again") instead of when it was really revoked
+    from datetime import timedelta
+
+    from investigator.authority.grants import revoke_grant
+    from investigator.authority.grants.documents import revocations
+    from investigator.errors import ConfigError
+
+    revoke_grant(org.archive, org.grant_id, signer=org.signer("wugang"), reason="case closed", now=org.now)
+    before = org.archive.layout.revocations.read_bytes()
+    with pytest.raises(ConfigError, match="already revoked at"):
+        revoke_grant(org.archive, org.grant_id, signer=org.signer("wugang"), reason="again",
+                     now=org.now + timedelta(hours=1))
+    assert org.archive.layout.revocations.read_bytes() == before
+    # a second line written by an older version still does not move the revocation
+    line = before.decode().replace("case closed", "again")
+    org.archive.layout.revocations.write_bytes(before + line.encode())
+    assert revocations(org.archive)[org.grant_id]["reason"] == "case closed"
