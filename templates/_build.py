@@ -296,7 +296,10 @@ rn.markdown((f"{hits.height} 次命中，{hits['record_hash'].n_unique()} 条不
              f"{hits.height} hits on {hits['record_hash'].n_unique()} distinct messages (copies from several "
              "exports merged)") if hits.height else ("无命中" if zh else "no hits"))
 for by in (["keyword", "person"], ["keyword", "conversation"], ["keyword", "day"]):
-    counts = hits.group_by(by).agg(pl.len().alias("hits")).sort(["hits", *by], descending=[True] + [False] * len(by))
+    counts = hits.group_by(by).agg(pl.len().alias("hits"))
+    # most hits first, except days, which read in date order
+    counts = (counts.sort(["day", "keyword"]) if "day" in by else
+              counts.sort(["hits", *by], descending=[True] + [False] * len(by)))
     rn.show_table(counts, redact=redact, tz=tz, lang=lang, title="命中 / hits by " + " × ".join(by))
 ''',
         '''\

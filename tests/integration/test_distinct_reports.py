@@ -215,6 +215,25 @@ def test_couriers_talking_about_complaints_are_not_customer_complaints(archive_c
     assert "投诉人：组织目录中 客户 群组的成员，及目录中没有的发送人" in summary
 
 
+def test_keyword_sweep_lists_hits_by_day_in_date_order(archive_copy, tmp_path):
+    # over the month the day table was sorted by hits, so 2026-11-18 (2 hits) came before 2026-11-03
+    archive = Archive.open(archive_copy)
+    signer = unlock_person_key(archive, DEMO_OPERATOR, DEMO_ONLY_PASSPHRASE.format(person=DEMO_OPERATOR),
+                               key_dir=archive.root / "demo-keys")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run = run_report("keyword_sweep", archive=archive, grant=find_case_grant(archive_copy, REVIEW_CASE),
+                         person=DEMO_OPERATOR, signer=signer, passphrase=DEMO_PASSPHRASE,
+                         session=demo_session(archive_copy), output=tmp_path / "sweep.ipynb", html=False,
+                         parameters={"keywords": ["加班费", "投诉"]})
+    text = _outputs(nbformat.read(str(run.notebook), as_version=4))
+    table = text[text.index("命中 / hits by keyword × day"):].split("\n")
+    assert table[1] == "keyword\tday\thits"
+    rows = [line.split("\t") for line in table[2:] if line[:1] in ("加", "投")]
+    days = [day for _, day, _ in rows]
+    assert len(days) > 5 and days == sorted(days) and ["投诉", "2026-11-18", "2"] in rows
+
+
 def test_opening_an_unknown_grant_from_a_notebook_is_refused_and_audited(archive_copy):
     archive = Archive.open(archive_copy)
     before = len(list(archive.audit.entries()))
