@@ -32,6 +32,7 @@ _LABELS: dict[str, tuple[str, str]] = {  # key: (zh-CN, en)
     "key_passphrase": ("个人密钥口令", "Personal key passphrase"),
     "opened": ("已打开", "Opened"),
     "refused": ("拒绝", "Refused"),
+    "panels_failed": ("案件已打开，但面板未能建立", "The case is open, but the panels could not be built"),
     "window": ("授权时间窗", "Grant window"),
     "scope": ("范围", "Scope"),
     "fields": ("字段", "Fields"),

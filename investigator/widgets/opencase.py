@@ -118,5 +118,14 @@ class OpenCaseForm(widgets.VBox):
         self.case = case
         self.result.value = f"<b>{html.escape(label('opened', self.lang))}</b>" + describe_case(case, self.lang)
         for callback in self._callbacks:
-            callback(case)
+            try:
+                callback(case)
+            except Exception as exc:
+                # A button's handler that raises only reaches JupyterLab's log console: the form would say
+                # "opened" above an empty space. Say it here too (the case stays open), then raise as before.
+                detail = f"{type(exc).__name__}: {exc}"
+                self.result.value += (f"<div class='investigator-open-failed' style='color:#b00020'>"
+                                      f"<b>{html.escape(label('panels_failed', self.lang))}</b>: "
+                                      f"{html.escape(detail[:300])}</div>")
+                raise
         return case

@@ -175,7 +175,7 @@ class SearchPanel(widgets.VBox):
             widgets.HBox([self.senders, self.participants, self.groups, self.types]),
             widgets.HBox([self.count, self.distinct, self.progress]),
             self.status,
-            widgets.HBox([widgets.Box([self.table], layout=widgets.Layout(width="68%")),
+            widgets.HBox([widgets.Box([self.table], layout=widgets.Layout(width="68%", overflow="auto")),
                           widgets.VBox([self.context, widgets.HBox([self.thread_button, self.copies_button]),
                                         self.copies], layout=widgets.Layout(width="32%", padding="0 0 0 8px"))]),
             self.thread,

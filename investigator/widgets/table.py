@@ -84,7 +84,11 @@ def _who(name: Any, ident: Any) -> str:
 
 COLUMNS = ("ts", "sender", "conversation", "msg_type", "copies", "text", "variants")
 # the variants column (pinyin mode: the spellings that matched) takes a track only when the frame has it
-_WIDTHS = "26px 30px 150px 120px 150px 60px 56px minmax(240px, 1fr)"
+# Fixed columns shrink to their minimum before the text does: at 150/120/150 px they took ~650 px of a
+# table that is 68% of the panel, and beside JupyterLab's file browser (a ~1,000 px output area) the text,
+# the column an investigator reads, was cut to a few characters with nothing saying so. The table's box
+# scrolls sideways rather than clipping when even the minimums do not fit.
+_WIDTHS = "26px 30px minmax(118px, 150px) minmax(64px, 120px) minmax(72px, 150px) 48px 44px minmax(220px, 1fr)"
 _WIDTHS_VARIANTS = _WIDTHS + " 130px"
 VARIANTS = "matched_variants"
 
@@ -125,6 +129,9 @@ class PagedTable(widgets.VBox):
         self._opens = [widgets.Button(description="▸", tooltip=label("context", lang),
                                       layout=widgets.Layout(width="28px", padding="0px")) for _ in range(page_size)]
         self._cells = [[widgets.HTML() for _ in COLUMNS] for _ in range(page_size)]
+        for row_cells in self._cells:
+            for column, cell in zip(COLUMNS, row_cells):
+                cell.add_class(f"investigator-cell-{column}")
         self._syncing = False
         for index, (check, button) in enumerate(zip(self._checks, self._opens)):
             check.observe(lambda change, i=index: self._on_check(i, change["new"]), names="value")

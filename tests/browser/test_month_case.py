@@ -166,6 +166,18 @@ def test_month_case_in_jupyterlab(month_lab):
             step("search 加班费", search, lambda: 0 < int(count.inner_text().replace(",", "")) < whole)
             hits = int(count.inner_text().replace(",", ""))
             assert page.locator(".investigator-results mark").count() > 0
+            # the hit's text is readable where it is shown: at least 200 px wide and inside the results'
+            # box (beside JupyterLab's file browser it used to be cut to a few characters without a sign)
+            shown = page.evaluate("""() => {
+                const cell = document.querySelector('.investigator-results .investigator-cell-text');
+                let box = cell.parentElement;
+                while (box && !/auto|scroll|hidden/.test(getComputedStyle(box).overflow)) box = box.parentElement;
+                const pane = document.querySelector('.investigator-context-pane').getBoundingClientRect();
+                const c = cell.getBoundingClientRect(), b = box.getBoundingClientRect();
+                return {width: c.width, right: c.right, boxRight: b.right, paneLeft: pane.left};
+            }""")
+            assert shown["width"] >= 200, shown
+            assert shown["right"] <= min(shown["boxRight"], shown["paneLeft"]) + 1, shown  # not under the context
 
             # mode switch
             mode = attached(page, ".investigator-mode select")

@@ -243,3 +243,26 @@ def test_open_case_form_in_key_server_mode_signs_with_the_person_key(widget_arch
     with pytest.raises(IntegrityError):
         public.verify(key.sign(b"request"), b"another request")
     assert form.passphrase.value == ""  # not kept in the form
+
+
+def test_a_panel_that_fails_to_build_is_shown_in_the_form_not_only_logged(monkeypatch):
+    # a button handler's exception reaches only JupyterLab's log console: the form must say it too
+    import investigator.widgets.opencase as opencase
+
+    class Opened:
+        pass
+
+    monkeypatch.setattr(opencase, "describe_case", lambda case, lang: "")  # a stand-in case has nothing to describe
+    form = OpenCaseForm(archive="an-archive", grant="G-x", person="sunli", lang="en",
+                        opener=lambda archive, **options: Opened())
+
+    def build(case):
+        raise ValueError("the timeline could not be drawn")
+
+    form.on_open(build)
+    with pytest.raises(ValueError):
+        form.open_case()
+    assert isinstance(form.case, Opened)  # the case is open; only the panels failed
+    assert "Opened" in form.result.value
+    assert "the panels could not be built" in form.result.value
+    assert "ValueError: the timeline could not be drawn" in form.result.value
