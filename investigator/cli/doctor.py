@@ -96,11 +96,12 @@ def doctor(archive: Path, person: str, targets: tuple[str, ...], sample: str, ou
         # the report kernel's boto3 reads these (never a report parameter); without them every S3 check would fail
         raise ConfigError(f"S3 credentials missing: set {' and '.join(missing)} (and AWS_ENDPOINT_URL for a service "
                           "other than AWS) / 未设置 S3 凭据")
+    share = _percent(sample)  # usage mistakes before the personal key's passphrase is asked for
     check_out_folder(out_dir, "reports folder")  # before doctor.run is audited
     opened = Archive.open(archive)
     lang = "en" if Settings.from_environ(os.environ).lang.startswith("en") else "zh"
     result = run_doctor(opened, person=person, signer=signing_key(opened, person, key_dir), targets=list(targets),
-                        sample=_percent(sample), out_dir=out_dir, lang=lang, html=not no_html,
+                        sample=share, out_dir=out_dir, lang=lang, html=not no_html,
                         thresholds=overrides)
     if as_json:
         echo_json({"notebook": str(result.notebook), "html": str(result.html), "digest": result.digest,

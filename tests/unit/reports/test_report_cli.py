@@ -32,3 +32,14 @@ def test_an_output_folder_that_cannot_be_written_is_named_before_anything_runs(t
     fine = tmp_path / "new" / "reports"
     result = CliRunner().invoke(main, ["doctor", str(tmp_path / "no-archive"), "--as", "zhengjie", "-o", str(fine)])
     assert result.exit_code == 3 and not (tmp_path / "new").exists()  # checked, then left as it was
+
+
+def test_a_bad_doctor_sample_is_refused_before_the_passphrase_prompt(make_archive, tmp_path) -> None:
+    # 'doctor --sample 150%' first asked for the auditor's key passphrase, then refused the share
+    archive, _ = make_archive()
+    (tmp_path / "keys").mkdir()
+    (tmp_path / "keys" / "zhengjie.key").write_text("{}", encoding="utf-8")
+    result = CliRunner().invoke(main, ["doctor", str(archive.root), "--as", "zhengjie", "--sample", "150%",
+                                       "--key-dir", str(tmp_path / "keys")],
+                                env={"INVESTIGATOR_KEY_PASSPHRASE": ""}, input="")
+    assert result.exit_code == 2 and "--sample '150%'" in result.output and "passphrase" not in result.output
