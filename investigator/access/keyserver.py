@@ -749,9 +749,28 @@ class RemoteKeyService:
                 answer = json.loads(exc.read())
             except ValueError:
                 answer = {}
+            if exc.code == 401 and sign:
+                self._check_served_archive()  # a signature over another archive's id fails as 'not registered'
             raise _error_from(answer, exc.code) from None
         except (urllib.error.URLError, OSError, ValueError) as exc:
             raise self._fail(exc) from exc
+
+    def _check_served_archive(self) -> None:
+        """ConfigError when the server serves another archive than the one this client signs for (a key server
+        URL of another archive: every refusal then reads 'key ... is not registered', which misleads)."""
+        if self._archive_id is None:
+            return
+        try:
+            with urllib.request.urlopen(self.url + "/v1/health", timeout=self.timeout,
+                                        context=self._context) as response:
+                served = str(json.loads(response.read())["archive_id"])
+        except (urllib.error.URLError, OSError, ValueError, KeyError, TypeError):
+            return  # the refusal itself is the answer then
+        if served != self._archive_id:
+            raise errors.ConfigError(f"the key server at {self.url} serves archive {served}, not this archive "
+                                     f"({self._archive_id})",
+                                     hint="check --keyserver / INVESTIGATOR_KEYSERVER: each archive has its own key "
+                                          "server")
 
     def open(self, *, grant: "Grant", person: str, totp: str | None = None, session: str | None = None,
              monitor: str | None = None, monitor_totp: str | None = None, now: datetime | None = None) -> Ticket:

@@ -310,3 +310,24 @@ def test_login_names_a_session_file_it_cannot_write_before_spending_the_code(wor
                                      "--session-file", str(tmp_path / "s.token")], env=env)
     assert done.exit_code == 0, done.output  # the same code: it was not spent
     assert (tmp_path / "s.token").read_text().strip() == done.output.splitlines()[0]
+
+
+def test_a_client_pointed_at_another_archives_key_server_is_told_so(world, server):
+    # INVESTIGATOR_KEYSERVER left pointing at another archive's server: every refusal read "key ... of sunli is
+    # not registered for them", which sends the user after their key instead of the URL
+    _, url = server
+    other = RemoteKeyService(url, signer=signer(world), archive_id="00000000-0000-4000-8000-000000000000")
+    grant = load_grant_for(world)
+    with pytest.raises(errors.ConfigError, match=f"the key server at {url} serves archive {world.archive.archive_id}, "
+                                                 "not this archive"):
+        other.open(grant=grant, person="sunli", totp=now_code(world))
+    same = RemoteKeyService(url, signer=RequestSigner("sunli", world.key("zhouzong")),  # the wrong key: as before
+                            archive_id=world.archive.archive_id)
+    with pytest.raises(errors.IdentityCheckFailed):
+        same.open(grant=grant, person="sunli", totp=now_code(world))
+
+
+def load_grant_for(world) -> Grant:
+    from investigator.authority.grants import load_grant
+
+    return load_grant(find_grant(world.archive, world.grant(**WINDOW)))
