@@ -160,7 +160,10 @@ def ingest(archive: Path, paths: tuple[Path, ...], fmt: str, tz: str | None, len
     if as_json:
         echo_json(result.to_json())
         return
-    if result.batch_seq is None:
+    if result.batch_seq is None and not result.duplicates:  # a header-only export is no export of 0 duplicates
+        click.echo("nothing to ingest: the input holds no records" + (" that could be read" if result.skipped else "")
+                   + " / 输入中没有可导入的记录")
+    elif result.batch_seq is None:
         click.echo(f"nothing new: {result.duplicates} records already in the archive")
     else:
         click.echo(f"batch {result.batch_seq}: {result.messages_added} messages, {result.events_added} events "

@@ -191,3 +191,11 @@ def test_init_refuses_a_short_archive_passphrase(tmp_path):
     out = run("init", tmp_path / "weak", "--kdf-cost", "14", passphrase="short", check=False)
     assert out.returncode == 2 and "at least 12" in out.stderr and "short" not in out.stderr
     assert not (tmp_path / "weak").exists()
+
+
+def test_an_export_without_records_is_called_so(archive, tmp_path):
+    # a header-only export (an export tool that found nothing) printed 'nothing new: 0 records already in the archive'
+    header = tmp_path / "header.csv"
+    header.write_text("message_id,ts,sender_name,text\n", encoding="utf-8")
+    out = run("ingest", archive, header, "--format", "csv")
+    assert "the input holds no records" in out.stdout and "already in the archive" not in out.stdout
