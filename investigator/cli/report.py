@@ -346,6 +346,8 @@ def reproduce_cmd(ctx: click.Context, notebook: Path, archive_path: Path | None,
         click.echo(f"reproduced digest: {result.new_digest}")
         for line in result.differences:
             click.secho(f"  differs: {line}", fg="red")
+        for line in result.environment:
+            click.echo(f"  ran differently: {line}")
         click.echo("reproduced: identical" if result.same else "reproduced: DIFFERENT")
     if not result.same:
         ctx.exit(IntegrityError.exit_code)

@@ -10,6 +10,9 @@ template the seal names (its SHA-256 must match, or the run is refused), and
 compares the new notebook's content digest with the sealed one; when they
 differ, the cells that differ are named. Reports are built to be
 deterministic (sorted tables, fixed seeds, no wall-clock values in outputs).
+What ran differently from the sealed run (the package's code digest, Python,
+Polars, the search normalization) is listed beside the result, so a difference
+can be told from one in the data.
 
 The kernel gets its credentials as in :func:`investigator.reports.run.run_report`: embedded,
 the archive passphrase and a session; with ``keyserver=`` (and ``signer=``, the operator's
@@ -28,7 +31,7 @@ from investigator.errors import ReportError
 from investigator.reports.canonical import content_digest, diff_cells, sealed_canonical_format
 from investigator.reports.run import (TICKET_LIFETIME, check_template_allowed, execute, find_template, kernel_credentials,
                                       kernel_env)
-from investigator.reports.seal import META_KEY, file_sha256
+from investigator.reports.seal import META_KEY, environment_differences, file_sha256, package_versions
 from investigator.authority.grants import Grant, find_grant
 from investigator.vault.store import Archive
 
@@ -41,6 +44,7 @@ class ReproduceResult:
     sealed_digest: str
     new_digest: str
     differences: list[str] = field(default_factory=list)
+    environment: list[str] = field(default_factory=list)  # what ran differently (seal.environment_differences)
 
     @property
     def same(self) -> bool:
@@ -48,7 +52,8 @@ class ReproduceResult:
 
     def to_json(self) -> dict[str, object]:
         return {"same": self.same, "sealed_digest": self.sealed_digest, "new_digest": self.new_digest,
-                "reproduction": str(self.reproduction), "differences": self.differences}
+                "reproduction": str(self.reproduction), "differences": self.differences,
+                "environment": self.environment}
 
 
 def reproduce_report(notebook: Path, *, archive: "Archive", person: str, passphrase: str | None = None,
@@ -103,7 +108,8 @@ def reproduce_report(notebook: Path, *, archive: "Archive", person: str, passphr
     fmt = sealed_canonical_format(body)  # a report sealed under format 1 is compared by format 1's rules
     result = ReproduceResult(original=Path(notebook), reproduction=target, sealed_digest=str(body["digest"]),
                              new_digest=content_digest(again, fmt),
-                             differences=list(diff_cells(list(body.get("cell_digests") or []), again, fmt)))
+                             differences=list(diff_cells(list(body.get("cell_digests") or []), again, fmt)),
+                             environment=environment_differences(body.get("package") or {}, package_versions()))
     archive.audit.append(person, "report.reproduce", str(body["digest"]),
                          {"report_id": body.get("report_id"), "same": result.same, "new_digest": result.new_digest},
                          outcome="ok" if result.same else "error", now=when)

@@ -24,6 +24,7 @@ or a key file (``--pubkey``).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import platform
@@ -105,12 +106,14 @@ def file_sha256(path: Path) -> str:
     return "sha256:" + _crypto.sha256_file(path)
 
 
-def _package() -> dict[str, str]:
-    """Versions that decide what the report computed: Python, packages, and the search normalization in use.
+def package_versions() -> dict[str, str]:
+    """Versions that decide what the report computed: Python, packages, the package's code, the search normalization.
 
-    ``search_normalization`` is the fingerprint of the normalization tables (``textnorm.norm_version``):
-    which messages a keyword finds. A reviewer re-running the template must use the same one to expect
-    the same hits (docs/reviewer.md).
+    ``investigator_code`` is :func:`code_digest` of the installed package: the version number stays the
+    same between commits, so without it a report that reproduces differently could not say whether the
+    code changed or the data did. ``search_normalization`` is the fingerprint of the normalization tables
+    (``textnorm.norm_version``): which messages a keyword finds. A reviewer re-running the template needs
+    the same ones to expect the same cells (docs/reviewer.md, "Reproduce").
     """
     from importlib.metadata import PackageNotFoundError, version
 
@@ -120,8 +123,50 @@ def _package() -> dict[str, str]:
             out[name] = version(name)
         except PackageNotFoundError:  # pragma: no cover
             out[name] = "unknown"
+    out["investigator_code"] = code_digest()
     out["search_normalization"] = str(norm_version())
     return out
+
+
+def code_digest(root: Path | None = None) -> str:
+    """``sha256:`` over the files of the installed ``investigator`` package (code and shipped data), by relative path.
+
+    Compiled caches (``__pycache__``, ``*.pyc``) are left out. ``root`` defaults to the package's own
+    folder (hashed once per process, ~10 ms). The same source tree gives the same digest on every
+    machine and install path.
+    """
+    return _installed_code_digest() if root is None else _tree_digest(Path(root))
+
+
+@functools.lru_cache(maxsize=1)
+def _installed_code_digest() -> str:
+    return _tree_digest(Path(__file__).resolve().parents[1])
+
+
+def _tree_digest(base: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(p for p in base.rglob("*") if p.is_file() and "__pycache__" not in p.parts
+                       and p.suffix not in (".pyc", ".pyo")):
+        relative = path.relative_to(base).as_posix()
+        digest.update(f"{relative}\x00{_crypto.sha256_file(path)}\n".encode("utf-8", "surrogateescape"))
+    return "sha256:" + digest.hexdigest()
+
+
+def environment_differences(sealed: dict[str, Any], current: dict[str, str]) -> list[str]:
+    """What differs between a seal's ``package`` record and ``current`` (:func:`package_versions`), one line each.
+
+    A reproduction that comes out DIFFERENT under other code, another Polars or other normalization
+    tables may differ for that reason, not because the data changed. A field the seal does not record
+    (sealed before it was) is said to be unknown.
+    """
+    lines = []
+    for key, now in current.items():
+        then = sealed.get(key) if isinstance(sealed, dict) else None
+        if then is None:
+            lines.append(f"{key}: not recorded in the seal (sealed by an older release); here {now}")
+        elif str(then) != now:
+            lines.append(f"{key}: sealed with {then}, reproduced with {now}")
+    return lines
 
 
 def grant_record(grant: Any) -> dict[str, Any]:
@@ -185,7 +230,7 @@ def seal_notebook(nb: Any, *, archive: "Archive", signer: _crypto.SigningKey, pe
         "parameters": parameters, "grant": grant_record(grant) if grant else None, "data": data,
         "run": {"started": started or str(papermill.get("start_time") or ""),
                 "ended": ended or str(papermill.get("end_time") or "")},
-        "package": _package(), "breaker": verdict.to_json(), "sealed_at": format_ts(when),
+        "package": package_versions(), "breaker": verdict.to_json(), "sealed_at": format_ts(when),
         "html": {"sha256": page_digest(page), "covers": HTML_COVERS},
     }
     if basis is not None:

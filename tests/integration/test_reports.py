@@ -120,6 +120,7 @@ def test_reproduction_gives_the_same_digest(reports, report_archive, tmp_path):
                               passphrase=DEMO_PASSPHRASE, session=demo_session(report_archive.root),
                               output=tmp_path / "again.ipynb")
     assert result.same, result.differences
+    assert result.environment == []  # the same code, Python, packages and normalization tables as the seal
 
 
 def test_review_release_and_export(reports, report_archive, tmp_path):

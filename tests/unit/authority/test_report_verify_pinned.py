@@ -7,6 +7,7 @@ operator in a copy of the demo organisation (tests/unit/authority/conftest.py).
 from __future__ import annotations
 
 import copy
+import shutil
 import hashlib
 import json
 from datetime import timedelta
@@ -21,7 +22,7 @@ from investigator import _crypto
 from investigator.authority.grants import load_grant
 from investigator.cli import main
 from investigator.reports.notebook import PROVENANCE_MIME
-from investigator.reports.seal import seal_notebook, verify_report
+from investigator.reports.seal import code_digest, environment_differences, seal_notebook, verify_report
 from investigator.vault.store import Archive
 
 from .conftest import NOW, Org
@@ -153,6 +154,34 @@ def test_the_seal_records_the_search_normalization(org: Org, sealed: Path) -> No
 
     doc = json.loads(sealed.read_text(encoding="utf-8"))
     assert _seal(doc)["body"]["package"]["search_normalization"] == str(textnorm.norm_version()) == "1710689403"
+    assert _seal(doc)["body"]["package"]["investigator_code"] == code_digest()  # the code, not just the version
     _edit(sealed, lambda d: _seal(d)["body"]["package"].update(search_normalization="2740499686"))
     bad = verify_report(nbformat.read(str(sealed), as_version=4), archive=org.archive)
     assert not bad.ok and any("package" in p for p in bad.problems), bad.problems
+
+
+def test_code_digest_follows_every_file_of_the_package_but_not_its_caches(tmp_path: Path) -> None:
+    tree = tmp_path / "investigator"
+    (tree / "vault").mkdir(parents=True)
+    (tree / "vault" / "ingest.py").write_text("A = 1\n")
+    (tree / "data.json").write_text("{}")
+    before = code_digest(tree)
+    (tree / "__pycache__").mkdir()
+    (tree / "__pycache__" / "x.cpython-311.pyc").write_bytes(b"cache")
+    (tree / "vault" / "ingest.pyc").write_bytes(b"cache")
+    assert code_digest(tree) == before  # caches do not count
+    moved = tmp_path / "elsewhere" / "investigator"
+    shutil.copytree(tree, moved)
+    assert code_digest(moved) == before  # nor where it is installed
+    (moved / "vault" / "ingest.py").write_text("A = 2\n")
+    assert code_digest(moved) != before  # one changed line does
+
+
+def test_a_reproduction_says_what_ran_differently() -> None:
+    sealed = {"python": "3.11.7", "investigator": "0.1.0", "investigator_code": "sha256:aa", "polars": "2.1.0"}
+    now = {"python": "3.11.7", "investigator": "0.1.0", "investigator_code": "sha256:bb", "polars": "2.1.0",
+           "search_normalization": "1710689403"}
+    assert environment_differences(sealed, now) == [
+        "investigator_code: sealed with sha256:aa, reproduced with sha256:bb",
+        "search_normalization: not recorded in the seal (sealed by an older release); here 1710689403"]
+    assert environment_differences(dict(now), now) == []
