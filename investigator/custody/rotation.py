@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from investigator.vault.store import Archive
-from investigator.errors import ArchiveError
+from investigator.errors import ArchiveError, InvestigatorError
 from investigator._fs import atomic_write
 from investigator.custody.file import KeyFile
 from investigator.schema import format_ts
@@ -58,34 +58,61 @@ def rotate(archive: Archive, custody: Custody, *, actor: str, now: datetime | No
     """
     when = now or datetime.now(timezone.utc)
     with archive.write_lock():
-        version = custody.add_version(now=when)
-        count = 0
-        count = rewrap_data_keys(archive, custody, custody, into=archive)
-        for path in archive.layout.fixed_wrapped_keys:  # the index and TOTP keys, rewrapped in place
-            if path.exists():
-                wrapped = json.loads(path.read_text(encoding="utf-8"))
-                plain = custody.unwrap(wrapped, what=archive.layout.relative(path))
-                _write_wrapped(path, custody.wrap(plain, wrapped["kind"], wrapped["partition"]))
-                count += 1
-        for path in consent_records(archive):  # each consent file's key, kept in its record (unsigned part)
-            copy = archive.layout.consent_key(path.stem)
-            if copy.exists():  # sealed again by a custody migration: that copy is the one in use
-                sealed = json.loads(copy.read_text(encoding="utf-8"))
-                plain = custody.unseal(sealed, what=archive.layout.relative(copy))
-                _write_wrapped(copy, custody.seal(plain, purpose=sealed["kind"], name=sealed["partition"]))
-                count += 1
-                continue
-            record = json.loads(path.read_text(encoding="utf-8"))
-            sealed = record["key"]
-            plain = custody.unseal(sealed, what=archive.layout.relative(path))
-            record["key"] = custody.seal(plain, purpose=sealed["kind"], name=sealed["partition"])
-            atomic_write(path, (json.dumps(record, ensure_ascii=False, indent=1, sort_keys=True) + "\n").encode(),
-                         mode=0o600)
-            count += 1
+        version: int | None = None
+        try:
+            version = custody.add_version(now=when)
+            count = rewrap_data_keys(archive, custody, custody, into=archive)
+            for path in archive.layout.fixed_wrapped_keys:  # the index and TOTP keys, rewrapped in place
+                if path.exists():
+                    wrapped = json.loads(path.read_text(encoding="utf-8"))
+                    plain = custody.unwrap(wrapped, what=archive.layout.relative(path))
+                    _write_wrapped(path, custody.wrap(plain, wrapped["kind"], wrapped["partition"]))
+                    count += 1
+            count += _reseal_consent_keys(archive, custody)
+        except (InvestigatorError, OSError) as err:
+            # a custody that went away mid-way (server stopped, token pulled, disk full): the new version may
+            # exist and some keys be wrapped under it already (each key file is replaced whole, so every key
+            # still opens under one version or the other); the audit log says so and why
+            archive.audit.append(actor, "keys.rotate", archive.archive_id, {
+                "version": version, "rewrapped": _wrapped_under(archive, version), "unfinished": True,
+                "reason": str(err) or type(err).__name__}, outcome="error", now=when)
+            raise
+        assert version is not None
         archive.audit.append(actor, "keys.rotate", archive.archive_id, {"version": version, "rewrapped": count},
                              now=when)
         archive.audit.checkpoint(custody.signing, archive_id=archive.archive_id, now=when)
     return RotationResult(version, count)
+
+
+def _wrapped_under(archive: Archive, version: int | None) -> int | None:
+    """How many keys are wrapped under ``version`` now (None when that cannot be told)."""
+    if version is None:
+        return 0
+    try:
+        return sum(1 for v in wrapped_versions(archive).values() if v == version)
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _reseal_consent_keys(archive: Archive, custody: Custody) -> int:
+    """Seal each consent file's key again under the current master-key version; returns how many."""
+    count = 0
+    for path in consent_records(archive):  # each consent file's key, kept in its record (unsigned part)
+        copy = archive.layout.consent_key(path.stem)
+        if copy.exists():  # sealed again by a custody migration: that copy is the one in use
+            sealed = json.loads(copy.read_text(encoding="utf-8"))
+            plain = custody.unseal(sealed, what=archive.layout.relative(copy))
+            _write_wrapped(copy, custody.seal(plain, purpose=sealed["kind"], name=sealed["partition"]))
+            count += 1
+            continue
+        record = json.loads(path.read_text(encoding="utf-8"))
+        sealed = record["key"]
+        plain = custody.unseal(sealed, what=archive.layout.relative(path))
+        record["key"] = custody.seal(plain, purpose=sealed["kind"], name=sealed["partition"])
+        atomic_write(path, (json.dumps(record, ensure_ascii=False, indent=1, sort_keys=True) + "\n").encode(),
+                     mode=0o600)
+        count += 1
+    return count
 
 
 def rewrap_data_keys(archive: Archive, read: Custody, write: Custody, *, into: Archive) -> int:
@@ -146,7 +173,12 @@ def retire(archive: Archive, custody: Custody, *, version: int, actor: str, now:
     """
     when = now or datetime.now(timezone.utc)
     with archive.write_lock():
-        versions = sorted(custody.versions())
+        try:
+            versions = sorted(custody.versions())
+        except (InvestigatorError, OSError) as err:  # the custody went away before anything changed
+            archive.audit.append(actor, "keys.retire", archive.archive_id, {
+                "version": version, "reason": str(err) or type(err).__name__}, outcome="error", now=when)
+            raise
         users = sorted(name for name, v in wrapped_versions(archive).items() if v == version)
         refusal = (f"master key version {version} is not in the custody (versions: {versions})"
                    if version not in versions else
@@ -157,7 +189,16 @@ def retire(archive: Archive, custody: Custody, *, version: int, actor: str, now:
             archive.audit.append(actor, "keys.retire", archive.archive_id, {"version": version, "reason": refusal},
                                  outcome="denied", now=when)
             raise ArchiveError(refusal)
-        custody.remove_version(version)
+        try:
+            custody.remove_version(version)
+        except (InvestigatorError, OSError) as err:
+            # ArchiveError: the custody refused before changing anything (OpenBao: not the oldest version);
+            # anything else: it went away mid-way, and the version may be half removed
+            refused = isinstance(err, ArchiveError)
+            archive.audit.append(actor, "keys.retire", archive.archive_id, {
+                "version": version, **({} if refused else {"unfinished": True}),
+                "reason": str(err) or type(err).__name__}, outcome="denied" if refused else "error", now=when)
+            raise
         archive.audit.append(actor, "keys.retire", archive.archive_id, {"version": version}, now=when)
 
 

@@ -68,3 +68,52 @@ def test_status_says_when_rotation_is_due(make_archive):
     later = datetime.now(timezone.utc) + timedelta(days=100)
     assert status(archive)["rotation_due"] is False
     assert status(archive, now=later)["rotation_due"] is True
+
+
+class _GoesAway:
+    """A custody that stops answering after ``calls`` wraps or removals (a server stopped, a token pulled)."""
+
+    def __init__(self, inner, calls: int) -> None:
+        self._inner, self._left = inner, calls
+
+    def _tick(self, doing: str) -> None:
+        self._left -= 1
+        if self._left < 0:
+            raise errors.KeyServiceError(f"cannot reach the key server at http://127.0.0.1:9 for {doing} "
+                                         "(ConnectionError)")
+
+    def wrap(self, *args, **kwargs):
+        self._tick("wrapping a key")
+        return self._inner.wrap(*args, **kwargs)
+
+    def remove_version(self, version):
+        self._tick("retiring a master key version")
+        return self._inner.remove_version(version)
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+
+def test_a_rotation_or_retirement_the_custody_breaks_off_is_audited_and_leaves_every_key_readable(make_archive):
+    """A custody that went away mid-rotation (OpenBao stopped after the new version was made and 5 keys were
+    rewrapped) left no keys.rotate entry at all: the audit log showed an 'unlock' and nothing else, though the
+    custody held a new master-key version. Now the failure is audited with the version, how far it got and why."""
+    archive, keys = make_archive()
+    _ingest(archive, keys, message_frame(30), event_frame(3))
+    with pytest.raises(errors.KeyServiceError, match="cannot reach"):
+        rotate(archive, _GoesAway(unlock_archive(archive, PASSPHRASE), calls=2), actor="wugang")
+    last = list(archive.audit.entries())[-1]
+    assert (last.actor, last.action, last.outcome) == ("wugang", "keys.rotate", "error")
+    assert last.details["version"] == 2 and last.details["rewrapped"] == 2 and last.details["unfinished"] is True
+    assert "cannot reach the key server" in last.details["reason"]
+    reopened = Archive.open(archive.root)
+    assert verify_archive(reopened, keys=unlock_archive(reopened, PASSPHRASE)).ok  # every key opens, v1 or v2
+    # rotating again finishes the job; a retirement the custody breaks off is audited too
+    rotate(reopened, unlock_archive(reopened, PASSPHRASE), actor="wugang")
+    with pytest.raises(errors.KeyServiceError):
+        retire(reopened, _GoesAway(unlock_archive(reopened, PASSPHRASE), calls=0), version=1, actor="wugang")
+    last = list(reopened.audit.entries())[-1]
+    assert (last.action, last.outcome, last.details["version"], last.details["unfinished"]) == (
+        "keys.retire", "error", 1, True)
+    retire(reopened, unlock_archive(reopened, PASSPHRASE), version=1, actor="wugang")
+    assert verify_archive(reopened, keys=unlock_archive(reopened, PASSPHRASE)).ok
