@@ -57,7 +57,8 @@ class _Main(click.Group):
              epilog=_exit_code_help())
 @click.version_option(package_name="investigator")
 def main() -> None:
-    """investigator: encrypted, policy-checked, audited investigation of chat records.
+    """investigator: encrypted, policy-checked, audited investigation of chat records
+    (聊天记录调查：加密存储、按策略授权、全程审计).
 
     \b
     Quick start (embedded key service, one trusted machine):

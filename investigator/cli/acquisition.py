@@ -13,13 +13,17 @@ from investigator.cli.options import archive_argument, as_person, echo_json, jso
 
 @click.group()
 def acquisition() -> None:
-    """Acquisition records: device, owner, operator, monitor, tool, time and the hashes of the export,
+    """Acquisition records (电子取证记录): template, sign, check.
+
+    A record holds the device, owner, operator, monitor, tool, time and the hashes of the export,
     the video and the sealing photos, signed by the operator and bound into an ingest batch."""
 
 
 @acquisition.command("template")
 def template_cmd() -> None:
-    """Print an empty acquisition record (JSON) to fill in.
+    """Print an empty acquisition record (打印空白取证记录).
+
+    The record is JSON, to fill in.
 
     \b
     Fill every field, put the SHA-256 of each image / export file under "exports",
@@ -41,7 +45,9 @@ def template_cmd() -> None:
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Write the signed record here (default: replace RECORD).")
 def sign_cmd(archive: Path, record: Path, as_id: str, key_dir: Path | None, out: Path | None) -> None:
-    """Sign a filled-in record with the operator's personal key.
+    """Sign a filled-in record as the operator (操作人签署取证记录).
+
+    The record is signed with the operator's personal key.
 
     \b
     The key must be the signer's live key in the archive's directory; ingest checks
@@ -71,7 +77,9 @@ def sign_cmd(archive: Path, record: Path, as_id: str, key_dir: Path | None, out:
 @click.argument("files", nargs=-1, type=click.Path(path_type=Path, exists=True))
 @json_option
 def check_cmd(archive: Path, record: Path, files: tuple[Path, ...], as_json: bool) -> None:
-    """Check a signed record (fields, signature, signer in the directory) and that FILES are the ones it lists.
+    """Check a signed record and its files (核验取证记录及文件).
+
+    The fields, the signature, the signer in the directory, and that FILES are the ones it lists.
 
     \b
     Example:

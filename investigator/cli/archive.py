@@ -46,7 +46,7 @@ MIN_PASSPHRASE_CHARS = 12
                    "(every custody; docs/admin.md, section 12).")
 def init(archive: Path, tz: str, chunk_seconds: int, kdf_cost: int, backend: str, token_label: str, mount: str,
          state_dir: Path | None, actor: str | None, period_keys: str | None) -> None:
-    """Create a new encrypted archive.
+    """Create a new encrypted archive (新建加密档案库).
 
     \b
     With the key file (default), the passphrase (at least 12 characters) comes from
@@ -105,7 +105,9 @@ def ingest(archive: Path, paths: tuple[Path, ...], fmt: str, tz: str | None, len
            mappings: tuple[str, ...], map_file: Path | None, room_names: str | None, year: int | None,
            keyserver: str | None, cafile: str | None, key_dir: Path | None, actor: str | None, as_json: bool,
            acquisition_file: Path | None) -> None:
-    """Import export files into the archive as one atomic, idempotent batch.
+    """Import export files into the archive (将导出文件导入档案库).
+
+    The files go in as one atomic, idempotent batch.
 
     \b
     With --keyserver (or INVESTIGATOR_KEYSERVER) the archive passphrase is never
@@ -201,7 +203,9 @@ def _read_mapping(path: Path) -> dict[str, str]:
 @archive_argument
 @json_option
 def info(archive: Path, as_json: bool) -> None:
-    """Counts only, never content: messages, events, partitions, first and last time.
+    """Show the archive's counts, never content (档案库统计，不含内容).
+
+    Messages, events, partitions, first and last time.
 
     \b
     Also the archive's signing key fingerprint (SHA-256 of its genesis Ed25519 public key):
@@ -236,7 +240,9 @@ def info(archive: Path, as_json: bool) -> None:
 def verify(archive: Path, offline: bool, actor: str | None, key_dir: Path | None, keyserver: str | None,
            cafile: str | None, pin_pubkey: Path | None, pin_fingerprint: str | None, witnesses: tuple[str, ...],
            as_json: bool) -> None:
-    """Verify every chunk, manifest, chain link, Merkle root, signature and the audit log.
+    """Verify the archive and its audit log (校验档案库与审计日志).
+
+    Verify every chunk, manifest, chain link, Merkle root, signature and the audit log.
 
     \b
     Exit 0 when intact; 4 with each problem (file and reason) otherwise.
@@ -288,7 +294,9 @@ def verify(archive: Path, offline: bool, actor: str | None, key_dir: Path | None
 @actor_option
 @json_option
 def publish(archive: Path, url: str, actor: str | None, as_json: bool) -> None:
-    """Publish what Dask workers read to an object store, in the vault layout (again after each ingest).
+    """Publish the archive for Dask workers (发布至对象存储).
+
+    Publish what Dask workers read, in the vault layout (again after each ingest).
 
     \b
     URL is s3://bucket/prefix (endpoint and credentials from AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID,

@@ -17,7 +17,9 @@ from investigator.verification import Verification
 
 @click.group()
 def audit() -> None:
-    """Read and verify the audit log (no content access)."""
+    """Read and verify the audit log (查阅、校验审计日志).
+
+    No content access."""
 
 
 @audit.command("verify")
@@ -37,7 +39,9 @@ def audit() -> None:
 @json_option
 def audit_verify(archive: Path, full: bool, verified: Path | None, no_record: bool, pin_pubkey: Path | None,
                  pin_fingerprint: str | None, witnesses: tuple[str, ...], as_json: bool) -> None:
-    """Check the audit log's entries, Merkle tree and signed checkpoints.
+    """Verify the audit log (校验审计日志).
+
+    Check the audit log's entries, Merkle tree and signed checkpoints.
 
     \b
     Every checkpoint must be a note signed by the archive's key (its key
@@ -103,7 +107,9 @@ def _first_bad(report: Verification) -> str:
               help="Show the last N entries (0 = all).")
 @json_option
 def audit_show(archive: Path, action: str | None, who: str | None, limit: int, as_json: bool) -> None:
-    """Show audit entries (who did what, when, allowed or refused, and why).
+    """Show audit entries (查看审计记录).
+
+    Who did what, when, allowed or refused, and why.
 
     \b
     Example:

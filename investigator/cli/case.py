@@ -76,7 +76,9 @@ def shown_times(obj: Any, zone: str, *, utc: bool = False) -> Any:
 def open_cmd(archive: Path, grant: str, person: str, totp: str | None, session: str | None, monitor: str | None,
              monitor_totp: str | None, keyserver: str | None, cafile: str | None, key_dir: Path | None,
              in_utc: bool, as_json: bool) -> None:
-    """Open a case and print what it holds: counts, window, scope, fields (no content).
+    """Open a case and show what it holds (打开案件).
+
+    Counts, window, scope, fields (no content).
 
     \b
     Runs the same checks as a notebook's open_case(): grant, operator, identity, policy.
@@ -134,7 +136,9 @@ def open_cmd(archive: Path, grant: str, person: str, totp: str | None, session: 
                    "For demos and tests.")
 def keyserver(archive: Path, listen: str, certfile: str | None, keyfile: str | None, rate: float,
               person_rate: float, notifiers: tuple[str, ...], shared_totp_state: bool) -> None:
-    """Serve chunk keys to notebooks; the only process holding the master keys.
+    """Serve chunk keys to notebooks (启动密钥服务).
+
+    The only process holding the master keys.
 
     \b
     Accepts only requests signed with a person's live personal key (±120 s, no

@@ -22,7 +22,9 @@ def _echo_record(summary: dict[str, Any]) -> None:
 
 @click.group()
 def consent() -> None:
-    """Customer consents (客户知情同意书, 电子签名版): register, list, show, verify.
+    """Customer consents (客户知情同意书, 电子签名版).
+
+    Register, list, show, verify.
 
     \b
     A request whose purpose needs consent (policy [consent] purposes) must name a
@@ -49,7 +51,9 @@ def consent() -> None:
 @json_option
 def add_cmd(archive: Path, file: Path, case: str, customer: str, as_id: str, keyserver: str | None,
             cafile: str | None, key_dir: Path | None, as_json: bool) -> None:
-    """Register a signed customer consent; prints its CONSENT-... id.
+    """Register a signed customer consent (登记知情同意书).
+
+    Prints its CONSENT-... id.
 
     \b
     The file is stored encrypted (AES-256-GCM, under a fresh key sealed by the
@@ -89,7 +93,9 @@ def add_cmd(archive: Path, file: Path, case: str, customer: str, as_id: str, key
 @click.option("--case", default=None, help="Only the consents of this case.")
 @json_option
 def list_cmd(archive: Path, case: str | None, as_json: bool) -> None:
-    """List registered consents (metadata only; signatures are checked by 'consent verify' and by requests).
+    """List registered consents (列出已登记的知情同意书).
+
+    Metadata only; signatures are checked by 'consent verify' and by requests.
 
     \b
     Example:
@@ -114,7 +120,9 @@ def list_cmd(archive: Path, case: str | None, as_json: bool) -> None:
 @click.argument("consent_id", metavar="ID")
 @json_option
 def show_cmd(archive: Path, consent_id: str, as_json: bool) -> None:
-    """Show one consent record's metadata (never the file's content).
+    """Show one consent record's metadata (查看知情同意书信息).
+
+    Never the file's content.
 
     \b
     Example:
@@ -138,7 +146,9 @@ def show_cmd(archive: Path, consent_id: str, as_json: bool) -> None:
 @click.option("--as", "as_id", default="verifier", help="Who verifies (audit log).")
 @json_option
 def verify_cmd(archive: Path, consent_id: str, file: Path, as_id: str, as_json: bool) -> None:
-    """Check a file against a registered consent: its hash and the uploader's signature (exit code 4 if not).
+    """Check a file against a registered consent (核对知情同意书).
+
+    Its hash and the uploader's signature (exit code 4 if not).
 
     \b
     Needs no passphrase. Example:

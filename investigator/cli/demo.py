@@ -16,7 +16,9 @@ from investigator.cli.options import echo_json, json_option
               help="Folder of sample exports (default: data_samples/, or a generated set).")
 @json_option
 def demo(out: Path, samples: Path | None, as_json: bool) -> None:
-    """Run the whole path on the embedded key service with sample data.
+    """Run a demo with sample data (用样例数据演示完整流程).
+
+    Run the whole path on the embedded key service with sample data.
 
     \b
     Builds an encrypted archive from data_samples/, verifies it and prints a
@@ -62,7 +64,9 @@ def demo(out: Path, samples: Path | None, as_json: bool) -> None:
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True, help="Output folder.")
 @json_option
 def samples(n_messages: int, seed: int, out: Path, as_json: bool) -> None:
-    """Generate realistic synthetic exports (Chinese and English) with planted cases.
+    """Generate synthetic sample exports (生成模拟导出样例).
+
+    Realistic synthetic exports (Chinese and English) with planted cases.
 
     \b
     Example:

@@ -14,14 +14,18 @@ from investigator.settings import KEYSERVER_ENV
 
 @click.group()
 def keys() -> None:
-    """Master-key versions and custody: status, rotation, retirement, migration (custodian)."""
+    """Master keys and custody (主密钥与托管), for the custodian.
+
+    Master-key versions and custody: status, rotation, retirement, migration."""
 
 
 @keys.command("status")
 @archive_argument
 @json_option
 def status_cmd(archive: Path, as_json: bool) -> None:
-    """Show master-key versions, what each wraps, whether rotation is due, the custody and the signing key.
+    """Show master-key versions and custody (查看密钥状态).
+
+    What each version wraps, whether rotation is due, the custody and the signing key.
 
     \b
     The key file's versions need no passphrase; a PKCS#11 or OpenBao custody is
@@ -63,7 +67,9 @@ def status_cmd(archive: Path, as_json: bool) -> None:
 @archive_argument
 @actor_option
 def rotate_cmd(archive: Path, actor: str | None) -> None:
-    """Add a master-key version and rewrap every data key under it (audited).
+    """Rotate the master key (轮换主密钥).
+
+    Add a master-key version and rewrap every data key under it (audited).
 
     \b
     Example:
@@ -82,7 +88,9 @@ def rotate_cmd(archive: Path, actor: str | None) -> None:
 @click.option("--version", "version", type=int, required=True, help="The old master-key version to remove.")
 @actor_option
 def retire_cmd(archive: Path, version: int, actor: str | None) -> None:
-    """Remove an old master-key version once no key depends on it (audited).
+    """Retire an old master-key version (移除旧版主密钥).
+
+    Remove an old master-key version once no key depends on it (audited).
 
     \b
     Example:
@@ -111,7 +119,9 @@ def retire_cmd(archive: Path, version: int, actor: str | None) -> None:
 @actor_option
 def migrate_cmd(archive: Path, to: str | None, token_label: str, mount: str, kdf_cost: int, reason: str,
                 abort: bool, actor: str | None) -> None:
-    """Move the master keys to another custody (file, pkcs11, openbao) and switch to a new signing key.
+    """Move the master keys to another custody (迁移主密钥托管).
+
+    Move them to file, pkcs11 or openbao custody and switch to a new signing key.
 
     \b
     Every data key, the index key, the TOTP key and each consent file's key are

@@ -30,7 +30,9 @@ def _policy_or_default(archive: Archive):
 
 @click.group()
 def people() -> None:
-    """The org directory: people, roles, supervisors, chat identities, keys (admin only).
+    """The org directory (人员名录), admin only.
+
+    People, roles, supervisors, chat identities, keys.
 
     \b
     Every change is signed by an admin and audited. Example:
@@ -53,7 +55,7 @@ def people() -> None:
 @key_dir_option
 def add_cmd(archive: Path, pid: str, name: str, roles: tuple[str, ...], supervisor: str, dept: str,
             groups: tuple[str, ...], identities: tuple[str, ...], as_id: str | None, key_dir: Path | None) -> None:
-    """Add (or update) one person.
+    """Add (or update) one person (添加或更新人员).
 
     \b
     Examples:
@@ -76,7 +78,9 @@ def add_cmd(archive: Path, pid: str, name: str, roles: tuple[str, ...], supervis
 @admin_option
 @key_dir_option
 def import_cmd(archive: Path, file: Path, as_id: str | None, key_dir: Path | None) -> None:
-    """Add or update people from a CSV file (id,name,department,groups,supervisor,roles,identities).
+    """Import people from a CSV file (批量导入人员).
+
+    Add or update people from a CSV file (id,name,department,groups,supervisor,roles,identities).
 
     \b
     Lists are ';'-separated; identities are platform:account. Example:
@@ -93,7 +97,9 @@ def import_cmd(archive: Path, file: Path, as_id: str | None, key_dir: Path | Non
 @archive_argument
 @json_option
 def list_cmd(archive: Path, as_json: bool) -> None:
-    """List people (signatures of every directory version are checked first).
+    """List people (列出人员).
+
+    Signatures of every directory version are checked first.
 
     \b
     Example:
@@ -117,7 +123,9 @@ def list_cmd(archive: Path, as_json: bool) -> None:
 @admin_option
 @key_dir_option
 def deactivate_cmd(archive: Path, person_id: str, reason: str, as_id: str | None, key_dir: Path | None) -> None:
-    """Mark a person as left: their requests, approvals and grants stop being valid.
+    """Mark a person as left (标记人员离职).
+
+    Their requests, approvals and grants stop being valid.
 
     \b
     Example:
@@ -136,7 +144,9 @@ def deactivate_cmd(archive: Path, person_id: str, reason: str, as_id: str | None
 @key_dir_option
 def link_identity_cmd(archive: Path, person_id: str, identities: tuple[str, ...], as_id: str | None,
                       key_dir: Path | None) -> None:
-    """Link chat identities (platform:account) to a person, so searches cover all their accounts.
+    """Link chat identities to a person (关联聊天账号).
+
+    Identities are platform:account; searches then cover all their accounts.
 
     \b
     Example:
@@ -159,7 +169,9 @@ def link_identity_cmd(archive: Path, person_id: str, identities: tuple[str, ...]
 @cafile_option
 def enroll_cmd(archive: Path, person_id: str, as_id: str | None, key_dir: Path | None, kdf_cost: int,
                no_qr: bool, keyserver: str | None, cafile: str | None) -> None:
-    """Give a person a signing key (their own passphrase) and a TOTP secret, shown once.
+    """Enroll a person (配发签名密钥与动态验证码).
+
+    Give a person a signing key (their own passphrase) and a TOTP secret, shown once.
 
     \b
     Needs the admin's key passphrase (INVESTIGATOR_KEY_PASSPHRASE) and the new person's passphrase
@@ -223,7 +235,9 @@ def _qr_text(uri: str) -> str:
 @key_dir_option
 def revoke_key_cmd(archive: Path, person_id: str, key_id: str | None, reason: str, as_id: str | None,
                    key_dir: Path | None) -> None:
-    """Revoke a person's signing key: requests and approvals signed with it are refused.
+    """Revoke a person's signing key (吊销个人签名密钥).
+
+    Requests and approvals signed with it are refused.
 
     \b
     Example:
@@ -250,7 +264,9 @@ def revoke_key_cmd(archive: Path, person_id: str, key_id: str | None, reason: st
 @cafile_option
 def unlock_cmd(archive: Path, person_id: str, reason: str, totp: str | None, as_id: str | None,
                key_dir: Path | None, keyserver: str | None, cafile: str | None) -> None:
-    """Unlock a person: lift the circuit breaker's account locks (熔断 冻结), or clear a TOTP lock-out.
+    """Unlock a person (解冻或解锁账号).
+
+    Lift the circuit breaker's locks (熔断 冻结), or clear a TOTP lock-out.
 
     \b
     A person the circuit breaker locked (see 'people locks') is unlocked only by an admin, never by
@@ -303,7 +319,9 @@ def unlock_cmd(archive: Path, person_id: str, reason: str, totp: str | None, as_
 @click.option("--all", "show_all", is_flag=True, help="Lifted locks too.")
 @json_option
 def locks_cmd(archive: Path, show_all: bool, as_json: bool) -> None:
-    """List the circuit breaker's account locks (active ones; --all for lifted ones too), each verified.
+    """List the circuit breaker's account locks (列出冻结账号).
+
+    Active ones (--all for lifted ones too), each verified.
 
     \b
     A lock names the person, the categories found, the held bundle and the grant; a lifted lock also

@@ -15,7 +15,9 @@ from investigator.vault.store import Archive
 
 @click.group()
 def policy() -> None:
-    """The access policy: roles, lookbacks, approvals, consent (docs/policy.md).
+    """The access policy (访问策略), docs/policy.md.
+
+    Roles, lookbacks, approvals, consent.
 
     \b
     Example:
@@ -37,7 +39,9 @@ def _policy_text(file: Path) -> str:
 @policy.command("check")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def check_cmd(file: Path) -> None:
-    """Validate a policy file; list every problem (exit code 2 if any).
+    """Validate a policy file (检查策略文件).
+
+    List every problem (exit code 2 if any).
 
     \b
     Example:
@@ -55,7 +59,9 @@ def check_cmd(file: Path) -> None:
 
 @policy.command("default")
 def default_cmd() -> None:
-    """Print the packaged default policy (the seed's tables), to copy and edit.
+    """Print the packaged default policy (打印默认策略).
+
+    The seed's tables, to copy and edit.
 
     \b
     Example:
@@ -73,7 +79,9 @@ def default_cmd() -> None:
 @admin_option
 @key_dir_option
 def set_cmd(archive: Path, file: Path, note: str, as_id: str | None, key_dir: Path | None) -> None:
-    """Install a policy file in the archive as the next signed version.
+    """Install a policy file (启用新版策略).
+
+    It becomes the archive's next signed version.
 
     \b
     Bootstrap (before any admin is enrolled) with the archive passphrase, later --as ADMIN.
@@ -94,7 +102,9 @@ def set_cmd(archive: Path, file: Path, note: str, as_id: str | None, key_dir: Pa
 @archive_argument
 @json_option
 def show_cmd(archive: Path, as_json: bool) -> None:
-    """Show the archive's policy after checking its signature.
+    """Show the archive's policy (查看当前策略).
+
+    Its signature is checked first.
 
     \b
     Example:
@@ -139,7 +149,9 @@ def explain_cmd(archive: Path, person_id: str, request_id: str | None, purpose: 
                 end: str | None, conversations: tuple[str, ...], participants: tuple[str, ...],
                 groups: tuple[str, ...], fields: tuple[str, ...], consent: str, operator: str,
                 approvers: tuple[str, ...], as_json: bool) -> None:
-    """Show, for a person and a request, each rule consulted and the decision.
+    """Explain an access decision (逐条解释授权决定).
+
+    Show, for a person and a request, each rule consulted and the decision.
 
     \b
     Examples:
