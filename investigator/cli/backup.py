@@ -45,7 +45,9 @@ def _target(spec: str, *, existing: bool = False) -> Any:
 
 @click.group()
 def backup() -> None:
-    """Backups (备份): encrypted, incremental copies on a folder or an S3 bucket with Object Lock.
+    """Backups (备份): run, list, verify, restore, schedule.
+
+    Encrypted, incremental copies on a folder or an S3 bucket with Object Lock.
 
     \b
     Tiers come from the policy's [backup.tiers.*] (the seed's table): hourly (实时备份) to S3 + a
@@ -79,7 +81,9 @@ def backup() -> None:
 @json_option
 def run(archive: Path, to: str, tier: str, case: str | None, media_id: str | None, photo: Path | None,
         check_existing: bool, progress: bool | None, actor: str | None, as_json: bool) -> None:
-    """Back an archive up to TARGET: only objects the target lacks, each read back and hashed.
+    """Back an archive up to TARGET (备份档案库).
+
+    Only objects the target lacks, each read back and hashed.
 
     \b
     Signs a snapshot manifest (the seed's 时间戳校验文件) chained to the target's previous one,
@@ -131,7 +135,7 @@ def _progress(flag: bool | None) -> bool:
 @target_argument
 @json_option
 def list_(target: str, as_json: bool) -> None:
-    """List the snapshots on TARGET (oldest first).
+    """List the snapshots on TARGET, oldest first (列出备份快照).
 
     \b
     Example:
@@ -173,7 +177,9 @@ def _subset(text: str | None) -> float:
 @json_option
 def verify(target: str, read_data: bool, read_data_subset: str | None, pin_pubkey: Path | None,
            pin_fingerprint: str | None, as_json: bool) -> None:
-    """Check TARGET (as restic check): manifests, signatures, chain, objects; with --read-data every hash.
+    """Check the backups on TARGET (校验备份).
+
+    As restic check: manifests, signatures, chain, objects; with --read-data every hash.
 
     \b
     Exit 0 when intact; 4 with each bad object named otherwise. Needs no key.
@@ -211,7 +217,9 @@ def verify(target: str, read_data: bool, read_data_subset: str | None, pin_pubke
 @json_option
 def restore(target: str, dest: Path, snapshot_id: str | None, master_key: Path | None, progress: bool | None,
             pin_pubkey: Path | None, pin_fingerprint: str | None, actor: str | None, as_json: bool) -> None:
-    """Restore a snapshot into DEST, which must be missing or empty; bit for bit, each file hashed.
+    """Restore a snapshot into DEST (恢复备份快照).
+
+    DEST must be missing or empty; bit for bit, each file hashed.
 
     \b
     An interrupted restore resumes when run again with the same TARGET and --snapshot.
@@ -264,7 +272,9 @@ def restore(target: str, dest: Path, snapshot_id: str | None, master_key: Path |
 @click.argument("archive", required=False, default="/srv/investigator/archive")
 @click.option("--format", "fmt", type=click.Choice(["cron", "systemd", "both"]), default="both", show_default=True)
 def schedule(archive: str, fmt: str) -> None:
-    """Print the cron / systemd timer lines of the policy's scheduled tiers (nothing is installed).
+    """Print the timer lines of the scheduled tiers (打印定时备份计划).
+
+    The cron / systemd timer lines of the policy's scheduled tiers (nothing is installed).
 
     \b
     Tiers from ARCHIVE's installed policy when it is an archive, else the default policy.

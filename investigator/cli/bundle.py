@@ -16,7 +16,9 @@ NOTIFIERS_ENV = "INVESTIGATOR_BREAKER_NOTIFIERS"
 
 @click.group()
 def bundle() -> None:
-    """Evidence bundles: export under a grant, release, verify offline.
+    """Evidence bundles (证据包): export, release, verify.
+
+    Export under a grant, release, verify offline.
 
     \b
     Example:
@@ -43,7 +45,9 @@ def bundle() -> None:
 def export_cmd(ctx: click.Context, archive_path: Path, grant: str, person: str, totp: str | None,
                session: str | None, ids_file: Path | None, prefix: str, key_dir: Path | None, out: Path,
                keyserver: str | None, cafile: str | None, as_json: bool) -> None:
-    """Export the grant's messages as a signed, offline-verifiable bundle (zip).
+    """Export the grant's messages as a bundle (导出证据包).
+
+    A signed, offline-verifiable bundle (zip).
 
     \b
     Held by the circuit breaker (personal data, a sensitive grant), the bundle stays in the
@@ -122,7 +126,9 @@ def _echo_lockdown(lockdown, person: str) -> None:
 @cafile_option
 def release_cmd(bundle_id: str, archive_path: Path, person: str, note: str, key_dir: Path | None, out: Path,
                 keyserver: str | None, cafile: str | None) -> None:
-    """Release a bundle the circuit breaker held (a legal reviewer's signed release).
+    """Release a held bundle (放行被熔断扣留的证据包).
+
+    A bundle the circuit breaker held; a legal reviewer signs the release.
 
     \b
     With --keyserver (or INVESTIGATOR_KEYSERVER) the key server attests the release.
@@ -152,7 +158,9 @@ def release_cmd(bundle_id: str, archive_path: Path, person: str, note: str, key_
 @click.pass_context
 def verify_cmd(ctx: click.Context, path: Path, pubkeys: tuple[Path, ...], pin_fingerprint: str | None,
                as_json: bool) -> None:
-    """Verify a bundle offline: no archive, no secret. Exit 0 when intact, 4 with each problem.
+    """Verify a bundle offline (离线校验证据包).
+
+    No archive, no secret. Exit 0 when intact, 4 with each problem.
 
     \b
     Pin the archive's key with --pubkey or --fingerprint; without either, the key the

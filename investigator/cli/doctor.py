@@ -61,7 +61,9 @@ def _thresholds(items: tuple[str, ...]) -> dict[str, Any]:
 @json_option
 def doctor(archive: Path, person: str, targets: tuple[str, ...], sample: str, out_dir: Path,
            thresholds: tuple[str, ...], key_dir: Path | None, no_html: bool, as_json: bool) -> None:
-    """Quarterly security check / 季度安全检测: a sealed report of metadata, no content.
+    """Quarterly security check (季度安全检测).
+
+    A sealed report of metadata, no content.
 
     \b
     Verifies the archive offline and each --target (all objects or a --sample),

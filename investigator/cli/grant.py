@@ -13,7 +13,7 @@ from investigator.vault.store import Archive
 
 @click.group()
 def grant() -> None:
-    """Grants: verify, show, revoke.
+    """Grants (调取授权): verify, show, revoke.
 
     \b
     Example:
@@ -27,7 +27,9 @@ def grant() -> None:
 @click.option("--as", "as_id", default="verifier", help="Who verifies (audit log).")
 @pin_options
 def verify_cmd(archive: Path, grant_ref: str, as_id: str, pin_pubkey: Path | None, pin_fingerprint: str | None) -> None:
-    """Verify a grant with the archive's public material (exit code 9 if invalid or expired).
+    """Verify a grant (校验授权).
+
+    With the archive's public material (exit code 9 if invalid or expired).
 
     \b
     GRANT is a grant id or a grant file. Exit code 4 when the grant file cannot be read
@@ -62,7 +64,9 @@ def verify_cmd(archive: Path, grant_ref: str, as_id: str, pin_pubkey: Path | Non
 @click.argument("grant_ref", metavar="GRANT")
 @json_option
 def show_grant_cmd(archive: Path, grant_ref: str, as_json: bool) -> None:
-    """Show a grant's request, approvals and expiry (not verified: use 'grant verify').
+    """Show a grant's request, approvals and expiry (查看授权).
+
+    Not verified: use 'grant verify'.
 
     \b
     Example:
@@ -85,7 +89,9 @@ def show_grant_cmd(archive: Path, grant_ref: str, as_json: bool) -> None:
 @click.option("--as", "as_id", default=None, metavar="ADMIN", help="The admin who revokes (personal key).")
 @key_dir_option
 def revoke_cmd(archive: Path, grant_ref: str, reason: str, as_id: str | None, key_dir: Path | None) -> None:
-    """Revoke a grant (admin-signed line in org/revocations.jsonl; audited).
+    """Revoke a grant (撤销授权).
+
+    An admin-signed line in org/revocations.jsonl; audited.
 
     \b
     Example:

@@ -13,7 +13,9 @@ from investigator.vault.store import Archive
 
 @click.group()
 def legalhold() -> None:
-    """Legal holds (法律保全): keep a time window from retention and shredding, on the archive and every target.
+    """Legal holds (法律保全): add, release, list.
+
+    Keep a time window from retention and shredding, on the archive and every target.
 
     \b
     A hold is signed by the person who adds it (legal or admin role); releasing it needs a person
@@ -42,7 +44,9 @@ def legalhold() -> None:
 @json_option
 def add(archive: Path, case: str, start: str, end: str, conversations: tuple[str, ...], persons: tuple[str, ...],
         reason: str, as_id: str, key_dir: Path | None, as_json: bool) -> None:
-    """Add a legal hold, signed with your personal key (legal or admin role).
+    """Add a legal hold (设置法律保全).
+
+    Signed with your personal key (legal or admin role).
 
     \b
     The whole window is kept (chunks mix conversations); --conversation / --person say what it is about.
@@ -71,7 +75,9 @@ def add(archive: Path, case: str, start: str, end: str, conversations: tuple[str
 @reason_option("Why the hold ends (kept in the signed release).")
 @key_dir_option
 def release(archive: Path, hold_id: str, as_id: str, totp: str, reason: str, key_dir: Path | None) -> None:
-    """Release a legal hold: a person with the legal role, with a TOTP code, signs the release.
+    """Release a legal hold (解除法律保全).
+
+    A person with the legal role, with a TOTP code, signs the release.
 
     \b
     The TOTP check needs the custody: run it where the master keys are (embedded mode, or the key
@@ -94,7 +100,9 @@ def release(archive: Path, hold_id: str, as_id: str, totp: str, reason: str, key
 @click.option("--all", "show_all", is_flag=True, help="Released holds too.")
 @json_option
 def list_(archive: Path, show_all: bool, as_json: bool) -> None:
-    """List legal holds (active ones; --all for released ones too), each verified.
+    """List legal holds, each verified (列出法律保全).
+
+    Active ones; --all for released ones too.
 
     \b
     Example:

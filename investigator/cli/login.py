@@ -31,7 +31,9 @@ def _session_file(archive_id: str, person_id: str, explicit: Path | None) -> Pat
 @cafile_option
 def login(archive: Path, as_id: str, totp: str, hours: int | None, session_file: Path | None, key_dir: Path | None,
           keyserver: str | None, cafile: str | None) -> None:
-    """Check a TOTP code and start a short-lived signed session (for later commands and papermill runs).
+    """Log in with a TOTP code (动态验证码登录).
+
+    Check a TOTP code and start a short-lived signed session (for later commands and papermill runs).
 
     \b
     The token is printed and kept in a file (mode 600); pass it as INVESTIGATOR_SESSION.
@@ -72,7 +74,7 @@ def login(archive: Path, as_id: str, totp: str, hours: int | None, session_file:
 @as_person
 @click.option("--session-file", type=click.Path(path_type=Path, dir_okay=False), default=None)
 def logout(archive: Path, as_id: str, session_file: Path | None) -> None:
-    """Revoke the saved session of a person.
+    """Revoke the saved session of a person (退出登录).
 
     \b
     Example:

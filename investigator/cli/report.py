@@ -100,7 +100,9 @@ def _parse_value(text: str) -> Any:
 
 @click.group()
 def report() -> None:
-    """Report notebooks: run a template, seal, verify, reproduce, review and release (结果应用).
+    """Report notebooks (分析报告, 结果应用).
+
+    Run a template, seal, verify, reproduce, review and release.
 
     \b
     Example (the demo archive; see docs/reviewer.md and docs/automation.md):
@@ -112,7 +114,7 @@ def report() -> None:
 @report.command("templates")
 @json_option
 def templates_cmd(as_json: bool) -> None:
-    """List the report templates and their parameters.
+    """List the report templates and their parameters (列出报告模板).
 
     \b
     Example:
@@ -149,7 +151,9 @@ def templates_cmd(as_json: bool) -> None:
 def run_cmd(template: str, archive_path: Path, grant: str, person: str, totp: str | None, session: str | None,
             params: tuple[tuple[str, str], ...], raw_params: tuple[tuple[str, str], ...], out_dir: Path,
             key_dir: Path | None, keyserver: str | None, cafile: str | None, no_html: bool, as_json: bool) -> None:
-    """Execute a report template under a grant (papermill), seal it and write the HTML copy.
+    """Run a report template under a grant (执行报告模板).
+
+    Execute it with papermill, seal it and write the HTML copy.
 
     \b
     The archive passphrase comes from $INVESTIGATOR_PASSPHRASE (or a prompt), the signing key's
@@ -202,7 +206,9 @@ def run_cmd(template: str, archive_path: Path, grant: str, person: str, totp: st
 @click.option("--html/--no-html", default=True, help="Write the HTML copy beside it.")
 def seal_cmd(notebook: Path, archive_path: Path | None, person: str, template: Path | None, key_dir: Path | None,
              html: bool) -> None:
-    """Seal a notebook executed with plain papermill (provenance, digest, signature, audit).
+    """Seal a notebook executed with plain papermill (封存报告).
+
+    Records its provenance, digest, signature and audit entry.
 
     \b
     Example:
@@ -247,7 +253,9 @@ def seal_cmd(notebook: Path, archive_path: Path | None, person: str, template: P
 @click.pass_context
 def verify_cmd(ctx: click.Context, notebook: Path, archive_path: Path | None, pubkeys: tuple[Path, ...],
                pin_fingerprint: str | None, actor: str, sealed_notebook: Path | None, as_json: bool) -> None:
-    """Check a report's digest, signatures, provenance and audit registration. Exit 0 when intact, 4 otherwise.
+    """Check a report (校验报告).
+
+    Its digest, signatures, provenance and audit registration. Exit 0 when intact, 4 otherwise.
 
     \b
     On failure it names what changed: the cell, the provenance field, the signature.
@@ -318,7 +326,9 @@ def verify_cmd(ctx: click.Context, notebook: Path, archive_path: Path | None, pu
 def reproduce_cmd(ctx: click.Context, notebook: Path, archive_path: Path | None, person: str, totp: str | None,
                   session: str | None, output: Path | None, template_file: Path | None, key_dir: Path | None,
                   keyserver: str | None, cafile: str | None, as_json: bool) -> None:
-    """Re-execute a sealed report from its recorded parameters and compare the content digests.
+    """Reproduce a sealed report (复现已封存的报告).
+
+    Re-execute it from its recorded parameters and compare the content digests.
 
     \b
     With --keyserver (or INVESTIGATOR_KEYSERVER) the kernel gets a process ticket, as in
@@ -362,7 +372,9 @@ def reproduce_cmd(ctx: click.Context, notebook: Path, archive_path: Path | None,
 @key_dir_option
 def review_cmd(notebook: Path, archive_path: Path | None, person: str, decision: str, note: str,
                key_dir: Path | None) -> None:
-    """Add a reviewer's signed decision (法律顾问审核): draft -> reviewed (or rejected).
+    """Add a reviewer's signed decision (法律顾问审核).
+
+    Draft -> reviewed (or rejected).
 
     \b
     Example:
@@ -389,7 +401,9 @@ def review_cmd(notebook: Path, archive_path: Path | None, person: str, decision:
 @key_dir_option
 def release_cmd(notebook: Path, archive_path: Path | None, person: str, acknowledge_hold: bool, note: str,
                 key_dir: Path | None) -> None:
-    """Release a reviewed report for export (reviewed -> released).
+    """Release a reviewed report for export (放行已审核的报告).
+
+    Its status goes from reviewed to released.
 
     \b
     Example:
@@ -414,7 +428,9 @@ def release_cmd(notebook: Path, archive_path: Path | None, person: str, acknowle
 @click.option("--as", "person", required=True, metavar="ID", help="Who exports (needs the export permission).")
 @click.option("-o", "--out", "out_dir", required=True, type=click.Path(path_type=Path, file_okay=False))
 def export_cmd(notebook: Path, archive_path: Path | None, person: str, out_dir: Path) -> None:
-    """Copy a released report (notebook + HTML) out of the system; needs the export permission.
+    """Copy a released report out of the system (导出报告).
+
+    The notebook and its HTML copy; needs the export permission.
 
     \b
     Example:

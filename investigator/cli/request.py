@@ -18,7 +18,9 @@ PURPOSES = ("internal_audit", "legal_dispute", "regulatory_check", "customer_com
 
 @click.group()
 def request() -> None:
-    """Retrieval requests (电子证据调取申请单): file, approve, reject, show.
+    """Retrieval requests (电子证据调取申请单).
+
+    File, approve, reject, show, list.
 
     \b
     Example:
@@ -51,7 +53,7 @@ def request() -> None:
 def new_cmd(archive: Path, as_id: str, case: str, purpose: str, start: str, end: str, conversations: tuple[str, ...],
             participants: tuple[str, ...], groups: tuple[str, ...], fields: tuple[str, ...], reason: str,
             legal_basis: str, consent: str, operator: str, templates: tuple[str, ...], key_dir: Path | None) -> None:
-    """File a signed retrieval request; prints its id.
+    """File a signed retrieval request (提交调取申请); prints its id.
 
     \b
     The window is [start, end). Example:
@@ -103,7 +105,9 @@ def _decide(archive: Path, request_id: str, as_id: str, totp: str, note: str, ke
 @cafile_option
 def approve_cmd(archive: Path, request_id: str, as_id: str, totp: str, note: str, key_dir: Path | None,
                 keyserver: str | None, cafile: str | None) -> None:
-    """Approve a request (signed, TOTP-checked); issues the grant once the policy is satisfied.
+    """Approve a request (批准调取申请).
+
+    Signed, TOTP-checked; issues the grant once the policy is satisfied.
 
     \b
     With --keyserver (or INVESTIGATOR_KEYSERVER) the approval is signed here and the code checked on the
@@ -128,7 +132,9 @@ def approve_cmd(archive: Path, request_id: str, as_id: str, totp: str, note: str
 @cafile_option
 def reject_cmd(archive: Path, request_id: str, as_id: str, totp: str, reason: str, key_dir: Path | None,
                keyserver: str | None, cafile: str | None) -> None:
-    """Reject a request (signed, TOTP-checked, audited); it can no longer be granted.
+    """Reject a request (驳回调取申请).
+
+    Signed, TOTP-checked, audited; it can no longer be granted.
 
     \b
     Example:
@@ -143,7 +149,7 @@ def reject_cmd(archive: Path, request_id: str, as_id: str, totp: str, reason: st
 @utc_option
 @json_option
 def show_request_cmd(archive: Path, request_id: str, in_utc: bool, as_json: bool) -> None:
-    """Show a request, its status and its approvals.
+    """Show a request, its status and its approvals (查看调取申请).
 
     \b
     Times are shown in the archive's time zone with their offset; --utc shows UTC (--json is always UTC).
@@ -168,7 +174,9 @@ def show_request_cmd(archive: Path, request_id: str, in_utc: bool, as_json: bool
 @utc_option
 @json_option
 def list_requests_cmd(archive: Path, in_utc: bool, as_json: bool) -> None:
-    """List requests and their status (times in the archive's zone; --utc for UTC).
+    """List requests and their status (列出调取申请).
+
+    Times in the archive's zone; --utc for UTC.
 
     \b
     Example:

@@ -17,7 +17,9 @@ target_option = click.option("--target", "targets", multiple=True, metavar="TARG
 
 @click.group()
 def retention() -> None:
-    """Retention (保存周期): originals >= 180 days, per-tier copies, snapshot keep rules; crypto-shredding.
+    """Retention (保存周期): plan, apply.
+
+    Originals >= 180 days, per-tier copies, snapshot keep rules; crypto-shredding.
 
     \b
     The policy's [retention] says how long originals are kept after their quarter (never less than
@@ -48,7 +50,9 @@ def _print_plan(plan: Any, as_json: bool) -> None:
 @target_option
 @json_option
 def plan_cmd(archive: Path, targets: tuple[str, ...], as_json: bool) -> None:
-    """Show what retention would remove and keep, and why (nothing is changed; no passphrase).
+    """Show what retention would remove and keep, and why (预览清理计划).
+
+    Nothing is changed; no passphrase.
 
     \b
     Example:
@@ -70,7 +74,9 @@ def plan_cmd(archive: Path, targets: tuple[str, ...], as_json: bool) -> None:
 @json_option
 def apply_cmd(archive: Path, targets: tuple[str, ...], admin: str, totp: str, approver: str, approver_totp: str,
               as_json: bool) -> None:
-    """Apply retention now: shred expired quarters, forget expired snapshots, prune their objects. Audited.
+    """Apply retention now (执行保存周期清理).
+
+    Shred expired quarters, forget expired snapshots, prune their objects. Audited.
 
     \b
     Needs the custody (run it where the master keys are: embedded mode or the key server's host),

@@ -14,7 +14,9 @@ from investigator.cli.options import actor_option, archive_argument, default_act
 @actor_option
 @json_option
 def upgrade(archive: Path, actor: str | None, as_json: bool) -> None:
-    """Switch a format-1 archive to writing format-2 batches, after a full verification (audited).
+    """Upgrade the archive to format 2 (升级档案库格式).
+
+    Switch a format-1 archive to writing format-2 batches, after a full verification (audited).
 
     \b
     将格式 1 的归档切换为写入格式 2 的批次：先完整校验（解密每个分块、重算每条记录的哈希），
