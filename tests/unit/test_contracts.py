@@ -4,6 +4,7 @@ Import direction is checked in test_architecture.py.
 """
 
 import inspect
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -44,6 +45,29 @@ def test_every_command_has_help_with_an_example(name, command):
     text = command.help or ""
     assert text.strip(), f"{name} has no help"
     assert "Example" in text, f"'{name} --help' has no example"
+
+
+_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+
+
+def _short_helps(group: click.Group, prefix: str = "investigator"):
+    """Each group's and command's short help as its parent's command list shows it in an 80-column
+    terminal (click: a limit of the formatter's 78 columns - 6 - the longest sibling name)."""
+    limit = 78 - 6 - max(len(name) for name in group.commands)
+    for name, command in group.commands.items():
+        full = f"{prefix} {name}"
+        yield full, command.get_short_help_str(limit)
+        if isinstance(command, click.Group):
+            yield from _short_helps(command, full)
+
+
+@pytest.mark.parametrize("name,short_help", [
+    pytest.param(name, short_help, id=name)
+    for name, short_help in [("investigator", (main.help or "").strip().split("\n\n")[0]), *_short_helps(main)]])
+def test_every_command_has_a_chinese_short_help(name, short_help):
+    """The user interface is in Chinese and English: the line a command list shows for each command
+    holds Chinese beside the English (put it within the first sentence: click cuts there)."""
+    assert _CJK.search(short_help), f"'{name}' has no Chinese in its short help: {short_help!r}"
 
 
 def test_importing_the_package_has_no_side_effects():
