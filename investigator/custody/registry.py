@@ -123,12 +123,12 @@ def open_custody(archive: Archive, secrets: Settings, *, actor: str = "", purpos
     (keys missing, device or server unreachable).
     """
     backend = backend_of(archive)
-    if backend == "file":  # the key file audits its own unlocks, allowed or refused
-        return file_custody.unlock_archive(archive, _need(secrets.passphrase, PASSPHRASE_ENV, backend),
-                                           actor=actor, purpose=purpose)
     why = purpose or "unspecified"
     custody: Custody
     try:
+        if backend == "file":  # the key file audits its own unlocks, allowed or refused by the passphrase
+            return file_custody.unlock_archive(archive, _need(secrets.passphrase, PASSPHRASE_ENV, backend),
+                                               actor=actor, purpose=purpose)
         if backend == "pkcs11":
             custody = pkcs11_custody.unlock_archive(
                 archive, _need(secrets.pkcs11_module, PKCS11_MODULE_ENV, backend),
@@ -140,9 +140,15 @@ def open_custody(archive: Archive, secrets: Settings, *, actor: str = "", purpos
                                                  mount=archive.config.custody.get("mount", DEFAULT_MOUNT),
                                                  ca_cert=secrets.bao_cacert)
     except WrongPassphrase:
-        if backend == "openbao":  # the PKCS#11 unlock audits a wrong PIN itself
+        if backend == "openbao":  # the key file and the PKCS#11 unlock audit a wrong passphrase / PIN themselves
             archive.audit.append(actor or "unknown", "unlock", archive.archive_id,
                                  {"reason": "token refused", "purpose": why, "custody": backend}, outcome="denied")
+        raise
+    except InvestigatorError as err:
+        # the other refusals too (server unreachable or sealed, token or keys missing, another archive's keys,
+        # a secret not set): each one is in the audit log with its reason (no secret is in the message)
+        archive.audit.append(actor or "unknown", "unlock", archive.archive_id,
+                             {"reason": str(err), "purpose": why, "custody": backend}, outcome="denied")
         raise
     archive.audit.append(actor or "unknown", "unlock", archive.archive_id,
                          {"purpose": why, "custody": backend, "versions": sorted(custody.versions())}, outcome="ok")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import inspect
+import json
 import os
 import secrets
 import shutil
@@ -412,3 +413,25 @@ def test_period_keys_are_transit_keys_that_shredding_deletes_with_the_key_server
     with pytest.raises(errors.PeriodShredded):  # no key is made again for a shredded period
         fresh.new_data_key("messages", "2026-02-12")
     assert shred_period(archive, fresh, "2026Q1", actor="wugang", approver="lixia", now=NOW).digest == record.digest
+
+
+def test_an_unlock_the_server_cannot_answer_is_audited_with_its_reason(bao_server, tmp_path):
+    """`keys status` / `keys retire` with BAO_ADDR pointing at a stopped server said 'cannot reach the key server
+    at ...' (exit 11) and wrote nothing to the audit log: only a refused token was audited. Every refused open of
+    the custody is now an 'unlock' / denied entry with its reason, and no token in it."""
+    from investigator.custody.registry import open_custody
+    from investigator.settings import Settings
+
+    archive = Archive.create(tmp_path / "archive", actor="admin", now=NOW, new_keyring=lambda made_id, _path:
+                             OpenBaoCustody.provision(bao_server.addr, bao_server.token, made_id, now=NOW),
+                             custody={"backend": "openbao", "mount": "transit"})
+    gone = f"http://127.0.0.1:{_free_port_pair()}"  # nothing listens there: a stopped server
+    for settings, error, reason in (
+            (Settings(bao_addr=gone, bao_token=bao_server.token), errors.KeyServiceError, "cannot reach"),
+            (Settings(bao_addr=bao_server.addr), errors.ConfigError, "BAO_TOKEN")):
+        with pytest.raises(error, match=reason):
+            open_custody(archive, settings, actor="wugang", purpose="investigator keys status")
+        last = list(archive.audit.entries())[-1]
+        assert (last.actor, last.action, last.outcome) == ("wugang", "unlock", "denied")
+        assert reason in last.details["reason"] and last.details["purpose"] == "investigator keys status"
+        assert bao_server.token not in json.dumps(last.details)
