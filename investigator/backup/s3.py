@@ -101,6 +101,7 @@ class S3Target:
         """Make the bucket with Object Lock when it does not exist. Raises TargetError."""
         try:
             self.client.head_bucket(Bucket=self.bucket)
+            self._check_lock()
             return
         except ClientError as exc:
             if _error_code(exc) not in ("404", "NoSuchBucket", "NotFound"):
@@ -112,6 +113,24 @@ class S3Target:
         except (ClientError, BotoCoreError) as exc:
             raise TargetError(f"cannot create the bucket with Object Lock ({_error_code(exc)})",
                               path=self.url) from exc
+
+    def _check_lock(self) -> None:
+        """Refuse an existing bucket made without Object Lock: every locked put would fail on it, one object in.
+
+        Credentials that may not read the bucket's lock configuration (AccessDenied) pass: the puts then
+        tell, as before.
+        """
+        try:
+            answer = self.client.get_object_lock_configuration(Bucket=self.bucket)
+        except ClientError as exc:
+            if _error_code(exc) != "ObjectLockConfigurationNotFoundError":
+                return
+            answer = {}
+        if (answer.get("ObjectLockConfiguration") or {}).get("ObjectLockEnabled") != "Enabled":
+            raise TargetError(f"bucket {self.bucket!r} has no Object Lock, which every object here needs (compliance "
+                              "mode); S3 turns it on only when a bucket is made", path=self.url,
+                              hint="name a bucket that does not exist yet (it is made with Object Lock) or one "
+                                   "made with it (aws s3api create-bucket ... --object-lock-enabled-for-bucket)")
 
     def put(self, key: str, data: bytes, *, retain_until: datetime | None = None) -> None:
         extra: dict[str, Any] = {}

@@ -135,3 +135,30 @@ def test_the_filer_http_api_cannot_delete_a_locked_object(seaweed_s3):
             status = 0  # refused outright
         assert status not in (200, 202, 204), (method, status)
     assert client.get_object(Bucket="ready-probe", Key="probe")["Body"].read() == b"ready"
+
+
+def test_a_bucket_without_object_lock_is_refused_by_name_before_anything_is_written(template, tmp_path, seaweed_s3):
+    """`backup run --to s3://nolock/b1` on an existing bucket made without Object Lock failed at the first object
+    with 's3://nolock/b1/objects/f0/f02f...: cannot write (InvalidRequest)', which says nothing of the lock; an S3
+    witness there would fail its puts the same way. Both now refuse the bucket, naming what it lacks."""
+    from investigator.backup.target import TargetError
+    from investigator.backup.witness import s3_witness
+    from investigator.vault.witness import WitnessError
+
+    archive = copy_template(template, tmp_path / "a")
+    target = _target(seaweed_s3, "nolock")
+    target.client.create_bucket(Bucket=target.bucket)  # no ObjectLockEnabledForBucket
+    with pytest.raises(TargetError, match=f"bucket '{target.bucket}' has no Object Lock") as caught:
+        backup_run(archive, target, keys=unlock_archive(archive, PASSPHRASE), tier=BackupTiers.default()["hourly"],
+                   actor="admin")
+    assert "create-bucket" in caught.value.hint
+    last = list(archive.audit.entries())[-1]
+    assert (last.action, last.outcome) == ("backup.run", "error") and "no Object Lock" in last.details["reason"]
+    assert target.client.list_objects_v2(Bucket=target.bucket).get("KeyCount", 0) == 0  # nothing half-written
+    witness = s3_witness(target.url, seaweed_s3.config())
+    with pytest.raises(WitnessError, match="no Object Lock"):
+        witness.store.prepare()
+    # a bucket made here (with the lock) passes
+    locked = _target(seaweed_s3, "locked")
+    locked.prepare()
+    locked.prepare()  # existing now, with its lock: still fine
