@@ -131,7 +131,15 @@ def dedupe(frame: pl.DataFrame, *, identities: Mapping[str, Iterable[str]] | Peo
         pl.when(pl.col("__fine")).then(pl.col("__fkey").rank("dense").over(group).cast(pl.Int64) - 1)
         .otherwise(pl.col("__occ")).cast(pl.Int64).alias("__idx"))
     cluster = [*group, "__idx"]
-    ordered = work.sort("__rank", "__unit", "__us", "__row")
+    return _merged(frame, work.sort("__rank", "__unit", "__us", "__row"), cluster)
+
+
+def _merged(frame: pl.DataFrame, ordered: pl.DataFrame, cluster: list[str]) -> pl.DataFrame:
+    """``frame``'s first row of each ``cluster`` group of ``ordered`` (sorted canonical first), with the copies.
+
+    ``ordered`` is ``frame``'s rows with ``__row`` (their index in ``frame``), ``source``,
+    ``source_file`` and ``record_hash``; adds ``copies``, ``sources`` and ``record_hashes``.
+    """
     merged = ordered.group_by(cluster, maintain_order=True).agg(
         pl.col("__row").first(),
         pl.len().alias(COPIES),
@@ -176,11 +184,4 @@ def dedupe_events(frame: pl.DataFrame, *, authority: Sequence[str] = EVENT_AUTHO
                                         return_dtype=pl.Int64).alias("__rank"))
     # the occurrence of a row among its own export's rows with the same key: repeats within an export stay apart
     work = work.with_columns(pl.int_range(pl.len()).over([*key, "__export"], order_by="__row").alias("__occ"))
-    merged = work.sort("__rank", "__row").group_by([*key, "__occ"], maintain_order=True).agg(
-        pl.col("__row").first(),
-        pl.len().alias(COPIES),
-        pl.struct(pl.col("source"), pl.col("source_file")).unique(maintain_order=True).alias(SOURCES),
-        pl.col("record_hash").alias(RECORD_HASHES),
-    ).select("__row", COPIES, SOURCES, RECORD_HASHES)
-    return (frame.with_row_index("__row").join(merged, on="__row", how="inner")
-            .sort("__row").drop("__row"))
+    return _merged(frame, work.sort("__rank", "__row"), [*key, "__occ"])
