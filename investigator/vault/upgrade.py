@@ -37,7 +37,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
 from investigator._fs import atomic_write
-from investigator.errors import AuditError, IntegrityError
+from investigator.errors import AuditError, IntegrityError, InvestigatorError
 from investigator.vault.audited_format import UPGRADE_ACTION, audited_format, format_findings
 from investigator.vault.config import ArchiveConfig
 from investigator.vault.format import FORMAT_VERSION, Keyring
@@ -107,7 +107,11 @@ def upgrade_archive(archive: Archive, keys: Keyring, *, actor: str, now: datetim
                                      {"from": current, "to": current, "already_current": True}, now=when)
                 archive.audit.checkpoint(keys.signing, archive_id=archive.archive_id, now=when)
                 return UpgradeResult(current, current, 0, already_current=True)
-            report = verify_archive(archive, keys=keys, actor=actor)
+            try:
+                report = verify_archive(archive, keys=keys, actor=actor)
+            except InvestigatorError as err:  # the custody went away (server stopped, token pulled): not damage
+                _audit_unfinished(archive, actor, current, target, err, now=when)
+                raise
             if not report.ok:
                 _refuse(archive, actor, current, target, report.problems, now=when)
             batches = report.counts.get("manifests", 0)
@@ -146,6 +150,17 @@ def _new_settings(archive: Archive, config: ArchiveConfig, version: int) -> byte
         raise IntegrityError("the new settings would not read back as written; archive.toml left unchanged",
                              path="archive.toml")
     return text
+
+
+def _audit_unfinished(archive: Archive, actor: str, current: int, target: int, err: InvestigatorError, *,
+                      now: datetime) -> None:
+    """Audit an upgrade whose verification could not finish (outcome ``error``); nothing was changed."""
+    try:
+        archive.audit.append(actor, UPGRADE_ACTION, archive.archive_id,
+                             {"from": current, "to": target, "verified": False,
+                              "reason": f"the verification could not finish: {err}"[:2000]}, outcome="error", now=now)
+    except AuditError:
+        pass  # the error being raised says what went wrong; a log that cannot take the entry is verify's to report
 
 
 def _refuse(archive: Archive, actor: str, current: int, target: int, problems: list[str], *,

@@ -210,3 +210,34 @@ def test_the_upgrade_command_refuses_a_damaged_archive(v1, monkeypatch):
     run = CliRunner().invoke(main, ["upgrade", str(archive.root), "--as", "wugang"])
     assert run.exit_code == 4 and "upgrade refused" in run.output, run.output
     assert Archive.open(archive.root).write_format() == FORMAT_V1
+
+
+class _CustodyGone:
+    """The archive's custody after its server stopped answering: every unwrap fails (signing still works)."""
+
+    def __init__(self, inner) -> None:
+        self._inner = inner
+
+    def unwrap(self, *args, **kwargs):
+        raise errors.KeyServiceError("cannot reach the key server at http://127.0.0.1:9 for unwrapping a key "
+                                     "(ReadTimeout)")
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+
+def test_an_upgrade_whose_custody_stops_answering_is_audited_and_changes_nothing(v1):
+    """`investigator upgrade` of a format-1 archive in OpenBao custody, the server stopped during the verification:
+    it said 'cannot reach the key server ... (ReadTimeout)' (exit 11) and left no archive.upgrade entry, only the
+    'unlock'. Now the failure is audited (outcome error, not verified, the reason), and nothing changed."""
+    archive, keys = v1
+    config_before = archive.layout.config.read_bytes()
+    with pytest.raises(errors.KeyServiceError, match="cannot reach"):
+        upgrade_archive(archive, _CustodyGone(keys), actor="wugang")
+    assert archive.layout.config.read_bytes() == config_before and archive.write_format() == FORMAT_V1
+    (entry,) = upgrade_entries(archive)
+    assert (entry.actor, entry.outcome, entry.details["verified"]) == ("wugang", "error", False)
+    assert entry.details["reason"].startswith("the verification could not finish: cannot reach the key server")
+    result = upgrade_archive(archive, keys, actor="wugang")  # with the custody back, it goes through
+    assert (result.from_version, result.to_version, result.completed) == (FORMAT_V1, FORMAT_V2, False)
+    assert archive.write_format() == FORMAT_V2
