@@ -41,6 +41,12 @@ class S3Config:
     access_key_id: str | None = None
     secret_access_key: str | None = field(default=None, repr=False)
     region: str = "us-east-1"
+    # a server that accepts connections but no longer answers (stopped, overloaded, a half-open link) must
+    # fail a call within about a minute: botocore's own 60 s read timeout times 4 attempts (3 retries) held
+    # a backup run, and would hold every checkpoint of a key server with an S3 witness, for minutes per call
+    connect_timeout: float = 10.0
+    read_timeout: float = 20.0
+    attempts: int = 2
 
 
 def _error_code(exc: Exception) -> str:
@@ -85,7 +91,9 @@ class S3Target:
             self._client = boto3.client(
                 "s3", endpoint_url=self.config.endpoint, aws_access_key_id=self.config.access_key_id,
                 aws_secret_access_key=self.config.secret_access_key, region_name=self.config.region,
-                config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 3, "mode": "standard"},
+                config=Config(s3={"addressing_style": "path"}, connect_timeout=self.config.connect_timeout,
+                              read_timeout=self.config.read_timeout,
+                              retries={"total_max_attempts": self.config.attempts, "mode": "standard"},
                               request_checksum_calculation="when_required",
                               response_checksum_validation="when_required"))
         return self._client
@@ -107,7 +115,8 @@ class S3Target:
             if _error_code(exc) not in ("404", "NoSuchBucket", "NotFound"):
                 raise TargetError(f"bucket not reachable ({_error_code(exc)})", path=self.url) from exc
         except BotoCoreError as exc:
-            raise TargetError(f"S3 endpoint not reachable ({type(exc).__name__})", path=self.url) from exc
+            raise TargetError(f"S3 endpoint not reachable ({type(exc).__name__})", path=self.url,
+                              hint="is AWS_ENDPOINT_URL right and the server up?") from exc
         try:
             self.client.create_bucket(Bucket=self.bucket, ObjectLockEnabledForBucket=True)
         except (ClientError, BotoCoreError) as exc:
