@@ -19,7 +19,10 @@ files are copied up to their last complete line.
 from __future__ import annotations
 
 import secrets
+import signal
+import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -170,6 +173,27 @@ def _latest(target: Target, archive: Archive) -> Snapshot | None:
     return last
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM during a run (a service manager stopping the timer's unit, a shutdown, ``timeout``)."""
+
+
+@contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM ends the run like Ctrl-C, so its end is audited (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        raise _Terminated()
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def backup_run(archive: Archive, target: Target, *, keys: Keyring, tier: Tier, actor: str, case: str | None = None,
                now: datetime | None = None, progress: bool = False, check_existing: bool = False,
                on_object: Callable[[str], None] | None = None) -> RunResult:
@@ -189,13 +213,17 @@ def backup_run(archive: Archive, target: Target, *, keys: Keyring, tier: Tier, a
                                "retain_until": format_ts(retain_until)}
     archive.audit.append(actor, "backup.start", target.url, details, now=when)
     try:
-        result = _run(archive, target, keys=keys, tier=tier, actor=actor, case=case, when=when,
-                      retain_until=retain_until, progress=progress, check_existing=check_existing,
-                      on_object=on_object)
+        with _terminate_as_interrupt():
+            result = _run(archive, target, keys=keys, tier=tier, actor=actor, case=case, when=when,
+                          retain_until=retain_until, progress=progress, check_existing=check_existing,
+                          on_object=on_object)
     except (InvestigatorError, KeyboardInterrupt) as exc:  # Ctrl-C too: a backup.start is never left without its end
-        reason = str(exc) if isinstance(exc, InvestigatorError) else "interrupted: run it again to resume"
+        reason = (str(exc) if isinstance(exc, InvestigatorError) else
+                  "stopped (SIGTERM): run it again to resume" if isinstance(exc, _Terminated) else
+                  "interrupted: run it again to resume")
         archive.audit.append(actor, "backup.run", target.url,
-                             {**details, "error": type(exc).__name__, "reason": reason}, outcome="error", now=when)
+                             {**details, "error": "SIGTERM" if isinstance(exc, _Terminated) else type(exc).__name__,
+                              "reason": reason}, outcome="error", now=when)
         raise
     snap = result.snapshot
     archive.audit.append(actor, "backup.run", target.url,

@@ -210,3 +210,38 @@ def test_a_write_once_file_changed_between_listing_and_copying_is_refused(templa
     chunk.source.write_bytes(bytes(data))
     with pytest.raises(IntegrityError, match="changed during the backup"):
         chunk.read()
+
+
+SIGTERM_RUN = """
+import os, signal, sys
+sys.path.insert(0, {tests!r})
+from support import PASSPHRASE
+from investigator.backup import BackupTiers, DirectoryTarget, backup_run
+from investigator.custody.file import unlock_archive
+from investigator.vault.store import Archive
+
+archive = Archive.open({root!r})
+backup_run(archive, DirectoryTarget({target!r}), keys=unlock_archive(archive, PASSPHRASE),
+           tier=BackupTiers.default()["weekly"], actor="admin",
+           on_object=lambda key: os.kill(os.getpid(), signal.SIGTERM))
+"""
+
+
+def test_a_run_stopped_with_sigterm_is_audited_as_ended(template, tmp_path):
+    """`timeout 150 investigator backup run ...` (or systemd stopping the timer's unit) sent SIGTERM and the
+    process died at once: the audit log kept 'backup.start' with no 'backup.run' after it. SIGTERM now ends a run
+    like Ctrl-C: audited as an error with its reason, then the process exits."""
+    import subprocess
+    import sys
+
+    from support import REPO
+    from investigator.vault.store import Archive
+
+    archive = copy_template(template, tmp_path / "a")
+    script = SIGTERM_RUN.format(tests=str(REPO / "tests"), root=str(archive.root), target=str(tmp_path / "t"))
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0 and "Traceback" in done.stderr  # the library raises; the CLI prints 'Aborted!'
+    start, end = [e for e in Archive.open(archive.root).audit.entries() if e.action.startswith("backup.")][-2:]
+    assert (start.action, end.action, end.outcome, end.details["error"]) == (
+        "backup.start", "backup.run", "error", "SIGTERM")
+    assert "run it again to resume" in end.details["reason"]
