@@ -60,3 +60,27 @@ def test_the_s3_witness_catches_a_rollback_of_archive_and_audit_log_together(tmp
     assert caught.exit_code == 4
     assert "the archive and its audit log were rolled back or truncated" in caught.output
     assert cli("verify", root, "--offline", "--witness", url, env=s3_env).exit_code == 4
+
+
+def test_the_cli_in_a_fresh_process_writes_checkpoints_to_an_s3_witness(tmp_path, seaweed_s3, s3_env):
+    """`investigator ingest` on an archive whose policy names an S3 witness recorded 'witness.failed: no witness
+    of kind s3:// is available here' at every checkpoint: s3:// was registered only by importing
+    investigator.backup, which this test module (and every in-process CLI test) did, the real command not."""
+    import os
+    import subprocess
+    import sys
+
+    from support import PASSPHRASE, REPO
+
+    url = seaweed_s3.bucket_url("witness-cli")
+    archive, _keys = witnessed_archive(tmp_path / "archive", [url], batches=1)
+    env = {**os.environ, **s3_env, "INVESTIGATOR_PASSPHRASE": PASSPHRASE, "INVESTIGATOR_LANG": "en"}
+    env.pop("INVESTIGATOR_KEYSERVER", None)
+    done = subprocess.run([sys.executable, "-m", "investigator", "ingest", str(archive.root),
+                           str(REPO / "data_samples" / "telegram" / "result.json"), "--as", "wugang"],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    failed = [e.details for e in archive.audit.entries() if e.action == "witness.failed"]
+    assert failed == []
+    held = open_witness(url).held(origin_of(archive.archive_id))
+    assert held[-1].size == len(log_leaves(archive.audit))  # the CLI's own checkpoint reached the witness
