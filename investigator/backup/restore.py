@@ -35,9 +35,9 @@ from investigator.errors import ArchiveError, IntegrityError
 from investigator.vault.format import Keyring
 from investigator.vault.layout import APPEND_ONLY, Layout
 from investigator.vault.store import Archive
-from investigator.vault.verify import key_fingerprint
+from investigator.vault.verify import RESTORE_JOURNAL, key_fingerprint
 
-JOURNAL_NAME = ".investigator-restore.json"
+JOURNAL_NAME = RESTORE_JOURNAL  # verify tells an unfinished restore by it
 
 
 @dataclass

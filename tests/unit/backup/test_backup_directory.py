@@ -245,3 +245,49 @@ def test_a_run_stopped_with_sigterm_is_audited_as_ended(template, tmp_path):
     assert (start.action, end.action, end.outcome, end.details["error"]) == (
         "backup.start", "backup.run", "error", "SIGTERM")
     assert "run it again to resume" in end.details["reason"]
+
+
+class _StopsAnswering:
+    """A target whose server stops answering after ``reads`` object reads (SeaweedFS stopped mid-restore)."""
+
+    def __init__(self, inner, reads: int) -> None:
+        self._inner, self._left = inner, reads
+
+    def get(self, key: str) -> bytes:
+        if key.startswith("objects/"):
+            self._left -= 1
+            if self._left < 0:
+                raise TargetError("unreadable (ReadTimeoutError)", path=key)
+        return self._inner.get(key)
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+
+def test_verify_of_a_half_restored_folder_says_so_and_writes_nothing_into_it(template, tmp_path):
+    """A restore from S3 broken off by a stopped server left a half-filled folder; 'investigator verify r3 --offline'
+    then listed 260 problems, among them 'archive.toml says format 2, the audit log format 1: switched without an
+    audited upgrade (put format_version = 1 back ...)', advice that is wrong there, and appended its own entry to
+    the half-restored audit log. It now names the unfinished restore first and writes nothing."""
+    from backup_support import restore_custody
+    from investigator.backup import restore_snapshot
+    from investigator.vault.verify import verify_archive
+    from investigator.vault.store import Archive
+
+    archive = copy_template(template, tmp_path / "a")
+    target = DirectoryTarget(tmp_path / "t")
+    backup_run(archive, target, keys=unlock_archive(archive, PASSPHRASE), tier=BackupTiers.default()["weekly"],
+               actor="admin", now=NOW)
+    dest = tmp_path / "restored"
+    with pytest.raises(TargetError, match="ReadTimeoutError"):
+        restore_snapshot(_StopsAnswering(target, reads=5), dest)
+    before = {p: p.read_bytes() for p in dest.rglob("*") if p.is_file()}
+    report = verify_archive(Archive.open(dest))
+    assert not report.ok and report.problems[0].startswith(".investigator-restore.json: this folder is an "
+                                                           "unfinished restore")
+    assert not any("put format_version" in p for p in report.problems)
+    assert {p: p.read_bytes() for p in dest.rglob("*") if p.is_file()} == before  # nothing written into it
+    restore_snapshot(target, dest)  # finishing it (the sealed files with the custody put back): then it verifies
+    restore_custody(archive.root, dest)
+    restore_snapshot(target, dest, keys=unlock_archive(Archive.open(dest), PASSPHRASE))
+    assert verify_archive(Archive.open(dest)).ok
