@@ -121,6 +121,11 @@ def _converted(exc: p11e.PKCS11Error, doing: str) -> InvestigatorError:
     if isinstance(exc, _GONE_ERRORS):
         return ArchiveError(f"the PKCS#11 token is not available ({doing}: {name})",
                             hint="check that the HSM is connected and the session was not closed")
+    if isinstance(exc, _KEY_GONE):
+        return ArchiveError(f"a key object of this archive is no longer in the token ({doing}: {name})",
+                            hint="check that the HSM is connected and the token is the one the archive names "
+                                 "([custody] token_label); a token restored from an older backup or whose objects "
+                                 "were deleted no longer holds these keys")
     if isinstance(exc, p11e.MechanismInvalid | p11e.FunctionNotSupported | p11e.AttributeTypeInvalid
                   | p11e.AttributeValueInvalid | p11e.TemplateInconsistent | p11e.TemplateIncomplete):
         return ArchiveError(f"the token does not support what {doing} needs ({name})")

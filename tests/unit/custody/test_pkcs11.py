@@ -401,3 +401,16 @@ def test_period_keys_are_token_objects_that_shredding_destroys(softhsm, tmp_path
         assert report.counts["chunks_destroyed"] == 12
         with pytest.raises(errors.PeriodShredded):  # no key is made again for a shredded period
             fresh.new_data_key("messages", "2026-02-12")
+
+
+def test_wrapping_under_a_key_object_gone_from_the_token_says_so(provision, softhsm, frozen_now):
+    """`keys migrate a1 --to pkcs11` with the token's objects gone mid-way (SoftHSM2's token folder moved away)
+    ended in 'PKCS#11 error while wrapping a data key (ObjectHandleInvalid)', with no hint of what to check. A key
+    object that vanished under an open custody (another process retired it, the token was swapped) is now named."""
+    custody = provision()
+    with _open(softhsm, custody.archive_id) as other:  # another process rotates and retires the version in use here
+        other.add_version(now=frozen_now + timedelta(days=92))
+        other.remove_version(1)
+    with pytest.raises(errors.ArchiveError, match="no longer in the token") as caught:
+        custody.wrap(b"k" * 32, "messages", "2026-11-28")
+    assert "token_label" in caught.value.hint and "ObjectHandleInvalid" in str(caught.value)
