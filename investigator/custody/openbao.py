@@ -187,7 +187,7 @@ def _reason(exc: hvac.exceptions.VaultError) -> str:
 
 
 def _out_of_protocol(doing: str) -> NoReturn:
-    raise KeyServiceError(f"the key server answered {doing} out of protocol")
+    raise KeyServiceError(f"OpenBao answered {doing} out of protocol")
 
 
 class _Server:
@@ -222,10 +222,10 @@ class _Server:
         except hvac.exceptions.VaultError as exc:
             return exc.with_traceback(None)  # its traceback frames hold the request (token, plaintext): drop them
         except requests.exceptions.RequestException as exc:
-            error = KeyServiceError(f"cannot reach the key server at {self.addr} for {doing} "
+            error = KeyServiceError(f"cannot reach OpenBao at {self.addr} for {doing} "
                                     f"({type(exc).__name__})", hint="is BAO_ADDR right and the server up?")
         except ValueError:  # a body that is not JSON
-            error = KeyServiceError(f"the key server at {self.addr} answered {doing} out of protocol")
+            error = KeyServiceError(f"OpenBao at {self.addr} answered {doing} out of protocol")
         else:
             if not isinstance(answer, dict):  # 204 No Content: hvac hands back the response
                 return {}
@@ -260,19 +260,19 @@ class _Server:
         """Our error for the server's refusal ``exc`` of ``doing``."""
         reason = _reason(exc)
         if isinstance(exc, hvac.exceptions.InvalidRequest) and opening is not None:
-            return IntegrityError(f"the key server cannot open it ({reason}): altered, moved, or made under a "
+            return IntegrityError(f"OpenBao cannot open it ({reason}): altered, moved, or made under a "
                                   "removed or unknown master-key version", path=opening)
         if isinstance(exc, (hvac.exceptions.Forbidden, hvac.exceptions.Unauthorized)):
             if not self.token_is_valid():
-                return WrongPassphrase(f"the key server at {self.addr} does not accept this token "
+                return WrongPassphrase(f"OpenBao at {self.addr} does not accept this token "
                                        "(mistyped, expired or revoked)", hint="check BAO_TOKEN")
-            return KeyServiceError(f"the key server at {self.addr} refused {doing}: the token's policy does not "
+            return KeyServiceError(f"OpenBao at {self.addr} refused {doing}: the token's policy does not "
                                    f"allow it ({reason})", hint=_POLICY_HINT)
         if isinstance(exc, hvac.exceptions.InvalidPath):
-            return ArchiveError(f"{doing}: not found on the key server at {self.addr}")
+            return ArchiveError(f"{doing}: not found on OpenBao at {self.addr}")
         if isinstance(exc, hvac.exceptions.VaultDown):
-            return KeyServiceError(f"the key server at {self.addr} is sealed or unavailable ({reason})")
-        return KeyServiceError(f"the key server at {self.addr} failed {doing}: {reason}")
+            return KeyServiceError(f"OpenBao at {self.addr} is sealed or unavailable ({reason})")
+        return KeyServiceError(f"OpenBao at {self.addr} failed {doing}: {reason}")
 
     def close(self) -> None:
         """Close the HTTP connections (the client cannot be used afterwards)."""
@@ -317,7 +317,7 @@ class TransitSigner:
             _out_of_protocol("signing")
         signature = _crypto.b64(raw)
         if len(raw) != 64 or not self._public.is_valid(signature, data):
-            raise KeyServiceError("the key server's signature does not verify under the archive's public key")
+            raise KeyServiceError("OpenBao's signature does not verify under the archive's public key")
         return signature
 
 
@@ -370,7 +370,7 @@ class OpenBaoCustody(RuntimePeriodScheme):
         archive_id, mount = _check_archive_id(archive_id), _check_mount(mount)
         server = _Server(addr, token, ca_cert=ca_cert, timeout=timeout)
         if not server.token_is_valid():
-            raise WrongPassphrase(f"the key server at {server.addr} does not accept this token "
+            raise WrongPassphrase(f"OpenBao at {server.addr} does not accept this token "
                                   "(mistyped, expired or revoked)", hint="check BAO_TOKEN")
         cls._ensure_mount(server, mount)
         for name in (kek_name(archive_id), signing_key_name(archive_id)):
@@ -658,7 +658,7 @@ class OpenBaoCustody(RuntimePeriodScheme):
         versions = sorted(self.versions())
         info = self._kek_info()
         if version not in versions:
-            raise ArchiveError(f"master key version {version} is not on the key server (versions: {versions})")
+            raise ArchiveError(f"master key version {version} is not in OpenBao (versions: {versions})")
         if version == max(versions):
             raise ArchiveError(f"version {version} is the current master key; rotate first")
         if version != versions[0]:

@@ -225,7 +225,7 @@ def test_rotation_adds_transit_versions_and_retirement_removes_the_oldest(custod
     with pytest.raises(errors.IntegrityError):
         custody.unwrap(v1)
     assert custody.unwrap(v2) == dek
-    with pytest.raises(errors.ArchiveError, match="not on the key server"):
+    with pytest.raises(errors.ArchiveError, match="not in OpenBao"):
         custody.remove_version(1)
 
 
@@ -418,7 +418,8 @@ def test_period_keys_are_transit_keys_that_shredding_deletes_with_the_key_server
 def test_an_unlock_the_server_cannot_answer_is_audited_with_its_reason(bao_server, tmp_path):
     """`keys status` / `keys retire` with BAO_ADDR pointing at a stopped server said 'cannot reach the key server
     at ...' (exit 11) and wrote nothing to the audit log: only a refused token was audited. Every refused open of
-    the custody is now an 'unlock' / denied entry with its reason, and no token in it."""
+    the custody is now an 'unlock' / denied entry with its reason, and no token in it. The messages say 'OpenBao at
+    ...', not 'the key server', which in this project is `investigator keyserver`."""
     from investigator.custody.registry import open_custody
     from investigator.settings import Settings
 
@@ -427,7 +428,8 @@ def test_an_unlock_the_server_cannot_answer_is_audited_with_its_reason(bao_serve
                              custody={"backend": "openbao", "mount": "transit"})
     gone = f"http://127.0.0.1:{_free_port_pair()}"  # nothing listens there: a stopped server
     for settings, error, reason in (
-            (Settings(bao_addr=gone, bao_token=bao_server.token), errors.KeyServiceError, "cannot reach"),
+            (Settings(bao_addr=gone, bao_token=bao_server.token), errors.KeyServiceError,
+             f"cannot reach OpenBao at {gone}"),
             (Settings(bao_addr=bao_server.addr), errors.ConfigError, "BAO_TOKEN")):
         with pytest.raises(error, match=reason):
             open_custody(archive, settings, actor="wugang", purpose="investigator keys status")
