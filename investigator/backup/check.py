@@ -22,7 +22,7 @@ from investigator.backup.retention import load_tombstones
 from investigator.backup.run import SEALED_OVERHEAD, load_snapshots
 from investigator.backup.seal import SEALS_PREFIX, verify_seal
 from investigator.backup.snapshot import GENESIS, Snapshot, snapshot_chain
-from investigator.backup.target import OBJECTS, Target, TargetError, object_key
+from investigator.backup.target import OBJECTS, Target, TargetError, TargetUnreachable, object_key
 from investigator.errors import IntegrityError
 from investigator.schema import canonical_json
 from investigator.verification import Verification
@@ -98,10 +98,14 @@ def check_target(target: Target, *, read_data: float = 0.0, pin: str | None = No
         if read_data < 1.0:
             picker = rng or random.SystemRandom()
             keys = sorted(picker.sample(keys, max(1, round(len(keys) * read_data)))) if keys else []
-        for key in keys:
+        for number, key in enumerate(keys):
             result.count("objects_read")
             try:
                 data = target.get(key)
+            except TargetUnreachable as exc:  # each further read would wait out the same timeouts: stop here
+                result.problem(f"object {key} ({wanted[key][1]}): {exc}; the target stopped answering, "
+                               f"{len(keys) - number - 1} more object(s) not read: run the check again")
+                return result
             except TargetError as exc:
                 result.problem(f"object {key} ({wanted[key][1]}): {exc}")
                 continue
@@ -110,7 +114,12 @@ def check_target(target: Target, *, read_data: float = 0.0, pin: str | None = No
                 result.problem(f"object {key} ({wanted[key][1]}): content hash {got}, expected the name's "
                                f"(damaged: {len(data)} bytes read, {wanted[key][0]} expected)")
     by_id = {s.id: s for s in snapshots}
-    for key, _size in target.list(f"{SEALS_PREFIX}/"):
+    try:
+        seals = list(target.list(f"{SEALS_PREFIX}/"))
+    except TargetError as exc:
+        result.problem(str(exc))
+        return result
+    for key, _size in seals:
         result.count("seals")
         for problem in verify_seal(target, key, by_id):
             result.problem(problem)

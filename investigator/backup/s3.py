@@ -29,7 +29,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from investigator.backup.target import TargetError, check_key
+from investigator.backup.target import TargetError, TargetUnreachable, check_key
 from investigator.errors import ConfigError
 
 
@@ -159,8 +159,9 @@ class S3Target:
             code = _error_code(exc)
             what = "missing" if code in ("NoSuchKey", "404") else f"unreadable ({code})"
             raise TargetError(what, path=self._where(key)) from exc
-        except BotoCoreError as exc:
-            raise TargetError(f"unreadable ({type(exc).__name__})", path=self._where(key)) from exc
+        except BotoCoreError as exc:  # no answer (connection, timeout): the server, not this object
+            raise TargetUnreachable(f"unreadable ({type(exc).__name__}: the S3 endpoint does not answer)",
+                                    path=self._where(key)) from exc
 
     def size(self, key: str) -> int | None:
         try:

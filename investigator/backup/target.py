@@ -38,6 +38,10 @@ class TargetError(IntegrityError):
     """A target could not be read or written (an object missing, unreadable, refused). Names the object."""
 
 
+class TargetUnreachable(TargetError):
+    """The target's server did not answer at all (connection refused, timed out): not a fact about one object."""
+
+
 def object_key(sha256: str) -> str:
     """The key of a content-addressed object: ``objects/<first 2 hex>/<sha256>``."""
     if not re.fullmatch(r"[0-9a-f]{64}", sha256):

@@ -291,3 +291,35 @@ def test_verify_of_a_half_restored_folder_says_so_and_writes_nothing_into_it(tem
     restore_custody(archive.root, dest)
     restore_snapshot(target, dest, keys=unlock_archive(Archive.open(dest), PASSPHRASE))
     assert verify_archive(Archive.open(dest)).ok
+
+
+def test_a_data_check_stops_at_a_target_that_stopped_answering(template, tmp_path):
+    """`backup verify s3://walk-backup/b1 --read-data` with SeaweedFS stopped mid-way printed nothing for 130 s (then
+    killed): every one of the 312 objects waited out the S3 timeouts in turn (hours in all), each reported as if
+    that object were unreadable. A target that does not answer now ends the read after the first such object,
+    saying how many were not read."""
+    from investigator.backup.target import TargetUnreachable
+
+    archive = copy_template(template, tmp_path / "a")
+    target = DirectoryTarget(tmp_path / "t")
+    backup_run(archive, target, keys=unlock_archive(archive, PASSPHRASE), tier=BackupTiers.default()["weekly"],
+               actor="admin", now=NOW)
+    reads = []
+
+    class Silent:
+        def get(self, key: str) -> bytes:
+            if key.startswith("objects/"):
+                reads.append(key)
+                if len(reads) > 3:
+                    raise TargetUnreachable("unreadable (ReadTimeoutError: the S3 endpoint does not answer)",
+                                            path=key)
+            return target.get(key)
+
+        def __getattr__(self, name):
+            return getattr(target, name)
+
+    result = check_target(Silent(), read_data=1.0)
+    assert len(reads) == 4 and result.counts["objects_read"] == 4
+    (problem,) = result.problems
+    assert "the target stopped answering" in problem and f"{result.counts['objects'] - 4} more object(s) not read" \
+        in problem
