@@ -43,6 +43,8 @@ INDEX_NAME = "index.chk"
 TAGS_NAME = "tags.jsonl"
 SEARCHES_NAME = "searches.jsonl"
 STATE_HEADS_NAME = "heads.jsonl"
+# the journal of a restore still filling a folder (backup/restore.py writes it, verify tells a half-restored folder by it)
+RESTORE_JOURNAL_NAME = ".investigator-restore.json"
 DEMO_MARKER_NAME = "DEMO-ARCHIVE-NOT-FOR-REAL-DATA.txt"
 DEMO_SESSION_NAME = "DEMO-SESSION.txt"
 # top-level folders
@@ -196,6 +198,9 @@ _AREAS: tuple[Area, ...] = (
         Entry("locks/staging.lock", "lock file of clients staging through the key server (held shared; the "
               "staging sweep of an embedded ingest waits for none and skips while one is held)", SCRATCH),
     )),
+    Area(RESTORE_JOURNAL_NAME, "the journal of a restore still filling this folder (gone when it finished)",
+         (Entry(RESTORE_JOURNAL_NAME, "target, snapshot and progress of `investigator backup restore`; verify reports "
+                "the folder as an unfinished restore while it exists", SCRATCH),)),
     Area(DEMO_MARKER_NAME, "DEMO ONLY: marks a demo archive, with its public passphrase",
          (Entry(DEMO_MARKER_NAME, "the marker", WRITE_ONCE),), demo_only=True),
     Area(DEMO_SESSION_NAME, "DEMO ONLY: the demo operator's current session token",
@@ -489,6 +494,11 @@ class Layout:
     def write_lock(self) -> Path:
         """``locks/write.lock``: the flock serializing writers (ingest, rotation, retirement)."""
         return self.locks_dir / "write.lock"
+
+    @property
+    def restore_journal(self) -> Path:
+        """``.investigator-restore.json``: present while ``investigator backup restore`` is filling this folder."""
+        return self.root / RESTORE_JOURNAL_NAME
 
     @property
     def staging_lock(self) -> Path:

@@ -28,6 +28,7 @@ from investigator.vault import merkle
 from investigator.vault.audited_format import format_findings
 from investigator.vault.format import Keyring, batch_dir_name
 from investigator.vault.keychain import KeyChain
+from investigator.vault.layout import RESTORE_JOURNAL_NAME
 from investigator.vault.destruction import destroyed_partitions
 from investigator.vault.statehead import verify_heads
 from investigator.vault.store import Archive
@@ -105,7 +106,7 @@ def check_archive_pin(archive: Archive, pin: str | None, result: Verification) -
 
 
 # the journal investigator.backup.restore keeps in a folder it is restoring into, until the restore is complete
-RESTORE_JOURNAL = ".investigator-restore.json"
+RESTORE_JOURNAL = RESTORE_JOURNAL_NAME  # backup/restore.py imports it from here
 
 
 def verify_archive(archive: Archive, *, keys: Keyring | None = None, actor: str = "verifier") -> Verification:
@@ -117,7 +118,7 @@ def verify_archive(archive: Archive, *, keys: Keyring | None = None, actor: str 
     (with keys) signs an audit checkpoint.
     """
     report = check_archive(archive, keys=keys)
-    if (archive.root / RESTORE_JOURNAL).exists():
+    if archive.layout.restore_journal.exists():
         # a restore still filling this folder: what is missing is not damage, and the format check's advice
         # (edit archive.toml) would be wrong; nothing is written into the folder either (the log is still arriving)
         report.problems.insert(0, f"{RESTORE_JOURNAL}: this folder is an unfinished restore; the findings below "
