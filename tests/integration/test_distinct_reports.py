@@ -52,6 +52,23 @@ def _outputs(nb) -> str:
     return "\n".join(texts)
 
 
+def _operator_key(archive: Archive):  # type: ignore[no-untyped-def]
+    return unlock_person_key(archive, DEMO_OPERATOR, DEMO_ONLY_PASSPHRASE.format(person=DEMO_OPERATOR),
+                             key_dir=archive.root / "demo-keys")
+
+
+def _run_text(archive_copy: Path, template: str, output: Path, *, review: bool = True, **parameters) -> str:
+    """Run ``template`` as the demo operator (the month's review grant, or the demo grant); its outputs as text."""
+    archive = Archive.open(archive_copy)
+    grant = find_case_grant(archive_copy, REVIEW_CASE) if review else demo_grant(archive_copy)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run = run_report(template, archive=archive, grant=grant, person=DEMO_OPERATOR, signer=_operator_key(archive),
+                         passphrase=DEMO_PASSPHRASE, session=demo_session(archive_copy), output=output, html=False,
+                         parameters=parameters or None)
+    return _outputs(nbformat.read(str(run.notebook), as_version=4))
+
+
 def test_merged_complaint_copies_each_verify_with_an_inclusion_proof(demo_archive):
     case = open_demo_case(demo_archive)
     messages = case.messages(progress=False)
@@ -114,8 +131,7 @@ def test_a_report_whose_template_changed_since_reproduces_from_the_sealed_versio
     nb.cells.insert(1, nbformat.v4.new_markdown_cell("an older wording of the template"))
     nbformat.write(nb, str(older))
     archive = Archive.open(archive_copy)
-    signer = unlock_person_key(archive, DEMO_OPERATOR, DEMO_ONLY_PASSPHRASE.format(person=DEMO_OPERATOR),
-                               key_dir=archive.root / "demo-keys")
+    signer = _operator_key(archive)
     credentials = {"passphrase": DEMO_PASSPHRASE, "session": demo_session(archive_copy)}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -142,8 +158,7 @@ def test_a_failed_run_is_named_failed_and_keeps_no_report_name(archive_copy, tmp
     nb.cells.insert(3, nbformat.v4.new_code_cell("raise RuntimeError('planted failure')"))
     nbformat.write(nb, str(template))
     archive = Archive.open(archive_copy)
-    signer = unlock_person_key(archive, DEMO_OPERATOR, DEMO_ONLY_PASSPHRASE.format(person=DEMO_OPERATOR),
-                               key_dir=archive.root / "demo-keys")
+    signer = _operator_key(archive)
     target = tmp_path / "out" / "report.ipynb"
     with pytest.raises(ReportError, match="planted failure") as caught:
         run_report(template, archive=archive, grant=demo_grant(archive_copy), person=DEMO_OPERATOR, signer=signer,
@@ -154,16 +169,8 @@ def test_a_failed_run_is_named_failed_and_keeps_no_report_name(archive_copy, tmp
 
 def test_keyword_sweep_says_what_it_searched_terms_without_hits_included(archive_copy, tmp_path):
     # a lawyer must see every term, the mode and the senders searched, and records told apart from messages
-    archive = Archive.open(archive_copy)
-    signer = unlock_person_key(archive, DEMO_OPERATOR, DEMO_ONLY_PASSPHRASE.format(person=DEMO_OPERATOR),
-                               key_dir=archive.root / "demo-keys")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        run = run_report("keyword_sweep", archive=archive, grant=demo_grant(archive_copy), person=DEMO_OPERATOR,
-                         signer=signer, passphrase=DEMO_PASSPHRASE, session=demo_session(archive_copy),
-                         parameters={"keywords": ["投诉", "没有这个词"], "mode": "word"},
-                         output=tmp_path / "sweep.ipynb", html=False)
-    text = _outputs(nbformat.read(str(run.notebook), as_version=4))
+    text = _run_text(archive_copy, "keyword_sweep", tmp_path / "sweep.ipynb", review=False,
+                     keywords=["投诉", "没有这个词"], mode="word")
     assert "116 条导出记录（同一消息在每个导出中各计一条）" in text  # not "116 messages": 38 distinct
     assert "检索：时间窗内 38 条不同的消息，发送人 全部（38 条），匹配方式 `word`" in text
     assert "literal" not in text and "命中按规范化文本判断" in text  # 加 班 费 and 加班費 are hits: not literal
@@ -175,15 +182,7 @@ def test_keyword_sweep_says_what_it_searched_terms_without_hits_included(archive
 
 def test_internal_investigation_lists_each_login_once_with_its_exports(archive_copy, tmp_path):
     # the demo's auth.log and events.csv both hold every login: the report listed each login twice
-    archive = Archive.open(archive_copy)
-    signer = unlock_person_key(archive, DEMO_OPERATOR, DEMO_ONLY_PASSPHRASE.format(person=DEMO_OPERATOR),
-                               key_dir=archive.root / "demo-keys")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        run = run_report("internal_investigation", archive=archive, grant=find_case_grant(archive_copy, REVIEW_CASE),
-                         person=DEMO_OPERATOR, signer=signer, passphrase=DEMO_PASSPHRASE,
-                         session=demo_session(archive_copy), output=tmp_path / "internal.ipynb", html=False)
-    text = _outputs(nbformat.read(str(run.notebook), as_version=4))
+    text = _run_text(archive_copy, "internal_investigation", tmp_path / "internal.ipynb")
     table = text[text.index("登录 / logins"):].split("\n")
     head, rows = table[1].split("\t"), [r.split("\t") for r in table[2:62]]
     assert head[-1] == "exports" and rows
@@ -200,15 +199,7 @@ def test_internal_investigation_lists_each_login_once_with_its_exports(archive_c
 def test_couriers_talking_about_complaints_are_not_customer_complaints(archive_copy, tmp_path):
     # over the month, 孙浩 ("又被客户投诉了") and 周鹏 ("这单要是超时肯定投诉") are couriers (directory group 骑手): the
     # report counted them as two of "5 customer complaints", with 孙浩's a handling delay of 181 minutes
-    archive = Archive.open(archive_copy)
-    signer = unlock_person_key(archive, DEMO_OPERATOR, DEMO_ONLY_PASSPHRASE.format(person=DEMO_OPERATOR),
-                               key_dir=archive.root / "demo-keys")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        run = run_report("complaint_investigation", archive=archive, grant=find_case_grant(archive_copy, REVIEW_CASE),
-                         person=DEMO_OPERATOR, signer=signer, passphrase=DEMO_PASSPHRASE,
-                         session=demo_session(archive_copy), output=tmp_path / "month.ipynb", html=False)
-    text = _outputs(nbformat.read(str(run.notebook), as_version=4))
+    text = _run_text(archive_copy, "complaint_investigation", tmp_path / "month.ipynb")
     summary = text[text.index("审阅摘要"):text.index("范围与限制")]
     assert "发现 3 条客户投诉（杨帆、王芳、陈静）" in summary and "孙浩 于" not in summary
     assert "其他外部人员（非客户，如骑手）发送的含关键词消息 2 条（周鹏、孙浩）" in summary
@@ -217,16 +208,7 @@ def test_couriers_talking_about_complaints_are_not_customer_complaints(archive_c
 
 def test_keyword_sweep_lists_hits_by_day_in_date_order(archive_copy, tmp_path):
     # over the month the day table was sorted by hits, so 2026-11-18 (2 hits) came before 2026-11-03
-    archive = Archive.open(archive_copy)
-    signer = unlock_person_key(archive, DEMO_OPERATOR, DEMO_ONLY_PASSPHRASE.format(person=DEMO_OPERATOR),
-                               key_dir=archive.root / "demo-keys")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        run = run_report("keyword_sweep", archive=archive, grant=find_case_grant(archive_copy, REVIEW_CASE),
-                         person=DEMO_OPERATOR, signer=signer, passphrase=DEMO_PASSPHRASE,
-                         session=demo_session(archive_copy), output=tmp_path / "sweep.ipynb", html=False,
-                         parameters={"keywords": ["加班费", "投诉"]})
-    text = _outputs(nbformat.read(str(run.notebook), as_version=4))
+    text = _run_text(archive_copy, "keyword_sweep", tmp_path / "sweep.ipynb", keywords=["加班费", "投诉"])
     table = text[text.index("命中 / hits by keyword × day"):].split("\n")
     assert table[1] == "keyword\tday\thits"
     rows = [line.split("\t") for line in table[2:] if line[:1] in ("加", "投")]
